@@ -1,0 +1,159 @@
+/**
+ * Command recorder: many dispatches go into one encoder and one submit. Small per-dispatch
+ * parameters go into a host-side uniform arena that is written once per submit.
+ *
+ * Errors: every recording runs inside validation + out-of-memory error scopes; the scopes'
+ * results are collected by an ErrorSink and thrown, naming the kernels, at the next sync
+ * point (a readback or an explicit `sync()`). Checking per dispatch would cost a round trip
+ * each; per submit keeps the hot path free of waits.
+ */
+import { GpuError } from './errors.ts';
+import type { Kernel } from './pipeline-cache.ts';
+
+export type ErrorKind = 'validation' | 'out-of-memory' | 'internal';
+
+export class ErrorSink {
+  private pending: Promise<GpuError | null>[] = [];
+  private uncaptured: GpuError[] = [];
+
+  constructor(device: GPUDevice) {
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.uncaptured.push(new GpuError(`uncaptured WebGPU error: ${ev.error.message}`, 'unknown', 'internal'));
+    };
+  }
+
+  watch(scope: Promise<GPUError | null>, subject: string, kind: ErrorKind): void {
+    this.pending.push(
+      scope.then((err) => (err ? new GpuError(`${kind} error in ${subject}: ${err.message.trim()}`, subject, kind) : null)),
+    );
+  }
+
+  /** Throw the first error recorded since the last check. */
+  async check(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    const results = await Promise.all(pending);
+    const first = results.find((e) => e !== null) ?? this.uncaptured.shift();
+    this.uncaptured = [];
+    if (first) throw first;
+  }
+}
+
+export type Binding = GPUBuffer | GPUBufferBinding;
+
+/** One uniform slot per dispatch; 256 B is WebGPU's minimum uniform offset alignment. */
+const SLOT = 256;
+const CHUNK_SLOTS = 256;
+
+export class Recorder {
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private labels: string[] = [];
+  private chunks: { buffer: GPUBuffer; host: ArrayBuffer }[] = [];
+  private chunkInUse = 0;
+  private slotInChunk = 0;
+  /** Counters for tests and the profiler. */
+  submits = 0;
+  dispatches = 0;
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly errors: ErrorSink,
+  ) {}
+
+  get pending(): boolean {
+    return this.encoder !== null;
+  }
+
+  private enc(): GPUCommandEncoder {
+    if (!this.encoder) {
+      // The scopes stay open for the whole recording, so bind-group creation and
+      // buffer allocation errors are caught too; Dawn's message names the labelled object.
+      this.device.pushErrorScope('out-of-memory');
+      this.device.pushErrorScope('validation');
+      this.encoder = this.device.createCommandEncoder({ label: 'webgpu-moe step' });
+      this.chunkInUse = 0;
+      this.slotInChunk = 0;
+    }
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.enc().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /** Reserve a uniform slot and return its binding. */
+  private uniformSlot(data: ArrayBufferView): GPUBufferBinding {
+    if (data.byteLength > SLOT) throw new Error(`uniform params of ${data.byteLength} B exceed the ${SLOT} B slot`);
+    if (this.slotInChunk === CHUNK_SLOTS) {
+      this.chunkInUse++;
+      this.slotInChunk = 0;
+    }
+    if (this.chunkInUse === this.chunks.length) {
+      this.chunks.push({
+        buffer: this.device.createBuffer({ size: SLOT * CHUNK_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniform arena' }),
+        host: new ArrayBuffer(SLOT * CHUNK_SLOTS),
+      });
+    }
+    const chunk = this.chunks[this.chunkInUse]!;
+    const offset = this.slotInChunk * SLOT;
+    new Uint8Array(chunk.host, offset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.slotInChunk++;
+    return { buffer: chunk.buffer, offset, size: Math.max(16, Math.ceil(data.byteLength / 16) * 16) };
+  }
+
+  dispatch(kernel: Kernel, bindings: readonly Binding[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void {
+    const [x, y = 1, z = 1] = workgroups;
+    if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
+    this.enc();
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: 'usage' in b ? { buffer: b } : b }));
+    const group0 = this.device.createBindGroup({ layout: kernel.storageLayout, entries, label: kernel.label });
+    const pass = this.computePass();
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, group0);
+    if (kernel.uniformLayout) {
+      if (!uniforms) throw new Error(`kernel ${kernel.label} declares uniform params but none were given`);
+      const group1 = this.device.createBindGroup({ layout: kernel.uniformLayout, entries: [{ binding: 0, resource: this.uniformSlot(uniforms) }], label: `${kernel.label} params` });
+      pass.setBindGroup(1, group1);
+    }
+    pass.dispatchWorkgroups(x, y, z);
+    this.labels.push(kernel.label);
+    this.dispatches++;
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.endPass();
+    this.enc().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.labels.push(`copy ${src.label} -> ${dst.label}`);
+  }
+
+  clear(buf: GPUBuffer, offset = 0, bytes?: number): void {
+    this.endPass();
+    this.enc().clearBuffer(buf, offset, bytes);
+  }
+
+  /** Submit everything recorded so far (no wait). */
+  submit(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    for (let i = 0; i <= this.chunkInUse && i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      const used = i < this.chunkInUse ? SLOT * CHUNK_SLOTS : this.slotInChunk * SLOT;
+      if (used > 0) this.device.queue.writeBuffer(c.buffer, 0, c.host, 0, used);
+    }
+    const labels = this.labels;
+    const subject = labels.length <= 6 ? labels.join(', ') : `${labels.slice(0, 6).join(', ')} … (+${labels.length - 6} more)`;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.errors.watch(this.device.popErrorScope(), `submit of [${subject}]`, 'validation');
+    this.errors.watch(this.device.popErrorScope(), `submit of [${subject}]`, 'out-of-memory');
+    this.encoder = null;
+    this.labels = [];
+    this.submits++;
+  }
+}

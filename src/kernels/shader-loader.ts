@@ -1,0 +1,56 @@
+/**
+ * Loads shaders/*.wgsl and specialises them at compile time.
+ *
+ * Two mechanisms, both typed: WGSL `override` constants (for plain numbers the compiler
+ * may fold), and `{{NAME}}` template slots for what overrides cannot express — generated,
+ * unrolled code blocks, element types (f32/f16), optional epilogues. Every slot must be
+ * filled and every template value used, so a typo fails loudly instead of compiling wrong.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
+const sources = new Map<string, string>();
+
+export type TemplateValue = string | number | boolean;
+export type TemplateParams = Readonly<Record<string, TemplateValue>>;
+
+export function shaderSource(name: string): string {
+  let src = sources.get(name);
+  if (src === undefined) {
+    src = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
+    sources.set(name, src);
+  }
+  return src;
+}
+
+function render(v: TemplateValue): string {
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error(`template value ${v} is not finite`);
+    return Number.isInteger(v) ? String(v) : v.toExponential();
+  }
+  return v;
+}
+
+/** Fill `{{NAME}}` slots. Throws on a missing value or an unused one. */
+export function specialize(source: string, params: TemplateParams, shaderName = 'shader'): string {
+  const used = new Set<string>();
+  const out = source.replace(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (_, key: string) => {
+    if (!(key in params)) throw new Error(`${shaderName}.wgsl: template slot {{${key}}} has no value`);
+    used.add(key);
+    return render(params[key]!);
+  });
+  for (const key of Object.keys(params)) {
+    if (!used.has(key)) throw new Error(`${shaderName}.wgsl: template value "${key}" matches no {{${key}}} slot`);
+  }
+  return out;
+}
+
+/** A stable cache key for a shader + its specialisation. */
+export function specializationKey(name: string, entry: string, params: TemplateParams, constants: Record<string, number>): string {
+  const p = Object.keys(params).sort().map((k) => `${k}=${render(params[k]!)}`);
+  const c = Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`);
+  return `${name}#${entry}|${p.join(',')}|${c.join(',')}`;
+}

@@ -1,0 +1,8 @@
+/** Test access to the runtime: quiet, and with new buffers NaN-poisoned so skipped outputs fail. */
+import { getRuntime, type Runtime } from '../../src/kernels/runtime.ts';
+
+export async function testRuntime(): Promise<Runtime> {
+  const rt = await getRuntime({ announce: false });
+  rt.poison = true;
+  return rt;
+}

@@ -1,0 +1,83 @@
+/** Float64 CPU reference implementations that GPU kernels are checked against. */
+
+/** C[M,N] = op(A)·op(B); A is [M,K] (or [K,M] when transA), B is [K,N] (or [N,K] when transB). Row-major. */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, M: number, N: number, K: number, transA = false, transB = false): Float64Array {
+  const c = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const av = transA ? a[k * M + m]! : a[m * K + k]!;
+        const bv = transB ? b[n * K + k]! : b[k * N + n]!;
+        s += av * bv;
+      }
+      c[m * N + n] = s;
+    }
+  }
+  return c;
+}
+
+export function map(a: ArrayLike<number>, f: (x: number, i: number) => number): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f(a[i]!, i);
+  return out;
+}
+
+export function zip(a: ArrayLike<number>, b: ArrayLike<number>, f: (x: number, y: number, i: number) => number): Float64Array {
+  if (a.length !== b.length) throw new Error(`zip: lengths ${a.length} and ${b.length} differ`);
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f(a[i]!, b[i]!, i);
+  return out;
+}
+
+/** Reduce a [outer, n, inner] view along the middle axis. */
+export function reduceAxis(a: ArrayLike<number>, outer: number, n: number, inner: number, f: (acc: number, x: number) => number, init: number): Float64Array {
+  const out = new Float64Array(outer * inner).fill(init);
+  for (let o = 0; o < outer; o++)
+    for (let j = 0; j < n; j++)
+      for (let i = 0; i < inner; i++) {
+        const k = o * inner + i;
+        out[k] = f(out[k]!, a[(o * n + j) * inner + i]!);
+      }
+  return out;
+}
+
+export function sum(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]!;
+  return s;
+}
+
+export function sumSquares(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
+  return s;
+}
+
+/** Softmax over the last axis of [rows, cols]. */
+export function softmaxRows(a: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    let mx = -Infinity;
+    for (let c = 0; c < cols; c++) mx = Math.max(mx, a[r * cols + c]!);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(a[r * cols + c]! - mx);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = Math.exp(a[r * cols + c]! - mx) / s;
+  }
+  return out;
+}
+
+export function silu(x: number): number {
+  return x / (1 + Math.exp(-x));
+}
+
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** Transpose a row-major [rows, cols] matrix. */
+export function transpose(a: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
+  return out;
+}

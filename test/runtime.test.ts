@@ -1,0 +1,163 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import type { Runtime } from '../src/kernels/runtime.ts';
+import { sizeClass } from '../src/kernels/buffer-pool.ts';
+import { specialize } from '../src/kernels/shader-loader.ts';
+import { GpuError } from '../src/kernels/errors.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
+import { testRuntime } from './reference/gpu.ts';
+import { Rng, freshSeed } from './reference/rng.ts';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+describe('device', () => {
+  it('acquires an adapter with the engine limits', () => {
+    expect(rt.gpu.adapter.description + rt.gpu.adapter.device + rt.gpu.adapter.vendor).not.toBe('');
+    // The default WebGPU limit is 128 MiB / 8 buffers; we request what the adapter has.
+    expect(rt.device.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(8);
+    expect(rt.device.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+  });
+
+  it('prints fix instructions, not a stack trace, when no adapter exists', () => {
+    // Point the Vulkan loader at no driver at all: Dawn then finds no adapter.
+    const r = spawnSync(process.execPath, ['train.js', '--smoke'], {
+      env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('No WebGPU adapter found');
+    expect(r.stderr).toContain('mesa-vulkan-drivers');
+    expect(r.stderr).toContain('bookworm-backports');
+    expect(r.stderr).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/); // no JS stack frames
+  });
+});
+
+describe('upload / download', () => {
+  it('round-trips odd sizes in every dtype', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    for (const n of [1, 3, 7, 255, 257, 1023, 4099]) {
+      const f = Float32Array.from(rng.uniformArray(n, -100, 100));
+      const t = rt.upload(f, [n]);
+      expect(await t.readF32(), `f32 n=${n} seed=${seed}`).toEqual(f);
+      t.dispose();
+      const ints = Int32Array.from({ length: n }, () => rng.int(1 << 30) - (1 << 29));
+      const ti = rt.upload(ints, [n], 'i32');
+      expect(await ti.read()).toEqual(ints);
+      ti.dispose();
+      const halves = Float32Array.from({ length: n }, () => f16BitsToF32(f32ToF16Bits(rng.uniform(-8, 8))));
+      const th = rt.upload(halves, [n], 'f16');
+      expect(await th.read()).toEqual(halves);
+      th.dispose();
+    }
+  });
+
+  it('fill and zeros reach every element', async () => {
+    const t = rt.empty([3, 333]);
+    rt.fill(t, 2.5);
+    expect(Array.from(await t.readF32()).every((v) => v === 2.5)).toBe(true);
+    const z = rt.zeros([17]);
+    expect(Array.from(await z.readF32())).toEqual(new Array(17).fill(0));
+    t.dispose();
+    z.dispose();
+  });
+
+  it('poisons new buffers with NaN when asked', async () => {
+    const t = rt.empty([5]);
+    expect(Array.from(await t.readF32()).every(Number.isNaN)).toBe(true);
+    t.dispose();
+  });
+});
+
+describe('pipeline cache and shader specialisation', () => {
+  it('builds a pipeline once for repeated use of one specialisation', async () => {
+    const before = rt.pipelines.builds;
+    for (let i = 0; i < 2; i++) {
+      const t = rt.upload([1, 2, 3, 4, 5], [5]);
+      rt.fill(t, 7);
+      expect(Array.from(await t.readF32())).toEqual([7, 7, 7, 7, 7]);
+      t.dispose();
+    }
+    // 'fill' may have been built by an earlier test; it is never built twice.
+    expect(rt.pipelines.builds - before).toBeLessThanOrEqual(1);
+    const k1 = rt.kernel({ shader: 'fill' });
+    const k2 = rt.kernel({ shader: 'fill' });
+    expect(k1).toBe(k2);
+  });
+
+  it('rejects unfilled template slots and unused values', () => {
+    expect(() => specialize('let x = {{A}};', {}, 't')).toThrow(/slot \{\{A\}\} has no value/);
+    expect(() => specialize('let x = {{A}};', { A: 1, B: 2 }, 't')).toThrow(/"B" matches no/);
+    expect(specialize('let x: {{T}} = {{A}};', { A: 1.5, T: 'f32' })).toBe('let x: f32 = 1.5e+0;');
+  });
+});
+
+describe('errors', () => {
+  it('turns a WGSL compile error into an exception naming the kernel', async () => {
+    // A deliberately broken shader lives in the test fixtures folder of shaders/.
+    rt.kernel({ shader: 'test/broken' });
+    await expect(rt.sync()).rejects.toThrow(/test\/broken/);
+  });
+
+  it('turns a bad binding into an exception naming the kernel', async () => {
+    const k = rt.kernel({ shader: 'fill' });
+    const t = rt.upload([1, 2, 3], [3]);
+    // fill declares one storage buffer; binding a second one is a validation error.
+    rt.dispatch(k, [t, t], [1], new Uint32Array([0, 3, 0, 0]));
+    const err = await rt.sync().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GpuError);
+    expect((err as GpuError).message).toMatch(/fill/);
+    t.dispose();
+  });
+});
+
+describe('buffer pool', () => {
+  it('size classes waste at most 12.5%', () => {
+    for (const b of [1, 255, 256, 257, 4095, 4097, 10_000, 1 << 20, (1 << 20) + 1, 123_456_789]) {
+      const c = sizeClass(b);
+      expect(c).toBeGreaterThanOrEqual(b);
+      expect(c - b).toBeLessThanOrEqual(Math.max(256, b * 0.125));
+    }
+  });
+
+  it('reuses buffers and returns live bytes to the start after 1000 cycles', async () => {
+    await rt.sync();
+    const start = rt.memory();
+    const sizes = [100, 4096, 5000, 65_536, 1000];
+    for (let i = 0; i < 1000; i++) {
+      const a = rt.empty([sizes[i % sizes.length]!]);
+      const b = rt.empty([sizes[(i + 2) % sizes.length]!]);
+      a.dispose();
+      b.dispose();
+    }
+    await rt.sync();
+    const end = rt.memory();
+    expect(end.liveBytes).toBe(start.liveBytes);
+    expect(end.liveBuffers).toBe(start.liveBuffers);
+    // 2000 acquisitions served by a handful of buffers.
+    expect(end.created - start.created).toBeLessThanOrEqual(sizes.length * 2);
+    expect(end.acquired - start.acquired).toBe(2000);
+  });
+
+  it('keeps contents correct when a released buffer is reused by later work', async () => {
+    const a = rt.upload([1, 1, 1, 1], [4]);
+    rt.fill(a, 3); // recorded, not yet submitted
+    a.dispose(); // released while recorded work still uses it
+    const b = rt.upload([9, 9, 9, 9], [4]); // likely the same buffer: upload must not overtake fill
+    expect(Array.from(await b.readF32())).toEqual([9, 9, 9, 9]);
+    b.dispose();
+  });
+
+  it('throws on double release', () => {
+    const t = rt.empty([4]);
+    rt.pool.release(t.buffer);
+    expect(() => rt.pool.release(t.buffer)).toThrow(/released twice/);
+  });
+});
