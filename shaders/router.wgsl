@@ -1,0 +1,105 @@
+// Top-k router: softmax over E expert logits per token, pick the k most probable experts,
+// and the backward from d_weights (plus an optional additive d_probs) to d_logits.
+// One invocation per token: E <= 64 and k <= E are small, so a token's row is a serial loop.
+//
+// Slot EXTRA: the extra d_probs term of backward, `dprobs_extra[i]` or `0.0`
+// (when 0.0 the buffer is unreferenced and so absent from the auto layout).
+// Overrides: RENORM (weights renormalised to sum 1 over the k picks).
+
+override RENORM: bool = false;
+
+struct Params { n: u32, e: u32, k: u32, _p: u32 }
+@group(1) @binding(0) var<uniform> u: Params;
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;   // forward: [N, E]
+@group(0) @binding(1) var<storage, read_write> probs: array<f32>;  // [N, E]
+@group(0) @binding(2) var<storage, read_write> idx: array<u32>;    // [N, k]
+@group(0) @binding(3) var<storage, read_write> weights: array<f32>; // [N, k]
+
+fn token_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 64u;
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = token_id(gid, nwg);
+  if (t >= u.n) { return; }
+  let E = u.e;
+  let row = t * E;
+  var m = logits[row];
+  for (var e = 1u; e < E; e++) { m = max(m, logits[row + e]); }
+  var s = 0.0;
+  for (var e = 0u; e < E; e++) { s += exp(logits[row + e] - m); }
+  for (var e = 0u; e < E; e++) { probs[row + e] = exp(logits[row + e] - m) / s; }
+
+  // Selection ranks by logit: the same order as by probability, but exact (two different
+  // logits can round to the same f32 probability). Strict '>' scanning upward lets the lower
+  // index win a tie. The first unpicked index is the fallback, so idx stays in range even
+  // for NaN logits (dispatch relies on idx < E).
+  var picked_lo = 0u; // bit e of experts 0..31 already picked
+  var picked_hi = 0u; // experts 32..63
+  var wsum = 0.0;
+  for (var j = 0u; j < u.k; j++) {
+    var best = E;
+    var bestv = 0.0;
+    for (var e = 0u; e < E; e++) {
+      let taken = select(picked_hi, picked_lo, e < 32u) >> (e & 31u);
+      if ((taken & 1u) == 1u) { continue; }
+      let v = logits[row + e];
+      if (best == E || v > bestv) { best = e; bestv = v; }
+    }
+    if (best < 32u) { picked_lo |= 1u << best; } else { picked_hi |= 1u << (best - 32u); }
+    idx[t * u.k + j] = best;
+    let p = probs[row + best];
+    weights[t * u.k + j] = p;
+    wsum += p;
+  }
+  if (RENORM) {
+    for (var j = 0u; j < u.k; j++) { weights[t * u.k + j] = weights[t * u.k + j] / wsum; }
+  }
+}
+
+// ---- backward ----
+// Non-renormalised: w_j = p[i_j], so g_p[i_j] += dw_j.
+// Renormalised: w_j = p[i_j] / S, S = sum_m p[i_m], so g_p[i_j] += (dw_j - sum_m dw_m w_m) / S.
+// Then softmax: d_logits[e] = p_e * (g_p[e] - sum_c p_c g_p[c]), with g_p also carrying d_probs_extra.
+@group(0) @binding(0) var<storage, read> b_probs: array<f32>;  // [N, E]
+@group(0) @binding(1) var<storage, read> b_idx: array<u32>;    // [N, k]
+@group(0) @binding(2) var<storage, read> b_dw: array<f32>;     // [N, k]
+@group(0) @binding(3) var<storage, read_write> d_logits: array<f32>; // [N, E]
+@group(0) @binding(4) var<storage, read> dprobs_extra: array<f32>; // [N, E], bound only when EXTRA reads it
+
+fn extra(i: u32) -> f32 { return {{EXTRA}}; }
+
+// Gradient reaching probs[t, i_j] from the weights.
+fn picked_grad(t: u32, j: u32, S: f32, dot_dw_w: f32) -> f32 {
+  let dw = b_dw[t * u.k + j];
+  if (RENORM) { return (dw - dot_dw_w) / S; }
+  return dw;
+}
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = token_id(gid, nwg);
+  if (t >= u.n) { return; }
+  let E = u.e;
+  let K = u.k;
+  let row = t * E;
+  var S = 0.0;
+  var dot_dw_w = 0.0;
+  if (RENORM) {
+    for (var j = 0u; j < K; j++) { S += b_probs[row + b_idx[t * K + j]]; }
+    for (var j = 0u; j < K; j++) { dot_dw_w += b_dw[t * K + j] * b_probs[row + b_idx[t * K + j]] / S; }
+  }
+  // sum_c p_c g_p[c], split into the extra part (all c) and the picked part.
+  var pg = 0.0;
+  for (var e = 0u; e < E; e++) { pg += b_probs[row + e] * extra(row + e); }
+  for (var j = 0u; j < K; j++) { pg += b_probs[row + b_idx[t * K + j]] * picked_grad(t, j, S, dot_dw_w); }
+  for (var e = 0u; e < E; e++) {
+    var g = extra(row + e);
+    for (var j = 0u; j < K; j++) {
+      if (b_idx[t * K + j] == e) { g += picked_grad(t, j, S, dot_dw_w); }
+    }
+    d_logits[row + e] = b_probs[row + e] * (g - pg);
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The tape. Ops record a Node per call while a Graph is active and grad mode is on; backward
+ * walks the nodes in reverse creation order (a valid reverse topological order) and frees
+ * each node's saved tensors and incoming gradients as soon as it has run.
+ *
+ * Ownership: every Var an op creates belongs to the active graph. `graph.dispose()` frees them
+ * all; `backward()` drops the graph's own hold on intermediate values first, so an activation
+ * lives exactly as long as some pending backward still needs it. Values the caller wants to read
+ * after backward must be `keep()`-ed.
+ */
+import type { Tensor } from '../kernels/tensor.ts';
+import { BackwardFn, Node, Var, release, retain } from './variable.ts';
+import { accumulateInto } from './accumulate.ts';
+
+let active: Graph | null = null;
+
+export function currentGraph(): Graph {
+  if (!active) throw new Error('no active graph: wrap model code in graph.run(() => ...)');
+  return active;
+}
+
+export class Graph {
+  private nodes: Node[] = [];
+  private owned: Var[] = [];
+  private kept = new Set<Var>();
+  private released = false;
+  private seq = 0;
+
+  constructor(readonly gradEnabled = true) {}
+
+  /** Run `fn` with this graph active (ops record into it). */
+  run<T>(fn: () => T): T {
+    const prev = active;
+    active = this;
+    try {
+      return fn();
+    } finally {
+      active = prev;
+    }
+  }
+
+  /** Keep a value alive through backward (released at dispose). */
+  keep(v: Var): Var {
+    this.kept.add(v);
+    return v;
+  }
+
+  /** Take ownership of a Var made outside an op (e.g. an uploaded input). */
+  adopt(v: Var): Var {
+    this.owned.push(v);
+    return v;
+  }
+
+  /**
+   * Record an op's outputs. `saved` tensors are retained until the node's backward has run
+   * (only when a gradient can flow; otherwise nothing is saved).
+   */
+  record(name: string, inputs: readonly Var[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): Var[] {
+    const needs = this.gradEnabled && inputs.some((v) => v.requiresGrad);
+    // Kernel outputs arrive untracked; the Var takes the first reference.
+    const vars = outputs.map((t) => new Var(t, needs, name));
+    for (const v of vars) this.owned.push(v);
+    if (needs) {
+      const node = new Node(name, inputs, backward, saved.map(retain), this.seq++);
+      node.outputs = vars;
+      vars.forEach((v, i) => {
+        v.creator = node;
+        v.outputIndex = i;
+      });
+      this.nodes.push(node);
+    }
+    return vars;
+  }
+
+  /**
+   * Backpropagate from `root`. `seed` is the gradient of the root (same shape; consumed: the
+   * graph frees it). Leaf gradients accumulate into `.grad` (for gradient accumulation).
+   */
+  backward(root: Var, seed: Tensor): void {
+    if (this.released) throw new Error('backward called twice on one graph');
+    if (!root.requiresGrad) throw new Error(`backward from ${root}, which does not require grad`);
+    this.released = true;
+    // Drop the graph's hold on intermediates: from here on only saved refs keep them alive.
+    for (const v of this.owned) if (!this.kept.has(v)) release(v.data);
+
+    const grads = new Map<Var, Tensor>();
+    grads.set(root, retain(seed));
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const node = this.nodes[i]!;
+      const gOut = node.outputs.map((v) => grads.get(v) ?? null);
+      if (gOut.every((g) => g === null)) {
+        this.finish(node);
+        continue;
+      }
+      const gIn = node.backwardFn(gOut, {
+        saved: node.saved,
+        needsGrad: (k) => node.inputs[k]!.requiresGrad,
+      });
+      for (const v of node.outputs) {
+        const g = grads.get(v);
+        if (g) {
+          release(g);
+          grads.delete(v);
+        }
+      }
+      this.finish(node);
+      node.inputs.forEach((input, k) => {
+        const g = gIn[k];
+        if (!g) return;
+        if (!input.requiresGrad) {
+          g.dispose();
+          return;
+        }
+        if (input.isLeaf) {
+          if (input.grad) {
+            accumulateInto(input.grad, g);
+            g.dispose();
+          } else input.grad = retain(g);
+          return;
+        }
+        const prev = grads.get(input);
+        if (prev) {
+          accumulateInto(prev, g);
+          g.dispose();
+        } else grads.set(input, retain(g));
+      });
+    }
+    for (const g of grads.values()) release(g);
+    this.nodes = [];
+  }
+
+  private finish(node: Node): void {
+    if (node.done) return;
+    node.done = true;
+    for (const t of node.saved) release(t);
+    node.saved = [];
+  }
+
+  /** Free every value this graph made (and any saved tensors not yet used). */
+  dispose(): void {
+    for (const n of this.nodes) this.finish(n);
+    this.nodes = [];
+    for (const v of this.owned) {
+      if (!this.released || this.kept.has(v)) release(v.data);
+    }
+    this.owned = [];
+    this.kept.clear();
+  }
+}
+
+/** Run `fn` in a fresh no-grad graph and free everything except what `fn` returns as numbers. */
+export async function evaluate<T>(fn: () => Promise<T>): Promise<T> {
+  const g = new Graph(false);
+  const prev = active;
+  active = g;
+  try {
+    return await fn();
+  } finally {
+    active = prev;
+    g.dispose();
+  }
+}
+
+export { Var };

@@ -1,0 +1,248 @@
+/**
+ * Elementwise ops: unary maps, broadcasting binary ops, in-place axpy, backward helpers,
+ * copy and f32<->f16 casts. All go through the one template shader shaders/elementwise.wgsl;
+ * each op is a WGSL body for `fn op(x: f32, i: u32) -> f32` (see the shader header).
+ */
+import type { Tensor, DType } from './tensor.ts';
+import type { Runtime } from './runtime.ts';
+import { sumAxis } from './reduce.ts';
+
+/** Ops of one operand; `alpha` / `beta` are the uniform scalars (scale, addScalar). */
+export const UNARY_OPS = {
+  neg: 'return -x;',
+  exp: 'return exp(x);',
+  log: 'return log(x);',
+  sqrt: 'return sqrt(x);',
+  rsqrt: 'return inverseSqrt(x);',
+  sigmoid: 'return sigmoid(x);',
+  silu: 'return x * sigmoid(x);',
+  relu: 'return max(x, 0.0);',
+  tanh: 'return tanh(x);',
+  square: 'return x * x;',
+  scale: 'return u.alpha * x;',
+  addScalar: 'return x + u.alpha;',
+  identity: 'return x;',
+} as const;
+export type UnaryOp = keyof typeof UNARY_OPS;
+
+/** Ops of two operands, x = a[i] and y = b broadcast to a's shape. */
+export const BINARY_OPS = {
+  add: 'return x + load_b(i);',
+  sub: 'return x - load_b(i);',
+  mul: 'return x * load_b(i);',
+  div: 'return x / load_b(i);',
+  // Backward helpers: a is the forward input (or output), b is dy (same shape).
+  siluBackward: 'let s = sigmoid(x); return load_b(i) * s * (1.0 + x * (1.0 - s));',
+  sigmoidBackwardFromY: 'return load_b(i) * x * (1.0 - x);',
+  tanhBackwardFromY: 'return load_b(i) * (1.0 - x * x);',
+  reluBackward: 'return select(0.0, load_b(i), x > 0.0);',
+} as const;
+export type BinaryOp = keyof typeof BINARY_OPS;
+
+const F16_OK: DType[] = ['f32', 'f16'];
+
+function checkFloat(t: Tensor, what: string): void {
+  if (!F16_OK.includes(t.dtype)) throw new Error(`${what}: ${t} must be f32 or f16`);
+  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but this device has no shader-f16`);
+}
+
+/** Fold a 1-D count of workgroups into the 65535-per-dimension limit (shaders use gid.x + gid.y*nwg.x*WG). */
+export function grid1d(groups: number): [number, number] {
+  if (groups === 0) return [0, 1];
+  const gx = Math.min(groups, 65535);
+  return [gx, Math.ceil(groups / gx)];
+}
+
+interface MapSpec {
+  op: string;
+  out: Tensor;
+  a: Tensor;
+  b?: Tensor;
+  /** Broadcast view: b index = floor(i / mn) * n + i % n. */
+  mn?: number;
+  n?: number;
+  alpha?: number;
+  beta?: number;
+}
+
+function runMap(rt: Runtime, s: MapSpec): void {
+  const types = [s.out.dtype, s.a.dtype, s.b?.dtype ?? 'f32'];
+  const kernel = rt.kernel({
+    shader: 'elementwise',
+    params: {
+      ENABLE: types.includes('f16') ? 'enable f16;' : '',
+      TO: s.out.dtype,
+      TA: s.a.dtype,
+      TB: s.b?.dtype ?? 'f32',
+      OP: s.op,
+    },
+  });
+  const buf = new ArrayBuffer(32);
+  const u32 = new Uint32Array(buf);
+  const f32 = new Float32Array(buf);
+  u32[0] = s.out.size;
+  u32[1] = Math.max(1, s.mn ?? 1);
+  u32[2] = Math.max(1, s.n ?? 1);
+  f32[4] = s.alpha ?? 0;
+  f32[5] = s.beta ?? 0;
+  const bindings = s.b ? [s.out, s.a, s.b] : [s.out, s.a];
+  rt.dispatch(kernel, bindings, grid1d(Math.ceil(s.out.size / 256)), u32);
+}
+
+/** y = op(x). `alpha` is the scalar of `scale` (alpha*x) and `addScalar` (x+alpha). */
+export function unary(op: UnaryOp, x: Tensor, alpha = 0): Tensor {
+  checkFloat(x, op);
+  const out = x.rt.empty(x.shape, x.dtype, op);
+  runMap(x.rt, { op: UNARY_OPS[op], out, a: x, alpha });
+  return out;
+}
+
+export const neg = (x: Tensor) => unary('neg', x);
+export const exp = (x: Tensor) => unary('exp', x);
+export const log = (x: Tensor) => unary('log', x);
+export const sqrt = (x: Tensor) => unary('sqrt', x);
+export const rsqrt = (x: Tensor) => unary('rsqrt', x);
+export const sigmoid = (x: Tensor) => unary('sigmoid', x);
+export const silu = (x: Tensor) => unary('silu', x);
+export const relu = (x: Tensor) => unary('relu', x);
+export const tanh = (x: Tensor) => unary('tanh', x);
+export const square = (x: Tensor) => unary('square', x);
+export const scale = (x: Tensor, alpha: number) => unary('scale', x, alpha);
+export const addScalar = (x: Tensor, alpha: number) => unary('addScalar', x, alpha);
+
+/** How b broadcasts to a: a viewed as [o, m, n], b as [o, n]. */
+export interface BroadcastView {
+  o: number;
+  m: number;
+  n: number;
+}
+
+/**
+ * Right-align b's shape to a's; every b dim must equal a's or be 1. The broadcast (size-1)
+ * dims must form one contiguous run, e.g. [N,d]+[d], [N,d]+[N,1], [B,T,d]+[B,1,d], scalars.
+ */
+export function broadcastView(aShape: readonly number[], bShape: readonly number[]): BroadcastView {
+  const fail = () => new Error(`cannot broadcast [${bShape.join(', ')}] to [${aShape.join(', ')}] (b may only broadcast along one contiguous run of dims)`);
+  if (bShape.length > aShape.length) throw fail();
+  const pad = aShape.length - bShape.length;
+  // Phase 0: leading matched dims, 1: broadcast run, 2: trailing matched dims.
+  let phase = 0;
+  let o = 1;
+  let m = 1;
+  let n = 1;
+  for (let k = 0; k < aShape.length; k++) {
+    const ad = aShape[k]!;
+    const bd = k < pad ? 1 : bShape[k - pad]!;
+    if (ad === 1 && bd === 1) continue; // size-1 dims fit any phase
+    if (bd === ad) {
+      if (phase === 1) phase = 2;
+      if (phase === 0) o *= ad;
+      else n *= ad;
+    } else if (bd === 1) {
+      if (phase === 2) throw fail();
+      phase = 1;
+      m *= ad;
+    } else throw fail();
+  }
+  // All-matched shapes land entirely in o: treat them as [1, 1, size] (b index = i).
+  if (phase === 0) return { o: 1, m: 1, n: o };
+  return { o, m, n };
+}
+
+/** out = a op b, b broadcast to a's shape (see broadcastView). */
+export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  checkFloat(a, op);
+  checkFloat(b, op);
+  const v = broadcastView(a.shape, b.shape);
+  const out = a.rt.empty(a.shape, a.dtype, op);
+  runMap(a.rt, { op: BINARY_OPS[op], out, a, b, mn: v.m * v.n, n: v.n });
+  return out;
+}
+
+export const add = (a: Tensor, b: Tensor) => binary('add', a, b);
+export const sub = (a: Tensor, b: Tensor) => binary('sub', a, b);
+export const mul = (a: Tensor, b: Tensor) => binary('mul', a, b);
+export const div = (a: Tensor, b: Tensor) => binary('div', a, b);
+
+function sameShape(a: Tensor, b: Tensor, what: string): void {
+  if (a.size !== b.size || a.shape.length !== b.shape.length || a.shape.some((d, k) => d !== b.shape[k])) {
+    throw new Error(`${what}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+}
+
+/** dx of y = silu(x): dy * s * (1 + x (1 - s)), s = sigmoid(x). */
+export function siluBackward(x: Tensor, dy: Tensor): Tensor {
+  sameShape(x, dy, 'siluBackward');
+  return binary('siluBackward', x, dy);
+}
+
+/** dx of y = sigmoid(x), from the forward output y: dy * y (1 - y). */
+export function sigmoidBackward(y: Tensor, dy: Tensor): Tensor {
+  sameShape(y, dy, 'sigmoidBackward');
+  return binary('sigmoidBackwardFromY', y, dy);
+}
+
+/** dx of y = tanh(x), from the forward output y: dy (1 - y^2). */
+export function tanhBackward(y: Tensor, dy: Tensor): Tensor {
+  sameShape(y, dy, 'tanhBackward');
+  return binary('tanhBackwardFromY', y, dy);
+}
+
+/** dx of y = relu(x): dy where x > 0, else 0. */
+export function reluBackward(x: Tensor, dy: Tensor): Tensor {
+  sameShape(x, dy, 'reluBackward');
+  return binary('reluBackward', x, dy);
+}
+
+/**
+ * Sum dy (shape of a) over the dims along which b was broadcast, giving b's shape:
+ * the backward of a broadcast add for the b operand.
+ */
+export function sumToShape(dy: Tensor, bShape: readonly number[]): Tensor {
+  const v = broadcastView(dy.shape, bShape);
+  return sumAxis(dy, { outer: v.o, n: v.m, inner: v.n }, { outShape: bShape });
+}
+
+/** Gradients of out = a + b (b broadcast). da is dy itself (no copy): do not dispose it twice. */
+export function addBackward(dy: Tensor, bShape: readonly number[]): { da: Tensor; db: Tensor } {
+  return { da: dy, db: sumToShape(dy, bShape) };
+}
+
+/** Gradients of out = a * b (b broadcast): da = dy * b, db = sum over broadcast dims of dy * a. */
+export function mulBackward(a: Tensor, b: Tensor, dy: Tensor): { da: Tensor; db: Tensor } {
+  sameShape(a, dy, 'mulBackward');
+  const v = broadcastView(a.shape, b.shape);
+  const da = binary('mul', dy, b);
+  // The product dy*a is formed inside the reduction: no [a-shaped] temporary.
+  const db = sumAxis(dy, { outer: v.o, n: v.m, inner: v.n }, { outShape: b.shape, times: a });
+  return { da, db };
+}
+
+/**
+ * y = alpha * x + beta * y, in place on y (gradient accumulation). With beta = 0, y is not
+ * read (BLAS convention), so an uninitialised y is fine.
+ */
+export function axpy(x: Tensor, y: Tensor, alpha = 1, beta = 1): void {
+  sameShape(x, y, 'axpy');
+  checkFloat(x, 'axpy');
+  checkFloat(y, 'axpy');
+  const op = beta === 0 ? 'return u.alpha * x;' : 'return u.alpha * x + u.beta * load_out(i);';
+  runMap(y.rt, { op, out: y, a: x, alpha, beta });
+}
+
+/** A new tensor with x's contents (a buffer copy, any dtype). */
+export function copy(x: Tensor, label = 'copy'): Tensor {
+  const out = x.rt.empty(x.shape, x.dtype, label);
+  x.rt.recorder.copy(x.buffer, 0, out.buffer, 0, x.byteLength);
+  return out;
+}
+
+/** Convert between f32 and f16 (round to nearest even; out-of-range values become +-Inf). */
+export function cast(x: Tensor, dtype: 'f32' | 'f16'): Tensor {
+  checkFloat(x, 'cast');
+  if (dtype === 'f16' && !x.rt.gpu.features.f16) throw new Error('cast to f16: this device has no shader-f16');
+  if (x.dtype === dtype) return copy(x, 'cast');
+  const out = x.rt.empty(x.shape, dtype, 'cast');
+  runMap(x.rt, { op: UNARY_OPS.identity, out, a: x });
+  return out;
+}

@@ -1,0 +1,94 @@
+/** Model configuration: validated with zod (it comes from user JSON), plus the named presets. */
+import { z } from 'zod';
+
+export const InitSchema = z
+  .object({
+    /** Std of every Linear not covered below (Time-MoE uses N(0, 0.02) everywhere). */
+    std: z.number().positive().default(0.02),
+    /** Router std. Small keeps early routing near-uniform (DESIGN §7.1); Switch uses sqrt(0.1/fan_in). */
+    routerStd: z.number().nonnegative().default(0.006),
+    /** Forecast / classification head std (DESIGN §7.3: 1.0 explodes the initial loss). */
+    headStd: z.number().nonnegative().default(0.02),
+    /** Std of both point-embedding Linear(1->d): too small makes the model blind to the sign of x (DESIGN §7.6). */
+    embeddingStd: z.number().positive().default(0.5),
+    /** Scale residual output projections (o_proj, expert down_proj) by 1/sqrt(2*layers) (GPT-2 style). */
+    scaleResidualByDepth: z.boolean().default(true),
+  })
+  .strict();
+
+export const ModelSchema = z
+  .object({
+    preset: z.enum(['small-moe', 'timemoe-50m', 'timemoe-200m', 'custom']).default('custom'),
+    hidden: z.number().int().positive(),
+    layers: z.number().int().positive(),
+    heads: z.number().int().positive(),
+    experts: z.number().int().positive().max(64),
+    topK: z.number().int().positive(),
+    /** Hidden size of each routed SwiGLU expert. */
+    moeIntermediate: z.number().int().positive(),
+    /** Hidden size of the shared expert; 0 disables it. */
+    sharedIntermediate: z.number().int().nonnegative(),
+    horizons: z.array(z.number().int().positive()).min(1).default([1, 8, 32, 64]),
+    ropeTheta: z.number().positive().default(10000),
+    rmsEps: z.number().positive().default(1e-6),
+    /** Renormalise the top-k weights to sum 1 (Mixtral). Time-MoE / Qwen2-MoE do not. */
+    normTopkProb: z.boolean().default(false),
+    /** Expert capacity factor; null = dropless (default). */
+    capacityFactor: z.number().positive().nullable().default(null),
+    /** 'classify' replaces the forecasting heads by mean-pool -> Linear(d -> numClasses). */
+    task: z.enum(['forecast', 'classify']).default('forecast'),
+    numClasses: z.number().int().min(2).optional(),
+    init: InitSchema.prefault({}),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.hidden % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `hidden ${m.hidden} is not divisible by heads ${m.heads}` });
+    else if ((m.hidden / m.heads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `head dim ${m.hidden / m.heads} must be even for RoPE` });
+    if (m.topK > m.experts) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}` });
+    if (m.task === 'classify' && m.numClasses === undefined) ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses' });
+  });
+
+export type ModelConfig = z.output<typeof ModelSchema>;
+export type ModelConfigInput = z.input<typeof ModelSchema>;
+
+const TIMEMOE_COMMON = { layers: 12, heads: 12, experts: 8, topK: 2, horizons: [1, 8, 32, 64] } as const;
+
+export const PRESETS: Record<'small-moe' | 'timemoe-50m' | 'timemoe-200m', ModelConfigInput> = {
+  /** Trains in minutes on lavapipe. */
+  'small-moe': { preset: 'small-moe', hidden: 64, layers: 2, heads: 4, experts: 4, topK: 2, moeIntermediate: 128, sharedIntermediate: 256, horizons: [1, 8, 32] },
+  /** TimeMoE-50M: 113,352,192 parameters. */
+  'timemoe-50m': { preset: 'timemoe-50m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 384, moeIntermediate: 768, sharedIntermediate: 1536 },
+  /** TimeMoE-200M: 453,196,800 parameters. */
+  'timemoe-200m': { preset: 'timemoe-200m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 768, moeIntermediate: 1536, sharedIntermediate: 3072 },
+};
+
+export function modelConfig(input: ModelConfigInput): ModelConfig {
+  return ModelSchema.parse(input);
+}
+
+export function preset(name: keyof typeof PRESETS, overrides: Partial<ModelConfigInput> = {}): ModelConfig {
+  return modelConfig({ ...PRESETS[name], ...overrides });
+}
+
+/** Parameter counts by group, from the config alone (the memory planner uses this too). */
+export function countParameters(m: ModelConfig): { total: number; active: number; groups: Record<string, number> } {
+  const d = m.hidden;
+  const attention = 3 * (d * d + d) + d * d;
+  const norms = 2 * d;
+  const router = m.experts * d;
+  const expert = 3 * d * m.moeIntermediate;
+  const shared = m.sharedIntermediate > 0 ? 3 * d * m.sharedIntermediate + d : 0;
+  const heads = m.task === 'classify' ? d * (m.numClasses ?? 0) + (m.numClasses ?? 0) : d * m.horizons.reduce((a, b) => a + b, 0);
+  const groups = {
+    embedding: 2 * d,
+    attention: m.layers * attention,
+    norm: m.layers * norms + d,
+    router: m.layers * router,
+    experts: m.layers * m.experts * expert,
+    shared_expert: m.layers * shared,
+    head: heads,
+  };
+  const total = Object.values(groups).reduce((a, b) => a + b, 0);
+  const active = total - m.layers * (m.experts - m.topK) * expert;
+  return { total, active, groups };
+}

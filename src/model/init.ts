@@ -1,0 +1,19 @@
+/**
+ * Explicit, configurable initialisation per parameter group (README "Initialisation" lists the
+ * defaults). Drawn on the host from a seeded RNG in a fixed parameter order, so a seed gives the
+ * same model on every machine.
+ */
+import type { Runtime } from '../kernels/runtime.ts';
+import type { Rng } from '../util/rng.ts';
+import { Parameter, type ParameterOptions } from './parameter.ts';
+import { numel } from '../kernels/tensor.ts';
+
+export type InitRule = { kind: 'normal'; std: number } | { kind: 'constant'; value: number };
+
+export function makeParameter(rt: Runtime, rng: Rng, name: string, shape: number[], rule: InitRule, opts: ParameterOptions): Parameter {
+  const n = numel(shape);
+  const data = new Float32Array(n);
+  if (rule.kind === 'normal') for (let i = 0; i < n; i++) data[i] = rng.normal() * rule.std;
+  else data.fill(rule.value);
+  return new Parameter(rt.upload(data, shape, 'f32', name), name, opts);
+}

@@ -1,0 +1,19 @@
+import type { Var } from '../../autograd/variable.ts';
+import { linear } from '../../autograd/ops/linear.ts';
+import type { Parameter, ParamGroup } from '../parameter.ts';
+import type { ParamFactory } from './module.ts';
+
+/** nn.Linear: y = x Wᵀ (+ b), W stored [out, in] as in PyTorch / the HF state dict. */
+export class Linear {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(f: ParamFactory, name: string, inF: number, outF: number, o: { bias: boolean; std: number; group: ParamGroup; layer: number }) {
+    this.weight = f.make(`${name}.weight`, [outF, inF], { kind: 'normal', std: o.std }, { group: o.group, decay: true, layer: o.layer });
+    this.bias = o.bias ? f.make(`${name}.bias`, [outF], { kind: 'constant', value: 0 }, { group: o.group, decay: false, layer: o.layer }) : null;
+  }
+
+  forward(x: Var): Var {
+    return linear(x, this.weight, this.bias);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Sparse MoE FFN (Time-MoE / Qwen2-MoE): router Linear(d->E) without bias, softmax in f32,
+ * top-k (weights not renormalised unless configured), E SwiGLU experts run as grouped matmuls over
+ * expert-contiguous token blocks, an optional shared expert scaled by sigmoid(Linear(d->1)).
+ */
+import type { Var } from '../../autograd/variable.ts';
+import type { Tensor } from '../../kernels/tensor.ts';
+import { add, mulColumn, sigmoid, swiglu } from '../../autograd/ops/activation.ts';
+import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../autograd/ops/moe.ts';
+import { Linear } from './linear.ts';
+import { SwiGluMlp } from './swiglu-mlp.ts';
+import type { ParamFactory } from './module.ts';
+import type { Parameter } from '../parameter.ts';
+
+export interface MoeOptions {
+  d: number;
+  experts: number;
+  topK: number;
+  intermediate: number;
+  sharedIntermediate: number;
+  normTopkProb: boolean;
+  capacityFactor: number | null;
+  std: number;
+  routerStd: number;
+  downStd: number;
+}
+
+/** What the losses and metrics need from one layer's routing. */
+export interface LayerRouting {
+  layer: number;
+  logits: Var;
+  probs: Var;
+  /** [N, k] u32 expert ids. */
+  idx: Tensor;
+  /** [E+1] u32 exclusive offsets of each expert's rows (counts are diffs). */
+  offsets: Tensor;
+  /** [1] u32 pairs dropped by the capacity limit (0 when dropless). */
+  dropped: Tensor;
+}
+
+export class MoeFfn {
+  readonly router: Linear;
+  readonly gateProj: Parameter;
+  readonly upProj: Parameter;
+  readonly downProj: Parameter;
+  readonly shared: SwiGluMlp | null;
+  readonly sharedGate: Linear | null;
+
+  constructor(
+    f: ParamFactory,
+    prefix: string,
+    readonly o: MoeOptions,
+    readonly layer: number,
+  ) {
+    const ex = { group: 'experts' as const, decay: true, layer, stacked: o.experts };
+    this.router = new Linear(f, `${prefix}.gate`, o.d, o.experts, { bias: false, std: o.routerStd, group: 'router', layer });
+    // Every expert drawn from the same distribution, stacked [E, out, in] for the grouped matmul.
+    this.gateProj = f.make(`${prefix}.experts.{j}.gate_proj.weight`, [o.experts, o.intermediate, o.d], { kind: 'normal', std: o.std }, ex);
+    this.upProj = f.make(`${prefix}.experts.{j}.up_proj.weight`, [o.experts, o.intermediate, o.d], { kind: 'normal', std: o.std }, ex);
+    this.downProj = f.make(`${prefix}.experts.{j}.down_proj.weight`, [o.experts, o.d, o.intermediate], { kind: 'normal', std: o.downStd }, ex);
+    if (o.sharedIntermediate > 0) {
+      this.shared = new SwiGluMlp(f, `${prefix}.shared_expert`, o.d, o.sharedIntermediate, o.std, o.downStd, 'shared_expert', layer);
+      this.sharedGate = new Linear(f, `${prefix}.shared_expert_gate`, o.d, 1, { bias: false, std: o.std, group: 'shared_expert', layer });
+    } else {
+      this.shared = null;
+      this.sharedGate = null;
+    }
+  }
+
+  forward(x: Var): { out: Var; routing: LayerRouting } {
+    const logits = this.router.forward(x);
+    const { probs, weights, idx } = routerTopK(logits, this.o.topK, this.o.normTopkProb);
+    const plan = dispatchPlan(idx, this.o.experts, this.o.capacityFactor);
+    const xs = gatherRows(x, plan);
+    const h = swiglu(groupedLinear(xs, this.gateProj, plan), groupedLinear(xs, this.upProj, plan));
+    const ys = groupedLinear(h, this.downProj, plan);
+    let out = combine(ys, weights, plan);
+    if (this.shared && this.sharedGate) {
+      out = add(out, mulColumn(this.shared.forward(x), sigmoid(this.sharedGate.forward(x))));
+    }
+    return { out, routing: { layer: this.layer, logits, probs, idx: idx.data, offsets: plan.offsets, dropped: plan.dropped } };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The Time-MoE decoder (DESIGN §5): point embedding SwiGLU(Linear(1->d), Linear(1->d)), pre-norm
+ * decoder layers with causal RoPE attention and a sparse MoE FFN, final RMSNorm, then either
+ * forecasting heads Linear(d -> horizon) per horizon or a classification head (mean pool ->
+ * Linear(d -> C)). Parameter names equal the Hugging Face Time-MoE state dict.
+ */
+import type { Var } from '../autograd/variable.ts';
+import { swiglu } from '../autograd/ops/activation.ts';
+import { meanPoolSeq } from '../autograd/ops/loss.ts';
+import type { Runtime } from '../kernels/runtime.ts';
+import { Rng } from '../util/rng.ts';
+import type { ModelConfig } from './config.ts';
+import { Linear } from './layers/linear.ts';
+import { RMSNorm } from './layers/rmsnorm.ts';
+import { DecoderLayer } from './layers/decoder-layer.ts';
+import type { LayerRouting } from './layers/moe.ts';
+import type { SeqShape } from './layers/attention.ts';
+import { ParamFactory } from './layers/module.ts';
+import type { Parameter } from './parameter.ts';
+
+export interface ModelOutput {
+  /** Forecast predictions per horizon, each [B*T, horizon]; empty for the classifier. */
+  predictions: Var[];
+  /** Classifier logits [B, C]; null for forecasting. */
+  logits: Var | null;
+  routing: LayerRouting[];
+}
+
+export class TimeMoeModel {
+  readonly params: Parameter[];
+  readonly embGate: Linear;
+  readonly embValue: Linear;
+  readonly layers: DecoderLayer[];
+  readonly norm: RMSNorm;
+  readonly heads: Linear[];
+  readonly classifier: Linear | null;
+
+  constructor(
+    readonly rt: Runtime,
+    readonly cfg: ModelConfig,
+    seed = 0,
+  ) {
+    const f = new ParamFactory(rt, new Rng(seed));
+    const init = cfg.init;
+    const d = cfg.hidden;
+    const residualStd = init.scaleResidualByDepth ? init.std / Math.sqrt(2 * cfg.layers) : init.std;
+    this.embGate = new Linear(f, 'model.embed_layer.gate_layer', 1, d, { bias: false, std: init.embeddingStd, group: 'embedding', layer: -1 });
+    this.embValue = new Linear(f, 'model.embed_layer.emb_layer', 1, d, { bias: false, std: init.embeddingStd, group: 'embedding', layer: -1 });
+    this.layers = [];
+    for (let i = 0; i < cfg.layers; i++) {
+      this.layers.push(
+        new DecoderLayer(f, i, {
+          d,
+          heads: cfg.heads,
+          theta: cfg.ropeTheta,
+          eps: cfg.rmsEps,
+          std: init.std,
+          residualStd,
+          moe: {
+            d,
+            experts: cfg.experts,
+            topK: cfg.topK,
+            intermediate: cfg.moeIntermediate,
+            sharedIntermediate: cfg.sharedIntermediate,
+            normTopkProb: cfg.normTopkProb,
+            capacityFactor: cfg.capacityFactor,
+            std: init.std,
+            routerStd: init.routerStd,
+            downStd: residualStd,
+          },
+        }),
+      );
+    }
+    this.norm = new RMSNorm(f, 'model.norm', d, cfg.rmsEps, -1);
+    if (cfg.task === 'classify') {
+      this.heads = [];
+      this.classifier = new Linear(f, 'classifier', d, cfg.numClasses!, { bias: true, std: init.headStd, group: 'head', layer: -1 });
+    } else {
+      this.heads = cfg.horizons.map((h, n) => new Linear(f, `lm_heads.${n}.out_layer`, d, h, { bias: false, std: init.headStd, group: 'head', layer: -1 }));
+      this.classifier = null;
+    }
+    this.params = f.params;
+  }
+
+  /** x: [B*T, 1] values (normalised series), batch-major. */
+  forward(x: Var, s: SeqShape): ModelOutput {
+    let h = swiglu(this.embGate.forward(x), this.embValue.forward(x));
+    const routing: LayerRouting[] = [];
+    for (const layer of this.layers) {
+      const r = layer.forward(h, s);
+      h = r.h;
+      routing.push(r.routing);
+    }
+    h = this.norm.forward(h);
+    if (this.classifier) return { predictions: [], logits: this.classifier.forward(meanPoolSeq(h, s)), routing };
+    return { predictions: this.heads.map((head) => head.forward(h)), logits: null, routing };
+  }
+
+  parameter(name: string): Parameter {
+    const p = this.params.find((q) => q.name === name);
+    if (!p) throw new Error(`no parameter named ${name}`);
+    return p;
+  }
+
+  get parameterCount(): number {
+    return this.params.reduce((a, p) => a + p.data.size, 0);
+  }
+
+  dispose(): void {
+    for (const p of this.params) p.dispose();
+  }
+}

@@ -1,0 +1,96 @@
+import { describe, it, beforeAll, expect } from 'vitest';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { rmsnorm, rmsnormBackward } from '../../src/kernels/rmsnorm.ts';
+import { testRuntime } from '../reference/gpu.ts';
+import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { expectClose } from '../reference/compare.ts';
+import { finiteDiffGrad, rmsnormBackwardRef, rmsnormRef } from '../reference/attention-ref.ts';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+
+describe('rmsnorm', () => {
+  // d not a multiple of the workgroup (64), N odd; 1 row and 1 column as edge cases;
+  // N=300 makes dw use several chunks (chunk = 32 rows).
+  const shapes: [number, number][] = [
+    [1, 1],
+    [1, 7],
+    [3, 64],
+    [5, 65],
+    [300, 33],
+    [17, 384],
+    [4, 1000],
+  ];
+
+  for (const [N, d] of shapes) {
+    it(`forward and backward match float64, N=${N} d=${d}`, async () => {
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      // Rows with very different scales: rstd must be per row.
+      const x = toF32(rng.normalArray(N * d).map((v, i) => v * 10 ** (Math.floor(i / d) % 5 - 2)));
+      const w = toF32(rng.uniformArray(d, 0.5, 1.5));
+      const dy = toF32(rng.normalArray(N * d));
+      const eps = 1e-6;
+      const ref = rmsnormRef(x, w, N, d, eps);
+      const bref = rmsnormBackwardRef(dy, x, w, N, d, eps);
+
+      const tx = rt.upload(f32(x), [N, d]);
+      const tw = rt.upload(f32(w), [d]);
+      const tdy = rt.upload(f32(dy), [N, d]);
+      const { y, rstd } = rmsnorm(tx, tw, eps);
+      const { dx, dw } = rmsnormBackward(tdy, tx, tw, rstd);
+
+      // d <= 1000 f32 products summed, then sqrt/divide: a few ulp; 2e-6 leaves room, per element.
+      expectClose(await y.readF32(), ref.y, { rtol: 2e-6, atol: 1e-30, what: 'y', seed });
+      expectClose(await rstd.readF32(), ref.rstd, { rtol: 2e-6, what: 'rstd', seed });
+      // dx = a - b with cancellation between the two terms: compare relative to each row's scale
+      // (rows differ by 1e4 in scale, so per-row max, 1e-5 for d<=1000 f32 sums).
+      const gdx = await dx.readF32();
+      for (let n = 0; n < N; n++) {
+        expectClose(gdx.subarray(n * d, (n + 1) * d), bref.dx.subarray(n * d, (n + 1) * d), { rtol: 1e-5, relativeToMax: true, what: `dx row ${n}`, seed });
+      }
+      // dw sums N <= 300 f32 terms in chunks: 1e-5 relative to max.
+      expectClose(await dw.readF32(), bref.dw, { rtol: 1e-5, relativeToMax: true, what: 'dw', seed });
+      for (const t of [tx, tw, tdy, y, rstd, dx, dw]) t.dispose();
+    });
+  }
+
+  it('uses eps: an all-zero row gives y = 0 and rstd = 1/sqrt(eps)', async () => {
+    const d = 5;
+    const tx = rt.upload(new Float32Array(2 * d).fill(0).fill(1, d), [2, d]);
+    const tw = rt.upload(new Float32Array(d).fill(2), [d]);
+    const { y, rstd } = rmsnorm(tx, tw, 1e-2);
+    const r = await rstd.readF32();
+    expectClose(r, [1 / Math.sqrt(1e-2), 1 / Math.sqrt(1 + 1e-2)], { rtol: 1e-6, what: 'rstd' });
+    const yy = await y.readF32();
+    expect(Array.from(yy.subarray(0, d))).toEqual([0, 0, 0, 0, 0]);
+    for (const t of [tx, tw, y, rstd]) t.dispose();
+  });
+
+  it('backward agrees with central finite differences of the float64 reference', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const N = 3;
+    const d = 5;
+    const eps = 1e-6;
+    const x = toF32(rng.normalArray(N * d));
+    const w = toF32(rng.uniformArray(d, 0.5, 1.5));
+    const g = toF32(rng.normalArray(N * d));
+    const fdx = finiteDiffGrad((xx) => rmsnormRef(xx, w, N, d, eps).y, x, g);
+    const fdw = finiteDiffGrad((ww) => rmsnormRef(x, ww, N, d, eps).y, w, g);
+
+    const tx = rt.upload(f32(x), [N, d]);
+    const tw = rt.upload(f32(w), [d]);
+    const tg = rt.upload(f32(g), [N, d]);
+    const { y, rstd } = rmsnorm(tx, tw, eps);
+    const { dx, dw } = rmsnormBackward(tg, tx, tw, rstd);
+    // Central differences with h=1e-6 in float64 are good to ~1e-9; the GPU side is f32: 1e-5.
+    expectClose(await dx.readF32(), fdx, { rtol: 1e-5, relativeToMax: true, what: 'dx vs finite differences', seed });
+    expectClose(await dw.readF32(), fdw, { rtol: 1e-5, relativeToMax: true, what: 'dw vs finite differences', seed });
+    for (const t of [tx, tw, tg, y, rstd, dx, dw]) t.dispose();
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * Numeric gradient check for autograd ops: the GPU backward (f32) against central finite
+ * differences of the op's float64 CPU reference. The scalar checked is L = Σ R ∘ f(inputs)
+ * for a random projection R, so every output element contributes with a distinct weight.
+ */
+import { Graph } from '../../src/autograd/graph.ts';
+import { Var } from '../../src/autograd/variable.ts';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { Rng } from './rng.ts';
+import { expectClose } from './compare.ts';
+
+export interface GradcheckInput {
+  shape: number[];
+  data: Float64Array;
+  /** Integer inputs (indices) are passed through and not differentiated. */
+  requiresGrad?: boolean;
+  dtype?: 'f32' | 'i32' | 'u32';
+}
+
+export interface GradcheckCase {
+  rt: Runtime;
+  name: string;
+  seed: number;
+  inputs: GradcheckInput[];
+  /** Builds the op on GPU Vars; returns the output Var to check. */
+  gpu: (inputs: Var[]) => Var;
+  /** float64 reference of the same function. */
+  reference: (inputs: Float64Array[]) => Float64Array;
+  /** Finite-difference step (default 1e-6: exact enough in float64). */
+  eps?: number;
+  /** Tolerance on the GPU gradient, relative to the largest gradient magnitude. */
+  rtol: number;
+}
+
+export async function gradcheck(c: GradcheckCase): Promise<void> {
+  const { rt } = c;
+  const rng = new Rng(c.seed ^ 0x5bd1e995);
+  const graph = new Graph(true);
+  const leaves = c.inputs.map((inp, i) => {
+    const t = rt.upload(inp.dtype && inp.dtype !== 'f32' ? Int32Array.from(inp.data) : Float32Array.from(inp.data), inp.shape, inp.dtype ?? 'f32', `input${i}`);
+    return new Var(t, inp.requiresGrad ?? (inp.dtype ?? 'f32') === 'f32', `input${i}`);
+  });
+  const refOut = c.reference(c.inputs.map((x) => x.data));
+  const R = Float64Array.from(rng.uniformArray(refOut.length, -1, 1));
+  const out = graph.run(() => c.gpu(leaves));
+  if (out.data.size !== refOut.length) throw new Error(`${c.name}: GPU output has ${out.data.size} elements, reference ${refOut.length}`);
+  const seedT = rt.upload(Float32Array.from(R), [...out.shape]);
+  graph.backward(out, seedT);
+
+  const eps = c.eps ?? 1e-6;
+  for (let i = 0; i < leaves.length; i++) {
+    const leaf = leaves[i]!;
+    if (!leaf.requiresGrad) continue;
+    if (!leaf.grad) throw new Error(`${c.name}: input ${i} received no gradient`);
+    const gpuGrad = await leaf.grad.readF32();
+    const x = c.inputs.map((inp) => Float64Array.from(inp.data));
+    const fd = new Float64Array(x[i]!.length);
+    for (let k = 0; k < fd.length; k++) {
+      const orig = x[i]![k]!;
+      x[i]![k] = orig + eps;
+      const up = dot(c.reference(x), R);
+      x[i]![k] = orig - eps;
+      const down = dot(c.reference(x), R);
+      x[i]![k] = orig;
+      fd[k] = (up - down) / (2 * eps);
+    }
+    expectClose(gpuGrad, fd, { rtol: c.rtol, relativeToMax: true, what: `${c.name}: d/d input${i}`, seed: c.seed });
+  }
+  graph.dispose();
+  for (const l of leaves) l.dispose();
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
