@@ -50,9 +50,9 @@ def full_config(cfg: dict) -> dict:
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, d: int, eps: float):
+    def __init__(self, d: int, eps: float, fk: dict):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))
+        self.weight = nn.Parameter(torch.ones(d, **fk))
         self.eps = eps
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -63,10 +63,10 @@ class RMSNorm(nn.Module):
 class InputEmbedding(nn.Module):
     """Time-MoE TimeMoeInputEmbedding: SwiGLU of two Linear(1 -> d), no bias."""
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, fk: dict):
         super().__init__()
-        self.emb_layer = nn.Linear(1, d, bias=False)
-        self.gate_layer = nn.Linear(1, d, bias=False)
+        self.emb_layer = nn.Linear(1, d, bias=False, **fk)
+        self.gate_layer = nn.Linear(1, d, bias=False, **fk)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, T, 1]
         return F.silu(self.gate_layer(x)) * self.emb_layer(x)
@@ -86,16 +86,16 @@ def rope_cos_sin(seq_len: int, head_dim: int, theta: float, dtype, device):
 
 
 class Attention(nn.Module):
-    def __init__(self, d: int, heads: int, theta: float):
+    def __init__(self, d: int, heads: int, theta: float, fk: dict):
         super().__init__()
         assert d % heads == 0 and (d // heads) % 2 == 0
         self.heads = heads
         self.head_dim = d // heads
         self.theta = theta
-        self.q_proj = nn.Linear(d, d, bias=True)
-        self.k_proj = nn.Linear(d, d, bias=True)
-        self.v_proj = nn.Linear(d, d, bias=True)
-        self.o_proj = nn.Linear(d, d, bias=False)
+        self.q_proj = nn.Linear(d, d, bias=True, **fk)
+        self.k_proj = nn.Linear(d, d, bias=True, **fk)
+        self.v_proj = nn.Linear(d, d, bias=True, **fk)
+        self.o_proj = nn.Linear(d, d, bias=False, **fk)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:  # a [B, T, d]
         B, T, d = a.shape
@@ -118,11 +118,11 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     """Time-MoE TimeMoeTemporalBlock: down(silu(gate x) * up x), no biases."""
 
-    def __init__(self, d: int, inter: int):
+    def __init__(self, d: int, inter: int, fk: dict):
         super().__init__()
-        self.gate_proj = nn.Linear(d, inter, bias=False)
-        self.up_proj = nn.Linear(d, inter, bias=False)
-        self.down_proj = nn.Linear(inter, d, bias=False)
+        self.gate_proj = nn.Linear(d, inter, bias=False, **fk)
+        self.up_proj = nn.Linear(d, inter, bias=False, **fk)
+        self.down_proj = nn.Linear(inter, d, bias=False, **fk)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -135,14 +135,14 @@ def topk_stable(probs: torch.Tensor, k: int):
 
 
 class SparseMoe(nn.Module):
-    def __init__(self, d: int, experts: int, top_k: int, moe_inter: int, shared_inter: int):
+    def __init__(self, d: int, experts: int, top_k: int, moe_inter: int, shared_inter: int, fk: dict):
         super().__init__()
         self.num_experts = experts
         self.top_k = top_k
-        self.gate = nn.Linear(d, experts, bias=False)
-        self.experts = nn.ModuleList([SwiGLU(d, moe_inter) for _ in range(experts)])
-        self.shared_expert = SwiGLU(d, shared_inter)
-        self.shared_expert_gate = nn.Linear(d, 1, bias=False)
+        self.gate = nn.Linear(d, experts, bias=False, **fk)
+        self.experts = nn.ModuleList([SwiGLU(d, moe_inter, fk) for _ in range(experts)])
+        self.shared_expert = SwiGLU(d, shared_inter, fk)
+        self.shared_expert_gate = nn.Linear(d, 1, bias=False, **fk)
 
     def forward(self, b: torch.Tensor):
         """b [N, d] -> (ffn_out [N, d], router_logits [N, E], top_idx [N, k])."""
@@ -162,13 +162,13 @@ class SparseMoe(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, c: dict):
+    def __init__(self, c: dict, fk: dict):
         super().__init__()
         d = c["hidden"]
-        self.self_attn = Attention(d, c["heads"], c["rope_theta"])
-        self.ffn_layer = SparseMoe(d, c["experts"], c["top_k"], c["moe_intermediate"], c["shared_intermediate"])
-        self.input_layernorm = RMSNorm(d, c["rms_eps"])
-        self.post_attention_layernorm = RMSNorm(d, c["rms_eps"])
+        self.self_attn = Attention(d, c["heads"], c["rope_theta"], fk)
+        self.ffn_layer = SparseMoe(d, c["experts"], c["top_k"], c["moe_intermediate"], c["shared_intermediate"], fk)
+        self.input_layernorm = RMSNorm(d, c["rms_eps"], fk)
+        self.post_attention_layernorm = RMSNorm(d, c["rms_eps"], fk)
 
     def forward(self, h: torch.Tensor):
         B, T, d = h.shape
@@ -179,29 +179,32 @@ class DecoderLayer(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self, c: dict):
+    def __init__(self, c: dict, fk: dict):
         super().__init__()
-        self.embed_layer = InputEmbedding(c["hidden"])
-        self.layers = nn.ModuleList([DecoderLayer(c) for _ in range(c["layers"])])
-        self.norm = RMSNorm(c["hidden"], c["rms_eps"])
+        self.embed_layer = InputEmbedding(c["hidden"], fk)
+        self.layers = nn.ModuleList([DecoderLayer(c, fk) for _ in range(c["layers"])])
+        self.norm = RMSNorm(c["hidden"], c["rms_eps"], fk)
 
 
 class OutputLayer(nn.Module):
-    def __init__(self, d: int, horizon: int):
+    def __init__(self, d: int, horizon: int, fk: dict):
         super().__init__()
-        self.out_layer = nn.Linear(d, horizon, bias=False)
+        self.out_layer = nn.Linear(d, horizon, bias=False, **fk)
 
     def forward(self, h):
         return self.out_layer(h)
 
 
 class TimeMoeRef(nn.Module):
-    def __init__(self, cfg: dict):
+    """device='meta' builds the module without allocating (parameter counting)."""
+
+    def __init__(self, cfg: dict, device=None, dtype=None):
         super().__init__()
         self.cfg = full_config(cfg)
         c = self.cfg
-        self.model = Backbone(c)
-        self.lm_heads = nn.ModuleList([OutputLayer(c["hidden"], hz) for hz in c["horizons"]])
+        fk = {"device": device, "dtype": dtype}
+        self.model = Backbone(c, fk)
+        self.lm_heads = nn.ModuleList([OutputLayer(c["hidden"], hz, fk) for hz in c["horizons"]])
 
     def forward(self, x: torch.Tensor):
         """x [B, T] -> dict(predictions: list of [B, T, hz], router_logits: list of [N, E], top_idx: list of [N, k])."""

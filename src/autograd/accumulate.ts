@@ -1,8 +1,14 @@
-/** In-place gradient accumulation (dst += src), recorded on the GPU. */
+/** Gradient accumulation on the GPU. */
 import type { Tensor } from '../kernels/tensor.ts';
-import { addInPlace } from '../kernels/elementwise.ts';
+import { add, axpy } from '../kernels/elementwise.ts';
 
+/** dst += src, in place. */
 export function accumulateInto(dst: Tensor, src: Tensor): void {
   if (dst.size !== src.size) throw new Error(`gradient accumulation: ${dst} and ${src} differ in size`);
-  addInPlace(dst, src);
+  axpy(src, dst, 1, 1);
+}
+
+/** a + b into a new tensor. */
+export function addNew(a: Tensor, b: Tensor): Tensor {
+  return add(a, b);
 }

@@ -9,8 +9,8 @@
  * after backward must be `keep()`-ed.
  */
 import type { Tensor } from '../kernels/tensor.ts';
-import { BackwardFn, Node, Var, release, retain } from './variable.ts';
-import { accumulateInto } from './accumulate.ts';
+import { Node, Var, refCount, release, retain, type BackwardFn } from './variable.ts';
+import { accumulateInto, addNew } from './accumulate.ts';
 
 let active: Graph | null = null;
 
@@ -52,16 +52,19 @@ export class Graph {
   }
 
   /**
-   * Record an op's outputs. `saved` tensors are retained until the node's backward has run
-   * (only when a gradient can flow; otherwise nothing is saved).
+   * Record an op's outputs. `saved` (inputs' or outputs' tensors) and `temps` (tensors private
+   * to the op, e.g. a norm's rstd; ownership passes to the graph) are kept until the node's
+   * backward has run; when no gradient can flow nothing is kept and temps are freed at once.
+   * The backward sees them as ctx.saved = [...saved, ...temps].
    */
-  record(name: string, inputs: readonly Var[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn): Var[] {
+  record(name: string, inputs: readonly Var[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn, temps: readonly Tensor[] = []): Var[] {
     const needs = this.gradEnabled && inputs.some((v) => v.requiresGrad);
+    if (!needs) for (const t of temps) t.dispose();
     // Kernel outputs arrive untracked; the Var takes the first reference.
     const vars = outputs.map((t) => new Var(t, needs, name));
     for (const v of vars) this.owned.push(v);
     if (needs) {
-      const node = new Node(name, inputs, backward, saved.map(retain), this.seq++);
+      const node = new Node(name, inputs, backward, [...saved, ...temps].map(retain), this.seq++);
       node.outputs = vars;
       vars.forEach((v, i) => {
         v.creator = node;
@@ -96,6 +99,9 @@ export class Graph {
         saved: node.saved,
         needsGrad: (k) => node.inputs[k]!.requiresGrad,
       });
+      // Take a reference on every returned gradient before dropping the incoming ones: a
+      // backward may pass dy straight through (d(a+b)/da = dy), aliasing an incoming gradient.
+      const owned = gIn.map((g) => (g ? retain(g) : null));
       for (const v of node.outputs) {
         const g = grads.get(v);
         if (g) {
@@ -105,24 +111,11 @@ export class Graph {
       }
       this.finish(node);
       node.inputs.forEach((input, k) => {
-        const g = gIn[k];
+        const g = owned[k];
         if (!g) return;
-        if (!input.requiresGrad) {
-          g.dispose();
-          return;
-        }
-        if (input.isLeaf) {
-          if (input.grad) {
-            accumulateInto(input.grad, g);
-            g.dispose();
-          } else input.grad = retain(g);
-          return;
-        }
-        const prev = grads.get(input);
-        if (prev) {
-          accumulateInto(prev, g);
-          g.dispose();
-        } else grads.set(input, retain(g));
+        if (!input.requiresGrad) return release(g);
+        if (input.isLeaf) input.grad = accumulate(input.grad, g);
+        else grads.set(input, accumulate(grads.get(input) ?? null, g));
       });
     }
     for (const g of grads.values()) release(g);
@@ -146,6 +139,23 @@ export class Graph {
     this.owned = [];
     this.kept.clear();
   }
+}
+
+/**
+ * Add gradient `g` (one reference owned by the caller) into `prev`. The sum is written in place
+ * unless `prev` is shared with another value (aliased pass-through gradients): then a new tensor.
+ */
+function accumulate(prev: Tensor | null, g: Tensor): Tensor {
+  if (!prev) return g;
+  if (refCount(prev) > 1 || prev === g) {
+    const sum = addNew(prev, g);
+    release(prev);
+    release(g);
+    return retain(sum);
+  }
+  accumulateInto(prev, g);
+  release(g);
+  return prev;
 }
 
 /** Run `fn` in a fresh no-grad graph and free everything except what `fn` returns as numbers. */

@@ -48,6 +48,17 @@ export class Tensor {
     this.rt.pool.release(this.buffer);
   }
 
+  /**
+   * Move this tensor's buffer into a tensor of another shape with the same element count.
+   * This handle becomes unusable (moved, not released), so there is never a second owner.
+   */
+  reshape(shape: readonly number[], label = this.label): Tensor {
+    if (this.disposed) throw new Error(`reshape of disposed ${this}`);
+    if (numel(shape) !== this.size) throw new Error(`reshape ${this} to [${shape.join(', ')}]: element counts differ`);
+    this.disposed = true;
+    return new Tensor(this.rt, [...shape], this.dtype, this.buffer, label);
+  }
+
   /** Download as Float32Array (f16 is widened), Int32Array or Uint32Array. */
   read(): Promise<Float32Array | Int32Array | Uint32Array> {
     return this.rt.read(this);

@@ -40,7 +40,8 @@ export interface LossTerms {
 }
 
 function routerTerms(out: ModelOutput, o: LossOptions): { aux: Var; z: Var } {
-  const aux = o.auxConvention === 'pooled' ? pooledAuxLoss(out.routing.map((r) => ({ probs: r.probs, idx: r.idx })), o.experts, o.topK) : switchAuxLoss(out.routing.map((r) => ({ probs: r.probs, idx: r.idx })), o.experts, o.topK);
+  const layers = out.routing.map((r) => ({ probs: r.probs, idx: r.idx }));
+  const aux = o.auxConvention === 'pooled' ? pooledAuxLoss(layers) : switchAuxLoss(layers);
   // Every layer routes the same N tokens, so the mean over all L*N tokens is the mean of layer means.
   const z = weightedSum(
     out.routing.map((r) => zLoss(r.logits)),

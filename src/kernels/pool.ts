@@ -1,0 +1,21 @@
+/** Mean pooling over the sequence axis (the classification head) and its backward. */
+import type { Tensor } from './tensor.ts';
+import { sumAxis } from './reduce.ts';
+import { foldedGrid } from './router.ts';
+
+/** x viewed as [outer, n, inner] -> mean over n, shape [outer, inner]. */
+export function meanPool(x: Tensor, outer: number, n: number, inner: number): Tensor {
+  return sumAxis(x, { outer, n, inner }, { scale: 1 / n, outShape: [outer, inner] });
+}
+
+/** dx [outer*n, inner] = dy[o] / n broadcast over the pooled axis. */
+export function meanPoolBackward(dy: Tensor, outer: number, n: number, inner: number): Tensor {
+  if (dy.size !== outer * inner) throw new Error(`meanPoolBackward: ${dy} is not [${outer}, ${inner}]`);
+  const rt = dy.rt;
+  const dx = rt.empty([outer * n, inner], 'f32', 'meanpool.dx');
+  const buf = new ArrayBuffer(16);
+  new Uint32Array(buf, 0, 3).set([outer, n, inner]);
+  new Float32Array(buf, 12, 1)[0] = 1 / n;
+  rt.dispatch(rt.kernel({ shader: 'pool', entry: 'expand' }), [dy, dx], foldedGrid(outer * n * inner, 256), new Uint32Array(buf));
+  return dx;
+}

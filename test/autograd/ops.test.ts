@@ -1,0 +1,195 @@
+/**
+ * Numeric gradient check of every differentiable autograd op: GPU backward (f32) against central
+ * finite differences of the op's float64 reference (test/reference/gradcheck.ts).
+ *
+ * Tolerance 2e-3 relative to the largest gradient entry: the GPU gradient is computed in f32
+ * (unit roundoff 6e-8) through short chains whose terms partly cancel, while the finite
+ * difference is float64 with eps 1e-6 (truncation error ~1e-12). A wrong backward formula is off
+ * by O(1) of the largest entry; f32 rounding on these tiny shapes stays below 1e-4.
+ */
+import { describe, it, beforeAll } from 'vitest';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { Var } from '../../src/autograd/variable.ts';
+import { linear } from '../../src/autograd/ops/linear.ts';
+import { add, mulColumn, sigmoid, swiglu } from '../../src/autograd/ops/activation.ts';
+import { rmsnorm } from '../../src/autograd/ops/norm.ts';
+import { causalAttention, rope } from '../../src/autograd/ops/attention.ts';
+import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../src/autograd/ops/moe.ts';
+import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss, weightedSum, zLoss } from '../../src/autograd/ops/loss.ts';
+import { testRuntime } from '../reference/gpu.ts';
+import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { gradcheck, type GradcheckInput } from '../reference/gradcheck.ts';
+import { matmul as matmulRef, silu, sigmoid as sigmoidRef, softmaxRows } from '../reference/ops.ts';
+import { attentionRef, rmsnormRef, ropeRef } from '../reference/attention-ref.ts';
+import { crossEntropyRef, huberLossRef } from '../reference/loss-ref.ts';
+import { pooledLossRef, switchLossRef, topkIndices, zLossRef } from '../reference/moe-ref.ts';
+
+const RTOL = 2e-3;
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
+  return { shape, data: toF32(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -scale, scale)) };
+}
+
+function check(name: string, inputs: (rng: Rng) => GradcheckInput[], gpu: (v: Var[]) => Var, reference: (x: Float64Array[]) => Float64Array) {
+  it(name, async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    await gradcheck({ rt, name, seed, inputs: inputs(rng), gpu, reference, rtol: RTOL });
+  });
+}
+
+describe('autograd ops: numeric gradient checks', () => {
+  // linear: x [5,3] · W[4,3]ᵀ + b[4]
+  check(
+    'linear with bias',
+    (r) => [rand(r, [5, 3]), rand(r, [4, 3]), rand(r, [4])],
+    ([x, w, b]) => linear(x!, w!, b!),
+    ([x, w, b]) => {
+      const y = matmulRef(x!, w!, 5, 4, 3, false, true);
+      for (let i = 0; i < 5; i++) for (let j = 0; j < 4; j++) y[i * 4 + j]! += b![j]!;
+      return y;
+    },
+  );
+  check('linear without bias (K=1, the point embedding)', (r) => [rand(r, [7, 1]), rand(r, [6, 1])], ([x, w]) => linear(x!, w!, null), ([x, w]) => matmulRef(x!, w!, 7, 6, 1, false, true));
+
+  check('add (same shape)', (r) => [rand(r, [3, 5]), rand(r, [3, 5])], ([a, b]) => add(a!, b!), ([a, b]) => a!.map((v, i) => v + b![i]!));
+  check('add (broadcast row vector)', (r) => [rand(r, [3, 5]), rand(r, [5])], ([a, b]) => add(a!, b!), ([a, b]) => a!.map((v, i) => v + b![i % 5]!));
+  check('add of a value to itself', (r) => [rand(r, [4, 3])], ([a]) => add(a!, a!), ([a]) => a!.map((v) => 2 * v));
+  check('mulColumn', (r) => [rand(r, [4, 3]), rand(r, [4, 1])], ([x, s]) => mulColumn(x!, s!), ([x, s]) => x!.map((v, i) => v * s![Math.floor(i / 3)]!));
+  check('sigmoid', (r) => [rand(r, [3, 7], 4)], ([x]) => sigmoid(x!), ([x]) => x!.map(sigmoidRef));
+  check('swiglu', (r) => [rand(r, [3, 5], 3), rand(r, [3, 5], 3)], ([g, u]) => swiglu(g!, u!), ([g, u]) => g!.map((v, i) => silu(v) * u![i]!));
+  check('rmsnorm', (r) => [rand(r, [4, 6]), rand(r, [6])], ([x, w]) => rmsnorm(x!, w!, 1e-6), ([x, w]) => rmsnormRef(x!, w!, 4, 6, 1e-6).y);
+
+  const shp = { batch: 2, seqLen: 3, heads: 2, headDim: 4 };
+  check('rope', (r) => [rand(r, [6, 8])], ([x]) => rope(x!, shp, 10000), ([x]) => ropeRef(x!, 2, 3, 2, 4, 10000));
+  check(
+    'causal attention',
+    (r) => [rand(r, [6, 8]), rand(r, [6, 8]), rand(r, [6, 8])],
+    ([q, k, v]) => causalAttention(q!, k!, v!, shp),
+    ([q, k, v]) => attentionRef(q!, k!, v!, { B: 2, T: 3, H: 2, hd: 4 }).o,
+  );
+
+  // The MoE FFN path: router -> top-2 -> gather -> grouped SwiGLU experts -> weighted combine.
+  for (const renorm of [false, true]) {
+    const N = 5,
+      d = 3,
+      E = 3,
+      k = 2,
+      H = 4;
+    check(
+      `MoE FFN (router, dispatch, grouped experts, combine; renormalise=${renorm})`,
+      (r) => [rand(r, [N, d]), rand(r, [E, d], 2), rand(r, [E, H, d]), rand(r, [E, H, d]), rand(r, [E, d, H])],
+      ([x, wr, wg, wu, wd]) => {
+        const logits = linear(x!, wr!, null);
+        const { weights, idx } = routerTopK(logits, k, renorm);
+        const plan = dispatchPlan(idx, E, null);
+        const xs = gatherRows(x!, plan);
+        const h = swiglu(groupedLinear(xs, wg!, plan), groupedLinear(xs, wu!, plan));
+        return combine(groupedLinear(h, wd!, plan), weights, plan);
+      },
+      ([x, wr, wg, wu, wd]) => {
+        const logits = matmulRef(x!, wr!, N, E, d, false, true);
+        const probs = softmaxRows(logits, N, E);
+        const idx = topkIndices(logits, N, E, k);
+        const y = new Float64Array(N * d);
+        for (let t = 0; t < N; t++) {
+          let s = 0;
+          for (let j = 0; j < k; j++) s += probs[t * E + idx[t * k + j]!]!;
+          for (let j = 0; j < k; j++) {
+            const e = idx[t * k + j]!;
+            const w = probs[t * E + e]! / (renorm ? s : 1);
+            const xt = x!.subarray(t * d, t * d + d);
+            const g = matmulRef(xt, wg!.subarray(e * H * d, (e + 1) * H * d), 1, H, d, false, true);
+            const u = matmulRef(xt, wu!.subarray(e * H * d, (e + 1) * H * d), 1, H, d, false, true);
+            const hv = g.map((gv, i) => silu(gv) * u[i]!);
+            const o = matmulRef(hv, wd!.subarray(e * d * H, (e + 1) * d * H), 1, d, H, false, true);
+            for (let c = 0; c < d; c++) y[t * d + c]! += w * o[c]!;
+          }
+        }
+        return y;
+      },
+    );
+  }
+
+  // Losses and loss assembly.
+  {
+    const N = 4,
+      h = 3;
+    const mask = Float64Array.from({ length: N * h }, (_, i) => (i % 5 === 4 ? 0 : 1));
+    it('huber loss (both branches, masked)', async () => {
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      const target = toF32(rng.uniformArray(N * h, -4, 4));
+      const tT = rt.upload(Float32Array.from(target), [N, h]);
+      const mT = rt.upload(Float32Array.from(mask), [N, h]);
+      await gradcheck({
+        rt,
+        name: 'huber',
+        seed,
+        inputs: [{ shape: [N, h], data: toF32(rng.uniformArray(N * h, -4, 4)) }],
+        gpu: ([p]) => huberLoss(p!, tT, mT, 2),
+        reference: ([p]) => Float64Array.of(huberLossRef(p!, target, mask, 2).loss),
+        rtol: RTOL,
+      });
+      tT.dispose();
+      mT.dispose();
+    });
+  }
+  it('cross-entropy (with an ignored row)', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const N = 5,
+      C = 7;
+    const labels = Int32Array.from({ length: N }, (_, i) => (i === 2 ? -1 : rng.int(C)));
+    const lT = rt.upload(labels, [N], 'i32');
+    await gradcheck({
+      rt,
+      name: 'cross-entropy',
+      seed,
+      inputs: [{ shape: [N, C], data: toF32(rng.uniformArray(N * C, -3, 3)) }],
+      gpu: ([l]) => crossEntropyLoss(l!, lT),
+      reference: ([l]) => Float64Array.of(crossEntropyRef(l!, labels, N, C).loss),
+      rtol: RTOL,
+    });
+    lT.dispose();
+  });
+  check('weightedSum', (r) => [rand(r, [1]), rand(r, [1]), rand(r, [1])], ([a, b, c]) => weightedSum([a!, b!, c!], [1, 0.02, 1e-3]), ([a, b, c]) => Float64Array.of(a![0]! + 0.02 * b![0]! + 1e-3 * c![0]!));
+  check(
+    'meanPoolSeq',
+    (r) => [rand(r, [2 * 3, 4])],
+    ([h]) => meanPoolSeq(h!, { batch: 2, seqLen: 3 }),
+    ([h]) => {
+      const y = new Float64Array(8);
+      for (let b = 0; b < 2; b++) for (let t = 0; t < 3; t++) for (let c = 0; c < 4; c++) y[b * 4 + c]! += h![(b * 3 + t) * 4 + c]! / 3;
+      return y;
+    },
+  );
+  check('router z-loss', (r) => [rand(r, [5, 4], 3)], ([l]) => zLoss(l!), ([l]) => Float64Array.of(zLossRef(l!, 5, 4)));
+
+  // Balancing losses: gradient flows through the router probabilities only (f is a count).
+  for (const conv of ['pooled', 'switch'] as const) {
+    const N = 6,
+      E = 4,
+      k = 2;
+    check(
+      `${conv} aux loss over two layers (through the router softmax)`,
+      (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)],
+      ([l0, l1]) => {
+        const layers = [l0!, l1!].map((l) => {
+          const { probs, idx } = routerTopK(l, k, false);
+          return { probs, idx: idx.data };
+        });
+        return conv === 'pooled' ? pooledAuxLoss(layers) : switchAuxLoss(layers);
+      },
+      ([l0, l1]) => {
+        const layers = [l0!, l1!].map((l) => ({ probs: softmaxRows(l, N, E), idx: topkIndices(l, N, E, k), N }));
+        if (conv === 'pooled') return Float64Array.of(pooledLossRef(layers, E, k));
+        return Float64Array.of(layers.reduce((s, L) => s + switchLossRef(L.probs, L.idx, N, E, k), 0) / layers.length);
+      },
+    );
+  }
+});
