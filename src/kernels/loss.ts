@@ -16,9 +16,13 @@ export const TIME_MOE_HUBER_DELTA = 2.0;
 export const DEFAULT_IGNORE_INDEX = -1;
 
 const WG = 256; // matches WG in loss.wgsl
-/** Cap on pass-1 workgroups of the Huber sum: pass 2 is one workgroup, so it must stay small. */
-const MAX_PARTIALS = 256;
+/**
+ * Cap on pass-1 workgroups of the Huber sum (one partial per thread: 32 x 256 = 8192 partials).
+ * Pass 2 is a single workgroup, so this stays small; on lavapipe 2 cores saturate long before.
+ */
+const MAX_PARTIAL_GROUPS = 32;
 const MAX_GROUPS_PER_DIM = 65535;
+const NAN_BITS = 0x7fc00000;
 
 export interface LossResult {
   /** [1] f32: the mean loss. */
@@ -83,10 +87,10 @@ export function huberLoss(pred: Tensor, target: Tensor, mask: Tensor, delta = TI
   checkHuberInputs(pred, target, mask, delta, 'huberLoss');
   const rt = pred.rt;
   const n = pred.size;
-  const groups = Math.min(Math.ceil(n / WG), MAX_PARTIALS);
-  const partial = rt.empty([Math.max(groups, 1), 2], 'f32', 'huber partials');
+  const groups = Math.min(Math.ceil(n / WG), MAX_PARTIAL_GROUPS);
+  const partial = rt.empty([Math.max(groups * WG, 1), 2], 'f32', 'huber partials');
   rt.dispatch(rt.kernel({ shader: 'loss', entry: 'huber_partial' }), [pred, target, mask, partial], [groups], new Uint32Array(params([n, groups * WG], { index: 2, value: delta })));
-  const result = finalize(partial, groups, 'huber');
+  const result = finalize(partial, groups * WG, 'huber');
   partial.dispose();
   return result;
 }
@@ -140,8 +144,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = DEFA
   const rt = logits.rt;
   const rows = rt.empty([Math.max(N, 1), 2], 'f32', 'ce row losses');
   const stats = rt.empty([N, 2], 'f32', 'ce stats');
-  const gx = Math.min(N, MAX_GROUPS_PER_DIM);
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_rows' }), [logits, targets, rows, stats], [gx, gx === 0 ? 0 : Math.ceil(N / gx)], new Uint32Array(params([N, C], undefined, { index: 2, value: ignoreIndex })));
+  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_rows' }), [logits, targets, rows, stats], grid1d(N), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
   // The single finalize workgroup sums N row pairs directly: N is batch-sized (thousands at most).
   const result = finalize(rows, N, 'ce');
   rows.dispose();
@@ -157,7 +160,7 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, stats: Ten
   checkScalar(gout, 'crossEntropyBackward gout');
   const rt = logits.rt;
   const d = rt.empty([N, C], 'f32', 'ce d_logits');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_backward' }), [logits, targets, stats, count, gout, d], grid1d(N * C), new Uint32Array(params([N, C], undefined, { index: 2, value: ignoreIndex })));
+  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_backward' }), [logits, targets, stats, count, gout, d], grid1d(N * C), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
   return d;
 }
 
