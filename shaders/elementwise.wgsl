@@ -1,13 +1,15 @@
 // Elementwise family: out[i] = op(x, i) with x = a[i], computed in f32 whatever the storage types.
 // One shader for every unary, binary (broadcast), in-place axpy, backward-helper and cast op:
 // the op body is a template slot (see src/kernels/elementwise.ts for the table of ops).
-//   {{ENABLE}}  "enable f16;" when any buffer is f16, else empty
-//   {{TO}} {{TA}} {{TB}}  storage element types of out, a, b
-//   {{OP}}  body of fn op(x: f32, i: u32) -> f32; it may call load_b(i) (broadcast operand)
+//   slot ENABLE  "enable f16;" when any buffer is f16, else empty
+//   slot TO slot TA slot TB  storage element types of out, a, b
+//   slot OP  body of fn op(x: f32, i: u32) -> f32; it may call load_b(i) (broadcast operand)
 //           or load_out(i) (current value of out, for in-place accumulation). A helper that is
 //           never called leaves its buffer out of the pipeline layout, so unary ops bind [out, a].
 // Broadcasting: a is viewed as [o, m, n] and b as [o, n] (b broadcast along the middle run of
 // dims): b index = (i / (m*n)) * n + i % n. Same-shape b is m = 1; [N,d] op [d] is o = 1.
+// slot BIDX is that index expression, simplified by the host for those common cases: integer
+// division has no SIMD instruction on CPUs, so lavapipe pays dearly for it per element.
 {{ENABLE}}
 struct Params {
   count: u32,   // elements of out
@@ -25,7 +27,7 @@ struct Params {
 @group(1) @binding(0) var<uniform> u: Params;
 
 fn load_b(i: u32) -> f32 {
-  return f32(b[(i / u.mn) * u.n + i % u.n]);
+  return f32(b[{{BIDX}}]);
 }
 
 fn load_out(i: u32) -> f32 {

@@ -5,7 +5,10 @@
  */
 import type { Tensor, DType } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
-import { sumAxis } from './reduce.ts';
+import { sumAxis, grid1d } from './reduce.ts';
+
+/** Re-exported for callers that imported it from here first. */
+export { grid1d };
 
 /** Ops of one operand; `alpha` / `beta` are the uniform scalars (scale, addScalar). */
 export const UNARY_OPS = {
@@ -46,13 +49,6 @@ function checkFloat(t: Tensor, what: string): void {
   if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but this device has no shader-f16`);
 }
 
-/** Fold a 1-D count of workgroups into the 65535-per-dimension limit (shaders use gid.x + gid.y*nwg.x*WG). */
-export function grid1d(groups: number): [number, number] {
-  if (groups === 0) return [0, 1];
-  const gx = Math.min(groups, 65535);
-  return [gx, Math.ceil(groups / gx)];
-}
-
 interface MapSpec {
   op: string;
   out: Tensor;
@@ -65,6 +61,18 @@ interface MapSpec {
   beta?: number;
 }
 
+/** The b index expression for the broadcast view, without divisions where they are trivial. */
+function bIndexExpr(s: MapSpec): string {
+  const mn = s.mn ?? 1;
+  const n = s.n ?? 1;
+  if (!s.b || s.b.size === s.out.size) return 'i';
+  if (s.b.size === 1) return '0u';
+  if (mn === n) return 'i'; // m = 1
+  if (s.b.size === n) return 'i % u.n'; // o = 1: [N, d] op [d]
+  if (n === 1) return 'i / u.mn'; // [N, d] op [N, 1]
+  return '(i / u.mn) * u.n + i % u.n';
+}
+
 function runMap(rt: Runtime, s: MapSpec): void {
   const types = [s.out.dtype, s.a.dtype, s.b?.dtype ?? 'f32'];
   const kernel = rt.kernel({
@@ -75,6 +83,7 @@ function runMap(rt: Runtime, s: MapSpec): void {
       TA: s.a.dtype,
       TB: s.b?.dtype ?? 'f32',
       OP: s.op,
+      BIDX: bIndexExpr(s),
     },
   });
   const buf = new ArrayBuffer(32);
@@ -237,7 +246,10 @@ export function copy(x: Tensor, label = 'copy'): Tensor {
   return out;
 }
 
-/** Convert between f32 and f16 (round to nearest even; out-of-range values become +-Inf). */
+/**
+ * Convert between f32 and f16 (round to nearest even, as tested on lavapipe). WGSL leaves
+ * f32 values outside the f16 range implementation-defined (lavapipe gives +-Inf).
+ */
 export function cast(x: Tensor, dtype: 'f32' | 'f16'): Tensor {
   checkFloat(x, 'cast');
   if (dtype === 'f16' && !x.rt.gpu.features.f16) throw new Error('cast to f16: this device has no shader-f16');

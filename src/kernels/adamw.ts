@@ -1,0 +1,96 @@
+/**
+ * AdamW (decoupled weight decay, PyTorch formula) in place on f32 p, m, v, with the global
+ * clip coefficient and an optional skip flag read from GPU tensors, so clipping and the
+ * non-finite guard never need a readback.
+ */
+import type { Tensor } from './tensor.ts';
+import { grid1d } from './reduce.ts';
+
+/** Layout of clipCoefficient's result. */
+export const CLIP = { norm: 0, coef: 1, clippedFraction: 2, nonFinite: 3 } as const;
+
+export interface AdamWHyper {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** 1-based step number (bias correction uses beta^step). */
+  step: number;
+}
+
+export interface AdamWGpuInputs {
+  /** f32 tensor holding the clip coefficient at clip[clipIndex] (e.g. clipCoefficient's output, CLIP.coef). */
+  clip?: Tensor;
+  clipIndex?: number;
+  /** f32 or u32 tensor; the step is a no-op when skip[skipIndex] != 0 (an f32 NaN also skips). */
+  skip?: Tensor;
+  skipIndex?: number;
+}
+
+function checkSame(p: Tensor, t: Tensor, what: string): void {
+  if (t.dtype !== 'f32') throw new Error(`adamw: ${what} ${t} must be f32`);
+  if (t.size !== p.size) throw new Error(`adamw: ${what} ${t} has ${t.size} elements, param ${p} has ${p.size}`);
+}
+
+/** One AdamW step, in place on p, m, v. */
+export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHyper, gpu: AdamWGpuInputs = {}): void {
+  checkSame(p, p, 'param');
+  checkSame(p, g, 'grad');
+  checkSame(p, m, 'exp_avg');
+  checkSame(p, v, 'exp_avg_sq');
+  const { lr, step } = hyper;
+  const b1 = hyper.beta1 ?? 0.9;
+  const b2 = hyper.beta2 ?? 0.999;
+  const eps = hyper.eps ?? 1e-8;
+  const wd = hyper.weightDecay ?? 0.01;
+  if (!(step >= 1) || !Number.isInteger(step)) throw new Error(`adamw: step must be an integer >= 1, got ${step}`);
+  const rt = p.rt;
+  const decls: string[] = [];
+  const bindings: Tensor[] = [p, g, m, v];
+  let coef = 'return 1.0;';
+  let skip = 'return false;';
+  const clipIndex = gpu.clipIndex ?? 0;
+  const skipIndex = gpu.skipIndex ?? 0;
+  if (gpu.clip) {
+    if (gpu.clip.dtype !== 'f32' || clipIndex >= gpu.clip.size) throw new Error(`adamw: clip ${gpu.clip} has no f32 element ${clipIndex}`);
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> clip: array<f32>;`);
+    bindings.push(gpu.clip);
+    coef = 'return clip[u.clipIndex];';
+  }
+  if (gpu.skip) {
+    const ty = gpu.skip.dtype;
+    if ((ty !== 'f32' && ty !== 'u32') || skipIndex >= gpu.skip.size) throw new Error(`adamw: skip ${gpu.skip} has no f32/u32 element ${skipIndex}`);
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> skip: array<${ty}>;`);
+    bindings.push(gpu.skip);
+    // Read the flag's bits so NaN counts as "skip" whatever the compiler assumes about NaN.
+    skip = ty === 'u32' ? 'return skip[u.skipIndex] != 0u;' : 'return (bitcast<u32>(skip[u.skipIndex]) & 0x7fffffffu) != 0u;';
+  }
+  const kernel = rt.kernel({ shader: 'adamw', params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip } });
+  const buf = new ArrayBuffer(48);
+  const u32 = new Uint32Array(buf);
+  const f32 = new Float32Array(buf);
+  u32.set([p.size, clipIndex, skipIndex, 0]);
+  // Host-side float64 scalars, rounded once to f32.
+  f32.set([1 - lr * wd, b1, b2, eps, lr / (1 - b1 ** step), Math.sqrt(1 - b2 ** step), 1 - b1, 1 - b2], 4);
+  rt.dispatch(kernel, bindings, grid1d(Math.ceil(p.size / 256)), u32);
+}
+
+/**
+ * From the global sum of squares (sumSquaresMany), on the GPU: f32 [4] =
+ * [norm, coef = min(1, maxNorm / (norm + 1e-6)), clipped fraction = 1 - coef, nonFinite].
+ * nonFinite is 1 when the norm is NaN or Inf (then coef is NaN, or 0 for +Inf, as PyTorch's
+ * formula gives): pass the result as AdamW's skip with skipIndex CLIP.nonFinite to drop the step.
+ */
+export function clipCoefficient(sumSq: Tensor, maxNorm: number): Tensor {
+  if (sumSq.dtype !== 'f32' || sumSq.size < 1) throw new Error(`clipCoefficient: ${sumSq} must be an f32 scalar`);
+  if (!(maxNorm > 0)) throw new Error(`clipCoefficient: maxNorm must be > 0, got ${maxNorm}`);
+  const rt = sumSq.rt;
+  const out = rt.empty([4], 'f32', 'clip coefficient');
+  const buf = new ArrayBuffer(16);
+  new Float32Array(buf)[0] = maxNorm;
+  new Uint32Array(buf)[1] = 0x7fc00000;
+  const k = rt.kernel({ shader: 'adamw', entry: 'clip_coef_main', params: { EXTRA_DECLS: '', COEF: 'return 1.0;', SKIP: 'return false;' } });
+  rt.dispatch(k, [out, sumSq], [1], new Uint32Array(buf));
+  return out;
+}

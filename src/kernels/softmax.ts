@@ -1,0 +1,69 @@
+/**
+ * Softmax and log-softmax over the last axis (f32, numerically stable), with backward
+ * passes that take the forward output y, so x need not be kept.
+ */
+import type { Tensor } from './tensor.ts';
+import { grid1d } from './reduce.ts';
+
+/** [rows, cols] of a tensor whose last axis is reduced. */
+function rowsCols(t: Tensor): [number, number] {
+  const cols = t.shape.length ? t.shape[t.shape.length - 1]! : 1;
+  return [cols === 0 ? 0 : t.size / cols, cols];
+}
+
+/**
+ * Lanes per row. Rows of <= 64 columns (router logits) get one thread each: no workgroup
+ * reduction, no barriers (slow on lavapipe). Longer rows get about one lane per 32 columns,
+ * a power of two <= 256 (the workgroup).
+ */
+function lanesPerRow(cols: number): number {
+  if (cols <= 64) return 1;
+  let l = 1;
+  while (l * 32 < cols && l < 256) l *= 2;
+  return l;
+}
+
+function run(entry: 'forward' | 'backward', log: boolean, out: Tensor, inputs: Tensor[]): void {
+  const rt = out.rt;
+  for (const t of inputs) if (t.dtype !== 'f32') throw new Error(`softmax ${entry}: ${t} must be f32`);
+  const [rows, cols] = rowsCols(out);
+  const lpr = lanesPerRow(cols);
+  const kernel = rt.kernel({ shader: 'softmax', entry, constants: { LPR: lpr, LOG: log ? 1 : 0 } });
+  rt.dispatch(kernel, [out, ...inputs], grid1d(Math.ceil(rows / (256 / lpr))), new Uint32Array([rows, cols, 0, 0]));
+}
+
+function sameShape(a: Tensor, b: Tensor, what: string): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, k) => d !== b.shape[k])) {
+    throw new Error(`${what}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+}
+
+/** softmax over the last axis. A row of all -Inf gives NaN (0/0), as in PyTorch. */
+export function softmax(x: Tensor): Tensor {
+  const y = x.rt.empty(x.shape, 'f32', 'softmax');
+  run('forward', false, y, [x]);
+  return y;
+}
+
+/** log-softmax over the last axis: x - max - log(sum(exp(x - max))). */
+export function logSoftmax(x: Tensor): Tensor {
+  const y = x.rt.empty(x.shape, 'f32', 'logSoftmax');
+  run('forward', true, y, [x]);
+  return y;
+}
+
+/** dx of y = softmax(x): y * (dy - sum(dy * y)) per row. */
+export function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
+  sameShape(y, dy, 'softmaxBackward');
+  const dx = y.rt.empty(y.shape, 'f32', 'softmax dx');
+  run('backward', false, dx, [y, dy]);
+  return dx;
+}
+
+/** dx of y = logSoftmax(x): dy - exp(y) * sum(dy) per row. */
+export function logSoftmaxBackward(y: Tensor, dy: Tensor): Tensor {
+  sameShape(y, dy, 'logSoftmaxBackward');
+  const dx = y.rt.empty(y.shape, 'f32', 'logSoftmax dx');
+  run('backward', true, dx, [y, dy]);
+  return dx;
+}
