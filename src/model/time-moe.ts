@@ -12,7 +12,7 @@ import { Rng } from '../util/rng.ts';
 import type { ModelConfig } from './config.ts';
 import { Linear } from './layers/linear.ts';
 import { RMSNorm } from './layers/rmsnorm.ts';
-import { DecoderLayer } from './layers/decoder-layer.ts';
+import { DecoderLayer, type Tap, type TapSite } from './layers/decoder-layer.ts';
 import type { LayerRouting } from './layers/moe.ts';
 import type { SeqShape } from './layers/attention.ts';
 import { ParamFactory } from './layers/module.ts';
@@ -24,6 +24,13 @@ export interface ModelOutput {
   /** Classifier logits [B, C]; null for forecasting. */
   logits: Var | null;
   routing: LayerRouting[];
+  /** Per-layer activations for the isfinite guards, in forward order. */
+  taps: Tap[];
+}
+
+export interface ForwardOptions {
+  /** Write NaN into one activation (fault injection for experiments and guard tests). */
+  injectNan?: { layer: number; site: TapSite } | null;
 }
 
 export class TimeMoeModel {
@@ -83,17 +90,20 @@ export class TimeMoeModel {
   }
 
   /** x: [B*T, 1] values (normalised series), batch-major. */
-  forward(x: Var, s: SeqShape): ModelOutput {
+  forward(x: Var, s: SeqShape, opts: ForwardOptions = {}): ModelOutput {
     let h = swiglu(this.embGate.forward(x), this.embValue.forward(x));
     const routing: LayerRouting[] = [];
-    for (const layer of this.layers) {
-      const r = layer.forward(h, s);
+    const taps: Tap[] = [];
+    this.layers.forEach((layer, i) => {
+      const fault = opts.injectNan && opts.injectNan.layer === i ? opts.injectNan.site : null;
+      const r = layer.forward(h, s, fault);
       h = r.h;
       routing.push(r.routing);
-    }
+      taps.push(...r.taps);
+    });
     h = this.norm.forward(h);
-    if (this.classifier) return { predictions: [], logits: this.classifier.forward(meanPoolSeq(h, s)), routing };
-    return { predictions: this.heads.map((head) => head.forward(h)), logits: null, routing };
+    if (this.classifier) return { predictions: [], logits: this.classifier.forward(meanPoolSeq(h, s)), routing, taps };
+    return { predictions: this.heads.map((head) => head.forward(h)), logits: null, routing, taps };
   }
 
   parameter(name: string): Parameter {

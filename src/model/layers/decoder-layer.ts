@@ -5,6 +5,15 @@ import { SelfAttention, type SeqShape } from './attention.ts';
 import { MoeFfn, type LayerRouting, type MoeOptions } from './moe.ts';
 import type { ParamFactory } from './module.ts';
 
+/** Where a layer's activations are checked by the isfinite guards (and where faults can be injected). */
+export type TapSite = 'attn_out' | 'router_logits' | 'ffn_out' | 'output';
+
+export interface Tap {
+  layer: number;
+  site: TapSite;
+  v: Var;
+}
+
 /** Pre-norm decoder layer: h += attn(norm(h)); h += moe(norm(h)). */
 export class DecoderLayer {
   readonly inputNorm: RMSNorm;
@@ -20,9 +29,23 @@ export class DecoderLayer {
     this.ffn = new MoeFfn(f, `${p}.ffn_layer`, o.moe, i);
   }
 
-  forward(h: Var, s: SeqShape): { h: Var; routing: LayerRouting } {
-    const a = add(h, this.attn.forward(this.inputNorm.forward(h), s));
-    const { out, routing } = this.ffn.forward(this.postNorm.forward(a));
-    return { h: add(a, out), routing };
+  forward(h: Var, s: SeqShape, fault: TapSite | null = null): { h: Var; routing: LayerRouting; taps: Tap[] } {
+    const layer = this.ffn.layer;
+    const tap = (site: TapSite, v: Var): Var => {
+      if (fault === site) v.data.rt.fill(v.data, NaN); // fault injection (experiments, guard tests)
+      return v;
+    };
+    const attnOut = tap('attn_out', this.attn.forward(this.inputNorm.forward(h), s));
+    const a = add(h, attnOut);
+    const { out, routing } = this.ffn.forward(this.postNorm.forward(a), (logits) => tap('router_logits', logits));
+    const ffnOut = tap('ffn_out', out);
+    const y = tap('output', add(a, ffnOut));
+    const taps: Tap[] = [
+      { layer, site: 'attn_out', v: attnOut },
+      { layer, site: 'router_logits', v: routing.logits },
+      { layer, site: 'ffn_out', v: ffnOut },
+      { layer, site: 'output', v: y },
+    ];
+    return { h: y, routing, taps };
   }
 }

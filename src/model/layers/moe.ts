@@ -67,8 +67,9 @@ export class MoeFfn {
     }
   }
 
-  forward(x: Var): { out: Var; routing: LayerRouting } {
-    const logits = this.router.forward(x);
+  /** `onLogits` sees the router logits before routing (guards, fault injection). */
+  forward(x: Var, onLogits: (logits: Var) => Var = (l) => l): { out: Var; routing: LayerRouting } {
+    const logits = onLogits(this.router.forward(x));
     const { probs, weights, idx } = routerTopK(logits, this.o.topK, this.o.normTopkProb);
     const plan = dispatchPlan(idx, this.o.experts, this.o.capacityFactor);
     const xs = gatherRows(x, plan);

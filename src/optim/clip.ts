@@ -1,0 +1,16 @@
+/** Global-norm gradient clipping, measured and applied on the GPU. */
+import { sumSquaresMany } from '../kernels/reduce.ts';
+import { clipCoefficient } from '../kernels/adamw.ts';
+import type { Tensor } from '../kernels/tensor.ts';
+
+/**
+ * [norm, coef, clipped fraction, nonFinite] (see kernels/adamw.ts CLIP) for all gradients.
+ * With maxNorm 0 (clipping off) the coefficient is 1 but the norm is still measured.
+ */
+export function globalNormClip(grads: readonly Tensor[], maxNorm: number): Tensor {
+  const sumSq = sumSquaresMany(grads);
+  // 3e38 ~ f32 max: the coefficient is then exactly 1 (no clipping) while the norm is still reported.
+  const out = clipCoefficient(sumSq, maxNorm > 0 ? maxNorm : 3e38);
+  sumSq.dispose();
+  return out;
+}

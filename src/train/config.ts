@@ -1,0 +1,231 @@
+/**
+ * The training configuration: one JSON file, validated by zod. Unknown keys and wrong types fail
+ * with the key path, the bad value and what is allowed. `--set path=value` overrides apply to the
+ * raw JSON before validation, so they are checked exactly like the file.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ModelSchema, PRESETS } from '../model/config.ts';
+import { DataConfigSchema } from './data/config.ts';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const OptimSchema = z
+  .object({
+    lr: z.number().positive().max(10),
+    /** Floor of the cosine decay, as a fraction of lr. */
+    minLrRatio: z.number().min(0).max(1).default(0.1),
+    weightDecay: z.number().min(0).default(0.1),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.95),
+    eps: z.number().positive().default(1e-8),
+    /** Global-norm clip; 0 disables clipping (the norm is still measured and logged). */
+    clipNorm: z.number().min(0).default(1.0),
+  })
+  .strict();
+
+const ScheduleSchema = z
+  .object({
+    /** Optimizer steps. */
+    steps: z.number().int().positive(),
+    warmupSteps: z.number().int().min(0).default(0),
+    decay: z.enum(['cosine', 'constant']).default('cosine'),
+    /** Sequences per micro-step. */
+    microBatch: z.number().int().positive(),
+    /** Micro-steps per optimizer step (gradient accumulation). */
+    accumulation: z.number().int().positive().default(1),
+  })
+  .strict();
+
+const LossSchema = z
+  .object({
+    huberDelta: z.number().positive().default(2.0),
+    /** Target aux-loss factor (Time-MoE: 0.02). */
+    auxFactor: z.number().min(0).default(0.02),
+    /** 'pooled' = HF/Time-MoE (balanced = k), 'switch' = per-layer Switch mean (balanced = 1). */
+    auxConvention: z.enum(['pooled', 'switch']).default('pooled'),
+    /** The aux factor ramps linearly from auxStart to auxFactor over this many optimizer steps. */
+    auxWarmupSteps: z.number().int().min(0).default(0),
+    auxStart: z.number().min(0).default(0),
+    /** ST-MoE router z-loss coefficient (1e-3 typical); 0 = off. */
+    zCoef: z.number().min(0).default(0),
+  })
+  .strict();
+
+const StabilitySchema = z
+  .object({
+    /** Per-layer isfinite guards on forward outputs, router logits and gradients. */
+    guards: z.boolean().default(true),
+    /** Stop (saving the last good state) after this many consecutive skipped steps. */
+    maxConsecutiveBadSteps: z.number().int().positive().default(5),
+    /** Fault injection for experiments/tests: NaN written into one activation at one step. */
+    injectNan: z
+      .object({ step: z.number().int().positive(), layer: z.number().int().min(0), site: z.enum(['attn_out', 'router_logits', 'ffn_out', 'output']) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const LoggingSchema = z
+  .object({
+    /** Run directory: metrics.jsonl, checkpoints, plan. */
+    dir: z.string().min(1).default('runs/default'),
+    /** Validate every N optimizer steps (and at the end); 0 = only at the end. */
+    validEvery: z.number().int().min(0).default(50),
+    /** Validation batches per evaluation; 0 = all. */
+    validBatches: z.number().int().min(0).default(8),
+    progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto'),
+  })
+  .strict();
+
+const CheckpointSchema = z
+  .object({
+    /** Save every N optimizer steps (and at the end); 0 = only at the end. */
+    every: z.number().int().min(0).default(0),
+    keep: z.number().int().positive().default(3),
+  })
+  .strict();
+
+export const TrainConfigSchema = z
+  .object({
+    seed: z.number().int().min(0).default(0),
+    model: ModelSchema,
+    data: DataConfigSchema,
+    optim: OptimSchema,
+    schedule: ScheduleSchema,
+    loss: LossSchema.prefault({}),
+    stability: StabilitySchema.prefault({}),
+    logging: LoggingSchema.prefault({}),
+    checkpoint: CheckpointSchema.prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const longest = Math.max(...c.model.horizons);
+    if (c.model.task === 'forecast' && longest > c.data.contextLength) {
+      ctx.addIssue({ code: 'custom', path: ['model', 'horizons'], message: `horizon ${longest} is longer than data.contextLength ${c.data.contextLength}: shorten the horizon or raise the context` });
+    }
+    if (c.schedule.warmupSteps > c.schedule.steps) ctx.addIssue({ code: 'custom', path: ['schedule', 'warmupSteps'], message: `warmupSteps ${c.schedule.warmupSteps} exceeds steps ${c.schedule.steps}` });
+  });
+
+export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v);
+  if (s === undefined) return String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function get(obj: unknown, path: readonly PropertyKey[]): unknown {
+  let cur = obj;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[k];
+  }
+  return cur;
+}
+
+/** Keys of the object schema at `path`, seen through defaults, optionals and unions. */
+function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  type Def = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType>; options?: z.ZodType[] };
+  const def = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+  const unwrap = (s: z.ZodType): z.ZodType[] => {
+    const d = def(s);
+    if (d.innerType) return unwrap(d.innerType);
+    if (d.options) return d.options.flatMap(unwrap);
+    return [s];
+  };
+  let cur = unwrap(schema);
+  for (const key of path) {
+    cur = cur.flatMap((s) => {
+      const child = def(s).shape?.[String(key)];
+      return child ? unwrap(child) : [];
+    });
+  }
+  return [...new Set(cur.flatMap((s) => Object.keys(def(s).shape ?? {})))];
+}
+
+/** One line per problem: `model.hidden: expected a number, got "64" `. */
+export function formatIssues(error: z.ZodError, raw: unknown, source: string): string {
+  const lines = error.issues.map((iss) => {
+    const path = iss.path.map(String).join('.') || '(top level)';
+    const value = get(raw, iss.path);
+    switch (iss.code) {
+      case 'unrecognized_keys': {
+        const allowed = allowedKeys(TrainConfigSchema, iss.path);
+        const keys = iss.keys.map((k) => (path === '(top level)' ? k : `${path}.${k}`)).join(', ');
+        return `${keys}: unknown key${iss.keys.length > 1 ? 's' : ''}${allowed.length ? ` (allowed here: ${allowed.join(', ')})` : ''}`;
+      }
+      case 'invalid_type':
+        return value === undefined ? `${path}: required (${iss.expected}) but missing` : `${path}: ${iss.message}, got ${describe(value)}`;
+      default:
+        return `${path}: ${iss.message}${value !== undefined && typeof value !== 'object' ? `, got ${describe(value)}` : ''}`;
+    }
+  });
+  return `invalid config ${source}:\n  ${lines.join('\n  ')}`;
+}
+
+/** Apply `a.b.c=value` (value parsed as JSON when it parses, else taken as a string). */
+export function applyOverride(raw: Record<string, Json>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new ConfigError(`--set ${assignment}: expected path=value, e.g. --set optim.lr=3e-4`);
+  const path = assignment.slice(0, eq).split('.');
+  const text = assignment.slice(eq + 1);
+  let value: Json;
+  try {
+    value = JSON.parse(text) as Json;
+  } catch {
+    value = text;
+  }
+  let cur: Record<string, Json> = raw;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === undefined) cur[key] = {};
+    else if (next === null || typeof next !== 'object' || Array.isArray(next)) throw new ConfigError(`--set ${assignment}: ${key} is not an object in the config`);
+    cur = cur[key] as Record<string, Json>;
+  }
+  cur[path[path.length - 1]!] = value;
+}
+
+/** Expand `model.preset` into the preset's dimensions, with the file's keys taking precedence. */
+function expandPreset(raw: Record<string, Json>): void {
+  const m = raw.model;
+  if (!m || typeof m !== 'object' || Array.isArray(m)) return;
+  const name = m.preset;
+  if (typeof name === 'string' && name in PRESETS) raw.model = { ...(PRESETS[name as keyof typeof PRESETS] as Record<string, Json>), ...m };
+}
+
+export function parseConfig(raw: unknown, source = '(inline)', overrides: readonly string[] = []): TrainConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`invalid config ${source}: the top level must be a JSON object`);
+  const obj = structuredClone(raw) as Record<string, Json>;
+  for (const o of overrides) applyOverride(obj, o);
+  expandPreset(obj);
+  const r = TrainConfigSchema.safeParse(obj);
+  if (!r.success) throw new ConfigError(formatIssues(r.error, obj, source));
+  return r.data;
+}
+
+export function loadConfig(path: string, overrides: readonly string[] = []): TrainConfig {
+  const full = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(full, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'ENOENT' ? `config file not found: ${full} (check the --config path)` : `cannot read config ${full}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config ${full} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(raw, full, overrides);
+}

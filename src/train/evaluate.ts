@@ -1,0 +1,64 @@
+/**
+ * Validation: loss (Huber + aux terms, as in training) and MSE / MAE per horizon on the
+ * normalised scale, over the validation windows, in a no-grad graph.
+ */
+import type { Runtime } from '../kernels/runtime.ts';
+import { Graph } from '../autograd/graph.ts';
+import { Var } from '../autograd/variable.ts';
+import type { TimeMoeModel } from '../model/time-moe.ts';
+import { forecastLoss, type LossOptions } from '../model/losses.ts';
+import { uploadBatch, type Batch } from './batch.ts';
+
+export interface ValidMetrics {
+  loss: number;
+  lossMain: number;
+  /** Per horizon: mean squared and absolute error over valid targets. */
+  horizons: { horizon: number; mse: number; mae: number }[];
+  windows: number;
+}
+
+export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0): Promise<ValidMetrics> {
+  const H = model.cfg.horizons;
+  const se = H.map(() => 0);
+  const ae = H.map(() => 0);
+  const cnt = H.map(() => 0);
+  let loss = 0;
+  let lossMain = 0;
+  let n = 0;
+  let windows = 0;
+  for (const b of batches) {
+    if (maxBatches > 0 && n >= maxBatches) break;
+    const g = new Graph(false);
+    const dev = uploadBatch(rt, b, H);
+    try {
+      const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
+      const { out, terms } = g.run(() => {
+        const out = model.forward(x, { batch: b.B, seqLen: b.T });
+        return { out, terms: forecastLoss(out, dev.targets, lossOpts) };
+      });
+      loss += (await terms.total.data.readF32())[0]!;
+      lossMain += (await terms.main.data.readF32())[0]!;
+      for (let i = 0; i < H.length; i++) {
+        const [p, t, m] = await Promise.all([out.predictions[i]!.data.readF32(), dev.targets[i]!.target.readF32(), dev.targets[i]!.mask.readF32()]);
+        for (let j = 0; j < p.length; j++) {
+          if (m[j] === 0) continue;
+          const r = p[j]! - t[j]!;
+          se[i]! += r * r;
+          ae[i]! += Math.abs(r);
+          cnt[i]!++;
+        }
+      }
+    } finally {
+      dev.dispose();
+      g.dispose();
+    }
+    n++;
+    windows += b.B;
+  }
+  return {
+    loss: n ? loss / n : NaN,
+    lossMain: n ? lossMain / n : NaN,
+    horizons: H.map((h, i) => ({ horizon: h, mse: se[i]! / cnt[i]!, mae: ae[i]! / cnt[i]! })),
+    windows,
+  };
+}

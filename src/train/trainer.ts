@@ -1,0 +1,191 @@
+/**
+ * One optimizer step: micro-steps of forward + loss + backward (gradients accumulate), guards,
+ * global-norm clip and AdamW, all recorded on the GPU; then one readback of the step's metrics.
+ * Data flows one way: batch -> model -> loss -> backward -> guards -> clip -> AdamW -> metrics.
+ */
+import type { Runtime } from '../kernels/runtime.ts';
+import type { Tensor } from '../kernels/tensor.ts';
+import { Graph } from '../autograd/graph.ts';
+import { Var } from '../autograd/variable.ts';
+import { zeroGrad } from '../autograd/grad.ts';
+import { routerStats } from '../kernels/moe-loss.ts';
+import { copy } from '../kernels/elementwise.ts';
+import type { TimeMoeModel } from '../model/time-moe.ts';
+import { forecastLoss, type LossTerms } from '../model/losses.ts';
+import type { AdamW } from '../optim/adamw.ts';
+import { globalNormClip } from '../optim/clip.ts';
+import { auxFactor, learningRate } from '../optim/schedule.ts';
+import type { TrainConfig } from './config.ts';
+import { uploadBatch, type Batch } from './batch.ts';
+import { GuardBatch, type BadTensor } from './guards.ts';
+
+export interface LayerRoutingMetrics {
+  layer: number;
+  /** Fraction of the top-k picks per expert (balanced = 1/E each). */
+  load: number[];
+  /** Mean router entropy in nats (uniform = ln E). */
+  entropy: number;
+  /** Largest expert share. */
+  maxShare: number;
+  /** Token-expert pairs dropped by the capacity limit. */
+  dropped: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  microSteps: number;
+  loss: number;
+  lossMain: number;
+  headLosses: number[];
+  aux: number;
+  z: number;
+  lr: number;
+  auxFactor: number;
+  gradNorm: number;
+  gradNormPostClip: number;
+  clipCoef: number;
+  clippedFraction: number;
+  skipped: boolean;
+  /** Non-finite tensors in forward order (empty on a good step). */
+  nonFinite: BadTensor[];
+  routing: LayerRoutingMetrics[];
+  tokens: number;
+  ms: number;
+  liveBytes: number;
+  peakBytes: number;
+}
+
+async function scalar(t: Tensor): Promise<number> {
+  return (await t.readF32())[0]!;
+}
+
+export class Trainer {
+  constructor(
+    readonly rt: Runtime,
+    readonly model: TimeMoeModel,
+    readonly optimizer: AdamW,
+    readonly cfg: TrainConfig,
+  ) {}
+
+  lossOptions(step: number) {
+    const l = this.cfg.loss;
+    return {
+      auxFactor: auxFactor(l, step),
+      auxConvention: l.auxConvention,
+      zCoef: l.zCoef,
+      experts: this.model.cfg.experts,
+      topK: this.model.cfg.topK,
+      huberDelta: l.huberDelta,
+    };
+  }
+
+  /** Run optimizer step `step` (1-based) over the given micro-batches. */
+  async step(step: number, micro: readonly Batch[]): Promise<StepMetrics> {
+    const { rt, model, cfg } = this;
+    const t0 = performance.now();
+    rt.pool.resetPeak();
+    const lossOpts = this.lossOptions(step);
+    const lr = learningRate({ ...cfg.optim, ...cfg.schedule }, step);
+    const guards: GuardBatch[] = [];
+    const graphs: Graph[] = [];
+    const kept: LossTerms[] = [];
+    const routeStats: { layer: number; stats: Tensor; dropped: Tensor }[][] = [];
+    let tokens = 0;
+    const inject = cfg.stability.injectNan && cfg.stability.injectNan.step === step ? cfg.stability.injectNan : null;
+
+    for (const mb of micro) {
+      const g = new Graph();
+      const dev = uploadBatch(rt, mb, model.cfg.horizons);
+      const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
+      const { out, terms } = g.run(() => {
+        const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject });
+        return { out, terms: forecastLoss(out, dev.targets, lossOpts) };
+      });
+      for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);
+      if (cfg.stability.guards) {
+        guards.push(
+          new GuardBatch([
+            ...out.taps.map((t) => ({ name: `model.layers.${t.layer}.${t.site}`, layer: t.layer, tensor: t.v.data })),
+            { name: 'loss.total', layer: -1, tensor: terms.total.data },
+          ]),
+        );
+      }
+      // The plan belongs to the graph (freed during backward): copy its dropped count out first.
+      routeStats.push(out.routing.map((r) => ({ layer: r.layer, stats: routerStats(r.probs.data, r.idx), dropped: copy(r.dropped, 'dropped') })));
+      // Mean over micro-steps: each backward is seeded with 1/accumulation.
+      g.backward(terms.total, rt.upload([1 / micro.length], [1], 'f32', 'loss seed'));
+      dev.dispose();
+      graphs.push(g);
+      kept.push(terms);
+      tokens += mb.B * mb.T;
+    }
+
+    const params = model.params.filter((p) => p.grad);
+    const grads = params.map((p) => p.grad!);
+    if (cfg.stability.guards) guards.push(new GuardBatch(params.map((p) => ({ name: `${p.name}.grad`, layer: p.layer, tensor: p.grad! }))));
+    const clip = globalNormClip(grads, cfg.optim.clipNorm);
+    const skip = rt.zeros([1], 'f32', 'skip flag');
+    for (const gb of guards) gb.addTo(skip);
+    this.optimizer.apply(lr, cfg.optim.clipNorm > 0 ? clip : null, skip, this.optimizer.step + 1);
+    zeroGrad(model.params);
+
+    // One readback for the whole step.
+    const [clipV, skipV, terms, bad, routing] = await Promise.all([
+      clip.readF32(),
+      scalar(skip),
+      Promise.all(kept.map(async (t) => ({ total: await scalar(t.total.data), main: await scalar(t.main.data), aux: await scalar(t.aux.data), z: await scalar(t.z.data), heads: await Promise.all(t.headLosses.map((h) => scalar(h.data))) }))),
+      Promise.all(guards.map((gb) => gb.read())).then((r) => r.flat()),
+      Promise.all(routeStats.map((layers) => Promise.all(layers.map(async (l) => ({ layer: l.layer, s: await l.stats.readF32(), dropped: (await l.dropped.read())[0]! }))))),
+    ]);
+    const skipped = skipV !== 0;
+    if (!skipped) this.optimizer.step++;
+
+    for (const g of graphs) g.dispose();
+    for (const gb of guards) gb.dispose();
+    for (const layers of routeStats)
+      for (const l of layers) {
+        l.stats.dispose();
+        l.dropped.dispose();
+      }
+    clip.dispose();
+    skip.dispose();
+
+    const mean = (f: (t: (typeof terms)[number]) => number) => terms.reduce((a, t) => a + f(t), 0) / terms.length;
+    const E = model.cfg.experts;
+    const routingMetrics: LayerRoutingMetrics[] = routing[0]!.map((l0, li) => {
+      const load = Array.from({ length: E }, (_, e) => routing.reduce((a, mb) => a + mb[li]!.s[e]!, 0) / routing.length);
+      return {
+        layer: l0.layer,
+        load,
+        entropy: routing.reduce((a, mb) => a + mb[li]!.s[E]!, 0) / routing.length,
+        maxShare: Math.max(...load),
+        dropped: routing.reduce((a, mb) => a + mb[li]!.dropped, 0),
+      };
+    });
+    const mem = rt.memory();
+    const norm = clipV[0]!;
+    const coef = cfg.optim.clipNorm > 0 ? clipV[1]! : 1;
+    return {
+      step,
+      microSteps: micro.length,
+      loss: mean((t) => t.total),
+      lossMain: mean((t) => t.main),
+      headLosses: terms[0]!.heads.map((_, i) => mean((t) => t.heads[i]!)),
+      aux: mean((t) => t.aux),
+      z: mean((t) => t.z),
+      lr,
+      auxFactor: lossOpts.auxFactor,
+      gradNorm: norm,
+      gradNormPostClip: norm * coef,
+      clipCoef: coef,
+      clippedFraction: 1 - coef,
+      skipped,
+      nonFinite: bad,
+      routing: routingMetrics,
+      tokens,
+      ms: performance.now() - t0,
+      liveBytes: mem.liveBytes,
+      peakBytes: mem.peakLiveBytes,
+    };
+  }
+}
