@@ -1,0 +1,28 @@
+/** The in-memory form every loader produces: raw values (NaN = missing) kept in float64 until windowing. */
+export interface Series {
+  /** Where it came from, for messages: file and column, line, dataset and mote, ... */
+  id: string;
+  values: Float64Array;
+  /** Optional per-point 0/1 anomaly labels (same length), carried for evaluation. */
+  anomalies?: Uint8Array;
+}
+
+// Strict decimal syntax: Number() would accept '', ' ', '0x1f' and '1_000'-like surprises.
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const MISSING = new Set(['', 'nan', 'na', 'n/a', 'null', 'none']);
+const POS_INF = new Set(['inf', '+inf', 'infinity', '+infinity']);
+const NEG_INF = new Set(['-inf', '-infinity']);
+
+/**
+ * Parse one text cell. Missing markers become NaN and infinities stay infinite, so cleaning counts
+ * and repairs them; anything else that is not a number returns undefined (the caller reports where).
+ */
+export function parseNumericCell(cell: string): number | undefined {
+  const s = cell.trim();
+  if (DECIMAL.test(s)) return Number(s);
+  const l = s.toLowerCase();
+  if (MISSING.has(l)) return Number.NaN;
+  if (POS_INF.has(l)) return Number.POSITIVE_INFINITY;
+  if (NEG_INF.has(l)) return Number.NEGATIVE_INFINITY;
+  return undefined;
+}
