@@ -3,17 +3,10 @@ import type { Runtime } from '../kernels/runtime.ts';
 import type { Tensor } from '../kernels/tensor.ts';
 import { horizonTargets } from '../kernels/loss.ts';
 import type { HorizonTarget } from '../model/losses.ts';
+import type { Batch as DataBatch } from './data/windows.ts';
 
-export interface Batch {
-  /** [B*T] normalised inputs, batch-major. */
-  inputs: Float32Array;
-  /** [B*T] next values (inputs shifted by one). */
-  labels: Float32Array;
-  /** [B*T] 1 where the label is valid. */
-  mask: Float32Array;
-  B: number;
-  T: number;
-}
+/** What the model needs of a data batch (src/train/data/windows.ts makes them). */
+export type Batch = Pick<DataBatch, 'inputs' | 'labels' | 'mask' | 'B' | 'T'>;
 
 export interface DeviceBatch {
   inputs: Tensor;

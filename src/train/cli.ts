@@ -1,12 +1,43 @@
-/** Command-line interface of train.js. Exit codes: 0 ok, 1 runtime failure, 2 bad input or setup. */
-import { Command, CommanderError } from 'commander';
+/**
+ * Command-line interface of train.js. Exit codes: 0 ok, 1 runtime failure (e.g. a run stopped by
+ * the non-finite guard), 2 bad input or setup (config, data, checkpoint, flags, no GPU adapter),
+ * 130 interrupted (a checkpoint was saved).
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { GpuError } from '../kernels/errors.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { DataError } from './data/errors.ts';
+import { CheckpointError } from './checkpoint.ts';
+import { RunStopped, planFor, runTraining } from './run.ts';
+import { formatPlan } from './planner-format.ts';
 import { runSmoke } from './smoke.ts';
+
+const GiB = 2 ** 30;
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got "${v}"`);
+  return n;
+}
+
+interface CliOptions {
+  config?: string;
+  set: string[];
+  resume?: boolean;
+  plan?: boolean;
+  budgetGb: number;
+  smoke?: boolean;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command()
     .name('train.js')
-    .description('webgpu-moe: Mixture-of-Experts training on WebGPU')
+    .description('webgpu-moe: train Time-MoE-style Mixture-of-Experts models on WebGPU')
+    .option('-c, --config <file>', 'training config JSON (e.g. small-moe.json)')
+    .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints')
+    .option('--plan', 'print the memory plan for the config and exit')
+    .option('--budget-gb <GiB>', 'device memory budget for the plan check', positiveNumber, 24)
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -16,15 +47,36 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     throw e;
   }
-  const opts = program.opts<{ smoke?: boolean }>();
+  const opts = program.opts<CliOptions>();
   try {
     if (opts.smoke) {
       await runSmoke();
       return 0;
     }
-    program.outputHelp();
-    return 2;
-  } catch (e) {
+    if (!opts.config) {
+      console.error('error: --config <file> is required (try: node train.js --config small-moe.json)');
+      return 2;
+    }
+    const cfg = loadConfig(opts.config, opts.set);
+    const budgetBytes = opts.budgetGb * GiB;
+    if (opts.plan) {
+      const plan = planFor(cfg, budgetBytes);
+      console.log(formatPlan(plan));
+      return plan.fits ? 0 : 1;
+    }
+    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd() });
+    const before = r.validBefore ? `${r.validBefore.loss.toFixed(4)} -> ` : '';
+    console.log(`done: ${r.steps} steps${r.skippedSteps ? ` (${r.skippedSteps} skipped by the guards)` : ''}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
+    return 0;
+  } catch (e: unknown) {
+    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof RunStopped) {
+      console.error(`error: ${e.message}`);
+      return e.exitCode;
+    }
     if (e instanceof GpuError) {
       console.error(`error: ${e.message}`);
       return e.kind === 'no-adapter' ? 2 : 1;

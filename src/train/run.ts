@@ -1,0 +1,155 @@
+/**
+ * A training run: plan -> data -> model -> loop (metrics, validation, checkpoints) with resume,
+ * SIGINT handling and the non-finite stop rule. Everything the CLI does after parsing flags.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getRuntime } from '../kernels/runtime.ts';
+import { TimeMoeModel } from '../model/time-moe.ts';
+import { AdamW } from '../optim/adamw.ts';
+import type { TrainConfig } from './config.ts';
+import { formatReport, loadData } from './data/index.ts';
+import { evaluate, type ValidMetrics } from './evaluate.ts';
+import { describeBad } from './guards.ts';
+import { MetricsLog, fmt } from './metrics.ts';
+import { createProgress } from './progress.ts';
+import { Trainer, type StepMetrics } from './trainer.ts';
+import { planMemory, type MemoryPlan } from './planner.ts';
+import { formatPlan } from './planner-format.ts';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+
+export class RunStopped extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'RunStopped';
+  }
+}
+
+export interface RunOptions {
+  resume: boolean;
+  /** Memory budget in bytes for the plan check (default: 24 GiB, the RTX 3090). */
+  budgetBytes: number;
+  /** Where the run's files go (default cfg.logging.dir). */
+  cwd: string;
+}
+
+export interface RunResult {
+  steps: number;
+  validBefore: ValidMetrics | null;
+  validAfter: ValidMetrics;
+  last: StepMetrics | null;
+  skippedSteps: number;
+}
+
+export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
+  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: 'f32', optimizer: 'adamw', recompute: false, budgetBytes });
+}
+
+function validLine(tag: string, v: ValidMetrics): string {
+  return `${tag}: loss ${fmt(v.loss)} (huber ${fmt(v.lossMain)}) ${v.horizons.map((h) => `mse@${h.horizon} ${fmt(h.mse)} mae@${h.horizon} ${fmt(h.mae)}`).join(' ')} over ${v.windows} windows`;
+}
+
+export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<RunResult> {
+  const dir = join(opts.cwd, cfg.logging.dir);
+  const ckptRoot = join(dir, 'checkpoints');
+  mkdirSync(dir, { recursive: true });
+
+  // Plan before allocating anything on the device.
+  const plan = planFor(cfg, opts.budgetBytes);
+  writeFileSync(join(dir, 'plan.txt'), formatPlan(plan));
+  if (!plan.fits) throw new RunStopped(`the run does not fit the memory budget:\n${formatPlan(plan)}`, 2);
+
+  const data = loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed });
+  console.error(`[data] ${formatReport(data.report)}`);
+  if (data.train.length === 0) throw new RunStopped('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)', 2);
+
+  const rt = await getRuntime();
+  const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
+  const optimizer = new AdamW(model.params, cfg.optim);
+  const trainer = new Trainer(rt, model, optimizer, cfg);
+  const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
+  const lossOpts = () => trainer.lossOptions(Math.max(1, optimizer.step));
+  const validate = () => evaluate(rt, model, data.valid.batches(cfg.schedule.microBatch), lossOpts(), cfg.logging.validBatches);
+
+  let start = 0;
+  let validBefore: ValidMetrics | null = null;
+  if (opts.resume) {
+    const latest = await latestCheckpoint(ckptRoot);
+    if (!latest) throw new RunStopped(`--resume: no checkpoint under ${ckptRoot} (train without --resume first)`, 2);
+    const state = await loadCheckpoint(latest, { params: model.params, optimizerState: optimizer.entries() });
+    start = state.step;
+    optimizer.step = Number(state.optimizer?.step ?? state.step);
+    data.train.restore(state.dataLoader);
+    metrics.truncateAfter(start);
+    console.error(`[resume] ${latest}: continuing after step ${start}`);
+  } else {
+    metrics.truncateAfter(-1);
+    validBefore = await validate();
+    metrics.write({ kind: 'valid', step: 0, ...validBefore });
+    console.error(validLine('[valid] before training', validBefore));
+  }
+  console.error(`[model] ${model.parameterCount.toLocaleString()} parameters; plan peak ${(plan.totalBytes / 2 ** 20).toFixed(1)} MiB of ${(plan.budgetBytes / 2 ** 30).toFixed(1)} GiB`);
+
+  const save = async (step: number) => {
+    await rt.sync();
+    const saved = await saveCheckpoint(
+      ckptRoot,
+      { params: model.params, optimizerState: optimizer.entries(), state: { step, optimizer: { step: optimizer.step }, dataLoader: data.train.state(), config: cfg } },
+      { keep: cfg.checkpoint.keep },
+    );
+    return saved.path;
+  };
+
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    console.error('\n[signal] SIGINT: finishing this step, saving a checkpoint, then exiting (press again to quit now)');
+  };
+  process.on('SIGINT', onSigint);
+  const total = cfg.schedule.steps;
+  const progress = createProgress(cfg.logging.progress, total, start);
+  let last: StepMetrics | null = null;
+  let consecutiveBad = 0;
+  let skippedSteps = 0;
+  try {
+    for (let step = start + 1; step <= total; step++) {
+      const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
+      const m = await trainer.step(step, micro);
+      last = m;
+      metrics.write({ kind: 'train', ...m });
+      progress.update(m);
+      if (m.skipped) {
+        skippedSteps++;
+        consecutiveBad++;
+        progress.log(`[guard] step ${step} skipped (weights and optimizer state unchanged): first non-finite tensor ${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : '(the skip flag was set, no tensor named)'}`);
+        if (consecutiveBad >= cfg.stability.maxConsecutiveBadSteps) {
+          const path = await save(step);
+          throw new RunStopped(`stopping: ${consecutiveBad} consecutive non-finite steps (stability.maxConsecutiveBadSteps). The last good weights are saved at ${path}. First bad tensor: ${describeBad(m.nonFinite[0]!)}`, 1);
+        }
+      } else consecutiveBad = 0;
+      if (cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0 && step < total) {
+        const v = await validate();
+        metrics.write({ kind: 'valid', step, ...v });
+        progress.log(validLine(`[valid] step ${step}`, v));
+      }
+      if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) || step === total) await save(step);
+      if (interrupted) {
+        const path = await save(step);
+        throw new RunStopped(`interrupted at step ${step}; checkpoint saved at ${path} (continue with --resume)`, 130);
+      }
+    }
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSigint);
+  }
+  const validAfter = await validate();
+  metrics.write({ kind: 'valid', step: total, ...validAfter });
+  console.error(validLine('[valid] after training', validAfter));
+  optimizer.dispose();
+  model.dispose();
+  return { steps: total, validBefore, validAfter, last, skippedSteps };
+}
