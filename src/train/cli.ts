@@ -14,6 +14,12 @@ import { runSmoke } from './smoke.ts';
 
 const GiB = 2 ** 30;
 
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got "${v}"`);
+  return n;
+}
+
 function positiveNumber(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got "${v}"`);
@@ -27,6 +33,7 @@ interface CliOptions {
   plan?: boolean;
   budgetGb: number;
   smoke?: boolean;
+  stopAfter?: number;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -37,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints')
     .option('--plan', 'print the memory plan for the config and exit')
+    .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
     .option('--budget-gb <GiB>', 'device memory budget for the plan check', positiveNumber, 24)
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .exitOverride()
@@ -64,9 +72,9 @@ export async function main(argv: string[]): Promise<number> {
       console.log(formatPlan(plan));
       return plan.fits ? 0 : 1;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd() });
+    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter });
     const before = r.validBefore ? `${r.validBefore.loss.toFixed(4)} -> ` : '';
-    console.log(`done: ${r.steps} steps${r.skippedSteps ? ` (${r.skippedSteps} skipped by the guards)` : ''}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
+    console.log(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} steps${r.skippedSteps ? ` (${r.skippedSteps} skipped by the guards)` : ''}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
     return 0;
   } catch (e: unknown) {
     if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {

@@ -34,6 +34,8 @@ export interface RunOptions {
   budgetBytes: number;
   /** Where the run's files go (default cfg.logging.dir). */
   cwd: string;
+  /** Save a checkpoint and stop after this optimizer step (train in chunks; resume later). */
+  stopAfter?: number;
 }
 
 export interface RunResult {
@@ -42,6 +44,8 @@ export interface RunResult {
   validAfter: ValidMetrics;
   last: StepMetrics | null;
   skippedSteps: number;
+  /** True when --stop-after ended the run before the last step. */
+  stopped?: boolean;
 }
 
 export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
@@ -137,6 +141,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
         progress.log(validLine(`[valid] step ${step}`, v));
       }
       if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) || step === total) await save(step);
+      if (opts.stopAfter !== undefined && step >= opts.stopAfter && step < total) {
+        const path = await save(step);
+        progress.log(`[stop] --stop-after ${opts.stopAfter}: checkpoint saved at ${path} (continue with --resume)`);
+        return { steps: step, validBefore, validAfter: await validate(), last, skippedSteps, stopped: true };
+      }
       if (interrupted) {
         const path = await save(step);
         throw new RunStopped(`interrupted at step ${step}; checkpoint saved at ${path} (continue with --resume)`, 130);

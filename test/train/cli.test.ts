@@ -1,0 +1,132 @@
+/**
+ * The training CLI end to end (`node train.js`), as a user types it: bad input fails with a clear
+ * message and exit code 2 and loses nothing already saved; resume reproduces an uninterrupted run.
+ */
+import { describe, it, expect } from 'vitest';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
+
+describe('train.js: bad input', () => {
+  it('missing config file', () => {
+    const d = scratch();
+    const r = runCli(d, ['--config', 'nope.json']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/config file not found: .*nope\.json \(check the --config path\)/);
+  });
+
+  it('config that is not JSON', () => {
+    const d = scratch();
+    writeFileSync(join(d, 'bad.json'), '{ "model": ');
+    const r = runCli(d, ['--config', 'bad.json']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/is not valid JSON/);
+  });
+
+  it('unknown key and wrong type, through the CLI', () => {
+    const d = scratch();
+    const cfg = tinyConfig();
+    (cfg.optim as Record<string, unknown>).lr = 'fast';
+    (cfg.schedule as Record<string, unknown>).epochs = 3;
+    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/optim\.lr: .*got "fast"/);
+    expect(r.stderr).toMatch(/schedule\.epochs: unknown key/);
+    expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+/);
+  });
+
+  it('bad --set and bad flags', () => {
+    const d = scratch();
+    const p = writeConfig(d, tinyConfig());
+    expect(runCli(d, ['--config', p, '--set', 'optim.lr=-1']).stderr).toMatch(/optim\.lr: .*got -1/);
+    const r = runCli(d, ['--config', p, '--stop-after', 'x']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/expected a positive integer, got "x"/);
+    expect(runCli(d, ['--config', p, '--bogus']).status).toBe(2);
+  });
+
+  it('missing data file names the path and the config key', () => {
+    const d = scratch();
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'missing.csv' }, contextLength: 24 } }))]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/missing\.csv/);
+    expect(r.stderr).toMatch(/data\.source\.path/);
+  });
+
+  it('empty data file', () => {
+    const d = scratch();
+    writeFileSync(join(d, 'empty.csv'), '');
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'empty.csv' }, contextLength: 24 } }))]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/empty\.csv/);
+    expect(r.stderr).toMatch(/empty/i);
+  });
+
+  it('data with NaN: an error when asked, repaired and reported by default', () => {
+    const d = scratch();
+    const rows = ['value', ...Array.from({ length: 200 }, (_, i) => (i === 50 || i === 51 ? 'NaN' : String(Math.sin(i / 5))))];
+    writeFileSync(join(d, 'nan.csv'), rows.join('\n'));
+    const strict = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24, nonFinite: 'error' } }))]);
+    expect(strict.status).toBe(2);
+    expect(strict.stderr).toMatch(/non-finite|NaN/);
+    const repaired = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24 } }))]);
+    expect(repaired.status, repaired.stderr).toBe(0);
+    expect(repaired.stderr).toMatch(/non-finite points 2, repaired 2/);
+  });
+
+  it('horizon longer than the context', () => {
+    const d = scratch();
+    const cfg = tinyConfig();
+    (cfg.model as Record<string, unknown>).horizons = [1, 48];
+    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/horizon 48 is longer than data\.contextLength 24/);
+  });
+
+  it('--resume without a checkpoint', () => {
+    const d = scratch();
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--resume']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/no checkpoint under/);
+  });
+
+  it('a plan over budget stops before allocating, with the breakdown', () => {
+    const d = scratch();
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--budget-gb', '0.001']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/does not fit the memory budget/);
+    expect(r.stderr).toMatch(/activations/);
+    expect(r.stderr).not.toMatch(/adapter:/); // no device was opened
+  });
+});
+
+describe('train.js: resume', () => {
+  it('metrics after --stop-after + --resume equal those of an uninterrupted run', () => {
+    const full = scratch();
+    const cfg = tinyConfig();
+    const a = runCli(full, ['--config', writeConfig(full, cfg)]);
+    expect(a.status, a.stderr).toBe(0);
+
+    const split = scratch();
+    const p = writeConfig(split, cfg);
+    const b1 = runCli(split, ['--config', p, '--stop-after', '3']);
+    expect(b1.status, b1.stderr).toBe(0);
+    expect(b1.stdout).toMatch(/stopped: 3 steps/);
+    const b2 = runCli(split, ['--config', p, '--resume']);
+    expect(b2.status, b2.stderr).toBe(0);
+    expect(b2.stderr).toMatch(/continuing after step 3/);
+
+    // Everything but wall-clock and memory-peak fields must be identical, step for step.
+    const strip = (m: Record<string, unknown>) => {
+      const { ms, liveBytes, peakBytes, ...rest } = m;
+      void ms, liveBytes, peakBytes;
+      return rest;
+    };
+    const ta = readMetrics(full).filter((m) => m.kind === 'train').map(strip);
+    const tb = readMetrics(split).filter((m) => m.kind === 'train').map(strip);
+    expect(tb.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(tb).toEqual(ta);
+    expect(readdirSync(join(split, 'runs/t/checkpoints')).filter((n) => n.startsWith('step-'))).toEqual(['step-3', 'step-6']);
+    expect(existsSync(join(split, 'runs/t/checkpoints/latest'))).toBe(true);
+  });
+});
