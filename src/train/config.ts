@@ -66,7 +66,13 @@ const StabilitySchema = z
     maxConsecutiveBadSteps: z.number().int().positive().default(5),
     /** Fault injection for experiments/tests: NaN written into one activation at one step. */
     injectNan: z
-      .object({ step: z.number().int().positive(), layer: z.number().int().min(0), site: z.enum(['attn_out', 'router_logits', 'ffn_out', 'output']) })
+      .object({
+        step: z.number().int().positive(),
+        /** Keep injecting through this step (default: only `step`). */
+        untilStep: z.number().int().positive().optional(),
+        layer: z.number().int().min(0),
+        site: z.enum(['attn_out', 'router_logits', 'ffn_out', 'output']),
+      })
       .strict()
       .optional(),
   })

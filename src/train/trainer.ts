@@ -91,7 +91,8 @@ export class Trainer {
     const kept: LossTerms[] = [];
     const routeStats: { layer: number; stats: Tensor; dropped: Tensor }[][] = [];
     let tokens = 0;
-    const inject = cfg.stability.injectNan && cfg.stability.injectNan.step === step ? cfg.stability.injectNan : null;
+    const fault = cfg.stability.injectNan;
+    const inject = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step) ? { layer: fault.layer, site: fault.site } : null;
 
     for (const mb of micro) {
       const g = new Graph();

@@ -1,0 +1,97 @@
+/**
+ * The non-finite guard: a NaN injected into one layer's activation skips the update (weights and
+ * AdamW state bit-identical), names that layer first, is logged as NaN (never 0), and K bad steps
+ * in a row stop the run with the last good weights checkpointed.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { testRuntime } from '../reference/gpu.ts';
+import { parseConfig } from '../../src/train/config.ts';
+import { TimeMoeModel } from '../../src/model/time-moe.ts';
+import { AdamW } from '../../src/optim/adamw.ts';
+import { Trainer } from '../../src/train/trainer.ts';
+import { loadData } from '../../src/train/data/index.ts';
+import { readSafetensors } from '../../src/train/safetensors.ts';
+import { stateDict } from '../../src/model/state-dict.ts';
+import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+async function snapshot(model: TimeMoeModel, opt: AdamW): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const p of model.params) {
+    out.push(await p.data.readF32());
+    const s = opt.state.get(p)!;
+    out.push(await s.m.readF32(), await s.v.readF32());
+  }
+  return out;
+}
+
+describe('isfinite guards', () => {
+  it('skip the step, keep weights and optimizer state bit-identical, and name the injected layer first', async () => {
+    const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } } }));
+    const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
+    const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
+    const opt = new AdamW(model.params, cfg.optim);
+    const trainer = new Trainer(rt, model, opt, cfg);
+
+    const s1 = await trainer.step(1, [data.train.nextBatch(4)]);
+    expect(s1.skipped).toBe(false);
+    expect(opt.step).toBe(1);
+    const before = await snapshot(model, opt);
+
+    const s2 = await trainer.step(2, [data.train.nextBatch(4)]);
+    expect(s2.skipped).toBe(true);
+    expect(Number.isNaN(s2.loss)).toBe(true);
+    expect(s2.nonFinite[0]!.name).toBe('model.layers.1.ffn_out');
+    expect(s2.nonFinite[0]!.layer).toBe(1);
+    // Layer 0 was clean: nothing of it is reported before layer 1.
+    expect(s2.nonFinite.some((b) => b.name.startsWith('model.layers.0.') && !b.name.endsWith('.grad'))).toBe(false);
+    expect(opt.step).toBe(1);
+    const after = await snapshot(model, opt);
+    after.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(before[i]!.buffer)), `tensor ${i} changed on a skipped step`).toBe(true));
+
+    const s3 = await trainer.step(3, [data.train.nextBatch(4)]);
+    expect(s3.skipped).toBe(false);
+    expect(Number.isFinite(s3.loss)).toBe(true);
+    expect(opt.step).toBe(2);
+    opt.dispose();
+    model.dispose();
+  });
+
+  it('through the CLI: logs NaN as "NaN" (never 0), then stops after K bad steps with the last good weights saved', async () => {
+    const d = scratch();
+    const cfg = tinyConfig({
+      schedule: { steps: 8, warmupSteps: 1, microBatch: 4 },
+      stability: { maxConsecutiveBadSteps: 2, injectNan: { step: 3, untilStep: 8, layer: 0, site: 'router_logits' } },
+      checkpoint: { every: 0, keep: 2 },
+    });
+    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/\[guard\] step 3 skipped .*model\.layers\.0\.router_logits/);
+    expect(r.stderr).toMatch(/stopping: 2 consecutive non-finite steps/);
+    const lines = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"kind":"train"'));
+    const step3 = lines.find((l) => l.includes('"step":3,'))!;
+    expect(step3).toContain('"loss":"NaN"');
+    expect(step3).not.toMatch(/"loss":0[,}]/);
+    const m = readMetrics(d).filter((x) => x.kind === 'train');
+    expect(m.map((x) => x.skipped)).toEqual([false, false, true, true]);
+
+    // The checkpoint written at the stop holds the weights after step 2 (steps 3-4 were skipped).
+    const ckpt = await readSafetensors(join(d, 'runs/t/checkpoints/step-4/model.safetensors'));
+    const model = new TimeMoeModel(rt, parseConfig(cfg).model, 3);
+    const fresh = await stateDict(model.params);
+    let differs = 0;
+    for (const [name, t] of ckpt.tensors) {
+      expect(Array.from(t.data).every(Number.isFinite), `${name} is finite`).toBe(true);
+      if (!Buffer.from(t.data.buffer).equals(Buffer.from(fresh.get(name)!.data.buffer))) differs++;
+    }
+    expect(differs).toBeGreaterThan(0); // two good steps did train
+    model.dispose();
+  });
+});
