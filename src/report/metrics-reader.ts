@@ -1,0 +1,123 @@
+/**
+ * Reads a run's metrics.jsonl back into typed records. The logger writes non-finite numbers as
+ * the strings "NaN", "Infinity", "-Infinity" (JSON has no NaN, and NaN logged as 0 hides a dead
+ * run, DESIGN §7.4): they become numbers again here. Extra keys are tolerated (the logger may
+ * grow); the keys the report reads are type-checked, and a bad line is named as file:line.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** A number, or one of the three strings the logger writes for a non-finite number. */
+const num = z
+  .union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])])
+  .transform((v): number => (typeof v === 'number' ? v : Number(v)));
+
+const badTensor = z.object({
+  name: z.string(),
+  layer: z.number().int(),
+  nonFinite: num,
+  min: num,
+  max: num,
+  mean: num,
+});
+
+const layerRouting = z.object({
+  layer: z.number().int(),
+  load: z.array(num),
+  entropy: num,
+  maxShare: num,
+  dropped: num.optional(),
+});
+
+const train = z.object({
+  kind: z.literal('train'),
+  step: z.number().int(),
+  microSteps: z.number().int().optional(),
+  loss: num,
+  lossMain: num,
+  headLosses: z.array(num).optional(),
+  aux: num,
+  z: num,
+  lr: num,
+  auxFactor: num,
+  gradNorm: num,
+  gradNormPostClip: num,
+  clipCoef: num,
+  clippedFraction: num,
+  skipped: z.boolean(),
+  nonFinite: z.array(badTensor),
+  routing: z.array(layerRouting),
+  tokens: num.optional(),
+  ms: num.optional(),
+  liveBytes: num.optional(),
+  peakBytes: num.optional(),
+});
+
+const valid = z.object({
+  kind: z.literal('valid'),
+  step: z.number().int(),
+  loss: num,
+  lossMain: num,
+  horizons: z.array(z.object({ horizon: z.number().int(), mse: num, mae: num })),
+  windows: z.number().int().optional(),
+});
+
+export type BadTensorRecord = z.infer<typeof badTensor>;
+export type LayerRoutingRecord = z.infer<typeof layerRouting>;
+export type TrainRecord = z.infer<typeof train>;
+export type ValidRecord = z.infer<typeof valid>;
+
+export interface RunMetrics {
+  train: TrainRecord[];
+  valid: ValidRecord[];
+}
+
+export class MetricsParseError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    detail: string,
+  ) {
+    super(`${file}:${line}: ${detail}`);
+    this.name = 'MetricsParseError';
+  }
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(line)'}: ${i.message}`).join('; ');
+}
+
+/** Parse JSONL text; `source` names it in errors. Blank lines and lines of other kinds are skipped. */
+export function parseMetrics(text: string, source = '<metrics>'): RunMetrics {
+  const out: RunMetrics = { train: [], valid: [] };
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (!line) continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch (e) {
+      throw new MetricsParseError(source, i + 1, `not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new MetricsParseError(source, i + 1, 'expected a JSON object');
+    const kind = (raw as { kind?: unknown }).kind;
+    // Unknown kinds are future record types: skip them rather than refuse the whole run.
+    if (kind === 'train') {
+      const r = train.safeParse(raw);
+      if (!r.success) throw new MetricsParseError(source, i + 1, `train record: ${describeIssues(r.error)}`);
+      out.train.push(r.data);
+    } else if (kind === 'valid') {
+      const r = valid.safeParse(raw);
+      if (!r.success) throw new MetricsParseError(source, i + 1, `valid record: ${describeIssues(r.error)}`);
+      out.valid.push(r.data);
+    } else if (typeof kind !== 'string') {
+      throw new MetricsParseError(source, i + 1, 'missing string "kind"');
+    }
+  }
+  return out;
+}
+
+export function readMetrics(path: string): RunMetrics {
+  return parseMetrics(readFileSync(path, 'utf8'), path);
+}
