@@ -1,38 +1,58 @@
-/** A training batch on the host and its upload as model inputs and horizon targets. */
+/** A training batch on the host, its upload as model inputs and targets, and the task's loss. */
 import type { Runtime } from '../kernels/runtime.ts';
 import type { Tensor } from '../kernels/tensor.ts';
 import { horizonTargets } from '../kernels/loss.ts';
-import type { HorizonTarget } from '../model/losses.ts';
+import { classificationLoss, forecastLoss, type HorizonTarget, type LossOptions, type LossTerms } from '../model/losses.ts';
+import type { ModelOutput, TimeMoeModel } from '../model/time-moe.ts';
 import type { Batch as DataBatch } from './data/windows.ts';
 
 /** What the model needs of a data batch (src/train/data/windows.ts makes them). */
-export type Batch = Pick<DataBatch, 'inputs' | 'labels' | 'mask' | 'B' | 'T'>;
+export type Batch = Pick<DataBatch, 'inputs' | 'labels' | 'mask' | 'B' | 'T'> & { classes?: Int32Array };
 
 export interface DeviceBatch {
+  /** [B*T, 1]; ownership passes to whoever wraps it in a Var (the graph frees it). */
   inputs: Tensor;
+  /** Forecasting: targets per horizon. */
   targets: HorizonTarget[];
+  /** Classification: [B] i32 class ids (-1 = ignore). */
+  classes: Tensor | null;
+  /** Frees targets and classes. */
   dispose(): void;
 }
 
-export function uploadBatch(rt: Runtime, b: Batch, horizons: readonly number[]): DeviceBatch {
+export function uploadBatch(rt: Runtime, b: Batch, model: TimeMoeModel): DeviceBatch {
   const N = b.B * b.T;
   const inputs = rt.upload(b.inputs, [N, 1], 'f32', 'batch.inputs');
-  const labels = rt.upload(b.labels, [b.B, b.T], 'f32', 'batch.labels');
-  const mask = rt.upload(b.mask, [b.B, b.T], 'f32', 'batch.mask');
-  const targets = horizons.map((h) => {
-    const t = horizonTargets(labels, mask, h);
-    return { target: t.target.reshape([N, h]), mask: t.mask.reshape([N, h]) };
-  });
-  labels.dispose();
-  mask.dispose();
+  let targets: HorizonTarget[] = [];
+  let classes: Tensor | null = null;
+  if (model.cfg.task === 'classify') {
+    if (!b.classes) throw new Error('classification needs class labels: use a labelled data source (e.g. data.source.kind "synthetic-classes")');
+    classes = rt.upload(b.classes, [b.B], 'i32', 'batch.classes');
+  } else {
+    const labels = rt.upload(b.labels, [b.B, b.T], 'f32', 'batch.labels');
+    const mask = rt.upload(b.mask, [b.B, b.T], 'f32', 'batch.mask');
+    targets = model.cfg.horizons.map((h) => {
+      const t = horizonTargets(labels, mask, h);
+      return { target: t.target.reshape([N, h]), mask: t.mask.reshape([N, h]) };
+    });
+    labels.dispose();
+    mask.dispose();
+  }
   return {
     inputs,
     targets,
+    classes,
     dispose() {
       for (const t of targets) {
         t.target.dispose();
         t.mask.dispose();
       }
+      classes?.dispose();
     },
   };
+}
+
+/** The task's loss: forecasting heads (Huber) or the classifier (cross-entropy), plus aux and z. */
+export function taskLoss(out: ModelOutput, dev: DeviceBatch, o: LossOptions): LossTerms {
+  return dev.classes ? classificationLoss(out, dev.classes, o) : forecastLoss(out, dev.targets, o);
 }

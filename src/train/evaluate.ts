@@ -1,24 +1,27 @@
 /**
- * Validation: loss (Huber + aux terms, as in training) and MSE / MAE per horizon on the
- * normalised scale, over the validation windows, in a no-grad graph.
+ * Validation in a no-grad graph: the training loss (task loss + aux terms), and per task either
+ * MSE / MAE per horizon on the normalised scale (forecasting) or accuracy (classification).
  */
 import type { Runtime } from '../kernels/runtime.ts';
 import { Graph } from '../autograd/graph.ts';
 import { Var } from '../autograd/variable.ts';
 import type { TimeMoeModel } from '../model/time-moe.ts';
-import { forecastLoss, type LossOptions } from '../model/losses.ts';
-import { uploadBatch, type Batch } from './batch.ts';
+import type { LossOptions } from '../model/losses.ts';
+import { taskLoss, uploadBatch, type Batch } from './batch.ts';
 
 export interface ValidMetrics {
   loss: number;
+  /** Huber (forecasting) or cross-entropy (classification), without aux terms. */
   lossMain: number;
-  /** Per horizon: mean squared and absolute error over valid targets. */
+  /** Forecasting, per horizon: mean squared and absolute error over valid targets. */
   horizons: { horizon: number; mse: number; mae: number }[];
+  /** Classification: fraction of windows whose argmax logit is the label. */
+  accuracy?: number;
   windows: number;
 }
 
 export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0): Promise<ValidMetrics> {
-  const H = model.cfg.horizons;
+  const H = model.cfg.task === 'forecast' ? model.cfg.horizons : [];
   const se = H.map(() => 0);
   const ae = H.map(() => 0);
   const cnt = H.map(() => 0);
@@ -26,18 +29,31 @@ export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterab
   let lossMain = 0;
   let n = 0;
   let windows = 0;
+  let correct = 0;
+  let labelled = 0;
   for (const b of batches) {
     if (maxBatches > 0 && n >= maxBatches) break;
     const g = new Graph(false);
-    const dev = uploadBatch(rt, b, H);
+    const dev = uploadBatch(rt, b, model);
     try {
       const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
       const { out, terms } = g.run(() => {
         const out = model.forward(x, { batch: b.B, seqLen: b.T });
-        return { out, terms: forecastLoss(out, dev.targets, lossOpts) };
+        return { out, terms: taskLoss(out, dev, lossOpts) };
       });
       loss += (await terms.total.data.readF32())[0]!;
       lossMain += (await terms.main.data.readF32())[0]!;
+      if (out.logits && b.classes) {
+        const logits = await out.logits.data.readF32();
+        const C = out.logits.shape[1]!;
+        for (let r = 0; r < b.B; r++) {
+          if (b.classes[r]! < 0) continue;
+          let best = 0;
+          for (let c = 1; c < C; c++) if (logits[r * C + c]! > logits[r * C + best]!) best = c;
+          correct += best === b.classes[r] ? 1 : 0;
+          labelled++;
+        }
+      }
       for (let i = 0; i < H.length; i++) {
         const [p, t, m] = await Promise.all([out.predictions[i]!.data.readF32(), dev.targets[i]!.target.readF32(), dev.targets[i]!.mask.readF32()]);
         for (let j = 0; j < p.length; j++) {
@@ -59,6 +75,7 @@ export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterab
     loss: n ? loss / n : NaN,
     lossMain: n ? lossMain / n : NaN,
     horizons: H.map((h, i) => ({ horizon: h, mse: se[i]! / cnt[i]!, mae: ae[i]! / cnt[i]! })),
+    ...(model.cfg.task === 'classify' ? { accuracy: labelled ? correct / labelled : NaN } : {}),
     windows,
   };
 }

@@ -53,7 +53,7 @@ export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
 }
 
 function validLine(tag: string, v: ValidMetrics): string {
-  return `${tag}: loss ${fmt(v.loss)} (huber ${fmt(v.lossMain)}) ${v.horizons.map((h) => `mse@${h.horizon} ${fmt(h.mse)} mae@${h.horizon} ${fmt(h.mae)}`).join(' ')} over ${v.windows} windows`;
+  return `${tag}: loss ${fmt(v.loss)} (${v.accuracy !== undefined ? `cross-entropy ${fmt(v.lossMain)} accuracy ${fmt(v.accuracy, 3)}` : `huber ${fmt(v.lossMain)}`}) ${v.horizons.map((h) => `mse@${h.horizon} ${fmt(h.mse)} mae@${h.horizon} ${fmt(h.mae)}`).join(' ')} over ${v.windows} windows`;
 }
 
 export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<RunResult> {

@@ -11,12 +11,12 @@ import { zeroGrad } from '../autograd/grad.ts';
 import { routerStats } from '../kernels/moe-loss.ts';
 import { copy } from '../kernels/elementwise.ts';
 import type { TimeMoeModel } from '../model/time-moe.ts';
-import { forecastLoss, type LossTerms } from '../model/losses.ts';
+import type { LossTerms } from '../model/losses.ts';
 import type { AdamW } from '../optim/adamw.ts';
 import { globalNormClip } from '../optim/clip.ts';
 import { auxFactor, learningRate } from '../optim/schedule.ts';
 import type { TrainConfig } from './config.ts';
-import { uploadBatch, type Batch } from './batch.ts';
+import { taskLoss, uploadBatch, type Batch } from './batch.ts';
 import { GuardBatch, type BadTensor } from './guards.ts';
 
 export interface LayerRoutingMetrics {
@@ -96,11 +96,11 @@ export class Trainer {
 
     for (const mb of micro) {
       const g = new Graph();
-      const dev = uploadBatch(rt, mb, model.cfg.horizons);
+      const dev = uploadBatch(rt, mb, model);
       const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
       const { out, terms } = g.run(() => {
         const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject });
-        return { out, terms: forecastLoss(out, dev.targets, lossOpts) };
+        return { out, terms: taskLoss(out, dev, lossOpts) };
       });
       for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);
       if (cfg.stability.guards) {

@@ -85,12 +85,29 @@ const SyntheticSourceSchema = z
   })
   .strict();
 
+/**
+ * Labelled series for the classification head: class c is a sine of frequency (1 + (c mod 20)/2)
+ * cycles per window and phase 2π·floor(c/20)/14 (so up to 280 distinct classes), plus noise.
+ * Each series holds two independent instances of its class, so the time split gives one training
+ * and one validation window per series.
+ */
+const SyntheticClassesSourceSchema = z
+  .object({
+    kind: z.literal('synthetic-classes'),
+    classes: z.number().int().min(2).max(280),
+    seriesPerClass: z.number().int().positive().default(4),
+    noise: z.number().min(0).default(0.3),
+    seed: z.number().int().min(0).default(0),
+  })
+  .strict();
+
 export const SourceSchema = z.discriminatedUnion('kind', [
   CsvSourceSchema,
   JsonlSourceSchema,
   JsonSourceSchema,
   DatasetSourceSchema,
   SyntheticSourceSchema,
+  SyntheticClassesSourceSchema,
 ]);
 
 export const DataConfigSchema = z
@@ -121,6 +138,7 @@ export type JsonlSource = z.output<typeof JsonlSourceSchema>;
 export type JsonSource = z.output<typeof JsonSourceSchema>;
 export type DatasetSource = z.output<typeof DatasetSourceSchema>;
 export type SyntheticSource = z.output<typeof SyntheticSourceSchema>;
+export type SyntheticClassesSource = z.output<typeof SyntheticClassesSourceSchema>;
 
 export function effectiveStride(cfg: Pick<DataConfig, 'stride' | 'contextLength'>): number {
   return cfg.stride ?? Math.max(1, Math.floor(cfg.contextLength / 2));

@@ -7,7 +7,7 @@ import { DataError } from './errors.ts';
 import { loadJson, loadJsonl } from './json.ts';
 import type { Series } from './series.ts';
 import { splitSeries } from './split.ts';
-import { generateSynthetic } from './synthetic.ts';
+import { generateClasses, generateSynthetic } from './synthetic.ts';
 import { meanStd, WindowDataset } from './windows.ts';
 
 export interface DataReport extends CleanReport {
@@ -43,10 +43,12 @@ export function describeSource(src: SourceConfig): string {
       return `dataset ${src.name}`;
     case 'synthetic':
       return `synthetic ${src.series}x${src.length} seed ${src.seed}`;
+    case 'synthetic-classes':
+      return `synthetic classes ${src.classes}x${src.seriesPerClass} seed ${src.seed}`;
   }
 }
 
-export function loadSeries(src: SourceConfig, cwd: string): Series[] {
+export function loadSeries(src: SourceConfig, cwd: string, contextLength: number): Series[] {
   switch (src.kind) {
     case 'csv':
       return loadCsv(src, cwd);
@@ -60,6 +62,10 @@ export function loadSeries(src: SourceConfig, cwd: string): Series[] {
       const { kind: _k, ...opts } = src;
       return generateSynthetic(opts);
     }
+    case 'synthetic-classes': {
+      const { kind: _k, ...opts } = src;
+      return generateClasses(opts, contextLength);
+    }
   }
 }
 
@@ -67,7 +73,7 @@ export function loadData(cfg: DataConfig, opts: { cwd: string; seed?: number }):
   const T = cfg.contextLength;
   const stride = effectiveStride(cfg);
   const minLength = effectiveMinLength(cfg);
-  const raw = loadSeries(cfg.source, opts.cwd);
+  const raw = loadSeries(cfg.source, opts.cwd, T);
   const cleaned = cleanSeries(raw, { nonFinite: cfg.nonFinite, minLength });
   let series = cleaned.series;
   const droppedMaxSeries = cfg.maxSeries !== undefined ? Math.max(0, series.length - cfg.maxSeries) : 0;

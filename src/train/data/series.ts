@@ -5,6 +5,8 @@ export interface Series {
   values: Float64Array;
   /** Optional per-point 0/1 anomaly labels (same length), carried for evaluation. */
   anomalies?: Uint8Array;
+  /** Class of the whole series, for classification tasks (synthetic-classes). */
+  classLabel?: number;
 }
 
 // Strict decimal syntax: Number() would accept '', ' ', '0x1f' and '1_000'-like surprises.

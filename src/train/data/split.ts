@@ -22,7 +22,7 @@ export function splitSeries(series: readonly CleanSeries[], validFraction: numbe
   const out: SplitResult = { train: [], valid: [], trainOnly: 0 };
   series.forEach((s, seriesIndex) => {
     const n = s.values.length;
-    const base = { seriesIndex, seriesId: s.id };
+    const base = { seriesIndex, seriesId: s.id, ...(s.classLabel !== undefined ? { classLabel: s.classLabel } : {}) };
     const nValid = validFraction > 0 ? Math.max(Math.ceil(validFraction * n), need) : 0;
     if (nValid === 0 || n - nValid < need) {
       if (nValid > 0) out.trainOnly++;

@@ -4,7 +4,7 @@
  * of a seed is the same whatever the anomaly settings (tests compare the two).
  */
 import { Rng } from '../../util/rng.ts';
-import type { SyntheticSource } from './config.ts';
+import type { SyntheticClassesSource, SyntheticSource } from './config.ts';
 import type { Series } from './series.ts';
 
 export type SyntheticOptions = Omit<SyntheticSource, 'kind'>;
@@ -37,6 +37,29 @@ export function generateSynthetic(opts: SyntheticOptions): Series[] {
       values[t] = v;
     }
     out.push({ id: `synthetic[${s}]`, values, anomalies });
+  }
+  return out;
+}
+
+/**
+ * Classification series (see SyntheticClassesSource): each series is two noisy instances of its
+ * class pattern, each contextLength + 1 points long and starting at phase 0 of the pattern.
+ */
+export function generateClasses(opts: Omit<SyntheticClassesSource, 'kind'>, contextLength: number): Series[] {
+  const rng = new Rng(opts.seed);
+  const n = contextLength + 1;
+  const out: Series[] = [];
+  for (let c = 0; c < opts.classes; c++) {
+    const cycles = 1 + (c % 20) / 2;
+    const phase = (2 * Math.PI * Math.floor(c / 20)) / 14;
+    for (let s = 0; s < opts.seriesPerClass; s++) {
+      const values = new Float64Array(2 * n);
+      for (let i = 0; i < 2 * n; i++) {
+        const t = i % n;
+        values[i] = Math.sin((2 * Math.PI * cycles * t) / contextLength + phase) + opts.noise * rng.normal();
+      }
+      out.push({ id: `class ${c} #${s}`, values, classLabel: c });
+    }
   }
   return out;
 }

@@ -26,6 +26,8 @@ export interface Segment {
   offset: number;
   /** Statistics for normalize: 'series' (from the series' train part). */
   stats?: { mean: number; std: number };
+  /** Class of the series (classification data). */
+  classLabel?: number;
 }
 
 export interface Batch {
@@ -46,6 +48,8 @@ export interface Batch {
   scale: Float32Array;
   /** Training epoch the batch's last window came from (0-based). */
   epoch: number;
+  /** Per row: class label of the window's series, -1 when unlabelled or padding (cross-entropy ignores -1). */
+  classes: Int32Array;
 }
 
 export interface WindowInfo {
@@ -173,13 +177,14 @@ export class WindowDataset {
       b.mask[o + t] = 1;
     }
     b.index[row] = w;
+    b.classes[row] = this.segments[this.seg[w]!]!.classLabel ?? -1;
     b.mean[row] = m;
     b.scale[row] = this.scale[w]!;
   }
 
   private emptyBatch(B: number): Batch {
     const n = B * this.T;
-    return { inputs: new Float32Array(n), labels: new Float32Array(n), mask: new Float32Array(n), B, T: this.T, rows: 0, index: new Int32Array(B).fill(-1), mean: new Float32Array(B), scale: new Float32Array(B).fill(1), epoch: this.epoch };
+    return { inputs: new Float32Array(n), labels: new Float32Array(n), mask: new Float32Array(n), B, T: this.T, rows: 0, index: new Int32Array(B).fill(-1), mean: new Float32Array(B), scale: new Float32Array(B).fill(1), epoch: this.epoch, classes: new Int32Array(B).fill(-1) };
   }
 
   private checkBatchSize(B: number): void {
