@@ -8,7 +8,7 @@ import type { Tensor } from '../kernels/tensor.ts';
 import { Graph } from '../autograd/graph.ts';
 import { Var } from '../autograd/variable.ts';
 import { zeroGrad } from '../autograd/grad.ts';
-import { routerStats } from '../kernels/moe-loss.ts';
+import { expertColumnStats, routerStats, switchLoss } from '../kernels/moe-loss.ts';
 import { copy } from '../kernels/elementwise.ts';
 import type { TimeMoeModel } from '../model/time-moe.ts';
 import type { LossTerms } from '../model/losses.ts';
@@ -29,6 +29,8 @@ export interface LayerRoutingMetrics {
   maxShare: number;
   /** Token-expert pairs dropped by the capacity limit. */
   dropped: number;
+  /** This layer's Switch balancing loss E·Σ f_i P_i (balanced = 1), whatever aux convention trains. */
+  switchLoss: number;
 }
 
 export interface StepMetrics {
@@ -89,7 +91,7 @@ export class Trainer {
     const guards: GuardBatch[] = [];
     const graphs: Graph[] = [];
     const kept: LossTerms[] = [];
-    const routeStats: { layer: number; stats: Tensor; dropped: Tensor }[][] = [];
+    const routeStats: { layer: number; stats: Tensor; switchLoss: Tensor; dropped: Tensor }[][] = [];
     let tokens = 0;
     const fault = cfg.stability.injectNan;
     const inject = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step) ? { layer: fault.layer, site: fault.site } : null;
@@ -112,7 +114,16 @@ export class Trainer {
         );
       }
       // The plan belongs to the graph (freed during backward): copy its dropped count out first.
-      routeStats.push(out.routing.map((r) => ({ layer: r.layer, stats: routerStats(r.probs.data, r.idx), dropped: copy(r.dropped, 'dropped') })));
+      routeStats.push(
+        out.routing.map((r) => {
+          const cols = expertColumnStats(r.probs.data, r.idx);
+          const sw = switchLoss(r.probs.data, r.idx, cols);
+          sw.coef.dispose();
+          const stats = routerStats(r.probs.data, r.idx, cols);
+          cols.dispose();
+          return { layer: r.layer, stats, switchLoss: sw.loss, dropped: copy(r.dropped, 'dropped') };
+        }),
+      );
       // Mean over micro-steps: each backward is seeded with 1/accumulation.
       g.backward(terms.total, rt.upload([1 / micro.length], [1], 'f32', 'loss seed'));
       dev.dispose();
@@ -136,7 +147,7 @@ export class Trainer {
       scalar(skip),
       Promise.all(kept.map(async (t) => ({ total: await scalar(t.total.data), main: await scalar(t.main.data), aux: await scalar(t.aux.data), z: await scalar(t.z.data), heads: await Promise.all(t.headLosses.map((h) => scalar(h.data))) }))),
       Promise.all(guards.map((gb) => gb.read())).then((r) => r.flat()),
-      Promise.all(routeStats.map((layers) => Promise.all(layers.map(async (l) => ({ layer: l.layer, s: await l.stats.readF32(), dropped: (await l.dropped.read())[0]! }))))),
+      Promise.all(routeStats.map((layers) => Promise.all(layers.map(async (l) => ({ layer: l.layer, s: await l.stats.readF32(), sw: await scalar(l.switchLoss), dropped: (await l.dropped.read())[0]! }))))),
     ]);
     const skipped = skipV !== 0;
     if (!skipped) this.optimizer.step++;
@@ -146,6 +157,7 @@ export class Trainer {
     for (const layers of routeStats)
       for (const l of layers) {
         l.stats.dispose();
+        l.switchLoss.dispose();
         l.dropped.dispose();
       }
     clip.dispose();
@@ -161,6 +173,7 @@ export class Trainer {
         entropy: routing.reduce((a, mb) => a + mb[li]!.s[E]!, 0) / routing.length,
         maxShare: Math.max(...load),
         dropped: routing.reduce((a, mb) => a + mb[li]!.dropped, 0),
+        switchLoss: routing.reduce((a, mb) => a + mb[li]!.sw, 0) / routing.length,
       };
     });
     const mem = rt.memory();

@@ -1,0 +1,133 @@
+// Fused causal multi-head attention (scale 1/sqrt(hd)), forward and backward, no float atomics.
+// q, k, v, o, dO, dq, dk, dv: [B, T, H*hd] row-major, read as {{VT}} vectors ({{NV}} per head);
+// lse, D: [B, H, T]. Every entry point: one invocation per (b, h, row); grid (ceil(T/WG), H, B).
+//   forward:     query row t: online softmax over keys 0..t; o row and lse = logsumexp of scores.
+//   backward_q:  query row t: D = rowsum(dO*O) (written out), dq = scale * sum_j P(dP - D) k_j.
+//   backward_kv: key row j, queries i >= j: dv = sum_i P dO_i, dk = scale * sum_i P(dP - D) q_i.
+// Loops run over the causal range of each lane (0..t, or T-1 down to j): a workgroup's lanes
+// start together and read the same row at each step. (Bounds shared by the whole workgroup plus
+// a select mask measured no faster on lavapipe.)
+// P = exp(s - lse) is recomputed from the saved lse. The {{...}} blocks come from
+// src/kernels/attention.ts: for hd <= 64 straight-line code over NV named registers (Tint does not
+// unroll loops), for larger heads loops over private arrays bounded by the runtime u.nv (a
+// constant bound gets unrolled by the driver, and lavapipe then needs minutes to compile).
+
+struct Params {
+  T: u32,
+  H: u32,
+  scale: f32,
+  nv: u32,      // = NV, as a runtime value: loops over it are not unrolled by the driver
+}
+@group(1) @binding(0) var<uniform> u: Params;
+
+const WG: u32 = {{WG}}u;
+const NV: u32 = {{NV}}u;
+
+// Vector offset of head h of row t of sequence b, and the lse/D index of the same.
+fn rowAt(b: u32, t: u32, h: u32) -> u32 { return ((b * u.T + t) * u.H + h) * NV; }
+fn statAt(b: u32, t: u32, h: u32) -> u32 { return (b * u.H + h) * u.T + t; }
+
+// ------------------------------------------------------------------ forward
+@group(0) @binding(0) var<storage, read> fq: array<{{VT}}>;
+@group(0) @binding(1) var<storage, read> fk: array<{{VT}}>;
+@group(0) @binding(2) var<storage, read> fv: array<{{VT}}>;
+@group(0) @binding(3) var<storage, read_write> fo: array<{{VT}}>;
+@group(0) @binding(4) var<storage, read_write> flse: array<f32>;
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.y;
+  let b = wid.z;
+  let t = wid.x * WG + lid;
+  if (t >= u.T) { return; } // no barriers follow: an early exit is fine
+  let qo = rowAt(b, t, h);
+  let scale = u.scale;
+{{FWD_LOAD_Q}}
+{{FWD_INIT}}
+  // Running max m (starts very negative, not -inf, so m - s stays finite) and denominator l.
+  // The accumulators are rescaled only when the max grows, which is rare after the first keys.
+  var m = -3.0e38;
+  var l = 0.0;
+  for (var j = 0u; j <= t; j++) { // causal: keys 0..t
+    let ko = rowAt(b, j, h);
+{{FWD_SCORE}}
+    if (s > m) {
+      let corr = exp(m - s);
+      l = l * corr;
+{{FWD_RESCALE}}
+      m = s;
+    }
+    let p = exp(s - m);
+    l = l + p;
+{{FWD_UPDATE}}
+  }
+  let inv = 1.0 / l;
+{{FWD_STORE}}
+  flse[statAt(b, t, h)] = m + log(l);
+}
+
+// ------------------------------------------------------------------ backward: dq (and D)
+@group(0) @binding(0) var<storage, read> gq: array<{{VT}}>;
+@group(0) @binding(1) var<storage, read> gk: array<{{VT}}>;
+@group(0) @binding(2) var<storage, read> gv: array<{{VT}}>;
+@group(0) @binding(3) var<storage, read> gout: array<{{VT}}>;
+@group(0) @binding(4) var<storage, read> gdo: array<{{VT}}>;
+@group(0) @binding(5) var<storage, read> glse: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gdq: array<{{VT}}>;
+@group(0) @binding(7) var<storage, read_write> gD: array<f32>;
+
+@compute @workgroup_size(WG)
+fn backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.y;
+  let b = wid.z;
+  let t = wid.x * WG + lid;
+  if (t >= u.T) { return; }
+  let qo = rowAt(b, t, h);
+  let scale = u.scale;
+{{BQ_LOAD}}
+{{BQ_D}}
+  let L = glse[statAt(b, t, h)];
+{{BQ_INIT}}
+  for (var j = 0u; j <= t; j++) {
+    let ko = rowAt(b, j, h);
+{{BQ_LOAD_K}}
+{{BQ_SCORE_DP}}
+    let ds = exp(s - L) * (dp - D);
+{{BQ_UPDATE}}
+  }
+{{BQ_STORE}}
+  gD[statAt(b, t, h)] = D;
+}
+
+// ------------------------------------------------------------------ backward: dk, dv
+@group(0) @binding(0) var<storage, read> hq: array<{{VT}}>;
+@group(0) @binding(1) var<storage, read> hk: array<{{VT}}>;
+@group(0) @binding(2) var<storage, read> hv: array<{{VT}}>;
+@group(0) @binding(3) var<storage, read> hdo: array<{{VT}}>;
+@group(0) @binding(4) var<storage, read> hlse: array<f32>;
+@group(0) @binding(5) var<storage, read> hD: array<f32>;
+@group(0) @binding(6) var<storage, read_write> hdk: array<{{VT}}>;
+@group(0) @binding(7) var<storage, read_write> hdv: array<{{VT}}>;
+
+@compute @workgroup_size(WG)
+fn backward_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wid.y;
+  let b = wid.z;
+  let j = wid.x * WG + lid;
+  if (j >= u.T) { return; }
+  let ko = rowAt(b, j, h);
+  let scale = u.scale;
+{{BKV_LOAD}}
+{{BKV_INIT}}
+  for (var i = u.T; i > j; ) { // queries T-1 down to j, so a workgroup's lanes read the same row together
+    i--;
+    let qo = rowAt(b, i, h);
+    let st = statAt(b, i, h);
+{{BKV_LOAD_Q}}
+{{BKV_SCORE_DP}}
+    let p = exp(s - hlse[st]);
+    let ds = p * (dp - hD[st]);
+{{BKV_UPDATE}}
+  }
+{{BKV_STORE}}
+}

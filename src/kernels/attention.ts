@@ -1,0 +1,171 @@
+/**
+ * Fused causal multi-head attention: o = softmax(q kᵀ / sqrt(hd) + causal mask) v per (b, h),
+ * with q, k, v, o laid out [B, T, H*hd] (Linear outputs; q and k after RoPE). The forward saves
+ * the row logsumexp lse [B, H, T]; the backward recomputes P = exp(s - lse) in two kernels
+ * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
+ *
+ * Each head vector is held as NV = hd/W vectors (W = 4 when hd % 4 == 0, else 2); the code that
+ * touches them is generated here: unrolled over named registers for hd <= 64 (Tint does not unroll
+ * loops), loops over private arrays above (see attentionTemplate).
+ */
+import type { TemplateParams } from './shader-loader.ts';
+import type { Tensor } from './tensor.ts';
+
+export interface AttentionDims {
+  B: number;
+  T: number;
+  H: number;
+  hd: number;
+  /** Force the unrolled or the loop code form (default: unrolled for hd <= UNROLL_MAX_HD). */
+  unroll?: boolean;
+}
+
+export const MAX_HEAD_DIM = 128;
+/** Largest head dim compiled as straight-line register code (see attentionTemplate). */
+export const UNROLL_MAX_HD = 64;
+/** Rows per workgroup: a multiple of lavapipe's 8 SIMD lanes and a GPU warp (8..64 measured within 10% on lavapipe). */
+const WG = 32;
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** Balanced sum of terms, so the adds form a tree (short dependency chains) rather than a line. */
+function treeSum(terms: string[]): string {
+  if (terms.length === 1) return terms[0]!;
+  const mid = Math.ceil(terms.length / 2);
+  return `(${treeSum(terms.slice(0, mid))} + ${treeSum(terms.slice(mid))})`;
+}
+
+const lines = (n: number, f: (c: number) => string): string => range(n).map((c) => `  ${f(c)}`).join('\n');
+const lines2 = (n: number, f: (c: number) => string): string => range(n).map((c) => `    ${f(c)}`).join('\n');
+
+/**
+ * Template values for head dim hd: vector type and the code blocks of all three entry points.
+ * `unroll` (default: hd <= UNROLL_MAX_HD) keeps each head vector in named registers with
+ * straight-line code; otherwise the blocks are loops over private arrays. Fully unrolled code
+ * for hd = 128 needs ~512 live floats per lane and takes lavapipe's LLVM minutes to compile,
+ * so large heads use the compact loop form.
+ */
+export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD): TemplateParams {
+  if (!Number.isInteger(hd) || hd < 2 || hd % 2 !== 0 || hd > MAX_HEAD_DIM) throw new Error(`attention: head dim ${hd} must be even, 2..${MAX_HEAD_DIM}`);
+  const W = hd % 4 === 0 ? 4 : 2;
+  const NV = hd / W;
+  const VT = `vec${W}<f32>`;
+  const zero = `${VT}(0.0)`;
+  return { WG, NV, VT, ...(unroll ? unrolledBlocks(NV, VT, zero) : loopedBlocks(VT, zero)) };
+}
+
+function unrolledBlocks(NV: number, VT: string, zero: string): Record<string, string> {
+  const at = (buf: string, off: string, c: number): string => `${buf}[${off} + ${c}u]`;
+  const sum = (f: (c: number) => string): string => treeSum(range(NV).map(f));
+  return {
+    // forward: q pre-scaled, so s = (scale q)·k
+    FWD_LOAD_Q: lines(NV, (c) => `let q${c} = ${at('fq', 'qo', c)} * scale;`),
+    FWD_INIT: lines(NV, (c) => `var a${c} = ${zero};`),
+    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${at('fk', 'ko', c)})`)};`,
+    FWD_RESCALE: lines2(NV, (c) => `  a${c} = a${c} * corr;`),
+    FWD_UPDATE: lines2(NV, (c) => `a${c} = fma(${VT}(p), ${at('fv', 'ko', c)}, a${c});`),
+    FWD_STORE: lines(NV, (c) => `fo[qo + ${c}u] = a${c} * inv;`),
+    // backward_q
+    BQ_LOAD: lines(NV, (c) => `let q${c} = ${at('gq', 'qo', c)} * scale; let d${c} = ${at('gdo', 'qo', c)};`),
+    BQ_D: `  let D = ${sum((c) => `dot(d${c}, ${at('gout', 'qo', c)})`)};`,
+    BQ_INIT: lines(NV, (c) => `var g${c} = ${zero};`),
+    BQ_LOAD_K: lines2(NV, (c) => `let k${c} = ${at('gk', 'ko', c)};`),
+    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(d${c}, ${at('gv', 'ko', c)})`)};`,
+    BQ_UPDATE: lines2(NV, (c) => `g${c} = fma(${VT}(ds), k${c}, g${c});`),
+    BQ_STORE: lines(NV, (c) => `gdq[qo + ${c}u] = g${c} * scale;`),
+    // backward_kv: k pre-scaled
+    BKV_LOAD: lines(NV, (c) => `let k${c} = ${at('hk', 'ko', c)} * scale; let v${c} = ${at('hv', 'ko', c)};`),
+    BKV_INIT: lines(NV, (c) => `var dk${c} = ${zero}; var dv${c} = ${zero};`),
+    BKV_LOAD_Q: lines2(NV, (c) => `let q${c} = ${at('hq', 'qo', c)}; let o${c} = ${at('hdo', 'qo', c)};`),
+    BKV_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(o${c}, v${c})`)};`,
+    BKV_UPDATE: lines2(NV, (c) => `dv${c} = fma(${VT}(p), o${c}, dv${c}); dk${c} = fma(${VT}(ds), q${c}, dk${c});`),
+    BKV_STORE: lines(NV, (c) => `hdk[ko + ${c}u] = dk${c} * scale; hdv[ko + ${c}u] = dv${c};`),
+  };
+}
+
+function loopedBlocks(VT: string, zero: string): Record<string, string> {
+  const arr = `array<${VT}, NV>`;
+  const each = (indent: string, body: string): string => `${indent}for (var c = 0u; c < u.nv; c++) { ${body} }`;
+  return {
+    FWD_LOAD_Q: `  var q: ${arr};\n${each('  ', 'q[c] = fq[qo + c] * scale;')}`,
+    FWD_INIT: `  var a: ${arr};\n${each('  ', `a[c] = ${zero};`)}`,
+    FWD_SCORE: `    var s = 0.0;\n${each('    ', 's += dot(q[c], fk[ko + c]);')}`,
+    FWD_RESCALE: each('      ', 'a[c] = a[c] * corr;'),
+    FWD_UPDATE: each('    ', `a[c] = fma(${VT}(p), fv[ko + c], a[c]);`),
+    FWD_STORE: each('  ', 'fo[qo + c] = a[c] * inv;'),
+    BQ_LOAD: `  var q: ${arr};\n  var d: ${arr};\n${each('  ', 'q[c] = gq[qo + c] * scale; d[c] = gdo[qo + c];')}`,
+    BQ_D: `  var D = 0.0;\n${each('  ', 'D += dot(d[c], gout[qo + c]);')}`,
+    BQ_INIT: `  var g: ${arr};\n${each('  ', `g[c] = ${zero};`)}`,
+    BQ_LOAD_K: '',
+    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', 's += dot(q[c], gk[ko + c]); dp += dot(d[c], gv[ko + c]);')}`,
+    BQ_UPDATE: each('    ', `g[c] = fma(${VT}(ds), gk[ko + c], g[c]);`),
+    BQ_STORE: each('  ', 'gdq[qo + c] = g[c] * scale;'),
+    BKV_LOAD: `  var k: ${arr};\n  var v: ${arr};\n${each('  ', 'k[c] = hk[ko + c] * scale; v[c] = hv[ko + c];')}`,
+    BKV_INIT: `  var dk: ${arr};\n  var dv: ${arr};\n${each('  ', `dk[c] = ${zero}; dv[c] = ${zero};`)}`,
+    BKV_LOAD_Q: '',
+    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', 's += dot(hq[qo + c], k[c]); dp += dot(hdo[qo + c], v[c]);')}`,
+    BKV_UPDATE: each('    ', `dv[c] = fma(${VT}(p), hdo[qo + c], dv[c]); dk[c] = fma(${VT}(ds), hq[qo + c], dk[c]);`),
+    BKV_STORE: each('  ', 'hdk[ko + c] = dk[c] * scale; hdv[ko + c] = dv[c];'),
+  };
+}
+
+function check(d: AttentionDims, what: string, ...ts: Tensor[]): void {
+  const { B, T, H, hd } = d;
+  for (const [name, v] of Object.entries({ B, T, H, hd })) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name}=${v} must be a positive integer`);
+  if (B > 65535 || H > 65535) throw new Error(`${what}: B=${B} and H=${H} must be <= 65535 (grid dimensions)`);
+  const n = B * T * H * hd;
+  for (const t of ts) {
+    if (t.size !== n) throw new Error(`${what}: ${t} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
+    if (t.dtype !== 'f32') throw new Error(`${what}: f32 only, got ${t}`);
+  }
+}
+
+function uniforms(d: AttentionDims): Uint32Array {
+  const buf = new ArrayBuffer(16);
+  const u = new Uint32Array(buf);
+  u[0] = d.T;
+  u[1] = d.H;
+  new Float32Array(buf)[2] = 1 / Math.sqrt(d.hd);
+  u[3] = d.hd / (d.hd % 4 === 0 ? 4 : 2);
+  return u;
+}
+
+const templates = new Map<string, TemplateParams>();
+/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim and form. */
+function template(d: AttentionDims): TemplateParams {
+  const unroll = d.unroll ?? d.hd <= UNROLL_MAX_HD;
+  const key = `${d.hd}|${unroll}`;
+  let t = templates.get(key);
+  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll)));
+  return t;
+}
+
+const grid = (d: AttentionDims): [number, number, number] => [Math.ceil(d.T / WG), d.H, d.B];
+
+/** Causal attention forward: o [B, T, H*hd] (shape of q) and the row logsumexp lse [B, H, T]. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { o: Tensor; lse: Tensor } {
+  check(d, 'attention', q, k, v);
+  const rt = q.rt;
+  const o = rt.empty(q.shape, 'f32', 'attention.o');
+  const lse = rt.empty([d.B, d.H, d.T], 'f32', 'attention.lse');
+  const kern = rt.kernel({ shader: 'attention', entry: 'forward', params: template(d) });
+  rt.dispatch(kern, [q, k, v, o, lse], grid(d), uniforms(d));
+  return { o, lse };
+}
+
+/** Causal attention backward from dO, the inputs and the forward's o and lse. */
+export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, d: AttentionDims): { dq: Tensor; dk: Tensor; dv: Tensor } {
+  check(d, 'attentionBackward', dO, q, k, v, o);
+  if (lse.size !== d.B * d.H * d.T) throw new Error(`attentionBackward: lse ${lse} should be [B, H, T]`);
+  const rt = q.rt;
+  const params = template(d);
+  const u = uniforms(d);
+  const dq = rt.empty(q.shape, 'f32', 'attention.dq');
+  const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
+  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_q', params }), [q, k, v, o, dO, lse, dq, D], grid(d), u);
+  const dk = rt.empty(k.shape, 'f32', 'attention.dk');
+  const dv = rt.empty(v.shape, 'f32', 'attention.dv');
+  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_kv', params }), [q, k, v, dO, lse, D, dk, dv], grid(d), u);
+  D.dispose(); // queue order keeps it alive for backward_kv
+  return { dq, dk, dv };
+}

@@ -1,0 +1,100 @@
+/**
+ * Rotary position embedding, HF "rotate_half" convention (LLaMA / Time-MoE), positions 0..T-1
+ * within each sequence. Input [B, T, H, hd] contiguous, i.e. a Linear's [B*T, H*hd] output.
+ *
+ * Angles follow HF exactly: inv_freq = 1 / theta^(2i/hd) in float32, freqs = float32(t * inv_freq),
+ * then cos/sin. The cos/sin table is built on the host in float64 from those float32 angles (HF
+ * takes cos/sin of the same float32 angles), so the GPU's sin/cos accuracy on large arguments
+ * never enters. The table is cached per runtime, head dim and theta; `ropeTable` may be called at
+ * model build time so that no upload (which flushes recorded work) happens mid-step.
+ */
+import type { Runtime } from './runtime.ts';
+import type { Tensor } from './tensor.ts';
+
+export interface RopeDims {
+  B: number;
+  T: number;
+  H: number;
+  hd: number;
+  /** Base of the frequencies, default 10000. */
+  theta?: number;
+}
+
+const WG = 256;
+
+/** HF's float32 angle of position `pos`, frequency index i (0 <= i < hd/2). */
+export function ropeAngleF32(pos: number, i: number, hd: number, theta: number): number {
+  const f = Math.fround;
+  const invFreq = f(1 / f(Math.pow(theta, f((2 * i) / hd))));
+  return f(pos * invFreq);
+}
+
+interface CachedTable {
+  rows: number;
+  table: Tensor;
+}
+const tables = new WeakMap<Runtime, Map<string, CachedTable>>();
+
+/**
+ * The cached [rows >= T, hd/2] table of (cos, sin) pairs; grown (to a power of two, at least 64
+ * rows) when T exceeds it, which disposes the smaller one. The cache owns the tensor: callers
+ * must not dispose it nor keep it past a later call with a larger T.
+ */
+export function ropeTable(rt: Runtime, T: number, hd: number, theta = 10000): Tensor {
+  let perRt = tables.get(rt);
+  if (!perRt) tables.set(rt, (perRt = new Map()));
+  const key = `${hd}|${theta}`;
+  const hit = perRt.get(key);
+  if (hit && hit.rows >= T) return hit.table;
+  const rows = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(T, 1))));
+  const half = hd / 2;
+  const data = new Float32Array(rows * half * 2);
+  for (let t = 0; t < rows; t++)
+    for (let i = 0; i < half; i++) {
+      const a = ropeAngleF32(t, i, hd, theta);
+      data[(t * half + i) * 2] = Math.cos(a);
+      data[(t * half + i) * 2 + 1] = Math.sin(a);
+    }
+  const table = rt.upload(data, [rows, half, 2], 'f32', `rope.table[hd=${hd},theta=${theta}]`);
+  hit?.table.dispose(); // recorded work that used it was flushed by the upload above
+  perRt.set(key, { rows, table });
+  return table;
+}
+
+function check(x: Tensor, d: RopeDims, what: string): void {
+  const { B, T, H, hd } = d;
+  if (!(hd > 0 && hd % 2 === 0)) throw new Error(`${what}: head dim ${hd} must be even and positive`);
+  if (x.size !== B * T * H * hd) throw new Error(`${what}: ${x} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
+  if (x.dtype !== 'f32') throw new Error(`${what}: f32 only, got ${x.dtype}`);
+}
+
+function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
+  const rt = x.rt;
+  const theta = d.theta ?? 10000;
+  const table = ropeTable(rt, d.T, d.hd, theta);
+  const y = rt.empty(x.shape, 'f32', label);
+  const pairs = x.size / 2;
+  const buf = new ArrayBuffer(32);
+  const u = new Uint32Array(buf);
+  u[0] = pairs;
+  u[1] = d.T;
+  u[2] = d.H;
+  u[3] = d.hd / 2;
+  new Float32Array(buf)[4] = sign;
+  const groups = Math.ceil(pairs / WG);
+  const gx = Math.min(groups, 65535);
+  rt.dispatch(rt.kernel({ shader: 'rope', params: { WG } }), [x, table, y], [gx, Math.ceil(groups / gx)], u);
+  return y;
+}
+
+/** y = RoPE(x): x [B, T, H*hd] (any shape with B*T*H*hd elements); y has x's shape. */
+export function rope(x: Tensor, d: RopeDims): Tensor {
+  check(x, d, 'rope');
+  return rotate(x, d, 1, 'rope.y');
+}
+
+/** dx = RoPE⁻¹(dy): the rotation is orthogonal, so the backward rotates by -angle. */
+export function ropeBackward(dy: Tensor, d: RopeDims): Tensor {
+  check(dy, d, 'ropeBackward');
+  return rotate(dy, d, -1, 'rope.dx');
+}
