@@ -42,7 +42,9 @@ export class PipelineCache {
     const hit = this.cache.get(key);
     if (hit) return hit;
 
-    const label = Object.keys(params).length || Object.keys(constants).length ? `${spec.shader}:${entry}[${key.split('|').slice(1).join('|')}]` : `${spec.shader}:${entry}`;
+    // Specialised variants get a short hash of their key: template values can be whole generated
+    // code blocks, too long for labels and error messages.
+    const label = Object.keys(params).length || Object.keys(constants).length ? `${spec.shader}:${entry}#${hash(key)}` : `${spec.shader}:${entry}`;
     const code = specialize(shaderSource(spec.shader), params, spec.shader);
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
@@ -67,4 +69,14 @@ export class PipelineCache {
   get size(): number {
     return this.cache.size;
   }
+}
+
+/** FNV-1a, 32-bit, as 8 hex digits. */
+function hash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
 }
