@@ -143,20 +143,38 @@ export class Runtime {
     stage.unmap();
     this.staging.release(stage);
     await this.errors.check();
-    switch (t.dtype) {
-      case 'f32':
-        return new Float32Array(raw, 0, t.size);
-      case 'i32':
-        return new Int32Array(raw, 0, t.size);
-      case 'u32':
-        return new Uint32Array(raw, 0, t.size);
-      case 'f16': {
-        const h = new Uint16Array(raw, 0, t.size);
-        const out = new Float32Array(t.size);
-        for (let i = 0; i < t.size; i++) out[i] = f16BitsToF32(h[i]!);
-        return out;
-      }
+    return decode(raw, 0, t);
+  }
+
+  /**
+   * Download many tensors with ONE submit and one map: their copies join the recorded work (so a
+   * step's metrics ride in the step's own submit) and land in one pooled staging buffer.
+   */
+  async readMany(tensors: readonly Tensor[]): Promise<(Float32Array | Int32Array | Uint32Array)[]> {
+    this.assertAlive();
+    const offsets: number[] = [];
+    let total = 0;
+    for (const t of tensors) {
+      if (t.isDisposed) throw new Error(`read of disposed tensor ${t.label}`);
+      offsets.push(total);
+      total += Math.max(4, Math.ceil((t.size * BYTES_PER_ELEMENT[t.dtype]) / 4) * 4);
     }
+    if (total === 0) return [];
+    const stage = this.staging.acquire(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
+    tensors.forEach((t, i) => this.recorder.copy(t.buffer, 0, stage, offsets[i]!, Math.max(4, Math.ceil((t.size * BYTES_PER_ELEMENT[t.dtype]) / 4) * 4)));
+    this.recorder.submit();
+    try {
+      await stage.mapAsync(GPUMapMode.READ, 0, total);
+    } catch (e) {
+      await this.errors.check();
+      this.assertAlive();
+      throw e;
+    }
+    const raw = stage.getMappedRange(0, total).slice(0);
+    stage.unmap();
+    this.staging.release(stage);
+    await this.errors.check();
+    return tensors.map((t, i) => decode(raw, offsets[i]!, t));
   }
 
   /** Pool statistics of tensor buffers (staging buffers are accounted separately). */
@@ -170,6 +188,24 @@ export class Runtime {
 
   private assertAlive(): void {
     if (this.gpu.lost) throw this.gpu.lost;
+  }
+}
+
+/** View `t`'s bytes at `offset` of a downloaded buffer as its host type (f16 widened to f32). */
+function decode(raw: ArrayBuffer, offset: number, t: Tensor): Float32Array | Int32Array | Uint32Array {
+  switch (t.dtype) {
+    case 'f32':
+      return new Float32Array(raw, offset, t.size);
+    case 'i32':
+      return new Int32Array(raw, offset, t.size);
+    case 'u32':
+      return new Uint32Array(raw, offset, t.size);
+    case 'f16': {
+      const h = new Uint16Array(raw, offset, t.size);
+      const out = new Float32Array(t.size);
+      for (let i = 0; i < t.size; i++) out[i] = f16BitsToF32(h[i]!);
+      return out;
+    }
   }
 }
 

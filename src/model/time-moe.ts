@@ -9,6 +9,7 @@ import { swiglu } from '../autograd/ops/activation.ts';
 import { meanPoolSeq } from '../autograd/ops/loss.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import { Rng } from '../util/rng.ts';
+import { ropeTable } from '../kernels/rope.ts';
 import type { ModelConfig } from './config.ts';
 import { Linear } from './layers/linear.ts';
 import { RMSNorm } from './layers/rmsnorm.ts';
@@ -104,6 +105,14 @@ export class TimeMoeModel {
     h = this.norm.forward(h);
     if (this.classifier) return { predictions: [], logits: this.classifier.forward(meanPoolSeq(h, s)), routing, taps };
     return { predictions: this.heads.map((head) => head.forward(h)), logits: null, routing, taps };
+  }
+
+  /**
+   * Build per-shape tables (RoPE cos/sin) before a step is recorded: creating them uploads data,
+   * which would otherwise force a submit in the middle of the step.
+   */
+  prepare(seqLen: number): void {
+    ropeTable(this.rt, seqLen, this.cfg.hidden / this.cfg.heads, this.cfg.ropeTheta);
   }
 
   parameter(name: string): Parameter {

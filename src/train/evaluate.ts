@@ -55,7 +55,7 @@ export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterab
         }
       }
       for (let i = 0; i < H.length; i++) {
-        const [p, t, m] = await Promise.all([out.predictions[i]!.data.readF32(), dev.targets[i]!.target.readF32(), dev.targets[i]!.mask.readF32()]);
+        const [p, t, m] = await rt.readMany([out.predictions[i]!.data, dev.targets()[i]!.target, dev.targets()[i]!.mask]) as Float32Array[];
         for (let j = 0; j < p.length; j++) {
           if (m[j] === 0) continue;
           const r = p[j]! - t[j]!;

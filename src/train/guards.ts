@@ -43,7 +43,11 @@ export class GuardBatch {
   }
 
   async read(): Promise<BadTensor[]> {
-    const s = await this.stats.readF32();
+    return this.parse(await this.stats.readF32());
+  }
+
+  /** Rows with non-finite values, from this batch's downloaded stats. */
+  parse(s: Float32Array): BadTensor[] {
     const bad: BadTensor[] = [];
     this.names.forEach((n, i) => {
       const count = s[i * 4]!;

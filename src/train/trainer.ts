@@ -53,13 +53,12 @@ export interface StepMetrics {
   routing: LayerRoutingMetrics[];
   tokens: number;
   ms: number;
+  /** Queue submits this step took (the goal is <= 3). */
+  submits: number;
   liveBytes: number;
   peakBytes: number;
 }
 
-async function scalar(t: Tensor): Promise<number> {
-  return (await t.readF32())[0]!;
-}
 
 export class Trainer {
   constructor(
@@ -85,20 +84,27 @@ export class Trainer {
   async step(step: number, micro: readonly Batch[]): Promise<StepMetrics> {
     const { rt, model, cfg } = this;
     const t0 = performance.now();
+    const submits0 = rt.recorder.submits;
     rt.pool.resetPeak();
     const lossOpts = this.lossOptions(step);
     const lr = learningRate({ ...cfg.optim, ...cfg.schedule }, step);
+    const fault = cfg.stability.injectNan;
+    const inject = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step) ? { layer: fault.layer, site: fault.site } : null;
+
+    // Every host write happens before any work is recorded: a write after recorded work would
+    // force an extra submit (see Runtime.write).
+    model.prepare(micro[0]!.T);
+    const devs = micro.map((mb) => uploadBatch(rt, mb, model));
+    const seeds = micro.map(() => rt.upload([1 / micro.length], [1], 'f32', 'loss seed'));
     const guards: GuardBatch[] = [];
     const graphs: Graph[] = [];
     const kept: LossTerms[] = [];
     const routeStats: { layer: number; stats: Tensor; switchLoss: Tensor; dropped: Tensor }[][] = [];
     let tokens = 0;
-    const fault = cfg.stability.injectNan;
-    const inject = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step) ? { layer: fault.layer, site: fault.site } : null;
 
-    for (const mb of micro) {
+    micro.forEach((mb, i) => {
       const g = new Graph();
-      const dev = uploadBatch(rt, mb, model);
+      const dev = devs[i]!;
       const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
       const { out, terms } = g.run(() => {
         const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject });
@@ -125,12 +131,12 @@ export class Trainer {
         }),
       );
       // Mean over micro-steps: each backward is seeded with 1/accumulation.
-      g.backward(terms.total, rt.upload([1 / micro.length], [1], 'f32', 'loss seed'));
+      g.backward(terms.total, seeds[i]!);
       dev.dispose();
       graphs.push(g);
       kept.push(terms);
       tokens += mb.B * mb.T;
-    }
+    });
 
     const params = model.params.filter((p) => p.grad);
     const grads = params.map((p) => p.grad!);
@@ -141,14 +147,21 @@ export class Trainer {
     this.optimizer.apply(lr, cfg.optim.clipNorm > 0 ? clip : null, skip, this.optimizer.step + 1);
     zeroGrad(model.params);
 
-    // One readback for the whole step.
-    const [clipV, skipV, terms, bad, routing] = await Promise.all([
-      clip.readF32(),
-      scalar(skip),
-      Promise.all(kept.map(async (t) => ({ total: await scalar(t.total.data), main: await scalar(t.main.data), aux: await scalar(t.aux.data), z: await scalar(t.z.data), heads: await Promise.all(t.headLosses.map((h) => scalar(h.data))) }))),
-      Promise.all(guards.map((gb) => gb.read())).then((r) => r.flat()),
-      Promise.all(routeStats.map((layers) => Promise.all(layers.map(async (l) => ({ layer: l.layer, s: await l.stats.readF32(), sw: await scalar(l.switchLoss), dropped: (await l.dropped.read())[0]! }))))),
-    ]);
+    // The step's metrics join the step's own submit: one submit, one map, per optimizer step.
+    const lossTensors = kept.flatMap((t) => [t.total, t.main, t.aux, t.z, ...t.headLosses].map((v) => v.data));
+    const routeTensors = routeStats.flatMap((layers) => layers.flatMap((l) => [l.stats, l.switchLoss, l.dropped]));
+    const all = await rt.readMany([clip, skip, ...lossTensors, ...guards.map((gb) => gb.stats), ...routeTensors]);
+    const submits = rt.recorder.submits - submits0;
+    const clipV = all[0] as Float32Array;
+    const skipV = all[1]![0]!;
+    let at = 2;
+    const terms = kept.map((t) => {
+      const v = all.slice(at, at + 4 + t.headLosses.length).map((a) => a[0]!);
+      at += 4 + t.headLosses.length;
+      return { total: v[0]!, main: v[1]!, aux: v[2]!, z: v[3]!, heads: v.slice(4) };
+    });
+    const bad = guards.flatMap((gb) => gb.parse(all[at++] as Float32Array));
+    const routing = routeStats.map((layers) => layers.map((l) => ({ layer: l.layer, s: all[at++] as Float32Array, sw: all[at++]![0]!, dropped: all[at++]![0]! })));
     const skipped = skipV !== 0;
     if (!skipped) this.optimizer.step++;
 
@@ -198,6 +211,7 @@ export class Trainer {
       routing: routingMetrics,
       tokens,
       ms: performance.now() - t0,
+      submits,
       liveBytes: mem.liveBytes,
       peakBytes: mem.peakLiveBytes,
     };
