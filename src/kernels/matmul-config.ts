@@ -1,0 +1,86 @@
+/**
+ * Tile configuration of the matmul kernels and the per-shape choice.
+ *
+ * Vocabulary (see shaders/matmul.wgsl): the "lane" dimension of C is spread over the
+ * invocations of a workgroup, the "uniform" dimension is blocked per workgroup. With
+ * `wgU = 1` the uniform operand's addresses do not depend on the invocation, which on
+ * lavapipe turns its loads into scalar loads + broadcasts (cheap) instead of gathers.
+ * The defaults below come from the measured variant table in bench/results/matmul-variants.md.
+ */
+
+export interface MatmulConfig {
+  /** Invocations along the lane dimension. */
+  wgL: number;
+  /** Invocations along the uniform dimension (1 keeps the uniform operand's loads uniform). */
+  wgU: number;
+  /** Outputs per invocation along the lane dimension (rows strided by wgL). */
+  tl: number;
+  /** Outputs per invocation along the uniform dimension (contiguous). */
+  tu: number;
+  /** K unroll of the main loop. */
+  ku: number;
+  /** Which output dimension runs across lanes: 'm' = rows of C, 'n' = columns of C. */
+  lane: 'm' | 'n';
+  /** vec4 loads along K for an operand whose K axis is contiguous (when K % 4 == 0). */
+  vec4: boolean;
+}
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+}
+
+/**
+ * The default: a classic 2-D register block (both operands per-invocation), vec4 loads along
+ * K where contiguous, K unrolled by 4. On lavapipe (Mesa 25.0) every storage-buffer load whose
+ * address is not a compile-time/push constant runs as a per-lane scalar loop, so what counts is
+ * FMAs per loaded element (TL·TU per TL+TU) and elements per load instruction (vec4).
+ */
+export const DEFAULT_CONFIG: MatmulConfig = { wgL: 8, wgU: 8, tl: 8, tu: 4, ku: 4, lane: 'm', vec4: true };
+
+/** Named variants of the measured progression (bench/matmul.bench.ts runs them). */
+export const VARIANTS: Record<string, Partial<MatmulConfig>> = {
+  'v1 naive 1x1, wg 8x8': { wgL: 8, wgU: 8, tl: 1, tu: 1, ku: 1, vec4: false },
+  'v2 4x4 register block, wg 8x8': { wgL: 8, wgU: 8, tl: 4, tu: 4, ku: 4, vec4: false },
+  'v3 4x4 + vec4 loads': { wgL: 8, wgU: 8, tl: 4, tu: 4, ku: 4, vec4: true },
+  'v4 4x4, B block shared by the workgroup (wg 64x1)': { wgL: 64, wgU: 1, tl: 4, tu: 4, ku: 4, vec4: false },
+  'v5 2x8, shared B block + vec4': { wgL: 64, wgU: 1, tl: 2, tu: 8, ku: 4, vec4: true },
+  'v6 1x16, shared B block': { wgL: 64, wgU: 1, tl: 1, tu: 16, ku: 4, vec4: false },
+  'v7 4x4 + vec4, K unroll 8': { wgL: 8, wgU: 8, tl: 4, tu: 4, ku: 8, vec4: true },
+  'v8 4x8 + vec4': { wgL: 8, wgU: 8, tl: 4, tu: 8, ku: 4, vec4: true },
+  'v9 8x4 + vec4 (default)': { wgL: 8, wgU: 8, tl: 8, tu: 4, ku: 4, vec4: true },
+  'v10 6x6 + vec4': { wgL: 8, wgU: 8, tl: 6, tu: 6, ku: 4, vec4: true },
+  'v11 8x4 + vec4, wg 16x4': { wgL: 16, wgU: 4, tl: 8, tu: 4, ku: 4, vec4: true },
+  'v12 8x8 + vec4': { wgL: 8, wgU: 8, tl: 8, tu: 8, ku: 4, vec4: true },
+};
+
+/**
+ * Lane dimension: the one whose divergent loads touch consecutive addresses across lanes
+ * (cheaper gathers, fewer cache lines); ties go to 'm'.
+ *   A·B   : B[k, n] is contiguous in n            -> lanes over n
+ *   A·Bᵀ  : both strided along the lane dim      -> lanes over m
+ *   Aᵀ·B  : A[k, m] and B[k, n] both contiguous  -> lanes over m
+ */
+export function chooseLane(s: MatmulShape): 'm' | 'n' {
+  if (!s.transA && !s.transB) return 'n';
+  if (s.transA && s.transB) return 'n';
+  return 'm';
+}
+
+export function chooseMatmulConfig(s: MatmulShape): MatmulConfig {
+  const lane = chooseLane(s);
+  return { ...DEFAULT_CONFIG, lane };
+}
+
+export function resolveConfig(s: MatmulShape, override?: Partial<MatmulConfig>): MatmulConfig {
+  const c = { ...chooseMatmulConfig(s), ...(override ?? {}) };
+  if (c.wgL * c.wgU > 256) throw new Error(`matmul config: workgroup ${c.wgL}x${c.wgU} exceeds 256 invocations`);
+  for (const k of ['wgL', 'wgU', 'tl', 'tu', 'ku'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`matmul config: ${k}=${c[k]} must be a positive integer`);
+  }
+  if (c.tl * c.tu > 64) throw new Error(`matmul config: register block ${c.tl}x${c.tu} too large`);
+  return c;
+}

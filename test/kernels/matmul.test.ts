@@ -1,0 +1,420 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { Tensor } from '../../src/kernels/tensor.ts';
+import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX, type Activation } from '../../src/kernels/matmul.ts';
+import { VARIANTS, type MatmulConfig } from '../../src/kernels/matmul-config.ts';
+import { testRuntime } from '../reference/gpu.ts';
+import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { matmul as refMatmul } from '../reference/ops.ts';
+import { expectClose } from '../reference/compare.ts';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+/**
+ * Tolerance: inputs in [-1, 1], f32 products summed over K. Rounding errors of a K-term f32
+ * sum grow like sqrt(K)·eps·|partial sums| for random signs (eps = 6e-8); relative to the
+ * largest |C| that stays below ~1e-6 for K <= 300. We allow 1e-5·sqrt(K/64) (>= 1e-5), two
+ * orders of magnitude above that yet far below the O(1) error of any indexing mistake.
+ * Transcendental epilogues (exp/tanh on lavapipe, a few ulp) add 1e-5.
+ */
+function tol(K: number, act: Activation = 'none'): number {
+  return Math.max(1e-5, 1e-5 * Math.sqrt(K / 64)) + (act === 'silu' || act === 'gelu-tanh' ? 1e-5 : 0);
+}
+
+const ACTS: Record<Activation, (x: number) => number> = {
+  none: (x) => x,
+  relu: (x) => Math.max(x, 0),
+  silu: (x) => x / (1 + Math.exp(-x)),
+  'gelu-tanh': (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+};
+
+function rand(rng: Rng, n: number): Float64Array {
+  return toF32(rng.uniformArray(n, -1, 1));
+}
+
+function up(x: Float64Array, shape: number[]): Tensor {
+  return rt.upload(Float32Array.from(x), shape);
+}
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** 0: 2-D; otherwise the batch size of A and B (bBroadcast: B stays 2-D). */
+  batch: number;
+  bBroadcast?: boolean;
+  aBroadcast?: boolean;
+  bias?: boolean;
+  residual?: boolean;
+  activation?: Activation;
+  alpha?: number;
+  accumulate?: boolean;
+  config?: Partial<MatmulConfig>;
+}
+
+async function checkCase(c: Case): Promise<void> {
+  const seed = freshSeed();
+  const rng = new Rng(seed);
+  const { M, N, K, transA, transB } = c;
+  const nb = Math.max(c.batch, 1);
+  const aB = c.batch && !c.aBroadcast ? nb : 1;
+  const bB = c.batch && !c.bBroadcast ? nb : 1;
+  const aData = rand(rng, aB * M * K);
+  const bData = rand(rng, bB * K * N);
+  const aShape = transA ? [K, M] : [M, K];
+  const bShape = transB ? [N, K] : [K, N];
+  const a = up(aData, c.batch && !c.aBroadcast ? [nb, ...aShape] : aShape);
+  const b = up(bData, c.batch && !c.bBroadcast ? [nb, ...bShape] : bShape);
+  const outShape = c.batch ? [nb, M, N] : [M, N];
+  const bias = c.bias ? rand(rng, N) : null;
+  const residual = c.residual ? rand(rng, nb * M * N) : null;
+  const prior = c.accumulate ? rand(rng, nb * M * N) : null;
+  const act = c.activation ?? 'none';
+  const alpha = c.alpha ?? 1;
+
+  const expected = new Float64Array(nb * M * N);
+  for (let s = 0; s < nb; s++) {
+    const as = aData.subarray((aB > 1 ? s : 0) * M * K, ((aB > 1 ? s : 0) + 1) * M * K);
+    const bs = bData.subarray((bB > 1 ? s : 0) * K * N, ((bB > 1 ? s : 0) + 1) * K * N);
+    const p = refMatmul(as, bs, M, N, K, transA, transB);
+    for (let i = 0; i < M * N; i++) {
+      const n = i % N;
+      const o = s * M * N + i;
+      let v = ACTS[act](alpha * p[i]! + (bias ? bias[n]! : 0));
+      if (residual) v += residual[o]!;
+      if (prior) v += prior[o]!;
+      expected[o] = v;
+    }
+  }
+  const out = prior ? up(prior, outShape) : undefined;
+  const biasT = bias ? up(bias, [N]) : undefined;
+  const resT = residual ? up(residual, outShape) : undefined;
+  const y = matmul(a, b, { transA, transB, bias: biasT, residual: resT, activation: act, alpha, out, accumulate: c.accumulate, config: c.config });
+  expect(y.shape).toEqual(outShape);
+  const got = await y.readF32();
+  const what = `matmul ${M}x${N}x${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} batch=${c.batch}${c.bBroadcast ? ' (B shared)' : ''}${c.aBroadcast ? ' (A shared)' : ''} act=${act}${bias ? ' bias' : ''}${residual ? ' residual' : ''}${c.accumulate ? ' accumulate' : ''} alpha=${alpha} config=${JSON.stringify(c.config ?? {})}`;
+  expectClose(got, expected, { rtol: tol(K, act), atol: 1e-6, relativeToMax: true, seed, what });
+  for (const t of [a, b, y, biasT, resT]) t?.dispose();
+}
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 13, 5],
+  [33, 65, 130],
+  [130, 3, 257],
+];
+const LAYOUTS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+const EPILOGUES: Pick<Case, 'bias' | 'residual' | 'activation' | 'alpha'>[] = [
+  {},
+  { bias: true, activation: 'relu' },
+  { bias: true, activation: 'gelu-tanh', residual: true, alpha: 0.5 },
+  { activation: 'silu', residual: true, alpha: -1.5 },
+];
+
+describe('matmul: every layout x shape x batching x epilogue against float64', () => {
+  for (const [transA, transB] of LAYOUTS) {
+    const name = `${transA ? 'Aᵀ' : 'A'}·${transB ? 'Bᵀ' : 'B'}`;
+    it(`${name}: 2-D, batched, broadcast B / A, rotating epilogues`, async () => {
+      for (let s = 0; s < SHAPES.length; s++) {
+        const [M, N, K] = SHAPES[s]!;
+        const base = { M, N, K, transA, transB };
+        await checkCase({ ...base, batch: 0, ...EPILOGUES[s % 4] });
+        await checkCase({ ...base, batch: 3, ...EPILOGUES[(s + 1) % 4] });
+        await checkCase({ ...base, batch: 2, bBroadcast: true, ...EPILOGUES[(s + 2) % 4] });
+        await checkCase({ ...base, batch: 2, aBroadcast: true, ...EPILOGUES[(s + 3) % 4] });
+      }
+    });
+  }
+
+  it('every epilogue on every layout at one awkward shape', async () => {
+    for (const [transA, transB] of LAYOUTS)
+      for (const e of EPILOGUES) await checkCase({ M: 17, N: 9, K: 67, transA, transB, batch: 0, ...e });
+  });
+
+  it('every tile variant of the generator (lane m/n, shared block, vec4 on/off, K unroll)', async () => {
+    // Structurally different generator paths (each compiles 4 pipelines, so keep the list short).
+    const configs: Partial<MatmulConfig>[] = [
+      VARIANTS['v1 naive 1x1, wg 8x8']!,
+      VARIANTS['v5 2x8, shared B block + vec4']!,
+      { lane: 'n', wgL: 32, wgU: 1, tl: 2, tu: 3, ku: 3, vec4: true },
+      { lane: 'n', wgL: 4, wgU: 4, tl: 3, tu: 2, ku: 8, vec4: true },
+    ];
+    for (const config of configs)
+      for (const [transA, transB] of LAYOUTS) await checkCase({ M: 37, N: 21, K: 68, transA, transB, batch: 0, config });
+  });
+
+  it('vec4 path with K % 4 == 0 and a batched, bias-fused linear layer', async () => {
+    for (const [transA, transB] of LAYOUTS) await checkCase({ M: 45, N: 19, K: 96, transA, transB, batch: 2, bias: true, activation: 'relu' });
+  });
+
+  it('vec4-along-rows path (M, N multiples of 4, partial row blocks, clamped groups)', async () => {
+    for (const [transA, transB] of LAYOUTS) {
+      await checkCase({ M: 44, N: 20, K: 13, transA, transB, batch: 2, bias: true, activation: 'relu' });
+      await checkCase({ M: 12, N: 8, K: 68, transA, transB, batch: 0, residual: true });
+    }
+  });
+
+  it('accumulate adds into an existing output (with and without epilogue)', async () => {
+    for (const [transA, transB] of LAYOUTS) {
+      await checkCase({ M: 33, N: 65, K: 130, transA, transB, batch: 0, accumulate: true });
+      await checkCase({ M: 9, N: 5, K: 12, transA, transB, batch: 2, accumulate: true, bias: true, activation: 'silu', alpha: 2 });
+    }
+  });
+
+  it('K = 0 gives act(bias), and empty outputs dispatch nothing', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const bias = rand(rng, 6);
+    const y = matmul(rt.zeros([4, 0]), rt.zeros([0, 6]), { bias: up(bias, [6]), activation: 'relu' });
+    const exp = new Float64Array(24).map((_, i) => Math.max(bias[i % 6]!, 0));
+    expectClose(await y.readF32(), exp, { rtol: 0, seed, what: 'K=0' });
+    expect(matmul(rt.zeros([0, 3]), rt.zeros([3, 5])).shape).toEqual([0, 5]);
+  });
+
+  it('rejects mismatched shapes', () => {
+    expect(() => matmul(rt.zeros([3, 4]), rt.zeros([5, 6]))).toThrow(/inner dimensions/);
+    expect(() => matmul(rt.zeros([3, 4]), rt.zeros([4, 6]), { bias: rt.zeros([5]) })).toThrow(/bias/);
+    expect(() => matmul(rt.zeros([3, 4]), rt.zeros([4, 6]), { accumulate: true })).toThrow(/accumulate/);
+  });
+});
+
+/** Σ G ⊙ (op(A)·op(B)) in float64: the scalar loss whose gradients matmulBackward returns. */
+function lossOf(a: Float64Array, b: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, nb: number, aB: number, bB: number): number {
+  let s = 0;
+  for (let t = 0; t < nb; t++) {
+    const as = a.subarray((aB > 1 ? t : 0) * M * K, ((aB > 1 ? t : 0) + 1) * M * K);
+    const bs = b.subarray((bB > 1 ? t : 0) * K * N, ((bB > 1 ? t : 0) + 1) * K * N);
+    const c = refMatmul(as, bs, M, N, K, tA, tB);
+    for (let i = 0; i < M * N; i++) s += c[i]! * g[t * M * N + i]!;
+  }
+  return s;
+}
+
+describe('matmulBackward', () => {
+  const cases: { M: number; N: number; K: number; batch: number; aB: number; bB: number }[] = [
+    { M: 7, N: 13, K: 5, batch: 1, aB: 1, bB: 1 },
+    { M: 33, N: 20, K: 66, batch: 1, aB: 1, bB: 1 },
+    { M: 6, N: 5, K: 9, batch: 3, aB: 3, bB: 3 },
+    { M: 6, N: 5, K: 9, batch: 3, aB: 3, bB: 1 },
+    { M: 6, N: 5, K: 9, batch: 2, aB: 1, bB: 2 },
+  ];
+  for (const [transA, transB] of LAYOUTS) {
+    it(`${transA ? 'Aᵀ' : 'A'}·${transB ? 'Bᵀ' : 'B'}: analytic gradients vs float64 (incl. broadcast operands)`, async () => {
+      for (const c of cases) {
+        const seed = freshSeed();
+        const rng = new Rng(seed);
+        const { M, N, K, batch, aB, bB } = c;
+        const aData = rand(rng, aB * M * K);
+        const bData = rand(rng, bB * K * N);
+        const g = rand(rng, batch * M * N);
+        const batched = aB > 1 || bB > 1;
+        const aShape = transA ? [K, M] : [M, K];
+        const bShape = transB ? [N, K] : [K, N];
+        const a = up(aData, aB > 1 ? [aB, ...aShape] : aShape);
+        const b = up(bData, bB > 1 ? [bB, ...bShape] : bShape);
+        const dy = up(g, batched ? [batch, M, N] : [M, N]);
+        const { da, db } = matmulBackward(dy, a, b, { transA, transB });
+        // Reference: dL/dA[i] = Σ G ⊙ d(C)/dA[i], exactly linear, so a unit perturbation gives it.
+        const refGrad = (which: 'a' | 'b'): Float64Array => {
+          const x = which === 'a' ? aData : bData;
+          const out = new Float64Array(x.length);
+          for (let i = 0; i < x.length; i++) {
+            const e = new Float64Array(x.length);
+            e[i] = 1;
+            out[i] = which === 'a' ? lossOf(e, bData, g, M, N, K, transA, transB, batch, aB, bB) : lossOf(aData, e, g, M, N, K, transA, transB, batch, aB, bB);
+          }
+          return out;
+        };
+        const what = `${JSON.stringify(c)} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+        expect(da!.shape).toEqual(a.shape);
+        expect(db!.shape).toEqual(b.shape);
+        expectClose(await da!.readF32(), refGrad('a'), { rtol: tol(N * batch), atol: 1e-6, relativeToMax: true, seed, what: `dA ${what}` });
+        expectClose(await db!.readF32(), refGrad('b'), { rtol: tol(M * batch), atol: 1e-6, relativeToMax: true, seed, what: `dB ${what}` });
+        // Accumulating a second time doubles the gradient in place.
+        matmulBackward(dy, a, b, { transA, transB, outA: da, outB: db, accumulate: true });
+        expectClose(await da!.readF32(), refGrad('a').map((v) => 2 * v), { rtol: tol(N * batch), atol: 1e-6, relativeToMax: true, seed, what: `dA accumulated ${what}` });
+        for (const t of [a, b, dy, da, db]) t?.dispose();
+      }
+    });
+  }
+
+  it('finite differences of the float64 loss agree with the GPU gradients (tiny, all layouts)', async () => {
+    for (const [transA, transB] of LAYOUTS) {
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      const M = 3, N = 4, K = 5;
+      const aData = rand(rng, M * K);
+      const bData = rand(rng, K * N);
+      const g = rand(rng, M * N);
+      const a = up(aData, transA ? [K, M] : [M, K]);
+      const b = up(bData, transB ? [N, K] : [K, N]);
+      const { da, db } = matmulBackward(up(g, [M, N]), a, b, { transA, transB });
+      const h = 1e-3;
+      const fd = (x: Float64Array, isA: boolean) =>
+        Float64Array.from(x, (_, i) => {
+          const p = Float64Array.from(x);
+          const m = Float64Array.from(x);
+          p[i]! += h;
+          m[i]! -= h;
+          const L = (v: Float64Array) => (isA ? lossOf(v, bData, g, M, N, K, transA, transB, 1, 1, 1) : lossOf(aData, v, g, M, N, K, transA, transB, 1, 1, 1));
+          return (L(p) - L(m)) / (2 * h);
+        });
+      // Central differences of a bilinear loss are exact up to float64 rounding (~1e-13/h).
+      expectClose(await da!.readF32(), fd(aData, true), { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: `FD dA ${transA}${transB}` });
+      expectClose(await db!.readF32(), fd(bData, false), { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: `FD dB ${transA}${transB}` });
+    }
+  });
+});
+
+/** Random expert row counts summing to R; `zero` forces an empty expert, `all` puts every row on one. */
+function counts(rng: Rng, E: number, R: number, mode: 'random' | 'zero' | 'all'): number[] {
+  const c = new Array<number>(E).fill(0);
+  if (mode === 'all') {
+    c[rng.int(E)] = R;
+    return c;
+  }
+  const empty = mode === 'zero' ? rng.int(E) : -1;
+  for (let r = 0; r < R; r++) {
+    let e = rng.int(E);
+    if (e === empty) e = (e + 1) % E;
+    c[e]!++;
+  }
+  return c;
+}
+
+function offsetsOf(c: number[]): Uint32Array {
+  const o = new Uint32Array(c.length + 1);
+  for (let e = 0; e < c.length; e++) o[e + 1] = o[e]! + c[e]!;
+  return o;
+}
+
+describe('grouped (MoE expert) matmul', () => {
+  const shapes: { R: number; K: number; N: number; E: number }[] = [
+    { R: 1, K: 3, N: 2, E: 2 },
+    { R: 37, K: 13, N: 21, E: 5 },
+    { R: 130, K: 64, N: 33, E: 8 },
+    { R: 50, K: 12, N: 36, E: 3 },
+  ];
+  for (const transB of [true, false]) {
+    it(`forward (w ${transB ? '[E,N,K]' : '[E,K,N]'}): random counts, an empty expert, all rows on one expert`, async () => {
+      for (const s of shapes)
+        for (const mode of ['random', 'zero', 'all'] as const) {
+          const seed = freshSeed();
+          const rng = new Rng(seed);
+          const { R, K, N, E } = s;
+          const cnt = counts(rng, E, R, mode);
+          const off = offsetsOf(cnt);
+          const x = rand(rng, R * K);
+          const w = rand(rng, E * N * K);
+          const residual = rand(rng, R * N);
+          const exp = new Float64Array(R * N);
+          for (let e = 0; e < E; e++) {
+            const rows = off[e + 1]! - off[e]!;
+            const y = refMatmul(x.subarray(off[e]! * K, off[e + 1]! * K), w.subarray(e * N * K, (e + 1) * N * K), rows, N, K, false, transB);
+            for (let i = 0; i < rows * N; i++) exp[off[e]! * N + i] = 0.5 * y[i]! + residual[off[e]! * N + i]!;
+          }
+          const offT = rt.upload(off, [E + 1], 'u32');
+          const out = groupedMatmul(up(x, [R, K]), up(w, transB ? [E, N, K] : [E, K, N]), offT, { transB, alpha: 0.5, residual: up(residual, [R, N]) });
+          expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped ${JSON.stringify(s)} ${mode} counts=${cnt} transB=${transB}` });
+        }
+    });
+  }
+
+  it('every tile variant gives the same grouped result', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const R = 77, K = 20, N = 11, E = 4;
+    const off = offsetsOf(counts(rng, E, R, 'zero'));
+    const x = rand(rng, R * K);
+    const w = rand(rng, E * N * K);
+    const exp = new Float64Array(R * N);
+    for (let e = 0; e < E; e++) {
+      const y = refMatmul(x.subarray(off[e]! * K, off[e + 1]! * K), w.subarray(e * N * K, (e + 1) * N * K), off[e + 1]! - off[e]!, N, K, false, true);
+      exp.set(y, off[e]! * N);
+    }
+    const xt = up(x, [R, K]), wt = up(w, [E, N, K]), ot = rt.upload(off, [E + 1], 'u32');
+    for (const config of [VARIANTS['v1 naive 1x1, wg 8x8']!, VARIANTS['v5 2x8, shared B block + vec4']!, { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 }]) {
+      const out = groupedMatmul(xt, wt, ot, { config });
+      expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped config ${JSON.stringify(config)}` });
+      out.dispose();
+    }
+  });
+
+  it('weight gradient dW[e] = dY[e]ᵀ·X[e] and dX = dY·W[e] in one dispatch each (empty expert -> zeros)', async () => {
+    for (const s of shapes)
+      for (const mode of ['zero', 'random', 'all'] as const) {
+        const seed = freshSeed();
+        const rng = new Rng(seed);
+        const { R, K, N, E } = s;
+        const cnt = counts(rng, E, R, mode);
+        const off = offsetsOf(cnt);
+        const x = rand(rng, R * K);
+        const w = rand(rng, E * N * K);
+        const dy = rand(rng, R * N);
+        const offT = rt.upload(off, [E + 1], 'u32');
+        const dyT = up(dy, [R, N]);
+        const xT = up(x, [R, K]);
+        const expW = new Float64Array(E * N * K);
+        const expX = new Float64Array(R * K);
+        for (let e = 0; e < E; e++) {
+          const rows = off[e + 1]! - off[e]!;
+          const dys = dy.subarray(off[e]! * N, off[e + 1]! * N);
+          expW.set(refMatmul(dys, x.subarray(off[e]! * K, off[e + 1]! * K), N, K, rows, true, false), e * N * K);
+          expX.set(refMatmul(dys, w.subarray(e * N * K, (e + 1) * N * K), rows, K, N, false, false), off[e]! * K);
+        }
+        const what = `${JSON.stringify(s)} ${mode} counts=${cnt}`;
+        const dW = groupedMatmulWeightGrad(dyT, xT, offT);
+        expect(dW.shape).toEqual([E, N, K]);
+        expectClose(await dW.readF32(), expW, { rtol: tol(R), atol: 1e-6, relativeToMax: true, seed, what: `dW ${what}` });
+        const dX = groupedMatmulBackwardX(dyT, up(w, [E, N, K]), offT);
+        expectClose(await dX.readF32(), expX, { rtol: tol(N), atol: 1e-6, relativeToMax: true, seed, what: `dX ${what}` });
+        // Gradient accumulation in place: a second call doubles dW (empty experts stay 0).
+        groupedMatmulWeightGrad(dyT, xT, offT, { out: dW, accumulate: true });
+        expectClose(await dW.readF32(), expW.map((v) => 2 * v), { rtol: tol(R), atol: 1e-6, relativeToMax: true, seed, what: `dW accumulated ${what}` });
+      }
+  });
+
+  it('finite differences: grouped forward loss vs dW and dX (tiny)', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const R = 6, K = 3, N = 4, E = 3;
+    const off = offsetsOf([2, 0, 4]);
+    const x = rand(rng, R * K);
+    const w = rand(rng, E * N * K);
+    const g = rand(rng, R * N);
+    const loss = (xv: Float64Array, wv: Float64Array) => {
+      let s = 0;
+      for (let e = 0; e < E; e++) {
+        const rows = off[e + 1]! - off[e]!;
+        const y = refMatmul(xv.subarray(off[e]! * K, off[e + 1]! * K), wv.subarray(e * N * K, (e + 1) * N * K), rows, N, K, false, true);
+        for (let i = 0; i < rows * N; i++) s += y[i]! * g[off[e]! * N + i]!;
+      }
+      return s;
+    };
+    const h = 1e-3;
+    const fd = (v: Float64Array, f: (p: Float64Array) => number) =>
+      Float64Array.from(v, (_, i) => {
+        const p = Float64Array.from(v);
+        const m = Float64Array.from(v);
+        p[i]! += h;
+        m[i]! -= h;
+        return (f(p) - f(m)) / (2 * h);
+      });
+    const offT = rt.upload(off, [E + 1], 'u32');
+    const gT = up(g, [R, N]);
+    const dW = groupedMatmulWeightGrad(gT, up(x, [R, K]), offT);
+    const dX = groupedMatmulBackwardX(gT, up(w, [E, N, K]), offT);
+    expectClose(await dW.readF32(), fd(w, (p) => loss(x, p)), { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: 'FD dW' });
+    expectClose(await dX.readF32(), fd(x, (p) => loss(p, w)), { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: 'FD dX' });
+  });
+});
