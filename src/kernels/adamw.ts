@@ -4,7 +4,7 @@
  * non-finite guard never need a readback.
  */
 import type { Tensor } from './tensor.ts';
-import { grid1d } from './reduce.ts';
+import { grid1d } from './grid.ts';
 
 /** Layout of clipCoefficient's result. */
 export const CLIP = { norm: 0, coef: 1, clippedFraction: 2, nonFinite: 3 } as const;

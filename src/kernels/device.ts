@@ -34,7 +34,15 @@ export interface AcquireOptions {
   dawnFlags?: string[];
   /** Print the adapter line once (default true). */
   announce?: boolean;
+  /**
+   * Unquantized timestamp queries, for the profiler: Dawn otherwise rounds them to 65.5 us.
+   * Takes effect only if this is the process's first acquisition (the Dawn instance is shared).
+   */
+  preciseTimestamps?: boolean;
 }
+
+/** The Dawn toggle behind AcquireOptions.preciseTimestamps. */
+export const PRECISE_TIMESTAMPS_FLAG = 'disable-dawn-features=timestamp_quantization';
 
 // Limits the engine wants as large as the adapter allows: big activations and weights
 // live in single storage bindings, and kernels bind many buffers.
@@ -53,12 +61,19 @@ const WANTED_LIMITS = [
 ] as const;
 
 let dawn: GPU | null = null;
+let dawnFlags: readonly string[] = [];
+
+/** True when the process's Dawn instance was created with unquantized timestamps. */
+export function timestampsPrecise(): boolean {
+  return dawnFlags.includes(PRECISE_TIMESTAMPS_FLAG);
+}
 let current: Promise<GpuDevice> | null = null;
 
 function gpuInstance(flags: string[]): GPU {
   if (!dawn) {
     Object.assign(globalThis, globals);
     dawn = create(flags);
+    dawnFlags = [...flags];
     // Keep the instance reachable from a global root as well (see header comment).
     (globalThis as { __webgpuMoeDawn?: GPU }).__webgpuMoeDawn = dawn;
   }
@@ -88,7 +103,9 @@ export function acquireDevice(options: AcquireOptions = {}): Promise<GpuDevice> 
 }
 
 async function open(options: AcquireOptions): Promise<GpuDevice> {
-  const gpu = gpuInstance(options.dawnFlags ?? []);
+  const flags = [...(options.dawnFlags ?? [])];
+  if (options.preciseTimestamps && !flags.includes(PRECISE_TIMESTAMPS_FLAG)) flags.push(PRECISE_TIMESTAMPS_FLAG);
+  const gpu = gpuInstance(flags);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuError(NO_ADAPTER_HELP, 'adapter', 'no-adapter');
 

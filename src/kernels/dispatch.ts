@@ -10,7 +10,8 @@
  */
 import type { Tensor } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
-import { foldedGrid, MAX_EXPERTS } from './router.ts';
+import { MAX_EXPERTS } from './router.ts';
+import { foldedGrid } from './grid.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;

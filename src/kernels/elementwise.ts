@@ -5,10 +5,10 @@
  */
 import type { Tensor, DType } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
-import { sumAxis, grid1d } from './reduce.ts';
+import { sumAxis } from './reduce.ts';
+import { grid1d } from './grid.ts';
 
 /** Re-exported for callers that imported it from here first. */
-export { grid1d };
 
 /** Ops of one operand; `alpha` / `beta` are the uniform scalars (scale, addScalar). */
 export const UNARY_OPS = {

@@ -6,7 +6,8 @@
  * The mean is sum/count in f32, so finite values near FLT_MAX can overflow it to +-Inf.
  */
 import type { Tensor } from './tensor.ts';
-import { grid1d, manyBatch, manyDecls, manyUniforms, planMany, MANY_CHUNK } from './reduce.ts';
+import { grid1d } from './grid.ts';
+import { manyBatch, manyDecls, manyUniforms, planMany, MANY_CHUNK } from './reduce.ts';
 
 const NAN_BITS = 0x7fc00000;
 

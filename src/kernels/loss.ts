@@ -9,6 +9,7 @@
  * Empty denominators: when Σ mask = 0 (Huber) or every target is ignored (cross-entropy) the loss
  * is 0 and the gradient 0 — where PyTorch would give 0/0 = NaN. The returned `count` says which.
  */
+import { foldedGrid } from './grid.ts';
 import type { Tensor } from './tensor.ts';
 
 /** Time-MoE: torch.nn.HuberLoss(reduction='none', delta=2.0). */
@@ -21,7 +22,6 @@ const WG = 256; // matches WG in loss.wgsl
  * Pass 2 is a single workgroup, so this stays small; on lavapipe 2 cores saturate long before.
  */
 const MAX_PARTIAL_GROUPS = 32;
-const MAX_GROUPS_PER_DIM = 65535;
 const NAN_BITS = 0x7fc00000;
 
 export interface LossResult {
@@ -46,12 +46,6 @@ function params(words: readonly number[], f32At?: { index: number; value: number
   return buf;
 }
 
-/** Workgroup grid for `n` elements at WG per group, folded into 2-D past 65535 groups. */
-function grid1d(n: number): [number, number] {
-  const groups = Math.ceil(n / WG);
-  const gx = Math.min(groups, MAX_GROUPS_PER_DIM);
-  return [gx, gx === 0 ? 0 : Math.ceil(groups / gx)];
-}
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -102,7 +96,7 @@ export function huberLossBackward(pred: Tensor, target: Tensor, mask: Tensor, co
   checkScalar(gout, 'huberLossBackward gout');
   const rt = pred.rt;
   const dpred = rt.empty(pred.shape, 'f32', 'huber d_pred');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'huber_backward' }), [pred, target, mask, count, gout, dpred], grid1d(pred.size), new Uint32Array(params([pred.size, 0], { index: 2, value: delta })));
+  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'huber_backward' }), [pred, target, mask, count, gout, dpred], foldedGrid(pred.size, WG), new Uint32Array(params([pred.size, 0], { index: 2, value: delta })));
   return dpred;
 }
 
@@ -123,7 +117,7 @@ export function horizonTargets(labels: Tensor, lossMask: Tensor, horizon: number
   const target = rt.empty(shape, 'f32', `horizon ${horizon} target`);
   const mask = rt.empty(shape, 'f32', `horizon ${horizon} mask`);
   const n = B * T * horizon;
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'horizon_targets' }), [labels, lossMask, target, mask], grid1d(n), new Uint32Array(params([n, T, horizon, 0])));
+  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'horizon_targets' }), [labels, lossMask, target, mask], foldedGrid(n, WG), new Uint32Array(params([n, T, horizon, 0])));
   return { target, mask };
 }
 
@@ -144,7 +138,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = DEFA
   const rt = logits.rt;
   const rows = rt.empty([Math.max(N, 1), 2], 'f32', 'ce row losses');
   const stats = rt.empty([N, 2], 'f32', 'ce stats');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_rows' }), [logits, targets, rows, stats], grid1d(N), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
+  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_rows' }), [logits, targets, rows, stats], foldedGrid(N, WG), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
   // The single finalize workgroup sums N row pairs directly: N is batch-sized (thousands at most).
   const result = finalize(rows, N, 'ce');
   rows.dispose();
@@ -160,7 +154,7 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, stats: Ten
   checkScalar(gout, 'crossEntropyBackward gout');
   const rt = logits.rt;
   const d = rt.empty([N, C], 'f32', 'ce d_logits');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_backward' }), [logits, targets, stats, count, gout, d], grid1d(N * C), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
+  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_backward' }), [logits, targets, stats, count, gout, d], foldedGrid(N * C, WG), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
   return d;
 }
 

@@ -14,7 +14,8 @@
  */
 import type { Tensor } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
-import { foldedGrid, MAX_EXPERTS } from './router.ts';
+import { MAX_EXPERTS } from './router.ts';
+import { foldedGrid } from './grid.ts';
 
 interface LossParams {
   n: number;

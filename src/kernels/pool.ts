@@ -1,7 +1,7 @@
 /** Mean pooling over the sequence axis (the classification head) and its backward. */
 import type { Tensor } from './tensor.ts';
 import { sumAxis } from './reduce.ts';
-import { foldedGrid } from './router.ts';
+import { foldedGrid } from './grid.ts';
 
 /** x viewed as [outer, n, inner] -> mean over n, shape [outer, inner]. */
 export function meanPool(x: Tensor, outer: number, n: number, inner: number): Tensor {

@@ -9,6 +9,7 @@
  */
 import { GpuError } from './errors.ts';
 import type { Kernel } from './pipeline-cache.ts';
+import type { DispatchTimer } from './profiler.ts';
 
 export type ErrorKind = 'validation' | 'out-of-memory' | 'internal';
 
@@ -55,6 +56,13 @@ export class Recorder {
   /** Counters for tests and the profiler. */
   submits = 0;
   dispatches = 0;
+  /**
+   * Set by the profiler: each dispatch then gets its own timestamped pass. Null (the default)
+   * costs one property check per dispatch and per submit.
+   */
+  timer: DispatchTimer | null = null;
+  /** The timer that holds queries of the current recording (it may be detached mid-recording). */
+  private timedIn: DispatchTimer | null = null;
 
   constructor(
     private readonly device: GPUDevice,
@@ -114,7 +122,8 @@ export class Recorder {
     this.enc();
     const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: 'usage' in b ? { buffer: b } : b }));
     const group0 = this.device.createBindGroup({ layout: kernel.storageLayout, entries, label: kernel.label });
-    const pass = this.computePass();
+    const timer = this.timer;
+    const pass = timer ? this.timedPass(timer, kernel.label) : this.computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, group0);
     if (kernel.uniformLayout) {
@@ -123,8 +132,17 @@ export class Recorder {
       pass.setBindGroup(1, group1);
     }
     pass.dispatchWorkgroups(x, y, z);
+    // A timed pass holds exactly one dispatch, so its timestamps bracket that dispatch alone.
+    if (timer) this.endPass();
     this.labels.push(kernel.label);
     this.dispatches++;
+  }
+
+  private timedPass(timer: DispatchTimer, label: string): GPUComputePassEncoder {
+    this.endPass();
+    this.timedIn = timer;
+    this.pass = this.enc().beginComputePass({ timestampWrites: timer.timestampWrites(label) });
+    return this.pass;
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
@@ -149,7 +167,13 @@ export class Recorder {
     }
     const labels = this.labels;
     const subject = labels.length <= 6 ? labels.join(', ') : `${labels.slice(0, 6).join(', ')} … (+${labels.length - 6} more)`;
+    const timed = this.timedIn;
+    timed?.resolve(this.encoder); // resolve + copy of this recording's timestamps ride in the same submit
     this.device.queue.submit([this.encoder.finish()]);
+    if (timed) {
+      this.timedIn = null;
+      timed.submitted();
+    }
     this.errors.watch(this.device.popErrorScope(), `submit of [${subject}]`, 'validation');
     this.errors.watch(this.device.popErrorScope(), `submit of [${subject}]`, 'out-of-memory');
     this.encoder = null;

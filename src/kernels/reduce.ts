@@ -3,17 +3,13 @@
  * global gradient norm). f32 accumulation in a fixed tree (per-thread runs, workgroup tree,
  * then passes over partials): deterministic, and no float atomics.
  */
+import { grid1d } from './grid.ts';
 import type { Tensor } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
 
 const WG = 256;
 
 /** Fold a 1-D count of workgroups into the 65535-per-dimension limit (shaders use wid.x + wid.y * nwg.x). */
-export function grid1d(groups: number): [number, number] {
-  if (groups === 0) return [0, 1];
-  const gx = Math.min(groups, 65535);
-  return [gx, Math.ceil(groups / gx)];
-}
 /** Below this many workgroups the reduction dimension is split into chunks (second pass). */
 const TARGET_GROUPS = 256;
 /**

@@ -5,6 +5,7 @@
  * optional additive d_probs from a balancing loss, and returns d_logits in one kernel.
  */
 import type { Tensor } from './tensor.ts';
+import { foldedGrid } from './grid.ts';
 
 export interface RouterOptions {
   /** Experts per token (default 2). */
@@ -25,15 +26,7 @@ export interface RouterOutput {
 /** Largest expert count: the picked set is a 64-bit mask in the shader. */
 export const MAX_EXPERTS = 64;
 
-/**
- * Workgroups for a 1-D problem of `n` items at `perGroup` items per workgroup, folded into
- * 2-D past WebGPU's 65535 limit; shaders rebuild the index as gid.x + gid.y * nwg.x * perGroup.
- */
-export function foldedGrid(n: number, perGroup: number): [number, number] {
-  const groups = Math.ceil(n / perGroup);
-  const gx = Math.min(groups, 65535);
-  return [gx, gx === 0 ? 0 : Math.ceil(groups / gx)];
-}
+export { foldedGrid } from './grid.ts';
 
 function dims(logits: Tensor): [number, number] {
   if (logits.shape.length !== 2) throw new Error(`router: logits must be [N, E], got ${logits}`);

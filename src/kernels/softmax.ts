@@ -3,7 +3,7 @@
  * passes that take the forward output y, so x need not be kept.
  */
 import type { Tensor } from './tensor.ts';
-import { grid1d } from './reduce.ts';
+import { grid1d } from './grid.ts';
 
 /** [rows, cols] of a tensor whose last axis is reduced. */
 function rowsCols(t: Tensor): [number, number] {
