@@ -35,7 +35,10 @@ export interface LayerRoutingMetrics {
 
 export interface StepMetrics {
   step: number;
+  /** Micro-steps in this optimizer step (gradient accumulation). */
   microSteps: number;
+  /** Micro-steps since the start of training (optimizer steps x accumulation). */
+  microStep: number;
   loss: number;
   lossMain: number;
   headLosses: number[];
@@ -195,6 +198,7 @@ export class Trainer {
     return {
       step,
       microSteps: micro.length,
+      microStep: step * micro.length,
       loss: mean((t) => t.total),
       lossMain: mean((t) => t.main),
       headLosses: terms[0]!.heads.map((_, i) => mean((t) => t.heads[i]!)),
