@@ -34,6 +34,7 @@ interface CliOptions {
   budgetGb: number;
   smoke?: boolean;
   stopAfter?: number;
+  profile?: boolean;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -46,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--plan', 'print the memory plan for the config and exit')
     .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
     .option('--budget-gb <GiB>', 'device memory budget for the plan check', positiveNumber, 24)
+    .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -72,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(formatPlan(plan));
       return plan.fits ? 0 : 1;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter });
+    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter, profile: !!opts.profile });
     const before = r.validBefore ? `${r.validBefore.loss.toFixed(4)} -> ` : '';
     console.log(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} steps${r.skippedSteps ? ` (${r.skippedSteps} skipped by the guards)` : ''}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
     return 0;

@@ -4,7 +4,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getRuntime } from '../kernels/runtime.ts';
+import { getRuntime, type Runtime } from '../kernels/runtime.ts';
+import { timestampsPrecise } from '../kernels/device.ts';
+import { GpuProfiler, formatProfile, profileJson } from '../kernels/profiler.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
 import { AdamW } from '../optim/adamw.ts';
 import type { TrainConfig } from './config.ts';
@@ -36,6 +38,8 @@ export interface RunOptions {
   cwd: string;
   /** Save a checkpoint and stop after this optimizer step (train in chunks; resume later). */
   stopAfter?: number;
+  /** Time every kernel of the training steps; print a table and write <logging.dir>/profile.json. */
+  profile?: boolean;
 }
 
 export interface RunResult {
@@ -70,7 +74,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   console.error(`[data] ${formatReport(data.report)}`);
   if (data.train.length === 0) throw new RunStopped('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)', 2);
 
-  const rt = await getRuntime();
+  const rt = await getRuntime(opts.profile ? { preciseTimestamps: true } : undefined);
+  const profiler = opts.profile ? startProfiler(rt) : null;
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
   const optimizer = new AdamW(model.params, cfg.optim);
   const trainer = new Trainer(rt, model, optimizer, cfg);
@@ -122,7 +127,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   try {
     for (let step = start + 1; step <= total; step++) {
       const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
+      profiler?.resume();
       const m = await trainer.step(step, micro);
+      profiler?.pause();
       last = m;
       metrics.write({ kind: 'train', ...m });
       progress.update(m);
@@ -154,6 +161,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
+    if (profiler) await reportProfile(rt, profiler, dir);
   }
   const validAfter = await validate();
   metrics.write({ kind: 'valid', step: total, ...validAfter });
@@ -161,4 +169,27 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   optimizer.dispose();
   model.dispose();
   return { steps: total, validBefore, validAfter, last, skippedSteps };
+}
+
+function startProfiler(rt: Runtime): GpuProfiler | null {
+  const p = new GpuProfiler(rt);
+  if (p.supported) return p;
+  console.error("[profile] this device has no 'timestamp-query' feature: --profile records nothing");
+  return null;
+}
+
+/** Print the per-op table to stderr and write profile.json; a failure here must not hide the run's own outcome. */
+async function reportProfile(rt: Runtime, profiler: GpuProfiler, dir: string): Promise<void> {
+  try {
+    profiler.pause();
+    await profiler.flush();
+    const precise = timestampsPrecise();
+    console.error(formatProfile(profiler.summary('op'), { byShader: profiler.summary('shader'), precise }));
+    const path = join(dir, 'profile.json');
+    writeFileSync(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.gpu.adapter, preciseTimestamps: precise }), null, 2)}\n`);
+    console.error(`[profile] written to ${path}`);
+    profiler.destroy();
+  } catch (e) {
+    console.error(`[profile] could not report: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
