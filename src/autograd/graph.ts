@@ -80,14 +80,31 @@ export class Graph {
    * graph frees it). Leaf gradients accumulate into `.grad` (for gradient accumulation).
    */
   backward(root: Var, seed: Tensor): void {
+    this.backwardMany([root], [seed]);
+  }
+
+  /**
+   * Backpropagate from several outputs at once, each with its own seed gradient (a null seed
+   * means that output received no gradient). Used by activation recomputation, whose re-run layer
+   * has several outputs the rest of the model used.
+   */
+  backwardMany(roots: readonly Var[], seeds: readonly (Tensor | null)[]): void {
     if (this.released) throw new Error('backward called twice on one graph');
-    if (!root.requiresGrad) throw new Error(`backward from ${root}, which does not require grad`);
+    if (roots.length !== seeds.length) throw new Error(`backwardMany: ${roots.length} roots, ${seeds.length} seeds`);
+    roots.forEach((r, i) => {
+      if (seeds[i] && !r.requiresGrad) throw new Error(`backward from ${r}, which does not require grad`);
+    });
     this.released = true;
     // Drop the graph's hold on intermediates: from here on only saved refs keep them alive.
     for (const v of this.owned) if (!this.kept.has(v)) release(v.data);
 
     const grads = new Map<Var, Tensor>();
-    grads.set(root, retain(seed));
+    roots.forEach((r, i) => {
+      const sd = seeds[i];
+      if (!sd) return;
+      const prev = grads.get(r);
+      grads.set(r, prev ? accumulate(prev, retain(sd)) : retain(sd));
+    });
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const node = this.nodes[i]!;
       const gOut = node.outputs.map((v) => grads.get(v) ?? null);

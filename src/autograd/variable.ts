@@ -22,6 +22,18 @@ export function release(t: Tensor): void {
   } else refs.set(t, n - 1);
 }
 
+/**
+ * Drop one reference WITHOUT freeing, handing the tensor to a new owner that will track it
+ * (e.g. a gradient returned to the engine as if fresh from a kernel).
+ */
+export function disown(t: Tensor): Tensor {
+  const n = refs.get(t);
+  if (n === undefined) throw new Error(`disown of untracked ${t}`);
+  if (n <= 1) refs.delete(t);
+  else refs.set(t, n - 1);
+  return t;
+}
+
 export function refCount(t: Tensor): number {
   return refs.get(t) ?? 0;
 }

@@ -32,6 +32,8 @@ export interface ModelOutput {
 export interface ForwardOptions {
   /** Write NaN into one activation (fault injection for experiments and guard tests). */
   injectNan?: { layer: number; site: TapSite } | null;
+  /** Activation recomputation: keep only each decoder layer's input, re-run the layer in backward. */
+  recompute?: boolean;
 }
 
 export class TimeMoeModel {
@@ -97,7 +99,7 @@ export class TimeMoeModel {
     const taps: Tap[] = [];
     this.layers.forEach((layer, i) => {
       const fault = opts.injectNan && opts.injectNan.layer === i ? opts.injectNan.site : null;
-      const r = layer.forward(h, s, fault);
+      const r = layer.forward(h, s, fault, opts.recompute ? { params: this.params.filter((p) => p.layer === i) } : null);
       h = r.h;
       routing.push(r.routing);
       taps.push(...r.taps);

@@ -40,6 +40,8 @@ const ScheduleSchema = z
     microBatch: z.number().int().positive(),
     /** Micro-steps per optimizer step (gradient accumulation). */
     accumulation: z.number().int().positive().default(1),
+    /** Activation recomputation: keep only each decoder layer's input, re-run it in backward. */
+    recompute: z.boolean().default(false),
   })
   .strict();
 

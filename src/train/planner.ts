@@ -11,8 +11,9 @@
  * rt.memory() reports for the same step (checked on lavapipe by test/planner/accuracy.test.ts).
  *
  * Steady state is planned: parameter gradients stay allocated between steps (zeroGrad fills them)
- * and AdamW m/v are resident. Two knobs are planned ahead of the engine: activation recomputation
- * (the engine does not implement it yet) and f16 activations (most kernels are f32-only today).
+ * and AdamW m/v are resident. Activation recomputation (schedule.recompute) is modelled as the
+ * engine runs it (src/autograd/recompute.ts); f16 activations are planned ahead of the engine
+ * (most kernels are f32-only today).
  */
 import { sizeClass } from '../kernels/buffer-pool.ts';
 import { storageBytes, type DType } from '../kernels/tensor.ts';
@@ -1091,7 +1092,7 @@ export function planMemory(model: ModelConfig, runIn: RunOptions): MemoryPlan {
     'Sizes are pool bytes: every tensor rounded through sizeClass() as the buffer pool rounds it.',
     'Not planned: guard/metric buffers, staging (readback) buffers, and pool memory kept free for reuse (peakAllocatedBytes can exceed the live peak).',
   ];
-  if (run.recompute) notes.push('Recompute is planned only: the engine does not implement activation recomputation yet.');
+  if (run.recompute) notes.push('Recompute (schedule.recompute): each decoder layer keeps only its input and outputs; its activations are rebuilt during backward (one extra forward per layer).');
   if (run.dtype === 'f16') notes.push('f16 activations are planned only: matmul, attention and norms are f32-only today; router softmax, norms stats and losses stay f32.');
   const big = mem.largest!;
   notes.push(`Largest single buffer: ${big.name} (${(big.bytes / MIB).toFixed(1)} MiB); it must fit the device's maxStorageBufferBindingSize (lavapipe: 128 MiB).`);

@@ -110,7 +110,7 @@ export class Trainer {
       const dev = devs[i]!;
       const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
       const { out, terms } = g.run(() => {
-        const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject });
+        const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject, recompute: cfg.schedule.recompute });
         return { out, terms: taskLoss(out, dev, lossOpts) };
       });
       for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);

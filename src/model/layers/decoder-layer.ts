@@ -1,5 +1,6 @@
 import type { Var } from '../../autograd/variable.ts';
 import { add } from '../../autograd/ops/activation.ts';
+import { recomputed } from '../../autograd/recompute.ts';
 import { RMSNorm } from './rmsnorm.ts';
 import { SelfAttention, type SeqShape } from './attention.ts';
 import { MoeFfn, type LayerRouting, type MoeOptions } from './moe.ts';
@@ -29,7 +30,34 @@ export class DecoderLayer {
     this.ffn = new MoeFfn(f, `${p}.ffn_layer`, o.moe, i);
   }
 
-  forward(h: Var, s: SeqShape, fault: TapSite | null = null): { h: Var; routing: LayerRouting; taps: Tap[] } {
+  /**
+   * With `recompute`, only this layer's input is kept for backward and the layer runs again there
+   * (activation recomputation); `params` are the layer's parameters.
+   */
+  forward(h: Var, s: SeqShape, fault: TapSite | null = null, recompute: { params: readonly Var[] } | null = null): { h: Var; routing: LayerRouting; taps: Tap[] } {
+    if (!recompute) return this.run(h, s, fault);
+    const layer = this.ffn.layer;
+    const r = recomputed(`layer ${layer}`, [h], recompute.params, ([x]) => {
+      const o = this.run(x!, s, fault);
+      const t = (site: TapSite) => o.taps.find((q) => q.site === site)!.v;
+      return {
+        outputs: [o.h, o.routing.logits, o.routing.probs, t('attn_out'), t('ffn_out')],
+        extra: o.routing,
+        keep: [o.routing.idx, o.routing.offsets, o.routing.dropped],
+      };
+    });
+    const [y, logits, probs, attnOut, ffnOut] = r.outputs as [Var, Var, Var, Var, Var];
+    const routing: LayerRouting = { ...r.extra, logits, probs };
+    const taps: Tap[] = [
+      { layer, site: 'attn_out', v: attnOut },
+      { layer, site: 'router_logits', v: logits },
+      { layer, site: 'ffn_out', v: ffnOut },
+      { layer, site: 'output', v: y },
+    ];
+    return { h: y, routing, taps };
+  }
+
+  private run(h: Var, s: SeqShape, fault: TapSite | null): { h: Var; routing: LayerRouting; taps: Tap[] } {
     const layer = this.ffn.layer;
     const tap = (site: TapSite, v: Var): Var => {
       if (fault === site) v.data.rt.fill(v.data, NaN); // fault injection (experiments, guard tests)
