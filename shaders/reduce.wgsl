@@ -87,17 +87,20 @@ fn axis(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 
-// entry `axis_serial`: one thread per output (o, i), summing its whole n serially: no workgroup
-// memory and no barriers, which lavapipe executes slowly (~10 us per barrier per workgroup).
-// Used when there are enough outputs to fill the device.
+// entry `axis_serial`: one thread per (output (o, i), chunk c), summing chunk c of n serially
+// into out[o, c, i]: no workgroup memory and no barriers, which lavapipe executes slowly (~10 us
+// per barrier per workgroup). With chunks > 1 a further pass sums the chunks.
 @compute @workgroup_size(256)
 fn axis_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let k = gid.x + gid.y * nwg.x * WG;
-  if (k >= u.outer * u.inner) { return; }
-  let o = k / u.inner;
+  if (k >= u.outer * u.chunks * u.inner) { return; }
   let i = k % u.inner;
+  let c = (k / u.inner) % u.chunks;
+  let o = k / (u.inner * u.chunks);
+  let j0 = c * u.chunkLen;
+  let j1 = min(u.n, j0 + u.chunkLen);
   var acc = 0.0;
-  for (var j = 0u; j < u.n; j++) {
+  for (var j = j0; j < j1; j++) {
     acc += load((o * u.n + j) * u.inner + i);
   }
   out[k] = acc * u.scale;
