@@ -151,26 +151,4 @@ export function attentionBackwardRef(dO: ArrayLike<number>, q: ArrayLike<number>
 
 // ---------------------------------------------------------------- finite differences
 
-/**
- * Gradient of L(x) = Σ_i g_i · f(x)_i with respect to x by central differences in float64.
- * `f` must not keep references to x (it is mutated in place and restored).
- */
-export function finiteDiffGrad(f: (x: Float64Array) => Float64Array, x: ArrayLike<number>, g: ArrayLike<number>, h = 1e-6): Float64Array {
-  const xx = Float64Array.from(x);
-  const grad = new Float64Array(xx.length);
-  const dot = (y: Float64Array): number => {
-    let s = 0;
-    for (let i = 0; i < y.length; i++) s += g[i]! * y[i]!;
-    return s;
-  };
-  for (let i = 0; i < xx.length; i++) {
-    const orig = xx[i]!;
-    xx[i] = orig + h;
-    const up = dot(f(xx));
-    xx[i] = orig - h;
-    const down = dot(f(xx));
-    xx[i] = orig;
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
+export { projectedNumericGrad as finiteDiffGrad } from './ops.ts';

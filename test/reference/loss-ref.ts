@@ -123,18 +123,4 @@ export function splitGateUp(gu: ArrayLike<number>, R: number, H: number): { g: F
   return { g, u };
 }
 
-/** Central-difference gradient of a scalar function of x, in float64. */
-export function numericGrad(f: (x: Float64Array) => number, x: ArrayLike<number>, eps = 1e-6): Float64Array {
-  const xs = Float64Array.from(x);
-  const grad = new Float64Array(xs.length);
-  for (let i = 0; i < xs.length; i++) {
-    const v = xs[i]!;
-    xs[i] = v + eps;
-    const fp = f(xs);
-    xs[i] = v - eps;
-    const fm = f(xs);
-    xs[i] = v;
-    grad[i] = (fp - fm) / (2 * eps);
-  }
-  return grad;
-}
+export { numericGrad } from './ops.ts';

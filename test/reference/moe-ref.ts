@@ -269,17 +269,4 @@ export function routerStatsRef(probs: ArrayLike<number>, idx: number[], N: numbe
   return out;
 }
 
-/** Central finite difference of scalar f at x in float64 (x is restored). */
-export function finiteDiff(f: (x: Float64Array) => number, x: Float64Array, eps = 1e-6): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const o = x[i]!;
-    x[i] = o + eps;
-    const up = f(x);
-    x[i] = o - eps;
-    const down = f(x);
-    x[i] = o;
-    g[i] = (up - down) / (2 * eps);
-  }
-  return g;
-}
+export { numericGrad as finiteDiff } from './ops.ts';

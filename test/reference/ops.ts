@@ -81,3 +81,32 @@ export function transpose(a: ArrayLike<number>, rows: number, cols: number): Flo
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
   return out;
 }
+
+/**
+ * Central-difference gradient of a scalar function of x, in float64 (x is copied; f may mutate
+ * nothing). The one finite-difference helper every reference and gradient test uses.
+ */
+export function numericGrad(f: (x: Float64Array) => number, x: ArrayLike<number>, eps = 1e-6): Float64Array {
+  const xs = Float64Array.from(x);
+  const grad = new Float64Array(xs.length);
+  for (let i = 0; i < xs.length; i++) {
+    const v = xs[i]!;
+    xs[i] = v + eps;
+    const fp = f(xs);
+    xs[i] = v - eps;
+    const fm = f(xs);
+    xs[i] = v;
+    grad[i] = (fp - fm) / (2 * eps);
+  }
+  return grad;
+}
+
+/** Gradient of L(x) = Σ_i g_i · f(x)_i: finite differences of a vector function projected on g. */
+export function projectedNumericGrad(f: (x: Float64Array) => Float64Array, x: ArrayLike<number>, g: ArrayLike<number>, eps = 1e-6): Float64Array {
+  return numericGrad((xs) => {
+    const y = f(xs);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += g[i]! * y[i]!;
+    return s;
+  }, x, eps);
+}
