@@ -18,6 +18,11 @@ export interface ParameterOptions {
    * dict slice j is `name` with `{j}` replaced by j.
    */
   stacked?: number;
+  /**
+   * Fused projections: the (per-expert) weight is the row-wise concatenation of equal parts, e.g.
+   * ['gate_proj', 'up_proj'] for one [2H, d] gate+up matmul; part p is `name` with `{part}` replaced.
+   */
+  parts?: readonly string[];
 }
 
 export class Parameter extends Var {
@@ -25,6 +30,7 @@ export class Parameter extends Var {
   readonly decay: boolean;
   readonly layer: number;
   readonly stacked: number | undefined;
+  readonly parts: readonly string[] | undefined;
 
   constructor(data: Tensor, name: string, opts: ParameterOptions) {
     super(data, true, name);
@@ -32,14 +38,25 @@ export class Parameter extends Var {
     this.decay = opts.decay;
     this.layer = opts.layer;
     this.stacked = opts.stacked;
+    this.parts = opts.parts;
     if (opts.stacked !== undefined && !name.includes('{j}')) throw new Error(`stacked parameter ${name} needs a {j} slot`);
+    if (opts.parts && !name.includes('{part}')) throw new Error(`fused parameter ${name} needs a {part} slot`);
   }
 
   /** State-dict entries this parameter covers: [name, shape, element offset]. */
   stateEntries(): { name: string; shape: number[]; offset: number }[] {
-    if (this.stacked === undefined) return [{ name: this.name, shape: [...this.shape], offset: 0 }];
-    const [e, ...rest] = this.shape;
-    const per = rest.reduce((a, b) => a * b, 1);
-    return Array.from({ length: e! }, (_, j) => ({ name: this.name.replace('{j}', String(j)), shape: rest, offset: j * per }));
+    const experts = this.stacked === undefined ? [null] : Array.from({ length: this.shape[0]! }, (_, j) => j);
+    const slice = this.stacked === undefined ? [...this.shape] : this.shape.slice(1);
+    const parts = this.parts ?? [null];
+    const [rows, ...rest] = slice;
+    const partShape = this.parts ? [rows! / parts.length, ...rest] : slice;
+    const partSize = partShape.reduce((a, b) => a * b, 1);
+    return experts.flatMap((j) =>
+      parts.map((part, p) => ({
+        name: this.name.replace('{j}', String(j)).replace('{part}', part ?? ''),
+        shape: partShape,
+        offset: ((j ?? 0) * parts.length + p) * partSize,
+      })),
+    );
   }
 }

@@ -487,6 +487,14 @@ class Ops {
     return this.r.record([x], [y], [y], (_g, saved) => [m.actAlloc(saved[0]!.shape, 'actGrad', `d ${name}`)])[0]!;
   }
 
+  /** swigluFused: h [R, H] from gu [R, 2H]; saves gu, backward writes one [R, 2H] gradient. */
+  swigluFused(gu: VVar, name: string): VVar {
+    const m = this.mem;
+    const [r, h2] = gu.data.shape as [number, number];
+    const h = m.actAlloc([r, h2 / 2], 'activation', name);
+    return this.r.record([gu], [h], [gu.data], (_g, saved) => [m.actAlloc(saved[0]!.shape, 'actGrad', `d ${name}`)])[0]!;
+  }
+
   swiglu(g: VVar, u: VVar, name: string): VVar {
     const m = this.mem;
     const h = m.actAlloc(g.data.shape, 'activation', name);
@@ -652,11 +660,11 @@ interface LayerParams {
   o: VVar;
   postNorm: VVar;
   router: VVar;
-  gate: VVar;
-  up: VVar;
+  /** Fused gate_proj + up_proj of every expert, [E, 2H, d]. */
+  gateUp: VVar;
   down: VVar;
-  sGate: VVar | null;
-  sUp: VVar | null;
+  /** Fused shared-expert gate_proj + up_proj, [2S, d]. */
+  sGateUp: VVar | null;
   sDown: VVar | null;
   sScale: VVar | null;
 }
@@ -685,13 +693,11 @@ export function parameterShapes(m: ModelConfig): { name: string; shape: number[]
     out.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, d] });
     out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d] });
     out.push({ name: `${p}.ffn_layer.gate.weight`, shape: [m.experts, d] });
-    out.push({ name: `${p}.ffn_layer.experts.{j}.gate_proj.weight`, shape: [m.experts, m.moeIntermediate, d] });
-    out.push({ name: `${p}.ffn_layer.experts.{j}.up_proj.weight`, shape: [m.experts, m.moeIntermediate, d] });
+    out.push({ name: `${p}.ffn_layer.experts.{j}.{part}.weight`, shape: [m.experts, 2 * m.moeIntermediate, d] });
     out.push({ name: `${p}.ffn_layer.experts.{j}.down_proj.weight`, shape: [m.experts, d, m.moeIntermediate] });
     if (m.sharedIntermediate > 0) {
       const s = m.sharedIntermediate;
-      out.push({ name: `${p}.ffn_layer.shared_expert.gate_proj.weight`, shape: [s, d] });
-      out.push({ name: `${p}.ffn_layer.shared_expert.up_proj.weight`, shape: [s, d] });
+      out.push({ name: `${p}.ffn_layer.shared_expert.{part}.weight`, shape: [2 * s, d] });
       out.push({ name: `${p}.ffn_layer.shared_expert.down_proj.weight`, shape: [d, s] });
       out.push({ name: `${p}.ffn_layer.shared_expert_gate.weight`, shape: [1, d] });
     }
@@ -727,10 +733,10 @@ function makeParams(mem: Mem, cfg: ModelConfig): ModelParams {
     const o = next();
     const postNorm = next();
     const router = next();
-    const [gate, up, down] = [next(), next(), next()];
+    const [gateUp, down] = [next(), next()];
     const shared = cfg.sharedIntermediate > 0;
-    const [sGate, sUp, sDown, sScale] = shared ? [next(), next(), next(), next()] : [null, null, null, null];
-    layers.push({ inNorm, q, qb, k, kb, v, vb, o, postNorm, router, gate, up, down, sGate, sUp, sDown, sScale });
+    const [sGateUp, sDown, sScale] = shared ? [next(), next(), next()] : [null, null, null];
+    layers.push({ inNorm, q, qb, k, kb, v, vb, o, postNorm, router, gateUp, down, sGateUp, sDown, sScale });
   }
   const norm = next();
   let heads: VVar[] = [];
@@ -769,12 +775,12 @@ function decoderLayer(ops: Ops, cfg: ModelConfig, p: LayerParams, h: VVar, s: { 
   const plan = ops.dispatch(r.idx, cfg.experts);
   m.group = 'experts';
   const xs = ops.gather(y2, plan, cfg.topK);
-  const hh = ops.swiglu(ops.grouped(xs, p.gate, plan, 'expert gate'), ops.grouped(xs, p.up, plan, 'expert up'), 'expert hidden');
+  const hh = ops.swigluFused(ops.grouped(xs, p.gateUp, plan, 'expert gate+up'), 'expert hidden');
   const ys = ops.grouped(hh, p.down, plan, 'expert outputs');
   let out = ops.combine(ys, r.weights, plan, n);
-  if (p.sGate && p.sUp && p.sDown && p.sScale) {
+  if (p.sGateUp && p.sDown && p.sScale) {
     m.group = 'shared';
-    const sh = ops.swiglu(ops.linear(y2, p.sGate, null, 'shared gate'), ops.linear(y2, p.sUp, null, 'shared up'), 'shared hidden');
+    const sh = ops.swigluFused(ops.linear(y2, p.sGateUp, null, 'shared gate+up'), 'shared hidden');
     const sd = ops.linear(sh, p.sDown, null, 'shared out');
     const sg = ops.sigmoid(ops.linear(y2, p.sScale, null, 'shared gate logit'), 'shared gate sigmoid');
     out = ops.add(out, ops.mulColumn(sd, sg, 'shared scaled'), 'moe out');

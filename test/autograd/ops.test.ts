@@ -11,7 +11,7 @@ import { describe, it, beforeAll } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import type { Var } from '../../src/autograd/variable.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
-import { add, mulColumn, sigmoid, swiglu } from '../../src/autograd/ops/activation.ts';
+import { add, mulColumn, sigmoid, swiglu, swigluFused } from '../../src/autograd/ops/activation.ts';
 import { rmsnorm } from '../../src/autograd/ops/norm.ts';
 import { causalAttention, rope } from '../../src/autograd/ops/attention.ts';
 import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../src/autograd/ops/moe.ts';
@@ -62,6 +62,16 @@ describe('autograd ops: numeric gradient checks', () => {
   check('mulColumn', (r) => [rand(r, [4, 3]), rand(r, [4, 1])], ([x, s]) => mulColumn(x!, s!), ([x, s]) => x!.map((v, i) => v * s![Math.floor(i / 3)]!));
   check('sigmoid', (r) => [rand(r, [3, 7], 4)], ([x]) => sigmoid(x!), ([x]) => x!.map(sigmoidRef));
   check('swiglu', (r) => [rand(r, [3, 5], 3), rand(r, [3, 5], 3)], ([g, u]) => swiglu(g!, u!), ([g, u]) => g!.map((v, i) => silu(v) * u![i]!));
+  check(
+    'swigluFused (gate | up halves of one [R, 2H] tensor)',
+    (r) => [rand(r, [3, 10], 3)],
+    ([gu]) => swigluFused(gu!),
+    ([gu]) => {
+      const y = new Float64Array(15);
+      for (let r = 0; r < 3; r++) for (let j = 0; j < 5; j++) y[r * 5 + j] = silu(gu![r * 10 + j]!) * gu![r * 10 + 5 + j]!;
+      return y;
+    },
+  );
   check('rmsnorm', (r) => [rand(r, [4, 6]), rand(r, [6])], ([x, w]) => rmsnorm(x!, w!, 1e-6), ([x, w]) => rmsnormRef(x!, w!, 4, 6, 1e-6).y);
 
   const shp = { batch: 2, seqLen: 3, heads: 2, headDim: 4 };

@@ -1,7 +1,7 @@
 /** Elementwise autograd ops: add (with broadcast), column-broadcast mul, sigmoid, SwiGLU. */
 import type { Var } from '../variable.ts';
 import * as ew from '../../kernels/elementwise.ts';
-import { swiglu as swigluKernel, swigluBackward } from '../../kernels/swiglu.ts';
+import { swiglu as swigluKernel, swigluBackward, swigluFused as swigluFusedKernel, swigluFusedBackward } from '../../kernels/swiglu.ts';
 import { record1 } from './op.ts';
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -60,5 +60,16 @@ export function swiglu(g: Var, u: Var): Var {
       const { dg, du } = swigluBackward(ctx.saved[0]!, ctx.saved[1]!, dh!);
       return [dg, du];
     },
+  });
+}
+
+/** silu(gu[:, :H]) * gu[:, H:] from one fused gate+up projection [R, 2H]; backward writes [R, 2H]. */
+export function swigluFused(gu: Var): Var {
+  return record1({
+    name: 'swigluFused',
+    inputs: [gu],
+    outputs: [swigluFusedKernel(gu.data)],
+    saved: [gu.data],
+    backward: ([dh], ctx) => [swigluFusedBackward(ctx.saved[0]!, dh!)],
   });
 }

@@ -5,7 +5,7 @@
  */
 import type { Var } from '../../autograd/variable.ts';
 import type { Tensor } from '../../kernels/tensor.ts';
-import { add, mulColumn, sigmoid, swiglu } from '../../autograd/ops/activation.ts';
+import { add, mulColumn, sigmoid, swigluFused } from '../../autograd/ops/activation.ts';
 import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../autograd/ops/moe.ts';
 import { Linear } from './linear.ts';
 import { SwiGluMlp } from './swiglu-mlp.ts';
@@ -40,8 +40,8 @@ export interface LayerRouting {
 
 export class MoeFfn {
   readonly router: Linear;
-  readonly gateProj: Parameter;
-  readonly upProj: Parameter;
+  /** gate_proj and up_proj of every expert, fused: [E, 2H, d] (one grouped matmul). */
+  readonly gateUpProj: Parameter;
   readonly downProj: Parameter;
   readonly shared: SwiGluMlp | null;
   readonly sharedGate: Linear | null;
@@ -55,8 +55,7 @@ export class MoeFfn {
     const ex = { group: 'experts' as const, decay: true, layer, stacked: o.experts };
     this.router = new Linear(f, `${prefix}.gate`, o.d, o.experts, { bias: false, std: o.routerStd, group: 'router', layer });
     // Every expert drawn from the same distribution, stacked [E, out, in] for the grouped matmul.
-    this.gateProj = f.make(`${prefix}.experts.{j}.gate_proj.weight`, [o.experts, o.intermediate, o.d], { kind: 'normal', std: o.std }, ex);
-    this.upProj = f.make(`${prefix}.experts.{j}.up_proj.weight`, [o.experts, o.intermediate, o.d], { kind: 'normal', std: o.std }, ex);
+    this.gateUpProj = f.make(`${prefix}.experts.{j}.{part}.weight`, [o.experts, 2 * o.intermediate, o.d], { kind: 'normal', std: o.std }, { ...ex, parts: ['gate_proj', 'up_proj'] });
     this.downProj = f.make(`${prefix}.experts.{j}.down_proj.weight`, [o.experts, o.d, o.intermediate], { kind: 'normal', std: o.downStd }, ex);
     if (o.sharedIntermediate > 0) {
       this.shared = new SwiGluMlp(f, `${prefix}.shared_expert`, o.d, o.sharedIntermediate, o.std, o.downStd, 'shared_expert', layer);
@@ -73,7 +72,7 @@ export class MoeFfn {
     const { probs, weights, idx } = routerTopK(logits, this.o.topK, this.o.normTopkProb);
     const plan = dispatchPlan(idx, this.o.experts, this.o.capacityFactor);
     const xs = gatherRows(x, plan);
-    const h = swiglu(groupedLinear(xs, this.gateProj, plan), groupedLinear(xs, this.upProj, plan));
+    const h = swigluFused(groupedLinear(xs, this.gateUpProj, plan));
     const ys = groupedLinear(h, this.downProj, plan);
     let out = combine(ys, weights, plan);
     if (this.shared && this.sharedGate) {

@@ -1,20 +1,23 @@
 import type { Var } from '../../autograd/variable.ts';
-import { swiglu } from '../../autograd/ops/activation.ts';
+import { swigluFused } from '../../autograd/ops/activation.ts';
+import { linear } from '../../autograd/ops/linear.ts';
 import { Linear } from './linear.ts';
 import type { ParamFactory } from './module.ts';
-import type { ParamGroup } from '../parameter.ts';
+import type { Parameter, ParamGroup } from '../parameter.ts';
 
-/** Dense SwiGLU MLP: down(silu(gate x) * up x). Used for the shared expert. */
+/**
+ * Dense SwiGLU MLP: down(silu(gate x) * up x), used for the shared expert. gate_proj and up_proj
+ * are one fused [2H, d] weight (one matmul, then the two-half SwiGLU); the state dict still holds
+ * them under their own names.
+ */
 export class SwiGluMlp {
-  readonly gate: Linear;
-  readonly up: Linear;
+  readonly gateUp: Parameter;
   readonly down: Linear;
   constructor(f: ParamFactory, prefix: string, d: number, hidden: number, std: number, downStd: number, group: ParamGroup, layer: number) {
-    this.gate = new Linear(f, `${prefix}.gate_proj`, d, hidden, { bias: false, std, group, layer });
-    this.up = new Linear(f, `${prefix}.up_proj`, d, hidden, { bias: false, std, group, layer });
+    this.gateUp = f.make(`${prefix}.{part}.weight`, [2 * hidden, d], { kind: 'normal', std }, { group, decay: true, layer, parts: ['gate_proj', 'up_proj'] });
     this.down = new Linear(f, `${prefix}.down_proj`, hidden, d, { bias: false, std: downStd, group, layer });
   }
   forward(x: Var): Var {
-    return this.down.forward(swiglu(this.gate.forward(x), this.up.forward(x)));
+    return this.down.forward(swigluFused(linear(x, this.gateUp, null)));
   }
 }
