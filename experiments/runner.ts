@@ -1,0 +1,208 @@
+/**
+ * `npm run experiment -- <name|all> [--fast]`: runs each scenario's variants through the real CLI
+ * (`node train.js --config <scenario config> --set ...`, fixed seeds) into
+ * experiments/runs/<scenario>/<variant>/, then writes experiments/results/<scenario>/README.md and
+ * its SVG charts. `--fast` runs the small versions (the ones the tests use) into
+ * experiments/runs/fast/ and writes their reports there, leaving the committed results alone.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { loadConfig } from '../src/train/config.ts';
+import { readMetrics, type RunMetrics } from '../src/report/metrics-reader.ts';
+import { summarize, writeComparisonReport, type RunSpec } from '../src/report/report.ts';
+import { SCENARIOS, bindExtras, parseExtras, type Mode, type RunData, type RunExtras, type Scenario, type Variant } from './scenarios.ts';
+
+export const REPO = resolve(import.meta.dirname, '..');
+const TRAIN_JS = join(REPO, 'train.js');
+
+export interface RunOptions {
+  mode: Mode;
+  /** Runs go to <runsRoot>/<scenario>/<variant>/. */
+  runsRoot: string;
+  /** Reports go to <resultsRoot>/<scenario>/. */
+  resultsRoot: string;
+  /** Rebuild the reports from the runs already on disk, without training. */
+  reportOnly?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ScenarioResult<O> {
+  outcome: O;
+  runs: RunData[];
+  readme: string;
+  svgs: string[];
+  seconds: number;
+}
+
+export function defaultRoots(mode: Mode): { runsRoot: string; resultsRoot: string } {
+  const runs = join(REPO, 'experiments', 'runs');
+  return mode === 'full' ? { runsRoot: runs, resultsRoot: join(REPO, 'experiments', 'results') } : { runsRoot: join(runs, 'fast'), resultsRoot: join(runs, 'fast', 'results') };
+}
+
+/** Quote an argument for the command line shown in a report (POSIX shell). */
+function shq(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Runs already done in this process, keyed by their effective config (without logging): a
+ * scenario that reads the same run another way (pooled-vs-per-layer reads router-init's failure
+ * run) reuses it instead of training it again.
+ */
+const done = new Map<string, RunData>();
+
+function configKey(configPath: string, sets: readonly string[]): string {
+  const { logging: _logging, ...rest } = loadConfig(configPath, sets);
+  return JSON.stringify(rest);
+}
+
+async function runVariant(scenario: Scenario<unknown>, variant: Variant, opts: RunOptions): Promise<RunData> {
+  const configRel = join('experiments', 'configs', scenario.config);
+  const key = `${opts.runsRoot}\n${configKey(join(REPO, configRel), [...scenario.sets[opts.mode], ...variant.sets])}`;
+  const previous = done.get(key);
+  if (previous) {
+    opts.log?.(`[experiment] ${scenario.name} / ${variant.slug}: the same config as ${relative(opts.runsRoot, previous.dir)}, reusing that run`);
+    return { ...previous, variant, reused: relative(opts.runsRoot, previous.dir) };
+  }
+  const dir = join(opts.runsRoot, scenario.name, variant.slug);
+  // run.ts joins logging.dir onto the cwd, so the dir must be relative to it.
+  const sets = [...scenario.sets[opts.mode], ...variant.sets, `logging.dir=${relative(REPO, dir)}`, 'logging.progress=none'];
+  const args = [TRAIN_JS, '--config', join(REPO, configRel), ...sets.flatMap((s) => ['--set', s])];
+  const command = ['node', 'train.js', '--config', configRel, ...sets.flatMap((s) => ['--set', shq(s)])].join(' ');
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const infoPath = join(dir, 'run.json');
+  const load = (seconds: number): RunData => {
+    const data: RunData = { variant, dir, metrics: readMetrics(metricsPath), extras: parseExtras(readFileSync(metricsPath, 'utf8')), seconds, command };
+    done.set(key, data);
+    return data;
+  };
+  if (opts.reportOnly) {
+    if (!existsSync(metricsPath)) throw new Error(`${scenario.name} / ${variant.slug}: no run at ${metricsPath} (run it first, without --report-only)`);
+    const info = existsSync(infoPath) ? (JSON.parse(readFileSync(infoPath, 'utf8')) as { seconds?: number }) : {};
+    // Runs from before run.json existed: the log was created at the start, the metrics last written at the end.
+    const born = existsSync(join(dir, 'train.log')) ? statSync(join(dir, 'train.log')).birthtimeMs : 0;
+    const seconds = info.seconds ?? (born > 0 ? (statSync(metricsPath).mtimeMs - born) / 1000 : NaN);
+    return load(seconds);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  opts.log?.(`[experiment] ${scenario.name} / ${variant.slug}: ${command}`);
+  const logPath = join(dir, 'train.log');
+  const fd = openSync(logPath, 'w');
+  const t0 = performance.now();
+  // Async, not spawnSync: a caller's event loop (vitest's worker RPC) must keep running meanwhile.
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', fd, fd], env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  const status = await new Promise<number | string>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code, signal) => res(code ?? signal ?? 'unknown'));
+  }).finally(() => closeSync(fd));
+  const seconds = (performance.now() - t0) / 1000;
+  if (status !== 0) {
+    const tail = readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n');
+    throw new Error(`${scenario.name} / ${variant.slug}: train.js exited with ${status}\n${tail}`);
+  }
+  opts.log?.(`[experiment] ${scenario.name} / ${variant.slug}: done in ${seconds.toFixed(1)} s`);
+  writeFileSync(infoPath, `${JSON.stringify({ command, seconds })}\n`);
+  return load(seconds);
+}
+
+function description<O>(scenario: Scenario<O>, outcome: O, runs: readonly RunData[], mode: Mode, seconds: number): string {
+  const e = scenario.explain(outcome, mode);
+  const flag = mode === 'fast' ? ' --fast' : '';
+  return [
+    scenario.intro,
+    '',
+    `Reproduce: \`npm run experiment -- ${scenario.name}${flag}\` (${mode} version; ${runs.length} run${runs.length > 1 ? 's' : ''}, ${runs.every((r) => r.reused) ? 'all reused from an earlier scenario' : Number.isFinite(seconds) ? `${seconds.toFixed(0)} s on the machine that wrote this report` : 'time not recorded'}). Each run is the real CLI, from the repository root:`,
+    '',
+    ...runs.map((r) => `- ${r.variant.label} (${r.reused ? `the same run as \`${r.reused}\`, not trained again` : Number.isFinite(r.seconds) ? `${r.seconds.toFixed(0)} s` : 'wall time not recorded'}):\n  \`${r.command}\``),
+    '',
+    '## What happened',
+    '',
+    e.happened,
+    '',
+    '## Why',
+    '',
+    e.why,
+    '',
+    '## The fix',
+    '',
+    e.fix,
+    '',
+    'Every number above is computed from the runs\' metrics.jsonl when this report is generated.',
+  ].join('\n');
+}
+
+export async function runScenario<O>(scenario: Scenario<O>, opts: RunOptions): Promise<ScenarioResult<O>> {
+  const t0 = performance.now();
+  const erased = scenario as unknown as Scenario<unknown>;
+  const runs: RunData[] = [];
+  for (const v of scenario.variants) runs.push(await runVariant(erased, v, opts)); // one at a time: lavapipe uses every core
+  const outcome = scenario.outcome(runs, opts.mode);
+  const seconds = opts.reportOnly ? runs.reduce((a, r) => a + (r.reused ? 0 : r.seconds), 0) : (performance.now() - t0) / 1000;
+
+  const derivedDir = join(opts.runsRoot, scenario.name);
+  const writeDerived = (name: string, lines: readonly object[]) => {
+    const p = join(derivedDir, name);
+    writeFileSync(p, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    return p;
+  };
+  const shown: RunSpec[] = scenario.reportRuns?.(runs, writeDerived) ?? runs.map((r) => ({ label: r.variant.label, dir: r.dir }));
+  // The report writer reads the metrics itself; bind each run's extras to those objects, by order.
+  const extrasByDir = new Map<string, RunExtras>(runs.map((r) => [r.dir, r.extras]));
+  const outDir = join(opts.resultsRoot, scenario.name);
+  rmSync(outDir, { recursive: true, force: true });
+  const report = writeComparisonReport({
+    outDir,
+    title: scenario.title,
+    description: description(scenario, outcome, runs, opts.mode, seconds),
+    runs: shown,
+    charts: (metrics: readonly RunMetrics[]) => {
+      metrics.forEach((m, i) => {
+        const ex = extrasByDir.get(shown[i]!.dir);
+        if (ex) bindExtras(m, ex);
+      });
+      return scenario.charts(metrics);
+    },
+    summary: (m) => [...summarize(m), ...(scenario.summary?.(m) ?? [])],
+  });
+  opts.log?.(`[experiment] ${scenario.name}: report ${relative(REPO, report.readme)} (${report.svgs.length} charts)`);
+  return { outcome, runs, readme: report.readme, svgs: report.svgs, seconds };
+}
+
+const USAGE = `usage: npm run experiment -- <${SCENARIOS.map((s) => s.name).join('|')}|all> [--fast] [--report-only]`;
+const FLAGS = ['--fast', '--report-only', '--help'];
+
+export async function main(argv: string[]): Promise<number> {
+  const fast = argv.includes('--fast');
+  const names = argv.filter((a) => !a.startsWith('--'));
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const unknownFlags = argv.filter((a) => a.startsWith('--') && !FLAGS.includes(a));
+  if (names.length === 0 || unknownFlags.length) {
+    console.error(unknownFlags.length ? `error: unknown option ${unknownFlags.join(', ')}\n${USAGE}` : USAGE);
+    return 2;
+  }
+  const missing = names.filter((n) => n !== 'all' && !SCENARIOS.some((s) => s.name === n));
+  if (missing.length) {
+    console.error(`error: unknown experiment ${missing.join(', ')}\n${USAGE}`);
+    return 2;
+  }
+  const picked = names.includes('all') ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
+  const mode: Mode = fast ? 'fast' : 'full';
+  const opts: RunOptions = { mode, ...defaultRoots(mode), reportOnly: argv.includes('--report-only'), log: (l) => console.log(l) };
+  const t0 = performance.now();
+  for (const s of picked) {
+    try {
+      const r = await runScenario(s, opts);
+      console.log(`[experiment] ${s.name}: ${r.seconds.toFixed(1)} s`);
+    } catch (e) {
+      console.error(`error: ${(e as Error).message}`);
+      return 1;
+    }
+  }
+  console.log(`[experiment] total ${((performance.now() - t0) / 1000).toFixed(1)} s (${mode})`);
+  return 0;
+}

@@ -1,0 +1,535 @@
+/**
+ * The collapse experiments (DESIGN §7): each scenario is a failing run and its fix, run through the
+ * real CLI with one config and `--set` overrides. A scenario says how to run (sets per mode), what
+ * to chart, how to measure its outcome from the metrics, and how to explain it; every number in a
+ * report's text comes from `outcome`, never from a constant.
+ */
+import type { RunMetrics, TrainRecord } from '../src/report/metrics-reader.ts';
+import {
+  auxChart,
+  clippedFractionChart,
+  entropyChart,
+  expertLoadChart,
+  fmtNum,
+  gradNormChart,
+  lossChart,
+  maxShareChart,
+  scheduleChart,
+  type ChartSpec,
+  type RunSpec,
+  type SummaryRow,
+} from '../src/report/report.ts';
+
+export type Mode = 'full' | 'fast';
+
+export interface Variant {
+  /** Run directory name under experiments/runs/<scenario>/. */
+  slug: string;
+  label: string;
+  sets: readonly string[];
+}
+
+/** Metrics the shared reader does not keep: per-layer Switch loss and classification accuracy. */
+export interface RunExtras {
+  /** step -> Switch loss per layer (index = layer). */
+  switchLoss: Map<number, number[]>;
+  /** valid step -> accuracy. */
+  accuracy: Map<number, number>;
+}
+
+export interface RunData {
+  variant: Variant;
+  dir: string;
+  metrics: RunMetrics;
+  extras: RunExtras;
+  /** Wall time of the CLI run. */
+  seconds: number;
+  /** The command, as a user would type it from the repository root. */
+  command: string;
+  /** Set when this is another scenario's run with the same config (path under the runs root). */
+  reused?: string;
+}
+
+export interface Scenario<O> {
+  name: string;
+  title: string;
+  /** File under experiments/configs/. */
+  config: string;
+  /** Overrides for every variant, per mode (steps, batch, validation). */
+  sets: Record<Mode, readonly string[]>;
+  variants: readonly Variant[];
+  /** Markdown: what the scenario does. */
+  intro: string;
+  charts: (metrics: readonly RunMetrics[]) => ChartSpec[];
+  /** Rows added to the standard summary. */
+  summary?: (m: RunMetrics) => SummaryRow[];
+  outcome: (runs: readonly RunData[], mode: Mode) => O;
+  /** Markdown paragraphs generated from the outcome: what happened, why, the fix. */
+  explain: (o: O, mode: Mode) => { happened: string; why: string; fix: string };
+  /** The runs the report shows (default: one per variant); may add views derived from the metrics. */
+  reportRuns?: (runs: readonly RunData[], writeDerived: (name: string, lines: readonly object[]) => string) => RunSpec[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extras, bound to the RunMetrics objects the report writer reads so chart specs can find them.
+
+const EMPTY: RunExtras = { switchLoss: new Map(), accuracy: new Map() };
+const bound = new WeakMap<RunMetrics, RunExtras>();
+
+export function bindExtras(m: RunMetrics, e: RunExtras): void {
+  bound.set(m, e);
+}
+
+export function extrasOf(m: RunMetrics): RunExtras {
+  return bound.get(m) ?? EMPTY;
+}
+
+/** Pull switchLoss and accuracy from raw metrics.jsonl text (non-finite numbers are strings there). */
+export function parseExtras(text: string): RunExtras {
+  const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN);
+  const out: RunExtras = { switchLoss: new Map(), accuracy: new Map() };
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const r = JSON.parse(line) as { kind?: string; step?: number; accuracy?: unknown; routing?: { layer: number; switchLoss?: unknown }[] };
+    if (typeof r.step !== 'number') continue;
+    if (r.kind === 'train' && r.routing?.length) {
+      const per: number[] = [];
+      for (const l of r.routing) per[l.layer] = num(l.switchLoss);
+      out.switchLoss.set(r.step, per);
+    } else if (r.kind === 'valid' && r.accuracy !== undefined) out.accuracy.set(r.step, num(r.accuracy));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small measurements over a run
+
+const f = fmtNum;
+const LN4 = Math.log(4);
+
+function last<T>(xs: readonly T[]): T {
+  const x = xs[xs.length - 1];
+  if (x === undefined) throw new Error('no records');
+  return x;
+}
+
+function first<T>(xs: readonly T[]): T {
+  const x = xs[0];
+  if (x === undefined) throw new Error('no records');
+  return x;
+}
+
+function layerOf(r: TrainRecord, layer: number): TrainRecord['routing'][number] {
+  const l = r.routing.find((x) => x.layer === layer);
+  if (!l) throw new Error(`step ${r.step}: no routing for layer ${layer}`);
+  return l;
+}
+
+/** Mean of `pick` over the last `frac` of the train records (noise-robust "where it ended"). */
+function tailMean(m: RunMetrics, pick: (r: TrainRecord) => number, frac = 0.1): number {
+  const n = Math.max(1, Math.round(m.train.length * frac));
+  const xs = m.train.slice(-n).map(pick);
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+function lastValid(m: RunMetrics): { step: number; loss: number; lossMain: number } {
+  return last(m.valid);
+}
+
+function runOf(runs: readonly RunData[], slug: string): RunData {
+  const r = runs.find((x) => x.variant.slug === slug);
+  if (!r) throw new Error(`no run "${slug}"`);
+  return r;
+}
+
+const layersIn = (m: RunMetrics) => first(m.train).routing.map((l) => l.layer);
+const pct = (v: number) => `${f(100 * v)}%`;
+const loadStr = (load: readonly number[]) => `[${load.map((v) => v.toFixed(2)).join(', ')}]`;
+
+// ---------------------------------------------------------------------------------------------
+// Extra chart specs
+
+/** Pooled HF/Time-MoE aux (balanced = k) next to each layer's Switch loss (balanced = 1). */
+export const pooledVsPerLayerChart: ChartSpec = {
+  file: 'pooled-vs-per-layer',
+  title: 'Pooled aux vs per-layer Switch loss',
+  yLabel: 'balancing loss (unweighted)',
+  yMin: 0,
+  series: (m) => {
+    const sw = extrasOf(m).switchLoss;
+    const layers = layersIn(m);
+    return [
+      { name: 'pooled aux (all layers)', points: m.train.map((r) => [r.step, r.aux] as const) },
+      ...layers.map((layer) => ({ name: `Switch loss, layer ${layer}`, dashed: true, points: m.train.flatMap((r) => (sw.get(r.step)?.[layer] !== undefined ? [[r.step, sw.get(r.step)![layer]!] as const] : [])) })),
+    ];
+  },
+  references: () => [
+    { y: 2, label: 'pooled balanced = k = 2' },
+    { y: 1, label: 'Switch balanced = 1' },
+  ],
+};
+
+export const accuracyChart: ChartSpec = {
+  file: 'valid-accuracy',
+  title: 'Validation accuracy',
+  yLabel: 'accuracy',
+  yMin: 0,
+  series: (m) => [{ name: 'valid accuracy', points: [...extrasOf(m).accuracy].map(([s, a]) => [s, a] as const) }],
+};
+
+export const mainLossChart: ChartSpec = {
+  file: 'main-loss',
+  title: 'Main loss (no aux term)',
+  yLabel: 'loss',
+  series: (m) => [
+    { name: 'train main loss', points: m.train.map((r) => [r.step, r.lossMain] as const) },
+    { name: 'valid main loss', points: m.valid.map((v) => [v.step, v.lossMain] as const) },
+  ],
+};
+
+const routingCharts = (metrics: readonly RunMetrics[]): ChartSpec[] => {
+  const layers = [...new Set(metrics.flatMap((m) => (m.train.length ? layersIn(m) : [])))].sort((a, b) => a - b);
+  return [maxShareChart, entropyChart, ...layers.map(expertLoadChart)];
+};
+
+function switchRows(m: RunMetrics): SummaryRow[] {
+  const sw = extrasOf(m).switchLoss;
+  const lastRec = m.train[m.train.length - 1];
+  const per = lastRec ? sw.get(lastRec.step) : undefined;
+  return per ? per.map((v, layer) => [`Switch loss, layer ${layer} (last; balanced 1)`, f(v)] as const) : [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Router init
+
+export interface RouterInitOutcome {
+  steps: number;
+  runs: Record<'bad' | 'good', { label: string; entropyFirst: number[]; entropyLast: number[]; maxShareFirst: number[]; maxShareLast: number[]; layer0CollapsedFraction: number; layer0LowEntropyFraction: number; validLast: number }>;
+}
+
+/**
+ * Seed of the routing scenarios. Seed 1 was picked from a 3-step scan of seeds 0-3 with router std
+ * 1.0 because its two layers collapse onto different experts from step 2 on (seed 0 shows it only
+ * late in the run), so pooled-vs-per-layer can read the router-init failure run.
+ */
+const ROUTING_SEED = 1;
+
+/** Entropy (nats) below which a layer's router is called saturated: about a third of ln 4. */
+const LOW_ENTROPY = 0.5;
+
+export const routerInit: Scenario<RouterInitOutcome> = {
+  name: 'router-init',
+  title: 'Router init: std 1.0 fixes the top-2 picks from step 0',
+  config: 'forecast.json',
+  sets: {
+    full: [`seed=${ROUTING_SEED}`, 'schedule.steps=150', 'schedule.warmupSteps=15', 'logging.validEvery=50'],
+    fast: [`seed=${ROUTING_SEED}`, 'schedule.steps=20', 'schedule.warmupSteps=3', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2'],
+  },
+  variants: [
+    { slug: 'router-std-1.0', label: 'router std 1.0 (failure)', sets: ['model.init.routerStd=1.0'] },
+    { slug: 'router-std-0.006', label: 'router std 0.006 (fix)', sets: ['model.init.routerStd=0.006'] },
+  ],
+  intro: `small-moe (d = 64, 2 layers, 4 experts, top-2) on sensor-temperature, pooled aux loss 0.02 from step 0 (no warm-up), seed ${ROUTING_SEED} for both; only the router weights' init std differs (DESIGN §7.1). Collapse shows as router entropy far below ln 4 = 1.386 and a largest expert share near 0.5 (= one expert among the 2 picks of every token).`,
+  charts: (metrics) => [lossChart, ...routingCharts(metrics), auxChart, gradNormChart],
+  outcome: (runs) => {
+    const one = (slug: string) => {
+      const r = runOf(runs, slug);
+      const t = r.metrics.train;
+      const layers = layersIn(r.metrics);
+      const by = (rec: TrainRecord, k: 'entropy' | 'maxShare') => layers.map((l) => layerOf(rec, l)[k]);
+      return {
+        label: r.variant.label,
+        entropyFirst: by(first(t), 'entropy'),
+        entropyLast: by(last(t), 'entropy'),
+        maxShareFirst: by(first(t), 'maxShare'),
+        maxShareLast: by(last(t), 'maxShare'),
+        layer0CollapsedFraction: t.filter((rec) => layerOf(rec, 0).maxShare >= 0.45).length / t.length,
+        layer0LowEntropyFraction: t.filter((rec) => layerOf(rec, 0).entropy < LOW_ENTROPY).length / t.length,
+        validLast: lastValid(r.metrics).loss,
+      };
+    };
+    const bad = one('router-std-1.0');
+    return { steps: last(runOf(runs, 'router-std-1.0').metrics.train).step, runs: { bad, good: one('router-std-0.006') } };
+  },
+  explain: (o) => {
+    const { bad, good } = o.runs;
+    const ent = (xs: number[]) => xs.map((v, l) => `layer ${l} ${f(v)}`).join(', ');
+    return {
+      happened: `With router std 1.0 the router entropy at step 1 is ${ent(bad.entropyFirst)} nats (uniform ln 4 = ${f(LN4)}), layer 0's entropy stays below ${LOW_ENTROPY} nats in ${pct(bad.layer0LowEntropyFraction)} of the ${o.steps} steps, and its largest expert share is ≥ 0.45 in ${pct(bad.layer0CollapsedFraction)} of them (step 1: ${f(bad.maxShareFirst[0])}, step ${o.steps}: ${f(bad.maxShareLast[0])}). With std 0.006 the entropy starts at ${ent(good.entropyFirst)} and ends at ${ent(good.entropyLast)}; layer 0's largest share goes from ${f(good.maxShareFirst[0])} to ${f(good.maxShareLast[0])} (balanced 0.25). Validation loss at the end: ${f(bad.validLast)} (std 1.0) vs ${f(good.validLast)} (std 0.006).`,
+      why: 'Router logits are hidden · W with |hidden| ≈ √d after RMSNorm, so std 1.0 gives logits of size ≈ 8 at d = 64: the softmax is nearly one-hot from the first step and the top-2 choice is decided by the random init, not by the data. The aux loss pushes only through the router probabilities, whose gradient vanishes when they are saturated, so the picks stay where the init put them. With std 0.006 the probabilities start near-uniform (entropy ≈ ln 4), every expert gets gradient, and the aux loss can move the picks.',
+      fix: `Initialise the router with a small std (\`model.init.routerStd\` 1e-3..1e-2; the default is 0.006) and bias 0. Here that keeps the entropy at ${ent(good.entropyLast)} nats after ${o.steps} steps.`,
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// 2. Aux loss strength and warm-up
+
+type AuxSlug = 'aux-off' | 'aux-strong' | 'aux-warmed';
+
+export interface AuxLossOutcome {
+  steps: number;
+  strongFactor: number;
+  runs: Record<AuxSlug, { label: string; maxShareLast: number[]; maxShareTail: number[]; entropyLast: number[]; mainTail: number; validMainLast: number; validMainMid: number | undefined; midStep: number | undefined; clippedFirst: number; clippedMeanFirst20: number }>;
+}
+
+const STRONG_AUX = 1.0;
+/** Steps over which the warmed variant ramps its aux factor from 0. */
+const AUX_WARMUP: Record<Mode, number> = { full: 100, fast: 15 };
+
+export const auxLoss: Scenario<AuxLossOutcome> = {
+  name: 'aux-loss',
+  title: 'Aux loss: off vs strong from step 0 vs warmed up',
+  config: 'forecast.json',
+  sets: {
+    full: ['model.sharedIntermediate=0', 'schedule.steps=200', 'schedule.warmupSteps=20', 'logging.validEvery=50', `loss.auxWarmupSteps=${AUX_WARMUP.full}`],
+    fast: ['model.sharedIntermediate=0', 'schedule.steps=40', 'schedule.warmupSteps=4', 'schedule.microBatch=8', 'logging.validEvery=20', 'logging.validBatches=4', `loss.auxWarmupSteps=${AUX_WARMUP.fast}`],
+  },
+  variants: [
+    { slug: 'aux-off', label: 'aux off (failure)', sets: ['loss.auxFactor=0'] },
+    { slug: 'aux-strong', label: `aux ${STRONG_AUX} from step 0 (failure)`, sets: [`loss.auxFactor=${STRONG_AUX}`, 'loss.auxWarmupSteps=0'] },
+    { slug: 'aux-warmed', label: 'aux 0.02 warmed up (fix)', sets: ['loss.auxFactor=0.02'] },
+  ],
+  intro: `small-moe on sensor-temperature with the router std 0.006 default and the pooled HF/Time-MoE aux loss (balanced = k = 2); the same seed. The shared expert is turned off (\`model.sharedIntermediate=0\`) so the routed experts are the whole FFN and routing matters: with small-moe's shared expert (256 wide, twice a routed expert) the three settings ended close together in validation main loss in a trial run (experiments/README.md). Three settings of the aux factor: 0 (off), ${STRONG_AUX} from step 0, and 0.02 ramped from 0 over the first ${AUX_WARMUP.full} steps (${AUX_WARMUP.fast} in the fast version; DESIGN §7.2). The main loss (Huber, without the aux term) is what the model is for; the aux term is a constraint on routing.`,
+  charts: (metrics) => [mainLossChart, ...routingCharts(metrics), auxChart, scheduleChart, gradNormChart, clippedFractionChart],
+  outcome: (runs) => {
+    const one = (slug: AuxSlug) => {
+      const r = runOf(runs, slug);
+      const m = r.metrics;
+      const layers = layersIn(m);
+      const mid = m.valid.length > 2 ? m.valid[Math.floor(m.valid.length / 2)] : undefined;
+      const early = m.train.slice(0, 20);
+      return {
+        label: r.variant.label,
+        maxShareLast: layers.map((l) => layerOf(last(m.train), l).maxShare),
+        maxShareTail: layers.map((l) => tailMean(m, (rec) => layerOf(rec, l).maxShare)),
+        entropyLast: layers.map((l) => layerOf(last(m.train), l).entropy),
+        mainTail: tailMean(m, (rec) => rec.lossMain),
+        validMainLast: lastValid(m).lossMain,
+        validMainMid: mid?.lossMain,
+        midStep: mid?.step,
+        clippedFirst: first(m.train).clippedFraction,
+        clippedMeanFirst20: early.reduce((a, rec) => a + rec.clippedFraction, 0) / early.length,
+      };
+    };
+    return { steps: last(runOf(runs, 'aux-off').metrics.train).step, strongFactor: STRONG_AUX, runs: { 'aux-off': one('aux-off'), 'aux-strong': one('aux-strong'), 'aux-warmed': one('aux-warmed') } };
+  },
+  explain: (o) => {
+    const { 'aux-off': off, 'aux-strong': strong, 'aux-warmed': warm } = o.runs;
+    const shares = (xs: number[]) => xs.map((v, l) => `layer ${l} ${f(v)}`).join(', ');
+    const ranked = (['aux-off', 'aux-strong', 'aux-warmed'] as const).map((k) => [k, o.runs[k]] as const).sort((a, b) => a[1].validMainLast - b[1].validMainLast);
+    const mid = warm.midStep !== undefined ? ` At step ${warm.midStep} the validation main loss reads ${f(off.validMainMid)} (off), ${f(strong.validMainMid)} (strong), ${f(warm.validMainMid)} (warmed).` : '';
+    return {
+      happened: `After ${o.steps} steps (largest expert share averaged over the last 10% of steps; balanced 0.25): aux off ${shares(off.maxShareTail)}; aux ${o.strongFactor} from step 0 ${shares(strong.maxShareTail)}; warmed 0.02 ${shares(warm.maxShareTail)}. Validation main loss (Huber, no aux term) at the end: off ${f(off.validMainLast)}, strong ${f(strong.validMainLast)}, warmed ${f(warm.validMainLast)} — best: ${ranked[0]![1].label}.${mid} Clipping at step 1 removes ${pct(strong.clippedFirst)} of the gradient with the strong aux vs ${pct(warm.clippedFirst)} warmed (mean over the first 20 steps: ${pct(strong.clippedMeanFirst20)} vs ${pct(warm.clippedMeanFirst20)}).${Math.max(...warm.maxShareTail) > 0.4 ? ` Not reproduced as expected: within these ${o.steps} steps the warmed 0.02 factor did not balance the loads (largest share ${shares(warm.maxShareTail)}); at factor 0.02 the aux gradient is small next to the main loss's, so balancing would take longer than this run.` : ''}`,
+      why: `Without an aux loss nothing pushes tokens away from the experts the near-uniform router happens to prefer, so a layer can keep two experts for every token: an MoE with 4 experts then trains like a dense FFN of 2. A strong aux loss from step 0 balances at once, but its gradient is part of the global norm: with clip 1.0 it takes a share of the clipped update that the main loss would have used, and it pulls the router towards uniform before the experts have specialised. Warming the factor up lets the main loss shape the experts first; balancing then proceeds at the pace of the small target factor.`,
+      fix: `Keep the aux factor small (0.02, Time-MoE) and ramp it from 0 (\`loss.auxWarmupSteps\`; 1k-10k steps at full scale, ${AUX_WARMUP.full} here). Judge it by the main loss, not by the total loss, which includes aux × factor.`,
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// 3. Classification head init
+
+export interface HeadInitOutcome {
+  lnClasses: number;
+  runs: Record<'bad' | 'good', { label: string; lossFirst: number; validFirst: number; gradNormFirst: number; clippedFirst: number; clippedMean: number; lossTail: number; validLast: number; accuracyLast: number | undefined; stepBelowLn: number | undefined; steps: number }>;
+}
+
+const CLASSES = 280;
+
+export const headInit: Scenario<HeadInitOutcome> = {
+  name: 'head-init',
+  title: 'Classification head init: std 1.0 with 280 classes',
+  config: 'classify.json',
+  sets: {
+    full: ['schedule.steps=150', 'schedule.warmupSteps=15', 'logging.validEvery=50'],
+    fast: ['schedule.steps=6', 'schedule.warmupSteps=1', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2'],
+  },
+  variants: [
+    { slug: 'head-std-1.0', label: 'head std 1.0 (failure)', sets: ['model.init.headStd=1.0'] },
+    { slug: 'head-std-0.02', label: 'head std 0.02 (fix)', sets: ['model.init.headStd=0.02'] },
+  ],
+  intro: `small-moe as a classifier (mean-pool → Linear(64 → ${CLASSES})) on synthetic-classes, ${CLASSES} classes × 2 series, context 32, clip 1.0; the same seed. Only the head's init std differs (DESIGN §7.3). A head that knows nothing should start at the cross-entropy of a uniform guess, ln ${CLASSES} = ${f(Math.log(CLASSES))}.`,
+  charts: () => [lossChart, gradNormChart, clippedFractionChart, accuracyChart],
+  summary: (m) => {
+    const acc = [...extrasOf(m).accuracy];
+    const a = acc[acc.length - 1];
+    return a ? [[`valid accuracy, step ${a[0]} (last; chance ${f(1 / CLASSES)})`, f(a[1])]] : [];
+  },
+  outcome: (runs) => {
+    const lnC = Math.log(CLASSES);
+    const one = (slug: string) => {
+      const r = runOf(runs, slug);
+      const m = r.metrics;
+      const acc = [...r.extras.accuracy];
+      return {
+        label: r.variant.label,
+        lossFirst: first(m.train).loss,
+        validFirst: first(m.valid).loss,
+        gradNormFirst: first(m.train).gradNorm,
+        clippedFirst: first(m.train).clippedFraction,
+        clippedMean: m.train.reduce((a, rec) => a + rec.clippedFraction, 0) / m.train.length,
+        lossTail: tailMean(m, (rec) => rec.lossMain),
+        validLast: lastValid(m).lossMain,
+        accuracyLast: acc.length ? acc[acc.length - 1]![1] : undefined,
+        stepBelowLn: m.train.find((rec) => rec.lossMain < lnC)?.step,
+        steps: last(m.train).step,
+      };
+    };
+    return { lnClasses: lnC, runs: { bad: one('head-std-1.0'), good: one('head-std-0.02') } };
+  },
+  explain: (o) => {
+    const { bad, good } = o.runs;
+    const below = (r: typeof bad) => (r.stepBelowLn !== undefined ? `step ${r.stepBelowLn}` : `never in ${r.steps} steps`);
+    const acc = bad.accuracyLast !== undefined && good.accuracyLast !== undefined ? ` Validation accuracy: ${f(bad.accuracyLast)} vs ${f(good.accuracyLast)} (chance ${f(1 / CLASSES)}).` : '';
+    return {
+      happened: `Cross-entropy at step 1: ${f(bad.lossFirst)} with head std 1.0 vs ${f(good.lossFirst)} with std 0.02 (ln ${CLASSES} = ${f(o.lnClasses)}). Pre-clip gradient norm at step 1: ${f(bad.gradNormFirst)} vs ${f(good.gradNormFirst)}; clipping to 1.0 removes ${pct(bad.clippedFirst)} vs ${pct(good.clippedFirst)} of the gradient (mean over all steps: ${pct(bad.clippedMean)} vs ${pct(good.clippedMean)}). The train loss first drops below ln ${CLASSES}: ${below(bad)} vs ${below(good)}. After ${bad.steps} steps: train cross-entropy (last 10% of steps) ${f(bad.lossTail)} vs ${f(good.lossTail)}, validation ${f(bad.validLast)} vs ${f(good.validLast)}.${acc}`,
+      why: `With std 1.0 each logit is a sum of 64 terms of size ≈ 1, so the logits have std ≈ √64 = 8 across ${CLASSES} classes: the softmax is confidently wrong and the cross-entropy starts far above ln ${CLASSES}. The gradient of that loss is huge, global-norm clipping scales every parameter's update down by the same factor, and most of the early steps are spent shrinking the head back to where std 0.02 starts.`,
+      fix: `Initialise the head with std 0.02 (\`model.init.headStd\`; the default) so the initial loss is ln ${CLASSES}, and watch the pre-clip norm and clipped fraction, which the trainer logs every step.`,
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// 4. A transient NaN
+
+export interface NanOutcome {
+  injectStep: number;
+  steps: number;
+  unguarded: { firstNonFiniteLoss: number | undefined; nonFiniteSteps: number; stepsAfterInject: number; lastLoss: number; validLast: number; nonFiniteGradSteps: number };
+  naive: { zeroLossSteps: number; nanGradSteps: number };
+  guarded: { skipped: number[]; firstBad: string | undefined; firstBadLayer: number | undefined; firstBadStep: number | undefined; nonFiniteLoggedLoss: number; lastLoss: number; validLast: number; lossBefore: number };
+}
+
+const nanInject = (step: number) => `stability.injectNan={"step":${step},"layer":1,"site":"router_logits"}`;
+const NAN_STEP: Record<Mode, number> = { full: 20, fast: 3 };
+
+/** A logger that filters non-finite losses to 0.0 (and passes the grad norm through): the view DESIGN §7.4 warns about. */
+export function naiveLoggerView(m: RunMetrics): object[] {
+  const zero = (v: number) => (Number.isFinite(v) ? v : 0);
+  return [
+    ...m.valid.map((v) => ({ kind: 'valid', step: v.step, loss: zero(v.loss), lossMain: zero(v.lossMain), horizons: [] })),
+    ...m.train.map((r) => ({ ...r, loss: zero(r.loss), lossMain: zero(r.lossMain), aux: zero(r.aux), gradNorm: r.gradNorm, nonFinite: [], routing: [], skipped: false })),
+  ].map((o) => JSON.parse(JSON.stringify(o, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))) as object);
+}
+
+export const nanScenario: Scenario<NanOutcome> = {
+  name: 'nan',
+  title: 'A transient NaN in one layer: unguarded vs guarded',
+  config: 'forecast.json',
+  sets: {
+    full: ['schedule.steps=60', 'schedule.warmupSteps=6', 'logging.validEvery=30', nanInject(NAN_STEP.full)],
+    fast: ['schedule.steps=6', 'schedule.warmupSteps=1', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2', nanInject(NAN_STEP.fast)],
+  },
+  variants: [
+    { slug: 'guards-off', label: 'guards off (failure)', sets: ['stability.guards=false'] },
+    { slug: 'guards-on', label: 'guards on (fix)', sets: ['stability.guards=true'] },
+  ],
+  intro:
+    'small-moe on sensor-temperature; at one step NaN is written into layer 1\'s router logits (`stability.injectNan`, like an f16 overflow in one layer), once, then the data is clean again (DESIGN §7.4). Three views: the unguarded run as a logger that filters NaN to 0.0 would print it ("guards off, NaN-filtering logger", computed here from the unguarded metrics), the unguarded run\'s true metrics, and the guarded run.',
+  charts: () => [lossChart, gradNormChart],
+  reportRuns: (runs, writeDerived) => {
+    const off = runOf(runs, 'guards-off');
+    const on = runOf(runs, 'guards-on');
+    return [
+      { label: 'guards off, NaN-filtering logger', dir: writeDerived('naive-logger-view.jsonl', naiveLoggerView(off.metrics)) },
+      { label: 'guards off, true metrics', dir: off.dir },
+      { label: on.variant.label, dir: on.dir },
+    ];
+  },
+  outcome: (runs, mode) => {
+    const off = runOf(runs, 'guards-off').metrics;
+    const on = runOf(runs, 'guards-on').metrics;
+    const inject = NAN_STEP[mode];
+    const bad = off.train.filter((r) => !Number.isFinite(r.loss));
+    const badRec = on.train.find((r) => r.nonFinite.length > 0);
+    const before = on.train.find((r) => r.step === inject - 1);
+    return {
+      injectStep: inject,
+      steps: last(off.train).step,
+      unguarded: {
+        firstNonFiniteLoss: bad[0]?.step,
+        nonFiniteSteps: bad.length,
+        stepsAfterInject: off.train.filter((r) => r.step >= inject).length,
+        lastLoss: last(off.train).loss,
+        validLast: lastValid(off).loss,
+        nonFiniteGradSteps: off.train.filter((r) => !Number.isFinite(r.gradNorm)).length,
+      },
+      naive: { zeroLossSteps: off.train.filter((r) => !Number.isFinite(r.loss)).length, nanGradSteps: off.train.filter((r) => Number.isNaN(r.gradNorm)).length },
+      guarded: {
+        skipped: on.train.filter((r) => r.skipped).map((r) => r.step),
+        firstBad: badRec?.nonFinite[0]?.name,
+        firstBadLayer: badRec?.nonFinite[0]?.layer,
+        firstBadStep: badRec?.step,
+        nonFiniteLoggedLoss: on.train.filter((r) => !r.skipped && !Number.isFinite(r.loss)).length,
+        lastLoss: last(on.train).loss,
+        validLast: lastValid(on).loss,
+        lossBefore: before?.loss ?? NaN,
+      },
+    };
+  },
+  explain: (o) => {
+    const u = o.unguarded;
+    const g = o.guarded;
+    return {
+      happened: `NaN enters layer 1's router logits at step ${o.injectStep} only. Unguarded, the loss is non-finite from step ${u.firstNonFiniteLoss ?? '—'} on: ${u.nonFiniteSteps} of the ${u.stepsAfterInject} steps from step ${o.injectStep} to ${o.steps}, and the final validation loss is ${f(u.validLast)} — the update applied NaN to the weights, so every later step is NaN although the data is clean. A logger that filters non-finite losses prints loss 0.0 for those ${o.naive.zeroLossSteps} steps, next to a NaN grad norm in ${o.naive.nanGradSteps} of them: it looks converged. Guarded, step${g.skipped.length === 1 ? '' : 's'} ${g.skipped.join(', ') || '—'} ${g.skipped.length === 1 ? 'is' : 'are'} skipped (weights and optimizer state unchanged), the first bad tensor is named as \`${g.firstBad ?? '—'}\` (layer ${g.firstBadLayer ?? '—'}) at step ${g.firstBadStep ?? '—'}, and training continues: last train loss ${f(g.lastLoss)}, final validation loss ${f(g.validLast)}.`,
+      why: 'One NaN in the router logits makes the softmax NaN for those tokens; the backward pass turns it into NaN gradients for every parameter upstream, and AdamW writes NaN into the weights and both moment buffers. From then on every forward pass is NaN. Filtering NaN out of the logged loss hides exactly this.',
+      fix: 'Per-layer isfinite guards on forward outputs, router logits and gradients (`stability.guards`, on by default): the step is skipped, the first bad tensor is named with its finite min/max/mean, and the run stops with the last good weights saved after `stability.maxConsecutiveBadSteps` bad steps in a row. Never log NaN as 0.',
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// 5. Pooled vs per-layer balancing loss
+
+export interface PooledOutcome {
+  seed: number;
+  steps: number;
+  k: number;
+  /** Steps where the pooled aux is within 15% of k while some layer's Switch loss exceeds 1.5. */
+  hiddenSteps: number[];
+  last: { step: number; aux: number; switchLoss: number[]; load: number[][]; maxShare: number[] };
+  /** The step with the largest per-layer Switch loss among the hidden steps (or the last step). */
+  worst: { step: number; aux: number; switchLoss: number[]; load: number[][] };
+}
+
+
+export const pooledVsPerLayer: Scenario<PooledOutcome> = {
+  name: 'pooled-vs-per-layer',
+  title: 'Pooled aux loss hides per-layer collapse',
+  config: 'forecast.json',
+  sets: {
+    full: [`seed=${ROUTING_SEED}`, 'schedule.steps=150', 'schedule.warmupSteps=15', 'logging.validEvery=50'],
+    fast: [`seed=${ROUTING_SEED}`, 'schedule.steps=20', 'schedule.warmupSteps=3', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2'],
+  },
+  variants: [{ slug: 'router-std-1.0', label: 'router std 1.0, pooled aux 0.02', sets: ['model.init.routerStd=1.0', 'loss.auxFactor=0.02', 'loss.auxConvention=pooled'] }],
+  intro: `The router-init failure run (router std 1.0, pooled aux 0.02 from step 0, seed ${ROUTING_SEED}), read two ways. The complementary collapse depends on the seed: seed ${ROUTING_SEED} was picked from a 3-step scan of seeds 0-3 because its layers settle on different experts from step 2 (with seed 0 it appeared only around step 150). The HF / Time-MoE aux loss pools the router outputs of all layers before computing f·P, so its balanced value is k = 2; the Switch loss computed per layer has balanced value 1 (DESIGN §6). When the layers collapse onto different experts the pooled counts look even although each layer uses two experts.`,
+  charts: (metrics) => [pooledVsPerLayerChart, ...routingCharts(metrics)],
+  summary: switchRows,
+  outcome: (runs) => {
+    const r = runs[0]!;
+    const m = r.metrics;
+    const k = 2;
+    const layers = layersIn(m);
+    const sw = (step: number) => r.extras.switchLoss.get(step) ?? [];
+    const hidden = m.train.filter((rec) => Math.abs(rec.aux - k) / k <= 0.15 && Math.max(...sw(rec.step)) > 1.5);
+    const at = (rec: TrainRecord) => ({ step: rec.step, aux: rec.aux, switchLoss: sw(rec.step), load: layers.map((l) => layerOf(rec, l).load) });
+    const worstRec = hidden.length ? hidden.reduce((a, b) => (Math.max(...sw(b.step)) > Math.max(...sw(a.step)) ? b : a)) : last(m.train);
+    const lastRec = last(m.train);
+    return { seed: ROUTING_SEED, steps: lastRec.step, k, hiddenSteps: hidden.map((rec) => rec.step), last: { ...at(lastRec), maxShare: layers.map((l) => layerOf(lastRec, l).maxShare) }, worst: at(worstRec) };
+  },
+  explain: (o) => {
+    const per = (xs: number[]) => xs.map((v, l) => `layer ${l} ${f(v)}`).join(', ');
+    const loads = (ls: number[][]) => ls.map((v, l) => `layer ${l} ${loadStr(v)}`).join(', ');
+    return {
+      happened: `Seed ${o.seed}. At step ${o.last.step} the pooled aux reads ${f(o.last.aux)} (balanced k = ${o.k}) while the per-layer Switch losses read ${per(o.last.switchLoss)} (balanced 1), with expert loads ${loads(o.last.load)}. In ${o.hiddenSteps.length} of ${o.steps} steps the pooled aux is within 15% of k while some layer's Switch loss is above 1.5; the widest gap is at step ${o.worst.step}: pooled ${f(o.worst.aux)}, Switch ${per(o.worst.switchLoss)}, loads ${loads(o.worst.load)}.`,
+      why: 'Pooling concatenates the tokens of all layers: the fraction of picks per expert index is averaged over layers, so one layer on experts {0, 1} and another on {2, 3} add up to an even count. The pooled loss also sees collapse only through f·P, and when the layers\' probabilities concentrate on different experts the products stay near their balanced value. Expert i in layer 0 and expert i in layer 1 are different weights; pooling them is a bookkeeping artefact.',
+      fix: 'Report per-layer statistics (the trainer logs each layer\'s load, max share, entropy and Switch loss every step) and, if balancing matters per layer, use `loss.auxConvention: "switch"` (per-layer Switch loss, mean over layers).',
+    };
+  },
+};
+
+/** Every scenario, in the order `all` runs them. */
+// Scenario<O> is invariant in O; the runner only ever feeds a scenario's own outcome back to it,
+// so erasing O here is sound.
+export const SCENARIOS = [routerInit, auxLoss, headInit, nanScenario, pooledVsPerLayer] as unknown as readonly Scenario<unknown>[];
