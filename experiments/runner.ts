@@ -11,7 +11,7 @@ import { join, relative, resolve } from 'node:path';
 import { loadConfig } from '../src/train/config.ts';
 import { readMetrics, type RunMetrics } from '../src/report/metrics-reader.ts';
 import { summarize, writeComparisonReport, type RunSpec } from '../src/report/report.ts';
-import { SCENARIOS, bindExtras, parseExtras, type Mode, type RunData, type RunExtras, type Scenario, type Variant } from './scenarios.ts';
+import { SCENARIOS, type Mode, type RunData, type Scenario, type Variant } from './scenarios.ts';
 
 export const REPO = resolve(import.meta.dirname, '..');
 const TRAIN_JS = join(REPO, 'train.js');
@@ -73,7 +73,7 @@ async function runVariant(scenario: Scenario<unknown>, variant: Variant, opts: R
   const metricsPath = join(dir, 'metrics.jsonl');
   const infoPath = join(dir, 'run.json');
   const load = (seconds: number): RunData => {
-    const data: RunData = { variant, dir, metrics: readMetrics(metricsPath), extras: parseExtras(readFileSync(metricsPath, 'utf8')), seconds, command };
+    const data: RunData = { variant, dir, metrics: readMetrics(metricsPath), seconds, command };
     done.set(key, data);
     return data;
   };
@@ -148,8 +148,6 @@ export async function runScenario<O>(scenario: Scenario<O>, opts: RunOptions): P
     return p;
   };
   const shown: RunSpec[] = scenario.reportRuns?.(runs, writeDerived) ?? runs.map((r) => ({ label: r.variant.label, dir: r.dir }));
-  // The report writer reads the metrics itself; bind each run's extras to those objects, by order.
-  const extrasByDir = new Map<string, RunExtras>(runs.map((r) => [r.dir, r.extras]));
   const outDir = join(opts.resultsRoot, scenario.name);
   rmSync(outDir, { recursive: true, force: true });
   const report = writeComparisonReport({
@@ -157,13 +155,7 @@ export async function runScenario<O>(scenario: Scenario<O>, opts: RunOptions): P
     title: scenario.title,
     description: description(scenario, outcome, runs, opts.mode, seconds),
     runs: shown,
-    charts: (metrics: readonly RunMetrics[]) => {
-      metrics.forEach((m, i) => {
-        const ex = extrasByDir.get(shown[i]!.dir);
-        if (ex) bindExtras(m, ex);
-      });
-      return scenario.charts(metrics);
-    },
+    charts: scenario.charts,
     summary: (m) => [...summarize(m), ...(scenario.summary?.(m) ?? [])],
   });
   opts.log?.(`[experiment] ${scenario.name}: report ${relative(REPO, report.readme)} (${report.svgs.length} charts)`);

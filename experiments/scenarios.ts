@@ -29,7 +29,7 @@ export interface Variant {
   sets: readonly string[];
 }
 
-/** Metrics the shared reader does not keep: per-layer Switch loss and classification accuracy. */
+/** Per-layer Switch loss by step, and classification accuracy by validation step. */
 export interface RunExtras {
   /** step -> Switch loss per layer (index = layer). */
   switchLoss: Map<number, number[]>;
@@ -41,7 +41,6 @@ export interface RunData {
   variant: Variant;
   dir: string;
   metrics: RunMetrics;
-  extras: RunExtras;
   /** Wall time of the CLI run. */
   seconds: number;
   /** The command, as a user would type it from the repository root. */
@@ -71,34 +70,13 @@ export interface Scenario<O> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Extras, bound to the RunMetrics objects the report writer reads so chart specs can find them.
-
-const EMPTY: RunExtras = { switchLoss: new Map(), accuracy: new Map() };
-const bound = new WeakMap<RunMetrics, RunExtras>();
-
-export function bindExtras(m: RunMetrics, e: RunExtras): void {
-  bound.set(m, e);
-}
+// Lookups over one run's metrics.
 
 export function extrasOf(m: RunMetrics): RunExtras {
-  return bound.get(m) ?? EMPTY;
-}
-
-/** Pull switchLoss and accuracy from raw metrics.jsonl text (non-finite numbers are strings there). */
-export function parseExtras(text: string): RunExtras {
-  const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN);
-  const out: RunExtras = { switchLoss: new Map(), accuracy: new Map() };
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line) as { kind?: string; step?: number; accuracy?: unknown; routing?: { layer: number; switchLoss?: unknown }[] };
-    if (typeof r.step !== 'number') continue;
-    if (r.kind === 'train' && r.routing?.length) {
-      const per: number[] = [];
-      for (const l of r.routing) per[l.layer] = num(l.switchLoss);
-      out.switchLoss.set(r.step, per);
-    } else if (r.kind === 'valid' && r.accuracy !== undefined) out.accuracy.set(r.step, num(r.accuracy));
-  }
-  return out;
+  return {
+    switchLoss: new Map(m.train.map((t) => [t.step, t.routing.map((l) => l.switchLoss ?? NaN)])),
+    accuracy: new Map(m.valid.filter((v) => v.accuracy !== undefined).map((v) => [v.step, v.accuracy!])),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,7 +339,7 @@ export const headInit: Scenario<HeadInitOutcome> = {
     const one = (slug: string) => {
       const r = runOf(runs, slug);
       const m = r.metrics;
-      const acc = [...r.extras.accuracy];
+      const acc = [...extrasOf(r.metrics).accuracy];
       return {
         label: r.variant.label,
         lossFirst: first(m.train).loss,
@@ -511,7 +489,8 @@ export const pooledVsPerLayer: Scenario<PooledOutcome> = {
     const m = r.metrics;
     const k = 2;
     const layers = layersIn(m);
-    const sw = (step: number) => r.extras.switchLoss.get(step) ?? [];
+    const switchByStep = extrasOf(r.metrics).switchLoss;
+    const sw = (step: number) => switchByStep.get(step) ?? [];
     const hidden = m.train.filter((rec) => Math.abs(rec.aux - k) / k <= 0.15 && Math.max(...sw(rec.step)) > 1.5);
     const at = (rec: TrainRecord) => ({ step: rec.step, aux: rec.aux, switchLoss: sw(rec.step), load: layers.map((l) => layerOf(rec, l).load) });
     const worstRec = hidden.length ? hidden.reduce((a, b) => (Math.max(...sw(b.step)) > Math.max(...sw(a.step)) ? b : a)) : last(m.train);

@@ -27,6 +27,8 @@ const layerRouting = z.object({
   entropy: num,
   maxShare: num,
   dropped: num.optional(),
+  /** The layer's Switch balancing loss (balanced = 1). */
+  switchLoss: num.optional(),
 });
 
 const train = z.object({
@@ -59,6 +61,8 @@ const valid = z.object({
   loss: num,
   lossMain: num,
   horizons: z.array(z.object({ horizon: z.number().int(), mse: num, mae: num })),
+  /** Classifiers only. */
+  accuracy: num.optional(),
   windows: z.number().int().optional(),
 });
 
