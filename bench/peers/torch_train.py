@@ -1,0 +1,112 @@
+"""PyTorch CPU eager peer of bench/train.bench.ts: full Time-MoE training steps of the
+identical model (scripts/golden/timemoe_ref.py TimeMoeRef + loss_terms) with AdamW and
+global-norm clipping, on a random batch of the same shape as ours.
+
+One step = zero_grad, forward + loss terms (Huber heads, pooled aux, z), backward,
+clip_grad_norm_, AdamW.step, and reading the loss (float), like our Trainer.step.
+Weight decay on weights only (not norms / biases), as src/optim/adamw.ts.
+
+Prints one JSON object: {"threads", "ms_samples" (ms per step, one per timed step),
+"ms_best", "ms_median", "fwd_ms", "fwd_bwd_ms", "tokens", "params", "torch", "loss"}.
+Run with Debian's /usr/bin/python3 (python3-torch 1.13 + OpenBLAS).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "golden"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True, help="TimeMoeRef config dict as JSON")
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--context", type=int, required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--clip", type=float, default=1.0)
+    a = ap.parse_args()
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
+    import torch
+    from timemoe_ref import TimeMoeRef, loss_terms
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    cfg = json.loads(a.config)
+    model = TimeMoeRef(cfg)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=a.lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
+    series = torch.randn(a.batch, a.context + 1)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        terms = loss_terms(model, series)
+        terms["total_loss"].backward()
+        if a.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        opt.step()
+        return float(terms["total_loss"])
+
+    for _ in range(a.warmup):
+        step()
+    per = []
+    loss = None
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        loss = step()
+        per.append((time.perf_counter() - t0) * 1000)
+
+    # Breakdown (best of a few): forward + loss only, and forward + backward.
+    def best_of(fn, n):
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1000)
+        return min(ts)
+
+    def fwd():
+        with torch.no_grad():
+            float(loss_terms(model, series)["total_loss"])
+
+    def fwd_bwd():
+        opt.zero_grad(set_to_none=True)
+        loss_terms(model, series)["total_loss"].backward()
+
+    reps = max(1, min(3, a.steps))
+    fwd_ms = best_of(fwd, reps)
+    fwd_bwd_ms = best_of(fwd_bwd, reps)
+    s = sorted(per)
+    json.dump(
+        {
+            "threads": a.threads,
+            "ms_samples": per,
+            "ms_best": s[0],
+            "ms_median": s[len(s) // 2],
+            "fwd_ms": fwd_ms,
+            "fwd_bwd_ms": fwd_bwd_ms,
+            "tokens": a.batch * a.context,
+            "params": sum(p.numel() for p in model.parameters()),
+            "torch": torch.__version__,
+            "loss": loss,
+        },
+        sys.stdout,
+    )
+    print()
+
+
+if __name__ == "__main__":
+    main()

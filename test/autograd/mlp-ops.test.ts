@@ -1,0 +1,122 @@
+/**
+ * Numeric gradient checks of the MLP ops (src/autograd/ops/mlp.ts): relu, linear with a fused
+ * ReLU epilogue, the MSE loss, and the whole benchmark MLP (linear+relu -> linear -> MSE).
+ * GPU backward (f32) against central finite differences of a float64 reference
+ * (test/reference/gradcheck.ts), tolerance as in ops.test.ts: 2e-3 of the largest entry.
+ *
+ * ReLU's kink: a finite difference straddling 0 is wrong by O(1), so the relu inputs are kept
+ * at least 0.05 away from 0 (eps is 1e-6). Pre-activations of the fused layer are random
+ * products; one landing within 1e-6 of 0 has probability ~1e-6 per element.
+ */
+import { describe, it, beforeAll } from 'vitest';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { linear } from '../../src/autograd/ops/linear.ts';
+import { linearRelu, mseLoss, relu } from '../../src/autograd/ops/mlp.ts';
+import { testRuntime } from '../reference/gpu.ts';
+import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { gradcheck, type GradcheckInput } from '../reference/gradcheck.ts';
+import { matmul as matmulRef } from '../reference/ops.ts';
+
+const RTOL = 2e-3;
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
+  return { shape, data: toF32(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -scale, scale)) };
+}
+
+/** Uniform in ±[0.05, scale]: away from ReLU's kink. */
+function randAwayFromZero(rng: Rng, shape: number[], scale = 1): GradcheckInput {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const mag = rng.uniformArray(n, 0.05, scale);
+  const sign = rng.uniformArray(n, -1, 1);
+  return { shape, data: toF32(Float64Array.from(mag, (m, i) => (sign[i]! < 0 ? -m : m))) };
+}
+
+function linearRef(x: Float64Array, w: Float64Array, b: Float64Array | null, M: number, N: number, K: number): Float64Array {
+  const y = matmulRef(x, w, M, N, K, false, true);
+  if (b) for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) y[i * N + j]! += b[j]!;
+  return y;
+}
+
+const reluRef = (x: Float64Array) => x.map((v) => Math.max(v, 0));
+
+function mseRef(p: Float64Array, t: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) s += (p[i]! - t[i]!) ** 2;
+  return s / p.length;
+}
+
+describe('MLP autograd ops: numeric gradient checks', () => {
+  it('relu', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    await gradcheck({ rt, name: 'relu', seed, inputs: [randAwayFromZero(rng, [4, 9], 2)], gpu: ([x]) => relu(x!), reference: ([x]) => reluRef(x!), rtol: RTOL });
+  });
+
+  for (const bias of [true, false]) {
+    it(`linearRelu (fused epilogue, ${bias ? 'with' : 'without'} bias)`, async () => {
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      const [M, N, K] = [6, 5, 4];
+      const inputs = [rand(rng, [M, K]), rand(rng, [N, K]), ...(bias ? [rand(rng, [N])] : [])];
+      await gradcheck({
+        rt,
+        name: 'linearRelu',
+        seed,
+        inputs,
+        gpu: ([x, w, b]) => linearRelu(x!, w!, b ?? null),
+        reference: ([x, w, b]) => reluRef(linearRef(x!, w!, b ?? null, M, N, K)),
+        rtol: RTOL,
+      });
+    });
+  }
+
+  it('mse loss', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const shape = [5, 7];
+    const target = toF32(rng.uniformArray(35, -2, 2));
+    const tT = rt.upload(Float32Array.from(target), shape);
+    await gradcheck({ rt, name: 'mse', seed, inputs: [rand(rng, shape, 2)], gpu: ([p]) => mseLoss(p!, tT), reference: ([p]) => Float64Array.of(mseRef(p!, target)), rtol: RTOL });
+    tT.dispose();
+  });
+
+  it('the benchmark MLP: linearRelu -> linear -> mse, every parameter', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const [B, D, H] = [6, 4, 8];
+    const target = toF32(rng.uniformArray(B * D, -1, 1));
+    const tT = rt.upload(Float32Array.from(target), [B, D]);
+    await gradcheck({
+      rt,
+      name: 'mlp',
+      seed,
+      inputs: [rand(rng, [B, D]), rand(rng, [H, D]), rand(rng, [H], 0.5), rand(rng, [D, H]), rand(rng, [D], 0.5)],
+      gpu: ([x, w1, b1, w2, b2]) => mseLoss(linear(linearRelu(x!, w1!, b1!), w2!, b2!), tT),
+      reference: ([x, w1, b1, w2, b2]) => {
+        const h = reluRef(linearRef(x!, w1!, b1!, B, H, D));
+        return Float64Array.of(mseRef(linearRef(h, w2!, b2!, B, D, H), target));
+      },
+      rtol: RTOL,
+    });
+    tT.dispose();
+  });
+
+  it('relu composed with linear matches the fused op', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const [M, N, K] = [5, 6, 3];
+    await gradcheck({
+      rt,
+      name: 'relu(linear)',
+      seed,
+      inputs: [rand(rng, [M, K]), rand(rng, [N, K]), rand(rng, [N])],
+      gpu: ([x, w, b]) => relu(linear(x!, w!, b!)),
+      reference: ([x, w, b]) => reluRef(linearRef(x!, w!, b!, M, N, K)),
+      rtol: RTOL,
+    });
+  });
+});
