@@ -4,6 +4,8 @@
 //   backward_dx: one workgroup per row; dx = rstd*w*dy - rstd^3/d * x * sum(w*dy*x)
 //   dw_partial:  partial[g, c] = sum over rows of chunk g of dy*x*rstd (column-parallel)
 //   dw_reduce:   dw[c] = sum_g partial[g, c]  (deterministic, no float atomics)
+//   forward_serial, backward_dx_serial: one invocation per row, no barriers (for CPU adapters
+//                such as lavapipe, which run workgroup barriers slowly; ~10x faster there)
 // {{WG}} is the workgroup size (a power of two) of the row kernels and of the column kernels.
 
 struct Params {
@@ -111,4 +113,38 @@ fn dw_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
   var s = 0.0;
   for (var g = 0u; g < u.chunks; g++) { s += q_part[g * u.d + c]; }
   q_dw[c] = s;
+}
+
+// ---- one invocation per row (same bindings as forward / backward_dx)
+@compute @workgroup_size(WG)
+fn forward_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = gid.x + gid.y * nwg.x * WG;
+  if (row >= u.N) { return; }
+  let o = row * u.d;
+  var ss = 0.0;
+  for (var c = 0u; c < u.d; c++) {
+    let v = x[o + c];
+    ss = fma(v, v, ss);
+  }
+  let r = 1.0 / sqrt(ss / f32(u.d) + u.eps);
+  for (var c = 0u; c < u.d; c++) {
+    y[o + c] = w[c] * (x[o + c] * r);
+  }
+  rstd[row] = r;
+}
+
+@compute @workgroup_size(WG)
+fn backward_dx_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = gid.x + gid.y * nwg.x * WG;
+  if (row >= u.N) { return; }
+  let o = row * u.d;
+  var s = 0.0;
+  for (var c = 0u; c < u.d; c++) {
+    s = fma(b_w[c] * b_dy[o + c], b_x[o + c], s);
+  }
+  let r = b_rstd[row];
+  let k = r * r * r * s / f32(u.d);
+  for (var c = 0u; c < u.d; c++) {
+    b_dx[o + c] = r * b_w[c] * b_dy[o + c] - k * b_x[o + c];
+  }
 }
