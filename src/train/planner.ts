@@ -32,8 +32,14 @@ export interface RunOptions {
   /** Storage of activations and their gradients; master weights, grads and AdamW state stay f32. */
   dtype: 'f32' | 'f16';
   optimizer: 'adamw';
-  /** Keep only each layer's input and recompute the layer in backward (planned; not in the engine yet). */
+  /** Keep only each layer's input and recompute the layer in backward (schedule.recompute). */
   recompute: boolean;
+  /**
+   * 'resident': parameter gradients stay allocated between steps (zeroGrad fills them); 'freed'
+   * (what the Trainer does): they are freed after the update and the next backward's first
+   * gradient becomes the buffer. Default 'resident'.
+   */
+  gradients?: 'resident' | 'freed';
   /** Total GPU memory (default 24 GiB). */
   budgetBytes?: number;
   /** Subtracted from the budget (default 0.5 GiB). */
@@ -710,15 +716,16 @@ export function parameterShapes(m: ModelConfig): { name: string; shape: number[]
   return out;
 }
 
-function makeParams(mem: Mem, cfg: ModelConfig): ModelParams {
+function makeParams(mem: Mem, cfg: ModelConfig, gradients: 'resident' | 'freed'): ModelParams {
   const shapes = parameterShapes(cfg);
   let at = 0;
   const all: VVar[] = [];
   const next = (): VVar => {
     const s = shapes[at++]!;
     const v = new VVar(mem.alloc(s.shape, 'f32', 'param', s.name), true);
-    // Steady state: the gradient buffer persists between steps (zeroGrad fills it), AdamW holds m, v.
-    v.grad = retain(mem.alloc(s.shape, 'f32', 'grad', `${s.name} grad`));
+    // Steady state: AdamW holds m, v; with resident gradients the gradient buffer persists between
+    // steps (zeroGrad fills it); freed gradients appear during backward as weight-gradient tensors.
+    if (gradients === 'resident') v.grad = retain(mem.alloc(s.shape, 'f32', 'grad', `${s.name} grad`));
     mem.alloc(s.shape, 'f32', 'optimizer', `${s.name} m`);
     mem.alloc(s.shape, 'f32', 'optimizer', `${s.name} v`);
     all.push(v);
@@ -840,7 +847,7 @@ function replayStep(cfg: ModelConfig, run: Required<RunOptions>): StepResult {
   const T = run.contextLength;
   const N = B * T;
   const s = { batch: B, seqLen: T };
-  const params = makeParams(mem, cfg);
+  const params = makeParams(mem, cfg, run.gradients);
 
   // Inputs, as the step uploads them: RoPE table (cached per runtime), series, labels, loss mask, targets.
   mem.group = 'input';
@@ -989,6 +996,7 @@ function normalise(run: RunOptions): Required<RunOptions> {
     budgetBytes: run.budgetBytes ?? DEFAULT_BUDGET_BYTES,
     reserveBytes: run.reserveBytes ?? DEFAULT_RESERVE_BYTES,
     auxConvention: run.auxConvention ?? 'pooled',
+    gradients: run.gradients ?? 'resident',
   };
 }
 
@@ -1093,7 +1101,9 @@ export function planMemory(model: ModelConfig, runIn: RunOptions): MemoryPlan {
   const budget = usable(run);
   const maxMb = maxMicroBatch(model, run);
   const notes = [
-    'Steady state: parameter gradients stay allocated between steps (zeroGrad fills them); AdamW m and v are resident.',
+    run.gradients === 'resident'
+      ? 'Steady state: parameter gradients stay allocated between steps (zeroGrad fills them); AdamW m and v are resident.'
+      : 'Steady state: parameter gradients are freed after each update (the Trainer does this) and rebuilt by the next backward; AdamW m and v are resident.',
     `Budget: ${fmtGiB(run.budgetBytes)} minus ${fmtGiB(run.reserveBytes)} reserved for the CUDA/Vulkan context and Dawn.`,
     'Sizes are pool bytes: every tensor rounded through sizeClass() as the buffer pool rounds it.',
     'Not planned: guard/metric buffers, staging (readback) buffers, and pool memory kept free for reuse (peakAllocatedBytes can exceed the live peak).',

@@ -53,7 +53,7 @@ export interface RunResult {
 }
 
 export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
-  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: 'f32', optimizer: 'adamw', recompute: cfg.schedule.recompute, budgetBytes });
+  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: 'f32', optimizer: 'adamw', recompute: cfg.schedule.recompute, gradients: 'freed', budgetBytes });
 }
 
 function validLine(tag: string, v: ValidMetrics): string {

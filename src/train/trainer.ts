@@ -148,7 +148,9 @@ export class Trainer {
     const skip = rt.zeros([1], 'f32', 'skip flag');
     for (const gb of guards) gb.addTo(skip);
     this.optimizer.apply(lr, cfg.optim.clipNorm > 0 ? clip : null, skip, this.optimizer.step + 1);
-    zeroGrad(model.params);
+    // Free the gradients (queue order keeps them alive for the recorded update): the next backward's
+    // first gradient becomes the buffer, which saves a zero-fill and an add per parameter per step.
+    zeroGrad(model.params, true);
 
     // The step's metrics join the step's own submit: one submit, one map, per optimizer step.
     const lossTensors = kept.flatMap((t) => [t.total, t.main, t.aux, t.z, ...t.headLosses].map((v) => v.data));
