@@ -91,7 +91,8 @@ const CASES: { name: string; cfg: ModelConfig; B: number; T: number; aux: 'poole
 ];
 
 describe('planner accuracy on lavapipe', () => {
-  it.each(CASES)('planned peak matches the pool (within 10 percent): $name', async ({ cfg, B, T, aux, phase, gradients = 'resident' }) => {
+  it.each(CASES)('planned peak matches the pool (within 10 percent): $name', async ({ cfg, B, T, aux, phase, gradients: g }) => {
+    const gradients: 'resident' | 'freed' = g ?? 'resident';
     const seed = freshSeed();
     const rng = new Rng(seed);
     const model = new TimeMoeModel(rt, cfg, seed);
