@@ -130,3 +130,35 @@ describe('train.js: resume', () => {
     expect(existsSync(join(split, 'runs/t/checkpoints/latest'))).toBe(true);
   });
 });
+
+describe('train.js: SIGINT', () => {
+  it('finishes the step, saves a checkpoint, exits 130, and --resume continues from it', async () => {
+    const { spawn } = await import('node:child_process');
+    const { TRAIN_JS } = await import('./cli-helpers.ts');
+    const d = scratch();
+    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 2 } }));
+    const child = spawn(process.execPath, [TRAIN_JS, '--config', p], { cwd: d, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+    let stderr = '';
+    let sent = false;
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (b: Buffer) => {
+        stderr += b.toString();
+        // Interrupt once training is under way.
+        if (!sent && /step 3\/400/.test(stderr)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(sent, stderr).toBe(true);
+    expect(code, stderr).toBe(130);
+    const m = stderr.match(/interrupted at step (\d+); checkpoint saved at (\S+)/);
+    expect(m, stderr).not.toBeNull();
+    const stoppedAt = Number(m![1]);
+    expect(existsSync(join(d, 'runs/t/checkpoints', `step-${stoppedAt}`, 'model.safetensors'))).toBe(true);
+    const r = runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=400', '--stop-after', String(stoppedAt + 1)]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`continuing after step ${stoppedAt}`));
+  });
+});
