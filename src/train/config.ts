@@ -73,7 +73,8 @@ const StabilitySchema = z
         /** Keep injecting through this step (default: only `step`). */
         untilStep: z.number().int().positive().optional(),
         layer: z.number().int().min(0),
-        site: z.enum(['attn_out', 'router_logits', 'ffn_out', 'output']),
+        /** A forward activation of that layer, or 'grad': the gradient of the layer's first parameter. */
+        site: z.enum(['attn_out', 'router_logits', 'ffn_out', 'output', 'grad']),
       })
       .strict()
       .optional(),

@@ -1,9 +1,11 @@
 /**
- * Per-layer isfinite guards. Statistics (non-finite count, min, max, mean) of every layer's
- * activations, the loss and every gradient are computed on the GPU each step; their total becomes
- * AdamW's skip flag, so a bad step leaves weights and optimizer state untouched without a
- * readback. The host then reads the rows and names the FIRST bad tensor in forward order, so the
- * report points at where the NaN was born, not at everything it flowed into.
+ * Per-layer isfinite guards. Statistics (non-finite count, min, max, mean) of every layer's forward
+ * activations and router logits and of the loss are computed on the GPU each step; their total,
+ * plus the global gradient norm's own non-finite flag (any NaN/Inf in any gradient makes the norm
+ * non-finite), becomes AdamW's skip flag, so a bad step leaves weights and optimizer state
+ * untouched without a readback. The host then reads the rows and names the FIRST bad tensor in
+ * forward order, so the report points at where the NaN was born, not at everything it flowed
+ * into; a NaN born in backward is named by a gradient pass run only on that bad step.
  */
 import type { Tensor } from '../kernels/tensor.ts';
 import { finiteStatsMany, totalNonFinite } from '../kernels/guard.ts';

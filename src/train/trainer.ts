@@ -9,11 +9,12 @@ import { Graph } from '../autograd/graph.ts';
 import { Var } from '../autograd/variable.ts';
 import { zeroGrad } from '../autograd/grad.ts';
 import { expertColumnStats, routerStats, switchLoss } from '../kernels/moe-loss.ts';
-import { copy } from '../kernels/elementwise.ts';
+import { axpy, copy } from '../kernels/elementwise.ts';
 import type { TimeMoeModel } from '../model/time-moe.ts';
 import type { LossTerms } from '../model/losses.ts';
 import type { AdamW } from '../optim/adamw.ts';
 import { globalNormClip } from '../optim/clip.ts';
+import { CLIP } from '../kernels/adamw.ts';
 import { auxFactor, learningRate } from '../optim/schedule.ts';
 import type { TrainConfig } from './config.ts';
 import { taskLoss, uploadBatch, type Batch } from './batch.ts';
@@ -92,7 +93,8 @@ export class Trainer {
     const lossOpts = this.lossOptions(step);
     const lr = learningRate({ ...cfg.optim, ...cfg.schedule }, step);
     const fault = cfg.stability.injectNan;
-    const inject = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step) ? { layer: fault.layer, site: fault.site } : null;
+    const faulty = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step);
+    const inject = faulty && fault.site !== 'grad' ? { layer: fault.layer, site: fault.site } : null;
 
     // Every host write happens before any work is recorded: a write after recorded work would
     // force an extra submit (see Runtime.write).
@@ -143,14 +145,24 @@ export class Trainer {
 
     const params = model.params.filter((p) => p.grad);
     const grads = params.map((p) => p.grad!);
-    if (cfg.stability.guards) guards.push(new GuardBatch(params.map((p) => ({ name: `${p.name}.grad`, layer: p.layer, tensor: p.grad! }))));
+    if (faulty && fault.site === 'grad') {
+      // Fault injection into a gradient (a NaN born in backward): the first parameter of that layer.
+      const p = params.find((q) => q.layer === fault.layer);
+      if (p) rt.fill(p.grad!, NaN);
+    }
     const clip = globalNormClip(grads, cfg.optim.clipNorm);
     const skip = rt.zeros([1], 'f32', 'skip flag');
-    for (const gb of guards) gb.addTo(skip);
+    if (cfg.stability.guards) {
+      for (const gb of guards) gb.addTo(skip);
+      // Any NaN/Inf in any gradient makes the global norm non-finite: that flag covers every
+      // gradient without a separate pass over them. Which gradient it was is looked up only on a
+      // bad step that no forward tensor explains (below).
+      const normBad = rt.empty([1], 'f32', 'norm non-finite');
+      rt.recorder.copy(clip.buffer, CLIP.nonFinite * 4, normBad.buffer, 0, 4);
+      axpy(normBad, skip, 1, 1);
+      normBad.dispose();
+    }
     this.optimizer.apply(lr, cfg.optim.clipNorm > 0 ? clip : null, skip, this.optimizer.step + 1);
-    // Free the gradients (queue order keeps them alive for the recorded update): the next backward's
-    // first gradient becomes the buffer, which saves a zero-fill and an add per parameter per step.
-    zeroGrad(model.params, true);
 
     // The step's metrics join the step's own submit: one submit, one map, per optimizer step.
     const lossTensors = kept.flatMap((t) => [t.total, t.main, t.aux, t.z, ...t.headLosses].map((v) => v.data));
@@ -166,6 +178,15 @@ export class Trainer {
       return { total: v[0]!, main: v[1]!, aux: v[2]!, z: v[3]!, heads: v.slice(4) };
     });
     const bad = guards.flatMap((gb) => gb.parse(all[at++] as Float32Array));
+    if (skipV !== 0 && bad.length === 0 && cfg.stability.guards) {
+      // The non-finite value was born in backward: name the gradient (one extra pass, bad steps only).
+      const gradGuard = new GuardBatch(params.map((p) => ({ name: `${p.name}.grad`, layer: p.layer, tensor: p.grad! })));
+      bad.push(...(await gradGuard.read()));
+      gradGuard.dispose();
+    }
+    // Free the gradients: the next backward's first gradient becomes the buffer, which saves a
+    // zero-fill and an add per parameter per step.
+    zeroGrad(model.params, true);
     const routing = routeStats.map((layers) => layers.map((l) => ({ layer: l.layer, s: all[at++] as Float32Array, sw: all[at++]![0]!, dropped: all[at++]![0]! })));
     const skipped = skipV !== 0;
     if (!skipped) this.optimizer.step++;

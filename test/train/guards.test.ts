@@ -64,6 +64,27 @@ describe('isfinite guards', () => {
     model.dispose();
   });
 
+  it('a NaN born in backward (no forward tensor bad) is caught by the norm and named by its gradient', async () => {
+    const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'grad' } } }));
+    const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
+    const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
+    const opt = new AdamW(model.params, cfg.optim);
+    const trainer = new Trainer(rt, model, opt, cfg);
+    expect((await trainer.step(1, [data.train.nextBatch(4)])).skipped).toBe(false);
+    const before = await snapshot(model, opt);
+    const s2 = await trainer.step(2, [data.train.nextBatch(4)]);
+    expect(s2.skipped).toBe(true);
+    expect(Number.isFinite(s2.loss)).toBe(true); // the forward was clean
+    expect(Number.isNaN(s2.gradNorm)).toBe(true);
+    const first = model.params.find((p) => p.layer === 1)!;
+    expect(s2.nonFinite[0]!.name).toBe(`${first.name}.grad`);
+    const after = await snapshot(model, opt);
+    after.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(before[i]!.buffer)), `tensor ${i} changed on a skipped step`).toBe(true));
+    expect((await trainer.step(3, [data.train.nextBatch(4)])).skipped).toBe(false);
+    opt.dispose();
+    model.dispose();
+  });
+
   it('through the CLI: logs NaN as "NaN" (never 0), then stops after K bad steps with the last good weights saved', async () => {
     const d = scratch();
     const cfg = tinyConfig({
