@@ -8,8 +8,7 @@ import { add, mulColumn, sigmoid, swiglu } from '../../src/autograd/ops/activati
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { preset } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
-import { forecastLoss } from '../../src/model/losses.ts';
-import { horizonTargets } from '../../src/kernels/loss.ts';
+import { taskLoss, uploadBatch } from '../../src/train/batch.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 
@@ -107,34 +106,18 @@ describe('training-mode memory', () => {
       N = B * T;
     const live: number[] = [];
     for (let step = 0; step < 20; step++) {
-      const series = Float32Array.from({ length: B * (T + 1) }, () => rng.normal());
-      const inputs = new Float32Array(N);
-      const labels = new Float32Array(N);
-      for (let b = 0; b < B; b++)
-        for (let t = 0; t < T; t++) {
-          inputs[b * T + t] = series[b * (T + 1) + t]!;
-          labels[b * T + t] = series[b * (T + 1) + t + 1]!;
-        }
+      const series = Float32Array.from({ length: N + 1 }, () => rng.normal());
+      const batch = { inputs: series.subarray(0, N), labels: series.subarray(1, N + 1), mask: new Float32Array(N).fill(1), B, T };
       const g = new Graph();
-      const x = g.adopt(new Var(rt.upload(inputs, [N, 1])));
-      const lab = rt.upload(labels, [B, T]);
-      const msk = rt.upload(new Float32Array(N).fill(1), [B, T]);
-      const targets = cfg.horizons.map((h) => {
-        const t = horizonTargets(lab, msk, h);
-        return { target: t.target.reshape([N, h]), mask: t.mask.reshape([N, h]) };
-      });
-      const terms = g.run(() => forecastLoss(model.forward(x, { batch: B, seqLen: T }), targets, { auxFactor: 0.02, auxConvention: 'pooled', zCoef: 1e-3, experts: 4, topK: 2, huberDelta: 2 }));
+      const dev = uploadBatch(rt, batch, model);
+      const x = g.adopt(new Var(dev.inputs));
+      const terms = g.run(() => taskLoss(model.forward(x, { batch: B, seqLen: T }), dev, { auxFactor: 0.02, auxConvention: 'pooled', zCoef: 1e-3, experts: 4, topK: 2, huberDelta: 2 }));
       g.keep(terms.total);
       g.backward(terms.total, rt.upload([1], [1]));
       const loss = (await terms.total.data.readF32())[0]!;
       expect(Number.isFinite(loss), `step ${step} loss ${loss} (seed ${seed})`).toBe(true);
       g.dispose();
-      for (const t of targets) {
-        t.target.dispose();
-        t.mask.dispose();
-      }
-      lab.dispose();
-      msk.dispose();
+      dev.dispose();
       zeroGrad(model.params);
       await rt.sync();
       live.push(rt.memory().liveBytes);
