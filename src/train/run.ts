@@ -75,6 +75,17 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   if (data.train.length === 0) throw new RunStopped('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)', 2);
 
   const rt = await getRuntime(opts.profile ? { preciseTimestamps: true } : undefined);
+  // The plan's budget check is device-independent; each buffer must also fit a single binding.
+  const bindLimit = rt.device.limits.maxStorageBufferBindingSize;
+  const big = plan.largestTensor;
+  if (big.bytes > bindLimit) {
+    const fitBatch = Math.floor((cfg.schedule.microBatch * bindLimit) / big.bytes);
+    throw new RunStopped(
+      `the largest single buffer of a step (${big.name}, ${(big.bytes / 2 ** 20).toFixed(1)} MiB) exceeds this device's maxStorageBufferBindingSize ` +
+        `(${(bindLimit / 2 ** 20).toFixed(1)} MiB): ${fitBatch >= 1 ? `lower schedule.microBatch to ${fitBatch} or less` : 'lower data.contextLength or the model width'} (schedule.accumulation keeps the effective batch)`,
+      2,
+    );
+  }
   const profiler = opts.profile ? startProfiler(rt) : null;
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
   const optimizer = new AdamW(model.params, cfg.optim);

@@ -162,3 +162,15 @@ describe('train.js: SIGINT', () => {
     expect(r.stderr).toMatch(new RegExp(`continuing after step ${stoppedAt}`));
   });
 });
+
+describe('train.js: device limits', () => {
+  it('stops before allocating when one buffer would exceed the device binding limit, naming the knob', () => {
+    const d = scratch();
+    const cfg = tinyConfig({ schedule: { steps: 2, warmupSteps: 1, microBatch: 100 } });
+    (cfg.model as Record<string, unknown>).moeIntermediate = 4096; // expert gate+up [N*k, 8192] f32 = 150 MiB > lavapipe's 128 MiB
+    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/largest single buffer of a step \(expert gate\+up, [\d.]+ MiB\) exceeds this device's maxStorageBufferBindingSize/);
+    expect(r.stderr).toMatch(/lower schedule\.microBatch to \d+ or less/);
+  });
+});
