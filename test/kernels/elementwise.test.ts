@@ -21,6 +21,7 @@ import {
 } from '../../src/kernels/elementwise.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
+import { projectedNumericGrad } from '../reference/ops.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { sigmoid as sigmoidRef, silu as siluRef } from '../reference/ops.ts';
@@ -50,19 +51,6 @@ function bIndex(i: number, aShape: readonly number[], bShape: readonly number[])
   return idx;
 }
 
-/** Central-difference gradient of sum(dy * f(x)) with respect to x, in float64. */
-function fdGrad(f: (x: Float64Array) => Float64Array, x: Float64Array, dy: ArrayLike<number>, h = 1e-5): Float64Array {
-  const g = new Float64Array(x.length);
-  const loss = (v: Float64Array) => f(v).reduce((s, y, k) => s + y * dy[k]!, 0);
-  for (let i = 0; i < x.length; i++) {
-    const p = Float64Array.from(x);
-    p[i] = x[i]! + h;
-    const m = Float64Array.from(x);
-    m[i] = x[i]! - h;
-    g[i] = (loss(p) - loss(m)) / (2 * h);
-  }
-  return g;
-}
 
 const up = (a: ArrayLike<number>, shape: readonly number[]) => rt.upload(Float32Array.from(a), shape);
 const dispose = (...ts: Tensor[]) => ts.forEach((t) => t.dispose());
@@ -86,6 +74,9 @@ const UNARY_REF: Record<UnaryOp, { f: (x: number, alpha: number) => number; lo: 
   addScalar: { f: (x, a) => x + a, lo: -5, hi: 5, rtol: 2e-7 },
   identity: { f: (x) => x, lo: -5, hi: 5, rtol: 0 },
 };
+
+/** Central differences of sum(dy * f(x)) in float64, step 1e-5. */
+const fdGrad = (f: (x: Float64Array) => Float64Array, x: Float64Array, dy: ArrayLike<number>) => projectedNumericGrad(f, x, dy, 1e-5);
 
 describe('unary ops', () => {
   for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {

@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { softmax, logSoftmax, softmaxBackward, logSoftmaxBackward } from '../../src/kernels/softmax.ts';
 import { testRuntime } from '../reference/gpu.ts';
+import { projectedNumericGrad } from '../reference/ops.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { softmaxRows } from '../reference/ops.ts';
@@ -29,19 +30,9 @@ function softmaxBackRef(y: ArrayLike<number>, dy: ArrayLike<number>, rows: numbe
   return dx;
 }
 
-/** Central differences of sum(dy * f(x)) in float64. */
-function fdGrad(f: (x: Float64Array) => Float64Array, x: Float64Array, dy: ArrayLike<number>, h = 1e-5): Float64Array {
-  const g = new Float64Array(x.length);
-  const loss = (v: Float64Array) => f(v).reduce((s, y, k) => s + y * dy[k]!, 0);
-  for (let i = 0; i < x.length; i++) {
-    const p = Float64Array.from(x);
-    p[i] = x[i]! + h;
-    const m = Float64Array.from(x);
-    m[i] = x[i]! - h;
-    g[i] = (loss(p) - loss(m)) / (2 * h);
-  }
-  return g;
-}
+
+/** Central differences of sum(dy * f(x)) in float64, step 1e-5. */
+const fdGrad = (f: (x: Float64Array) => Float64Array, x: Float64Array, dy: ArrayLike<number>) => projectedNumericGrad(f, x, dy, 1e-5);
 
 describe('softmax / log-softmax forward', () => {
   // cols: 1, short router-like rows (a thread per row), not multiples of any lane count (8..256
