@@ -21,10 +21,9 @@ import {
 } from '../../src/kernels/elementwise.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { projectedNumericGrad } from '../reference/ops.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { sigmoid as sigmoidRef, silu as siluRef } from '../reference/ops.ts';
+import { projectedNumericGrad, sigmoid as sigmoidRef, silu as siluRef } from '../reference/ops.ts';
 
 let rt: Runtime;
 beforeAll(async () => {

@@ -2,10 +2,9 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { softmax, logSoftmax, softmaxBackward, logSoftmaxBackward } from '../../src/kernels/softmax.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { projectedNumericGrad } from '../reference/ops.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { softmaxRows } from '../reference/ops.ts';
+import { projectedNumericGrad, softmaxRows } from '../reference/ops.ts';
 
 let rt: Runtime;
 beforeAll(async () => {
