@@ -121,6 +121,16 @@ const EPILOGUES: Pick<Case, 'bias' | 'residual' | 'activation' | 'alpha'>[] = [
   { activation: 'silu', residual: true, alpha: -1.5 },
 ];
 
+/** float64 reference of the grouped matmul: rows off[e]..off[e+1] times expert e's weight. */
+function groupedRef(x: Float64Array, w: Float64Array, off: ArrayLike<number>, E: number, N: number, K: number, transB: boolean): Float64Array {
+  const out = new Float64Array(off[E]! * N);
+  for (let e = 0; e < E; e++) {
+    const y = refMatmul(x.subarray(off[e]! * K, off[e + 1]! * K), w.subarray(e * N * K, (e + 1) * N * K), off[e + 1]! - off[e]!, N, K, false, transB);
+    out.set(y, off[e]! * N);
+  }
+  return out;
+}
+
 describe('matmul: every layout x shape x batching x epilogue against float64', () => {
   for (const [transA, transB] of LAYOUTS) {
     const name = `${transA ? 'Aᵀ' : 'A'}·${transB ? 'Bᵀ' : 'B'}`;
@@ -317,12 +327,7 @@ describe('grouped (MoE expert) matmul', () => {
           const x = rand(rng, R * K);
           const w = rand(rng, E * N * K);
           const residual = rand(rng, R * N);
-          const exp = new Float64Array(R * N);
-          for (let e = 0; e < E; e++) {
-            const rows = off[e + 1]! - off[e]!;
-            const y = refMatmul(x.subarray(off[e]! * K, off[e + 1]! * K), w.subarray(e * N * K, (e + 1) * N * K), rows, N, K, false, transB);
-            for (let i = 0; i < rows * N; i++) exp[off[e]! * N + i] = 0.5 * y[i]! + residual[off[e]! * N + i]!;
-          }
+          const exp = groupedRef(x, w, off, E, N, K, transB).map((y, i) => 0.5 * y + residual[i]!);
           const offT = rt.upload(off, [E + 1], 'u32');
           const out = groupedMatmul(up(x, [R, K]), up(w, transB ? [E, N, K] : [E, K, N]), offT, { transB, alpha: 0.5, residual: up(residual, [R, N]) });
           expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped ${JSON.stringify(s)} ${mode} counts=${cnt} transB=${transB}` });
@@ -337,11 +342,7 @@ describe('grouped (MoE expert) matmul', () => {
     const off = offsetsOf(counts(rng, E, R, 'zero'));
     const x = rand(rng, R * K);
     const w = rand(rng, E * N * K);
-    const exp = new Float64Array(R * N);
-    for (let e = 0; e < E; e++) {
-      const y = refMatmul(x.subarray(off[e]! * K, off[e + 1]! * K), w.subarray(e * N * K, (e + 1) * N * K), off[e + 1]! - off[e]!, N, K, false, true);
-      exp.set(y, off[e]! * N);
-    }
+    const exp = groupedRef(x, w, off, E, N, K, true);
     const xt = up(x, [R, K]), wt = up(w, [E, N, K]), ot = rt.upload(off, [E + 1], 'u32');
     for (const config of [VARIANTS['v1 naive 1x1, wg 8x8']!, VARIANTS['v5 2x8, shared B block + vec4']!, { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 }]) {
       const out = groupedMatmul(xt, wt, ot, { config });
