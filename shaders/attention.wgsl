@@ -1,6 +1,8 @@
 // Fused causal multi-head attention (scale 1/sqrt(hd)), forward and backward, no float atomics.
-// q, k, v, o, dO, dq, dk, dv: [B, T, H*hd] row-major, read as {{VT}} vectors ({{NV}} per head);
-// lse, D: [B, H, T]. Every entry point: one invocation per (b, h, row); grid (ceil(T/WG), H, B).
+// q, k, v, o, dO, dq, dk, dv: [B, T, H*hd] row-major, stored as {{VT}} vectors ({{NV}} per head;
+// dO as {{VDO}}); lse, D: [B, H, T] f32. Registers and math are f32: the generated blocks widen
+// f16 loads and narrow f16 stores. Every entry point: one invocation per (b, h, row); grid
+// (ceil(T/WG), H, B).
 //   forward:     query row t: online softmax over keys 0..t; o row and lse = logsumexp of scores.
 //   backward_q:  query row t: D = rowsum(dO*O) (written out), dq = scale * sum_j P(dP - D) k_j.
 //   backward_kv: key row j, queries i >= j: dv = sum_i P dO_i, dk = scale * sum_i P(dP - D) q_i.
@@ -11,6 +13,7 @@
 // src/kernels/attention.ts: for hd <= 64 straight-line code over NV named registers (Tint does not
 // unroll loops), for larger heads loops over private arrays bounded by the runtime u.nv (a
 // constant bound gets unrolled by the driver, and lavapipe then needs minutes to compile).
+{{ENABLES}}
 
 struct Params {
   T: u32,
@@ -71,7 +74,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 @group(0) @binding(1) var<storage, read> gk: array<{{VT}}>;
 @group(0) @binding(2) var<storage, read> gv: array<{{VT}}>;
 @group(0) @binding(3) var<storage, read> gout: array<{{VT}}>;
-@group(0) @binding(4) var<storage, read> gdo: array<{{VT}}>;
+@group(0) @binding(4) var<storage, read> gdo: array<{{VDO}}>;
 @group(0) @binding(5) var<storage, read> glse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> gdq: array<{{VT}}>;
 @group(0) @binding(7) var<storage, read_write> gD: array<f32>;
@@ -103,7 +106,7 @@ fn backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 @group(0) @binding(0) var<storage, read> hq: array<{{VT}}>;
 @group(0) @binding(1) var<storage, read> hk: array<{{VT}}>;
 @group(0) @binding(2) var<storage, read> hv: array<{{VT}}>;
-@group(0) @binding(3) var<storage, read> hdo: array<{{VT}}>;
+@group(0) @binding(3) var<storage, read> hdo: array<{{VDO}}>;
 @group(0) @binding(4) var<storage, read> hlse: array<f32>;
 @group(0) @binding(5) var<storage, read> hD: array<f32>;
 @group(0) @binding(6) var<storage, read_write> hdk: array<{{VT}}>;

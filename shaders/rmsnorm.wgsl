@@ -7,6 +7,10 @@
 //   forward_serial, backward_dx_serial: one invocation per row, no barriers (for CPU adapters
 //                such as lavapipe, which run workgroup barriers slowly; ~10x faster there)
 // {{WG}} is the workgroup size (a power of two) of the row kernels and of the column kernels.
+// Storage types: {{TX}} for x, y and dx; {{TDY}} for dy (f32 or f16 each, independently). w, rstd,
+// the dw partials and dw are always f32, and all math is f32: loads widen with f32(...), stores
+// narrow with {{TX}}(...) (identities when the storage is f32).
+{{ENABLES}}
 
 struct Params {
   N: u32,        // rows
@@ -36,9 +40,9 @@ fn workgroupSum(v: f32, lid: u32) -> f32 {
 }
 
 // ---- forward
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<{{TX}}>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<{{TX}}>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
 
 @compute @workgroup_size(WG)
@@ -48,22 +52,22 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let o = row * u.d;
   var ss = 0.0;
   for (var c = lid; c < u.d; c += WG) {
-    let v = x[o + c];
+    let v = f32(x[o + c]);
     ss = fma(v, v, ss);
   }
   let r = 1.0 / sqrt(workgroupSum(ss, lid) / f32(u.d) + u.eps);
   for (var c = lid; c < u.d; c += WG) {
-    y[o + c] = w[c] * (x[o + c] * r);
+    y[o + c] = {{TX}}(w[c] * (f32(x[o + c]) * r));
   }
   if (lid == 0u) { rstd[row] = r; }
 }
 
 // ---- backward: dx
-@group(0) @binding(0) var<storage, read> b_dy: array<f32>;
-@group(0) @binding(1) var<storage, read> b_x: array<f32>;
+@group(0) @binding(0) var<storage, read> b_dy: array<{{TDY}}>;
+@group(0) @binding(1) var<storage, read> b_x: array<{{TX}}>;
 @group(0) @binding(2) var<storage, read> b_w: array<f32>;
 @group(0) @binding(3) var<storage, read> b_rstd: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b_dx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> b_dx: array<{{TX}}>;
 
 @compute @workgroup_size(WG)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -72,19 +76,19 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   let o = row * u.d;
   var s = 0.0;
   for (var c = lid; c < u.d; c += WG) {
-    s = fma(b_w[c] * b_dy[o + c], b_x[o + c], s);
+    s = fma(b_w[c] * f32(b_dy[o + c]), f32(b_x[o + c]), s);
   }
   let total = workgroupSum(s, lid);
   let r = b_rstd[row];
   let k = r * r * r * total / f32(u.d);
   for (var c = lid; c < u.d; c += WG) {
-    b_dx[o + c] = r * b_w[c] * b_dy[o + c] - k * b_x[o + c];
+    b_dx[o + c] = {{TX}}(r * b_w[c] * f32(b_dy[o + c]) - k * f32(b_x[o + c]));
   }
 }
 
 // ---- backward: dw, stage 1 (grid: x = column blocks, y = row chunks)
-@group(0) @binding(0) var<storage, read> p_dy: array<f32>;
-@group(0) @binding(1) var<storage, read> p_x: array<f32>;
+@group(0) @binding(0) var<storage, read> p_dy: array<{{TDY}}>;
+@group(0) @binding(1) var<storage, read> p_x: array<{{TX}}>;
 @group(0) @binding(2) var<storage, read> p_rstd: array<f32>;
 @group(0) @binding(3) var<storage, read_write> p_part: array<f32>;
 
@@ -97,7 +101,7 @@ fn dw_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r1 = min(r0 + u.chunk, u.N);
   var s = 0.0;
   for (var r = r0; r < r1; r++) {
-    s = fma(p_dy[r * u.d + c] * p_x[r * u.d + c], p_rstd[r], s);
+    s = fma(f32(p_dy[r * u.d + c]) * f32(p_x[r * u.d + c]), p_rstd[r], s);
   }
   p_part[g * u.d + c] = s;
 }
@@ -123,12 +127,12 @@ fn forward_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   let o = row * u.d;
   var ss = 0.0;
   for (var c = 0u; c < u.d; c++) {
-    let v = x[o + c];
+    let v = f32(x[o + c]);
     ss = fma(v, v, ss);
   }
   let r = 1.0 / sqrt(ss / f32(u.d) + u.eps);
   for (var c = 0u; c < u.d; c++) {
-    y[o + c] = w[c] * (x[o + c] * r);
+    y[o + c] = {{TX}}(w[c] * (f32(x[o + c]) * r));
   }
   rstd[row] = r;
 }
@@ -140,11 +144,11 @@ fn backward_dx_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
   let o = row * u.d;
   var s = 0.0;
   for (var c = 0u; c < u.d; c++) {
-    s = fma(b_w[c] * b_dy[o + c], b_x[o + c], s);
+    s = fma(b_w[c] * f32(b_dy[o + c]), f32(b_x[o + c]), s);
   }
   let r = b_rstd[row];
   let k = r * r * r * s / f32(u.d);
   for (var c = 0u; c < u.d; c++) {
-    b_dx[o + c] = r * b_w[c] * b_dy[o + c] - k * b_x[o + c];
+    b_dx[o + c] = {{TX}}(r * b_w[c] * f32(b_dy[o + c]) - k * f32(b_x[o + c]));
   }
 }

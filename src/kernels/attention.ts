@@ -4,6 +4,9 @@
  * the row logsumexp lse [B, H, T]; the backward recomputes P = exp(s - lse) in two kernels
  * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
  *
+ * Storage: q, k, v, o, dq, dk, dv f32 or f16 (one dtype), dO f32 or f16, lse f32; f16 needs the
+ * device's shader-f16. Registers and all math are f32.
+ *
  * Each head vector is held as NV = hd/W vectors (W = 4 when hd % 4 == 0, else 2); the code that
  * touches them is generated here: unrolled over named registers for hd <= 64 (Tint does not unroll
  * loops), loops over private arrays above (see attentionTemplate).
@@ -38,74 +41,98 @@ function treeSum(terms: string[]): string {
 const lines = (n: number, f: (c: number) => string): string => range(n).map((c) => `  ${f(c)}`).join('\n');
 const lines2 = (n: number, f: (c: number) => string): string => range(n).map((c) => `    ${f(c)}`).join('\n');
 
+/** Storage dtypes of the attention tensors: f32 or f16 (the math is f32 either way). */
+export type AttentionDType = 'f32' | 'f16';
+
+/** Code fragments shared by both forms: the f32 compute vector type, and loads and stores. */
+interface Gen {
+  /** Compute vector type, vecW<f32>. */
+  VT: string;
+  zero: string;
+  /** Load from q, k, v or o (storage dtype) as VT. */
+  ld: (e: string) => string;
+  /** Load from dO (its own storage dtype) as VT. */
+  ldo: (e: string) => string;
+  /** Store a VT into q's storage dtype (o, dq, dk, dv). */
+  st: (e: string) => string;
+}
+
 /**
- * Template values for head dim hd: vector type and the code blocks of all three entry points.
- * `unroll` (default: hd <= UNROLL_MAX_HD) keeps each head vector in named registers with
+ * Template values for head dim hd: storage vector types and the code blocks of all three entry
+ * points. `unroll` (default: hd <= UNROLL_MAX_HD) keeps each head vector in named registers with
  * straight-line code; otherwise the blocks are loops over private arrays. Fully unrolled code
  * for hd = 128 needs ~512 live floats per lane and takes lavapipe's LLVM minutes to compile,
  * so large heads use the compact loop form.
+ *
+ * `dtype` is the storage of q, k, v, o, dq, dk, dv and `doDtype` that of dO. Registers are
+ * vecW<f32>: an f16 load is widened with vecW<f32>(...) and a store narrowed with vecW<f16>(...).
+ * With f32 storage no conversion is emitted, so the f32 code is unchanged.
  */
-export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD): TemplateParams {
+export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtype: AttentionDType = 'f32', doDtype: AttentionDType = 'f32'): TemplateParams {
   if (!Number.isInteger(hd) || hd < 2 || hd % 2 !== 0 || hd > MAX_HEAD_DIM) throw new Error(`attention: head dim ${hd} must be even, 2..${MAX_HEAD_DIM}`);
   const W = hd % 4 === 0 ? 4 : 2;
   const NV = hd / W;
-  const VT = `vec${W}<f32>`;
-  const zero = `${VT}(0.0)`;
-  return { WG, NV, VT, ...(unroll ? unrolledBlocks(NV, VT, zero) : loopedBlocks(VT, zero)) };
+  const vec = (t: AttentionDType): string => `vec${W}<${t}>`;
+  const VT = vec('f32');
+  // Element offsets of every vector are multiples of W, so vecW<f16> (8 or 4 bytes) stays aligned.
+  const conv = (t: AttentionDType, to: string) => (e: string): string => (t === 'f32' ? e : `${to}(${e})`);
+  const gen: Gen = { VT, zero: `${VT}(0.0)`, ld: conv(dtype, VT), ldo: conv(doDtype, VT), st: conv(dtype, vec(dtype)) };
+  const enables = dtype === 'f16' || doDtype === 'f16' ? 'enable f16;' : '';
+  return { WG, NV, VT: vec(dtype), VDO: vec(doDtype), ENABLES: enables, ...(unroll ? unrolledBlocks(NV, gen) : loopedBlocks(gen)) };
 }
 
-function unrolledBlocks(NV: number, VT: string, zero: string): Record<string, string> {
+function unrolledBlocks(NV: number, { VT, zero, ld, ldo, st }: Gen): Record<string, string> {
   const at = (buf: string, off: string, c: number): string => `${buf}[${off} + ${c}u]`;
   const sum = (f: (c: number) => string): string => treeSum(range(NV).map(f));
   return {
     // forward: q pre-scaled, so s = (scale q)·k
-    FWD_LOAD_Q: lines(NV, (c) => `let q${c} = ${at('fq', 'qo', c)} * scale;`),
+    FWD_LOAD_Q: lines(NV, (c) => `let q${c} = ${ld(at('fq', 'qo', c))} * scale;`),
     FWD_INIT: lines(NV, (c) => `var a${c} = ${zero};`),
-    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${at('fk', 'ko', c)})`)};`,
+    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${ld(at('fk', 'ko', c))})`)};`,
     FWD_RESCALE: lines2(NV, (c) => `  a${c} = a${c} * corr;`),
-    FWD_UPDATE: lines2(NV, (c) => `a${c} = fma(${VT}(p), ${at('fv', 'ko', c)}, a${c});`),
-    FWD_STORE: lines(NV, (c) => `fo[qo + ${c}u] = a${c} * inv;`),
+    FWD_UPDATE: lines2(NV, (c) => `a${c} = fma(${VT}(p), ${ld(at('fv', 'ko', c))}, a${c});`),
+    FWD_STORE: lines(NV, (c) => `fo[qo + ${c}u] = ${st(`a${c} * inv`)};`),
     // backward_q
-    BQ_LOAD: lines(NV, (c) => `let q${c} = ${at('gq', 'qo', c)} * scale; let d${c} = ${at('gdo', 'qo', c)};`),
-    BQ_D: `  let D = ${sum((c) => `dot(d${c}, ${at('gout', 'qo', c)})`)};`,
+    BQ_LOAD: lines(NV, (c) => `let q${c} = ${ld(at('gq', 'qo', c))} * scale; let d${c} = ${ldo(at('gdo', 'qo', c))};`),
+    BQ_D: `  let D = ${sum((c) => `dot(d${c}, ${ld(at('gout', 'qo', c))})`)};`,
     BQ_INIT: lines(NV, (c) => `var g${c} = ${zero};`),
-    BQ_LOAD_K: lines2(NV, (c) => `let k${c} = ${at('gk', 'ko', c)};`),
-    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(d${c}, ${at('gv', 'ko', c)})`)};`,
+    BQ_LOAD_K: lines2(NV, (c) => `let k${c} = ${ld(at('gk', 'ko', c))};`),
+    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(d${c}, ${ld(at('gv', 'ko', c))})`)};`,
     BQ_UPDATE: lines2(NV, (c) => `g${c} = fma(${VT}(ds), k${c}, g${c});`),
-    BQ_STORE: lines(NV, (c) => `gdq[qo + ${c}u] = g${c} * scale;`),
+    BQ_STORE: lines(NV, (c) => `gdq[qo + ${c}u] = ${st(`g${c} * scale`)};`),
     // backward_kv: k pre-scaled
-    BKV_LOAD: lines(NV, (c) => `let k${c} = ${at('hk', 'ko', c)} * scale; let v${c} = ${at('hv', 'ko', c)};`),
+    BKV_LOAD: lines(NV, (c) => `let k${c} = ${ld(at('hk', 'ko', c))} * scale; let v${c} = ${ld(at('hv', 'ko', c))};`),
     BKV_INIT: lines(NV, (c) => `var dk${c} = ${zero}; var dv${c} = ${zero};`),
-    BKV_LOAD_Q: lines2(NV, (c) => `let q${c} = ${at('hq', 'qo', c)}; let o${c} = ${at('hdo', 'qo', c)};`),
+    BKV_LOAD_Q: lines2(NV, (c) => `let q${c} = ${ld(at('hq', 'qo', c))}; let o${c} = ${ldo(at('hdo', 'qo', c))};`),
     BKV_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(o${c}, v${c})`)};`,
     BKV_UPDATE: lines2(NV, (c) => `dv${c} = fma(${VT}(p), o${c}, dv${c}); dk${c} = fma(${VT}(ds), q${c}, dk${c});`),
-    BKV_STORE: lines(NV, (c) => `hdk[ko + ${c}u] = dk${c} * scale; hdv[ko + ${c}u] = dv${c};`),
+    BKV_STORE: lines(NV, (c) => `hdk[ko + ${c}u] = ${st(`dk${c} * scale`)}; hdv[ko + ${c}u] = ${st(`dv${c}`)};`),
   };
 }
 
-function loopedBlocks(VT: string, zero: string): Record<string, string> {
+function loopedBlocks({ VT, zero, ld, ldo, st }: Gen): Record<string, string> {
   const arr = `array<${VT}, NV>`;
   const each = (indent: string, body: string): string => `${indent}for (var c = 0u; c < u.nv; c++) { ${body} }`;
   return {
-    FWD_LOAD_Q: `  var q: ${arr};\n${each('  ', 'q[c] = fq[qo + c] * scale;')}`,
+    FWD_LOAD_Q: `  var q: ${arr};\n${each('  ', `q[c] = ${ld('fq[qo + c]')} * scale;`)}`,
     FWD_INIT: `  var a: ${arr};\n${each('  ', `a[c] = ${zero};`)}`,
-    FWD_SCORE: `    var s = 0.0;\n${each('    ', 's += dot(q[c], fk[ko + c]);')}`,
+    FWD_SCORE: `    var s = 0.0;\n${each('    ', `s += dot(q[c], ${ld('fk[ko + c]')});`)}`,
     FWD_RESCALE: each('      ', 'a[c] = a[c] * corr;'),
-    FWD_UPDATE: each('    ', `a[c] = fma(${VT}(p), fv[ko + c], a[c]);`),
-    FWD_STORE: each('  ', 'fo[qo + c] = a[c] * inv;'),
-    BQ_LOAD: `  var q: ${arr};\n  var d: ${arr};\n${each('  ', 'q[c] = gq[qo + c] * scale; d[c] = gdo[qo + c];')}`,
-    BQ_D: `  var D = 0.0;\n${each('  ', 'D += dot(d[c], gout[qo + c]);')}`,
+    FWD_UPDATE: each('    ', `a[c] = fma(${VT}(p), ${ld('fv[ko + c]')}, a[c]);`),
+    FWD_STORE: each('  ', `fo[qo + c] = ${st('a[c] * inv')};`),
+    BQ_LOAD: `  var q: ${arr};\n  var d: ${arr};\n${each('  ', `q[c] = ${ld('gq[qo + c]')} * scale; d[c] = ${ldo('gdo[qo + c]')};`)}`,
+    BQ_D: `  var D = 0.0;\n${each('  ', `D += dot(d[c], ${ld('gout[qo + c]')});`)}`,
     BQ_INIT: `  var g: ${arr};\n${each('  ', `g[c] = ${zero};`)}`,
     BQ_LOAD_K: '',
-    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', 's += dot(q[c], gk[ko + c]); dp += dot(d[c], gv[ko + c]);')}`,
-    BQ_UPDATE: each('    ', `g[c] = fma(${VT}(ds), gk[ko + c], g[c]);`),
-    BQ_STORE: each('  ', 'gdq[qo + c] = g[c] * scale;'),
-    BKV_LOAD: `  var k: ${arr};\n  var v: ${arr};\n${each('  ', 'k[c] = hk[ko + c] * scale; v[c] = hv[ko + c];')}`,
+    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(q[c], ${ld('gk[ko + c]')}); dp += dot(d[c], ${ld('gv[ko + c]')});`)}`,
+    BQ_UPDATE: each('    ', `g[c] = fma(${VT}(ds), ${ld('gk[ko + c]')}, g[c]);`),
+    BQ_STORE: each('  ', `gdq[qo + c] = ${st('g[c] * scale')};`),
+    BKV_LOAD: `  var k: ${arr};\n  var v: ${arr};\n${each('  ', `k[c] = ${ld('hk[ko + c]')} * scale; v[c] = ${ld('hv[ko + c]')};`)}`,
     BKV_INIT: `  var dk: ${arr};\n  var dv: ${arr};\n${each('  ', `dk[c] = ${zero}; dv[c] = ${zero};`)}`,
     BKV_LOAD_Q: '',
-    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', 's += dot(hq[qo + c], k[c]); dp += dot(hdo[qo + c], v[c]);')}`,
-    BKV_UPDATE: each('    ', `dv[c] = fma(${VT}(p), hdo[qo + c], dv[c]); dk[c] = fma(${VT}(ds), hq[qo + c], dk[c]);`),
-    BKV_STORE: each('  ', 'hdk[ko + c] = dk[c] * scale; hdv[ko + c] = dv[c];'),
+    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(${ld('hq[qo + c]')}, k[c]); dp += dot(${ldo('hdo[qo + c]')}, v[c]);`)}`,
+    BKV_UPDATE: each('    ', `dv[c] = fma(${VT}(p), ${ldo('hdo[qo + c]')}, dv[c]); dk[c] = fma(${VT}(ds), ${ld('hq[qo + c]')}, dk[c]);`),
+    BKV_STORE: each('  ', `hdk[ko + c] = ${st('dk[c] * scale')}; hdv[ko + c] = ${st('dv[c]')};`),
   };
 }
 
@@ -116,8 +143,15 @@ function check(d: AttentionDims, what: string, ...ts: Tensor[]): void {
   const n = B * T * H * hd;
   for (const t of ts) {
     if (t.size !== n) throw new Error(`${what}: ${t} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
-    if (t.dtype !== 'f32') throw new Error(`${what}: f32 only, got ${t}`);
+    if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`${what}: ${t} must be f32 or f16`);
+    if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but the device lacks shader-f16`);
   }
+}
+
+/** q and the tensors that must share its dtype (k, v, and o in the backward). */
+function sameDtype(what: string, q: Tensor, others: Record<string, Tensor>): AttentionDType {
+  for (const [name, t] of Object.entries(others)) if (t.dtype !== q.dtype) throw new Error(`${what}: ${name} ${t} has not the dtype of q ${q}`);
+  return q.dtype as AttentionDType; // check() admitted f32 and f16 only
 }
 
 function uniforms(d: AttentionDims): Uint32Array {
@@ -131,40 +165,50 @@ function uniforms(d: AttentionDims): Uint32Array {
 }
 
 const templates = new Map<string, TemplateParams>();
-/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim and form. */
-function template(d: AttentionDims): TemplateParams {
+/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim, form and dtypes. */
+function template(d: AttentionDims, dtype: AttentionDType, doDtype: AttentionDType): TemplateParams {
   const unroll = d.unroll ?? d.hd <= UNROLL_MAX_HD;
-  const key = `${d.hd}|${unroll}`;
+  const key = `${d.hd}|${unroll}|${dtype}|${doDtype}`;
   let t = templates.get(key);
-  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll)));
+  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll, dtype, doDtype)));
   return t;
 }
 
 const grid = (d: AttentionDims): [number, number, number] => [Math.ceil(d.T / WG), d.H, d.B];
 
-/** Causal attention forward: o [B, T, H*hd] (shape of q) and the row logsumexp lse [B, H, T]. */
+/**
+ * Causal attention forward: o [B, T, H*hd] (shape and dtype of q) and the row logsumexp
+ * lse [B, H, T] (f32). q, k, v share one dtype, f32 or f16; the math is f32.
+ */
 export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { o: Tensor; lse: Tensor } {
   check(d, 'attention', q, k, v);
+  const dtype = sameDtype('attention', q, { k, v });
   const rt = q.rt;
-  const o = rt.empty(q.shape, 'f32', 'attention.o');
+  const o = rt.empty(q.shape, dtype, 'attention.o');
   const lse = rt.empty([d.B, d.H, d.T], 'f32', 'attention.lse');
-  const kern = rt.kernel({ shader: 'attention', entry: 'forward', params: template(d) });
+  // dO is not bound by the forward: its slot takes q's dtype, so one template serves both.
+  const kern = rt.kernel({ shader: 'attention', entry: 'forward', params: template(d, dtype, dtype) });
   rt.dispatch(kern, [q, k, v, o, lse], grid(d), uniforms(d));
   return { o, lse };
 }
 
-/** Causal attention backward from dO, the inputs and the forward's o and lse. */
+/**
+ * Causal attention backward from dO, the inputs and the forward's o and lse. q, k, v and o share
+ * one dtype (f32 or f16); dO is f32 or f16 independently; lse is f32. dq, dk, dv get q's dtype.
+ */
 export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, d: AttentionDims): { dq: Tensor; dk: Tensor; dv: Tensor } {
   check(d, 'attentionBackward', dO, q, k, v, o);
+  const dtype = sameDtype('attentionBackward', q, { k, v, o });
   if (lse.size !== d.B * d.H * d.T) throw new Error(`attentionBackward: lse ${lse} should be [B, H, T]`);
+  if (lse.dtype !== 'f32') throw new Error(`attentionBackward: lse ${lse} must be f32`);
   const rt = q.rt;
-  const params = template(d);
+  const params = template(d, dtype, dO.dtype as AttentionDType);
   const u = uniforms(d);
-  const dq = rt.empty(q.shape, 'f32', 'attention.dq');
+  const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
   rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_q', params }), [q, k, v, o, dO, lse, dq, D], grid(d), u);
-  const dk = rt.empty(k.shape, 'f32', 'attention.dk');
-  const dv = rt.empty(v.shape, 'f32', 'attention.dv');
+  const dk = rt.empty(k.shape, dtype, 'attention.dk');
+  const dv = rt.empty(v.shape, dtype, 'attention.dv');
   rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_kv', params }), [q, k, v, dO, lse, D, dk, dv], grid(d), u);
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };

@@ -2,8 +2,11 @@
  * RMSNorm over the last dim (HF LLaMA / Time-MoE convention): y = w * (x / sqrt(mean(x²) + eps)).
  * Forward saves the per-row rstd for the backward. dw is reduced in two deterministic stages
  * (per-chunk column partials, then a column sum): no float atomics.
+ *
+ * Storage: x (and so y and dx) f32 or f16; dy f32 or f16 independently of x; w, rstd and dw always
+ * f32. f16 needs the device's shader-f16. All math is f32 (shaders/rmsnorm.wgsl).
  */
-import type { Tensor } from './tensor.ts';
+import type { Tensor, DType } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
 import type { Kernel } from './pipeline-cache.ts';
 import { foldedGrid, grid1d } from './grid.ts';
@@ -13,22 +16,35 @@ const WG = 64;
 const MIN_CHUNK = 32;
 const MAX_CHUNKS = 256;
 
+export interface RmsnormOptions {
+  /**
+   * Row-kernel form: 'serial' (one invocation per row, no barriers), 'parallel' (one workgroup per
+   * row, tree reduction) or 'auto' (default: serial on a CPU adapter, parallel on a GPU).
+   */
+  rows?: 'auto' | 'serial' | 'parallel';
+}
+
 function rowsOf(x: Tensor, what: string): { N: number; d: number } {
   const d = x.shape[x.shape.length - 1];
   if (d === undefined || d === 0) throw new Error(`${what}: ${x} has no last dimension`);
   return { N: x.size / d, d };
 }
 
-/** A 1-D count of workgroups folded into 2-D (at most 65535 per dimension). */
+/** The rmsnorm shader specialised for storage types tx (x, y, dx) and tdy (dy). */
+function rmsKernel(rt: Runtime, entry: string, tx: DType, tdy: DType): Kernel {
+  const f16 = tx === 'f16' || tdy === 'f16';
+  return rt.kernel({ shader: 'rmsnorm', entry, params: { WG, TX: tx, TDY: tdy, ENABLES: f16 ? 'enable f16;' : '' } });
+}
+
 /**
  * Row kernels: on a CPU adapter (lavapipe) one invocation per row, with no barriers; on a GPU one
  * workgroup per row with a tree reduction. Measured on lavapipe, [1024, 64]: ~4 ms per call for
  * the tree (a barrier per step per row), well under 1 ms serial.
  */
-function rowLaunch(rt: Runtime, entry: 'forward' | 'backward_dx', N: number): { kernel: Kernel; grid: [number, number] } {
-  const serial = rt.gpu.adapter.backend.includes('CPU');
+function rowLaunch(rt: Runtime, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType, rows: RmsnormOptions['rows'] = 'auto'): { kernel: Kernel; grid: [number, number] } {
+  const serial = rows === 'auto' ? rt.gpu.adapter.backend.includes('CPU') : rows === 'serial';
   return {
-    kernel: rt.kernel({ shader: 'rmsnorm', entry: serial ? `${entry}_serial` : entry, params: { WG } }),
+    kernel: rmsKernel(rt, serial ? `${entry}_serial` : entry, tx, tdy),
     grid: serial ? foldedGrid(N, WG) : grid1d(N),
   };
 }
@@ -45,43 +61,59 @@ function params(N: number, d: number, eps: number, chunk = 0, chunks = 0): Array
   return buf;
 }
 
-function checkW(x: Tensor, w: Tensor, d: number, what: string): void {
-  if (w.size !== d) throw new Error(`${what}: weight ${w} has ${w.size} elements, expected d=${d} (from ${x})`);
-  if (x.dtype !== 'f32' || w.dtype !== 'f32') throw new Error(`${what}: f32 only (got ${x.dtype}, ${w.dtype})`);
+/** A storage dtype accepted for x or dy: f32, or f16 when the device has shader-f16. */
+function checkFloat(t: Tensor, name: string, what: string): void {
+  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`${what}: ${name} ${t} must be f32 or f16`);
+  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${name} ${t} is f16 but the device lacks shader-f16`);
 }
 
-/** x [..., d], w [d] -> y (same shape as x), rstd [N] with N = x.size / d. */
-export function rmsnorm(x: Tensor, w: Tensor, eps = 1e-6): { y: Tensor; rstd: Tensor } {
+function checkW(x: Tensor, w: Tensor, d: number, what: string): void {
+  if (w.size !== d) throw new Error(`${what}: weight ${w} has ${w.size} elements, expected d=${d} (from ${x})`);
+  checkFloat(x, 'x', what);
+  if (w.dtype !== 'f32') throw new Error(`${what}: weight ${w} must be f32`);
+}
+
+/**
+ * x [..., d] (f32 or f16), w [d] (f32) -> y (shape and dtype of x), rstd [N] (f32) with
+ * N = x.size / d.
+ */
+export function rmsnorm(x: Tensor, w: Tensor, eps = 1e-6, opts: RmsnormOptions = {}): { y: Tensor; rstd: Tensor } {
   const rt = x.rt;
   const { N, d } = rowsOf(x, 'rmsnorm');
   checkW(x, w, d, 'rmsnorm');
-  const y = rt.empty(x.shape, 'f32', 'rmsnorm.y');
+  const y = rt.empty(x.shape, x.dtype, 'rmsnorm.y');
   const rstd = rt.empty([N], 'f32', 'rmsnorm.rstd');
-  const { kernel, grid } = rowLaunch(rt, 'forward', N);
+  // dy is not bound by the forward: its slot gets f32, so one pipeline serves each x dtype.
+  const { kernel, grid } = rowLaunch(rt, 'forward', N, x.dtype, 'f32', opts.rows);
   rt.dispatch(kernel, [x, w, y, rstd], grid, new Uint32Array(params(N, d, eps)));
   return { y, rstd };
 }
 
-/** Gradients of rmsnorm given dy (shape of x) and the forward's saved rstd [N]. */
-export function rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor): { dx: Tensor; dw: Tensor } {
+/**
+ * Gradients of rmsnorm given dy (size of x; f32 or f16, independently of x) and the forward's
+ * saved rstd [N] (f32): dx in x's dtype, dw [d] f32.
+ */
+export function rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, opts: RmsnormOptions = {}): { dx: Tensor; dw: Tensor } {
   const rt = x.rt;
   const { N, d } = rowsOf(x, 'rmsnormBackward');
   checkW(x, w, d, 'rmsnormBackward');
+  checkFloat(dy, 'dy', 'rmsnormBackward');
   if (dy.size !== x.size) throw new Error(`rmsnormBackward: dy ${dy} does not match x ${x}`);
   if (rstd.size !== N) throw new Error(`rmsnormBackward: rstd ${rstd} should have ${N} elements`);
+  if (rstd.dtype !== 'f32') throw new Error(`rmsnormBackward: rstd ${rstd} must be f32`);
 
-  const dx = rt.empty(x.shape, 'f32', 'rmsnorm.dx');
-  const bdx = rowLaunch(rt, 'backward_dx', N);
+  const dx = rt.empty(x.shape, x.dtype, 'rmsnorm.dx');
+  const bdx = rowLaunch(rt, 'backward_dx', N, x.dtype, dy.dtype, opts.rows);
   rt.dispatch(bdx.kernel, [dy, x, w, rstd, dx], bdx.grid, new Uint32Array(params(N, d, 0)));
 
   const chunk = Math.max(MIN_CHUNK, Math.ceil(N / MAX_CHUNKS));
   const chunks = Math.max(1, Math.ceil(N / chunk));
   const u = new Uint32Array(params(N, d, 0, chunk, chunks));
   const part = rt.empty([chunks, d], 'f32', 'rmsnorm.dw_partial');
-  const kp = rt.kernel({ shader: 'rmsnorm', entry: 'dw_partial', params: { WG } });
+  const kp = rmsKernel(rt, 'dw_partial', x.dtype, dy.dtype);
   rt.dispatch(kp, [dy, x, rstd, part], [Math.ceil(d / WG), chunks], u);
   const dw = rt.empty(w.shape, 'f32', 'rmsnorm.dw');
-  const kr = rt.kernel({ shader: 'rmsnorm', entry: 'dw_reduce', params: { WG } });
+  const kr = rmsKernel(rt, 'dw_reduce', 'f32', 'f32'); // reads only the f32 partials
   rt.dispatch(kr, [part, dw], [Math.ceil(d / WG)], u);
   part.dispose(); // safe: queue order keeps it alive for the recorded work
   return { dx, dw };

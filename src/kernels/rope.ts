@@ -7,6 +7,8 @@
  * takes cos/sin of the same float32 angles), so the GPU's sin/cos accuracy on large arguments
  * never enters. The table is cached per runtime, head dim and theta; `ropeTable` may be called at
  * model build time so that no upload (which flushes recorded work) happens mid-step.
+ *
+ * Storage: x and y f32 or f16 (f16 needs the device's shader-f16); the table and all math are f32.
  */
 import type { Runtime } from './runtime.ts';
 import type { Tensor } from './tensor.ts';
@@ -65,14 +67,15 @@ function check(x: Tensor, d: RopeDims, what: string): void {
   const { B, T, H, hd } = d;
   if (!(hd > 0 && hd % 2 === 0)) throw new Error(`${what}: head dim ${hd} must be even and positive`);
   if (x.size !== B * T * H * hd) throw new Error(`${what}: ${x} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
-  if (x.dtype !== 'f32') throw new Error(`${what}: f32 only, got ${x.dtype}`);
+  if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new Error(`${what}: ${x} must be f32 or f16`);
+  if (x.dtype === 'f16' && !x.rt.gpu.features.f16) throw new Error(`${what}: ${x} is f16 but the device lacks shader-f16`);
 }
 
 function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
   const rt = x.rt;
   const theta = d.theta ?? 10000;
   const table = ropeTable(rt, d.T, d.hd, theta);
-  const y = rt.empty(x.shape, 'f32', label);
+  const y = rt.empty(x.shape, x.dtype, label);
   const pairs = x.size / 2;
   const buf = new ArrayBuffer(32);
   const u = new Uint32Array(buf);
@@ -83,17 +86,18 @@ function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
   new Float32Array(buf)[4] = sign;
   const groups = Math.ceil(pairs / WG);
   const gx = Math.min(groups, 65535);
-  rt.dispatch(rt.kernel({ shader: 'rope', params: { WG } }), [x, table, y], [gx, Math.ceil(groups / gx)], u);
+  const params = { WG, T: x.dtype, ENABLES: x.dtype === 'f16' ? 'enable f16;' : '' };
+  rt.dispatch(rt.kernel({ shader: 'rope', params }), [x, table, y], [gx, Math.ceil(groups / gx)], u);
   return y;
 }
 
-/** y = RoPE(x): x [B, T, H*hd] (any shape with B*T*H*hd elements); y has x's shape. */
+/** y = RoPE(x): x [B, T, H*hd] (any shape with B*T*H*hd elements; f32 or f16); y has x's shape and dtype. */
 export function rope(x: Tensor, d: RopeDims): Tensor {
   check(x, d, 'rope');
   return rotate(x, d, 1, 'rope.y');
 }
 
-/** dx = RoPE⁻¹(dy): the rotation is orthogonal, so the backward rotates by -angle. */
+/** dx = RoPE⁻¹(dy): the rotation is orthogonal, so the backward rotates by -angle. dx has dy's dtype (f32 or f16). */
 export function ropeBackward(dy: Tensor, d: RopeDims): Tensor {
   check(dy, d, 'ropeBackward');
   return rotate(dy, d, -1, 'rope.dx');

@@ -1,6 +1,7 @@
 import { describe, it, beforeAll, expect } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
-import { attention, attentionBackward, attentionTemplate, type AttentionDims } from '../../src/kernels/attention.ts';
+import { attention, attentionBackward, attentionTemplate, type AttentionDims, type AttentionDType } from '../../src/kernels/attention.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
@@ -14,11 +15,14 @@ beforeAll(async () => {
 const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
 const numel = (d: AttentionDims): number => d.B * d.T * d.H * d.hd;
 
-async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array) {
+/** Forward and backward on the GPU; q, k, v stored as `dtype`, dO as `doDtype` (outputs read as f32). */
+async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array, dtype: AttentionDType = 'f32', doDtype: AttentionDType = 'f32') {
   const shape = [d.B, d.T, d.H * d.hd];
-  const [tq, tk, tv, tdo] = [q, k, v, dO].map((a) => rt.upload(f32(a), shape));
+  const [tq, tk, tv] = [q, k, v].map((a) => rt.upload(f32(a), shape, dtype));
+  const tdo = rt.upload(f32(dO), shape, doDtype);
   const { o, lse } = attention(tq!, tk!, tv!, d);
-  const { dq, dk, dv } = attentionBackward(tdo!, tq!, tk!, tv!, o, lse, d);
+  const { dq, dk, dv } = attentionBackward(tdo, tq!, tk!, tv!, o, lse, d);
+  expect([o.dtype, lse.dtype, dq.dtype, dk.dtype, dv.dtype]).toEqual([dtype, 'f32', dtype, dtype, dtype]);
   const out = {
     o: await o.readF32(),
     lse: await lse.readF32(),
@@ -26,7 +30,7 @@ async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Fl
     dk: await dk.readF32(),
     dv: await dv.readF32(),
   };
-  for (const t of [tq!, tk!, tv!, tdo!, o, lse, dq, dk, dv]) t.dispose();
+  for (const t of [tq!, tk!, tv!, tdo, o, lse, dq, dk, dv]) t.dispose();
   return out;
 }
 
@@ -121,5 +125,92 @@ describe('causal attention', () => {
   it('rejects odd or oversized head dims', () => {
     expect(() => attentionTemplate(5)).toThrow(/even/);
     expect(() => attentionTemplate(130)).toThrow(/even/);
+  });
+});
+
+/** Round to the nearest f16 on the host: the values an f16 tensor holds, for the float64 references. */
+const toF16 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, (v) => f16BitsToF32(f32ToF16Bits(v)));
+
+describe('causal attention with f16 storage (f32 math)', () => {
+  // q, k, v (and so o, dq, dk, dv) in `dtype`, dO in `dO`, independently; lse always f32. Both code
+  // forms, both vector widths (hd % 4 == 0: vec4, else vec2), T past one 32-row workgroup.
+  const cases: [AttentionDims, AttentionDType, AttentionDType][] = [
+    [{ B: 2, T: 5, H: 3, hd: 4 }, 'f16', 'f16'],
+    [{ B: 2, T: 5, H: 3, hd: 4 }, 'f16', 'f32'],
+    [{ B: 2, T: 5, H: 3, hd: 4 }, 'f32', 'f16'],
+    [{ B: 1, T: 13, H: 2, hd: 6 }, 'f16', 'f16'],
+    [{ B: 1, T: 13, H: 2, hd: 6, unroll: false }, 'f16', 'f32'],
+    [{ B: 1, T: 13, H: 2, hd: 6, unroll: false }, 'f32', 'f16'],
+    [{ B: 1, T: 70, H: 2, hd: 8 }, 'f16', 'f16'],
+    [{ B: 1, T: 9, H: 8, hd: 128 }, 'f16', 'f16'],
+  ];
+
+  for (const [d, dtype, doDtype] of cases) {
+    it(`q/k/v ${dtype}, dO ${doDtype}: forward and backward match float64, ${JSON.stringify(d)}`, async (ctx) => {
+      if (!rt.gpu.features.f16) ctx.skip();
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      const n = numel(d);
+      const round = { f32: toF32, f16: toF16 };
+      // Inputs rounded on the host to what the GPU tensors hold; the references start from those.
+      const q = round[dtype](rng.normalArray(n, 1.5));
+      const k = round[dtype](rng.normalArray(n, 1.5));
+      const v = round[dtype](rng.normalArray(n));
+      const dO = round[doDtype](rng.normalArray(n));
+      const ref = attentionRef(q, k, v, d);
+      const bref = attentionBackwardRef(dO, q, k, v, d);
+      const g = await runBoth(d, q, k, v, dO, dtype, doDtype);
+
+      // The backward gets the forward's o, which in f16 is rounded, and computes D = rowsum(dO*o)
+      // from it (as FlashAttention does). That shifts dq and dk by up to ~1e-3 of their max, more
+      // than the f16 rounding of the outputs, so they are compared with the float64 gradient for
+      // the o the kernel was given. dq and dk are linear in D (ds = P(dp - D)/sqrt(hd)), so with
+      // dD = rowsum(dO*(o_gpu - o_ref)) per (row, head):
+      //   dq_t -= dD_t/sqrt(hd) * sum_j P_tj k_j   (attentionRef with k as the values)
+      //   dk_j -= 1/sqrt(hd) * sum_i P_ij dD_i q_i (the dv of attentionBackwardRef with dO = dD*q)
+      const scale = 1 / Math.sqrt(d.hd);
+      const rows = n / d.hd;
+      const dD = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < d.hd; c++) dD[r] += dO[r * d.hd + c]! * (g.o[r * d.hd + c]! - ref.o[r * d.hd + c]!);
+      const pk = attentionRef(q, k, k, d).o;
+      const dkShift = attentionBackwardRef(Float64Array.from(q, (x, i) => x * dD[Math.floor(i / d.hd)]!), q, k, v, d).dv;
+      const dqRef = Float64Array.from(bref.dq, (x, i) => x - scale * dD[Math.floor(i / d.hd)]! * pk[i]!);
+      const dkRef = Float64Array.from(bref.dk, (x, i) => x - scale * dkShift[i]!);
+
+      const maxAbs = (a: ArrayLike<number>): number => Array.from(a).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      if (dtype === 'f16') {
+        // f16 outputs: the f32 error bounds of the f32 test (2e-5 of max|o|, 1e-4 of max|grad|) plus
+        // one rounding to f16, 2^-11 ≈ 4.9e-4 of each value: per element
+        // |err| <= 1e-3 * (|ref| + 0.02 max|o|) for o, 1e-3 * (|ref| + 0.1 max|ref|) for gradients.
+        expectClose(g.o, ref.o, { rtol: 1e-3, atol: 0.02 * maxAbs(ref.o), what: 'f16 o', seed });
+        expectClose(g.dq, dqRef, { rtol: 1e-3, atol: 0.1 * maxAbs(dqRef), what: 'f16 dq', seed });
+        expectClose(g.dk, dkRef, { rtol: 1e-3, atol: 0.1 * maxAbs(dkRef), what: 'f16 dk', seed });
+        expectClose(g.dv, bref.dv, { rtol: 1e-3, atol: 0.1 * maxAbs(bref.dv), what: 'f16 dv', seed });
+      } else {
+        // f32 outputs from rounded inputs (only dO is f16): the f32 test's bounds; D uses an f32 o.
+        expectClose(g.o, ref.o, { rtol: 2e-5, relativeToMax: true, what: 'o', seed });
+        expectClose(g.dq, bref.dq, { rtol: 1e-4, relativeToMax: true, what: 'dq', seed });
+        expectClose(g.dk, bref.dk, { rtol: 1e-4, relativeToMax: true, what: 'dk', seed });
+        expectClose(g.dv, bref.dv, { rtol: 1e-4, relativeToMax: true, what: 'dv', seed });
+      }
+      // lse is f32 whatever the storage: the f32 bound.
+      expectClose(g.lse, ref.lse, { rtol: 1e-5, atol: 1, what: 'lse', seed });
+    });
+  }
+
+  it('rejects f16 without shader-f16, and mixed q/k/v dtypes', () => {
+    const d: AttentionDims = { B: 1, T: 2, H: 1, hd: 4 };
+    const q16 = rt.upload(new Float32Array(8), [1, 2, 4], 'f16');
+    const k32 = rt.upload(new Float32Array(8), [1, 2, 4]);
+    const had = rt.gpu.features.f16;
+    try {
+      rt.gpu.features.f16 = false;
+      expect(() => attention(q16, q16, q16, d)).toThrow(/shader-f16/);
+    } finally {
+      rt.gpu.features.f16 = had;
+    }
+    expect(() => attention(q16, k32, q16, d)).toThrow(/dtype of q/);
+    q16.dispose();
+    k32.dispose();
   });
 });

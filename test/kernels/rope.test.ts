@@ -1,10 +1,11 @@
-import { describe, it, beforeAll } from 'vitest';
+import { describe, it, beforeAll, expect } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { rope, ropeBackward, type RopeDims } from '../../src/kernels/rope.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { finiteDiffGrad, ropeRef } from '../reference/attention-ref.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 
 let rt: Runtime;
 beforeAll(async () => {
@@ -94,5 +95,59 @@ describe('rope', () => {
     expectClose(await dx.readF32(), fd, { rtol: 1e-6, relativeToMax: true, what: 'rope dx vs finite differences', seed });
     tg.dispose();
     dx.dispose();
+  });
+});
+
+/** Round to the nearest f16 on the host: the values an f16 tensor holds, for the float64 references. */
+const toF16 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, (v) => f16BitsToF32(f32ToF16Bits(v)));
+
+describe('rope with f16 storage (f32 math)', () => {
+  // Odd T and H, hd % 4 != 0, the largest head dim; x, y and dx in f16, the table in f32.
+  const shapes: RopeDims[] = [
+    { B: 1, T: 1, H: 1, hd: 2 },
+    { B: 2, T: 5, H: 3, hd: 6 },
+    { B: 3, T: 37, H: 2, hd: 32 },
+    { B: 1, T: 9, H: 8, hd: 128, theta: 500000 },
+  ];
+
+  for (const d of shapes) {
+    it(`forward and backward match float64 within f16 rounding, ${JSON.stringify(d)}`, async (ctx) => {
+      if (!rt.gpu.features.f16) ctx.skip();
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      // x rounded on the host to the f16 values the tensor holds; the reference starts from those.
+      const x = toF16(rng.normalArray(n(d)));
+      const tx = rt.upload(f32(x), [d.B, d.T, d.H * d.hd], 'f16');
+      const y = rope(tx, d);
+      const dx = ropeBackward(tx, d);
+      expect([y.dtype, dx.dtype]).toEqual(['f16', 'f16']);
+      const gy = await y.readF32();
+      // The f32 bound (1e-6 of max|x|) plus one rounding of each output to f16, 2^-11 ≈ 4.9e-4 of
+      // its value: per element |err| <= 1e-3 * (|ref| + 1e-3 max|x|).
+      let mx = 0;
+      for (const v of x) mx = Math.max(mx, Math.abs(v));
+      const tol = { rtol: 1e-3, atol: 1e-3 * mx, seed };
+      expectClose(gy, ropeRef(x, d.B, d.T, d.H, d.hd, d.theta, 1), { ...tol, what: 'f16 rope forward' });
+      expectClose(await dx.readF32(), ropeRef(x, d.B, d.T, d.H, d.hd, d.theta, -1), { ...tol, what: 'f16 rope backward' });
+      // Backward of the f16 y: against the reference rotation of exactly those f16 values. The
+      // round trip differs from x by the f16 rounding of y, so it is checked that way instead.
+      const back = ropeBackward(y, d);
+      expectClose(await back.readF32(), ropeRef(gy, d.B, d.T, d.H, d.hd, d.theta, -1), { ...tol, what: 'f16 rope backward of y' });
+      for (const t of [tx, y, dx, back]) t.dispose();
+    });
+  }
+
+  it('rejects f16 without shader-f16', () => {
+    const d: RopeDims = { B: 1, T: 2, H: 1, hd: 4 };
+    const x = rt.upload(new Float32Array(8), [1, 2, 4], 'f16');
+    const had = rt.gpu.features.f16;
+    try {
+      rt.gpu.features.f16 = false;
+      expect(() => rope(x, d)).toThrow(/shader-f16/);
+      expect(() => ropeBackward(x, d)).toThrow(/shader-f16/);
+    } finally {
+      rt.gpu.features.f16 = had;
+    }
+    x.dispose();
   });
 });
