@@ -6,7 +6,8 @@
 //   slot EXTRA_DECLS  declarations of `clip` / `skip` at bindings 4, 5 (as used)
 //   slot COEF         body of fn clip_coef() -> f32
 //   slot SKIP         body of fn skip_step() -> bool (true: leave p, m, v untouched)
-// entry `clip_coef`: [norm, coef, clipped fraction, non-finite flag] from a sum of squares.
+// entry `clip_coef`: [norm, coef, clipped fraction, non-finite flag, coef/scale] from the sum of
+// squares of loss-scaled gradients (invScale = 1/scale; 1 without loss scaling).
 struct Params {
   count: u32,
   clipIndex: u32,
@@ -49,14 +50,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   p[i] = pi - u.stepSize * mi / (sqrt(vi) / u.bc2sqrt + u.eps);
 }
 
-struct ClipParams { maxNorm: f32, nanBits: u32, _p0: u32, _p1: u32 }
+struct ClipParams { maxNorm: f32, nanBits: u32, invScale: f32, _p1: u32 }
 @group(0) @binding(0) var<storage, read_write> clip_out: array<f32>;
 @group(0) @binding(1) var<storage, read> sumsq: array<f32>;
 @group(1) @binding(0) var<uniform> uc: ClipParams;
 
 @compute @workgroup_size(1)
 fn clip_coef_main() {
-  let norm = sqrt(sumsq[0]);
+  let norm = sqrt(sumsq[0]) * uc.invScale;
   let bits = bitcast<u32>(norm);
   var coef: f32;
   var bad = 0.0;
@@ -72,4 +73,5 @@ fn clip_coef_main() {
   clip_out[1] = coef;
   clip_out[2] = 1.0 - coef;
   clip_out[3] = bad;
+  clip_out[4] = coef * uc.invScale;
 }

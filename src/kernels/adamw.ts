@@ -7,7 +7,7 @@ import type { Tensor } from './tensor.ts';
 import { grid1d } from './grid.ts';
 
 /** Layout of clipCoefficient's result. */
-export const CLIP = { norm: 0, coef: 1, clippedFraction: 2, nonFinite: 3 } as const;
+export const CLIP = { norm: 0, coef: 1, clippedFraction: 2, nonFinite: 3, gradScale: 4 } as const;
 
 export interface AdamWHyper {
   lr: number;
@@ -77,19 +77,24 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
 }
 
 /**
- * From the global sum of squares (sumSquaresMany), on the GPU: f32 [4] =
- * [norm, coef = min(1, maxNorm / (norm + 1e-6)), clipped fraction = 1 - coef, nonFinite].
+ * From the global sum of squares (sumSquaresMany) of gradients that carry a loss scale, on the
+ * GPU: f32 [5] = [norm, coef = min(1, maxNorm / (norm + 1e-6)), clipped fraction = 1 - coef,
+ * nonFinite, gradScale = coef · invScale], with norm = sqrt(sumSq) · invScale the unscaled norm.
+ * AdamW multiplies the gradients by gradScale (CLIP.gradScale): unscaling and clipping in one.
  * nonFinite is 1 when the norm is NaN or Inf (then coef is NaN, or 0 for +Inf, as PyTorch's
  * formula gives): pass the result as AdamW's skip with skipIndex CLIP.nonFinite to drop the step.
  */
-export function clipCoefficient(sumSq: Tensor, maxNorm: number): Tensor {
+export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1): Tensor {
   if (sumSq.dtype !== 'f32' || sumSq.size < 1) throw new Error(`clipCoefficient: ${sumSq} must be an f32 scalar`);
   if (!(maxNorm > 0)) throw new Error(`clipCoefficient: maxNorm must be > 0, got ${maxNorm}`);
+  if (!(invScale > 0) || !Number.isFinite(invScale)) throw new Error(`clipCoefficient: invScale must be a positive finite number, got ${invScale}`);
   const rt = sumSq.rt;
-  const out = rt.empty([4], 'f32', 'clip coefficient');
+  const out = rt.empty([5], 'f32', 'clip coefficient');
   const buf = new ArrayBuffer(16);
-  new Float32Array(buf)[0] = maxNorm;
+  const f = new Float32Array(buf);
+  f[0] = maxNorm;
   new Uint32Array(buf)[1] = 0x7fc00000;
+  f[2] = invScale;
   const k = rt.kernel({ shader: 'adamw', entry: 'clip_coef_main', params: { EXTRA_DECLS: '', COEF: 'return 1.0;', SKIP: 'return false;' } });
   rt.dispatch(k, [out, sumSq], [1], new Uint32Array(buf));
   return out;

@@ -37,7 +37,8 @@ export class AdamW {
 
   /**
    * Record one update of every parameter with a gradient. `clip` is clipCoefficient's output
-   * (the coefficient scales the gradients); `skip` is a GPU flag: nonzero leaves p, m, v untouched.
+   * (its gradScale = clip coefficient / loss scale multiplies the gradients); `skip` is a GPU
+   * flag: nonzero leaves p, m, v untouched.
    */
   apply(lr: number, clip: Tensor | null, skip: Tensor | null, step: number): void {
     for (const p of this.params) {
@@ -49,7 +50,7 @@ export class AdamW {
         s.m,
         s.v,
         { lr, step, beta1: this.opts.beta1, beta2: this.opts.beta2, eps: this.opts.eps, weightDecay: p.decay ? this.opts.weightDecay : 0 },
-        { ...(clip ? { clip, clipIndex: CLIP.coef } : {}), ...(skip ? { skip, skipIndex: 0 } : {}) },
+        { ...(clip ? { clip, clipIndex: CLIP.gradScale } : {}), ...(skip ? { skip, skipIndex: 0 } : {}) },
       );
     }
   }

@@ -4,13 +4,15 @@ import { clipCoefficient } from '../kernels/adamw.ts';
 import type { Tensor } from '../kernels/tensor.ts';
 
 /**
- * [norm, coef, clipped fraction, nonFinite] (see kernels/adamw.ts CLIP) for all gradients.
- * With maxNorm 0 (clipping off) the coefficient is 1 but the norm is still measured.
+ * [norm, coef, clipped fraction, nonFinite, gradScale] (see kernels/adamw.ts CLIP) for all
+ * gradients, which carry the loss scale `lossScale` (1 without scaling): the norm and the clip
+ * are of the unscaled gradients. With maxNorm 0 (clipping off) the coefficient is 1 but the norm
+ * is still measured.
  */
-export function globalNormClip(grads: readonly Tensor[], maxNorm: number): Tensor {
+export function globalNormClip(grads: readonly Tensor[], maxNorm: number, lossScale = 1): Tensor {
   const sumSq = sumSquaresMany(grads);
   // 3e38 ~ f32 max: the coefficient is then exactly 1 (no clipping) while the norm is still reported.
-  const out = clipCoefficient(sumSq, maxNorm > 0 ? maxNorm : 3e38);
+  const out = clipCoefficient(sumSq, maxNorm > 0 ? maxNorm : 3e38, 1 / lossScale);
   sumSq.dispose();
   return out;
 }

@@ -61,7 +61,7 @@ describe('AdamW', () => {
       // 1 - coef the same absolute error, so both are checked relative to max(coef, 1 - coef) >= 0.5.
       const got = await cc.readF32();
       expectClose([got[0]!], [norm], { rtol: 1e-6, seed, what: `norm step ${t}` });
-      expectClose(got.subarray(1), [coef, 1 - coef, 0], { rtol: 2e-6, relativeToMax: true, seed, what: `clip coefficient step ${t}` });
+      expectClose(got.subarray(1), [coef, 1 - coef, 0, coef], { rtol: 2e-6, relativeToMax: true, seed, what: `clip coefficient step ${t}` });
       ref.forEach((r, k) => adamwRef(r, grads[k]!, coef, lr, wd, b1, b2, eps, t));
       dispose(sumSq, cc);
     }
@@ -119,7 +119,7 @@ describe('AdamW', () => {
       const after = await Promise.all([p!, m!, v!].map((t) => t.readF32()));
       after.forEach((a, k) => expect(Array.from(a), `${what}: tensor ${k} changed`).toEqual(Array.from(init[k]!)));
     }
-    expect(Array.from(await cc.readF32())).toEqual([Infinity, 0, 1, 1]);
+    expect(Array.from(await cc.readF32())).toEqual([Infinity, 0, 1, 1, 0]);
     // A zero flag (f32 0 and -0, u32 0) lets the step through.
     for (const [what, flag] of [
       ['f32 -0', rt.upload([-0], [1])],
@@ -143,12 +143,44 @@ describe('AdamW', () => {
   it('clipCoefficient: no clipping below maxNorm, NaN norm flagged', async () => {
     const a = rt.upload([9], [1]); // norm 3
     const c1 = clipCoefficient(a, 5);
-    expectClose(await c1.readF32(), [3, 1, 0, 0], { rtol: 0, what: 'below maxNorm' });
+    expectClose(await c1.readF32(), [3, 1, 0, 0, 1], { rtol: 0, what: 'below maxNorm' });
     const c2 = clipCoefficient(a, 1.5);
-    expectClose(await c2.readF32(), [3, 1.5 / (3 + 1e-6), 1 - 1.5 / (3 + 1e-6), 0], { rtol: 1e-6, what: 'clipped' }); // f32 division
+    expectClose(await c2.readF32(), [3, 1.5 / (3 + 1e-6), 1 - 1.5 / (3 + 1e-6), 0, 1.5 / (3 + 1e-6)], { rtol: 1e-6, what: 'clipped' }); // f32 division
     const b = rt.upload([NaN], [1]);
     const c3 = await clipCoefficient(b, 1).readF32();
     expect([Number.isNaN(c3[0]), Number.isNaN(c3[1]), c3[3]]).toEqual([true, true, 1]);
     dispose(a, b, c1, c2);
+  });
+
+  it('loss-scaled gradients: the norm and clip are of the unscaled gradients, AdamW applies coef / scale', async () => {
+    const seed = freshSeed();
+    const rng = new Rng(seed);
+    const n = 523;
+    const scale = 2 ** 14; // a power of two: scaling is exact in f32
+    const g = toF32(rng.normalArray(n, 0.5)); // norm ~ 11: clips at maxNorm 2
+    const p0 = toF32(rng.normalArray(n));
+    const maxNorm = 2;
+    const runs = await Promise.all(
+      [1, scale].map(async (s) => {
+        const G = rt.upload(Float32Array.from(g, (x) => x * s), [n]);
+        const P = rt.upload(Float32Array.from(p0), [n]);
+        const [M, V] = [rt.zeros([n]), rt.zeros([n])];
+        const sumSq = sumSquaresMany([G]);
+        const cc = clipCoefficient(sumSq, maxNorm, 1 / s);
+        adamw(P, G, M, V, { lr: 1e-2, weightDecay: 0.1, step: 1 }, { clip: cc, clipIndex: CLIP.gradScale });
+        const out = { clip: await cc.readF32(), p: await P.readF32(), m: await M.readF32() };
+        dispose(G, P, M, V, sumSq, cc);
+        return out;
+      }),
+    );
+    const norm = Math.sqrt(g.reduce((a, x) => a + x * x, 0));
+    const coef = Math.min(1, maxNorm / (norm + 1e-6));
+    const [plain, scaled] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    expectClose([scaled.clip[0]!, scaled.clip[1]!, scaled.clip[4]! * scale], [norm, coef, coef], { rtol: 2e-6, seed, what: 'scaled norm, coef, gradScale' });
+    expect(scaled.clip[3]).toBe(0);
+    // Same update whether or not the gradients carried the (power-of-two) scale: only the f32
+    // rounding of sqrt(sum of squares) of a 2^28-larger sum differs (~1e-7 relative).
+    expectClose(scaled.m, plain.m, { rtol: 1e-6, relativeToMax: true, seed, what: 'm' });
+    expectClose(scaled.p, plain.p, { rtol: 1e-6, relativeToMax: true, seed, what: 'p' });
   });
 });
