@@ -155,6 +155,31 @@ describe('buffer pool', () => {
     b.dispose();
   });
 
+  it('builds a bind group once per (kernel, buffers) and forgets them when the pool destroys buffers', async () => {
+    await rt.sync();
+    const cache = rt.recorder.bindGroups;
+    const a = rt.empty([1000]);
+    rt.fill(a, 1);
+    const misses = cache.misses;
+    const hits = cache.hits;
+    for (let i = 2; i <= 5; i++) rt.fill(a, i); // same kernel, same buffer, next uniform slots
+    rt.fill(a, 6);
+    await rt.sync();
+    // The storage group is reused; each new uniform slot is built once, then reused next submit.
+    expect(cache.hits - hits).toBeGreaterThanOrEqual(5);
+    const misses2 = cache.misses;
+    for (let i = 1; i <= 5; i++) rt.fill(a, i * 10);
+    expect(Array.from((await a.readF32()).subarray(0, 3))).toEqual([50, 50, 50]);
+    expect(cache.misses, 'a repeated recording builds no new bind group').toBe(misses2);
+    expect(misses2).toBeGreaterThan(misses - 1);
+    a.dispose();
+    await rt.pool.trim(rt.device.queue); // destroys the free buffers, `a`'s among them
+    const b = rt.empty([1000]); // a new buffer: a cached group for the old one must not be used
+    rt.fill(b, 7);
+    expect(Array.from((await b.readF32()).subarray(0, 2))).toEqual([7, 7]);
+    b.dispose();
+  });
+
   it('throws on double release', () => {
     const t = rt.empty([4]);
     rt.pool.release(t.buffer);

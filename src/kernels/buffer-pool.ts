@@ -80,11 +80,15 @@ export class BufferPool {
   }
 
   /** Destroy every free buffer once the queue has finished all submitted work. */
+  /** Called before buffers are destroyed (the recorder forgets bind groups that hold them). */
+  onDestroy: (() => void) | null = null;
+
   async trim(queue: GPUQueue): Promise<void> {
     const doomed = [...this.free.values()].flat();
     this.free.clear();
     this.stats.freeBuffers = 0;
     await queue.onSubmittedWorkDone();
+    if (doomed.length) this.onDestroy?.();
     for (const b of doomed) {
       this.stats.allocatedBytes -= b.size;
       b.destroy();

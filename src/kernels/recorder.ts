@@ -45,6 +45,56 @@ export type Binding = GPUBuffer | GPUBufferBinding;
 /** One uniform slot per dispatch; 256 B is WebGPU's minimum uniform offset alignment. */
 const SLOT = 256;
 const CHUNK_SLOTS = 256;
+/** Cached bind groups before the cache starts over (a training step uses a few hundred to a few thousand). */
+const MAX_BIND_GROUPS = 16384;
+
+/**
+ * Bind groups built once per (layout, buffers, ranges). A training step recycles the same pooled
+ * buffers in the same order every step, and its uniform slots too, so from the second step on every
+ * dispatch finds its groups here. Entries hold their buffers: forget() when buffers are destroyed.
+ */
+class BindGroupCache {
+  private groups = new Map<GPUBindGroupLayout, Map<string, GPUBindGroup>>();
+  private ids = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+  private size = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  private id(b: GPUBuffer): number {
+    let i = this.ids.get(b);
+    if (i === undefined) this.ids.set(b, (i = this.nextId++));
+    return i;
+  }
+
+  get(layout: GPUBindGroupLayout, bindings: readonly GPUBufferBinding[], label: string): GPUBindGroup {
+    let key = '';
+    for (const b of bindings) key += `${this.id(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1},`;
+    let byKey = this.groups.get(layout);
+    if (!byKey) this.groups.set(layout, (byKey = new Map()));
+    let g = byKey.get(key);
+    if (g) {
+      this.hits++;
+      return g;
+    }
+    this.misses++;
+    if (this.size >= MAX_BIND_GROUPS) {
+      this.forget();
+      this.groups.set(layout, (byKey = new Map()));
+    }
+    g = this.device.createBindGroup({ layout, entries: bindings.map((resource, binding) => ({ binding, resource })), label });
+    byKey.set(key, g);
+    this.size++;
+    return g;
+  }
+
+  forget(): void {
+    this.groups.clear();
+    this.size = 0;
+  }
+}
 
 export class Recorder {
   private encoder: GPUCommandEncoder | null = null;
@@ -56,6 +106,7 @@ export class Recorder {
   /** Counters for tests and the profiler. */
   submits = 0;
   dispatches = 0;
+  readonly bindGroups: BindGroupCache;
   /**
    * Set by the profiler: each dispatch then gets its own timestamped pass. Null (the default)
    * costs one property check per dispatch and per submit.
@@ -67,7 +118,9 @@ export class Recorder {
   constructor(
     private readonly device: GPUDevice,
     private readonly errors: ErrorSink,
-  ) {}
+  ) {
+    this.bindGroups = new BindGroupCache(device);
+  }
 
   get pending(): boolean {
     return this.encoder !== null;
@@ -120,15 +173,14 @@ export class Recorder {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
     this.enc();
-    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => ({ binding: i, resource: 'usage' in b ? { buffer: b } : b }));
-    const group0 = this.device.createBindGroup({ layout: kernel.storageLayout, entries, label: kernel.label });
+    const group0 = this.bindGroups.get(kernel.storageLayout, bindings.map((b) => ('usage' in b ? { buffer: b } : b)), kernel.label);
     const timer = this.timer;
     const pass = timer ? this.timedPass(timer, kernel.label) : this.computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, group0);
     if (kernel.uniformLayout) {
       if (!uniforms) throw new Error(`kernel ${kernel.label} declares uniform params but none were given`);
-      const group1 = this.device.createBindGroup({ layout: kernel.uniformLayout, entries: [{ binding: 0, resource: this.uniformSlot(uniforms) }], label: `${kernel.label} params` });
+      const group1 = this.bindGroups.get(kernel.uniformLayout, [this.uniformSlot(uniforms)], `${kernel.label} params`);
       pass.setBindGroup(1, group1);
     }
     pass.dispatchWorkgroups(x, y, z);

@@ -29,6 +29,7 @@ export class Runtime {
     this.staging = new BufferPool(this.device);
     this.pipelines = new PipelineCache(this.device, this.errors);
     this.recorder = new Recorder(this.device, this.errors);
+    this.pool.onDestroy = () => this.recorder.bindGroups.forget();
     // GPUBufferUsage exists only once Dawn's globals are installed, i.e. after acquireDevice.
     this.storageUsage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   }
