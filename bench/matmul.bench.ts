@@ -1,12 +1,13 @@
 /**
  * Matmul throughput: our kernels vs tfjs-backend-webgpu (same Dawn instance, same adapter),
  * cubes and the TimeMoE-50M transformer shapes, the three backward layouts, the grouped
- * expert matmul vs one dispatch per expert, and the numbered variant progression.
+ * expert matmul vs one dispatch per expert, f32 vs f16 storage (f32 math), and the numbered
+ * variant progression.
  * Time = N iterations recorded into one submit, then one wait (harness.timeGpu).
  */
 import { getRuntime, type Runtime } from '../src/kernels/runtime.ts';
-import type { Tensor } from '../src/kernels/tensor.ts';
-import { matmul, groupedMatmul } from '../src/kernels/matmul.ts';
+import type { DType, Tensor } from '../src/kernels/tensor.ts';
+import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
 import { VARIANTS, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { round, timeGpu, type BenchRow, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
@@ -24,11 +25,11 @@ interface Shape {
   transB: boolean;
 }
 
-function randomTensor(rt: Runtime, shape: number[]): Tensor {
+function randomTensor(rt: Runtime, shape: number[], dtype: DType = 'f32'): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const d = new Float32Array(n);
   for (let i = 0; i < n; i++) d[i] = Math.sin(i * 12.9898) * 0.5; // cheap, deterministic, not constant
-  return rt.upload(d, shape);
+  return rt.upload(d, shape, dtype);
 }
 
 function gflops(s: { M: number; N: number; K: number }, ms: number): number {
@@ -39,10 +40,20 @@ function layout(s: Shape): string {
   return `${s.transA ? 'Aᵀ' : 'A'}·${s.transB ? 'Bᵀ' : 'B'}`;
 }
 
-async function timeOurs(rt: Runtime, s: Shape, samples: number, config?: Partial<MatmulConfig>): Promise<Timing> {
-  const a = randomTensor(rt, s.transA ? [s.K, s.M] : [s.M, s.K]);
-  const b = randomTensor(rt, s.transB ? [s.N, s.K] : [s.K, s.N]);
-  const out = rt.empty([s.M, s.N]);
+/** Storage types of A, B and C (the math is f32 either way). */
+interface Precision {
+  name: string;
+  a: FloatDType;
+  b: FloatDType;
+  out: FloatDType;
+}
+
+const F32: Precision = { name: 'f32', a: 'f32', b: 'f32', out: 'f32' };
+
+async function timeOurs(rt: Runtime, s: Shape, samples: number, config?: Partial<MatmulConfig>, p: Precision = F32): Promise<Timing> {
+  const a = randomTensor(rt, s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
+  const b = randomTensor(rt, s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
+  const out = rt.empty([s.M, s.N], p.out);
   const t = await timeGpu(rt, () => void matmul(a, b, { transA: s.transA, transB: s.transB, out, config }), { samples, sampleMs: 200 });
   a.dispose();
   b.dispose();
@@ -101,6 +112,27 @@ async function groupedRows(rt: Runtime, samples: number, log: (m: string) => voi
   ];
 }
 
+/** The same products with f32 and f16 storage (f32 accumulation): what f16 operands cost or save. */
+export async function precisionRows(rt: Runtime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
+  const kinds: Precision[] = [F32, { name: 'f16 in, f32 out', a: 'f16', b: 'f16', out: 'f32' }, { name: 'f16 in/out', a: 'f16', b: 'f16', out: 'f16' }];
+  const rows: BenchRow[] = [];
+  for (const s of shapes) {
+    const row: BenchRow = { shape: s.name, 'M×N×K': `${s.M}×${s.N}×${s.K}`, layout: layout(s) };
+    let base = 0;
+    for (const p of kinds) {
+      const t = await timeOurs(rt, s, samples, undefined, p);
+      const g = gflops(s, t.bestMs);
+      if (p === F32) base = g;
+      row[`${p.name} GFLOP/s (best)`] = round(g, 2);
+      row[`${p.name} (median)`] = round(gflops(s, t.medianMs), 2);
+      if (p !== F32) row[`${p.name} / f32`] = round(g / base, 2);
+    }
+    log(`precision ${s.name} ${layout(s)}: ${JSON.stringify(row)}`);
+    rows.push(row);
+  }
+  return rows;
+}
+
 async function variantRows(rt: Runtime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const [name, cfg] of Object.entries(VARIANTS)) {
@@ -154,6 +186,14 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     rows: await groupedRows(rt, samples, ctx.log),
     notes: ['Rows per expert: 512, 384, 320, 256, 224, 192, 128, 32. One dispatch finds each tile’s expert from the GPU offsets.'],
   });
+  if (rt.gpu.features.f16) {
+    const pShapes: Shape[] = [cubes[2]!, { name: 'expert up', M: T, N: 768, K: 384, transA: false, transB: true }];
+    results.push({
+      title: 'storage precision: f32 vs f16 operands / output (f32 math)',
+      rows: await precisionRows(rt, ctx.quick ? pShapes.slice(0, 1) : pShapes, samples, ctx.log),
+      notes: ['Same kernel and tile configuration; f16 operands are loaded as vec4<f16> (k4 / r4 as for f32) and widened to f32.'],
+    });
+  }
   const vShapes: Shape[] = [
     { name: '512³ x·Wᵀ', M: 512, N: 512, K: 512, transA: false, transB: true },
     { name: 'expert up', M: T, N: 768, K: 384, transA: false, transB: true },

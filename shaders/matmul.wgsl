@@ -12,6 +12,11 @@
 //   * out-of-range rows/columns load a clamped (valid) element and skip the store, so the
 //     inner loop has no branches.
 // Bindings (group 0, in this order): A, B, C, then the optional bias, residual, offsets.
+// A, B, C and the residual are each stored as f32 or f16 (mixed precision): loads are widened
+// to f32, all math and accumulation is f32, the store narrows to C's type; the bias is f32.
+
+// "enable f16;" when any binding is f16, else empty.
+{{ENABLE}}
 
 struct Params {
   M: u32, N: u32, K: u32, E: u32,

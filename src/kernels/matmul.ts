@@ -11,14 +11,20 @@
  *   groupedMatmulWeightGrad(dy, x, offsets)   dW[e] = dY[rows e]ᵀ · X[rows e], one dispatch.
  *
  * Epilogue order: v = act(alpha·acc + bias[n]) + residual[m,n]; with `accumulate`, out += v.
+ * Mixed precision: A, B, the residual and C are each stored as f32 or f16 (independently);
+ * loads widen to f32, products, accumulation and the epilogue run in f32, and the store
+ * narrows to C's type. The bias is always f32. f16 needs the device's shader-f16 feature.
  * Token counts stay on the GPU: offsets is read by the kernel, never by this wrapper.
  * WGSL is generated here (unrolled register blocks) into the slots of shaders/matmul.wgsl.
  */
 import type { Runtime } from './runtime.ts';
-import type { Tensor } from './tensor.ts';
+import type { DType, Tensor } from './tensor.ts';
 import { resolveConfig, type MatmulConfig, type MatmulShape } from './matmul-config.ts';
 
 export type Activation = 'none' | 'relu' | 'silu' | 'gelu-tanh';
+
+/** Storage type of a matmul operand or output (the math is always f32). */
+export type FloatDType = 'f32' | 'f16';
 
 export interface EpilogueOptions {
   /** Per-output-column bias, shape [N]. */
@@ -28,8 +34,13 @@ export interface EpilogueOptions {
   residual?: Tensor;
   /** Scales op(A)·op(B) before the bias. Default 1. */
   alpha?: number;
-  /** Write into this tensor (shape must match the output). */
+  /** Write into this tensor (shape must match the output); its dtype is the output's. */
   out?: Tensor;
+  /**
+   * Storage type of a newly allocated output (default: the first operand's dtype). With `out`
+   * it may be omitted or must equal out.dtype.
+   */
+  outDtype?: FloatDType;
   /** out += result (requires `out`): gradients accumulate in place. */
   accumulate?: boolean;
   label?: string;
@@ -49,7 +60,10 @@ export interface GroupedMatmulOptions extends Omit<EpilogueOptions, 'bias'> {
 
 type Mode = 'plain' | 'segk' | 'grouped';
 
-/** scalar; vec4 of 4 consecutive k ('k4'); vec4 of 4 consecutive rows at one k ('r4'). */
+/**
+ * scalar ('f32': the historical name, it means one element per load whatever the storage type);
+ * vec4 of 4 consecutive k ('k4'); vec4 of 4 consecutive rows at one k ('r4').
+ */
 export type LoadMode = 'f32' | 'k4' | 'r4';
 
 export interface KernelDesc {
@@ -64,6 +78,11 @@ export interface KernelDesc {
   residual: boolean;
   activation: Activation;
   accumulate: boolean;
+  /** Storage types of A, B, C and the residual (default f32; the bias is always f32). */
+  typeA?: FloatDType;
+  typeB?: FloatDType;
+  typeC?: FloatDType;
+  typeR?: FloatDType;
 }
 
 const ACT: Record<Activation, string> = {
@@ -79,6 +98,8 @@ const ACT: Record<Activation, string> = {
 interface Operand {
   name: 'A' | 'B';
   mode: LoadMode;
+  /** Storage type (loads are widened to f32). */
+  type: FloatDType;
   /** Extent of the row index (for r4 clamping) and the distance between consecutive k in vec4 units. */
   rows: string;
   kStride4: string;
@@ -92,6 +113,7 @@ function operands(d: KernelDesc): { A: Operand; B: Operand } {
   const A: Operand = {
     name: 'A',
     mode: d.loadA,
+    type: d.typeA ?? 'f32',
     rows: 'u.M',
     kStride4: '(u.M >> 2u)',
     base: (x) => (d.transA ? `aOff + ${x}` : `aOff + ${x} * u.K`),
@@ -100,6 +122,7 @@ function operands(d: KernelDesc): { A: Operand; B: Operand } {
   const B: Operand = {
     name: 'B',
     mode: d.loadB,
+    type: d.typeB ?? 'f32',
     rows: 'u.N',
     kStride4: '(u.N >> 2u)',
     base: (x) => (d.transB ? `bOff + ${x} * u.K` : `bOff + ${x}`),
@@ -109,6 +132,11 @@ function operands(d: KernelDesc): { A: Operand; B: Operand } {
 }
 
 const SWZ = ['x', 'y', 'z', 'w'];
+
+/** A load of storage type `t` widened to f32 (identity for f32, so the f32 kernels are unchanged). */
+function widen(t: FloatDType, expr: string, vec = false): string {
+  return t === 'f32' ? expr : `${vec ? 'vec4<f32>' : 'f32'}(${expr})`;
+}
 
 /** Generate the template values of shaders/matmul.wgsl for one specialisation. */
 export function generateMatmul(d: KernelDesc): Record<string, string | number> {
@@ -122,16 +150,20 @@ export function generateMatmul(d: KernelDesc): Record<string, string | number> {
   const lenU = cfg.lane === 'm' ? 'u.N' : 'u.M';
   const I = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-  // ---- bindings
+  const tC = d.typeC ?? 'f32';
+  const tR = d.typeR ?? 'f32';
+
+  // ---- bindings (vec4<f16> has 8-byte alignment: the same element-offset % 4 conditions as vec4<f32>)
   let slot = 0;
   const bind = (decl: string) => `@group(0) @binding(${slot++}) ${decl};`;
   const bindings = [
-    bind(`var<storage, read> A: array<${d.loadA === 'f32' ? 'f32' : 'vec4<f32>'}>`),
-    bind(`var<storage, read> B: array<${d.loadB === 'f32' ? 'f32' : 'vec4<f32>'}>`),
-    bind('var<storage, read_write> C: array<f32>'),
+    bind(`var<storage, read> A: array<${d.loadA === 'f32' ? A.type : `vec4<${A.type}>`}>`),
+    bind(`var<storage, read> B: array<${d.loadB === 'f32' ? B.type : `vec4<${B.type}>`}>`),
+    bind(`var<storage, read_write> C: array<${tC}>`),
   ];
   if (d.bias) bindings.push(bind('var<storage, read> bias: array<f32>'));
-  if (d.residual) bindings.push(bind('var<storage, read> R: array<f32>'));
+  if (d.residual) bindings.push(bind(`var<storage, read> R: array<${tR}>`));
+  const f16 = [A.type, B.type, tC, ...(d.residual ? [tR] : [])].includes('f16');
   if (d.mode !== 'plain') bindings.push(bind('var<storage, read> offsets: array<u32>'));
 
   // ---- setup: offsets, k range and the lane range of this workgroup
@@ -202,15 +234,15 @@ export function generateMatmul(d: KernelDesc): Record<string, string | number> {
     if (op.mode === 'k4') {
       const q = Math.floor(kk / 4);
       // one 16-byte load per row covers 4 k-steps (k is a multiple of 4 in the main loop)
-      if (kk % 4 === 0) for (const r of I(n)) out.push(`    let ${tag}v${r}_${q} = ${op.name}[${tag}${r} + (k >> 2u)${q ? ` + ${q}u` : ''}];`);
+      if (kk % 4 === 0) for (const r of I(n)) out.push(`    let ${tag}v${r}_${q} = ${widen(op.type, `${op.name}[${tag}${r} + (k >> 2u)${q ? ` + ${q}u` : ''}]`, true)};`);
       return (r) => `${tag}v${r}_${q}.${SWZ[kk % 4]}`;
     }
     if (op.mode === 'r4') {
-      for (let g = 0; g < n / 4; g++) out.push(`    let ${tag}w${g}_${kk} = ${op.name}[${tag}${g} + ${kIdx(kk)} * ${op.kStride4}];`);
+      for (let g = 0; g < n / 4; g++) out.push(`    let ${tag}w${g}_${kk} = ${widen(op.type, `${op.name}[${tag}${g} + ${kIdx(kk)} * ${op.kStride4}]`, true)};`);
       return (r) => `${tag}w${Math.floor(r / 4)}_${kk}.${SWZ[r % 4]}`;
     }
     const k = kIdx(kk);
-    for (const r of I(n)) out.push(`    let ${tag}x${r}_${kk} = ${op.kStride === '1' ? `${op.name}[${tag}${r} + ${k}]` : `${op.name}[${tag}${r} + ${k} * ${op.kStride}]`};`);
+    for (const r of I(n)) out.push(`    let ${tag}x${r}_${kk} = ${widen(op.type, op.kStride === '1' ? `${op.name}[${tag}${r} + ${k}]` : `${op.name}[${tag}${r} + ${k} * ${op.kStride}]`)};`);
     return (r) => `${tag}x${r}_${kk}`;
   };
   const step = (kk: number, out: string[], first: (i: number, j: number, prod: string) => string) => {
@@ -228,12 +260,12 @@ export function generateMatmul(d: KernelDesc): Record<string, string | number> {
   // ---- remainder body: one k-step; k4 operands index a component of their vec4
   const body1: string[] = [];
   const loads1 = (op: Operand, tag: string, n: number): ((r: number) => string) => {
-    if (op.mode === 'k4') return (r) => `${op.name}[${tag}${r} + (k >> 2u)][k & 3u]`;
+    if (op.mode === 'k4') return (r) => widen(op.type, `${op.name}[${tag}${r} + (k >> 2u)][k & 3u]`);
     if (op.mode === 'r4') {
-      for (let g = 0; g < n / 4; g++) body1.push(`    let ${tag}w${g} = ${op.name}[${tag}${g} + k * ${op.kStride4}];`);
+      for (let g = 0; g < n / 4; g++) body1.push(`    let ${tag}w${g} = ${widen(op.type, `${op.name}[${tag}${g} + k * ${op.kStride4}]`, true)};`);
       return (r) => `${tag}w${Math.floor(r / 4)}.${SWZ[r % 4]}`;
     }
-    return (r) => (op.kStride === '1' ? `${op.name}[${tag}${r} + k]` : `${op.name}[${tag}${r} + k * ${op.kStride}]`);
+    return (r) => widen(op.type, op.kStride === '1' ? `${op.name}[${tag}${r} + k]` : `${op.name}[${tag}${r} + k * ${op.kStride}]`);
   };
   const dv1 = loads1(D, 'd', TL);
   const sv1 = loads1(S, 's', TU);
@@ -252,14 +284,15 @@ export function generateMatmul(d: KernelDesc): Record<string, string | number> {
       epi.push(`      let idx = cOff + ${row} * u.N + ${col};`);
       const v = d.bias ? `fma(c${i}_${j}, u.alpha, bias[${col}])` : `c${i}_${j} * u.alpha`;
       let e = `act(${v})`;
-      if (d.residual) e += ' + R[idx]';
-      if (d.accumulate) e += ' + C[idx]';
-      epi.push(`      C[idx] = ${e};`, '    }');
+      if (d.residual) e += ` + ${widen(tR, 'R[idx]')}`;
+      if (d.accumulate) e += ` + ${widen(tC, 'C[idx]')}`;
+      epi.push(`      C[idx] = ${tC === 'f32' ? e : `${tC}(${e})`};`, '    }');
     }
     epi.push('  }');
   }
 
   return {
+    ENABLE: f16 ? 'enable f16;' : '',
     BINDINGS: bindings.join('\n'),
     ACT: ACT[d.activation],
     WG: cfg.wgL * cfg.wgU,
@@ -275,7 +308,8 @@ export function generateMatmul(d: KernelDesc): Record<string, string | number> {
 function kernelKey(d: KernelDesc): string {
   const c = d.cfg;
   return `${d.mode}${d.transA ? 'T' : 'N'}${d.transB ? 'T' : 'N'} ${c.lane}${c.wgL}x${c.wgU} ${c.tl}x${c.tu}k${c.ku} a:${d.loadA} b:${d.loadB}` +
-    `${d.bias ? ' bias' : ''}${d.activation !== 'none' ? ` ${d.activation}` : ''}${d.residual ? ' res' : ''}${d.accumulate ? ' acc' : ''}`;
+    `${d.bias ? ' bias' : ''}${d.activation !== 'none' ? ` ${d.activation}` : ''}${d.residual ? ' res' : ''}${d.accumulate ? ' acc' : ''}` +
+    ` types:${d.typeA ?? 'f32'},${d.typeB ?? 'f32'},${d.typeC ?? 'f32'}${d.residual ? `,${d.typeR ?? 'f32'}` : ''}`;
 }
 
 const generated = new Map<string, Record<string, string | number>>();
@@ -323,14 +357,26 @@ function checkF32(what: string, ...ts: Tensor[]): void {
   for (const t of ts) if (t.dtype !== 'f32') throw new Error(`${what}: ${t} must be f32`);
 }
 
-function outputFor(rt: Runtime, shape: number[], opts: EpilogueOptions, what: string): Tensor {
+/** A storage type the kernels take: f32, or f16 where the device has shader-f16. */
+function checkDtype(rt: Runtime, what: string, dtype: DType, name: string): FloatDType {
+  if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`${what}: ${name} must be f32 or f16, got ${dtype}`);
+  if (dtype === 'f16' && !rt.gpu.features.f16) throw new Error(`${what}: ${name} is f16 but this device has no shader-f16`);
+  return dtype;
+}
+
+function checkFloat(what: string, ...ts: Tensor[]): void {
+  for (const t of ts) checkDtype(t.rt, what, t.dtype, String(t));
+}
+
+function outputFor(rt: Runtime, shape: number[], opts: Pick<EpilogueOptions, 'out' | 'outDtype' | 'accumulate' | 'label'>, what: string, dflt: FloatDType): Tensor {
   if (opts.accumulate && !opts.out) throw new Error(`${what}: accumulate needs an existing 'out' tensor`);
   if (opts.out) {
     if (!sameShape(opts.out.shape, shape)) throw new Error(`${what}: out ${opts.out} must have shape [${shape.join(', ')}]`);
-    checkF32(what, opts.out);
+    checkFloat(what, opts.out);
+    if (opts.outDtype !== undefined && opts.outDtype !== opts.out.dtype) throw new Error(`${what}: outDtype ${opts.outDtype} differs from out ${opts.out}`);
     return opts.out;
   }
-  return rt.empty(shape, 'f32', opts.label ?? what);
+  return rt.empty(shape, checkDtype(rt, what, opts.outDtype ?? dflt, 'outDtype'), opts.label ?? what);
 }
 
 function checkEpilogue(what: string, shape: number[], N: number, opts: EpilogueOptions): void {
@@ -339,7 +385,7 @@ function checkEpilogue(what: string, shape: number[], N: number, opts: EpilogueO
     if (!sameShape(opts.bias.shape, [N])) throw new Error(`${what}: bias ${opts.bias} must have shape [${N}]`);
   }
   if (opts.residual) {
-    checkF32(what, opts.residual);
+    checkFloat(what, opts.residual);
     if (!sameShape(opts.residual.shape, shape)) throw new Error(`${what}: residual ${opts.residual} must have shape [${shape.join(', ')}]`);
     if (opts.out && opts.residual === opts.out) throw new Error(`${what}: residual must not be 'out' (use accumulate)`);
   }
@@ -356,10 +402,12 @@ function dims3(t: Tensor, what: string): [number, number, number] {
  * C = act(alpha · op(A)·op(B) + bias) + residual  (C += … with accumulate).
  * A: [M,K] ([K,M] with transA), optionally with a leading batch dim; B likewise [K,N] / [N,K].
  * Output [M,N], or [batch,M,N] when either operand is 3-D.
+ * a, b (and the residual) are f32 or f16 each; the output is stored as opts.outDtype (default
+ * a's dtype) or as `out` is; the bias is f32. All math is f32.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const what = opts.label ?? 'matmul';
-  checkF32(what, a, b);
+  checkFloat(what, a, b);
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const [bA, ra, ca] = dims3(a, what);
@@ -372,7 +420,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batched = a.shape.length === 3 || b.shape.length === 3;
   const shape = batched ? [batch, M, N] : [M, N];
   checkEpilogue(what, shape, N, opts);
-  const out = outputFor(a.rt, shape, opts, what);
+  const out = outputFor(a.rt, shape, opts, what, a.dtype as FloatDType);
   if (batch === 0 || M === 0 || N === 0) return out;
 
   // A batched, non-transposed A times a shared B is one tall matmul: fold the batch into M.
@@ -411,6 +459,11 @@ function modes(cfg: MatmulConfig, p: { M: number; N: number; K: number; transA: 
   };
 }
 
+/** The storage types of a dispatch's operands (checked by the callers). */
+function types(a: Tensor, b: Tensor, c: Tensor, r?: Tensor): Pick<KernelDesc, 'typeA' | 'typeB' | 'typeC' | 'typeR'> {
+  return { typeA: a.dtype as FloatDType, typeB: b.dtype as FloatDType, typeC: c.dtype as FloatDType, typeR: (r?.dtype ?? 'f32') as FloatDType };
+}
+
 function record(a: Tensor, b: Tensor, out: Tensor, p: PlainProblem, opts: EpilogueOptions, mode: 'plain' | 'segk', offsets?: Tensor): void {
   const rt = a.rt;
   const shape: MatmulShape = { M: p.M, N: p.N, K: p.K, transA: p.transA, transB: p.transB };
@@ -426,6 +479,7 @@ function record(a: Tensor, b: Tensor, out: Tensor, p: PlainProblem, opts: Epilog
     residual: !!opts.residual,
     activation: opts.activation ?? 'none',
     accumulate: !!opts.accumulate,
+    ...types(a, b, out, opts.residual),
   };
   const [lenL, lenU] = cfg.lane === 'm' ? [p.M, p.N] : [p.N, p.M];
   const grid: [number, number, number] = [Math.ceil(lenL / (cfg.wgL * cfg.tl)), Math.ceil(lenU / (cfg.wgU * cfg.tu)), p.batch];
@@ -443,7 +497,7 @@ export interface MatmulBackwardOptions {
   /** Skip a gradient that is not needed. */
   needA?: boolean;
   needB?: boolean;
-  /** Accumulate into existing gradient tensors instead of allocating. */
+  /** Write (or, with accumulate, add) into these instead of allocating; f32 or f16 either way. */
   outA?: Tensor;
   outB?: Tensor;
   accumulate?: boolean;
@@ -453,12 +507,17 @@ export interface MatmulBackwardOptions {
 /**
  * Gradients of C = op(A)·op(B) (no epilogue; apply the activation's derivative to dy first).
  * dA has A's shape and dB has B's shape; a broadcast (2-D) operand gets the sum over the batch.
+ * dy, a and b are each f32 or f16; a new dA is allocated in a's dtype and dB in b's (an f32
+ * weight gets an f32 gradient from f16 activations). The sum over a broadcast operand's batch
+ * accumulates slice by slice in the target's storage type (rounded per slice when f16).
  */
 export function matmulBackward(dy: Tensor, a: Tensor, b: Tensor, opts: MatmulBackwardOptions = {}): { da?: Tensor; db?: Tensor } {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const rt = a.rt;
-  checkF32('matmulBackward', dy, a, b);
+  checkFloat('matmulBackward', dy, a, b);
+  if (opts.outA) checkFloat('matmulBackward', opts.outA);
+  if (opts.outB) checkFloat('matmulBackward', opts.outB);
   const [bA, ra, ca] = dims3(a, 'matmulBackward');
   const [bB, rb, cb] = dims3(b, 'matmulBackward');
   const [M, K] = transA ? [ca, ra] : [ra, ca];
@@ -489,7 +548,7 @@ export function matmulBackward(dy: Tensor, a: Tensor, b: Tensor, opts: MatmulBac
       return given;
     }
     if (acc) throw new Error(`matmulBackward: accumulate needs out${label === 'dA' ? 'A' : 'B'}`);
-    return rt.empty(like.shape, 'f32', label);
+    return rt.empty(like.shape, like.dtype, label);
   };
   if (batch === 0) return res;
 
@@ -529,10 +588,11 @@ function checkOffsets(what: string, offsets: Tensor): number {
  * Grouped (MoE expert) matmul: out[r] = x[r] · op(W[e]) for offsets[e] <= r < offsets[e+1].
  * x: [R, K]; w: [E, N, K] (transB, default) or [E, K, N]; offsets: u32 [E+1] on the GPU
  * (never read back). Rows outside every expert's range are not written.
+ * x, w (and the residual) are f32 or f16 each; the output is opts.outDtype (default x's dtype).
  */
 export function groupedMatmul(x: Tensor, w: Tensor, offsets: Tensor, opts: GroupedMatmulOptions = {}): Tensor {
   const what = opts.label ?? 'groupedMatmul';
-  checkF32(what, x, w);
+  checkFloat(what, x, w);
   const E = checkOffsets(what, offsets);
   const transB = opts.transB ?? true;
   if (x.shape.length !== 2 || w.shape.length !== 3) throw new Error(`${what}: x ${x} must be [R,K] and w ${w} [E,N,K] or [E,K,N]`);
@@ -543,7 +603,7 @@ export function groupedMatmul(x: Tensor, w: Tensor, offsets: Tensor, opts: Group
   if (Kw !== K) throw new Error(`${what}: x ${x} and w ${w} disagree on K`);
   const shape = [R, N];
   checkEpilogue(what, shape, N, opts);
-  const out = outputFor(x.rt, shape, opts, what);
+  const out = outputFor(x.rt, shape, opts, what, x.dtype as FloatDType);
   if (R === 0 || N === 0) return out;
 
   const cfg = resolveConfig({ M: R, N, K, transA: false, transB }, { ...opts.config, lane: 'm' });
@@ -558,6 +618,7 @@ export function groupedMatmul(x: Tensor, w: Tensor, offsets: Tensor, opts: Group
     residual: !!opts.residual,
     activation: opts.activation ?? 'none',
     accumulate: !!opts.accumulate,
+    ...types(x, w, out, opts.residual),
   };
   // Upper bound of row tiles over all experts: sum_e ceil(n_e / T) <= ceil(R / T) + E.
   const grid: [number, number, number] = [Math.ceil(R / (cfg.wgL * cfg.tl)) + E, Math.ceil(N / (cfg.wgU * cfg.tu)), 1];
@@ -570,7 +631,10 @@ export function groupedMatmul(x: Tensor, w: Tensor, offsets: Tensor, opts: Group
 }
 
 export interface GroupedWeightGradOptions {
+  /** Write into this tensor ([E, N, K], f32 or f16). */
   out?: Tensor;
+  /** Storage type of a newly allocated dW: f32 by default (a weight gradient), whatever dy and x are. */
+  outDtype?: FloatDType;
   accumulate?: boolean;
   label?: string;
   config?: Partial<MatmulConfig>;
@@ -583,20 +647,23 @@ export interface GroupedWeightGradOptions {
  */
 export function groupedMatmulWeightGrad(dy: Tensor, x: Tensor, offsets: Tensor, opts: GroupedWeightGradOptions = {}): Tensor {
   const what = opts.label ?? 'groupedMatmulWeightGrad';
-  checkF32(what, dy, x);
+  checkFloat(what, dy, x);
   const E = checkOffsets(what, offsets);
   if (dy.shape.length !== 2 || x.shape.length !== 2 || dy.shape[0] !== x.shape[0]) throw new Error(`${what}: dy ${dy} and x ${x} must be [R,N] and [R,K]`);
   const [R, N] = dy.shape as [number, number];
   const K = x.shape[1]!;
   const shape = [E, N, K];
-  const out = outputFor(x.rt, shape, opts, what);
+  const out = outputFor(x.rt, shape, opts, what, 'f32');
   if (N === 0 || K === 0) return out;
   // Aᵀ·B with A = dY (op(A)[n, r] = dY[r, n]) and B = X, contraction over this expert's rows.
   record(dy, x, out, { M: N, N: K, K: R, E, cBatch: N * K, batch: E, transA: true, transB: false }, { accumulate: opts.accumulate, out, config: opts.config }, 'segk', offsets);
   return out;
 }
 
-/** dX of groupedMatmul: dX[r] = dY[r] · W[e] (the transposed-flag product), one dispatch. */
+/**
+ * dX of groupedMatmul: dX[r] = dY[r] · W[e] (the transposed-flag product), one dispatch.
+ * dX is allocated in dy's dtype unless opts.outDtype / opts.out say otherwise.
+ */
 export function groupedMatmulBackwardX(dy: Tensor, w: Tensor, offsets: Tensor, opts: GroupedMatmulOptions = {}): Tensor {
   return groupedMatmul(dy, w, offsets, { ...opts, transB: !(opts.transB ?? true), label: opts.label ?? 'groupedMatmulBackwardX' });
 }
