@@ -8,7 +8,7 @@
 
 override RENORM: bool = false;
 
-struct Params { n: u32, e: u32, k: u32, _p: u32 }
+struct Params { n: u32, e: u32, k: u32, chunk: u32 } // chunk: tokens per forward_counts invocation
 @group(1) @binding(0) var<uniform> u: Params;
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;   // forward: [N, E]
@@ -20,10 +20,9 @@ fn token_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
 }
 
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = token_id(gid, nwg);
-  if (t >= u.n) { return; }
+// Softmax and top-k of token t: writes its probs, idx and weights rows and returns the picked
+// set as a 64-bit mask (x: experts 0..31, y: experts 32..63).
+fn route(t: u32) -> vec2<u32> {
   let E = u.e;
   let row = t * E;
   var m = logits[row];
@@ -56,6 +55,48 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   }
   if (RENORM) {
     for (var j = 0u; j < u.k; j++) { weights[t * u.k + j] = weights[t * u.k + j] / wsum; }
+  }
+  return vec2<u32>(picked_lo, picked_hi);
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = token_id(gid, nwg);
+  if (t >= u.n) { return; }
+  route(t);
+}
+
+// ---- forward_counts: the router plus per-chunk expert histograms for dispatch ----
+// One invocation per chunk of u.chunk consecutive tokens (the last chunk may be short), routed
+// one after another, so the histogram needs no workgroup memory and no barrier (barriers are
+// costly on CPU Vulkan). chunk_counts[e * chunks4 + c] = pairs of chunk c routed to expert e:
+// expert-major, each expert's run padded with zeros to chunks4 (a multiple of 4), so the
+// dispatch kernel `place_fused` reads it as vec4s. Each invocation counts straight into its own
+// column (no private per-expert array: dynamically indexed, those are slow on CPU Vulkan).
+@group(0) @binding(4) var<storage, read_write> chunk_counts: array<u32>; // [E, chunks4]
+
+// Tens to hundreds of chunks: small workgroups spread them over more cores.
+const CHUNK_WG: u32 = 8u; // matches CHUNK_WG in router.ts
+
+@compute @workgroup_size(CHUNK_WG)
+fn forward_counts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = gid.x + gid.y * nwg.x * CHUNK_WG;
+  let chunks = (u.n + u.chunk - 1u) / u.chunk;
+  let chunks4 = (chunks + 3u) & ~3u;
+  if (c >= chunks4) { return; }
+  for (var e = 0u; e < u.e; e++) { chunk_counts[e * chunks4 + c] = 0u; } // padding chunks stay 0
+  let t1 = min((c + 1u) * u.chunk, u.n);
+  for (var t = c * u.chunk; t < t1; t++) {
+    var picked = route(t);
+    // k set bits: one increment per pick.
+    while (picked.x != 0u) {
+      chunk_counts[firstTrailingBit(picked.x) * chunks4 + c] += 1u;
+      picked.x &= picked.x - 1u;
+    }
+    while (picked.y != 0u) {
+      chunk_counts[(32u + firstTrailingBit(picked.y)) * chunks4 + c] += 1u;
+      picked.y &= picked.y - 1u;
+    }
   }
 }
 

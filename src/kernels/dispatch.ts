@@ -7,10 +7,17 @@
  * Capacity (optional; default dropless): C = ceil(capacityFactor * N * k / E); an expert keeps
  * its first C pairs in token order, later pairs are dropped: they get no row, pos = DROPPED,
  * and contribute 0 to combine (their weight is ignored, their d_weight is 0).
+ *
+ * Two ways to build the plan, with identical results: buildDispatch from router indices
+ * (count / scan / place, 3 dispatches), or routeAndDispatch from the router logits (router +
+ * per-chunk counts, then place_fused: 2 dispatches including the router).
+ *
+ * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
+ * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
-import type { Tensor } from './tensor.ts';
+import type { DType, Tensor } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
-import { MAX_EXPERTS } from './router.ts';
+import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
@@ -47,13 +54,51 @@ function width(d: number): 1 | 4 {
   return d % 4 === 0 ? 4 : 1;
 }
 
-function kernel(rt: Runtime, entry: string, d = 1, scale = '1.0') {
+type RowDType = 'f32' | 'f16';
+
+/** A row tensor's storage dtype: f32, or f16 when the device has shader-f16. */
+function rowDtype(t: Tensor, what: string): RowDType {
+  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`${what}: ${t} must be f32 or f16`);
+  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but the device lacks shader-f16`);
+  return t.dtype;
+}
+
+/**
+ * A dispatch.wgsl kernel. Row kernels: row length d, storage dtypes a and b of their two row
+ * buffers (see the shader), f32 math. The plan kernels use the defaults (no row buffers).
+ */
+function kernel(rt: Runtime, entry: string, d = 1, a: RowDType = 'f32', b: RowDType = 'f32', scale = '1.0') {
   const vec = width(d) === 4;
+  const st = (t: DType) => (vec ? `vec4<${t}>` : t);
   return rt.kernel({
     shader: 'dispatch',
     entry,
-    params: { SCALE: scale, V: vec ? 'vec4<f32>' : 'f32', HSUM: vec ? 'dot(acc, vec4<f32>(1.0))' : 'acc' },
+    params: {
+      SCALE: scale,
+      V: st('f32'),
+      VA: st(a),
+      VB: st(b),
+      HSUM: vec ? 'dot(acc, vec4<f32>(1.0))' : 'acc',
+      ENABLES: a === 'f16' || b === 'f16' ? 'enable f16;' : '',
+    },
   });
+}
+
+function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
+  if (opts.capacityFactor === undefined) return null;
+  if (!(opts.capacityFactor > 0)) throw new Error(`dispatch: capacityFactor ${opts.capacityFactor} must be > 0`);
+  return Math.ceil((opts.capacityFactor * n * k) / e);
+}
+
+function planTensors(rt: Runtime, n: number, k: number, e: number) {
+  return {
+    counts: rt.empty([e], 'u32', 'dispatch.counts'),
+    offsets: rt.empty([e + 1], 'u32', 'dispatch.offsets'),
+    dropped: rt.empty([1], 'u32', 'dispatch.dropped'),
+    pos: rt.empty([n * k], 'u32', 'dispatch.pos'),
+    src: rt.empty([n * k], 'u32', 'dispatch.src'),
+    rowPair: rt.empty([n * k], 'u32', 'dispatch.rowPair'),
+  };
 }
 
 /** Build the permutation from router indices idx [N, k] (u32, values < numExperts). */
@@ -63,21 +108,12 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   const [n, k] = idx.shape as [number, number];
   const e = numExperts;
   if (!Number.isInteger(e) || e < 1 || e > MAX_EXPERTS) throw new Error(`dispatch: ${e} experts; supported 1..${MAX_EXPERTS}`);
-  let capacity: number | null = null;
-  if (opts.capacityFactor !== undefined) {
-    if (!(opts.capacityFactor > 0)) throw new Error(`dispatch: capacityFactor ${opts.capacityFactor} must be > 0`);
-    capacity = Math.ceil((opts.capacityFactor * n * k) / e);
-  }
+  const capacity = capacityOf(opts, n, k, e);
   const chunks = Math.ceil(n / CHUNK);
-  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, 0, 0, 0]);
+  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, CHUNK, 0, 0]);
 
   const chunkBase = rt.empty([chunks * e], 'u32', 'dispatch.chunk');
-  const counts = rt.empty([e], 'u32', 'dispatch.counts');
-  const offsets = rt.empty([e + 1], 'u32', 'dispatch.offsets');
-  const dropped = rt.empty([1], 'u32', 'dispatch.dropped');
-  const pos = rt.empty([n * k], 'u32', 'dispatch.pos');
-  const src = rt.empty([n * k], 'u32', 'dispatch.src');
-  const rowPair = rt.empty([n * k], 'u32', 'dispatch.rowPair');
+  const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
 
   const grid = foldedGrid(chunks * e, 64);
   rt.dispatch(kernel(rt, 'count'), [idx, chunkBase], grid, u);
@@ -85,6 +121,66 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   rt.dispatch(kernel(rt, 'place'), [idx, chunkBase, offsets, pos, src, rowPair], grid, u);
   chunkBase.dispose(); // queue order keeps it alive for the recorded work
   return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
+}
+
+/** Invocations per workgroup of place_fused; matches FUSED_WG in dispatch.wgsl. */
+const FUSED_WG = 8;
+
+export interface RouteOptions extends RouterOptions, DispatchOptions {
+  /** Must equal the logits' E when given (a guard for callers that track it separately). */
+  numExperts?: number;
+  /**
+   * Tokens per chunk of the fused plan (default: chooseChunkTokens). Any positive value gives
+   * the same results; exposed for tests and tuning.
+   */
+  chunkTokens?: number;
+}
+
+export interface RouteAndDispatch extends RouterOutput {
+  plan: DispatchPlan;
+}
+
+/**
+ * Tokens per chunk for routeAndDispatch. Both passes run one invocation per chunk, so chunks bound
+ * their parallelism; but every place_fused invocation also reads the counts of all chunks
+ * (chunks * E per invocation, chunks^2 * E in all), while walking the pairs costs N * k in all
+ * whatever the chunking. 2 * sqrt(N * k / E) chunks, clamped to 16..256, keeps the quadratic
+ * term at or below the linear one and gives both passes enough workgroups (8 invocations each)
+ * for a few CPU cores; measured on lavapipe (bench/dispatch.bench.ts sweeps the chunk size).
+ */
+export function chooseChunkTokens(n: number, e: number, k: number): number {
+  const chunks = Math.min(256, Math.max(16, Math.round(2 * Math.sqrt((n * k) / e))));
+  return Math.max(1, Math.ceil(n / chunks));
+}
+
+/**
+ * routerTopK + buildDispatch from the router logits [N, E] (f32) in 2 dispatches: the router
+ * also counts each chunk's pairs per expert, then one pass per chunk sums the counts and places
+ * its pairs. probs, idx and weights equal routerTopK's bit for bit, and the plan equals
+ * buildDispatch(idx, E, opts)'s (same tensors, same deterministic order, capacity included).
+ * The caller owns every returned tensor (disposeDispatch(plan) for the plan).
+ */
+export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): RouteAndDispatch {
+  const rt = logits.rt;
+  if (logits.shape.length !== 2) throw new Error(`routeAndDispatch: logits must be [N, E], got ${logits}`);
+  const [n, e] = logits.shape as [number, number];
+  if (opts.numExperts !== undefined && opts.numExperts !== e) throw new Error(`routeAndDispatch: numExperts=${opts.numExperts} but logits ${logits} have ${e}`);
+  const k = opts.k ?? 2;
+  const capacity = capacityOf(opts, n, k, e); // validated before anything is recorded
+  // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
+  const chunkTokens = Math.min(opts.chunkTokens ?? chooseChunkTokens(n, e, k), Math.max(n, 1));
+  const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
+  const chunks = Math.ceil(n / chunkTokens);
+  const plan = planTensors(rt, n, k, e);
+  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, chunkTokens, 0, 0]);
+  rt.dispatch(
+    kernel(rt, 'place_fused'),
+    [idx, chunkCounts, plan.counts, plan.offsets, plan.dropped, plan.pos, plan.src, plan.rowPair],
+    foldedGrid(Math.max(chunks, 1), FUSED_WG),
+    u,
+  );
+  chunkCounts.dispose(); // queue order keeps it alive for the recorded work
+  return { probs, idx, weights, plan: { n, k, e, capacity, ...plan } };
 }
 
 export function disposeDispatch(plan: DispatchPlan): void {
@@ -105,44 +201,56 @@ function rowParams(plan: DispatchPlan, d: number): Uint32Array {
 export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const rt = x.rt;
   const d = rowDims(x, plan.n, 'gatherRows x');
-  const xs = rt.empty([plan.n * plan.k, d], 'f32', 'dispatch.xs');
-  rt.dispatch(kernel(rt, 'gather', d), [x, plan.src, plan.offsets, xs], foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
+  const t = rowDtype(x, 'gatherRows x');
+  const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
+  rt.dispatch(kernel(rt, 'gather', d, t, t), [x, plan.src, plan.offsets, xs], foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
   return xs;
 }
 
-/** dx [N, d] = Σ_j d_xs[pos[t, j]] over kept pairs. */
+/** dx [N, d] = Σ_j d_xs[pos[t, j]] over kept pairs, summed in f32; dx has d_xs's dtype. */
 export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
   const rt = dxs.rt;
   const d = rowDims(dxs, plan.n * plan.k, 'gatherRowsBackward d_xs');
-  const dx = rt.empty([plan.n, d], 'f32', 'dispatch.dx');
-  rt.dispatch(kernel(rt, 'token_sum', d), [dxs, plan.pos, dx], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  const t = rowDtype(dxs, 'gatherRowsBackward d_xs');
+  const dx = rt.empty([plan.n, d], t, 'dispatch.dx');
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t), [dxs, plan.pos, dx], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return dx;
 }
 
-/** y [N, d] = Σ_j w[t, j] ys[pos[t, j]] over kept pairs; ys is [N * k, d] in sorted order. */
+/**
+ * y [N, d] = Σ_j w[t, j] ys[pos[t, j]] over kept pairs; ys is [N * k, d] in sorted order.
+ * ys f32 or f16 (y gets its dtype, the sum is f32), weights f32.
+ */
 export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor {
   const rt = ys.rt;
   const d = rowDims(ys, plan.n * plan.k, 'combine ys');
+  const t = rowDtype(ys, 'combine ys');
   checkWeights(weights, plan);
-  const y = rt.empty([plan.n, d], 'f32', 'dispatch.y');
-  rt.dispatch(kernel(rt, 'token_sum', d, 't_w[p]'), [ys, plan.pos, y, weights], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  const y = rt.empty([plan.n, d], t, 'dispatch.y');
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), [ys, plan.pos, y, weights], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return y;
 }
 
-/** d_ys [N * k, d] (0 on unused rows) and d_weights [N, k] (0 for dropped pairs). */
+/**
+ * d_ys [N * k, d] (0 on unused rows) and d_weights [N, k] (0 for dropped pairs). dy and ys are
+ * f32 or f16 independently; d_ys gets ys's dtype, d_weights is f32 (an f32 dot product).
+ */
 export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: DispatchPlan): { dys: Tensor; dWeights: Tensor } {
   const rt = dy.rt;
   const d = rowDims(dy, plan.n, 'combineBackward dy');
-  rowDims(ys, plan.n * plan.k, 'combineBackward ys');
+  if (rowDims(ys, plan.n * plan.k, 'combineBackward ys') !== d) throw new Error(`combineBackward: ys ${ys} and dy ${dy} differ in row length`);
+  const tdy = rowDtype(dy, 'combineBackward dy');
+  const tys = rowDtype(ys, 'combineBackward ys');
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
-  const dys = rt.empty([plan.n * plan.k, d], 'f32', 'dispatch.d_ys');
-  rt.dispatch(kernel(rt, 'combine_dys', d), [dy, weights, plan.rowPair, plan.offsets, dys], foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
+  const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');
+  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), [dy, weights, plan.rowPair, plan.offsets, dys], foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
   const dWeights = rt.empty([plan.n, plan.k], 'f32', 'dispatch.d_weights');
-  rt.dispatch(kernel(rt, 'combine_dw', d), [dy, ys, plan.pos, dWeights], foldedGrid(plan.n * plan.k, 64), u);
+  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), [dy, ys, plan.pos, dWeights], foldedGrid(plan.n * plan.k, 64), u);
   return { dys, dWeights };
 }
 
 function checkWeights(w: Tensor, plan: DispatchPlan): void {
-  if (w.shape[0] !== plan.n || w.shape[1] !== plan.k) throw new Error(`dispatch: weights ${w} are not [${plan.n}, ${plan.k}]`);
+  if (w.shape.length !== 2 || w.shape[0] !== plan.n || w.shape[1] !== plan.k) throw new Error(`dispatch: weights ${w} are not [${plan.n}, ${plan.k}]`);
+  if (w.dtype !== 'f32') throw new Error(`dispatch: weights ${w} must be f32 (routing weights stay f32)`);
 }

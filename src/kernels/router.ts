@@ -35,18 +35,56 @@ function dims(logits: Tensor): [number, number] {
   return [n, e];
 }
 
-export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutput {
-  const rt = logits.rt;
+function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, number] {
   const [n, e] = dims(logits);
   const k = opts.k ?? 2;
   if (!Number.isInteger(k) || k < 1 || k > e) throw new Error(`router: k=${k} must be in 1..${e}`);
   if (logits.dtype !== 'f32') throw new Error(`router: logits must be f32 (router softmax stays f32), got ${logits.dtype}`);
+  return [n, e, k];
+}
+
+export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutput {
+  const rt = logits.rt;
+  const [n, e, k] = forwardDims(logits, opts);
   const probs = rt.empty([n, e], 'f32', 'router.probs');
   const idx = rt.empty([n, k], 'u32', 'router.idx');
   const weights = rt.empty([n, k], 'f32', 'router.weights');
   const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
   rt.dispatch(kern, [logits, probs, idx, weights], foldedGrid(n, 64), new Uint32Array([n, e, k, 0]));
   return { probs, idx, weights };
+}
+
+/** Invocations per workgroup of forward_counts; matches CHUNK_WG in router.wgsl. */
+const CHUNK_WG = 8;
+
+export interface RouterCountsOutput extends RouterOutput {
+  /**
+   * [E, chunks4] u32, chunks = ceil(N / chunkTokens) rounded up to a multiple of 4: pairs of each
+   * chunk of tokens routed to each expert (expert-major; padding chunks count 0).
+   */
+  chunkCounts: Tensor;
+}
+
+/**
+ * routerTopK (same probs, idx and weights, bit for bit) plus per-chunk expert histograms for
+ * the dispatch plan, still one dispatch: one invocation per chunk of `chunkTokens` consecutive
+ * tokens, routed in order, so the histogram needs no workgroup memory or barrier. Building block
+ * of routeAndDispatch (dispatch.ts); the caller owns chunkCounts.
+ */
+export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkTokens: number): RouterCountsOutput {
+  const rt = logits.rt;
+  const [n, e, k] = forwardDims(logits, opts);
+  if (!Number.isInteger(chunkTokens) || chunkTokens < 1) throw new Error(`router: chunkTokens=${chunkTokens} must be a positive integer`);
+  if (chunkTokens > Math.max(n, 1)) throw new Error(`router: chunkTokens=${chunkTokens} exceeds N=${n} (use N: one chunk)`);
+  // At least one vec4 even for N = 0: the consumer binds it as array<vec4<u32>> (16-byte minimum).
+  const chunks4 = Math.max(4, Math.ceil(Math.ceil(n / chunkTokens) / 4) * 4);
+  const probs = rt.empty([n, e], 'f32', 'router.probs');
+  const idx = rt.empty([n, k], 'u32', 'router.idx');
+  const weights = rt.empty([n, k], 'f32', 'router.weights');
+  const chunkCounts = rt.empty([e, chunks4], 'u32', 'router.chunk_counts');
+  const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
+  rt.dispatch(kern, [logits, probs, idx, weights, chunkCounts], foldedGrid(chunks4, CHUNK_WG), new Uint32Array([n, e, k, chunkTokens]));
+  return { probs, idx, weights, chunkCounts };
 }
 
 export interface RouterBackwardOptions {

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
-import { routerTopK, routerTopKBackward } from '../../src/kernels/router.ts';
+import { routerTopK, routerTopKBackward, routerTopKCounts } from '../../src/kernels/router.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
@@ -85,6 +85,47 @@ describe('router top-k forward', () => {
     expect(new Set(got.idx.slice(0, 2)).size).toBe(2);
     expect(got.idx.slice(2)).toEqual([1, 3]);
     disposeAll(got.tensors);
+  });
+});
+
+describe('router top-k with per-chunk counts (routerTopKCounts)', () => {
+  // Same routing code as routerTopK, one invocation per chunk of tokens: bitwise equal outputs,
+  // plus chunk_counts [E, chunks rounded up to 4] against a host histogram of the reference idx.
+  for (const [N, E, k, renorm, chunk] of [
+    [1, 4, 2, false, 1],
+    [130, 5, 2, true, 7],
+    [1000, 8, 2, false, 64],
+    [3001, 13, 1, false, 47],
+    [300, 64, 4, true, 9], // experts 32..63: the high half of the picked mask
+    [50, 8, 2, false, 50], // one chunk of all tokens
+  ] as [number, number, number, boolean, number][]) {
+    it(`N=${N} E=${E} k=${k} renormalize=${renorm} chunk=${chunk}`, async () => {
+      const seed = freshSeed();
+      const rng = new Rng(seed);
+      const logits = toF32(rng.normalArray(N * E, 2));
+      const tl = rt.upload(Float32Array.from(logits), [N, E]);
+      const a = routerTopK(tl, { k, renormalize: renorm });
+      const b = routerTopKCounts(tl, { k, renormalize: renorm }, chunk);
+      const m = `(seed ${seed})`;
+      expect(Array.from(await b.probs.read()), `probs ${m}`).toEqual(Array.from(await a.probs.read()));
+      expect(Array.from(await b.weights.read()), `weights ${m}`).toEqual(Array.from(await a.weights.read()));
+      const idx = Array.from(await b.idx.read());
+      expect(idx, `idx ${m}`).toEqual(topkIndices(logits, N, E, k));
+      const chunks = Math.ceil(N / chunk);
+      const chunks4 = Math.max(4, Math.ceil(chunks / 4) * 4);
+      expect(b.chunkCounts.shape).toEqual([E, chunks4]);
+      const want = new Array<number>(E * chunks4).fill(0);
+      idx.forEach((e, p) => want[e * chunks4 + Math.floor(Math.floor(p / k) / chunk)]!++);
+      expect(Array.from(await b.chunkCounts.read()), `chunk counts ${m}`).toEqual(want);
+      disposeAll({ tl, ...a, ...Object.fromEntries(Object.entries(b).map(([n, t]) => [`b_${n}`, t])) });
+    });
+  }
+
+  it('rejects a chunk size below 1 or above N', () => {
+    const tl = rt.upload(new Float32Array(8), [2, 4]);
+    expect(() => routerTopKCounts(tl, { k: 2 }, 0)).toThrow(/chunkTokens/);
+    expect(() => routerTopKCounts(tl, { k: 2 }, 3)).toThrow(/exceeds N/);
+    tl.dispose();
   });
 });
 
