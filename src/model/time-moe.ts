@@ -34,6 +34,11 @@ export interface ForwardOptions {
   injectNan?: { layer: number; site: TapSite } | null;
   /** Activation recomputation: keep only each decoder layer's input, re-run the layer in backward. */
   recompute?: boolean;
+  /**
+   * Storage of activations (and so of their gradients). 'f16': the embedding writes f16 and every
+   * op keeps its input's dtype, except the router logits and the heads, which are f32.
+   */
+  activations?: 'f32' | 'f16';
 }
 
 export class TimeMoeModel {
@@ -94,7 +99,8 @@ export class TimeMoeModel {
 
   /** x: [B*T, 1] values (normalised series), batch-major. */
   forward(x: Var, s: SeqShape, opts: ForwardOptions = {}): ModelOutput {
-    let h = swiglu(this.embGate.forward(x), this.embValue.forward(x));
+    const act = opts.activations ?? 'f32';
+    let h = swiglu(this.embGate.forward(x, act), this.embValue.forward(x, act));
     const routing: LayerRouting[] = [];
     const taps: Tap[] = [];
     this.layers.forEach((layer, i) => {
@@ -106,7 +112,8 @@ export class TimeMoeModel {
     });
     h = this.norm.forward(h);
     if (this.classifier) return { predictions: [], logits: this.classifier.forward(meanPoolSeq(h, s)), routing, taps };
-    return { predictions: this.heads.map((head) => head.forward(h)), logits: null, routing, taps };
+    // Forecasts in f32: the losses read them.
+    return { predictions: this.heads.map((head) => head.forward(h, 'f32')), logits: null, routing, taps };
   }
 
   /**

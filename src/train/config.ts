@@ -81,6 +81,23 @@ const StabilitySchema = z
   })
   .strict();
 
+const PrecisionSchema = z
+  .object({
+    /**
+     * Storage of activations and their gradients. 'f16' (needs shader-f16): f16 activations and
+     * matmul inputs, f32 accumulation, f32 master weights/gradients/AdamW state, router softmax
+     * and losses in f32, with dynamic loss scaling.
+     */
+    activations: z.enum(['f32', 'f16']).default('f32'),
+    /** Loss scale at the start (f16 only; a power of two keeps the scaling exact). */
+    initialScale: z.number().min(1).max(2 ** 24).default(2 ** 16),
+    /** Double the scale after this many optimizer steps without overflow (f16 only). */
+    growthInterval: z.number().int().positive().default(200),
+    /** Overflow skips stop halving here; overflows at this scale count as bad steps (f16 only). */
+    minScale: z.number().min(2 ** -24).default(1),
+  })
+  .strict();
+
 const LoggingSchema = z
   .object({
     /** Run directory: metrics.jsonl, checkpoints, plan. */
@@ -110,6 +127,7 @@ export const TrainConfigSchema = z
     schedule: ScheduleSchema,
     loss: LossSchema.prefault({}),
     stability: StabilitySchema.prefault({}),
+    precision: PrecisionSchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     checkpoint: CheckpointSchema.prefault({}),
   })
@@ -119,6 +137,7 @@ export const TrainConfigSchema = z
     if (c.model.task === 'forecast' && longest > c.data.contextLength) {
       ctx.addIssue({ code: 'custom', path: ['model', 'horizons'], message: `horizon ${longest} is longer than data.contextLength ${c.data.contextLength}: shorten the horizon or raise the context` });
     }
+    if (c.precision.minScale > c.precision.initialScale) ctx.addIssue({ code: 'custom', path: ['precision', 'minScale'], message: `minScale ${c.precision.minScale} exceeds initialScale ${c.precision.initialScale}` });
     if (c.schedule.warmupSteps > c.schedule.steps) ctx.addIssue({ code: 'custom', path: ['schedule', 'warmupSteps'], message: `warmupSteps ${c.schedule.warmupSteps} exceeds steps ${c.schedule.steps}` });
   });
 

@@ -20,7 +20,7 @@ export interface ValidMetrics {
   windows: number;
 }
 
-export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0): Promise<ValidMetrics> {
+export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0, activations: 'f32' | 'f16' = 'f32'): Promise<ValidMetrics> {
   const H = model.cfg.task === 'forecast' ? model.cfg.horizons : [];
   const se = H.map(() => 0);
   const ae = H.map(() => 0);
@@ -38,7 +38,7 @@ export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterab
     try {
       const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
       const { out, terms } = g.run(() => {
-        const out = model.forward(x, { batch: b.B, seqLen: b.T });
+        const out = model.forward(x, { batch: b.B, seqLen: b.T }, { activations });
         return { out, terms: taskLoss(out, dev, lossOpts) };
       });
       loss += (await terms.total.data.readF32())[0]!;

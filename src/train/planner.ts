@@ -12,10 +12,12 @@
  *
  * Steady state is planned: parameter gradients stay allocated between steps (zeroGrad fills them)
  * and AdamW m/v are resident. Activation recomputation (schedule.recompute) is modelled as the
- * engine runs it (src/autograd/recompute.ts); f16 activations are planned ahead of the engine
- * (most kernels are f32-only today).
+ * engine runs it (src/autograd/recompute.ts); f16 activations (precision.activations) follow the
+ * engine's dtype rules: every op keeps its input's dtype except the router logits and the heads
+ * (f32), norm/attention statistics, router probabilities and losses stay f32.
  */
 import { sizeClass } from '../kernels/buffer-pool.ts';
+import { chooseChunkTokens } from '../kernels/dispatch.ts';
 import { storageBytes, type DType } from '../kernels/tensor.ts';
 import { countParameters, type ModelConfig } from '../model/config.ts';
 
@@ -170,6 +172,7 @@ class VT {
     readonly group: Group,
     readonly layer: number,
     readonly name: string,
+    readonly dtype: DType,
   ) {}
   get size(): number {
     return this.shape.reduce((a, b) => a * b, 1);
@@ -198,7 +201,7 @@ class Mem {
 
   alloc(shape: readonly number[], dtype: DType, kind: Kind, name: string): VT {
     if (kind === 'activation' && this.recomputing) kind = 'recomputed';
-    const t = new VT([...shape], sizeClass(storageBytes(shape, dtype)), kind, this.group, this.layer, name);
+    const t = new VT([...shape], sizeClass(storageBytes(shape, dtype)), kind, this.group, this.layer, name, dtype);
     this.set.add(t);
     this.live += t.bytes;
     if (!this.largest || t.bytes > this.largest.bytes) this.largest = t;
@@ -360,7 +363,8 @@ class Replay {
   private accumulate(prev: VT | null, g: VT): VT {
     if (!prev) return g;
     if (prev.refs > 1 || prev === g) {
-      const sum = this.mem.alloc(prev.shape, this.mem.act, prev.kind === 'grad' ? 'weightGrad' : 'actGrad', 'gradient sum');
+      // add(prev, g) keeps prev's dtype.
+      const sum = this.mem.alloc(prev.shape, prev.dtype, prev.kind === 'grad' ? 'weightGrad' : 'actGrad', 'gradient sum');
       this.release(prev);
       this.release(g);
       return retain(sum);
@@ -406,14 +410,15 @@ class Ops {
     readonly mem: Mem,
   ) {}
 
-  linear(x: VVar, w: VVar, b: VVar | null, name: string): VVar {
+  /** Output in `outDtype` (default: x's dtype, as the linear op); dx in x's dtype, dW f32. */
+  linear(x: VVar, w: VVar, b: VVar | null, name: string, outDtype: DType = x.data.dtype === 'f16' ? 'f16' : 'f32'): VVar {
     const m = this.mem;
     const out = w.data.shape[0]!;
-    const y = m.actAlloc([rows(x.data), out], 'activation', name);
+    const y = m.alloc([rows(x.data), out], outDtype, 'activation', name);
     const inputs = b ? [x, w, b] : [x, w];
     return this.r.record(inputs, [y], [x.data, w.data], (g, saved, needs) => {
       const dy = g[0]!;
-      const da = needs(0) ? m.actAlloc(saved[0]!.shape, 'actGrad', `d ${name} input`) : null;
+      const da = needs(0) ? m.alloc(saved[0]!.shape, saved[0]!.dtype, 'actGrad', `d ${name} input`) : null;
       const dw = needs(1) ? m.alloc(saved[1]!.shape, 'f32', 'weightGrad', `d ${name} weight`) : null;
       const db = b && needs(2) ? sumAxis(m, 'weightGrad', { outer: 1, n: rows(dy), inner: out }, [out], `d ${name} bias`) : null;
       return [da, dw, ...(b ? [db] : [])];
@@ -530,7 +535,9 @@ class Ops {
   dispatch(idx: VVar, e: number): VT[] {
     const m = this.mem;
     const [n, k] = idx.data.shape as [number, number];
-    const chunkBase = m.alloc([Math.ceil(n / 64) * e], 'u32', 'temp', 'dispatch chunk counts');
+    // routeAndDispatch: the router's per-chunk expert counts, freed once the plan is placed.
+    const chunks = Math.ceil(n / Math.min(chooseChunkTokens(n, e, k), Math.max(n, 1)));
+    const chunkBase = m.alloc([e, Math.max(4, Math.ceil(chunks / 4) * 4)], 'u32', 'temp', 'router chunk counts');
     const plan = [
       m.alloc([e], 'u32', 'activation', 'dispatch counts'),
       m.alloc([e + 1], 'u32', 'activation', 'dispatch offsets'),
@@ -575,7 +582,8 @@ class Ops {
     const m = this.mem;
     const d = h.data.shape[1]!;
     const y = sumAxis(m, 'activation', { outer: batch, n: seqLen, inner: d }, [batch, d], 'mean pool');
-    return this.r.record([h], [y], [], () => [m.actAlloc([batch * seqLen, d], 'actGrad', 'd mean pool')])[0]!;
+    // meanPoolBackward writes f32 whatever h's dtype.
+    return this.r.record([h], [y], [], () => [m.alloc([batch * seqLen, d], 'f32', 'actGrad', 'd mean pool')])[0]!;
   }
 
   // ---- losses (scalars are [1] f32 tensors; they cost a 256 B buffer each)
@@ -776,7 +784,7 @@ function decoderLayer(ops: Ops, cfg: ModelConfig, p: LayerParams, h: VVar, s: { 
   m.group = 'norm';
   const y2 = ops.rmsnorm(a, p.postNorm, 'post-attention norm');
   m.group = 'router';
-  const logits = ops.linear(y2, p.router, null, 'router logits');
+  const logits = ops.linear(y2, p.router, null, 'router logits', 'f32');
   const r = ops.router(logits, cfg.topK);
   m.group = 'dispatch';
   const plan = ops.dispatch(r.idx, cfg.experts);
@@ -871,7 +879,7 @@ function replayStep(cfg: ModelConfig, run: Required<RunOptions>): StepResult {
 
   mem.phase = 'forward';
   mem.group = 'embedding';
-  let h = ops.swiglu(ops.linear(x, params.embGate, null, 'embedding gate'), ops.linear(x, params.embValue, null, 'embedding value'), 'embedding out');
+  let h = ops.swiglu(ops.linear(x, params.embGate, null, 'embedding gate', mem.act), ops.linear(x, params.embValue, null, 'embedding value', mem.act), 'embedding out');
   const routing: LayerOut[] = [];
   params.layers.forEach((p, i) => {
     mem.layer = i;
@@ -908,7 +916,7 @@ function replayStep(cfg: ModelConfig, run: Required<RunOptions>): StepResult {
     total = ops.weightedSum([main, a, zTerms()], 'total loss');
   } else {
     mem.group = 'head';
-    const preds = params.heads.map((w, i) => ops.linear(yf, w, null, `head ${cfg.horizons[i]} prediction`));
+    const preds = params.heads.map((w, i) => ops.linear(yf, w, null, `head ${cfg.horizons[i]} prediction`, 'f32'));
     mem.group = 'loss';
     const heads = preds.map((p, i) => ops.huber(p, targets[i]!.target, targets[i]!.mask, `huber h${cfg.horizons[i]}`));
     const main = ops.weightedSum(heads, 'main loss');
@@ -1109,7 +1117,7 @@ export function planMemory(model: ModelConfig, runIn: RunOptions): MemoryPlan {
     'Not planned: guard/metric buffers, staging (readback) buffers, and pool memory kept free for reuse (peakAllocatedBytes can exceed the live peak).',
   ];
   if (run.recompute) notes.push('Recompute (schedule.recompute): each decoder layer keeps only its input and outputs; its activations are rebuilt during backward (one extra forward per layer).');
-  if (run.dtype === 'f16') notes.push('f16 activations are planned only: matmul, attention and norms are f32-only today; router softmax, norms stats and losses stay f32.');
+  if (run.dtype === 'f16') notes.push('f16 activations (precision.activations): activations and their gradients are f16; router logits/softmax, norm and attention statistics, predictions and losses stay f32.');
   const big = mem.largest!;
   notes.push(`Largest single buffer: ${big.name} (${(big.bytes / MIB).toFixed(1)} MiB); it must fit the device's maxStorageBufferBindingSize (lavapipe: 128 MiB).`);
   if (model.capacityFactor === null) notes.push('Dropless routing: expert rows are exactly N*k whatever the balance.');

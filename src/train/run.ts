@@ -53,7 +53,7 @@ export interface RunResult {
 }
 
 export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
-  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: 'f32', optimizer: 'adamw', recompute: cfg.schedule.recompute, gradients: 'freed', budgetBytes });
+  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: cfg.precision.activations, optimizer: 'adamw', recompute: cfg.schedule.recompute, gradients: 'freed', budgetBytes });
 }
 
 function validLine(tag: string, v: ValidMetrics): string {
@@ -87,12 +87,15 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     );
   }
   const profiler = opts.profile ? startProfiler(rt) : null;
+  if (cfg.precision.activations === 'f16' && !rt.gpu.features.f16) {
+    throw new RunStopped(`precision.activations is 'f16' but this adapter (${rt.gpu.adapter.description || rt.gpu.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`, 2);
+  }
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
   const optimizer = new AdamW(model.params, cfg.optim);
   const trainer = new Trainer(rt, model, optimizer, cfg);
   const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
   const lossOpts = () => trainer.lossOptions(Math.max(1, optimizer.step));
-  const validate = () => evaluate(rt, model, data.valid.batches(cfg.schedule.microBatch), lossOpts(), cfg.logging.validBatches);
+  const validate = () => evaluate(rt, model, data.valid.batches(cfg.schedule.microBatch), lossOpts(), cfg.logging.validBatches, cfg.precision.activations);
 
   let start = 0;
   let validBefore: ValidMetrics | null = null;
@@ -102,6 +105,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     const state = await loadCheckpoint(latest, { params: model.params, optimizerState: optimizer.entries() });
     start = state.step;
     optimizer.step = Number(state.optimizer?.step ?? state.step);
+    const ls = state.optimizer?.lossScale;
+    if (trainer.scaler && ls && typeof ls === 'object' && !Array.isArray(ls)) trainer.scaler.restore(ls as { scale?: number; goodSteps?: number });
     data.train.restore(state.dataLoader);
     metrics.truncateAfter(start);
     console.error(`[resume] ${latest}: continuing after step ${start}`);
@@ -117,7 +122,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     await rt.sync();
     const saved = await saveCheckpoint(
       ckptRoot,
-      { params: model.params, optimizerState: optimizer.entries(), state: { step, optimizer: { step: optimizer.step }, dataLoader: data.train.state(), config: cfg } },
+      { params: model.params, optimizerState: optimizer.entries(), state: { step, optimizer: { step: optimizer.step, ...(trainer.scaler ? { lossScale: { ...trainer.scaler.state() } } : {}) }, dataLoader: data.train.state(), config: cfg } },
       { keep: cfg.checkpoint.keep },
     );
     return saved.path;
@@ -144,7 +149,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       last = m;
       metrics.write({ kind: 'train', ...m });
       progress.update(m);
-      if (m.skipped) {
+      if (m.overflow) {
+        // f16 range, not a broken run: the scale is halved and the step retried with new data.
+        skippedSteps++;
+        progress.log(`[scale] step ${step} skipped: gradients overflowed at loss scale ${m.lossScale} (${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : 'gradient norm not finite'}); scale now ${trainer.scaler!.scale}`);
+      } else if (m.skipped) {
         skippedSteps++;
         consecutiveBad++;
         progress.log(`[guard] step ${step} skipped (weights and optimizer state unchanged): first non-finite tensor ${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : '(the skip flag was set, no tensor named)'}`);

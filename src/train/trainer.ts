@@ -19,6 +19,7 @@ import { auxFactor, learningRate } from '../optim/schedule.ts';
 import type { TrainConfig } from './config.ts';
 import { taskLoss, uploadBatch, type Batch } from './batch.ts';
 import { GuardBatch, type BadTensor } from './guards.ts';
+import { LossScaler, type ScaleEvent } from '../optim/loss-scale.ts';
 
 export interface LayerRoutingMetrics {
   layer: number;
@@ -52,6 +53,15 @@ export interface StepMetrics {
   clipCoef: number;
   clippedFraction: number;
   skipped: boolean;
+  /** The loss scale this step's backward was seeded with (1 with f32 activations). */
+  lossScale: number;
+  /**
+   * The step was skipped because the scaled gradients overflowed (f16 activations): the scale is
+   * halved and the step is not counted as a bad step. Overflows at the minimum scale count as bad.
+   */
+  overflow: boolean;
+  /** What the loss scaler did after this step. */
+  scaleEvent: ScaleEvent;
   /** Non-finite tensors in forward order (empty on a good step). */
   nonFinite: BadTensor[];
   routing: LayerRoutingMetrics[];
@@ -65,12 +75,21 @@ export interface StepMetrics {
 
 
 export class Trainer {
+  /** Dynamic loss scaling, with f16 activations only. */
+  readonly scaler: LossScaler | null;
+
   constructor(
     readonly rt: Runtime,
     readonly model: TimeMoeModel,
     readonly optimizer: AdamW,
     readonly cfg: TrainConfig,
-  ) {}
+  ) {
+    const p = cfg.precision;
+    if (p.activations === 'f16' && !rt.gpu.features.f16) {
+      throw new Error("precision.activations is 'f16' but this adapter has no shader-f16 feature: set precision.activations to 'f32'");
+    }
+    this.scaler = p.activations === 'f16' ? new LossScaler({ initialScale: p.initialScale, growthInterval: p.growthInterval, minScale: p.minScale }) : null;
+  }
 
   lossOptions(step: number) {
     const l = this.cfg.loss;
@@ -100,7 +119,8 @@ export class Trainer {
     // force an extra submit (see Runtime.write).
     model.prepare(micro[0]!.T);
     const devs = micro.map((mb) => uploadBatch(rt, mb, model));
-    const seeds = micro.map(() => rt.upload([1 / micro.length], [1], 'f32', 'loss seed'));
+    const lossScale = this.scaler?.scale ?? 1;
+    const seeds = micro.map(() => rt.upload([lossScale / micro.length], [1], 'f32', 'loss seed'));
     const guards: GuardBatch[] = [];
     const graphs: Graph[] = [];
     const kept: LossTerms[] = [];
@@ -112,7 +132,7 @@ export class Trainer {
       const dev = devs[i]!;
       const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
       const { out, terms } = g.run(() => {
-        const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject, recompute: cfg.schedule.recompute });
+        const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject, recompute: cfg.schedule.recompute, activations: cfg.precision.activations });
         return { out, terms: taskLoss(out, dev, lossOpts) };
       });
       for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);
@@ -135,7 +155,7 @@ export class Trainer {
           return { layer: r.layer, stats, switchLoss: sw.loss, dropped: copy(r.dropped, 'dropped') };
         }),
       );
-      // Mean over micro-steps: each backward is seeded with 1/accumulation.
+      // Mean over micro-steps: each backward is seeded with lossScale/accumulation.
       g.backward(terms.total, seeds[i]!);
       dev.dispose();
       graphs.push(g);
@@ -150,19 +170,20 @@ export class Trainer {
       const p = params.find((q) => q.layer === fault.layer);
       if (p) rt.fill(p.grad!, NaN);
     }
-    const clip = globalNormClip(grads, cfg.optim.clipNorm);
+    const clip = globalNormClip(grads, cfg.optim.clipNorm, lossScale);
     const skip = rt.zeros([1], 'f32', 'skip flag');
-    if (cfg.stability.guards) {
-      for (const gb of guards) gb.addTo(skip);
+    for (const gb of guards) gb.addTo(skip);
+    if (cfg.stability.guards || this.scaler) {
       // Any NaN/Inf in any gradient makes the global norm non-finite: that flag covers every
-      // gradient without a separate pass over them. Which gradient it was is looked up only on a
-      // bad step that no forward tensor explains (below).
+      // gradient without a separate pass over them (and is the loss scaler's overflow signal).
+      // Which gradient it was is looked up only on a bad step that no forward tensor explains.
       const normBad = rt.empty([1], 'f32', 'norm non-finite');
       rt.recorder.copy(clip.buffer, CLIP.nonFinite * 4, normBad.buffer, 0, 4);
       axpy(normBad, skip, 1, 1);
       normBad.dispose();
     }
-    this.optimizer.apply(lr, cfg.optim.clipNorm > 0 ? clip : null, skip, this.optimizer.step + 1);
+    // The clip tensor always goes in: its gradScale is the clip coefficient over the loss scale.
+    this.optimizer.apply(lr, clip, skip, this.optimizer.step + 1);
 
     // The step's metrics join the step's own submit: one submit, one map, per optimizer step.
     const lossTensors = kept.flatMap((t) => [t.total, t.main, t.aux, t.z, ...t.headLosses].map((v) => v.data));
@@ -178,6 +199,8 @@ export class Trainer {
       return { total: v[0]!, main: v[1]!, aux: v[2]!, z: v[3]!, heads: v.slice(4) };
     });
     const bad = guards.flatMap((gb) => gb.parse(all[at++] as Float32Array));
+    const forwardBad = bad.length > 0;
+    const scaleEvent: ScaleEvent = this.scaler ? this.scaler.update(clipV[CLIP.nonFinite] !== 0, forwardBad) : 'none';
     if (skipV !== 0 && bad.length === 0 && cfg.stability.guards) {
       // The non-finite value was born in backward: name the gradient (one extra pass, bad steps only).
       const gradGuard = new GuardBatch(params.map((p) => ({ name: `${p.name}.grad`, layer: p.layer, tensor: p.grad! })));
@@ -234,6 +257,9 @@ export class Trainer {
       clipCoef: coef,
       clippedFraction: 1 - coef,
       skipped,
+      lossScale,
+      overflow: scaleEvent === 'overflow',
+      scaleEvent,
       nonFinite: bad,
       routing: routingMetrics,
       tokens,

@@ -31,7 +31,7 @@ interface Measured {
 }
 
 /** One step exactly as graph.test.ts runs it; returns the pool's live/peak bytes around it. */
-async function step(model: TimeMoeModel, cfg: ModelConfig, B: number, T: number, rng: Rng, auxConvention: 'pooled' | 'switch', gradients: 'resident' | 'freed' = 'resident'): Promise<Measured> {
+async function step(model: TimeMoeModel, cfg: ModelConfig, B: number, T: number, rng: Rng, auxConvention: 'pooled' | 'switch', gradients: 'resident' | 'freed' = 'resident', activations: 'f32' | 'f16' = 'f32'): Promise<Measured> {
   await rt.sync();
   const before = rt.memory().liveBytes;
   rt.pool.resetPeak();
@@ -53,7 +53,7 @@ async function step(model: TimeMoeModel, cfg: ModelConfig, B: number, T: number,
     return { target: t.target.reshape([N, h]), mask: t.mask.reshape([N, h]) };
   });
   const terms = g.run(() =>
-    forecastLoss(model.forward(x, { batch: B, seqLen: T }), targets, { auxFactor: 0.02, auxConvention, zCoef: 1e-3, experts: cfg.experts, topK: cfg.topK, huberDelta: 2 }),
+    forecastLoss(model.forward(x, { batch: B, seqLen: T }, { activations }), targets, { auxFactor: 0.02, auxConvention, zCoef: 1e-3, experts: cfg.experts, topK: cfg.topK, huberDelta: 2 }),
   );
   g.keep(terms.total);
   const forwardEnd = rt.memory().liveBytes;
@@ -73,10 +73,11 @@ async function step(model: TimeMoeModel, cfg: ModelConfig, B: number, T: number,
   return { forwardEnd, peak, before };
 }
 
-const CASES: { name: string; cfg: ModelConfig; B: number; T: number; aux: 'pooled' | 'switch'; phase: 'forward' | 'backward'; gradients?: 'freed' }[] = [
+const CASES: { name: string; cfg: ModelConfig; B: number; T: number; aux: 'pooled' | 'switch'; phase: 'forward' | 'backward'; gradients?: 'freed'; activations?: 'f16' }[] = [
   { name: 'small-moe (preset dims)', cfg: preset('small-moe'), B: 4, T: 64, aux: 'pooled', phase: 'forward' },
   // What the Trainer does: gradients freed after each update.
   { name: 'small-moe, gradients freed between steps (the Trainer)', cfg: preset('small-moe'), B: 4, T: 64, aux: 'pooled', phase: 'forward', gradients: 'freed' },
+  { name: 'small-moe, f16 activations, gradients freed', cfg: preset('small-moe'), B: 4, T: 64, aux: 'pooled', phase: 'forward', gradients: 'freed', activations: 'f16' },
   { name: 'small-moe, smaller dims, switch aux', cfg: preset('small-moe', { hidden: 32, heads: 2, experts: 8, topK: 2, moeIntermediate: 48, sharedIntermediate: 64, horizons: [1, 4, 16] }), B: 3, T: 50, aux: 'switch', phase: 'forward' },
   { name: 'small-moe without shared expert', cfg: preset('small-moe', { sharedIntermediate: 0, layers: 3 }), B: 2, T: 96, aux: 'pooled', phase: 'forward' },
   // A wide shared expert on one layer: its backward's [N, 16d] gradients outgrow what the forward held.
@@ -88,10 +89,20 @@ const CASES: { name: string; cfg: ModelConfig; B: number; T: number; aux: 'poole
     aux: 'pooled',
     phase: 'backward',
   },
+  {
+    name: 'one layer, wide shared expert, f16 activations (peak in backward)',
+    cfg: preset('small-moe', { hidden: 32, heads: 2, layers: 1, moeIntermediate: 32, sharedIntermediate: 512, horizons: [1, 8] }),
+    B: 2,
+    T: 64,
+    aux: 'pooled',
+    phase: 'backward',
+    activations: 'f16',
+  },
 ];
 
 describe('planner accuracy on lavapipe', () => {
-  it.each(CASES)('planned peak matches the pool (within 10 percent): $name', async ({ cfg, B, T, aux, phase, gradients: g }) => {
+  it.each(CASES)('planned peak matches the pool (within 10 percent): $name', async ({ cfg, B, T, aux, phase, gradients: g, activations: act }) => {
+    const activations: 'f32' | 'f16' = act ?? 'f32';
     const gradients: 'resident' | 'freed' = g ?? 'resident';
     const seed = freshSeed();
     const rng = new Rng(seed);
@@ -99,10 +110,10 @@ describe('planner accuracy on lavapipe', () => {
     // Resident AdamW state, as an optimizer holds it (one m and one v per parameter).
     const state: Tensor[] = model.params.flatMap((p) => [rt.zeros(p.shape, 'f32', 'adamw m'), rt.zeros(p.shape, 'f32', 'adamw v')]);
     // Warm-up step: allocates the parameter gradients (kept from then on) and the RoPE table.
-    await step(model, cfg, B, T, rng, aux, gradients);
-    const m = await step(model, cfg, B, T, rng, aux, gradients);
+    await step(model, cfg, B, T, rng, aux, gradients, activations);
+    const m = await step(model, cfg, B, T, rng, aux, gradients, activations);
 
-    const plan = planMemory(cfg, { microBatch: B, contextLength: T, dtype: 'f32', optimizer: 'adamw', recompute: false, auxConvention: aux, gradients });
+    const plan = planMemory(cfg, { microBatch: B, contextLength: T, dtype: activations, optimizer: 'adamw', recompute: false, auxConvention: aux, gradients });
     // The RoPE table is cached per runtime: an earlier case with a longer context may have grown it
     // past what a fresh process (the plan) holds. Count the table this runtime really has.
     const plannedTable = plan.inputs.items.find((i) => i.name.startsWith('RoPE'))!.bytes;

@@ -6,13 +6,15 @@ import { record1 } from './op.ts';
 /**
  * y = x Wᵀ (+ b) with W [out, in] (nn.Linear layout), bias fused into the matmul epilogue.
  * Backward by layout flags, no transposed copies: dx = dy·W, dW = dyᵀ·x, db = Σ_rows dy.
+ * y is stored in `outDtype` (default: x's dtype) with f32 accumulation; dx gets x's dtype and
+ * dW, db the weight's (f32 master weights get f32 gradients from f16 activations).
  */
-export function linear(x: Var, w: Var, b: Var | null): Var {
+export function linear(x: Var, w: Var, b: Var | null, outDtype: 'f32' | 'f16' = x.data.dtype === 'f16' ? 'f16' : 'f32'): Var {
   const inputs = b ? [x, w, b] : [x, w];
   return record1({
     name: 'linear',
     inputs,
-    outputs: [matmul(x.data, w.data, { transB: true, bias: b?.data, label: `linear ${w.name}` })],
+    outputs: [matmul(x.data, w.data, { transB: true, bias: b?.data, outDtype, label: `linear ${w.name}` })],
     saved: [x.data, w.data],
     backward: ([dy], ctx) => {
       const [xd, wd] = ctx.saved;

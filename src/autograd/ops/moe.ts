@@ -5,13 +5,29 @@
 import type { Var } from '../variable.ts';
 import type { Tensor } from '../../kernels/tensor.ts';
 import { routerTopK as routerKernel, routerTopKBackward } from '../../kernels/router.ts';
-import { buildDispatch, combine as combineKernel, combineBackward, gatherRows as gatherKernel, gatherRowsBackward, type DispatchPlan } from '../../kernels/dispatch.ts';
+import { buildDispatch, combine as combineKernel, combineBackward, gatherRows as gatherKernel, gatherRowsBackward, routeAndDispatch as routeAndDispatchKernel, type DispatchPlan } from '../../kernels/dispatch.ts';
 import { groupedMatmul, groupedMatmulWeightGrad } from '../../kernels/matmul.ts';
 import { constants, record } from './op.ts';
 
+type RouterOut = { probs: Tensor; idx: Tensor; weights: Tensor };
+
 /** probs [N,E] (f32 softmax), weights [N,k], idx [N,k] u32 (a Var only so the graph owns it). */
 export function routerTopK(logits: Var, k: number, renormalize: boolean): { probs: Var; weights: Var; idx: Var } {
-  const { probs, idx, weights } = routerKernel(logits.data, { k, renormalize });
+  return recordRouter(logits, routerKernel(logits.data, { k, renormalize }), renormalize);
+}
+
+/**
+ * The router and the token permutation in two dispatches (kernels/dispatch.ts routeAndDispatch):
+ * the same outputs as routerTopK + dispatchPlan, bit for bit.
+ */
+export function routeAndDispatch(logits: Var, k: number, renormalize: boolean, experts: number, capacityFactor: number | null): { probs: Var; weights: Var; idx: Var; plan: DispatchPlan } {
+  const r = routeAndDispatchKernel(logits.data, { k, renormalize, numExperts: experts, ...(capacityFactor === null ? {} : { capacityFactor }) });
+  const out = recordRouter(logits, r, renormalize);
+  constants('dispatch', planTensors(r.plan));
+  return { ...out, plan: r.plan };
+}
+
+function recordRouter(logits: Var, { probs, idx, weights }: RouterOut, renormalize: boolean): { probs: Var; weights: Var; idx: Var } {
   const [p, w, i] = record({
     name: 'router',
     inputs: [logits],

@@ -13,7 +13,8 @@ export class Linear {
     this.bias = o.bias ? f.make(`${name}.bias`, [outF], { kind: 'constant', value: 0 }, { group: o.group, decay: false, layer: o.layer }) : null;
   }
 
-  forward(x: Var): Var {
-    return linear(x, this.weight, this.bias);
+  /** `outDtype` defaults to x's dtype (f16 activations stay f16). */
+  forward(x: Var, outDtype?: 'f32' | 'f16'): Var {
+    return linear(x, this.weight, this.bias, outDtype);
   }
 }

@@ -6,7 +6,7 @@
 import type { Var } from '../../autograd/variable.ts';
 import type { Tensor } from '../../kernels/tensor.ts';
 import { add, mulColumn, sigmoid, swigluFused } from '../../autograd/ops/activation.ts';
-import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../autograd/ops/moe.ts';
+import { combine, gatherRows, groupedLinear, routeAndDispatch } from '../../autograd/ops/moe.ts';
 import { Linear } from './linear.ts';
 import { SwiGluMlp } from './swiglu-mlp.ts';
 import type { ParamFactory } from './module.ts';
@@ -68,9 +68,10 @@ export class MoeFfn {
 
   /** `onLogits` sees the router logits before routing (guards, fault injection). */
   forward(x: Var, onLogits: (logits: Var) => Var = (l) => l): { out: Var; routing: LayerRouting } {
-    const logits = onLogits(this.router.forward(x));
-    const { probs, weights, idx } = routerTopK(logits, this.o.topK, this.o.normTopkProb);
-    const plan = dispatchPlan(idx, this.o.experts, this.o.capacityFactor);
+    // Router logits in f32 whatever the activation dtype: softmax and top-k need the range.
+    const logits = onLogits(this.router.forward(x, 'f32'));
+    // Softmax, top-k and the token permutation: two dispatches.
+    const { probs, weights, idx, plan } = routeAndDispatch(logits, this.o.topK, this.o.normTopkProb, this.o.experts, this.o.capacityFactor);
     const xs = gatherRows(x, plan);
     const h = swigluFused(groupedLinear(xs, this.gateUpProj, plan));
     const ys = groupedLinear(h, this.downProj, plan);
