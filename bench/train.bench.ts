@@ -78,6 +78,8 @@ interface Case {
   /** Timed rounds; ours and the PyTorch peers alternate within a round (shared, noisy CPU). */
   rounds: number;
   profile: boolean;
+  /** Run the PyTorch peers for this case (default true; the f16 case compares with our f32 row). */
+  torch?: boolean;
 }
 
 interface OurResult {
@@ -134,7 +136,7 @@ class OurEngine {
     const dev = uploadBatch(rt, this.batch, model);
     const g = new Graph(false);
     const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
-    g.run(() => taskLoss(model.forward(x, { batch: this.c.B, seqLen: this.c.T }), dev, this.trainer.lossOptions(this.stepNo + 1)));
+    g.run(() => taskLoss(model.forward(x, { batch: this.c.B, seqLen: this.c.T }, { activations: this.c.cfg.precision.activations }), dev, this.trainer.lossOptions(this.stepNo + 1)));
     await rt.sync();
     dev.dispose();
     g.dispose();
@@ -148,7 +150,7 @@ class OurEngine {
     const seed = rt.upload([1], [1], 'f32', 'loss seed');
     const g = new Graph();
     const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
-    const terms = g.run(() => taskLoss(model.forward(x, { batch: this.c.B, seqLen: this.c.T }), dev, this.trainer.lossOptions(this.stepNo + 1)));
+    const terms = g.run(() => taskLoss(model.forward(x, { batch: this.c.B, seqLen: this.c.T }, { activations: this.c.cfg.precision.activations }), dev, this.trainer.lossOptions(this.stepNo + 1)));
     g.backward(terms.total, seed);
     await rt.sync();
     dev.dispose();
@@ -202,7 +204,7 @@ async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<
   const probe = await eng.step();
   const dispatches = rt.recorder.dispatches - d1;
   const ms: number[] = [probe.ms];
-  const torch: TorchResult[] = [1, 2].map((threads) => ({ threads, ms: [], fwdMs: [], fwdBwdMs: [], params: null, note: '', version: '' }));
+  const torch: TorchResult[] = (c.torch === false ? [] : [1, 2]).map((threads) => ({ threads, ms: [], fwdMs: [], fwdBwdMs: [], params: null, note: '', version: '' }));
   for (let r = 0; r < c.rounds; r++) {
     ms.push(...(await runOurs(rt, eng, c.steps)));
     for (const t of torch) {
@@ -219,7 +221,7 @@ async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<
       t.version = String(p.data.torch);
     }
     const min = (a: number[]) => (a.length ? Math.min(...a).toFixed(0) : '-');
-    log(`${c.name} round ${r + 1}/${c.rounds}: ours best ${min(ms)} ms, torch-1t ${min(torch[0]!.ms)}, torch-2t ${min(torch[1]!.ms)}`);
+    log(`${c.name} round ${r + 1}/${c.rounds}: ours best ${min(ms)} ms, torch-1t ${min(torch[0]?.ms ?? [])}, torch-2t ${min(torch[1]?.ms ?? [])}`);
   }
   const reps = Math.max(1, Math.min(3, c.steps));
   const fwdMs = await bestOf(reps, () => eng.forward());
@@ -256,12 +258,16 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const cfg50 = loadConfig(join(ROOT, 'small-moe.json'), ['model.preset=timemoe-50m', `data.contextLength=${T50}`, `schedule.microBatch=${B50}`]);
   const cases: Case[] = [
     { name: 'small-moe', cfg: smallCfg, B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: true },
+    ...(rt.gpu.features.f16
+      ? [{ name: 'small-moe f16', cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']), B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: false, torch: false }]
+      : []),
     { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: ctx.quick ? 1 : 2, rounds: 1, profile: !ctx.quick },
   ];
   const rows: BenchRow[] = [];
   const parts: BenchRow[] = [];
   const notes: string[] = [];
   const profiles: SuiteResult[] = [];
+  const f32Peak = new Map<string, number>();
   for (const c of cases) {
     const { ours, torch } = await runCase(rt, c, ctx.log);
     const tokens = c.B * c.T;
@@ -314,6 +320,12 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     parts.push(part('webgpu-moe', ours.fwdMs, ours.fwdBwdMs, o.best));
     if (t1) parts.push(part('PyTorch 1 thread', Math.min(...t1.fwdMs), Math.min(...t1.fwdBwdMs), stats(t1.ms).best));
     if (t2) parts.push(part('PyTorch 2 threads', Math.min(...t2.fwdMs), Math.min(...t2.fwdBwdMs), stats(t2.ms).best));
+    if (c.torch === false) {
+      const f32 = rows.find((r) => r.model === c.name.replace(' f16', '') && r.engine === 'webgpu-moe on lavapipe');
+      if (f32) notes.push(`${c.name}: ${round(Number(f32['ms/step (best)']) / o.best, 2)}× the f32 step's speed (best ms ${round(o.best, 1)} vs ${f32['ms/step (best)']}); peak pool ${ours.peakMiB.toFixed(1)} MiB vs f32 ${f32Peak.get(c.name.replace(' f16', ''))?.toFixed(1)} MiB.`);
+      continue;
+    }
+    f32Peak.set(c.name, ours.peakMiB);
     notes.push(
       `${c.name}: ours/PyTorch time ratio ${t1 ? round(o.best / stats(t1.ms).best, 2) : 'n/a'} (1 thread), ${t2 ? round(o.best / stats(t2.ms).best, 2) : 'n/a'} (2 threads)${c.name === 'small-moe' ? ' — goal: within 4×' : ''}; loss ${ours.loss0.toFixed(3)} -> ${ours.lossLast.toFixed(3)} over ${ours.ms.length + c.warmup + 1} steps on one fixed batch; peak pool ${ours.peakMiB.toFixed(0)} MiB.`,
     );

@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter, profile: !!opts.profile });
     const before = r.validBefore ? `${r.validBefore.loss.toFixed(4)} -> ` : '';
-    console.log(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} steps${r.skippedSteps ? ` (${r.skippedSteps} skipped by the guards)` : ''}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
+    console.log(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} steps${skippedNote(r.skippedSteps, r.overflowSteps)}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
     return 0;
   } catch (e: unknown) {
     if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {
@@ -93,4 +93,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/** " (3 skipped by the guards, 5 loss-scale overflows)" or "" when nothing was skipped. */
+function skippedNote(skipped: number, overflows: number): string {
+  const guards = skipped - overflows;
+  const parts = [guards ? `${guards} skipped by the guards` : '', overflows ? `${overflows} skipped for loss-scale overflow` : ''].filter(Boolean);
+  return parts.length ? ` (${parts.join(', ')})` : '';
 }

@@ -48,6 +48,8 @@ export interface RunResult {
   validAfter: ValidMetrics;
   last: StepMetrics | null;
   skippedSteps: number;
+  /** Of the skipped steps, those skipped for a loss-scale overflow (f16 activations). */
+  overflowSteps: number;
   /** True when --stop-after ended the run before the last step. */
   stopped?: boolean;
 }
@@ -140,6 +142,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   let last: StepMetrics | null = null;
   let consecutiveBad = 0;
   let skippedSteps = 0;
+  let overflowSteps = 0;
   try {
     for (let step = start + 1; step <= total; step++) {
       const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
@@ -152,6 +155,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       if (m.overflow) {
         // f16 range, not a broken run: the scale is halved and the step retried with new data.
         skippedSteps++;
+        overflowSteps++;
         progress.log(`[scale] step ${step} skipped: gradients overflowed at loss scale ${m.lossScale} (${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : 'gradient norm not finite'}); scale now ${trainer.scaler!.scale}`);
       } else if (m.skipped) {
         skippedSteps++;
@@ -171,7 +175,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       if (opts.stopAfter !== undefined && step >= opts.stopAfter && step < total) {
         const path = await save(step);
         progress.log(`[stop] --stop-after ${opts.stopAfter}: checkpoint saved at ${path} (continue with --resume)`);
-        return { steps: step, validBefore, validAfter: await validate(), last, skippedSteps, stopped: true };
+        return { steps: step, validBefore, validAfter: await validate(), last, skippedSteps, overflowSteps, stopped: true };
       }
       if (interrupted) {
         const path = await save(step);
@@ -188,7 +192,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   console.error(validLine('[valid] after training', validAfter));
   optimizer.dispose();
   model.dispose();
-  return { steps: total, validBefore, validAfter, last, skippedSteps };
+  return { steps: total, validBefore, validAfter, last, skippedSteps, overflowSteps };
 }
 
 function startProfiler(rt: Runtime): GpuProfiler | null {
