@@ -6,6 +6,8 @@
 //   slot EXTRA_DECLS  declarations of `clip` / `skip` at bindings 4, 5 (as used)
 //   slot COEF         body of fn clip_coef() -> f32
 //   slot SKIP         body of fn skip_step() -> bool (true: leave p, m, v untouched)
+//   slots STEP_SIZE, BC2  lr/(1-b1^t) and sqrt(1-b2^t): uniforms from the host, or read from a
+//                     GPU buffer when the step count lives on the GPU (train_state.wgsl)
 // entry `clip_coef`: [norm, coef, clipped fraction, non-finite flag, coef/scale] from the sum of
 // squares of loss-scaled gradients (invScale = 1/scale; 1 without loss scaling).
 struct Params {
@@ -47,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let vi = u.b2 * v[i] + u.omb2 * gi * gi;
   m[i] = mi;
   v[i] = vi;
-  p[i] = pi - u.stepSize * mi / (sqrt(vi) / u.bc2sqrt + u.eps);
+  p[i] = pi - {{STEP_SIZE}} * mi / (sqrt(vi) / {{BC2}} + u.eps);
 }
 
 struct ClipParams { maxNorm: f32, nanBits: u32, invScale: f32, _p1: u32 }
@@ -57,7 +59,8 @@ struct ClipParams { maxNorm: f32, nanBits: u32, invScale: f32, _p1: u32 }
 
 @compute @workgroup_size(1)
 fn clip_coef_main() {
-  let norm = sqrt(sumsq[0]) * uc.invScale;
+  let inv_scale = {{INV_SCALE}};
+  let norm = sqrt(sumsq[0]) * inv_scale;
   let bits = bitcast<u32>(norm);
   var coef: f32;
   var bad = 0.0;
@@ -73,5 +76,5 @@ fn clip_coef_main() {
   clip_out[1] = coef;
   clip_out[2] = 1.0 - coef;
   clip_out[3] = bad;
-  clip_out[4] = coef * uc.invScale;
+  clip_out[4] = coef * inv_scale;
 }

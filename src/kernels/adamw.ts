@@ -26,6 +26,11 @@ export interface AdamWGpuInputs {
   /** f32 or u32 tensor; the step is a no-op when skip[skipIndex] != 0 (an f32 NaN also skips). */
   skip?: Tensor;
   skipIndex?: number;
+  /**
+   * f32 [2] = [lr / (1 - beta1^t), sqrt(1 - beta2^t)] computed on the GPU (train-state.ts
+   * adamScalars): the step count then lives on the GPU and `hyper.step` is not used.
+   */
+  scalars?: Tensor;
 }
 
 function checkSame(p: Tensor, t: Tensor, what: string): void {
@@ -66,7 +71,16 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
     // Read the flag's bits so NaN counts as "skip" whatever the compiler assumes about NaN.
     skip = ty === 'u32' ? 'return skip[u.skipIndex] != 0u;' : 'return (bitcast<u32>(skip[u.skipIndex]) & 0x7fffffffu) != 0u;';
   }
-  const kernel = rt.kernel({ shader: 'adamw', params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip } });
+  let stepSize = 'u.stepSize';
+  let bc2 = 'u.bc2sqrt';
+  if (gpu.scalars) {
+    if (gpu.scalars.dtype !== 'f32' || gpu.scalars.size !== 2) throw new Error(`adamw: scalars ${gpu.scalars} must be f32 [2]`);
+    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> scal: array<f32>;`);
+    bindings.push(gpu.scalars);
+    stepSize = 'scal[0]';
+    bc2 = 'scal[1]';
+  }
+  const kernel = rt.kernel({ shader: 'adamw', params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip, STEP_SIZE: stepSize, BC2: bc2, INV_SCALE: 'uc.invScale' } });
   const buf = new ArrayBuffer(48);
   const u32 = new Uint32Array(buf);
   const f32 = new Float32Array(buf);
@@ -84,7 +98,7 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
  * nonFinite is 1 when the norm is NaN or Inf (then coef is NaN, or 0 for +Inf, as PyTorch's
  * formula gives): pass the result as AdamW's skip with skipIndex CLIP.nonFinite to drop the step.
  */
-export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1): Tensor {
+export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1, scaleState?: Tensor): Tensor {
   if (sumSq.dtype !== 'f32' || sumSq.size < 1) throw new Error(`clipCoefficient: ${sumSq} must be an f32 scalar`);
   if (!(maxNorm > 0)) throw new Error(`clipCoefficient: maxNorm must be > 0, got ${maxNorm}`);
   if (!(invScale > 0) || !Number.isFinite(invScale)) throw new Error(`clipCoefficient: invScale must be a positive finite number, got ${invScale}`);
@@ -95,7 +109,21 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1): T
   f[0] = maxNorm;
   new Uint32Array(buf)[1] = 0x7fc00000;
   f[2] = invScale;
-  const k = rt.kernel({ shader: 'adamw', entry: 'clip_coef_main', params: { EXTRA_DECLS: '', COEF: 'return 1.0;', SKIP: 'return false;' } });
-  rt.dispatch(k, [out, sumSq], [1], new Uint32Array(buf));
+  // With `scaleState` (train-state.ts), the scale is read on the GPU: invScale = 1 / state[1].
+  const fromState = !!scaleState;
+  if (scaleState && (scaleState.dtype !== 'f32' || scaleState.size < 2)) throw new Error(`clipCoefficient: scaleState ${scaleState} must be the f32 train state`);
+  const k = rt.kernel({
+    shader: 'adamw',
+    entry: 'clip_coef_main',
+    params: {
+      EXTRA_DECLS: fromState ? '@group(0) @binding(2) var<storage, read> scale_state: array<f32>;' : '',
+      COEF: 'return 1.0;',
+      SKIP: 'return false;',
+      STEP_SIZE: 'u.stepSize',
+      BC2: 'u.bc2sqrt',
+      INV_SCALE: fromState ? '(1.0 / scale_state[1])' : 'uc.invScale',
+    },
+  });
+  rt.dispatch(k, scaleState ? [out, sumSq, scaleState] : [out, sumSq], [1], new Uint32Array(buf));
   return out;
 }

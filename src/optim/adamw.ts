@@ -38,9 +38,10 @@ export class AdamW {
   /**
    * Record one update of every parameter with a gradient. `clip` is clipCoefficient's output
    * (its gradScale = clip coefficient / loss scale multiplies the gradients); `skip` is a GPU
-   * flag: nonzero leaves p, m, v untouched.
+   * flag: nonzero leaves p, m, v untouched; `scalars` (train-state.ts adamScalars) takes the
+   * bias correction from the GPU step count instead of `step`.
    */
-  apply(lr: number, clip: Tensor | null, skip: Tensor | null, step: number): void {
+  apply(lr: number, clip: Tensor | null, skip: Tensor | null, step: number, scalars?: Tensor): void {
     for (const p of this.params) {
       if (!p.grad) continue;
       const s = this.state.get(p)!;
@@ -50,7 +51,7 @@ export class AdamW {
         s.m,
         s.v,
         { lr, step, beta1: this.opts.beta1, beta2: this.opts.beta2, eps: this.opts.eps, weightDecay: p.decay ? this.opts.weightDecay : 0 },
-        { ...(clip ? { clip, clipIndex: CLIP.gradScale } : {}), ...(skip ? { skip, skipIndex: 0 } : {}) },
+        { ...(clip ? { clip, clipIndex: CLIP.gradScale } : {}), ...(skip ? { skip, skipIndex: 0 } : {}), ...(scalars ? { scalars } : {}) },
       );
     }
   }

@@ -9,10 +9,11 @@ import type { Tensor } from '../kernels/tensor.ts';
  * are of the unscaled gradients. With maxNorm 0 (clipping off) the coefficient is 1 but the norm
  * is still measured.
  */
-export function globalNormClip(grads: readonly Tensor[], maxNorm: number, lossScale = 1): Tensor {
+export function globalNormClip(grads: readonly Tensor[], maxNorm: number, lossScale: number | Tensor = 1): Tensor {
   const sumSq = sumSquaresMany(grads);
   // 3e38 ~ f32 max: the coefficient is then exactly 1 (no clipping) while the norm is still reported.
-  const out = clipCoefficient(sumSq, maxNorm > 0 ? maxNorm : 3e38, 1 / lossScale);
+  // A Tensor scale is the GPU train state (train-state.ts): the scale is read there.
+  const out = typeof lossScale === 'number' ? clipCoefficient(sumSq, maxNorm > 0 ? maxNorm : 3e38, 1 / lossScale) : clipCoefficient(sumSq, maxNorm > 0 ? maxNorm : 3e38, 1, lossScale);
   sumSq.dispose();
   return out;
 }
