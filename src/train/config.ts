@@ -107,6 +107,11 @@ const LoggingSchema = z
     /** Validation batches per evaluation; 0 = all. */
     validBatches: z.number().int().min(0).default(8),
     progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto'),
+    /**
+     * Read the step metrics every N optimizer steps (1 = every step). With N > 1 the next steps are
+     * recorded while earlier ones run; a non-finite gradient is then not named.
+     */
+    metricsEvery: z.number().int().positive().default(1),
   })
   .strict();
 

@@ -143,29 +143,56 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   let consecutiveBad = 0;
   let skippedSteps = 0;
   let overflowSteps = 0;
+  const metricsEvery = cfg.logging.metricsEvery;
+  const inFlight: Promise<StepMetrics>[] = [];
+  let windowStart = performance.now();
   try {
     for (let step = start + 1; step <= total; step++) {
       const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
+      // Steps are recorded ahead and their metrics read every `metricsEvery` steps, and always
+      // before validation, a checkpoint, a stop or the end (the host state must be current there).
+      const boundary =
+        step % metricsEvery === 0 ||
+        step === total ||
+        interrupted ||
+        (cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0) ||
+        (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) ||
+        (opts.stopAfter !== undefined && step >= opts.stopAfter);
+      if (inFlight.length === 0) windowStart = performance.now();
       profiler?.resume();
-      const m = await trainer.step(step, micro);
+      if (metricsEvery === 1) inFlight.push(Promise.resolve(await trainer.step(step, micro)));
+      else {
+        const ps = trainer.record(step, micro);
+        inFlight.push(trainer.resolve(ps));
+      }
       profiler?.pause();
-      last = m;
-      metrics.write({ kind: 'train', ...m });
-      progress.update(m);
-      if (m.overflow) {
-        // f16 range, not a broken run: the scale is halved and the step retried with new data.
-        skippedSteps++;
-        overflowSteps++;
-        progress.log(`[scale] step ${step} skipped: gradients overflowed at loss scale ${m.lossScale} (${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : 'gradient norm not finite'}); scale now ${trainer.scaler!.scale}`);
-      } else if (m.skipped) {
-        skippedSteps++;
-        consecutiveBad++;
-        progress.log(`[guard] step ${step} skipped (weights and optimizer state unchanged): first non-finite tensor ${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : '(the skip flag was set, no tensor named)'}`);
-        if (consecutiveBad >= cfg.stability.maxConsecutiveBadSteps) {
-          const path = await save(step);
-          throw new RunStopped(`stopping: ${consecutiveBad} consecutive non-finite steps (stability.maxConsecutiveBadSteps). The last good weights are saved at ${path}. First bad tensor: ${describeBad(m.nonFinite[0]!)}`, 1);
-        }
-      } else consecutiveBad = 0;
+      if (!boundary) continue;
+      const done = await Promise.all(inFlight.splice(0));
+      // Deferred steps overlap: each gets an equal share of its window's wall time.
+      if (metricsEvery > 1) for (const m of done) m.ms = (performance.now() - windowStart) / done.length;
+      let stop: string | null = null;
+      for (const m of done) {
+        last = m;
+        metrics.write({ kind: 'train', ...m });
+        progress.update(m);
+        if (m.overflow) {
+          // f16 range, not a broken run: the scale is halved and the step retried with new data.
+          skippedSteps++;
+          overflowSteps++;
+          progress.log(`[scale] step ${m.step} skipped: gradients overflowed at loss scale ${m.lossScale} (${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : 'gradient norm not finite'}); scale now ${trainer.scaler!.scale}`);
+        } else if (m.skipped) {
+          skippedSteps++;
+          consecutiveBad++;
+          const first = m.nonFinite[0] ? describeBad(m.nonFinite[0]) : metricsEvery > 1 ? '(a gradient: with logging.metricsEvery > 1 it is not named; use 1 to name it)' : '(the skip flag was set, no tensor named)';
+          progress.log(`[guard] step ${m.step} skipped (weights and optimizer state unchanged): first non-finite tensor ${first}`);
+          if (consecutiveBad >= cfg.stability.maxConsecutiveBadSteps && !stop) stop = `stopping: ${consecutiveBad} consecutive non-finite steps (stability.maxConsecutiveBadSteps). The last good weights are saved at %PATH%. First bad tensor: ${first}`;
+        } else consecutiveBad = 0;
+      }
+      if (stop) {
+        // Skipped steps left the weights alone: what is on the GPU now is the last good state.
+        const path = await save(step);
+        throw new RunStopped(stop.replace('%PATH%', path), 1);
+      }
       if (cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0 && step < total) {
         const v = await validate();
         metrics.write({ kind: 'valid', step, ...v });
@@ -190,6 +217,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   const validAfter = await validate();
   metrics.write({ kind: 'valid', step: total, ...validAfter });
   console.error(validLine('[valid] after training', validAfter));
+  trainer.dispose();
   optimizer.dispose();
   model.dispose();
   return { steps: total, validBefore, validAfter, last, skippedSteps, overflowSteps };
