@@ -312,6 +312,26 @@ const PRODUCT_TOL = { rtol: 1e-6, atol: 1e-30 };
 const SUM_TOL = { rtol: 1e-6, relativeToMax: true };
 const DOT_TOL = { rtol: 1e-5, relativeToMax: true };
 
+/**
+ * A token-movement case: top-k picks biased toward expert 0 (so capacity cases really drop), the
+ * reference plan, and row data (x, ys, dy, dxs rounded by `round`; routing weights f32).
+ */
+function rowCase(N: number, E: number, k: number, d: number, cf: number | undefined, round: (a: Float64Array) => Float64Array) {
+  const seed = freshSeed();
+  const rng = new Rng(seed);
+  const idx: number[] = [];
+  for (let t = 0; t < N; t++) idx.push(...randomIdx(rng, 1, k, rng.next() < 0.6 ? [0, 1 + rng.int(E - 1)] : Array.from({ length: E }, (_, e) => e)));
+  const C = cf === undefined ? Infinity : Math.ceil((cf * N * k) / E);
+  const ref = dispatchRef(idx, N, E, k, C);
+  if (cf !== undefined) expect(ref.dropped, `seed ${seed}`).toBeGreaterThan(0);
+  const x = round(rng.normalArray(N * d));
+  const ys = round(rng.normalArray(N * k * d));
+  const w = toF32(rng.uniformArray(N * k, 0, 1));
+  const dy = round(rng.normalArray(N * d));
+  const dxs = round(rng.normalArray(N * k * d));
+  return { seed, idx, ref, x, ys, w, dy, dxs };
+}
+
 describe('gather and combine', () => {
   for (const [N, E, k, d, cf] of [
     [7, 4, 2, 5, undefined],
@@ -323,19 +343,7 @@ describe('gather and combine', () => {
     [33, 8, 2, 8, 1.0],
   ] as [number, number, number, number, number | undefined][]) {
     it(`forward and backward: N=${N} E=${E} k=${k} d=${d} capacityFactor=${cf ?? 'none'}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
-      // Bias toward expert 0 so the capacity case really drops.
-      const idx: number[] = [];
-      for (let t = 0; t < N; t++) idx.push(...randomIdx(rng, 1, k, rng.next() < 0.6 ? [0, 1 + rng.int(E - 1)] : Array.from({ length: E }, (_, e) => e)));
-      const C = cf === undefined ? Infinity : Math.ceil((cf * N * k) / E);
-      const ref = dispatchRef(idx, N, E, k, C);
-      if (cf !== undefined) expect(ref.dropped, `seed ${seed}`).toBeGreaterThan(0);
-      const x = toF32(rng.normalArray(N * d));
-      const ys = toF32(rng.normalArray(N * k * d));
-      const w = toF32(rng.uniformArray(N * k, 0, 1));
-      const dy = toF32(rng.normalArray(N * d));
-      const dxs = toF32(rng.normalArray(N * k * d));
+      const { seed, idx, ref, x, ys, w, dy, dxs } = rowCase(N, E, k, d, cf, toF32);
 
       const ti = upIdx(idx, N, k);
       const plan = buildDispatch(ti, E, cf === undefined ? {} : { capacityFactor: cf });
@@ -415,19 +423,8 @@ describe('gather and combine in f16 storage (f32 math)', () => {
   ] as [number, number, number, number, number | undefined][]) {
     it(`N=${N} E=${E} k=${k} d=${d} capacityFactor=${cf ?? 'none'}`, async (ctx) => {
       if (!rt.gpu.features.f16) ctx.skip();
-      const seed = freshSeed();
-      const rng = new Rng(seed);
-      const idx: number[] = [];
-      for (let t = 0; t < N; t++) idx.push(...randomIdx(rng, 1, k, rng.next() < 0.6 ? [0, 1 + rng.int(E - 1)] : Array.from({ length: E }, (_, e) => e)));
-      const C = cf === undefined ? Infinity : Math.ceil((cf * N * k) / E);
-      const ref = dispatchRef(idx, N, E, k, C);
-      if (cf !== undefined) expect(ref.dropped, `seed ${seed}`).toBeGreaterThan(0);
       // Values representable in f16, so the references see what the GPU stores.
-      const x = toF16(rng.normalArray(N * d));
-      const ys = toF16(rng.normalArray(N * k * d));
-      const w = toF32(rng.uniformArray(N * k, 0, 1));
-      const dy = toF16(rng.normalArray(N * d));
-      const dxs = toF16(rng.normalArray(N * k * d));
+      const { seed, idx, ref, x, ys, w, dy, dxs } = rowCase(N, E, k, d, cf, toF16);
 
       const ti = upIdx(idx, N, k);
       const plan = buildDispatch(ti, E, cf === undefined ? {} : { capacityFactor: cf });

@@ -227,3 +227,16 @@ export function gradRef(aD: Float64Array, bD: Float64Array, g: Float64Array, M: 
   }
   return { da, db };
 }
+
+/** float64 gradients of the grouped matmul with w [E, N, K]: dW[e] = dY[e rows]ᵀ·X[e rows], dX = dY·W[e]. */
+export function groupedBackwardRef(dy: Float64Array, x: Float64Array, w: Float64Array, off: ArrayLike<number>, E: number, N: number, K: number, R: number): { expW: Float64Array; expX: Float64Array } {
+  const expW = new Float64Array(E * N * K);
+  const expX = new Float64Array(R * K);
+  for (let e = 0; e < E; e++) {
+    const rows = off[e + 1]! - off[e]!;
+    const dys = dy.subarray(off[e]! * N, off[e + 1]! * N);
+    expW.set(refMatmul(dys, x.subarray(off[e]! * K, off[e + 1]! * K), N, K, rows, true, false), e * N * K);
+    expX.set(refMatmul(dys, w.subarray(e * N * K, (e + 1) * N * K), rows, K, N, false, false), off[e]! * K);
+  }
+  return { expW, expX };
+}

@@ -7,7 +7,7 @@ import { VARIANTS, type MatmulConfig } from '../../src/kernels/matmul-config.ts'
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmul as refMatmul } from '../reference/ops.ts';
 import { expectClose } from '../reference/compare.ts';
-import { initRuntime, rt, tol, rand, up, F16_ROUND, roundTo, randAs, type Case, checkCase, LAYOUTS, groupedRef, counts, offsetsOf, gradRef } from './matmul-cases.ts';
+import { initRuntime, rt, tol, rand, up, F16_ROUND, roundTo, randAs, type Case, checkCase, LAYOUTS, groupedRef, groupedBackwardRef, counts, offsetsOf, gradRef } from './matmul-cases.ts';
 
 beforeAll(initRuntime);
 
@@ -156,14 +156,7 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
         // Backward (w stored [E, N, K]): dX = dY·W[e] in dy's dtype, dW = dYᵀ·X in f32.
         const dy = randAs(rng, R * N, 'f16');
         const dyT = up(dy, [R, N], 'f16');
-        const expW = new Float64Array(E * N * K);
-        const expX = new Float64Array(R * K);
-        for (let e = 0; e < E; e++) {
-          const rows = off[e + 1]! - off[e]!;
-          const dys = dy.subarray(off[e]! * N, off[e + 1]! * N);
-          expW.set(refMatmul(dys, x.subarray(off[e]! * K, off[e + 1]! * K), N, K, rows, true, false), e * N * K);
-          expX.set(refMatmul(dys, w.subarray(e * N * K, (e + 1) * N * K), rows, K, N, false, false), off[e]! * K);
-        }
+        const { expW, expX } = groupedBackwardRef(dy, x, w, off, E, N, K, R);
         const dX = groupedMatmulBackwardX(dyT, wT, offT);
         expect(dX.dtype).toBe('f16');
         expectClose(await dX.readF32(), expX, { rtol: tol(N) + F16_ROUND, atol: 1e-6, relativeToMax: true, seed, what: `dX f16 ${what}` });

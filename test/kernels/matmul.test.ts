@@ -5,7 +5,7 @@ import { VARIANTS, type MatmulConfig } from '../../src/kernels/matmul-config.ts'
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmul as refMatmul } from '../reference/ops.ts';
 import { expectClose } from '../reference/compare.ts';
-import { initRuntime, rt, tol, rand, up, checkCase, SHAPES, LAYOUTS, EPILOGUES, groupedRef, lossOf, counts, offsetsOf } from './matmul-cases.ts';
+import { initRuntime, rt, tol, rand, up, checkCase, SHAPES, LAYOUTS, EPILOGUES, groupedRef, groupedBackwardRef, lossOf, counts, offsetsOf } from './matmul-cases.ts';
 
 beforeAll(initRuntime);
 
@@ -209,14 +209,7 @@ describe('grouped (MoE expert) matmul', () => {
         const offT = rt.upload(off, [E + 1], 'u32');
         const dyT = up(dy, [R, N]);
         const xT = up(x, [R, K]);
-        const expW = new Float64Array(E * N * K);
-        const expX = new Float64Array(R * K);
-        for (let e = 0; e < E; e++) {
-          const rows = off[e + 1]! - off[e]!;
-          const dys = dy.subarray(off[e]! * N, off[e + 1]! * N);
-          expW.set(refMatmul(dys, x.subarray(off[e]! * K, off[e + 1]! * K), N, K, rows, true, false), e * N * K);
-          expX.set(refMatmul(dys, w.subarray(e * N * K, (e + 1) * N * K), rows, K, N, false, false), off[e]! * K);
-        }
+        const { expW, expX } = groupedBackwardRef(dy, x, w, off, E, N, K, R);
         const what = `${JSON.stringify(s)} ${mode} counts=${cnt}`;
         const dW = groupedMatmulWeightGrad(dyT, xT, offT);
         expect(dW.shape).toEqual([E, N, K]);
