@@ -190,7 +190,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const oursS: Samples = { engine: 'webgpu-moe (this engine)', device: 'lavapipe', ms: [] };
   const tfS: Samples = { engine: 'tfjs-backend-webgpu 4.22 (matMul/add/relu, optimizer.minimize)', device: 'lavapipe (same adapter)', ms: [] };
   const tfFusedS: Samples = { engine: 'tfjs-backend-webgpu 4.22 (tf.fused.matMul bias+relu)', device: 'lavapipe (same adapter)', ms: [] };
-  const torchS: Samples[] = [1, 2].map((t) => ({ engine: `PyTorch CPU eager, ${t} thread${t > 1 ? 's' : ''}`, device: 'CPU (OpenBLAS)', ms: [] }));
+  const torchS: Samples[] = [1, 2].map((t) => ({ engine: `PyTorch CPU eager, ${t} thread${t > 1 ? 's' : ''}`, device: 'CPU', ms: [] }));
   let tf: { plain: TfMlp; fused: TfMlp } | null = null;
   try {
     const lib = await loadTfjs();
@@ -214,6 +214,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
         continue;
       }
       torchS[i]!.engine = `PyTorch ${String(p.data.torch)} CPU eager, ${threads} thread${threads > 1 ? 's' : ''}`;
+      torchS[i]!.device = blasLabel(p.data.blas_gflops);
       torchS[i]!.ms.push(...(p.data.ms_samples as number[]));
     }
     const last = (s: Samples) => (s.ms.length ? s.ms[s.ms.length - 1]!.toFixed(1) : '-');
@@ -260,4 +261,14 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       notes: [`Matmul work per step: ${(mlpFlops(SHAPE).step / 1e6).toFixed(0)} MFLOP (forward ${(mlpFlops(SHAPE).forward / 1e6).toFixed(0)}); up to 20 iterations are recorded into one submit, then one wait.`],
     },
   ];
+}
+
+/**
+ * The PyTorch peer's device label from its measured 512³ matmul rate: the reference BLAS (a few
+ * GFLOP/s) would make PyTorch look 20-40x slower than it is, so say which one ran.
+ */
+export function blasLabel(gflops: unknown): string {
+  const g = num(gflops);
+  if (g === null) return 'CPU';
+  return `CPU (BLAS ${g.toFixed(0)} GFLOP/s at 512³${g < 20 ? '; reference BLAS? install libopenblas0-pthread' : ''})`;
 }

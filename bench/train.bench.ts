@@ -26,7 +26,7 @@ import { Trainer } from '../src/train/trainer.ts';
 import { taskLoss, uploadBatch, type Batch } from '../src/train/batch.ts';
 import { Rng } from '../src/util/rng.ts';
 import { round, type BenchRow, type SuiteContext, type SuiteResult } from './harness.ts';
-import { num, runTorchPeer } from './mlp.bench.ts';
+import { blasLabel, num, runTorchPeer } from './mlp.bench.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -192,6 +192,8 @@ interface TorchResult {
   params: number | null;
   note: string;
   version: string;
+  /** Device label with the BLAS rate the peer measured (blasLabel). */
+  blas: string;
 }
 
 async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<{ ours: OurResult; torch: TorchResult[] }> {
@@ -204,7 +206,7 @@ async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<
   const probe = await eng.step();
   const dispatches = rt.recorder.dispatches - d1;
   const ms: number[] = [probe.ms];
-  const torch: TorchResult[] = (c.torch === false ? [] : [1, 2]).map((threads) => ({ threads, ms: [], fwdMs: [], fwdBwdMs: [], params: null, note: '', version: '' }));
+  const torch: TorchResult[] = (c.torch === false ? [] : [1, 2]).map((threads) => ({ threads, ms: [], fwdMs: [], fwdBwdMs: [], params: null, note: '', version: '', blas: 'CPU' }));
   for (let r = 0; r < c.rounds; r++) {
     ms.push(...(await runOurs(rt, eng, c.steps)));
     for (const t of torch) {
@@ -219,6 +221,7 @@ async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<
       t.fwdBwdMs.push(num(p.data.fwd_bwd_ms)!);
       t.params = num(p.data.params);
       t.version = String(p.data.torch);
+      t.blas = blasLabel(p.data.blas_gflops);
     }
     const min = (a: number[]) => (a.length ? Math.min(...a).toFixed(0) : '-');
     log(`${c.name} round ${r + 1}/${c.rounds}: ours best ${min(ms)} ms, torch-1t ${min(torch[0]?.ms ?? [])}, torch-2t ${min(torch[1]?.ms ?? [])}`);
@@ -296,7 +299,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
         model: c.name,
         params: t.params,
         batch: shape,
-        engine: `PyTorch ${t.version} CPU eager, ${t.threads} thread${t.threads > 1 ? 's' : ''}`,
+        engine: `PyTorch ${t.version} CPU eager, ${t.threads} thread${t.threads > 1 ? 's' : ''}, ${t.blas}`,
         'ms/step (best)': round(s.best, 1),
         'ms/step (median)': round(s.median, 1),
         'tokens/s (best)': round((tokens / s.best) * 1000, 0),

@@ -12,6 +12,19 @@ import sys
 import time
 
 
+def blas_gflops(torch) -> float:
+    """GFLOP/s of a 512^3 f32 matmul at the set thread count: says which BLAS is really loaded
+    (Debian's python3-torch runs on the reference BLAS unless libopenblas0-pthread is installed)."""
+    x = torch.rand(512, 512)
+    x @ x
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.1:
+        x @ x
+        n += 1
+    return 2 * 512**3 * n / (time.perf_counter() - t0) / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -66,6 +79,7 @@ def main() -> None:
             "samples": a.samples,
             "ms_samples": per,
             "torch": torch.__version__,
+            "blas_gflops": blas_gflops(torch),
             "loss0": loss0,
             "loss_last": float(last),
         },

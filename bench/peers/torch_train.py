@@ -20,6 +20,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "golden"))
 
 
+def blas_gflops(torch) -> float:
+    """GFLOP/s of a 512^3 f32 matmul at the set thread count: says which BLAS is really loaded
+    (Debian's python3-torch runs on the reference BLAS unless libopenblas0-pthread is installed)."""
+    x = torch.rand(512, 512)
+    x @ x
+    n = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.1:
+        x @ x
+        n += 1
+    return 2 * 512**3 * n / (time.perf_counter() - t0) / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True, help="TimeMoeRef config dict as JSON")
@@ -101,6 +114,7 @@ def main() -> None:
             "tokens": a.batch * a.context,
             "params": sum(p.numel() for p in model.parameters()),
             "torch": torch.__version__,
+            "blas_gflops": blas_gflops(torch),
             "loss": loss,
         },
         sys.stdout,
