@@ -12,7 +12,7 @@
  * loops), loops over private arrays above (see attentionTemplate).
  */
 import type { TemplateParams } from './shader-loader.ts';
-import type { Tensor } from './tensor.ts';
+import { floatDtype, type FloatDType, type Tensor } from './tensor.ts';
 
 export interface AttentionDims {
   B: number;
@@ -41,8 +41,6 @@ function treeSum(terms: string[]): string {
 const lines = (n: number, f: (c: number) => string): string => range(n).map((c) => `  ${f(c)}`).join('\n');
 const lines2 = (n: number, f: (c: number) => string): string => range(n).map((c) => `    ${f(c)}`).join('\n');
 
-/** Storage dtypes of the attention tensors: f32 or f16 (the math is f32 either way). */
-export type AttentionDType = 'f32' | 'f16';
 
 /** Code fragments shared by both forms: the f32 compute vector type, and loads and stores. */
 interface Gen {
@@ -68,14 +66,14 @@ interface Gen {
  * vecW<f32>: an f16 load is widened with vecW<f32>(...) and a store narrowed with vecW<f16>(...).
  * With f32 storage no conversion is emitted, so the f32 code is unchanged.
  */
-export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtype: AttentionDType = 'f32', doDtype: AttentionDType = 'f32'): TemplateParams {
+export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32'): TemplateParams {
   if (!Number.isInteger(hd) || hd < 2 || hd % 2 !== 0 || hd > MAX_HEAD_DIM) throw new Error(`attention: head dim ${hd} must be even, 2..${MAX_HEAD_DIM}`);
   const W = hd % 4 === 0 ? 4 : 2;
   const NV = hd / W;
-  const vec = (t: AttentionDType): string => `vec${W}<${t}>`;
+  const vec = (t: FloatDType): string => `vec${W}<${t}>`;
   const VT = vec('f32');
   // Element offsets of every vector are multiples of W, so vecW<f16> (8 or 4 bytes) stays aligned.
-  const conv = (t: AttentionDType, to: string) => (e: string): string => (t === 'f32' ? e : `${to}(${e})`);
+  const conv = (t: FloatDType, to: string) => (e: string): string => (t === 'f32' ? e : `${to}(${e})`);
   const gen: Gen = { VT, zero: `${VT}(0.0)`, ld: conv(dtype, VT), ldo: conv(doDtype, VT), st: conv(dtype, vec(dtype)) };
   const enables = dtype === 'f16' || doDtype === 'f16' ? 'enable f16;' : '';
   return { WG, NV, VT: vec(dtype), VDO: vec(doDtype), ENABLES: enables, ...(unroll ? unrolledBlocks(NV, gen) : loopedBlocks(gen)) };
@@ -143,15 +141,14 @@ function check(d: AttentionDims, what: string, ...ts: Tensor[]): void {
   const n = B * T * H * hd;
   for (const t of ts) {
     if (t.size !== n) throw new Error(`${what}: ${t} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
-    if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`${what}: ${t} must be f32 or f16`);
-    if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but the device lacks shader-f16`);
+    floatDtype(t, what);
   }
 }
 
 /** q and the tensors that must share its dtype (k, v, and o in the backward). */
-function sameDtype(what: string, q: Tensor, others: Record<string, Tensor>): AttentionDType {
+function sameDtype(what: string, q: Tensor, others: Record<string, Tensor>): FloatDType {
   for (const [name, t] of Object.entries(others)) if (t.dtype !== q.dtype) throw new Error(`${what}: ${name} ${t} has not the dtype of q ${q}`);
-  return q.dtype as AttentionDType; // check() admitted f32 and f16 only
+  return q.dtype as FloatDType; // check() admitted f32 and f16 only
 }
 
 function uniforms(d: AttentionDims): Uint32Array {
@@ -166,7 +163,7 @@ function uniforms(d: AttentionDims): Uint32Array {
 
 const templates = new Map<string, TemplateParams>();
 /** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim, form and dtypes. */
-function template(d: AttentionDims, dtype: AttentionDType, doDtype: AttentionDType): TemplateParams {
+function template(d: AttentionDims, dtype: FloatDType, doDtype: FloatDType): TemplateParams {
   const unroll = d.unroll ?? d.hd <= UNROLL_MAX_HD;
   const key = `${d.hd}|${unroll}|${dtype}|${doDtype}`;
   let t = templates.get(key);
@@ -202,7 +199,7 @@ export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o
   if (lse.size !== d.B * d.H * d.T) throw new Error(`attentionBackward: lse ${lse} should be [B, H, T]`);
   if (lse.dtype !== 'f32') throw new Error(`attentionBackward: lse ${lse} must be f32`);
   const rt = q.rt;
-  const params = template(d, dtype, dO.dtype as AttentionDType);
+  const params = template(d, dtype, dO.dtype as FloatDType);
   const u = uniforms(d);
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');

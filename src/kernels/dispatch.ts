@@ -15,7 +15,7 @@
  * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
  * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
-import type { DType, Tensor } from './tensor.ts';
+import { floatDtype, type DType, type FloatDType, type Tensor } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
 import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
@@ -54,20 +54,12 @@ function width(d: number): 1 | 4 {
   return d % 4 === 0 ? 4 : 1;
 }
 
-type RowDType = 'f32' | 'f16';
-
-/** A row tensor's storage dtype: f32, or f16 when the device has shader-f16. */
-function rowDtype(t: Tensor, what: string): RowDType {
-  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`${what}: ${t} must be f32 or f16`);
-  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but the device lacks shader-f16`);
-  return t.dtype;
-}
 
 /**
  * A dispatch.wgsl kernel. Row kernels: row length d, storage dtypes a and b of their two row
  * buffers (see the shader), f32 math. The plan kernels use the defaults (no row buffers).
  */
-function kernel(rt: Runtime, entry: string, d = 1, a: RowDType = 'f32', b: RowDType = 'f32', scale = '1.0') {
+function kernel(rt: Runtime, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
   const vec = width(d) === 4;
   const st = (t: DType) => (vec ? `vec4<${t}>` : t);
   return rt.kernel({
@@ -201,7 +193,7 @@ function rowParams(plan: DispatchPlan, d: number): Uint32Array {
 export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const rt = x.rt;
   const d = rowDims(x, plan.n, 'gatherRows x');
-  const t = rowDtype(x, 'gatherRows x');
+  const t = floatDtype(x, 'gatherRows x');
   const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
   rt.dispatch(kernel(rt, 'gather', d, t, t), [x, plan.src, plan.offsets, xs], foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
   return xs;
@@ -211,7 +203,7 @@ export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
 export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
   const rt = dxs.rt;
   const d = rowDims(dxs, plan.n * plan.k, 'gatherRowsBackward d_xs');
-  const t = rowDtype(dxs, 'gatherRowsBackward d_xs');
+  const t = floatDtype(dxs, 'gatherRowsBackward d_xs');
   const dx = rt.empty([plan.n, d], t, 'dispatch.dx');
   rt.dispatch(kernel(rt, 'token_sum', d, t, t), [dxs, plan.pos, dx], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return dx;
@@ -224,7 +216,7 @@ export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
 export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor {
   const rt = ys.rt;
   const d = rowDims(ys, plan.n * plan.k, 'combine ys');
-  const t = rowDtype(ys, 'combine ys');
+  const t = floatDtype(ys, 'combine ys');
   checkWeights(weights, plan);
   const y = rt.empty([plan.n, d], t, 'dispatch.y');
   rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), [ys, plan.pos, y, weights], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
@@ -239,8 +231,8 @@ export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: D
   const rt = dy.rt;
   const d = rowDims(dy, plan.n, 'combineBackward dy');
   if (rowDims(ys, plan.n * plan.k, 'combineBackward ys') !== d) throw new Error(`combineBackward: ys ${ys} and dy ${dy} differ in row length`);
-  const tdy = rowDtype(dy, 'combineBackward dy');
-  const tys = rowDtype(ys, 'combineBackward ys');
+  const tdy = floatDtype(dy, 'combineBackward dy');
+  const tys = floatDtype(ys, 'combineBackward ys');
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
   const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');

@@ -3,7 +3,7 @@
  * copy and f32<->f16 casts. All go through the one template shader shaders/elementwise.wgsl;
  * each op is a WGSL body for `fn op(x: f32, i: u32) -> f32` (see the shader header).
  */
-import type { Tensor, DType } from './tensor.ts';
+import { floatDtype, floatStorage, type Tensor } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
 import { sumAxis } from './reduce.ts';
 import { grid1d } from './grid.ts';
@@ -44,12 +44,7 @@ export const BINARY_OPS = {
 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
 
-const F16_OK: DType[] = ['f32', 'f16'];
-
-function checkFloat(t: Tensor, what: string): void {
-  if (!F16_OK.includes(t.dtype)) throw new Error(`${what}: ${t} must be f32 or f16`);
-  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${t} is f16 but this device has no shader-f16`);
-}
+const checkFloat = floatDtype;
 
 interface MapSpec {
   op: string;
@@ -254,7 +249,7 @@ export function copy(x: Tensor, label = 'copy'): Tensor {
  */
 export function cast(x: Tensor, dtype: 'f32' | 'f16'): Tensor {
   checkFloat(x, 'cast');
-  if (dtype === 'f16' && !x.rt.gpu.features.f16) throw new Error('cast to f16: this device has no shader-f16');
+  floatStorage(x.rt, dtype, 'cast: the target dtype');
   if (x.dtype === dtype) return copy(x, 'cast');
   const out = x.rt.empty(x.shape, dtype, 'cast');
   runMap(x.rt, { op: UNARY_OPS.identity, out, a: x });

@@ -18,13 +18,13 @@
  * WGSL is generated here (unrolled register blocks) into the slots of shaders/matmul.wgsl.
  */
 import type { Runtime } from './runtime.ts';
-import type { DType, Tensor } from './tensor.ts';
+import { floatDtype, floatStorage, type FloatDType, type Tensor } from './tensor.ts';
 import { resolveConfig, type MatmulConfig, type MatmulShape } from './matmul-config.ts';
 
 export type Activation = 'none' | 'relu' | 'silu' | 'gelu-tanh';
 
 /** Storage type of a matmul operand or output (the math is always f32). */
-export type FloatDType = 'f32' | 'f16';
+export type { FloatDType } from './tensor.ts';
 
 export interface EpilogueOptions {
   /** Per-output-column bias, shape [N]. */
@@ -357,15 +357,8 @@ function checkF32(what: string, ...ts: Tensor[]): void {
   for (const t of ts) if (t.dtype !== 'f32') throw new Error(`${what}: ${t} must be f32`);
 }
 
-/** A storage type the kernels take: f32, or f16 where the device has shader-f16. */
-function checkDtype(rt: Runtime, what: string, dtype: DType, name: string): FloatDType {
-  if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`${what}: ${name} must be f32 or f16, got ${dtype}`);
-  if (dtype === 'f16' && !rt.gpu.features.f16) throw new Error(`${what}: ${name} is f16 but this device has no shader-f16`);
-  return dtype;
-}
-
 function checkFloat(what: string, ...ts: Tensor[]): void {
-  for (const t of ts) checkDtype(t.rt, what, t.dtype, String(t));
+  for (const t of ts) floatDtype(t, what);
 }
 
 function outputFor(rt: Runtime, shape: number[], opts: Pick<EpilogueOptions, 'out' | 'outDtype' | 'accumulate' | 'label'>, what: string, dflt: FloatDType): Tensor {
@@ -376,7 +369,7 @@ function outputFor(rt: Runtime, shape: number[], opts: Pick<EpilogueOptions, 'ou
     if (opts.outDtype !== undefined && opts.outDtype !== opts.out.dtype) throw new Error(`${what}: outDtype ${opts.outDtype} differs from out ${opts.out}`);
     return opts.out;
   }
-  return rt.empty(shape, checkDtype(rt, what, opts.outDtype ?? dflt, 'outDtype'), opts.label ?? what);
+  return rt.empty(shape, floatStorage(rt, opts.outDtype ?? dflt, `${what}: outDtype`), opts.label ?? what);
 }
 
 function checkEpilogue(what: string, shape: number[], N: number, opts: EpilogueOptions): void {

@@ -6,7 +6,7 @@
  * Storage: x (and so y and dx) f32 or f16; dy f32 or f16 independently of x; w, rstd and dw always
  * f32. f16 needs the device's shader-f16. All math is f32 (shaders/rmsnorm.wgsl).
  */
-import type { Tensor, DType } from './tensor.ts';
+import { floatDtype, type Tensor, type DType } from './tensor.ts';
 import type { Runtime } from './runtime.ts';
 import type { Kernel } from './pipeline-cache.ts';
 import { foldedGrid, grid1d } from './grid.ts';
@@ -63,8 +63,7 @@ function params(N: number, d: number, eps: number, chunk = 0, chunks = 0): Array
 
 /** A storage dtype accepted for x or dy: f32, or f16 when the device has shader-f16. */
 function checkFloat(t: Tensor, name: string, what: string): void {
-  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`${what}: ${name} ${t} must be f32 or f16`);
-  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`${what}: ${name} ${t} is f16 but the device lacks shader-f16`);
+  floatDtype(t, `${what}: ${name}`);
 }
 
 function checkW(x: Tensor, w: Tensor, d: number, what: string): void {

@@ -11,7 +11,7 @@
  * Storage: x and y f32 or f16 (f16 needs the device's shader-f16); the table and all math are f32.
  */
 import type { Runtime } from './runtime.ts';
-import type { Tensor } from './tensor.ts';
+import { floatDtype, type Tensor } from './tensor.ts';
 
 export interface RopeDims {
   B: number;
@@ -67,8 +67,7 @@ function check(x: Tensor, d: RopeDims, what: string): void {
   const { B, T, H, hd } = d;
   if (!(hd > 0 && hd % 2 === 0)) throw new Error(`${what}: head dim ${hd} must be even and positive`);
   if (x.size !== B * T * H * hd) throw new Error(`${what}: ${x} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
-  if (x.dtype !== 'f32' && x.dtype !== 'f16') throw new Error(`${what}: ${x} must be f32 or f16`);
-  if (x.dtype === 'f16' && !x.rt.gpu.features.f16) throw new Error(`${what}: ${x} is f16 but the device lacks shader-f16`);
+  floatDtype(x, what);
 }
 
 function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {

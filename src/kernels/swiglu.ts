@@ -7,7 +7,7 @@
  * gate/up weights produces; its backward writes one [..., 2H] gradient to feed that matmul's backward.
  */
 import type { Kernel } from './pipeline-cache.ts';
-import type { Tensor } from './tensor.ts';
+import { floatDtype, type Tensor } from './tensor.ts';
 
 const WG = 256; // matches WG in swiglu.wgsl
 const MAX_GROUPS_PER_DIM = 65535;
@@ -15,10 +15,8 @@ const MAX_GROUPS_PER_DIM = 65535;
 type Entry = 'forward' | 'backward' | 'forward_fused' | 'backward_fused';
 
 function kernel(t: Tensor, entry: Entry): Kernel {
-  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new Error(`swiglu: ${t} must be f32 or f16`);
-  if (t.dtype === 'f16' && !t.rt.gpu.features.f16) throw new Error(`swiglu: ${t} is f16 but the device lacks shader-f16`);
-  const f16 = t.dtype === 'f16';
-  return t.rt.kernel({ shader: 'swiglu', entry, params: { T: t.dtype, ENABLES: f16 ? 'enable f16;' : '' } });
+  const T = floatDtype(t, 'swiglu');
+  return t.rt.kernel({ shader: 'swiglu', entry, params: { T, ENABLES: T === 'f16' ? 'enable f16;' : '' } });
 }
 
 /** Dispatch over n = R*H output elements; H is the row length of the [R, H] side. */

@@ -14,6 +14,24 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
+/** Storage type of float data the kernels read and write (their math is f32 either way). */
+export type FloatDType = 'f32' | 'f16';
+
+/**
+ * `dtype` as float storage: f32, or f16 where the device has shader-f16. The one check every
+ * kernel wrapper makes of its float operands; `subject` names the operand in the error.
+ */
+export function floatStorage(rt: Runtime, dtype: DType, subject: string): FloatDType {
+  if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`${subject} must be f32 or f16, got ${dtype}`);
+  if (dtype === 'f16' && !rt.gpu.features.f16) throw new Error(`${subject} is f16 but this device has no shader-f16`);
+  return dtype;
+}
+
+/** floatStorage of a tensor: `what` is the kernel (or kernel and operand) for the error. */
+export function floatDtype(t: Tensor, what: string): FloatDType {
+  return floatStorage(t.rt, t.dtype, `${what}: ${t}`);
+}
+
 /** Bytes a tensor's buffer needs: WebGPU copies and bindings work in 4-byte units. */
 export function storageBytes(shape: readonly number[], dtype: DType): number {
   return Math.max(4, Math.ceil((numel(shape) * BYTES_PER_ELEMENT[dtype]) / 4) * 4);

@@ -1,6 +1,7 @@
 import { describe, it, beforeAll, expect } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
-import { attention, attentionBackward, attentionTemplate, type AttentionDims, type AttentionDType } from '../../src/kernels/attention.ts';
+import { attention, attentionBackward, attentionTemplate, type AttentionDims } from '../../src/kernels/attention.ts';
+import type { FloatDType } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
@@ -16,7 +17,7 @@ const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
 const numel = (d: AttentionDims): number => d.B * d.T * d.H * d.hd;
 
 /** Forward and backward on the GPU; q, k, v stored as `dtype`, dO as `doDtype` (outputs read as f32). */
-async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array, dtype: AttentionDType = 'f32', doDtype: AttentionDType = 'f32') {
+async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32') {
   const shape = [d.B, d.T, d.H * d.hd];
   const [tq, tk, tv] = [q, k, v].map((a) => rt.upload(f32(a), shape, dtype));
   const tdo = rt.upload(f32(dO), shape, doDtype);
@@ -134,7 +135,7 @@ const toF16 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, (v) =
 describe('causal attention with f16 storage (f32 math)', () => {
   // q, k, v (and so o, dq, dk, dv) in `dtype`, dO in `dO`, independently; lse always f32. Both code
   // forms, both vector widths (hd % 4 == 0: vec4, else vec2), T past one 32-row workgroup.
-  const cases: [AttentionDims, AttentionDType, AttentionDType][] = [
+  const cases: [AttentionDims, FloatDType, FloatDType][] = [
     [{ B: 2, T: 5, H: 3, hd: 4 }, 'f16', 'f16'],
     [{ B: 2, T: 5, H: 3, hd: 4 }, 'f16', 'f32'],
     [{ B: 2, T: 5, H: 3, hd: 4 }, 'f32', 'f16'],
