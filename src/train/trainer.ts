@@ -16,7 +16,7 @@ import type { AdamW } from '../optim/adamw.ts';
 import { globalNormClip } from '../optim/clip.ts';
 import { CLIP } from '../kernels/adamw.ts';
 import { auxFactor, learningRate } from '../optim/schedule.ts';
-import type { TrainConfig } from './config.ts';
+import { ConfigError, type TrainConfig } from './config.ts';
 import { taskLoss, uploadBatch, type Batch } from './batch.ts';
 import { GuardBatch, type BadTensor } from './guards.ts';
 import { LossScaler, type ScaleEvent } from '../optim/loss-scale.ts';
@@ -110,7 +110,8 @@ export class Trainer {
   ) {
     const p = cfg.precision;
     if (p.activations === 'f16' && !rt.gpu.features.f16) {
-      throw new Error("precision.activations is 'f16' but this adapter has no shader-f16 feature: set precision.activations to 'f32'");
+      // A config problem for this machine: the CLI reports it and exits 2.
+      throw new ConfigError(`precision.activations is 'f16' but this adapter (${rt.gpu.adapter.description || rt.gpu.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`);
     }
     this.scaler = p.activations === 'f16' ? new LossScaler({ initialScale: p.initialScale, growthInterval: p.growthInterval, minScale: p.minScale }) : null;
     this.state = createTrainState(rt, { adamStep: optimizer.step, lossScale: this.scaler?.scale ?? 1, goodSteps: 0 });
