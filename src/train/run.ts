@@ -146,22 +146,19 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   try {
     for (let step = start + 1; step <= total; step++) {
       const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
+      const validNow = cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0 && step < total;
+      const saveNow = (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) || step === total;
+      const stopNow = opts.stopAfter !== undefined && step >= opts.stopAfter && step < total;
       // Steps are recorded ahead and their metrics read every `metricsEvery` steps, and always
       // before validation, a checkpoint, a stop or the end (the host state must be current there).
-      const boundary =
-        step % metricsEvery === 0 ||
-        step === total ||
-        interrupted ||
-        (cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0) ||
-        (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) ||
-        (opts.stopAfter !== undefined && step >= opts.stopAfter);
+      const boundary = step % metricsEvery === 0 || validNow || saveNow || stopNow || interrupted;
       if (inFlight.length === 0) windowStart = performance.now();
       profiler?.resume();
-      if (metricsEvery === 1) inFlight.push(Promise.resolve(await trainer.step(step, micro)));
-      else {
-        const ps = trainer.record(step, micro);
-        inFlight.push(trainer.resolve(ps));
-      }
+      // Read every step: the gradients are kept until the readback, so a bad one can be named,
+      // and the profiler's wall-clock window spans the step's GPU work.
+      const pending = trainer.resolve(trainer.record(step, micro, { keepGrads: metricsEvery === 1 }));
+      if (metricsEvery === 1) await pending;
+      inFlight.push(pending);
       profiler?.pause();
       if (!boundary) continue;
       const done = await Promise.all(inFlight.splice(0));
@@ -190,13 +187,13 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
         const path = await save(step);
         throw new RunStopped(stop.replace('%PATH%', path), 1);
       }
-      if (cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0 && step < total) {
+      if (validNow) {
         const v = await validate();
         metrics.write({ kind: 'valid', step, ...v });
         progress.log(validLine(`[valid] step ${step}`, v));
       }
-      if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0) || step === total) await save(step);
-      if (opts.stopAfter !== undefined && step >= opts.stopAfter && step < total) {
+      if (saveNow) await save(step);
+      if (stopNow) {
         const path = await save(step);
         progress.log(`[stop] --stop-after ${opts.stopAfter}: checkpoint saved at ${path} (continue with --resume)`);
         return { steps: step, validBefore, validAfter: await validate(), last, skippedSteps, overflowSteps, stopped: true };
