@@ -10,6 +10,8 @@ import type { Tensor } from './tensor.ts';
 export const STATE = { adamStep: 0, lossScale: 1, goodSteps: 2, event: 3 } as const;
 /** state[STATE.event] codes. */
 export const SCALE_EVENTS = ['none', 'grew', 'overflow', 'overflow-at-min'] as const;
+/** What the loss scaler did after a step. */
+export type ScaleEvent = (typeof SCALE_EVENTS)[number];
 
 export interface HostTrainState {
   adamStep: number;
@@ -59,7 +61,8 @@ export interface ScaleOptions {
 
 /**
  * After the update: adamStep += 1 unless `guardFlag` (forward guards) or `normFlag` (non-finite
- * gradient norm) is set; with `scaling`, the loss-scale update of LossScaler.update.
+ * gradient norm) is set; with `scaling`, the loss-scale update of src/optim/loss-scale.ts
+ * (reference model: test/reference/loss-scale-ref.ts).
  */
 export function stepEnd(state: Tensor, guardFlag: Tensor, normFlag: Tensor, scaling: ScaleOptions | null): void {
   check(state);

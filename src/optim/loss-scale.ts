@@ -1,11 +1,14 @@
 /**
- * Dynamic loss scaling for f16 activations (the GradScaler state machine, host side).
+ * Dynamic loss scaling for f16 activations (GradScaler semantics): its options and the host's
+ * mirror of its state, which checkpoints save and --resume restores.
  *
  * The backward is seeded with `scale` so small gradients survive f16 storage; the optimizer
  * divides it back out (folded into the clip coefficient on the GPU, see kernels/adamw.ts). A step
  * whose gradient norm is not finite while every forward tensor was finite is an *overflow*: the
  * step is skipped and the scale halved. It counts as a bad step (guards, stop after K) only once
- * the scale cannot go lower: then the non-finite value is not a range problem any more.
+ * the scale cannot go lower: then the non-finite value is not a range problem any more. The
+ * update itself runs on the GPU (shaders/train_state.wgsl step_end; its reference model is
+ * test/reference/loss-scale-ref.ts), so a step never waits for the previous step's readback.
  */
 export interface LossScaleOptions {
   initialScale: number;
@@ -14,8 +17,6 @@ export interface LossScaleOptions {
   /** Upper bound of growth: 2^24 keeps scale x (f32 gradient) far from f32 overflow. */
   maxScale?: number;
 }
-
-export type ScaleEvent = 'none' | 'grew' | 'overflow' | 'overflow-at-min';
 
 export interface LossScaleState {
   scale: number;
@@ -32,30 +33,6 @@ export class LossScaler {
     if (!(opts.initialScale >= opts.minScale)) throw new Error(`loss scale: initialScale ${opts.initialScale} is below minScale ${opts.minScale}`);
     this.scale = opts.initialScale;
     this.maxScale = opts.maxScale ?? 2 ** 24;
-  }
-
-  /**
-   * Update after a step. `gradOverflow`: the gradient norm was not finite; `forwardBad`: a forward
-   * guard already named a non-finite activation or loss (not a scaling problem: scale untouched).
-   */
-  update(gradOverflow: boolean, forwardBad: boolean): ScaleEvent {
-    if (forwardBad) {
-      this.goodSteps = 0;
-      return 'none';
-    }
-    if (gradOverflow) {
-      this.goodSteps = 0;
-      if (this.scale <= this.opts.minScale) return 'overflow-at-min';
-      this.scale = Math.max(this.opts.minScale, this.scale / 2);
-      return 'overflow';
-    }
-    this.goodSteps++;
-    if (this.goodSteps >= this.opts.growthInterval && this.scale < this.maxScale) {
-      this.scale = Math.min(this.maxScale, this.scale * 2);
-      this.goodSteps = 0;
-      return 'grew';
-    }
-    return 'none';
   }
 
   state(): LossScaleState {

@@ -19,8 +19,8 @@ import { auxFactor, learningRate } from '../optim/schedule.ts';
 import { ConfigError, type TrainConfig } from './config.ts';
 import { taskLoss, uploadBatch, type Batch } from './batch.ts';
 import { GuardBatch, type BadTensor } from './guards.ts';
-import { LossScaler, type ScaleEvent } from '../optim/loss-scale.ts';
-import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE } from '../kernels/train-state.ts';
+import { LossScaler } from '../optim/loss-scale.ts';
+import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../kernels/train-state.ts';
 import type { Parameter } from '../model/parameter.ts';
 
 export interface LayerRoutingMetrics {

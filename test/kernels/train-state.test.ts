@@ -1,12 +1,14 @@
 /**
  * GPU-resident training state (kernels/train-state.ts): the AdamW scalars from the GPU step count,
- * the loss seed, and step_end's step count and loss-scale logic against LossScaler.update.
+ * the loss seed, and step_end's step count and loss-scale logic against the reference model
+ * (test/reference/loss-scale-ref.ts).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { adamw } from '../../src/kernels/adamw.ts';
 import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE } from '../../src/kernels/train-state.ts';
 import { LossScaler } from '../../src/optim/loss-scale.ts';
+import { lossScaleUpdate } from '../reference/loss-scale-ref.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
@@ -59,7 +61,7 @@ describe('train state', () => {
     for (const t of [pa, pb, ma, va, mb, vb, g, state, zero]) t.dispose();
   });
 
-  it('stepEnd follows LossScaler.update over a random sequence of flags; lossSeed = scale / accumulation', async () => {
+  it('stepEnd follows the loss-scale reference over a random sequence of flags; lossSeed = scale / accumulation', async () => {
     const seed = freshSeed();
     const rng = new Rng(seed);
     const opts = { initialScale: 1024, growthInterval: 3, minScale: 128, maxScale: 4096 };
@@ -78,7 +80,7 @@ describe('train state', () => {
       stepEnd(state, guard, norm, opts);
       const [st, sd] = (await rt.readMany([state, seedT])) as Float32Array[];
       const scaleBefore = ref.scale;
-      const event = ref.update(gradBad !== 0, fwd !== 0);
+      const event = lossScaleUpdate(ref, gradBad !== 0, fwd !== 0);
       if (fwd === 0 && gradBad === 0) refStep++;
       expect(sd![0], `seed at step ${i}`).toBe(scaleBefore / 4); // powers of two: exact
       expect([st![STATE.adamStep], st![STATE.lossScale], st![STATE.goodSteps], SCALE_EVENTS[st![STATE.event]!]], `step ${i} (seed ${seed}) fwd ${fwd} grad ${gradBad}`).toEqual([refStep, ref.scale, ref.goodSteps, event]);

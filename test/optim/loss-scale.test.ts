@@ -1,37 +1,40 @@
 import { describe, expect, it } from 'vitest';
 import { LossScaler } from '../../src/optim/loss-scale.ts';
+import { lossScaleUpdate } from '../reference/loss-scale-ref.ts';
 
+// The update rules, on the reference model of the GPU's step_end (test/kernels/train-state.test.ts
+// checks the GPU against it), and LossScaler's checkpoint state.
 describe('LossScaler', () => {
   it('halves on overflow, grows after growthInterval clean steps, never passes its bounds', () => {
     const s = new LossScaler({ initialScale: 8, growthInterval: 3, minScale: 2, maxScale: 32 });
-    expect(s.update(true, false)).toBe('overflow');
+    expect(lossScaleUpdate(s, true, false)).toBe('overflow');
     expect(s.scale).toBe(4);
-    expect(s.update(true, false)).toBe('overflow');
+    expect(lossScaleUpdate(s, true, false)).toBe('overflow');
     expect(s.scale).toBe(2);
     // At the floor an overflow is no longer a range problem: the caller counts it as a bad step.
-    expect(s.update(true, false)).toBe('overflow-at-min');
+    expect(lossScaleUpdate(s, true, false)).toBe('overflow-at-min');
     expect(s.scale).toBe(2);
-    expect([s.update(false, false), s.update(false, false), s.update(false, false)]).toEqual(['none', 'none', 'grew']);
+    expect([lossScaleUpdate(s, false, false), lossScaleUpdate(s, false, false), lossScaleUpdate(s, false, false)]).toEqual(['none', 'none', 'grew']);
     expect(s.scale).toBe(4);
-    for (let i = 0; i < 30; i++) s.update(false, false);
+    for (let i = 0; i < 30; i++) lossScaleUpdate(s, false, false);
     expect(s.scale).toBe(32);
   });
 
   it('a forward non-finite value leaves the scale alone and restarts the growth count', () => {
     const s = new LossScaler({ initialScale: 16, growthInterval: 2, minScale: 1 });
-    s.update(false, false);
-    expect(s.update(true, true)).toBe('none');
+    lossScaleUpdate(s, false, false);
+    expect(lossScaleUpdate(s, true, true)).toBe('none');
     expect(s.scale).toBe(16);
     expect(s.goodSteps).toBe(0);
-    s.update(false, false);
-    expect(s.update(false, false)).toBe('grew');
+    lossScaleUpdate(s, false, false);
+    expect(lossScaleUpdate(s, false, false)).toBe('grew');
     expect(s.scale).toBe(32);
   });
 
   it('state round-trips (checkpoints) and ignores invalid restored values', () => {
     const s = new LossScaler({ initialScale: 1024, growthInterval: 5, minScale: 1 });
-    s.update(true, false);
-    s.update(false, false);
+    lossScaleUpdate(s, true, false);
+    lossScaleUpdate(s, false, false);
     const t = new LossScaler({ initialScale: 1024, growthInterval: 5, minScale: 1 });
     t.restore(s.state());
     expect(t.state()).toEqual({ scale: 512, goodSteps: 1 });
