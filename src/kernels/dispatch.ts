@@ -145,6 +145,12 @@ export function chooseChunkTokens(n: number, e: number, k: number): number {
   return Math.max(1, Math.ceil(n / chunks));
 }
 
+/** The chunk size routeAndDispatch uses: `requested` or chooseChunkTokens, at most N. */
+export function fusedChunkTokens(n: number, e: number, k: number, requested?: number): number {
+  // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
+  return Math.min(requested ?? chooseChunkTokens(n, e, k), Math.max(n, 1));
+}
+
 /**
  * routerTopK + buildDispatch from the router logits [N, E] (f32) in 2 dispatches: the router
  * also counts each chunk's pairs per expert, then one pass per chunk sums the counts and places
@@ -159,8 +165,7 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   if (opts.numExperts !== undefined && opts.numExperts !== e) throw new Error(`routeAndDispatch: numExperts=${opts.numExperts} but logits ${logits} have ${e}`);
   const k = opts.k ?? 2;
   const capacity = capacityOf(opts, n, k, e); // validated before anything is recorded
-  // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
-  const chunkTokens = Math.min(opts.chunkTokens ?? chooseChunkTokens(n, e, k), Math.max(n, 1));
+  const chunkTokens = fusedChunkTokens(n, e, k, opts.chunkTokens);
   const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
   const chunks = Math.ceil(n / chunkTokens);
   const plan = planTensors(rt, n, k, e);

@@ -5,6 +5,7 @@
  * optional additive d_probs from a balancing loss, and returns d_logits in one kernel.
  */
 import type { Tensor } from './tensor.ts';
+import type { Runtime } from './runtime.ts';
 import { foldedGrid } from './grid.ts';
 
 export interface RouterOptions {
@@ -43,12 +44,19 @@ function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, numb
   return [n, e, k];
 }
 
+/** probs [N, E], idx [N, k] and weights [N, k], in that allocation order (the planner mirrors it). */
+function routerOutputs(rt: Runtime, n: number, e: number, k: number): RouterOutput {
+  return {
+    probs: rt.empty([n, e], 'f32', 'router.probs'),
+    idx: rt.empty([n, k], 'u32', 'router.idx'),
+    weights: rt.empty([n, k], 'f32', 'router.weights'),
+  };
+}
+
 export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutput {
   const rt = logits.rt;
   const [n, e, k] = forwardDims(logits, opts);
-  const probs = rt.empty([n, e], 'f32', 'router.probs');
-  const idx = rt.empty([n, k], 'u32', 'router.idx');
-  const weights = rt.empty([n, k], 'f32', 'router.weights');
+  const { probs, idx, weights } = routerOutputs(rt, n, e, k);
   const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
   rt.dispatch(kern, [logits, probs, idx, weights], foldedGrid(n, 64), new Uint32Array([n, e, k, 0]));
   return { probs, idx, weights };
@@ -66,6 +74,14 @@ export interface RouterCountsOutput extends RouterOutput {
 }
 
 /**
+ * Shape of routerTopKCounts' chunkCounts: [E, chunks rounded up to a multiple of 4], at least one
+ * vec4 even for N = 0 (the consumer binds it as array<vec4<u32>>, 16 bytes at the least).
+ */
+export function chunkCountsShape(n: number, e: number, chunkTokens: number): [number, number] {
+  return [e, Math.max(4, Math.ceil(Math.ceil(n / chunkTokens) / 4) * 4)];
+}
+
+/**
  * routerTopK (same probs, idx and weights, bit for bit) plus per-chunk expert histograms for
  * the dispatch plan, still one dispatch: one invocation per chunk of `chunkTokens` consecutive
  * tokens, routed in order, so the histogram needs no workgroup memory or barrier. Building block
@@ -76,12 +92,10 @@ export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkToken
   const [n, e, k] = forwardDims(logits, opts);
   if (!Number.isInteger(chunkTokens) || chunkTokens < 1) throw new Error(`router: chunkTokens=${chunkTokens} must be a positive integer`);
   if (chunkTokens > Math.max(n, 1)) throw new Error(`router: chunkTokens=${chunkTokens} exceeds N=${n} (use N: one chunk)`);
-  // At least one vec4 even for N = 0: the consumer binds it as array<vec4<u32>> (16-byte minimum).
-  const chunks4 = Math.max(4, Math.ceil(Math.ceil(n / chunkTokens) / 4) * 4);
-  const probs = rt.empty([n, e], 'f32', 'router.probs');
-  const idx = rt.empty([n, k], 'u32', 'router.idx');
-  const weights = rt.empty([n, k], 'f32', 'router.weights');
-  const chunkCounts = rt.empty([e, chunks4], 'u32', 'router.chunk_counts');
+  const { probs, idx, weights } = routerOutputs(rt, n, e, k);
+  const shape = chunkCountsShape(n, e, chunkTokens);
+  const chunks4 = shape[1];
+  const chunkCounts = rt.empty(shape, 'u32', 'router.chunk_counts');
   const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
   rt.dispatch(kern, [logits, probs, idx, weights, chunkCounts], foldedGrid(chunks4, CHUNK_WG), new Uint32Array([n, e, k, chunkTokens]));
   return { probs, idx, weights, chunkCounts };

@@ -17,7 +17,8 @@
  * (f32), norm/attention statistics, router probabilities and losses stay f32.
  */
 import { sizeClass } from '../kernels/buffer-pool.ts';
-import { chooseChunkTokens } from '../kernels/dispatch.ts';
+import { fusedChunkTokens } from '../kernels/dispatch.ts';
+import { chunkCountsShape } from '../kernels/router.ts';
 import { storageBytes, type DType } from '../kernels/tensor.ts';
 import { countParameters, type ModelConfig } from '../model/config.ts';
 
@@ -536,8 +537,7 @@ class Ops {
     const m = this.mem;
     const [n, k] = idx.data.shape as [number, number];
     // routeAndDispatch: the router's per-chunk expert counts, freed once the plan is placed.
-    const chunks = Math.ceil(n / Math.min(chooseChunkTokens(n, e, k), Math.max(n, 1)));
-    const chunkBase = m.alloc([e, Math.max(4, Math.ceil(chunks / 4) * 4)], 'u32', 'temp', 'router chunk counts');
+    const chunkBase = m.alloc(chunkCountsShape(n, e, fusedChunkTokens(n, e, k)), 'u32', 'temp', 'router chunk counts');
     const plan = [
       m.alloc([e], 'u32', 'activation', 'dispatch counts'),
       m.alloc([e + 1], 'u32', 'activation', 'dispatch offsets'),
