@@ -7,22 +7,10 @@ Run with Debian's /usr/bin/python3 (python3-torch 1.13 + OpenBLAS), not a pyenv 
 """
 import argparse
 import json
-import os
 import sys
 import time
 
-
-def blas_gflops(torch) -> float:
-    """GFLOP/s of a 512^3 f32 matmul at the set thread count: says which BLAS is really loaded
-    (Debian's python3-torch runs on the reference BLAS unless libopenblas0-pthread is installed)."""
-    x = torch.rand(512, 512)
-    x @ x
-    n = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < 0.1:
-        x @ x
-        n += 1
-    return 2 * 512**3 * n / (time.perf_counter() - t0) / 1e9
+from peer_common import blas_gflops, load_torch
 
 
 def main() -> None:
@@ -36,12 +24,7 @@ def main() -> None:
     ap.add_argument("--sample-ms", type=float, default=300.0)
     a = ap.parse_args()
 
-    # OpenBLAS sizes its own pool from this; set before torch loads it.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
-    import torch
-
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    torch = load_torch(a.threads)
     model = torch.nn.Sequential(
         torch.nn.Linear(a.din, a.hidden), torch.nn.ReLU(), torch.nn.Linear(a.hidden, a.din)
     )

@@ -19,18 +19,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "golden"))
 
-
-def blas_gflops(torch) -> float:
-    """GFLOP/s of a 512^3 f32 matmul at the set thread count: says which BLAS is really loaded
-    (Debian's python3-torch runs on the reference BLAS unless libopenblas0-pthread is installed)."""
-    x = torch.rand(512, 512)
-    x @ x
-    n = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < 0.1:
-        x @ x
-        n += 1
-    return 2 * 512**3 * n / (time.perf_counter() - t0) / 1e9
+from peer_common import blas_gflops, load_torch  # noqa: E402 (after the path set-up)
 
 
 def main() -> None:
@@ -46,12 +35,9 @@ def main() -> None:
     ap.add_argument("--clip", type=float, default=1.0)
     a = ap.parse_args()
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
-    import torch
+    torch = load_torch(a.threads)
     from timemoe_ref import TimeMoeRef, loss_terms
 
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
     cfg = json.loads(a.config)
     model = TimeMoeRef(cfg)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
