@@ -14,7 +14,7 @@ import { linear } from '../../src/autograd/ops/linear.ts';
 import { linearRelu, mseLoss, relu } from '../../src/autograd/ops/mlp.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
-import { gradcheck, type GradcheckInput } from '../reference/gradcheck.ts';
+import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
 import { matmul as matmulRef } from '../reference/ops.ts';
 
 const RTOL = 2e-3;
@@ -22,10 +22,6 @@ let rt: Runtime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
-
-function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
-  return { shape, data: toF32(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -scale, scale)) };
-}
 
 /** Uniform in ±[0.05, scale]: away from ReLU's kink. */
 function randAwayFromZero(rng: Rng, shape: number[], scale = 1): GradcheckInput {

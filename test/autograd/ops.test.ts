@@ -18,7 +18,7 @@ import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '..
 import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss, weightedSum, zLoss } from '../../src/autograd/ops/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
-import { gradcheck, type GradcheckInput } from '../reference/gradcheck.ts';
+import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
 import { matmul as matmulRef, silu, sigmoid as sigmoidRef, softmaxRows } from '../reference/ops.ts';
 import { attentionRef, rmsnormRef, ropeRef } from '../reference/attention-ref.ts';
 import { crossEntropyRef, huberLossRef } from '../reference/loss-ref.ts';
@@ -29,10 +29,6 @@ let rt: Runtime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
-
-function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
-  return { shape, data: toF32(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -scale, scale)) };
-}
 
 function check(name: string, inputs: (rng: Rng) => GradcheckInput[], gpu: (v: Var[]) => Var, reference: (x: Float64Array[]) => Float64Array) {
   it(name, async () => {

@@ -6,7 +6,7 @@
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
 import type { Runtime } from '../../src/kernels/runtime.ts';
-import { Rng } from './rng.ts';
+import { Rng, toF32 } from './rng.ts';
 import { expectClose } from './compare.ts';
 import { projectedNumericGrad } from './ops.ts';
 
@@ -16,6 +16,11 @@ export interface GradcheckInput {
   /** Integer inputs (indices) are passed through and not differentiated. */
   requiresGrad?: boolean;
   dtype?: 'f32' | 'i32' | 'u32';
+}
+
+/** A gradcheck input of `shape`, uniform in [-scale, scale] (f32-representable). */
+export function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
+  return { shape, data: toF32(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -scale, scale)) };
 }
 
 export interface GradcheckCase {
