@@ -152,6 +152,14 @@ describe('matmulBackward', () => {
   });
 });
 
+/** A grouped problem's random expert row counts (`mode`), offsets, x [R, K] and w [E, N, K]. */
+function groupedInputs(s: { R: number; K: number; N: number; E: number }, mode: 'random' | 'zero' | 'all') {
+  const seed = freshSeed();
+  const rng = new Rng(seed);
+  const cnt = counts(rng, s.E, s.R, mode);
+  return { seed, rng, cnt, off: offsetsOf(cnt), x: rand(rng, s.R * s.K), w: rand(rng, s.E * s.N * s.K) };
+}
+
 describe('grouped (MoE expert) matmul', () => {
   const shapes: { R: number; K: number; N: number; E: number }[] = [
     { R: 1, K: 3, N: 2, E: 2 },
@@ -163,13 +171,8 @@ describe('grouped (MoE expert) matmul', () => {
     it(`forward (w ${transB ? '[E,N,K]' : '[E,K,N]'}): random counts, an empty expert, all rows on one expert`, async () => {
       for (const s of shapes)
         for (const mode of ['random', 'zero', 'all'] as const) {
-          const seed = freshSeed();
-          const rng = new Rng(seed);
+          const { seed, rng, cnt, off, x, w } = groupedInputs(s, mode);
           const { R, K, N, E } = s;
-          const cnt = counts(rng, E, R, mode);
-          const off = offsetsOf(cnt);
-          const x = rand(rng, R * K);
-          const w = rand(rng, E * N * K);
           const residual = rand(rng, R * N);
           const exp = groupedRef(x, w, off, E, N, K, transB).map((y, i) => 0.5 * y + residual[i]!);
           const offT = rt.upload(off, [E + 1], 'u32');
@@ -198,13 +201,8 @@ describe('grouped (MoE expert) matmul', () => {
   it('weight gradient dW[e] = dY[e]ᵀ·X[e] and dX = dY·W[e] in one dispatch each (empty expert -> zeros)', async () => {
     for (const s of shapes)
       for (const mode of ['zero', 'random', 'all'] as const) {
-        const seed = freshSeed();
-        const rng = new Rng(seed);
+        const { seed, rng, cnt, off, x, w } = groupedInputs(s, mode);
         const { R, K, N, E } = s;
-        const cnt = counts(rng, E, R, mode);
-        const off = offsetsOf(cnt);
-        const x = rand(rng, R * K);
-        const w = rand(rng, E * N * K);
         const dy = rand(rng, R * N);
         const offT = rt.upload(off, [E + 1], 'u32');
         const dyT = up(dy, [R, N]);
