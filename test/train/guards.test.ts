@@ -10,12 +10,11 @@ import type { Runtime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig } from '../../src/train/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
-import { AdamW } from '../../src/optim/adamw.ts';
-import { Trainer } from '../../src/train/trainer.ts';
-import { loadData } from '../../src/train/data/index.ts';
+import type { AdamW } from '../../src/optim/adamw.ts';
 import { readSafetensors } from '../../src/train/safetensors.ts';
 import { stateDict } from '../../src/model/state-dict.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { setupTrainer } from './trainer-setup.ts';
 
 let rt: Runtime;
 beforeAll(async () => {
@@ -35,10 +34,7 @@ async function snapshot(model: TimeMoeModel, opt: AdamW): Promise<Float32Array[]
 describe('isfinite guards', () => {
   it('skip the step, keep weights and optimizer state bit-identical, and name the injected layer first', async () => {
     const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } } }));
-    const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
-    const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
-    const opt = new AdamW(model.params, cfg.optim);
-    const trainer = new Trainer(rt, model, opt, cfg);
+    const { data, model, opt, trainer, dispose } = setupTrainer(rt, cfg);
 
     const s1 = await trainer.step(1, [data.train.nextBatch(4)]);
     expect(s1.skipped).toBe(false);
@@ -60,16 +56,12 @@ describe('isfinite guards', () => {
     expect(s3.skipped).toBe(false);
     expect(Number.isFinite(s3.loss)).toBe(true);
     expect(opt.step).toBe(2);
-    opt.dispose();
-    model.dispose();
+    dispose();
   });
 
   it('a NaN born in backward (no forward tensor bad) is caught by the norm and named by its gradient', async () => {
     const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'grad' } } }));
-    const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
-    const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
-    const opt = new AdamW(model.params, cfg.optim);
-    const trainer = new Trainer(rt, model, opt, cfg);
+    const { data, model, opt, trainer, dispose } = setupTrainer(rt, cfg);
     expect((await trainer.step(1, [data.train.nextBatch(4)])).skipped).toBe(false);
     const before = await snapshot(model, opt);
     const s2 = await trainer.step(2, [data.train.nextBatch(4)]);
@@ -81,8 +73,7 @@ describe('isfinite guards', () => {
     const after = await snapshot(model, opt);
     after.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(before[i]!.buffer)), `tensor ${i} changed on a skipped step`).toBe(true));
     expect((await trainer.step(3, [data.train.nextBatch(4)])).skipped).toBe(false);
-    opt.dispose();
-    model.dispose();
+    dispose();
   });
 
   it('through the CLI: logs NaN as "NaN" (never 0), then stops after K bad steps with the last good weights saved', async () => {

@@ -8,24 +8,16 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import { TimeMoeModel } from '../../src/model/time-moe.ts';
-import { AdamW } from '../../src/optim/adamw.ts';
-import { Trainer, type StepMetrics } from '../../src/train/trainer.ts';
-import { loadData } from '../../src/train/data/index.ts';
+import type { StepMetrics } from '../../src/train/trainer.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { setupTrainer } from './trainer-setup.ts';
 
 let rt: Runtime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
 
-function setup(cfg: TrainConfig) {
-  const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
-  const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
-  const opt = new AdamW(model.params, cfg.optim);
-  const trainer = new Trainer(rt, model, opt, cfg);
-  return { data, model, opt, trainer, dispose: () => (opt.dispose(), model.dispose()) };
-}
+const setup = (cfg: TrainConfig) => setupTrainer(rt, cfg);
 
 async function train(cfg: TrainConfig, steps: number, B: number): Promise<StepMetrics[]> {
   const s = setup(cfg);
