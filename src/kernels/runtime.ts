@@ -6,7 +6,7 @@ import { acquireDevice, type AcquireOptions, type GpuDevice } from './device.ts'
 import { BufferPool } from './buffer-pool.ts';
 import { PipelineCache, type Kernel, type KernelSpec } from './pipeline-cache.ts';
 import { ErrorSink, Recorder, type Binding } from './recorder.ts';
-import { BYTES_PER_ELEMENT, Tensor, numel, storageBytes, type DType } from './tensor.ts';
+import { Tensor, numel, storageBytes, type DType } from './tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
 
 export type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array | number[];
@@ -126,25 +126,7 @@ export class Runtime {
 
   /** Download a tensor (submits pending work first). */
   async read(t: Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
-    this.assertAlive();
-    if (t.isDisposed) throw new Error(`read of disposed tensor ${t.label}`);
-    const bytes = t.size * BYTES_PER_ELEMENT[t.dtype];
-    const copyBytes = Math.max(4, Math.ceil(bytes / 4) * 4);
-    const stage = this.staging.acquire(copyBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
-    this.recorder.copy(t.buffer, 0, stage, 0, copyBytes);
-    this.recorder.submit();
-    try {
-      await stage.mapAsync(GPUMapMode.READ, 0, copyBytes);
-    } catch (e) {
-      await this.errors.check();
-      this.assertAlive();
-      throw e;
-    }
-    const raw = stage.getMappedRange(0, copyBytes).slice(0);
-    stage.unmap();
-    this.staging.release(stage);
-    await this.errors.check();
-    return decode(raw, 0, t);
+    return (await this.readMany([t]))[0]!;
   }
 
   /**
@@ -158,11 +140,11 @@ export class Runtime {
     for (const t of tensors) {
       if (t.isDisposed) throw new Error(`read of disposed tensor ${t.label}`);
       offsets.push(total);
-      total += Math.max(4, Math.ceil((t.size * BYTES_PER_ELEMENT[t.dtype]) / 4) * 4);
+      total += t.byteLength; // 4-byte multiples: copies work in 4-byte units
     }
     if (total === 0) return [];
     const stage = this.staging.acquire(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
-    tensors.forEach((t, i) => this.recorder.copy(t.buffer, 0, stage, offsets[i]!, Math.max(4, Math.ceil((t.size * BYTES_PER_ELEMENT[t.dtype]) / 4) * 4)));
+    tensors.forEach((t, i) => this.recorder.copy(t.buffer, 0, stage, offsets[i]!, t.byteLength));
     this.recorder.submit();
     try {
       await stage.mapAsync(GPUMapMode.READ, 0, total);
