@@ -223,7 +223,8 @@ export class Trainer {
     if (cfg.stability.guards || this.scaler) rt.recorder.copy(clip.buffer, CLIP.nonFinite * 4, normBad.buffer, 0, 4);
     const skip = copy(guardFlag, 'skip flag');
     axpy(normBad, skip, 1, 1);
-    // The clip tensor always goes in: its gradScale is the clip coefficient over the loss scale.
+    // Bias correction from the GPU step count. The clip tensor always goes in: its gradScale is
+    // the clip coefficient over the loss scale.
     const scalars = adamScalars(this.state, { lr, beta1: cfg.optim.beta1, beta2: cfg.optim.beta2 });
     this.optimizer.apply(lr, clip, skip, this.optimizer.step + 1, scalars);
     const p = cfg.precision;
