@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getRuntime, type Runtime } from '../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var, release } from '../src/autograd/variable.ts';
@@ -65,13 +65,13 @@ interface OurMlp {
   dispose(): void;
 }
 
-function uniformTensor(rt: Runtime, rng: Rng, shape: number[], lim: number, label: string): Tensor {
+function uniformTensor(rt: DawnRuntime, rng: Rng, shape: number[], lim: number, label: string): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return rt.upload(Float32Array.from(rng.uniformArray(n, -lim, lim)), shape, 'f32', label);
 }
 
 /** nn.Linear-style init (uniform ±1/sqrt(fan_in)), W stored [out, in] (our linear's layout). */
-function buildOurs(rt: Runtime, s: MlpShape): OurMlp {
+function buildOurs(rt: DawnRuntime, s: MlpShape): OurMlp {
   const rng = new Rng(1);
   const l1 = 1 / Math.sqrt(s.din);
   const l2 = 1 / Math.sqrt(s.hidden);
@@ -118,7 +118,7 @@ function buildOurs(rt: Runtime, s: MlpShape): OurMlp {
 }
 
 /** Our step with one submit and a queue wait per step: ms per step over `steps` steps. */
-async function sampleOurs(rt: Runtime, m: OurMlp, steps: number): Promise<number> {
+async function sampleOurs(rt: DawnRuntime, m: OurMlp, steps: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) {
     const g = m.record('step');
@@ -128,7 +128,7 @@ async function sampleOurs(rt: Runtime, m: OurMlp, steps: number): Promise<number
   return (performance.now() - t0) / steps;
 }
 
-async function lossAfterStep(rt: Runtime, m: OurMlp): Promise<number> {
+async function lossAfterStep(rt: DawnRuntime, m: OurMlp): Promise<number> {
   const g = m.record('step');
   const v = (await rt.read(m.lossOf(g)!.data))[0]!;
   g.dispose();
@@ -136,7 +136,7 @@ async function lossAfterStep(rt: Runtime, m: OurMlp): Promise<number> {
 }
 
 /** Breakdown of ours, many iterations per submit (no per-step wait): fwd, fwd + bwd, step. */
-async function breakdown(rt: Runtime, m: OurMlp, samples: number): Promise<BenchRow[]> {
+async function breakdown(rt: DawnRuntime, m: OurMlp, samples: number): Promise<BenchRow[]> {
   const submits0 = rt.recorder.submits;
   const dispatches0 = rt.recorder.dispatches;
   await sampleOurs(rt, m, 1);

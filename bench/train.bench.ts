@@ -13,7 +13,7 @@
  */
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getRuntime, type Runtime } from '../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import { GpuProfiler } from '../src/kernels/profiler.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var } from '../src/autograd/variable.ts';
@@ -115,7 +115,7 @@ class OurEngine {
   readonly batch: Batch;
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: DawnRuntime,
     readonly c: Case,
   ) {
     this.model = new TimeMoeModel(rt, c.cfg.model, c.cfg.seed);
@@ -164,7 +164,7 @@ class OurEngine {
   }
 }
 
-async function profileStep(rt: Runtime, eng: OurEngine): Promise<{ rows: BenchRow[]; note: string }> {
+async function profileStep(rt: DawnRuntime, eng: OurEngine): Promise<{ rows: BenchRow[]; note: string }> {
   const prof = new GpuProfiler(rt);
   if (!prof.supported) return { rows: [], note: 'no timestamp-query feature: no per-op profile' };
   prof.resume();
@@ -178,7 +178,7 @@ async function profileStep(rt: Runtime, eng: OurEngine): Promise<{ rows: BenchRo
   return { rows, note };
 }
 
-async function runOurs(rt: Runtime, eng: OurEngine, steps: number): Promise<number[]> {
+async function runOurs(rt: DawnRuntime, eng: OurEngine, steps: number): Promise<number[]> {
   const ms: number[] = [];
   for (let i = 0; i < steps; i++) ms.push((await eng.step()).ms);
   return ms;
@@ -196,7 +196,7 @@ interface TorchResult {
   blas: string;
 }
 
-async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<{ ours: OurResult; torch: TorchResult[] }> {
+async function runCase(rt: DawnRuntime, c: Case, log: (m: string) => void): Promise<{ ours: OurResult; torch: TorchResult[] }> {
   const eng = new OurEngine(rt, c);
   const d0 = rt.recorder.dispatches;
   const first = await eng.step(); // compiles the pipelines
@@ -261,7 +261,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const cfg50 = loadConfig(join(ROOT, 'small-moe.json'), ['model.preset=timemoe-50m', `data.contextLength=${T50}`, `schedule.microBatch=${B50}`]);
   const cases: Case[] = [
     { name: 'small-moe', cfg: smallCfg, B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: true },
-    ...(rt.gpu.features.f16
+    ...(rt.caps.f16
       ? [{ name: 'small-moe f16', cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']), B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: false, torch: false }]
       : []),
     { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: ctx.quick ? 1 : 2, rounds: 1, profile: !ctx.quick },

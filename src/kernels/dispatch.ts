@@ -15,8 +15,7 @@
  * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
  * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
-import { floatDtype, type DType, type FloatDType, type Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import { floatDtype, type DType, type FloatDType, type Tensor, type Backend } from './tensor.ts';
 import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
 
@@ -59,7 +58,7 @@ function width(d: number): 1 | 4 {
  * A dispatch.wgsl kernel. Row kernels: row length d, storage dtypes a and b of their two row
  * buffers (see the shader), f32 math. The plan kernels use the defaults (no row buffers).
  */
-function kernel(rt: Runtime, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
+function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
   const vec = width(d) === 4;
   const st = (t: DType) => (vec ? `vec4<${t}>` : t);
   return rt.kernel({
@@ -82,7 +81,7 @@ function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): num
   return Math.ceil((opts.capacityFactor * n * k) / e);
 }
 
-function planTensors(rt: Runtime, n: number, k: number, e: number) {
+function planTensors(rt: Backend, n: number, k: number, e: number) {
   return {
     counts: rt.empty([e], 'u32', 'dispatch.counts'),
     offsets: rt.empty([e + 1], 'u32', 'dispatch.offsets'),

@@ -17,8 +17,7 @@
  * Token counts stay on the GPU: offsets is read by the kernel, never by this wrapper.
  * WGSL is generated here (unrolled register blocks) into the slots of shaders/matmul.wgsl.
  */
-import type { Runtime } from './runtime.ts';
-import { floatDtype, floatStorage, type FloatDType, type Tensor } from './tensor.ts';
+import { floatDtype, floatStorage, type FloatDType, type Tensor, type Backend } from './tensor.ts';
 import { resolveConfig, type MatmulConfig, type MatmulShape } from './matmul-config.ts';
 
 export type Activation = 'none' | 'relu' | 'silu' | 'gelu-tanh';
@@ -314,7 +313,7 @@ function kernelKey(d: KernelDesc): string {
 
 const generated = new Map<string, Record<string, string | number>>();
 
-function kernelFor(rt: Runtime, d: KernelDesc) {
+function kernelFor(rt: Backend, d: KernelDesc) {
   const key = kernelKey(d);
   let params = generated.get(key);
   if (!params) generated.set(key, (params = generateMatmul(d)));
@@ -361,7 +360,7 @@ function checkFloat(what: string, ...ts: Tensor[]): void {
   for (const t of ts) floatDtype(t, what);
 }
 
-function outputFor(rt: Runtime, shape: number[], opts: Pick<EpilogueOptions, 'out' | 'outDtype' | 'accumulate' | 'label'>, what: string, dflt: FloatDType): Tensor {
+function outputFor(rt: Backend, shape: number[], opts: Pick<EpilogueOptions, 'out' | 'outDtype' | 'accumulate' | 'label'>, what: string, dflt: FloatDType): Tensor {
   if (opts.accumulate && !opts.out) throw new Error(`${what}: accumulate needs an existing 'out' tensor`);
   if (opts.out) {
     if (!sameShape(opts.out.shape, shape)) throw new Error(`${what}: out ${opts.out} must have shape [${shape.join(', ')}]`);

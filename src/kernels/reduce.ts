@@ -4,8 +4,7 @@
  * then passes over partials): deterministic, and no float atomics.
  */
 import { grid1d } from './grid.ts';
-import type { Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import type { Tensor, Backend } from './tensor.ts';
 
 const WG = 256;
 
@@ -64,7 +63,7 @@ export function sumAxis(x: Tensor, view: AxisView, opts: ReduceOptions = {}): Te
   return reducePass(x.rt, x, opts.times ?? null, view, opts.scale ?? 1, outShape);
 }
 
-function reducePass(rt: Runtime, x: Tensor, times: Tensor | null, view: AxisView, scale: number, outShape: readonly number[]): Tensor {
+function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView, scale: number, outShape: readonly number[]): Tensor {
   const { outer, n, inner } = view;
   // Variants measured on lavapipe (bench numbers in the closing notes): the workgroup tree costs a
   // barrier per step per workgroup; the serial path costs none. v1 used the tree below 4096 outputs
@@ -141,8 +140,8 @@ export function sumAll(x: Tensor): Tensor {
 }
 
 /** Tensors per many_sumsq dispatch: the shader's uniform tables hold 16; one binding is the output. */
-export function manyBatch(rt: Runtime, otherBindings = 1): number {
-  return Math.max(1, Math.min(16 - otherBindings, rt.device.limits.maxStorageBuffersPerShaderStage - otherBindings));
+export function manyBatch(rt: Backend, otherBindings = 1): number {
+  return Math.max(1, Math.min(16 - otherBindings, rt.caps.limits.maxStorageBuffersPerShaderStage - otherBindings));
 }
 
 /** Elements per workgroup in the many-tensor kernels: 64 per thread, so the tree's barriers are amortised. */

@@ -10,8 +10,7 @@
  *
  * Storage: x and y f32 or f16 (f16 needs the device's shader-f16); the table and all math are f32.
  */
-import type { Runtime } from './runtime.ts';
-import { floatDtype, type Tensor } from './tensor.ts';
+import { floatDtype, type Tensor, type Backend } from './tensor.ts';
 
 export interface RopeDims {
   B: number;
@@ -35,14 +34,14 @@ interface CachedTable {
   rows: number;
   table: Tensor;
 }
-const tables = new WeakMap<Runtime, Map<string, CachedTable>>();
+const tables = new WeakMap<Backend, Map<string, CachedTable>>();
 
 /**
  * The cached [rows >= T, hd/2] table of (cos, sin) pairs; grown (to a power of two, at least 64
  * rows) when T exceeds it, which disposes the smaller one. The cache owns the tensor: callers
  * must not dispose it nor keep it past a later call with a larger T.
  */
-export function ropeTable(rt: Runtime, T: number, hd: number, theta = 10000): Tensor {
+export function ropeTable(rt: Backend, T: number, hd: number, theta = 10000): Tensor {
   let perRt = tables.get(rt);
   if (!perRt) tables.set(rt, (perRt = new Map()));
   const key = `${hd}|${theta}`;

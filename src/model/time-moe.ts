@@ -7,7 +7,7 @@
 import type { Var } from '../autograd/variable.ts';
 import { swiglu } from '../autograd/ops/activation.ts';
 import { meanPoolSeq } from '../autograd/ops/loss.ts';
-import type { Runtime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import { Rng } from '../util/rng.ts';
 import { ropeTable } from '../kernels/rope.ts';
 import type { ModelConfig } from './config.ts';
@@ -51,7 +51,7 @@ export class TimeMoeModel {
   readonly classifier: Linear | null;
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly cfg: ModelConfig,
     seed = 0,
   ) {

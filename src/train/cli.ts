@@ -10,6 +10,8 @@ import { DataError } from './data/errors.ts';
 import { CheckpointError } from './checkpoint.ts';
 import { RunStopped, planFor, runTraining } from './run.ts';
 import { formatPlan } from './planner-format.ts';
+import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from './targets.ts';
+import { getRuntime } from '../kernels/runtime.ts';
 import { runSmoke } from './smoke.ts';
 
 const GiB = 2 ** 30;
@@ -26,12 +28,20 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+function targetName(v: string): TargetName {
+  const r = TargetNameSchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(`unknown target "${v}" (one of: ${TARGET_NAMES.join(', ')})`);
+  return r.data;
+}
+
 interface CliOptions {
   config?: string;
   set: string[];
   resume?: boolean;
   plan?: boolean;
-  budgetGb: number;
+  json?: boolean;
+  target: TargetName;
+  budgetGb?: number;
   smoke?: boolean;
   stopAfter?: number;
   profile?: boolean;
@@ -44,9 +54,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'training config JSON (e.g. small-moe.json)')
     .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints')
-    .option('--plan', 'print the memory plan for the config and exit')
+    .option('--plan', 'print the memory plan for the config and exit (exit 2 when it does not fit)')
+    .option('--json', 'with --plan: print the plan as JSON')
+    .option('--target <name>', `device to plan for: ${TARGET_NAMES.join(', ')} (this = the open adapter)`, targetName, 'rtx-3090' as TargetName)
     .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
-    .option('--budget-gb <GiB>', 'device memory budget for the plan check', positiveNumber, 24)
+    .option('--budget-gb <GiB>', "device memory for the plan check (default: the target's, e.g. 24 for rtx-3090)", positiveNumber)
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .exitOverride()
@@ -68,13 +80,15 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const cfg = loadConfig(opts.config, opts.set);
-    const budgetBytes = opts.budgetGb * GiB;
+    const budgetBytes = opts.budgetGb === undefined ? undefined : opts.budgetGb * GiB;
+    const target: TargetProfile = opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
     if (opts.plan) {
-      const plan = planFor(cfg, budgetBytes);
-      console.log(formatPlan(plan));
-      return plan.fits ? 0 : 1;
+      const plan = planFor(cfg, target, budgetBytes);
+      console.log(opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
+      // Does not fit = bad input for this device, as training says it (exit 2).
+      return plan.fits ? 0 : 2;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter, profile: !!opts.profile });
+    const r = await runTraining(cfg, { resume: !!opts.resume, target, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter, profile: !!opts.profile });
     const before = r.validBefore ? `${r.validBefore.loss.toFixed(4)} -> ` : '';
     console.log(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} steps${skippedNote(r.skippedSteps, r.overflowSteps)}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
     return 0;

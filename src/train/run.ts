@@ -4,7 +4,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getRuntime, type Runtime } from '../kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import { timestampsPrecise } from '../kernels/device.ts';
 import { GpuProfiler, formatProfile, profileJson } from '../kernels/profiler.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
@@ -16,8 +17,10 @@ import { describeBad } from './guards.ts';
 import { MetricsLog, fmt } from './metrics.ts';
 import { createProgress } from './progress.ts';
 import { Trainer, type StepMetrics } from './trainer.ts';
-import { planMemory, type MemoryPlan } from './planner.ts';
+import { planRun, type MemoryPlan } from './planner.ts';
 import { formatPlan } from './planner-format.ts';
+import { describe as describeViolation } from './plan-suggestions.ts';
+import { thisTarget, type TargetProfile } from './targets.ts';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 
 export class RunStopped extends Error {
@@ -32,8 +35,10 @@ export class RunStopped extends Error {
 
 export interface RunOptions {
   resume: boolean;
-  /** Memory budget in bytes for the plan check (default: 24 GiB, the RTX 3090). */
-  budgetBytes: number;
+  /** The device the run is planned for before anything is allocated (default profile: rtx-3090). */
+  target: TargetProfile;
+  /** Memory budget in bytes for the plan check (default: the target's memory). */
+  budgetBytes?: number;
   /** Where the run's files go (default cfg.logging.dir). */
   cwd: string;
   /** Save a checkpoint and stop after this optimizer step (train in chunks; resume later). */
@@ -54,8 +59,8 @@ export interface RunResult {
   stopped?: boolean;
 }
 
-export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
-  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: cfg.precision.activations, optimizer: 'adamw', recompute: cfg.schedule.recompute, gradients: 'freed', budgetBytes });
+export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: number): MemoryPlan {
+  return planRun(cfg, { target, budgetBytes });
 }
 
 function validLine(tag: string, v: ValidMetrics): string {
@@ -68,25 +73,21 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   mkdirSync(dir, { recursive: true });
 
   // Plan before allocating anything on the device.
-  const plan = planFor(cfg, opts.budgetBytes);
+  const plan = planFor(cfg, opts.target, opts.budgetBytes);
   writeFileSync(join(dir, 'plan.txt'), formatPlan(plan));
-  if (!plan.fits) throw new RunStopped(`the run does not fit the memory budget:\n${formatPlan(plan)}`, 2);
+  if (!plan.fits) throw new RunStopped(`the run does not fit ${opts.target.name}:\n${formatPlan(plan)}`, 2);
 
   const data = loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed });
   console.error(`[data] ${formatReport(data.report)}`);
   if (data.train.length === 0) throw new RunStopped('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)', 2);
 
-  const rt = await getRuntime(opts.profile ? { preciseTimestamps: true } : undefined);
-  // The plan's budget check is device-independent; each buffer must also fit a single binding.
-  const bindLimit = rt.device.limits.maxStorageBufferBindingSize;
-  const big = plan.largestTensor;
-  if (big.bytes > bindLimit) {
-    const fitBatch = Math.floor((cfg.schedule.microBatch * bindLimit) / big.bytes);
-    throw new RunStopped(
-      `the largest single buffer of a step (${big.name}, ${(big.bytes / 2 ** 20).toFixed(1)} MiB) exceeds this device's maxStorageBufferBindingSize ` +
-        `(${(bindLimit / 2 ** 20).toFixed(1)} MiB): ${fitBatch >= 1 ? `lower schedule.microBatch to ${fitBatch} or less` : 'lower data.contextLength or the model width'} (schedule.accumulation keeps the effective batch)`,
-      2,
-    );
+  const rt = await getRuntime({ preciseTimestamps: !!opts.profile, kernels: cfg.device.kernels });
+  // The target plan says the memory fits; the open device's own limits (per-binding size, grid)
+  // and kernel family decide whether its kernels can run: plan once more with its caps.
+  const here = planRun(cfg, { target: thisTarget(rt.caps), budgetBytes: Number.MAX_SAFE_INTEGER, reserveBytes: 0 });
+  if (here.violations.length) {
+    const fixes = here.suggestions.map((x) => `\n  - ${x.text}`).join('');
+    throw new RunStopped(`this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`, 2);
   }
   const profiler = opts.profile ? startProfiler(rt) : null;
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
@@ -115,7 +116,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     metrics.write({ kind: 'valid', step: 0, ...validBefore });
     console.error(validLine('[valid] before training', validBefore));
   }
-  console.error(`[model] ${model.parameterCount.toLocaleString()} parameters; plan peak ${(plan.totalBytes / 2 ** 20).toFixed(1)} MiB of ${(plan.budgetBytes / 2 ** 30).toFixed(1)} GiB`);
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  console.error(
+    `[model] ${model.parameterCount.toLocaleString()} parameters; planned peak ${mib(here.peakBytes)} on this device (${rt.caps.family} kernels)` +
+      `${opts.target.name === 'this' ? '' : `, ${mib(plan.peakBytes)} of ${(plan.budget.totalBytes / 2 ** 30).toFixed(1)} GiB on ${opts.target.name}`}`,
+  );
 
   const save = async (step: number) => {
     await rt.sync();
@@ -217,7 +222,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   return { steps: total, validBefore, validAfter, last, skippedSteps, overflowSteps };
 }
 
-function startProfiler(rt: Runtime): GpuProfiler | null {
+function startProfiler(rt: DawnRuntime): GpuProfiler | null {
   const p = new GpuProfiler(rt);
   if (p.supported) return p;
   console.error("[profile] this device has no 'timestamp-query' feature: --profile records nothing");
@@ -225,14 +230,14 @@ function startProfiler(rt: Runtime): GpuProfiler | null {
 }
 
 /** Print the per-op table to stderr and write profile.json; a failure here must not hide the run's own outcome. */
-async function reportProfile(rt: Runtime, profiler: GpuProfiler, dir: string): Promise<void> {
+async function reportProfile(rt: Backend, profiler: GpuProfiler, dir: string): Promise<void> {
   try {
     profiler.pause();
     await profiler.flush();
     const precise = timestampsPrecise();
     console.error(formatProfile(profiler.summary('op'), { byShader: profiler.summary('shader'), precise }));
     const path = join(dir, 'profile.json');
-    writeFileSync(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.gpu.adapter, preciseTimestamps: precise }), null, 2)}\n`);
+    writeFileSync(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`);
     console.error(`[profile] written to ${path}`);
     profiler.destroy();
   } catch (e) {

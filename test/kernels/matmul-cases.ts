@@ -1,6 +1,6 @@
 /** Shared float64 references, tolerances and case runners of the matmul tests (matmul*.test.ts). */
 import { expect } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, type Activation, type FloatDType } from '../../src/kernels/matmul.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
@@ -11,7 +11,7 @@ import { matmul as refMatmul } from '../reference/ops.ts';
 import { expectClose } from '../reference/compare.ts';
 
 /** The shared test runtime: call initRuntime from each file's beforeAll. */
-export let rt: Runtime;
+export let rt: DawnRuntime;
 export async function initRuntime(): Promise<void> {
   rt = await testRuntime();
 }

@@ -1,12 +1,12 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { sum, mean, sumAll, sumAxis, sumSquaresMany, planMany, MANY_CHUNK } from '../../src/kernels/reduce.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { reduceAxis, sumSquares } from '../reference/ops.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -105,7 +105,7 @@ describe('edge cases', () => {
   });
 
   it('reduces f16 input with f32 accumulation', async ({ skip }) => {
-    if (!rt.gpu.features.f16) skip();
+    if (!rt.caps.f16) skip();
     const seed = freshSeed();
     const rng = new Rng(seed);
     const [o, n] = [5, 3001];
