@@ -12,7 +12,7 @@ import { VARIANTS, resolveConfig, type MatmulConfig } from '../src/kernels/matmu
 import { round, timeGpu, type BenchRow, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 
-/** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (DESIGN.md §4). */
+/** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (docs/DESIGN.md §4). */
 const CPU_PEAK_GFLOPS = 218;
 const TOKENS = 1024;
 

@@ -214,7 +214,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
         continue;
       }
       torchS[i]!.engine = `PyTorch ${String(p.data.torch)} CPU eager, ${threads} thread${threads > 1 ? 's' : ''}`;
-      torchS[i]!.device = blasLabel(p.data.blas_gflops);
+      torchS[i]!.device = blasLabel(p.data.blas_gflops, p.data.blas_note);
       torchS[i]!.ms.push(...(p.data.ms_samples as number[]));
     }
     const last = (s: Samples) => (s.ms.length ? s.ms[s.ms.length - 1]!.toFixed(1) : '-');
@@ -250,7 +250,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     `ours/tfjs time ratio ${tfB ? round(oursBest / tfB, 3) : 'n/a'} (ours ×${tfB ? round(tfB / oursBest, 2) : 'n/a'} faster; goal ≥ ×5); ours/PyTorch: ${r1 ? round(oursBest / r1, 2) : 'n/a'} (1 thread), ${r2 ? round(oursBest / r2, 2) : 'n/a'} (2 threads) — ours is that many times slower.`,
     `Loss of ours: ${loss0.toFixed(4)} at the first step -> ${lossLast.toFixed(4)} after the timed steps (SGD really updates the weights).`,
     `${rounds} interleaved rounds; every engine syncs once per step (ours: one submit + onSubmittedWorkDone; tfjs: await loss.data(); PyTorch: synchronous). Best and median over all samples; the CPU is shared with other agents, so medians are noisy.`,
-    'The DESIGN §4 reference on this machine type: tfjs-webgpu 287 ms/step, PyTorch 6-8 ms (1 thread), 20-26 ms (2 threads, oversubscribed).',
+    'The docs/DESIGN.md §4 reference on this machine type: tfjs-webgpu 287 ms/step, PyTorch 6-8 ms (1 thread), 20-26 ms (2 threads, oversubscribed).',
     ...notes,
   ];
   return [
@@ -267,8 +267,10 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
  * The PyTorch peer's device label from its measured 512³ matmul rate: the reference BLAS (a few
  * GFLOP/s) would make PyTorch look 20-40x slower than it is, so say which one ran.
  */
-export function blasLabel(gflops: unknown): string {
+/** The peer's device with the BLAS rate it measured and what the harness did about OpenBLAS's core type. */
+export function blasLabel(gflops: unknown, note?: unknown): string {
   const g = num(gflops);
   if (g === null) return 'CPU';
-  return `CPU (BLAS ${g.toFixed(0)} GFLOP/s at 512³${g < 20 ? '; reference BLAS? install libopenblas0-pthread' : ''})`;
+  const n = typeof note === 'string' && note ? `; ${note}` : '';
+  return `CPU (BLAS ${g.toFixed(0)} GFLOP/s at 512³${g < 20 ? '; reference BLAS? install libopenblas0-pthread' : ''}${n})`;
 }

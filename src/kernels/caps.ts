@@ -6,7 +6,7 @@
  *
  * Why two families: on a CPU adapter (Mesa lavapipe) a workgroup runs as SIMD lanes of one CPU
  * thread, a barrier costs ~10 us and storage loads are scalarised, so barrier-free kernels that walk
- * chunks serially win there; on a GPU those are the wrong choices (docs/DESIGN.md, "Kernel families").
+ * chunks serially win there; on a GPU those are the wrong choices (docs/DESIGN.md §9).
  */
 import { z } from 'zod';
 

@@ -2,7 +2,7 @@
  * Device acquisition through Dawn (npm `webgpu`), and the device's capabilities (caps.ts), read
  * once here. One process-wide device: Dawn's GPU instance must stay referenced for the life of
  * the process, or V8 may collect it and Dawn segfaults later inside ProcessEvents
- * (docs/DESIGN.md, "Running WebGPU").
+ * (docs/DESIGN.md §3).
  */
 import { create, globals } from 'webgpu';
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';

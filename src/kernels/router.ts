@@ -43,7 +43,7 @@ function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, numb
   return [n, e, k];
 }
 
-/** probs [N, E], idx [N, k] and weights [N, k], in that allocation order (the planner mirrors it). */
+/** probs [N, E], idx [N, k] and weights [N, k]. */
 function routerOutputs(rt: Backend, n: number, e: number, k: number): RouterOutput {
   return {
     probs: rt.empty([n, e], 'f32', 'router.probs'),

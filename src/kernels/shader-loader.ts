@@ -6,11 +6,22 @@
  * unrolled code blocks, element types (f32/f16), optional epilogues. Every slot must be
  * filled and every template value used, so a typo fails loudly instead of compiling wrong.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
+/**
+ * shaders/ is found above this module: two levels up in the repository, one level up in the
+ * self-contained bundle (scripts/bundle.mjs puts the bundled JavaScript in lib/ beside shaders/).
+ */
+function shaderDir(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'shaders', 'matmul.wgsl'))) return join(dir, 'shaders');
+  }
+  throw new Error(`cannot find the shaders/ folder above ${fileURLToPath(import.meta.url)}: the installation is incomplete`);
+}
+
+const SHADER_DIR = shaderDir();
 const sources = new Map<string, string>();
 
 export type TemplateValue = string | number | boolean;

@@ -3,7 +3,7 @@
  * may ask: allocate, upload, write, fill, kernel, dispatch, copy, read back, memory, caps) and the
  * `Tensor` it hands out (shape, dtype and a pooled buffer). Two runtimes implement it: the Dawn
  * runtime (runtime.ts) and the meta runtime (meta-runtime.ts), which only counts bytes, so the
- * memory planner runs the engine's own code (docs/DESIGN.md, "One step, two runtimes").
+ * memory planner runs the engine's own code (docs/DESIGN.md §2).
  * Both live in this one module because each refers to the other.
  */
 import type { DeviceCaps } from './caps.ts';

@@ -5,7 +5,7 @@
  * Limits: Dawn reports a Vulkan adapter's own limits, capped at its largest tiers — 4 GiB - 4 per
  * storage binding and 4 GiB per buffer on NVIDIA cards (the engine requests the adapter's maxima,
  * kernels/device.ts); lavapipe reports 128 MiB per binding. Peak FLOP/s and bandwidth are the
- * vendors' published figures (docs/DESIGN.md, "GPU anchors"), used only to state step-time
+ * vendors' published figures (docs/DESIGN.md §4), used only to state step-time
  * estimates as assumptions.
  */
 import { totalmem } from 'node:os';

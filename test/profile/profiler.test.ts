@@ -81,7 +81,7 @@ describe('labels', () => {
 
 describe('GPU profiler', () => {
   it('uses unquantized timestamps when asked', () => {
-    expect(rt.caps.timestampQuery).toBe(true); // lavapipe exposes it (DESIGN.md §3)
+    expect(rt.caps.timestampQuery).toBe(true); // lavapipe exposes it (docs/DESIGN.md §3)
     expect(timestampsPrecise()).toBe(true);
   });
 
