@@ -4,7 +4,7 @@
 #
 #   bash bench/gpu/check.sh OUT_DIR [--quick]
 #
-# Writes OUT_DIR/gpu-check.{json,md} (and the parts they are made of) within ~8 minutes:
+# Writes OUT_DIR/gpu-check.{json,md}, machine.txt and parts.tar.gz (logs and raw JSON) within ~8 minutes:
 #   1. the engine (bundle): caps, a checked matmul sweep, training steps, planned vs measured peak;
 #   2. PyTorch on the same machine: torch.matmul on the same shapes, and the same model's training
 #      step in eager mode (CUDA fp32 when there is a GPU, else CPU);
@@ -70,4 +70,6 @@ fi
 
 echo "== 3. report"
 "$BUNDLE/run.sh" gpu-check --out "$OUT" --report
+# The device tool brings back at most 8 files: the report, the machine, and the parts in one archive.
+(cd "$OUT" && parts=$(ls | grep -v -x -e gpu-check.json -e gpu-check.md -e machine.txt -e parts.tar.gz) && [ -n "$parts" ] && tar -czf parts.tar.gz $parts && rm -f $parts)
 echo "check.sh: $((SECONDS - start)) s in all; $OUT/gpu-check.md"
