@@ -27,10 +27,16 @@ const sources = new Map<string, string>();
 export type TemplateValue = string | number | boolean;
 export type TemplateParams = Readonly<Record<string, TemplateValue>>;
 
-export function shaderSource(name: string): string {
+/**
+ * A shader's source with its includes resolved: a line `// #include "name"` is replaced by
+ * shaders/include/name.wgsl (WGSL has no preprocessor; helpers shared by several shaders live there once).
+ */
+export function shaderSource(name: string, including: readonly string[] = []): string {
   let src = sources.get(name);
   if (src === undefined) {
-    src = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
+    if (including.includes(name)) throw new Error(`${[...including, name].join(' -> ')}: include cycle`);
+    const text = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
+    src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_]+)"[ \t]*$/gm, (_, inc: string) => shaderSource(`include/${inc}`, [...including, name]));
     sources.set(name, src);
   }
   return src;

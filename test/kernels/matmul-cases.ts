@@ -4,7 +4,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, type Activation, type FloatDType } from '../../src/kernels/matmul.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
-import type { MatmulConfig } from '../../src/kernels/matmul-config.ts';
+import type { MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { matmul as refMatmul } from '../reference/ops.ts';
@@ -75,7 +75,7 @@ export interface Case {
   activation?: Activation;
   alpha?: number;
   accumulate?: boolean;
-  config?: Partial<MatmulConfig>;
+  config?: MatmulConfigOverride;
   /** Storage types of A, B, the residual and the output (default f32; out defaults to A's). */
   dt?: { a?: FloatDType; b?: FloatDType; r?: FloatDType; out?: FloatDType };
 }

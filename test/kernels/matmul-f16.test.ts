@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX, type FloatDType } from '../../src/kernels/matmul.ts';
-import { VARIANTS, type MatmulConfig } from '../../src/kernels/matmul-config.ts';
+import { VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmul as refMatmul } from '../reference/ops.ts';
 import { expectClose } from '../reference/compare.ts';
@@ -41,10 +41,11 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   }
 
   it('f16 output of f16×f16 under every generator variant (scalar, shared block, lane n)', async () => {
-    const configs: Partial<MatmulConfig>[] = [
+    const configs: MatmulConfigOverride[] = [
       VARIANTS['v1 naive 1x1, wg 8x8']!,
       VARIANTS['v5 2x8, shared B block + vec4']!,
       { lane: 'n', wgL: 4, wgU: 4, tl: 4, tu: 2, ku: 8, vec4: true },
+      { kind: 'tiled', tx: 4, ty: 2, rm: 3, rn: 5, bk: 12, prefetch: true },
     ];
     for (const config of configs)
       for (const [transA, transB] of LAYOUTS) await checkCase({ M: 36, N: 21, K: 68, transA, transB, batch: 0, config, dt: { a: 'f16', b: 'f16', out: 'f16' } });
