@@ -147,12 +147,24 @@ function checkTiled(c: TiledConfig, caps: DeviceCaps): TiledConfig {
   return c;
 }
 
+/** The matmul problems each caps object (one per runtime) has asked for: what the autotune measures. */
+const requested = new WeakMap<DeviceCaps, Map<string, MatmulProblem>>();
+
+/** One problem per shape class that `caps`' runtime has chosen a kernel for. */
+export function requestedProblems(caps: DeviceCaps): MatmulProblem[] {
+  return [...(requested.get(caps)?.values() ?? [])];
+}
+
 /**
  * The matmul kernel of a problem on a device: an explicit override wins; otherwise the CPU family
  * runs the register-blocked kernel (no barriers, no workgroup memory: what lavapipe is fast at)
  * and the GPU family the tiled kernel, tuned per shape class when matmul-tune.ts has measured it.
  */
 export function chooseMatmulKernel(caps: DeviceCaps, p: MatmulProblem, override?: MatmulConfigOverride): MatmulKernel {
+  let seen = requested.get(caps);
+  if (!seen) requested.set(caps, (seen = new Map()));
+  const cls = shapeClass(p);
+  if (!seen.has(cls)) seen.set(cls, { ...p });
   if (override && 'kind' in override) return { kind: 'tiled', cfg: checkTiled(override, caps) };
   if (override || caps.family === 'cpu') return { kind: 'blocked', cfg: resolveConfig(p, override) };
   return { kind: 'tiled', cfg: checkTiled(tunedFor(caps, p) ?? DEFAULT_TILED, caps) };

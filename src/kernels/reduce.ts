@@ -4,6 +4,7 @@
  * then passes over partials): deterministic, and no float atomics.
  */
 import { grid1d } from './grid.ts';
+import type { DeviceCaps } from './caps.ts';
 import type { Tensor, Backend } from './tensor.ts';
 
 const WG = 256;
@@ -63,6 +64,20 @@ export function sumAxis(x: Tensor, view: AxisView, opts: ReduceOptions = {}): Te
   return reducePass(x.rt, x, opts.times ?? null, view, opts.scale ?? 1, outShape);
 }
 
+/**
+ * The device choice of this family (docs/DESIGN.md §9): whether a reduction runs one thread per
+ * (output, chunk) with no barriers, or as a workgroup tree. The CPU family goes serial unless a
+ * few outputs each need very many elements (barriers cost ~10 us on lavapipe); the GPU family uses
+ * the tree unless each output has too few elements to fill a workgroup's lanes.
+ */
+export function serialReduction(caps: DeviceCaps, outputs: number, n: number): boolean {
+  if (caps.family === 'cpu') return outputs >= SERIAL_THREADS || (n < TREE_MIN_N && outputs > 1);
+  return n < GPU_TREE_MIN_N;
+}
+
+/** GPU family: an output needs this many elements before a 256-lane workgroup tree pays. */
+const GPU_TREE_MIN_N = 256;
+
 function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView, scale: number, outShape: readonly number[]): Tensor {
   const { outer, n, inner } = view;
   // Variants measured on lavapipe (bench numbers in the closing notes): the workgroup tree costs a
@@ -70,7 +85,7 @@ function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView
   // and took 70 ms for [1024 outputs x 64]; v2 (chunked serial) takes well under 1 ms there.
   // A scalar result keeps the tree: one workgroup finishes it in one pass (a handful of barriers)
   // where the serial path would need several passes.
-  const serial = outer * inner >= SERIAL_THREADS || (n < TREE_MIN_N && outer * inner > 1);
+  const serial = serialReduction(rt.caps, outer * inner, n);
   const ti = innerTile(inner);
   const tn = WG / ti;
   const innerTiles = Math.ceil(inner / ti);

@@ -131,6 +131,11 @@ const DeviceSchema = z
      * GPU), or force 'cpu' / 'gpu' on any adapter. WEBGPU_MOE_KERNELS does the same from the environment.
      */
     kernels: KernelFamilyChoiceSchema.default('auto'),
+    /**
+     * GPU family on a GPU: time the tiled matmul variants for the step's shapes before training
+     * (cached on disk per adapter, src/kernels/matmul-tune.ts). Off: the default tile.
+     */
+    autotune: z.boolean().default(true),
   })
   .strict();
 

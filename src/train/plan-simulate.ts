@@ -9,6 +9,7 @@ import type { TrainConfig } from './config.ts';
 import { Trainer, type PendingStep } from './trainer.ts';
 import type { Batch } from './batch.ts';
 import { GIB, type TargetProfile } from './targets.ts';
+import { requestedProblems, type MatmulProblem } from '../kernels/matmul-config.ts';
 
 /** Kept free for the CUDA/Vulkan context, Dawn's own allocations and fragmentation. */
 export const DEFAULT_RESERVE_BYTES = 0.5 * GIB;
@@ -124,3 +125,8 @@ export function usableBytes(target: TargetProfile, opts: { budgetBytes?: number;
 }
 
 export const fmtGiB = (b: number): string => `${(b / GIB).toFixed(2)} GiB`;
+
+/** The matmul problems (one per shape class) a training step asks for on `target`: what the autotune times. */
+export function stepMatmuls(cfg: TrainConfig, target: TargetProfile): MatmulProblem[] {
+  return requestedProblems(simulate(cfg, target).meta.caps);
+}

@@ -21,6 +21,8 @@ import { planRun, type MemoryPlan } from './planner.ts';
 import { formatPlan } from './planner-format.ts';
 import { describe as describeViolation } from './plan-suggestions.ts';
 import { thisTarget, type TargetProfile } from './targets.ts';
+import { stepMatmuls } from './plan-simulate.ts';
+import { loadTuning, tuneMatmuls, tuningCachePath } from '../kernels/matmul-tune.ts';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 
 export class RunStopped extends Error {
@@ -89,6 +91,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     const fixes = here.suggestions.map((x) => `\n  - ${x.text}`).join('');
     throw new RunStopped(`this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`, 2);
   }
+  if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
   const profiler = opts.profile ? startProfiler(rt) : null;
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
   const optimizer = new AdamW(model.params, cfg.optim);
@@ -220,6 +223,14 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   optimizer.dispose();
   model.dispose();
   return { steps: total, validBefore, validAfter, last, skippedSteps, overflowSteps };
+}
+
+/** Tune the tiled matmul for the step's shape classes not in this adapter's cache yet. */
+async function autotune(rt: DawnRuntime, cfg: TrainConfig): Promise<void> {
+  const cached = loadTuning(rt);
+  const t0 = performance.now();
+  const tuned = await tuneMatmuls(rt, stepMatmuls(cfg, thisTarget(rt.caps)));
+  if (tuned.length) console.error(`[tune] ${tuned.length} matmul shape classes tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s (${cached} cached before; ${tuningCachePath()})`);
 }
 
 function startProfiler(rt: DawnRuntime): GpuProfiler | null {

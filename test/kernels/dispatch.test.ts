@@ -217,7 +217,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
     const E = 8;
     const k = 2;
     const logits = toF32(rng.normalArray(N * E, 2));
-    for (const chunkTokens of [1, 3, 64, 257, chooseChunkTokens(N, E, k), N - 1, N, 5000]) await checkFused(logits, N, E, k, { chunkTokens }, seed);
+    for (const chunkTokens of [1, 3, 64, 257, chooseChunkTokens(rt.caps, N, E, k), N - 1, N, 5000]) await checkFused(logits, N, E, k, { chunkTokens }, seed);
   });
 
   it('breaks ties toward the lower expert index, as routerTopK', async () => {
