@@ -28,6 +28,8 @@ for p in python3 /usr/bin/python3; do
 done
 DEV=$("$PY" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo none)
 export PYTHONUNBUFFERED=1
+# Experimental Dawn features (the subgroup-matrix tensor-core path) need the unsafe-API toggle.
+export WEBGPU_MOE_DAWN_FLAGS=${WEBGPU_MOE_DAWN_FLAGS:-enable-dawn-features=allow_unsafe_apis}
 start=$SECONDS
 {
   echo "date: $(date -u +%FT%TZ)"

@@ -17,6 +17,7 @@ import { getRuntime, type DawnRuntime } from '../../src/kernels/runtime.ts';
 import { describeFamily, type DeviceCaps } from '../../src/kernels/caps.ts';
 import { matmul, type FloatDType } from '../../src/kernels/matmul.ts';
 import { TILED_VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
+import { subgroupMatrixMatmul, subgroupMatrixShape } from '../../src/kernels/matmul-sgmatrix.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
@@ -155,6 +156,41 @@ async function matmulSection(rt: DawnRuntime, quick: boolean, log: (m: string) =
   return rows;
 }
 
+/**
+ * The tensor-core kernel where the device has it: checked against float64 on sampled entries,
+ * then timed (f16 operands, f32 accumulation, B not transposed). Compile errors are recorded, not
+ * thrown: the syntax of the experimental extension is what this run finds out.
+ */
+async function sgmatrixSection(rt: DawnRuntime, quick: boolean, log: (m: string) => void): Promise<BenchRow[]> {
+  const shape = subgroupMatrixShape(rt.caps);
+  if (!shape) return [{ shape: '-', note: `no f16 subgroup-matrix configuration on this device (${rt.caps.subgroupMatrix.length} configs)` }];
+  const card = cardProfile(rt.caps);
+  const rng = new Rng(13);
+  const rows: BenchRow[] = [];
+  const sizes = quick ? [256] : [1024, 4096];
+  const shapes: MatmulShape[] = [...sizes.map((n) => ({ name: `${n}³`, M: n, N: n, K: n, transB: false })), ...(quick ? [] : [{ name: '50M expert gate+up', M: 2 * TOKENS, N: 1536, K: 384, transB: false }])];
+  for (const s of shapes) {
+    const hostA = Float32Array.from({ length: s.M * s.K }, () => rng.uniform());
+    const hostB = Float32Array.from({ length: s.K * s.N }, () => rng.uniform());
+    const a = rt.upload(hostA, [s.M, s.K], 'f16', 'A');
+    const b = rt.upload(hostB, [s.K, s.N], 'f16', 'B');
+    try {
+      const c = subgroupMatrixMatmul(rt, a, b);
+      const check = checkSampled(stored(hostA, 'f16'), stored(hostB, 'f16'), await c.readF32(), s, 'f32', rng);
+      c.dispose();
+      const t = check.ok ? await timeGpu(rt, () => subgroupMatrixMatmul(rt, a, b).dispose(), { samples: quick ? 2 : 5, sampleMs: 100 }) : null;
+      const gflops = t ? (2 * s.M * s.N * s.K) / t.medianMs / 1e6 : null;
+      rows.push({ shape: s.name, tile: `${shape.M}x${shape.N}x${shape.K}`, checked: check.ok ? `ok (worst ${round(check.worst, 3)} of bound)` : `WRONG (${check.worst.toPrecision(3)} x bound)`, 'ms (median)': t ? round(t.medianMs, 4) : null, 'GFLOP/s': gflops === null ? null : round(gflops, 1), '% of f16 peak': gflops !== null && card?.peak ? round((100 * gflops * 1e9) / card.peak.f16, 1) : null });
+    } catch (e) {
+      rows.push({ shape: s.name, tile: `${shape.M}x${shape.N}x${shape.K}`, checked: `FAILED: ${e instanceof Error ? e.message.slice(0, 400) : String(e)}` });
+    }
+    log(`sgmatrix ${s.name}: ${String(rows[rows.length - 1]!.checked)}`);
+    a.dispose();
+    b.dispose();
+  }
+  return rows;
+}
+
 /** A training config of a preset on synthetic data (data loading is not what is timed). */
 export function trainConfig(preset: string, B: number, T: number, activations: 'f32' | 'f16'): TrainConfig {
   return parseConfig({
@@ -235,6 +271,7 @@ const OursSchema = z.object({
   matmul: z.array(z.record(z.string(), z.unknown())).optional(),
   train: z.array(z.record(z.string(), z.unknown())).optional(),
   plan: z.array(z.record(z.string(), z.unknown())).optional(),
+  sgmatrix: z.array(z.record(z.string(), z.unknown())).optional(),
   errors: z.array(z.string()).default([]),
 });
 
@@ -282,6 +319,10 @@ export function report(dir: string): string {
     markdownTable(mm as BenchRow[]),
     `PyTorch peer: ${tm ? `${tm.torch} on ${tm.device}${tm.device === 'cpu' ? ' (f32 only)' : ', f32 with TF32 off, f16 on tensor cores'}` : 'not run'}. % of peak: of the card's published dense peak (src/train/targets.ts), f32 or f16 tensor-core.`,
     '',
+    '## Subgroup-matrix matmul (tensor cores; f16 operands, f32 accumulation; not used by the engine until it passes here)',
+    '',
+    markdownTable((ours.sgmatrix ?? []) as BenchRow[]),
+    '',
     '## Training step (Trainer.step: forward, losses, backward, guards, clip, AdamW, one readback)',
     '',
     markdownTable(tr),
@@ -302,7 +343,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .name('gpu-check')
     .requiredOption('--out <dir>', 'folder for ours.json (and, with --report, gpu-check.{json,md})')
     .option('--quick', 'small shapes (a smoke test on lavapipe)')
-    .option('--sections <list>', 'caps,matmul,train (default all)', 'caps,matmul,train')
+    .option('--sections <list>', 'matmul,sgmatrix,train (default all)', 'matmul,sgmatrix,train')
     .option('--report', 'merge ours.json with the PyTorch peers and write gpu-check.{json,md}')
     .exitOverride();
   try {
@@ -336,6 +377,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   await attempt('matmul', async () => {
     result.matmul = await matmulSection(rt, !!o.quick, log);
+  });
+  await attempt('sgmatrix', async () => {
+    result.sgmatrix = await sgmatrixSection(rt, !!o.quick, log);
   });
   await attempt('train', async () => {
     const t = await trainSection(rt, !!o.quick, log);

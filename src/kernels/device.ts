@@ -113,8 +113,11 @@ export function acquireDevice(options: AcquireOptions = {}): Promise<GpuDevice> 
   return current;
 }
 
+/** Extra Dawn toggles from the environment, comma-separated (e.g. enable-dawn-features=allow_unsafe_apis for experimental features). */
+export const DAWN_FLAGS_ENV = 'WEBGPU_MOE_DAWN_FLAGS';
+
 async function open(options: AcquireOptions): Promise<GpuDevice> {
-  const flags = [...(options.dawnFlags ?? [])];
+  const flags = [...(options.dawnFlags ?? []), ...(process.env[DAWN_FLAGS_ENV] ?? '').split(',').filter(Boolean)];
   if (options.preciseTimestamps && !flags.includes(PRECISE_TIMESTAMPS_FLAG)) flags.push(PRECISE_TIMESTAMPS_FLAG);
   const gpu = gpuInstance(flags);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
