@@ -103,17 +103,28 @@ describe('errors', () => {
     await expect(rt.sync()).rejects.toThrow(/test\/broken/);
   });
 
-  it('turns a bad binding into an exception naming the kernel', async () => {
+  it('binds buffers and writes uniforms by name: a name the shader lacks throws at once, naming the kernel', () => {
     const k = rt.kernel({ shader: 'fill' });
     const t = rt.upload([1, 2, 3], [3]);
-    // fill declares one storage buffer; binding a second one is a validation error.
-    rt.dispatch(k, [t, t], [1], new Uint32Array([0, 3, 0, 0]));
+    expect(() => rt.dispatch(k, { dest: t }, [1], { bits: 0, words: 3 })).toThrow(/kernel fill:main: no storage binding named dest \(bindings: dst\)/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0 })).toThrow(/uniform words of struct Params was not given/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0, words: 3, count: 1 })).toThrow(/uniform count is not a field of struct Params \(fields: bits, words, _p0, _p1\)/);
+    expect(() => rt.dispatch(k, { dst: t }, [1])).toThrow(/declares uniform params \(struct Params\) but none were given/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: -1, words: 3 })).toThrow(/bits = -1 is not a u32/);
+    t.dispose();
+  });
+
+  it('turns a buffer bound to a binding the entry point does not use into an exception naming the kernel', async () => {
+    // softmax's forward declares b (the backward's dy) but does not read it: a validation error.
+    const k = rt.kernel({ shader: 'softmax', entry: 'forward', constants: { LPR: 1, LOG: 0 } });
+    const t = rt.upload([1, 2, 3], [3]);
+    rt.dispatch(k, { out: t, a: t, b: t }, [1], { rows: 1, cols: 3 });
     const err = await rt.sync().then(
       () => null,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(GpuError);
-    expect((err as GpuError).message).toMatch(/fill/);
+    expect((err as GpuError).message).toMatch(/softmax:forward/);
     t.dispose();
   });
 });

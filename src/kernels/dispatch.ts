@@ -102,15 +102,15 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   if (!Number.isInteger(e) || e < 1 || e > MAX_EXPERTS) throw new Error(`dispatch: ${e} experts; supported 1..${MAX_EXPERTS}`);
   const capacity = capacityOf(opts, n, k, e);
   const chunks = Math.ceil(n / CHUNK);
-  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, CHUNK, 0, 0]);
+  const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: CHUNK };
 
   const chunkBase = rt.empty([chunks * e], 'u32', 'dispatch.chunk');
   const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
 
   const grid = foldedGrid(chunks * e, 64);
-  rt.dispatch(kernel(rt, 'count'), [idx, chunkBase], grid, u);
-  rt.dispatch(kernel(rt, 'scan'), [chunkBase, counts, offsets, dropped, src, rowPair], [1], u);
-  rt.dispatch(kernel(rt, 'place'), [idx, chunkBase, offsets, pos, src, rowPair], grid, u);
+  rt.dispatch(kernel(rt, 'count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
+  rt.dispatch(kernel(rt, 'scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
+  rt.dispatch(kernel(rt, 'place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);
   chunkBase.dispose(); // queue order keeps it alive for the recorded work
   return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
 }
@@ -172,10 +172,10 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
   const chunks = Math.ceil(n / chunkTokens);
   const plan = planTensors(rt, n, k, e);
-  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, chunkTokens, 0, 0]);
+  const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: chunkTokens };
   rt.dispatch(
     kernel(rt, 'place_fused'),
-    [idx, chunkCounts, plan.counts, plan.offsets, plan.dropped, plan.pos, plan.src, plan.rowPair],
+    { f_idx: idx, f_chunk: chunkCounts, f_counts: plan.counts, f_offsets: plan.offsets, f_dropped: plan.dropped, f_pos: plan.pos, f_src: plan.src, f_pair: plan.rowPair },
     foldedGrid(Math.max(chunks, 1), FUSED_WG),
     u,
   );
@@ -193,8 +193,8 @@ function rowDims(t: Tensor, rows: number, what: string): number {
 }
 
 /** Row-kernel uniforms; the row length is counted in vector elements. */
-function rowParams(plan: DispatchPlan, d: number): Uint32Array {
-  return new Uint32Array([plan.n, plan.k, d / width(d), plan.e]);
+function rowParams(plan: DispatchPlan, d: number) {
+  return { n: plan.n, k: plan.k, d: d / width(d), e: plan.e };
 }
 
 /** xs [N * k, d]: row r = x[src[r]] in expert-contiguous order; rows past offsets[E] are 0. */
@@ -203,7 +203,7 @@ export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(x, plan.n, 'gatherRows x');
   const t = floatDtype(x, 'gatherRows x');
   const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
-  rt.dispatch(kernel(rt, 'gather', d, t, t), [x, plan.src, plan.offsets, xs], foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
   return xs;
 }
 
@@ -213,7 +213,7 @@ export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(dxs, plan.n * plan.k, 'gatherRowsBackward d_xs');
   const t = floatDtype(dxs, 'gatherRowsBackward d_xs');
   const dx = rt.empty([plan.n, d], t, 'dispatch.dx');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t), [dxs, plan.pos, dx], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t), { t_rows: dxs, t_pos: plan.pos, t_out: dx }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return dx;
 }
 
@@ -227,7 +227,7 @@ export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor
   const t = floatDtype(ys, 'combine ys');
   checkWeights(weights, plan);
   const y = rt.empty([plan.n, d], t, 'dispatch.y');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), [ys, plan.pos, y, weights], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return y;
 }
 
@@ -244,9 +244,9 @@ export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: D
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
   const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');
-  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), [dy, weights, plan.rowPair, plan.offsets, dys], foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
+  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
   const dWeights = rt.empty([plan.n, plan.k], 'f32', 'dispatch.d_weights');
-  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), [dy, ys, plan.pos, dWeights], foldedGrid(plan.n * plan.k, 64), u);
+  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(plan.n * plan.k, 64), u);
   return { dys, dWeights };
 }
 

@@ -82,16 +82,8 @@ function runMap(rt: Backend, s: MapSpec): void {
       BIDX: bIndexExpr(s),
     },
   });
-  const buf = new ArrayBuffer(32);
-  const u32 = new Uint32Array(buf);
-  const f32 = new Float32Array(buf);
-  u32[0] = s.out.size;
-  u32[1] = Math.max(1, s.mn ?? 1);
-  u32[2] = Math.max(1, s.n ?? 1);
-  f32[4] = s.alpha ?? 0;
-  f32[5] = s.beta ?? 0;
-  const bindings = s.b ? [s.out, s.a, s.b] : [s.out, s.a];
-  rt.dispatch(kernel, bindings, grid1d(Math.ceil(s.out.size / 256)), u32);
+  const bindings: Record<string, Tensor> = s.b ? { out: s.out, a: s.a, b: s.b } : { out: s.out, a: s.a };
+  rt.dispatch(kernel, bindings, grid1d(Math.ceil(s.out.size / 256)), { count: s.out.size, mn: Math.max(1, s.mn ?? 1), n: Math.max(1, s.n ?? 1), alpha: s.alpha ?? 0, beta: s.beta ?? 0 });
 }
 
 /** y = op(x). `alpha` is the scalar of `scale` (alpha*x) and `addScalar` (x+alpha). */

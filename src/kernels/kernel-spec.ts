@@ -3,6 +3,7 @@
  * Dawn runtime compiles it into a pipeline (pipeline-cache.ts); the meta runtime only names it.
  */
 import { specializationKey, type TemplateParams } from './shader-loader.ts';
+import type { KernelInterface } from './wgsl-interface.ts';
 
 export interface KernelSpec {
   /** File name under shaders/, without .wgsl. */
@@ -18,6 +19,8 @@ export interface KernelSpec {
 export interface Kernel {
   /** `shader:entry`, plus `#hash` of the specialisation when there is one (profiles group by it). */
   readonly label: string;
+  /** Its bindings and uniform struct by name, read from the WGSL (wgsl-interface.ts). */
+  readonly iface: KernelInterface;
 }
 
 /** FNV-1a, 32-bit, as 8 hex digits. */

@@ -23,6 +23,6 @@ export function subgroupMatrixMatmul(rt: Backend, a: Tensor, b: Tensor): Tensor 
   const sg = rt.caps.subgroups?.maxSize ?? 32;
   const out = rt.empty([M, N], 'f32', 'sgmatrix C');
   const k = rt.kernel({ shader: 'matmul_sgmatrix', params: { SG: sg, TM: shape.M, TN: shape.N, TK: shape.K } });
-  rt.dispatch(k, [a, b, out], [N / shape.N, M / shape.M], new Uint32Array([M, N, K, 0]));
+  rt.dispatch(k, { A: a, B: b, C: out }, [N / shape.N, M / shape.M], { M, N, K });
   return out;
 }

@@ -99,12 +99,9 @@ interface Dims {
   cBase?: number;
 }
 
-function uniforms(p: Dims): Uint32Array {
-  const buf = new ArrayBuffer(48);
-  const u = new Uint32Array(buf);
-  u.set([p.M, p.N, p.K, p.E ?? 0, p.aBatch ?? 0, p.bBatch ?? 0, p.cBatch ?? 0, 0, p.aBase ?? 0, p.bBase ?? 0, p.cBase ?? 0, 0]);
-  new Float32Array(buf)[7] = p.alpha ?? 1;
-  return u;
+/** shaders/include/matmul_common.wgsl's Params. */
+function uniforms(p: Dims) {
+  return { M: p.M, N: p.N, K: p.K, E: p.E ?? 0, aBatch: p.aBatch ?? 0, bBatch: p.bBatch ?? 0, cBatch: p.cBatch ?? 0, alpha: p.alpha ?? 1, aBase: p.aBase ?? 0, bBase: p.bBase ?? 0, cBase: p.cBase ?? 0 };
 }
 
 const MAX_GROUPS = 65535;
@@ -242,10 +239,10 @@ function record(a: Tensor, b: Tensor, out: Tensor, p: PlainProblem, opts: Epilog
   // The blocked kernel's grid x runs along its lane dimension; the tiled kernel's along M.
   const grid: [number, number, number] = lanesOverN ? [Math.ceil(p.N / span.cols), Math.ceil(p.M / span.rows), p.batch] : [Math.ceil(p.M / span.rows), Math.ceil(p.N / span.cols), p.batch];
   checkGrid(opts.label ?? 'matmul', grid);
-  const bindings: Tensor[] = [a, b, out];
-  if (opts.bias) bindings.push(opts.bias);
-  if (opts.residual) bindings.push(opts.residual);
-  if (offsets) bindings.push(offsets);
+  const bindings: Record<string, Tensor> = { A: a, B: b, C: out };
+  if (opts.bias) bindings.bias = opts.bias;
+  if (opts.residual) bindings.R = opts.residual;
+  if (offsets) bindings.offsets = offsets;
   rt.dispatch(kernelFor(rt, d, k), bindings, grid, uniforms(p));
 }
 
@@ -393,9 +390,8 @@ export function groupedMatmul(x: Tensor, w: Tensor, offsets: Tensor, opts: Group
   const span = tileSpan(k);
   const grid: [number, number, number] = [Math.ceil(R / span.rows) + E, Math.ceil(N / span.cols), 1];
   checkGrid(what, grid);
-  const bindings: Tensor[] = [x, w, out];
-  if (opts.residual) bindings.push(opts.residual);
-  bindings.push(offsets);
+  const bindings: Record<string, Tensor> = { A: x, B: w, C: out, offsets };
+  if (opts.residual) bindings.R = opts.residual;
   x.rt.dispatch(kernelFor(x.rt, d, k), bindings, grid, uniforms({ M: R, N, K, E, alpha: opts.alpha }));
   return out;
 }

@@ -16,6 +16,7 @@ import { BufferPool, type DeviceBuffer, type PoolStats } from './buffer-pool.ts'
 import type { DeviceCaps } from './caps.ts';
 import { SpecCache, kernelLabel, type Kernel, type KernelSpec } from './kernel-spec.ts';
 import { shaderSource, specialize } from './shader-loader.ts';
+import { checkUniforms, kernelInterface, orderBindings, type UniformValues } from './wgsl-interface.ts';
 import { fillPattern, fillWords } from './fill.ts';
 import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
 
@@ -122,19 +123,22 @@ export class MetaRuntime implements Backend {
 
   kernel(spec: KernelSpec): Kernel {
     return this.kernels.get(spec, (key) => {
-      // Fill the template as the Dawn runtime does, so a bad specialisation fails here too.
-      specialize(shaderSource(spec.shader), spec.params ?? {}, spec.shader);
-      return { label: kernelLabel(spec, key) };
+      // Fill the template and read its interface as the Dawn runtime does, so a bad
+      // specialisation or binding fails here too.
+      const code = specialize(shaderSource(spec.shader), spec.params ?? {}, spec.shader);
+      return { label: kernelLabel(spec, key), iface: kernelInterface(code, spec.entry ?? 'main') };
     });
   }
 
-  dispatch(kernel: Kernel, bindings: readonly Tensor[], workgroups: readonly [number, number?, number?]): void {
+  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void {
+    const ordered = orderBindings(kernel.iface, bindings, kernel.label).map((b) => b.value);
+    checkUniforms(kernel, uniforms);
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return;
     const maxGrid = this.caps.limits.maxComputeWorkgroupsPerDimension;
     for (const g of [x, y, z]) if (g > maxGrid) this.violations.push({ limit: 'maxComputeWorkgroupsPerDimension', subject: kernel.label, value: g, max: maxGrid });
     const maxBinding = this.caps.limits.maxStorageBufferBindingSize;
-    for (const t of bindings) {
+    for (const t of ordered) {
       if (t.isDisposed) throw new Error(`${t} used after dispose (kernel ${kernel.label})`);
       if (t.buffer.size > maxBinding) this.violations.push({ limit: 'maxStorageBufferBindingSize', subject: t.label, kernel: kernel.label, value: t.buffer.size, max: maxBinding });
     }

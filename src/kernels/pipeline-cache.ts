@@ -6,6 +6,7 @@
 import { shaderSource, specialize } from './shader-loader.ts';
 import { SpecCache, kernelLabel, type Kernel, type KernelSpec } from './kernel-spec.ts';
 import type { ErrorSink } from './errors.ts';
+import { kernelInterface } from './wgsl-interface.ts';
 
 /** A kernel compiled by Dawn. */
 export interface DawnKernel extends Kernel {
@@ -42,12 +43,13 @@ export class PipelineCache {
     });
     this.errors.watch(this.device.popErrorScope(), `kernel ${label}`, 'validation');
     this.builds++;
-    const usesUniforms = /@group\(\s*1\s*\)/.test(code);
+    const iface = kernelInterface(code, spec.entry ?? 'main');
     return {
       label,
+      iface,
       pipeline,
       storageLayout: pipeline.getBindGroupLayout(0),
-      uniformLayout: usesUniforms ? pipeline.getBindGroupLayout(1) : null,
+      uniformLayout: iface.uniform ? pipeline.getBindGroupLayout(1) : null,
     };
   }
 

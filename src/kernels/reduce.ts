@@ -6,6 +6,7 @@
 import { grid1d } from './grid.ts';
 import type { DeviceCaps } from './caps.ts';
 import type { Tensor, Backend } from './tensor.ts';
+import type { UniformValues } from './wgsl-interface.ts';
 
 const WG = 256;
 
@@ -118,11 +119,8 @@ function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView
     },
     constants: serial ? {} : { TI: ti },
   });
-  const buf = new ArrayBuffer(48);
-  const u = new Uint32Array(buf);
-  u.set([outer, n, inner, chunks, chunkLen, innerTiles, base * chunks, 0]);
-  new Float32Array(buf)[8] = final ? scale : 1;
-  rt.dispatch(kernel, times ? [out, x, times] : [out, x], grid1d(serial ? Math.ceil((outer * chunks * inner) / WG) : base * chunks), u);
+  const u = { outer, n, inner, chunks, chunkLen, innerTiles, total: base * chunks, scale: final ? scale : 1 };
+  rt.dispatch(kernel, times ? { out, x, w: times } : { out, x }, grid1d(serial ? Math.ceil((outer * chunks * inner) / WG) : base * chunks), u);
   if (final) return out;
   const next = reducePass(rt, out, null, { outer, n: chunks, inner }, scale, outShape);
   out.dispose();
@@ -220,21 +218,19 @@ export function sumSquaresMany(tensors: readonly Tensor[]): Tensor {
         MANY_CASES: cases,
       },
     });
-    rt.dispatch(kernel, [partials, ...ts], grid1d(g.total), manyUniforms(g, ts));
+    rt.dispatch(kernel, { out: partials, ...manyBindings(ts) }, grid1d(g.total), manyUniforms(g, ts));
   }
   const total = sumAll(partials);
   partials.dispose();
   return total;
 }
 
-/** The ManyParams uniform block shared by the many-tensor kernels (reduce.wgsl, guard.wgsl). */
-export function manyUniforms(g: ManyPlan['groups'][number], ts: readonly Tensor[], extra: readonly number[] = []): Uint32Array {
-  const u = new Uint32Array(4 + 16 + 16 + Math.ceil(extra.length / 4) * 4);
-  u.set([g.count, MANY_CHUNK, g.outBase, g.total]);
-  ts.forEach((t, k) => {
-    u[4 + k] = t.size;
-    u[20 + k] = g.first[k]!;
-  });
-  u.set(extra, 36);
-  return u;
+/** The ManyParams uniform values shared by the many-tensor kernels (reduce.wgsl, guard.wgsl), plus `extra` fields. */
+export function manyUniforms(g: ManyPlan['groups'][number], ts: readonly Tensor[], extra: UniformValues = {}): UniformValues {
+  return { count: g.count, chunkLen: MANY_CHUNK, outBase: g.outBase, total: g.total, sizes: ts.map((t) => t.size), first: g.first.slice(0, ts.length), ...extra };
+}
+
+/** The tensors of one many-dispatch by their WGSL names (in0, in1, ...: manyDecls). */
+export function manyBindings(ts: readonly Tensor[]): Record<string, Tensor> {
+  return Object.fromEntries(ts.map((t, k) => [`in${k}`, t]));
 }

@@ -87,17 +87,10 @@ function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
   const table = ropeTable(rt, d.T, d.hd, theta);
   const y = rt.empty(x.shape, x.dtype, label);
   const pairs = x.size / 2;
-  const buf = new ArrayBuffer(32);
-  const u = new Uint32Array(buf);
-  u[0] = pairs;
-  u[1] = d.T;
-  u[2] = d.H;
-  u[3] = d.hd / 2;
-  new Float32Array(buf)[4] = sign;
   const groups = Math.ceil(pairs / WG);
   const gx = Math.min(groups, 65535);
   const params = { WG, T: x.dtype, ENABLES: x.dtype === 'f16' ? 'enable f16;' : '' };
-  rt.dispatch(rt.kernel({ shader: 'rope', params }), [x, table, y], [gx, Math.ceil(groups / gx)], u);
+  rt.dispatch(rt.kernel({ shader: 'rope', params }), { x, cs: table, y }, [gx, Math.ceil(groups / gx)], { pairs, T: d.T, H: d.H, half: d.hd / 2, sign });
   return y;
 }
 

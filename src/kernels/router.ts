@@ -57,7 +57,7 @@ export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutp
   const [n, e, k] = forwardDims(logits, opts);
   const { probs, idx, weights } = routerOutputs(rt, n, e, k);
   const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
-  rt.dispatch(kern, [logits, probs, idx, weights], foldedGrid(n, 64), new Uint32Array([n, e, k, 0]));
+  rt.dispatch(kern, { logits, probs, idx, weights }, foldedGrid(n, 64), { n, e, k, chunk: 0 });
   return { probs, idx, weights };
 }
 
@@ -96,7 +96,7 @@ export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkToken
   const chunks4 = shape[1];
   const chunkCounts = rt.empty(shape, 'u32', 'router.chunk_counts');
   const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
-  rt.dispatch(kern, [logits, probs, idx, weights, chunkCounts], foldedGrid(chunks4, CHUNK_WG), new Uint32Array([n, e, k, chunkTokens]));
+  rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
   return { probs, idx, weights, chunkCounts };
 }
 
@@ -128,7 +128,7 @@ export function routerTopKBackward(probs: Tensor, idx: Tensor, dWeights: Tensor,
     params: { EXTRA: extra ? 'dprobs_extra[i]' : '0.0' },
     constants: { RENORM: opts.renormalize ? 1 : 0 },
   });
-  const bindings = extra ? [probs, idx, dWeights, dLogits, extra] : [probs, idx, dWeights, dLogits];
-  rt.dispatch(kern, bindings, foldedGrid(n, 64), new Uint32Array([n, e, k, 0]));
+  const bindings = { b_probs: probs, b_idx: idx, b_dw: dWeights, d_logits: dLogits, ...(extra ? { dprobs_extra: extra } : {}) };
+  rt.dispatch(kern, bindings, foldedGrid(n, 64), { n, e, k, chunk: 0 });
   return dLogits;
 }

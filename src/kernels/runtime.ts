@@ -12,6 +12,7 @@ import type { Kernel, KernelSpec } from './kernel-spec.ts';
 import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
 import { fillPattern, fillWords, poisonBits } from './fill.ts';
+import { checkUniforms, orderBindings, type UniformValues } from './wgsl-interface.ts';
 
 export class DawnRuntime implements Backend {
   readonly device: GPUDevice;
@@ -47,9 +48,10 @@ export class DawnRuntime implements Backend {
     return this.pipelines.get(spec);
   }
 
-  dispatch(kernel: Kernel, bindings: readonly Tensor[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void {
+  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void {
     this.assertAlive();
-    this.recorder.dispatch(kernel as DawnKernel, bindings.map((t) => this.bufferOf(t)), workgroups, uniforms);
+    const ordered = orderBindings(kernel.iface, bindings, kernel.label).map((b) => ({ index: b.index, buffer: this.bufferOf(b.value) }));
+    this.recorder.dispatch(kernel as DawnKernel, ordered, workgroups, checkUniforms(kernel, uniforms));
   }
 
   empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {

@@ -27,13 +27,14 @@ export function lanesPerRow(caps: DeviceCaps, cols: number): number {
   return l;
 }
 
-function run(entry: 'forward' | 'backward', log: boolean, out: Tensor, inputs: Tensor[]): void {
+function run(entry: 'forward' | 'backward', log: boolean, out: Tensor, inputs: [Tensor] | [Tensor, Tensor]): void {
   const rt = out.rt;
   for (const t of inputs) if (t.dtype !== 'f32') throw new Error(`softmax ${entry}: ${t} must be f32`);
   const [rows, cols] = rowsCols(out);
   const lpr = lanesPerRow(rt.caps, cols);
   const kernel = rt.kernel({ shader: 'softmax', entry, constants: { LPR: lpr, LOG: log ? 1 : 0 } });
-  rt.dispatch(kernel, [out, ...inputs], grid1d(Math.ceil(rows / (256 / lpr))), new Uint32Array([rows, cols, 0, 0]));
+  // a: x (forward) or y (backward); b: dy (backward).
+  rt.dispatch(kernel, { out, a: inputs[0], ...(inputs[1] ? { b: inputs[1] } : {}) }, grid1d(Math.ceil(rows / (256 / lpr))), { rows, cols });
 }
 
 function sameShape(a: Tensor, b: Tensor, what: string): void {

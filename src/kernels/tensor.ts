@@ -8,6 +8,7 @@
  */
 import type { DeviceCaps } from './caps.ts';
 import type { Kernel, KernelSpec } from './kernel-spec.ts';
+import type { UniformValues } from './wgsl-interface.ts';
 import type { DeviceBuffer, PoolStats } from './buffer-pool.ts';
 
 
@@ -72,8 +73,12 @@ export interface Backend {
   readonly counters: Readonly<BackendCounters>;
 
   kernel(spec: KernelSpec): Kernel;
-  /** Record one dispatch; the bindings are group 0's buffers in order, `uniforms` group 1's struct. */
-  dispatch(kernel: Kernel, bindings: readonly Tensor[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void;
+  /**
+   * Record one dispatch. Storage buffers and uniform fields are given by their WGSL names (the
+   * kernel's interface maps them to binding indices and the struct's layout); a name the shader
+   * does not declare, or a uniform field left out, throws.
+   */
+  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void;
 
   /** An uninitialised tensor (NaN-poisoned when `poison` is set). */
   empty(shape: readonly number[], dtype?: DType, label?: string): Tensor;

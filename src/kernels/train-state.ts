@@ -26,11 +26,8 @@ function check(state: Tensor): void {
   if (state.dtype !== 'f32' || state.size !== 4) throw new Error(`train state ${state} must be f32 [4]`);
 }
 
-function params(a: number, b: number, c: number, scaling = 0, interval = 0): Uint32Array {
-  const buf = new ArrayBuffer(32);
-  new Float32Array(buf).set([a, b, c, 0]);
-  new Uint32Array(buf).set([scaling, interval, 0, 0], 4);
-  return new Uint32Array(buf);
+function params(a: number, b: number, c: number, scaling = 0, interval = 0) {
+  return { a, b, c, scaling, interval };
 }
 
 /** [lr / (1 - beta1^t), sqrt(1 - beta2^t)] for the next update t = adamStep + 1 (AdamW's scalars). */
@@ -39,7 +36,7 @@ export function adamScalars(state: Tensor, o: { lr: number; beta1: number; beta2
   const rt = state.rt;
   const out = rt.empty([2], 'f32', 'adam scalars');
   // ln(beta) in float64 on the host, rounded once.
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'adam_scalars' }), [state, out], [1], params(o.lr, Math.log(o.beta1), Math.log(o.beta2)));
+  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'adam_scalars' }), { state, out }, [1], params(o.lr, Math.log(o.beta1), Math.log(o.beta2)));
   return out;
 }
 
@@ -48,7 +45,7 @@ export function lossSeed(state: Tensor, accumulation: number): Tensor {
   check(state);
   const rt = state.rt;
   const out = rt.empty([1], 'f32', 'loss seed');
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'loss_seed' }), [state, out], [1], params(1 / accumulation, 0, 0));
+  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'loss_seed' }), { state, out }, [1], params(1 / accumulation, 0, 0));
   return out;
 }
 
@@ -67,5 +64,5 @@ export function stepEnd(state: Tensor, guardFlag: Tensor, normFlag: Tensor, scal
   check(state);
   const rt = state.rt;
   const p = scaling ? params(scaling.minScale, scaling.maxScale, 0, 1, scaling.growthInterval) : params(0, 0, 0, 0, 0);
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'step_end' }), [state, guardFlag, normFlag], [1], p);
+  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'step_end' }), { state, guard_flag: guardFlag, norm_flag: normFlag }, [1], p);
 }
