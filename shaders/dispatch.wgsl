@@ -13,13 +13,14 @@
 // Slot ENABLES: `enable f16;` when a row kernel's storage is f16 (the plan kernels never are).
 {{ENABLES}}
 
-const CHUNK: u32 = 64u;
+// #include "grid"
+
+override CHUNK: u32; // tokens per (chunk, expert) invocation: dispatch.ts PLAN_CHUNK
 const DROPPED: u32 = 0xffffffffu;
 
 struct PlanParams { n: u32, e: u32, k: u32, cap: u32, chunks: u32, chunk: u32, _p1: u32, _p2: u32 }
 @group(1) @binding(0) var<uniform> pu: PlanParams;
 
-fn flat64(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
 // ---- count: chunk_count[c * E + e] = pairs in chunk c routed to e ----
 @group(0) @binding(0) var<storage, read> c_idx: array<u32>;
@@ -32,7 +33,7 @@ fn chunk_pairs(c: u32) -> vec2<u32> {
 
 @compute @workgroup_size(64)
 fn count(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = flat64(gid, nwg);
+  let id = folded_index(gid, nwg, 64u);
   if (id >= pu.chunks * pu.e) { return; }
   let c = id / pu.e;
   let e = id % pu.e;
@@ -97,7 +98,7 @@ fn scan(@builtin(local_invocation_index) e: u32) {
 
 @compute @workgroup_size(64)
 fn place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let id = flat64(gid, nwg);
+  let id = folded_index(gid, nwg, 64u);
   if (id >= pu.chunks * pu.e) { return; }
   let c = id / pu.e;
   let e = id % pu.e;
@@ -128,7 +129,7 @@ fn place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 // sizing the chunks. Invocation 0 also writes counts, offsets and dropped.
 // Grids are small (tens to hundreds of chunks), so workgroups are small too: they spread over
 // more cores.
-const FUSED_WG: u32 = 8u; // matches FUSED_WG in dispatch.ts
+override FUSED_WG: u32; // invocations per place_fused workgroup: dispatch.ts FUSED_WG
 
 @group(0) @binding(0) var<storage, read> f_idx: array<u32>;
 @group(0) @binding(1) var<storage, read> f_chunk: array<vec4<u32>>; // [E, chunks4 / 4]
@@ -141,7 +142,7 @@ const FUSED_WG: u32 = 8u; // matches FUSED_WG in dispatch.ts
 
 @compute @workgroup_size(FUSED_WG)
 fn place_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = gid.x + gid.y * nwg.x * FUSED_WG;
+  let c = folded_index(gid, nwg, FUSED_WG);
   let invocations = max(pu.chunks, 1u); // N = 0 still needs counts and offsets written
   if (c >= invocations) { return; }
   let E = pu.e;
@@ -206,7 +207,6 @@ fn place_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 struct RowParams { n: u32, k: u32, d: u32, e: u32 }
 @group(1) @binding(0) var<uniform> ru: RowParams;
 
-fn flat256(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * 256u; }
 
 // gather: xs[r, :] = x[src[r], :] for kept rows, 0 for rows past offsets[E]. x: VA, xs: VB (same dtype).
 @group(0) @binding(0) var<storage, read> g_x: array<{{VA}}>;
@@ -216,7 +216,7 @@ fn flat256(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x
 
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat256(gid, nwg);
+  let i = folded_index(gid, nwg, 256u);
   let rows = ru.n * ru.k;
   if (i >= rows * ru.d) { return; }
   let r = i / ru.d;
@@ -238,7 +238,7 @@ fn pair_scale(p: u32) -> f32 { return {{SCALE}}; }
 
 @compute @workgroup_size(256)
 fn token_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat256(gid, nwg);
+  let i = folded_index(gid, nwg, 256u);
   if (i >= ru.n * ru.d) { return; }
   let t = i / ru.d;
   let col = i % ru.d;
@@ -261,7 +261,7 @@ fn token_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(256)
 fn combine_dys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat256(gid, nwg);
+  let i = folded_index(gid, nwg, 256u);
   if (i >= ru.n * ru.k * ru.d) { return; }
   let r = i / ru.d;
   let col = i % ru.d;
@@ -281,7 +281,7 @@ fn combine_dys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 @compute @workgroup_size(64)
 fn combine_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = flat64(gid, nwg);
+  let p = folded_index(gid, nwg, 64u);
   if (p >= ru.n * ru.k) { return; }
   let row = w_pos[p];
   var acc = {{V}}(0.0);

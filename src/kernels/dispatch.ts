@@ -22,7 +22,8 @@ import type { DeviceCaps } from './caps.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;
-const CHUNK = 64; // tokens per (chunk, expert) invocation; must match dispatch.wgsl
+/** Tokens per (chunk, expert) invocation of the 3-pass plan (the shader's CHUNK override). */
+const CHUNK = 64;
 
 export interface DispatchOptions {
   /** Enables token dropping at capacity ceil(capacityFactor * N * k / E). Omit for dropless. */
@@ -73,6 +74,8 @@ function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: Flo
       HSUM: vec ? 'dot(acc, vec4<f32>(1.0))' : 'acc',
       ENABLES: a === 'f16' || b === 'f16' ? 'enable f16;' : '',
     },
+    // The one source of the sizes the shader and this wrapper share.
+    constants: { CHUNK, FUSED_WG },
   });
 }
 
@@ -115,7 +118,7 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
 }
 
-/** Invocations per workgroup of place_fused; matches FUSED_WG in dispatch.wgsl. */
+/** Invocations per workgroup of place_fused (the shader's FUSED_WG override). */
 const FUSED_WG = 8;
 
 export interface RouteOptions extends RouterOptions, DispatchOptions {

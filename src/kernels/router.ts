@@ -56,12 +56,12 @@ export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutp
   const rt = logits.rt;
   const [n, e, k] = forwardDims(logits, opts);
   const { probs, idx, weights } = routerOutputs(rt, n, e, k);
-  const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
+  const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
   rt.dispatch(kern, { logits, probs, idx, weights }, foldedGrid(n, 64), { n, e, k, chunk: 0 });
   return { probs, idx, weights };
 }
 
-/** Invocations per workgroup of forward_counts; matches CHUNK_WG in router.wgsl. */
+/** Invocations per workgroup of forward_counts (the shader's CHUNK_WG override). */
 const CHUNK_WG = 8;
 
 export interface RouterCountsOutput extends RouterOutput {
@@ -95,7 +95,7 @@ export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkToken
   const shape = chunkCountsShape(n, e, chunkTokens);
   const chunks4 = shape[1];
   const chunkCounts = rt.empty(shape, 'u32', 'router.chunk_counts');
-  const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
+  const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
   rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
   return { probs, idx, weights, chunkCounts };
 }
@@ -126,7 +126,7 @@ export function routerTopKBackward(probs: Tensor, idx: Tensor, dWeights: Tensor,
     shader: 'router',
     entry: 'backward',
     params: { EXTRA: extra ? 'dprobs_extra[i]' : '0.0' },
-    constants: { RENORM: opts.renormalize ? 1 : 0 },
+    constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG },
   });
   const bindings = { b_probs: probs, b_idx: idx, b_dw: dWeights, d_logits: dLogits, ...(extra ? { dprobs_extra: extra } : {}) };
   rt.dispatch(kern, bindings, foldedGrid(n, 64), { n, e, k, chunk: 0 });

@@ -9,14 +9,15 @@
 import type { Kernel } from './kernel-spec.ts';
 import { floatDtype, type Tensor } from './tensor.ts';
 
-const WG = 256; // matches WG in swiglu.wgsl
+/** Invocations per workgroup (the shader's WG override). */
+const WG = 256;
 const MAX_GROUPS_PER_DIM = 65535;
 
 type Entry = 'forward' | 'backward' | 'forward_fused' | 'backward_fused';
 
 function kernel(t: Tensor, entry: Entry): Kernel {
   const T = floatDtype(t, 'swiglu');
-  return t.rt.kernel({ shader: 'swiglu', entry, params: { T, ENABLES: T === 'f16' ? 'enable f16;' : '' } });
+  return t.rt.kernel({ shader: 'swiglu', entry, params: { T, ENABLES: T === 'f16' ? 'enable f16;' : '' }, constants: { WG } });
 }
 
 /** Dispatch over n = R*H output elements; H is the row length of the [R, H] side. */
