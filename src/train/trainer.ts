@@ -4,7 +4,8 @@
  * Data flows one way: batch -> model -> loss -> backward -> guards -> clip -> AdamW -> metrics.
  */
 import type { Backend } from '../kernels/tensor.ts';
-import type { ReadArray, Tensor } from '../kernels/tensor.ts';
+import type { Tensor } from '../kernels/tensor.ts';
+import { Readback, decode, type Field, type ReadValues } from './readback.ts';
 import { Graph } from '../autograd/graph.ts';
 import { Var } from '../autograd/variable.ts';
 import { zeroGrad } from '../autograd/grad.ts';
@@ -85,6 +86,35 @@ interface MicroForward {
   route: { layer: number; stats: Tensor; switchLoss: Tensor; dropped: Tensor }[];
 }
 
+/** The loss terms of one micro-step, as fields of the readback. */
+interface LossFields {
+  total: Field<number>;
+  main: Field<number>;
+  aux: Field<number>;
+  z: Field<number>;
+  heads: Field<number>[];
+}
+
+/** Routing statistics of one layer of one micro-step. */
+interface RouteFields {
+  layer: number;
+  /** [E + 2]: load per expert, entropy, max share (kernels/moe-loss.ts routerStats). */
+  stats: Field<Float32Array>;
+  switchLoss: Field<number>;
+  dropped: Field<number>;
+}
+
+/** Everything a step reads back, by name. */
+interface StepFields {
+  clip: Field<Float32Array>;
+  stateBefore: Field<Float32Array>;
+  stateAfter: Field<Float32Array>;
+  losses: LossFields[];
+  /** Per micro-step (guards on): the guard statistics rows. */
+  guards: Field<Float32Array>[];
+  routing: RouteFields[][];
+}
+
 /** What the update leaves for the metrics readback. */
 interface StepUpdate {
   clip: Tensor;
@@ -102,13 +132,10 @@ export interface PendingStep {
   auxFactor: number;
   t0: number;
   submits: number;
-  readback: Promise<ReadArray[]>;
-  /** Head-loss count per micro-step (layout of the readback). */
-  heads: number[];
+  readback: Promise<ReadValues>;
+  /** The fields of the readback. */
+  fields: StepFields;
   guards: GuardBatch[];
-  /** Routed layers per micro-step and their layer numbers. */
-  layers: number[];
-  routeLayers: number[];
   /** Parameters whose gradients were kept for naming a bad gradient (keepGrads). */
   params: Parameter[] | null;
 }
@@ -184,7 +211,7 @@ export class Trainer {
       return f;
     });
     const upd = rt.region('update', () => this.update(lr, micros, faulty && fault.site === 'grad' ? fault.layer : null));
-    const readback = rt.region('metrics', () => this.readMetrics(inputs.stateBefore, upd, micros));
+    const { readback, fields } = rt.region('metrics', () => this.readMetrics(inputs.stateBefore, upd, micros));
     for (const t of [...inputs.seeds, inputs.stateBefore]) t.dispose();
     // Free the gradients: the next backward's first gradient becomes the buffer, which saves a
     // zero-fill and an add per parameter per step.
@@ -199,10 +226,8 @@ export class Trainer {
       t0,
       submits: rt.counters.submits - submits0,
       readback,
-      heads: micros.map((f) => f.terms.headLosses.length),
+      fields,
       guards: micros.flatMap((f) => (f.guard ? [f.guard] : [])),
-      layers: micros.map((f) => f.route.length),
-      routeLayers: micros[0]?.route.map((l) => l.layer) ?? [],
       params: opts.keepGrads ? upd.params : null,
     };
   }
@@ -289,11 +314,30 @@ export class Trainer {
    * is read is copied to staging in the submitted work, so the GPU side is freed at once (queue
    * order keeps the buffers alive for that work).
    */
-  private readMetrics(stateBefore: Tensor, upd: StepUpdate, micros: readonly MicroForward[]): Promise<ReadArray[]> {
-    const lossTensors = micros.flatMap((f) => [f.terms.total, f.terms.main, f.terms.aux, f.terms.z, ...f.terms.headLosses].map((v) => v.data));
-    const routeTensors = micros.flatMap((f) => f.route.flatMap((l) => [l.stats, l.switchLoss, l.dropped]));
-    const guards = micros.flatMap((f) => (f.guard ? [f.guard] : []));
-    const readback = this.rt.readMany([upd.clip, stateBefore, upd.stateAfter, ...lossTensors, ...guards.map((gb) => gb.stats), ...routeTensors]);
+  private readMetrics(stateBefore: Tensor, upd: StepUpdate, micros: readonly MicroForward[]): { readback: Promise<ReadValues>; fields: StepFields } {
+    const rb = new Readback();
+    const fields: StepFields = {
+      clip: rb.add('clip', upd.clip, decode.f32),
+      stateBefore: rb.add('train state before', stateBefore, decode.f32),
+      stateAfter: rb.add('train state after', upd.stateAfter, decode.f32),
+      losses: micros.map((f, i) => ({
+        total: rb.add(`micro ${i} loss`, f.terms.total.data, decode.scalar),
+        main: rb.add(`micro ${i} main loss`, f.terms.main.data, decode.scalar),
+        aux: rb.add(`micro ${i} aux loss`, f.terms.aux.data, decode.scalar),
+        z: rb.add(`micro ${i} z loss`, f.terms.z.data, decode.scalar),
+        heads: f.terms.headLosses.map((h, j) => rb.add(`micro ${i} head ${j} loss`, h.data, decode.scalar)),
+      })),
+      guards: micros.flatMap((f, i) => (f.guard ? [rb.add(`micro ${i} guard stats`, f.guard.stats, decode.f32)] : [])),
+      routing: micros.map((f, i) =>
+        f.route.map((l) => ({
+          layer: l.layer,
+          stats: rb.add(`micro ${i} layer ${l.layer} router stats`, l.stats, decode.f32),
+          switchLoss: rb.add(`micro ${i} layer ${l.layer} switch loss`, l.switchLoss, decode.scalar),
+          dropped: rb.add(`micro ${i} layer ${l.layer} dropped`, l.dropped, decode.scalar),
+        })),
+      ),
+    };
+    const readback = rb.read(this.rt);
     for (const f of micros) {
       f.graph.dispose();
       f.guard?.dispose();
@@ -305,23 +349,19 @@ export class Trainer {
     }
     upd.clip.dispose();
     upd.stateAfter.dispose();
-    return readback;
+    return { readback, fields };
   }
 
   /** Wait for a recorded step's metrics (in recording order) and update the host's mirrors. */
   async resolve(ps: PendingStep): Promise<StepMetrics> {
     const { rt, model, cfg } = this;
-    const all = await ps.readback;
-    const clipV = all[0] as Float32Array;
-    const before = all[1] as Float32Array;
-    const after = all[2] as Float32Array;
-    let at = 3;
-    const terms = ps.heads.map((h) => {
-      const v = all.slice(at, at + 4 + h).map((a) => a[0]!);
-      at += 4 + h;
-      return { total: v[0]!, main: v[1]!, aux: v[2]!, z: v[3]!, heads: v.slice(4) };
-    });
-    const bad = ps.guards.flatMap((gb) => gb.parse(all[at++] as Float32Array));
+    const got = await ps.readback;
+    const f = ps.fields;
+    const clipV = got.get(f.clip);
+    const before = got.get(f.stateBefore);
+    const after = got.get(f.stateAfter);
+    const terms = f.losses.map((l) => ({ total: got.get(l.total), main: got.get(l.main), aux: got.get(l.aux), z: got.get(l.z), heads: l.heads.map((h) => got.get(h)) }));
+    const bad = ps.guards.flatMap((gb, i) => gb.parse(got.get(f.guards[i]!)));
     const skipped = after[STATE.adamStep] === before[STATE.adamStep];
     const scaleEvent: ScaleEvent = SCALE_EVENTS[after[STATE.event]!] ?? 'none';
     // The GPU state is the truth; the host keeps a mirror for checkpoints and the next push.
@@ -334,7 +374,7 @@ export class Trainer {
       gradGuard.dispose();
     }
     this.release(ps);
-    const routing = ps.layers.map((n) => Array.from({ length: n }, (_, li) => ({ layer: ps.routeLayers[li]!, s: all[at++] as Float32Array, sw: all[at++]![0]!, dropped: all[at++]![0]! })));
+    const routing = f.routing.map((layers) => layers.map((l) => ({ layer: l.layer, s: got.get(l.stats), sw: got.get(l.switchLoss), dropped: got.get(l.dropped) })));
 
     const mean = (f: (t: (typeof terms)[number]) => number) => terms.reduce((a, t) => a + f(t), 0) / terms.length;
     const E = model.cfg.experts;
