@@ -7,7 +7,7 @@
 //   slot COEF         body of fn clip_coef() -> f32
 //   slot SKIP         body of fn skip_step() -> bool (true: leave p, m, v untouched)
 //   slots STEP_SIZE, BC2  lr/(1-b1^t) and sqrt(1-b2^t): uniforms from the host, or read from a
-//                     GPU buffer when the step count lives on the GPU (train_state.wgsl)
+//                     GPU buffer when the step count lives on the GPU (train-state.wgsl)
 // entry `clip_coef`: [norm, coef, clipped fraction, non-finite flag, coef/scale] from the sum of
 // squares of loss-scaled gradients (invScale = 1/scale; 1 without loss scaling).
 // #include "grid"

@@ -1,7 +1,7 @@
 /**
  * What the two matmul kernels (matmul-blocked.ts for the CPU family, matmul-tiled.ts for the GPU
  * family) share: the problem description, the bindings, the expert-tile search of the grouped
- * mode, and the epilogue store. Both fill shaders/include/matmul_common.wgsl's {{ACT}}.
+ * mode, and the epilogue store. Both fill shaders/include/matmul-common.wgsl's {{ACT}}.
  */
 import type { FloatDType } from './tensor.ts';
 

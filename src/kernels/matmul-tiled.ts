@@ -1,5 +1,5 @@
 /**
- * The GPU-family matmul kernel (shaders/matmul_tiled.wgsl): each workgroup computes a BM x BN tile
+ * The GPU-family matmul kernel (shaders/matmul-tiled.wgsl): each workgroup computes a BM x BN tile
  * of C = epilogue(op(A)·op(B)), stepping through K in BK-deep tiles that the workgroup loads into
  * workgroup memory together (zero-filled past the edges), then each invocation accumulates RM x RN
  * outputs in registers. Invocation (ty, tx) owns rows ty + i·TY and columns tx + j·TX: neighbouring

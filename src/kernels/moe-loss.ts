@@ -31,7 +31,7 @@ function params(p: LossParams) {
 }
 
 function kernel(rt: Backend, entry: string, accumulate = false) {
-  return rt.kernel({ shader: 'moe_loss', entry, constants: { ACCUMULATE: accumulate ? 1 : 0 } });
+  return rt.kernel({ shader: 'moe-loss', entry, constants: { ACCUMULATE: accumulate ? 1 : 0 } });
 }
 
 function routingDims(probs: Tensor, idx: Tensor): { n: number; e: number; k: number } {

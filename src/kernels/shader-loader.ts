@@ -36,7 +36,7 @@ export function shaderSource(name: string, including: readonly string[] = []): s
   if (src === undefined) {
     if (including.includes(name)) throw new Error(`${[...including, name].join(' -> ')}: include cycle`);
     const text = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
-    src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_]+)"[ \t]*$/gm, (_, inc: string) => shaderSource(`include/${inc}`, [...including, name]));
+    src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_-]+)"[ \t]*$/gm, (_, inc: string) => shaderSource(`include/${inc}`, [...including, name]));
     sources.set(name, src);
   }
   return src;

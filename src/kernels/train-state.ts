@@ -1,5 +1,5 @@
 /**
- * GPU-resident training state (shaders/train_state.wgsl): the AdamW step count and the loss scale
+ * GPU-resident training state (shaders/train-state.wgsl): the AdamW step count and the loss scale
  * live on the GPU, so a step can be recorded before the previous step's metrics were read back
  * (logging.metricsEvery > 1) and bias correction and loss scaling stay exact when a step is skipped.
  */
@@ -36,7 +36,7 @@ export function adamScalars(state: Tensor, o: { lr: number; beta1: number; beta2
   const rt = state.rt;
   const out = rt.empty([2], 'f32', 'adam scalars');
   // ln(beta) in float64 on the host, rounded once.
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'adam_scalars' }), { state, out }, [1], params(o.lr, Math.log(o.beta1), Math.log(o.beta2)));
+  rt.dispatch(rt.kernel({ shader: 'train-state', entry: 'adam_scalars' }), { state, out }, [1], params(o.lr, Math.log(o.beta1), Math.log(o.beta2)));
   return out;
 }
 
@@ -45,7 +45,7 @@ export function lossSeed(state: Tensor, accumulation: number): Tensor {
   check(state);
   const rt = state.rt;
   const out = rt.empty([1], 'f32', 'loss seed');
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'loss_seed' }), { state, out }, [1], params(1 / accumulation, 0, 0));
+  rt.dispatch(rt.kernel({ shader: 'train-state', entry: 'loss_seed' }), { state, out }, [1], params(1 / accumulation, 0, 0));
   return out;
 }
 
@@ -64,5 +64,5 @@ export function stepEnd(state: Tensor, guardFlag: Tensor, normFlag: Tensor, scal
   check(state);
   const rt = state.rt;
   const p = scaling ? params(scaling.minScale, scaling.maxScale, 0, 1, scaling.growthInterval) : params(0, 0, 0, 0, 0);
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'step_end' }), { state, guard_flag: guardFlag, norm_flag: normFlag }, [1], p);
+  rt.dispatch(rt.kernel({ shader: 'train-state', entry: 'step_end' }), { state, guard_flag: guardFlag, norm_flag: normFlag }, [1], p);
 }

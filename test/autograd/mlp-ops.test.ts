@@ -15,7 +15,7 @@ import { linearRelu, mseLoss, relu } from '../../src/autograd/ops/mlp.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
-import { matmul as matmulRef } from '../reference/ops.ts';
+import { matmulRef } from '../reference/matmul-ref.ts';
 
 const RTOL = 2e-3;
 let rt: DawnRuntime;

@@ -19,10 +19,14 @@ import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss,
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
-import { matmul as matmulRef, silu, sigmoid as sigmoidRef, softmaxRows } from '../reference/ops.ts';
-import { attentionRef, rmsnormRef, ropeRef } from '../reference/attention-ref.ts';
+import { matmulRef } from '../reference/matmul-ref.ts';
+import { silu, sigmoid as sigmoidRef, softmaxRows } from '../reference/ops.ts';
+import { attentionRef } from '../reference/attention-ref.ts';
+import { rmsnormRef } from '../reference/rmsnorm-ref.ts';
+import { ropeRef } from '../reference/rope-ref.ts';
 import { crossEntropyRef, huberLossRef } from '../reference/loss-ref.ts';
-import { pooledLossRef, switchLossRef, topkIndices, zLossRef } from '../reference/moe-ref.ts';
+import { pooledLossRef, switchLossRef, zLossRef } from '../reference/moe-loss-ref.ts';
+import { topkIndices } from '../reference/router-ref.ts';
 
 const RTOL = 2e-3;
 let rt: DawnRuntime;

@@ -17,17 +17,9 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import {
-  combineBackwardRef,
-  combineRef,
-  dispatchRef,
-  finiteDiff,
-  gatherBackwardRef,
-  gatherRef,
-  routerRef,
-  topkIndices,
-  type DispatchRef,
-} from '../reference/moe-ref.ts';
+import { combineBackwardRef, combineRef, dispatchRef, gatherBackwardRef, gatherRef, type DispatchRef } from '../reference/dispatch-ref.ts';
+import { numericGrad as finiteDiff } from '../reference/ops.ts';
+import { routerRef, topkIndices } from '../reference/router-ref.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import type { MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
-import { matmul as refMatmul } from '../reference/ops.ts';
+import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 
 /** The shared test runtime: call initRuntime from each file's beforeAll. */

@@ -5,7 +5,7 @@ import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX, type FloatDType } from '../../src/kernels/matmul.ts';
 import { VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
-import { matmul as refMatmul } from '../reference/ops.ts';
+import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 import { initRuntime, rt, tol, rand, up, F16_ROUND, roundTo, randAs, type Case, checkCase, LAYOUTS, groupedRef, groupedBackwardRef, counts, offsetsOf, gradRef } from './matmul-cases.ts';
 

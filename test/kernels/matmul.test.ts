@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX } from '../../src/kernels/matmul.ts';
 import { VARIANTS, type MatmulConfig, type MatmulConfigOverride, type TiledConfig } from '../../src/kernels/matmul-config.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
-import { matmul as refMatmul } from '../reference/ops.ts';
+import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 import { initRuntime, rt, tol, rand, up, checkCase, SHAPES, LAYOUTS, EPILOGUES, groupedRef, groupedBackwardRef, lossOf, counts, offsetsOf } from './matmul-cases.ts';
 

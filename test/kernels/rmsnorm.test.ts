@@ -4,7 +4,8 @@ import { rmsnorm, rmsnormBackward } from '../../src/kernels/rmsnorm.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { finiteDiffGrad, rmsnormBackwardRef, rmsnormRef } from '../reference/attention-ref.ts';
+import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
+import { rmsnormBackwardRef, rmsnormRef } from '../reference/rmsnorm-ref.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 
 let rt: DawnRuntime;

@@ -4,7 +4,8 @@ import { rope, ropeBackward, type RopeDims } from '../../src/kernels/rope.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { finiteDiffGrad, ropeRef } from '../reference/attention-ref.ts';
+import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
+import { ropeRef } from '../reference/rope-ref.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 
 let rt: DawnRuntime;

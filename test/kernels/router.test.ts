@@ -4,7 +4,8 @@ import { routerTopK, routerTopKBackward, routerTopKCounts } from '../../src/kern
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { finiteDiff, routerBackwardRef, routerRef, routerWeights, topkIndices } from '../reference/moe-ref.ts';
+import { numericGrad as finiteDiff } from '../reference/ops.ts';
+import { routerBackwardRef, routerRef, routerWeights, topkIndices } from '../reference/router-ref.ts';
 import { softmaxRows } from '../reference/ops.ts';
 
 let rt: DawnRuntime;

@@ -5,7 +5,7 @@
 
 {{ENABLE}}
 
-// #include "matmul_common"
+// #include "matmul-common"
 
 {{BINDINGS}}
 @group(1) @binding(0) var<uniform> u: Params;
