@@ -66,6 +66,11 @@ const StabilitySchema = z
     guards: z.boolean().default(true),
     /** Stop (saving the last good state) after this many consecutive skipped steps. */
     maxConsecutiveBadSteps: z.number().int().positive().default(5),
+    /**
+     * The run has diverged when a validation loss exceeds this many times the loss before training
+     * (or is not finite; src/train/divergence.ts). 0 = only non-finite counts.
+     */
+    divergenceFactor: z.number().min(0).default(2),
     /** Fault injection for experiments/tests: NaN written into one activation at one step. */
     injectNan: z
       .object({
