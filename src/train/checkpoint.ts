@@ -439,14 +439,14 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (see latestCheckpoint)');
+    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (train.js --resume-from <step>)');
   }
   const head = HeadSchema.safeParse(raw);
   if (!head.success || head.data.format !== CHECKPOINT_FORMAT) throw new CheckpointError(file, `not a ${CHECKPOINT_FORMAT} state file`, 'Point at a directory written by saveCheckpoint');
   if (head.data.version !== CHECKPOINT_VERSION)
     throw new CheckpointError(file, `checkpoint format version ${head.data.version}, this build reads version ${CHECKPOINT_VERSION}`, head.data.version > CHECKPOINT_VERSION ? 'Load it with the newer webgpu-moe that wrote it' : 'Convert it, or start a fresh run');
   const r = CheckpointStateSchema.safeParse(raw);
-  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint');
+  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint (train.js --resume-from <step>)');
   return r.data;
 }
 
@@ -496,7 +496,7 @@ const OTHER_CONFIG = 'It was written for another model config (see "config" in s
 async function checkedRead(file: string, expect: { sha256: string; bytes: number } | null): Promise<SafetensorsFile> {
   const f = await readSafetensors(file);
   if (expect && f.sha256 !== expect.sha256)
-    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint');
+    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint (train.js --resume-from <step>)');
   return f;
 }
 

@@ -143,7 +143,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     if (pick) {
       for (const s of pick.skipped) console.error(`[resume] skipped ${s.name}: ${s.reason}`);
       const state = await loadCheckpoint(pick.dir, { params: model.params, optimizerState: optimizer.entries() }).catch(async (e: unknown) => {
-        if (e instanceof CheckpointError) throw new CheckpointError(e.file, e.problem, `${e.fix}. To continue from another checkpoint: --resume-from <step> (usable here: ${await availableSteps(paths.checkpoints)})`);
+        if (e instanceof CheckpointError) throw new CheckpointError(e.file, e.problem, `${e.fix}; checkpoints here: ${await availableSteps(paths.checkpoints)}`);
         throw e;
       });
       start = state.step;

@@ -133,7 +133,7 @@ describe('nothing is written until every check has passed', () => {
     const r = runCli(d, ['--config', p, '--resume', '--set', 'model.hidden=64', '--set', 'model.heads=4']);
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/does not match the model/);
-    expect(r.stderr).toMatch(/--resume-from <step> \(usable here: step-3\)/);
+    expect(r.stderr).toMatch(/checkpoints here: step-3/);
     expect(snapshot(join(d, 'runs/t'))).toEqual(before);
   });
 
