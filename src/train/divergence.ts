@@ -11,12 +11,12 @@ import { fmt } from './metrics.ts';
 
 export const DIVERGENCE_FLOOR = 0.01;
 
-/** Why the run counts as diverged at this validation, or null. No validation windows: nothing to judge. */
+/** Why the run counts as diverged at this validation ("not finite", "more than 2x ..."), or null. No validation windows: nothing to judge. */
 export function divergence(loss: number, windows: number, reference: number | null, factor: number): string | null {
   if (windows === 0) return null;
-  if (!Number.isFinite(loss)) return `the validation loss is ${loss}`;
+  if (!Number.isFinite(loss)) return 'not finite';
   if (factor > 0 && reference !== null && Number.isFinite(reference) && loss > factor * Math.max(reference, DIVERGENCE_FLOOR))
-    return `the validation loss ${fmt(loss)} is more than ${factor}x the loss before training (${fmt(reference)}; stability.divergenceFactor ${factor})`;
+    return `more than ${factor}x the loss before training, ${fmt(reference)} (stability.divergenceFactor ${factor})`;
   return null;
 }
 

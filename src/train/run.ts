@@ -219,11 +219,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     const metricsEvery = cfg.logging.metricsEvery;
     const inFlight: Promise<StepMetrics>[] = [];
     let windowStart = performance.now();
-    const judge = (v: ValidMetrics, at: string) => {
+    const judge = (v: ValidMetrics, step: number) => {
       const was = diverged;
       diverged = divergence(v.loss, v.windows, reference, cfg.stability.divergenceFactor);
-      if (diverged && !was) progress.log(`[valid] ${at}: diverged: ${diverged}. Checkpoints are now saved as diverged-step-N and not marked latest (latest stays ${lastGood ? show(lastGood) : 'unset'})`);
-      if (!diverged && was) progress.log(`[valid] ${at}: the validation loss recovered (${fmt(v.loss)}); checkpoints are marked latest again`);
+      if (diverged && !was) progress.log(`[valid] step ${step}: diverged: the validation loss ${fmt(v.loss)} is ${diverged}. Checkpoints are now saved as diverged-step-N, not marked latest (latest stays ${lastGood ? show(lastGood) : 'unset'})`);
+      if (!diverged && was) progress.log(`[valid] step ${step}: the validation loss recovered (${fmt(v.loss)}); checkpoints are marked latest again`);
     };
     try {
       for (let step = start + 1; step <= total; step++) {
@@ -280,7 +280,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
           const v = await validate();
           metrics.write({ kind: 'valid', step, ...v });
           progress.log(validLine(`[valid] step ${step}`, v));
-          judge(v, `step ${step}`);
+          judge(v, step);
         }
         const saved = saveNow ? await save(step) : null;
         if (stopNow) {
@@ -302,7 +302,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     const validAfter = await validate();
     metrics.write({ kind: 'valid', step: total, ...validAfter });
     console.error(validLine('[valid] after training', validAfter));
-    judge(validAfter, 'after training');
+    // The final verdict is the last line's to tell; no separate [valid] line for it.
+    diverged = divergence(validAfter.loss, validAfter.windows, reference, cfg.stability.divergenceFactor);
     const checkpoint = await save(total);
     trainer.dispose();
     optimizer.dispose();
