@@ -15,7 +15,7 @@ import { DataError, formatReport, loadData } from './data/index.ts';
 import { evaluate, type ValidMetrics } from './evaluate.ts';
 import { describeBad } from './guards.ts';
 import { MetricsLog, fmt } from './metrics.ts';
-import { createProgress } from './progress.ts';
+import { createLoadProgress, createProgress } from './progress.ts';
 import { Trainer, type StepMetrics } from './trainer.ts';
 import { planMemory, type MemoryPlan } from './planner.ts';
 import { formatPlan } from './planner-format.ts';
@@ -114,8 +114,10 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     const overwrite = resume ? [] : checkFreshRun(paths, !!opts.overwrite, opts.cwd);
     const pick = resume ? await pickResume(paths.checkpoints, opts.resumeFrom, opts.cwd) : null;
 
-    const data = loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed });
-    notStopped();
+    const data = await loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed, signal: stops.signal, progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes) }).catch((e: unknown) => {
+      notStopped(); // an aborted load is the signal's doing: say so, not "AbortError"
+      throw e;
+    });
     console.error(`[data] ${formatReport(data.report)}`);
     if (data.train.length === 0) throw new DataError('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)');
 

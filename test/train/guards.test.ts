@@ -34,7 +34,7 @@ async function snapshot(model: TimeMoeModel, opt: AdamW): Promise<Float32Array[]
 describe('isfinite guards', () => {
   it('skip the step, keep weights and optimizer state bit-identical, and name the injected layer first', async () => {
     const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } } }));
-    const { data, model, opt, trainer, dispose } = setupTrainer(rt, cfg);
+    const { data, model, opt, trainer, dispose } = await setupTrainer(rt, cfg);
 
     const s1 = await trainer.step(1, [data.train.nextBatch(4)]);
     expect(s1.skipped).toBe(false);
@@ -61,7 +61,7 @@ describe('isfinite guards', () => {
 
   it('a NaN born in backward (no forward tensor bad) is caught by the norm and named by its gradient', async () => {
     const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'grad' } } }));
-    const { data, model, opt, trainer, dispose } = setupTrainer(rt, cfg);
+    const { data, model, opt, trainer, dispose } = await setupTrainer(rt, cfg);
     expect((await trainer.step(1, [data.train.nextBatch(4)])).skipped).toBe(false);
     const before = await snapshot(model, opt);
     const s2 = await trainer.step(2, [data.train.nextBatch(4)]);
