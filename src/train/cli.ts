@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { DataError } from './data/errors.ts';
 import { CheckpointError } from './checkpoint.ts';
 import { EXIT } from './exit-codes.ts';
+import { checkFaults } from './faults.ts';
 import { IoError } from './io.ts';
 import { formatOutcome } from './outcome.ts';
 import { RunFolderError, shownPath } from './run-dir.ts';
@@ -89,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${conflict}`);
       return EXIT.badInput;
     }
+    checkFaults();
     const cfg = loadConfig(opts.config, opts.set);
     const budgetBytes = opts.budgetGb * GiB;
     if (opts.plan) {

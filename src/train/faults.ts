@@ -9,6 +9,7 @@
  * (code, errno, syscall), so the real handling path runs. Unset in normal use.
  */
 import { z } from 'zod';
+import { ConfigError } from './config.ts';
 
 const ERRNO = { ENOSPC: -28, EIO: -5, EROFS: -30, EACCES: -13 } as const;
 const FaultSchema = z.string().regex(/^(ENOSPC|EIO|EROFS|EACCES)@[\w.:=-]+$/, 'expected <ENOSPC|EIO|EROFS|EACCES>@<site>, e.g. ENOSPC@checkpoint:step-6:model.safetensors');
@@ -22,11 +23,16 @@ function faults(): Map<string, keyof typeof ERRNO> {
   if (!raw) return parsed;
   for (const item of raw.split(',')) {
     const r = FaultSchema.safeParse(item.trim());
-    if (!r.success) throw new Error(`WEBGPU_MOE_FAULT: "${item}": ${r.error.issues[0]!.message} (a test-only setting: unset it for normal runs)`);
+    if (!r.success) throw new ConfigError(`WEBGPU_MOE_FAULT: "${item}": ${r.error.issues[0]!.message} (a test-only setting: unset it for normal runs)`);
     const [code, site] = r.data.split('@') as [keyof typeof ERRNO, string];
     parsed.set(site, code);
   }
   return parsed;
+}
+
+/** Check WEBGPU_MOE_FAULT up front (a bad value is bad input, before anything runs). */
+export function checkFaults(): void {
+  faults();
 }
 
 /** Throw the injected error for this site, if one is set. */
