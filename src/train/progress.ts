@@ -71,6 +71,9 @@ export function createLoadProgress(mode: 'auto' | 'bar' | 'plain' | 'none', file
       read += n;
       for (; nextTenth < 10 && read >= (total * nextTenth) / 10; nextTenth++) console.error(`[data] reading ${name}: ${nextTenth * 10}% (${mb(read)} of ${mb(total)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     },
-    done: () => console.error(`[data] read ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s`),
+    // Also called when a load fails or is stopped part-way: then there is nothing to report.
+    done: () => {
+      if (read >= total) console.error(`[data] read ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    },
   };
 }

@@ -177,7 +177,8 @@ export class RunLock {
           linkSync(tmp, paths.lock);
           return new RunLock(paths, created);
         } catch (e) {
-          if (!isErrno(e) || e.code !== 'EEXIST' || attempt > 0) rethrowIo(e, paths.lock, 'writing the run lock');
+          // EEXIST again after replacing a stale lock: another process took it meanwhile; read that one.
+          if (!isErrno(e) || e.code !== 'EEXIST' || attempt > 2) rethrowIo(e, paths.lock, 'writing the run lock');
         }
         const held = RunLock.read(paths, cwd);
         const sameHost = held.host === info.host;

@@ -160,7 +160,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       }
       if (opts.stopAfter !== undefined && opts.stopAfter <= start)
         throw new ConfigError(`--stop-after ${opts.stopAfter}: the run resumes after step ${start}, so it would stop before training. Pass a later step (${start + 1}..${total - 1}) or leave --stop-after out`);
-      lastGood = pick.dir;
+      if (!DIVERGED_RE.test(basename(pick.dir))) lastGood = pick.dir;
     }
     notStopped();
 

@@ -300,7 +300,10 @@ export async function loadCsv(src: CsvSource, cwd: string, opts: LoadOptions = {
   const { file } = checkDataFile(src.path, cwd);
   const { kind: _k, path: _p, ...csv } = src;
   const b = new CsvSeriesBuilder(file, csv);
-  await streamCsv(file, csv.delimiter, (cells, line) => b.add(cells, line), opts);
-  opts.progress?.done();
+  try {
+    await streamCsv(file, csv.delimiter, (cells, line) => b.add(cells, line), opts);
+  } finally {
+    opts.progress?.done();
+  }
   return b.finish();
 }

@@ -144,8 +144,8 @@ export async function loadJsonl(src: JsonlSource, cwd: string, opts: LoadOptions
   } finally {
     lines.close();
     input.destroy();
+    opts.progress?.done();
   }
-  opts.progress?.done();
   return requireNumbers(out, file);
 }
 
