@@ -123,10 +123,11 @@ export async function pickResume(root: string, from: string | undefined, cwd: st
   }
   if (!chosen && list.length === 0 && skipped.length === 0) throw new CheckpointError(root, '--resume: no checkpoint under this folder (nothing was saved yet)', 'Train without --resume first');
   if (!chosen) {
-    const found = list.length ? list.map((e) => `${e.name}: ${e.problem ?? (e.kind === 'diverged' ? 'saved after the run diverged' : 'not a step checkpoint')}`).join('; ') : 'nothing';
+    const rest = list.filter((e) => !skipped.some((k) => k.name === e.name));
+    const found = rest.length ? rest.map((e) => `${e.name}: ${e.problem ?? (e.kind === 'diverged' ? 'saved after the run diverged' : 'not a step checkpoint')}`).join('; ') : 'nothing';
     throw new CheckpointError(
       root,
-      `--resume: no usable checkpoint here (found: ${found}${skipped.length ? `; ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}` : ''})`,
+      `--resume: no usable checkpoint here (${[...skipped.map((s) => `${s.name}: ${s.reason}`), ...(rest.length || !skipped.length ? [`found: ${found}`] : [])].join('; ')})`,
       list.some((e) => e.kind === 'diverged' && !e.problem)
         ? `Continue from a diverged state with --resume-from <dir>, or start again without --resume (add --overwrite to move the old run aside)`
         : `Fix or restore one of them, or start again without --resume (add --overwrite to move the old run in ${shownPath(join(root, '..'), cwd)} aside)`,

@@ -64,7 +64,7 @@ describe('--resume says what it skipped', () => {
     writeFileSync(join(d, 'runs/t/checkpoints/step-3/state.json'), '{ "format": ');
     const r = runCli(d, ['--config', p, '--resume']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--resume: no usable checkpoint here \(found: step-3: state\.json not valid JSON/);
+    expect(r.stderr).toMatch(/--resume: no usable checkpoint here \(step-3: latest names it, but it has state\.json not valid JSON/);
     expect(r.stderr).toMatch(/Fix or restore one of them, or start again without --resume/);
   });
 
