@@ -24,7 +24,7 @@ export function divergence(loss: number, windows: number, reference: number | nu
 export function divergenceFix(cfg: TrainConfig, nonFinite: boolean): string {
   const fixes: string[] = [];
   if (nonFinite && !cfg.stability.guards) fixes.push('turn stability.guards back on (it skips non-finite steps and names the layer)');
-  fixes.push(`lower optim.lr (now ${cfg.optim.lr}, e.g. --set optim.lr=${cfg.optim.lr / 10})`);
+  fixes.push(`lower optim.lr (now ${cfg.optim.lr}, e.g. --set optim.lr=${Number((cfg.optim.lr / 10).toPrecision(3))})`);
   if (cfg.optim.clipNorm === 0) fixes.push('clip gradients (optim.clipNorm is 0; 1.0 is the default)');
   if (cfg.schedule.warmupSteps === 0) fixes.push('add a warmup (schedule.warmupSteps)');
   return fixes.join(', or ');
