@@ -169,12 +169,14 @@ export class RunLock {
     if (!statSync(paths.dir).isDirectory()) throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} is a file, not a folder. Set logging.dir to a folder path`);
     const info: LockInfo = { pid: process.pid, host: hostname(), bootId: bootId(), startedAt: new Date().toISOString(), command: `node train.js ${process.argv.slice(2).join(' ')}`.trim() };
     const tmp = `${paths.lock}.tmp-${process.pid}`;
+    let taken = false;
     try {
       for (let attempt = 0; ; attempt++) {
         try {
           injectFault('lock');
           writeFileSync(tmp, `${JSON.stringify(info)}\n`);
           linkSync(tmp, paths.lock);
+          taken = true;
           return new RunLock(paths, created);
         } catch (e) {
           // EEXIST again after replacing a stale lock: another process took it meanwhile; read that one.
@@ -197,6 +199,8 @@ export class RunLock {
       }
     } finally {
       rmSync(tmp, { force: true });
+      // Refused or failed: leave no folder this call created.
+      if (!taken && created) removeEmpty(paths.dir, created);
     }
   }
 
@@ -223,14 +227,17 @@ export class RunLock {
     } catch {
       // already gone
     }
-    if (!abandon || !this.created) return;
-    // Remove the empty folders this run created, innermost first, up to the first one it created.
-    for (let d = this.paths.dir; d.length >= this.created.length && (d === this.created || d.startsWith(this.created + sep)); d = dirname(d)) {
-      try {
-        rmdirSync(d);
-      } catch {
-        return;
-      }
+    if (abandon && this.created) removeEmpty(this.paths.dir, this.created);
+  }
+}
+
+/** Remove `dir` and its parents up to `created` (the first folder mkdir made), while they are empty. */
+function removeEmpty(dir: string, created: string): void {
+  for (let d = dir; d === created || d.startsWith(created + sep); d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
     }
   }
 }

@@ -145,3 +145,14 @@ describe('disk full on a real tmpfs (root only)', () => {
     }
   });
 });
+
+describe('disk full before anything is written', () => {
+  it('the lock cannot be written: exit 1, the message, and no folder left behind', () => {
+    const d = scratch();
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig())], { WEBGPU_MOE_FAULT: 'ENOSPC@lock' });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: no space left on device (ENOSPC) writing the run lock ${join(d, 'runs/t/lock')}`);
+    expect(r.stderr).toMatch(/Nothing else was written; free space or fix the folder, then run again/);
+    expect(existsSync(join(d, 'runs'))).toBe(false);
+  });
+});
