@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import type { Runtime } from '../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../src/kernels/runtime.ts';
 import { sizeClass } from '../src/kernels/buffer-pool.ts';
 import { specialize } from '../src/kernels/shader-loader.ts';
 import { GpuError } from '../src/kernels/errors.ts';
@@ -8,14 +8,14 @@ import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { testRuntime } from './reference/gpu.ts';
 import { Rng, freshSeed } from './reference/rng.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
 
 describe('device', () => {
   it('acquires an adapter with the engine limits', () => {
-    expect(rt.gpu.adapter.description + rt.gpu.adapter.device + rt.gpu.adapter.vendor).not.toBe('');
+    expect(rt.caps.adapter.description + rt.caps.adapter.device + rt.caps.adapter.vendor).not.toBe('');
     // The default WebGPU limit is 128 MiB / 8 buffers; we request what the adapter has.
     expect(rt.device.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(8);
     expect(rt.device.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
@@ -173,7 +173,7 @@ describe('buffer pool', () => {
     expect(cache.misses, 'a repeated recording builds no new bind group').toBe(misses2);
     expect(misses2).toBeGreaterThan(misses - 1);
     a.dispose();
-    await rt.pool.trim(rt.device.queue); // destroys the free buffers, `a`'s among them
+    await rt.trim(); // destroys the free buffers, `a`'s among them
     const b = rt.empty([1000]); // a new buffer: a cached group for the old one must not be used
     rt.fill(b, 7);
     expect(Array.from((await b.readF32()).subarray(0, 2))).toEqual([7, 7]);
@@ -182,7 +182,7 @@ describe('buffer pool', () => {
 
   it('throws on double release', () => {
     const t = rt.empty([4]);
-    rt.pool.release(t.buffer);
-    expect(() => rt.pool.release(t.buffer)).toThrow(/released twice/);
+    rt.releaseBuffer(t.buffer);
+    expect(() => rt.releaseBuffer(t.buffer)).toThrow(/released twice/);
   });
 });

@@ -15,10 +15,10 @@
  * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
  * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
-import { floatDtype, type DType, type FloatDType, type Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import { floatDtype, type DType, type FloatDType, type Tensor, type Backend } from './tensor.ts';
 import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
+import type { DeviceCaps } from './caps.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;
@@ -59,7 +59,7 @@ function width(d: number): 1 | 4 {
  * A dispatch.wgsl kernel. Row kernels: row length d, storage dtypes a and b of their two row
  * buffers (see the shader), f32 math. The plan kernels use the defaults (no row buffers).
  */
-function kernel(rt: Runtime, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
+function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
   const vec = width(d) === 4;
   const st = (t: DType) => (vec ? `vec4<${t}>` : t);
   return rt.kernel({
@@ -82,7 +82,7 @@ function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): num
   return Math.ceil((opts.capacityFactor * n * k) / e);
 }
 
-function planTensors(rt: Runtime, n: number, k: number, e: number) {
+function planTensors(rt: Backend, n: number, k: number, e: number) {
   return {
     counts: rt.empty([e], 'u32', 'dispatch.counts'),
     offsets: rt.empty([e + 1], 'u32', 'dispatch.offsets'),
@@ -133,22 +133,25 @@ export interface RouteAndDispatch extends RouterOutput {
 }
 
 /**
- * Tokens per chunk for routeAndDispatch. Both passes run one invocation per chunk, so chunks bound
- * their parallelism; but every place_fused invocation also reads the counts of all chunks
- * (chunks * E per invocation, chunks^2 * E in all), while walking the pairs costs N * k in all
- * whatever the chunking. 2 * sqrt(N * k / E) chunks, clamped to 16..256, keeps the quadratic
- * term at or below the linear one and gives both passes enough workgroups (8 invocations each)
- * for a few CPU cores; measured on lavapipe (bench/dispatch.bench.ts sweeps the chunk size).
+ * Tokens per chunk for routeAndDispatch: the device choice of this family (docs/DESIGN.md §9).
+ * Both passes run one invocation per chunk, so chunks bound their parallelism; but every
+ * place_fused invocation also reads the counts of all chunks (chunks * E per invocation,
+ * chunks^2 * E in all), while walking the pairs costs N * k in all whatever the chunking.
+ * 2 * sqrt(N * k / E) chunks keeps the quadratic term at or below the linear one. The CPU family
+ * clamps to 16..256 chunks (enough workgroups of 8 for a few cores; measured on lavapipe,
+ * bench/dispatch.bench.ts sweeps it); the GPU family to 64..1024, which a GPU's thousands of
+ * lanes need and its caches absorb.
  */
-export function chooseChunkTokens(n: number, e: number, k: number): number {
-  const chunks = Math.min(256, Math.max(16, Math.round(2 * Math.sqrt((n * k) / e))));
+export function chooseChunkTokens(caps: DeviceCaps, n: number, e: number, k: number): number {
+  const [lo, hi] = caps.family === 'cpu' ? [16, 256] : [64, 1024];
+  const chunks = Math.min(hi, Math.max(lo, Math.round(2 * Math.sqrt((n * k) / e))));
   return Math.max(1, Math.ceil(n / chunks));
 }
 
 /** The chunk size routeAndDispatch uses: `requested` or chooseChunkTokens, at most N. */
-export function fusedChunkTokens(n: number, e: number, k: number, requested?: number): number {
+export function fusedChunkTokens(caps: DeviceCaps, n: number, e: number, k: number, requested?: number): number {
   // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
-  return Math.min(requested ?? chooseChunkTokens(n, e, k), Math.max(n, 1));
+  return Math.min(requested ?? chooseChunkTokens(caps, n, e, k), Math.max(n, 1));
 }
 
 /**
@@ -165,7 +168,7 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   if (opts.numExperts !== undefined && opts.numExperts !== e) throw new Error(`routeAndDispatch: numExperts=${opts.numExperts} but logits ${logits} have ${e}`);
   const k = opts.k ?? 2;
   const capacity = capacityOf(opts, n, k, e); // validated before anything is recorded
-  const chunkTokens = fusedChunkTokens(n, e, k, opts.chunkTokens);
+  const chunkTokens = fusedChunkTokens(logits.rt.caps, n, e, k, opts.chunkTokens);
   const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
   const chunks = Math.ceil(n / chunkTokens);
   const plan = planTensors(rt, n, k, e);

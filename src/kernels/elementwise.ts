@@ -3,8 +3,7 @@
  * copy and f32<->f16 casts. All go through the one template shader shaders/elementwise.wgsl;
  * each op is a WGSL body for `fn op(x: f32, i: u32) -> f32` (see the shader header).
  */
-import { floatDtype, floatStorage, type Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import { floatDtype, floatStorage, type Tensor, type Backend } from './tensor.ts';
 import { sumAxis } from './reduce.ts';
 import { grid1d } from './grid.ts';
 
@@ -70,7 +69,7 @@ function bIndexExpr(s: MapSpec): string {
   return '(i / u.mn) * u.n + i % u.n';
 }
 
-function runMap(rt: Runtime, s: MapSpec): void {
+function runMap(rt: Backend, s: MapSpec): void {
   const types = [s.out.dtype, s.a.dtype, s.b?.dtype ?? 'f32'];
   const kernel = rt.kernel({
     shader: 'elementwise',
@@ -239,7 +238,7 @@ export function axpy(x: Tensor, y: Tensor, alpha = 1, beta = 1): void {
 /** A new tensor with x's contents (a buffer copy, any dtype). */
 export function copy(x: Tensor, label = 'copy'): Tensor {
   const out = x.rt.empty(x.shape, x.dtype, label);
-  x.rt.recorder.copy(x.buffer, 0, out.buffer, 0, x.byteLength);
+  x.rt.copy(x, out, { bytes: x.byteLength });
   return out;
 }
 

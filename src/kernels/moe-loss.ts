@@ -12,8 +12,7 @@
  * the d_probs they return to routerTopKBackward's dProbsExtra. Upstream gradients are [1] tensors
  * (the loss coefficient times the incoming gradient, all on the GPU).
  */
-import type { Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import type { Tensor, Backend } from './tensor.ts';
 import { MAX_EXPERTS } from './router.ts';
 import { foldedGrid } from './grid.ts';
 
@@ -35,7 +34,7 @@ function params(p: LossParams): Uint32Array {
   return u;
 }
 
-function kernel(rt: Runtime, entry: string, accumulate = false) {
+function kernel(rt: Backend, entry: string, accumulate = false) {
   return rt.kernel({ shader: 'moe_loss', entry, constants: { ACCUMULATE: accumulate ? 1 : 0 } });
 }
 
@@ -72,7 +71,7 @@ export interface BalanceLoss {
   coef: Tensor;
 }
 
-function finalize(rt: Runtime, stats: Tensor, layers: number, e: number, ntot: number, fscale: number): BalanceLoss {
+function finalize(rt: Backend, stats: Tensor, layers: number, e: number, ntot: number, fscale: number): BalanceLoss {
   const loss = rt.empty([1], 'f32', 'moe.balance_loss');
   const coef = rt.empty([e], 'f32', 'moe.balance_coef');
   rt.dispatch(kernel(rt, 'loss_finalize'), [stats, loss, coef], [1], params({ n: ntot, e, layers, ntot, fscale }));

@@ -7,37 +7,17 @@
  * point (a readback or an explicit `sync()`). Checking per dispatch would cost a round trip
  * each; per submit keeps the hot path free of waits.
  */
-import { GpuError } from './errors.ts';
-import type { Kernel } from './pipeline-cache.ts';
-import type { DispatchTimer } from './profiler.ts';
+import type { ErrorSink } from './errors.ts';
+import type { DawnKernel } from './pipeline-cache.ts';
 
-export type ErrorKind = 'validation' | 'out-of-memory' | 'internal';
-
-export class ErrorSink {
-  private pending: Promise<GpuError | null>[] = [];
-  private uncaptured: GpuError[] = [];
-
-  constructor(device: GPUDevice) {
-    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
-      this.uncaptured.push(new GpuError(`uncaptured WebGPU error: ${ev.error.message}`, 'unknown', 'internal'));
-    };
-  }
-
-  watch(scope: Promise<GPUError | null>, subject: string, kind: ErrorKind): void {
-    this.pending.push(
-      scope.then((err) => (err ? new GpuError(`${kind} error in ${subject}: ${err.message.trim()}`, subject, kind) : null)),
-    );
-  }
-
-  /** Throw the first error recorded since the last check. */
-  async check(): Promise<void> {
-    const pending = this.pending;
-    this.pending = [];
-    const results = await Promise.all(pending);
-    const first = results.find((e) => e !== null) ?? this.uncaptured.shift();
-    this.uncaptured = [];
-    if (first) throw first;
-  }
+/**
+ * A per-dispatch timer attached to the recorder (the profiler): `timestampWrites(label)` per
+ * dispatch, `resolve(encoder)` before finish and `submitted()` after.
+ */
+export interface DispatchTimer {
+  timestampWrites(label: string): GPUComputePassTimestampWrites;
+  resolve(encoder: GPUCommandEncoder): void;
+  submitted(): void;
 }
 
 export type Binding = GPUBuffer | GPUBufferBinding;
@@ -169,7 +149,7 @@ export class Recorder {
     return { buffer: chunk.buffer, offset, size: Math.max(16, Math.ceil(data.byteLength / 16) * 16) };
   }
 
-  dispatch(kernel: Kernel, bindings: readonly Binding[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void {
+  dispatch(kernel: DawnKernel, bindings: readonly Binding[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
     this.enc();

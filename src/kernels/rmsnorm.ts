@@ -6,9 +6,8 @@
  * Storage: x (and so y and dx) f32 or f16; dy f32 or f16 independently of x; w, rstd and dw always
  * f32. f16 needs the device's shader-f16. All math is f32 (shaders/rmsnorm.wgsl).
  */
-import { floatDtype, type Tensor, type DType } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
-import type { Kernel } from './pipeline-cache.ts';
+import { floatDtype, type Tensor, type DType, type Backend } from './tensor.ts';
+import type { Kernel } from './kernel-spec.ts';
 import { foldedGrid, grid1d } from './grid.ts';
 
 const WG = 64;
@@ -31,7 +30,7 @@ function rowsOf(x: Tensor, what: string): { N: number; d: number } {
 }
 
 /** The rmsnorm shader specialised for storage types tx (x, y, dx) and tdy (dy). */
-function rmsKernel(rt: Runtime, entry: string, tx: DType, tdy: DType): Kernel {
+function rmsKernel(rt: Backend, entry: string, tx: DType, tdy: DType): Kernel {
   const f16 = tx === 'f16' || tdy === 'f16';
   return rt.kernel({ shader: 'rmsnorm', entry, params: { WG, TX: tx, TDY: tdy, ENABLES: f16 ? 'enable f16;' : '' } });
 }
@@ -41,8 +40,8 @@ function rmsKernel(rt: Runtime, entry: string, tx: DType, tdy: DType): Kernel {
  * workgroup per row with a tree reduction. Measured on lavapipe, [1024, 64]: ~4 ms per call for
  * the tree (a barrier per step per row), well under 1 ms serial.
  */
-function rowLaunch(rt: Runtime, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType, rows: RmsnormOptions['rows'] = 'auto'): { kernel: Kernel; grid: [number, number] } {
-  const serial = rows === 'auto' ? rt.gpu.adapter.backend.includes('CPU') : rows === 'serial';
+function rowLaunch(rt: Backend, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType, rows: RmsnormOptions['rows'] = 'auto'): { kernel: Kernel; grid: [number, number] } {
+  const serial = rows === 'auto' ? rt.caps.family === 'cpu' : rows === 'serial';
   return {
     kernel: rmsKernel(rt, serial ? `${entry}_serial` : entry, tx, tdy),
     grid: serial ? foldedGrid(N, WG) : grid1d(N),

@@ -4,8 +4,7 @@
  * to sum 1 only when asked (Time-MoE does not; Mixtral does). Backward takes d_weights, plus an
  * optional additive d_probs from a balancing loss, and returns d_logits in one kernel.
  */
-import type { Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import type { Tensor, Backend } from './tensor.ts';
 import { foldedGrid } from './grid.ts';
 
 export interface RouterOptions {
@@ -44,8 +43,8 @@ function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, numb
   return [n, e, k];
 }
 
-/** probs [N, E], idx [N, k] and weights [N, k], in that allocation order (the planner mirrors it). */
-function routerOutputs(rt: Runtime, n: number, e: number, k: number): RouterOutput {
+/** probs [N, E], idx [N, k] and weights [N, k]. */
+function routerOutputs(rt: Backend, n: number, e: number, k: number): RouterOutput {
   return {
     probs: rt.empty([n, e], 'f32', 'router.probs'),
     idx: rt.empty([n, k], 'u32', 'router.idx'),

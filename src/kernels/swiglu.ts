@@ -6,7 +6,7 @@
  * gate in [..., 0:H] and up in [..., H:2H] (`swigluFused`), as one matmul with concatenated
  * gate/up weights produces; its backward writes one [..., 2H] gradient to feed that matmul's backward.
  */
-import type { Kernel } from './pipeline-cache.ts';
+import type { Kernel } from './kernel-spec.ts';
 import { floatDtype, type Tensor } from './tensor.ts';
 
 const WG = 256; // matches WG in swiglu.wgsl

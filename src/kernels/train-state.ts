@@ -3,8 +3,7 @@
  * live on the GPU, so a step can be recorded before the previous step's metrics were read back
  * (logging.metricsEvery > 1) and bias correction and loss scaling stay exact when a step is skipped.
  */
-import type { Runtime } from './runtime.ts';
-import type { Tensor } from './tensor.ts';
+import type { Tensor, Backend } from './tensor.ts';
 
 /** Layout of the state tensor (f32 [4]). */
 export const STATE = { adamStep: 0, lossScale: 1, goodSteps: 2, event: 3 } as const;
@@ -19,7 +18,7 @@ export interface HostTrainState {
   goodSteps: number;
 }
 
-export function createTrainState(rt: Runtime, s: HostTrainState): Tensor {
+export function createTrainState(rt: Backend, s: HostTrainState): Tensor {
   return rt.upload([s.adamStep, s.lossScale, s.goodSteps, 0], [4], 'f32', 'train state');
 }
 

@@ -5,11 +5,11 @@ export const InitSchema = z
   .object({
     /** Std of every Linear not covered below (Time-MoE uses N(0, 0.02) everywhere). */
     std: z.number().positive().default(0.02),
-    /** Router std. Small keeps early routing near-uniform (DESIGN §7.1); Switch uses sqrt(0.1/fan_in). */
+    /** Router std. Small keeps early routing near-uniform (docs/DESIGN.md §7.1); Switch uses sqrt(0.1/fan_in). */
     routerStd: z.number().nonnegative().default(0.006),
-    /** Forecast / classification head std (DESIGN §7.3: 1.0 explodes the initial loss). */
+    /** Forecast / classification head std (docs/DESIGN.md §7.3: 1.0 explodes the initial loss). */
     headStd: z.number().nonnegative().default(0.02),
-    /** Std of both point-embedding Linear(1->d): too small makes the model blind to the sign of x (DESIGN §7.6). */
+    /** Std of both point-embedding Linear(1->d): too small makes the model blind to the sign of x (docs/DESIGN.md §7.6). */
     embeddingStd: z.number().positive().default(0.5),
     /** Scale residual output projections (o_proj, expert down_proj) by 1/sqrt(2*layers) (GPT-2 style). */
     scaleResidualByDepth: z.boolean().default(true),

@@ -1,5 +1,5 @@
 /**
- * The Time-MoE decoder (DESIGN §5): point embedding SwiGLU(Linear(1->d), Linear(1->d)), pre-norm
+ * The Time-MoE decoder (docs/DESIGN.md §5): point embedding SwiGLU(Linear(1->d), Linear(1->d)), pre-norm
  * decoder layers with causal RoPE attention and a sparse MoE FFN, final RMSNorm, then either
  * forecasting heads Linear(d -> horizon) per horizon or a classification head (mean pool ->
  * Linear(d -> C)). Parameter names equal the Hugging Face Time-MoE state dict.
@@ -7,9 +7,9 @@
 import type { Var } from '../autograd/variable.ts';
 import { swiglu } from '../autograd/ops/activation.ts';
 import { meanPoolSeq } from '../autograd/ops/loss.ts';
-import type { Runtime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import { Rng } from '../util/rng.ts';
-import { ropeTable } from '../kernels/rope.ts';
+import { releaseRopeTables, ropeTable } from '../kernels/rope.ts';
 import type { ModelConfig } from './config.ts';
 import { Linear } from './layers/linear.ts';
 import { RMSNorm } from './layers/rmsnorm.ts';
@@ -51,7 +51,7 @@ export class TimeMoeModel {
   readonly classifier: Linear | null;
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly cfg: ModelConfig,
     seed = 0,
   ) {
@@ -134,7 +134,9 @@ export class TimeMoeModel {
     return this.params.reduce((a, p) => a + p.data.size, 0);
   }
 
+  /** Frees the parameters and the runtime's RoPE tables (rebuilt on demand by a model still in use). */
   dispose(): void {
     for (const p of this.params) p.dispose();
+    releaseRopeTables(this.rt);
   }
 }

@@ -14,6 +14,8 @@ import { formatOutcome } from './outcome.ts';
 import { RunFolderError, shownPath } from './run-dir.ts';
 import { RunStopped, planFor, runTraining } from './run.ts';
 import { formatPlan } from './planner-format.ts';
+import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from './targets.ts';
+import { getRuntime } from '../kernels/runtime.ts';
 import { runSmoke } from './smoke.ts';
 
 const GiB = 2 ** 30;
@@ -30,6 +32,12 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+function targetName(v: string): TargetName {
+  const r = TargetNameSchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(`unknown target "${v}" (one of: ${TARGET_NAMES.join(', ')})`);
+  return r.data;
+}
+
 interface CliOptions {
   config?: string;
   set: string[];
@@ -37,7 +45,9 @@ interface CliOptions {
   resumeFrom?: string;
   overwrite?: boolean;
   plan?: boolean;
-  budgetGb: number;
+  json?: boolean;
+  target: TargetName;
+  budgetGb?: number;
   smoke?: boolean;
   stopAfter?: number;
   profile?: boolean;
@@ -60,8 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--resume-from <step|dir>', 'continue from this checkpoint: a step number of this run, or a checkpoint folder (newer checkpoints are moved aside)')
     .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
     .option('--plan', 'print the memory plan for the config and exit (0 fits, 2 does not)')
+    .option('--json', 'with --plan: print the plan as JSON')
+    .option('--target <name>', `device to plan for: ${TARGET_NAMES.join(', ')} (this = the open adapter)`, targetName, 'rtx-3090' as TargetName)
     .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
-    .option('--budget-gb <GiB>', 'device memory budget for the plan check', positiveNumber, 24)
+    .option('--budget-gb <GiB>', "device memory for the plan check (default: the target's, e.g. 24 for rtx-3090)", positiveNumber)
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.')
@@ -92,13 +104,15 @@ export async function main(argv: string[]): Promise<number> {
     }
     checkFaults();
     const cfg = loadConfig(opts.config, opts.set);
-    const budgetBytes = opts.budgetGb * GiB;
+    const budgetBytes = opts.budgetGb === undefined ? undefined : opts.budgetGb * GiB;
+    const target: TargetProfile = opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
     if (opts.plan) {
-      const plan = planFor(cfg, budgetBytes);
-      console.log(formatPlan(plan));
+      const plan = planFor(cfg, target, budgetBytes);
+      console.log(opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
+      // Does not fit = bad input for this device, as training says it (exit 2).
       return plan.fits ? EXIT.done : EXIT.badInput;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, budgetBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile });
+    const r = await runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile });
     const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
     console.log(line);
     return code;

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ModelSchema, PRESETS } from '../model/config.ts';
 import { DataConfigSchema } from './data/config.ts';
+import { KernelFamilyChoiceSchema } from '../kernels/caps.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -128,6 +129,21 @@ const CheckpointSchema = z
   })
   .strict();
 
+const DeviceSchema = z
+  .object({
+    /**
+     * Kernel family: 'auto' = the adapter's own (the CPU family on lavapipe, the GPU family on a
+     * GPU), or force 'cpu' / 'gpu' on any adapter. WEBGPU_MOE_KERNELS does the same from the environment.
+     */
+    kernels: KernelFamilyChoiceSchema.default('auto'),
+    /**
+     * GPU family on a GPU: time the tiled matmul variants for the step's shapes before training
+     * (cached on disk per adapter, src/kernels/matmul-tune.ts). Off: the default tile.
+     */
+    autotune: z.boolean().default(true),
+  })
+  .strict();
+
 export const TrainConfigSchema = z
   .object({
     seed: z.number().int().min(0).default(0),
@@ -140,6 +156,7 @@ export const TrainConfigSchema = z
     precision: PrecisionSchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     checkpoint: CheckpointSchema.prefault({}),
+    device: DeviceSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -1,6 +1,6 @@
 /**
  * Metrics as JSONL, one line per optimizer step (and one per validation). JSON has no NaN, and a
- * logger that turns NaN into 0 or null hides a dead run (DESIGN §7.4): non-finite numbers are
+ * logger that turns NaN into 0 or null hides a dead run (docs/DESIGN.md §7.4): non-finite numbers are
  * written as the strings "NaN", "Infinity", "-Infinity".
  */
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';

@@ -5,7 +5,8 @@
  * after parsing flags. Nothing is written to the run folder until every check has passed.
  */
 import { basename, dirname, join } from 'node:path';
-import { getRuntime, type Runtime } from '../kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import { timestampsPrecise } from '../kernels/device.ts';
 import { GpuProfiler, formatProfile, profileJson } from '../kernels/profiler.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
@@ -17,8 +18,12 @@ import { describeBad } from './guards.ts';
 import { MetricsLog, fmt } from './metrics.ts';
 import { createLoadProgress, createProgress } from './progress.ts';
 import { Trainer, type StepMetrics } from './trainer.ts';
-import { planMemory, type MemoryPlan } from './planner.ts';
+import { planRun, type MemoryPlan } from './planner.ts';
 import { formatPlan } from './planner-format.ts';
+import { describe as describeViolation } from './plan-suggestions.ts';
+import { thisTarget, type TargetProfile } from './targets.ts';
+import { stepMatmuls } from './plan-simulate.ts';
+import { loadTuning, tuneMatmuls, tuningCachePath } from '../kernels/matmul-tune.ts';
 import { CheckpointError, DIVERGED_RE, loadCheckpoint, pointLatest, saveCheckpoint, type CheckpointProgress } from './checkpoint.ts';
 import { EXIT } from './exit-codes.ts';
 import { injectFault } from './faults.ts';
@@ -27,6 +32,7 @@ import { RunLock, checkFreshRun, runPaths, setAside, shownPath } from './run-dir
 import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
+
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */
 export class RunStopped extends Error {
   constructor(
@@ -44,8 +50,10 @@ export interface RunOptions {
   resumeFrom?: string;
   /** A fresh run into a folder holding a run moves that run aside instead of being refused. */
   overwrite?: boolean;
-  /** Memory budget in bytes for the plan check (default: 24 GiB, the RTX 3090). */
-  budgetBytes: number;
+  /** The device the run is planned for before anything is allocated (default profile: rtx-3090). */
+  target: TargetProfile;
+  /** Memory budget in bytes for the plan check (default: the target's memory). */
+  budgetBytes?: number;
   /** Relative paths (logging.dir, data) are resolved against it. */
   cwd: string;
   /** Save a checkpoint and stop after this optimizer step (train in chunks; resume later). */
@@ -79,8 +87,8 @@ export interface RunResult {
   metricsPath: string;
 }
 
-export function planFor(cfg: TrainConfig, budgetBytes: number): MemoryPlan {
-  return planMemory(cfg.model, { microBatch: cfg.schedule.microBatch, contextLength: cfg.data.contextLength, dtype: cfg.precision.activations, optimizer: 'adamw', recompute: cfg.schedule.recompute, gradients: 'freed', budgetBytes });
+export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: number): MemoryPlan {
+  return planRun(cfg, { target, budgetBytes });
 }
 
 function validLine(tag: string, v: ValidMetrics): string {
@@ -99,8 +107,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   const resume = opts.resume || opts.resumeFrom !== undefined;
 
   // Plan before allocating anything on the device.
-  const plan = planFor(cfg, opts.budgetBytes);
-  if (!plan.fits) throw new ConfigError(`the run does not fit the memory budget:\n${formatPlan(plan)}`);
+  const plan = planFor(cfg, opts.target, opts.budgetBytes);
+  if (!plan.fits) throw new ConfigError(`the run does not fit ${opts.target.name}:\n${formatPlan(plan)}`);
 
   // The checks: each may refuse the run, and none writes to the run folder (the lock aside).
   const lock = RunLock.acquire(paths, opts.cwd, (l) => console.error(l));
@@ -121,18 +129,16 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     console.error(`[data] ${formatReport(data.report)}`);
     if (data.train.length === 0) throw new DataError('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)');
 
-    const rt = await getRuntime(opts.profile ? { preciseTimestamps: true } : undefined);
+    const rt = await getRuntime({ preciseTimestamps: !!opts.profile, kernels: cfg.device.kernels });
     notStopped();
-    // The plan's budget check is device-independent; each buffer must also fit a single binding.
-    const bindLimit = rt.device.limits.maxStorageBufferBindingSize;
-    const big = plan.largestTensor;
-    if (big.bytes > bindLimit) {
-      const fitBatch = Math.floor((cfg.schedule.microBatch * bindLimit) / big.bytes);
-      throw new ConfigError(
-        `the largest single buffer of a step (${big.name}, ${(big.bytes / 2 ** 20).toFixed(1)} MiB) exceeds this device's maxStorageBufferBindingSize ` +
-          `(${(bindLimit / 2 ** 20).toFixed(1)} MiB): ${fitBatch >= 1 ? `lower schedule.microBatch to ${fitBatch} or less` : 'lower data.contextLength or the model width'} (schedule.accumulation keeps the effective batch)`,
-      );
+    // The target plan says the memory fits; the open device's own limits (per-binding size, grid)
+    // and kernel family decide whether its kernels can run: plan once more with its caps.
+    const here = planRun(cfg, { target: thisTarget(rt.caps), budgetBytes: Number.MAX_SAFE_INTEGER, reserveBytes: 0 });
+    if (here.violations.length) {
+      const fixes = here.suggestions.map((x) => `\n  - ${x.text}`).join('');
+      throw new ConfigError(`this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`);
     }
+    if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
     const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
     const optimizer = new AdamW(model.params, cfg.optim);
     const trainer = new Trainer(rt, model, optimizer, cfg);
@@ -190,7 +196,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       metrics.write({ kind: 'valid', step: 0, ...validBefore });
       console.error(validLine('[valid] before training', validBefore));
     }
-    console.error(`[model] ${model.parameterCount.toLocaleString()} parameters; plan peak ${(plan.totalBytes / 2 ** 20).toFixed(1)} MiB of ${(plan.budgetBytes / 2 ** 30).toFixed(1)} GiB`);
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    console.error(
+      `[model] ${model.parameterCount.toLocaleString()} parameters; planned peak ${mib(here.peakBytes)} on this device (${rt.caps.family} kernels)` +
+        `${opts.target.name === 'this' ? '' : `, ${mib(plan.peakBytes)} of ${(plan.budget.totalBytes / 2 ** 30).toFixed(1)} GiB on ${opts.target.name}`}`,
+    );
 
     // Set by a validation that judged the run diverged; cleared when a later one recovers.
     let diverged: string | null = null;
@@ -335,7 +345,15 @@ function checkpointFaults(name: string): (e: CheckpointProgress) => void {
   };
 }
 
-function startProfiler(rt: Runtime): GpuProfiler | null {
+/** Tune the tiled matmul for the step's shape classes not in this adapter's cache yet. */
+async function autotune(rt: DawnRuntime, cfg: TrainConfig): Promise<void> {
+  const cached = loadTuning(rt);
+  const t0 = performance.now();
+  const tuned = await tuneMatmuls(rt, stepMatmuls(cfg, thisTarget(rt.caps)));
+  if (tuned.length) console.error(`[tune] ${tuned.length} matmul shape classes tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s (${cached} cached before; ${tuningCachePath()})`);
+}
+
+function startProfiler(rt: DawnRuntime): GpuProfiler | null {
   const p = new GpuProfiler(rt);
   if (p.supported) return p;
   console.error("[profile] this device has no 'timestamp-query' feature: --profile records nothing");
@@ -343,13 +361,13 @@ function startProfiler(rt: Runtime): GpuProfiler | null {
 }
 
 /** Print the per-op table to stderr and write profile.json; a failure here must not hide the run's own outcome. */
-async function reportProfile(rt: Runtime, profiler: GpuProfiler, path: string, show: (p: string) => string): Promise<void> {
+async function reportProfile(rt: Backend, profiler: GpuProfiler, path: string, show: (p: string) => string): Promise<void> {
   try {
     profiler.pause();
     await profiler.flush();
     const precise = timestampsPrecise();
     console.error(formatProfile(profiler.summary('op'), { byShader: profiler.summary('shader'), precise }));
-    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.gpu.adapter, preciseTimestamps: precise }), null, 2)}\n`, 'writing', 'profile.json');
+    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, 'writing', 'profile.json');
     console.error(`[profile] written to ${show(path)}`);
     profiler.destroy();
   } catch (e) {

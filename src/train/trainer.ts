@@ -3,21 +3,22 @@
  * global-norm clip and AdamW, all recorded on the GPU; then one readback of the step's metrics.
  * Data flows one way: batch -> model -> loss -> backward -> guards -> clip -> AdamW -> metrics.
  */
-import type { Runtime } from '../kernels/runtime.ts';
-import type { Tensor } from '../kernels/tensor.ts';
+import type { Backend } from '../kernels/tensor.ts';
+import type { ReadArray, Tensor } from '../kernels/tensor.ts';
 import { Graph } from '../autograd/graph.ts';
 import { Var } from '../autograd/variable.ts';
 import { zeroGrad } from '../autograd/grad.ts';
 import { expertColumnStats, routerStats, switchLoss } from '../kernels/moe-loss.ts';
 import { axpy, copy } from '../kernels/elementwise.ts';
 import type { TimeMoeModel } from '../model/time-moe.ts';
-import type { LossTerms } from '../model/losses.ts';
+import type { LossOptions, LossTerms } from '../model/losses.ts';
+import type { TapSite } from '../model/layers/decoder-layer.ts';
 import type { AdamW } from '../optim/adamw.ts';
 import { globalNormClip } from '../optim/clip.ts';
 import { CLIP } from '../kernels/adamw.ts';
 import { auxFactor, learningRate } from '../optim/schedule.ts';
 import { ConfigError, type TrainConfig } from './config.ts';
-import { taskLoss, uploadBatch, type Batch } from './batch.ts';
+import { taskLoss, uploadBatch, type Batch, type DeviceBatch } from './batch.ts';
 import { GuardBatch, type BadTensor } from './guards.ts';
 import { LossScaler } from '../optim/loss-scale.ts';
 import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../kernels/train-state.ts';
@@ -76,6 +77,22 @@ export interface StepMetrics {
 }
 
 
+/** One micro-batch after its forward: the graph (backward runs on it), losses, guard stats and routing metrics. */
+interface MicroForward {
+  graph: Graph;
+  terms: LossTerms;
+  guard: GuardBatch | null;
+  route: { layer: number; stats: Tensor; switchLoss: Tensor; dropped: Tensor }[];
+}
+
+/** What the update leaves for the metrics readback. */
+interface StepUpdate {
+  clip: Tensor;
+  stateAfter: Tensor;
+  /** The parameters that had gradients this step. */
+  params: Parameter[];
+}
+
 /** A step recorded and submitted, its metrics not read yet (Trainer.record / resolve). */
 export interface PendingStep {
   step: number;
@@ -85,7 +102,7 @@ export interface PendingStep {
   auxFactor: number;
   t0: number;
   submits: number;
-  readback: Promise<(Float32Array | Int32Array | Uint32Array)[]>;
+  readback: Promise<ReadArray[]>;
   /** Head-loss count per micro-step (layout of the readback). */
   heads: number[];
   guards: GuardBatch[];
@@ -103,15 +120,15 @@ export class Trainer {
   readonly state: Tensor;
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly model: TimeMoeModel,
     readonly optimizer: AdamW,
     readonly cfg: TrainConfig,
   ) {
     const p = cfg.precision;
-    if (p.activations === 'f16' && !rt.gpu.features.f16) {
+    if (p.activations === 'f16' && !rt.caps.f16) {
       // A config problem for this machine: the CLI reports it and exits 2.
-      throw new ConfigError(`precision.activations is 'f16' but this adapter (${rt.gpu.adapter.description || rt.gpu.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`);
+      throw new ConfigError(`precision.activations is 'f16' but this device (${rt.caps.adapter.description || rt.caps.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`);
     }
     this.scaler = p.activations === 'f16' ? new LossScaler({ initialScale: p.initialScale, growthInterval: p.growthInterval, minScale: p.minScale }) : null;
     this.state = createTrainState(rt, { adamStep: optimizer.step, lossScale: this.scaler?.scale ?? 1, goodSteps: 0 });
@@ -147,80 +164,114 @@ export class Trainer {
   record(step: number, micro: readonly Batch[], opts: { keepGrads?: boolean } = {}): PendingStep {
     const { rt, model, cfg } = this;
     const t0 = performance.now();
-    const submits0 = rt.recorder.submits;
-    if (this.pending === 0) rt.pool.resetPeak();
+    const submits0 = rt.counters.submits;
+    if (this.pending === 0) rt.resetPeak();
     const lossOpts = this.lossOptions(step);
     const lr = learningRate({ ...cfg.optim, ...cfg.schedule }, step);
     const fault = cfg.stability.injectNan;
-    const faulty = fault && step >= fault.step && step <= (fault.untilStep ?? fault.step);
-    const inject = faulty && fault.site !== 'grad' ? { layer: fault.layer, site: fault.site } : null;
+    const faulty = !!fault && step >= fault.step && step <= (fault.untilStep ?? fault.step);
 
-    // Every host write happens before any work is recorded: a write after recorded work would
-    // force an extra submit (see Runtime.write). With no step in flight the host's copy of the
-    // optimizer step and loss scale is current (it may have been restored or set): push it.
+    // The stages run inside named regions: the meta runtime attributes their bytes to them (the
+    // memory plan's categories), and the order is the step's data flow.
+    const inputs = rt.region('inputs', () => this.uploadStep(micro));
+    const micros = micro.map((mb, i) => {
+      const f = rt.region('forward', () => this.forwardMicro(mb, inputs.devs[i]!, lossOpts, faulty && fault.site !== 'grad' ? { layer: fault.layer, site: fault.site } : null));
+      rt.region('backward', () => {
+        // Mean over micro-steps: each backward is seeded with lossScale/accumulation (on the GPU).
+        f.graph.backward(f.terms.total, inputs.seeds[i]!);
+        inputs.devs[i]!.dispose();
+      });
+      return f;
+    });
+    const upd = rt.region('update', () => this.update(lr, micros, faulty && fault.site === 'grad' ? fault.layer : null));
+    const readback = rt.region('metrics', () => this.readMetrics(inputs.stateBefore, upd, micros));
+    for (const t of [...inputs.seeds, inputs.stateBefore]) t.dispose();
+    // Free the gradients: the next backward's first gradient becomes the buffer, which saves a
+    // zero-fill and an add per parameter per step.
+    if (!opts.keepGrads) zeroGrad(model.params, true);
+    this.pending++;
+    return {
+      step,
+      micro: micro.length,
+      tokens: micro.reduce((a, mb) => a + mb.B * mb.T, 0),
+      lr,
+      auxFactor: lossOpts.auxFactor,
+      t0,
+      submits: rt.counters.submits - submits0,
+      readback,
+      heads: micros.map((f) => f.terms.headLosses.length),
+      guards: micros.flatMap((f) => (f.guard ? [f.guard] : [])),
+      layers: micros.map((f) => f.route.length),
+      routeLayers: micros[0]?.route.map((l) => l.layer) ?? [],
+      params: opts.keepGrads ? upd.params : null,
+    };
+  }
+
+  /**
+   * Host writes first, before any work is recorded: a write after recorded work would force an
+   * extra submit (see Backend.write). With no step in flight the host's copy of the optimizer step
+   * and loss scale is current (it may have been restored or set): push it.
+   */
+  private uploadStep(micro: readonly Batch[]): { devs: DeviceBatch[]; stateBefore: Tensor; seeds: Tensor[] } {
+    const { rt, model } = this;
     model.prepare(micro[0]!.T);
     if (this.pending === 0) rt.write(this.state, [this.optimizer.step, this.scaler?.scale ?? 1, this.scaler?.goodSteps ?? 0, 0]);
     const devs = micro.map((mb) => uploadBatch(rt, mb, model));
     const stateBefore = copy(this.state, 'train state before');
     const seeds = micro.map(() => lossSeed(this.state, micro.length));
-    const guards: GuardBatch[] = [];
-    const graphs: Graph[] = [];
-    const kept: LossTerms[] = [];
-    const routeStats: { layer: number; stats: Tensor; switchLoss: Tensor; dropped: Tensor }[][] = [];
-    let tokens = 0;
+    return { devs, stateBefore, seeds };
+  }
 
-    micro.forEach((mb, i) => {
-      const g = new Graph();
-      const dev = devs[i]!;
-      const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
-      const { out, terms } = g.run(() => {
-        const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject, recompute: cfg.schedule.recompute, activations: cfg.precision.activations });
-        return { out, terms: taskLoss(out, dev, lossOpts) };
-      });
-      for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);
-      if (cfg.stability.guards) {
-        guards.push(
-          new GuardBatch([
-            ...out.taps.map((t) => ({ name: `model.layers.${t.layer}.${t.site}`, layer: t.layer, tensor: t.v.data })),
-            { name: 'loss.total', layer: -1, tensor: terms.total.data },
-          ]),
-        );
-      }
-      // The plan belongs to the graph (freed during backward): copy its dropped count out first.
-      routeStats.push(
-        out.routing.map((r) => {
-          const cols = expertColumnStats(r.probs.data, r.idx);
-          const sw = switchLoss(r.probs.data, r.idx, cols);
-          sw.coef.dispose();
-          const stats = routerStats(r.probs.data, r.idx, cols);
-          cols.dispose();
-          return { layer: r.layer, stats, switchLoss: sw.loss, dropped: copy(r.dropped, 'dropped') };
-        }),
-      );
-      // Mean over micro-steps: each backward is seeded with lossScale/accumulation (on the GPU).
-      g.backward(terms.total, seeds[i]!);
-      dev.dispose();
-      graphs.push(g);
-      kept.push(terms);
-      tokens += mb.B * mb.T;
+  /** Forward and losses of one micro-batch, with the guard statistics and routing metrics of its activations. */
+  private forwardMicro(mb: Batch, dev: DeviceBatch, lossOpts: LossOptions, inject: { layer: number; site: TapSite } | null): MicroForward {
+    const { model, cfg } = this;
+    const g = new Graph();
+    const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
+    const { out, terms } = g.run(() => {
+      const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject, recompute: cfg.schedule.recompute, activations: cfg.precision.activations });
+      return { out, terms: taskLoss(out, dev, lossOpts) };
     });
+    for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);
+    const guard = cfg.stability.guards
+      ? new GuardBatch([
+          ...out.taps.map((t) => ({ name: `model.layers.${t.layer}.${t.site}`, layer: t.layer, tensor: t.v.data })),
+          { name: 'loss.total', layer: -1, tensor: terms.total.data },
+        ])
+      : null;
+    // The plan belongs to the graph (freed during backward): copy its dropped count out first.
+    const route = out.routing.map((r) => {
+      const cols = expertColumnStats(r.probs.data, r.idx);
+      const sw = switchLoss(r.probs.data, r.idx, cols);
+      sw.coef.dispose();
+      const stats = routerStats(r.probs.data, r.idx, cols);
+      cols.dispose();
+      return { layer: r.layer, stats, switchLoss: sw.loss, dropped: copy(r.dropped, 'dropped') };
+    });
+    return { graph: g, terms, guard, route };
+  }
 
+  /**
+   * Guards, global-norm clip and AdamW on the GPU: a bad step (non-finite activation, loss or
+   * gradient) sets the skip flag and leaves weights and optimizer state untouched.
+   */
+  private update(lr: number, micros: readonly MicroForward[], gradFaultLayer: number | null): StepUpdate {
+    const { rt, model, cfg } = this;
     const params = model.params.filter((p) => p.grad);
     const grads = params.map((p) => p.grad!);
-    if (faulty && fault.site === 'grad') {
+    if (gradFaultLayer !== null) {
       // Fault injection into a gradient (a NaN born in backward): the first parameter of that layer.
-      const p = params.find((q) => q.layer === fault.layer);
+      const p = params.find((q) => q.layer === gradFaultLayer);
       if (p) rt.fill(p.grad!, NaN);
     }
     // The norm and clip are of the unscaled gradients: the scale is read from the GPU state.
     const clip = globalNormClip(grads, cfg.optim.clipNorm, this.state);
     const guardFlag = rt.zeros([1], 'f32', 'guard flag');
-    for (const gb of guards) gb.addTo(guardFlag);
+    for (const f of micros) f.guard?.addTo(guardFlag);
     // Any NaN/Inf in any gradient makes the global norm non-finite: that flag covers every
     // gradient without a separate pass over them (and is the loss scaler's overflow signal).
     // Which gradient it was is looked up only on a bad step that no forward tensor explains.
     const normBad = rt.zeros([1], 'f32', 'norm non-finite');
-    if (cfg.stability.guards || this.scaler) rt.recorder.copy(clip.buffer, CLIP.nonFinite * 4, normBad.buffer, 0, 4);
+    if (cfg.stability.guards || this.scaler) rt.copy(clip, normBad, { srcOffset: CLIP.nonFinite * 4, bytes: 4 });
     const skip = copy(guardFlag, 'skip flag');
     axpy(normBad, skip, 1, 1);
     // Bias correction from the GPU step count. The clip tensor always goes in: its gradScale is
@@ -229,49 +280,38 @@ export class Trainer {
     this.optimizer.apply(lr, clip, skip, this.optimizer.step + 1, scalars);
     const p = cfg.precision;
     stepEnd(this.state, guardFlag, normBad, this.scaler ? { minScale: p.minScale, maxScale: this.scaler.maxScale, growthInterval: p.growthInterval } : null);
-    const stateAfter = copy(this.state, 'train state after');
+    for (const t of [guardFlag, normBad, skip, scalars]) t.dispose();
+    return { clip, stateAfter: copy(this.state, 'train state after'), params };
+  }
 
-    // The step's metrics join the step's own submit: one submit, one map, per optimizer step.
-    const lossTensors = kept.flatMap((t) => [t.total, t.main, t.aux, t.z, ...t.headLosses].map((v) => v.data));
-    const routeTensors = routeStats.flatMap((layers) => layers.flatMap((l) => [l.stats, l.switchLoss, l.dropped]));
-    const readback = rt.readMany([clip, stateBefore, stateAfter, ...lossTensors, ...guards.map((gb) => gb.stats), ...routeTensors]);
-    // Everything read is now copied to staging in the submitted work: free the GPU side at once
-    // (queue order keeps the buffers alive for that work).
-    for (const g of graphs) g.dispose();
-    for (const gb of guards) gb.dispose();
-    for (const layers of routeStats)
-      for (const l of layers) {
+  /**
+   * The step's metrics join the step's own submit: one submit, one map, per optimizer step. What
+   * is read is copied to staging in the submitted work, so the GPU side is freed at once (queue
+   * order keeps the buffers alive for that work).
+   */
+  private readMetrics(stateBefore: Tensor, upd: StepUpdate, micros: readonly MicroForward[]): Promise<ReadArray[]> {
+    const lossTensors = micros.flatMap((f) => [f.terms.total, f.terms.main, f.terms.aux, f.terms.z, ...f.terms.headLosses].map((v) => v.data));
+    const routeTensors = micros.flatMap((f) => f.route.flatMap((l) => [l.stats, l.switchLoss, l.dropped]));
+    const guards = micros.flatMap((f) => (f.guard ? [f.guard] : []));
+    const readback = this.rt.readMany([upd.clip, stateBefore, upd.stateAfter, ...lossTensors, ...guards.map((gb) => gb.stats), ...routeTensors]);
+    for (const f of micros) {
+      f.graph.dispose();
+      f.guard?.dispose();
+      for (const l of f.route) {
         l.stats.dispose();
         l.switchLoss.dispose();
         l.dropped.dispose();
       }
-    for (const t of [clip, guardFlag, normBad, skip, scalars, stateBefore, stateAfter, ...seeds]) t.dispose();
-    // Free the gradients: the next backward's first gradient becomes the buffer, which saves a
-    // zero-fill and an add per parameter per step.
-    if (!opts.keepGrads) zeroGrad(model.params, true);
-    this.pending++;
-    return {
-      step,
-      micro: micro.length,
-      tokens,
-      lr,
-      auxFactor: lossOpts.auxFactor,
-      t0,
-      submits: rt.recorder.submits - submits0,
-      readback,
-      heads: kept.map((t) => t.headLosses.length),
-      guards,
-      layers: routeStats.map((l) => l.length),
-      routeLayers: routeStats[0]?.map((l) => l.layer) ?? [],
-      params: opts.keepGrads ? params : null,
-    };
+    }
+    upd.clip.dispose();
+    upd.stateAfter.dispose();
+    return readback;
   }
 
   /** Wait for a recorded step's metrics (in recording order) and update the host's mirrors. */
   async resolve(ps: PendingStep): Promise<StepMetrics> {
     const { rt, model, cfg } = this;
     const all = await ps.readback;
-    this.pending--;
     const clipV = all[0] as Float32Array;
     const before = all[1] as Float32Array;
     const after = all[2] as Float32Array;
@@ -293,7 +333,7 @@ export class Trainer {
       bad.push(...(await gradGuard.read()));
       gradGuard.dispose();
     }
-    if (ps.params) zeroGrad(model.params, true);
+    this.release(ps);
     const routing = ps.layers.map((n) => Array.from({ length: n }, (_, li) => ({ layer: ps.routeLayers[li]!, s: all[at++] as Float32Array, sw: all[at++]![0]!, dropped: all[at++]![0]! })));
 
     const mean = (f: (t: (typeof terms)[number]) => number) => terms.reduce((a, t) => a + f(t), 0) / terms.length;
@@ -339,6 +379,16 @@ export class Trainer {
       liveBytes: mem.liveBytes,
       peakBytes: mem.peakLiveBytes,
     };
+  }
+
+  /**
+   * The host side of finishing a recorded step, without its metrics: the step is no longer in
+   * flight and kept gradients are freed. resolve() calls it once the metrics are read; the memory
+   * planner calls it directly (the meta runtime has no values to read).
+   */
+  release(ps: PendingStep): void {
+    this.pending--;
+    if (ps.params) zeroGrad(this.model.params, true);
   }
 
   dispose(): void {

@@ -8,7 +8,7 @@
  * by O(1) of the largest entry; f32 rounding on these tiny shapes stays below 1e-4.
  */
 import { describe, it, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Var } from '../../src/autograd/variable.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { add, mulColumn, sigmoid, swiglu, swigluFused } from '../../src/autograd/ops/activation.ts';
@@ -25,7 +25,7 @@ import { crossEntropyRef, huberLossRef } from '../reference/loss-ref.ts';
 import { pooledLossRef, switchLossRef, topkIndices, zLossRef } from '../reference/moe-ref.ts';
 
 const RTOL = 2e-3;
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

@@ -10,7 +10,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { preset, type ModelConfigInput } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
@@ -22,7 +22,7 @@ import { testRuntime } from '../reference/gpu.ts';
 
 const SMALL: Partial<ModelConfigInput> = { hidden: 16, layers: 2, heads: 2, experts: 4, topK: 2, moeIntermediate: 8, sharedIntermediate: 16, horizons: [1, 4] };
 
-let rt: Runtime;
+let rt: DawnRuntime;
 let work: string;
 beforeAll(async () => {
   rt = await testRuntime();

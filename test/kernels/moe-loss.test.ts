@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { routerTopK, routerTopKBackward } from '../../src/kernels/router.ts';
 import {
@@ -28,7 +28,7 @@ import {
 } from '../reference/moe-ref.ts';
 import { softmaxRows } from '../reference/ops.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig } from '../../src/train/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
@@ -16,7 +16,7 @@ import { stateDict } from '../../src/model/state-dict.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

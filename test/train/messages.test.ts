@@ -44,11 +44,11 @@ describe('issue 14 item 10: problem, value and fix', () => {
     const d = scratch();
     const changed = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--plan']);
     expect(changed.status).toBe(0);
-    expect(changed.stdout).toMatch(/^Memory plan: custom \(27,520 parameters/);
+    expect(changed.stdout).toMatch(/^Memory plan for \S+ \([^)]*\): custom \(hidden 32, [^)]*\), 27,520 parameters/);
     const same = runCli(d, ['--config', writeConfig(d, { ...tinyConfig(), model: { preset: 'small-moe', horizons: [1, 8, 16] } }, 'same.json'), '--plan']);
-    expect(same.stdout).toMatch(/^Memory plan: custom /); // horizons differ from the preset's [1, 8, 32]
+    expect(same.stdout).toMatch(/^Memory plan for \S+ \([^)]*\): custom \(/); // horizons differ from the preset's [1, 8, 32]
     const exact = runCli(d, ['--config', writeConfig(d, { ...tinyConfig(), model: { preset: 'small-moe' }, data: { source: { kind: 'synthetic', series: 3, length: 300 }, contextLength: 64 } }, 'exact.json'), '--plan']);
-    expect(exact.stdout).toMatch(/^Memory plan: small-moe \(331,776 parameters/);
+    expect(exact.stdout).toMatch(/^Memory plan for \S+ \([^)]*\): small-moe \(hidden 64, [^)]*\), 331,776 parameters/);
   });
 
   it('an unknown flag points at --help (and at the flag meant)', () => {

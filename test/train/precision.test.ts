@@ -5,14 +5,14 @@
  * and overflow skips interact with the isfinite guards as documented in src/optim/loss-scale.ts.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import type { StepMetrics } from '../../src/train/trainer.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

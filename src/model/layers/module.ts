@@ -1,5 +1,5 @@
 /** Shared plumbing for layers: a runtime, an init RNG and the list of parameters made so far. */
-import type { Runtime } from '../../kernels/runtime.ts';
+import type { Backend } from '../../kernels/tensor.ts';
 import type { Rng } from '../../util/rng.ts';
 import { makeParameter, type InitRule } from '../init.ts';
 import type { Parameter, ParameterOptions } from '../parameter.ts';
@@ -7,7 +7,7 @@ import type { Parameter, ParameterOptions } from '../parameter.ts';
 export class ParamFactory {
   readonly params: Parameter[] = [];
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly rng: Rng,
   ) {}
 
