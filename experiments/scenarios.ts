@@ -27,6 +27,8 @@ export interface Variant {
   slug: string;
   label: string;
   sets: readonly string[];
+  /** A failure variant whose run is expected to end "diverged" (train.js exit 3, src/train/exit-codes.ts). */
+  diverges?: true;
 }
 
 /** Per-layer Switch loss by step, and classification accuracy by validation step. */
@@ -400,7 +402,7 @@ export const nanScenario: Scenario<NanOutcome> = {
     fast: ['schedule.steps=6', 'schedule.warmupSteps=1', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2', nanInject(NAN_STEP.fast)],
   },
   variants: [
-    { slug: 'guards-off', label: 'guards off (failure)', sets: ['stability.guards=false'] },
+    { slug: 'guards-off', label: 'guards off (failure)', sets: ['stability.guards=false'], diverges: true },
     { slug: 'guards-on', label: 'guards on (fix)', sets: ['stability.guards=true'] },
   ],
   intro:

@@ -42,10 +42,12 @@ export const ModelSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.hidden % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `hidden ${m.hidden} is not divisible by heads ${m.heads}` });
-    else if ((m.hidden / m.heads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `head dim ${m.hidden / m.heads} must be even for RoPE` });
-    if (m.topK > m.experts) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}` });
-    if (m.task === 'classify' && m.numClasses === undefined) ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses' });
+    const fit = [1, 2, 4, 8, 12, 16].filter((h) => m.hidden % h === 0 && (m.hidden / h) % 2 === 0);
+    const pick = fit.length ? ` (e.g. ${fit.slice(-2).join(' or ')})` : '';
+    if (m.hidden % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `hidden ${m.hidden} is not divisible by heads ${m.heads}: pick heads that divide model.hidden${pick}` });
+    else if ((m.hidden / m.heads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `head dim ${m.hidden / m.heads} (hidden ${m.hidden} / heads ${m.heads}) must be even for RoPE: change model.heads${pick}` });
+    if (m.topK > m.experts) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}: lower model.topK or raise model.experts` });
+    if (m.task === 'classify' && m.numClasses === undefined) ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses: set model.numClasses (the number of labels)' });
   });
 
 export type ModelConfig = z.output<typeof ModelSchema>;

@@ -4,7 +4,8 @@
  *   optimizer.safetensors  AdamW moments as `<name>.exp_avg` / `<name>.exp_avg_sq`,
  *   state.json             step counters, data-loader and RNG state, the training config, metrics
  *                          and the SHA-256 of both tensor files;
- * and `<root>/latest` names the newest one.
+ * and `<root>/latest` names the newest one (never a `diverged-step-<N>` checkpoint: those hold the
+ * state of a run whose validation loss diverged, kept for inspection only).
  *
  * Crash safety: everything is written and fsynced in `<target>.tmp-<pid>-<hex>` beside the target,
  * then renamed into place (an existing target is first renamed to `<target>.old-<pid>-<hex>` and
@@ -22,7 +23,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Tensor } from '../kernels/tensor.ts';
 import type { Parameter } from '../model/parameter.ts';
-import { CheckpointError, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
+import { pidAlive } from '../util/process.ts';
+import { IoError } from './io.ts';
+import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
 
 export { CheckpointError } from './safetensors.ts';
 
@@ -90,8 +93,13 @@ export interface CheckpointProgress {
 export interface SaveOptions {
   /** Directory name under the root (default `step-<step>`). */
   name?: string;
-  /** Keep only the newest K `step-*` checkpoints (by step number); default keeps all. */
+  /** Keep only the newest K `step-*` checkpoints (by step number), and K `diverged-step-*`; default keeps all. */
   keep?: number;
+  /**
+   * Point `latest` at it (default true). False for the state of a diverged run: it is kept for
+   * inspection, but `--resume` must not continue from it.
+   */
+  latest?: boolean;
   /** fsync files and directories (default true; tests of logic alone may turn it off). */
   fsync?: boolean;
   /** Called between the stages of the write (tests use it to crash at a chosen point). */
@@ -111,9 +119,11 @@ export interface CheckpointData {
   state: TrainingStateInput;
 }
 
-const TMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
-const OLD_RE = /^(.+)\.old-(\d+)-[0-9a-f]+$/;
-const STEP_RE = /^step-(\d+)$/;
+export const TMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
+export const OLD_RE = /^(.+)\.old-(\d+)-[0-9a-f]+$/;
+export const STEP_RE = /^step-(\d+)$/;
+/** A checkpoint saved while the validation loss had diverged (run.ts): never `latest`. */
+export const DIVERGED_RE = /^diverged-step-(\d+)$/;
 
 function suffix(): string {
   return `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -122,16 +132,6 @@ function suffix(): string {
 function checkName(root: string, name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.=-]*$/.test(name) || TMP_RE.test(name) || OLD_RE.test(name) || name === LATEST_FILE)
     throw new CheckpointError(join(root, name), `"${name}" is not a usable checkpoint name`, 'Use letters, digits, "_", "-", "." and "=" (e.g. step-100), not "latest" or a .tmp-/.old- name');
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -167,11 +167,29 @@ async function writeDurable(path: string, text: string, fsync: boolean): Promise
   }
 }
 
-/** Replace `<root>/latest` atomically. */
+/**
+ * Point `<root>/latest` at `name`, or remove it (null): after a resume from an older checkpoint
+ * moved the newer ones aside, `latest` must not name a folder that is gone.
+ */
+export async function pointLatest(root: string, name: string | null): Promise<void> {
+  try {
+    if (name === null) await rm(join(root, LATEST_FILE), { force: true });
+    else await writeLatest(root, name, true);
+  } catch (e) {
+    throw IoError.from(e, join(root, LATEST_FILE), 'writing') ?? e;
+  }
+}
+
+/** Replace `<root>/latest` atomically; on failure the temp file is removed and `latest` is as it was. */
 async function writeLatest(root: string, name: string, fsync: boolean): Promise<void> {
   const tmp = join(root, `${LATEST_FILE}.tmp-${suffix()}`);
-  await writeDurable(tmp, `${name}\n`, fsync);
-  await rename(tmp, join(root, LATEST_FILE));
+  try {
+    await writeDurable(tmp, `${name}\n`, fsync);
+    await rename(tmp, join(root, LATEST_FILE));
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
   if (fsync) await syncDir(root);
 }
 
@@ -196,11 +214,11 @@ async function recover(root: string): Promise<void> {
   }
 }
 
-/** Remove `step-*` checkpoints beyond the newest `keep`, never one named in `protect`. */
-async function prune(root: string, keep: number, protect: ReadonlySet<string>): Promise<string[]> {
+/** Remove checkpoints of one family (`step-*`, `diverged-step-*`) beyond the newest `keep`, never one named in `protect`. */
+async function prune(root: string, keep: number, protect: ReadonlySet<string>, family: RegExp): Promise<string[]> {
   const steps: { name: string; step: number }[] = [];
   for (const entry of await readdir(root, { withFileTypes: true })) {
-    const m = STEP_RE.exec(entry.name);
+    const m = family.exec(entry.name);
     if (m && entry.isDirectory()) steps.push({ name: entry.name, step: Number(m[1]) });
   }
   steps.sort((a, b) => b.step - a.step);
@@ -211,6 +229,19 @@ async function prune(root: string, keep: number, protect: ReadonlySet<string>): 
     removed.push(name);
   }
   return removed;
+}
+
+const META = (content: string) => ({ format: 'pt', producer: 'webgpu-moe', content });
+const MODEL_META = META('weights');
+const OPTIMIZER_META = META('adamw exp_avg, exp_avg_sq');
+
+/** Bytes a checkpoint of these tensors takes on disk (headers + data; state.json is a few KiB more). */
+export function checkpointBytes(data: Pick<CheckpointData, 'model' | 'optimizer'>): number {
+  const file = (tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
+    const entries = [...tensors].map(([name, t]) => ({ name, shape: t.shape }));
+    return encodeHeader(entries, meta).length + entries.reduce((a, e) => a + 4 * e.shape.reduce((x, y) => x * y, 1), 0);
+  };
+  return file(data.model, MODEL_META) + file(data.optimizer, OPTIMIZER_META) + 16384;
 }
 
 /** Round-trip through JSON (NaN -> null, as state.json will hold it), then validate. */
@@ -227,26 +258,39 @@ function normaliseState(root: string, state: TrainingStateInput): z.output<typeo
 export async function writeCheckpoint(root: string, data: CheckpointData, opts: SaveOptions = {}): Promise<SavedCheckpoint> {
   const base = normaliseState(root, data.state);
   const name = opts.name ?? `step-${base.step}`;
+  // Where the write was when the file system refused it (the file as it would be named in place).
+  const at = { file: join(root, name) };
+  try {
+    return await writeCheckpointIn(root, name, base, data, opts, at);
+  } catch (e) {
+    // Disk full and other I/O errors: name the file and the space the whole checkpoint needs.
+    throw IoError.from(e, at.file, 'writing', { bytes: checkpointBytes(data), what: 'the checkpoint' }) ?? e;
+  }
+}
+
+async function writeCheckpointIn(root: string, name: string, base: z.output<typeof TrainingStateSchema>, data: CheckpointData, opts: SaveOptions, at: { file: string }): Promise<SavedCheckpoint> {
   checkName(root, name);
   if (opts.keep !== undefined && !(Number.isInteger(opts.keep) && opts.keep >= 1)) throw new CheckpointError(root, `keep must be an integer >= 1, got ${opts.keep}`, 'Pass keep >= 1 or leave it out to keep every checkpoint');
   const fsync = opts.fsync ?? true;
   const report = async (e: CheckpointProgress) => {
     if (opts.onProgress) await opts.onProgress(e);
   };
+  const target = join(root, name);
   await mkdir(root, { recursive: true });
   await recover(root);
 
-  const target = join(root, name);
   const tmp = `${target}.tmp-${suffix()}`;
   await mkdir(tmp);
   let state: CheckpointState;
   try {
     await report({ phase: 'tmp-created' });
-    const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, what: string) =>
-      writeSafetensors(join(tmp, file), tensors, { format: 'pt', producer: 'webgpu-moe', content: what }, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
-    const model = await write(MODEL_FILE, data.model, 'weights');
+    const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
+      at.file = join(target, file);
+      return writeSafetensors(join(tmp, file), tensors, meta, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
+    };
+    const model = await write(MODEL_FILE, data.model, MODEL_META);
     await report({ phase: 'model-written' });
-    const optimizer = await write(OPTIMIZER_FILE, data.optimizer, 'adamw exp_avg, exp_avg_sq');
+    const optimizer = await write(OPTIMIZER_FILE, data.optimizer, OPTIMIZER_META);
     await report({ phase: 'optimizer-written' });
     state = {
       format: CHECKPOINT_FORMAT,
@@ -255,6 +299,7 @@ export async function writeCheckpoint(root: string, data: CheckpointData, opts: 
       createdAt: new Date().toISOString(),
       files: { model: { ...model, tensors: data.model.size }, optimizer: { ...optimizer, tensors: data.optimizer.size } },
     };
+    at.file = join(target, STATE_FILE);
     await writeDurable(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, fsync);
     await report({ phase: 'state-written' });
     if (fsync) await syncDir(tmp);
@@ -280,11 +325,14 @@ export async function writeCheckpoint(root: string, data: CheckpointData, opts: 
     throw e;
   }
   if (fsync) await syncDir(root);
+  at.file = join(root, LATEST_FILE);
   await report({ phase: 'renamed' });
-  await writeLatest(root, name, fsync);
-  await report({ phase: 'latest-updated' });
+  if (opts.latest ?? true) {
+    await writeLatest(root, name, fsync);
+    await report({ phase: 'latest-updated' });
+  }
   if (old) await rm(old, { recursive: true, force: true });
-  if (opts.keep !== undefined) await prune(root, opts.keep, new Set([name]));
+  if (opts.keep !== undefined) for (const family of [STEP_RE, DIVERGED_RE]) await prune(root, opts.keep, new Set([name]), family);
   await report({ phase: 'done' });
   return { path: target, name, state };
 }
@@ -351,7 +399,8 @@ export async function saveCheckpoint(
   return writeCheckpoint(root, { model, optimizer, state: args.state }, opts);
 }
 
-async function readLatestName(root: string): Promise<string | null> {
+/** The checkpoint name `<root>/latest` holds, or null (missing, empty, or not a plain name). */
+export async function readLatestName(root: string): Promise<string | null> {
   try {
     const name = (await readFile(join(root, LATEST_FILE), 'utf8')).trim();
     return name.length > 0 && !name.includes('/') && !name.includes('\\') && name !== '.' && name !== '..' ? name : null;
@@ -390,14 +439,14 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (see latestCheckpoint)');
+    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (train.js --resume-from <step>)');
   }
   const head = HeadSchema.safeParse(raw);
   if (!head.success || head.data.format !== CHECKPOINT_FORMAT) throw new CheckpointError(file, `not a ${CHECKPOINT_FORMAT} state file`, 'Point at a directory written by saveCheckpoint');
   if (head.data.version !== CHECKPOINT_VERSION)
     throw new CheckpointError(file, `checkpoint format version ${head.data.version}, this build reads version ${CHECKPOINT_VERSION}`, head.data.version > CHECKPOINT_VERSION ? 'Load it with the newer webgpu-moe that wrote it' : 'Convert it, or start a fresh run');
   const r = CheckpointStateSchema.safeParse(raw);
-  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint');
+  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint (train.js --resume-from <step>)');
   return r.data;
 }
 
@@ -447,7 +496,7 @@ const OTHER_CONFIG = 'It was written for another model config (see "config" in s
 async function checkedRead(file: string, expect: { sha256: string; bytes: number } | null): Promise<SafetensorsFile> {
   const f = await readSafetensors(file);
   if (expect && f.sha256 !== expect.sha256)
-    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint');
+    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint (train.js --resume-from <step>)');
   return f;
 }
 

@@ -3,8 +3,9 @@
  * logger that turns NaN into 0 or null hides a dead run (docs/DESIGN.md §7.4): non-finite numbers are
  * written as the strings "NaN", "Infinity", "-Infinity".
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { appendLine, rethrowIo, writeFileAtomic } from './io.ts';
 
 export function jsonSafe(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
@@ -15,25 +16,56 @@ export class MetricsLog {
     mkdirSync(dirname(path), { recursive: true });
   }
 
+  /** Append one record; a line that does not fit (disk full) is cut off again and an IoError names the file. */
   write(record: Record<string, unknown>): void {
-    appendFileSync(this.path, `${jsonSafe(record)}\n`);
+    appendLine(this.path, `${jsonSafe(record)}\n`, 'appending to', `metrics.jsonl:${String(record.kind)}-${String(record.step)}`);
   }
 
-  /** On resume: drop lines of steps after `step`, so the log continues as one uninterrupted run. */
-  truncateAfter(step: number): void {
-    if (!existsSync(this.path)) return;
-    const keep = readFileSync(this.path, 'utf8')
-      .split('\n')
-      .filter((line) => {
-        if (!line.trim()) return false;
+  /** The lines a resume from `step` keeps, and those it drops (steps after it, lines that do not parse). */
+  private split(step: number): { text: string; keep: string[]; drop: string[] } {
+    const text = existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
+    const keep: string[] = [];
+    const drop: string[] = [];
+    for (const line of text.split('\n')) {
+      let kept = false;
+      if (line.trim()) {
         try {
           const r = JSON.parse(line) as { step?: number };
-          return typeof r.step !== 'number' || r.step <= step;
+          kept = typeof r.step !== 'number' || r.step <= step;
         } catch {
-          return false;
+          kept = false;
         }
-      });
-    writeFileSync(this.path, keep.length ? `${keep.join('\n')}\n` : '');
+      }
+      if (kept) keep.push(line);
+      else if (line.trim()) drop.push(line);
+    }
+    return { text, keep, drop };
+  }
+
+  /** The lines a resume from `step` drops, as JSONL text ('' when none). */
+  linesAfter(step: number): string {
+    const { drop } = this.split(step);
+    return drop.length ? `${drop.join('\n')}\n` : '';
+  }
+
+  /**
+   * On resume: drop lines of steps after `step`, so the log continues as one uninterrupted run.
+   * Cutting the tail needs no disk space (a resume on a full disk must not lose the log); only a
+   * log whose lines are out of order is rewritten, atomically. Returns the number of lines dropped.
+   */
+  truncateAfter(step: number): number {
+    if (!existsSync(this.path)) return 0;
+    const { text, keep, drop } = this.split(step);
+    const wanted = keep.length ? `${keep.join('\n')}\n` : '';
+    if (wanted === text) return 0;
+    if (text.startsWith(wanted)) {
+      try {
+        truncateSync(this.path, Buffer.byteLength(wanted));
+      } catch (e) {
+        rethrowIo(e, this.path, 'truncating');
+      }
+    } else writeFileAtomic(this.path, wanted, 'rewriting', 'metrics.jsonl:truncate');
+    return drop.length;
   }
 }
 

@@ -397,8 +397,22 @@ describe('crash safety: SIGKILL while a child process writes a checkpoint', () =
         expect(basename((await latestCheckpoint(root))!)).toMatch(/^step-1\.old-/);
       },
     },
-    // No pause: the kill lands wherever the 2 x 128 MB write has got to.
-    { title: 'at an arbitrary moment of a large write', name: 'step-2', floats: 32 << 20, pause: 'none', killOn: 'phase tmp-created' },
+    // Formerly a SIGKILL raced against a 2 x 128 MB write; now it lands at a chosen byte of the second file.
+    {
+      title: 'mid-way through optimizer.safetensors, model.safetensors complete',
+      name: 'step-2',
+      floats: 4 << 20,
+      pause: 'bytes:optimizer.safetensors:1',
+      killOn: 'paused',
+      check: async (root, out) => {
+        expect(out).toContain('phase model-written');
+        const tmp = (await readdir(root)).filter((e) => e.startsWith('step-2.tmp-'));
+        expect(tmp).toHaveLength(1);
+        const size = (await stat(join(root, tmp[0]!, 'optimizer.safetensors'))).size;
+        expect(size).toBeGreaterThan(0);
+        expect(size).toBeLessThan((4 << 20) * 4);
+      },
+    },
   ];
 
   for (const s of scenarios) {

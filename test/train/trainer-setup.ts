@@ -6,8 +6,8 @@ import { AdamW } from '../../src/optim/adamw.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { loadData } from '../../src/train/data/index.ts';
 
-export function setupTrainer(rt: DawnRuntime, cfg: TrainConfig) {
-  const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
+export async function setupTrainer(rt: DawnRuntime, cfg: TrainConfig) {
+  const data = await loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
   const opt = new AdamW(model.params, cfg.optim);
   const trainer = new Trainer(rt, model, opt, cfg);
