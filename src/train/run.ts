@@ -24,6 +24,7 @@ import { thisTarget, type TargetProfile } from './targets.ts';
 import { stepMatmuls } from './plan-simulate.ts';
 import { loadTuning, tuneMatmuls, tuningCachePath } from '../kernels/matmul-tune.ts';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { prepareInitFrom } from './hf/init-from.ts';
 
 export class RunStopped extends Error {
   constructor(
@@ -79,6 +80,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   writeFileSync(join(dir, 'plan.txt'), formatPlan(plan));
   if (!plan.fits) throw new RunStopped(`the run does not fit ${opts.target.name}:\n${formatPlan(plan)}`, 2);
 
+  // model.init.from: its config is checked before the data and the device (a resume ignores it).
+  const initFrom = cfg.model.init.from && !opts.resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd) : null;
   const data = loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed });
   console.error(`[data] ${formatReport(data.report)}`);
   if (data.train.length === 0) throw new RunStopped('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)', 2);
@@ -94,6 +97,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
   const profiler = opts.profile ? startProfiler(rt) : null;
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
+  if (initFrom) console.error(await initFrom.load(model));
   const optimizer = new AdamW(model.params, cfg.optim);
   const trainer = new Trainer(rt, model, optimizer, cfg);
   const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
