@@ -1,6 +1,6 @@
 /** Config → cleaned, split, windowed data: the one entry point the training CLI calls. */
 import { type DataConfig, type SourceConfig, effectiveMinLength, effectiveStride } from './config.ts';
-import { type CleanReport, cleanSeries } from './clean.ts';
+import { type CleanReport, type CleanSeries, cleanSeries } from './clean.ts';
 import { loadCsv } from './csv.ts';
 import { loadDataset } from './datasets.ts';
 import { DataError } from './errors.ts';
@@ -30,7 +30,7 @@ export interface LoadedData {
   valid: WindowDataset;
   report: DataReport;
   /** The cleaned series (anomaly labels included), e.g. for evaluation. */
-  series: Series[];
+  series: CleanSeries[];
 }
 
 export function describeSource(src: SourceConfig): string {
