@@ -4,7 +4,7 @@
  * same; 1e-12 relative where summation order differs.
  */
 import { describe, it, expect } from 'vitest';
-import { autocorrelation, detectSeason, drift, naive, seasonalNaive, windowMean } from '../../src/forecast/baselines.ts';
+import { autocorrelation, detectSeason, detrend, drift, naive, seasonalNaive, windowMean } from '../../src/forecast/baselines.ts';
 import { ErrorAccumulator } from '../../src/forecast/metrics.ts';
 import { denormalise, normalise, windowStats } from '../../src/forecast/data.ts';
 import { generationPlan, headFor } from '../../src/forecast/generate.ts';
@@ -71,10 +71,23 @@ describe('season detection', () => {
     expect(Array.from(autocorrelation(new Float64Array(10).fill(3), 3))).toEqual([0, 0, 0, 0]);
   });
 
+  it('detrend removes the least-squares line (exactly zero residuals on a line)', () => {
+    const r = detrend(series(30, (t) => 4 - 0.5 * t));
+    for (const v of r) expect(Math.abs(v)).toBeLessThan(1e-12);
+    const rng = new Rng(2);
+    const y = series(40, () => rng.normal());
+    const d = detrend(y);
+    // Residuals of least squares are orthogonal to 1 and t.
+    expect(Math.abs(d.reduce((a, v) => a + v, 0))).toBeLessThan(1e-10);
+    expect(Math.abs(d.reduce((a, v, t) => a + v * t, 0))).toBeLessThan(1e-8);
+  });
+
   it('finds the period of a noisy seasonal series with a trend, and none in a random walk or noise', () => {
     const rng = new Rng(11);
     expect(detectSeason(series(2000, (t) => 0.01 * t + Math.sin((2 * Math.PI * t) / 24) + 0.1 * rng.normal()), 64).period).toBe(24);
     expect(detectSeason(series(2000, (t) => Math.sin((2 * Math.PI * t) / 7) + 0.2 * rng.normal()), 64).period).toBe(7);
+    // A weak season in a short series (amplitude 0.3, noise 0.1, 270 points).
+    expect(detectSeason(series(270, (t) => 0.3 * Math.sin((2 * Math.PI * t) / 24 + 1) + 0.1 * rng.normal()), 24).period).toBe(24);
     let w = 0;
     expect(detectSeason(series(2000, () => (w += rng.normal())), 64).period).toBeNull();
     expect(detectSeason(series(2000, () => rng.normal()), 64).period).toBeNull();
