@@ -41,6 +41,7 @@ const OptionsSchema = z
     evaluate: z.boolean().default(false),
     season: z.number().int().positive().optional(),
     validFraction: z.number().min(0).lt(1).optional(),
+    stride: z.number().int().positive().optional(),
     batch: z.number().int().positive().default(32),
   })
   .strict();
@@ -61,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--evaluate', 'MSE / MAE per horizon on the held-out tail, beside naive, seasonal naive, drift and window-mean baselines')
     .option('--season <m>', 'seasonal period for the seasonal-naive baseline (default: detected per series)', positiveInt('--season'))
     .option('--valid-fraction <f>', "held-out fraction of each series (default: the checkpoint's data.validFraction)", fraction)
+    .option('--stride <n>', "step between held-out windows (default: the checkpoint's data.stride, else context / 2)", positiveInt('--stride'))
     .option('--batch <n>', 'sequences per forward pass', positiveInt('--batch'), 32)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });

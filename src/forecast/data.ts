@@ -57,16 +57,16 @@ const BASE = { normalize: 'window', nonFinite: 'interpolate', validFraction: 0.1
 
 /**
  * The data config of a forecast: the checkpoint's training data config (its split, stride and
- * normalisation) with --data, --context and --valid-fraction applied on top.
+ * normalisation) with --data, --context, --valid-fraction and --stride applied on top.
  */
-export function forecastDataConfig(train: DataConfig | null, f: DataFlags, contextLength: number, validFraction: number | undefined): DataConfig {
+export function forecastDataConfig(train: DataConfig | null, f: DataFlags, contextLength: number, split: { validFraction?: number; stride?: number }): DataConfig {
   if (!f.data && !train) throw new ForecastError('--data is required for a Hugging Face folder (it holds no training data config): pass a data set name or a .csv / .json / .jsonl file');
   if (!f.data && (f.column || f.timeColumn || f.idColumn || f.field)) throw new ForecastError('--column, --time-column, --id-column and --field need --data');
   const source = f.data ? sourceFromFlags({ ...f, data: f.data }) : train!.source;
   const base: z.input<typeof DataConfigSchema> = train ? { ...train } : { ...BASE, source, contextLength };
   // A different context keeps training's stride rule (T/2) unless the config set one explicitly.
-  const stride = train && train.contextLength === contextLength ? train.stride : undefined;
-  return parseDataConfig({ ...base, source, contextLength, stride, ...(validFraction !== undefined ? { validFraction } : {}) }, 'data');
+  const stride = split.stride ?? (train && train.contextLength === contextLength ? train.stride : undefined);
+  return parseDataConfig({ ...base, source, contextLength, stride, ...(split.validFraction !== undefined ? { validFraction: split.validFraction } : {}) }, 'data');
 }
 
 /** The normalisation a window of `values[from, to)` had in training: x' = (x - mean) / scale. */

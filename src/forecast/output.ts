@@ -65,7 +65,9 @@ export function forecastChart(c: ChartInput): string {
     { name: 'forecast (model)', points: [last, ...pts(origin, c.forecast)], color: '#1f77b4' },
     ...(c.others ?? []).map((o, i) => ({ name: o.name, points: [last, ...pts(origin, o.values)], dashed: true, color: ['#ff7f0e', '#9467bd', '#8c564b', '#e377c2'][i % 4] })),
   ];
-  return lineChart({ title: c.title, xLabel: 'index', yLabel: 'value', series, annotations: [{ x: origin - 0.5, label: 'forecast from here' }] });
+  // Wide enough for the title (15 px bold, ~9 px a character): series ids can be long.
+  const width = Math.max(640, Math.ceil(c.title.length * 9 + 40));
+  return lineChart({ title: c.title, xLabel: 'index', yLabel: 'value', series, width, annotations: [{ x: origin - 0.5, label: 'forecast from here' }] });
 }
 
 export interface MethodMetrics {

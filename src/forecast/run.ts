@@ -27,6 +27,8 @@ export interface ForecastOptions extends DataFlags {
   /** Seasonal period for the seasonal-naive baseline (default: detected per series). */
   season?: number;
   validFraction?: number;
+  /** Step between held-out windows (default: the checkpoint's data stride). */
+  stride?: number;
   /** Sequences per forward pass. */
   batch: number;
   cwd: string;
@@ -102,7 +104,7 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   if (T === undefined) throw new ForecastError(`--context is required for a Hugging Face folder (it does not record the context length it was trained with): pass e.g. --context 512`);
   const H = o.horizon ?? Math.max(...m.horizons);
   if (o.season !== undefined && o.season > T) throw new ForecastError(`--season ${o.season} is longer than the context (${T} points): seasonal naive needs one full season in the context; lower --season or raise --context`);
-  const dataCfg: DataConfig = forecastDataConfig(train?.data ?? null, o, T, o.validFraction);
+  const dataCfg: DataConfig = forecastDataConfig(train?.data ?? null, o, T, { validFraction: o.validFraction, stride: o.stride });
   let data;
   try {
     data = loadData(dataCfg, { cwd: o.cwd, seed: 0 });
