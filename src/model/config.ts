@@ -13,6 +13,12 @@ export const InitSchema = z
     embeddingStd: z.number().positive().default(0.5),
     /** Scale residual output projections (o_proj, expert down_proj) by 1/sqrt(2*layers) (GPT-2 style). */
     scaleResidualByDepth: z.boolean().default(true),
+    /**
+     * Start from trained weights instead of the draws above: a Hugging Face Time-MoE folder
+     * (config.json + model.safetensors) or one of our checkpoints, relative to the working
+     * directory; its config must describe this model (src/train/hf/init-from.ts checks it).
+     */
+    from: z.string().min(1).optional(),
   })
   .strict();
 

@@ -32,6 +32,7 @@ import { RunLock, checkFreshRun, runPaths, setAside, shownPath } from './run-dir
 import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
+import { prepareInitFrom } from './hf/init-from.ts';
 
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */
 export class RunStopped extends Error {
@@ -122,6 +123,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     const overwrite = resume ? [] : checkFreshRun(paths, !!opts.overwrite, opts.cwd);
     const pick = resume ? await pickResume(paths.checkpoints, opts.resumeFrom, opts.cwd) : null;
 
+    // model.init.from: its config is checked before the data and the device (a resume ignores it).
+    const initFrom = cfg.model.init.from && !resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd) : null;
     const data = await loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed, signal: stops.signal, progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes) }).catch((e: unknown) => {
       notStopped(); // an aborted load is the signal's doing: say so, not "AbortError"
       throw e;
@@ -140,6 +143,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     }
     if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
     const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
+    if (initFrom) console.error(await initFrom.load(model));
     const optimizer = new AdamW(model.params, cfg.optim);
     const trainer = new Trainer(rt, model, optimizer, cfg);
     const lossOpts = () => trainer.lossOptions(Math.max(1, optimizer.step));

@@ -1,7 +1,7 @@
 /** Config → cleaned, split, windowed data: the one entry point the training CLI calls. */
 import { statSync } from 'node:fs';
 import { type DataConfig, type SourceConfig, effectiveMinLength, effectiveStride } from './config.ts';
-import { type CleanReport, cleanSeries } from './clean.ts';
+import { type CleanReport, type CleanSeries, cleanSeries } from './clean.ts';
 import { loadCsv } from './csv.ts';
 import { resolveDataPath, type LoadOptions, type LoadProgress } from './files.ts';
 import { loadDataset } from './datasets.ts';
@@ -32,7 +32,7 @@ export interface LoadedData {
   valid: WindowDataset;
   report: DataReport;
   /** The cleaned series (anomaly labels included), e.g. for evaluation. */
-  series: Series[];
+  series: CleanSeries[];
 }
 
 export function describeSource(src: SourceConfig): string {
