@@ -243,7 +243,8 @@ function record(a: Tensor, b: Tensor, out: Tensor, p: PlainProblem, opts: Epilog
   if (opts.bias) bindings.bias = opts.bias;
   if (opts.residual) bindings.R = opts.residual;
   if (offsets) bindings.offsets = offsets;
-  rt.dispatch(kernelFor(rt, d, k), bindings, grid, uniforms(p));
+  // segk contracts each expert over its own rows: all experts together cover K = R rows once.
+  rt.dispatch(kernelFor(rt, d, k), bindings, grid, uniforms(p), { flops: 2 * p.M * p.N * p.K * (seg ? 1 : p.batch) });
 }
 
 /** The tiled kernel loads one element at a time (through workgroup memory). */
@@ -392,7 +393,7 @@ export function groupedMatmul(x: Tensor, w: Tensor, offsets: Tensor, opts: Group
   checkGrid(what, grid);
   const bindings: Record<string, Tensor> = { A: x, B: w, C: out, offsets };
   if (opts.residual) bindings.R = opts.residual;
-  x.rt.dispatch(kernelFor(x.rt, d, k), bindings, grid, uniforms({ M: R, N, K, E, alpha: opts.alpha }));
+  x.rt.dispatch(kernelFor(x.rt, d, k), bindings, grid, uniforms({ M: R, N, K, E, alpha: opts.alpha }), { flops: 2 * R * N * K });
   return out;
 }
 

@@ -18,7 +18,7 @@ import { SpecCache, kernelLabel, type Kernel, type KernelSpec } from './kernel-s
 import { shaderSource, specialize } from './shader-loader.ts';
 import { checkUniforms, kernelInterface, orderBindings, type UniformValues } from './wgsl-interface.ts';
 import { fillPattern, fillWords } from './fill.ts';
-import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
+import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type DispatchCost, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
 
 class MetaBuffer implements DeviceBuffer {
   constructor(
@@ -82,6 +82,9 @@ export class MetaRuntime implements Backend {
   /** Dispatches per kernel label. */
   readonly kernelCalls = new Map<string, number>();
   readonly violations: LimitViolation[] = [];
+  /** Floating-point operations the dispatches reported (DispatchCost), in all and by top-level region. */
+  flops = 0;
+  readonly flopsByRegion = new Map<string, number>();
   /** The largest buffer handed out (pool bytes) and its label. */
   largest: { label: string; bytes: number } = { label: '', bytes: 0 };
 
@@ -130,7 +133,12 @@ export class MetaRuntime implements Backend {
     });
   }
 
-  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void {
+  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues, cost?: DispatchCost): void {
+    if (cost) {
+      this.flops += cost.flops;
+      const region = this.regionStack[0] ?? '';
+      this.flopsByRegion.set(region, (this.flopsByRegion.get(region) ?? 0) + cost.flops);
+    }
     const ordered = orderBindings(kernel.iface, bindings, kernel.label).map((b) => b.value);
     checkUniforms(kernel, uniforms);
     const [x, y = 1, z = 1] = workgroups;

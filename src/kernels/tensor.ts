@@ -66,6 +66,12 @@ export interface BackendCounters {
   dispatches: number;
 }
 
+/** What a dispatch computes, for step-time estimates (the meta runtime sums it; matmuls and attention report it). */
+export interface DispatchCost {
+  /** Floating-point operations (a multiply-add counts 2). */
+  flops: number;
+}
+
 export interface Backend {
   readonly caps: DeviceCaps;
   /** When true, every new tensor buffer is filled with NaN bits first, so a kernel that skips an element is caught. */
@@ -78,7 +84,7 @@ export interface Backend {
    * kernel's interface maps them to binding indices and the struct's layout); a name the shader
    * does not declare, or a uniform field left out, throws.
    */
-  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void;
+  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues, cost?: DispatchCost): void;
 
   /** An uninitialised tensor (NaN-poisoned when `poison` is set). */
   empty(shape: readonly number[], dtype?: DType, label?: string): Tensor;

@@ -24,7 +24,7 @@ export const InitSchema = z
 
 export const ModelSchema = z
   .object({
-    preset: z.enum(['small-moe', 'timemoe-50m', 'timemoe-200m', 'custom']).default('custom'),
+    preset: z.enum(['small-moe', 'timemoe-50m', 'timemoe-200m', 'timemoe-2.4b', 'custom']).default('custom'),
     hidden: z.number().int().positive(),
     layers: z.number().int().positive(),
     heads: z.number().int().positive(),
@@ -61,13 +61,18 @@ export type ModelConfigInput = z.input<typeof ModelSchema>;
 
 const TIMEMOE_COMMON = { layers: 12, heads: 12, experts: 8, topK: 2, horizons: [1, 8, 32, 64] } as const;
 
-export const PRESETS: Record<'small-moe' | 'timemoe-50m' | 'timemoe-200m', ModelConfigInput> = {
+export const PRESETS: Record<'small-moe' | 'timemoe-50m' | 'timemoe-200m' | 'timemoe-2.4b', ModelConfigInput> = {
   /** Trains in minutes on lavapipe. */
   'small-moe': { preset: 'small-moe', hidden: 64, layers: 2, heads: 4, experts: 4, topK: 2, moeIntermediate: 128, sharedIntermediate: 256, horizons: [1, 8, 32] },
   /** TimeMoE-50M: 113,352,192 parameters. */
   'timemoe-50m': { preset: 'timemoe-50m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 384, moeIntermediate: 768, sharedIntermediate: 1536 },
   /** TimeMoE-200M: 453,196,800 parameters. */
   'timemoe-200m': { preset: 'timemoe-200m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 768, moeIntermediate: 1536, sharedIntermediate: 3072 },
+  /**
+   * Time-MoE ultra: 2,416,545,792 parameters, 1,057,591,296 active. Experts use intermediate_size
+   * 4096 // top-k = 2048, the shared expert 4096 (docs/DESIGN.md §5).
+   */
+  'timemoe-2.4b': { preset: 'timemoe-2.4b', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], layers: 36, heads: 16, hidden: 1024, moeIntermediate: 2048, sharedIntermediate: 4096 },
 };
 
 export function modelConfig(input: ModelConfigInput): ModelConfig {

@@ -41,6 +41,12 @@ export interface ForwardOptions {
   activations?: 'f32' | 'f16';
 }
 
+/** How the parameters are held: on the GPU in `working` storage; `keepHost` keeps the f32 init on the host (optim.offload "host"). */
+export interface WeightStorage {
+  working?: 'f32' | 'f16';
+  keepHost?: boolean;
+}
+
 export class TimeMoeModel {
   readonly params: Parameter[];
   readonly embGate: Linear;
@@ -54,8 +60,11 @@ export class TimeMoeModel {
     readonly rt: Backend,
     readonly cfg: ModelConfig,
     seed = 0,
+    storage: WeightStorage = {},
   ) {
-    const f = new ParamFactory(rt, new Rng(seed));
+    // Working weights in f16 are the matrices (norm weights and biases stay f32, as the kernels need).
+    const working = storage.working ?? 'f32';
+    const f = new ParamFactory(rt, new Rng(seed), { dtypeOf: (shape) => (working === 'f16' && shape.length >= 2 ? 'f16' : 'f32'), keepHost: !!storage.keepHost });
     const init = cfg.init;
     const d = cfg.hidden;
     const residualStd = init.scaleResidualByDepth ? init.std / Math.sqrt(2 * cfg.layers) : init.std;

@@ -72,6 +72,38 @@ export const CheckpointStateSchema = z
   .strict();
 export type CheckpointState = z.output<typeof CheckpointStateSchema>;
 
+/**
+ * Where a checkpoint reads values from and loads them into: a GPU tensor, or host memory (the
+ * offloaded optimizer's master weights and moments). The file format is the same either way, so a
+ * run can resume across optim.offload modes.
+ */
+export interface StateStore {
+  readonly size: number;
+  readF32(): Promise<Float32Array>;
+  load(data: Float32Array): void;
+}
+
+/** A GPU tensor as a store. */
+export function tensorStore(t: Tensor): StateStore {
+  return { size: t.size, readF32: () => t.readF32(), load: (d) => t.rt.write(t, d) };
+}
+
+/** A host array as a store (`onLoad` runs after it was overwritten). */
+export function hostStore(a: Float32Array, onLoad?: () => void): StateStore {
+  return {
+    size: a.length,
+    readF32: () => Promise.resolve(a),
+    load: (d) => {
+      a.set(d);
+      onLoad?.();
+    },
+  };
+}
+
+function asStore(x: Tensor | StateStore): StateStore {
+  return 'load' in x ? x : tensorStore(x);
+}
+
 /** AdamW moments of one parameter, keyed by Parameter.name (stacked experts keep their `{j}` slot). */
 export interface OptimizerSlot {
   name: string;
@@ -80,7 +112,17 @@ export interface OptimizerSlot {
   /** exp_avg_sq, same element count as the parameter. */
   v: Tensor;
 }
-export type OptimizerStateInput = readonly OptimizerSlot[] | ReadonlyMap<Parameter, { m: Tensor; v: Tensor }>;
+/** The same, in stores (the offloaded optimizer's host moments). */
+export interface StoreSlot {
+  name: string;
+  m: StateStore;
+  v: StateStore;
+}
+export type OptimizerStateInput = readonly (OptimizerSlot | StoreSlot)[] | ReadonlyMap<Parameter, { m: Tensor; v: Tensor }>;
+
+/** Where each parameter's weights are read from and loaded into (default: its GPU tensor). */
+export type WeightStores = (p: Parameter) => StateStore;
+const gpuWeights: WeightStores = (p) => tensorStore(p.data);
 
 export type CheckpointPhase = 'tmp-created' | 'writing' | 'model-written' | 'optimizer-written' | 'state-written' | 'synced' | 'old-moved-aside' | 'renamed' | 'latest-updated' | 'done';
 export interface CheckpointProgress {
@@ -339,14 +381,14 @@ async function writeCheckpointIn(root: string, name: string, base: z.output<type
 
 interface Slot {
   param: Parameter;
-  m: Tensor;
-  v: Tensor;
+  m: StateStore;
+  v: StateStore;
 }
 
 /** Resolve the optimizer state to parameters, checking names and sizes. */
 function resolveSlots(where: string, params: readonly Parameter[], input: OptimizerStateInput | undefined): Slot[] {
   if (!input) return [];
-  const list: { name: string; m: Tensor; v: Tensor; param?: Parameter }[] = input instanceof Map ? [...input].map(([param, s]) => ({ name: param.name, m: s.m, v: s.v, param })) : [...(input as readonly OptimizerSlot[])];
+  const list: { name: string; m: Tensor | StateStore; v: Tensor | StateStore; param?: Parameter }[] = input instanceof Map ? [...input].map(([param, s]) => ({ name: param.name, m: s.m, v: s.v, param })) : [...(input as readonly (OptimizerSlot | StoreSlot)[])];
   const byName = new Map(params.map((p) => [p.name, p]));
   const seen = new Set<string>();
   return list.map((s) => {
@@ -356,7 +398,7 @@ function resolveSlots(where: string, params: readonly Parameter[], input: Optimi
     seen.add(param.name);
     for (const [k, t] of [['m', s.m], ['v', s.v]] as const)
       if (t.size !== param.data.size) throw new CheckpointError(where, `optimizer ${k} for ${param.name} has ${t.size} elements, the parameter has ${param.data.size}`, 'Allocate m and v shaped like the parameter');
-    return { param, m: s.m, v: s.v };
+    return { param, m: asStore(s.m), v: asStore(s.v) };
   });
 }
 
@@ -364,10 +406,10 @@ function resolveSlots(where: string, params: readonly Parameter[], input: Optimi
  * Lazy sources for GPU tensors, one per state-dict entry. A stacked tensor is downloaded once
  * and dropped after its last expert slice is written, so memory stays bounded.
  */
-function gpuSources(items: readonly { tensor: Tensor; param: Parameter; suffix: string }[]): Map<string, TensorSource> {
+function gpuSources(items: readonly { store: StateStore; param: Parameter; suffix: string }[]): Map<string, TensorSource> {
   const out = new Map<string, TensorSource>();
-  const cache = new Map<Tensor, { data: Promise<Float32Array>; left: number }>();
-  for (const { tensor, param, suffix: sfx } of items) {
+  const cache = new Map<StateStore, { data: Promise<Float32Array>; left: number }>();
+  for (const { store: tensor, param, suffix: sfx } of items) {
     const entries = param.stateEntries();
     for (const e of entries) {
       const n = e.shape.reduce((a, b) => a * b, 1);
@@ -390,12 +432,13 @@ function gpuSources(items: readonly { tensor: Tensor; param: Parameter; suffix: 
  */
 export async function saveCheckpoint(
   root: string,
-  args: { params: readonly Parameter[]; optimizerState?: OptimizerStateInput; state: TrainingStateInput },
+  args: { params: readonly Parameter[]; weights?: WeightStores; optimizerState?: OptimizerStateInput; state: TrainingStateInput },
   opts: SaveOptions = {},
 ): Promise<SavedCheckpoint> {
   const slots = resolveSlots(root, args.params, args.optimizerState);
-  const model = gpuSources(args.params.map((p) => ({ tensor: p.data, param: p, suffix: '' })));
-  const optimizer = gpuSources(slots.flatMap((s) => [{ tensor: s.m, param: s.param, suffix: '.exp_avg' }, { tensor: s.v, param: s.param, suffix: '.exp_avg_sq' }]));
+  const weights = args.weights ?? gpuWeights;
+  const model = gpuSources(args.params.map((p) => ({ store: weights(p), param: p, suffix: '' })));
+  const optimizer = gpuSources(slots.flatMap((s) => [{ store: s.m, param: s.param, suffix: '.exp_avg' }, { store: s.v, param: s.param, suffix: '.exp_avg_sq' }]));
   return writeCheckpoint(root, { model, optimizer, state: args.state }, opts);
 }
 
@@ -451,7 +494,7 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
 }
 
 interface Staged {
-  tensor: Tensor;
+  store: StateStore;
   data: Float32Array;
 }
 
@@ -459,12 +502,12 @@ interface Staged {
  * Assemble full tensors from state-dict entries. Every entry must be present with its exact
  * shape, and the file may hold nothing else. Returns the writes, or the list of problems.
  */
-function stage(items: readonly { tensor: Tensor; param: Parameter; suffix: string }[], shapes: ReadonlyMap<string, readonly number[]>, dict: ReadonlyMap<string, HostTensor> | null): { staged: Staged[]; problems: string[] } {
+function stage(items: readonly { store: StateStore; param: Parameter; suffix: string }[], shapes: ReadonlyMap<string, readonly number[]>, dict: ReadonlyMap<string, HostTensor> | null): { staged: Staged[]; problems: string[] } {
   const problems: string[] = [];
   const staged: Staged[] = [];
   const used = new Set<string>();
-  for (const { tensor, param, suffix: sfx } of items) {
-    const data = new Float32Array(tensor.size);
+  for (const { store, param, suffix: sfx } of items) {
+    const data = new Float32Array(store.size);
     for (const e of param.stateEntries()) {
       const name = `${e.name}${sfx}`;
       const shape = shapes.get(name);
@@ -480,7 +523,7 @@ function stage(items: readonly { tensor: Tensor; param: Parameter; suffix: strin
       const src = dict?.get(name);
       if (src) data.set(src.data, e.offset);
     }
-    staged.push({ tensor, data });
+    staged.push({ store, data });
   }
   for (const name of shapes.keys()) if (!used.has(name)) problems.push(`unexpected tensor ${name} (not in this model)`);
   return { staged, problems };
@@ -506,7 +549,7 @@ async function checkedRead(file: string, expect: { sha256: string; bytes: number
  * (shapes via the headers, then checksums and data); on any problem a CheckpointError is thrown
  * and nothing was written. To resume the optimizer, allocate its m/v for every parameter first.
  */
-export async function loadCheckpoint(dir: string, args: { params: readonly Parameter[]; optimizerState?: OptimizerStateInput }): Promise<CheckpointState> {
+export async function loadCheckpoint(dir: string, args: { params: readonly Parameter[]; weights?: WeightStores; optimizerState?: OptimizerStateInput }): Promise<CheckpointState> {
   let ckpt = dir;
   if (!(await exists(join(dir, STATE_FILE)))) {
     const latest = await latestCheckpoint(dir);
@@ -515,8 +558,9 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
   }
   const state = await readCheckpointState(ckpt);
   const slots = resolveSlots(ckpt, args.params, args.optimizerState);
-  const modelItems = args.params.map((p) => ({ tensor: p.data, param: p, suffix: '' }));
-  const optItems = slots.flatMap((s) => [{ tensor: s.m, param: s.param, suffix: '.exp_avg' }, { tensor: s.v, param: s.param, suffix: '.exp_avg_sq' }]);
+  const weights = args.weights ?? gpuWeights;
+  const modelItems = args.params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
+  const optItems = slots.flatMap((s) => [{ store: s.m, param: s.param, suffix: '.exp_avg' }, { store: s.v, param: s.param, suffix: '.exp_avg_sq' }]);
   const modelFile = join(ckpt, MODEL_FILE);
   const optFile = join(ckpt, OPTIMIZER_FILE);
 
@@ -538,7 +582,7 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
   const writes = stage(modelItems, modelShapes, model.tensors).staged;
   if (opt && optShapes) writes.push(...stage(optItems, optShapes, opt.tensors).staged);
   // Every check passed: only now touch the model and the optimizer.
-  for (const w of writes) w.tensor.rt.write(w.tensor, w.data);
+  for (const w of writes) w.store.load(w.data);
   return state;
 }
 
@@ -546,12 +590,12 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
  * Load weights alone from any safetensors file with Hugging Face Time-MoE names (ours, or one
  * exported by HF in f32/f16/bf16). Validates fully before writing.
  */
-export async function loadModelWeights(file: string, params: readonly Parameter[]): Promise<void> {
-  const items = params.map((p) => ({ tensor: p.data, param: p, suffix: '' }));
+export async function loadModelWeights(file: string, params: readonly Parameter[], weights: WeightStores = gpuWeights): Promise<void> {
+  const items = params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
   const header = await readSafetensorsHeader(file);
   const shapes = new Map(header.entries.map((e) => [e.name, e.shape] as const));
   const first = stage(items, shapes, null);
   if (first.problems.length) throw mismatch(file, first.problems, 'Build the model with the config these weights were trained with');
   const f = await readSafetensors(file);
-  for (const w of stage(items, shapes, f.tensors).staged) w.tensor.rt.write(w.tensor, w.data);
+  for (const w of stage(items, shapes, f.tensors).staged) w.store.load(w.data);
 }

@@ -14,6 +14,7 @@ import { formatOutcome } from './outcome.ts';
 import { RunFolderError, shownPath } from './run-dir.ts';
 import { RunStopped, planFor, runTraining } from './run.ts';
 import { formatPlan } from './planner-format.ts';
+import { estimateStepTime, measureHostAdamW } from './step-time.ts';
 import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from './targets.ts';
 import { getRuntime } from '../kernels/runtime.ts';
 import { runSmoke } from './smoke.ts';
@@ -48,6 +49,7 @@ interface CliOptions {
   json?: boolean;
   target: TargetName;
   budgetGb?: number;
+  hostGb?: number;
   smoke?: boolean;
   stopAfter?: number;
   profile?: boolean;
@@ -74,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--target <name>', `device to plan for: ${TARGET_NAMES.join(', ')} (this = the open adapter)`, targetName, 'rtx-3090' as TargetName)
     .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
     .option('--budget-gb <GiB>', "device memory for the plan check (default: the target's, e.g. 24 for rtx-3090)", positiveNumber)
+    .option('--host-gb <GiB>', 'host memory for an offloaded optimizer (optim.offload "host"; default: this machine\'s RAM)', positiveNumber)
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.')
@@ -105,14 +108,17 @@ export async function main(argv: string[]): Promise<number> {
     checkFaults();
     const cfg = loadConfig(opts.config, opts.set);
     const budgetBytes = opts.budgetGb === undefined ? undefined : opts.budgetGb * GiB;
+    const hostBytes = opts.hostGb === undefined ? undefined : opts.hostGb * GiB;
     const target: TargetProfile = opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
     if (opts.plan) {
-      const plan = planFor(cfg, target, budgetBytes);
-      console.log(opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
+      const plan = planFor(cfg, target, budgetBytes, hostBytes);
+      // The host AdamW's rate is measured here, on the machine that plans (the training machine).
+      const stepTime = estimateStepTime(plan, target, plan.host ? measureHostAdamW() : null);
+      console.log(opts.json ? JSON.stringify({ ...plan, stepTime }, null, 2) : formatPlan(plan, stepTime));
       // Does not fit = bad input for this device, as training says it (exit 2).
       return plan.fits ? EXIT.done : EXIT.badInput;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile });
+    const r = await runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile });
     const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
     console.log(line);
     return code;

@@ -28,6 +28,11 @@ const OptimSchema = z
     eps: z.number().positive().default(1e-8),
     /** Global-norm clip; 0 disables clipping (the norm is still measured and logged). */
     clipNorm: z.number().min(0).default(1.0),
+    /**
+     * 'host': f32 master weights and AdamW moments in host memory, updated by worker threads; the
+     * GPU keeps working weights (f16 with f16 activations) and gradients (src/optim/host-adamw.ts).
+     */
+    offload: z.enum(['none', 'host']).default('none'),
   })
   .strict();
 
@@ -170,6 +175,8 @@ export const TrainConfigSchema = z
     }
     if (c.precision.minScale > c.precision.initialScale)
       ctx.addIssue({ code: 'custom', path: ['precision', 'minScale'], message: `${c.precision.minScale} exceeds precision.initialScale ${c.precision.initialScale}: lower it (--set precision.minScale=1) or raise precision.initialScale` });
+    if (c.optim.offload === 'host' && c.logging.metricsEvery !== 1)
+      ctx.addIssue({ code: 'custom', path: ['logging', 'metricsEvery'], message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})` });
     if (c.schedule.warmupSteps > c.schedule.steps)
       ctx.addIssue({
         code: 'custom',

@@ -3,8 +3,10 @@
  * caps and keep the pool's event log of the steady-state window (src/train/planner.ts reads it).
  */
 import { MetaRuntime, type Allocation, type LimitViolation, type PoolEvent } from '../kernels/meta-runtime.ts';
-import { TimeMoeModel } from '../model/time-moe.ts';
-import { AdamW } from '../optim/adamw.ts';
+import type { TimeMoeModel } from '../model/time-moe.ts';
+import type { AdamW } from '../optim/adamw.ts';
+import type { HostAdamW } from '../optim/host-adamw.ts';
+import { buildRunModel } from './optimizer-setup.ts';
 import type { TrainConfig } from './config.ts';
 import { Trainer, type PendingStep } from './trainer.ts';
 import type { Batch } from './batch.ts';
@@ -39,17 +41,21 @@ function shapeBatch(cfg: TrainConfig): Batch {
 export interface Simulation {
   meta: MetaRuntime;
   model: TimeMoeModel;
-  optimizer: AdamW;
+  optimizer: AdamW | HostAdamW;
   /** Live allocations when the measured window starts, and the window's pool events. */
   start: Allocation[];
   events: PoolEvent[];
   peakBytes: number;
-  /** Allocation ids of the parameter gradients of the measured step (read when its update starts). */
+  /** Allocation ids of the parameter gradients of the measured step (read when its update starts), and their bytes. */
   gradients: Set<number>;
+  gradientBytes: number;
   /** Live bytes when the measured step's first backward starts. */
   forwardEnd: number;
   dispatches: number;
   submits: number;
+  /** FLOPs per optimizer step reported by the dispatches (matmuls and attention), and those of its backward. */
+  flops: number;
+  backwardFlops: number;
   readbacks: string[];
 }
 
@@ -60,8 +66,7 @@ export interface Simulation {
  */
 export function simulate(cfg: TrainConfig, target: TargetProfile): Simulation {
   const meta = new MetaRuntime(target.caps);
-  const model = new TimeMoeModel(meta, cfg.model, cfg.seed);
-  const optimizer = new AdamW(model.params, cfg.optim);
+  const { model, optimizer } = buildRunModel(meta, cfg);
   const trainer = new Trainer(meta, model, optimizer, cfg);
   const N = cfg.logging.metricsEvery;
   const batch = shapeBatch(cfg);
@@ -74,15 +79,23 @@ export function simulate(cfg: TrainConfig, target: TargetProfile): Simulation {
   };
   window(1);
   const before = meta.counters;
+  const flops0 = meta.flops;
+  const backward0 = meta.flopsByRegion.get('backward') ?? 0;
   const readbacks0 = meta.readbacks.length;
   const start = meta.liveAllocations();
   meta.logging = true;
   const gradients = new Set<number>();
+  let gradientBytes = 0;
   let forwardEnd = -1;
   meta.onRegion = (path, enter) => {
     if (!enter || path.length !== 1) return;
     if (path[0] === 'backward' && forwardEnd < 0) forwardEnd = meta.memory().liveBytes;
-    if (path[0] === 'update') for (const p of model.params) if (p.grad) gradients.add(meta.allocationOf(p.grad).id);
+    if (path[0] !== 'update' || gradients.size) return;
+    for (const p of model.params)
+      if (p.grad) {
+        gradients.add(meta.allocationOf(p.grad).id);
+        gradientBytes += p.grad.byteLength;
+      }
   };
   const steps = window(N + 1);
   meta.onRegion = null;
@@ -96,9 +109,12 @@ export function simulate(cfg: TrainConfig, target: TargetProfile): Simulation {
     events: meta.events,
     peakBytes: meta.memory().peakLiveBytes,
     gradients,
+    gradientBytes,
     forwardEnd,
     dispatches: (after.dispatches - before.dispatches) / steps,
     submits: (after.submits - before.submits) / steps,
+    flops: (meta.flops - flops0) / steps,
+    backwardFlops: ((meta.flopsByRegion.get('backward') ?? 0) - backward0) / steps,
     readbacks: meta.readbacks.slice(readbacks0),
   };
 }

@@ -14,6 +14,9 @@
  */
 import type { Allocation, LimitViolation } from '../kernels/meta-runtime.ts';
 import { countParameters } from '../model/config.ts';
+import { AdamW } from '../optim/adamw.ts';
+import { HostAdamW } from '../optim/host-adamw.ts';
+import { totalmem } from 'node:os';
 import type { TrainConfig } from './config.ts';
 import type { TargetProfile } from './targets.ts';
 import { DEFAULT_RESERVE_BYTES, fmtGiB, largestOf, planBuffer, simulate, type PlanBuffer, type Simulation } from './plan-simulate.ts';
@@ -23,8 +26,8 @@ import { suggest, type Suggestion } from './plan-suggestions.ts';
 export type Category = 'parameters' | 'gradients' | 'optimizer' | 'state' | 'inputs' | 'activations' | 'backward' | 'update' | 'metrics';
 
 export const CATEGORY_LABELS: Record<Category, string> = {
-  parameters: 'parameters (f32 master weights)',
-  gradients: 'parameter gradients (f32)',
+  parameters: 'parameters (weights on the device)',
+  gradients: 'parameter gradients',
   optimizer: 'AdamW exp_avg + exp_avg_sq (f32)',
   state: 'training state (step, loss scale, RoPE tables)',
   inputs: 'batch inputs and targets',
@@ -44,7 +47,7 @@ export interface LayerBytes {
 export interface MemoryPlan {
   target: { name: string; description: string; family: string; maxBindingBytes: number; maxBufferBytes: number };
   model: { name: string; parameters: number; activeParameters: number; layers: number; hidden: number };
-  run: { microBatch: number; contextLength: number; accumulation: number; activations: 'f32' | 'f16'; recompute: boolean; metricsEvery: number; task: string; auxConvention: string };
+  run: { microBatch: number; contextLength: number; accumulation: number; activations: 'f32' | 'f16'; recompute: boolean; metricsEvery: number; offload: 'none' | 'host'; task: string; auxConvention: string };
   tokensPerMicroBatch: number;
   /** Highest live bytes of the pool over the measured window: what metrics.jsonl reports as peakBytes. */
   peakBytes: number;
@@ -68,12 +71,35 @@ export interface MemoryPlan {
   /** Per optimizer step, from the meta runtime's counters. */
   dispatchesPerStep: number;
   submitsPerStep: number;
+  /** FLOPs of one optimizer step (forward + backward, attention and recomputation included), and of its backward. */
+  flopsPerStep: number;
+  backwardFlopsPerStep: number;
+  /** optim.offload "host": the host memory the optimizer takes and what crosses the bus per step. */
+  host: HostPlan | null;
   suggestions: Suggestion[];
   notes: string[];
 }
 
+export interface HostPlan {
+  masterBytes: number;
+  momentsBytes: number;
+  /** Gradient staging of one streamed group. */
+  stagingBytes: number;
+  totalBytes: number;
+  /** Host memory the plan is checked against (os.totalmem or --host-gb). */
+  availableBytes: number;
+  fits: boolean;
+  /** Per optimizer step: gradients down, working weights up. */
+  downBytes: number;
+  upBytes: number;
+  /** Parameters the host AdamW updates per step. */
+  parameters: number;
+}
+
 export interface PlanOptions {
   target: TargetProfile;
+  /** Host memory for an offloaded optimizer (default: this machine's RAM). */
+  hostBytes?: number;
   /** Memory of the target (default: the target's own). */
   budgetBytes?: number;
   reserveBytes?: number;
@@ -99,7 +125,9 @@ function liveAtPeak(sim: Simulation): { live: Allocation[]; phase: string } {
 
 function categorise(sim: Simulation, live: readonly Allocation[]): { categories: Record<Category, number>; perLayer: LayerBytes[] } {
   const params = new Set(sim.model.params.map((p) => sim.meta.allocationOf(p.data).id));
-  const optim = new Set(sim.optimizer.entries().flatMap((s) => [sim.meta.allocationOf(s.m).id, sim.meta.allocationOf(s.v).id]));
+  // The offloaded optimizer keeps its state in host memory: nothing of it is on the GPU.
+  const gpuMoments = sim.optimizer instanceof AdamW ? sim.optimizer.entries() : [];
+  const optim = new Set(gpuMoments.flatMap((s) => [sim.meta.allocationOf(s.m).id, sim.meta.allocationOf(s.v).id]));
   const categories = Object.fromEntries(Object.keys(CATEGORY_LABELS).map((k) => [k, 0])) as Record<Category, number>;
   const perLayer: LayerBytes[] = sim.model.layers.map((_, layer) => ({ layer, forward: 0, backward: 0 }));
   for (const a of live) {
@@ -138,7 +166,8 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
   const reserveBytes = opts.reserveBytes ?? DEFAULT_RESERVE_BYTES;
   const usable = totalBytes - reserveBytes;
   const violations = dedupe(sim.meta.violations);
-  const fits = sim.peakBytes <= usable && violations.length === 0;
+  const host = hostPlan(sim, opts.hostBytes ?? totalmem());
+  const fits = sim.peakBytes <= usable && violations.length === 0 && (host?.fits ?? true);
   const counts = countParameters(cfg.model);
   const notes = [
     `Planned by recording the real training step on the meta runtime with ${target.name}'s caps (${target.caps.family} kernel family): the peak is the buffer pool's, as metrics.jsonl reports it.`,
@@ -158,6 +187,7 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
       activations: cfg.precision.activations,
       recompute: cfg.schedule.recompute,
       metricsEvery: cfg.logging.metricsEvery,
+      offload: cfg.optim.offload,
       task: cfg.model.task,
       auxConvention: cfg.loss.auxConvention,
     },
@@ -176,8 +206,29 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     headroomBytes: usable - sim.peakBytes,
     dispatchesPerStep: sim.dispatches,
     submitsPerStep: sim.submits,
+    flopsPerStep: sim.flops,
+    backwardFlopsPerStep: sim.backwardFlops,
+    host,
     suggestions: fits || opts.suggestions === false ? [] : suggest(cfg, { ...opts, reserveBytes }, { peakBytes: sim.peakBytes, violations, largest: largestOf(sim) }),
     notes,
+  };
+}
+
+/** The host side of an offloaded optimizer, from the HostAdamW the simulation built (null without offload). */
+function hostPlan(sim: Simulation, availableBytes: number): HostPlan | null {
+  if (!(sim.optimizer instanceof HostAdamW)) return null;
+  const h = sim.optimizer.hostBytes;
+  const totalBytes = h.master + h.moments + h.staging;
+  return {
+    masterBytes: h.master,
+    momentsBytes: h.moments,
+    stagingBytes: h.staging,
+    totalBytes,
+    availableBytes,
+    fits: totalBytes <= availableBytes,
+    downBytes: sim.gradientBytes,
+    upBytes: sim.model.params.reduce((a, p) => a + p.data.byteLength, 0),
+    parameters: sim.model.parameterCount,
   };
 }
 

@@ -9,8 +9,6 @@ import { getRuntime, type DawnRuntime } from '../kernels/runtime.ts';
 import type { Backend } from '../kernels/tensor.ts';
 import { timestampsPrecise } from '../kernels/device.ts';
 import { GpuProfiler, formatProfile, profileJson } from '../kernels/profiler.ts';
-import { TimeMoeModel } from '../model/time-moe.ts';
-import { AdamW } from '../optim/adamw.ts';
 import { ConfigError, type TrainConfig } from './config.ts';
 import { DataError, formatReport, loadData } from './data/index.ts';
 import { evaluate, type ValidMetrics } from './evaluate.ts';
@@ -33,6 +31,7 @@ import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
 import { prepareInitFrom } from './hf/init-from.ts';
+import { buildRunModel } from './optimizer-setup.ts';
 
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */
 export class RunStopped extends Error {
@@ -55,6 +54,8 @@ export interface RunOptions {
   target: TargetProfile;
   /** Memory budget in bytes for the plan check (default: the target's memory). */
   budgetBytes?: number;
+  /** Host memory for an offloaded optimizer (default: this machine's RAM). */
+  hostBytes?: number;
   /** Relative paths (logging.dir, data) are resolved against it. */
   cwd: string;
   /** Save a checkpoint and stop after this optimizer step (train in chunks; resume later). */
@@ -88,8 +89,8 @@ export interface RunResult {
   metricsPath: string;
 }
 
-export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: number): MemoryPlan {
-  return planRun(cfg, { target, budgetBytes });
+export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: number, hostBytes?: number): MemoryPlan {
+  return planRun(cfg, { target, budgetBytes, hostBytes });
 }
 
 function validLine(tag: string, v: ValidMetrics): string {
@@ -108,7 +109,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   const resume = opts.resume || opts.resumeFrom !== undefined;
 
   // Plan before allocating anything on the device.
-  const plan = planFor(cfg, opts.target, opts.budgetBytes);
+  const plan = planFor(cfg, opts.target, opts.budgetBytes, opts.hostBytes);
   if (!plan.fits) throw new ConfigError(`the run does not fit ${opts.target.name}:\n${formatPlan(plan)}`);
 
   // The checks: each may refuse the run, and none writes to the run folder (the lock aside).
@@ -136,15 +137,15 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     notStopped();
     // The target plan says the memory fits; the open device's own limits (per-binding size, grid)
     // and kernel family decide whether its kernels can run: plan once more with its caps.
-    const here = planRun(cfg, { target: thisTarget(rt.caps), budgetBytes: Number.MAX_SAFE_INTEGER, reserveBytes: 0 });
+    const here = planRun(cfg, { target: thisTarget(rt.caps), budgetBytes: Number.MAX_SAFE_INTEGER, reserveBytes: 0, hostBytes: Number.MAX_SAFE_INTEGER });
     if (here.violations.length) {
       const fixes = here.suggestions.map((x) => `\n  - ${x.text}`).join('');
       throw new ConfigError(`this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`);
     }
     if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
-    const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
-    if (initFrom) console.error(await initFrom.load(model));
-    const optimizer = new AdamW(model.params, cfg.optim);
+    const built = buildRunModel(rt, cfg);
+    const { model, optimizer } = built;
+    if (initFrom) console.error(await initFrom.load(model, built.weights));
     const trainer = new Trainer(rt, model, optimizer, cfg);
     const lossOpts = () => trainer.lossOptions(Math.max(1, optimizer.step));
     const validate = () => evaluate(rt, model, data.valid.batches(cfg.schedule.microBatch), lossOpts(), cfg.logging.validBatches, cfg.precision.activations);
@@ -154,7 +155,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     let reference: number | null = null;
     if (pick) {
       for (const s of pick.skipped) console.error(`[resume] skipped ${s.name}: ${s.reason}`);
-      const state = await loadCheckpoint(pick.dir, { params: model.params, optimizerState: optimizer.entries() }).catch(async (e: unknown) => {
+      const state = await loadCheckpoint(pick.dir, { params: model.params, weights: built.weights, optimizerState: built.slots() }).catch(async (e: unknown) => {
         if (e instanceof CheckpointError) throw new CheckpointError(e.file, e.problem, `${e.fix}; checkpoints here: ${await availableSteps(paths.checkpoints)}`);
         throw e;
       });
@@ -215,7 +216,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
         paths.checkpoints,
         {
           params: model.params,
-          optimizerState: optimizer.entries(),
+          weights: built.weights,
+          optimizerState: built.slots(),
           state: { step, optimizer: { step: optimizer.step, ...(trainer.scaler ? { lossScale: { ...trainer.scaler.state() } } : {}) }, dataLoader: data.train.state(), config: cfg, metrics: { validBefore: reference } },
         },
         { keep: cfg.checkpoint.keep, name, latest: !diverged, onProgress: checkpointFaults(name) },
@@ -322,8 +324,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     diverged = divergence(validAfter.loss, validAfter.windows, reference, cfg.stability.divergenceFactor);
     const checkpoint = await save(total);
     trainer.dispose();
-    optimizer.dispose();
-    model.dispose();
+    built.dispose();
     const end = { steps: total, validBefore, validAfter, last, skippedSteps, overflowSteps, reference, checkpoint, latestGood: lastGood, metricsPath: paths.metrics };
     return diverged ? { outcome: 'diverged', diverged: `${diverged}. Fix: ${divergenceFix(cfg, !Number.isFinite(validAfter.loss))}`, ...end } : { outcome: 'done', ...end };
   } catch (e) {

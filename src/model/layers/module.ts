@@ -2,6 +2,15 @@
 import type { Backend } from '../../kernels/tensor.ts';
 import type { Rng } from '../../util/rng.ts';
 import { makeParameter, type InitRule } from '../init.ts';
+import type { DType } from '../../kernels/tensor.ts';
+
+/** How parameters are stored: the GPU copy's dtype by shape, and whether the host keeps an f32 master. */
+export interface ParamStorage {
+  dtypeOf(shape: readonly number[]): DType;
+  keepHost: boolean;
+}
+
+const F32: ParamStorage = { dtypeOf: () => 'f32', keepHost: false };
 import type { Parameter, ParameterOptions } from '../parameter.ts';
 
 export class ParamFactory {
@@ -9,10 +18,11 @@ export class ParamFactory {
   constructor(
     readonly rt: Backend,
     readonly rng: Rng,
+    readonly storage: ParamStorage = F32,
   ) {}
 
   make(name: string, shape: number[], rule: InitRule, opts: ParameterOptions): Parameter {
-    const p = makeParameter(this.rt, this.rng, name, shape, rule, opts);
+    const p = makeParameter(this.rt, this.rng, name, shape, rule, opts, { dtype: this.storage.dtypeOf(shape), keepHost: this.storage.keepHost });
     this.params.push(p);
     return p;
   }

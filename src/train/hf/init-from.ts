@@ -3,6 +3,7 @@
  * with the training config's model before the device is opened, one line per mismatch with the
  * setting that fixes it; the weights are loaded into the freshly built model afterwards.
  */
+import type { WeightStores } from '../checkpoint.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { TimeMoeModel } from '../../model/time-moe.ts';
 import { ConfigError } from '../config.ts';
@@ -24,7 +25,7 @@ function compareModels(ours: ModelConfig, theirs: ModelConfig): string[] {
 export interface InitSource {
   source: ModelSource;
   /** Write the weights into the model (validated first; a bad file leaves it untouched). */
-  load(model: TimeMoeModel): Promise<string>;
+  load(model: TimeMoeModel, weights?: WeightStores): Promise<string>;
 }
 
 export async function prepareInitFrom(model: ModelConfig, from: string, cwd: string): Promise<InitSource> {
@@ -42,8 +43,8 @@ export async function prepareInitFrom(model: ModelConfig, from: string, cwd: str
   }
   return {
     source,
-    async load(m) {
-      await loadSourceWeights(source, m.params);
+    async load(m, weights) {
+      await loadSourceWeights(source, m.params, weights);
       return `[init] weights from ${describeSource(source)}`;
     },
   };

@@ -11,7 +11,7 @@ import type { ModelConfig } from '../../model/config.ts';
 import { MetaRuntime } from '../../kernels/meta-runtime.ts';
 import { TimeMoeModel } from '../../model/time-moe.ts';
 import type { Parameter } from '../../model/parameter.ts';
-import { CheckpointError, MODEL_FILE, STATE_FILE, latestCheckpoint, loadModelWeights, readCheckpointState, type CheckpointState } from '../checkpoint.ts';
+import { CheckpointError, MODEL_FILE, STATE_FILE, latestCheckpoint, loadModelWeights, readCheckpointState, type CheckpointState, type WeightStores } from '../checkpoint.ts';
 import { parseConfig, type TrainConfig } from '../config.ts';
 import { namedTarget } from '../targets.ts';
 import { modelFromHf, parseHfConfig, type HfTimeMoeConfig } from './hf-config.ts';
@@ -74,8 +74,8 @@ function fromHfFolder(dir: string): ModelSource {
 }
 
 /** Load the source's weights into a model built with `source.model` (names and shapes checked first). */
-export async function loadSourceWeights(source: ModelSource, params: readonly Parameter[]): Promise<void> {
-  await loadModelWeights(source.modelFile, params);
+export async function loadSourceWeights(source: ModelSource, params: readonly Parameter[], weights?: WeightStores): Promise<void> {
+  await loadModelWeights(source.modelFile, params, weights);
 }
 
 /**
