@@ -90,7 +90,9 @@ export class DawnRuntime implements Backend {
     // A host write overtakes recorded-but-unsubmitted work, which may still use this
     // buffer's previous contents (pooled reuse): submit that work first.
     if (this.recorder.pending) this.recorder.submit();
-    const bytes = hostBytes(t, data);
+    let bytes = hostBytes(t, data);
+    // Dawn takes no SharedArrayBuffer (the host optimizer's arrays are shared with its workers).
+    if (bytes.buffer instanceof SharedArrayBuffer) bytes = new Uint8Array(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     this.device.queue.writeBuffer(this.bufferOf(t), 0, bytes.buffer, bytes.byteOffset, Math.ceil(bytes.byteLength / 4) * 4);
   }
 

@@ -109,7 +109,7 @@ export class HostAdamW {
   private readonly states: HostState[] = [];
   private readonly workers: Worker[] = [];
   private nextId = 1;
-  private readonly waiting = new Map<number, () => void>();
+  private readonly waiting = new Map<number, { done: () => void; fail: (e: Error) => void; worker: Worker }>();
   /** Optimizer steps applied. */
   step = 0;
   readonly groupBytes: number;
@@ -144,7 +144,17 @@ export class HostAdamW {
     const workerData = { states: this.states.map((s) => ({ master: s.master.buffer, m: s.m.buffer, v: s.v.buffer, half: s.half?.buffer ?? null })) };
     for (let i = 0; i < threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData });
-      w.on('message', (id: number) => this.waiting.get(id)?.());
+      w.on('message', (id: number) => this.waiting.get(id)?.done());
+      // A worker that dies fails the update it was running (never a silent hang or exit).
+      const fail = (e: Error) => {
+        for (const [id, job] of this.waiting) if (job.worker === w) {
+          this.waiting.delete(id);
+          job.fail(new Error(`host AdamW worker failed: ${e.message}`));
+        }
+      };
+      w.on('error', fail);
+      w.on('exit', (code) => code !== 0 && fail(new Error(`exited with code ${code}`)));
+      // Idle workers must not keep the process alive; a worker with a job in flight does (ref below).
       w.unref();
       this.workers.push(w);
     }
@@ -235,10 +245,19 @@ export class HostAdamW {
       this.workers.map((w, i) => {
         if (jobs[i]!.length === 0) return Promise.resolve();
         const id = this.nextId++;
-        return new Promise<void>((done) => {
-          this.waiting.set(id, () => {
-            this.waiting.delete(id);
-            done();
+        return new Promise<void>((done, fail) => {
+          w.ref();
+          this.waiting.set(id, {
+            worker: w,
+            done: () => {
+              this.waiting.delete(id);
+              w.unref();
+              done();
+            },
+            fail: (e) => {
+              w.unref();
+              fail(e);
+            },
           });
           w.postMessage({ id, grads: shared.buffer, jobs: jobs[i] });
         });

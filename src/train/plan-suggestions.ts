@@ -94,6 +94,22 @@ export function suggest(cfg: TrainConfig, opts: { target: TargetProfile; budgetB
     if (units >= lo) add([`data.contextLength=${units * step}`], edited(cfg, (c) => (c.data.contextLength = units * step)), `context ${T} -> ${units * step}`);
   }
   if (current.violations.some((v) => v.limit !== 'maxComputeWorkgroupsPerDimension')) widthSuggestion(cfg, current, probe, fits, add);
+  // The optimizer state off the card: what a model whose weights, gradients and moments alone
+  // exceed the card needs (the 2.4B Time-MoE on a 3090).
+  if (cfg.optim.offload === 'none') {
+    const offload: Edit = (c) => {
+      c.optim.offload = 'host';
+      c.logging.metricsEvery = 1;
+      if (opts.target.caps.f16) c.precision.activations = 'f16';
+      c.schedule.recompute = true;
+    };
+    const set = ['optim.offload=host', 'logging.metricsEvery=1', ...(opts.target.caps.f16 ? ['precision.activations=f16'] : []), 'schedule.recompute=true'];
+    if (fits(edited(cfg, offload))) add(set, edited(cfg, offload), 'AdamW state and master weights in host memory (f16 working weights on the card)');
+    else if (s.microBatch > 1) {
+      const mb = largest(1, s.microBatch - 1, (v) => fits(edited(cfg, offload, withBatch(v))));
+      if (mb >= 1) add([...set, ...batchSet(mb)], edited(cfg, offload, withBatch(mb)), `optimizer offloaded to the host + micro-batch ${mb}`);
+    }
+  }
   if (out.length === 0) {
     const smallest = probe(edited(cfg, withBatch(1), (c) => (c.schedule.recompute = true), (c) => (c.data.contextLength = Math.min(T, Math.max(longest, 64)))));
     out.push({

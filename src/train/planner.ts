@@ -209,7 +209,8 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     flopsPerStep: sim.flops,
     backwardFlopsPerStep: sim.backwardFlops,
     host,
-    suggestions: fits || opts.suggestions === false ? [] : suggest(cfg, { ...opts, reserveBytes }, { peakBytes: sim.peakBytes, violations, largest: largestOf(sim) }),
+    // Knobs are searched for the device side; a host that is too small is a machine question.
+    suggestions: (sim.peakBytes <= usable && violations.length === 0) || opts.suggestions === false ? [] : suggest(cfg, { ...opts, reserveBytes }, { peakBytes: sim.peakBytes, violations, largest: largestOf(sim) }),
     notes,
   };
 }
