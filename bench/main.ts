@@ -5,14 +5,16 @@
  */
 import { getRuntime } from '../src/kernels/runtime.ts';
 import { environment, markdownTable, writeResults, type Suite } from './harness.ts';
+import { run as dataLoad } from './data-load.bench.ts';
 import { run as dispatch } from './dispatch.bench.ts';
 import { run as kernels } from './kernels.bench.ts';
 import { run as matmul } from './matmul.bench.ts';
 import { run as mlp } from './mlp.bench.ts';
+import { run as offload } from './offload.bench.ts';
 import { run as runtime } from './runtime.bench.ts';
 import { run as train } from './train.bench.ts';
 
-export const SUITES: Record<string, Suite> = { dispatch, kernels, matmul, mlp, runtime, train };
+export const SUITES: Record<string, Suite> = { 'data-load': dataLoad, dispatch, kernels, matmul, mlp, offload, runtime, train };
 
 export async function main(argv: readonly string[]): Promise<number> {
   const quick = argv.includes('--quick');

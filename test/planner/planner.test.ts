@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { countParameters } from '../../src/model/config.ts';
 import { sizeClass } from '../../src/kernels/buffer-pool.ts';
-import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
+import { loadConfig, parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import { planRun } from '../../src/train/planner.ts';
 import { planPeak } from '../../src/train/plan-simulate.ts';
 import { formatPlan } from '../../src/train/planner-format.ts';
@@ -129,5 +129,49 @@ describe('memory planner (meta runtime)', () => {
     const bad = spawnSync(process.execPath, ['train.js', '--config', 'small-moe.json', '--plan', '--target', 'rtx-9999'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/unknown target "rtx-9999" \(one of: rtx-3090, .*this\)/);
+  });
+});
+
+describe('planning the 2.4B Time-MoE on one RTX 3090 (optim.offload "host")', () => {
+  const cfg = loadConfig('timemoe-2.4b-3090.json');
+  const plan = planRun(cfg, { target: RTX3090, hostBytes: 64 * GIB });
+
+  it('fits the card, with the optimizer state in host memory', () => {
+    expect(plan.model.parameters).toBe(2_416_545_792);
+    expect(plan.model.activeParameters).toBe(1_057_591_296);
+    expect(plan.fits).toBe(true);
+    expect(plan.peakBytes).toBeLessThan(plan.budget.usableBytes);
+    expect(plan.categories.optimizer).toBe(0); // no AdamW moments on the GPU
+    const h = plan.host!;
+    expect(h.masterBytes).toBe(4 * 2_416_545_792);
+    expect(h.momentsBytes).toBe(8 * 2_416_545_792);
+    // f16 working weights for the matrices, f32 for norms: a little over 2 bytes per parameter.
+    expect(h.upBytes).toBeGreaterThan(2 * 2_416_545_792);
+    expect(h.upBytes).toBeLessThan(2.01 * 2_416_545_792);
+    expect(h.downBytes).toBeGreaterThan(h.upBytes); // expert gradients come back in f32
+  });
+
+  it('counts the FLOPs of the real step: 6 x active x tokens, plus the recomputed forward, plus attention', () => {
+    const tokens = plan.tokensPerMicroBatch * plan.run.accumulation;
+    expect(tokens).toBe(64 * 1024);
+    const dense = 8 * plan.model.activeParameters * tokens; // forward 2 + backward 4 + recompute 2
+    expect(plan.flopsPerStep).toBeGreaterThan(0.95 * dense);
+    expect(plan.flopsPerStep).toBeLessThan(1.25 * dense);
+    expect(plan.backwardFlopsPerStep).toBeGreaterThan(0.6 * plan.flopsPerStep);
+  });
+
+  it('refuses a machine with too little host RAM, and says what to change', () => {
+    const small = planRun(cfg, { target: RTX3090, hostBytes: 16 * GIB });
+    expect(small.fits).toBe(false);
+    expect(small.host!.fits).toBe(false);
+    expect(formatPlan(small)).toMatch(/HOST DOES NOT FIT: .* needed, 16\.00 GiB available — a machine with more RAM, or --host-gb/);
+    // The device side still fits: no device knob is suggested.
+    expect(small.suggestions).toEqual([]);
+  });
+
+  it('without offload it does not fit, and the suggestion is the offload', () => {
+    const none = planRun(parseConfig(cfg, '(test)', ['optim.offload=none', 'precision.activations=f32', 'schedule.recompute=false', 'schedule.microBatch=1', 'schedule.accumulation=2']), { target: RTX3090 });
+    expect(none.fits).toBe(false);
+    expect(none.suggestions.map((s) => s.set.join(' '))).toEqual(expect.arrayContaining([expect.stringMatching(/optim\.offload=host/)]));
   });
 });
