@@ -75,8 +75,13 @@ function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: Flo
       ENABLES: a === 'f16' || b === 'f16' ? 'enable f16;' : '',
     },
     // The one source of the sizes the shader and this wrapper share.
-    constants: { CHUNK, FUSED_WG },
+    constants: { FUSED_WG },
   });
+}
+
+/** A dispatch-indices.wgsl kernel (the 3-pass plan from given indices). */
+function indicesKernel(rt: Backend, entry: string) {
+  return rt.kernel({ shader: 'dispatch-indices', entry, constants: { CHUNK } });
 }
 
 function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
@@ -111,9 +116,9 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
 
   const grid = foldedGrid(chunks * e, 64);
-  rt.dispatch(kernel(rt, 'count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
-  rt.dispatch(kernel(rt, 'scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
-  rt.dispatch(kernel(rt, 'place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);
+  rt.dispatch(indicesKernel(rt, 'count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
+  rt.dispatch(indicesKernel(rt, 'scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
+  rt.dispatch(indicesKernel(rt, 'place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);
   chunkBase.dispose(); // queue order keeps it alive for the recorded work
   return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
 }
