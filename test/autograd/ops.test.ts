@@ -14,7 +14,7 @@ import { linear } from '../../src/autograd/ops/linear.ts';
 import { add, mulColumn, sigmoid, swiglu, swigluFused } from '../../src/autograd/ops/activation.ts';
 import { rmsnorm } from '../../src/autograd/ops/norm.ts';
 import { causalAttention, rope } from '../../src/autograd/ops/attention.ts';
-import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../src/autograd/ops/moe.ts';
+import { combine, gatherRows, groupedLinear, routeAndDispatch } from '../../src/autograd/ops/moe.ts';
 import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss, weightedSum, zLoss } from '../../src/autograd/ops/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
@@ -95,8 +95,7 @@ describe('autograd ops: numeric gradient checks', () => {
       (r) => [rand(r, [N, d]), rand(r, [E, d], 2), rand(r, [E, H, d]), rand(r, [E, H, d]), rand(r, [E, d, H])],
       ([x, wr, wg, wu, wd]) => {
         const logits = linear(x!, wr!, null);
-        const { weights, idx } = routerTopK(logits, k, renorm);
-        const plan = dispatchPlan(idx, E, null);
+        const { weights, plan } = routeAndDispatch(logits, k, renorm, E, null);
         const xs = gatherRows(x!, plan);
         const h = swiglu(groupedLinear(xs, wg!, plan), groupedLinear(xs, wu!, plan));
         return combine(groupedLinear(h, wd!, plan), weights, plan);
@@ -190,7 +189,7 @@ describe('autograd ops: numeric gradient checks', () => {
       (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)],
       ([l0, l1]) => {
         const layers = [l0!, l1!].map((l) => {
-          const { probs, idx } = routerTopK(l, k, false);
+          const { probs, idx } = routeAndDispatch(l, k, false, E, null);
           return { probs, idx: idx.data };
         });
         return conv === 'pooled' ? pooledAuxLoss(layers) : switchAuxLoss(layers);
