@@ -3,7 +3,8 @@
  * source, data, config mismatch, no GPU adapter): the message names the problem and the fix, and
  * nothing is written.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { parseCommandLine } from '../train/cli-parse.ts';
+import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { GpuError } from '../kernels/errors.ts';
 import { CheckpointError } from '../train/checkpoint.ts';
@@ -63,15 +64,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--season <m>', 'seasonal period for the seasonal-naive baseline (default: detected per series)', positiveInt('--season'))
     .option('--valid-fraction <f>', "held-out fraction of each series (default: the checkpoint's data.validFraction)", fraction)
     .option('--stride <n>', "step between held-out windows (default: the checkpoint's data.stride, else context / 2)", positiveInt('--stride'))
-    .option('--batch <n>', 'sequences per forward pass', positiveInt('--batch'), 32)
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    throw e;
-  }
+    .option('--batch <n>', 'sequences per forward pass', positiveInt('--batch'), 32);
+  const parseExit = parseCommandLine(program, argv);
+  if (parseExit !== null) return parseExit;
   const parsed = OptionsSchema.safeParse(program.opts());
   if (!parsed.success) {
     console.error(`error: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);

@@ -2,7 +2,8 @@
  * Command-line interface of train.js. One exit-code table for --plan and training (exit-codes.ts,
  * README "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { parseCommandLine } from './cli-parse.ts';
+import { Command, InvalidArgumentError } from 'commander';
 import { GpuError } from '../kernels/errors.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DataError } from './data/errors.ts';
@@ -80,15 +81,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.')
-    .showHelpAfterError('(node train.js --help lists every flag)')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.done : EXIT.badInput;
-    throw e;
-  }
+    .showHelpAfterError('(node train.js --help lists every flag)');
+  const parseExit = parseCommandLine(program, argv);
+  if (parseExit !== null) return parseExit;
   const opts = program.opts<CliOptions>();
   const cwd = process.cwd();
   try {

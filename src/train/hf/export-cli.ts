@@ -3,7 +3,8 @@
  * Time-MoE folder. Exit codes: 0 written, 2 bad input (the message names the problem and the fix;
  * nothing is written).
  */
-import { Command, CommanderError } from 'commander';
+import { parseCommandLine } from '../cli-parse.ts';
+import { Command } from 'commander';
 import { z } from 'zod';
 import { CheckpointError } from '../checkpoint.ts';
 import { ConfigError } from '../config.ts';
@@ -19,15 +20,9 @@ export async function main(argv: string[]): Promise<number> {
     .description('webgpu-moe: write a checkpoint as a Hugging Face Time-MoE folder (config.json + model.safetensors)')
     .requiredOption('--checkpoint <dir>', 'checkpoint directory, run directory (runs/<name>) or Hugging Face Time-MoE folder')
     .requiredOption('--out <folder>', 'folder to write (must not exist or be empty, unless --force)')
-    .option('--force', 'replace an existing --out folder')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    throw e;
-  }
+    .option('--force', 'replace an existing --out folder');
+  const parseExit = parseCommandLine(program, argv);
+  if (parseExit !== null) return parseExit;
   const opts = OptionsSchema.parse(program.opts());
   try {
     const source = await resolveModelSource(opts.checkpoint);
