@@ -11,6 +11,8 @@ import { CheckpointError } from './checkpoint.ts';
 import { RunStopped, planFor, runTraining } from './run.ts';
 import { formatPlan } from './planner-format.ts';
 import { runSmoke } from './smoke.ts';
+import { UiError } from '../ui/errors.ts';
+import { startLiveDashboard, withLiveDashboard } from '../ui/live.ts';
 
 const GiB = 2 ** 30;
 
@@ -35,6 +37,8 @@ interface CliOptions {
   smoke?: boolean;
   stopAfter?: number;
   profile?: boolean;
+  ui?: string | true;
+  uiHost?: string;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -49,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--budget-gb <GiB>', 'device memory budget for the plan check', positiveNumber, 24)
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
+    .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one)')
+    .option('--ui-host <address>', 'listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the run)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -74,12 +80,13 @@ export async function main(argv: string[]): Promise<number> {
       console.log(formatPlan(plan));
       return plan.fits ? 0 : 1;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter, profile: !!opts.profile });
+    const ui = await startLiveDashboard({ ui: opts.ui, uiHost: opts.uiHost }, cfg.logging.dir);
+    const r = await withLiveDashboard(ui, (observer) => runTraining(cfg, { resume: !!opts.resume, budgetBytes, cwd: process.cwd(), stopAfter: opts.stopAfter, profile: !!opts.profile, observer }));
     const before = r.validBefore ? `${r.validBefore.loss.toFixed(4)} -> ` : '';
     console.log(`${r.stopped ? 'stopped' : 'done'}: ${r.steps} steps${skippedNote(r.skippedSteps, r.overflowSteps)}; validation loss ${before}${r.validAfter.loss.toFixed(4)}; metrics in ${cfg.logging.dir}/metrics.jsonl`);
     return 0;
   } catch (e: unknown) {
-    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {
+    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError || e instanceof UiError) {
       console.error(`error: ${e.message}`);
       return 2;
     }

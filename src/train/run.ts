@@ -13,7 +13,7 @@ import type { TrainConfig } from './config.ts';
 import { formatReport, loadData } from './data/index.ts';
 import { evaluate, type ValidMetrics } from './evaluate.ts';
 import { describeBad } from './guards.ts';
-import { MetricsLog, fmt } from './metrics.ts';
+import { MetricsLog, fmt, type MetricsObserver } from './metrics.ts';
 import { createProgress } from './progress.ts';
 import { Trainer, type StepMetrics } from './trainer.ts';
 import { planMemory, type MemoryPlan } from './planner.ts';
@@ -40,6 +40,8 @@ export interface RunOptions {
   stopAfter?: number;
   /** Time every kernel of the training steps; print a table and write <logging.dir>/profile.json. */
   profile?: boolean;
+  /** Sees every metrics record in memory as it is written (the live dashboard, --ui). */
+  observer?: MetricsObserver;
 }
 
 export interface RunResult {
@@ -92,7 +94,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
   const optimizer = new AdamW(model.params, cfg.optim);
   const trainer = new Trainer(rt, model, optimizer, cfg);
-  const metrics = new MetricsLog(join(dir, 'metrics.jsonl'));
+  const metrics = new MetricsLog(join(dir, 'metrics.jsonl'), opts.observer);
   const lossOpts = () => trainer.lossOptions(Math.max(1, optimizer.step));
   const validate = () => evaluate(rt, model, data.valid.batches(cfg.schedule.microBatch), lossOpts(), cfg.logging.validBatches, cfg.precision.activations);
 
@@ -116,6 +118,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     console.error(validLine('[valid] before training', validBefore));
   }
   console.error(`[model] ${model.parameterCount.toLocaleString()} parameters; plan peak ${(plan.totalBytes / 2 ** 20).toFixed(1)} MiB of ${(plan.budgetBytes / 2 ** 30).toFixed(1)} GiB`);
+  metrics.describe({ config: cfg, parameters: model.parameterCount, plan: formatPlan(plan), adapter: rt.gpu.adapter, startStep: start, startedAt: new Date().toISOString() });
 
   const save = async (step: number) => {
     await rt.sync();
