@@ -51,7 +51,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       rows.push({ N, E, k, path: name, dispatches, 'best ms': round(tm.bestMs, 3), 'median ms': round(tm.medianMs, 3) });
       ctx.log(`N=${N} ${name}: ${round(tm.bestMs, 3)} ms (${dispatches} dispatches)`);
     }
-    const chosen = chooseChunkTokens(N, E, k);
+    const chosen = chooseChunkTokens(rt.caps, N, E, k);
     const sizes = [16, 32, 64, 128, 256].map((chunks) => Math.ceil(N / chunks));
     for (const chunk of [...new Set([...sizes, chosen])].sort((a, b) => a - b)) {
       if (ctx.quick && chunk !== chosen) continue;

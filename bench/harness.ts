@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
-import type { Runtime } from '../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../src/kernels/runtime.ts';
 
 export type Cell = string | number | null;
 export type BenchRow = Record<string, Cell>;
@@ -57,7 +57,7 @@ export interface GpuTimingOptions {
  * Time `record` (which records GPU work, no waiting) by submitting batches of iterations and
  * awaiting the queue. The first call compiles pipelines and is not timed.
  */
-export async function timeGpu(rt: Runtime, record: () => void, opts: GpuTimingOptions = {}): Promise<Timing> {
+export async function timeGpu(rt: DawnRuntime, record: () => void, opts: GpuTimingOptions = {}): Promise<Timing> {
   const sampleMs = opts.sampleMs ?? 150;
   const samples = opts.samples ?? 5;
   const maxIters = opts.maxIters ?? 1000;
@@ -121,14 +121,14 @@ export interface Environment {
   adapter?: string;
 }
 
-export function environment(rt?: Runtime): Environment {
+export function environment(rt?: DawnRuntime): Environment {
   const c = cpus();
   return {
     date: new Date().toISOString(),
     node: process.version,
     cpu: c[0]?.model ?? 'unknown',
     cores: c.length,
-    adapter: rt ? `${rt.gpu.adapter.vendor} ${rt.gpu.adapter.device || rt.gpu.adapter.description} (${rt.gpu.adapter.backend})` : undefined,
+    adapter: rt ? `${rt.caps.adapter.vendor} ${rt.caps.adapter.device || rt.caps.adapter.description} (${rt.caps.adapter.backend})` : undefined,
   };
 }
 

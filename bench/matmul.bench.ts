@@ -5,14 +5,14 @@
  * variant progression.
  * Time = N iterations recorded into one submit, then one wait (harness.timeGpu).
  */
-import { getRuntime, type Runtime } from '../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
 import { VARIANTS, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { round, timeGpu, type BenchRow, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 
-/** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (DESIGN.md §4). */
+/** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (docs/DESIGN.md §4). */
 const CPU_PEAK_GFLOPS = 218;
 const TOKENS = 1024;
 
@@ -25,7 +25,7 @@ interface Shape {
   transB: boolean;
 }
 
-function randomTensor(rt: Runtime, shape: number[], dtype: DType = 'f32'): Tensor {
+function randomTensor(rt: DawnRuntime, shape: number[], dtype: DType = 'f32'): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const d = new Float32Array(n);
   for (let i = 0; i < n; i++) d[i] = Math.sin(i * 12.9898) * 0.5; // cheap, deterministic, not constant
@@ -50,7 +50,7 @@ interface Precision {
 
 const F32: Precision = { name: 'f32', a: 'f32', b: 'f32', out: 'f32' };
 
-async function timeOurs(rt: Runtime, s: Shape, samples: number, config?: Partial<MatmulConfig>, p: Precision = F32): Promise<Timing> {
+async function timeOurs(rt: DawnRuntime, s: Shape, samples: number, config?: Partial<MatmulConfig>, p: Precision = F32): Promise<Timing> {
   const a = randomTensor(rt, s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
   const b = randomTensor(rt, s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
   const out = rt.empty([s.M, s.N], p.out);
@@ -61,7 +61,7 @@ async function timeOurs(rt: Runtime, s: Shape, samples: number, config?: Partial
   return t;
 }
 
-async function compareRows(rt: Runtime, tf: TF | null, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
+async function compareRows(rt: DawnRuntime, tf: TF | null, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const s of shapes) {
     const ours = await timeOurs(rt, s, samples);
@@ -87,7 +87,7 @@ async function compareRows(rt: Runtime, tf: TF | null, shapes: Shape[], samples:
 }
 
 /** Grouped expert matmul (8 experts, uneven counts) vs one matmul dispatch per expert. */
-async function groupedRows(rt: Runtime, samples: number, log: (m: string) => void): Promise<BenchRow[]> {
+async function groupedRows(rt: DawnRuntime, samples: number, log: (m: string) => void): Promise<BenchRow[]> {
   const E = 8, R = 2048, K = 384, N = 768;
   // Uneven but fixed routing: 512, 384, 320, 256, 224, 192, 128, 32 rows.
   const counts = [512, 384, 320, 256, 224, 192, 128, 32];
@@ -113,7 +113,7 @@ async function groupedRows(rt: Runtime, samples: number, log: (m: string) => voi
 }
 
 /** The same products with f32 and f16 storage (f32 accumulation): what f16 operands cost or save. */
-export async function precisionRows(rt: Runtime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
+export async function precisionRows(rt: DawnRuntime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
   const kinds: Precision[] = [F32, { name: 'f16 in, f32 out', a: 'f16', b: 'f16', out: 'f32' }, { name: 'f16 in/out', a: 'f16', b: 'f16', out: 'f16' }];
   const rows: BenchRow[] = [];
   for (const s of shapes) {
@@ -133,7 +133,7 @@ export async function precisionRows(rt: Runtime, shapes: Shape[], samples: numbe
   return rows;
 }
 
-async function variantRows(rt: Runtime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
+async function variantRows(rt: DawnRuntime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const [name, cfg] of Object.entries(VARIANTS)) {
     const row: BenchRow = { variant: name };
@@ -186,7 +186,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     rows: await groupedRows(rt, samples, ctx.log),
     notes: ['Rows per expert: 512, 384, 320, 256, 224, 192, 128, 32. One dispatch finds each tile’s expert from the GPU offsets.'],
   });
-  if (rt.gpu.features.f16) {
+  if (rt.caps.f16) {
     const pShapes: Shape[] = [cubes[2]!, { name: 'expert up', M: T, N: 768, K: 384, transA: false, transB: true }];
     results.push({
       title: 'storage precision: f32 vs f16 operands / output (f32 math)',

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getRuntime, type Runtime } from '../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var, release } from '../src/autograd/variable.ts';
@@ -65,13 +65,13 @@ interface OurMlp {
   dispose(): void;
 }
 
-function uniformTensor(rt: Runtime, rng: Rng, shape: number[], lim: number, label: string): Tensor {
+function uniformTensor(rt: DawnRuntime, rng: Rng, shape: number[], lim: number, label: string): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return rt.upload(Float32Array.from(rng.uniformArray(n, -lim, lim)), shape, 'f32', label);
 }
 
 /** nn.Linear-style init (uniform ±1/sqrt(fan_in)), W stored [out, in] (our linear's layout). */
-function buildOurs(rt: Runtime, s: MlpShape): OurMlp {
+function buildOurs(rt: DawnRuntime, s: MlpShape): OurMlp {
   const rng = new Rng(1);
   const l1 = 1 / Math.sqrt(s.din);
   const l2 = 1 / Math.sqrt(s.hidden);
@@ -118,7 +118,7 @@ function buildOurs(rt: Runtime, s: MlpShape): OurMlp {
 }
 
 /** Our step with one submit and a queue wait per step: ms per step over `steps` steps. */
-async function sampleOurs(rt: Runtime, m: OurMlp, steps: number): Promise<number> {
+async function sampleOurs(rt: DawnRuntime, m: OurMlp, steps: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) {
     const g = m.record('step');
@@ -128,7 +128,7 @@ async function sampleOurs(rt: Runtime, m: OurMlp, steps: number): Promise<number
   return (performance.now() - t0) / steps;
 }
 
-async function lossAfterStep(rt: Runtime, m: OurMlp): Promise<number> {
+async function lossAfterStep(rt: DawnRuntime, m: OurMlp): Promise<number> {
   const g = m.record('step');
   const v = (await rt.read(m.lossOf(g)!.data))[0]!;
   g.dispose();
@@ -136,7 +136,7 @@ async function lossAfterStep(rt: Runtime, m: OurMlp): Promise<number> {
 }
 
 /** Breakdown of ours, many iterations per submit (no per-step wait): fwd, fwd + bwd, step. */
-async function breakdown(rt: Runtime, m: OurMlp, samples: number): Promise<BenchRow[]> {
+async function breakdown(rt: DawnRuntime, m: OurMlp, samples: number): Promise<BenchRow[]> {
   const submits0 = rt.recorder.submits;
   const dispatches0 = rt.recorder.dispatches;
   await sampleOurs(rt, m, 1);
@@ -214,7 +214,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
         continue;
       }
       torchS[i]!.engine = `PyTorch ${String(p.data.torch)} CPU eager, ${threads} thread${threads > 1 ? 's' : ''}`;
-      torchS[i]!.device = blasLabel(p.data.blas_gflops);
+      torchS[i]!.device = blasLabel(p.data.blas_gflops, p.data.blas_note);
       torchS[i]!.ms.push(...(p.data.ms_samples as number[]));
     }
     const last = (s: Samples) => (s.ms.length ? s.ms[s.ms.length - 1]!.toFixed(1) : '-');
@@ -250,7 +250,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     `ours/tfjs time ratio ${tfB ? round(oursBest / tfB, 3) : 'n/a'} (ours ×${tfB ? round(tfB / oursBest, 2) : 'n/a'} faster; goal ≥ ×5); ours/PyTorch: ${r1 ? round(oursBest / r1, 2) : 'n/a'} (1 thread), ${r2 ? round(oursBest / r2, 2) : 'n/a'} (2 threads) — ours is that many times slower.`,
     `Loss of ours: ${loss0.toFixed(4)} at the first step -> ${lossLast.toFixed(4)} after the timed steps (SGD really updates the weights).`,
     `${rounds} interleaved rounds; every engine syncs once per step (ours: one submit + onSubmittedWorkDone; tfjs: await loss.data(); PyTorch: synchronous). Best and median over all samples; the CPU is shared with other agents, so medians are noisy.`,
-    'The DESIGN §4 reference on this machine type: tfjs-webgpu 287 ms/step, PyTorch 6-8 ms (1 thread), 20-26 ms (2 threads, oversubscribed).',
+    'The docs/DESIGN.md §4 reference on this machine type: tfjs-webgpu 287 ms/step, PyTorch 6-8 ms (1 thread), 20-26 ms (2 threads, oversubscribed).',
     ...notes,
   ];
   return [
@@ -267,8 +267,10 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
  * The PyTorch peer's device label from its measured 512³ matmul rate: the reference BLAS (a few
  * GFLOP/s) would make PyTorch look 20-40x slower than it is, so say which one ran.
  */
-export function blasLabel(gflops: unknown): string {
+/** The peer's device with the BLAS rate it measured and what the harness did about OpenBLAS's core type. */
+export function blasLabel(gflops: unknown, note?: unknown): string {
   const g = num(gflops);
   if (g === null) return 'CPU';
-  return `CPU (BLAS ${g.toFixed(0)} GFLOP/s at 512³${g < 20 ? '; reference BLAS? install libopenblas0-pthread' : ''})`;
+  const n = typeof note === 'string' && note ? `; ${note}` : '';
+  return `CPU (BLAS ${g.toFixed(0)} GFLOP/s at 512³${g < 20 ? '; reference BLAS? install libopenblas0-pthread' : ''}${n})`;
 }

@@ -13,7 +13,7 @@ import { loadData } from '../src/train/data/index.ts';
 
 const rt = await getRuntime({ announce: false });
 const cfg = loadConfig(join(import.meta.dirname, '..', 'small-moe.json'));
-const data = loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
+const data = await loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
 const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
 const trainer = new Trainer(rt, model, new AdamW(model.params, cfg.optim), cfg);
 const batch = data.train.nextBatch(cfg.schedule.microBatch);

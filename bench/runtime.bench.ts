@@ -1,4 +1,4 @@
-/** Runtime overheads on the current adapter: an empty submit round trip and a 1 MiB readback. */
+/** DawnRuntime overheads on the current adapter: an empty submit round trip and a 1 MiB readback. */
 import { getRuntime } from '../src/kernels/runtime.ts';
 import { round, timeAsync, type SuiteContext, type SuiteResult } from './harness.ts';
 

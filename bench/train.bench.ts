@@ -13,7 +13,7 @@
  */
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getRuntime, type Runtime } from '../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import { GpuProfiler } from '../src/kernels/profiler.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var } from '../src/autograd/variable.ts';
@@ -24,49 +24,11 @@ import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { taskLoss, uploadBatch, type Batch } from '../src/train/batch.ts';
-import { Rng } from '../src/util/rng.ts';
 import { round, type BenchRow, type SuiteContext, type SuiteResult } from './harness.ts';
 import { blasLabel, num, runTorchPeer } from './mlp.bench.ts';
+import { syntheticBatch, torchConfig } from './workloads.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-/** B rows of T+1 points of a standardised random walk: inputs s[0..T), labels s[1..T], mask 1. */
-function syntheticBatch(B: number, T: number, seed: number): Batch {
-  const rng = new Rng(seed);
-  const inputs = new Float32Array(B * T);
-  const labels = new Float32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    const s = new Float64Array(T + 1);
-    for (let t = 1; t <= T; t++) s[t] = s[t - 1]! + rng.normal();
-    const mean = s.reduce((a, v) => a + v, 0) / s.length;
-    const std = Math.sqrt(s.reduce((a, v) => a + (v - mean) ** 2, 0) / s.length) || 1;
-    for (let t = 0; t < T; t++) {
-      inputs[b * T + t] = (s[t]! - mean) / std;
-      labels[b * T + t] = (s[t + 1]! - mean) / std;
-    }
-  }
-  return { inputs, labels, mask: new Float32Array(B * T).fill(1), B, T };
-}
-
-/** The TimeMoeRef config dict of our model config (scripts/golden/timemoe_ref.py keys). */
-function torchConfig(cfg: TrainConfig): string {
-  const m = cfg.model;
-  return JSON.stringify({
-    hidden: m.hidden,
-    layers: m.layers,
-    heads: m.heads,
-    experts: m.experts,
-    top_k: m.topK,
-    moe_intermediate: m.moeIntermediate,
-    shared_intermediate: m.sharedIntermediate,
-    horizons: m.horizons,
-    rope_theta: m.ropeTheta,
-    rms_eps: m.rmsEps,
-    aux_factor: cfg.loss.auxFactor,
-    z_coef: cfg.loss.zCoef,
-    huber_delta: cfg.loss.huberDelta,
-  });
-}
 
 interface Case {
   name: string;
@@ -115,7 +77,7 @@ class OurEngine {
   readonly batch: Batch;
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: DawnRuntime,
     readonly c: Case,
   ) {
     this.model = new TimeMoeModel(rt, c.cfg.model, c.cfg.seed);
@@ -164,7 +126,7 @@ class OurEngine {
   }
 }
 
-async function profileStep(rt: Runtime, eng: OurEngine): Promise<{ rows: BenchRow[]; note: string }> {
+async function profileStep(rt: DawnRuntime, eng: OurEngine): Promise<{ rows: BenchRow[]; note: string }> {
   const prof = new GpuProfiler(rt);
   if (!prof.supported) return { rows: [], note: 'no timestamp-query feature: no per-op profile' };
   prof.resume();
@@ -178,7 +140,7 @@ async function profileStep(rt: Runtime, eng: OurEngine): Promise<{ rows: BenchRo
   return { rows, note };
 }
 
-async function runOurs(rt: Runtime, eng: OurEngine, steps: number): Promise<number[]> {
+async function runOurs(rt: DawnRuntime, eng: OurEngine, steps: number): Promise<number[]> {
   const ms: number[] = [];
   for (let i = 0; i < steps; i++) ms.push((await eng.step()).ms);
   return ms;
@@ -196,7 +158,7 @@ interface TorchResult {
   blas: string;
 }
 
-async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<{ ours: OurResult; torch: TorchResult[] }> {
+async function runCase(rt: DawnRuntime, c: Case, log: (m: string) => void): Promise<{ ours: OurResult; torch: TorchResult[] }> {
   const eng = new OurEngine(rt, c);
   const d0 = rt.recorder.dispatches;
   const first = await eng.step(); // compiles the pipelines
@@ -221,7 +183,7 @@ async function runCase(rt: Runtime, c: Case, log: (m: string) => void): Promise<
       t.fwdBwdMs.push(num(p.data.fwd_bwd_ms)!);
       t.params = num(p.data.params);
       t.version = String(p.data.torch);
-      t.blas = blasLabel(p.data.blas_gflops);
+      t.blas = blasLabel(p.data.blas_gflops, p.data.blas_note);
     }
     const min = (a: number[]) => (a.length ? Math.min(...a).toFixed(0) : '-');
     log(`${c.name} round ${r + 1}/${c.rounds}: ours best ${min(ms)} ms, torch-1t ${min(torch[0]?.ms ?? [])}, torch-2t ${min(torch[1]?.ms ?? [])}`);
@@ -261,7 +223,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const cfg50 = loadConfig(join(ROOT, 'small-moe.json'), ['model.preset=timemoe-50m', `data.contextLength=${T50}`, `schedule.microBatch=${B50}`]);
   const cases: Case[] = [
     { name: 'small-moe', cfg: smallCfg, B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: true },
-    ...(rt.gpu.features.f16
+    ...(rt.caps.f16
       ? [{ name: 'small-moe f16', cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']), B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: false, torch: false }]
       : []),
     { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: ctx.quick ? 1 : 2, rounds: 1, profile: !ctx.quick },

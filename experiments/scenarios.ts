@@ -1,5 +1,5 @@
 /**
- * The collapse experiments (DESIGN §7): each scenario is a failing run and its fix, run through the
+ * The collapse experiments (docs/DESIGN.md §7): each scenario is a failing run and its fix, run through the
  * real CLI with one config and `--set` overrides. A scenario says how to run (sets per mode), what
  * to chart, how to measure its outcome from the metrics, and how to explain it; every number in a
  * report's text comes from `outcome`, never from a constant.
@@ -27,6 +27,8 @@ export interface Variant {
   slug: string;
   label: string;
   sets: readonly string[];
+  /** A failure variant whose run is expected to end "diverged" (train.js exit 3, src/train/exit-codes.ts). */
+  diverges?: true;
 }
 
 /** Per-layer Switch loss by step, and classification accuracy by validation step. */
@@ -207,7 +209,7 @@ export const routerInit: Scenario<RouterInitOutcome> = {
     { slug: 'router-std-1.0', label: 'router std 1.0 (failure)', sets: ['model.init.routerStd=1.0'] },
     { slug: 'router-std-0.006', label: 'router std 0.006 (fix)', sets: ['model.init.routerStd=0.006'] },
   ],
-  intro: `small-moe (d = 64, 2 layers, 4 experts, top-2) on sensor-temperature, pooled aux loss 0.02 from step 0 (no warm-up), seed ${ROUTING_SEED} for both; only the router weights' init std differs (DESIGN §7.1). Collapse shows as router entropy far below ln 4 = 1.386 and a largest expert share near 0.5 (= one expert among the 2 picks of every token).`,
+  intro: `small-moe (d = 64, 2 layers, 4 experts, top-2) on sensor-temperature, pooled aux loss 0.02 from step 0 (no warm-up), seed ${ROUTING_SEED} for both; only the router weights' init std differs (docs/DESIGN.md §7.1). Collapse shows as router entropy far below ln 4 = 1.386 and a largest expert share near 0.5 (= one expert among the 2 picks of every token).`,
   charts: (metrics) => [lossChart, ...routingCharts(metrics), auxChart, gradNormChart],
   outcome: (runs) => {
     const one = (slug: string) => {
@@ -268,7 +270,7 @@ export const auxLoss: Scenario<AuxLossOutcome> = {
     { slug: 'aux-strong', label: `aux ${STRONG_AUX} from step 0 (failure)`, sets: [`loss.auxFactor=${STRONG_AUX}`, 'loss.auxWarmupSteps=0'] },
     { slug: 'aux-warmed', label: 'aux 0.02 warmed up (fix)', sets: ['loss.auxFactor=0.02'] },
   ],
-  intro: `small-moe on sensor-temperature with the router std 0.006 default and the pooled HF/Time-MoE aux loss (balanced = k = 2); the same seed. The shared expert is turned off (\`model.sharedIntermediate=0\`) so the routed experts are the whole FFN and routing matters: with small-moe's shared expert (256 wide, twice a routed expert) the three settings ended close together in validation main loss in a trial run (experiments/README.md). Three settings of the aux factor: 0 (off), ${STRONG_AUX} from step 0, and 0.02 ramped from 0 over the first ${AUX_WARMUP.full} steps (${AUX_WARMUP.fast} in the fast version; DESIGN §7.2). The main loss (Huber, without the aux term) is what the model is for; the aux term is a constraint on routing.`,
+  intro: `small-moe on sensor-temperature with the router std 0.006 default and the pooled HF/Time-MoE aux loss (balanced = k = 2); the same seed. The shared expert is turned off (\`model.sharedIntermediate=0\`) so the routed experts are the whole FFN and routing matters: with small-moe's shared expert (256 wide, twice a routed expert) the three settings ended close together in validation main loss in a trial run (experiments/README.md). Three settings of the aux factor: 0 (off), ${STRONG_AUX} from step 0, and 0.02 ramped from 0 over the first ${AUX_WARMUP.full} steps (${AUX_WARMUP.fast} in the fast version; docs/DESIGN.md §7.2). The main loss (Huber, without the aux term) is what the model is for; the aux term is a constraint on routing.`,
   charts: (metrics) => [mainLossChart, ...routingCharts(metrics), auxChart, scheduleChart, gradNormChart, clippedFractionChart],
   outcome: (runs) => {
     const one = (slug: AuxSlug) => {
@@ -327,7 +329,7 @@ export const headInit: Scenario<HeadInitOutcome> = {
     { slug: 'head-std-1.0', label: 'head std 1.0 (failure)', sets: ['model.init.headStd=1.0'] },
     { slug: 'head-std-0.02', label: 'head std 0.02 (fix)', sets: ['model.init.headStd=0.02'] },
   ],
-  intro: `small-moe as a classifier (mean-pool → Linear(64 → ${CLASSES})) on synthetic-classes, ${CLASSES} classes × 2 series, context 32, clip 1.0; the same seed. Only the head's init std differs (DESIGN §7.3). A head that knows nothing should start at the cross-entropy of a uniform guess, ln ${CLASSES} = ${f(Math.log(CLASSES))}.`,
+  intro: `small-moe as a classifier (mean-pool → Linear(64 → ${CLASSES})) on synthetic-classes, ${CLASSES} classes × 2 series, context 32, clip 1.0; the same seed. Only the head's init std differs (docs/DESIGN.md §7.3). A head that knows nothing should start at the cross-entropy of a uniform guess, ln ${CLASSES} = ${f(Math.log(CLASSES))}.`,
   charts: () => [lossChart, gradNormChart, clippedFractionChart, accuracyChart],
   summary: (m) => {
     const acc = [...extrasOf(m).accuracy];
@@ -382,7 +384,7 @@ export interface NanOutcome {
 const nanInject = (step: number) => `stability.injectNan={"step":${step},"layer":1,"site":"router_logits"}`;
 const NAN_STEP: Record<Mode, number> = { full: 20, fast: 3 };
 
-/** A logger that filters non-finite losses to 0.0 (and passes the grad norm through): the view DESIGN §7.4 warns about. */
+/** A logger that filters non-finite losses to 0.0 (and passes the grad norm through): the view docs/DESIGN.md §7.4 warns about. */
 export function naiveLoggerView(m: RunMetrics): object[] {
   const zero = (v: number) => (Number.isFinite(v) ? v : 0);
   return [
@@ -400,11 +402,11 @@ export const nanScenario: Scenario<NanOutcome> = {
     fast: ['schedule.steps=6', 'schedule.warmupSteps=1', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2', nanInject(NAN_STEP.fast)],
   },
   variants: [
-    { slug: 'guards-off', label: 'guards off (failure)', sets: ['stability.guards=false'] },
+    { slug: 'guards-off', label: 'guards off (failure)', sets: ['stability.guards=false'], diverges: true },
     { slug: 'guards-on', label: 'guards on (fix)', sets: ['stability.guards=true'] },
   ],
   intro:
-    'small-moe on sensor-temperature; at one step NaN is written into layer 1\'s router logits (`stability.injectNan`, like an f16 overflow in one layer), once, then the data is clean again (DESIGN §7.4). Three views: the unguarded run as a logger that filters NaN to 0.0 would print it ("guards off, NaN-filtering logger", computed here from the unguarded metrics), the unguarded run\'s true metrics, and the guarded run.',
+    'small-moe on sensor-temperature; at one step NaN is written into layer 1\'s router logits (`stability.injectNan`, like an f16 overflow in one layer), once, then the data is clean again (docs/DESIGN.md §7.4). Three views: the unguarded run as a logger that filters NaN to 0.0 would print it ("guards off, NaN-filtering logger", computed here from the unguarded metrics), the unguarded run\'s true metrics, and the guarded run.',
   charts: () => [lossChart, gradNormChart],
   reportRuns: (runs, writeDerived) => {
     const off = runOf(runs, 'guards-off');
@@ -481,7 +483,7 @@ export const pooledVsPerLayer: Scenario<PooledOutcome> = {
     fast: [`seed=${ROUTING_SEED}`, 'schedule.steps=20', 'schedule.warmupSteps=3', 'schedule.microBatch=8', 'logging.validEvery=0', 'logging.validBatches=2'],
   },
   variants: [{ slug: 'router-std-1.0', label: 'router std 1.0, pooled aux 0.02', sets: ['model.init.routerStd=1.0', 'loss.auxFactor=0.02', 'loss.auxConvention=pooled'] }],
-  intro: `The router-init failure run (router std 1.0, pooled aux 0.02 from step 0, seed ${ROUTING_SEED}), read two ways. The complementary collapse depends on the seed: seed ${ROUTING_SEED} was picked from a 3-step scan of seeds 0-3 because its layers settle on different experts from step 2 (with seed 0 it appeared only around step 150). The HF / Time-MoE aux loss pools the router outputs of all layers before computing f·P, so its balanced value is k = 2; the Switch loss computed per layer has balanced value 1 (DESIGN §6). When the layers collapse onto different experts the pooled counts look even although each layer uses two experts.`,
+  intro: `The router-init failure run (router std 1.0, pooled aux 0.02 from step 0, seed ${ROUTING_SEED}), read two ways. The complementary collapse depends on the seed: seed ${ROUTING_SEED} was picked from a 3-step scan of seeds 0-3 because its layers settle on different experts from step 2 (with seed 0 it appeared only around step 150). The HF / Time-MoE aux loss pools the router outputs of all layers before computing f·P, so its balanced value is k = 2; the Switch loss computed per layer has balanced value 1 (docs/DESIGN.md §6). When the layers collapse onto different experts the pooled counts look even although each layer uses two experts.`,
   charts: (metrics) => [pooledVsPerLayerChart, ...routingCharts(metrics)],
   summary: switchRows,
   outcome: (runs) => {

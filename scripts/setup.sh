@@ -2,7 +2,7 @@
 # Idempotent machine setup: node modules, and a Vulkan driver (Mesa lavapipe) when
 # no WebGPU adapter can be found. A no-op on a machine that already has both.
 # Why lavapipe from bookworm-backports: Debian bookworm's Mesa 22.3 lacks Vulkan
-# features Dawn requires; Mesa 25 from backports works (see shared/DESIGN.md §3).
+# features Dawn requires; Mesa 25 from backports works (see docs/DESIGN.md §3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"

@@ -7,9 +7,11 @@
 //   slot COEF         body of fn clip_coef() -> f32
 //   slot SKIP         body of fn skip_step() -> bool (true: leave p, m, v untouched)
 //   slots STEP_SIZE, BC2  lr/(1-b1^t) and sqrt(1-b2^t): uniforms from the host, or read from a
-//                     GPU buffer when the step count lives on the GPU (train_state.wgsl)
+//                     GPU buffer when the step count lives on the GPU (train-state.wgsl)
 // entry `clip_coef`: [norm, coef, clipped fraction, non-finite flag, coef/scale] from the sum of
 // squares of loss-scaled gradients (invScale = 1/scale; 1 without loss scaling).
+// #include "grid"
+
 struct Params {
   count: u32,
   clipIndex: u32,
@@ -41,7 +43,7 @@ fn skip_step() -> bool {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = folded_index(gid, nwg, 256u);
   if (i >= u.count || skip_step()) { return; }
   let gi = g[i] * clip_coef();
   let pi = p[i] * u.decay;

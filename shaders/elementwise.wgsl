@@ -11,6 +11,8 @@
 // slot BIDX is that index expression, simplified by the host for those common cases: integer
 // division has no SIMD instruction on CPUs, so lavapipe pays dearly for it per element.
 {{ENABLE}}
+// #include "grid"
+
 struct Params {
   count: u32,   // elements of out
   mn: u32,      // m * n of the broadcast view
@@ -45,7 +47,7 @@ fn op(x: f32, i: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = folded_index(gid, nwg, 256u);
   if (i >= u.count) { return; }
   out[i] = {{TO}}(op(f32(a[i]), i));
 }

@@ -8,7 +8,9 @@
 //   ce_backward     d_logits = gout * (softmax - onehot) / count
 // Sums are two-pass and deterministic (fixed order), no float atomics.
 
-const WG: u32 = 256u;   // threads of the reduction / elementwise kernels
+// #include "grid"
+
+override WG: u32;   // threads of the reduction / elementwise kernels: loss.ts WG
 const F32_LOWEST: f32 = -3.4028234e38;
 
 // ---------------------------------------------------------------- Huber, forward pass 1
@@ -66,9 +68,6 @@ fn finalize(@builtin(local_invocation_id) lid3: vec3<u32>) {
 }
 
 // Flattened index of a 2-D-folded elementwise grid (at most 65535 workgroups per dimension).
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
 
 // ---------------------------------------------------------------- Huber backward
 @group(0) @binding(0) var<storage, read> hb_pred: array<f32>;
@@ -81,7 +80,7 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 @compute @workgroup_size(WG)
 fn huber_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= hb.n) { return; }
   let m = hb_mask[i];
   let c = hb_count[0];
@@ -104,7 +103,7 @@ struct HorizonParams { n: u32, t: u32, h: u32, _p0: u32 }
 
 @compute @workgroup_size(WG)
 fn horizon_targets(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= hz.n) { return; }
   let j = i % hz.h;
   let bt = i / hz.h;
@@ -134,7 +133,7 @@ struct CeParams { n: u32, c: u32, ignore_index: i32, nan_bits: u32 }
 // few long rows.
 @compute @workgroup_size(WG)
 fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flat_index(gid, nwg);
+  let row = folded_index(gid, nwg, WG);
   if (row >= ce.n) { return; }
   let base = row * ce.c;
   var m = F32_LOWEST;
@@ -167,7 +166,7 @@ fn ce_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(WG)
 fn ce_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= cb.n * cb.c) { return; }
   let row = i / cb.c;
   let j = i % cb.c;

@@ -14,6 +14,8 @@
 // chunk g - first[k] of that tensor and writes partials[outBase + g].
 //   slot MANY_DECLS the tensors' bindings 1..K, slot MANY_CASES one switch case per tensor
 {{ENABLE}}
+// #include "grid"
+
 override TI: u32 = 1u;
 const WG: u32 = 256u;
 
@@ -92,7 +94,7 @@ fn axis(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // per barrier per workgroup). With chunks > 1 a further pass sums the chunks.
 @compute @workgroup_size(256)
 fn axis_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let k = gid.x + gid.y * nwg.x * WG;
+  let k = folded_index(gid, nwg, WG);
   if (k >= u.outer * u.chunks * u.inner) { return; }
   let i = k % u.inner;
   let c = (k / u.inner) % u.chunks;

@@ -12,6 +12,8 @@
 // narrow with {{TX}}(...) (identities when the storage is f32).
 {{ENABLES}}
 
+// #include "grid"
+
 struct Params {
   N: u32,        // rows
   d: u32,        // row length
@@ -122,7 +124,7 @@ fn dw_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
 // ---- one invocation per row (same bindings as forward / backward_dx)
 @compute @workgroup_size(WG)
 fn forward_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = gid.x + gid.y * nwg.x * WG;
+  let row = folded_index(gid, nwg, WG);
   if (row >= u.N) { return; }
   let o = row * u.d;
   var ss = 0.0;
@@ -139,7 +141,7 @@ fn forward_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 
 @compute @workgroup_size(WG)
 fn backward_dx_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = gid.x + gid.y * nwg.x * WG;
+  let row = folded_index(gid, nwg, WG);
   if (row >= u.N) { return; }
   let o = row * u.d;
   var s = 0.0;

@@ -8,6 +8,8 @@
 // Storage type {{T}} (f32 or f16) for x and y; the table and all math are f32.
 {{ENABLES}}
 
+// #include "grid"
+
 struct Params {
   pairs: u32,   // B*T*H*hd/2
   T: u32,
@@ -26,7 +28,7 @@ const WG: u32 = {{WG}}u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = gid.x + gid.y * nwg.x * WG;
+  let p = folded_index(gid, nwg, WG);
   if (p >= u.pairs) { return; }
   let i = p % u.half;
   let hv = p / u.half;          // (b*T + t)*H + h

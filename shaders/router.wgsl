@@ -6,6 +6,8 @@
 // (when 0.0 the buffer is unreferenced and so absent from the auto layout).
 // Overrides: RENORM (weights renormalised to sum 1 over the k picks).
 
+// #include "grid"
+
 override RENORM: bool = false;
 
 struct Params { n: u32, e: u32, k: u32, chunk: u32 } // chunk: tokens per forward_counts invocation
@@ -16,9 +18,6 @@ struct Params { n: u32, e: u32, k: u32, chunk: u32 } // chunk: tokens per forwar
 @group(0) @binding(2) var<storage, read_write> idx: array<u32>;    // [N, k]
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>; // [N, k]
 
-fn token_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * 64u;
-}
 
 // Softmax and top-k of token t: writes its probs, idx and weights rows and returns the picked
 // set as a 64-bit mask (x: experts 0..31, y: experts 32..63).
@@ -61,7 +60,7 @@ fn route(t: u32) -> vec2<u32> {
 
 @compute @workgroup_size(64)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = token_id(gid, nwg);
+  let t = folded_index(gid, nwg, 64u);
   if (t >= u.n) { return; }
   route(t);
 }
@@ -76,11 +75,11 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @group(0) @binding(4) var<storage, read_write> chunk_counts: array<u32>; // [E, chunks4]
 
 // Tens to hundreds of chunks: small workgroups spread them over more cores.
-const CHUNK_WG: u32 = 8u; // matches CHUNK_WG in router.ts
+override CHUNK_WG: u32; // invocations per forward_counts workgroup: router.ts CHUNK_WG
 
 @compute @workgroup_size(CHUNK_WG)
 fn forward_counts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = gid.x + gid.y * nwg.x * CHUNK_WG;
+  let c = folded_index(gid, nwg, CHUNK_WG);
   let chunks = (u.n + u.chunk - 1u) / u.chunk;
   let chunks4 = (chunks + 3u) & ~3u;
   if (c >= chunks4) { return; }
@@ -121,7 +120,7 @@ fn picked_grad(t: u32, j: u32, S: f32, dot_dw_w: f32) -> f32 {
 
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = token_id(gid, nwg);
+  let t = folded_index(gid, nwg, 64u);
   if (t >= u.n) { return; }
   let E = u.e;
   let K = u.k;

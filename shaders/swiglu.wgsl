@@ -4,15 +4,14 @@
 // Storage type {{T}} (f32 or f16); the math is always f32.
 {{ENABLES}}
 
-const WG: u32 = 256u;
+// #include "grid"
+
+override WG: u32; // swiglu.ts WG
 
 struct Params { n: u32, h: u32, _p0: u32, _p1: u32 } // n = R*H elements of h; h = H
 @group(1) @binding(0) var<uniform> p: Params;
 
 // Flattened index of a 2-D-folded grid (at most 65535 workgroups per dimension).
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
 
 // sigmoid without overflow: exp only sees -|x|, so s(-100) = 0 and s(100) = 1 exactly, never NaN.
 fn sigmoid(x: f32) -> f32 {
@@ -40,7 +39,7 @@ fn gate_index(i: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= p.n) { return; }
   let g = f32(f_g[i]);
   f_h[i] = {{T}}(g * sigmoid(g) * f32(f_u[i]));
@@ -54,7 +53,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(WG)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= p.n) { return; }
   let sg = silu_and_grad(f32(b_g[i]));
   let dh = f32(b_dh[i]);
@@ -68,7 +67,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 
 @compute @workgroup_size(WG)
 fn forward_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= p.n) { return; }
   let k = gate_index(i);
   let g = f32(ff_gu[k]);
@@ -81,7 +80,7 @@ fn forward_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 
 @compute @workgroup_size(WG)
 fn backward_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+  let i = folded_index(gid, nwg, WG);
   if (i >= p.n) { return; }
   let k = gate_index(i);
   let sg = silu_and_grad(f32(bf_gu[k]));

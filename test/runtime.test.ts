@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import type { Runtime } from '../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../src/kernels/runtime.ts';
 import { sizeClass } from '../src/kernels/buffer-pool.ts';
 import { specialize } from '../src/kernels/shader-loader.ts';
 import { GpuError } from '../src/kernels/errors.ts';
@@ -8,14 +8,14 @@ import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { testRuntime } from './reference/gpu.ts';
 import { Rng, freshSeed } from './reference/rng.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
 
 describe('device', () => {
   it('acquires an adapter with the engine limits', () => {
-    expect(rt.gpu.adapter.description + rt.gpu.adapter.device + rt.gpu.adapter.vendor).not.toBe('');
+    expect(rt.caps.adapter.description + rt.caps.adapter.device + rt.caps.adapter.vendor).not.toBe('');
     // The default WebGPU limit is 128 MiB / 8 buffers; we request what the adapter has.
     expect(rt.device.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(8);
     expect(rt.device.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
@@ -103,17 +103,28 @@ describe('errors', () => {
     await expect(rt.sync()).rejects.toThrow(/test\/broken/);
   });
 
-  it('turns a bad binding into an exception naming the kernel', async () => {
+  it('binds buffers and writes uniforms by name: a name the shader lacks throws at once, naming the kernel', () => {
     const k = rt.kernel({ shader: 'fill' });
     const t = rt.upload([1, 2, 3], [3]);
-    // fill declares one storage buffer; binding a second one is a validation error.
-    rt.dispatch(k, [t, t], [1], new Uint32Array([0, 3, 0, 0]));
+    expect(() => rt.dispatch(k, { dest: t }, [1], { bits: 0, words: 3 })).toThrow(/kernel fill:main: no storage binding named dest \(bindings: dst\)/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0 })).toThrow(/uniform words of struct Params was not given/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0, words: 3, count: 1 })).toThrow(/uniform count is not a field of struct Params \(fields: bits, words, _p0, _p1\)/);
+    expect(() => rt.dispatch(k, { dst: t }, [1])).toThrow(/declares uniform params \(struct Params\) but none were given/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: -1, words: 3 })).toThrow(/bits = -1 is not a u32/);
+    t.dispose();
+  });
+
+  it('turns a buffer bound to a binding the entry point does not use into an exception naming the kernel', async () => {
+    // softmax's forward declares b (the backward's dy) but does not read it: a validation error.
+    const k = rt.kernel({ shader: 'softmax', entry: 'forward', constants: { LPR: 1, LOG: 0 } });
+    const t = rt.upload([1, 2, 3], [3]);
+    rt.dispatch(k, { out: t, a: t, b: t }, [1], { rows: 1, cols: 3 });
     const err = await rt.sync().then(
       () => null,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(GpuError);
-    expect((err as GpuError).message).toMatch(/fill/);
+    expect((err as GpuError).message).toMatch(/softmax:forward/);
     t.dispose();
   });
 });
@@ -173,7 +184,7 @@ describe('buffer pool', () => {
     expect(cache.misses, 'a repeated recording builds no new bind group').toBe(misses2);
     expect(misses2).toBeGreaterThan(misses - 1);
     a.dispose();
-    await rt.pool.trim(rt.device.queue); // destroys the free buffers, `a`'s among them
+    await rt.trim(); // destroys the free buffers, `a`'s among them
     const b = rt.empty([1000]); // a new buffer: a cached group for the old one must not be used
     rt.fill(b, 7);
     expect(Array.from((await b.readF32()).subarray(0, 2))).toEqual([7, 7]);
@@ -182,7 +193,7 @@ describe('buffer pool', () => {
 
   it('throws on double release', () => {
     const t = rt.empty([4]);
-    rt.pool.release(t.buffer);
-    expect(() => rt.pool.release(t.buffer)).toThrow(/released twice/);
+    rt.releaseBuffer(t.buffer);
+    expect(() => rt.releaseBuffer(t.buffer)).toThrow(/released twice/);
   });
 });

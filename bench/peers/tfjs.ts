@@ -2,7 +2,7 @@
  * The peer: tfjs-backend-webgpu's tf.matMul on the same Dawn instance as our runtime.
  * tfjs-backend-webgpu registers itself only if navigator.gpu exists at import time, so the
  * Dawn globals (installed by our runtime) and globalThis.navigator are set up first and the
- * packages are imported dynamically (DESIGN.md §3). `await t.data()` is the sync point
+ * packages are imported dynamically (docs/DESIGN.md §3). `await t.data()` is the sync point
  * (dataSync needs OffscreenCanvas).
  */
 import type { Timing } from '../harness.ts';

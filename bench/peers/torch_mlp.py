@@ -10,6 +10,7 @@ import json
 import sys
 import time
 
+import peer_common
 from peer_common import blas_gflops, load_torch
 
 
@@ -62,6 +63,7 @@ def main() -> None:
             "samples": a.samples,
             "ms_samples": per,
             "torch": torch.__version__,
+            "blas_note": peer_common.BLAS_NOTE,
             "blas_gflops": blas_gflops(torch),
             "loss0": loss0,
             "loss_last": float(last),

@@ -8,7 +8,10 @@ Weight decay on weights only (not norms / biases), as src/optim/adamw.ts.
 
 Prints one JSON object: {"threads", "ms_samples" (ms per step, one per timed step),
 "ms_best", "ms_median", "fwd_ms", "fwd_bwd_ms", "tokens", "params", "torch", "loss"}.
-Run with Debian's /usr/bin/python3 (python3-torch 1.13 + OpenBLAS).
+Run with Debian's /usr/bin/python3 (python3-torch 1.13 + OpenBLAS) on the CPU, or with
+--device cuda on a GPU machine (bench/gpu/check.sh): the same model moved to CUDA, fp32 with TF32
+off (a true f32 peer of our f32 kernels), experts looped as in Time-MoE, and the device
+synchronised before each step's clock is read.
 """
 import argparse
 import json
@@ -19,6 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "golden"))
 
+import peer_common
 from peer_common import blas_gflops, load_torch  # noqa: E402 (after the path set-up)
 
 
@@ -33,13 +37,20 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
 
     torch = load_torch(a.threads)
     from timemoe_ref import TimeMoeRef, loss_terms
 
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
     cfg = json.loads(a.config)
-    model = TimeMoeRef(cfg)
+    model = TimeMoeRef(cfg, device=dev)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -48,7 +59,7 @@ def main() -> None:
         betas=(0.9, 0.95),
         eps=1e-8,
     )
-    series = torch.randn(a.batch, a.context + 1)
+    series = torch.randn(a.batch, a.context + 1, device=dev)
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -64,16 +75,20 @@ def main() -> None:
     per = []
     loss = None
     for _ in range(a.steps):
+        sync()
         t0 = time.perf_counter()
         loss = step()
+        sync()
         per.append((time.perf_counter() - t0) * 1000)
 
     # Breakdown (best of a few): forward + loss only, and forward + backward.
     def best_of(fn, n):
         ts = []
         for _ in range(n):
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()
             ts.append((time.perf_counter() - t0) * 1000)
         return min(ts)
 
@@ -100,7 +115,9 @@ def main() -> None:
             "tokens": a.batch * a.context,
             "params": sum(p.numel() for p in model.parameters()),
             "torch": torch.__version__,
-            "blas_gflops": blas_gflops(torch),
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "blas_note": peer_common.BLAS_NOTE,
+            "blas_gflops": blas_gflops(torch, dev),
             "loss": loss,
         },
         sys.stdout,

@@ -2,7 +2,7 @@
 
 No `transformers` dependency. The module tree and state-dict names mirror
 Hugging Face's Time-MoE (TimeMoeForPrediction), so `state_dict()` keys are
-exactly the names the TypeScript engine uses (DESIGN.md section 5).
+exactly the names the TypeScript engine uses (docs/DESIGN.md §5).
 
 Semantics (the contract the golden fixture pins down):
   * embedding  h = silu(x * gate_w) * (x * emb_w)                 (input_size 1)

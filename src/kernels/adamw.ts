@@ -52,22 +52,23 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
   if (!(step >= 1) || !Number.isInteger(step)) throw new Error(`adamw: step must be an integer >= 1, got ${step}`);
   const rt = p.rt;
   const decls: string[] = [];
-  const bindings: Tensor[] = [p, g, m, v];
+  const bindings: Record<string, Tensor> = { p, g, m, v };
+  let slot = 4;
   let coef = 'return 1.0;';
   let skip = 'return false;';
   const clipIndex = gpu.clipIndex ?? 0;
   const skipIndex = gpu.skipIndex ?? 0;
   if (gpu.clip) {
     if (gpu.clip.dtype !== 'f32' || clipIndex >= gpu.clip.size) throw new Error(`adamw: clip ${gpu.clip} has no f32 element ${clipIndex}`);
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> clip: array<f32>;`);
-    bindings.push(gpu.clip);
+    decls.push(`@group(0) @binding(${slot++}) var<storage, read> clip: array<f32>;`);
+    bindings.clip = gpu.clip;
     coef = 'return clip[u.clipIndex];';
   }
   if (gpu.skip) {
     const ty = gpu.skip.dtype;
     if ((ty !== 'f32' && ty !== 'u32') || skipIndex >= gpu.skip.size) throw new Error(`adamw: skip ${gpu.skip} has no f32/u32 element ${skipIndex}`);
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> skip: array<${ty}>;`);
-    bindings.push(gpu.skip);
+    decls.push(`@group(0) @binding(${slot++}) var<storage, read> skip: array<${ty}>;`);
+    bindings.skip = gpu.skip;
     // Read the flag's bits so NaN counts as "skip" whatever the compiler assumes about NaN.
     skip = ty === 'u32' ? 'return skip[u.skipIndex] != 0u;' : 'return (bitcast<u32>(skip[u.skipIndex]) & 0x7fffffffu) != 0u;';
   }
@@ -75,19 +76,27 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
   let bc2 = 'u.bc2sqrt';
   if (gpu.scalars) {
     if (gpu.scalars.dtype !== 'f32' || gpu.scalars.size !== 2) throw new Error(`adamw: scalars ${gpu.scalars} must be f32 [2]`);
-    decls.push(`@group(0) @binding(${bindings.length}) var<storage, read> scal: array<f32>;`);
-    bindings.push(gpu.scalars);
+    decls.push(`@group(0) @binding(${slot++}) var<storage, read> scal: array<f32>;`);
+    bindings.scal = gpu.scalars;
     stepSize = 'scal[0]';
     bc2 = 'scal[1]';
   }
   const kernel = rt.kernel({ shader: 'adamw', params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip, STEP_SIZE: stepSize, BC2: bc2, INV_SCALE: 'uc.invScale' } });
-  const buf = new ArrayBuffer(48);
-  const u32 = new Uint32Array(buf);
-  const f32 = new Float32Array(buf);
-  u32.set([p.size, clipIndex, skipIndex, 0]);
+
   // Host-side float64 scalars, rounded once to f32.
-  f32.set([1 - lr * wd, b1, b2, eps, lr / (1 - b1 ** step), Math.sqrt(1 - b2 ** step), 1 - b1, 1 - b2], 4);
-  rt.dispatch(kernel, bindings, grid1d(Math.ceil(p.size / 256)), u32);
+  rt.dispatch(kernel, bindings, grid1d(Math.ceil(p.size / 256)), {
+    count: p.size,
+    clipIndex,
+    skipIndex,
+    decay: 1 - lr * wd,
+    _b1: b1,
+    b2,
+    eps,
+    stepSize: lr / (1 - b1 ** step),
+    bc2sqrt: Math.sqrt(1 - b2 ** step),
+    omb1: 1 - b1,
+    omb2: 1 - b2,
+  });
 }
 
 /**
@@ -104,11 +113,6 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1, sc
   if (!(invScale > 0) || !Number.isFinite(invScale)) throw new Error(`clipCoefficient: invScale must be a positive finite number, got ${invScale}`);
   const rt = sumSq.rt;
   const out = rt.empty([5], 'f32', 'clip coefficient');
-  const buf = new ArrayBuffer(16);
-  const f = new Float32Array(buf);
-  f[0] = maxNorm;
-  new Uint32Array(buf)[1] = 0x7fc00000;
-  f[2] = invScale;
   // With `scaleState` (train-state.ts), the scale is read on the GPU: invScale = 1 / state[1].
   const fromState = !!scaleState;
   if (scaleState && (scaleState.dtype !== 'f32' || scaleState.size < 2)) throw new Error(`clipCoefficient: scaleState ${scaleState} must be the f32 train state`);
@@ -124,6 +128,6 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1, sc
       INV_SCALE: fromState ? '(1.0 / scale_state[1])' : 'uc.invScale',
     },
   });
-  rt.dispatch(k, scaleState ? [out, sumSq, scaleState] : [out, sumSq], [1], new Uint32Array(buf));
+  rt.dispatch(k, { clip_out: out, sumsq: sumSq, ...(scaleState ? { scale_state: scaleState } : {}) }, [1], { maxNorm, nanBits: 0x7fc00000, invScale });
   return out;
 }

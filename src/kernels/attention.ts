@@ -151,14 +151,17 @@ function sameDtype(what: string, q: Tensor, others: Record<string, Tensor>): Flo
   return q.dtype as FloatDType; // check() admitted f32 and f16 only
 }
 
-function uniforms(d: AttentionDims): Uint32Array {
-  const buf = new ArrayBuffer(16);
-  const u = new Uint32Array(buf);
-  u[0] = d.T;
-  u[1] = d.H;
-  new Float32Array(buf)[2] = 1 / Math.sqrt(d.hd);
-  u[3] = d.hd / (d.hd % 4 === 0 ? 4 : 2);
-  return u;
+/**
+ * FLOPs of one causal attention product over (q, k) pairs at or below the diagonal: 2 per
+ * multiply-add of hd. The forward runs 2 such products (scores, P·V), backward_q 3 (scores, dP,
+ * dQ) and backward_kv 4 (scores, dP, dK, dV): flash-style backwards recompute the scores.
+ */
+function causalProduct(d: AttentionDims): number {
+  return 2 * d.B * d.H * ((d.T * (d.T + 1)) / 2) * d.hd;
+}
+
+function uniforms(d: AttentionDims) {
+  return { T: d.T, H: d.H, scale: 1 / Math.sqrt(d.hd), nv: d.hd / (d.hd % 4 === 0 ? 4 : 2) };
 }
 
 const templates = new Map<string, TemplateParams>();
@@ -185,7 +188,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { 
   const lse = rt.empty([d.B, d.H, d.T], 'f32', 'attention.lse');
   // dO is not bound by the forward: its slot takes q's dtype, so one template serves both.
   const kern = rt.kernel({ shader: 'attention', entry: 'forward', params: template(d, dtype, dtype) });
-  rt.dispatch(kern, [q, k, v, o, lse], grid(d), uniforms(d));
+  rt.dispatch(kern, { fq: q, fk: k, fv: v, fo: o, flse: lse }, grid(d), uniforms(d), { flops: 2 * causalProduct(d) });
   return { o, lse };
 }
 
@@ -203,10 +206,10 @@ export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o
   const u = uniforms(d);
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
-  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_q', params }), [q, k, v, o, dO, lse, dq, D], grid(d), u);
+  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_q', params }), { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, grid(d), u, { flops: 3 * causalProduct(d) });
   const dk = rt.empty(k.shape, dtype, 'attention.dk');
   const dv = rt.empty(v.shape, dtype, 'attention.dv');
-  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_kv', params }), [q, k, v, dO, lse, D, dk, dv], grid(d), u);
+  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_kv', params }), { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, grid(d), u, { flops: 4 * causalProduct(d) });
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };
 }

@@ -1,5 +1,7 @@
 /**
- * GPU buffer pool: reuse by size class and usage, with byte accounting.
+ * Buffer pool: reuse by size class and usage, with byte accounting. The same pool serves the Dawn
+ * runtime (GPU buffers) and the meta runtime (byte counts), so planned and measured bytes come
+ * from one piece of code.
  *
  * Release is deferred at the queue level rather than by fences: a released buffer is
  * only handed out again to work recorded *after* the work that used it, and WebGPU's
@@ -8,6 +10,12 @@
  * tensor upload path flushes the recorder first (see recorder.ts). Destroying buffers
  * (trim) waits for onSubmittedWorkDone, when the queue no longer uses them.
  */
+/** A runtime's buffer, as the pool and tensors see it (a GPUBuffer on Dawn, a byte count on the meta runtime). */
+export interface DeviceBuffer {
+  readonly size: number;
+  readonly usage: number;
+  readonly label: string;
+}
 
 export interface PoolStats {
   /** Bytes in buffers handed out and not yet released. */
@@ -32,9 +40,15 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-export class BufferPool {
-  private readonly free = new Map<string, GPUBuffer[]>();
-  private readonly live = new Set<GPUBuffer>();
+/** How a pool makes and destroys its buffers. */
+export interface BufferAllocator<B extends DeviceBuffer> {
+  create(size: number, usage: number, label: string): B;
+  destroy(buffer: B): void;
+}
+
+export class BufferPool<B extends DeviceBuffer = DeviceBuffer> {
+  private readonly free = new Map<string, B[]>();
+  private readonly live = new Set<B>();
   private stats: PoolStats = {
     liveBytes: 0,
     peakLiveBytes: 0,
@@ -46,16 +60,16 @@ export class BufferPool {
     acquired: 0,
   };
 
-  constructor(private readonly device: GPUDevice) {}
+  constructor(private readonly allocator: BufferAllocator<B>) {}
 
-  acquire(bytes: number, usage: GPUBufferUsageFlags, label = 'tensor'): GPUBuffer {
+  acquire(bytes: number, usage: number, label = 'tensor'): B {
     const size = sizeClass(bytes);
     const key = `${usage}:${size}`;
     let buf = this.free.get(key)?.pop();
     if (buf) {
       this.stats.freeBuffers--;
     } else {
-      buf = this.device.createBuffer({ size, usage, label });
+      buf = this.allocator.create(size, usage, label);
       this.stats.created++;
       this.stats.allocatedBytes += size;
       this.stats.peakAllocatedBytes = Math.max(this.stats.peakAllocatedBytes, this.stats.allocatedBytes);
@@ -68,7 +82,7 @@ export class BufferPool {
     return buf;
   }
 
-  release(buf: GPUBuffer): void {
+  release(buf: B): void {
     if (!this.live.delete(buf)) throw new Error(`buffer "${buf.label}" released twice or not from this pool`);
     this.stats.liveBuffers--;
     this.stats.liveBytes -= buf.size;
@@ -79,25 +93,29 @@ export class BufferPool {
     this.stats.freeBuffers++;
   }
 
-  /** Destroy every free buffer once the queue has finished all submitted work. */
   /** Called before buffers are destroyed (the recorder forgets bind groups that hold them). */
   onDestroy: (() => void) | null = null;
 
-  async trim(queue: GPUQueue): Promise<void> {
+  /** Destroy every free buffer once `idle` resolves (the queue has finished all submitted work). */
+  async trim(idle: () => Promise<void>): Promise<void> {
     const doomed = [...this.free.values()].flat();
     this.free.clear();
     this.stats.freeBuffers = 0;
-    await queue.onSubmittedWorkDone();
+    await idle();
     if (doomed.length) this.onDestroy?.();
     for (const b of doomed) {
       this.stats.allocatedBytes -= b.size;
-      b.destroy();
+      this.allocator.destroy(b);
     }
   }
 
   resetPeak(): void {
     this.stats.peakLiveBytes = this.stats.liveBytes;
     this.stats.peakAllocatedBytes = this.stats.allocatedBytes;
+  }
+
+  get liveBytes(): number {
+    return this.stats.liveBytes;
   }
 
   snapshot(): PoolStats {

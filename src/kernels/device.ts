@@ -1,30 +1,16 @@
 /**
- * Device acquisition through Dawn (npm `webgpu`). One process-wide device: Dawn's GPU
- * instance must stay referenced for the life of the process, or V8 may collect it and
- * Dawn segfaults later inside ProcessEvents (DESIGN.md §3).
+ * Device acquisition through Dawn (npm `webgpu`), and the device's capabilities (caps.ts), read
+ * once here. One process-wide device: Dawn's GPU instance must stay referenced for the life of
+ * the process, or V8 may collect it and Dawn segfaults later inside ProcessEvents
+ * (docs/DESIGN.md §3).
  */
 import { create, globals } from 'webgpu';
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
-
-export interface AdapterSummary {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  backend: string;
-}
-
-export interface DeviceFeatures {
-  f16: boolean;
-  timestampQuery: boolean;
-  subgroups: boolean;
-}
+import { LIMIT_NAMES, chooseFamily, describeFamily, type AdapterSummary, type DeviceCaps, type DeviceLimits, type KernelFamilyChoice, type SubgroupMatrixConfig } from './caps.ts';
 
 export interface GpuDevice {
   device: GPUDevice;
-  adapter: AdapterSummary;
-  features: DeviceFeatures;
-  limits: GPUSupportedLimits;
+  caps: DeviceCaps;
   /** Set when the device is lost; every later operation throws it. */
   lost: GpuError | null;
 }
@@ -39,26 +25,19 @@ export interface AcquireOptions {
    * Takes effect only if this is the process's first acquisition (the Dawn instance is shared).
    */
   preciseTimestamps?: boolean;
+  /** Kernel family: 'auto' (the adapter's own; WEBGPU_MOE_KERNELS may force one), 'cpu' or 'gpu'. */
+  kernels?: KernelFamilyChoice;
 }
+
+/** Dawn's feature name for tensor-core matmuls (VK_KHR_cooperative_matrix on Vulkan). */
+export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
 
 /** The Dawn toggle behind AcquireOptions.preciseTimestamps. */
 export const PRECISE_TIMESTAMPS_FLAG = 'disable-dawn-features=timestamp_quantization';
 
 // Limits the engine wants as large as the adapter allows: big activations and weights
 // live in single storage bindings, and kernels bind many buffers.
-const WANTED_LIMITS = [
-  'maxStorageBufferBindingSize',
-  'maxBufferSize',
-  'maxStorageBuffersPerShaderStage',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupSizeY',
-  'maxComputeWorkgroupSizeZ',
-  'maxComputeWorkgroupsPerDimension',
-  'maxBindGroups',
-  'maxUniformBufferBindingSize',
-] as const;
+const WANTED_LIMITS: readonly string[] = [...LIMIT_NAMES, 'maxBindGroups'];
 
 let dawn: GPU | null = null;
 let dawnFlags: readonly string[] = [];
@@ -80,14 +59,46 @@ function gpuInstance(flags: string[]): GPU {
   return dawn;
 }
 
-function summarize(info: GPUAdapterInfo | undefined): AdapterSummary {
-  const backend = /llvmpipe|lavapipe|swiftshader/i.test(`${info?.device} ${info?.description}`) ? 'vulkan (CPU)' : 'vulkan';
+/** Dawn's adapter info, with the fields only Dawn reports (subgroup sizes, matrix configs). */
+type DawnAdapterInfo = GPUAdapterInfo & {
+  isFallbackAdapter?: boolean;
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
+};
+
+/** A software (CPU) adapter: Dawn's fallback flag, or a known software rasteriser's name. */
+function isCpuAdapter(info: DawnAdapterInfo | undefined): boolean {
+  return !!info?.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info?.device} ${info?.description}`);
+}
+
+function summarize(info: DawnAdapterInfo | undefined): AdapterSummary {
   return {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
-    backend,
+    backend: isCpuAdapter(info) ? 'vulkan (CPU)' : 'vulkan',
+  };
+}
+
+/** The caps of an opened device: what it enabled, not what the adapter could. */
+export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, kernels: KernelFamilyChoice = 'auto'): DeviceCaps {
+  const cpuAdapter = isCpuAdapter(info);
+  const { family, forced } = chooseFamily(cpuAdapter, kernels);
+  const limits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, (device.limits as unknown as Record<string, number>)[n] ?? 0])) as unknown as DeviceLimits;
+  const subgroups = device.features.has('subgroups') ? { minSize: info?.subgroupMinSize ?? 0, maxSize: info?.subgroupMaxSize ?? 0 } : null;
+  return {
+    adapter: summarize(info),
+    cpuAdapter,
+    family,
+    familyForced: forced,
+    f16: device.features.has('shader-f16'),
+    timestampQuery: device.features.has('timestamp-query'),
+    subgroups,
+    subgroupMatrix: device.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) ? [...(info?.subgroupMatrixConfigs ?? [])] : [],
+    limits,
+    meta: false,
   };
 }
 
@@ -102,8 +113,11 @@ export function acquireDevice(options: AcquireOptions = {}): Promise<GpuDevice> 
   return current;
 }
 
+/** Extra Dawn toggles from the environment, comma-separated (e.g. enable-dawn-features=allow_unsafe_apis for experimental features). */
+export const DAWN_FLAGS_ENV = 'WEBGPU_MOE_DAWN_FLAGS';
+
 async function open(options: AcquireOptions): Promise<GpuDevice> {
-  const flags = [...(options.dawnFlags ?? [])];
+  const flags = [...(options.dawnFlags ?? []), ...(process.env[DAWN_FLAGS_ENV] ?? '').split(',').filter(Boolean)];
   if (options.preciseTimestamps && !flags.includes(PRECISE_TIMESTAMPS_FLAG)) flags.push(PRECISE_TIMESTAMPS_FLAG);
   const gpu = gpuInstance(flags);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -115,22 +129,13 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
     if (typeof v === 'number') requiredLimits[name] = v;
   }
   const requiredFeatures: GPUFeatureName[] = [];
-  for (const f of ['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]) {
+  for (const f of ['shader-f16', 'timestamp-query', 'subgroups', SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[]) {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-moe' });
-  const summary = summarize(adapter.info);
-  const gd: GpuDevice = {
-    device,
-    adapter: summary,
-    features: {
-      f16: device.features.has('shader-f16'),
-      timestampQuery: device.features.has('timestamp-query'),
-      subgroups: device.features.has('subgroups'),
-    },
-    limits: device.limits,
-    lost: null,
-  };
+  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels);
+  const summary = caps.adapter;
+  const gd: GpuDevice = { device, caps, lost: null };
   void device.lost.then((info) => {
     gd.lost = new GpuError(`WebGPU device lost (${info.reason}): ${info.message}`, 'device', 'device-lost');
     if (info.reason !== 'destroyed') console.error(`[webgpu-moe] ${gd.lost.message}`);
@@ -138,7 +143,8 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
   if (options.announce ?? true) {
     console.error(
       `[webgpu-moe] adapter: ${summary.vendor} ${summary.device || summary.description} ` +
-        `(${summary.architecture || '?'}, ${summary.backend}); f16=${gd.features.f16} timestamps=${gd.features.timestampQuery}`,
+        `(${summary.architecture || '?'}, ${summary.backend}); f16=${caps.f16} timestamps=${caps.timestampQuery} ` +
+        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}; ${describeFamily(caps)}`,
     );
   }
   return gd;

@@ -15,14 +15,15 @@
  * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
  * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
-import { floatDtype, type DType, type FloatDType, type Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import { floatDtype, type DType, type FloatDType, type Tensor, type Backend } from './tensor.ts';
 import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
+import type { DeviceCaps } from './caps.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;
-const CHUNK = 64; // tokens per (chunk, expert) invocation; must match dispatch.wgsl
+/** Tokens per (chunk, expert) invocation of the 3-pass plan (the shader's CHUNK override). */
+const CHUNK = 64;
 
 export interface DispatchOptions {
   /** Enables token dropping at capacity ceil(capacityFactor * N * k / E). Omit for dropless. */
@@ -59,7 +60,7 @@ function width(d: number): 1 | 4 {
  * A dispatch.wgsl kernel. Row kernels: row length d, storage dtypes a and b of their two row
  * buffers (see the shader), f32 math. The plan kernels use the defaults (no row buffers).
  */
-function kernel(rt: Runtime, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
+function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: FloatDType = 'f32', scale = '1.0') {
   const vec = width(d) === 4;
   const st = (t: DType) => (vec ? `vec4<${t}>` : t);
   return rt.kernel({
@@ -73,7 +74,14 @@ function kernel(rt: Runtime, entry: string, d = 1, a: FloatDType = 'f32', b: Flo
       HSUM: vec ? 'dot(acc, vec4<f32>(1.0))' : 'acc',
       ENABLES: a === 'f16' || b === 'f16' ? 'enable f16;' : '',
     },
+    // The one source of the sizes the shader and this wrapper share.
+    constants: { FUSED_WG },
   });
+}
+
+/** A dispatch-indices.wgsl kernel (the 3-pass plan from given indices). */
+function indicesKernel(rt: Backend, entry: string) {
+  return rt.kernel({ shader: 'dispatch-indices', entry, constants: { CHUNK } });
 }
 
 function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
@@ -82,7 +90,7 @@ function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): num
   return Math.ceil((opts.capacityFactor * n * k) / e);
 }
 
-function planTensors(rt: Runtime, n: number, k: number, e: number) {
+function planTensors(rt: Backend, n: number, k: number, e: number) {
   return {
     counts: rt.empty([e], 'u32', 'dispatch.counts'),
     offsets: rt.empty([e + 1], 'u32', 'dispatch.offsets'),
@@ -102,20 +110,20 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   if (!Number.isInteger(e) || e < 1 || e > MAX_EXPERTS) throw new Error(`dispatch: ${e} experts; supported 1..${MAX_EXPERTS}`);
   const capacity = capacityOf(opts, n, k, e);
   const chunks = Math.ceil(n / CHUNK);
-  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, CHUNK, 0, 0]);
+  const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: CHUNK };
 
   const chunkBase = rt.empty([chunks * e], 'u32', 'dispatch.chunk');
   const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
 
   const grid = foldedGrid(chunks * e, 64);
-  rt.dispatch(kernel(rt, 'count'), [idx, chunkBase], grid, u);
-  rt.dispatch(kernel(rt, 'scan'), [chunkBase, counts, offsets, dropped, src, rowPair], [1], u);
-  rt.dispatch(kernel(rt, 'place'), [idx, chunkBase, offsets, pos, src, rowPair], grid, u);
+  rt.dispatch(indicesKernel(rt, 'count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
+  rt.dispatch(indicesKernel(rt, 'scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
+  rt.dispatch(indicesKernel(rt, 'place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);
   chunkBase.dispose(); // queue order keeps it alive for the recorded work
   return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
 }
 
-/** Invocations per workgroup of place_fused; matches FUSED_WG in dispatch.wgsl. */
+/** Invocations per workgroup of place_fused (the shader's FUSED_WG override). */
 const FUSED_WG = 8;
 
 export interface RouteOptions extends RouterOptions, DispatchOptions {
@@ -133,22 +141,25 @@ export interface RouteAndDispatch extends RouterOutput {
 }
 
 /**
- * Tokens per chunk for routeAndDispatch. Both passes run one invocation per chunk, so chunks bound
- * their parallelism; but every place_fused invocation also reads the counts of all chunks
- * (chunks * E per invocation, chunks^2 * E in all), while walking the pairs costs N * k in all
- * whatever the chunking. 2 * sqrt(N * k / E) chunks, clamped to 16..256, keeps the quadratic
- * term at or below the linear one and gives both passes enough workgroups (8 invocations each)
- * for a few CPU cores; measured on lavapipe (bench/dispatch.bench.ts sweeps the chunk size).
+ * Tokens per chunk for routeAndDispatch: the device choice of this family (docs/DESIGN.md §9).
+ * Both passes run one invocation per chunk, so chunks bound their parallelism; but every
+ * place_fused invocation also reads the counts of all chunks (chunks * E per invocation,
+ * chunks^2 * E in all), while walking the pairs costs N * k in all whatever the chunking.
+ * 2 * sqrt(N * k / E) chunks keeps the quadratic term at or below the linear one. The CPU family
+ * clamps to 16..256 chunks (enough workgroups of 8 for a few cores; measured on lavapipe,
+ * bench/dispatch.bench.ts sweeps it); the GPU family to 64..1024, which a GPU's thousands of
+ * lanes need and its caches absorb.
  */
-export function chooseChunkTokens(n: number, e: number, k: number): number {
-  const chunks = Math.min(256, Math.max(16, Math.round(2 * Math.sqrt((n * k) / e))));
+export function chooseChunkTokens(caps: DeviceCaps, n: number, e: number, k: number): number {
+  const [lo, hi] = caps.family === 'cpu' ? [16, 256] : [64, 1024];
+  const chunks = Math.min(hi, Math.max(lo, Math.round(2 * Math.sqrt((n * k) / e))));
   return Math.max(1, Math.ceil(n / chunks));
 }
 
 /** The chunk size routeAndDispatch uses: `requested` or chooseChunkTokens, at most N. */
-export function fusedChunkTokens(n: number, e: number, k: number, requested?: number): number {
+export function fusedChunkTokens(caps: DeviceCaps, n: number, e: number, k: number, requested?: number): number {
   // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
-  return Math.min(requested ?? chooseChunkTokens(n, e, k), Math.max(n, 1));
+  return Math.min(requested ?? chooseChunkTokens(caps, n, e, k), Math.max(n, 1));
 }
 
 /**
@@ -165,14 +176,14 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   if (opts.numExperts !== undefined && opts.numExperts !== e) throw new Error(`routeAndDispatch: numExperts=${opts.numExperts} but logits ${logits} have ${e}`);
   const k = opts.k ?? 2;
   const capacity = capacityOf(opts, n, k, e); // validated before anything is recorded
-  const chunkTokens = fusedChunkTokens(n, e, k, opts.chunkTokens);
+  const chunkTokens = fusedChunkTokens(logits.rt.caps, n, e, k, opts.chunkTokens);
   const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
   const chunks = Math.ceil(n / chunkTokens);
   const plan = planTensors(rt, n, k, e);
-  const u = new Uint32Array([n, e, k, capacity ?? 0xffffffff, chunks, chunkTokens, 0, 0]);
+  const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: chunkTokens };
   rt.dispatch(
     kernel(rt, 'place_fused'),
-    [idx, chunkCounts, plan.counts, plan.offsets, plan.dropped, plan.pos, plan.src, plan.rowPair],
+    { f_idx: idx, f_chunk: chunkCounts, f_counts: plan.counts, f_offsets: plan.offsets, f_dropped: plan.dropped, f_pos: plan.pos, f_src: plan.src, f_pair: plan.rowPair },
     foldedGrid(Math.max(chunks, 1), FUSED_WG),
     u,
   );
@@ -190,8 +201,8 @@ function rowDims(t: Tensor, rows: number, what: string): number {
 }
 
 /** Row-kernel uniforms; the row length is counted in vector elements. */
-function rowParams(plan: DispatchPlan, d: number): Uint32Array {
-  return new Uint32Array([plan.n, plan.k, d / width(d), plan.e]);
+function rowParams(plan: DispatchPlan, d: number) {
+  return { n: plan.n, k: plan.k, d: d / width(d), e: plan.e };
 }
 
 /** xs [N * k, d]: row r = x[src[r]] in expert-contiguous order; rows past offsets[E] are 0. */
@@ -200,7 +211,7 @@ export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(x, plan.n, 'gatherRows x');
   const t = floatDtype(x, 'gatherRows x');
   const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
-  rt.dispatch(kernel(rt, 'gather', d, t, t), [x, plan.src, plan.offsets, xs], foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
   return xs;
 }
 
@@ -210,7 +221,7 @@ export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(dxs, plan.n * plan.k, 'gatherRowsBackward d_xs');
   const t = floatDtype(dxs, 'gatherRowsBackward d_xs');
   const dx = rt.empty([plan.n, d], t, 'dispatch.dx');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t), [dxs, plan.pos, dx], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t), { t_rows: dxs, t_pos: plan.pos, t_out: dx }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return dx;
 }
 
@@ -224,7 +235,7 @@ export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor
   const t = floatDtype(ys, 'combine ys');
   checkWeights(weights, plan);
   const y = rt.empty([plan.n, d], t, 'dispatch.y');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), [ys, plan.pos, y, weights], foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
   return y;
 }
 
@@ -241,9 +252,9 @@ export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: D
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
   const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');
-  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), [dy, weights, plan.rowPair, plan.offsets, dys], foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
+  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
   const dWeights = rt.empty([plan.n, plan.k], 'f32', 'dispatch.d_weights');
-  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), [dy, ys, plan.pos, dWeights], foldedGrid(plan.n * plan.k, 64), u);
+  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(plan.n * plan.k, 64), u);
   return { dys, dWeights };
 }
 

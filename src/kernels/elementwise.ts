@@ -3,8 +3,7 @@
  * copy and f32<->f16 casts. All go through the one template shader shaders/elementwise.wgsl;
  * each op is a WGSL body for `fn op(x: f32, i: u32) -> f32` (see the shader header).
  */
-import { floatDtype, floatStorage, type Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import { floatDtype, floatStorage, type Tensor, type Backend } from './tensor.ts';
 import { sumAxis } from './reduce.ts';
 import { grid1d } from './grid.ts';
 
@@ -70,7 +69,7 @@ function bIndexExpr(s: MapSpec): string {
   return '(i / u.mn) * u.n + i % u.n';
 }
 
-function runMap(rt: Runtime, s: MapSpec): void {
+function runMap(rt: Backend, s: MapSpec): void {
   const types = [s.out.dtype, s.a.dtype, s.b?.dtype ?? 'f32'];
   const kernel = rt.kernel({
     shader: 'elementwise',
@@ -83,16 +82,8 @@ function runMap(rt: Runtime, s: MapSpec): void {
       BIDX: bIndexExpr(s),
     },
   });
-  const buf = new ArrayBuffer(32);
-  const u32 = new Uint32Array(buf);
-  const f32 = new Float32Array(buf);
-  u32[0] = s.out.size;
-  u32[1] = Math.max(1, s.mn ?? 1);
-  u32[2] = Math.max(1, s.n ?? 1);
-  f32[4] = s.alpha ?? 0;
-  f32[5] = s.beta ?? 0;
-  const bindings = s.b ? [s.out, s.a, s.b] : [s.out, s.a];
-  rt.dispatch(kernel, bindings, grid1d(Math.ceil(s.out.size / 256)), u32);
+  const bindings: Record<string, Tensor> = s.b ? { out: s.out, a: s.a, b: s.b } : { out: s.out, a: s.a };
+  rt.dispatch(kernel, bindings, grid1d(Math.ceil(s.out.size / 256)), { count: s.out.size, mn: Math.max(1, s.mn ?? 1), n: Math.max(1, s.n ?? 1), alpha: s.alpha ?? 0, beta: s.beta ?? 0 });
 }
 
 /** y = op(x). `alpha` is the scalar of `scale` (alpha*x) and `addScalar` (x+alpha). */
@@ -239,7 +230,7 @@ export function axpy(x: Tensor, y: Tensor, alpha = 1, beta = 1): void {
 /** A new tensor with x's contents (a buffer copy, any dtype). */
 export function copy(x: Tensor, label = 'copy'): Tensor {
   const out = x.rt.empty(x.shape, x.dtype, label);
-  x.rt.recorder.copy(x.buffer, 0, out.buffer, 0, x.byteLength);
+  x.rt.copy(x, out, { bytes: x.byteLength });
   return out;
 }
 

@@ -7,7 +7,7 @@
  */
 import type { Tensor } from './tensor.ts';
 import { grid1d } from './grid.ts';
-import { manyBatch, manyDecls, manyUniforms, planMany, MANY_CHUNK } from './reduce.ts';
+import { manyBatch, manyBindings, manyDecls, manyUniforms, planMany, MANY_CHUNK } from './reduce.ts';
 
 const NAN_BITS = 0x7fc00000;
 
@@ -44,11 +44,11 @@ export function finiteStatsMany(tensors: readonly Tensor[], outShape?: readonly 
         MANY_CASES: ts.map((_, k) => caseLoop(k)).join('\n'),
       },
     });
-    rt.dispatch(kernel, [parts, spans, ...ts], grid1d(g.total), manyUniforms(g, ts, [g.start, 0, 0, 0]));
+    rt.dispatch(kernel, { parts, spans, ...manyBindings(ts) }, grid1d(g.total), manyUniforms(g, ts, { tBase: g.start }));
   }
   const stats = rt.empty(outShape ?? [tensors.length, 4], 'f32', 'finite stats');
   const fin = rt.kernel({ shader: 'guard', entry: 'finalize', params: { ENABLE: '', MANY_DECLS: '', MANY_CASES: '' } });
-  rt.dispatch(fin, [parts, spans, stats], grid1d(tensors.length), new Uint32Array([tensors.length, NAN_BITS, 0, 0]));
+  rt.dispatch(fin, { parts, spans, stats }, grid1d(tensors.length), { tensors: tensors.length, nanBits: NAN_BITS });
   parts.dispose();
   spans.dispose();
   return stats;
@@ -68,6 +68,6 @@ export function totalNonFinite(stats: Tensor): Tensor {
   const rt = stats.rt;
   const out = rt.empty([1], 'f32', 'non-finite total');
   const k = rt.kernel({ shader: 'guard', entry: 'total_bad', params: { ENABLE: '', MANY_DECLS: '', MANY_CASES: '' } });
-  rt.dispatch(k, [stats, out], [1], new Uint32Array([stats.size / 4, NAN_BITS, 0, 0]));
+  rt.dispatch(k, { stats_in: stats, flag: out }, [1], { tensors: stats.size / 4, nanBits: NAN_BITS });
   return out;
 }

@@ -16,7 +16,8 @@ import type { Tensor } from './tensor.ts';
 export const TIME_MOE_HUBER_DELTA = 2.0;
 export const DEFAULT_IGNORE_INDEX = -1;
 
-const WG = 256; // matches WG in loss.wgsl
+/** Threads of the loss kernels (the shader's WG override). */
+const WG = 256;
 /**
  * Cap on pass-1 workgroups of the Huber sum (one partial per thread: 32 x 256 = 8192 partials).
  * Pass 2 is a single workgroup, so this stays small; on lavapipe 2 cores saturate long before.
@@ -37,15 +38,6 @@ export interface CrossEntropyResult extends LossResult {
 }
 
 /** 16-byte uniform block: u32 words with one f32 or i32 slot where a kernel needs it. */
-function params(words: readonly number[], f32At?: { index: number; value: number }, i32At?: { index: number; value: number }): ArrayBuffer {
-  const buf = new ArrayBuffer(16);
-  const u = new Uint32Array(buf);
-  words.forEach((w, i) => (u[i] = w >>> 0));
-  if (f32At) new Float32Array(buf)[f32At.index] = f32At.value;
-  if (i32At) new Int32Array(buf)[i32At.index] = i32At.value;
-  return buf;
-}
-
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -83,7 +75,7 @@ export function huberLoss(pred: Tensor, target: Tensor, mask: Tensor, delta = TI
   const n = pred.size;
   const groups = Math.min(Math.ceil(n / WG), MAX_PARTIAL_GROUPS);
   const partial = rt.empty([Math.max(groups * WG, 1), 2], 'f32', 'huber partials');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'huber_partial' }), [pred, target, mask, partial], [groups], new Uint32Array(params([n, groups * WG], { index: 2, value: delta })));
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_partial' }), { hp_pred: pred, hp_target: target, hp_mask: mask, hp_partial: partial }, [groups], { n, stride: groups * WG, delta });
   const result = finalize(partial, groups * WG, 'huber');
   partial.dispose();
   return result;
@@ -96,7 +88,7 @@ export function huberLossBackward(pred: Tensor, target: Tensor, mask: Tensor, co
   checkScalar(gout, 'huberLossBackward gout');
   const rt = pred.rt;
   const dpred = rt.empty(pred.shape, 'f32', 'huber d_pred');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'huber_backward' }), [pred, target, mask, count, gout, dpred], foldedGrid(pred.size, WG), new Uint32Array(params([pred.size, 0], { index: 2, value: delta })));
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_backward' }), { hb_pred: pred, hb_target: target, hb_mask: mask, hb_count: count, hb_gout: gout, hb_dpred: dpred }, foldedGrid(pred.size, WG), { n: pred.size, stride: 0, delta });
   return dpred;
 }
 
@@ -117,7 +109,7 @@ export function horizonTargets(labels: Tensor, lossMask: Tensor, horizon: number
   const target = rt.empty(shape, 'f32', `horizon ${horizon} target`);
   const mask = rt.empty(shape, 'f32', `horizon ${horizon} mask`);
   const n = B * T * horizon;
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'horizon_targets' }), [labels, lossMask, target, mask], foldedGrid(n, WG), new Uint32Array(params([n, T, horizon, 0])));
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'horizon_targets' }), { hz_labels: labels, hz_lmask: lossMask, hz_target: target, hz_mask: mask }, foldedGrid(n, WG), { n, t: T, h: horizon });
   return { target, mask };
 }
 
@@ -138,7 +130,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = DEFA
   const rt = logits.rt;
   const rows = rt.empty([Math.max(N, 1), 2], 'f32', 'ce row losses');
   const stats = rt.empty([N, 2], 'f32', 'ce stats');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_rows' }), [logits, targets, rows, stats], foldedGrid(N, WG), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_rows' }), { cr_logits: logits, cr_targets: targets, cr_rows: rows, cr_stats: stats }, foldedGrid(N, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
   // The single finalize workgroup sums N row pairs directly: N is batch-sized (thousands at most).
   const result = finalize(rows, N, 'ce');
   rows.dispose();
@@ -154,7 +146,7 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, stats: Ten
   checkScalar(gout, 'crossEntropyBackward gout');
   const rt = logits.rt;
   const d = rt.empty([N, C], 'f32', 'ce d_logits');
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'ce_backward' }), [logits, targets, stats, count, gout, d], foldedGrid(N * C, WG), new Uint32Array(params([N, C, 0, NAN_BITS], undefined, { index: 2, value: ignoreIndex })));
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_backward' }), { cb_logits: logits, cb_targets: targets, cb_stats: stats, cb_count: count, cb_gout: gout, cb_dlogits: d }, foldedGrid(N * C, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
   return d;
 }
 
@@ -173,6 +165,6 @@ function finalize(pairs: Tensor, n: number, what: string): LossResult {
   const rt = pairs.rt;
   const loss = rt.empty([1], 'f32', `${what} loss`);
   const count = rt.empty([1], 'f32', `${what} count`);
-  rt.dispatch(rt.kernel({ shader: 'loss', entry: 'finalize' }), [pairs, loss, count], [1], new Uint32Array(params([n])));
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'finalize' }), { fz_partial: pairs, fz_loss: loss, fz_count: count }, [1], { n });
   return { loss, count };
 }

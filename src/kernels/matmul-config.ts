@@ -1,5 +1,5 @@
 /**
- * Tile configuration of the matmul kernels and the per-shape choice.
+ * Tile configurations of the matmul kernels and the per-device, per-shape choice.
  *
  * Vocabulary (see shaders/matmul.wgsl): the "lane" dimension of C is spread over the
  * invocations of a workgroup, the "uniform" dimension is blocked per workgroup. With
@@ -7,6 +7,9 @@
  * lavapipe turns its loads into scalar loads + broadcasts (cheap) instead of gathers.
  * The defaults below come from the measured variant table in bench/results/matmul-variants.md.
  */
+
+import type { DeviceCaps } from './caps.ts';
+import { tiledProblem, type TiledConfig } from './matmul-tiled.ts';
 
 export interface MatmulConfig {
   /** Invocations along the lane dimension. */
@@ -83,4 +86,86 @@ export function resolveConfig(s: MatmulShape, override?: Partial<MatmulConfig>):
   }
   if (c.tl * c.tu > 64) throw new Error(`matmul config: register block ${c.tl}x${c.tu} too large`);
   return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The device choice of the matmul family (docs/DESIGN.md §9), in one place.
+
+export type { TiledConfig } from './matmul-tiled.ts';
+
+/** A kernel with its configuration: the CPU family's register-blocked one or the GPU family's tiled one. */
+export type MatmulKernel = { kind: 'blocked'; cfg: MatmulConfig } | { kind: 'tiled'; cfg: TiledConfig };
+
+/** What callers may force: a (partial) register-blocked configuration, or a whole tiled one. */
+export type MatmulConfigOverride = Partial<MatmulConfig> | TiledConfig;
+
+/** A shape with the mode and storage types, as the kernel choice (and the tuning cache) sees it. */
+export interface MatmulProblem extends MatmulShape {
+  mode: 'plain' | 'segk' | 'grouped';
+  types: string;
+}
+
+/** The GPU family's default tile: 64 x 64 outputs per workgroup of 256, K tiles of 16, prefetched. */
+export const DEFAULT_TILED: TiledConfig = { kind: 'tiled', tx: 16, ty: 16, rm: 4, rn: 4, bk: 16, prefetch: true };
+
+/** The tiled progression the GPU check times (bench/gpu/check.ts) and the autotune tries. */
+export const TILED_VARIANTS: Record<string, TiledConfig> = {
+  't1 tiled 32x32, 2x2 per invocation, BK 16': { kind: 'tiled', tx: 16, ty: 16, rm: 2, rn: 2, bk: 16, prefetch: false },
+  't2 tiled 64x64, 4x4 per invocation, BK 16': { kind: 'tiled', tx: 16, ty: 16, rm: 4, rn: 4, bk: 16, prefetch: false },
+  't3 t2 + register prefetch (default)': DEFAULT_TILED,
+  't4 tiled 128x128, 8x8 per invocation, BK 8, prefetch': { kind: 'tiled', tx: 16, ty: 16, rm: 8, rn: 8, bk: 8, prefetch: true },
+  't5 tiled 64x128, 4x8 per invocation, BK 16, prefetch': { kind: 'tiled', tx: 16, ty: 16, rm: 4, rn: 8, bk: 16, prefetch: true },
+  't6 tiled 32x128 (tall N), 4x4, 32x8 invocations, BK 16, prefetch': { kind: 'tiled', tx: 32, ty: 8, rm: 4, rn: 4, bk: 16, prefetch: true },
+  't7 t3 with the K tile unrolled by the generator': { ...DEFAULT_TILED, unrollK: true },
+};
+
+/** Tuned tiled configurations by adapter and shape class (filled by matmul-tune.ts). */
+const tuned = new Map<string, TiledConfig>();
+
+/** Shape class: mode, layout, storage types and the power-of-two bucket of each dimension. */
+export function shapeClass(p: MatmulProblem): string {
+  const b = (x: number) => Math.ceil(Math.log2(Math.max(1, x)));
+  return `${p.mode} ${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'} ${p.types} M${b(p.M)} N${b(p.N)} K${b(p.K)}`;
+}
+
+export function adapterKey(caps: DeviceCaps): string {
+  const a = caps.adapter;
+  return `${a.vendor}|${a.architecture}|${a.device}|${a.description}`;
+}
+
+export function setTuned(caps: DeviceCaps, cls: string, cfg: TiledConfig): void {
+  tuned.set(`${adapterKey(caps)}#${cls}`, cfg);
+}
+
+export function tunedFor(caps: DeviceCaps, p: MatmulProblem): TiledConfig | undefined {
+  return tuned.get(`${adapterKey(caps)}#${shapeClass(p)}`);
+}
+
+function checkTiled(c: TiledConfig, caps: DeviceCaps): TiledConfig {
+  const why = tiledProblem(c, Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup), caps.limits.maxComputeWorkgroupStorageSize);
+  if (why) throw new Error(`matmul tiled config: ${why}`);
+  return c;
+}
+
+/** The matmul problems each caps object (one per runtime) has asked for: what the autotune measures. */
+const requested = new WeakMap<DeviceCaps, Map<string, MatmulProblem>>();
+
+/** One problem per shape class that `caps`' runtime has chosen a kernel for. */
+export function requestedProblems(caps: DeviceCaps): MatmulProblem[] {
+  return [...(requested.get(caps)?.values() ?? [])];
+}
+
+/**
+ * The matmul kernel of a problem on a device: an explicit override wins; otherwise the CPU family
+ * runs the register-blocked kernel (no barriers, no workgroup memory: what lavapipe is fast at)
+ * and the GPU family the tiled kernel, tuned per shape class when matmul-tune.ts has measured it.
+ */
+export function chooseMatmulKernel(caps: DeviceCaps, p: MatmulProblem, override?: MatmulConfigOverride): MatmulKernel {
+  let seen = requested.get(caps);
+  if (!seen) requested.set(caps, (seen = new Map()));
+  const cls = shapeClass(p);
+  if (!seen.has(cls)) seen.set(cls, { ...p });
+  if (override && 'kind' in override) return { kind: 'tiled', cfg: checkTiled(override, caps) };
+  if (override || caps.family === 'cpu') return { kind: 'blocked', cfg: resolveConfig(p, override) };
+  return { kind: 'tiled', cfg: checkTiled(tunedFor(caps, p) ?? DEFAULT_TILED, caps) };
 }

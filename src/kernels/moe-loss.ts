@@ -12,8 +12,7 @@
  * the d_probs they return to routerTopKBackward's dProbsExtra. Upstream gradients are [1] tensors
  * (the loss coefficient times the incoming gradient, all on the GPU).
  */
-import type { Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import type { Tensor, Backend } from './tensor.ts';
 import { MAX_EXPERTS } from './router.ts';
 import { foldedGrid } from './grid.ts';
 
@@ -27,16 +26,12 @@ interface LossParams {
   fscale?: number;
 }
 
-function params(p: LossParams): Uint32Array {
-  const buf = new ArrayBuffer(32);
-  const u = new Uint32Array(buf);
-  u.set([p.n, p.e, p.k ?? 0, p.base ?? 0, p.layers ?? 0, p.ntot ?? 0]);
-  new Float32Array(buf)[6] = p.fscale ?? 0;
-  return u;
+function params(p: LossParams) {
+  return { n: p.n, e: p.e, k: p.k ?? 0, base: p.base ?? 0, layers: p.layers ?? 0, ntot: p.ntot ?? 0, fscale: p.fscale ?? 0 };
 }
 
-function kernel(rt: Runtime, entry: string, accumulate = false) {
-  return rt.kernel({ shader: 'moe_loss', entry, constants: { ACCUMULATE: accumulate ? 1 : 0 } });
+function kernel(rt: Backend, entry: string, accumulate = false) {
+  return rt.kernel({ shader: 'moe-loss', entry, constants: { ACCUMULATE: accumulate ? 1 : 0 } });
 }
 
 function routingDims(probs: Tensor, idx: Tensor): { n: number; e: number; k: number } {
@@ -51,7 +46,7 @@ function routingDims(probs: Tensor, idx: Tensor): { n: number; e: number; k: num
 
 function colstatsInto(stats: Tensor, base: number, probs: Tensor, idx: Tensor): void {
   const { n, e, k } = routingDims(probs, idx);
-  probs.rt.dispatch(kernel(probs.rt, 'colstats'), [probs, idx, stats], [e], params({ n, e, k, base }));
+  probs.rt.dispatch(kernel(probs.rt, 'colstats'), { c_probs: probs, c_idx: idx, c_stats: stats }, [e], params({ n, e, k, base }));
 }
 
 /**
@@ -72,10 +67,10 @@ export interface BalanceLoss {
   coef: Tensor;
 }
 
-function finalize(rt: Runtime, stats: Tensor, layers: number, e: number, ntot: number, fscale: number): BalanceLoss {
+function finalize(rt: Backend, stats: Tensor, layers: number, e: number, ntot: number, fscale: number): BalanceLoss {
   const loss = rt.empty([1], 'f32', 'moe.balance_loss');
   const coef = rt.empty([e], 'f32', 'moe.balance_coef');
-  rt.dispatch(kernel(rt, 'loss_finalize'), [stats, loss, coef], [1], params({ n: ntot, e, layers, ntot, fscale }));
+  rt.dispatch(kernel(rt, 'loss_finalize'), { f_stats: stats, f_loss: loss, f_coef: coef }, [1], params({ n: ntot, e, layers, ntot, fscale }));
   return { loss, coef };
 }
 
@@ -97,7 +92,7 @@ export function balanceLossBackward(coef: Tensor, g: Tensor, n: number, into?: T
   const e = coef.size;
   if (into && (into.shape[0] !== n || into.shape[1] !== e)) throw new Error(`moe-loss backward: into ${into} is not [${n}, ${e}]`);
   const out = into ?? rt.empty([n, e], 'f32', 'moe.d_probs');
-  rt.dispatch(kernel(rt, 'balance_backward', into !== undefined), [g, coef, out], foldedGrid(n * e, 256), params({ n, e }));
+  rt.dispatch(kernel(rt, 'balance_backward', into !== undefined), { bb_g: g, bb_coef: coef, bb_out: out }, foldedGrid(n * e, 256), params({ n, e }));
   return out;
 }
 
@@ -150,8 +145,8 @@ export function routerZLoss(logits: Tensor): ZLoss {
   const lse = rt.empty([n], 'f32', 'moe.z_lse');
   const loss = rt.empty([1], 'f32', 'moe.z_loss');
   const u = params({ n, e });
-  rt.dispatch(kernel(rt, 'zloss_lse'), [logits, lse], foldedGrid(n, 256), u);
-  rt.dispatch(kernel(rt, 'zloss_reduce'), [lse, loss], [1], u);
+  rt.dispatch(kernel(rt, 'zloss_lse'), { z_logits: logits, z_lse: lse }, foldedGrid(n, 256), u);
+  rt.dispatch(kernel(rt, 'zloss_reduce'), { zr_lse: lse, zr_loss: loss }, [1], u);
   return { loss, lse };
 }
 
@@ -161,7 +156,7 @@ export function routerZLossBackward(logits: Tensor, lse: Tensor, g: Tensor, into
   const [n, e] = logits.shape as [number, number];
   if (into && (into.shape[0] !== n || into.shape[1] !== e)) throw new Error(`routerZLossBackward: into ${into} is not [${n}, ${e}]`);
   const out = into ?? rt.empty([n, e], 'f32', 'moe.z_d_logits');
-  rt.dispatch(kernel(rt, 'zloss_backward', into !== undefined), [logits, lse, g, out], foldedGrid(n * e, 256), params({ n, e }));
+  rt.dispatch(kernel(rt, 'zloss_backward', into !== undefined), { zb_logits: logits, zb_lse: lse, zb_g: g, zb_out: out }, foldedGrid(n * e, 256), params({ n, e }));
   return out;
 }
 
@@ -174,7 +169,7 @@ export function routerStats(probs: Tensor, idx: Tensor, colStats?: Tensor): Tens
   const { n, e, k } = routingDims(probs, idx);
   const stats = colStats ?? expertColumnStats(probs, idx);
   const out = rt.empty([e + 2], 'f32', 'moe.router_stats');
-  rt.dispatch(kernel(rt, 'stats_finalize'), [stats, out], [1], params({ n, e, fscale: 1 / (n * k) }));
+  rt.dispatch(kernel(rt, 'stats_finalize'), { s_stats: stats, s_out: out }, [1], params({ n, e, fscale: 1 / (n * k) }));
   if (!colStats) stats.dispose();
   return out;
 }

@@ -15,7 +15,8 @@
  * Dawn rounds timestamps to 65.5 us unless the instance was created with
  * 'disable-dawn-features=timestamp_quantization' (AcquireOptions.preciseTimestamps).
  */
-import type { Runtime } from './runtime.ts';
+import type { DawnRuntime } from './runtime.ts';
+import type { DispatchTimer } from './recorder.ts';
 
 /** WebGPU caps a query set at 4096 queries: 2048 dispatches per set; a submit uses as many sets as it needs. */
 const QUERIES_PER_SET = 4096;
@@ -118,15 +119,6 @@ export function summarize(stats: ReadonlyMap<string, LabelStats>, by: GroupBy): 
   return { rows, gpuMs: totalNs / 1e6, dispatches };
 }
 
-/**
- * The Recorder's side of the profiler (kept narrow so recorder.ts does not depend on the rest):
- * `timestampWrites(label)` per dispatch, `resolve(encoder)` before finish and `submitted()` after.
- */
-export interface DispatchTimer {
-  timestampWrites(label: string): GPUComputePassTimestampWrites;
-  resolve(encoder: GPUCommandEncoder): void;
-  submitted(): void;
-}
 
 export class GpuProfiler implements DispatchTimer {
   private readonly free: Slot[] = [];
@@ -144,8 +136,8 @@ export class GpuProfiler implements DispatchTimer {
   /** False when the device lacks 'timestamp-query': resume() then does nothing. */
   readonly supported: boolean;
 
-  constructor(private readonly rt: Runtime) {
-    this.supported = rt.gpu.features.timestampQuery;
+  constructor(private readonly rt: DawnRuntime) {
+    this.supported = rt.caps.timestampQuery;
   }
 
   /** Attach to the recorder: dispatches recorded from now on are timed; starts a wall-clock window. */

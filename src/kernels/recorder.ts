@@ -7,37 +7,17 @@
  * point (a readback or an explicit `sync()`). Checking per dispatch would cost a round trip
  * each; per submit keeps the hot path free of waits.
  */
-import { GpuError } from './errors.ts';
-import type { Kernel } from './pipeline-cache.ts';
-import type { DispatchTimer } from './profiler.ts';
+import type { ErrorSink } from './errors.ts';
+import type { DawnKernel } from './pipeline-cache.ts';
 
-export type ErrorKind = 'validation' | 'out-of-memory' | 'internal';
-
-export class ErrorSink {
-  private pending: Promise<GpuError | null>[] = [];
-  private uncaptured: GpuError[] = [];
-
-  constructor(device: GPUDevice) {
-    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
-      this.uncaptured.push(new GpuError(`uncaptured WebGPU error: ${ev.error.message}`, 'unknown', 'internal'));
-    };
-  }
-
-  watch(scope: Promise<GPUError | null>, subject: string, kind: ErrorKind): void {
-    this.pending.push(
-      scope.then((err) => (err ? new GpuError(`${kind} error in ${subject}: ${err.message.trim()}`, subject, kind) : null)),
-    );
-  }
-
-  /** Throw the first error recorded since the last check. */
-  async check(): Promise<void> {
-    const pending = this.pending;
-    this.pending = [];
-    const results = await Promise.all(pending);
-    const first = results.find((e) => e !== null) ?? this.uncaptured.shift();
-    this.uncaptured = [];
-    if (first) throw first;
-  }
+/**
+ * A per-dispatch timer attached to the recorder (the profiler): `timestampWrites(label)` per
+ * dispatch, `resolve(encoder)` before finish and `submitted()` after.
+ */
+export interface DispatchTimer {
+  timestampWrites(label: string): GPUComputePassTimestampWrites;
+  resolve(encoder: GPUCommandEncoder): void;
+  submitted(): void;
 }
 
 export type Binding = GPUBuffer | GPUBufferBinding;
@@ -69,9 +49,9 @@ class BindGroupCache {
     return i;
   }
 
-  get(layout: GPUBindGroupLayout, bindings: readonly GPUBufferBinding[], label: string): GPUBindGroup {
+  get(layout: GPUBindGroupLayout, bindings: readonly { index: number; resource: GPUBufferBinding }[], label: string): GPUBindGroup {
     let key = '';
-    for (const b of bindings) key += `${this.id(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1},`;
+    for (const b of bindings) key += `${b.index}=${this.id(b.resource.buffer)}:${b.resource.offset ?? 0}:${b.resource.size ?? -1},`;
     let byKey = this.groups.get(layout);
     if (!byKey) this.groups.set(layout, (byKey = new Map()));
     let g = byKey.get(key);
@@ -84,7 +64,7 @@ class BindGroupCache {
       this.forget();
       this.groups.set(layout, (byKey = new Map()));
     }
-    g = this.device.createBindGroup({ layout, entries: bindings.map((resource, binding) => ({ binding, resource })), label });
+    g = this.device.createBindGroup({ layout, entries: bindings.map((b) => ({ binding: b.index, resource: b.resource })), label });
     byKey.set(key, g);
     this.size++;
     return g;
@@ -169,18 +149,19 @@ export class Recorder {
     return { buffer: chunk.buffer, offset, size: Math.max(16, Math.ceil(data.byteLength / 16) * 16) };
   }
 
-  dispatch(kernel: Kernel, bindings: readonly Binding[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void {
+  /** Record one dispatch: storage buffers at their binding indices, the encoded uniform block (or null). */
+  dispatch(kernel: DawnKernel, bindings: readonly { index: number; buffer: GPUBuffer }[], workgroups: readonly [number, number?, number?], uniforms: ArrayBuffer | null): void {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
     this.enc();
-    const group0 = this.bindGroups.get(kernel.storageLayout, bindings.map((b) => ('usage' in b ? { buffer: b } : b)), kernel.label);
+    const group0 = this.bindGroups.get(kernel.storageLayout, bindings.map((b) => ({ index: b.index, resource: { buffer: b.buffer } })), kernel.label);
     const timer = this.timer;
     const pass = timer ? this.timedPass(timer, kernel.label) : this.computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, group0);
     if (kernel.uniformLayout) {
       if (!uniforms) throw new Error(`kernel ${kernel.label} declares uniform params but none were given`);
-      const group1 = this.bindGroups.get(kernel.uniformLayout, [this.uniformSlot(uniforms)], `${kernel.label} params`);
+      const group1 = this.bindGroups.get(kernel.uniformLayout, [{ index: 0, resource: this.uniformSlot(new Uint8Array(uniforms)) }], `${kernel.label} params`);
       pass.setBindGroup(1, group1);
     }
     pass.dispatchWorkgroups(x, y, z);

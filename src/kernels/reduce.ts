@@ -4,8 +4,9 @@
  * then passes over partials): deterministic, and no float atomics.
  */
 import { grid1d } from './grid.ts';
-import type { Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import type { DeviceCaps } from './caps.ts';
+import type { Tensor, Backend } from './tensor.ts';
+import type { UniformValues } from './wgsl-interface.ts';
 
 const WG = 256;
 
@@ -64,14 +65,28 @@ export function sumAxis(x: Tensor, view: AxisView, opts: ReduceOptions = {}): Te
   return reducePass(x.rt, x, opts.times ?? null, view, opts.scale ?? 1, outShape);
 }
 
-function reducePass(rt: Runtime, x: Tensor, times: Tensor | null, view: AxisView, scale: number, outShape: readonly number[]): Tensor {
+/**
+ * The device choice of this family (docs/DESIGN.md §9): whether a reduction runs one thread per
+ * (output, chunk) with no barriers, or as a workgroup tree. The CPU family goes serial unless a
+ * few outputs each need very many elements (barriers cost ~10 us on lavapipe); the GPU family uses
+ * the tree unless each output has too few elements to fill a workgroup's lanes.
+ */
+export function serialReduction(caps: DeviceCaps, outputs: number, n: number): boolean {
+  if (caps.family === 'cpu') return outputs >= SERIAL_THREADS || (n < TREE_MIN_N && outputs > 1);
+  return n < GPU_TREE_MIN_N;
+}
+
+/** GPU family: an output needs this many elements before a 256-lane workgroup tree pays. */
+const GPU_TREE_MIN_N = 256;
+
+function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView, scale: number, outShape: readonly number[]): Tensor {
   const { outer, n, inner } = view;
   // Variants measured on lavapipe (bench numbers in the closing notes): the workgroup tree costs a
   // barrier per step per workgroup; the serial path costs none. v1 used the tree below 4096 outputs
   // and took 70 ms for [1024 outputs x 64]; v2 (chunked serial) takes well under 1 ms there.
   // A scalar result keeps the tree: one workgroup finishes it in one pass (a handful of barriers)
   // where the serial path would need several passes.
-  const serial = outer * inner >= SERIAL_THREADS || (n < TREE_MIN_N && outer * inner > 1);
+  const serial = serialReduction(rt.caps, outer * inner, n);
   const ti = innerTile(inner);
   const tn = WG / ti;
   const innerTiles = Math.ceil(inner / ti);
@@ -104,11 +119,8 @@ function reducePass(rt: Runtime, x: Tensor, times: Tensor | null, view: AxisView
     },
     constants: serial ? {} : { TI: ti },
   });
-  const buf = new ArrayBuffer(48);
-  const u = new Uint32Array(buf);
-  u.set([outer, n, inner, chunks, chunkLen, innerTiles, base * chunks, 0]);
-  new Float32Array(buf)[8] = final ? scale : 1;
-  rt.dispatch(kernel, times ? [out, x, times] : [out, x], grid1d(serial ? Math.ceil((outer * chunks * inner) / WG) : base * chunks), u);
+  const u = { outer, n, inner, chunks, chunkLen, innerTiles, total: base * chunks, scale: final ? scale : 1 };
+  rt.dispatch(kernel, times ? { out, x, w: times } : { out, x }, grid1d(serial ? Math.ceil((outer * chunks * inner) / WG) : base * chunks), u);
   if (final) return out;
   const next = reducePass(rt, out, null, { outer, n: chunks, inner }, scale, outShape);
   out.dispose();
@@ -141,8 +153,8 @@ export function sumAll(x: Tensor): Tensor {
 }
 
 /** Tensors per many_sumsq dispatch: the shader's uniform tables hold 16; one binding is the output. */
-export function manyBatch(rt: Runtime, otherBindings = 1): number {
-  return Math.max(1, Math.min(16 - otherBindings, rt.device.limits.maxStorageBuffersPerShaderStage - otherBindings));
+export function manyBatch(rt: Backend, otherBindings = 1): number {
+  return Math.max(1, Math.min(16 - otherBindings, rt.caps.limits.maxStorageBuffersPerShaderStage - otherBindings));
 }
 
 /** Elements per workgroup in the many-tensor kernels: 64 per thread, so the tree's barriers are amortised. */
@@ -206,21 +218,19 @@ export function sumSquaresMany(tensors: readonly Tensor[]): Tensor {
         MANY_CASES: cases,
       },
     });
-    rt.dispatch(kernel, [partials, ...ts], grid1d(g.total), manyUniforms(g, ts));
+    rt.dispatch(kernel, { out: partials, ...manyBindings(ts) }, grid1d(g.total), manyUniforms(g, ts));
   }
   const total = sumAll(partials);
   partials.dispose();
   return total;
 }
 
-/** The ManyParams uniform block shared by the many-tensor kernels (reduce.wgsl, guard.wgsl). */
-export function manyUniforms(g: ManyPlan['groups'][number], ts: readonly Tensor[], extra: readonly number[] = []): Uint32Array {
-  const u = new Uint32Array(4 + 16 + 16 + Math.ceil(extra.length / 4) * 4);
-  u.set([g.count, MANY_CHUNK, g.outBase, g.total]);
-  ts.forEach((t, k) => {
-    u[4 + k] = t.size;
-    u[20 + k] = g.first[k]!;
-  });
-  u.set(extra, 36);
-  return u;
+/** The ManyParams uniform values shared by the many-tensor kernels (reduce.wgsl, guard.wgsl), plus `extra` fields. */
+export function manyUniforms(g: ManyPlan['groups'][number], ts: readonly Tensor[], extra: UniformValues = {}): UniformValues {
+  return { count: g.count, chunkLen: MANY_CHUNK, outBase: g.outBase, total: g.total, sizes: ts.map((t) => t.size), first: g.first.slice(0, ts.length), ...extra };
+}
+
+/** The tensors of one many-dispatch by their WGSL names (in0, in1, ...: manyDecls). */
+export function manyBindings(ts: readonly Tensor[]): Record<string, Tensor> {
+  return Object.fromEntries(ts.map((t, k) => [`in${k}`, t]));
 }

@@ -6,9 +6,8 @@
  * Storage: x (and so y and dx) f32 or f16; dy f32 or f16 independently of x; w, rstd and dw always
  * f32. f16 needs the device's shader-f16. All math is f32 (shaders/rmsnorm.wgsl).
  */
-import { floatDtype, type Tensor, type DType } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
-import type { Kernel } from './pipeline-cache.ts';
+import { floatDtype, type Tensor, type DType, type Backend } from './tensor.ts';
+import type { Kernel } from './kernel-spec.ts';
 import { foldedGrid, grid1d } from './grid.ts';
 
 const WG = 64;
@@ -31,7 +30,7 @@ function rowsOf(x: Tensor, what: string): { N: number; d: number } {
 }
 
 /** The rmsnorm shader specialised for storage types tx (x, y, dx) and tdy (dy). */
-function rmsKernel(rt: Runtime, entry: string, tx: DType, tdy: DType): Kernel {
+function rmsKernel(rt: Backend, entry: string, tx: DType, tdy: DType): Kernel {
   const f16 = tx === 'f16' || tdy === 'f16';
   return rt.kernel({ shader: 'rmsnorm', entry, params: { WG, TX: tx, TDY: tdy, ENABLES: f16 ? 'enable f16;' : '' } });
 }
@@ -41,24 +40,16 @@ function rmsKernel(rt: Runtime, entry: string, tx: DType, tdy: DType): Kernel {
  * workgroup per row with a tree reduction. Measured on lavapipe, [1024, 64]: ~4 ms per call for
  * the tree (a barrier per step per row), well under 1 ms serial.
  */
-function rowLaunch(rt: Runtime, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType, rows: RmsnormOptions['rows'] = 'auto'): { kernel: Kernel; grid: [number, number] } {
-  const serial = rows === 'auto' ? rt.gpu.adapter.backend.includes('CPU') : rows === 'serial';
+function rowLaunch(rt: Backend, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType, rows: RmsnormOptions['rows'] = 'auto'): { kernel: Kernel; grid: [number, number] } {
+  const serial = rows === 'auto' ? rt.caps.family === 'cpu' : rows === 'serial';
   return {
     kernel: rmsKernel(rt, serial ? `${entry}_serial` : entry, tx, tdy),
     grid: serial ? foldedGrid(N, WG) : grid1d(N),
   };
 }
 
-function params(N: number, d: number, eps: number, chunk = 0, chunks = 0): ArrayBuffer {
-  const buf = new ArrayBuffer(32);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  u[0] = N;
-  u[1] = d;
-  f[2] = eps;
-  u[3] = chunk;
-  u[4] = chunks;
-  return buf;
+function params(N: number, d: number, eps: number, chunk = 0, chunks = 0) {
+  return { N, d, eps, chunk, chunks };
 }
 
 /** A storage dtype accepted for x or dy: f32, or f16 when the device has shader-f16. */
@@ -84,7 +75,7 @@ export function rmsnorm(x: Tensor, w: Tensor, eps = 1e-6, opts: RmsnormOptions =
   const rstd = rt.empty([N], 'f32', 'rmsnorm.rstd');
   // dy is not bound by the forward: its slot gets f32, so one pipeline serves each x dtype.
   const { kernel, grid } = rowLaunch(rt, 'forward', N, x.dtype, 'f32', opts.rows);
-  rt.dispatch(kernel, [x, w, y, rstd], grid, new Uint32Array(params(N, d, eps)));
+  rt.dispatch(kernel, { x, w, y, rstd }, grid, params(N, d, eps));
   return { y, rstd };
 }
 
@@ -103,17 +94,17 @@ export function rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, 
 
   const dx = rt.empty(x.shape, x.dtype, 'rmsnorm.dx');
   const bdx = rowLaunch(rt, 'backward_dx', N, x.dtype, dy.dtype, opts.rows);
-  rt.dispatch(bdx.kernel, [dy, x, w, rstd, dx], bdx.grid, new Uint32Array(params(N, d, 0)));
+  rt.dispatch(bdx.kernel, { b_dy: dy, b_x: x, b_w: w, b_rstd: rstd, b_dx: dx }, bdx.grid, params(N, d, 0));
 
   const chunk = Math.max(MIN_CHUNK, Math.ceil(N / MAX_CHUNKS));
   const chunks = Math.max(1, Math.ceil(N / chunk));
-  const u = new Uint32Array(params(N, d, 0, chunk, chunks));
+  const u = params(N, d, 0, chunk, chunks);
   const part = rt.empty([chunks, d], 'f32', 'rmsnorm.dw_partial');
   const kp = rmsKernel(rt, 'dw_partial', x.dtype, dy.dtype);
-  rt.dispatch(kp, [dy, x, rstd, part], [Math.ceil(d / WG), chunks], u);
+  rt.dispatch(kp, { p_dy: dy, p_x: x, p_rstd: rstd, p_part: part }, [Math.ceil(d / WG), chunks], u);
   const dw = rt.empty(w.shape, 'f32', 'rmsnorm.dw');
   const kr = rmsKernel(rt, 'dw_reduce', 'f32', 'f32'); // reads only the f32 partials
-  rt.dispatch(kr, [part, dw], [Math.ceil(d / WG)], u);
+  rt.dispatch(kr, { q_part: part, q_dw: dw }, [Math.ceil(d / WG)], u);
   part.dispose(); // safe: queue order keeps it alive for the recorded work
   return { dx, dw };
 }

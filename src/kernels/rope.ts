@@ -10,8 +10,7 @@
  *
  * Storage: x and y f32 or f16 (f16 needs the device's shader-f16); the table and all math are f32.
  */
-import type { Runtime } from './runtime.ts';
-import { floatDtype, type Tensor } from './tensor.ts';
+import { floatDtype, type Tensor, type Backend } from './tensor.ts';
 
 export interface RopeDims {
   B: number;
@@ -35,14 +34,14 @@ interface CachedTable {
   rows: number;
   table: Tensor;
 }
-const tables = new WeakMap<Runtime, Map<string, CachedTable>>();
+const tables = new WeakMap<Backend, Map<string, CachedTable>>();
 
 /**
  * The cached [rows >= T, hd/2] table of (cos, sin) pairs; grown (to a power of two, at least 64
  * rows) when T exceeds it, which disposes the smaller one. The cache owns the tensor: callers
  * must not dispose it nor keep it past a later call with a larger T.
  */
-export function ropeTable(rt: Runtime, T: number, hd: number, theta = 10000): Tensor {
+export function ropeTable(rt: Backend, T: number, hd: number, theta = 10000): Tensor {
   let perRt = tables.get(rt);
   if (!perRt) tables.set(rt, (perRt = new Map()));
   const key = `${hd}|${theta}`;
@@ -50,17 +49,29 @@ export function ropeTable(rt: Runtime, T: number, hd: number, theta = 10000): Te
   if (hit && hit.rows >= T) return hit.table;
   const rows = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(T, 1))));
   const half = hd / 2;
-  const data = new Float32Array(rows * half * 2);
-  for (let t = 0; t < rows; t++)
-    for (let i = 0; i < half; i++) {
-      const a = ropeAngleF32(t, i, hd, theta);
-      data[(t * half + i) * 2] = Math.cos(a);
-      data[(t * half + i) * 2 + 1] = Math.sin(a);
-    }
-  const table = rt.upload(data, [rows, half, 2], 'f32', `rope.table[hd=${hd},theta=${theta}]`);
+  const build = () => {
+    const data = new Float32Array(rows * half * 2);
+    for (let t = 0; t < rows; t++)
+      for (let i = 0; i < half; i++) {
+        const a = ropeAngleF32(t, i, hd, theta);
+        data[(t * half + i) * 2] = Math.cos(a);
+        data[(t * half + i) * 2 + 1] = Math.sin(a);
+      }
+    return data;
+  };
+  const table = rt.upload(build, [rows, half, 2], 'f32', `rope.table[hd=${hd},theta=${theta}]`);
   hit?.table.dispose(); // recorded work that used it was flushed by the upload above
   perRt.set(key, { rows, table });
   return table;
+}
+
+/**
+ * Free the runtime's cached tables (a model's dispose does this, so the next model starts from the
+ * same memory as in a fresh process; a table still needed is rebuilt on demand).
+ */
+export function releaseRopeTables(rt: Backend): void {
+  for (const c of tables.get(rt)?.values() ?? []) c.table.dispose();
+  tables.delete(rt);
 }
 
 function check(x: Tensor, d: RopeDims, what: string): void {
@@ -76,17 +87,10 @@ function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
   const table = ropeTable(rt, d.T, d.hd, theta);
   const y = rt.empty(x.shape, x.dtype, label);
   const pairs = x.size / 2;
-  const buf = new ArrayBuffer(32);
-  const u = new Uint32Array(buf);
-  u[0] = pairs;
-  u[1] = d.T;
-  u[2] = d.H;
-  u[3] = d.hd / 2;
-  new Float32Array(buf)[4] = sign;
   const groups = Math.ceil(pairs / WG);
   const gx = Math.min(groups, 65535);
   const params = { WG, T: x.dtype, ENABLES: x.dtype === 'f16' ? 'enable f16;' : '' };
-  rt.dispatch(rt.kernel({ shader: 'rope', params }), [x, table, y], [gx, Math.ceil(groups / gx)], u);
+  rt.dispatch(rt.kernel({ shader: 'rope', params }), { x, cs: table, y }, [gx, Math.ceil(groups / gx)], { pairs, T: d.T, H: d.H, half: d.hd / 2, sign });
   return y;
 }
 

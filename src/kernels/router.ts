@@ -4,8 +4,7 @@
  * to sum 1 only when asked (Time-MoE does not; Mixtral does). Backward takes d_weights, plus an
  * optional additive d_probs from a balancing loss, and returns d_logits in one kernel.
  */
-import type { Tensor } from './tensor.ts';
-import type { Runtime } from './runtime.ts';
+import type { Tensor, Backend } from './tensor.ts';
 import { foldedGrid } from './grid.ts';
 
 export interface RouterOptions {
@@ -44,8 +43,8 @@ function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, numb
   return [n, e, k];
 }
 
-/** probs [N, E], idx [N, k] and weights [N, k], in that allocation order (the planner mirrors it). */
-function routerOutputs(rt: Runtime, n: number, e: number, k: number): RouterOutput {
+/** probs [N, E], idx [N, k] and weights [N, k]. */
+function routerOutputs(rt: Backend, n: number, e: number, k: number): RouterOutput {
   return {
     probs: rt.empty([n, e], 'f32', 'router.probs'),
     idx: rt.empty([n, k], 'u32', 'router.idx'),
@@ -57,12 +56,12 @@ export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutp
   const rt = logits.rt;
   const [n, e, k] = forwardDims(logits, opts);
   const { probs, idx, weights } = routerOutputs(rt, n, e, k);
-  const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
-  rt.dispatch(kern, [logits, probs, idx, weights], foldedGrid(n, 64), new Uint32Array([n, e, k, 0]));
+  const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
+  rt.dispatch(kern, { logits, probs, idx, weights }, foldedGrid(n, 64), { n, e, k, chunk: 0 });
   return { probs, idx, weights };
 }
 
-/** Invocations per workgroup of forward_counts; matches CHUNK_WG in router.wgsl. */
+/** Invocations per workgroup of forward_counts (the shader's CHUNK_WG override). */
 const CHUNK_WG = 8;
 
 export interface RouterCountsOutput extends RouterOutput {
@@ -96,8 +95,8 @@ export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkToken
   const shape = chunkCountsShape(n, e, chunkTokens);
   const chunks4 = shape[1];
   const chunkCounts = rt.empty(shape, 'u32', 'router.chunk_counts');
-  const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0 } });
-  rt.dispatch(kern, [logits, probs, idx, weights, chunkCounts], foldedGrid(chunks4, CHUNK_WG), new Uint32Array([n, e, k, chunkTokens]));
+  const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
+  rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
   return { probs, idx, weights, chunkCounts };
 }
 
@@ -127,9 +126,9 @@ export function routerTopKBackward(probs: Tensor, idx: Tensor, dWeights: Tensor,
     shader: 'router',
     entry: 'backward',
     params: { EXTRA: extra ? 'dprobs_extra[i]' : '0.0' },
-    constants: { RENORM: opts.renormalize ? 1 : 0 },
+    constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG },
   });
-  const bindings = extra ? [probs, idx, dWeights, dLogits, extra] : [probs, idx, dWeights, dLogits];
-  rt.dispatch(kern, bindings, foldedGrid(n, 64), new Uint32Array([n, e, k, 0]));
+  const bindings = { b_probs: probs, b_idx: idx, b_dw: dWeights, d_logits: dLogits, ...(extra ? { dprobs_extra: extra } : {}) };
+  rt.dispatch(kern, bindings, foldedGrid(n, 64), { n, e, k, chunk: 0 });
   return dLogits;
 }

@@ -1,32 +1,37 @@
 /**
- * The engine's WebGPU runtime: device, buffer pool, pipeline cache and command recorder,
- * plus tensor creation, upload and download. One per process (`getRuntime()`).
+ * The Dawn runtime: the Backend (tensor.ts) that runs kernels on a WebGPU device — buffer pool,
+ * pipeline cache and command recorder, plus upload and download. One per process (`getRuntime()`).
  */
 import { acquireDevice, type AcquireOptions, type GpuDevice } from './device.ts';
-import { BufferPool } from './buffer-pool.ts';
-import { PipelineCache, type Kernel, type KernelSpec } from './pipeline-cache.ts';
-import { ErrorSink, Recorder, type Binding } from './recorder.ts';
-import { Tensor, numel, storageBytes, type DType } from './tensor.ts';
+import { BufferPool, type DeviceBuffer, type PoolStats } from './buffer-pool.ts';
+import { PipelineCache, type DawnKernel } from './pipeline-cache.ts';
+import { Recorder } from './recorder.ts';
+import { ErrorSink } from './errors.ts';
+import type { DeviceCaps } from './caps.ts';
+import type { Kernel, KernelSpec } from './kernel-spec.ts';
+import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
+import { fillPattern, fillWords, poisonBits } from './fill.ts';
+import { checkUniforms, orderBindings, type UniformValues } from './wgsl-interface.ts';
 
-export type HostArray = Float32Array | Int32Array | Uint32Array | Uint16Array | number[];
-
-export class Runtime {
+export class DawnRuntime implements Backend {
   readonly device: GPUDevice;
-  readonly pool: BufferPool;
+  readonly caps: DeviceCaps;
+  readonly pool: BufferPool<GPUBuffer>;
   readonly pipelines: PipelineCache;
   readonly recorder: Recorder;
   readonly errors: ErrorSink;
-  private readonly staging: BufferPool;
-  /** When true, every new tensor buffer is filled with NaN bits first, so a kernel that skips an element is caught. */
+  private readonly staging: BufferPool<GPUBuffer>;
   poison = false;
   private readonly storageUsage: number;
 
   constructor(readonly gpu: GpuDevice) {
     this.device = gpu.device;
+    this.caps = gpu.caps;
     this.errors = new ErrorSink(this.device);
-    this.pool = new BufferPool(this.device);
-    this.staging = new BufferPool(this.device);
+    const allocator = { create: (size: number, usage: number, label: string) => this.device.createBuffer({ size, usage, label }), destroy: (b: GPUBuffer) => b.destroy() };
+    this.pool = new BufferPool(allocator);
+    this.staging = new BufferPool(allocator);
     this.pipelines = new PipelineCache(this.device, this.errors);
     this.recorder = new Recorder(this.device, this.errors);
     this.pool.onDestroy = () => this.recorder.bindGroups.forget();
@@ -34,88 +39,69 @@ export class Runtime {
     this.storageUsage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   }
 
+  get counters(): Readonly<BackendCounters> {
+    return { submits: this.recorder.submits, dispatches: this.recorder.dispatches };
+  }
+
   kernel(spec: KernelSpec): Kernel {
     this.assertAlive();
     return this.pipelines.get(spec);
   }
 
-  dispatch(kernel: Kernel, bindings: readonly (Binding | Tensor)[], workgroups: readonly [number, number?, number?], uniforms?: ArrayBufferView): void {
+  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void {
     this.assertAlive();
-    const b = bindings.map((x) => (x instanceof Tensor ? bufferOf(x) : x));
-    this.recorder.dispatch(kernel, b, workgroups, uniforms);
+    const ordered = orderBindings(kernel.iface, bindings, kernel.label).map((b) => ({ index: b.index, buffer: this.bufferOf(b.value) }));
+    this.recorder.dispatch(kernel as DawnKernel, ordered, workgroups, checkUniforms(kernel, uniforms));
   }
 
-  /** An uninitialised tensor (NaN-poisoned when `poison` is set). */
   empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
     this.assertAlive();
     const buf = this.pool.acquire(storageBytes(shape, dtype), this.storageUsage, label);
     const t = new Tensor(this, [...shape], dtype, buf, label);
-    if (this.poison) this.fillBits(t, dtype === 'f16' ? 0x7e007e00 : 0x7fc00000);
+    if (this.poison) this.fillBits(t, poisonBits(dtype));
     return t;
   }
 
   zeros(shape: readonly number[], dtype: DType = 'f32', label = 'zeros'): Tensor {
     const t = this.empty(shape, dtype, label);
-    this.recorder.clear(t.buffer, 0, t.buffer.size);
+    this.recorder.clear(this.bufferOf(t), 0, t.buffer.size);
     return t;
   }
 
-  /** Fill a tensor's whole buffer with a 32-bit pattern, recorded in order with other work. */
   fillBits(t: Tensor, bits: number): void {
-    const words = t.buffer.size / 4;
-    const k = this.kernel({ shader: 'fill' });
-    const u = new Uint32Array([bits >>> 0, words, 0, 0]);
-    const groups = Math.ceil(words / 256);
-    const gx = Math.min(groups, 65535);
-    this.dispatch(k, [t.buffer], [gx, Math.ceil(groups / gx)], u);
+    fillWords(this, t, bits);
   }
 
   fill(t: Tensor, value: number): void {
-    if (t.dtype === 'f32') this.fillBits(t, new Uint32Array(new Float32Array([value]).buffer)[0]!);
-    else if (t.dtype === 'f16') {
-      const h = f32ToF16Bits(value);
-      this.fillBits(t, (h | (h << 16)) >>> 0);
-    } else this.fillBits(t, value >>> 0);
+    this.fillBits(t, fillPattern(t.dtype, value));
   }
 
-  /** Upload host data into a new tensor. */
-  upload(data: HostArray, shape: readonly number[], dtype: DType = 'f32', label = 'upload'): Tensor {
+  upload(data: HostArray | (() => HostArray), shape: readonly number[], dtype: DType = 'f32', label = 'upload'): Tensor {
+    const host = typeof data === 'function' ? data() : data;
     const n = numel(shape);
-    if (data.length !== n) throw new Error(`upload ${label}: ${data.length} values for shape [${shape.join(', ')}] (${n})`);
+    if (host.length !== n) throw new Error(`upload ${label}: ${host.length} values for shape [${shape.join(', ')}] (${n})`);
     const t = this.empty(shape, dtype, label);
-    this.write(t, data);
+    this.write(t, host);
     return t;
   }
 
-  /** Overwrite a tensor's contents from the host. */
   write(t: Tensor, data: HostArray): void {
     if (data.length !== t.size) throw new Error(`write ${t.label}: ${data.length} values for ${t.size} elements`);
     // A host write overtakes recorded-but-unsubmitted work, which may still use this
     // buffer's previous contents (pooled reuse): submit that work first.
     if (this.recorder.pending) this.recorder.submit();
-    let bytes: ArrayBufferView;
-    switch (t.dtype) {
-      case 'f32':
-        bytes = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-        break;
-      case 'i32':
-        bytes = data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
-        break;
-      case 'u32':
-        bytes = data instanceof Uint32Array ? data : Uint32Array.from(data as ArrayLike<number>);
-        break;
-      case 'f16': {
-        const h = new Uint16Array(Math.ceil(t.size / 2) * 2);
-        if (data instanceof Uint16Array) h.set(data);
-        else for (let i = 0; i < t.size; i++) h[i] = f32ToF16Bits((data as ArrayLike<number>)[i]!);
-        bytes = h;
-        break;
-      }
-    }
-    this.device.queue.writeBuffer(t.buffer, 0, bytes.buffer, bytes.byteOffset, Math.ceil(bytes.byteLength / 4) * 4);
+    let bytes = hostBytes(t, data);
+    // Dawn takes no SharedArrayBuffer (the host optimizer's arrays are shared with its workers).
+    if (bytes.buffer instanceof SharedArrayBuffer) bytes = new Uint8Array(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    this.device.queue.writeBuffer(this.bufferOf(t), 0, bytes.buffer, bytes.byteOffset, Math.ceil(bytes.byteLength / 4) * 4);
   }
 
-  /** Submit recorded work, wait for the queue, and throw any GPU error since the last check. */
+  copy(src: Tensor, dst: Tensor, range: CopyRange = {}): void {
+    const srcOffset = range.srcOffset ?? 0;
+    const bytes = range.bytes ?? src.byteLength - srcOffset;
+    this.recorder.copy(this.bufferOf(src), srcOffset, this.bufferOf(dst), range.dstOffset ?? 0, bytes);
+  }
+
   async sync(): Promise<void> {
     this.assertAlive();
     this.recorder.submit();
@@ -124,8 +110,7 @@ export class Runtime {
     this.assertAlive();
   }
 
-  /** Download a tensor (submits pending work first). */
-  async read(t: Tensor): Promise<Float32Array | Int32Array | Uint32Array> {
+  async read(t: Tensor): Promise<ReadArray> {
     return (await this.readMany([t]))[0]!;
   }
 
@@ -133,7 +118,7 @@ export class Runtime {
    * Download many tensors with ONE submit and one map: their copies join the recorded work (so a
    * step's metrics ride in the step's own submit) and land in one pooled staging buffer.
    */
-  async readMany(tensors: readonly Tensor[]): Promise<(Float32Array | Int32Array | Uint32Array)[]> {
+  async readMany(tensors: readonly Tensor[]): Promise<ReadArray[]> {
     this.assertAlive();
     const offsets: number[] = [];
     let total = 0;
@@ -144,7 +129,7 @@ export class Runtime {
     }
     if (total === 0) return [];
     const stage = this.staging.acquire(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
-    tensors.forEach((t, i) => this.recorder.copy(t.buffer, 0, stage, offsets[i]!, t.byteLength));
+    tensors.forEach((t, i) => this.recorder.copy(this.bufferOf(t), 0, stage, offsets[i]!, t.byteLength));
     this.recorder.submit();
     try {
       await stage.mapAsync(GPUMapMode.READ, 0, total);
@@ -160,13 +145,37 @@ export class Runtime {
     return tensors.map((t, i) => decode(raw, offsets[i]!, t));
   }
 
-  /** Pool statistics of tensor buffers (staging buffers are accounted separately). */
-  memory() {
+  memory(): PoolStats {
     return this.pool.snapshot();
   }
 
-  stagingMemory() {
+  resetPeak(): void {
+    this.pool.resetPeak();
+  }
+
+  releaseBuffer(buffer: DeviceBuffer): void {
+    this.pool.release(buffer as GPUBuffer);
+  }
+
+  region<T>(_name: string, fn: () => T): T {
+    return fn();
+  }
+
+  /** Staging (readback) buffers, accounted apart from tensors. */
+  stagingMemory(): PoolStats {
     return this.staging.snapshot();
+  }
+
+  /** Destroy free pooled buffers once the queue is idle. */
+  trim(): Promise<void> {
+    return this.pool.trim(() => this.device.queue.onSubmittedWorkDone());
+  }
+
+  /** The GPUBuffer of a tensor of this runtime. */
+  bufferOf(t: Tensor): GPUBuffer {
+    if (t.isDisposed) throw new Error(`${t} used after dispose`);
+    if (t.rt !== this) throw new Error(`${t} belongs to another runtime`);
+    return t.buffer as GPUBuffer;
   }
 
   private assertAlive(): void {
@@ -174,8 +183,26 @@ export class Runtime {
   }
 }
 
+/** A tensor's host data as the bytes its buffer holds (f16 narrowed). */
+function hostBytes(t: Tensor, data: HostArray): ArrayBufferView {
+  switch (t.dtype) {
+    case 'f32':
+      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    case 'i32':
+      return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+    case 'u32':
+      return data instanceof Uint32Array ? data : Uint32Array.from(data as ArrayLike<number>);
+    case 'f16': {
+      const h = new Uint16Array(Math.ceil(t.size / 2) * 2);
+      if (data instanceof Uint16Array) h.set(data);
+      else for (let i = 0; i < t.size; i++) h[i] = f32ToF16Bits((data as ArrayLike<number>)[i]!);
+      return h;
+    }
+  }
+}
+
 /** View `t`'s bytes at `offset` of a downloaded buffer as its host type (f16 widened to f32). */
-function decode(raw: ArrayBuffer, offset: number, t: Tensor): Float32Array | Int32Array | Uint32Array {
+function decode(raw: ArrayBuffer, offset: number, t: Tensor): ReadArray {
   switch (t.dtype) {
     case 'f32':
       return new Float32Array(raw, offset, t.size);
@@ -192,17 +219,12 @@ function decode(raw: ArrayBuffer, offset: number, t: Tensor): Float32Array | Int
   }
 }
 
-function bufferOf(t: Tensor): GPUBuffer {
-  if (t.isDisposed) throw new Error(`${t} used after dispose`);
-  return t.buffer;
-}
-
-let runtime: Promise<Runtime> | null = null;
+let runtime: Promise<DawnRuntime> | null = null;
 
 /** The process-wide runtime (acquires the device on first call). */
-export function getRuntime(options?: AcquireOptions): Promise<Runtime> {
+export function getRuntime(options?: AcquireOptions): Promise<DawnRuntime> {
   if (!runtime) {
-    runtime = acquireDevice(options).then((gd) => new Runtime(gd));
+    runtime = acquireDevice(options).then((gd) => new DawnRuntime(gd));
     runtime.catch(() => (runtime = null));
   }
   return runtime;

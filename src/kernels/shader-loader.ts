@@ -6,20 +6,37 @@
  * unrolled code blocks, element types (f32/f16), optional epilogues. Every slot must be
  * filled and every template value used, so a typo fails loudly instead of compiling wrong.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shaders');
+/**
+ * shaders/ is found above this module: two levels up in the repository, one level up in the
+ * self-contained bundle (scripts/bundle.mjs puts the bundled JavaScript in lib/ beside shaders/).
+ */
+function shaderDir(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'shaders', 'matmul.wgsl'))) return join(dir, 'shaders');
+  }
+  throw new Error(`cannot find the shaders/ folder above ${fileURLToPath(import.meta.url)}: the installation is incomplete`);
+}
+
+const SHADER_DIR = shaderDir();
 const sources = new Map<string, string>();
 
 export type TemplateValue = string | number | boolean;
 export type TemplateParams = Readonly<Record<string, TemplateValue>>;
 
-export function shaderSource(name: string): string {
+/**
+ * A shader's source with its includes resolved: a line `// #include "name"` is replaced by
+ * shaders/include/name.wgsl (WGSL has no preprocessor; helpers shared by several shaders live there once).
+ */
+export function shaderSource(name: string, including: readonly string[] = []): string {
   let src = sources.get(name);
   if (src === undefined) {
-    src = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
+    if (including.includes(name)) throw new Error(`${[...including, name].join(' -> ')}: include cycle`);
+    const text = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
+    src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_-]+)"[ \t]*$/gm, (_, inc: string) => shaderSource(`include/${inc}`, [...including, name]));
     sources.set(name, src);
   }
   return src;

@@ -4,6 +4,7 @@
  */
 import type { Tensor } from './tensor.ts';
 import { grid1d } from './grid.ts';
+import type { DeviceCaps } from './caps.ts';
 
 /** [rows, cols] of a tensor whose last axis is reduced. */
 function rowsCols(t: Tensor): [number, number] {
@@ -12,24 +13,28 @@ function rowsCols(t: Tensor): [number, number] {
 }
 
 /**
- * Lanes per row. Rows of <= 64 columns (router logits) get one thread each: no workgroup
- * reduction, no barriers (slow on lavapipe). Longer rows get about one lane per 32 columns,
- * a power of two <= 256 (the workgroup).
+ * Lanes per row: the device choice of this family (docs/DESIGN.md §9). A power of two <= 256 (the
+ * workgroup) with about `perLane` columns each; rows up to `serial` columns get one thread, no
+ * workgroup reduction and no barriers. The CPU family keeps router logits (<= 64 columns) on one
+ * thread and gives longer rows ~32 columns a lane (barriers are slow on lavapipe); the GPU family
+ * spreads anything over 16 columns at ~8 a lane, for parallelism and coalesced loads.
  */
-function lanesPerRow(cols: number): number {
-  if (cols <= 64) return 1;
+export function lanesPerRow(caps: DeviceCaps, cols: number): number {
+  const [serial, perLane] = caps.family === 'cpu' ? [64, 32] : [16, 8];
+  if (cols <= serial) return 1;
   let l = 1;
-  while (l * 32 < cols && l < 256) l *= 2;
+  while (l * perLane < cols && l < 256) l *= 2;
   return l;
 }
 
-function run(entry: 'forward' | 'backward', log: boolean, out: Tensor, inputs: Tensor[]): void {
+function run(entry: 'forward' | 'backward', log: boolean, out: Tensor, inputs: [Tensor] | [Tensor, Tensor]): void {
   const rt = out.rt;
   for (const t of inputs) if (t.dtype !== 'f32') throw new Error(`softmax ${entry}: ${t} must be f32`);
   const [rows, cols] = rowsCols(out);
-  const lpr = lanesPerRow(cols);
+  const lpr = lanesPerRow(rt.caps, cols);
   const kernel = rt.kernel({ shader: 'softmax', entry, constants: { LPR: lpr, LOG: log ? 1 : 0 } });
-  rt.dispatch(kernel, [out, ...inputs], grid1d(Math.ceil(rows / (256 / lpr))), new Uint32Array([rows, cols, 0, 0]));
+  // a: x (forward) or y (backward); b: dy (backward).
+  rt.dispatch(kernel, { out, a: inputs[0], ...(inputs[1] ? { b: inputs[1] } : {}) }, grid1d(Math.ceil(rows / (256 / lpr))), { rows, cols });
 }
 
 function sameShape(a: Tensor, b: Tensor, what: string): void {

@@ -6,24 +6,25 @@
  * gate in [..., 0:H] and up in [..., H:2H] (`swigluFused`), as one matmul with concatenated
  * gate/up weights produces; its backward writes one [..., 2H] gradient to feed that matmul's backward.
  */
-import type { Kernel } from './pipeline-cache.ts';
+import type { Kernel } from './kernel-spec.ts';
 import { floatDtype, type Tensor } from './tensor.ts';
 
-const WG = 256; // matches WG in swiglu.wgsl
+/** Invocations per workgroup (the shader's WG override). */
+const WG = 256;
 const MAX_GROUPS_PER_DIM = 65535;
 
 type Entry = 'forward' | 'backward' | 'forward_fused' | 'backward_fused';
 
 function kernel(t: Tensor, entry: Entry): Kernel {
   const T = floatDtype(t, 'swiglu');
-  return t.rt.kernel({ shader: 'swiglu', entry, params: { T, ENABLES: T === 'f16' ? 'enable f16;' : '' } });
+  return t.rt.kernel({ shader: 'swiglu', entry, params: { T, ENABLES: T === 'f16' ? 'enable f16;' : '' }, constants: { WG } });
 }
 
 /** Dispatch over n = R*H output elements; H is the row length of the [R, H] side. */
-function run(k: Kernel, bindings: Tensor[], n: number, H: number): void {
+function run(k: Kernel, bindings: Record<string, Tensor>, n: number, H: number): void {
   const groups = Math.ceil(n / WG);
   const gx = Math.min(groups, MAX_GROUPS_PER_DIM);
-  bindings[0]!.rt.dispatch(k, bindings, [gx, gx === 0 ? 0 : Math.ceil(groups / gx)], new Uint32Array([n, H, 0, 0]));
+  Object.values(bindings)[0]!.rt.dispatch(k, bindings, [gx, gx === 0 ? 0 : Math.ceil(groups / gx)], { n, h: H });
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -47,7 +48,7 @@ function lastDim(t: Tensor, what: string): number {
 export function swiglu(g: Tensor, u: Tensor): Tensor {
   check([g, u], ['g', 'u'], 'swiglu', g.shape);
   const h = g.rt.empty(g.shape, g.dtype, 'swiglu h');
-  run(kernel(g, 'forward'), [g, u, h], g.size, lastDim(g, 'swiglu'));
+  run(kernel(g, 'forward'), { f_g: g, f_u: u, f_h: h }, g.size, lastDim(g, 'swiglu'));
   return h;
 }
 
@@ -56,7 +57,7 @@ export function swigluBackward(g: Tensor, u: Tensor, dh: Tensor): { dg: Tensor; 
   check([g, u, dh], ['g', 'u', 'dh'], 'swigluBackward', g.shape);
   const dg = g.rt.empty(g.shape, g.dtype, 'swiglu dg');
   const du = g.rt.empty(g.shape, g.dtype, 'swiglu du');
-  run(kernel(g, 'backward'), [g, u, dh, dg, du], g.size, lastDim(g, 'swigluBackward'));
+  run(kernel(g, 'backward'), { b_g: g, b_u: u, b_dh: dh, b_dg: dg, b_du: du }, g.size, lastDim(g, 'swigluBackward'));
   return { dg, du };
 }
 
@@ -71,7 +72,7 @@ function halfShape(gu: Tensor, what: string): number[] {
 export function swigluFused(gu: Tensor): Tensor {
   const shape = halfShape(gu, 'swigluFused');
   const h = gu.rt.empty(shape, gu.dtype, 'swiglu h');
-  run(kernel(gu, 'forward_fused'), [gu, h], h.size, shape[shape.length - 1]!);
+  run(kernel(gu, 'forward_fused'), { ff_gu: gu, ff_h: h }, h.size, shape[shape.length - 1]!);
   return h;
 }
 
@@ -81,6 +82,6 @@ export function swigluFusedBackward(gu: Tensor, dh: Tensor): Tensor {
   check([dh], ['dh'], 'swigluFusedBackward', shape);
   if (dh.dtype !== gu.dtype) throw new Error(`swigluFusedBackward: dh ${dh} has not the dtype of gu ${gu}`);
   const dgu = gu.rt.empty(gu.shape, gu.dtype, 'swiglu dgu');
-  run(kernel(gu, 'backward_fused'), [gu, dh, dgu], dh.size, shape[shape.length - 1]!);
+  run(kernel(gu, 'backward_fused'), { bf_gu: gu, bf_dh: dh, bf_dgu: dgu }, dh.size, shape[shape.length - 1]!);
   return dgu;
 }

@@ -1,10 +1,9 @@
 /**
- * GPU-resident training state (shaders/train_state.wgsl): the AdamW step count and the loss scale
+ * GPU-resident training state (shaders/train-state.wgsl): the AdamW step count and the loss scale
  * live on the GPU, so a step can be recorded before the previous step's metrics were read back
  * (logging.metricsEvery > 1) and bias correction and loss scaling stay exact when a step is skipped.
  */
-import type { Runtime } from './runtime.ts';
-import type { Tensor } from './tensor.ts';
+import type { Tensor, Backend } from './tensor.ts';
 
 /** Layout of the state tensor (f32 [4]). */
 export const STATE = { adamStep: 0, lossScale: 1, goodSteps: 2, event: 3 } as const;
@@ -19,7 +18,7 @@ export interface HostTrainState {
   goodSteps: number;
 }
 
-export function createTrainState(rt: Runtime, s: HostTrainState): Tensor {
+export function createTrainState(rt: Backend, s: HostTrainState): Tensor {
   return rt.upload([s.adamStep, s.lossScale, s.goodSteps, 0], [4], 'f32', 'train state');
 }
 
@@ -27,11 +26,8 @@ function check(state: Tensor): void {
   if (state.dtype !== 'f32' || state.size !== 4) throw new Error(`train state ${state} must be f32 [4]`);
 }
 
-function params(a: number, b: number, c: number, scaling = 0, interval = 0): Uint32Array {
-  const buf = new ArrayBuffer(32);
-  new Float32Array(buf).set([a, b, c, 0]);
-  new Uint32Array(buf).set([scaling, interval, 0, 0], 4);
-  return new Uint32Array(buf);
+function params(a: number, b: number, c: number, scaling = 0, interval = 0) {
+  return { a, b, c, scaling, interval };
 }
 
 /** [lr / (1 - beta1^t), sqrt(1 - beta2^t)] for the next update t = adamStep + 1 (AdamW's scalars). */
@@ -40,7 +36,7 @@ export function adamScalars(state: Tensor, o: { lr: number; beta1: number; beta2
   const rt = state.rt;
   const out = rt.empty([2], 'f32', 'adam scalars');
   // ln(beta) in float64 on the host, rounded once.
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'adam_scalars' }), [state, out], [1], params(o.lr, Math.log(o.beta1), Math.log(o.beta2)));
+  rt.dispatch(rt.kernel({ shader: 'train-state', entry: 'adam_scalars' }), { state, out }, [1], params(o.lr, Math.log(o.beta1), Math.log(o.beta2)));
   return out;
 }
 
@@ -49,7 +45,7 @@ export function lossSeed(state: Tensor, accumulation: number): Tensor {
   check(state);
   const rt = state.rt;
   const out = rt.empty([1], 'f32', 'loss seed');
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'loss_seed' }), [state, out], [1], params(1 / accumulation, 0, 0));
+  rt.dispatch(rt.kernel({ shader: 'train-state', entry: 'loss_seed' }), { state, out }, [1], params(1 / accumulation, 0, 0));
   return out;
 }
 
@@ -68,5 +64,5 @@ export function stepEnd(state: Tensor, guardFlag: Tensor, normFlag: Tensor, scal
   check(state);
   const rt = state.rt;
   const p = scaling ? params(scaling.minScale, scaling.maxScale, 0, 1, scaling.growthInterval) : params(0, 0, 0, 0, 0);
-  rt.dispatch(rt.kernel({ shader: 'train_state', entry: 'step_end' }), [state, guardFlag, normFlag], [1], p);
+  rt.dispatch(rt.kernel({ shader: 'train-state', entry: 'step_end' }), { state, guard_flag: guardFlag, norm_flag: normFlag }, [1], p);
 }

@@ -5,20 +5,26 @@ export const InitSchema = z
   .object({
     /** Std of every Linear not covered below (Time-MoE uses N(0, 0.02) everywhere). */
     std: z.number().positive().default(0.02),
-    /** Router std. Small keeps early routing near-uniform (DESIGN §7.1); Switch uses sqrt(0.1/fan_in). */
+    /** Router std. Small keeps early routing near-uniform (docs/DESIGN.md §7.1); Switch uses sqrt(0.1/fan_in). */
     routerStd: z.number().nonnegative().default(0.006),
-    /** Forecast / classification head std (DESIGN §7.3: 1.0 explodes the initial loss). */
+    /** Forecast / classification head std (docs/DESIGN.md §7.3: 1.0 explodes the initial loss). */
     headStd: z.number().nonnegative().default(0.02),
-    /** Std of both point-embedding Linear(1->d): too small makes the model blind to the sign of x (DESIGN §7.6). */
+    /** Std of both point-embedding Linear(1->d): too small makes the model blind to the sign of x (docs/DESIGN.md §7.6). */
     embeddingStd: z.number().positive().default(0.5),
     /** Scale residual output projections (o_proj, expert down_proj) by 1/sqrt(2*layers) (GPT-2 style). */
     scaleResidualByDepth: z.boolean().default(true),
+    /**
+     * Start from trained weights instead of the draws above: a Hugging Face Time-MoE folder
+     * (config.json + model.safetensors) or one of our checkpoints, relative to the working
+     * directory; its config must describe this model (src/train/hf/init-from.ts checks it).
+     */
+    from: z.string().min(1).optional(),
   })
   .strict();
 
 export const ModelSchema = z
   .object({
-    preset: z.enum(['small-moe', 'timemoe-50m', 'timemoe-200m', 'custom']).default('custom'),
+    preset: z.enum(['small-moe', 'timemoe-50m', 'timemoe-200m', 'timemoe-2.4b', 'custom']).default('custom'),
     hidden: z.number().int().positive(),
     layers: z.number().int().positive(),
     heads: z.number().int().positive(),
@@ -42,10 +48,12 @@ export const ModelSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.hidden % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `hidden ${m.hidden} is not divisible by heads ${m.heads}` });
-    else if ((m.hidden / m.heads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `head dim ${m.hidden / m.heads} must be even for RoPE` });
-    if (m.topK > m.experts) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}` });
-    if (m.task === 'classify' && m.numClasses === undefined) ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses' });
+    const fit = [1, 2, 4, 8, 12, 16].filter((h) => m.hidden % h === 0 && (m.hidden / h) % 2 === 0);
+    const pick = fit.length ? ` (e.g. ${fit.slice(-2).join(' or ')})` : '';
+    if (m.hidden % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `hidden ${m.hidden} is not divisible by heads ${m.heads}: pick heads that divide model.hidden${pick}` });
+    else if ((m.hidden / m.heads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `head dim ${m.hidden / m.heads} (hidden ${m.hidden} / heads ${m.heads}) must be even for RoPE: change model.heads${pick}` });
+    if (m.topK > m.experts) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}: lower model.topK or raise model.experts` });
+    if (m.task === 'classify' && m.numClasses === undefined) ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses: set model.numClasses (the number of labels)' });
   });
 
 export type ModelConfig = z.output<typeof ModelSchema>;
@@ -53,13 +61,18 @@ export type ModelConfigInput = z.input<typeof ModelSchema>;
 
 const TIMEMOE_COMMON = { layers: 12, heads: 12, experts: 8, topK: 2, horizons: [1, 8, 32, 64] } as const;
 
-export const PRESETS: Record<'small-moe' | 'timemoe-50m' | 'timemoe-200m', ModelConfigInput> = {
+export const PRESETS: Record<'small-moe' | 'timemoe-50m' | 'timemoe-200m' | 'timemoe-2.4b', ModelConfigInput> = {
   /** Trains in minutes on lavapipe. */
   'small-moe': { preset: 'small-moe', hidden: 64, layers: 2, heads: 4, experts: 4, topK: 2, moeIntermediate: 128, sharedIntermediate: 256, horizons: [1, 8, 32] },
   /** TimeMoE-50M: 113,352,192 parameters. */
   'timemoe-50m': { preset: 'timemoe-50m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 384, moeIntermediate: 768, sharedIntermediate: 1536 },
   /** TimeMoE-200M: 453,196,800 parameters. */
   'timemoe-200m': { preset: 'timemoe-200m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 768, moeIntermediate: 1536, sharedIntermediate: 3072 },
+  /**
+   * Time-MoE ultra: 2,416,545,792 parameters, 1,057,591,296 active. Experts use intermediate_size
+   * 4096 // top-k = 2048, the shared expert 4096 (docs/DESIGN.md §5).
+   */
+  'timemoe-2.4b': { preset: 'timemoe-2.4b', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], layers: 36, heads: 16, hidden: 1024, moeIntermediate: 2048, sharedIntermediate: 4096 },
 };
 
 export function modelConfig(input: ModelConfigInput): ModelConfig {

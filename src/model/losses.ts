@@ -5,7 +5,7 @@
  * Aux convention: `pooled` is the HF / Time-MoE load_balancing_loss_func (router logits of all
  * layers pooled; balanced = k); `switch` is the mean over layers of the per-layer Switch loss
  * E * Σ f_i P_i (balanced = 1). Per-layer statistics are reported separately by the metrics,
- * because pooling hides per-layer collapse (DESIGN §6).
+ * because pooling hides per-layer collapse (docs/DESIGN.md §6).
  */
 import type { Var } from '../autograd/variable.ts';
 import type { Tensor } from '../kernels/tensor.ts';

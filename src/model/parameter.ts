@@ -32,6 +32,9 @@ export class Parameter extends Var {
   readonly stacked: number | undefined;
   readonly parts: readonly string[] | undefined;
 
+  /** The f32 initial values drawn on the host, kept for an offloaded optimizer's master copy (takeHostMaster). */
+  private hostMaster: Float32Array | null = null;
+
   constructor(data: Tensor, name: string, opts: ParameterOptions) {
     super(data, true, name);
     this.group = opts.group;
@@ -41,6 +44,18 @@ export class Parameter extends Var {
     this.parts = opts.parts;
     if (opts.stacked !== undefined && !name.includes('{j}')) throw new Error(`stacked parameter ${name} needs a {j} slot`);
     if (opts.parts && !name.includes('{part}')) throw new Error(`fused parameter ${name} needs a {part} slot`);
+  }
+
+  keepHostMaster(values: Float32Array): void {
+    this.hostMaster = values;
+  }
+
+  /** The kept f32 initial values (once: the caller owns them from then on). */
+  takeHostMaster(): Float32Array {
+    const m = this.hostMaster;
+    if (!m) throw new Error(`${this.name}: no host master copy was kept (build the model with keepHost for optim.offload "host")`);
+    this.hostMaster = null;
+    return m;
   }
 
   /** State-dict entries this parameter covers: [name, shape, element offset]. */

@@ -1,5 +1,5 @@
 /**
- * The Time-MoE decoder (DESIGN §5): point embedding SwiGLU(Linear(1->d), Linear(1->d)), pre-norm
+ * The Time-MoE decoder (docs/DESIGN.md §5): point embedding SwiGLU(Linear(1->d), Linear(1->d)), pre-norm
  * decoder layers with causal RoPE attention and a sparse MoE FFN, final RMSNorm, then either
  * forecasting heads Linear(d -> horizon) per horizon or a classification head (mean pool ->
  * Linear(d -> C)). Parameter names equal the Hugging Face Time-MoE state dict.
@@ -7,9 +7,9 @@
 import type { Var } from '../autograd/variable.ts';
 import { swiglu } from '../autograd/ops/activation.ts';
 import { meanPoolSeq } from '../autograd/ops/loss.ts';
-import type { Runtime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import { Rng } from '../util/rng.ts';
-import { ropeTable } from '../kernels/rope.ts';
+import { releaseRopeTables, ropeTable } from '../kernels/rope.ts';
 import type { ModelConfig } from './config.ts';
 import { Linear } from './layers/linear.ts';
 import { RMSNorm } from './layers/rmsnorm.ts';
@@ -41,6 +41,12 @@ export interface ForwardOptions {
   activations?: 'f32' | 'f16';
 }
 
+/** How the parameters are held: on the GPU in `working` storage; `keepHost` keeps the f32 init on the host (optim.offload "host"). */
+export interface WeightStorage {
+  working?: 'f32' | 'f16';
+  keepHost?: boolean;
+}
+
 export class TimeMoeModel {
   readonly params: Parameter[];
   readonly embGate: Linear;
@@ -51,11 +57,14 @@ export class TimeMoeModel {
   readonly classifier: Linear | null;
 
   constructor(
-    readonly rt: Runtime,
+    readonly rt: Backend,
     readonly cfg: ModelConfig,
     seed = 0,
+    storage: WeightStorage = {},
   ) {
-    const f = new ParamFactory(rt, new Rng(seed));
+    // Working weights in f16 are the matrices (norm weights and biases stay f32, as the kernels need).
+    const working = storage.working ?? 'f32';
+    const f = new ParamFactory(rt, new Rng(seed), { dtypeOf: (shape) => (working === 'f16' && shape.length >= 2 ? 'f16' : 'f32'), keepHost: !!storage.keepHost });
     const init = cfg.init;
     const d = cfg.hidden;
     const residualStd = init.scaleResidualByDepth ? init.std / Math.sqrt(2 * cfg.layers) : init.std;
@@ -134,7 +143,9 @@ export class TimeMoeModel {
     return this.params.reduce((a, p) => a + p.data.size, 0);
   }
 
+  /** Frees the parameters and the runtime's RoPE tables (rebuilt on demand by a model still in use). */
   dispose(): void {
     for (const p of this.params) p.dispose();
+    releaseRopeTables(this.rt);
   }
 }

@@ -7,7 +7,7 @@
  * whose gradient norm is not finite while every forward tensor was finite is an *overflow*: the
  * step is skipped and the scale halved. It counts as a bad step (guards, stop after K) only once
  * the scale cannot go lower: then the non-finite value is not a range problem any more. The
- * update itself runs on the GPU (shaders/train_state.wgsl step_end; its reference model is
+ * update itself runs on the GPU (shaders/train-state.wgsl step_end; its reference model is
  * test/reference/loss-scale-ref.ts), so a step never waits for the previous step's readback.
  */
 export interface LossScaleOptions {

@@ -24,7 +24,7 @@ export interface AuxSchedule {
   auxWarmupSteps: number;
 }
 
-/** Aux factor ramps linearly from auxStart to auxFactor over auxWarmupSteps (DESIGN §7.2). */
+/** Aux factor ramps linearly from auxStart to auxFactor over auxWarmupSteps (docs/DESIGN.md §7.2). */
 export function auxFactor(s: AuxSchedule, step: number): number {
   if (s.auxWarmupSteps <= 0 || step >= s.auxWarmupSteps) return s.auxFactor;
   return s.auxStart + ((s.auxFactor - s.auxStart) * step) / s.auxWarmupSteps;

@@ -2,7 +2,7 @@
  * Standalone SVG line charts for run reports, without dependencies. The one rule that matters:
  * a non-finite value is shown, never hidden. NaN / +Inf / -Inf points are drawn as markers in a
  * red band at the top of the plot (the line breaks there), and on a log scale values <= 0 go to a
- * band at the bottom: neither is plotted as 0 or dropped (DESIGN §7.4).
+ * band at the bottom: neither is plotted as 0 or dropped (docs/DESIGN.md §7.4).
  */
 
 export type Point = readonly [x: number, y: number];

@@ -1,7 +1,7 @@
 /**
  * Reads a run's metrics.jsonl back into typed records. The logger writes non-finite numbers as
  * the strings "NaN", "Infinity", "-Infinity" (JSON has no NaN, and NaN logged as 0 hides a dead
- * run, DESIGN §7.4): they become numbers again here. Extra keys are tolerated (the logger may
+ * run, docs/DESIGN.md §7.4): they become numbers again here. Extra keys are tolerated (the logger may
  * grow); the keys the report reads are type-checked, and a bad line is named as file:line.
  */
 import { readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /** A training batch on the host, its upload as model inputs and targets, and the task's loss. */
-import type { Runtime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import type { Tensor } from '../kernels/tensor.ts';
 import { horizonTargets } from '../kernels/loss.ts';
 import { classificationLoss, forecastLoss, type HorizonTarget, type LossOptions, type LossTerms } from '../model/losses.ts';
@@ -24,7 +24,7 @@ export interface DeviceBatch {
  * Upload a batch: host writes only, no kernels, so a step can upload all its micro-batches before
  * recording anything (a host write after recorded work forces an extra submit).
  */
-export function uploadBatch(rt: Runtime, b: Batch, model: TimeMoeModel): DeviceBatch {
+export function uploadBatch(rt: Backend, b: Batch, model: TimeMoeModel): DeviceBatch {
   const N = b.B * b.T;
   const inputs = rt.upload(b.inputs, [N, 1], 'f32', 'batch.inputs');
   const classify = model.cfg.task === 'classify';

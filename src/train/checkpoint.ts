@@ -4,7 +4,8 @@
  *   optimizer.safetensors  AdamW moments as `<name>.exp_avg` / `<name>.exp_avg_sq`,
  *   state.json             step counters, data-loader and RNG state, the training config, metrics
  *                          and the SHA-256 of both tensor files;
- * and `<root>/latest` names the newest one.
+ * and `<root>/latest` names the newest one (never a `diverged-step-<N>` checkpoint: those hold the
+ * state of a run whose validation loss diverged, kept for inspection only).
  *
  * Crash safety: everything is written and fsynced in `<target>.tmp-<pid>-<hex>` beside the target,
  * then renamed into place (an existing target is first renamed to `<target>.old-<pid>-<hex>` and
@@ -22,7 +23,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Tensor } from '../kernels/tensor.ts';
 import type { Parameter } from '../model/parameter.ts';
-import { CheckpointError, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
+import { pidAlive } from '../util/process.ts';
+import { IoError } from './io.ts';
+import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
 
 export { CheckpointError } from './safetensors.ts';
 
@@ -69,6 +72,38 @@ export const CheckpointStateSchema = z
   .strict();
 export type CheckpointState = z.output<typeof CheckpointStateSchema>;
 
+/**
+ * Where a checkpoint reads values from and loads them into: a GPU tensor, or host memory (the
+ * offloaded optimizer's master weights and moments). The file format is the same either way, so a
+ * run can resume across optim.offload modes.
+ */
+export interface StateStore {
+  readonly size: number;
+  readF32(): Promise<Float32Array>;
+  load(data: Float32Array): void;
+}
+
+/** A GPU tensor as a store. */
+export function tensorStore(t: Tensor): StateStore {
+  return { size: t.size, readF32: () => t.readF32(), load: (d) => t.rt.write(t, d) };
+}
+
+/** A host array as a store (`onLoad` runs after it was overwritten). */
+export function hostStore(a: Float32Array, onLoad?: () => void): StateStore {
+  return {
+    size: a.length,
+    readF32: () => Promise.resolve(a),
+    load: (d) => {
+      a.set(d);
+      onLoad?.();
+    },
+  };
+}
+
+function asStore(x: Tensor | StateStore): StateStore {
+  return 'load' in x ? x : tensorStore(x);
+}
+
 /** AdamW moments of one parameter, keyed by Parameter.name (stacked experts keep their `{j}` slot). */
 export interface OptimizerSlot {
   name: string;
@@ -77,7 +112,17 @@ export interface OptimizerSlot {
   /** exp_avg_sq, same element count as the parameter. */
   v: Tensor;
 }
-export type OptimizerStateInput = readonly OptimizerSlot[] | ReadonlyMap<Parameter, { m: Tensor; v: Tensor }>;
+/** The same, in stores (the offloaded optimizer's host moments). */
+export interface StoreSlot {
+  name: string;
+  m: StateStore;
+  v: StateStore;
+}
+export type OptimizerStateInput = readonly (OptimizerSlot | StoreSlot)[] | ReadonlyMap<Parameter, { m: Tensor; v: Tensor }>;
+
+/** Where each parameter's weights are read from and loaded into (default: its GPU tensor). */
+export type WeightStores = (p: Parameter) => StateStore;
+const gpuWeights: WeightStores = (p) => tensorStore(p.data);
 
 export type CheckpointPhase = 'tmp-created' | 'writing' | 'model-written' | 'optimizer-written' | 'state-written' | 'synced' | 'old-moved-aside' | 'renamed' | 'latest-updated' | 'done';
 export interface CheckpointProgress {
@@ -90,8 +135,13 @@ export interface CheckpointProgress {
 export interface SaveOptions {
   /** Directory name under the root (default `step-<step>`). */
   name?: string;
-  /** Keep only the newest K `step-*` checkpoints (by step number); default keeps all. */
+  /** Keep only the newest K `step-*` checkpoints (by step number), and K `diverged-step-*`; default keeps all. */
   keep?: number;
+  /**
+   * Point `latest` at it (default true). False for the state of a diverged run: it is kept for
+   * inspection, but `--resume` must not continue from it.
+   */
+  latest?: boolean;
   /** fsync files and directories (default true; tests of logic alone may turn it off). */
   fsync?: boolean;
   /** Called between the stages of the write (tests use it to crash at a chosen point). */
@@ -111,9 +161,11 @@ export interface CheckpointData {
   state: TrainingStateInput;
 }
 
-const TMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
-const OLD_RE = /^(.+)\.old-(\d+)-[0-9a-f]+$/;
-const STEP_RE = /^step-(\d+)$/;
+export const TMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
+export const OLD_RE = /^(.+)\.old-(\d+)-[0-9a-f]+$/;
+export const STEP_RE = /^step-(\d+)$/;
+/** A checkpoint saved while the validation loss had diverged (run.ts): never `latest`. */
+export const DIVERGED_RE = /^diverged-step-(\d+)$/;
 
 function suffix(): string {
   return `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -122,16 +174,6 @@ function suffix(): string {
 function checkName(root: string, name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.=-]*$/.test(name) || TMP_RE.test(name) || OLD_RE.test(name) || name === LATEST_FILE)
     throw new CheckpointError(join(root, name), `"${name}" is not a usable checkpoint name`, 'Use letters, digits, "_", "-", "." and "=" (e.g. step-100), not "latest" or a .tmp-/.old- name');
-}
-
-function pidAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -167,11 +209,29 @@ async function writeDurable(path: string, text: string, fsync: boolean): Promise
   }
 }
 
-/** Replace `<root>/latest` atomically. */
+/**
+ * Point `<root>/latest` at `name`, or remove it (null): after a resume from an older checkpoint
+ * moved the newer ones aside, `latest` must not name a folder that is gone.
+ */
+export async function pointLatest(root: string, name: string | null): Promise<void> {
+  try {
+    if (name === null) await rm(join(root, LATEST_FILE), { force: true });
+    else await writeLatest(root, name, true);
+  } catch (e) {
+    throw IoError.from(e, join(root, LATEST_FILE), 'writing') ?? e;
+  }
+}
+
+/** Replace `<root>/latest` atomically; on failure the temp file is removed and `latest` is as it was. */
 async function writeLatest(root: string, name: string, fsync: boolean): Promise<void> {
   const tmp = join(root, `${LATEST_FILE}.tmp-${suffix()}`);
-  await writeDurable(tmp, `${name}\n`, fsync);
-  await rename(tmp, join(root, LATEST_FILE));
+  try {
+    await writeDurable(tmp, `${name}\n`, fsync);
+    await rename(tmp, join(root, LATEST_FILE));
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
   if (fsync) await syncDir(root);
 }
 
@@ -196,11 +256,11 @@ async function recover(root: string): Promise<void> {
   }
 }
 
-/** Remove `step-*` checkpoints beyond the newest `keep`, never one named in `protect`. */
-async function prune(root: string, keep: number, protect: ReadonlySet<string>): Promise<string[]> {
+/** Remove checkpoints of one family (`step-*`, `diverged-step-*`) beyond the newest `keep`, never one named in `protect`. */
+async function prune(root: string, keep: number, protect: ReadonlySet<string>, family: RegExp): Promise<string[]> {
   const steps: { name: string; step: number }[] = [];
   for (const entry of await readdir(root, { withFileTypes: true })) {
-    const m = STEP_RE.exec(entry.name);
+    const m = family.exec(entry.name);
     if (m && entry.isDirectory()) steps.push({ name: entry.name, step: Number(m[1]) });
   }
   steps.sort((a, b) => b.step - a.step);
@@ -211,6 +271,19 @@ async function prune(root: string, keep: number, protect: ReadonlySet<string>): 
     removed.push(name);
   }
   return removed;
+}
+
+const META = (content: string) => ({ format: 'pt', producer: 'webgpu-moe', content });
+const MODEL_META = META('weights');
+const OPTIMIZER_META = META('adamw exp_avg, exp_avg_sq');
+
+/** Bytes a checkpoint of these tensors takes on disk (headers + data; state.json is a few KiB more). */
+export function checkpointBytes(data: Pick<CheckpointData, 'model' | 'optimizer'>): number {
+  const file = (tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
+    const entries = [...tensors].map(([name, t]) => ({ name, shape: t.shape }));
+    return encodeHeader(entries, meta).length + entries.reduce((a, e) => a + 4 * e.shape.reduce((x, y) => x * y, 1), 0);
+  };
+  return file(data.model, MODEL_META) + file(data.optimizer, OPTIMIZER_META) + 16384;
 }
 
 /** Round-trip through JSON (NaN -> null, as state.json will hold it), then validate. */
@@ -227,26 +300,39 @@ function normaliseState(root: string, state: TrainingStateInput): z.output<typeo
 export async function writeCheckpoint(root: string, data: CheckpointData, opts: SaveOptions = {}): Promise<SavedCheckpoint> {
   const base = normaliseState(root, data.state);
   const name = opts.name ?? `step-${base.step}`;
+  // Where the write was when the file system refused it (the file as it would be named in place).
+  const at = { file: join(root, name) };
+  try {
+    return await writeCheckpointIn(root, name, base, data, opts, at);
+  } catch (e) {
+    // Disk full and other I/O errors: name the file and the space the whole checkpoint needs.
+    throw IoError.from(e, at.file, 'writing', { bytes: checkpointBytes(data), what: 'the checkpoint' }) ?? e;
+  }
+}
+
+async function writeCheckpointIn(root: string, name: string, base: z.output<typeof TrainingStateSchema>, data: CheckpointData, opts: SaveOptions, at: { file: string }): Promise<SavedCheckpoint> {
   checkName(root, name);
   if (opts.keep !== undefined && !(Number.isInteger(opts.keep) && opts.keep >= 1)) throw new CheckpointError(root, `keep must be an integer >= 1, got ${opts.keep}`, 'Pass keep >= 1 or leave it out to keep every checkpoint');
   const fsync = opts.fsync ?? true;
   const report = async (e: CheckpointProgress) => {
     if (opts.onProgress) await opts.onProgress(e);
   };
+  const target = join(root, name);
   await mkdir(root, { recursive: true });
   await recover(root);
 
-  const target = join(root, name);
   const tmp = `${target}.tmp-${suffix()}`;
   await mkdir(tmp);
   let state: CheckpointState;
   try {
     await report({ phase: 'tmp-created' });
-    const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, what: string) =>
-      writeSafetensors(join(tmp, file), tensors, { format: 'pt', producer: 'webgpu-moe', content: what }, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
-    const model = await write(MODEL_FILE, data.model, 'weights');
+    const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
+      at.file = join(target, file);
+      return writeSafetensors(join(tmp, file), tensors, meta, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
+    };
+    const model = await write(MODEL_FILE, data.model, MODEL_META);
     await report({ phase: 'model-written' });
-    const optimizer = await write(OPTIMIZER_FILE, data.optimizer, 'adamw exp_avg, exp_avg_sq');
+    const optimizer = await write(OPTIMIZER_FILE, data.optimizer, OPTIMIZER_META);
     await report({ phase: 'optimizer-written' });
     state = {
       format: CHECKPOINT_FORMAT,
@@ -255,6 +341,7 @@ export async function writeCheckpoint(root: string, data: CheckpointData, opts: 
       createdAt: new Date().toISOString(),
       files: { model: { ...model, tensors: data.model.size }, optimizer: { ...optimizer, tensors: data.optimizer.size } },
     };
+    at.file = join(target, STATE_FILE);
     await writeDurable(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, fsync);
     await report({ phase: 'state-written' });
     if (fsync) await syncDir(tmp);
@@ -280,25 +367,28 @@ export async function writeCheckpoint(root: string, data: CheckpointData, opts: 
     throw e;
   }
   if (fsync) await syncDir(root);
+  at.file = join(root, LATEST_FILE);
   await report({ phase: 'renamed' });
-  await writeLatest(root, name, fsync);
-  await report({ phase: 'latest-updated' });
+  if (opts.latest ?? true) {
+    await writeLatest(root, name, fsync);
+    await report({ phase: 'latest-updated' });
+  }
   if (old) await rm(old, { recursive: true, force: true });
-  if (opts.keep !== undefined) await prune(root, opts.keep, new Set([name]));
+  if (opts.keep !== undefined) for (const family of [STEP_RE, DIVERGED_RE]) await prune(root, opts.keep, new Set([name]), family);
   await report({ phase: 'done' });
   return { path: target, name, state };
 }
 
 interface Slot {
   param: Parameter;
-  m: Tensor;
-  v: Tensor;
+  m: StateStore;
+  v: StateStore;
 }
 
 /** Resolve the optimizer state to parameters, checking names and sizes. */
 function resolveSlots(where: string, params: readonly Parameter[], input: OptimizerStateInput | undefined): Slot[] {
   if (!input) return [];
-  const list: { name: string; m: Tensor; v: Tensor; param?: Parameter }[] = input instanceof Map ? [...input].map(([param, s]) => ({ name: param.name, m: s.m, v: s.v, param })) : [...(input as readonly OptimizerSlot[])];
+  const list: { name: string; m: Tensor | StateStore; v: Tensor | StateStore; param?: Parameter }[] = input instanceof Map ? [...input].map(([param, s]) => ({ name: param.name, m: s.m, v: s.v, param })) : [...(input as readonly (OptimizerSlot | StoreSlot)[])];
   const byName = new Map(params.map((p) => [p.name, p]));
   const seen = new Set<string>();
   return list.map((s) => {
@@ -308,7 +398,7 @@ function resolveSlots(where: string, params: readonly Parameter[], input: Optimi
     seen.add(param.name);
     for (const [k, t] of [['m', s.m], ['v', s.v]] as const)
       if (t.size !== param.data.size) throw new CheckpointError(where, `optimizer ${k} for ${param.name} has ${t.size} elements, the parameter has ${param.data.size}`, 'Allocate m and v shaped like the parameter');
-    return { param, m: s.m, v: s.v };
+    return { param, m: asStore(s.m), v: asStore(s.v) };
   });
 }
 
@@ -316,10 +406,10 @@ function resolveSlots(where: string, params: readonly Parameter[], input: Optimi
  * Lazy sources for GPU tensors, one per state-dict entry. A stacked tensor is downloaded once
  * and dropped after its last expert slice is written, so memory stays bounded.
  */
-function gpuSources(items: readonly { tensor: Tensor; param: Parameter; suffix: string }[]): Map<string, TensorSource> {
+function gpuSources(items: readonly { store: StateStore; param: Parameter; suffix: string }[]): Map<string, TensorSource> {
   const out = new Map<string, TensorSource>();
-  const cache = new Map<Tensor, { data: Promise<Float32Array>; left: number }>();
-  for (const { tensor, param, suffix: sfx } of items) {
+  const cache = new Map<StateStore, { data: Promise<Float32Array>; left: number }>();
+  for (const { store: tensor, param, suffix: sfx } of items) {
     const entries = param.stateEntries();
     for (const e of entries) {
       const n = e.shape.reduce((a, b) => a * b, 1);
@@ -342,16 +432,18 @@ function gpuSources(items: readonly { tensor: Tensor; param: Parameter; suffix: 
  */
 export async function saveCheckpoint(
   root: string,
-  args: { params: readonly Parameter[]; optimizerState?: OptimizerStateInput; state: TrainingStateInput },
+  args: { params: readonly Parameter[]; weights?: WeightStores; optimizerState?: OptimizerStateInput; state: TrainingStateInput },
   opts: SaveOptions = {},
 ): Promise<SavedCheckpoint> {
   const slots = resolveSlots(root, args.params, args.optimizerState);
-  const model = gpuSources(args.params.map((p) => ({ tensor: p.data, param: p, suffix: '' })));
-  const optimizer = gpuSources(slots.flatMap((s) => [{ tensor: s.m, param: s.param, suffix: '.exp_avg' }, { tensor: s.v, param: s.param, suffix: '.exp_avg_sq' }]));
+  const weights = args.weights ?? gpuWeights;
+  const model = gpuSources(args.params.map((p) => ({ store: weights(p), param: p, suffix: '' })));
+  const optimizer = gpuSources(slots.flatMap((s) => [{ store: s.m, param: s.param, suffix: '.exp_avg' }, { store: s.v, param: s.param, suffix: '.exp_avg_sq' }]));
   return writeCheckpoint(root, { model, optimizer, state: args.state }, opts);
 }
 
-async function readLatestName(root: string): Promise<string | null> {
+/** The checkpoint name `<root>/latest` holds, or null (missing, empty, or not a plain name). */
+export async function readLatestName(root: string): Promise<string | null> {
   try {
     const name = (await readFile(join(root, LATEST_FILE), 'utf8')).trim();
     return name.length > 0 && !name.includes('/') && !name.includes('\\') && name !== '.' && name !== '..' ? name : null;
@@ -390,19 +482,19 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (see latestCheckpoint)');
+    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (train.js --resume-from <step>)');
   }
   const head = HeadSchema.safeParse(raw);
   if (!head.success || head.data.format !== CHECKPOINT_FORMAT) throw new CheckpointError(file, `not a ${CHECKPOINT_FORMAT} state file`, 'Point at a directory written by saveCheckpoint');
   if (head.data.version !== CHECKPOINT_VERSION)
     throw new CheckpointError(file, `checkpoint format version ${head.data.version}, this build reads version ${CHECKPOINT_VERSION}`, head.data.version > CHECKPOINT_VERSION ? 'Load it with the newer webgpu-moe that wrote it' : 'Convert it, or start a fresh run');
   const r = CheckpointStateSchema.safeParse(raw);
-  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint');
+  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint (train.js --resume-from <step>)');
   return r.data;
 }
 
 interface Staged {
-  tensor: Tensor;
+  store: StateStore;
   data: Float32Array;
 }
 
@@ -410,12 +502,12 @@ interface Staged {
  * Assemble full tensors from state-dict entries. Every entry must be present with its exact
  * shape, and the file may hold nothing else. Returns the writes, or the list of problems.
  */
-function stage(items: readonly { tensor: Tensor; param: Parameter; suffix: string }[], shapes: ReadonlyMap<string, readonly number[]>, dict: ReadonlyMap<string, HostTensor> | null): { staged: Staged[]; problems: string[] } {
+function stage(items: readonly { store: StateStore; param: Parameter; suffix: string }[], shapes: ReadonlyMap<string, readonly number[]>, dict: ReadonlyMap<string, HostTensor> | null): { staged: Staged[]; problems: string[] } {
   const problems: string[] = [];
   const staged: Staged[] = [];
   const used = new Set<string>();
-  for (const { tensor, param, suffix: sfx } of items) {
-    const data = new Float32Array(tensor.size);
+  for (const { store, param, suffix: sfx } of items) {
+    const data = new Float32Array(store.size);
     for (const e of param.stateEntries()) {
       const name = `${e.name}${sfx}`;
       const shape = shapes.get(name);
@@ -431,7 +523,7 @@ function stage(items: readonly { tensor: Tensor; param: Parameter; suffix: strin
       const src = dict?.get(name);
       if (src) data.set(src.data, e.offset);
     }
-    staged.push({ tensor, data });
+    staged.push({ store, data });
   }
   for (const name of shapes.keys()) if (!used.has(name)) problems.push(`unexpected tensor ${name} (not in this model)`);
   return { staged, problems };
@@ -447,7 +539,7 @@ const OTHER_CONFIG = 'It was written for another model config (see "config" in s
 async function checkedRead(file: string, expect: { sha256: string; bytes: number } | null): Promise<SafetensorsFile> {
   const f = await readSafetensors(file);
   if (expect && f.sha256 !== expect.sha256)
-    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint');
+    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint (train.js --resume-from <step>)');
   return f;
 }
 
@@ -457,7 +549,7 @@ async function checkedRead(file: string, expect: { sha256: string; bytes: number
  * (shapes via the headers, then checksums and data); on any problem a CheckpointError is thrown
  * and nothing was written. To resume the optimizer, allocate its m/v for every parameter first.
  */
-export async function loadCheckpoint(dir: string, args: { params: readonly Parameter[]; optimizerState?: OptimizerStateInput }): Promise<CheckpointState> {
+export async function loadCheckpoint(dir: string, args: { params: readonly Parameter[]; weights?: WeightStores; optimizerState?: OptimizerStateInput }): Promise<CheckpointState> {
   let ckpt = dir;
   if (!(await exists(join(dir, STATE_FILE)))) {
     const latest = await latestCheckpoint(dir);
@@ -466,8 +558,9 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
   }
   const state = await readCheckpointState(ckpt);
   const slots = resolveSlots(ckpt, args.params, args.optimizerState);
-  const modelItems = args.params.map((p) => ({ tensor: p.data, param: p, suffix: '' }));
-  const optItems = slots.flatMap((s) => [{ tensor: s.m, param: s.param, suffix: '.exp_avg' }, { tensor: s.v, param: s.param, suffix: '.exp_avg_sq' }]);
+  const weights = args.weights ?? gpuWeights;
+  const modelItems = args.params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
+  const optItems = slots.flatMap((s) => [{ store: s.m, param: s.param, suffix: '.exp_avg' }, { store: s.v, param: s.param, suffix: '.exp_avg_sq' }]);
   const modelFile = join(ckpt, MODEL_FILE);
   const optFile = join(ckpt, OPTIMIZER_FILE);
 
@@ -489,7 +582,7 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
   const writes = stage(modelItems, modelShapes, model.tensors).staged;
   if (opt && optShapes) writes.push(...stage(optItems, optShapes, opt.tensors).staged);
   // Every check passed: only now touch the model and the optimizer.
-  for (const w of writes) w.tensor.rt.write(w.tensor, w.data);
+  for (const w of writes) w.store.load(w.data);
   return state;
 }
 
@@ -497,12 +590,12 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
  * Load weights alone from any safetensors file with Hugging Face Time-MoE names (ours, or one
  * exported by HF in f32/f16/bf16). Validates fully before writing.
  */
-export async function loadModelWeights(file: string, params: readonly Parameter[]): Promise<void> {
-  const items = params.map((p) => ({ tensor: p.data, param: p, suffix: '' }));
+export async function loadModelWeights(file: string, params: readonly Parameter[], weights: WeightStores = gpuWeights): Promise<void> {
+  const items = params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
   const header = await readSafetensorsHeader(file);
   const shapes = new Map(header.entries.map((e) => [e.name, e.shape] as const));
   const first = stage(items, shapes, null);
   if (first.problems.length) throw mismatch(file, first.problems, 'Build the model with the config these weights were trained with');
   const f = await readSafetensors(file);
-  for (const w of stage(items, shapes, f.tensors).staged) w.tensor.rt.write(w.tensor, w.data);
+  for (const w of stage(items, shapes, f.tensors).staged) w.store.load(w.data);
 }

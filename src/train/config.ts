@@ -4,10 +4,11 @@
  * raw JSON before validation, so they are checked exactly like the file.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ModelSchema, PRESETS } from '../model/config.ts';
 import { DataConfigSchema } from './data/config.ts';
+import { KernelFamilyChoiceSchema } from '../kernels/caps.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -27,6 +28,11 @@ const OptimSchema = z
     eps: z.number().positive().default(1e-8),
     /** Global-norm clip; 0 disables clipping (the norm is still measured and logged). */
     clipNorm: z.number().min(0).default(1.0),
+    /**
+     * 'host': f32 master weights and AdamW moments in host memory, updated by worker threads; the
+     * GPU keeps working weights (f16 with f16 activations) and gradients (src/optim/host-adamw.ts).
+     */
+    offload: z.enum(['none', 'host']).default('none'),
   })
   .strict();
 
@@ -66,6 +72,11 @@ const StabilitySchema = z
     guards: z.boolean().default(true),
     /** Stop (saving the last good state) after this many consecutive skipped steps. */
     maxConsecutiveBadSteps: z.number().int().positive().default(5),
+    /**
+     * The run has diverged when a validation loss exceeds this many times the loss before training
+     * (or is not finite; src/train/divergence.ts). 0 = only non-finite counts.
+     */
+    divergenceFactor: z.number().min(0).default(2),
     /** Fault injection for experiments/tests: NaN written into one activation at one step. */
     injectNan: z
       .object({
@@ -123,6 +134,21 @@ const CheckpointSchema = z
   })
   .strict();
 
+const DeviceSchema = z
+  .object({
+    /**
+     * Kernel family: 'auto' = the adapter's own (the CPU family on lavapipe, the GPU family on a
+     * GPU), or force 'cpu' / 'gpu' on any adapter. WEBGPU_MOE_KERNELS does the same from the environment.
+     */
+    kernels: KernelFamilyChoiceSchema.default('auto'),
+    /**
+     * GPU family on a GPU: time the tiled matmul variants for the step's shapes before training
+     * (cached on disk per adapter, src/kernels/matmul-tune.ts). Off: the default tile.
+     */
+    autotune: z.boolean().default(true),
+  })
+  .strict();
+
 export const TrainConfigSchema = z
   .object({
     seed: z.number().int().min(0).default(0),
@@ -135,15 +161,28 @@ export const TrainConfigSchema = z
     precision: PrecisionSchema.prefault({}),
     logging: LoggingSchema.prefault({}),
     checkpoint: CheckpointSchema.prefault({}),
+    device: DeviceSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
     const longest = Math.max(...c.model.horizons);
     if (c.model.task === 'forecast' && longest > c.data.contextLength) {
-      ctx.addIssue({ code: 'custom', path: ['model', 'horizons'], message: `horizon ${longest} is longer than data.contextLength ${c.data.contextLength}: shorten the horizon or raise the context` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'horizons'],
+        message: `horizon ${longest} is longer than data.contextLength ${c.data.contextLength}: drop it from model.horizons or raise the context (--set data.contextLength=${longest})`,
+      });
     }
-    if (c.precision.minScale > c.precision.initialScale) ctx.addIssue({ code: 'custom', path: ['precision', 'minScale'], message: `minScale ${c.precision.minScale} exceeds initialScale ${c.precision.initialScale}` });
-    if (c.schedule.warmupSteps > c.schedule.steps) ctx.addIssue({ code: 'custom', path: ['schedule', 'warmupSteps'], message: `warmupSteps ${c.schedule.warmupSteps} exceeds steps ${c.schedule.steps}` });
+    if (c.precision.minScale > c.precision.initialScale)
+      ctx.addIssue({ code: 'custom', path: ['precision', 'minScale'], message: `${c.precision.minScale} exceeds precision.initialScale ${c.precision.initialScale}: lower it (--set precision.minScale=1) or raise precision.initialScale` });
+    if (c.optim.offload === 'host' && c.logging.metricsEvery !== 1)
+      ctx.addIssue({ code: 'custom', path: ['logging', 'metricsEvery'], message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})` });
+    if (c.schedule.warmupSteps > c.schedule.steps)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedule', 'warmupSteps'],
+        message: `${c.schedule.warmupSteps} exceeds schedule.steps ${c.schedule.steps}: lower it (--set schedule.warmupSteps=${Math.floor(c.schedule.steps / 10)}) or raise schedule.steps (--set schedule.steps=${c.schedule.warmupSteps * 10})`,
+      });
   });
 
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
@@ -165,12 +204,13 @@ function get(obj: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
-/** Keys of the object schema at `path`, seen through defaults, optionals and unions. */
-function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
-  type Def = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType>; options?: z.ZodType[] };
-  const def = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+type Def = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType>; options?: z.ZodType[]; values?: unknown[] };
+const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+
+/** Keys of the object schema at `path`, seen through defaults, optionals and unions (of a union, the branch whose `kind` the value has). */
+function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[], raw: unknown): string[] {
   const unwrap = (s: z.ZodType): z.ZodType[] => {
-    const d = def(s);
+    const d = defOf(s);
     if (d.innerType) return unwrap(d.innerType);
     if (d.options) return d.options.flatMap(unwrap);
     return [s];
@@ -178,31 +218,68 @@ function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] 
   let cur = unwrap(schema);
   for (const key of path) {
     cur = cur.flatMap((s) => {
-      const child = def(s).shape?.[String(key)];
+      const child = defOf(s).shape?.[String(key)];
       return child ? unwrap(child) : [];
     });
   }
-  return [...new Set(cur.flatMap((s) => Object.keys(def(s).shape ?? {})))];
+  // A discriminated union (data.source): only the keys of the kind the config names.
+  const kind = get(raw, [...path, 'kind']);
+  const branch = cur.filter((s) => {
+    const k = defOf(s).shape?.kind;
+    return k !== undefined && defOf(k).values?.includes(kind);
+  });
+  if (branch.length) cur = branch;
+  return [...new Set(cur.flatMap((s) => Object.keys(defOf(s).shape ?? {})))];
 }
 
-/** One line per problem: `model.hidden: expected a number, got "64" `. */
+const withArticle = (t: string): string => {
+  const name = t === 'int' ? 'integer' : t;
+  return `${/^[aeiou]/.test(name) ? 'an' : 'a'} ${name}`;
+};
+
+/** What the schema wanted, in words: "a number > 0", "one of "auto", "bar"", "a string or an integer". */
+function expectation(iss: z.core.$ZodIssue): string {
+  switch (iss.code) {
+    case 'invalid_type':
+      return withArticle(iss.expected);
+    case 'too_small':
+    case 'too_big': {
+      const op = iss.code === 'too_small' ? (iss.inclusive ? '>=' : '>') : iss.inclusive ? '<=' : '<';
+      const bound = iss.code === 'too_small' ? iss.minimum : iss.maximum;
+      if (iss.origin === 'array') return `${iss.code === 'too_small' ? 'at least' : 'at most'} ${bound} item(s)`;
+      if (iss.origin === 'string') return `${iss.code === 'too_small' ? 'at least' : 'at most'} ${bound} character(s)`;
+      return `a number ${op} ${bound}`;
+    }
+    case 'invalid_value':
+      return `one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_union':
+      if (iss.errors.length) return [...new Set(iss.errors.map((b) => (b[0] ? expectation(b[0]) : 'something else')))].join(' or ');
+      return (iss as { options?: unknown[] }).options ? `one of ${(iss as { options: unknown[] }).options.map((v) => JSON.stringify(v)).join(', ')}` : iss.message;
+    default:
+      return iss.message;
+  }
+}
+
+/**
+ * One line per problem, each naming the key, what was wanted and what it got, e.g.
+ * `model.hidden: expected a number, got "64"`; then how to fix it.
+ */
 export function formatIssues(error: z.ZodError, raw: unknown, source: string): string {
   const lines = error.issues.map((iss) => {
     const path = iss.path.map(String).join('.') || '(top level)';
     const value = get(raw, iss.path);
-    switch (iss.code) {
-      case 'unrecognized_keys': {
-        const allowed = allowedKeys(TrainConfigSchema, iss.path);
-        const keys = iss.keys.map((k) => (path === '(top level)' ? k : `${path}.${k}`)).join(', ');
-        return `${keys}: unknown key${iss.keys.length > 1 ? 's' : ''}${allowed.length ? ` (allowed here: ${allowed.join(', ')})` : ''}`;
-      }
-      case 'invalid_type':
-        return value === undefined ? `${path}: required (${iss.expected}) but missing` : `${path}: ${iss.message}, got ${describe(value)}`;
-      default:
-        return `${path}: ${iss.message}${value !== undefined && typeof value !== 'object' ? `, got ${describe(value)}` : ''}`;
+    if (iss.code === 'unrecognized_keys') {
+      const allowed = allowedKeys(TrainConfigSchema, iss.path, raw);
+      const keys = iss.keys.map((k) => (path === '(top level)' ? k : `${path}.${k}`)).join(', ');
+      return `${keys}: unknown key${iss.keys.length > 1 ? 's' : ''}${allowed.length ? ` (allowed here: ${allowed.join(', ')})` : ''}`;
     }
+    // Cross-field checks write their own message, naming both values and the fix.
+    if (iss.code === 'custom') return `${path}: ${iss.message}`;
+    if (value === undefined) return `${path}: required (${expectation(iss)}) but missing`;
+    const unset = value === null ? ` (null is a value, not "unset": to leave ${path} unset, remove the key)` : '';
+    return `${path}: expected ${expectation(iss)}, got ${describe(value)}${unset}`;
   });
-  return `invalid config ${source}:\n  ${lines.join('\n  ')}`;
+  return `invalid config ${source}:\n  ${lines.join('\n  ')}\nFix the key(s) in ${source}, or override a value with --set <path>=<value> (node train.js --help)`;
 }
 
 /** Apply `a.b.c=value` (value parsed as JSON when it parses, else taken as a string). */
@@ -227,12 +304,19 @@ export function applyOverride(raw: Record<string, Json>, assignment: string): vo
   cur[path[path.length - 1]!] = value;
 }
 
-/** Expand `model.preset` into the preset's dimensions, with the file's keys taking precedence. */
+/**
+ * Expand `model.preset` into the preset's dimensions, with the file's keys taking precedence. A
+ * model whose dimensions differ from the preset's is no longer that preset: it becomes "custom", so
+ * the plan and the checkpoints do not call a 30k-parameter model "timemoe-50m".
+ */
 function expandPreset(raw: Record<string, Json>): void {
   const m = raw.model;
   if (!m || typeof m !== 'object' || Array.isArray(m)) return;
   const name = m.preset;
-  if (typeof name === 'string' && name in PRESETS) raw.model = { ...(PRESETS[name as keyof typeof PRESETS] as Record<string, Json>), ...m };
+  if (typeof name !== 'string' || !(name in PRESETS)) return;
+  const preset = PRESETS[name as keyof typeof PRESETS] as Record<string, Json>;
+  const changed = Object.keys(preset).some((k) => k !== 'preset' && k in m && JSON.stringify(m[k]) !== JSON.stringify(preset[k]));
+  raw.model = { ...preset, ...m, ...(changed ? { preset: 'custom' } : {}) };
 }
 
 export function parseConfig(raw: unknown, source = '(inline)', overrides: readonly string[] = []): TrainConfig {
@@ -252,7 +336,9 @@ export function loadConfig(path: string, overrides: readonly string[] = []): Tra
     text = readFileSync(full, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(code === 'ENOENT' ? `config file not found: ${full} (check the --config path)` : `cannot read config ${full}: ${(e as Error).message}`);
+    if (code === 'ENOENT') throw new ConfigError(`config file not found: ${full} (check the --config path)`);
+    if (code === 'EISDIR') throw new ConfigError(`--config ${path} is a folder, not a file: pass the JSON file (e.g. --config ${join(path, 'small-moe.json')})`);
+    throw new ConfigError(`cannot read config ${full} (${code ?? (e as Error).message}): check the file's permissions, or the --config path`);
   }
   let raw: unknown;
   try {

@@ -2,7 +2,7 @@
  * Validation in a no-grad graph: the training loss (task loss + aux terms), and per task either
  * MSE / MAE per horizon on the normalised scale (forecasting) or accuracy (classification).
  */
-import type { Runtime } from '../kernels/runtime.ts';
+import type { Backend } from '../kernels/tensor.ts';
 import { Graph } from '../autograd/graph.ts';
 import { Var } from '../autograd/variable.ts';
 import type { TimeMoeModel } from '../model/time-moe.ts';
@@ -20,7 +20,7 @@ export interface ValidMetrics {
   windows: number;
 }
 
-export async function evaluate(rt: Runtime, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0, activations: 'f32' | 'f16' = 'f32'): Promise<ValidMetrics> {
+export async function evaluate(rt: Backend, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0, activations: 'f32' | 'f16' = 'f32'): Promise<ValidMetrics> {
   const H = model.cfg.task === 'forecast' ? model.cfg.horizons : [];
   const se = H.map(() => 0);
   const ae = H.map(() => 0);

@@ -65,5 +65,7 @@ export class GuardBatch {
 
 export function describeBad(b: BadTensor): string {
   const f = (v: number) => (Number.isFinite(v) ? v.toPrecision(4) : String(v));
-  return `${b.name}${b.layer >= 0 ? ` (layer ${b.layer})` : ''}: ${b.nonFinite} non-finite values; finite min ${f(b.min)} max ${f(b.max)} mean ${f(b.mean)}`;
+  // With no finite value at all the min/max/mean come back NaN: say that instead of printing them.
+  const finite = Number.isFinite(b.min) && Number.isFinite(b.max) ? `finite min ${f(b.min)} max ${f(b.max)} mean ${f(b.mean)}` : 'no finite value at all';
+  return `${b.name}${b.layer >= 0 ? ` (layer ${b.layer})` : ''}: ${b.nonFinite} non-finite values; ${finite}`;
 }

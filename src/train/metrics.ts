@@ -1,39 +1,18 @@
 /**
  * Metrics as JSONL, one line per optimizer step (and one per validation). JSON has no NaN, and a
- * logger that turns NaN into 0 or null hides a dead run (DESIGN §7.4): non-finite numbers are
+ * logger that turns NaN into 0 or null hides a dead run (docs/DESIGN.md §7.4): non-finite numbers are
  * written as the strings "NaN", "Infinity", "-Infinity".
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import type { AdapterSummary } from '../kernels/device.ts';
+import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { appendLine, rethrowIo, writeFileAtomic } from './io.ts';
+import type { MetricsObserver, RunHeader } from '../ui/observer.ts';
+import { jsonSafe } from '../util/json.ts';
 
-export function jsonSafe(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
-}
-
-/** What a run says about itself once, before its first step: written to header.json beside the metrics. */
-export interface RunHeader {
-  config: unknown;
-  parameters: number;
-  /** plan.txt's text. */
-  plan: string;
-  adapter?: AdapterSummary;
-  /** The optimizer step the run starts after (0 for a fresh run). */
-  startStep: number;
-  startedAt: string;
-}
-
-/**
- * Sees what the log sees, in memory (the live dashboard, src/ui/live.ts): `history` once with the
- * records kept from an earlier run segment (resume), then the header, then every record as written.
- */
-export interface MetricsObserver {
-  history(records: Record<string, unknown>[]): void;
-  header(header: RunHeader): void;
-  record(record: Record<string, unknown>): void;
-}
+export { jsonSafe };
 
 export class MetricsLog {
+  /** `observer` sees every record in memory as it is written (the live dashboard, train.js --ui). */
   constructor(
     readonly path: string,
     private readonly observer?: MetricsObserver,
@@ -41,36 +20,65 @@ export class MetricsLog {
     mkdirSync(dirname(path), { recursive: true });
   }
 
+  /** Append one record; a line that does not fit (disk full) is cut off again and an IoError names the file. */
   write(record: Record<string, unknown>): void {
-    appendFileSync(this.path, `${jsonSafe(record)}\n`);
+    appendLine(this.path, `${jsonSafe(record)}\n`, 'appending to', `metrics.jsonl:${String(record.kind)}-${String(record.step)}`);
     this.observer?.record(record);
   }
 
-  /** Write <dir>/header.json (read back by the dashboard for finished runs) and tell the observer. */
-  describe(header: RunHeader): void {
-    writeFileSync(join(dirname(this.path), 'header.json'), `${jsonSafe(header)}\n`);
+  /** Write `path` (header.json: read back by dashboard.js for a finished run) and tell the observer. */
+  describe(path: string, header: RunHeader): void {
+    writeFileAtomic(path, `${jsonSafe(header)}\n`, 'writing', 'header.json');
     this.observer?.header(header);
   }
 
-  /** On resume: drop lines of steps after `step`, so the log continues as one uninterrupted run. */
-  truncateAfter(step: number): void {
-    if (!existsSync(this.path)) {
-      this.observer?.history([]);
-      return;
-    }
-    const keep = readFileSync(this.path, 'utf8')
-      .split('\n')
-      .filter((line) => {
-        if (!line.trim()) return false;
+  /** The lines a resume from `step` keeps, and those it drops (steps after it, lines that do not parse). */
+  private split(step: number): { text: string; keep: string[]; drop: string[] } {
+    const text = existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
+    const keep: string[] = [];
+    const drop: string[] = [];
+    for (const line of text.split('\n')) {
+      let kept = false;
+      if (line.trim()) {
         try {
           const r = JSON.parse(line) as { step?: number };
-          return typeof r.step !== 'number' || r.step <= step;
+          kept = typeof r.step !== 'number' || r.step <= step;
         } catch {
-          return false;
+          kept = false;
         }
-      });
-    writeFileSync(this.path, keep.length ? `${keep.join('\n')}\n` : '');
+      }
+      if (kept) keep.push(line);
+      else if (line.trim()) drop.push(line);
+    }
+    return { text, keep, drop };
+  }
+
+  /** The lines a resume from `step` drops, as JSONL text ('' when none). */
+  linesAfter(step: number): string {
+    const { drop } = this.split(step);
+    return drop.length ? `${drop.join('\n')}\n` : '';
+  }
+
+  /**
+   * On resume: drop lines of steps after `step`, so the log continues as one uninterrupted run.
+   * Cutting the tail needs no disk space (a resume on a full disk must not lose the log); only a
+   * log whose lines are out of order is rewritten, atomically. Returns the number of lines dropped.
+   */
+  truncateAfter(step: number): number {
+    const { text, keep, drop } = this.split(step);
+    const wanted = keep.length ? `${keep.join('\n')}\n` : '';
+    if (wanted !== text) {
+      if (text.startsWith(wanted)) {
+        try {
+          truncateSync(this.path, Buffer.byteLength(wanted));
+        } catch (e) {
+          rethrowIo(e, this.path, 'truncating');
+        }
+      } else writeFileAtomic(this.path, wanted, 'rewriting', 'metrics.jsonl:truncate');
+    }
+    // The kept lines parsed in split(): a resumed run's page starts with its whole history.
     this.observer?.history(keep.map((line) => JSON.parse(line) as Record<string, unknown>));
+    return drop.length;
   }
 }
 

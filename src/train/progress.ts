@@ -1,5 +1,7 @@
 /** Progress display: a bar with ETA on a terminal (cli-progress), plain lines otherwise. */
 import cliProgress from 'cli-progress';
+import { basename } from 'node:path';
+import type { LoadProgress } from './data/files.ts';
 import { fmt } from './metrics.ts';
 import type { StepMetrics } from './trainer.ts';
 
@@ -34,5 +36,44 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', total: n
       ),
     log: (l) => console.error(l),
     stop() {},
+  };
+}
+
+/** Files smaller than this load in a second or two: no progress display. */
+export const LOAD_PROGRESS_MIN_BYTES = 16 << 20;
+
+/**
+ * Bytes read of a long data load: a bar on a terminal, a line every 10% otherwise (logs stay
+ * short), nothing for small files or with logging.progress "none".
+ */
+export function createLoadProgress(mode: 'auto' | 'bar' | 'plain' | 'none', file: string, total: number): LoadProgress {
+  const noop: LoadProgress = { advance() {}, done() {} };
+  if (mode === 'none' || total < LOAD_PROGRESS_MIN_BYTES) return noop;
+  const mb = (b: number) => (b / 1e6).toFixed(1);
+  const name = basename(file);
+  const t0 = performance.now();
+  let read = 0;
+  if (mode === 'bar' || (mode === 'auto' && process.stderr.isTTY === true)) {
+    const bar = new cliProgress.SingleBar(
+      { format: `[data] reading ${name} [{bar}] {percentage}% | {mb} of ${mb(total)} MB | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(total, 0, { mb: '0.0' });
+    return {
+      advance: (n) => bar.update((read += n), { mb: mb(read) }),
+      done: () => bar.stop(),
+    };
+  }
+  let nextTenth = 1;
+  console.error(`[data] reading ${name} (${mb(total)} MB)`);
+  return {
+    advance(n) {
+      read += n;
+      for (; nextTenth < 10 && read >= (total * nextTenth) / 10; nextTenth++) console.error(`[data] reading ${name}: ${nextTenth * 10}% (${mb(read)} of ${mb(total)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    },
+    // Also called when a load fails or is stopped part-way: then there is nothing to report.
+    done: () => {
+      if (read >= total) console.error(`[data] read ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    },
   };
 }

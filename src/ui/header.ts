@@ -1,5 +1,5 @@
 /**
- * A run's header (src/train/metrics.ts RunHeader, written to <dir>/header.json): checked here
+ * A run's header (src/ui/observer.ts RunHeader, written to <dir>/header.json): checked here
  * whether it comes from a live run or from a file, so the page gets one shape.
  */
 import { z } from 'zod';

@@ -4,7 +4,7 @@
  * so publishing a step costs one JSON.stringify and a write per open page — no disk access.
  */
 import { parseRecord } from '../report/metrics-reader.ts';
-import { jsonSafe } from '../train/metrics.ts';
+import { jsonSafe } from '../util/json.ts';
 import type { RunStatus, UiEvent, UiHeader } from './protocol.ts';
 
 export type Listener = (seq: number, line: string) => void;

@@ -1,15 +1,14 @@
 /**
  * `train.js --ui [port]`: a dashboard served from the training process itself. The run's
- * MetricsLog hands every record to `observer` in memory (src/train/metrics.ts); nothing here reads
+ * MetricsLog hands every record to `observer` in memory (src/ui/observer.ts); nothing here reads
  * the disk per step, and nothing here may throw into the run: a dashboard fault is printed once.
  */
-import type { MetricsObserver, RunHeader } from '../train/metrics.ts';
-import { UiError } from './errors.ts';
+import { isLoopback, parseAddress, type FlagNames } from './flags.ts';
 import { parseHeader } from './header.ts';
-import { parseHost, parsePort } from './flags.ts';
 import { Hub } from './hub.ts';
+import type { MetricsObserver, RunHeader } from './observer.ts';
 import type { RunStatus } from './protocol.ts';
-import { serve, type Dashboard } from './server.ts';
+import { serve } from './server.ts';
 
 export interface LiveDashboard {
   url: string;
@@ -18,23 +17,19 @@ export interface LiveDashboard {
   finish(status: RunStatus, message?: string): Promise<void>;
 }
 
-export interface LiveFlags {
-  /** commander's value of `--ui [port]`: true without a port, undefined without the flag. */
-  ui?: string | true;
-  uiHost?: string;
-}
+const FLAGS: FlagNames = { port: '--ui', host: '--ui-host' };
 
-/** Start the dashboard and print its URL; null without --ui. `dir` is the run's logging.dir. */
-export async function startLiveDashboard(flags: LiveFlags, dir: string): Promise<LiveDashboard | null> {
-  if (flags.ui === undefined) {
-    if (flags.uiHost !== undefined) throw new UiError('--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)');
-    return null;
-  }
-  const address = { port: parsePort('--ui', flags.ui), host: parseHost('--ui-host', flags.uiHost) };
+/**
+ * Start the dashboard of the run logging to `dir` (its logging.dir) and print its URL. `ui` is
+ * commander's value of `--ui [port]` (true without a port). Throws a UiError on bad flags or a
+ * port in use, before the run has touched anything.
+ */
+export async function startLiveDashboard(ui: string | true, uiHost: string | undefined, dir: string): Promise<LiveDashboard> {
+  const address = parseAddress(FLAGS, ui, uiHost);
   const hub = new Hub();
   const run = hub.addRun(dir, dir, true);
   hub.status(run, 'running');
-  const server: Dashboard = await serve({ address, hub, flags: { port: '--ui', host: '--ui-host' } });
+  const server = await serve({ address, hub, flags: FLAGS });
   const warned = new Set<string>();
   const guard = (what: string, f: () => string | null | void) => {
     try {
@@ -68,6 +63,7 @@ export async function startLiveDashboard(flags: LiveFlags, dir: string): Promise
     },
   };
   console.error(`[ui] dashboard at ${server.url} (live while the run goes; afterwards: node dashboard.js ${dir})`);
+  if (!isLoopback(address.host)) console.error(`[ui] listening on ${address.host}: anyone who can reach it sees this run's config and metrics (there is no password)`);
   return {
     url: server.url,
     observer,
@@ -78,16 +74,24 @@ export async function startLiveDashboard(flags: LiveFlags, dir: string): Promise
   };
 }
 
-/** Serve `run` with a live dashboard when --ui was given; the page learns how the run ended. */
-export async function withLiveDashboard<T extends { stopped?: boolean }>(ui: LiveDashboard | null, run: (observer?: MetricsObserver) => Promise<T>): Promise<T> {
-  if (!ui) return run();
+/**
+ * Run `run` under a live dashboard (none when `dashboard` is null); the page learns how it ended:
+ * `ended` names the status of a result, `failed` that of an error (which is rethrown).
+ */
+export async function withLiveDashboard<T>(
+  dashboard: LiveDashboard | null,
+  run: (observer?: MetricsObserver) => Promise<T>,
+  ended: (r: T) => RunStatus,
+  failed: (e: unknown) => RunStatus,
+): Promise<T> {
+  if (!dashboard) return run();
+  let r: T;
   try {
-    const r = await run(ui.observer);
-    await ui.finish(r.stopped ? 'stopped' : 'done');
-    return r;
+    r = await run(dashboard.observer);
   } catch (e) {
-    const exitCode = (e as { exitCode?: unknown }).exitCode;
-    await ui.finish(exitCode === 130 ? 'interrupted' : 'failed', e instanceof Error ? e.message : String(e));
+    await dashboard.finish(failed(e), e instanceof Error ? e.message : String(e));
     throw e;
   }
+  await dashboard.finish(ended(r));
+  return r;
 }

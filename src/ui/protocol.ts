@@ -6,7 +6,8 @@
  */
 import type { MetricsRecord } from '../report/metrics-reader.ts';
 
-export type RunStatus = 'running' | 'done' | 'stopped' | 'failed' | 'interrupted' | 'saved';
+/** 'stopped': --stop-after; 'failed': an error or a stop rule (the message says which); 'interrupted': a signal. */
+export type RunStatus = 'running' | 'done' | 'stopped' | 'diverged' | 'failed' | 'interrupted' | 'saved';
 
 /** header.json as the page gets it; every field optional, since older runs have no header.json. */
 export interface UiHeader {
@@ -30,7 +31,7 @@ export type UiEvent =
 
 const NON_FINITE: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
 
-/** Undo the logger's spelling of non-finite numbers (src/train/metrics.ts jsonSafe) inside a record. */
+/** Undo the logger's spelling of non-finite numbers (src/util/json.ts jsonSafe) inside a record. */
 function revive(v: unknown): unknown {
   if (typeof v === 'string') return v in NON_FINITE ? NON_FINITE[v] : v;
   if (Array.isArray(v)) return v.map(revive);

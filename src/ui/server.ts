@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 import { pageAssets, type PageAssets } from './bundle.ts';
 import { UiError } from './errors.ts';
-import { isLoopback, type Address } from './flags.ts';
+import { isLoopback, type Address, type FlagNames } from './flags.ts';
 import type { Hub } from './hub.ts';
 
 const gzipAsync = promisify(gzip);
@@ -50,8 +50,8 @@ function listenError(e: NodeJS.ErrnoException, addr: Address, portFlag: string, 
 export interface ServeOptions {
   address: Address;
   hub: Hub;
-  /** How the CLI spells the flags, for error messages: '--ui' / '--ui-host' or '--port' / '--host'. */
-  flags: { port: string; host: string };
+  /** How the CLI spells the flags, for error messages. */
+  flags: FlagNames;
 }
 
 export async function serve(opts: ServeOptions): Promise<Dashboard> {

@@ -1,6 +1,6 @@
 /** Autograd mechanics: accumulation, no-grad mode, and that memory is released on time. */
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
 import { zeroGrad } from '../../src/autograd/grad.ts';
@@ -12,7 +12,7 @@ import { taskLoss, uploadBatch } from '../../src/train/batch.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

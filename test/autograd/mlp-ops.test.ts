@@ -9,16 +9,16 @@
  * products; one landing within 1e-6 of 0 has probability ~1e-6 per element.
  */
 import { describe, it, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { linearRelu, mseLoss, relu } from '../../src/autograd/ops/mlp.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
-import { matmul as matmulRef } from '../reference/ops.ts';
+import { matmulRef } from '../reference/matmul-ref.ts';
 
 const RTOL = 2e-3;
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

@@ -8,24 +8,28 @@
  * by O(1) of the largest entry; f32 rounding on these tiny shapes stays below 1e-4.
  */
 import { describe, it, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Var } from '../../src/autograd/variable.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { add, mulColumn, sigmoid, swiglu, swigluFused } from '../../src/autograd/ops/activation.ts';
 import { rmsnorm } from '../../src/autograd/ops/norm.ts';
 import { causalAttention, rope } from '../../src/autograd/ops/attention.ts';
-import { combine, dispatchPlan, gatherRows, groupedLinear, routerTopK } from '../../src/autograd/ops/moe.ts';
+import { combine, gatherRows, groupedLinear, routeAndDispatch } from '../../src/autograd/ops/moe.ts';
 import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss, weightedSum, zLoss } from '../../src/autograd/ops/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
-import { matmul as matmulRef, silu, sigmoid as sigmoidRef, softmaxRows } from '../reference/ops.ts';
-import { attentionRef, rmsnormRef, ropeRef } from '../reference/attention-ref.ts';
+import { matmulRef } from '../reference/matmul-ref.ts';
+import { silu, sigmoid as sigmoidRef, softmaxRows } from '../reference/ops.ts';
+import { attentionRef } from '../reference/attention-ref.ts';
+import { rmsnormRef } from '../reference/rmsnorm-ref.ts';
+import { ropeRef } from '../reference/rope-ref.ts';
 import { crossEntropyRef, huberLossRef } from '../reference/loss-ref.ts';
-import { pooledLossRef, switchLossRef, topkIndices, zLossRef } from '../reference/moe-ref.ts';
+import { pooledLossRef, switchLossRef, zLossRef } from '../reference/moe-loss-ref.ts';
+import { topkIndices } from '../reference/router-ref.ts';
 
 const RTOL = 2e-3;
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -91,8 +95,7 @@ describe('autograd ops: numeric gradient checks', () => {
       (r) => [rand(r, [N, d]), rand(r, [E, d], 2), rand(r, [E, H, d]), rand(r, [E, H, d]), rand(r, [E, d, H])],
       ([x, wr, wg, wu, wd]) => {
         const logits = linear(x!, wr!, null);
-        const { weights, idx } = routerTopK(logits, k, renorm);
-        const plan = dispatchPlan(idx, E, null);
+        const { weights, plan } = routeAndDispatch(logits, k, renorm, E, null);
         const xs = gatherRows(x!, plan);
         const h = swiglu(groupedLinear(xs, wg!, plan), groupedLinear(xs, wu!, plan));
         return combine(groupedLinear(h, wd!, plan), weights, plan);
@@ -186,7 +189,7 @@ describe('autograd ops: numeric gradient checks', () => {
       (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)],
       ([l0, l1]) => {
         const layers = [l0!, l1!].map((l) => {
-          const { probs, idx } = routerTopK(l, k, false);
+          const { probs, idx } = routeAndDispatch(l, k, false, E, null);
           return { probs, idx: idx.data };
         });
         return conv === 'pooled' ? pooledAuxLoss(layers) : switchAuxLoss(layers);

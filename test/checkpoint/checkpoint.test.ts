@@ -10,7 +10,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { preset, type ModelConfigInput } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
@@ -22,7 +22,7 @@ import { testRuntime } from '../reference/gpu.ts';
 
 const SMALL: Partial<ModelConfigInput> = { hidden: 16, layers: 2, heads: 2, experts: 4, topK: 2, moeIntermediate: 8, sharedIntermediate: 16, horizons: [1, 4] };
 
-let rt: Runtime;
+let rt: DawnRuntime;
 let work: string;
 beforeAll(async () => {
   rt = await testRuntime();
@@ -397,8 +397,22 @@ describe('crash safety: SIGKILL while a child process writes a checkpoint', () =
         expect(basename((await latestCheckpoint(root))!)).toMatch(/^step-1\.old-/);
       },
     },
-    // No pause: the kill lands wherever the 2 x 128 MB write has got to.
-    { title: 'at an arbitrary moment of a large write', name: 'step-2', floats: 32 << 20, pause: 'none', killOn: 'phase tmp-created' },
+    // Formerly a SIGKILL raced against a 2 x 128 MB write; now it lands at a chosen byte of the second file.
+    {
+      title: 'mid-way through optimizer.safetensors, model.safetensors complete',
+      name: 'step-2',
+      floats: 4 << 20,
+      pause: 'bytes:optimizer.safetensors:1',
+      killOn: 'paused',
+      check: async (root, out) => {
+        expect(out).toContain('phase model-written');
+        const tmp = (await readdir(root)).filter((e) => e.startsWith('step-2.tmp-'));
+        expect(tmp).toHaveLength(1);
+        const size = (await stat(join(root, tmp[0]!, 'optimizer.safetensors'))).size;
+        expect(size).toBeGreaterThan(0);
+        expect(size).toBeLessThan((4 << 20) * 4);
+      },
+    },
   ];
 
   for (const s of scenarios) {

@@ -1,9 +1,12 @@
 /**
  * Child process for the crash tests: writes a big checkpoint under a root and reports each stage
- * on stdout (`phase <name>`). With a pause stage it stops there (printing `paused`) and waits to
- * be killed; with `none` it runs straight through, so a timed kill lands wherever the write is.
+ * on stdout (`phase <name>`). At the pause point it stops (printing `paused`) and waits to be
+ * killed, so every kill lands at a known point of the write (no timing race):
  *
- *   node --import tsx crash-writer.ts <root> <name> <floats> <pause: phase | 'first-chunk' | 'none'>
+ *   node --import tsx crash-writer.ts <root> <name> <floats> <pause>
+ *
+ * pause: a phase name; 'first-chunk' (the first chunk of model.safetensors is on disk);
+ * 'bytes:<file>:<n>' (the first chunk of <file> that brings it to >= n bytes is on disk).
  */
 import { writeCheckpoint, type CheckpointProgress } from '../../src/train/checkpoint.ts';
 import type { TensorSource } from '../../src/train/safetensors.ts';
@@ -23,7 +26,16 @@ const optimizer = new Map<string, TensorSource>([['big.weight.exp_avg', { shape:
 let announcedWriting = false;
 const hang = () => new Promise<never>(() => setInterval(() => {}, 1 << 30));
 
+const bytesPause = /^bytes:([^:]+):(\d+)$/.exec(pause);
+
 async function onProgress(e: CheckpointProgress): Promise<void> {
+  if (e.phase === 'writing' && bytesPause) {
+    if (e.file === bytesPause[1] && (e.bytesWritten ?? 0) >= Number(bytesPause[2])) {
+      process.stdout.write(`phase writing ${e.file} ${e.bytesWritten}\npaused\n`);
+      await hang();
+    }
+    return;
+  }
   if (e.phase === 'writing') {
     if (announcedWriting) return;
     announcedWriting = true;

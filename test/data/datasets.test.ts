@@ -3,7 +3,7 @@ import { DATASET_NAMES, parseDataConfig } from '../../src/train/data/config.ts';
 import { DATASETS, loadDataset } from '../../src/train/data/datasets.ts';
 import { formatReport, loadData } from '../../src/train/data/load.ts';
 import { generateSynthetic } from '../../src/train/data/synthetic.ts';
-import { dataErrorOf, FIXTURES } from './helpers.ts';
+import { dataErrorOfAsync, FIXTURES } from './helpers.ts';
 
 /** Series lengths (and anomaly counts) of the packaged data sets, checked against the files. */
 const EXPECTED: Record<string, { lengths: number[]; anomalies?: number[] }> = {
@@ -39,9 +39,9 @@ describe('real data sets', () => {
     expect(co2[co2.length - 1]).toBeCloseTo(416.18, 5);
   });
 
-  it('loadData on a real data set: windows, report, finite batches', () => {
+  it('loadData on a real data set: windows, report, finite batches', async () => {
     const cfg = parseDataConfig({ source: { kind: 'dataset', name: 'sensor-temperature' }, contextLength: 64 });
-    const { train, valid, report } = loadData(cfg, { cwd: FIXTURES, seed: 3 });
+    const { train, valid, report } = await loadData(cfg, { cwd: FIXTURES, seed: 3 });
     console.log(formatReport(report));
     expect(report).toMatchObject({ seriesIn: 4, seriesOut: 4, points: 18914, nonFinitePoints: 0, stride: 32, trainWindows: train.length, validWindows: valid.length });
     expect(train.length).toBeGreaterThan(400);
@@ -84,9 +84,9 @@ describe('synthetic generator', () => {
     expect(clean.every((s) => s.anomalies!.every((x) => x === 0))).toBe(true);
   });
 
-  it('feeds loadData at scale with series normalisation and maxSeries', () => {
+  it('feeds loadData at scale with series normalisation and maxSeries', async () => {
     const cfg = parseDataConfig({ source: { kind: 'synthetic', series: 200, length: 2000, seed: 1 }, contextLength: 128, normalize: 'series', maxSeries: 150 });
-    const { train, valid, report } = loadData(cfg, { cwd: FIXTURES });
+    const { train, valid, report } = await loadData(cfg, { cwd: FIXTURES });
     expect(report).toMatchObject({ seriesIn: 200, seriesOut: 150, droppedMaxSeries: 50, points: 300000 });
     // Train part 1800 points: starts 0, 64, ..., 1664 (27) plus the end-flush window at 1671.
     expect(train.length).toBe(150 * 28);
@@ -98,16 +98,16 @@ describe('synthetic generator', () => {
 });
 
 describe('loadData errors', () => {
-  it('names the source and the fix when nothing survives cleaning', () => {
+  it('names the source and the fix when nothing survives cleaning', async () => {
     const cfg = parseDataConfig({ source: { kind: 'csv', path: 'header.csv', column: 'value' }, contextLength: 32 });
-    const msg = dataErrorOf(() => loadData(cfg, { cwd: FIXTURES }));
+    const msg = await dataErrorOfAsync(() => loadData(cfg, { cwd: FIXTURES }));
     expect(msg).toContain('csv header.csv: no usable series');
     expect(msg).toContain('data.contextLength');
   });
 
-  it('repairs NaN in a CSV end to end and reports it', () => {
+  it('repairs NaN in a CSV end to end and reports it', async () => {
     const cfg = parseDataConfig({ source: { kind: 'csv', path: 'header.csv', column: 'value' }, contextLength: 4, validFraction: 0 });
-    const { train, report } = loadData(cfg, { cwd: FIXTURES });
+    const { train, report } = await loadData(cfg, { cwd: FIXTURES });
     expect(report).toMatchObject({ nonFinitePoints: 3, repairedPoints: 3, seriesOut: 1 });
     expect(train.window(0).inputs.every(Number.isFinite)).toBe(true);
     expect(formatReport(report)).toContain('non-finite points 3, repaired 3');

@@ -13,3 +13,14 @@ export function dataErrorOf(f: () => unknown): string {
   }
   throw new Error('expected a DataError, nothing was thrown');
 }
+
+/** dataErrorOf for a loader that returns a promise (the file loaders stream). */
+export async function dataErrorOfAsync(f: () => Promise<unknown>): Promise<string> {
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof DataError) return e.message;
+    throw e;
+  }
+  throw new Error('expected a DataError, nothing was thrown');
+}

@@ -1,14 +1,15 @@
 import { describe, it, beforeAll, expect } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { attention, attentionBackward, attentionTemplate, type AttentionDims } from '../../src/kernels/attention.ts';
 import type { FloatDType } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { attentionBackwardRef, attentionRef, finiteDiffGrad } from '../reference/attention-ref.ts';
+import { attentionBackwardRef, attentionRef } from '../reference/attention-ref.ts';
+import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -148,7 +149,7 @@ describe('causal attention with f16 storage (f32 math)', () => {
 
   for (const [d, dtype, doDtype] of cases) {
     it(`q/k/v ${dtype}, dO ${doDtype}: forward and backward match float64, ${JSON.stringify(d)}`, async (ctx) => {
-      if (!rt.gpu.features.f16) ctx.skip();
+      if (!rt.caps.f16) ctx.skip();
       const seed = freshSeed();
       const rng = new Rng(seed);
       const n = numel(d);
@@ -203,12 +204,12 @@ describe('causal attention with f16 storage (f32 math)', () => {
     const d: AttentionDims = { B: 1, T: 2, H: 1, hd: 4 };
     const q16 = rt.upload(new Float32Array(8), [1, 2, 4], 'f16');
     const k32 = rt.upload(new Float32Array(8), [1, 2, 4]);
-    const had = rt.gpu.features.f16;
+    const had = rt.caps.f16;
     try {
-      rt.gpu.features.f16 = false;
+      rt.caps.f16 = false;
       expect(() => attention(q16, q16, q16, d)).toThrow(/shader-f16/);
     } finally {
-      rt.gpu.features.f16 = had;
+      rt.caps.f16 = had;
     }
     expect(() => attention(q16, k32, q16, d)).toThrow(/dtype of q/);
     q16.dispose();

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import {
   buildDispatch,
@@ -17,19 +17,11 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import {
-  combineBackwardRef,
-  combineRef,
-  dispatchRef,
-  finiteDiff,
-  gatherBackwardRef,
-  gatherRef,
-  routerRef,
-  topkIndices,
-  type DispatchRef,
-} from '../reference/moe-ref.ts';
+import { combineBackwardRef, combineRef, dispatchRef, gatherBackwardRef, gatherRef, type DispatchRef } from '../reference/dispatch-ref.ts';
+import { numericGrad as finiteDiff } from '../reference/ops.ts';
+import { routerRef, topkIndices } from '../reference/router-ref.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -217,7 +209,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
     const E = 8;
     const k = 2;
     const logits = toF32(rng.normalArray(N * E, 2));
-    for (const chunkTokens of [1, 3, 64, 257, chooseChunkTokens(N, E, k), N - 1, N, 5000]) await checkFused(logits, N, E, k, { chunkTokens }, seed);
+    for (const chunkTokens of [1, 3, 64, 257, chooseChunkTokens(rt.caps, N, E, k), N - 1, N, 5000]) await checkFused(logits, N, E, k, { chunkTokens }, seed);
   });
 
   it('breaks ties toward the lower expert index, as routerTopK', async () => {
@@ -422,7 +414,7 @@ describe('gather and combine in f16 storage (f32 math)', () => {
     [33, 8, 2, 8, undefined],
   ] as [number, number, number, number, number | undefined][]) {
     it(`N=${N} E=${E} k=${k} d=${d} capacityFactor=${cf ?? 'none'}`, async (ctx) => {
-      if (!rt.gpu.features.f16) ctx.skip();
+      if (!rt.caps.f16) ctx.skip();
       // Values representable in f16, so the references see what the GPU stores.
       const { seed, idx, ref, x, ys, w, dy, dxs } = rowCase(N, E, k, d, cf, toF16);
 
@@ -478,15 +470,15 @@ describe('gather and combine in f16 storage (f32 math)', () => {
     const w16 = rt.upload(new Float32Array(N * k), [N, k], 'f16');
     const w32 = rt.upload(new Float32Array(N * k), [N, k]);
     const xi = rt.upload(new Int32Array(N * 4), [N, 4], 'i32');
-    const had = rt.gpu.features.f16;
+    const had = rt.caps.f16;
     try {
-      rt.gpu.features.f16 = false;
+      rt.caps.f16 = false;
       expect(() => gatherRows(x16, plan)).toThrow(/shader-f16/);
       expect(() => gatherRowsBackward(ys16, plan)).toThrow(/shader-f16/);
       expect(() => combine(ys16, w32, plan)).toThrow(/shader-f16/);
       expect(() => combineBackward(dy32, ys16, w32, plan)).toThrow(/shader-f16/);
     } finally {
-      rt.gpu.features.f16 = had;
+      rt.caps.f16 = had;
     }
     expect(() => combine(ys16, w16, plan)).toThrow(/weights .* must be f32/);
     expect(() => gatherRows(xi, plan)).toThrow(/f32 or f16/);

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import {
   unary,
@@ -25,7 +25,7 @@ import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad, sigmoid as sigmoidRef, silu as siluRef } from '../reference/ops.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -281,7 +281,7 @@ describe('axpy, copy, cast', () => {
   });
 
   it('casts f32 <-> f16 with round-to-nearest-even', async ({ skip }) => {
-    if (!rt.gpu.features.f16) skip();
+    if (!rt.caps.f16) skip();
     const seed = freshSeed();
     const rng = new Rng(seed);
     const n = 301;

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { crossEntropy, crossEntropyBackward, horizonTargets, huberLoss, huberLossBackward, timeMoeHuberLoss, TIME_MOE_HUBER_DELTA } from '../../src/kernels/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
@@ -7,7 +7,7 @@ import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';
 import { crossEntropyGradRef, crossEntropyRef, horizonRef, huberGradRef, huberLossRef, numericGrad } from '../reference/loss-ref.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

@@ -1,17 +1,17 @@
 /** Shared float64 references, tolerances and case runners of the matmul tests (matmul*.test.ts). */
 import { expect } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, type Activation, type FloatDType } from '../../src/kernels/matmul.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
-import type { MatmulConfig } from '../../src/kernels/matmul-config.ts';
+import type { MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
-import { matmul as refMatmul } from '../reference/ops.ts';
+import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 
 /** The shared test runtime: call initRuntime from each file's beforeAll. */
-export let rt: Runtime;
+export let rt: DawnRuntime;
 export async function initRuntime(): Promise<void> {
   rt = await testRuntime();
 }
@@ -75,7 +75,7 @@ export interface Case {
   activation?: Activation;
   alpha?: number;
   accumulate?: boolean;
-  config?: Partial<MatmulConfig>;
+  config?: MatmulConfigOverride;
   /** Storage types of A, B, the residual and the output (default f32; out defaults to A's). */
   dt?: { a?: FloatDType; b?: FloatDType; r?: FloatDType; out?: FloatDType };
 }

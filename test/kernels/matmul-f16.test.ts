@@ -1,11 +1,11 @@
 /** Matmul family with f16 operands (f32 math), split from matmul.test.ts so the two compile in parallel. */
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX, type FloatDType } from '../../src/kernels/matmul.ts';
-import { VARIANTS, type MatmulConfig } from '../../src/kernels/matmul-config.ts';
+import { VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
-import { matmul as refMatmul } from '../reference/ops.ts';
+import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 import { initRuntime, rt, tol, rand, up, F16_ROUND, roundTo, randAs, type Case, checkCase, LAYOUTS, groupedRef, groupedBackwardRef, counts, offsetsOf, gradRef } from './matmul-cases.ts';
 
@@ -29,7 +29,7 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   ];
 
   it('the device has shader-f16 (these tests need it)', () => {
-    expect(rt.gpu.features.f16).toBe(true);
+    expect(rt.caps.f16).toBe(true);
   });
 
   for (const [i, dt] of COMBOS.entries()) {
@@ -41,10 +41,11 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   }
 
   it('f16 output of f16×f16 under every generator variant (scalar, shared block, lane n)', async () => {
-    const configs: Partial<MatmulConfig>[] = [
+    const configs: MatmulConfigOverride[] = [
       VARIANTS['v1 naive 1x1, wg 8x8']!,
       VARIANTS['v5 2x8, shared B block + vec4']!,
       { lane: 'n', wgL: 4, wgU: 4, tl: 4, tu: 2, ku: 8, vec4: true },
+      { kind: 'tiled', tx: 4, ty: 2, rm: 3, rn: 5, bk: 12, prefetch: true },
     ];
     for (const config of configs)
       for (const [transA, transB] of LAYOUTS) await checkCase({ M: 36, N: 21, K: 68, transA, transB, batch: 0, config, dt: { a: 'f16', b: 'f16', out: 'f16' } });
@@ -193,7 +194,7 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
     expect(() => matmulBackward(rt.zeros([3, 6]), a, b, { outA: rt.zeros([3, 4], 'u32') })).toThrow(/must be f32 or f16/);
     expect(() => groupedMatmulWeightGrad(rt.zeros([3, 6], 'i32'), a, rt.upload([0, 3], [2], 'u32'))).toThrow(/must be f32 or f16/);
     // A runtime view whose device lacks shader-f16: rejected before anything is recorded.
-    const noF16 = Object.create(rt, { gpu: { value: { ...rt.gpu, features: { ...rt.gpu.features, f16: false } } } }) as Runtime;
+    const noF16 = Object.create(rt, { caps: { value: { ...rt.caps, f16: false } } }) as DawnRuntime;
     const h = rt.zeros([3, 4], 'f16');
     const h16 = new Tensor(noF16, h.shape, 'f16', h.buffer, 'no-f16');
     const a32 = new Tensor(noF16, a.shape, 'f32', a.buffer, 'a32');

@@ -1,9 +1,9 @@
 /** Matmul family in f32: every layout, shape, batching and epilogue; backward; grouped (MoE) forms. */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX } from '../../src/kernels/matmul.ts';
-import { VARIANTS, type MatmulConfig } from '../../src/kernels/matmul-config.ts';
+import { VARIANTS, type MatmulConfig, type MatmulConfigOverride, type TiledConfig } from '../../src/kernels/matmul-config.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
-import { matmul as refMatmul } from '../reference/ops.ts';
+import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 import { initRuntime, rt, tol, rand, up, checkCase, SHAPES, LAYOUTS, EPILOGUES, groupedRef, groupedBackwardRef, lossOf, counts, offsetsOf } from './matmul-cases.ts';
 
@@ -39,6 +39,20 @@ describe('matmul: every layout x shape x batching x epilogue against float64', (
     ];
     for (const config of configs)
       for (const [transA, transB] of LAYOUTS) await checkCase({ M: 37, N: 21, K: 68, transA, transB, batch: 0, config });
+  });
+
+  it('the GPU family\'s tiled kernel: odd tiles, partial K tiles, prefetch on and off, every layout and epilogue', async () => {
+    // Tiles that do not divide M, N or K (37 x 21 x 68 against 6x20 tiles with BK 12 or 16 x 16
+    // with BK 8), so every edge (zero-filled loads, skipped stores) is exercised.
+    const configs: TiledConfig[] = [
+      { kind: 'tiled', tx: 4, ty: 2, rm: 3, rn: 5, bk: 12, prefetch: true },
+      { kind: 'tiled', tx: 8, ty: 4, rm: 4, rn: 2, bk: 8, prefetch: false },
+    ];
+    for (const config of configs) {
+      for (const [transA, transB] of LAYOUTS) await checkCase({ M: 37, N: 21, K: 68, transA, transB, batch: 0, config });
+      await checkCase({ M: 45, N: 19, K: 7, transA: false, transB: true, batch: 3, bias: true, activation: 'silu', residual: true, alpha: 0.5, config });
+      await checkCase({ M: 17, N: 9, K: 67, transA: true, transB: false, batch: 0, accumulate: true, config });
+    }
   });
 
   it('vec4 path with K % 4 == 0 and a batched, bias-fused linear layer', async () => {
@@ -191,7 +205,8 @@ describe('grouped (MoE expert) matmul', () => {
     const w = rand(rng, E * N * K);
     const exp = groupedRef(x, w, off, E, N, K, true);
     const xt = up(x, [R, K]), wt = up(w, [E, N, K]), ot = rt.upload(off, [E + 1], 'u32');
-    for (const config of [VARIANTS['v1 naive 1x1, wg 8x8']!, VARIANTS['v5 2x8, shared B block + vec4']!, { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 }]) {
+    const configs: MatmulConfigOverride[] = [VARIANTS['v1 naive 1x1, wg 8x8']!, VARIANTS['v5 2x8, shared B block + vec4']!, { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 }, { kind: 'tiled', tx: 4, ty: 4, rm: 3, rn: 2, bk: 8, prefetch: true }];
+    for (const config of configs) {
       const out = groupedMatmul(xt, wt, ot, { config });
       expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped config ${JSON.stringify(config)}` });
       out.dispose();

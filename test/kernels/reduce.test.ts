@@ -1,12 +1,12 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { sum, mean, sumAll, sumAxis, sumSquaresMany, planMany, MANY_CHUNK } from '../../src/kernels/reduce.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { reduceAxis, sumSquares } from '../reference/ops.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -105,7 +105,7 @@ describe('edge cases', () => {
   });
 
   it('reduces f16 input with f32 accumulation', async ({ skip }) => {
-    if (!rt.gpu.features.f16) skip();
+    if (!rt.caps.f16) skip();
     const seed = freshSeed();
     const rng = new Rng(seed);
     const [o, n] = [5, 3001];
@@ -140,9 +140,11 @@ describe('sumSquaresMany', () => {
     const ts = hosts.map((h, k) => rt.upload(Float32Array.from(h), [sizes[k]!]));
     const before = rt.recorder.dispatches;
     const s = sumSquaresMany(ts);
-    // 40 tensors: 3 dispatches of <= 15 tensors, then the partial reduction (+2 NaN-poison fills
-    // of the two new buffers, which only the test runtime records).
-    expect(rt.recorder.dispatches - before).toBeLessThanOrEqual(4 + 2);
+    // 40 tensors: 3 dispatches of <= 15 tensors, then the partial reduction: one pass on the CPU
+    // family, up to two on the GPU family (chunked serial below 256 elements, then the scalar
+    // pass); +1 NaN-poison fill per new buffer, which only the test runtime records.
+    const passes = rt.caps.family === 'cpu' ? 1 : 2;
+    expect(rt.recorder.dispatches - before).toBeLessThanOrEqual(3 + passes + (1 + passes));
     expect(s.shape).toEqual([1]);
     const ref = hosts.reduce((a, h) => a + sumSquares(h), 0);
     // Squares are positive: relative error of a tree of ~1e5 f32 terms ~ 20 * 6e-8.

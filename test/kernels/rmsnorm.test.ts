@@ -1,13 +1,14 @@
 import { describe, it, beforeAll, expect } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { rmsnorm, rmsnormBackward } from '../../src/kernels/rmsnorm.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { finiteDiffGrad, rmsnormBackwardRef, rmsnormRef } from '../reference/attention-ref.ts';
+import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
+import { rmsnormBackwardRef, rmsnormRef } from '../reference/rmsnorm-ref.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -132,7 +133,7 @@ describe('rmsnorm with f16 storage (f32 math)', () => {
       if (rows === 'serial' && c.x === 'f32' && c.dy === 'f32') continue; // the f32 tests above
       for (const [N, d] of shapes) {
         it(`${rows} rows, x ${c.x}, dy ${c.dy}, N=${N} d=${d}`, async (ctx) => {
-          if ((c.x === 'f16' || c.dy === 'f16') && !rt.gpu.features.f16) ctx.skip();
+          if ((c.x === 'f16' || c.dy === 'f16') && !rt.caps.f16) ctx.skip();
           const seed = freshSeed();
           const rng = new Rng(seed);
           const round = { f32: toF32, f16: toF16 };
@@ -181,12 +182,12 @@ describe('rmsnorm with f16 storage (f32 math)', () => {
     const x = rt.upload(new Float32Array(6), [2, 3], 'f16');
     const w = rt.upload(new Float32Array(3), [3]);
     const w16 = rt.upload(new Float32Array(3), [3], 'f16');
-    const had = rt.gpu.features.f16;
+    const had = rt.caps.f16;
     try {
-      rt.gpu.features.f16 = false;
+      rt.caps.f16 = false;
       expect(() => rmsnorm(x, w)).toThrow(/shader-f16/);
     } finally {
-      rt.gpu.features.f16 = had;
+      rt.caps.f16 = had;
     }
     expect(() => rmsnorm(x, w16)).toThrow(/weight .* must be f32/);
     for (const t of [x, w, w16]) t.dispose();

@@ -1,13 +1,14 @@
 import { describe, it, beforeAll, expect } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { rope, ropeBackward, type RopeDims } from '../../src/kernels/rope.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { finiteDiffGrad, ropeRef } from '../reference/attention-ref.ts';
+import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
+import { ropeRef } from '../reference/rope-ref.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -112,7 +113,7 @@ describe('rope with f16 storage (f32 math)', () => {
 
   for (const d of shapes) {
     it(`forward and backward match float64 within f16 rounding, ${JSON.stringify(d)}`, async (ctx) => {
-      if (!rt.gpu.features.f16) ctx.skip();
+      if (!rt.caps.f16) ctx.skip();
       const seed = freshSeed();
       const rng = new Rng(seed);
       // x rounded on the host to the f16 values the tensor holds; the reference starts from those.
@@ -140,13 +141,13 @@ describe('rope with f16 storage (f32 math)', () => {
   it('rejects f16 without shader-f16', () => {
     const d: RopeDims = { B: 1, T: 2, H: 1, hd: 4 };
     const x = rt.upload(new Float32Array(8), [1, 2, 4], 'f16');
-    const had = rt.gpu.features.f16;
+    const had = rt.caps.f16;
     try {
-      rt.gpu.features.f16 = false;
+      rt.caps.f16 = false;
       expect(() => rope(x, d)).toThrow(/shader-f16/);
       expect(() => ropeBackward(x, d)).toThrow(/shader-f16/);
     } finally {
-      rt.gpu.features.f16 = had;
+      rt.caps.f16 = had;
     }
     x.dispose();
   });

@@ -1,13 +1,14 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { routerTopK, routerTopKBackward, routerTopKCounts } from '../../src/kernels/router.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { finiteDiff, routerBackwardRef, routerRef, routerWeights, topkIndices } from '../reference/moe-ref.ts';
+import { numericGrad as finiteDiff } from '../reference/ops.ts';
+import { routerBackwardRef, routerRef, routerWeights, topkIndices } from '../reference/router-ref.ts';
 import { softmaxRows } from '../reference/ops.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

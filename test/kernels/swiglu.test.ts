@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { swiglu, swigluBackward, swigluFused, swigluFusedBackward } from '../../src/kernels/swiglu.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
@@ -8,7 +8,7 @@ import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';
 import { numericGrad, sigmoidRef, splitGateUp, swigluGradRef, swigluRef } from '../reference/loss-ref.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -181,7 +181,7 @@ describe('swiglu (one [R, 2H] gate|up tensor)', () => {
 
 describe('swiglu in f16 storage', () => {
   it('matches float64 within f16 rounding, both layouts', async (ctx) => {
-    if (!rt.gpu.features.f16) ctx.skip();
+    if (!rt.caps.f16) ctx.skip();
     const seed = freshSeed();
     const rng = new Rng(seed);
     const R = 9;

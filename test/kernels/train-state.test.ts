@@ -4,7 +4,7 @@
  * (test/reference/loss-scale-ref.ts).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { adamw } from '../../src/kernels/adamw.ts';
 import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE } from '../../src/kernels/train-state.ts';
 import { LossScaler } from '../../src/optim/loss-scale.ts';
@@ -13,7 +13,7 @@ import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

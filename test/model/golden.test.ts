@@ -11,7 +11,7 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
 import { modelConfig } from '../../src/model/config.ts';
@@ -36,7 +36,7 @@ const B = c.batch;
 const T = c.seq_len;
 const N = B * T;
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });

@@ -1,153 +1,177 @@
-/** The memory planner without a GPU: parameter bytes, verdicts, suggestions, monotonicity, the table. */
+/**
+ * The memory planner without a GPU: it records the real step on the meta runtime. Parameter bytes,
+ * categories, verdicts, suggestions that really fit once applied, per-binding limits, speed.
+ */
 import { describe, it, expect } from 'vitest';
-import { countParameters, modelConfig, preset, type ModelConfig } from '../../src/model/config.ts';
-import { GIB, parameterShapes, planMemory, planPeak, type RunOptions } from '../../src/train/planner.ts';
+import { spawnSync } from 'node:child_process';
+import { countParameters } from '../../src/model/config.ts';
+import { sizeClass } from '../../src/kernels/buffer-pool.ts';
+import { loadConfig, parseConfig, type TrainConfig } from '../../src/train/config.ts';
+import { planRun } from '../../src/train/planner.ts';
+import { planPeak } from '../../src/train/plan-simulate.ts';
 import { formatPlan } from '../../src/train/planner-format.ts';
+import { namedTarget, GIB } from '../../src/train/targets.ts';
+import { TimeMoeModel } from '../../src/model/time-moe.ts';
+import { MetaRuntime } from '../../src/kernels/meta-runtime.ts';
 
-const run = (o: Partial<RunOptions> = {}): RunOptions => ({ microBatch: 8, contextLength: 512, dtype: 'f32', optimizer: 'adamw', recompute: false, ...o });
+const RTX3090 = namedTarget('rtx-3090');
 
-describe('memory planner', () => {
-  it('TimeMoE-50M: parameters, gradients and each AdamW state are 113,352,192 x 4 bytes', () => {
-    const plan = planMemory(preset('timemoe-50m'), run());
-    const bytes = 113_352_192 * 4;
-    expect(plan.parameters.count).toBe(113_352_192);
-    expect(plan.parameters.bytes).toBe(bytes);
-    expect(plan.gradients.bytes).toBe(bytes);
-    expect(plan.optimizer.bytes).toBe(2 * bytes); // m and v
-    // Pool bytes: each tensor rounded up by at most 12.5% (sizeClass).
-    expect(plan.parameters.allocatedBytes).toBeGreaterThanOrEqual(bytes);
-    expect(plan.parameters.allocatedBytes).toBeLessThanOrEqual(bytes * 1.125);
-    expect(plan.optimizer.allocatedBytes).toBe(2 * plan.parameters.allocatedBytes);
+/** A config of a preset with synthetic data (the planner never loads data). */
+function config(preset: string, over: Record<string, unknown> = {}): TrainConfig {
+  const sched = { steps: 10, microBatch: 8, ...(over.schedule as object) };
+  return parseConfig({
+    model: { preset, ...(over.model as object) },
+    data: { source: { kind: 'synthetic', series: 4, length: 600 }, contextLength: 512, ...(over.data as object) },
+    optim: { lr: 1e-3 },
+    schedule: sched,
+    ...(over.precision ? { precision: over.precision } : {}),
+    ...(over.logging ? { logging: over.logging } : {}),
+  });
+}
+
+/** Apply a suggestion's `--set` assignments to a config, as the CLI would. */
+function applied(cfg: TrainConfig, set: readonly string[]): TrainConfig {
+  return parseConfig(cfg, '(test)', set);
+}
+
+describe('memory planner (meta runtime)', () => {
+  it('TimeMoE-50M: parameters and each AdamW state are the pool bytes of 113,352,192 f32 values, tensor by tensor', () => {
+    const cfg = config('timemoe-50m');
+    const plan = planRun(cfg, { target: RTX3090 });
+    expect(plan.model.parameters).toBe(113_352_192);
+    // What the pool holds for the parameters: every tensor's bytes rounded to its size class.
+    const meta = new MetaRuntime(RTX3090.caps);
+    const model = new TimeMoeModel(meta, cfg.model, 0);
+    const pool = model.params.reduce((a, p) => a + sizeClass(p.data.byteLength), 0);
+    expect(model.parameterCount).toBe(countParameters(cfg.model).total);
+    expect(plan.categories.parameters).toBe(pool);
+    expect(plan.categories.optimizer).toBe(2 * pool);
+    // Between steps: parameters, AdamW state and the small training state only.
+    expect(plan.residentBytes - 3 * pool).toBeGreaterThan(0);
+    expect(plan.residentBytes - 3 * pool).toBeLessThan(2 * 2 ** 20);
+    // The categories add up to the peak.
+    expect(Object.values(plan.categories).reduce((a, b) => a + b, 0)).toBe(plan.peakBytes);
   });
 
-  it('parameter shapes add up to countParameters for presets and a classifier', () => {
-    const cfgs: ModelConfig[] = [
-      preset('small-moe'),
-      preset('timemoe-50m'),
-      preset('timemoe-200m'),
-      preset('small-moe', { sharedIntermediate: 0 }),
-      preset('small-moe', { task: 'classify', numClasses: 7 }),
-    ];
-    for (const cfg of cfgs) {
-      const n = parameterShapes(cfg).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-      expect(n, cfg.preset).toBe(countParameters(cfg).total);
-    }
-    expect(planMemory(preset('timemoe-200m'), run({ microBatch: 1 })).parameters.count).toBe(453_196_800);
-  });
-
-  it('a run that exceeds 24 GiB does not fit, and every suggestion, applied, fits', () => {
-    const cfg = preset('timemoe-200m');
-    const r = run({ microBatch: 32, contextLength: 2048 });
-    const plan = planMemory(cfg, r);
+  it('plans the shipped 3090 configs within 24 GiB and finds the micro-batch limit', () => {
+    const plan50 = planRun(config('timemoe-50m', { schedule: { microBatch: 32, accumulation: 4 } }), { target: RTX3090 });
+    expect(plan50.fits).toBe(true);
+    expect(plan50.peakBytes).toBeGreaterThan(8 * GIB);
+    const tooBig = config('timemoe-200m', { schedule: { microBatch: 32 }, data: { contextLength: 2048 } });
+    const plan = planRun(tooBig, { target: RTX3090 });
     expect(plan.fits).toBe(false);
-    expect(plan.peak.bytes).toBeGreaterThan(24 * GIB);
-    const fitting = plan.suggestions.filter((s) => s.peakBytes !== null);
-    expect(fitting.map((s) => s.knob)).toEqual(expect.arrayContaining(['microBatch', 'contextLength']));
-    for (const s of fitting) {
-      const applied = planMemory(cfg, { ...r, ...s.apply });
-      expect(applied.fits, s.text).toBe(true);
-      expect(applied.peak.bytes).toBe(s.peakBytes);
+    expect(plan.peakBytes).toBeGreaterThan(24 * GIB);
+    expect(plan.suggestions.length).toBeGreaterThanOrEqual(2);
+    for (const s of plan.suggestions) {
+      const after = planRun(applied(tooBig, s.set), { target: RTX3090, suggestions: false });
+      expect(after.fits, s.text).toBe(true);
+      expect(after.peakBytes, s.text).toBe(s.peakBytes);
     }
-    const mb = fitting.find((s) => s.knob === 'microBatch')!;
-    expect(mb.text).toMatch(/^micro-batch 32 -> \d+ fits \(peak \d+\.\d GiB\)$/);
-    // The micro-batch suggestion is the largest that fits: one more does not.
-    expect(planMemory(cfg, { ...r, microBatch: Number(mb.to) + 1 }).fits).toBe(false);
-    expect(plan.maxMicroBatch).toBe(Number(mb.to));
+    // The micro-batch suggestion is the largest that fits, and keeps the windows per step.
+    const mb = plan.suggestions.find((s) => s.set[0]!.startsWith('schedule.microBatch='))!;
+    const v = Number(mb.set[0]!.split('=')[1]);
+    expect(mb.set).toContain(`schedule.accumulation=${Math.ceil(32 / v)}`);
+    expect(planRun(applied(tooBig, [`schedule.microBatch=${v + 1}`, `schedule.accumulation=${Math.ceil(32 / (v + 1))}`]), { target: RTX3090, suggestions: false }).fits).toBe(false);
   });
 
-  it('a model too large for any batch says so', () => {
-    // ~2.9B parameters: weights + gradients + AdamW alone exceed 24 GiB.
-    const cfg = modelConfig({ hidden: 1024, layers: 36, heads: 16, experts: 8, topK: 2, moeIntermediate: 2048, sharedIntermediate: 8192 });
-    const plan = planMemory(cfg, run({ microBatch: 1, contextLength: 64 }));
+  it('a parameter over the per-binding limit is answered with the model width, not the batch', () => {
+    // hidden 8192: q_proj.weight is 256 MiB, over lavapipe's 128 MiB per binding.
+    const cfg = config('small-moe', { model: { hidden: 8192, heads: 64, layers: 1, experts: 2, moeIntermediate: 64, sharedIntermediate: 0, horizons: [1] }, schedule: { microBatch: 1 }, data: { contextLength: 8 } });
+    const lavapipe = namedTarget('lavapipe');
+    const plan = planRun(cfg, { target: lavapipe, budgetBytes: 64 * GIB });
     expect(plan.fits).toBe(false);
-    expect(plan.maxMicroBatch).toBe(0);
-    expect(plan.suggestions.some((s) => s.knob === 'none')).toBe(true);
+    expect(plan.violations.map((v) => v.limit)).toContain('maxStorageBufferBindingSize');
+    expect(plan.largestBuffer.region).toBe('setup');
+    expect(plan.suggestions.some((s) => /microBatch|contextLength/.test(s.set.join(' ')))).toBe(false);
+    const width = plan.suggestions.find((s) => s.set[0]!.startsWith('model.hidden='))!;
+    expect(width.text).toMatch(/is a parameter: batch and context cannot shrink it/);
+    expect(planPeak(applied(cfg, width.set), lavapipe).violations.filter((v) => v.limit !== 'maxComputeWorkgroupsPerDimension')).toEqual([]);
+    expect(formatPlan(plan)).toMatch(/DOES NOT FIT - .* over the 128\.0 MiB per-binding limit/);
   });
 
-  it('peak grows monotonically with micro-batch and context length', () => {
-    // Non-decreasing step to step (sizeClass can round neighbours, e.g. T=511 and 512, to the same
-    // buffers), strictly increasing over a doubling.
-    const check = (label: string, peaks: number[]) => {
-      for (let i = 1; i < peaks.length; i++) expect(peaks[i], `${label} step ${i}`).toBeGreaterThanOrEqual(peaks[i - 1]!);
-      expect(peaks[peaks.length - 1]).toBeGreaterThan(peaks[0]!);
-    };
-    for (const cfg of [preset('small-moe'), preset('timemoe-50m')]) {
-      const mbs = Array.from({ length: 16 }, (_, i) => i + 1);
-      const byMb = mbs.map((mb) => planPeak(cfg, run({ microBatch: mb, contextLength: 256 })));
-      check(`${cfg.preset} micro-batch`, byMb);
-      for (let i = 0; i + 1 < mbs.length; i++) if (mbs.includes(2 * mbs[i]!)) expect(byMb[2 * mbs[i]! - 1]).toBeGreaterThan(byMb[i]!);
-      const Ts = [1, 7, 32, 64, 100, 256, 511, 512, 513, 1024, 2048];
-      check(
-        `${cfg.preset} context`,
-        Ts.map((T) => planPeak(cfg, run({ microBatch: 2, contextLength: T }))),
-      );
-    }
+  it('recompute and f16 activations lower the peak; recompute moves it into backward', () => {
+    const base = planRun(config('timemoe-50m', { schedule: { microBatch: 16 } }), { target: RTX3090 });
+    const rc = planRun(config('timemoe-50m', { schedule: { microBatch: 16, recompute: true } }), { target: RTX3090 });
+    const f16 = planRun(config('timemoe-50m', { schedule: { microBatch: 16 }, precision: { activations: 'f16' } }), { target: RTX3090 });
+    expect(rc.peakBytes).toBeLessThan(base.peakBytes * 0.5);
+    expect(rc.peakPhase).toMatch(/^backward/);
+    expect(rc.categories.backward).toBeGreaterThan(0);
+    expect(f16.peakBytes).toBeLessThan(base.peakBytes);
+    expect(f16.forwardEndBytes - f16.residentBytes).toBeLessThan((base.forwardEndBytes - base.residentBytes) * 0.6);
+    // Without recompute every layer holds the same activations at the end of the forward.
+    expect(new Set(base.perLayer.map((l) => l.forward)).size).toBe(1);
   });
 
-  it('recompute and f16 activations lower the peak; recompute keeps only layer inputs', () => {
-    const cfg = preset('timemoe-50m');
-    const base = planMemory(cfg, run({ microBatch: 16 }));
-    const rc = planMemory(cfg, run({ microBatch: 16, recompute: true }));
-    const f16 = planMemory(cfg, run({ microBatch: 16, dtype: 'f16' }));
-    expect(rc.peak.bytes).toBeLessThan(base.peak.bytes * 0.5);
-    expect(f16.peak.bytes).toBeLessThan(base.peak.bytes);
-    expect(f16.activations.forwardEndBytes).toBeLessThan(base.activations.forwardEndBytes * 0.6);
-    // With recompute a layer keeps its output (the next layer's input) and its routing for the losses.
-    const kept = rc.activations.perLayer.items.filter((i) => i.saved).map((i) => i.name);
-    expect(kept).toContain('residual after moe');
-    expect(kept).not.toContain('expert hidden');
-    expect(rc.peak.phase).toBe('backward');
-    expect(rc.peak.breakdown.recomputedActivations).toBeGreaterThan(0);
-    expect(rc.notes.join(' ')).toMatch(/schedule\.recompute.*rebuilt during backward/);
+  it('plans TimeMoE-200M in well under 10 s, without building its weights', () => {
+    const t0 = performance.now();
+    const rss0 = process.memoryUsage().rss;
+    const plan = planRun(config('timemoe-200m', { schedule: { microBatch: 8 } }), { target: RTX3090 });
+    const ms = performance.now() - t0;
+    expect(plan.model.parameters).toBe(453_196_800);
+    expect(plan.fits).toBe(true);
+    expect(ms).toBeLessThan(10_000);
+    // 453M f32 values would be 1.7 GiB of host arrays.
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(0.5 * GIB);
   });
 
-  it('itemises one layer: attention, norms, router, dispatch, experts (N*k rows), shared expert, residual', () => {
-    const cfg = preset('timemoe-50m');
-    const plan = planMemory(cfg, run({ microBatch: 4, contextLength: 512 }));
-    const N = 4 * 512;
-    const items = plan.activations.perLayer.items;
-    const get = (name: string) => items.find((i) => i.name === name)!;
-    expect(new Set(items.map((i) => i.group))).toEqual(new Set(['norm', 'attention', 'router', 'dispatch', 'experts', 'shared', 'residual']));
-    expect(get('attn q').bytes).toBe(N * 384 * 4);
-    expect(get('attn lse').bytes).toBe(4 * 12 * 512 * 4);
-    expect(get('expert hidden').bytes).toBe(N * 2 * 768 * 4);
-    expect(get('shared hidden').bytes).toBe(N * 1536 * 4);
-    expect(get('attn q (pre-RoPE)').saved).toBe(false);
-    expect(get('router probs').saved).toBe(true);
-    // Every decoder layer is alike.
-    expect(plan.activations.layersBytes).toBe(plan.activations.perLayer.bytes * cfg.layers);
-    // The peak's breakdown adds up.
-    expect(Object.values(plan.peak.breakdown).reduce((a, b) => a + b, 0)).toBe(plan.peak.bytes);
+  it('train.js --plan --json: the whole plan as JSON, exit 2 when it does not fit', () => {
+    const ok = spawnSync(process.execPath, ['train.js', '--config', 'timemoe-50m-3090.json', '--plan', '--json'], { encoding: 'utf8' });
+    expect(ok.status, ok.stderr).toBe(0);
+    const plan = JSON.parse(ok.stdout) as { peakBytes: number; fits: boolean; target: { name: string }; categories: Record<string, number>; perLayer: unknown[]; largestBuffer: { bytes: number } };
+    expect(plan.fits).toBe(true);
+    expect(plan.target.name).toBe('rtx-3090');
+    expect(plan.perLayer).toHaveLength(12);
+    expect(plan.largestBuffer.bytes).toBeGreaterThan(0);
+    const no = spawnSync(process.execPath, ['train.js', '--config', 'timemoe-50m-3090.json', '--plan', '--budget-gb', '4'], { encoding: 'utf8' });
+    expect(no.status).toBe(2);
+    expect(no.stdout).toMatch(/Verdict: DOES NOT FIT/);
+    expect(no.stdout).toMatch(/--set schedule\.microBatch=\d+/);
+    const bad = spawnSync(process.execPath, ['train.js', '--config', 'small-moe.json', '--plan', '--target', 'rtx-9999'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown target "rtx-9999" \(one of: rtx-3090, .*this\)/);
+  });
+});
+
+describe('planning the 2.4B Time-MoE on one RTX 3090 (optim.offload "host")', () => {
+  const cfg = loadConfig('timemoe-2.4b-3090.json');
+  const plan = planRun(cfg, { target: RTX3090, hostBytes: 64 * GIB });
+
+  it('fits the card, with the optimizer state in host memory', () => {
+    expect(plan.model.parameters).toBe(2_416_545_792);
+    expect(plan.model.activeParameters).toBe(1_057_591_296);
+    expect(plan.fits).toBe(true);
+    expect(plan.peakBytes).toBeLessThan(plan.budget.usableBytes);
+    expect(plan.categories.optimizer).toBe(0); // no AdamW moments on the GPU
+    const h = plan.host!;
+    expect(h.masterBytes).toBe(4 * 2_416_545_792);
+    expect(h.momentsBytes).toBe(8 * 2_416_545_792);
+    // f16 working weights for the matrices, f32 for norms: a little over 2 bytes per parameter.
+    expect(h.upBytes).toBeGreaterThan(2 * 2_416_545_792);
+    expect(h.upBytes).toBeLessThan(2.01 * 2_416_545_792);
+    expect(h.downBytes).toBeGreaterThan(h.upBytes); // expert gradients come back in f32
   });
 
-  it('formats a readable table with budget, verdict and suggestions', () => {
-    const fits = formatPlan(planMemory(preset('timemoe-50m'), run()));
-    expect(fits).toMatch(/Verdict: FITS/);
-    expect(fits).toMatch(/24\.00 GiB - 512\.0 MiB reserve = 23\.50 GiB usable/);
-    expect(fits).toMatch(/one decoder layer/);
-    const tooBig = formatPlan(planMemory(preset('timemoe-200m'), run({ microBatch: 32, contextLength: 2048 })));
-    expect(tooBig).toMatch(/DOES NOT FIT/);
-    expect(tooBig).toMatch(/micro-batch 32 -> \d+ fits/);
+  it('counts the FLOPs of the real step: 6 x active x tokens, plus the recomputed forward, plus attention', () => {
+    const tokens = plan.tokensPerMicroBatch * plan.run.accumulation;
+    expect(tokens).toBe(64 * 1024);
+    const dense = 8 * plan.model.activeParameters * tokens; // forward 2 + backward 4 + recompute 2
+    expect(plan.flopsPerStep).toBeGreaterThan(0.95 * dense);
+    expect(plan.flopsPerStep).toBeLessThan(1.25 * dense);
+    expect(plan.backwardFlopsPerStep).toBeGreaterThan(0.6 * plan.flopsPerStep);
   });
 
-  it('prints the plans for small-moe, TimeMoE-50M and TimeMoE-200M on a 24 GiB budget', () => {
-    const rows: string[] = [];
-    for (const [name, mb, T] of [
-      ['small-moe', 32, 512],
-      ['timemoe-50m', 32, 512],
-      ['timemoe-50m', 64, 2048],
-      ['timemoe-200m', 8, 512],
-      ['timemoe-200m', 32, 2048],
-    ] as const) {
-      const p = planMemory(preset(name), run({ microBatch: mb, contextLength: T }));
-      const g = (b: number) => (b / GIB).toFixed(2);
-      rows.push(
-        `${name} mb=${mb} T=${T}: params ${g(p.parameters.allocatedBytes)} grads ${g(p.gradients.allocatedBytes)} adamw ${g(p.optimizer.allocatedBytes)} ` +
-          `acts ${g(p.activations.forwardEndBytes)} (saved ${g(p.activations.savedBytes)}) peak ${g(p.peak.bytes)} GiB (${p.peak.phase}) ` +
-          `${p.fits ? 'fits' : 'DOES NOT FIT'}; max mb ${p.maxMicroBatch}; ${p.suggestions.map((s) => s.text).join('; ')}`,
-      );
-    }
-    console.log(rows.join('\n'));
-    expect(rows).toHaveLength(5);
+  it('refuses a machine with too little host RAM, and says what to change', () => {
+    const small = planRun(cfg, { target: RTX3090, hostBytes: 16 * GIB });
+    expect(small.fits).toBe(false);
+    expect(small.host!.fits).toBe(false);
+    expect(formatPlan(small)).toMatch(/HOST DOES NOT FIT: .* needed, 16\.00 GiB available — a machine with more RAM, or --host-gb/);
+    // The device side still fits: no device knob is suggested.
+    expect(small.suggestions).toEqual([]);
+  });
+
+  it('without offload it does not fit, and the suggestion is the offload', () => {
+    const none = planRun(parseConfig(cfg, '(test)', ['optim.offload=none', 'precision.activations=f32', 'schedule.recompute=false', 'schedule.microBatch=1', 'schedule.accumulation=2']), { target: RTX3090 });
+    expect(none.fits).toBe(false);
+    expect(none.suggestions.map((s) => s.set.join(' '))).toEqual(expect.arrayContaining([expect.stringMatching(/optim\.offload=host/)]));
   });
 });

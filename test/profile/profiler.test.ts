@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest';
-import { getRuntime, type Runtime } from '../../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../../src/kernels/runtime.ts';
 import { timestampsPrecise } from '../../src/kernels/device.ts';
 import { matmul } from '../../src/kernels/matmul.ts';
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 import { GpuProfiler, formatProfile, opType, profileJson, shaderFile, summarize, type LabelStats } from '../../src/kernels/profiler.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   // Each test file runs in its own process, so this is the first acquisition: the toggle applies.
   // No NaN poison here: it would add fill dispatches to every rt.empty and skew the call counts.
@@ -81,7 +81,7 @@ describe('labels', () => {
 
 describe('GPU profiler', () => {
   it('uses unquantized timestamps when asked', () => {
-    expect(rt.gpu.features.timestampQuery).toBe(true); // lavapipe exposes it (DESIGN.md §3)
+    expect(rt.caps.timestampQuery).toBe(true); // lavapipe exposes it (docs/DESIGN.md §3)
     expect(timestampsPrecise()).toBe(true);
   });
 
@@ -206,8 +206,8 @@ describe('GPU profiler', () => {
   });
 
   it('does nothing, without error, on a device without timestamp queries', async () => {
-    const noTs = Object.create(rt) as Runtime;
-    Object.defineProperty(noTs, 'gpu', { value: { ...rt.gpu, features: { ...rt.gpu.features, timestampQuery: false } } });
+    const noTs = Object.create(rt) as DawnRuntime;
+    Object.defineProperty(noTs, 'caps', { value: { ...rt.caps, timestampQuery: false } });
     const p = new GpuProfiler(noTs);
     expect(p.supported).toBe(false);
     p.resume();

@@ -1,77 +1,4 @@
-/**
- * Float64 CPU references for RMSNorm, RoPE (HF rotate_half) and causal multi-head attention,
- * forward and backward, plus a central-difference helper for gradient checks.
- * Layouts match the kernels: x [N, d]; q/k/v/o [B, T, H*hd]; lse [B, H, T].
- */
-
-// ---------------------------------------------------------------- RMSNorm
-
-export function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, N: number, d: number, eps = 1e-6): { y: Float64Array; rstd: Float64Array } {
-  const y = new Float64Array(N * d);
-  const rstd = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    let ss = 0;
-    for (let c = 0; c < d; c++) ss += x[n * d + c]! ** 2;
-    const r = 1 / Math.sqrt(ss / d + eps);
-    rstd[n] = r;
-    for (let c = 0; c < d; c++) y[n * d + c] = w[c]! * x[n * d + c]! * r;
-  }
-  return { y, rstd };
-}
-
-/** Analytic backward: dx_c = r w_c dy_c - (r^3 / d) x_c Σ_j w_j dy_j x_j;  dw_c = Σ_n dy_nc x_nc r_n. */
-export function rmsnormBackwardRef(dy: ArrayLike<number>, x: ArrayLike<number>, w: ArrayLike<number>, N: number, d: number, eps = 1e-6): { dx: Float64Array; dw: Float64Array } {
-  const { rstd } = rmsnormRef(x, w, N, d, eps);
-  const dx = new Float64Array(N * d);
-  const dw = new Float64Array(d);
-  for (let n = 0; n < N; n++) {
-    const r = rstd[n]!;
-    let s = 0;
-    for (let c = 0; c < d; c++) s += w[c]! * dy[n * d + c]! * x[n * d + c]!;
-    for (let c = 0; c < d; c++) {
-      const i = n * d + c;
-      dx[i] = r * w[c]! * dy[i]! - ((r * r * r) / d) * x[i]! * s;
-      dw[c] += dy[i]! * x[i]! * r;
-    }
-  }
-  return { dx, dw };
-}
-
-// ---------------------------------------------------------------- RoPE
-
-/**
- * Angles the way HF LLaMA / Time-MoE compute them: inv_freq = 1 / theta^(2i/hd) in float32,
- * then freqs = float32(pos * inv_freq). `exact` skips the float32 roundings (ideal math).
- */
-export function ropeAngle(pos: number, i: number, hd: number, theta: number, exact = false): number {
-  if (exact) return pos * Math.pow(theta, (-2 * i) / hd);
-  const f = Math.fround;
-  const invFreq = f(1 / f(Math.pow(theta, f((2 * i) / hd))));
-  return f(pos * invFreq);
-}
-
-/** Rotate every head vector of x [B, T, H, hd] by sign * angle(t, i) (sign -1 = the backward). */
-export function ropeRef(x: ArrayLike<number>, B: number, T: number, H: number, hd: number, theta = 10000, sign = 1, exact = false): Float64Array {
-  const half = hd / 2;
-  const y = new Float64Array(B * T * H * hd);
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < T; t++)
-      for (let h = 0; h < H; h++) {
-        const base = ((b * T + t) * H + h) * hd;
-        for (let i = 0; i < half; i++) {
-          const a = ropeAngle(t, i, hd, theta, exact);
-          const c = Math.cos(a);
-          const s = sign * Math.sin(a);
-          const x1 = x[base + i]!;
-          const x2 = x[base + i + half]!;
-          y[base + i] = x1 * c - x2 * s;
-          y[base + i + half] = x2 * c + x1 * s;
-        }
-      }
-  return y;
-}
-
-// ---------------------------------------------------------------- attention
+/** Float64 references of causal attention and its backward (src/kernels/attention.ts). */
 
 export interface AttnDims {
   B: number;
@@ -151,4 +78,3 @@ export function attentionBackwardRef(dO: ArrayLike<number>, q: ArrayLike<number>
 
 // ---------------------------------------------------------------- finite differences
 
-export { projectedNumericGrad as finiteDiffGrad } from './ops.ts';

@@ -1,7 +1,7 @@
 /** Test access to the runtime: quiet, and with new buffers NaN-poisoned so skipped outputs fail. */
-import { getRuntime, type Runtime } from '../../src/kernels/runtime.ts';
+import { getRuntime, type DawnRuntime } from '../../src/kernels/runtime.ts';
 
-export async function testRuntime(): Promise<Runtime> {
+export async function testRuntime(): Promise<DawnRuntime> {
   const rt = await getRuntime({ announce: false });
   rt.poison = true;
   return rt;

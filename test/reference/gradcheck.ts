@@ -5,7 +5,7 @@
  */
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Rng, toF32 } from './rng.ts';
 import { expectClose } from './compare.ts';
 import { projectedNumericGrad } from './ops.ts';
@@ -24,7 +24,7 @@ export function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
 }
 
 export interface GradcheckCase {
-  rt: Runtime;
+  rt: DawnRuntime;
   name: string;
   seed: number;
   inputs: GradcheckInput[];

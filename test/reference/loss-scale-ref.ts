@@ -1,5 +1,5 @@
 /**
- * Reference model of the loss-scale update that shaders/train_state.wgsl step_end runs on the GPU
+ * Reference model of the loss-scale update that shaders/train-state.wgsl step_end runs on the GPU
  * (src/optim/loss-scale.ts states the semantics), applied to a LossScaler's state.
  */
 import type { LossScaler } from '../../src/optim/loss-scale.ts';

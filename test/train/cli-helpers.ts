@@ -1,5 +1,5 @@
 /** Run the real CLI (`node train.js`) in a scratch directory, as a user would. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,9 +31,53 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(cwd: string, args: string[]): CliResult {
-  const r = spawnSync(process.execPath, [TRAIN_JS, ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+export function runCli(cwd: string, args: string[], env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, [TRAIN_JS, ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A CLI run in the background: wait for a line on its output, signal it, await its exit. */
+export interface LiveCli {
+  child: ChildProcessWithoutNullStreams;
+  /** stdout + stderr so far. */
+  output(): string;
+  /** Resolves once the output matches (rejects if the process exits first). */
+  waitFor(re: RegExp): Promise<RegExpMatchArray>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+}
+
+export function startCli(cwd: string, args: string[], env: Record<string, string> = {}): LiveCli {
+  const child = spawn(process.execPath, [TRAIN_JS, ...args], { cwd, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env } });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void; reject: (e: Error) => void }[] = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      const m = (stdout + stderr).match(w.re);
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  };
+  child.stdout.on('data', (b: Buffer) => ((stdout += b.toString()), check()));
+  child.stderr.on('data', (b: Buffer) => ((stderr += b.toString()), check()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      for (const w of waiters.splice(0)) w.reject(new Error(`exited (${code ?? signal}) before ${w.re}:\n${stdout}\n${stderr}`));
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+  return {
+    child,
+    output: () => stdout + stderr,
+    waitFor: (re) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ re, resolve, reject });
+        check();
+      }),
+    exited,
+  };
 }
 
 export function writeConfig(dir: string, cfg: unknown, name = 'config.json'): string {

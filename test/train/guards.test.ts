@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig } from '../../src/train/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
@@ -16,7 +16,7 @@ import { stateDict } from '../../src/model/state-dict.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -34,7 +34,7 @@ async function snapshot(model: TimeMoeModel, opt: AdamW): Promise<Float32Array[]
 describe('isfinite guards', () => {
   it('skip the step, keep weights and optimizer state bit-identical, and name the injected layer first', async () => {
     const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } } }));
-    const { data, model, opt, trainer, dispose } = setupTrainer(rt, cfg);
+    const { data, model, opt, trainer, dispose } = await setupTrainer(rt, cfg);
 
     const s1 = await trainer.step(1, [data.train.nextBatch(4)]);
     expect(s1.skipped).toBe(false);
@@ -61,7 +61,7 @@ describe('isfinite guards', () => {
 
   it('a NaN born in backward (no forward tensor bad) is caught by the norm and named by its gradient', async () => {
     const cfg = parseConfig(tinyConfig({ stability: { injectNan: { step: 2, layer: 1, site: 'grad' } } }));
-    const { data, model, opt, trainer, dispose } = setupTrainer(rt, cfg);
+    const { data, model, opt, trainer, dispose } = await setupTrainer(rt, cfg);
     expect((await trainer.step(1, [data.train.nextBatch(4)])).skipped).toBe(false);
     const before = await snapshot(model, opt);
     const s2 = await trainer.step(2, [data.train.nextBatch(4)]);
@@ -86,7 +86,10 @@ describe('isfinite guards', () => {
     const r = runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/\[guard\] step 3 skipped .*model\.layers\.0\.router_logits/);
-    expect(r.stderr).toMatch(/stopping: 2 consecutive non-finite steps/);
+    // With every value NaN the guard says so, instead of "finite min NaN max NaN mean NaN" (issue 14 item 10).
+    expect(r.stderr).toMatch(/model\.layers\.0\.router_logits \(layer 0\): \d+ non-finite values; no finite value at all/);
+    expect(r.stderr).not.toMatch(/finite min NaN/);
+    expect(r.stdout).toMatch(/^stopped: 2 consecutive non-finite steps \(stability\.maxConsecutiveBadSteps 2\) at step 4\. The last good weights are saved at runs\/t\/checkpoints\/step-4 \(continue with --resume\)\. First bad tensor: .*Fix: check the data for NaN\/Inf/);
     const lines = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"kind":"train"'));
     const step3 = lines.find((l) => l.includes('"step":3,'))!;
     expect(step3).toContain('"loss":"NaN"');

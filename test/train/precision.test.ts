@@ -5,14 +5,14 @@
  * and overflow skips interact with the isfinite guards as documented in src/optim/loss-scale.ts.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import type { Runtime } from '../../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import type { StepMetrics } from '../../src/train/trainer.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';
 
-let rt: Runtime;
+let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
@@ -20,7 +20,7 @@ beforeAll(async () => {
 const setup = (cfg: TrainConfig) => setupTrainer(rt, cfg);
 
 async function train(cfg: TrainConfig, steps: number, B: number): Promise<StepMetrics[]> {
-  const s = setup(cfg);
+  const s = await setup(cfg);
   const out: StepMetrics[] = [];
   for (let i = 1; i <= steps; i++) out.push(await s.trainer.step(i, [s.data.train.nextBatch(B)]));
   s.dispose();
@@ -58,7 +58,7 @@ describe('f16 activations', () => {
 
   it('an overflow skips the step and halves the scale; a forward NaN is a bad step and leaves the scale alone', async () => {
     const cfg = parseConfig(tinyConfig({ precision: { activations: 'f16', initialScale: 1024, minScale: 256 }, stability: { injectNan: { step: 4, layer: 0, site: 'attn_out' } } }));
-    const s = setup(cfg);
+    const s = await setup(cfg);
     const step = (i: number) => s.trainer.step(i, [s.data.train.nextBatch(4)]);
     expect((await step(1)).skipped).toBe(false);
     // A scale far past the f16 range: the scaled gradients overflow to Inf.
@@ -87,7 +87,7 @@ describe('f16 activations', () => {
 
   it('a NaN born in backward halves the scale down to minScale, then counts as a bad step', async () => {
     const cfg = parseConfig(tinyConfig({ precision: { activations: 'f16', initialScale: 1024, minScale: 256 }, stability: { injectNan: { step: 1, untilStep: 4, layer: 1, site: 'grad' } } }));
-    const s = setup(cfg);
+    const s = await setup(cfg);
     const events: string[] = [];
     for (let i = 1; i <= 4; i++) {
       const m = await s.trainer.step(i, [s.data.train.nextBatch(4)]);

@@ -6,7 +6,7 @@ import type { Var } from '../variable.ts';
 import type { Tensor } from '../../kernels/tensor.ts';
 import { crossEntropy, crossEntropyBackward, huberLoss as huberKernel, huberLossBackward } from '../../kernels/loss.ts';
 import { axpy, scale } from '../../kernels/elementwise.ts';
-import { meanPool, meanPoolBackward } from '../../kernels/pool.ts';
+import { meanPool, meanPoolBackward } from '../../kernels/mean-pool.ts';
 import { pooledAuxLoss as pooledKernel, pooledAuxLossBackward, routerZLoss, routerZLossBackward, switchLoss, switchLossBackward } from '../../kernels/moe-loss.ts';
 import { record1 } from './op.ts';
 

@@ -4,21 +4,17 @@
  */
 import type { Var } from '../variable.ts';
 import type { Tensor } from '../../kernels/tensor.ts';
-import { routerTopK as routerKernel, routerTopKBackward } from '../../kernels/router.ts';
-import { buildDispatch, combine as combineKernel, combineBackward, gatherRows as gatherKernel, gatherRowsBackward, routeAndDispatch as routeAndDispatchKernel, type DispatchPlan } from '../../kernels/dispatch.ts';
+import { routerTopKBackward } from '../../kernels/router.ts';
+import { combine as combineKernel, combineBackward, gatherRows as gatherKernel, gatherRowsBackward, routeAndDispatch as routeAndDispatchKernel, type DispatchPlan } from '../../kernels/dispatch.ts';
 import { groupedMatmul, groupedMatmulWeightGrad } from '../../kernels/matmul.ts';
 import { constants, record } from './op.ts';
 
 type RouterOut = { probs: Tensor; idx: Tensor; weights: Tensor };
 
-/** probs [N,E] (f32 softmax), weights [N,k], idx [N,k] u32 (a Var only so the graph owns it). */
-export function routerTopK(logits: Var, k: number, renormalize: boolean): { probs: Var; weights: Var; idx: Var } {
-  return recordRouter(logits, routerKernel(logits.data, { k, renormalize }), renormalize);
-}
-
 /**
  * The router and the token permutation in two dispatches (kernels/dispatch.ts routeAndDispatch):
- * the same outputs as routerTopK + dispatchPlan, bit for bit.
+ * probs [N,E] (f32 softmax), weights [N,k], idx [N,k] u32 (a Var only so the graph owns it), and the
+ * plan, owned by the active graph. Bit for bit what the kernels' routerTopK + buildDispatch give.
  */
 export function routeAndDispatch(logits: Var, k: number, renormalize: boolean, experts: number, capacityFactor: number | null): { probs: Var; weights: Var; idx: Var; plan: DispatchPlan } {
   const r = routeAndDispatchKernel(logits.data, { k, renormalize, numExperts: experts, ...(capacityFactor === null ? {} : { capacityFactor }) });
@@ -44,13 +40,6 @@ function recordRouter(logits: Var, { probs, idx, weights }: RouterOut, renormali
     },
   });
   return { probs: p!, weights: w!, idx: i! };
-}
-
-/** Counts, offsets and the permutation; owned by the active graph. */
-export function dispatchPlan(idx: Var, experts: number, capacityFactor: number | null): DispatchPlan {
-  const plan = buildDispatch(idx.data, experts, capacityFactor === null ? {} : { capacityFactor });
-  constants('dispatch', planTensors(plan));
-  return plan;
 }
 
 /** Ops whose backward reads the plan save it, so it outlives the graph's own reference. */

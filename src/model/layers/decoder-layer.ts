@@ -57,7 +57,12 @@ export class DecoderLayer {
     return { h: y, routing, taps };
   }
 
+  /** The layer's computation, as a region of its own (the memory plan's per-layer rows). */
   private run(h: Var, s: SeqShape, fault: TapSite | null): { h: Var; routing: LayerRouting; taps: Tap[] } {
+    return h.data.rt.region(`layer ${this.ffn.layer}`, () => this.compute(h, s, fault));
+  }
+
+  private compute(h: Var, s: SeqShape, fault: TapSite | null): { h: Var; routing: LayerRouting; taps: Tap[] } {
     const layer = this.ffn.layer;
     const tap = (site: TapSite, v: Var): Var => {
       if (fault === site) v.data.rt.fill(v.data, NaN); // fault injection (experiments, guard tests)

@@ -1,5 +1,5 @@
 /**
- * Cleaning before windowing. NaN/Inf in a raw series is the classic source of `loss nan` (DESIGN
+ * Cleaning before windowing. NaN/Inf in a raw series is the classic source of `loss nan` (docs/DESIGN.md
  * §5, §7.4): every non-finite point is counted and then repaired, or its series dropped, or the
  * run refused, per config. Series too short for one window are dropped; constant ones are kept
  * but flagged (window normalisation divides by 1 there, see windows.ts).

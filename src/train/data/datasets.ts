@@ -1,5 +1,5 @@
 /**
- * Real series shipped inside npm packages (DESIGN §8), read from node_modules with the CSV loader.
+ * Real series shipped inside npm packages (docs/DESIGN.md §8), read from node_modules with the CSV loader.
  * One declarative table: adding a data set is one entry.
  */
 import { existsSync, readFileSync } from 'node:fs';

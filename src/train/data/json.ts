@@ -1,9 +1,15 @@
-/** JSON and JSONL → series. Each series is a number array, or an object holding one under `field`. */
+/**
+ * JSON and JSONL → series. Each series is a number array, or an object holding one under `field`.
+ * JSONL files are read line by line (a stream), so only the numbers are kept; a JSON file is one
+ * document and is read whole (use JSONL for big data).
+ */
+import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { JsonlSource, JsonSource } from './config.ts';
 import { DataError } from './errors.ts';
-import { readTextFile } from './files.ts';
+import { checkDataFile, readTextFile, shown, type LoadOptions } from './files.ts';
 import type { Series } from './series.ts';
 
 // null marks a missing point; the quoted tokens come from Python's json.dumps (bare NaN/Infinity), see fixBareTokens.
@@ -55,8 +61,7 @@ function describeIssue(err: z.ZodError, raw: unknown): string {
   if (got === undefined && iss.path.length === 1 && raw !== null && typeof raw === 'object') {
     return `no "${String(iss.path[0])}" key (the object has: ${Object.keys(raw).map((k) => `"${k}"`).join(', ') || 'no keys'})`;
   }
-  const shown = (JSON.stringify(got) ?? String(got)).slice(0, 40);
-  return `${at ? `at ${at}: ` : ''}got ${shown}, expected numbers (null marks a missing point)`;
+  return `${at ? `at ${at}: ` : ''}got ${shown(JSON.stringify(got) ?? String(got))}, expected numbers (null marks a missing point)`;
 }
 
 function toSeries(raw: unknown, field: string, id: string, where: string): Series {
@@ -66,7 +71,7 @@ function toSeries(raw: unknown, field: string, id: string, where: string): Serie
     return { id, values: toFloat(r.data) };
   }
   if (raw === null || typeof raw !== 'object') {
-    throw new DataError(`${where}: expected a number array or an object with a number array under "${field}", got ${JSON.stringify(raw)}: fix the data`);
+    throw new DataError(`${where}: expected a number array or an object with a number array under "${field}", got ${shown(JSON.stringify(raw) ?? String(raw))}: fix the data`);
   }
   const r = objectSchema(field).safeParse(raw);
   if (!r.success) throw new DataError(`${where}: ${describeIssue(r.error, raw)}: fix the data, or set data.source.field to the key holding the series`);
@@ -81,20 +86,25 @@ function requireNumbers(series: Series[], file: string): Series[] {
   return series;
 }
 
+/** One JSONL line (1-based `lineNo`) as a series, or null for a blank line. */
+function lineSeries(line: string, lineNo: number, file: string, field: string): Series | null {
+  if (line.trim() === '') return null;
+  const where = `${file}:${lineNo}`;
+  let raw: unknown;
+  try {
+    raw = parseJson(line);
+  } catch (e) {
+    const msg = shown(e instanceof Error ? e.message : String(e));
+    throw new DataError(`${where}: not valid JSON (${msg}): each line must hold one JSON array of numbers, or an object with the array under "${field}"`);
+  }
+  return toSeries(raw, field, `${basename(file)}:${lineNo}`, where);
+}
+
 export function parseJsonl(text: string, file: string, field: string): Series[] {
-  const name = basename(file);
   const out: Series[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${file}:${i + 1}`;
-    let raw: unknown;
-    try {
-      raw = parseJson(line);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new DataError(`${where}: not valid JSON (${msg}): each line must hold one JSON array of numbers, or an object with the array under "${field}"`);
-    }
-    out.push(toSeries(raw, field, `${name}:${i + 1}`, where));
+    const s = lineSeries(line, i + 1, file, field);
+    if (s) out.push(s);
   });
   return requireNumbers(out, file);
 }
@@ -117,12 +127,29 @@ export function parseJsonArray(text: string, file: string, field: string): Serie
   );
 }
 
-export function loadJsonl(src: JsonlSource, cwd: string): Series[] {
-  const { file, text } = readTextFile(src.path, cwd);
-  return parseJsonl(text, file, src.field);
+/** A JSONL file, line by line: memory is the series kept plus one line. */
+export async function loadJsonl(src: JsonlSource, cwd: string, opts: LoadOptions = {}): Promise<Series[]> {
+  const { file } = checkDataFile(src.path, cwd);
+  const input = createReadStream(file, { highWaterMark: 1 << 20 });
+  input.on('data', (chunk) => opts.progress?.advance(chunk.length));
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  const out: Series[] = [];
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      opts.signal?.throwIfAborted();
+      const s = lineSeries(line, ++n, file, src.field);
+      if (s) out.push(s);
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+    opts.progress?.done();
+  }
+  return requireNumbers(out, file);
 }
 
-export function loadJson(src: JsonSource, cwd: string): Series[] {
+export async function loadJson(src: JsonSource, cwd: string): Promise<Series[]> {
   const { file, text } = readTextFile(src.path, cwd);
   return parseJsonArray(text, file, src.field);
 }

@@ -1,7 +1,9 @@
 /** Config → cleaned, split, windowed data: the one entry point the training CLI calls. */
+import { statSync } from 'node:fs';
 import { type DataConfig, type SourceConfig, effectiveMinLength, effectiveStride } from './config.ts';
-import { type CleanReport, cleanSeries } from './clean.ts';
+import { type CleanReport, type CleanSeries, cleanSeries } from './clean.ts';
 import { loadCsv } from './csv.ts';
+import { resolveDataPath, type LoadOptions, type LoadProgress } from './files.ts';
 import { loadDataset } from './datasets.ts';
 import { DataError } from './errors.ts';
 import { loadJson, loadJsonl } from './json.ts';
@@ -30,7 +32,7 @@ export interface LoadedData {
   valid: WindowDataset;
   report: DataReport;
   /** The cleaned series (anomaly labels included), e.g. for evaluation. */
-  series: Series[];
+  series: CleanSeries[];
 }
 
 export function describeSource(src: SourceConfig): string {
@@ -48,12 +50,25 @@ export function describeSource(src: SourceConfig): string {
   }
 }
 
-export function loadSeries(src: SourceConfig, cwd: string, contextLength: number): Series[] {
+export interface LoadDataOptions {
+  cwd: string;
+  seed?: number;
+  /** A progress display for a file of this many bytes (the CLI draws a bar or lines for big files). */
+  progress?: (file: string, bytes: number) => LoadProgress;
+  /** Aborts a long load (SIGINT / SIGTERM during set-up). */
+  signal?: AbortSignal;
+}
+
+export async function loadSeries(src: SourceConfig, cwd: string, contextLength: number, opts: Omit<LoadDataOptions, 'cwd' | 'seed'> = {}): Promise<Series[]> {
+  const load = (path: string): LoadOptions => {
+    const progress = opts.progress ? opts.progress(path, sizeOf(resolveDataPath(path, cwd))) : undefined;
+    return { ...(progress ? { progress } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
+  };
   switch (src.kind) {
     case 'csv':
-      return loadCsv(src, cwd);
+      return loadCsv(src, cwd, load(src.path));
     case 'jsonl':
-      return loadJsonl(src, cwd);
+      return loadJsonl(src, cwd, load(src.path));
     case 'json':
       return loadJson(src, cwd);
     case 'dataset':
@@ -69,11 +84,20 @@ export function loadSeries(src: SourceConfig, cwd: string, contextLength: number
   }
 }
 
-export function loadData(cfg: DataConfig, opts: { cwd: string; seed?: number }): LoadedData {
+/** Size in bytes, 0 when it cannot be read (the loader's own check then names the problem). */
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+export async function loadData(cfg: DataConfig, opts: LoadDataOptions): Promise<LoadedData> {
   const T = cfg.contextLength;
   const stride = effectiveStride(cfg);
   const minLength = effectiveMinLength(cfg);
-  const raw = loadSeries(cfg.source, opts.cwd, T);
+  const raw = await loadSeries(cfg.source, opts.cwd, T, opts);
   const cleaned = cleanSeries(raw, { nonFinite: cfg.nonFinite, minLength });
   let series = cleaned.series;
   const droppedMaxSeries = cfg.maxSeries !== undefined ? Math.max(0, series.length - cfg.maxSeries) : 0;

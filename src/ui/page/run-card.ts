@@ -1,6 +1,6 @@
 /**
  * A run's header card: status, step, latest losses and rate, and what the run said about itself
- * at the start (config, model size, adapter, memory plan; src/train/metrics.ts RunHeader).
+ * at the start (config, model size, adapter, memory plan; src/ui/observer.ts RunHeader).
  */
 /// <reference lib="dom" />
 import type { UiHeader } from '../protocol.ts';
@@ -12,6 +12,7 @@ const STATUS_TEXT: Record<RunData['status'], string> = {
   running: 'running',
   done: 'finished',
   stopped: 'stopped (--stop-after)',
+  diverged: 'diverged',
   failed: 'failed',
   interrupted: 'interrupted',
   saved: 'saved run',

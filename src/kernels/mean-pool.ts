@@ -13,9 +13,6 @@ export function meanPoolBackward(dy: Tensor, outer: number, n: number, inner: nu
   if (dy.size !== outer * inner) throw new Error(`meanPoolBackward: ${dy} is not [${outer}, ${inner}]`);
   const rt = dy.rt;
   const dx = rt.empty([outer * n, inner], 'f32', 'meanpool.dx');
-  const buf = new ArrayBuffer(16);
-  new Uint32Array(buf, 0, 3).set([outer, n, inner]);
-  new Float32Array(buf, 12, 1)[0] = 1 / n;
-  rt.dispatch(rt.kernel({ shader: 'pool', entry: 'expand' }), [dy, dx], foldedGrid(outer * n * inner, 256), new Uint32Array(buf));
+  rt.dispatch(rt.kernel({ shader: 'mean-pool', entry: 'expand' }), { dy, dx }, foldedGrid(outer * n * inner, 256), { outer, n, inner, scale: 1 / n });
   return dx;
 }

@@ -8,6 +8,8 @@
 //   Switch: fscale = 1 / (N k)  (balanced = 1);   pooled: fscale = 1 / N_all  (balanced = k).
 // Their gradient w.r.t. probs[t, i] is E * f_i / ntot (f is a count, it gets none).
 
+// #include "grid"
+
 override ACCUMULATE: bool = false; // backward kernels: add into the output instead of overwriting
 
 struct Params { n: u32, e: u32, k: u32, base: u32, layers: u32, ntot: u32, fscale: f32, _p: u32 }
@@ -101,7 +103,6 @@ fn stats_finalize(@builtin(local_invocation_index) e: u32) {
   }
 }
 
-fn flat256(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * 256u; }
 
 // ---- balance_backward: d_probs[t, e] (+)= g * coef[e] ----
 @group(0) @binding(0) var<storage, read> bb_g: array<f32>;    // [1] upstream gradient
@@ -110,7 +111,7 @@ fn flat256(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x
 
 @compute @workgroup_size(256)
 fn balance_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat256(gid, nwg);
+  let i = folded_index(gid, nwg, 256u);
   if (i >= u.n * u.e) { return; }
   var v = bb_g[0] * bb_coef[i % u.e];
   if (ACCUMULATE) { v += bb_out[i]; }
@@ -132,7 +133,7 @@ fn lse_of(t: u32) -> f32 {
 
 @compute @workgroup_size(256)
 fn zloss_lse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = flat256(gid, nwg);
+  let t = folded_index(gid, nwg, 256u);
   if (t < u.n) { z_lse[t] = lse_of(t); }
 }
 
@@ -156,7 +157,7 @@ fn zloss_reduce(@builtin(local_invocation_index) lid: u32) {
 
 @compute @workgroup_size(256)
 fn zloss_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat256(gid, nwg);
+  let i = folded_index(gid, nwg, 256u);
   if (i >= u.n * u.e) { return; }
   let lse = zb_lse[i / u.e];
   var v = zb_g[0] * 2.0 * lse * exp(zb_logits[i] - lse) / f32(u.n);

@@ -1,0 +1,251 @@
+/**
+ * A forecast run: model source -> data -> forecasts of every series' next H points (from its last
+ * T points), and with `evaluate` the same on every held-out window of the training split, beside
+ * the baselines on the same windows. Everything that can be refused is checked before the device
+ * is opened, and the output folder is written in one atomic step at the end.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { getRuntime } from '../kernels/runtime.ts';
+import { TimeMoeModel } from '../model/time-moe.ts';
+import { DataError, effectiveStride, formatReport, loadData, meanStd, splitSeries, windowStarts, type CleanSeries, type DataConfig } from '../train/data/index.ts';
+import { describeSource, loadSourceWeights, resolveModelSource, type ModelSource } from '../train/hf/model-source.ts';
+import { replaceFolderAtomic, writeFiles } from '../util/atomic-folder.ts';
+import { BASELINES, baselineForecast, detectSeason, type BaselineName } from './baselines.ts';
+import { denormalise, forecastDataConfig, normalise, windowStats, type DataFlags } from './data.ts';
+import { ForecastError } from './errors.ts';
+import { generate, generationPlan } from './generate.ts';
+import { ErrorAccumulator } from './metrics.ts';
+import { chartNames, forecastChart, forecastsCsv, formatTable, jsonText, tableRows, verdict, type ForecastRow, type MethodMetrics } from './output.ts';
+
+export interface ForecastOptions extends DataFlags {
+  checkpoint: string;
+  horizon?: number;
+  context?: number;
+  out?: string;
+  evaluate: boolean;
+  /** Seasonal period for the seasonal-naive baseline (default: detected per series). */
+  season?: number;
+  validFraction?: number;
+  /** Step between held-out windows (default: the checkpoint's data stride). */
+  stride?: number;
+  /** Sequences per forward pass. */
+  batch: number;
+  cwd: string;
+}
+
+export interface EvaluationResult {
+  windows: number;
+  horizons: number[];
+  methods: string[];
+  metrics: Record<string, MethodMetrics>;
+  table: string;
+  verdict: string[];
+}
+
+export interface ForecastResult {
+  out: string;
+  source: ModelSource;
+  series: number;
+  horizon: number;
+  contextLength: number;
+  plan: number[];
+  evaluation: EvaluationResult | null;
+  summary: string;
+  /** The data pipeline's report (stderr, as training prints it). */
+  dataReport: string;
+}
+
+/** Files forecast.js writes; an existing --out holding anything else is not replaced. */
+const OUR_FILES = new Set(['forecasts.csv', 'evaluation.json', 'charts']);
+
+function defaultOut(source: ModelSource, cwd: string): string {
+  // runs/<name>/checkpoints/step-N -> runs/<name>/forecast
+  if (source.kind === 'checkpoint' && basename(dirname(source.dir)) === 'checkpoints') return join(dirname(dirname(source.dir)), 'forecast');
+  return resolve(cwd, 'forecast');
+}
+
+function checkOut(out: string): void {
+  if (!existsSync(out)) return;
+  let entries: string[];
+  try {
+    entries = readdirSync(out);
+  } catch {
+    throw new ForecastError(`--out ${out} exists and is not a folder: choose another --out`);
+  }
+  const other = entries.filter((e) => !OUR_FILES.has(e));
+  if (other.length) throw new ForecastError(`--out ${out} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty --out (the folder is replaced as a whole)`);
+}
+
+interface Job {
+  series: number;
+  /** Index of the first forecast point; the context is values[origin - T, origin). */
+  origin: number;
+  stats: { mean: number; scale: number };
+  /** Held-out window: the H actual points; null for the future forecast. */
+  actual: Float64Array | null;
+}
+
+/** Season per series: --season, or detected on the series' training part (never its held-out tail). */
+function seasons(series: readonly CleanSeries[], trainParts: readonly Float64Array[], T: number, season: number | undefined): { period: number; source: 'flag' | 'detected' | 'none'; acf: number | null }[] {
+  return series.map((_, i) => {
+    if (season !== undefined) return { period: season, source: 'flag' as const, acf: null };
+    const d = detectSeason(trainParts[i]!, T);
+    return d.period === null ? { period: 1, source: 'none' as const, acf: null } : { period: d.period, source: 'detected' as const, acf: d.acf };
+  });
+}
+
+export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
+  const source = await resolveModelSource(o.checkpoint, o.cwd);
+  const m = source.model;
+  if (m.task !== 'forecast') throw new ForecastError(`${describeSource(source)} is a ${m.task} model (model.task "${m.task}"): forecast.js needs a forecasting model`);
+  const train = source.kind === 'checkpoint' ? source.train : null;
+  const T = o.context ?? train?.data.contextLength;
+  if (T === undefined) throw new ForecastError(`--context is required for a Hugging Face folder (it does not record the context length it was trained with): pass e.g. --context 512`);
+  const H = o.horizon ?? Math.max(...m.horizons);
+  if (o.season !== undefined && o.season > T) throw new ForecastError(`--season ${o.season} is longer than the context (${T} points): seasonal naive needs one full season in the context; lower --season or raise --context`);
+  const dataCfg: DataConfig = forecastDataConfig(train?.data ?? null, o, T, { validFraction: o.validFraction, stride: o.stride });
+  let data;
+  try {
+    data = await loadData(dataCfg, { cwd: o.cwd, seed: 0 });
+  } catch (e) {
+    if (e instanceof DataError && /shorter than/.test(e.message)) throw new DataError(`${e.message} (forecast.js: every series needs --context + 1 = ${T + 1} points; lower --context)`);
+    throw e;
+  }
+  const out = o.out ? resolve(o.cwd, o.out) : defaultOut(source, o.cwd);
+  checkOut(out);
+  const series = data.series;
+  const split = splitSeries(series, dataCfg.validFraction, T);
+  const trainParts = series.map((_, i) => split.train.find((s) => s.seriesIndex === i)!.values);
+  const seriesStats = trainParts.map((v) => meanStd(v));
+  const season = seasons(series, trainParts, T, o.season);
+
+  // The future forecast of every series, from its last T points.
+  const jobs: Job[] = series.map((s, i) => ({ series: i, origin: s.values.length, stats: windowStats(dataCfg.normalize, s.values, s.values.length - T, s.values.length, seriesStats[i]!), actual: null }));
+  const futureJobs = jobs.length;
+  if (o.evaluate) {
+    if (dataCfg.validFraction === 0) throw new ForecastError('--evaluate needs a held-out tail, but the validation fraction is 0: pass --valid-fraction 0.1 (or the fraction the model was trained with)');
+    const stride = effectiveStride(dataCfg);
+    let longestTail = 0;
+    for (const seg of split.valid) {
+      longestTail = Math.max(longestTail, seg.values.length);
+      // T context points and H future points, all inside the held-out tail (windows cut as training's).
+      for (const st of windowStarts(seg.values.length, T + H - 1, stride)) {
+        const s = series[seg.seriesIndex]!;
+        const origin = seg.offset + st + T;
+        jobs.push({ series: seg.seriesIndex, origin, stats: windowStats(dataCfg.normalize, s.values, origin - T, origin, seriesStats[seg.seriesIndex]!), actual: s.values.slice(origin, origin + H) });
+      }
+    }
+    if (jobs.length === futureJobs) {
+      throw new ForecastError(
+        split.valid.length === 0
+          ? `--evaluate: no series is long enough for a held-out tail (each needs 2 × (${T} + 1) points for a training and a held-out window); lower --context`
+          : `--evaluate: no held-out window of ${T} + ${H} points: the longest held-out tail has ${longestTail} points (valid fraction ${dataCfg.validFraction}); lower --horizon to at most ${longestTail - T} or raise --valid-fraction`,
+      );
+    }
+  }
+
+  const rt = await getRuntime();
+  const model = new TimeMoeModel(rt, m, 0);
+  let normalisedForecasts: Float32Array[];
+  try {
+    await loadSourceWeights(source, model.params);
+    const contexts = jobs.map((j) => normalise(series[j.series]!.values, j.origin - T, j.origin, j.stats));
+    normalisedForecasts = await generate(rt, model, contexts, H, { batch: o.batch });
+  } finally {
+    model.dispose();
+  }
+  const forecasts = normalisedForecasts.map((f, i) => denormalise(f, jobs[i]!.stats));
+
+  // forecasts.csv and the charts.
+  const ids = series.map((s) => s.id);
+  const names = chartNames(ids);
+  const files = new Map<string, string>();
+  const rows: ForecastRow[] = [];
+  jobs.forEach((j, i) => {
+    const f = forecasts[i]!;
+    for (let k = 0; k < H; k++) rows.push({ series: ids[j.series]!, origin: j.origin, index: j.origin + k, step: k + 1, forecast: f[k]!, actual: j.actual ? j.actual[k]! : null });
+  });
+  files.set('forecasts.csv', forecastsCsv(rows));
+  const lastHeldOut = new Map<number, number>();
+  jobs.forEach((j, i) => {
+    if (j.actual) lastHeldOut.set(j.series, i);
+  });
+  series.forEach((s, i) => {
+    const ctx = s.values.subarray(s.values.length - T);
+    files.set(`charts/${names[i]}.svg`, forecastChart({ title: `${s.id}: next ${H} points`, start: s.values.length - T, context: ctx, forecast: forecasts[i]! }));
+    const w = lastHeldOut.get(i);
+    if (w !== undefined) {
+      const j = jobs[w]!;
+      files.set(
+        `charts/${names[i]}-held-out.svg`,
+        forecastChart({ title: `${s.id}: last held-out window (origin ${j.origin})`, start: j.origin - T, context: s.values.subarray(j.origin - T, j.origin), forecast: forecasts[w]!, actual: j.actual!, others: [{ name: 'naive', values: baselineForecast('naive', s.values.subarray(j.origin - T, j.origin), H, 1) }] }),
+      );
+    }
+  });
+
+  let evaluation: EvaluationResult | null = null;
+  if (o.evaluate) {
+    const methods = ['model', ...BASELINES];
+    const acc = new Map(methods.map((k) => [k, new ErrorAccumulator(H)]));
+    const perSeries = series.map(() => 0);
+    jobs.forEach((j, i) => {
+      if (!j.actual) return;
+      perSeries[j.series]!++;
+      const ctx = series[j.series]!.values.subarray(j.origin - T, j.origin);
+      acc.get('model')!.add(forecasts[i]!, j.actual, j.stats.scale);
+      for (const b of BASELINES) acc.get(b)!.add(baselineForecast(b as BaselineName, ctx, H, season[j.series]!.period), j.actual, j.stats.scale);
+    });
+    const horizons = [...new Set([...m.horizons.filter((h) => h <= H), H])].sort((a, b) => a - b);
+    const metrics: Record<string, MethodMetrics> = {};
+    for (const k of methods) metrics[k] = { normalised: acc.get(k)!.atHorizons('normalised', horizons), original: acc.get(k)!.atHorizons('original', horizons) };
+    const tr = tableRows(methods, metrics, horizons);
+    const windows = jobs.length - futureJobs;
+    evaluation = { windows, horizons, methods, metrics, table: formatTable(methods, tr), verdict: verdict(methods, tr) };
+    files.set(
+      'evaluation.json',
+      jsonText({
+        format: 'webgpu-moe-evaluation',
+        version: 1,
+        checkpoint: source.dir,
+        data: data.report.source,
+        contextLength: T,
+        horizon: H,
+        stride: effectiveStride(dataCfg),
+        validFraction: dataCfg.validFraction,
+        normalize: dataCfg.normalize,
+        generation: generationPlan(m.horizons, H),
+        windows,
+        averaging: 'MSE / MAE at horizon h: mean over every held-out window and steps 1..h; normalised = error / the window scale',
+        series: series.map((s, i) => ({ id: s.id, windows: perSeries[i], season: season[i] })),
+        horizons,
+        metrics,
+        perStep: Object.fromEntries(methods.map((k) => [k, { normalised: acc.get(k)!.perStep('normalised'), original: acc.get(k)!.perStep('original') }])),
+        verdict: evaluation.verdict,
+      }),
+    );
+  }
+
+  await replaceFolderAtomic(out, (tmp) => writeFiles(tmp, files));
+  const plan = generationPlan(m.horizons, H);
+  const lines = [
+    `forecast: ${describeSource(source)}; ${series.length} series, context ${T}, horizon ${H} (heads run: ${plan.join(' + ')}${plan.length > 1 ? ', autoregressive' : ''})`,
+    ...series.map((s, i) => `  ${s.id}: last value ${fmtV(s.values[s.values.length - 1]!)} -> step 1 ${fmtV(forecasts[i]![0]!)}, step ${H} ${fmtV(forecasts[i]![H - 1]!)}`),
+  ];
+  if (evaluation) {
+    const seasonNote = season.map((s, i) => `${ids[i]} ${s.source === 'none' ? 'none found (m = 1, = naive)' : `m = ${s.period}${s.source === 'flag' ? ' (--season)' : ' (detected)'}`}`).join('; ');
+    lines.push(
+      `evaluation: ${evaluation.windows} held-out windows (time-ordered split, valid fraction ${dataCfg.validFraction}); MSE / MAE over steps 1..h; norm. = error / window scale; * = lowest in the row`,
+      `  seasonal period: ${seasonNote}`,
+      evaluation.table,
+      ...evaluation.verdict.map((v) => `  ${v}`),
+    );
+  }
+  const charts = [...files.keys()].filter((k) => k.startsWith('charts/')).length;
+  lines.push(`written: ${out}/forecasts.csv, ${charts} charts in ${out}/charts${evaluation ? `, ${out}/evaluation.json` : ''}`);
+  return { out, source, series: series.length, horizon: H, contextLength: T, plan, evaluation, summary: lines.join('\n'), dataReport: `[data] ${formatReport(data.report)}` };
+}
+
+function fmtV(v: number): string {
+  return Number.isFinite(v) ? Number(v.toPrecision(6)).toString() : String(v);
+}

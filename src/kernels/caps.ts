@@ -1,0 +1,102 @@
+/**
+ * What a device can do, read once when it opens (or taken from a target profile by the meta
+ * runtime), and the one decision derived from it that most kernel families make: the CPU-adapter
+ * family or the GPU family. Kernel wrappers read `rt.caps`; nothing outside src/kernels looks at
+ * adapter strings.
+ *
+ * Why two families: on a CPU adapter (Mesa lavapipe) a workgroup runs as SIMD lanes of one CPU
+ * thread, a barrier costs ~10 us and storage loads are scalarised, so barrier-free kernels that walk
+ * chunks serially win there; on a GPU those are the wrong choices (docs/DESIGN.md §9).
+ */
+import { z } from 'zod';
+
+export type KernelFamily = 'cpu' | 'gpu';
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** 'vulkan (CPU)' for a software adapter, 'vulkan' otherwise, 'meta' for the meta runtime. */
+  backend: string;
+}
+
+/** The limits the engine requests as large as the adapter allows (and plans against). */
+export interface DeviceLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxStorageBuffersPerShaderStage: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupSizeX: number;
+  maxComputeWorkgroupSizeY: number;
+  maxComputeWorkgroupSizeZ: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxUniformBufferBindingSize: number;
+}
+
+export const LIMIT_NAMES: readonly (keyof DeviceLimits)[] = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxUniformBufferBindingSize',
+];
+
+/** One tensor-core shape Dawn reports (adapter.info.subgroupMatrixConfigs). */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+export interface DeviceCaps {
+  adapter: AdapterSummary;
+  /** A software (CPU) adapter such as lavapipe or SwiftShader. */
+  cpuAdapter: boolean;
+  /** The kernel family every device-dependent choice follows (see chooseFamily). */
+  family: KernelFamily;
+  /** Set when `family` was forced by WEBGPU_MOE_KERNELS or the config, not taken from the adapter. */
+  familyForced: boolean;
+  f16: boolean;
+  timestampQuery: boolean;
+  /** Subgroup sizes when the device has the 'subgroups' feature. */
+  subgroups: { minSize: number; maxSize: number } | null;
+  /** Tensor-core configurations, non-empty only when the device enabled the subgroup-matrix feature. */
+  subgroupMatrix: readonly SubgroupMatrixConfig[];
+  limits: DeviceLimits;
+  /** The meta runtime: shapes and bytes only, nothing runs. */
+  meta: boolean;
+}
+
+export const KERNELS_ENV = 'WEBGPU_MOE_KERNELS';
+
+export const KernelFamilyChoiceSchema = z.enum(['auto', 'cpu', 'gpu']);
+export type KernelFamilyChoice = z.infer<typeof KernelFamilyChoiceSchema>;
+
+/**
+ * The kernel family: the adapter's own (CPU family on a CPU adapter) unless `choice` or the
+ * WEBGPU_MOE_KERNELS environment variable forces one. The explicit choice wins over the variable.
+ */
+export function chooseFamily(cpuAdapter: boolean, choice: KernelFamilyChoice = 'auto', env: string | undefined = process.env[KERNELS_ENV]): { family: KernelFamily; forced: boolean } {
+  let pick = choice;
+  if (pick === 'auto' && env !== undefined && env !== '') {
+    const r = KernelFamilyChoiceSchema.safeParse(env);
+    if (!r.success) throw new Error(`${KERNELS_ENV}=${JSON.stringify(env)}: expected auto, cpu or gpu (unset it to use the adapter's own kernel family)`);
+    pick = r.data;
+  }
+  if (pick === 'auto') return { family: cpuAdapter ? 'cpu' : 'gpu', forced: false };
+  return { family: pick, forced: true };
+}
+
+/** One line for logs: "gpu kernels (forced)", "cpu kernels". */
+export function describeFamily(c: DeviceCaps): string {
+  return `${c.family} kernels${c.familyForced ? ' (forced)' : ''}`;
+}

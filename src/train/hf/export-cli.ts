@@ -1,0 +1,49 @@
+/**
+ * Command-line interface of export.js: a checkpoint (or an imported folder) to a Hugging Face
+ * Time-MoE folder. Exit codes: 0 written, 2 bad input (the message names the problem and the fix;
+ * nothing is written).
+ */
+import { Command, CommanderError } from 'commander';
+import { z } from 'zod';
+import { CheckpointError } from '../checkpoint.ts';
+import { ConfigError } from '../config.ts';
+import { HfConfigError } from './hf-config.ts';
+import { exportHf } from './hf-export.ts';
+import { describeSource, resolveModelSource } from './model-source.ts';
+
+const OptionsSchema = z.object({ checkpoint: z.string().min(1), out: z.string().min(1), force: z.boolean().default(false) }).strict();
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('export.js')
+    .description('webgpu-moe: write a checkpoint as a Hugging Face Time-MoE folder (config.json + model.safetensors)')
+    .requiredOption('--checkpoint <dir>', 'checkpoint directory, run directory (runs/<name>) or Hugging Face Time-MoE folder')
+    .requiredOption('--out <folder>', 'folder to write (must not exist or be empty, unless --force)')
+    .option('--force', 'replace an existing --out folder')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    throw e;
+  }
+  const opts = OptionsSchema.parse(program.opts());
+  try {
+    const source = await resolveModelSource(opts.checkpoint);
+    const r = await exportHf(source, opts.out, { force: opts.force });
+    const c = r.config;
+    console.log(
+      `exported ${describeSource(source)} to ${r.out}\n` +
+        `  config.json: time_moe, hidden_size ${String(c.hidden_size)}, ${String(c.num_hidden_layers)} layers, ${String(c.num_experts)} experts (top-${String(c.num_experts_per_tok)}), intermediate_size ${String(c.intermediate_size)}, horizon_lengths [${(c.horizon_lengths as number[]).join(', ')}]\n` +
+        `  model.safetensors: ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters, F32, ${r.bytes.toLocaleString('en-US')} bytes, sha256 ${r.sha256}`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof CheckpointError || e instanceof ConfigError || e instanceof HfConfigError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}

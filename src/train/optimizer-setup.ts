@@ -1,0 +1,56 @@
+/**
+ * The model and optimizer of a run, in either optim.offload mode, with what checkpoints read and
+ * load: one construction for training (run.ts) and planning (plan-simulate.ts), so the plan
+ * holds exactly the buffers the run holds.
+ *   none  f32 weights, gradients and AdamW moments on the GPU;
+ *   host  working weights (f16 with f16 activations, else f32) and gradients on the GPU; f32 master
+ *         weights and moments in host memory (src/optim/host-adamw.ts).
+ */
+import type { Backend } from '../kernels/tensor.ts';
+import { TimeMoeModel } from '../model/time-moe.ts';
+import type { Parameter } from '../model/parameter.ts';
+import { AdamW } from '../optim/adamw.ts';
+import { HostAdamW } from '../optim/host-adamw.ts';
+import type { TrainConfig } from './config.ts';
+import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from './checkpoint.ts';
+
+export interface RunModel {
+  model: TimeMoeModel;
+  optimizer: AdamW | HostAdamW;
+  /** Where checkpoints read and load the weights (undefined: the GPU tensors). */
+  weights: WeightStores | undefined;
+  /** The optimizer's moments for checkpoints. */
+  slots(): (OptimizerSlot | StoreSlot)[];
+  dispose(): void;
+}
+
+export function buildRunModel(rt: Backend, cfg: TrainConfig): RunModel {
+  if (cfg.optim.offload === 'none') {
+    const model = new TimeMoeModel(rt, cfg.model, cfg.seed);
+    const optimizer = new AdamW(model.params, cfg.optim);
+    return {
+      model,
+      optimizer,
+      weights: undefined,
+      slots: () => optimizer.entries(),
+      dispose: () => {
+        optimizer.dispose();
+        model.dispose();
+      },
+    };
+  }
+  const model = new TimeMoeModel(rt, cfg.model, cfg.seed, { working: cfg.precision.activations, keepHost: true });
+  const optimizer = new HostAdamW(rt, model.params, cfg.optim);
+  // A checkpoint reads the f32 master; loading one writes the master and then the working copy.
+  const pushAfterLoad = (p: Parameter) => () => optimizer.pushWeight(p);
+  return {
+    model,
+    optimizer,
+    weights: (p) => hostStore(optimizer.stateOf(p).master, pushAfterLoad(p)),
+    slots: () => model.params.map((p) => ({ name: p.name, m: hostStore(optimizer.stateOf(p).m), v: hostStore(optimizer.stateOf(p).v) })),
+    dispose: () => {
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * The layout's rules, checked on the source text: no import cycles (type imports count: they
+ * couple modules the same way), data flows one way between the layers of src/, and nothing
+ * outside src/kernels reaches the device (docs/DESIGN.md, "Layout").
+ */
+import { describe, it, expect } from 'vitest';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const SRC = join(ROOT, 'src');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** Relative imports of a module (static `import ... from`, `export ... from`, and `import('...')`). */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?from\s*'(\.[^']+)'/g)) out.push(m[1]!);
+  for (const m of text.matchAll(/import\(\s*'(\.[^']+)'\s*\)/g)) out.push(m[1]!);
+  return out.map((s) => relative(ROOT, resolve(dirname(file), s)));
+}
+
+const graph = new Map(files(SRC).map((f) => [relative(ROOT, f), importsOf(f)]));
+
+function cycles(): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (n: string) => {
+    state.set(n, 'open');
+    stack.push(n);
+    for (const m of graph.get(n) ?? []) {
+      if (state.get(m) === 'open') found.push([...stack.slice(stack.indexOf(m)), m]);
+      else if (!state.has(m)) visit(m);
+    }
+    stack.pop();
+    state.set(n, 'done');
+  };
+  for (const n of graph.keys()) if (!state.has(n)) visit(n);
+  return found;
+}
+
+/** Layers of src/, lowest first: a module may import its own layer or lower ones only. */
+const LAYERS = ['util', 'kernels', 'autograd', 'model', 'optim', 'report', 'ui', 'train', 'forecast'];
+const layerOf = (f: string) => LAYERS.indexOf(f.split('/')[1]!);
+
+describe('source layout', () => {
+  it('reads the whole of src', () => {
+    expect(graph.size).toBeGreaterThan(60);
+    expect(graph.get('src/kernels/runtime.ts')).toContain('src/kernels/tensor.ts');
+  });
+
+  it('has no import cycle', () => {
+    expect(cycles().map((c) => c.join(' -> '))).toEqual([]);
+  });
+
+  it('imports flow one way: kernels <- autograd <- model <- optim <- train', () => {
+    const upward: string[] = [];
+    for (const [f, deps] of graph) {
+      for (const d of deps) if (d.startsWith('src/') && layerOf(d) > layerOf(f)) upward.push(`${f} -> ${d}`);
+    }
+    expect(upward).toEqual([]);
+  });
+
+  it('nothing outside src/kernels reaches a recorder, a GPUDevice, a buffer pool or adapter strings', () => {
+    const offenders: string[] = [];
+    const forbidden = [/\.recorder\b/, /\bGPUDevice\b/, /\bGPUBuffer\b/, /\.pool\./, /\.device\.(limits|queue|features)/, /adapter\.(backend|device|description)\b[^;\n]*\.(includes|test|match)\(/, /\/[^/\n]*(llvmpipe|lavapipe|swiftshader)[^/\n]*\/i?\.test\(/];
+    for (const f of graph.keys()) {
+      if (f.startsWith('src/kernels/')) continue;
+      const text = readFileSync(join(ROOT, f), 'utf8');
+      for (const re of forbidden) if (re.test(text)) offenders.push(`${f}: ${re}`);
+    }
+    expect(offenders).toEqual([]);
+  });
+});
