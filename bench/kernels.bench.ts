@@ -13,7 +13,12 @@ import { sumSquaresMany } from '../src/kernels/reduce.ts';
 import { finiteStatsMany } from '../src/kernels/guard.ts';
 import { routerTopK } from '../src/kernels/router.ts';
 import { attention, attentionBackward } from '../src/kernels/attention.ts';
-import { round, timeGpu, type BenchRow, type SuiteContext, type SuiteResult } from './harness.ts';
+import { combineOutcomes, compareOutput, round, timeCase, timingCells, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult } from './harness.ts';
+import { silu as siluRef, softmaxRows, sumSquares } from '../test/reference/ops.ts';
+import { rmsnormRef } from '../test/reference/rmsnorm-ref.ts';
+import { routerRef } from '../test/reference/router-ref.ts';
+import { adamwRef } from '../test/reference/adamw-ref.ts';
+import { attentionBackwardRef, attentionRef } from '../test/reference/attention-ref.ts';
 
 /** Host memcpy bandwidth (read + write bytes per second), best of a few runs. */
 function hostCopyGBs(): number {
@@ -29,51 +34,127 @@ function hostCopyGBs(): number {
   return (2 * n * 4) / (best * 1e6);
 }
 
+/** Statistics of one finite tensor as finiteStatsMany reports them: [nonFinite, min, max, mean]. */
+function statsRef(a: Float32Array): number[] {
+  let [mn, mx, sum] = [Infinity, -Infinity, 0];
+  for (const v of a) {
+    mn = Math.min(mn, v);
+    mx = Math.max(mx, v);
+    sum += v;
+  }
+  return [0, mn, mx, sum / a.length];
+}
+
 export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const rt = await getRuntime({ announce: false });
   const limit = hostCopyGBs();
   const N = ctx.quick ? 1 << 18 : 1 << 20;
   const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * s);
   const owned: Tensor[] = [];
+  /** Host copies of the inputs, for the checks. */
+  const host = new Map<Tensor, Float32Array>();
   const t = (shape: number[], s = 1) => {
-    const x = rt.upload(rand(shape.reduce((p, q) => p * q, 1), s), shape);
+    const h = rand(shape.reduce((p, q) => p * q, 1), s);
+    const x = rt.upload(h, shape);
     owned.push(x);
+    host.set(x, h);
     return x;
   };
+  const h = (x: Tensor) => host.get(x)!;
   const opts = { sampleMs: ctx.quick ? 60 : 150, samples: ctx.quick ? 3 : 5 };
   const rows: BenchRow[] = [];
-  const bench = async (name: string, bytes: number, record: () => Tensor[] | void) => {
-    const tm = await timeGpu(rt, () => record()?.forEach((o) => o.dispose()), opts);
-    const gbs = bytes / (tm.bestMs * 1e6);
-    rows.push({ kernel: name, 'MiB moved': round(bytes / 2 ** 20, 1), 'best ms': round(tm.bestMs, 3), 'median ms': round(tm.medianMs, 3), 'GB/s': round(gbs, 2), '% of host memcpy': round((100 * gbs) / limit, 1) });
-    ctx.log(`${name}: ${round(gbs, 2)} GB/s`);
+  /** Times `record` (outputs disposed) after `check` has compared one run's outputs with float64. */
+  const bench = async (name: string, bytes: number, record: () => Tensor[] | void, check: () => Promise<CheckOutcome>) => {
+    const { timing: tm, check: ck } = await timeCase(rt, { key: `kernels ${name}`, record: () => record()?.forEach((o) => o.dispose()), check }, opts);
+    const gbs = tm ? bytes / (tm.bestMs * 1e6) : null;
+    const gbsMed = tm ? bytes / (tm.medianMs * 1e6) : null;
+    rows.push({
+      kernel: name,
+      'MiB moved': round(bytes / 2 ** 20, 1),
+      check: ck.text,
+      'best ms': tm ? round(tm.bestMs, 3) : null,
+      ...timingCells(tm),
+      'GB/s (best)': gbs === null ? null : round(gbs, 2),
+      'GB/s (median)': gbsMed === null ? null : round(gbsMed, 2),
+      '% of host memcpy (best)': gbs === null ? null : round((100 * gbs) / limit, 1),
+    });
+    ctx.log(`${name}: ${gbs === null ? 'not timed' : `${round(gbs, 2)} GB/s`} (check ${ck.text})`);
+  };
+  /** Run once, read the outputs, dispose them. */
+  const once = async (f: () => Tensor[]) => {
+    const outs = f();
+    const got = await Promise.all(outs.map((o) => o.readF32()));
+    for (const o of outs) o.dispose();
+    return got;
   };
 
   const x = t([N / 256, 256]);
   const y = t([N / 256, 256]);
-  await bench(`add [${N / 256}, 256]`, 3 * N * 4, () => [add(x, y)]);
-  await bench(`silu [${N}]`, 2 * N * 4, () => [silu(x)]);
+  // Tolerances: elementwise ops are a few ulp (1e-6 of the largest value); row reductions over
+  // 256 (rmsnorm) or 8 (softmax) values and tree sums over 1M values stay within 1e-5.
+  await bench(`add [${N / 256}, 256]`, 3 * N * 4, () => [add(x, y)], async () => {
+    const [o] = await once(() => [add(x, y)]);
+    return compareOutput(o!, Float64Array.from(h(x), (v, i) => v + h(y)[i]!), 1e-6);
+  });
+  await bench(`silu [${N}]`, 2 * N * 4, () => [silu(x)], async () => {
+    const [o] = await once(() => [silu(x)]);
+    return compareOutput(o!, Float64Array.from(h(x), siluRef), 1e-6);
+  });
   const w = t([256]);
   await bench(`rmsnorm [${N / 256}, 256]`, 2 * N * 4, () => {
     const r = rmsnorm(x, w);
     return [r.y, r.rstd];
+  }, async () => {
+    const [yy, rs] = await once(() => {
+      const r = rmsnorm(x, w);
+      return [r.y, r.rstd];
+    });
+    const ref = rmsnormRef(h(x), h(w), N / 256, 256);
+    return combineOutcomes(compareOutput(yy!, ref.y, 1e-5), compareOutput(rs!, ref.rstd, 1e-5));
   });
   const logits = t([N / 8, 8], 2);
-  await bench(`softmax [${N / 8}, 8] (router width)`, 2 * N * 4, () => [softmax(logits)]);
+  await bench(`softmax [${N / 8}, 8] (router width)`, 2 * N * 4, () => [softmax(logits)], async () => {
+    const [o] = await once(() => [softmax(logits)]);
+    return compareOutput(o!, softmaxRows(h(logits), N / 8, 8), 1e-5);
+  });
   await bench(`router top-2 [${N / 8}, 8]`, N * 4 + N * 4 + (N / 8) * 2 * 8, () => {
     const r = routerTopK(logits, { k: 2 });
     return [r.probs, r.idx, r.weights];
+  }, async () => {
+    const r = routerTopK(logits, { k: 2 });
+    const [probs, weights] = await Promise.all([r.probs.readF32(), r.weights.readF32()]);
+    const idx = Array.from(await rt.read(r.idx));
+    for (const o of [r.probs, r.idx, r.weights]) o.dispose();
+    const ref = routerRef(h(logits), N / 8, 8, 2, false);
+    // Random f32 logits tie with probability ~2^-24 per pair: the picks must be the same.
+    return combineOutcomes(compareOutput(probs, ref.probs, 1e-5), compareOutput(idx, ref.idx, 0), compareOutput(weights, ref.weights, 1e-5));
   });
   const p = t([N]);
   const g = t([N], 0.01);
   const m = t([N], 0);
   const v = t([N], 0);
   rt.fill(v, 1e-4);
-  await bench(`adamw [${N}]`, 7 * N * 4, () => adamw(p, g, m, v, { lr: 1e-4, step: 1 }));
+  await bench(`adamw [${N}]`, 7 * N * 4, () => adamw(p, g, m, v, { lr: 1e-4, step: 1 }), async () => {
+    // On copies: the timed iterations keep updating p, m, v.
+    const [pc, mc, vc] = [rt.upload(h(p), [N]), rt.zeros([N]), rt.empty([N])];
+    rt.fill(vc, 1e-4);
+    adamw(pc, g, mc, vc, { lr: 1e-4, step: 1 });
+    const [pg, mg, vg] = await Promise.all([pc.readF32(), mc.readF32(), vc.readF32()]);
+    for (const o of [pc, mc, vc]) o.dispose();
+    const ref = { p: Float64Array.from(h(p)), m: new Float64Array(N), v: new Float64Array(N).fill(Math.fround(1e-4)) };
+    adamwRef(ref, h(g), 1, 1e-4, 0.01, 0.9, 0.999, 1e-8, 1); // the kernel's defaults (src/kernels/adamw.ts)
+    return combineOutcomes(compareOutput(pg, ref.p, 1e-6), compareOutput(mg, ref.m, 1e-6), compareOutput(vg, ref.v, 1e-6));
+  });
   const many = Array.from({ length: 40 }, () => t([N / 40 | 0]));
   const manyBytes = many.reduce((a, q) => a + q.size * 4, 0);
-  await bench('sumSquaresMany (40 tensors, grad norm)', manyBytes, () => [sumSquaresMany(many)]);
-  await bench('finiteStatsMany (40 tensors, guards)', manyBytes, () => [finiteStatsMany(many)]);
+  await bench('sumSquaresMany (40 tensors, grad norm)', manyBytes, () => [sumSquaresMany(many)], async () => {
+    const [o] = await once(() => [sumSquaresMany(many)]);
+    return compareOutput(o!, [many.reduce((a, q) => a + sumSquares(h(q)), 0)], 1e-5);
+  });
+  await bench('finiteStatsMany (40 tensors, guards)', manyBytes, () => [finiteStatsMany(many)], async () => {
+    const [o] = await once(() => [finiteStatsMany(many)]);
+    return compareOutput(o!, many.flatMap((q) => statsRef(h(q))), 1e-5);
+  });
 
   // Attention at TimeMoE-50M's head shape: B=4, T=256 (quick: T=128), H=12, hd=32.
   const d = { B: 4, T: ctx.quick ? 128 : 256, H: 12, hd: 32 };
@@ -81,22 +162,64 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const [q, k, vv, dO] = [t(shape), t(shape), t(shape), t(shape)];
   const pairs = (d.B * d.H * d.T * (d.T + 1)) / 2;
   const attnRows: BenchRow[] = [];
-  const fwd = await timeGpu(rt, () => {
-    const r = attention(q!, k!, vv!, d);
-    r.o.dispose();
-    r.lse.dispose();
+  const ref = attentionRef(h(q), h(k), h(vv), d);
+  // As test/kernels/attention.test.ts: the online softmax in f32 over T keys, 1e-4 of the largest value.
+  const fwd = await timeCase(rt, {
+    key: `attention forward ${JSON.stringify(d)}`,
+    record: () => {
+      const r = attention(q, k, vv, d);
+      r.o.dispose();
+      r.lse.dispose();
+    },
+    check: async () => {
+      const [o, lse] = await once(() => {
+        const r = attention(q, k, vv, d);
+        return [r.o, r.lse];
+      });
+      return combineOutcomes(compareOutput(o!, ref.o, 1e-4), compareOutput(lse!, ref.lse, 1e-4));
+    },
   }, { ...opts, maxIters: 20 });
-  const both = await timeGpu(rt, () => {
-    const r = attention(q!, k!, vv!, d);
-    const gr = attentionBackward(dO!, q!, k!, vv!, r.o, r.lse, d);
-    for (const o of [r.o, r.lse, gr.dq, gr.dk, gr.dv]) o.dispose();
+  const both = await timeCase(rt, {
+    key: `attention backward ${JSON.stringify(d)}`,
+    record: () => {
+      const r = attention(q, k, vv, d);
+      const gr = attentionBackward(dO, q, k, vv, r.o, r.lse, d);
+      for (const o of [r.o, r.lse, gr.dq, gr.dk, gr.dv]) o.dispose();
+    },
+    check: async () => {
+      const r = attention(q, k, vv, d);
+      const [dq, dk, dv] = await once(() => {
+        const gr = attentionBackward(dO, q, k, vv, r.o, r.lse, d);
+        return [gr.dq, gr.dk, gr.dv];
+      });
+      r.o.dispose();
+      r.lse.dispose();
+      const gref = attentionBackwardRef(h(dO), h(q), h(k), h(vv), d);
+      return combineOutcomes(compareOutput(dq!, gref.dq, 1e-4), compareOutput(dk!, gref.dk, 1e-4), compareOutput(dv!, gref.dv, 1e-4));
+    },
   }, { ...opts, maxIters: 10 });
   // Forward: 2 dots of hd per (query, key) pair = 4·hd flops; backward recomputes P and does 4 more dots: 8·hd.
-  attnRows.push({ pass: 'forward', shape: `B${d.B} T${d.T} H${d.H} hd${d.hd}`, 'best ms': round(fwd.bestMs, 2), 'GFLOP/s': round((pairs * 4 * d.hd) / (fwd.bestMs * 1e6), 2) });
-  attnRows.push({ pass: 'forward + backward', shape: `B${d.B} T${d.T} H${d.H} hd${d.hd}`, 'best ms': round(both.bestMs, 2), 'GFLOP/s': round((pairs * 12 * d.hd) / (both.bestMs * 1e6), 2) });
+  const attnRow = (pass: string, r: typeof fwd, flopsPerPair: number): BenchRow => ({
+    pass,
+    shape: `B${d.B} T${d.T} H${d.H} hd${d.hd}`,
+    check: r.check.text,
+    'best ms': r.timing ? round(r.timing.bestMs, 2) : null,
+    ...timingCells(r.timing, 2),
+    'GFLOP/s (best)': r.timing ? round((pairs * flopsPerPair * d.hd) / (r.timing.bestMs * 1e6), 2) : null,
+    'GFLOP/s (median)': r.timing ? round((pairs * flopsPerPair * d.hd) / (r.timing.medianMs * 1e6), 2) : null,
+  });
+  attnRows.push(attnRow('forward', fwd, 4), attnRow('forward + backward', both, 12));
   for (const o of owned) o.dispose();
   return [
-    { title: 'memory-bound kernels', rows, notes: [`Machine limit: host memcpy ${round(limit, 1)} GB/s (read + write), measured in this run.`, 'Bytes = what the kernel must read and write once; best of the samples (the CPU is shared).'] },
-    { title: 'causal attention (fused, online softmax)', rows: attnRows, notes: ['Causal pairs only; forward 4·hd flops per pair, forward + backward 12·hd.'] },
+    {
+      title: 'memory-bound kernels',
+      rows,
+      notes: [
+        `Machine limit: host memcpy ${round(limit, 1)} GB/s (read + write), measured in this run.`,
+        'Bytes = what the kernel must read and write once. Best, median and min–max of the samples (the CPU is shared: read the median against its spread).',
+        'check: each kernel\'s outputs against a float64 reference once before timing (test/reference/); a wrong one is not timed.',
+      ],
+    },
+    { title: 'causal attention (fused, online softmax)', rows: attnRows, notes: ['Causal pairs only; forward 4·hd flops per pair, forward + backward 12·hd. Outputs (o, lse; dq, dk, dv) checked against float64 first.'] },
   ];
 }

@@ -9,7 +9,8 @@ import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
 import { VARIANTS, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
-import { round, timeGpu, type BenchRow, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
+import { checkMatmulSampled, combineOutcomes, round, spread, timeCase, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 
 /** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (docs/DESIGN.md §4). */
@@ -25,11 +26,22 @@ interface Shape {
   transB: boolean;
 }
 
-function randomTensor(rt: DawnRuntime, shape: number[], dtype: DType = 'f32'): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
+/** Cheap, deterministic, not constant; as the device stores it (f16 rounded for f16). */
+function randomHost(n: number, dtype: DType = 'f32'): Float32Array {
   const d = new Float32Array(n);
-  for (let i = 0; i < n; i++) d[i] = Math.sin(i * 12.9898) * 0.5; // cheap, deterministic, not constant
-  return rt.upload(d, shape, dtype);
+  for (let i = 0; i < n; i++) d[i] = Math.sin(i * 12.9898) * 0.5;
+  return dtype === 'f16' ? d.map((v) => f16BitsToF32(f32ToF16Bits(v))) : d;
+}
+
+function randomTensor(rt: DawnRuntime, shape: number[], dtype: DType = 'f32'): Tensor {
+  return rt.upload(randomHost(shape.reduce((a, b) => a * b, 1)), shape, dtype);
+}
+
+/** A timing's columns with the rate from its best and its median sample, and the spread. */
+function rateCells(prefix: string, t: Timing | null, flops: number): BenchRow {
+  const p = prefix ? `${prefix} ` : '';
+  if (!t) return { [`${p}GFLOP/s (best)`]: null, [`${p}GFLOP/s (median)`]: null, [`${p}min–max ms`]: null };
+  return { [`${p}GFLOP/s (best)`]: round(flops / (t.bestMs * 1e6), 2), [`${p}GFLOP/s (median)`]: round(flops / (t.medianMs * 1e6), 2), [`${p}min–max ms`]: spread(t, 2) };
 }
 
 function gflops(s: { M: number; N: number; K: number }, ms: number): number {
@@ -50,15 +62,23 @@ interface Precision {
 
 const F32: Precision = { name: 'f32', a: 'f32', b: 'f32', out: 'f32' };
 
-async function timeOurs(rt: DawnRuntime, s: Shape, samples: number, config?: Partial<MatmulConfig>, p: Precision = F32): Promise<Timing> {
-  const a = randomTensor(rt, s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
-  const b = randomTensor(rt, s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
+/** Our matmul of shape `s`, its output checked on sampled entries against float64 (once per shape and config), then timed. */
+async function timeOurs(rt: DawnRuntime, s: Shape, samples: number, config?: Partial<MatmulConfig>, p: Precision = F32): Promise<{ timing: Timing | null; check: CheckOutcome }> {
+  const [na, nb] = [s.M * s.K, s.K * s.N];
+  const a = rt.upload(randomHost(na), s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
+  const b = rt.upload(randomHost(nb), s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
   const out = rt.empty([s.M, s.N], p.out);
-  const t = await timeGpu(rt, () => void matmul(a, b, { transA: s.transA, transB: s.transB, out, config }), { samples, sampleMs: 200 });
+  const record = () => void matmul(a, b, { transA: s.transA, transB: s.transB, out, config });
+  const check = async () => {
+    rt.fill(out, NaN); // an output the kernel does not write fails
+    record();
+    return checkMatmulSampled(randomHost(na, p.a), randomHost(nb, p.b), await out.readF32(), { ...s, f16Out: p.out === 'f16' });
+  };
+  const r = await timeCase(rt, { key: `matmul ${JSON.stringify({ ...s, name: undefined })} ${JSON.stringify(config ?? {})} ${p.name}`, record, check }, { samples, sampleMs: 200 });
   a.dispose();
   b.dispose();
   out.dispose();
-  return t;
+  return r;
 }
 
 async function compareRows(rt: DawnRuntime, tf: TF | null, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
@@ -66,24 +86,41 @@ async function compareRows(rt: DawnRuntime, tf: TF | null, shapes: Shape[], samp
   for (const s of shapes) {
     const ours = await timeOurs(rt, s, samples);
     const peer = tf ? await timeTfMatmul(tf, s.M, s.N, s.K, s.transA, s.transB, { samples, sampleMs: 200 }) : null;
-    const g = gflops(s, ours.bestMs);
-    const gp = peer ? gflops(s, peer.bestMs) : null;
+    const flops = 2 * s.M * s.N * s.K;
+    const g = ours.timing ? gflops(s, ours.timing.bestMs) : null;
+    const gp = peer?.timing ? gflops(s, peer.timing.bestMs) : null;
+    const gm = ours.timing ? gflops(s, ours.timing.medianMs) : null;
+    const gpm = peer?.timing ? gflops(s, peer.timing.medianMs) : null;
     const cfg = resolveConfig(s);
     rows.push({
       shape: s.name,
       'M×N×K': `${s.M}×${s.N}×${s.K}`,
       layout: layout(s),
-      'ours ms (best)': round(ours.bestMs, 2),
-      'ours GFLOP/s (best)': round(g, 2),
-      'ours GFLOP/s (median)': round(gflops(s, ours.medianMs), 2),
-      'tfjs GFLOP/s (best)': gp === null ? null : round(gp, 2),
-      'ours / tfjs': gp === null ? null : round(g / gp, 2),
-      '% of CPU peak': round((100 * g) / CPU_PEAK_GFLOPS, 1),
+      check: ours.check.text,
+      'ours ms (median)': ours.timing ? round(ours.timing.medianMs, 2) : null,
+      ...rateCells('ours', ours.timing, flops),
+      'tfjs check': peer ? peer.check.text : null,
+      ...(tf ? rateCells('tfjs', peer?.timing ?? null, flops) : {}),
+      'ours / tfjs (best)': g !== null && gp !== null ? round(g / gp, 2) : null,
+      'ours / tfjs (median)': gm !== null && gpm !== null ? round(gm / gpm, 2) : null,
+      '% of CPU peak (median)': gm === null ? null : round((100 * gm) / CPU_PEAK_GFLOPS, 1),
       config: `${cfg.lane} wg${cfg.wgL}x${cfg.wgU} ${cfg.tl}x${cfg.tu} k${cfg.ku}${cfg.vec4 ? ' vec4' : ''}`,
     });
-    log(`${s.name} ${layout(s)}: ours ${g.toFixed(2)} GFLOP/s${gp !== null ? `, tfjs ${gp.toFixed(2)} (x${(g / gp).toFixed(2)})` : ''}`);
+    log(`${s.name} ${layout(s)}: ours ${gm?.toFixed(2) ?? ours.check.text} GFLOP/s (median)${gpm !== null && gm !== null ? `, tfjs ${gpm.toFixed(2)} (x${(gm / gpm).toFixed(2)})` : ''}`);
   }
   return rows;
+}
+
+/** Float64 check of sampled rows of a grouped matmul: out[r] = x[r] · w[e(r)]ᵀ, e(r) from the offsets. */
+function checkGrouped(x: Float32Array, w: Float32Array, out: Float32Array, offsets: Uint32Array, K: number, N: number): CheckOutcome {
+  const outcomes: CheckOutcome[] = [];
+  for (let e = 0; e + 1 < offsets.length; e++) {
+    const [r0, r1] = [offsets[e]!, offsets[e + 1]!];
+    if (r1 === r0) continue;
+    // This expert's rows as an [r1 - r0, K] · [N, K]ᵀ product.
+    outcomes.push(checkMatmulSampled(x.subarray(r0 * K, r1 * K), w.subarray(e * N * K, (e + 1) * N * K), out.subarray(r0 * N, r1 * N), { M: r1 - r0, N, K, transB: true }, 32, e + 1));
+  }
+  return combineOutcomes(...outcomes);
 }
 
 /** Grouped expert matmul (8 experts, uneven counts) vs one matmul dispatch per expert. */
@@ -97,19 +134,37 @@ async function groupedRows(rt: DawnRuntime, samples: number, log: (m: string) =>
   const w = randomTensor(rt, [E, N, K]);
   const off = rt.upload(offsets, [E + 1], 'u32');
   const out = rt.empty([R, N]);
-  const one = await timeGpu(rt, () => void groupedMatmul(x, w, off, { out }), { samples, sampleMs: 200 });
+  const one = await timeCase(rt, {
+    key: 'grouped one dispatch',
+    record: () => void groupedMatmul(x, w, off, { out }),
+    check: async () => {
+      rt.fill(out, NaN);
+      groupedMatmul(x, w, off, { out });
+      return checkGrouped(randomHost(R * K), randomHost(E * N * K), await out.readF32(), offsets, K, N);
+    },
+  }, { samples, sampleMs: 200 });
   // Per-expert baseline: separate row blocks and weights, one dispatch each.
   const xs = counts.map((c) => randomTensor(rt, [c, K]));
   const ws = counts.map(() => randomTensor(rt, [N, K]));
   const outs = counts.map((c) => rt.empty([c, N]));
-  const per = await timeGpu(rt, () => counts.forEach((_, e) => void matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! })), { samples, sampleMs: 200 });
-  const flops = { M: R, N, K };
+  const per = await timeCase(rt, {
+    key: 'grouped per expert',
+    record: () => counts.forEach((_, e) => void matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! })),
+    check: async () => {
+      const got: CheckOutcome[] = [];
+      for (const [e, c] of counts.entries()) {
+        rt.fill(outs[e]!, NaN);
+        matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! });
+        got.push(checkMatmulSampled(randomHost(c * K), randomHost(N * K), await outs[e]!.readF32(), { M: c, N, K, transB: true }, 32, e + 1));
+      }
+      return combineOutcomes(...got);
+    },
+  }, { samples, sampleMs: 200 });
+  const flops = 2 * R * N * K;
   for (const t of [x, w, off, out, ...xs, ...ws, ...outs]) t.dispose();
-  log(`grouped: one dispatch ${gflops(flops, one.bestMs).toFixed(2)} GFLOP/s, per expert ${gflops(flops, per.bestMs).toFixed(2)}`);
-  return [
-    { method: 'groupedMatmul, one dispatch', 'ms (best)': round(one.bestMs, 2), 'ms (median)': round(one.medianMs, 2), 'GFLOP/s (best)': round(gflops(flops, one.bestMs), 2) },
-    { method: '8 matmul dispatches (one per expert)', 'ms (best)': round(per.bestMs, 2), 'ms (median)': round(per.medianMs, 2), 'GFLOP/s (best)': round(gflops(flops, per.bestMs), 2) },
-  ];
+  const row = (method: string, r: typeof one): BenchRow => ({ method, check: r.check.text, 'ms (median)': r.timing ? round(r.timing.medianMs, 2) : null, ...rateCells('', r.timing, flops) });
+  log(`grouped: one dispatch ${one.timing ? gflops({ M: R, N, K }, one.timing.medianMs).toFixed(2) : one.check.text}, per expert ${per.timing ? gflops({ M: R, N, K }, per.timing.medianMs).toFixed(2) : per.check.text} GFLOP/s (median)`);
+  return [row('groupedMatmul, one dispatch', one), row('8 matmul dispatches (one per expert)', per)];
 }
 
 /** The same products with f32 and f16 storage (f32 accumulation): what f16 operands cost or save. */
@@ -118,14 +173,14 @@ export async function precisionRows(rt: DawnRuntime, shapes: Shape[], samples: n
   const rows: BenchRow[] = [];
   for (const s of shapes) {
     const row: BenchRow = { shape: s.name, 'M×N×K': `${s.M}×${s.N}×${s.K}`, layout: layout(s) };
-    let base = 0;
+    let base: number | null = null;
     for (const p of kinds) {
-      const t = await timeOurs(rt, s, samples, undefined, p);
-      const g = gflops(s, t.bestMs);
+      const r = await timeOurs(rt, s, samples, undefined, p);
+      const g = r.timing ? gflops(s, r.timing.medianMs) : null;
       if (p === F32) base = g;
-      row[`${p.name} GFLOP/s (best)`] = round(g, 2);
-      row[`${p.name} (median)`] = round(gflops(s, t.medianMs), 2);
-      if (p !== F32) row[`${p.name} / f32`] = round(g / base, 2);
+      row[`${p.name} check`] = r.check.text;
+      Object.assign(row, rateCells(p.name, r.timing, 2 * s.M * s.N * s.K));
+      if (p !== F32) row[`${p.name} / f32 (median)`] = g !== null && base !== null ? round(g / base, 2) : null;
     }
     log(`precision ${s.name} ${layout(s)}: ${JSON.stringify(row)}`);
     rows.push(row);
@@ -138,9 +193,9 @@ async function variantRows(rt: DawnRuntime, shapes: Shape[], samples: number, lo
   for (const [name, cfg] of Object.entries(VARIANTS)) {
     const row: BenchRow = { variant: name };
     for (const s of shapes) {
-      const t = await timeOurs(rt, s, samples, cfg);
-      row[`${s.name} GFLOP/s (best)`] = round(gflops(s, t.bestMs), 2);
-      row[`${s.name} (median)`] = round(gflops(s, t.medianMs), 2);
+      const r = await timeOurs(rt, s, samples, cfg);
+      row[`${s.name} check`] = r.check.text;
+      Object.assign(row, rateCells(s.name, r.timing, 2 * s.M * s.N * s.K));
     }
     log(`${name}: ${JSON.stringify(row)}`);
     rows.push(row);
@@ -174,7 +229,8 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   ];
   const results: SuiteResult[] = [];
   const note = [
-    `GFLOP/s from the best of ${samples} samples (median also given where useful); each sample records N iterations in one submit, then waits.`,
+    `GFLOP/s from the best and from the median of ${samples} samples, with the samples' min–max ms; each sample records N iterations in one submit, then waits.`,
+    'check: our output (and the tfjs peer\'s) against float64 on 256 sampled entries, once per shape and configuration, each within K·2^-23·Σ|a·b| (+ half an f16 ulp for f16 output); a wrong one is not timed.',
     `CPU fp32 peak ${CPU_PEAK_GFLOPS} GFLOP/s (2 cores). The CPU is shared with other processes while this runs: absolute numbers are noisy, ratios within one row less so.`,
     peerNote,
   ];

@@ -21,7 +21,8 @@ import { linear } from '../src/autograd/ops/linear.ts';
 import { linearRelu, mseLoss } from '../src/autograd/ops/mlp.ts';
 import { axpy } from '../src/kernels/elementwise.ts';
 import { Rng } from '../src/util/rng.ts';
-import { round, timeGpu, type BenchRow, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
+import { combineOutcomes, compareOutput, round, spread, timeGpu, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
+import { matmulRef } from '../test/reference/matmul-ref.ts';
 import { loadTfjs } from './peers/tfjs.ts';
 import { tfMlp, type MlpShape, type TfMlp } from './peers/tfjs-mlp.ts';
 
@@ -58,8 +59,14 @@ const SHAPE: MlpShape = { batch: 256, din: 256, hidden: 1024, lr: 0.01 };
 
 interface OurMlp {
   params: Var[];
-  /** Record forward (+ backward, + SGD) of one step, no waiting; the caller disposes the graph. */
-  record(mode: 'forward' | 'backward' | 'step'): Graph;
+  /** The batch and its targets. */
+  x: Tensor;
+  y: Tensor;
+  /**
+   * Record forward (+ backward, + SGD) of one step, no waiting; the caller disposes the graph.
+   * 'grads': forward + backward, the gradients left on the parameters for the caller to read.
+   */
+  record(mode: 'forward' | 'backward' | 'step' | 'grads'): Graph;
   /** The loss Var of a recorded graph (kept through backward). */
   lossOf(g: Graph): Var | null;
   dispose(): void;
@@ -87,6 +94,8 @@ function buildOurs(rt: DawnRuntime, s: MlpShape): OurMlp {
   const losses = new WeakMap<Graph, Var>();
   return {
     params,
+    x,
+    y,
     lossOf: (g) => losses.get(g) ?? null,
     record(mode) {
       const [w1, b1, w2, b2] = params as [Var, Var, Var, Var];
@@ -100,6 +109,7 @@ function buildOurs(rt: DawnRuntime, s: MlpShape): OurMlp {
       const seed = rt.empty([1], 'f32', 'seed');
       rt.fill(seed, 1);
       g.backward(loss, seed);
+      if (mode === 'grads') return g;
       if (mode === 'step') for (const p of params) axpy(p.grad!, p.data, -s.lr, 1);
       // Release the gradients (not zero-fill): the next backward assigns fresh pooled buffers,
       // which saves a fill and an accumulate dispatch per parameter.
@@ -135,6 +145,53 @@ async function lossAfterStep(rt: DawnRuntime, m: OurMlp): Promise<number> {
   return v;
 }
 
+/**
+ * Our step against float64 before anything is timed: the loss, the four gradients (f32 sums
+ * over 256 or 1024 terms: 1e-5 of each tensor's largest entry) and the SGD update itself
+ * (p - lr g, to 1e-6 of the largest |p|).
+ */
+async function checkOurs(m: OurMlp, s: MlpShape): Promise<CheckOutcome> {
+  const { batch: B, din: D, hidden: H } = s;
+  const [X, Y] = [await m.x.readF32(), await m.y.readF32()];
+  const [W1, b1, W2, b2] = await Promise.all(m.params.map((p) => p.data.readF32()));
+  const z1 = matmulRef(X, W1!, B, H, D, false, true);
+  for (let i = 0; i < B * H; i++) z1[i]! += b1![i % H]!;
+  const h1 = z1.map((v) => Math.max(v, 0));
+  const yp = matmulRef(h1, W2!, B, D, H, false, true);
+  let loss = 0;
+  const dy = new Float64Array(B * D);
+  for (let i = 0; i < B * D; i++) {
+    const r = yp[i]! + b2![i % D]! - Y[i]!;
+    loss += (r * r) / (B * D);
+    dy[i] = (2 * r) / (B * D);
+  }
+  const dW2 = matmulRef(dy, h1, D, H, B, true, false);
+  const db2 = new Float64Array(D);
+  for (let i = 0; i < B * D; i++) db2[i % D]! += dy[i]!;
+  const dz1 = matmulRef(dy, W2!, B, H, D, false, false).map((v, i) => (z1[i]! > 0 ? v : 0));
+  const dW1 = matmulRef(dz1, X, H, D, B, true, false);
+  const db1 = new Float64Array(H);
+  for (let i = 0; i < B * H; i++) db1[i % H]! += dz1[i]!;
+  const refGrads = [dW1, db1, dW2, db2];
+
+  const g = m.record('grads');
+  const gotLoss = (await m.lossOf(g)!.data.readF32())[0]!;
+  const grads = await Promise.all(m.params.map((p) => p.grad!.readF32()));
+  for (const p of m.params) {
+    release(p.grad!);
+    p.grad = null;
+  }
+  g.dispose();
+  const before = [W1!, b1!, W2!, b2!];
+  m.record('step').dispose();
+  const after = await Promise.all(m.params.map((p) => p.data.readF32()));
+  return combineOutcomes(
+    compareOutput([gotLoss], [loss], 1e-5),
+    ...grads.map((gr, i) => compareOutput(gr, refGrads[i]!, 1e-5)),
+    ...after.map((a, i) => compareOutput(a, Float64Array.from(before[i]!, (v, j) => v - s.lr * refGrads[i]![j]!), 1e-6)),
+  );
+}
+
 /** Breakdown of ours, many iterations per submit (no per-step wait): fwd, fwd + bwd, step. */
 async function breakdown(rt: DawnRuntime, m: OurMlp, samples: number): Promise<BenchRow[]> {
   const submits0 = rt.recorder.submits;
@@ -151,7 +208,8 @@ async function breakdown(rt: DawnRuntime, m: OurMlp, samples: number): Promise<B
     part: what,
     'ms (best)': round(t.bestMs, 2),
     'ms (median)': round(t.medianMs, 2),
-    'matmul GFLOP/s (best)': round(f / (t.bestMs * 1e6), 2),
+    'min–max ms': spread(t, 2),
+    'matmul GFLOP/s (median)': round(f / (t.medianMs * 1e6), 2),
   });
   return [
     row('forward only (2 matmuls + MSE)', fwd, flops.forward),
@@ -172,9 +230,10 @@ interface Samples {
   ms: number[];
 }
 
-function stats(ms: readonly number[]): { best: number; median: number } {
+function stats(ms: readonly number[]): { best: number; median: number; max: number } {
   const s = [...ms].sort((a, b) => a - b);
-  return { best: s[0]!, median: s[Math.floor(s.length / 2)]! };
+  const h = s.length >> 1;
+  return { best: s[0]!, median: s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2, max: s[s.length - 1]! };
 }
 
 export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
@@ -186,6 +245,13 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   // rounds: other agents load this 2-core machine unevenly, so engines timed minutes apart can
   // see very different machines. Interleaving gives each the same chances at a quiet moment.
   const ours = buildOurs(rt, SHAPE);
+  // The check runs before anything is timed; a wrong step is not benchmarked at all.
+  const check = await checkOurs(ours, SHAPE);
+  ctx.log(`our step against float64: ${check.text}`);
+  if (!check.ok) {
+    ours.dispose();
+    return [{ title: 'MLP training step: 256→1024(ReLU)→256, batch 256, MSE, SGD lr 0.01', rows: [{ engine: 'webgpu-moe (this engine)', check: check.text }], notes: ['Our step failed its float64 check: not timed.'] }];
+  }
   const loss0 = await lossAfterStep(rt, ours);
   const oursS: Samples = { engine: 'webgpu-moe (this engine)', device: 'lavapipe', ms: [] };
   const tfS: Samples = { engine: 'tfjs-backend-webgpu 4.22 (matMul/add/relu, optimizer.minimize)', device: 'lavapipe (same adapter)', ms: [] };
@@ -231,23 +297,26 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
 
   const all = [oursS, tfS, tfFusedS, ...torchS].filter((s) => s.ms.length > 0);
   const oursBest = stats(oursS.ms).best;
+  const oursMedian = stats(oursS.ms).median;
   const rows: BenchRow[] = all.map((s) => {
-    const { best, median } = stats(s.ms);
+    const { best, median, max } = stats(s.ms);
     return {
       engine: s.engine,
       device: s.device,
+      check: s === oursS ? check.text : 'loss only (notes)',
       'ms/step (best)': round(best, 2),
       'ms/step (median)': round(median, 2),
+      'min–max ms': `${round(best, 2)}–${round(max, 2)}`,
       samples: s.ms.length,
-      'ours ÷ this (best; <1 = ours faster)': round(oursBest / best, 3),
+      'ours ÷ this (median; <1 = ours faster)': round(oursMedian / median, 3),
     };
   });
-  const best = (s: Samples) => (s.ms.length ? stats(s.ms).best : null);
-  const tfB = best(tfS);
-  const r1 = best(torchS[0]!);
-  const r2 = best(torchS[1]!);
+  const med = (s: Samples) => (s.ms.length ? stats(s.ms).median : null);
+  const tfM = med(tfS);
+  const r1 = med(torchS[0]!);
+  const r2 = med(torchS[1]!);
   const summary = [
-    `ours/tfjs time ratio ${tfB ? round(oursBest / tfB, 3) : 'n/a'} (ours ×${tfB ? round(tfB / oursBest, 2) : 'n/a'} faster; goal ≥ ×5); ours/PyTorch: ${r1 ? round(oursBest / r1, 2) : 'n/a'} (1 thread), ${r2 ? round(oursBest / r2, 2) : 'n/a'} (2 threads) — ours is that many times slower.`,
+    `Medians: ours/tfjs time ratio ${tfM ? round(oursMedian / tfM, 3) : 'n/a'} (ours ×${tfM ? round(tfM / oursMedian, 2) : 'n/a'} faster; goal ≥ ×5); ours/PyTorch: ${r1 ? round(oursMedian / r1, 2) : 'n/a'} (1 thread), ${r2 ? round(oursMedian / r2, 2) : 'n/a'} (2 threads) — ours is that many times slower. Best-of ratio for comparison: ours/tfjs ${tfS.ms.length ? round(oursBest / stats(tfS.ms).best, 3) : 'n/a'}.`,
     `Loss of ours: ${loss0.toFixed(4)} at the first step -> ${lossLast.toFixed(4)} after the timed steps (SGD really updates the weights).`,
     `${rounds} interleaved rounds; every engine syncs once per step (ours: one submit + onSubmittedWorkDone; tfjs: await loss.data(); PyTorch: synchronous). Best and median over all samples; the CPU is shared with other agents, so medians are noisy.`,
     'The docs/DESIGN.md §4 reference on this machine type: tfjs-webgpu 287 ms/step, PyTorch 6-8 ms (1 thread), 20-26 ms (2 threads, oversubscribed).',

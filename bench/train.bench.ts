@@ -48,8 +48,10 @@ interface OurResult {
   ms: number[];
   submits: number;
   dispatches: number;
+  /** Medians of the interleaved breakdown timings (forward, forward + backward, full step). */
   fwdMs: number;
   fwdBwdMs: number;
+  stepMedianMs: number;
   loss0: number;
   lossLast: number;
   params: number;
@@ -188,9 +190,19 @@ async function runCase(rt: DawnRuntime, c: Case, log: (m: string) => void): Prom
     const min = (a: number[]) => (a.length ? Math.min(...a).toFixed(0) : '-');
     log(`${c.name} round ${r + 1}/${c.rounds}: ours best ${min(ms)} ms, torch-1t ${min(torch[0]?.ms ?? [])}, torch-2t ${min(torch[1]?.ms ?? [])}`);
   }
-  const reps = Math.max(1, Math.min(3, c.steps));
-  const fwdMs = await bestOf(reps, () => eng.forward());
-  const fwdBwdMs = await bestOf(reps, () => eng.forwardBackward());
+  // The breakdown: forward, forward + backward and the full step timed in the same rounds
+  // (interleaved), medians of each. Timed minutes apart on a shared machine, a part could read
+  // slower than the whole (bench/results/train.md once showed negative "optimizer" times).
+  const reps = Math.max(3, Math.min(5, c.steps));
+  const [fwdS, fbS, stepS] = [[], [], []] as [number[], number[], number[]];
+  for (let i = 0; i < reps; i++) {
+    fwdS.push(await bestOf(1, () => eng.forward()));
+    fbS.push(await bestOf(1, () => eng.forwardBackward()));
+    stepS.push((await eng.step()).ms);
+  }
+  const fwdMs = stats(fwdS).median;
+  const fwdBwdMs = stats(fbS).median;
+  const stepMedianMs = stats(stepS).median;
   const last = await eng.step();
   const prof = c.profile ? await profileStep(rt, eng) : { rows: [], note: '' };
   const result: OurResult = {
@@ -199,6 +211,7 @@ async function runCase(rt: DawnRuntime, c: Case, log: (m: string) => void): Prom
     dispatches,
     fwdMs,
     fwdBwdMs,
+    stepMedianMs,
     loss0: first.loss,
     lossLast: last.loss,
     params: countParameters(c.cfg.model).total,
@@ -212,7 +225,13 @@ async function runCase(rt: DawnRuntime, c: Case, log: (m: string) => void): Prom
 
 function stats(ms: readonly number[]): { best: number; median: number } {
   const s = [...ms].sort((a, b) => a - b);
-  return { best: s[0]!, median: s[Math.floor(s.length / 2)]! };
+  const h = s.length >> 1;
+  return { best: s[0]!, median: s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2 };
+}
+
+/** A difference of two medians, or null when it is negative: then it is below the timing noise. */
+function diff(a: number, b: number): number | null {
+  return a - b >= 0 ? round(a - b, 1) : null;
 }
 
 export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
@@ -279,12 +298,13 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       'forward+loss ms': round(fwd, 1),
       'fwd+bwd ms': round(fb, 1),
       'full step ms': round(step, 1),
-      'backward ≈ ms': round(fb - fwd, 1),
-      'optimizer etc. ≈ ms': round(step - fb, 1),
+      'backward ≈ ms': diff(fb, fwd),
+      'optimizer etc. ≈ ms': diff(step, fb),
     });
-    parts.push(part('webgpu-moe', ours.fwdMs, ours.fwdBwdMs, o.best));
-    if (t1) parts.push(part('PyTorch 1 thread', Math.min(...t1.fwdMs), Math.min(...t1.fwdBwdMs), stats(t1.ms).best));
-    if (t2) parts.push(part('PyTorch 2 threads', Math.min(...t2.fwdMs), Math.min(...t2.fwdBwdMs), stats(t2.ms).best));
+    parts.push(part('webgpu-moe', ours.fwdMs, ours.fwdBwdMs, ours.stepMedianMs));
+    // The peer reports its own forward and fwd+bwd per round: medians of those and of its steps.
+    if (t1) parts.push(part('PyTorch 1 thread', stats(t1.fwdMs).median, stats(t1.fwdBwdMs).median, stats(t1.ms).median));
+    if (t2) parts.push(part('PyTorch 2 threads', stats(t2.fwdMs).median, stats(t2.fwdBwdMs).median, stats(t2.ms).median));
     if (c.torch === false) {
       const f32 = rows.find((r) => r.model === c.name.replace(' f16', '') && r.engine === 'webgpu-moe on lavapipe');
       if (f32) notes.push(`${c.name}: ${round(Number(f32['ms/step (best)']) / o.best, 2)}× the f32 step's speed (best ms ${round(o.best, 1)} vs ${f32['ms/step (best)']}); peak pool ${ours.peakMiB.toFixed(1)} MiB vs f32 ${f32Peak.get(c.name.replace(' f16', ''))?.toFixed(1)} MiB.`);
@@ -303,9 +323,9 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const out: SuiteResult[] = [
     { title: 'training step: ms/step, tokens/s, ours vs PyTorch CPU eager', rows, notes },
     {
-      title: 'where the step time goes (best of a few; the breakdown rows are separate runs)',
+      title: 'where the step time goes (medians; ours: forward, fwd+bwd and step interleaved in the same rounds)',
       rows: parts,
-      notes: ['forward+loss: no-grad graph; fwd+bwd: with backward, no clip/optimizer/metrics; full step: the headline best. Differences are approximate (separate timings on a noisy machine).'],
+      notes: ['forward+loss: no-grad graph; fwd+bwd: with backward, no clip/optimizer/metrics; full step: Trainer.step. Medians. A difference that comes out negative is below the timing noise and is left empty rather than printed.'],
     },
   ];
   return [...out, ...profiles];

@@ -27,7 +27,7 @@ import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { AdamW } from '../../src/optim/adamw.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { round, timeGpu, markdownTable, type BenchRow } from '../harness.ts';
+import { checkMatmulSampled, round, timeGpu, markdownTable, type BenchRow } from '../harness.ts';
 import { syntheticBatch, torchConfig } from '../workloads.ts';
 
 export interface MatmulShape {
@@ -93,31 +93,10 @@ function stored(x: Float32Array, dtype: FloatDType): Float32Array {
   return dtype === 'f16' ? x.map((v) => f16BitsToF32(f32ToF16Bits(v))) : x;
 }
 
-/**
- * Sampled float64 check of C = A·op(B): `n` random entries, each within a bound on f32 (or f16
- * storage) rounding of its own dot product: K·2^-23·Σ|a·b| for the accumulation, plus half an ulp
- * of the stored result (2^-11 relative for f16). NaN fails.
- */
+/** Sampled float64 check of C = A·op(B) (bench/harness.ts checkMatmulSampled, the one implementation). NaN fails. */
 export function checkSampled(a: Float32Array, b: Float32Array, c: Float32Array, s: MatmulShape, out: FloatDType, rng: Rng, n = 256): { worst: number; ok: boolean } {
-  let worst = 0;
-  let ok = true;
-  for (let t = 0; t < n; t++) {
-    const i = rng.int(s.M);
-    const j = rng.int(s.N);
-    let ref = 0;
-    let mag = 0;
-    for (let k = 0; k < s.K; k++) {
-      const p = a[i * s.K + k]! * (s.transB ? b[j * s.K + k]! : b[k * s.N + j]!);
-      ref += p;
-      mag += Math.abs(p);
-    }
-    const got = c[i * s.N + j]!;
-    const bound = s.K * 2 ** -23 * mag + (out === 'f16' ? 2 ** -11 * Math.abs(ref) : 0) + 1e-30;
-    const err = Math.abs(got - ref) / bound;
-    if (!(err <= 1)) ok = false;
-    worst = Math.max(worst, Number.isFinite(err) ? err : Infinity);
-  }
-  return { worst, ok };
+  const r = checkMatmulSampled(a, b, c, { M: s.M, N: s.N, K: s.K, transB: s.transB, f16Out: out === 'f16' }, n, 1 + rng.int(2 ** 30));
+  return { worst: r.worst, ok: r.ok };
 }
 
 async function matmulSection(rt: DawnRuntime, quick: boolean, log: (m: string) => void): Promise<BenchRow[]> {

@@ -5,7 +5,7 @@
  * packages are imported dynamically (docs/DESIGN.md §3). `await t.data()` is the sync point
  * (dataSync needs OffscreenCanvas).
  */
-import type { Timing } from '../harness.ts';
+import { checkMatmulSampled, summarize, type CheckOutcome, type Timing } from '../harness.ts';
 
 export type TF = typeof import('@tensorflow/tfjs');
 
@@ -31,13 +31,22 @@ export function loadTfjs(): Promise<TF> {
 
 /**
  * Time tf.matMul(a, b, transposeA, transposeB) for C [M, N]: `iters` products per sample,
- * synchronised by reading back the last one (queue order makes it wait for all of them).
+ * synchronised by reading back the last one (queue order makes it wait for all of them). The
+ * peer's output is checked on sampled entries first, as ours is; a wrong one is not timed (null).
  */
-export async function timeTfMatmul(tf: TF, M: number, N: number, K: number, transA: boolean, transB: boolean, opts: { samples?: number; sampleMs?: number } = {}): Promise<Timing> {
+export async function timeTfMatmul(tf: TF, M: number, N: number, K: number, transA: boolean, transB: boolean, opts: { samples?: number; sampleMs?: number } = {}): Promise<{ timing: Timing | null; check: CheckOutcome }> {
   const samples = opts.samples ?? 5;
   const sampleMs = opts.sampleMs ?? 150;
   const a = tf.randomUniform(transA ? [K, M] : [M, K], -1, 1, 'float32');
   const b = tf.randomUniform(transB ? [N, K] : [K, N], -1, 1, 'float32');
+  const c0 = tf.matMul(a, b, transA, transB);
+  const check = checkMatmulSampled(await a.data(), await b.data(), await c0.data(), { M, N, K, transA, transB });
+  c0.dispose();
+  if (!check.ok) {
+    a.dispose();
+    b.dispose();
+    return { timing: null, check };
+  }
   const run = async (iters: number) => {
     const outs = [];
     for (let i = 0; i < iters; i++) outs.push(tf.matMul(a, b, transA, transB));
@@ -56,6 +65,5 @@ export async function timeTfMatmul(tf: TF, M: number, N: number, K: number, tran
   }
   a.dispose();
   b.dispose();
-  per.sort((x, y) => x - y);
-  return { medianMs: per[Math.floor(per.length / 2)]!, bestMs: per[0]!, iters, samples };
+  return { timing: summarize(per, iters), check };
 }

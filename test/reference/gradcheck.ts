@@ -1,7 +1,9 @@
 /**
- * Numeric gradient check for autograd ops: the GPU backward (f32) against central finite
- * differences of the op's float64 CPU reference. The scalar checked is L = Σ R ∘ f(inputs)
- * for a random projection R, so every output element contributes with a distinct weight.
+ * Numeric gradient check for autograd ops: first the GPU forward (f32) against the op's float64
+ * CPU reference (a wrong forward with a right backward, e.g. a loss summed where it should be
+ * averaged, fails here), then the GPU backward against central finite differences of that
+ * reference. The scalar differentiated is L = Σ R ∘ f(inputs) for a random projection R, so
+ * every output element contributes with a distinct weight.
  */
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
@@ -34,6 +36,8 @@ export interface GradcheckCase {
   reference: (inputs: Float64Array[]) => Float64Array;
   /** Finite-difference step (default 1e-6: exact enough in float64). */
   eps?: number;
+  /** Tolerance on the GPU forward output, relative to its largest magnitude (state the measurement next to it). */
+  forwardRtol: number;
   /** Tolerance on the GPU gradient, relative to the largest gradient magnitude. */
   rtol: number;
   /**
@@ -54,21 +58,28 @@ export async function gradcheck(c: GradcheckCase): Promise<void> {
   });
   const refOut = c.reference(c.inputs.map((x) => x.data));
   const R = Float64Array.from(rng.uniformArray(refOut.length, -1, 1));
-  const out = graph.run(() => c.gpu(leaves));
-  if (out.data.size !== refOut.length) throw new Error(`${c.name}: GPU output has ${out.data.size} elements, reference ${refOut.length}`);
-  const seedT = rt.upload(Float32Array.from(R), [...out.shape]);
-  graph.backward(out, seedT);
+  try {
+    const out = graph.run(() => c.gpu(leaves));
+    if (out.data.size !== refOut.length) throw new Error(`${c.name}: GPU output has ${out.data.size} elements, reference ${refOut.length}`);
+    // The output is read before the backward: a backward that wrote into it would not hide a wrong forward.
+    const gpuOut = await out.data.readF32();
+    expectClose(gpuOut, refOut, { rtol: c.forwardRtol, relativeToMax: true, what: `${c.name}: forward`, seed: c.seed });
+    const seedT = rt.upload(Float32Array.from(R), [...out.shape]);
+    graph.backward(out, seedT);
 
-  const eps = c.eps ?? 1e-6;
-  for (let i = 0; i < leaves.length; i++) {
-    const leaf = leaves[i]!;
-    if (!leaf.requiresGrad) continue;
-    if (!leaf.grad) throw new Error(`${c.name}: input ${i} received no gradient`);
-    const gpuGrad = await leaf.grad.readF32();
-    const others = c.inputs.map((inp) => inp.data);
-    const fd = projectedNumericGrad((xi) => c.reference(others.map((x, k) => (k === i ? xi : x))), others[i]!, R, eps);
-    expectClose(gpuGrad, fd, { rtol: c.rtol, atol: c.atol ?? 1e-6, relativeToMax: true, what: `${c.name}: d/d input${i}`, seed: c.seed });
+    const eps = c.eps ?? 1e-6;
+    for (let i = 0; i < leaves.length; i++) {
+      const leaf = leaves[i]!;
+      if (!leaf.requiresGrad) continue;
+      if (!leaf.grad) throw new Error(`${c.name}: input ${i} received no gradient`);
+      const gpuGrad = await leaf.grad.readF32();
+      const others = c.inputs.map((inp) => inp.data);
+      const fd = projectedNumericGrad((xi) => c.reference(others.map((x, k) => (k === i ? xi : x))), others[i]!, R, eps);
+      expectClose(gpuGrad, fd, { rtol: c.rtol, atol: c.atol ?? 1e-6, relativeToMax: true, what: `${c.name}: d/d input${i}`, seed: c.seed });
+    }
+    seedT.dispose();
+  } finally {
+    graph.dispose();
+    for (const l of leaves) l.dispose();
   }
-  graph.dispose();
-  for (const l of leaves) l.dispose();
 }

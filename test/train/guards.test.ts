@@ -81,7 +81,8 @@ describe('isfinite guards', () => {
     const cfg = tinyConfig({
       schedule: { steps: 8, warmupSteps: 1, microBatch: 4 },
       stability: { maxConsecutiveBadSteps: 2, injectNan: { step: 3, untilStep: 8, layer: 0, site: 'router_logits' } },
-      checkpoint: { every: 0, keep: 2 },
+      // A checkpoint after step 2 too: the stop's checkpoint must hold exactly its weights.
+      checkpoint: { every: 2, keep: 2 },
     });
     const r = runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status).toBe(1);
@@ -97,12 +98,19 @@ describe('isfinite guards', () => {
     const m = readMetrics(d).filter((x) => x.kind === 'train');
     expect(m.map((x) => x.skipped)).toEqual([false, false, true, true]);
 
-    // The checkpoint written at the stop holds the weights after step 2 (steps 3-4 were skipped).
-    const ckpt = await readSafetensors(join(d, 'runs/t/checkpoints/step-4/model.safetensors'));
+    // The checkpoint written at the stop holds the weights after step 2 (steps 3-4 were
+    // skipped): bit-identical to the step-2 checkpoint, AdamW moments included, and trained.
+    const dir = join(d, 'runs/t/checkpoints');
+    const [at2, at4] = [await readSafetensors(join(dir, 'step-2/model.safetensors')), await readSafetensors(join(dir, 'step-4/model.safetensors'))];
+    const [opt2, opt4] = [await readSafetensors(join(dir, 'step-2/optimizer.safetensors')), await readSafetensors(join(dir, 'step-4/optimizer.safetensors'))];
+    for (const [a, b, what] of [[at2, at4, 'model'], [opt2, opt4, 'optimizer']] as const) {
+      expect([...b.tensors.keys()], what).toEqual([...a.tensors.keys()]);
+      for (const [name, t] of b.tensors) expect(Buffer.from(t.data.buffer).equals(Buffer.from(a.tensors.get(name)!.data.buffer)), `${what} ${name}: step-4 checkpoint != step-2 checkpoint`).toBe(true);
+    }
     const model = new TimeMoeModel(rt, parseConfig(cfg).model, 3);
     const fresh = await stateDict(model.params);
     let differs = 0;
-    for (const [name, t] of ckpt.tensors) {
+    for (const [name, t] of at4.tensors) {
       expect(Array.from(t.data).every(Number.isFinite), `${name} is finite`).toBe(true);
       if (!Buffer.from(t.data.buffer).equals(Buffer.from(fresh.get(name)!.data.buffer))) differs++;
     }
