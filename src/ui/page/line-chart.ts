@@ -219,7 +219,8 @@ export class LineChart {
         ...series.map((s, si) => ({
           label: s.label,
           stroke: s.color,
-          width: s.width ?? 1.5,
+          // 1 px by default: a fractional width rasterises several times slower (bench/results/dashboard.md).
+          width: s.width ?? 1,
           dash: s.dash,
           spanGaps: false,
           points: { show: (s.points ?? false) || (s.pointsOnly ?? false), size: s.pointsOnly ? 8 : 5 },

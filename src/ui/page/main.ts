@@ -17,7 +17,15 @@ import { Store } from './store.ts';
 
 const store = new Store();
 const zoom = new ZoomSync();
-const stats = { snapshotEvents: 0, liveEvents: 0, renders: 0, lastRenderMs: 0, state: 'connecting' as 'connecting' | 'live' | 'ended' | 'lost' };
+const stats = { snapshotEvents: 0, liveEvents: 0, renders: 0, lastRenderStart: 0, lastRenderMs: 0, state: 'connecting' as 'connecting' | 'live' | 'ended' | 'lost' };
+// uPlot draws in a microtask after setData: a message posted after render() arrives once it has.
+const afterDraw = new MessageChannel();
+let afterRender: (() => void) | null = null;
+afterDraw.port1.onmessage = () => {
+  stats.lastRenderMs = performance.now() - stats.lastRenderStart;
+  stats.renders++;
+  afterRender?.();
+};
 
 const app = document.getElementById('app')!;
 const connection = document.getElementById('connection')!;
@@ -42,7 +50,7 @@ function layout(): void {
 }
 
 function render(): void {
-  const t0 = performance.now();
+  stats.lastRenderStart = performance.now();
   const runs = store.runs.filter(Boolean);
   runs.forEach((d, i) => {
     if (!cards[i]) {
@@ -65,8 +73,7 @@ function render(): void {
     heatmaps[i].update(t.step, t.load, d.layers, d.experts);
   });
   for (const p of PANELS) charts.get(p.id)!.update(panelSeries(p, store), p.refs?.(runs) ?? []);
-  stats.renders++;
-  stats.lastRenderMs = performance.now() - t0;
+  afterDraw.port2.postMessage(null);
 }
 
 // Redraws are coalesced: a burst of events (or a fast run) costs one redraw per interval.
@@ -139,6 +146,8 @@ declare global {
       store: Store;
       charts(): ChartContents[];
       heatmaps(): HeatmapContents[];
+      /** Called once a render has drawn (bench/dashboard.ts times redraws with it); null for none. */
+      setAfterRender(f: (() => void) | null): void;
     };
   }
 }
@@ -148,6 +157,9 @@ window.__dashboard = {
   store,
   charts: () => [...charts.values()].map((c) => c.contents()),
   heatmaps: () => heatmaps.map((h) => h.contents()),
+  setAfterRender: (f) => {
+    afterRender = f;
+  },
 };
 
 start().catch((e: unknown) => {
