@@ -13,7 +13,7 @@
  *    heatmap), timed by the page's own render clock plus the canvas flush.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -55,16 +55,16 @@ function sizeRow(library: string, version: string, files: { name: string; text: 
 }
 
 /** `npm pack <spec>` into a temp folder and read `file` from it; null (and why) when npm cannot. */
-function packed(spec: string, file: string, dir: string): { text: Buffer } | { error: string } {
+function packed(spec: string, file: string, dir: string): { text: Buffer; path: string } | { error: string } {
   const r = spawnSync('npm', ['pack', spec, '--silent', '--pack-destination', dir], { encoding: 'utf8' });
   const tgz = r.stdout.trim().split('\n').at(-1) ?? '';
   if (r.status !== 0 || !tgz) return { error: `npm pack ${spec} failed: ${r.stderr.trim().split('\n').at(-1) ?? r.status}` };
   const out = join(dir, tgz.replace(/\.tgz$/, ''));
-  spawnSync('mkdir', ['-p', out]);
+  mkdirSync(out, { recursive: true });
   const t = spawnSync('tar', ['xzf', join(dir, tgz), '-C', out]);
   const path = join(out, 'package', file);
   if (t.status !== 0 || !existsSync(path)) return { error: `${spec}: no ${file} in the package` };
-  return { text: readFileSync(path) };
+  return { text: readFileSync(path), path };
 }
 
 async function bundleSizes(dir: string): Promise<{ result: SuiteResult; scripts: Map<string, string> }> {
@@ -73,15 +73,15 @@ async function bundleSizes(dir: string): Promise<{ result: SuiteResult; scripts:
   const notes: string[] = [];
   const scripts = new Map<string, string>([['uPlot', join(UPLOT, 'uPlot.iife.min.js')]]);
   for (const alt of ALTERNATIVES) {
-    const files: { name: string; text: Buffer }[] = [];
+    const files: { name: string; text: Buffer; path: string }[] = [];
     for (const p of alt.packages) {
       const got = packed(p.spec, p.file, dir);
       if ('error' in got) notes.push(`${alt.name}: not measured (${got.error})`);
-      else files.push({ name: p.file.split('/').at(-1)!, text: got.text });
+      else files.push({ name: p.file.split('/').at(-1)!, ...got });
     }
     if (files.length !== alt.packages.length) continue;
     rows.push(sizeRow(alt.name, alt.packages.map((p) => p.spec.slice(p.spec.lastIndexOf('@') + 1)).join(' + '), files));
-    if (alt.name === 'Chart.js') scripts.set('Chart.js', join(dir, `chart.js-4.6.1`, 'package', alt.packages[0]!.file));
+    if (alt.name === 'Chart.js') scripts.set('Chart.js', files[0]!.path);
   }
   const page = await pageAssets();
   rows.push(sizeRow('the dashboard page (uPlot + src/ui/page, esbuild --minify)', '-', [{ name: 'app.js', text: Buffer.from(page.js) }, { name: 'app.css', text: Buffer.from(page.css) }]));
