@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent machine setup: node modules, and a Vulkan driver (Mesa lavapipe) when
-# no WebGPU adapter can be found. A no-op on a machine that already has both.
+# Idempotent machine setup: node modules, Chromium (the dashboard's browser test,
+# test/ui/browser.ts) when none is found, and a Vulkan driver (Mesa lavapipe) when no WebGPU
+# adapter can be found. A no-op on a machine that already has all three.
 # Why lavapipe from bookworm-backports: Debian bookworm's Mesa 22.3 lacks Vulkan
 # features Dawn requires; Mesa 25 from backports works (see docs/DESIGN.md §3).
 set -euo pipefail
@@ -10,6 +11,24 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "[setup] installing node modules (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# Debian's chromium package, driven by playwright-core (Playwright's own browser download is not
+# used). Training does not need it: a failed install is a warning, and the browser test then fails
+# naming this script.
+have_chromium() { [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ] || [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; }
+if have_chromium; then
+  echo "[setup] Chromium found: $( (command -v chromium || echo /usr/bin/chromium) 2>/dev/null)"
+elif ! command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] warning: no Chromium and no apt-get: install Chromium by hand (or set CHROMIUM_PATH) for the dashboard's browser test" >&2
+else
+  echo "[setup] installing Chromium (apt package chromium) for the dashboard's browser test"
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || ! have_chromium; then
+    echo "[setup] warning: installing chromium failed; the dashboard's browser test needs it (or CHROMIUM_PATH)" >&2
+  fi
 fi
 
 have_adapter() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
@@ -23,8 +42,6 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "[setup] no WebGPU adapter and no apt-get: install a Vulkan driver (a GPU driver, or Mesa >= 24 lavapipe) by hand" >&2
   exit 1
 fi
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-bookworm}"

@@ -53,6 +53,10 @@ const train = z.object({
   ms: num.optional(),
   liveBytes: num.optional(),
   peakBytes: num.optional(),
+  /** f16 activations: the scale the backward was seeded with, and whether the step overflowed. */
+  lossScale: num.optional(),
+  overflow: z.boolean().optional(),
+  scaleEvent: z.string().optional(),
 });
 
 const valid = z.object({
@@ -91,6 +95,23 @@ function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(line)'}: ${i.message}`).join('; ');
 }
 
+export type MetricsRecord = TrainRecord | ValidRecord;
+
+/**
+ * One record as the logger wrote it (numbers or their non-finite spellings): the typed record,
+ * null for a kind this reader does not know, or a message naming what is wrong.
+ */
+export function parseRecord(raw: unknown): MetricsRecord | null | { error: string } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { error: 'expected a JSON object' };
+  const kind = (raw as { kind?: unknown }).kind;
+  if (kind === 'train' || kind === 'valid') {
+    const r = (kind === 'train' ? train : valid).safeParse(raw);
+    return r.success ? r.data : { error: `${kind} record: ${describeIssues(r.error)}` };
+  }
+  // Unknown kinds are future record types: skip them rather than refuse the whole run.
+  return typeof kind === 'string' ? null : { error: 'missing string "kind"' };
+}
+
 /** Parse JSONL text; `source` names it in errors. Blank lines and lines of other kinds are skipped. */
 export function parseMetrics(text: string, source = '<metrics>'): RunMetrics {
   const out: RunMetrics = { train: [], valid: [] };
@@ -104,20 +125,11 @@ export function parseMetrics(text: string, source = '<metrics>'): RunMetrics {
     } catch (e) {
       throw new MetricsParseError(source, i + 1, `not valid JSON (${(e as Error).message})`);
     }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new MetricsParseError(source, i + 1, 'expected a JSON object');
-    const kind = (raw as { kind?: unknown }).kind;
-    // Unknown kinds are future record types: skip them rather than refuse the whole run.
-    if (kind === 'train') {
-      const r = train.safeParse(raw);
-      if (!r.success) throw new MetricsParseError(source, i + 1, `train record: ${describeIssues(r.error)}`);
-      out.train.push(r.data);
-    } else if (kind === 'valid') {
-      const r = valid.safeParse(raw);
-      if (!r.success) throw new MetricsParseError(source, i + 1, `valid record: ${describeIssues(r.error)}`);
-      out.valid.push(r.data);
-    } else if (typeof kind !== 'string') {
-      throw new MetricsParseError(source, i + 1, 'missing string "kind"');
-    }
+    const r = parseRecord(raw);
+    if (r === null) continue;
+    if ('error' in r) throw new MetricsParseError(source, i + 1, r.error);
+    if (r.kind === 'train') out.train.push(r);
+    else out.valid.push(r);
   }
   return out;
 }

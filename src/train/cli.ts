@@ -19,6 +19,8 @@ import { estimateStepTime, measureHostAdamW } from './step-time.ts';
 import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from './targets.ts';
 import { getRuntime } from '../kernels/runtime.ts';
 import { runSmoke } from './smoke.ts';
+import { UiError } from '../ui/errors.ts';
+import { withDashboard } from './dashboard-cli.ts';
 
 const GiB = 2 ** 30;
 
@@ -54,12 +56,17 @@ interface CliOptions {
   smoke?: boolean;
   stopAfter?: number;
   profile?: boolean;
+  /** commander's value of `--ui [port]`: true without a port, undefined without the flag. */
+  ui?: string | true;
+  uiHost?: string;
 }
 
 /** Flags that cannot go together, as "error: ..." text, or null. */
 function conflicting(o: CliOptions): string | null {
   if (o.overwrite && (o.resume || o.resumeFrom !== undefined)) return '--overwrite starts a fresh run (moving the old one aside) and --resume continues the old one: pass one of them';
   if (o.plan && (o.resume || o.resumeFrom !== undefined || o.overwrite || o.stopAfter !== undefined)) return '--plan only prints the memory plan: leave out --resume, --resume-from, --overwrite and --stop-after';
+  if (o.ui !== undefined && (o.plan || o.smoke)) return '--ui shows a training run: leave it out with --plan and --smoke';
+  if (o.uiHost !== undefined && o.ui === undefined) return '--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)';
   return null;
 }
 
@@ -80,6 +87,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--host-gb <GiB>', 'host memory for an offloaded optimizer (optim.offload "host"; default: this machine\'s RAM)', positiveNumber)
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
+    .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one; docs/DASHBOARD.md)')
+    .option('--ui-host <address>', 'with --ui: listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the run)')
     .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.')
     .showHelpAfterError('(node train.js --help lists every flag)');
   const parseExit = parseCommandLine(program, argv);
@@ -87,17 +96,18 @@ export async function main(argv: string[]): Promise<number> {
   const opts = program.opts<CliOptions>();
   const cwd = process.cwd();
   try {
+    // Before --smoke's own exit, so `--smoke --ui` is refused rather than ignored.
+    const conflict = conflicting(opts);
+    if (conflict) {
+      console.error(`error: ${conflict}`);
+      return EXIT.badInput;
+    }
     if (opts.smoke) {
       await runSmoke();
       return EXIT.done;
     }
     if (!opts.config) {
       console.error('error: --config <file> is required (try: node train.js --config small-moe.json)');
-      return EXIT.badInput;
-    }
-    const conflict = conflicting(opts);
-    if (conflict) {
-      console.error(`error: ${conflict}`);
       return EXIT.badInput;
     }
     checkFaults();
@@ -113,12 +123,14 @@ export async function main(argv: string[]): Promise<number> {
       // Does not fit = bad input for this device, as training says it (exit 2).
       return plan.fits ? EXIT.done : EXIT.badInput;
     }
-    const r = await runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile });
+    const r = await withDashboard(opts.ui, opts.uiHost, cfg.logging.dir, (observer) =>
+      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
+    );
     const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
     console.log(line);
     return code;
   } catch (e: unknown) {
-    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError || e instanceof RunFolderError) {
+    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError || e instanceof RunFolderError || e instanceof UiError) {
       console.error(`error: ${e.message}`);
       return EXIT.badInput;
     }

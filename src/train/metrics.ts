@@ -6,19 +6,30 @@
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { appendLine, rethrowIo, writeFileAtomic } from './io.ts';
+import type { MetricsObserver, RunHeader } from '../ui/observer.ts';
+import { jsonSafe } from '../util/json.ts';
 
-export function jsonSafe(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
-}
+export { jsonSafe };
 
 export class MetricsLog {
-  constructor(readonly path: string) {
+  /** `observer` sees every record in memory as it is written (the live dashboard, train.js --ui). */
+  constructor(
+    readonly path: string,
+    private readonly observer?: MetricsObserver,
+  ) {
     mkdirSync(dirname(path), { recursive: true });
   }
 
   /** Append one record; a line that does not fit (disk full) is cut off again and an IoError names the file. */
   write(record: Record<string, unknown>): void {
     appendLine(this.path, `${jsonSafe(record)}\n`, 'appending to', `metrics.jsonl:${String(record.kind)}-${String(record.step)}`);
+    this.observer?.record(record);
+  }
+
+  /** Write `path` (header.json: read back by dashboard.js for a finished run) and tell the observer. */
+  describe(path: string, header: RunHeader): void {
+    writeFileAtomic(path, `${jsonSafe(header)}\n`, 'writing', 'header.json');
+    this.observer?.header(header);
   }
 
   /** The lines a resume from `step` keeps, and those it drops (steps after it, lines that do not parse). */
@@ -54,17 +65,19 @@ export class MetricsLog {
    * log whose lines are out of order is rewritten, atomically. Returns the number of lines dropped.
    */
   truncateAfter(step: number): number {
-    if (!existsSync(this.path)) return 0;
     const { text, keep, drop } = this.split(step);
     const wanted = keep.length ? `${keep.join('\n')}\n` : '';
-    if (wanted === text) return 0;
-    if (text.startsWith(wanted)) {
-      try {
-        truncateSync(this.path, Buffer.byteLength(wanted));
-      } catch (e) {
-        rethrowIo(e, this.path, 'truncating');
-      }
-    } else writeFileAtomic(this.path, wanted, 'rewriting', 'metrics.jsonl:truncate');
+    if (wanted !== text) {
+      if (text.startsWith(wanted)) {
+        try {
+          truncateSync(this.path, Buffer.byteLength(wanted));
+        } catch (e) {
+          rethrowIo(e, this.path, 'truncating');
+        }
+      } else writeFileAtomic(this.path, wanted, 'rewriting', 'metrics.jsonl:truncate');
+    }
+    // The kept lines parsed in split(): a resumed run's page starts with its whole history.
+    this.observer?.history(keep.map((line) => JSON.parse(line) as Record<string, unknown>));
     return drop.length;
   }
 }

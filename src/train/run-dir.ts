@@ -29,13 +29,15 @@ export interface RunPaths {
   checkpoints: string;
   metrics: string;
   plan: string;
+  /** What the run says about itself at the start (config, size, adapter, plan), for dashboard.js. */
+  header: string;
   profile: string;
   lock: string;
   setAside: string;
 }
 
 /** The files that make up a run: what --overwrite moves aside. Other files in the folder stay. */
-const RUN_FILES = ['metrics.jsonl', 'checkpoints', 'plan.txt', 'profile.json'] as const;
+const RUN_FILES = ['metrics.jsonl', 'checkpoints', 'plan.txt', 'header.json', 'profile.json'] as const;
 
 export function runPaths(cwd: string, loggingDir: string): RunPaths {
   const dir = resolve(cwd, loggingDir);
@@ -44,6 +46,7 @@ export function runPaths(cwd: string, loggingDir: string): RunPaths {
     checkpoints: join(dir, 'checkpoints'),
     metrics: join(dir, 'metrics.jsonl'),
     plan: join(dir, 'plan.txt'),
+    header: join(dir, 'header.json'),
     profile: join(dir, 'profile.json'),
     lock: join(dir, 'lock'),
     setAside: join(dir, 'set-aside'),

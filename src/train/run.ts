@@ -32,6 +32,7 @@ import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
 import { prepareInitFrom } from './hf/init-from.ts';
 import { buildRunModel } from './optimizer-setup.ts';
+import type { MetricsObserver } from '../ui/observer.ts';
 
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */
 export class RunStopped extends Error {
@@ -62,6 +63,8 @@ export interface RunOptions {
   stopAfter?: number;
   /** Time every kernel of the training steps; print a table and write <logging.dir>/profile.json. */
   profile?: boolean;
+  /** Sees every metrics record in memory as it is written (the live dashboard, train.js --ui). */
+  observer?: MetricsObserver;
 }
 
 export interface RunResult {
@@ -182,7 +185,8 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       const to = setAside(paths, 'overwritten', overwrite.map((f) => join(paths.dir, f)));
       console.error(`[overwrite] the previous run in ${show(paths.dir)} was moved to ${show(to)} (nothing deleted)`);
     }
-    const metrics = new MetricsLog(paths.metrics);
+    const metrics = new MetricsLog(paths.metrics, opts.observer);
+    metrics.describe(paths.header, { config: cfg, parameters: model.parameterCount, plan: formatPlan(plan), adapter: rt.caps.adapter, startStep: start, startedAt: new Date().toISOString() });
     let validBefore: ValidMetrics | null = null;
     if (pick) {
       if (pick.newer.length) {

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Entry point: `node dashboard.js runs/small-moe [runs/other ...]`. Registers tsx so the
+// TypeScript sources run directly after `npm ci`, with no separate build step (as train.js).
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('./src/train/dashboard-cli.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,202 @@
+/**
+ * The page's data: the server's events (src/ui/protocol.ts) folded into one column per logged
+ * value, appended as records arrive, so a redraw never walks the records again. A value that was
+ * not logged is null; a value logged as NaN / Infinity stays that number (the charts mark it).
+ * Pure: no DOM, tested in Node (test/ui/store.test.ts).
+ */
+import type { BadTensorRecord, TrainRecord, ValidRecord } from '../../report/metrics-reader.ts';
+import type { RunStatus, UiEvent, UiHeader } from '../protocol.ts';
+
+export type Value = number | null;
+
+export interface SkippedStep {
+  step: number;
+  /** A loss-scale overflow (f16), not a bad step. */
+  overflow: boolean;
+  lossScale: Value;
+  /** Non-finite tensors in forward order: the first is where it was born. */
+  tensors: BadTensorRecord[];
+}
+
+export interface TrainColumns {
+  step: number[];
+  loss: Value[];
+  lossMain: Value[];
+  aux: Value[];
+  z: Value[];
+  lr: Value[];
+  auxFactor: Value[];
+  gradNorm: Value[];
+  gradNormPostClip: Value[];
+  clippedFraction: Value[];
+  lossScale: Value[];
+  tokensPerSecond: Value[];
+  liveBytes: Value[];
+  peakBytes: Value[];
+  /** [head][i], heads in the config's horizon order. */
+  head: Value[][];
+  /** [layer][i] */
+  entropy: Value[][];
+  maxShare: Value[][];
+  switchLoss: Value[][];
+  /** [layer][expert][i]: the share of the layer's routed tokens each expert got. */
+  load: Value[][][];
+}
+
+export interface ValidColumns {
+  step: number[];
+  loss: Value[];
+  lossMain: Value[];
+  accuracy: Value[];
+  horizons: number[];
+  /** [horizon index][i] */
+  mse: Value[][];
+  mae: Value[][];
+}
+
+export interface RunData {
+  run: number;
+  label: string;
+  dir: string;
+  live: boolean;
+  header: UiHeader | null;
+  status: RunStatus;
+  message?: string;
+  train: TrainColumns;
+  valid: ValidColumns;
+  skipped: SkippedStep[];
+  layers: number;
+  experts: number;
+}
+
+const TRAIN_SCALARS = ['loss', 'lossMain', 'aux', 'z', 'lr', 'auxFactor', 'gradNorm', 'gradNormPostClip', 'clippedFraction', 'lossScale', 'tokensPerSecond', 'liveBytes', 'peakBytes'] as const;
+
+function emptyTrain(): TrainColumns {
+  return { step: [], loss: [], lossMain: [], aux: [], z: [], lr: [], auxFactor: [], gradNorm: [], gradNormPostClip: [], clippedFraction: [], lossScale: [], tokensPerSecond: [], liveBytes: [], peakBytes: [], head: [], entropy: [], maxShare: [], switchLoss: [], load: [] };
+}
+
+function emptyValid(): ValidColumns {
+  return { step: [], loss: [], lossMain: [], accuracy: [], horizons: [], mse: [], mae: [] };
+}
+
+const opt = (v: number | undefined): Value => (v === undefined ? null : v);
+
+/** Append `v` to column `k` of a column group, first padding the column with nulls to length `n`. */
+function push(cols: Value[][], k: number, n: number, v: Value): void {
+  let c = cols[k];
+  if (!c) c = cols[k] = [];
+  while (c.length < n) c.push(null);
+  c.push(v);
+}
+
+function appendTrain(d: RunData, r: TrainRecord): void {
+  const t = d.train;
+  const n = t.step.length;
+  t.step.push(r.step);
+  const scalars: Record<(typeof TRAIN_SCALARS)[number], Value> = {
+    loss: r.loss,
+    lossMain: r.lossMain,
+    aux: r.aux,
+    z: r.z,
+    lr: r.lr,
+    auxFactor: r.auxFactor,
+    gradNorm: r.gradNorm,
+    gradNormPostClip: r.gradNormPostClip,
+    clippedFraction: r.clippedFraction,
+    lossScale: opt(r.lossScale),
+    // A step of zero recorded time has no rate: leave a gap rather than write Infinity tok/s.
+    tokensPerSecond: r.tokens !== undefined && r.ms !== undefined && r.ms > 0 ? r.tokens / (r.ms / 1000) : null,
+    liveBytes: opt(r.liveBytes),
+    peakBytes: opt(r.peakBytes),
+  };
+  for (const k of TRAIN_SCALARS) t[k].push(scalars[k]);
+  (r.headLosses ?? []).forEach((v, h) => push(t.head, h, n, v));
+  for (const l of r.routing) {
+    push(t.entropy, l.layer, n, l.entropy);
+    push(t.maxShare, l.layer, n, l.maxShare);
+    push(t.switchLoss, l.layer, n, opt(l.switchLoss));
+    const layer = (t.load[l.layer] ??= []);
+    l.load.forEach((v, e) => push(layer, e, n, v));
+    d.experts = Math.max(d.experts, l.load.length);
+  }
+  d.layers = Math.max(d.layers, t.entropy.length);
+  if (r.skipped || r.overflow) d.skipped.push({ step: r.step, overflow: r.overflow ?? false, lossScale: opt(r.lossScale), tensors: r.nonFinite });
+}
+
+function appendValid(d: RunData, r: ValidRecord): void {
+  const v = d.valid;
+  const n = v.step.length;
+  v.step.push(r.step);
+  v.loss.push(r.loss);
+  v.lossMain.push(r.lossMain);
+  v.accuracy.push(opt(r.accuracy));
+  for (const h of r.horizons) {
+    let k = v.horizons.indexOf(h.horizon);
+    if (k < 0) k = v.horizons.push(h.horizon) - 1;
+    push(v.mse, k, n, h.mse);
+    push(v.mae, k, n, h.mae);
+  }
+}
+
+/** Pad every column group to the full length, so each column lines up with its steps. */
+function padded(cols: Value[][], n: number): Value[][] {
+  for (const c of cols) while (c && c.length < n) c.push(null);
+  return cols;
+}
+
+export class Store {
+  readonly runs: RunData[] = [];
+  /** The last event applied (the server's seq); a reconnect resumes after it. */
+  seq = 0;
+  /** Bumped on every change, so views redraw only when something changed. */
+  version = 0;
+
+  apply(ev: UiEvent): void {
+    this.version++;
+    if (ev.type === 'seq') {
+      this.seq = ev.seq;
+      return;
+    }
+    this.seq++;
+    if (ev.type === 'run') {
+      this.runs[ev.run] = { run: ev.run, label: ev.label, dir: ev.dir, live: ev.live, header: null, status: 'running', train: emptyTrain(), valid: emptyValid(), skipped: [], layers: 0, experts: 0 };
+      return;
+    }
+    const d = this.runs[ev.run];
+    if (!d) return;
+    if (ev.type === 'header') d.header = ev.header;
+    else if (ev.type === 'status') {
+      d.status = ev.status;
+      d.message = ev.message;
+    } else if (ev.type === 'reset') {
+      d.train = emptyTrain();
+      d.valid = emptyValid();
+      d.skipped = [];
+    } else if (ev.record.kind === 'train') appendTrain(d, ev.record);
+    else appendValid(d, ev.record);
+  }
+
+  /** Columns of per-layer / per-head groups padded to the step count (a layer may start late). */
+  trainOf(run: number): TrainColumns {
+    const t = this.runs[run]!.train;
+    const n = t.step.length;
+    padded(t.head, n);
+    padded(t.entropy, n);
+    padded(t.maxShare, n);
+    padded(t.switchLoss, n);
+    for (const l of t.load) padded(l ?? [], n);
+    return t;
+  }
+
+  validOf(run: number): ValidColumns {
+    const v = this.runs[run]!.valid;
+    padded(v.mse, v.step.length);
+    padded(v.mae, v.step.length);
+    return v;
+  }
+
+  lastStep(run: number): number | null {
+    const s = this.runs[run]?.train.step;
+    return s && s.length ? s[s.length - 1]! : null;
+  }
+}
