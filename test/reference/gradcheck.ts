@@ -42,6 +42,8 @@ export interface GradcheckCase {
    * f32 as cancellation noise of ~1e-9; relative to a zero maximum that noise would fail.
    */
   atol?: number;
+  /** When set, the forward value is checked too: |GPU - reference| relative to the largest reference entry. */
+  forwardRtol?: number;
 }
 
 export async function gradcheck(c: GradcheckCase): Promise<void> {
@@ -56,6 +58,7 @@ export async function gradcheck(c: GradcheckCase): Promise<void> {
   const R = Float64Array.from(rng.uniformArray(refOut.length, -1, 1));
   const out = graph.run(() => c.gpu(leaves));
   if (out.data.size !== refOut.length) throw new Error(`${c.name}: GPU output has ${out.data.size} elements, reference ${refOut.length}`);
+  if (c.forwardRtol !== undefined) expectClose(await out.data.readF32(), refOut, { rtol: c.forwardRtol, relativeToMax: true, what: `${c.name}: forward`, seed: c.seed });
   const seedT = rt.upload(Float32Array.from(R), [...out.shape]);
   graph.backward(out, seedT);
 
