@@ -5,7 +5,7 @@
 import { Var } from '../autograd/variable.ts';
 import type { Tensor } from '../kernels/tensor.ts';
 
-export type ParamGroup = 'embedding' | 'attention' | 'norm' | 'router' | 'experts' | 'shared_expert' | 'head';
+export type ParamGroup = 'embedding' | 'attention' | 'norm' | 'router' | 'experts' | 'shared_expert' | 'head' | 'lora';
 
 export interface ParameterOptions {
   group: ParamGroup;

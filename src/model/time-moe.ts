@@ -18,6 +18,7 @@ import type { LayerRouting } from './layers/moe.ts';
 import type { SeqShape } from './layers/attention.ts';
 import { ParamFactory } from './layers/module.ts';
 import type { Parameter } from './parameter.ts';
+import { LoraAdapter, type LoraConfig } from './lora.ts';
 
 export interface ModelOutput {
   /** Forecast predictions per horizon, each [B*T, horizon]; empty for the classifier. */
@@ -55,12 +56,15 @@ export class TimeMoeModel {
   readonly norm: RMSNorm;
   readonly heads: Linear[];
   readonly classifier: Linear | null;
+  /** optim.lora adapters, in parameter order (empty without LoRA). */
+  readonly adapters: LoraAdapter[] = [];
 
   constructor(
     readonly rt: Backend,
     readonly cfg: ModelConfig,
     seed = 0,
     storage: WeightStorage = {},
+    lora: LoraConfig | null = null,
   ) {
     // Working weights in f16 are the matrices (norm weights and biases stay f32, as the kernels need).
     const working = storage.working ?? 'f32';
@@ -103,7 +107,33 @@ export class TimeMoeModel {
       this.heads = cfg.horizons.map((h, n) => new Linear(f, `lm_heads.${n}.out_layer`, d, h, { bias: false, std: init.headStd, group: 'head', layer: -1 }));
       this.classifier = null;
     }
-    this.params = f.params;
+    this.params = lora ? [...f.params, ...this.adapt(lora, new ParamFactory(rt, new Rng((seed ^ 0x4c6f5241) >>> 0), f.storage))] : f.params;
+  }
+
+  /**
+   * Attach LoRA adapters to the targeted projections. They draw from their own RNG after every
+   * base weight, so a seed gives the same base model with or without adapters.
+   */
+  private adapt(lora: LoraConfig, lf: ParamFactory): Parameter[] {
+    const want = new Set<string>(lora.targets);
+    const adapt = (base: Parameter) => {
+      const a = new LoraAdapter(lf, base, lora);
+      this.adapters.push(a);
+      return a;
+    };
+    for (const layer of this.layers) {
+      const { attn, ffn } = layer;
+      for (const [t, lin] of [['q_proj', attn.q], ['k_proj', attn.k], ['v_proj', attn.v], ['o_proj', attn.o]] as const) if (want.has(t)) lin.adapter = adapt(lin.weight);
+      if (want.has('gate_proj')) {
+        ffn.gateUpAdapter = adapt(ffn.gateUpProj);
+        if (ffn.shared) ffn.shared.gateUpAdapter = adapt(ffn.shared.gateUp);
+      }
+      if (want.has('down_proj')) {
+        ffn.downAdapter = adapt(ffn.downProj);
+        if (ffn.shared) ffn.shared.down.adapter = adapt(ffn.shared.down.weight);
+      }
+    }
+    return lf.params;
   }
 
   /** x: [B*T, 1] values (normalised series), batch-major. */

@@ -591,11 +591,19 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
  * exported by HF in f32/f16/bf16). Validates fully before writing.
  */
 export async function loadModelWeights(file: string, params: readonly Parameter[], weights: WeightStores = gpuWeights): Promise<void> {
+  await loadModelWeightsFiltered(file, params, weights, () => true);
+}
+
+/**
+ * The same for the tensors `keep` accepts (model.init.from into a classifier: the backbone only),
+ * or from tensors already read (`tensors`: a LoRA checkpoint's merged weights).
+ */
+export async function loadModelWeightsFiltered(file: string, params: readonly Parameter[], weights: WeightStores, keep: (name: string) => boolean, tensors?: ReadonlyMap<string, HostTensor>): Promise<void> {
   const items = params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
-  const header = await readSafetensorsHeader(file);
-  const shapes = new Map(header.entries.map((e) => [e.name, e.shape] as const));
+  const all = tensors ? [...tensors].map(([name, t]) => ({ name, shape: t.shape })) : (await readSafetensorsHeader(file)).entries;
+  const shapes = new Map(all.filter((e) => keep(e.name)).map((e) => [e.name, e.shape] as const));
   const first = stage(items, shapes, null);
   if (first.problems.length) throw mismatch(file, first.problems, 'Build the model with the config these weights were trained with');
-  const f = await readSafetensors(file);
-  for (const w of stage(items, shapes, f.tensors).staged) w.store.load(w.data);
+  const data = tensors ?? (await readSafetensors(file)).tensors;
+  for (const w of stage(items, shapes, data).staged) w.store.load(w.data);
 }

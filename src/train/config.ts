@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { ModelSchema, PRESETS } from '../model/config.ts';
 import { DataConfigSchema } from './data/config.ts';
 import { KernelFamilyChoiceSchema } from '../kernels/caps.ts';
+import { FreezeGroupSchema, fineTuneProblems } from '../model/freeze.ts';
+import { LoraSchema } from '../model/lora.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -33,6 +35,13 @@ const OptimSchema = z
      * GPU keeps working weights (f16 with f16 activations) and gradients (src/optim/host-adamw.ts).
      */
     offload: z.enum(['none', 'host']).default('none'),
+    /**
+     * Parameter groups kept fixed (fine-tuning): no gradient, no update, no AdamW moments
+     * (src/model/freeze.ts). 'backbone' is every group but 'head'.
+     */
+    freeze: z.array(FreezeGroupSchema).default([]),
+    /** Low-rank adapters on the named projections; their base weights are frozen (src/model/lora.ts). */
+    lora: LoraSchema.optional(),
   })
   .strict();
 
@@ -177,6 +186,7 @@ export const TrainConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['precision', 'minScale'], message: `${c.precision.minScale} exceeds precision.initialScale ${c.precision.initialScale}: lower it (--set precision.minScale=1) or raise precision.initialScale` });
     if (c.optim.offload === 'host' && c.logging.metricsEvery !== 1)
       ctx.addIssue({ code: 'custom', path: ['logging', 'metricsEvery'], message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})` });
+    for (const problem of fineTuneProblems(c.optim.freeze, c.optim.lora, c.model.sharedIntermediate > 0)) ctx.addIssue({ code: 'custom', path: ['optim', problem.key], message: problem.message });
     if (c.schedule.warmupSteps > c.schedule.steps)
       ctx.addIssue({
         code: 'custom',

@@ -96,6 +96,12 @@ export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: n
   return planRun(cfg, { target, budgetBytes, hostBytes });
 }
 
+/** What optim.freeze / optim.lora keep fixed and add, for the [model] line. */
+function fineTuneLine(cfg: TrainConfig): string {
+  const l = cfg.optim.lora;
+  return [cfg.optim.freeze.length ? `frozen ${cfg.optim.freeze.join(', ')}` : '', l ? `LoRA rank ${l.rank} alpha ${l.alpha} on ${l.targets.join(', ')}` : ''].filter(Boolean).join('; ');
+}
+
 function validLine(tag: string, v: ValidMetrics): string {
   return `${tag}: loss ${fmt(v.loss)} (${v.accuracy !== undefined ? `cross-entropy ${fmt(v.lossMain)} accuracy ${fmt(v.accuracy, 3)}` : `huber ${fmt(v.lossMain)}`}) ${v.horizons.map((h) => `mse@${h.horizon} ${fmt(h.mse)} mae@${h.horizon} ${fmt(h.mae)}`).join(' ')} over ${v.windows} windows`;
 }
@@ -207,7 +213,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     }
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     console.error(
-      `[model] ${model.parameterCount.toLocaleString()} parameters; planned peak ${mib(here.peakBytes)} on this device (${rt.caps.family} kernels)` +
+      `[model] ${model.parameterCount.toLocaleString()} parameters${built.trainable.length < model.params.length ? ` (${built.trainable.reduce((a, p) => a + p.data.size, 0).toLocaleString()} trainable: ${fineTuneLine(cfg)})` : ''}; planned peak ${mib(here.peakBytes)} on this device (${rt.caps.family} kernels)` +
         `${opts.target.name === 'this' ? '' : `, ${mib(plan.peakBytes)} of ${(plan.budget.totalBytes / 2 ** 30).toFixed(1)} GiB on ${opts.target.name}`}`,
     );
 

@@ -2,7 +2,7 @@
  * Plans are exact: the planner records the real step on the meta runtime with this device's caps,
  * and the peak it plans equals, to the byte, the pool peak that a real run on lavapipe reports in
  * metrics.jsonl — for every path that allocates differently (dtypes, recompute, heads, capacity,
- * accumulation, deferred metrics, aux convention; guards and metric buffers included).
+ * accumulation, deferred metrics, aux convention, frozen groups, LoRA; guards and metric buffers included).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -46,6 +46,8 @@ const CASES: [string, Record<string, unknown>][] = [
   ['metricsEvery 4', { logging: { metricsEvery: 4 } }],
   ['switch aux convention', { loss: { auxConvention: 'switch' } }],
   ['guards off', { stability: { guards: false } }],
+  ['optim.freeze attention + embedding', { optim: { freeze: ['attention', 'embedding'] } }],
+  ['optim.lora on every target, backbone frozen', { optim: { freeze: ['backbone'], lora: { rank: 2, alpha: 4, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] } } }],
 ];
 
 describe(`planned peak == measured peak (${process.env.WEBGPU_MOE_KERNELS ?? 'adapter'} kernel family)`, () => {

@@ -1,4 +1,4 @@
-/** Elementwise autograd ops: add (with broadcast), column-broadcast mul, sigmoid, SwiGLU. */
+/** Elementwise autograd ops: add (with broadcast), constant scale, column-broadcast mul, sigmoid, SwiGLU. */
 import type { Var } from '../variable.ts';
 import * as ew from '../../kernels/elementwise.ts';
 import { swiglu as swigluKernel, swigluBackward, swigluFused as swigluFusedKernel, swigluFusedBackward } from '../../kernels/swiglu.ts';
@@ -17,6 +17,16 @@ export function add(a: Var, b: Var): Var {
     inputs: [a, b],
     outputs: [ew.add(a.data, b.data)],
     backward: ([dy], ctx) => [ctx.needsGrad(0) ? dy! : null, ctx.needsGrad(1) ? (broadcast ? ew.sumToShape(dy!, bShape) : dy!) : null],
+  });
+}
+
+/** s * x for a constant s (the LoRA scale alpha / rank); backward: s * dy. */
+export function scale(x: Var, s: number): Var {
+  return record1({
+    name: 'scale',
+    inputs: [x],
+    outputs: [ew.scale(x.data, s)],
+    backward: ([dy]) => [ew.scale(dy!, s)],
   });
 }
 

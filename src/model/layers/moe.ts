@@ -11,6 +11,7 @@ import { Linear } from './linear.ts';
 import { SwiGluMlp } from './swiglu-mlp.ts';
 import type { ParamFactory } from './module.ts';
 import type { Parameter } from '../parameter.ts';
+import type { LoraAdapter } from '../lora.ts';
 
 export interface MoeOptions {
   d: number;
@@ -45,6 +46,9 @@ export class MoeFfn {
   readonly downProj: Parameter;
   readonly shared: SwiGluMlp | null;
   readonly sharedGate: Linear | null;
+  /** optim.lora on the routed experts (one adapter per expert, stacked like the weights). */
+  gateUpAdapter: LoraAdapter | null = null;
+  downAdapter: LoraAdapter | null = null;
 
   constructor(
     f: ParamFactory,
@@ -73,8 +77,10 @@ export class MoeFfn {
     // Softmax, top-k and the token permutation: two dispatches.
     const { probs, weights, idx, plan } = routeAndDispatch(logits, this.o.topK, this.o.normTopkProb, this.o.experts, this.o.capacityFactor);
     const xs = gatherRows(x, plan);
-    const h = swigluFused(groupedLinear(xs, this.gateUpProj, plan));
-    const ys = groupedLinear(h, this.downProj, plan);
+    const gu = groupedLinear(xs, this.gateUpProj, plan);
+    const h = swigluFused(this.gateUpAdapter ? this.gateUpAdapter.addToGrouped(gu, xs, plan) : gu);
+    const down = groupedLinear(h, this.downProj, plan);
+    const ys = this.downAdapter ? this.downAdapter.addToGrouped(down, h, plan) : down;
     let out = combine(ys, weights, plan);
     if (this.shared && this.sharedGate) {
       out = add(out, mulColumn(this.shared.forward(x), sigmoid(this.sharedGate.forward(x))));

@@ -10,7 +10,7 @@ import { CheckpointError } from '../checkpoint.ts';
 import { ConfigError } from '../config.ts';
 import { HfConfigError } from './hf-config.ts';
 import { exportHf } from './hf-export.ts';
-import { describeSource, resolveModelSource } from './model-source.ts';
+import { describeSource, resolveModelSource, sourceLora } from './model-source.ts';
 
 const OptionsSchema = z.object({ checkpoint: z.string().min(1), out: z.string().min(1), force: z.boolean().default(false) }).strict();
 
@@ -28,10 +28,12 @@ export async function main(argv: string[]): Promise<number> {
     const source = await resolveModelSource(opts.checkpoint);
     const r = await exportHf(source, opts.out, { force: opts.force });
     const c = r.config;
+    const lora = sourceLora(source);
     console.log(
       `exported ${describeSource(source)} to ${r.out}\n` +
         `  config.json: time_moe, hidden_size ${String(c.hidden_size)}, ${String(c.num_hidden_layers)} layers, ${String(c.num_experts)} experts (top-${String(c.num_experts_per_tok)}), intermediate_size ${String(c.intermediate_size)}, horizon_lengths [${(c.horizon_lengths as number[]).join(', ')}]\n` +
-        `  model.safetensors: ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters, F32, ${r.bytes.toLocaleString('en-US')} bytes, sha256 ${r.sha256}`,
+        `  model.safetensors: ${r.tensors} tensors, ${r.parameters.toLocaleString('en-US')} parameters, F32, ${r.bytes.toLocaleString('en-US')} bytes, sha256 ${r.sha256}` +
+        (lora ? `\n  LoRA adapters (rank ${lora.rank}, alpha ${lora.alpha}, ${lora.targets.join(', ')}) merged into the weights: W + alpha/rank · B A` : ''),
     );
     return 0;
   } catch (e) {

@@ -175,10 +175,11 @@ const COMPARED: readonly { ours: keyof ModelConfig; hf: string; value: (c: HfTim
  * Differences between the training config's model and a folder's config.json, one line each with
  * the --set that fixes it; empty when they describe the same model.
  */
-export function compareWithHf(m: ModelConfig, c: HfTimeMoeConfig): string[] {
+export function compareWithHf(m: ModelConfig, c: HfTimeMoeConfig, ignore: readonly (keyof ModelConfig)[] = []): string[] {
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   const out: string[] = [];
   for (const k of COMPARED) {
+    if (ignore.includes(k.ours)) continue;
     const want = k.value(c, m);
     if (!same(m[k.ours], want)) out.push(`model.${k.ours} is ${JSON.stringify(m[k.ours])} but config.json has ${k.hf} = ${JSON.stringify(want)}: set model.${k.ours} to ${JSON.stringify(want)} (e.g. --set model.${k.ours}=${JSON.stringify(want)})`);
   }

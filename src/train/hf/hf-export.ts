@@ -2,7 +2,8 @@
  * Export to a Hugging Face Time-MoE folder: config.json with TimeMoeConfig's keys and
  * model.safetensors (F32, the Hugging Face state-dict names, `__metadata__.format = "pt"` as
  * transformers expects). Runs on the host only: a checkpoint's weights already carry the HF names,
- * so they are read, checked against the model the config describes, and written again.
+ * so they are read, checked against the model the config describes, and written again; a
+ * checkpoint trained with optim.lora has its adapters merged into the weights first.
  *
  * Atomic (src/util/atomic-folder.ts): `<out>` is either absent, the previous export (with
  * --force), or complete.
@@ -11,9 +12,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { replaceFolderAtomic, writeSyncedText } from '../../util/atomic-folder.ts';
 import { CheckpointError, MODEL_FILE } from '../checkpoint.ts';
-import { readSafetensors, writeSafetensors, type HostTensor, type WriteResult } from '../safetensors.ts';
+import { writeSafetensors, type HostTensor, type WriteResult } from '../safetensors.ts';
 import { hfFromModel } from './hf-config.ts';
-import { HF_CONFIG_FILE, expectedEntries, type ModelSource } from './model-source.ts';
+import { HF_CONFIG_FILE, expectedEntries, readSourceTensors, type ModelSource } from './model-source.ts';
 
 export interface ExportResult {
   out: string;
@@ -48,15 +49,15 @@ export async function exportHf(source: ModelSource, outPath: string, opts: { for
   if (existsSync(out) && readdirSync(out).length > 0 && !opts.force)
     throw new CheckpointError(out, 'already exists and is not empty', 'Choose another --out, or pass --force to replace it');
   if (resolve(out) === resolve(source.dir)) throw new CheckpointError(out, 'is the folder being exported', 'Choose another --out');
-  const file = await readSafetensors(source.modelFile);
+  const { file, tensors } = await readSourceTensors(source);
   if (source.kind === 'checkpoint' && file.sha256 !== source.state.files.model.sha256)
     throw new CheckpointError(source.modelFile, 'contents do not match the SHA-256 recorded in state.json (damaged after it was written)', 'Restore the file from a copy, or export an older checkpoint');
   const expected = expectedEntries(source.model);
-  checkTensors(source.modelFile, file.tensors, expected);
+  checkTensors(source.modelFile, tensors, expected);
 
   let written: WriteResult | null = null;
   await replaceFolderAtomic(out, async (tmp) => {
-    written = await writeSafetensors(join(tmp, MODEL_FILE), file.tensors, { format: 'pt', producer: 'webgpu-moe' }, { atomic: false, fsync: true });
+    written = await writeSafetensors(join(tmp, MODEL_FILE), tensors, { format: 'pt', producer: 'webgpu-moe' }, { atomic: false, fsync: true });
     await writeSyncedText(join(tmp, HF_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
   });
   const w = written as WriteResult | null;

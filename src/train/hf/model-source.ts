@@ -11,7 +11,9 @@ import type { ModelConfig } from '../../model/config.ts';
 import { MetaRuntime } from '../../kernels/meta-runtime.ts';
 import { TimeMoeModel } from '../../model/time-moe.ts';
 import type { Parameter } from '../../model/parameter.ts';
-import { CheckpointError, MODEL_FILE, STATE_FILE, latestCheckpoint, loadModelWeights, readCheckpointState, type CheckpointState, type WeightStores } from '../checkpoint.ts';
+import { CheckpointError, MODEL_FILE, STATE_FILE, latestCheckpoint, loadModelWeightsFiltered, readCheckpointState, tensorStore, type CheckpointState, type WeightStores } from '../checkpoint.ts';
+import { readSafetensors, type HostTensor, type SafetensorsFile } from '../safetensors.ts';
+import { mergeLora } from '../../model/lora.ts';
 import { parseConfig, type TrainConfig } from '../config.ts';
 import { namedTarget } from '../targets.ts';
 import { modelFromHf, parseHfConfig, type HfTimeMoeConfig } from './hf-config.ts';
@@ -73,9 +75,41 @@ function fromHfFolder(dir: string): ModelSource {
   return { kind: 'hf', dir, modelFile, hf, model };
 }
 
-/** Load the source's weights into a model built with `source.model` (names and shapes checked first). */
-export async function loadSourceWeights(source: ModelSource, params: readonly Parameter[], weights?: WeightStores): Promise<void> {
-  await loadModelWeights(source.modelFile, params, weights);
+/** The LoRA config a checkpoint was trained with (null: none, or not a checkpoint). */
+export function sourceLora(source: ModelSource): TrainConfig['optim']['lora'] | null {
+  return source.kind === 'checkpoint' ? (source.train.optim.lora ?? null) : null;
+}
+
+/**
+ * The source's model.safetensors, and its tensors under plain Time-MoE names: a checkpoint trained
+ * with optim.lora has its adapters merged into the weights (W + alpha/rank · B A, src/model/lora.ts).
+ */
+export async function readSourceTensors(source: ModelSource): Promise<{ file: SafetensorsFile; tensors: ReadonlyMap<string, HostTensor> }> {
+  const file = await readSafetensors(source.modelFile);
+  const lora = sourceLora(source);
+  if (!lora) return { file, tensors: file.tensors };
+  const layout = new TimeMoeModel(new MetaRuntime(namedTarget('lavapipe').caps), source.model, 0, {}, lora);
+  try {
+    return { file, tensors: mergeLora(file.tensors, layout.adapters, source.modelFile) };
+  } catch (e) {
+    throw new CheckpointError(source.modelFile, `cannot merge the LoRA adapters its config names (${(e as Error).message})`, 'Use the checkpoint unmodified, with the state.json it was saved with');
+  }
+}
+
+const HEAD_RE = /^(lm_heads\.|classifier\.)/;
+
+/**
+ * Load the source's weights into a model built with `source.model` (names and shapes checked
+ * first). Adapters of the model being trained (group lora) keep their init; with `backboneOnly`
+ * so do its heads, and the source's heads are not read (a classifier on a forecaster's backbone).
+ */
+export async function loadSourceWeights(source: ModelSource, params: readonly Parameter[], weights?: WeightStores, opts: { backboneOnly?: boolean } = {}): Promise<void> {
+  const skipHead = !!opts.backboneOnly;
+  const targets = params.filter((p) => p.group !== 'lora' && !(skipHead && p.group === 'head'));
+  const keep = (name: string) => !(skipHead && HEAD_RE.test(name));
+  const store = weights ?? ((p: Parameter) => tensorStore(p.data));
+  const merged = sourceLora(source) ? (await readSourceTensors(source)).tensors : undefined;
+  await loadModelWeightsFiltered(source.modelFile, targets, store, keep, merged);
 }
 
 /**
