@@ -4,7 +4,8 @@
  *   runs, several overlaid to compare them; serves until Ctrl-C (exit 0), bad input exits 2.
  * - `train.js --ui [port] [--ui-host <address>]`: withDashboard() runs the training under a live one.
  */
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
+import { parseCommandLine } from './cli-parse.ts';
 import { UiError } from '../ui/errors.ts';
 import { DEFAULT_PORT, parseAddress } from '../ui/flags.ts';
 import { Hub } from '../ui/hub.ts';
@@ -30,15 +31,9 @@ export async function main(argv: string[], signals: NodeJS.EventEmitter = proces
     .option('-p, --port <port>', `port to listen on (0 picks a free one)`, String(DEFAULT_PORT))
     .option('--host <address>', 'listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the runs)')
     .addHelpText('after', '\nExit codes: 0 closed by Ctrl-C / SIGTERM, 2 bad input (a flag, a run folder, a port in use).')
-    .showHelpAfterError('(node dashboard.js --help lists every flag)')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.done : EXIT.badInput;
-    throw e;
-  }
+    .showHelpAfterError('(node dashboard.js --help lists every flag)');
+  const parseExit = parseCommandLine(program, argv);
+  if (parseExit !== null) return parseExit;
   const opts = program.opts<{ port: string; host?: string }>();
   try {
     const address = parseAddress({ port: '--port', host: '--host' }, opts.port, opts.host);
