@@ -3,6 +3,9 @@
  * with q, k, v, o laid out [B, T, H*hd] (Linear outputs; q and k after RoPE). The forward saves
  * the row logsumexp lse [B, H, T]; the backward recomputes P = exp(s - lse) in two kernels
  * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
+ * Two kernels with the same bindings and outputs (see launch): one invocation per row with no
+ * barriers (shaders/attention.wgsl, the CPU family) and the same loops over rows staged in
+ * workgroup-memory tiles (shaders/attention-tiled.wgsl, the GPU family).
  *
  * Storage: q, k, v, o, dq, dk, dv f32 or f16 (one dtype), dO f32 or f16, lse f32; f16 needs the
  * device's shader-f16. Registers and all math are f32.
