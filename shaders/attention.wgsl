@@ -15,28 +15,12 @@
 // constant bound gets unrolled by the driver, and lavapipe then needs minutes to compile).
 {{ENABLES}}
 
-struct Params {
-  T: u32,
-  H: u32,
-  scale: f32,
-  nv: u32,      // = NV, as a runtime value: loops over it are not unrolled by the driver
-}
-@group(1) @binding(0) var<uniform> u: Params;
+// #include "attention-common"
 
 const WG: u32 = {{WG}}u;
 const NV: u32 = {{NV}}u;
 
-// Vector offset of head h of row t of sequence b, and the lse/D index of the same.
-fn rowAt(b: u32, t: u32, h: u32) -> u32 { return ((b * u.T + t) * u.H + h) * NV; }
-fn statAt(b: u32, t: u32, h: u32) -> u32 { return (b * u.H + h) * u.T + t; }
-
 // ------------------------------------------------------------------ forward
-@group(0) @binding(0) var<storage, read> fq: array<{{VT}}>;
-@group(0) @binding(1) var<storage, read> fk: array<{{VT}}>;
-@group(0) @binding(2) var<storage, read> fv: array<{{VT}}>;
-@group(0) @binding(3) var<storage, read_write> fo: array<{{VT}}>;
-@group(0) @binding(4) var<storage, read_write> flse: array<f32>;
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wid.y;
@@ -47,22 +31,12 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   let scale = u.scale;
 {{FWD_LOAD_Q}}
 {{FWD_INIT}}
-  // Running max m (starts very negative, not -inf, so m - s stays finite) and denominator l.
-  // The accumulators are rescaled only when the max grows, which is rare after the first keys.
   var m = -3.0e38;
   var l = 0.0;
   for (var j = 0u; j <= t; j++) { // causal: keys 0..t
     let ko = rowAt(b, j, h);
 {{FWD_SCORE}}
-    if (s > m) {
-      let corr = exp(m - s);
-      l = l * corr;
-{{FWD_RESCALE}}
-      m = s;
-    }
-    let p = exp(s - m);
-    l = l + p;
-{{FWD_UPDATE}}
+// #include "attention-step"
   }
   let inv = 1.0 / l;
 {{FWD_STORE}}
@@ -70,15 +44,6 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 }
 
 // ------------------------------------------------------------------ backward: dq (and D)
-@group(0) @binding(0) var<storage, read> gq: array<{{VT}}>;
-@group(0) @binding(1) var<storage, read> gk: array<{{VT}}>;
-@group(0) @binding(2) var<storage, read> gv: array<{{VT}}>;
-@group(0) @binding(3) var<storage, read> gout: array<{{VT}}>;
-@group(0) @binding(4) var<storage, read> gdo: array<{{VDO}}>;
-@group(0) @binding(5) var<storage, read> glse: array<f32>;
-@group(0) @binding(6) var<storage, read_write> gdq: array<{{VT}}>;
-@group(0) @binding(7) var<storage, read_write> gD: array<f32>;
-
 @compute @workgroup_size(WG)
 fn backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wid.y;
@@ -103,15 +68,6 @@ fn backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 }
 
 // ------------------------------------------------------------------ backward: dk, dv
-@group(0) @binding(0) var<storage, read> hq: array<{{VT}}>;
-@group(0) @binding(1) var<storage, read> hk: array<{{VT}}>;
-@group(0) @binding(2) var<storage, read> hv: array<{{VT}}>;
-@group(0) @binding(3) var<storage, read> hdo: array<{{VDO}}>;
-@group(0) @binding(4) var<storage, read> hlse: array<f32>;
-@group(0) @binding(5) var<storage, read> hD: array<f32>;
-@group(0) @binding(6) var<storage, read_write> hdk: array<{{VT}}>;
-@group(0) @binding(7) var<storage, read_write> hdv: array<{{VT}}>;
-
 @compute @workgroup_size(WG)
 fn backward_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wid.y;

@@ -3,6 +3,9 @@
  * with q, k, v, o laid out [B, T, H*hd] (Linear outputs; q and k after RoPE). The forward saves
  * the row logsumexp lse [B, H, T]; the backward recomputes P = exp(s - lse) in two kernels
  * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
+ * Two kernels with the same bindings and outputs (see launch): one invocation per row with no
+ * barriers (shaders/attention.wgsl, the CPU family) and the same loops over rows staged in
+ * workgroup-memory tiles (shaders/attention-tiled.wgsl, the GPU family).
  *
  * Storage: q, k, v, o, dq, dk, dv f32 or f16 (one dtype), dO f32 or f16, lse f32; f16 needs the
  * device's shader-f16. Registers and all math are f32.
@@ -12,7 +15,8 @@
  * loops), loops over private arrays above (see attentionTemplate).
  */
 import type { TemplateParams } from './shader-loader.ts';
-import { floatDtype, type FloatDType, type Tensor } from './tensor.ts';
+import type { DeviceCaps } from './caps.ts';
+import { floatDtype, type Backend, type FloatDType, type Tensor } from './tensor.ts';
 
 export interface AttentionDims {
   B: number;
@@ -21,6 +25,10 @@ export interface AttentionDims {
   hd: number;
   /** Force the unrolled or the loop code form (default: unrolled for hd <= UNROLL_MAX_HD). */
   unroll?: boolean;
+  /** Force the kernel: 'rows' (one invocation per row) or 'tiled' (default: by caps.family, see launch). */
+  kernel?: 'rows' | 'tiled';
+  /** Block sizes of the tiled kernel (default: 32 rows, the largest tile <= 32 the workgroup memory holds). */
+  blocks?: AttentionBlocks;
 }
 
 export const MAX_HEAD_DIM = 128;
@@ -53,6 +61,22 @@ interface Gen {
   ldo: (e: string) => string;
   /** Store a VT into q's storage dtype (o, dq, dk, dv). */
   st: (e: string) => string;
+  /**
+   * Inner-loop read of vector `c` (an index expression) of the row at `off` of buffer `buf`, as VT:
+   * from the storage buffer, or from the workgroup tiles ta/tb in the tiled kernel.
+   */
+  rd: (buf: InnerBuf, off: string, c: string) => string;
+}
+
+/** The buffers the inner loops read: keys/values (forward, backward_q), queries/dO (backward_kv). */
+type InnerBuf = 'fk' | 'fv' | 'gk' | 'gv' | 'hq' | 'hdo';
+/** Where the tiled kernel stages each (shaders/attention-tiled.wgsl). */
+const TILE_OF: Record<InnerBuf, 'ta' | 'tb'> = { fk: 'ta', fv: 'tb', gk: 'ta', gv: 'tb', hq: 'ta', hdo: 'tb' };
+
+/** Rows per workgroup and rows per staged tile of the tiled kernel. */
+export interface AttentionBlocks {
+  rows: number;
+  tile: number;
 }
 
 /**
@@ -65,8 +89,11 @@ interface Gen {
  * `dtype` is the storage of q, k, v, o, dq, dk, dv and `doDtype` that of dO. Registers are
  * vecW<f32>: an f16 load is widened with vecW<f32>(...) and a store narrowed with vecW<f16>(...).
  * With f32 storage no conversion is emitted, so the f32 code is unchanged.
+ *
+ * With `blocks`, the values of shaders/attention-tiled.wgsl instead: the same blocks with the
+ * inner-loop reads taken from the f32 workgroup tiles, and the block sizes.
  */
-export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32'): TemplateParams {
+export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32', blocks?: AttentionBlocks): TemplateParams {
   if (!Number.isInteger(hd) || hd < 2 || hd % 2 !== 0 || hd > MAX_HEAD_DIM) throw new Error(`attention: head dim ${hd} must be even, 2..${MAX_HEAD_DIM}`);
   const W = hd % 4 === 0 ? 4 : 2;
   const NV = hd / W;
@@ -74,62 +101,69 @@ export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtyp
   const VT = vec('f32');
   // Element offsets of every vector are multiples of W, so vecW<f16> (8 or 4 bytes) stays aligned.
   const conv = (t: FloatDType, to: string) => (e: string): string => (t === 'f32' ? e : `${to}(${e})`);
-  const gen: Gen = { VT, zero: `${VT}(0.0)`, ld: conv(dtype, VT), ldo: conv(doDtype, VT), st: conv(dtype, vec(dtype)) };
+  const ld = conv(dtype, VT);
+  const ldo = conv(doDtype, VT);
+  const rd = blocks
+    ? (buf: InnerBuf, off: string, c: string): string => `${TILE_OF[buf]}[${off} + ${c}]`
+    : (buf: InnerBuf, off: string, c: string): string => (buf === 'hdo' ? ldo : ld)(`${buf}[${off} + ${c}]`);
+  const gen: Gen = { VT, zero: `${VT}(0.0)`, ld, ldo, st: conv(dtype, vec(dtype)), rd };
   const enables = dtype === 'f16' || doDtype === 'f16' ? 'enable f16;' : '';
-  return { WG, NV, VT: vec(dtype), VDO: vec(doDtype), ENABLES: enables, ...(unroll ? unrolledBlocks(NV, gen) : loopedBlocks(gen)) };
+  const code = unroll ? unrolledBlocks(NV, gen) : loopedBlocks(gen);
+  const sizes: TemplateParams = blocks ? { ROWS: blocks.rows, TILE: blocks.tile, VF: VT } : { WG };
+  return { ...sizes, NV, VT: vec(dtype), VDO: vec(doDtype), ENABLES: enables, ...code };
 }
 
-function unrolledBlocks(NV: number, { VT, zero, ld, ldo, st }: Gen): Record<string, string> {
+function unrolledBlocks(NV: number, { VT, zero, ld, ldo, st, rd }: Gen): Record<string, string> {
   const at = (buf: string, off: string, c: number): string => `${buf}[${off} + ${c}u]`;
   const sum = (f: (c: number) => string): string => treeSum(range(NV).map(f));
   return {
     // forward: q pre-scaled, so s = (scale q)·k
     FWD_LOAD_Q: lines(NV, (c) => `let q${c} = ${ld(at('fq', 'qo', c))} * scale;`),
     FWD_INIT: lines(NV, (c) => `var a${c} = ${zero};`),
-    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${ld(at('fk', 'ko', c))})`)};`,
+    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${rd('fk', 'ko', `${c}u`)})`)};`,
     FWD_RESCALE: lines2(NV, (c) => `  a${c} = a${c} * corr;`),
-    FWD_UPDATE: lines2(NV, (c) => `a${c} = fma(${VT}(p), ${ld(at('fv', 'ko', c))}, a${c});`),
+    FWD_UPDATE: lines2(NV, (c) => `a${c} = fma(${VT}(p), ${rd('fv', 'ko', `${c}u`)}, a${c});`),
     FWD_STORE: lines(NV, (c) => `fo[qo + ${c}u] = ${st(`a${c} * inv`)};`),
     // backward_q
     BQ_LOAD: lines(NV, (c) => `let q${c} = ${ld(at('gq', 'qo', c))} * scale; let d${c} = ${ldo(at('gdo', 'qo', c))};`),
     BQ_D: `  let D = ${sum((c) => `dot(d${c}, ${ld(at('gout', 'qo', c))})`)};`,
     BQ_INIT: lines(NV, (c) => `var g${c} = ${zero};`),
-    BQ_LOAD_K: lines2(NV, (c) => `let k${c} = ${ld(at('gk', 'ko', c))};`),
-    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(d${c}, ${ld(at('gv', 'ko', c))})`)};`,
+    BQ_LOAD_K: lines2(NV, (c) => `let k${c} = ${rd('gk', 'ko', `${c}u`)};`),
+    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(d${c}, ${rd('gv', 'ko', `${c}u`)})`)};`,
     BQ_UPDATE: lines2(NV, (c) => `g${c} = fma(${VT}(ds), k${c}, g${c});`),
     BQ_STORE: lines(NV, (c) => `gdq[qo + ${c}u] = ${st(`g${c} * scale`)};`),
     // backward_kv: k pre-scaled
     BKV_LOAD: lines(NV, (c) => `let k${c} = ${ld(at('hk', 'ko', c))} * scale; let v${c} = ${ld(at('hv', 'ko', c))};`),
     BKV_INIT: lines(NV, (c) => `var dk${c} = ${zero}; var dv${c} = ${zero};`),
-    BKV_LOAD_Q: lines2(NV, (c) => `let q${c} = ${ld(at('hq', 'qo', c))}; let o${c} = ${ldo(at('hdo', 'qo', c))};`),
+    BKV_LOAD_Q: lines2(NV, (c) => `let q${c} = ${rd('hq', 'qo', `${c}u`)}; let o${c} = ${rd('hdo', 'qo', `${c}u`)};`),
     BKV_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(o${c}, v${c})`)};`,
     BKV_UPDATE: lines2(NV, (c) => `dv${c} = fma(${VT}(p), o${c}, dv${c}); dk${c} = fma(${VT}(ds), q${c}, dk${c});`),
     BKV_STORE: lines(NV, (c) => `hdk[ko + ${c}u] = ${st(`dk${c} * scale`)}; hdv[ko + ${c}u] = ${st(`dv${c}`)};`),
   };
 }
 
-function loopedBlocks({ VT, zero, ld, ldo, st }: Gen): Record<string, string> {
+function loopedBlocks({ VT, zero, ld, ldo, st, rd }: Gen): Record<string, string> {
   const arr = `array<${VT}, NV>`;
   const each = (indent: string, body: string): string => `${indent}for (var c = 0u; c < u.nv; c++) { ${body} }`;
   return {
     FWD_LOAD_Q: `  var q: ${arr};\n${each('  ', `q[c] = ${ld('fq[qo + c]')} * scale;`)}`,
     FWD_INIT: `  var a: ${arr};\n${each('  ', `a[c] = ${zero};`)}`,
-    FWD_SCORE: `    var s = 0.0;\n${each('    ', `s += dot(q[c], ${ld('fk[ko + c]')});`)}`,
+    FWD_SCORE: `    var s = 0.0;\n${each('    ', `s += dot(q[c], ${rd('fk', 'ko', 'c')});`)}`,
     FWD_RESCALE: each('      ', 'a[c] = a[c] * corr;'),
-    FWD_UPDATE: each('    ', `a[c] = fma(${VT}(p), ${ld('fv[ko + c]')}, a[c]);`),
+    FWD_UPDATE: each('    ', `a[c] = fma(${VT}(p), ${rd('fv', 'ko', 'c')}, a[c]);`),
     FWD_STORE: each('  ', `fo[qo + c] = ${st('a[c] * inv')};`),
     BQ_LOAD: `  var q: ${arr};\n  var d: ${arr};\n${each('  ', `q[c] = ${ld('gq[qo + c]')} * scale; d[c] = ${ldo('gdo[qo + c]')};`)}`,
     BQ_D: `  var D = 0.0;\n${each('  ', `D += dot(d[c], ${ld('gout[qo + c]')});`)}`,
     BQ_INIT: `  var g: ${arr};\n${each('  ', `g[c] = ${zero};`)}`,
     BQ_LOAD_K: '',
-    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(q[c], ${ld('gk[ko + c]')}); dp += dot(d[c], ${ld('gv[ko + c]')});`)}`,
-    BQ_UPDATE: each('    ', `g[c] = fma(${VT}(ds), ${ld('gk[ko + c]')}, g[c]);`),
+    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(q[c], ${rd('gk', 'ko', 'c')}); dp += dot(d[c], ${rd('gv', 'ko', 'c')});`)}`,
+    BQ_UPDATE: each('    ', `g[c] = fma(${VT}(ds), ${rd('gk', 'ko', 'c')}, g[c]);`),
     BQ_STORE: each('  ', `gdq[qo + c] = ${st('g[c] * scale')};`),
     BKV_LOAD: `  var k: ${arr};\n  var v: ${arr};\n${each('  ', `k[c] = ${ld('hk[ko + c]')} * scale; v[c] = ${ld('hv[ko + c]')};`)}`,
     BKV_INIT: `  var dk: ${arr};\n  var dv: ${arr};\n${each('  ', `dk[c] = ${zero}; dv[c] = ${zero};`)}`,
     BKV_LOAD_Q: '',
-    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(${ld('hq[qo + c]')}, k[c]); dp += dot(${ldo('hdo[qo + c]')}, v[c]);`)}`,
-    BKV_UPDATE: each('    ', `dv[c] = fma(${VT}(p), ${ldo('hdo[qo + c]')}, dv[c]); dk[c] = fma(${VT}(ds), ${ld('hq[qo + c]')}, dk[c]);`),
+    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(${rd('hq', 'qo', 'c')}, k[c]); dp += dot(${rd('hdo', 'qo', 'c')}, v[c]);`)}`,
+    BKV_UPDATE: each('    ', `dv[c] = fma(${VT}(p), ${rd('hdo', 'qo', 'c')}, dv[c]); dk[c] = fma(${VT}(ds), ${rd('hq', 'qo', 'c')}, dk[c]);`),
     BKV_STORE: each('  ', `hdk[ko + c] = ${st('dk[c] * scale')}; hdv[ko + c] = ${st('dv[c]')};`),
   };
 }
@@ -164,17 +198,66 @@ function uniforms(d: AttentionDims) {
   return { T: d.T, H: d.H, scale: 1 / Math.sqrt(d.hd), nv: d.hd / (d.hd % 4 === 0 ? 4 : 2) };
 }
 
+type Entry = 'forward' | 'backward_q' | 'backward_kv';
+
+/** Tiled kernel: rows per workgroup (a GPU warp), and the largest staged tile. */
+const TILED_ROWS = 32;
+const MAX_TILE = 32;
+
+/** Workgroup memory of a tiled entry point: two f32 tiles of `tile` head rows, and lse, D rows in backward_kv. */
+export function tiledWorkgroupBytes(entry: Entry, hd: number, tile: number): number {
+  return tile * (8 * hd + (entry === 'backward_kv' ? 8 : 0));
+}
+
+interface Launch {
+  shader: 'attention' | 'attention-tiled';
+  /** Rows per workgroup. */
+  rows: number;
+  params: TemplateParams;
+}
+
 const templates = new Map<string, TemplateParams>();
-/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim, form and dtypes. */
-function template(d: AttentionDims, dtype: FloatDType, doDtype: FloatDType): TemplateParams {
+/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim, form, dtypes and blocks. */
+function template(d: AttentionDims, dtype: FloatDType, doDtype: FloatDType, blocks?: AttentionBlocks): TemplateParams {
   const unroll = d.unroll ?? d.hd <= UNROLL_MAX_HD;
-  const key = `${d.hd}|${unroll}|${dtype}|${doDtype}`;
+  const key = `${d.hd}|${unroll}|${dtype}|${doDtype}|${blocks ? `${blocks.rows}x${blocks.tile}` : ''}`;
   let t = templates.get(key);
-  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll, dtype, doDtype)));
+  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll, dtype, doDtype, blocks)));
   return t;
 }
 
-const grid = (d: AttentionDims): [number, number, number] => [Math.ceil(d.T / WG), d.H, d.B];
+/**
+ * The device choice of this family (docs/DESIGN.md §9), in one place. The GPU family stages the
+ * rows all of a workgroup's invocations read in workgroup-memory tiles, loaded once per workgroup
+ * (shaders/attention-tiled.wgsl); the CPU family keeps one barrier-free invocation per row
+ * (shaders/attention.wgsl): on lavapipe a workgroup's lanes are one CPU thread that already
+ * shares each row it loads, and every barrier costs ~10 us. `d.kernel` and `d.blocks` force them.
+ */
+export function attentionKernelOf(caps: DeviceCaps, d: AttentionDims): 'rows' | 'tiled' {
+  return d.kernel ?? (caps.family === 'gpu' ? 'tiled' : 'rows');
+}
+
+/** The shader, rows per workgroup and template of an entry point, with the tiled kernel's block sizes. */
+function launch(caps: DeviceCaps, d: AttentionDims, entry: Entry, dtype: FloatDType, doDtype: FloatDType): Launch {
+  if (attentionKernelOf(caps, d) === 'rows') return { shader: 'attention', rows: WG, params: template(d, dtype, doDtype) };
+  const limit = caps.limits.maxComputeWorkgroupStorageSize;
+  let blocks = d.blocks;
+  if (blocks === undefined) {
+    let tile = MAX_TILE;
+    while (tile > 1 && tiledWorkgroupBytes(entry, d.hd, tile) > limit) tile /= 2;
+    blocks = { rows: TILED_ROWS, tile };
+  }
+  const { rows, tile } = blocks;
+  const maxRows = Math.min(caps.limits.maxComputeInvocationsPerWorkgroup, caps.limits.maxComputeWorkgroupSizeX);
+  if (!Number.isInteger(rows) || rows < 1 || rows > maxRows || !Number.isInteger(tile) || tile < 1) throw new Error(`attention: blocks ${JSON.stringify(blocks)} must be integers, rows 1..${maxRows}, tile >= 1`);
+  const bytes = tiledWorkgroupBytes(entry, d.hd, tile);
+  if (bytes > limit) throw new Error(`attention ${entry}: a tile of ${tile} rows of hd=${d.hd} needs ${bytes} B of workgroup memory, over the device's ${limit} B`);
+  return { shader: 'attention-tiled', rows, params: template(d, dtype, doDtype, blocks) };
+}
+
+function run(rt: Backend, l: Launch, entry: Entry, d: AttentionDims, bindings: Record<string, Tensor>, flops: number): void {
+  rt.dispatch(rt.kernel({ shader: l.shader, entry, params: l.params }), bindings, [Math.ceil(d.T / l.rows), d.H, d.B], uniforms(d), { flops });
+}
 
 /**
  * Causal attention forward: o [B, T, H*hd] (shape and dtype of q) and the row logsumexp
@@ -187,8 +270,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { 
   const o = rt.empty(q.shape, dtype, 'attention.o');
   const lse = rt.empty([d.B, d.H, d.T], 'f32', 'attention.lse');
   // dO is not bound by the forward: its slot takes q's dtype, so one template serves both.
-  const kern = rt.kernel({ shader: 'attention', entry: 'forward', params: template(d, dtype, dtype) });
-  rt.dispatch(kern, { fq: q, fk: k, fv: v, fo: o, flse: lse }, grid(d), uniforms(d), { flops: 2 * causalProduct(d) });
+  run(rt, launch(rt.caps, d, 'forward', dtype, dtype), 'forward', d, { fq: q, fk: k, fv: v, fo: o, flse: lse }, 2 * causalProduct(d));
   return { o, lse };
 }
 
@@ -202,14 +284,13 @@ export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o
   if (lse.size !== d.B * d.H * d.T) throw new Error(`attentionBackward: lse ${lse} should be [B, H, T]`);
   if (lse.dtype !== 'f32') throw new Error(`attentionBackward: lse ${lse} must be f32`);
   const rt = q.rt;
-  const params = template(d, dtype, dO.dtype as FloatDType);
-  const u = uniforms(d);
+  const doDtype = dO.dtype as FloatDType; // check() admitted f32 and f16 only
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
-  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_q', params }), { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, grid(d), u, { flops: 3 * causalProduct(d) });
+  run(rt, launch(rt.caps, d, 'backward_q', dtype, doDtype), 'backward_q', d, { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
   const dk = rt.empty(k.shape, dtype, 'attention.dk');
   const dv = rt.empty(v.shape, dtype, 'attention.dv');
-  rt.dispatch(rt.kernel({ shader: 'attention', entry: 'backward_kv', params }), { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, grid(d), u, { flops: 4 * causalProduct(d) });
+  run(rt, launch(rt.caps, d, 'backward_kv', dtype, doDtype), 'backward_kv', d, { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };
 }

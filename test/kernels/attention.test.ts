@@ -1,6 +1,6 @@
 import { describe, it, beforeAll, expect } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
-import { attention, attentionBackward, attentionTemplate, type AttentionDims } from '../../src/kernels/attention.ts';
+import { attention, attentionBackward, attentionKernelOf, attentionTemplate, tiledWorkgroupBytes, type AttentionDims } from '../../src/kernels/attention.ts';
 import type { FloatDType } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
@@ -36,6 +36,30 @@ async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Fl
   return out;
 }
 
+/** Forward and backward of f32 tensors against the float64 references (both kernels; d picks or forces one). */
+async function matchesF64(d: AttentionDims): Promise<void> {
+  const seed = freshSeed();
+  const rng = new Rng(seed);
+  const n = numel(d);
+  // std 1.5 q/k give peaked softmax rows (scores up to ~±10): online rescaling is exercised.
+  const q = toF32(rng.normalArray(n, 1.5));
+  const k = toF32(rng.normalArray(n, 1.5));
+  const v = toF32(rng.normalArray(n));
+  const dO = toF32(rng.normalArray(n));
+  const ref = attentionRef(q, k, v, d);
+  const bref = attentionBackwardRef(dO, q, k, v, d);
+  const g = await runBoth(d, q, k, v, dO);
+  // Scores are hd-term f32 dots (|s| <~ 10, error ~1e-6 absolute), exp amplifies that to ~1e-6
+  // relative in P; outputs are convex combinations of v: 2e-5 of max|o|.
+  expectClose(g.o, ref.o, { rtol: 2e-5, relativeToMax: true, what: 'o', seed });
+  // lse = m + log(l): absolute error ~1e-6 on values of order 1..10.
+  expectClose(g.lse, ref.lse, { rtol: 1e-5, atol: 1, what: 'lse', seed });
+  // Gradients subtract D from dP (cancellation) and sum up to T terms: 1e-4 of max.
+  expectClose(g.dq, bref.dq, { rtol: 1e-4, relativeToMax: true, what: 'dq', seed });
+  expectClose(g.dk, bref.dk, { rtol: 1e-4, relativeToMax: true, what: 'dk', seed });
+  expectClose(g.dv, bref.dv, { rtol: 1e-4, relativeToMax: true, what: 'dv', seed });
+}
+
 describe('causal attention', () => {
   // T not a multiple of anything (the workgroup is 32 rows), T > 64, hd % 4 != 0 (vec2 path),
   // hd up to 128 and H*hd up to 1024; both code forms (unrolled registers, loops). hd = 64 is run
@@ -53,30 +77,9 @@ describe('causal attention', () => {
     { B: 1, T: 9, H: 8, hd: 128 },
   ];
 
-  for (const d of shapes) {
-    it(`forward and backward match float64, ${JSON.stringify(d)}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
-      const n = numel(d);
-      // std 1.5 q/k give peaked softmax rows (scores up to ~±10): online rescaling is exercised.
-      const q = toF32(rng.normalArray(n, 1.5));
-      const k = toF32(rng.normalArray(n, 1.5));
-      const v = toF32(rng.normalArray(n));
-      const dO = toF32(rng.normalArray(n));
-      const ref = attentionRef(q, k, v, d);
-      const bref = attentionBackwardRef(dO, q, k, v, d);
-      const g = await runBoth(d, q, k, v, dO);
-      // Scores are hd-term f32 dots (|s| <~ 10, error ~1e-6 absolute), exp amplifies that to ~1e-6
-      // relative in P; outputs are convex combinations of v: 2e-5 of max|o|.
-      expectClose(g.o, ref.o, { rtol: 2e-5, relativeToMax: true, what: 'o', seed });
-      // lse = m + log(l): absolute error ~1e-6 on values of order 1..10.
-      expectClose(g.lse, ref.lse, { rtol: 1e-5, atol: 1, what: 'lse', seed });
-      // Gradients subtract D from dP (cancellation) and sum up to T terms: 1e-4 of max.
-      expectClose(g.dq, bref.dq, { rtol: 1e-4, relativeToMax: true, what: 'dq', seed });
-      expectClose(g.dk, bref.dk, { rtol: 1e-4, relativeToMax: true, what: 'dk', seed });
-      expectClose(g.dv, bref.dv, { rtol: 1e-4, relativeToMax: true, what: 'dv', seed });
-    });
-  }
+  // The kernel follows the family: run under WEBGPU_MOE_KERNELS=gpu (npm run test:gpu-family) these
+  // shapes exercise the tiled kernel with its default blocks.
+  for (const d of shapes) it(`forward and backward match float64, ${JSON.stringify(d)}`, () => matchesF64(d));
 
   it('is causal: changing a later key/value leaves earlier outputs unchanged', async () => {
     const seed = freshSeed();
@@ -130,6 +133,43 @@ describe('causal attention', () => {
   });
 });
 
+describe('causal attention, tiled kernel forced (either family)', () => {
+  // Blocks smaller and larger than the tile (rows 8 < tile 16, rows 16 > tile 4: key rows of a
+  // workgroup start past the first query tile), T = 37 and 70 past several blocks, vec2 and vec4,
+  // both code forms, and the default blocks (tile sized to the workgroup memory for hd = 128).
+  const shapes: AttentionDims[] = [
+    { B: 1, T: 1, H: 1, hd: 2, kernel: 'tiled' },
+    { B: 2, T: 37, H: 2, hd: 6, kernel: 'tiled', blocks: { rows: 8, tile: 16 } },
+    { B: 1, T: 37, H: 3, hd: 8, kernel: 'tiled', blocks: { rows: 16, tile: 4 } },
+    { B: 1, T: 13, H: 2, hd: 6, unroll: false, kernel: 'tiled', blocks: { rows: 4, tile: 8 } },
+    { B: 1, T: 70, H: 2, hd: 32, kernel: 'tiled' },
+    { B: 1, T: 9, H: 8, hd: 128, kernel: 'tiled' },
+  ];
+  for (const d of shapes) it(`forward and backward match float64, ${JSON.stringify(d)}`, () => matchesF64(d));
+
+  it('is the GPU family\'s kernel, the CPU family keeps one invocation per row; kernel forces either', () => {
+    const d: AttentionDims = { B: 1, T: 4, H: 1, hd: 4 };
+    expect(attentionKernelOf({ ...rt.caps, family: 'gpu' }, d)).toBe('tiled');
+    expect(attentionKernelOf({ ...rt.caps, family: 'cpu' }, d)).toBe('rows');
+    expect(attentionKernelOf({ ...rt.caps, family: 'gpu' }, { ...d, kernel: 'rows' })).toBe('rows');
+    expect(attentionKernelOf({ ...rt.caps, family: 'cpu' }, { ...d, kernel: 'tiled' })).toBe('tiled');
+  });
+
+  it('rejects blocks whose tiles exceed the workgroup memory, or that are not positive integers', () => {
+    const limit = rt.caps.limits.maxComputeWorkgroupStorageSize;
+    let tile = 1;
+    while (tiledWorkgroupBytes('forward', 128, tile) <= limit) tile *= 2;
+    const d: AttentionDims = { B: 1, T: 2, H: 1, hd: 128, kernel: 'tiled', blocks: { rows: 32, tile } };
+    const x = rt.upload(new Float32Array(256), [1, 2, 128]);
+    try {
+      expect(() => attention(x, x, x, d)).toThrow(/workgroup memory/);
+      expect(() => attention(x, x, x, { ...d, blocks: { rows: 0, tile: 4 } })).toThrow(/must be integers/);
+    } finally {
+      x.dispose();
+    }
+  });
+});
+
 /** Round to the nearest f16 on the host: the values an f16 tensor holds, for the float64 references. */
 const toF16 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, (v) => f16BitsToF32(f32ToF16Bits(v)));
 
@@ -145,6 +185,10 @@ describe('causal attention with f16 storage (f32 math)', () => {
     [{ B: 1, T: 13, H: 2, hd: 6, unroll: false }, 'f32', 'f16'],
     [{ B: 1, T: 70, H: 2, hd: 8 }, 'f16', 'f16'],
     [{ B: 1, T: 9, H: 8, hd: 128 }, 'f16', 'f16'],
+    // The tiled kernel forced (under the GPU family all of the above run it too).
+    [{ B: 1, T: 37, H: 3, hd: 8, kernel: 'tiled', blocks: { rows: 16, tile: 4 } }, 'f16', 'f16'],
+    [{ B: 2, T: 37, H: 2, hd: 6, unroll: false, kernel: 'tiled', blocks: { rows: 8, tile: 16 } }, 'f16', 'f32'],
+    [{ B: 2, T: 37, H: 2, hd: 6, unroll: false, kernel: 'tiled', blocks: { rows: 8, tile: 16 } }, 'f32', 'f16'],
   ];
 
   for (const [d, dtype, doDtype] of cases) {
