@@ -8,35 +8,23 @@
  * Run: node --import tsx bench/default-run.ts [--steps N]   (about 6 minutes on an idle 2-core lavapipe)
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRuntime } from '../src/kernels/runtime.ts';
+import { readMetrics, type RunMetrics } from '../src/report/metrics-reader.ts';
 import { environment, round, summarize, writeResults, type BenchRow } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const stepsArg = process.argv.indexOf('--steps');
 const steps = stepsArg >= 0 ? Number(process.argv[stepsArg + 1]) : null;
 
-interface Metric {
-  kind: 'train' | 'valid';
-  step: number;
-  loss: number | string;
-  tokens?: number;
-  ms?: number;
-  peakBytes?: number;
-  overflow?: boolean;
-  skipped?: boolean;
-  lossScale?: number;
-  horizons?: { horizon: number; mse: number }[];
-}
-
 interface RunOutcome {
   name: string;
   code: number | null;
   wallS: number;
   lines: string[];
-  metrics: Metric[];
+  metrics: RunMetrics;
   /** The run folder (removed after the run); the console shows it as runs/small-moe. */
   dir: string;
 }
@@ -63,18 +51,14 @@ async function cliRun(name: string, extra: string[]): Promise<RunOutcome> {
     child.on('close', (c) => resolve(c));
   });
   const wallS = (performance.now() - t0) / 1000;
-  const metrics = readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Metric);
+  const metrics = readMetrics(join(dir, 'run', 'metrics.jsonl'));
   rmSync(dir, { recursive: true, force: true });
   console.error(`${name}: exit ${code}, ${wallS.toFixed(1)} s`);
   return { name, code, wallS, lines, metrics, dir: join(dir, 'run') };
 }
 
 function summaryRow(r: RunOutcome): BenchRow {
-  const train = r.metrics.filter((m) => m.kind === 'train');
-  const valid = r.metrics.filter((m) => m.kind === 'valid');
+  const { train, valid } = r.metrics;
   const tokS = train.filter((m) => m.ms && m.tokens).map((m) => ((m.tokens ?? 0) * 1000) / (m.ms ?? 1));
   const ms = summarize(
     train.map((m) => m.ms ?? 0),
@@ -88,8 +72,8 @@ function summaryRow(r: RunOutcome): BenchRow {
     'ms/step median': round(ms.medianMs, 1),
     'ms/step min–max': `${round(ms.bestMs, 0)}–${round(ms.maxMs, 0)}`,
     'tok/s median': round(summarize(tokS, 1).medianMs, 0),
-    'valid loss before': round(Number(valid[0]?.loss), 4),
-    'valid loss after': round(Number(valid.at(-1)?.loss), 4),
+    'valid loss before': round(valid[0]?.loss ?? NaN, 4),
+    'valid loss after': round(valid.at(-1)?.loss ?? NaN, 4),
     'valid mse@1 before → after': `${round(valid[0]?.horizons?.[0]?.mse ?? NaN, 4)} → ${round(valid.at(-1)?.horizons?.[0]?.mse ?? NaN, 4)}`,
     'peak pool MiB': round(Math.max(...train.map((m) => m.peakBytes ?? 0)) / 2 ** 20, 1),
     'overflow skips': train.filter((m) => m.overflow).length,

@@ -7,10 +7,11 @@
  * Run: node --import tsx bench/plan-vs-measured.ts   (about 2 minutes on lavapipe)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRuntime } from '../src/kernels/runtime.ts';
+import { readMetrics } from '../src/report/metrics-reader.ts';
 import { environment, writeResults, type BenchRow } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -39,11 +40,8 @@ for (const family of ['adapter', 'gpu'] as const) {
     const set = [...sets, 'schedule.steps=3', 'schedule.warmupSteps=1', 'logging.validBatches=1', `logging.dir=${join(dir, 'run')}`, 'checkpoint.every=0'].flatMap((s) => ['--set', s]);
     const plan = JSON.parse(cli([...set, '--plan', '--json', '--target', 'this'], env).stdout) as { peakBytes: number; target: { family: string } };
     cli(set, env);
-    const peaks = readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { kind: string; step: number; peakBytes: number })
-      .filter((m) => m.kind === 'train' && m.step >= 2)
+    const peaks = readMetrics(join(dir, 'run', 'metrics.jsonl'))
+      .train.filter((m) => m.step >= 2)
       .map((m) => m.peakBytes);
     rmSync(dir, { recursive: true, force: true });
     rows.push({

@@ -9,7 +9,7 @@
  *     whether the losses are bit-identical.
  * Run: node --import tsx bench/readme-numbers.ts [--quick]   (--quick: 20 steps, one round)
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRuntime } from '../src/kernels/runtime.ts';
@@ -21,6 +21,7 @@ import { AdamW } from '../src/optim/adamw.ts';
 import { Trainer } from '../src/train/trainer.ts';
 import { loadData } from '../src/train/data/index.ts';
 import { runTraining } from '../src/train/run.ts';
+import { readMetrics } from '../src/report/metrics-reader.ts';
 import { environment, round, summarize, writeResults, type BenchRow, type SuiteResult } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -89,13 +90,6 @@ async function smallMoeStep(): Promise<SuiteResult> {
   return { title: 'one small-moe step (small-moe.json: B=16, T=64)', rows, columns: ['what', 'value', 'min–max'], notes: ['Trainer.record then resolve, as train.js does with metricsEvery 1; the record time is host CPU time only (the GPU work runs after the submit).'] };
 }
 
-interface TrainLine {
-  kind: string;
-  step: number;
-  loss: number | string;
-  ms: number;
-}
-
 async function metricsEvery(): Promise<SuiteResult> {
   const steps = quick ? 20 : 60;
   const rounds = quick ? 1 : 2;
@@ -107,13 +101,9 @@ async function metricsEvery(): Promise<SuiteResult> {
     const t0 = performance.now();
     await runTraining(cfg, { resume: false, target: thisTarget(rt.caps), cwd: ROOT, budgetBytes: undefined });
     const wall = performance.now() - t0;
-    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as TrainLine)
-      .filter((m) => m.kind === 'train');
+    const lines = readMetrics(join(dir, 'metrics.jsonl')).train;
     rmSync(dir, { recursive: true, force: true });
-    return { wall, trainMs: lines.reduce((a, m) => a + m.ms, 0), losses: lines.map((m) => m.loss) };
+    return { wall, trainMs: lines.reduce((a, m) => a + (m.ms ?? 0), 0), losses: lines.map((m) => m.loss) };
   };
   const one: Awaited<ReturnType<typeof run>>[] = [];
   const ten: Awaited<ReturnType<typeof run>>[] = [];
