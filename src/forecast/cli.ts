@@ -7,7 +7,7 @@ import { parseCommandLine } from '../train/cli-parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { GpuError } from '../kernels/errors.ts';
-import { CheckpointError } from '../train/checkpoint.ts';
+import { CheckpointError } from '../train/persist/checkpoint.ts';
 import { ConfigError } from '../train/config.ts';
 import { DataError } from '../train/data/errors.ts';
 import { HfConfigError } from '../train/hf/hf-config.ts';

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { appendLine, rethrowIo, writeFileAtomic } from './io.ts';
+import { appendLine, rethrowIo, writeFileAtomic } from './persist/io.ts';
 import type { MetricsObserver, RunHeader } from '../ui/observer.ts';
 import { jsonSafe } from '../util/json.ts';
 

@@ -15,7 +15,7 @@ import { AdamW } from '../optim/adamw.ts';
 import { HostAdamW } from '../optim/host-adamw.ts';
 import { applyFreeze } from '../model/freeze.ts';
 import type { TrainConfig } from './config.ts';
-import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from './checkpoint.ts';
+import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from './persist/checkpoint.ts';
 
 export interface RunModel {
   model: TimeMoeModel;

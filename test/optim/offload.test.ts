@@ -13,7 +13,7 @@ import { buildRunModel, type RunModel } from '../../src/train/optimizer-setup.ts
 import { Trainer, type StepMetrics } from '../../src/train/trainer.ts';
 import { loadData } from '../../src/train/data/index.ts';
 import { HostAdamW, adamwSpan, updateScalars } from '../../src/optim/host-adamw.ts';
-import { readSafetensors } from '../../src/train/safetensors.ts';
+import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 
 let rt: DawnRuntime;

@@ -6,7 +6,7 @@
 import { parseCommandLine } from '../cli-parse.ts';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { CheckpointError } from '../checkpoint.ts';
+import { CheckpointError } from '../persist/checkpoint.ts';
 import { ConfigError } from '../config.ts';
 import { HfConfigError } from './hf-config.ts';
 import { exportHf } from './hf-export.ts';

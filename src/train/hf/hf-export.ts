@@ -11,8 +11,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { replaceFolderAtomic, writeSyncedText } from '../../util/atomic-folder.ts';
-import { CheckpointError, MODEL_FILE } from '../checkpoint.ts';
-import { writeSafetensors, type HostTensor, type WriteResult } from '../safetensors.ts';
+import { CheckpointError, MODEL_FILE } from '../persist/checkpoint.ts';
+import { writeSafetensors, type HostTensor, type WriteResult } from '../persist/safetensors.ts';
 import { hfFromModel } from './hf-config.ts';
 import { HF_CONFIG_FILE, expectedEntries, readSourceTensors, type ModelSource } from './model-source.ts';
 

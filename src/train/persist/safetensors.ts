@@ -11,7 +11,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { z } from 'zod';
-import { f16BitsToF32 } from '../kernels/f16.ts';
+import { f16BitsToF32 } from '../../kernels/f16.ts';
 
 /** A checkpoint or safetensors file that cannot be used: names the file, the problem and the fix. */
 export class CheckpointError extends Error {

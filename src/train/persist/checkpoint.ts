@@ -21,9 +21,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Tensor } from '../kernels/tensor.ts';
-import type { Parameter } from '../model/parameter.ts';
-import { pidAlive } from '../util/process.ts';
+import type { Tensor } from '../../kernels/tensor.ts';
+import type { Parameter } from '../../model/parameter.ts';
+import { pidAlive } from '../../util/process.ts';
 import { IoError } from './io.ts';
 import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
 
