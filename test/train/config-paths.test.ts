@@ -16,7 +16,7 @@ import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import type { Batch } from '../../src/train/batch.ts';
 import type { StepMetrics } from '../../src/train/trainer.ts';
 import { runTraining } from '../../src/train/run.ts';
-import { thisTarget } from '../../src/train/targets.ts';
+import { thisTarget } from '../../src/train/plan/targets.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';

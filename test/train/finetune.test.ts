@@ -20,7 +20,7 @@ import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { frozenGroups } from '../../src/model/freeze.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import { runTraining } from '../../src/train/run.ts';
-import { thisTarget } from '../../src/train/targets.ts';
+import { thisTarget } from '../../src/train/plan/targets.ts';
 import { loadCheckpoint } from '../../src/train/persist/checkpoint.ts';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { exportHf } from '../../src/train/hf/hf-export.ts';

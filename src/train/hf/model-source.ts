@@ -15,7 +15,7 @@ import { CheckpointError, MODEL_FILE, STATE_FILE, latestCheckpoint, loadModelWei
 import { readSafetensors, type HostTensor, type SafetensorsFile } from '../persist/safetensors.ts';
 import { mergeLora } from '../../model/lora.ts';
 import { parseConfig, type TrainConfig } from '../config.ts';
-import { namedTarget } from '../targets.ts';
+import { namedTarget } from '../plan/targets.ts';
 import { modelFromHf, parseHfConfig, type HfTimeMoeConfig } from './hf-config.ts';
 
 export const HF_CONFIG_FILE = 'config.json';

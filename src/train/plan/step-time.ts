@@ -14,7 +14,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adamwSpan, updateScalars } from '../optim/host-adamw.ts';
+import { adamwSpan, updateScalars } from '../../optim/host-adamw.ts';
 import type { MemoryPlan } from './planner.ts';
 import type { TargetProfile } from './targets.ts';
 

@@ -1,6 +1,6 @@
 /** The memory plan as a readable table: categories at the peak, layers, limits, verdict, suggestions. */
 import { CATEGORY_LABELS, type Category, type MemoryPlan } from './planner.ts';
-import { describe } from './plan-suggestions.ts';
+import { describe } from './suggestions.ts';
 import type { StepTime } from './step-time.ts';
 
 const KIB = 1024;

@@ -12,15 +12,15 @@
  * per decoder layer), the target's limits (a buffer over the per-binding limit does not fit
  * whatever the memory), and suggestions found by planning the changed config.
  */
-import type { Allocation, LimitViolation } from '../kernels/meta-runtime.ts';
-import { countParameters } from '../model/config.ts';
-import { AdamW } from '../optim/adamw.ts';
-import { HostAdamW } from '../optim/host-adamw.ts';
+import type { Allocation, LimitViolation } from '../../kernels/meta-runtime.ts';
+import { countParameters } from '../../model/config.ts';
+import { AdamW } from '../../optim/adamw.ts';
+import { HostAdamW } from '../../optim/host-adamw.ts';
 import { totalmem } from 'node:os';
-import type { TrainConfig } from './config.ts';
+import type { TrainConfig } from '../config.ts';
 import type { TargetProfile } from './targets.ts';
-import { DEFAULT_RESERVE_BYTES, fmtGiB, largestOf, planBuffer, simulate, type PlanBuffer, type Simulation } from './plan-simulate.ts';
-import { suggest, type Suggestion } from './plan-suggestions.ts';
+import { DEFAULT_RESERVE_BYTES, fmtGiB, largestOf, planBuffer, simulate, type PlanBuffer, type Simulation } from './simulate.ts';
+import { suggest, type Suggestion } from './suggestions.ts';
 
 /** Where a byte live at the peak belongs. */
 export type Category = 'parameters' | 'gradients' | 'optimizer' | 'state' | 'inputs' | 'activations' | 'backward' | 'update' | 'metrics';

@@ -4,9 +4,9 @@
  * A buffer over the target's per-binding limit is answered by the knob that shrinks that buffer:
  * batch and context for activations, the model's width for a parameter.
  */
-import type { LimitViolation } from '../kernels/meta-runtime.ts';
-import type { TrainConfig } from './config.ts';
-import { planPeak, usableBytes, fmtGiB, type PlanBuffer } from './plan-simulate.ts';
+import type { LimitViolation } from '../../kernels/meta-runtime.ts';
+import type { TrainConfig } from '../config.ts';
+import { planPeak, usableBytes, fmtGiB, type PlanBuffer } from './simulate.ts';
 import type { TargetProfile } from './targets.ts';
 
 export interface Suggestion {

@@ -10,7 +10,7 @@
  */
 import { totalmem } from 'node:os';
 import { z } from 'zod';
-import type { DeviceCaps, DeviceLimits } from '../kernels/caps.ts';
+import type { DeviceCaps, DeviceLimits } from '../../kernels/caps.ts';
 
 export const GIB = 1024 ** 3;
 

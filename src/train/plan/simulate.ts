@@ -1,17 +1,17 @@
 /**
  * The planner's measurement: record the training loop's steps on a meta runtime with a target's
- * caps and keep the pool's event log of the steady-state window (src/train/planner.ts reads it).
+ * caps and keep the pool's event log of the steady-state window (src/train/plan/planner.ts reads it).
  */
-import { MetaRuntime, type Allocation, type LimitViolation, type PoolEvent } from '../kernels/meta-runtime.ts';
-import type { TimeMoeModel } from '../model/time-moe.ts';
-import type { AdamW } from '../optim/adamw.ts';
-import type { HostAdamW } from '../optim/host-adamw.ts';
-import { buildRunModel } from './optimizer-setup.ts';
-import type { TrainConfig } from './config.ts';
-import { Trainer, type PendingStep } from './trainer.ts';
-import type { Batch } from './batch.ts';
+import { MetaRuntime, type Allocation, type LimitViolation, type PoolEvent } from '../../kernels/meta-runtime.ts';
+import type { TimeMoeModel } from '../../model/time-moe.ts';
+import type { AdamW } from '../../optim/adamw.ts';
+import type { HostAdamW } from '../../optim/host-adamw.ts';
+import { buildRunModel } from '../optimizer-setup.ts';
+import type { TrainConfig } from '../config.ts';
+import { Trainer, type PendingStep } from '../trainer.ts';
+import type { Batch } from '../batch.ts';
 import { GIB, type TargetProfile } from './targets.ts';
-import { requestedProblems, type MatmulProblem } from '../kernels/matmul-config.ts';
+import { requestedProblems, type MatmulProblem } from '../../kernels/matmul-config.ts';
 
 /** Kept free for the CUDA/Vulkan context, Dawn's own allocations and fragmentation. */
 export const DEFAULT_RESERVE_BYTES = 0.5 * GIB;
