@@ -18,7 +18,7 @@ import { planRun } from '../src/train/plan/planner.ts';
 import { namedTarget, thisTarget, GIB } from '../src/train/plan/targets.ts';
 import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';
-import { Trainer } from '../src/train/trainer.ts';
+import { Trainer } from '../src/train/step/trainer.ts';
 import { loadData } from '../src/train/data/index.ts';
 import { runTraining } from '../src/train/run.ts';
 import { readMetrics } from '../src/report/metrics-reader.ts';

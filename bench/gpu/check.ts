@@ -25,7 +25,7 @@ import { planRun } from '../../src/train/plan/planner.ts';
 import { namedTarget, thisTarget, TARGET_NAMES, type TargetProfile } from '../../src/train/plan/targets.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { AdamW } from '../../src/optim/adamw.ts';
-import { Trainer } from '../../src/train/trainer.ts';
+import { Trainer } from '../../src/train/step/trainer.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { checkMatmulSampled, round, timeGpu, markdownTable, type BenchRow } from '../harness.ts';
 import { syntheticBatch, torchConfig } from '../workloads.ts';

@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
 import type { LoadProgress } from './data/files.ts';
 import { fmt } from './metrics.ts';
-import type { StepMetrics } from './trainer.ts';
+import type { StepMetrics } from './step/trainer.ts';
 
 export interface Progress {
   update(m: StepMetrics): void;

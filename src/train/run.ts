@@ -11,11 +11,11 @@ import { timestampsPrecise } from '../kernels/device.ts';
 import { GpuProfiler, formatProfile, profileJson } from '../kernels/profiler.ts';
 import { ConfigError, type TrainConfig } from './config.ts';
 import { DataError, formatReport, loadData } from './data/index.ts';
-import { evaluate, type ValidMetrics } from './evaluate.ts';
-import { describeBad } from './guards.ts';
+import { evaluate, type ValidMetrics } from './step/evaluate.ts';
+import { describeBad } from './step/guards.ts';
 import { MetricsLog, fmt } from './metrics.ts';
 import { createLoadProgress, createProgress } from './progress.ts';
-import { Trainer, type StepMetrics } from './trainer.ts';
+import { Trainer, type StepMetrics } from './step/trainer.ts';
 import { planRun, type MemoryPlan } from './plan/planner.ts';
 import { formatPlan } from './plan/format.ts';
 import { describe as describeViolation } from './plan/suggestions.ts';
@@ -31,7 +31,7 @@ import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
 import { prepareInitFrom } from './hf/init-from.ts';
-import { buildRunModel } from './optimizer-setup.ts';
+import { buildRunModel } from './step/model-setup.ts';
 import type { MetricsObserver } from '../ui/observer.ts';
 
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */

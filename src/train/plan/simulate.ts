@@ -6,10 +6,10 @@ import { MetaRuntime, type Allocation, type LimitViolation, type PoolEvent } fro
 import type { TimeMoeModel } from '../../model/time-moe.ts';
 import type { AdamW } from '../../optim/adamw.ts';
 import type { HostAdamW } from '../../optim/host-adamw.ts';
-import { buildRunModel } from '../optimizer-setup.ts';
+import { buildRunModel } from '../step/model-setup.ts';
 import type { TrainConfig } from '../config.ts';
-import { Trainer, type PendingStep } from '../trainer.ts';
-import type { Batch } from '../batch.ts';
+import { Trainer, type PendingStep } from '../step/trainer.ts';
+import type { Batch } from '../step/batch.ts';
 import { GIB, type TargetProfile } from './targets.ts';
 import { requestedProblems, type MatmulProblem } from '../../kernels/matmul-config.ts';
 

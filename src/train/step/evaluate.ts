@@ -2,11 +2,11 @@
  * Validation in a no-grad graph: the training loss (task loss + aux terms), and per task either
  * MSE / MAE per horizon on the normalised scale (forecasting) or accuracy (classification).
  */
-import type { Backend } from '../kernels/tensor.ts';
-import { Graph } from '../autograd/graph.ts';
-import { Var } from '../autograd/variable.ts';
-import type { TimeMoeModel } from '../model/time-moe.ts';
-import type { LossOptions } from '../model/losses.ts';
+import type { Backend } from '../../kernels/tensor.ts';
+import { Graph } from '../../autograd/graph.ts';
+import { Var } from '../../autograd/variable.ts';
+import type { TimeMoeModel } from '../../model/time-moe.ts';
+import type { LossOptions } from '../../model/losses.ts';
 import { taskLoss, uploadBatch, type Batch } from './batch.ts';
 
 export interface ValidMetrics {

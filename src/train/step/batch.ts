@@ -1,10 +1,10 @@
 /** A training batch on the host, its upload as model inputs and targets, and the task's loss. */
-import type { Backend } from '../kernels/tensor.ts';
-import type { Tensor } from '../kernels/tensor.ts';
-import { horizonTargets } from '../kernels/loss.ts';
-import { classificationLoss, forecastLoss, type HorizonTarget, type LossOptions, type LossTerms } from '../model/losses.ts';
-import type { ModelOutput, TimeMoeModel } from '../model/time-moe.ts';
-import type { Batch as DataBatch } from './data/windows.ts';
+import type { Backend } from '../../kernels/tensor.ts';
+import type { Tensor } from '../../kernels/tensor.ts';
+import { horizonTargets } from '../../kernels/loss.ts';
+import { classificationLoss, forecastLoss, type HorizonTarget, type LossOptions, type LossTerms } from '../../model/losses.ts';
+import type { ModelOutput, TimeMoeModel } from '../../model/time-moe.ts';
+import type { Batch as DataBatch } from '../data/windows.ts';
 
 /** What the model needs of a data batch (src/train/data/windows.ts makes them). */
 export type Batch = Pick<DataBatch, 'inputs' | 'labels' | 'mask' | 'B' | 'T'> & { classes?: Int32Array };

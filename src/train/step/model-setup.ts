@@ -8,14 +8,14 @@
  * optim.freeze and optim.lora decide what trains (src/model/freeze.ts): the optimizer's moments and
  * the checkpoint's optimizer.safetensors cover the trainable parameters only, in both modes.
  */
-import type { Backend } from '../kernels/tensor.ts';
-import { TimeMoeModel } from '../model/time-moe.ts';
-import type { Parameter } from '../model/parameter.ts';
-import { AdamW } from '../optim/adamw.ts';
-import { HostAdamW } from '../optim/host-adamw.ts';
-import { applyFreeze } from '../model/freeze.ts';
-import type { TrainConfig } from './config.ts';
-import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from './persist/checkpoint.ts';
+import type { Backend } from '../../kernels/tensor.ts';
+import { TimeMoeModel } from '../../model/time-moe.ts';
+import type { Parameter } from '../../model/parameter.ts';
+import { AdamW } from '../../optim/adamw.ts';
+import { HostAdamW } from '../../optim/host-adamw.ts';
+import { applyFreeze } from '../../model/freeze.ts';
+import type { TrainConfig } from '../config.ts';
+import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from '../persist/checkpoint.ts';
 
 export interface RunModel {
   model: TimeMoeModel;

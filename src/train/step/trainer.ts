@@ -3,28 +3,28 @@
  * global-norm clip and AdamW, all recorded on the GPU; then one readback of the step's metrics.
  * Data flows one way: batch -> model -> loss -> backward -> guards -> clip -> AdamW -> metrics.
  */
-import type { Backend } from '../kernels/tensor.ts';
-import type { Tensor } from '../kernels/tensor.ts';
+import type { Backend } from '../../kernels/tensor.ts';
+import type { Tensor } from '../../kernels/tensor.ts';
 import { Readback, decode, type Field, type ReadValues } from './readback.ts';
-import { Graph } from '../autograd/graph.ts';
-import { Var } from '../autograd/variable.ts';
-import { zeroGrad } from '../autograd/grad.ts';
-import { expertColumnStats, routerStats, switchLoss } from '../kernels/moe-loss.ts';
-import { axpy, copy } from '../kernels/elementwise.ts';
-import type { TimeMoeModel } from '../model/time-moe.ts';
-import type { LossOptions, LossTerms } from '../model/losses.ts';
-import type { TapSite } from '../model/layers/decoder-layer.ts';
-import { AdamW } from '../optim/adamw.ts';
-import { HostAdamW } from '../optim/host-adamw.ts';
-import { globalNormClip } from '../optim/clip.ts';
-import { CLIP } from '../kernels/adamw.ts';
-import { auxFactor, learningRate } from '../optim/schedule.ts';
-import { ConfigError, type TrainConfig } from './config.ts';
+import { Graph } from '../../autograd/graph.ts';
+import { Var } from '../../autograd/variable.ts';
+import { zeroGrad } from '../../autograd/grad.ts';
+import { expertColumnStats, routerStats, switchLoss } from '../../kernels/moe-loss.ts';
+import { axpy, copy } from '../../kernels/elementwise.ts';
+import type { TimeMoeModel } from '../../model/time-moe.ts';
+import type { LossOptions, LossTerms } from '../../model/losses.ts';
+import type { TapSite } from '../../model/layers/decoder-layer.ts';
+import { AdamW } from '../../optim/adamw.ts';
+import { HostAdamW } from '../../optim/host-adamw.ts';
+import { globalNormClip } from '../../optim/clip.ts';
+import { CLIP } from '../../kernels/adamw.ts';
+import { auxFactor, learningRate } from '../../optim/schedule.ts';
+import { ConfigError, type TrainConfig } from '../config.ts';
 import { taskLoss, uploadBatch, type Batch, type DeviceBatch } from './batch.ts';
 import { GuardBatch, type BadTensor } from './guards.ts';
-import { LossScaler } from '../optim/loss-scale.ts';
-import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../kernels/train-state.ts';
-import type { Parameter } from '../model/parameter.ts';
+import { LossScaler } from '../../optim/loss-scale.ts';
+import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../../kernels/train-state.ts';
+import type { Parameter } from '../../model/parameter.ts';
 
 export interface LayerRoutingMetrics {
   layer: number;

@@ -7,9 +7,9 @@
  * forward order, so the report points at where the NaN was born, not at everything it flowed
  * into; a NaN born in backward is named by a gradient pass run only on that bad step.
  */
-import type { Tensor } from '../kernels/tensor.ts';
-import { finiteStatsMany, totalNonFinite } from '../kernels/guard.ts';
-import { axpy } from '../kernels/elementwise.ts';
+import type { Tensor } from '../../kernels/tensor.ts';
+import { finiteStatsMany, totalNonFinite } from '../../kernels/guard.ts';
+import { axpy } from '../../kernels/elementwise.ts';
 
 export interface GuardEntry {
   /** e.g. "model.layers.1.ffn_out", "loss.total", "model.layers.0.self_attn.q_proj.weight.grad". */

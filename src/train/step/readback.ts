@@ -4,7 +4,7 @@
  * All registered tensors still come back in ONE readMany (one copy into staging, one map), riding
  * in the step's own submit.
  */
-import type { Backend, ReadArray, Tensor } from '../kernels/tensor.ts';
+import type { Backend, ReadArray, Tensor } from '../../kernels/tensor.ts';
 
 /** A handle for one registered value; `name` is for messages. */
 export interface Field<T> {
