@@ -20,7 +20,7 @@ import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { Trainer } from '../src/train/step/trainer.ts';
 import { loadData } from '../src/train/data/index.ts';
-import { runTraining } from '../src/train/run.ts';
+import { runTraining } from '../src/train/run/run.ts';
 import { readMetrics } from '../src/report/metrics-reader.ts';
 import { environment, round, summarize, writeResults, type BenchRow, type SuiteResult } from './harness.ts';
 

@@ -15,7 +15,7 @@ import type { RunStatus } from '../ui/protocol.ts';
 import { loadRun } from '../ui/saved-run.ts';
 import { serve } from '../ui/server.ts';
 import { EXIT } from './exit-codes.ts';
-import { RunStopped, type RunResult } from './run.ts';
+import { RunStopped, type RunResult } from './run/run.ts';
 
 /** Labels for the runs as the user typed them, made unique when two folders share a name. */
 function labels(args: readonly string[]): string[] {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import { planRun } from '../../src/train/plan/planner.ts';
-import { runTraining } from '../../src/train/run.ts';
+import { runTraining } from '../../src/train/run/run.ts';
 import { thisTarget } from '../../src/train/plan/targets.ts';
 import { testRuntime } from '../reference/gpu.ts';
 

@@ -15,7 +15,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import type { Batch } from '../../src/train/step/batch.ts';
 import type { StepMetrics } from '../../src/train/step/trainer.ts';
-import { runTraining } from '../../src/train/run.ts';
+import { runTraining } from '../../src/train/run/run.ts';
 import { thisTarget } from '../../src/train/plan/targets.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, toF32 } from '../reference/rng.ts';

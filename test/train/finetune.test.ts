@@ -19,7 +19,7 @@ import { Var } from '../../src/autograd/variable.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { frozenGroups } from '../../src/model/freeze.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import { runTraining } from '../../src/train/run.ts';
+import { runTraining } from '../../src/train/run/run.ts';
 import { thisTarget } from '../../src/train/plan/targets.ts';
 import { loadCheckpoint } from '../../src/train/persist/checkpoint.ts';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';

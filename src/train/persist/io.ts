@@ -6,7 +6,7 @@
  */
 import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, statfsSync, truncateSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { injectFault } from '../faults.ts';
+import { injectFault } from '../run/faults.ts';
 
 const CODE_TEXT: Record<string, string> = {
   ENOSPC: 'no space left on device',

@@ -4,7 +4,7 @@
  * checkpoint; or before training starts, with nothing written); a second one quits at once with
  * the same exit code, after the `onForce` clean-up (the run folder's lock).
  */
-import { EXIT } from './exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
 

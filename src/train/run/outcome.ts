@@ -1,5 +1,5 @@
 /** The last line of a run (stdout): "done: ...", "stopped: ..." or "diverged: ...", and its exit code. */
-import { EXIT } from './exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 import { fmt } from './metrics.ts';
 import type { RunResult } from './run.ts';
 

@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CheckpointError, DIVERGED_RE, LATEST_FILE, OLD_RE, STATE_FILE, STEP_RE, TMP_RE, readCheckpointState, readLatestName } from './persist/checkpoint.ts';
+import { CheckpointError, DIVERGED_RE, LATEST_FILE, OLD_RE, STATE_FILE, STEP_RE, TMP_RE, readCheckpointState, readLatestName } from '../persist/checkpoint.ts';
 import { shownPath } from './run-dir.ts';
 
 export interface Skipped {

@@ -9,7 +9,7 @@
  * (code, errno, syscall), so the real handling path runs. Unset in normal use.
  */
 import { z } from 'zod';
-import { ConfigError } from './config.ts';
+import { ConfigError } from '../config.ts';
 
 const ERRNO = { ENOSPC: -28, EIO: -5, EROFS: -30, EACCES: -13 } as const;
 const FaultSchema = z.string().regex(/^(ENOSPC|EIO|EROFS|EACCES)@[\w.:=-]+$/, 'expected <ENOSPC|EIO|EROFS|EACCES>@<site>, e.g. ENOSPC@checkpoint:step-6:model.safetensors');

@@ -5,34 +5,34 @@
  * after parsing flags. Nothing is written to the run folder until every check has passed.
  */
 import { basename, dirname, join } from 'node:path';
-import { getRuntime, type DawnRuntime } from '../kernels/runtime.ts';
-import type { Backend } from '../kernels/tensor.ts';
-import { timestampsPrecise } from '../kernels/device.ts';
-import { GpuProfiler, formatProfile, profileJson } from '../kernels/profiler.ts';
-import { ConfigError, type TrainConfig } from './config.ts';
-import { DataError, formatReport, loadData } from './data/index.ts';
-import { evaluate, type ValidMetrics } from './step/evaluate.ts';
-import { describeBad } from './step/guards.ts';
+import { getRuntime, type DawnRuntime } from '../../kernels/runtime.ts';
+import type { Backend } from '../../kernels/tensor.ts';
+import { timestampsPrecise } from '../../kernels/device.ts';
+import { GpuProfiler, formatProfile, profileJson } from '../../kernels/profiler.ts';
+import { ConfigError, type TrainConfig } from '../config.ts';
+import { DataError, formatReport, loadData } from '../data/index.ts';
+import { evaluate, type ValidMetrics } from '../step/evaluate.ts';
+import { describeBad } from '../step/guards.ts';
 import { MetricsLog, fmt } from './metrics.ts';
 import { createLoadProgress, createProgress } from './progress.ts';
-import { Trainer, type StepMetrics } from './step/trainer.ts';
-import { planRun, type MemoryPlan } from './plan/planner.ts';
-import { formatPlan } from './plan/format.ts';
-import { describe as describeViolation } from './plan/suggestions.ts';
-import { thisTarget, type TargetProfile } from './plan/targets.ts';
-import { stepMatmuls } from './plan/simulate.ts';
-import { loadTuning, tuneMatmuls, tuningCachePath } from '../kernels/matmul-tune.ts';
-import { CheckpointError, DIVERGED_RE, loadCheckpoint, pointLatest, saveCheckpoint, type CheckpointProgress } from './persist/checkpoint.ts';
-import { EXIT } from './exit-codes.ts';
+import { Trainer, type StepMetrics } from '../step/trainer.ts';
+import { planRun, type MemoryPlan } from '../plan/planner.ts';
+import { formatPlan } from '../plan/format.ts';
+import { describe as describeViolation } from '../plan/suggestions.ts';
+import { thisTarget, type TargetProfile } from '../plan/targets.ts';
+import { stepMatmuls } from '../plan/simulate.ts';
+import { loadTuning, tuneMatmuls, tuningCachePath } from '../../kernels/matmul-tune.ts';
+import { CheckpointError, DIVERGED_RE, loadCheckpoint, pointLatest, saveCheckpoint, type CheckpointProgress } from '../persist/checkpoint.ts';
+import { EXIT } from '../exit-codes.ts';
 import { injectFault } from './faults.ts';
-import { IoError, writeFileAtomic } from './persist/io.ts';
+import { IoError, writeFileAtomic } from '../persist/io.ts';
 import { RunLock, checkFreshRun, runPaths, setAside, shownPath } from './run-dir.ts';
 import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
-import { prepareInitFrom } from './hf/init-from.ts';
-import { buildRunModel } from './step/model-setup.ts';
-import type { MetricsObserver } from '../ui/observer.ts';
+import { prepareInitFrom } from '../hf/init-from.ts';
+import { buildRunModel } from '../step/model-setup.ts';
+import type { MetricsObserver } from '../../ui/observer.ts';
 
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */
 export class RunStopped extends Error {

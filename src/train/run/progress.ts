@@ -1,9 +1,9 @@
 /** Progress display: a bar with ETA on a terminal (cli-progress), plain lines otherwise. */
 import cliProgress from 'cli-progress';
 import { basename } from 'node:path';
-import type { LoadProgress } from './data/files.ts';
+import type { LoadProgress } from '../data/files.ts';
 import { fmt } from './metrics.ts';
-import type { StepMetrics } from './step/trainer.ts';
+import type { StepMetrics } from '../step/trainer.ts';
 
 export interface Progress {
   update(m: StepMetrics): void;

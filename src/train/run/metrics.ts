@@ -5,9 +5,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { appendLine, rethrowIo, writeFileAtomic } from './persist/io.ts';
-import type { MetricsObserver, RunHeader } from '../ui/observer.ts';
-import { jsonSafe } from '../util/json.ts';
+import { appendLine, rethrowIo, writeFileAtomic } from '../persist/io.ts';
+import type { MetricsObserver, RunHeader } from '../../ui/observer.ts';
+import { jsonSafe } from '../../util/json.ts';
 
 export { jsonSafe };
 

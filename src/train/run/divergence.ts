@@ -6,7 +6,7 @@
  * constant series) does not turn noise into a divergence. The training loss alone is not used:
  * it is noisy, and with guards on a non-finite step is skipped (and stopped after K) instead.
  */
-import type { TrainConfig } from './config.ts';
+import type { TrainConfig } from '../config.ts';
 import { fmt } from './metrics.ts';
 
 export const DIVERGENCE_FLOOR = 0.01;
