@@ -10,7 +10,7 @@ import { GpuError } from '../kernels/errors.ts';
 import { CheckpointError } from '../train/persist/checkpoint.ts';
 import { ConfigError } from '../train/config.ts';
 import { DataError } from '../train/data/errors.ts';
-import { HfConfigError } from '../train/hf/hf-config.ts';
+import { HfConfigError } from '../train/interop/hf-config.ts';
 import { ForecastError } from './errors.ts';
 import { runForecast } from './run.ts';
 

@@ -8,9 +8,9 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { CheckpointError } from '../persist/checkpoint.ts';
 import { ConfigError } from '../config.ts';
-import { HfConfigError } from './hf-config.ts';
-import { exportHf } from './hf-export.ts';
-import { describeSource, resolveModelSource, sourceLora } from './model-source.ts';
+import { HfConfigError } from '../interop/hf-config.ts';
+import { exportHf } from '../interop/hf-export.ts';
+import { describeSource, resolveModelSource, sourceLora } from '../interop/model-source.ts';
 
 const OptionsSchema = z.object({ checkpoint: z.string().min(1), out: z.string().min(1), force: z.boolean().default(false) }).strict();
 

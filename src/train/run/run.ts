@@ -30,7 +30,7 @@ import { RunLock, checkFreshRun, runPaths, setAside, shownPath } from './run-dir
 import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
 import { divergence, divergenceFix } from './divergence.ts';
-import { prepareInitFrom } from '../hf/init-from.ts';
+import { prepareInitFrom } from '../interop/init-from.ts';
 import { buildRunModel } from '../step/model-setup.ts';
 import type { MetricsObserver } from '../../ui/observer.ts';
 
