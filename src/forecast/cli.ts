@@ -3,7 +3,7 @@
  * source, data, config mismatch, no GPU adapter): the message names the problem and the fix, and
  * nothing is written.
  */
-import { parseCommandLine } from '../train/cli-parse.ts';
+import { parseCommandLine } from '../train/cli/parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { GpuError } from '../kernels/errors.ts';

@@ -4,7 +4,7 @@
  * exit-code table (exit-codes.ts).
  */
 import { type Command, CommanderError } from 'commander';
-import { EXIT } from './exit-codes.ts';
+import { EXIT } from '../exit-codes.ts';
 
 /** Parse argv; null when parsed, else the exit code (0 after --help / --version, 2 for bad flags). */
 export function parseCommandLine(program: Command, argv: readonly string[]): number | null {

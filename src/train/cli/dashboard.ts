@@ -5,17 +5,17 @@
  * - `train.js --ui [port] [--ui-host <address>]`: withDashboard() runs the training under a live one.
  */
 import { Command } from 'commander';
-import { parseCommandLine } from './cli-parse.ts';
-import { UiError } from '../ui/errors.ts';
-import { DEFAULT_PORT, parseAddress } from '../ui/flags.ts';
-import { Hub } from '../ui/hub.ts';
-import { startLiveDashboard, withLiveDashboard } from '../ui/live.ts';
-import type { MetricsObserver } from '../ui/observer.ts';
-import type { RunStatus } from '../ui/protocol.ts';
-import { loadRun } from '../ui/saved-run.ts';
-import { serve } from '../ui/server.ts';
-import { EXIT } from './exit-codes.ts';
-import { RunStopped, type RunResult } from './run/run.ts';
+import { parseCommandLine } from './parse.ts';
+import { UiError } from '../../ui/errors.ts';
+import { DEFAULT_PORT, parseAddress } from '../../ui/flags.ts';
+import { Hub } from '../../ui/hub.ts';
+import { startLiveDashboard, withLiveDashboard } from '../../ui/live.ts';
+import type { MetricsObserver } from '../../ui/observer.ts';
+import type { RunStatus } from '../../ui/protocol.ts';
+import { loadRun } from '../../ui/saved-run.ts';
+import { serve } from '../../ui/server.ts';
+import { EXIT } from '../exit-codes.ts';
+import { RunStopped, type RunResult } from '../run/run.ts';
 
 /** Labels for the runs as the user typed them, made unique when two folders share a name. */
 function labels(args: readonly string[]): string[] {

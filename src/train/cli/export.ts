@@ -3,7 +3,7 @@
  * Time-MoE folder. Exit codes: 0 written, 2 bad input (the message names the problem and the fix;
  * nothing is written).
  */
-import { parseCommandLine } from '../cli-parse.ts';
+import { parseCommandLine } from './parse.ts';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { CheckpointError } from '../persist/checkpoint.ts';

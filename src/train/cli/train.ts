@@ -2,25 +2,25 @@
  * Command-line interface of train.js. One exit-code table for --plan and training (exit-codes.ts,
  * README "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.
  */
-import { parseCommandLine } from './cli-parse.ts';
+import { parseCommandLine } from './parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { GpuError } from '../kernels/errors.ts';
-import { ConfigError, loadConfig } from './config.ts';
-import { DataError } from './data/errors.ts';
-import { CheckpointError } from './persist/checkpoint.ts';
-import { EXIT } from './exit-codes.ts';
-import { checkFaults } from './run/faults.ts';
-import { IoError } from './persist/io.ts';
-import { formatOutcome } from './run/outcome.ts';
-import { RunFolderError, shownPath } from './run/run-dir.ts';
-import { RunStopped, planFor, runTraining } from './run/run.ts';
-import { formatPlan } from './plan/format.ts';
-import { estimateStepTime, measureHostAdamW } from './plan/step-time.ts';
-import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from './plan/targets.ts';
-import { getRuntime } from '../kernels/runtime.ts';
+import { GpuError } from '../../kernels/errors.ts';
+import { ConfigError, loadConfig } from '../config.ts';
+import { DataError } from '../data/errors.ts';
+import { CheckpointError } from '../persist/checkpoint.ts';
+import { EXIT } from '../exit-codes.ts';
+import { checkFaults } from '../run/faults.ts';
+import { IoError } from '../persist/io.ts';
+import { formatOutcome } from '../run/outcome.ts';
+import { RunFolderError, shownPath } from '../run/run-dir.ts';
+import { RunStopped, planFor, runTraining } from '../run/run.ts';
+import { formatPlan } from '../plan/format.ts';
+import { estimateStepTime, measureHostAdamW } from '../plan/step-time.ts';
+import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from '../plan/targets.ts';
+import { getRuntime } from '../../kernels/runtime.ts';
 import { runSmoke } from './smoke.ts';
-import { UiError } from '../ui/errors.ts';
-import { withDashboard } from './dashboard-cli.ts';
+import { UiError } from '../../ui/errors.ts';
+import { withDashboard } from './dashboard.ts';
 
 const GiB = 2 ** 30;
 
