@@ -10,7 +10,7 @@ import { getRuntime } from '../kernels/runtime.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
 import { DataError, effectiveStride, formatReport, loadData, meanStd, splitSeries, windowStarts, type CleanSeries, type DataConfig } from '../train/data/index.ts';
 import { describeSource, loadSourceWeights, resolveModelSource, type ModelSource } from '../train/interop/model-source.ts';
-import { replaceFolderAtomic, writeFiles } from '../util/atomic-folder.ts';
+import { replaceFolderAtomic, writeFiles } from '../util/atomic-write.ts';
 import { BASELINES, baselineForecast, detectSeason, type BaselineName } from './baselines.ts';
 import { denormalise, forecastDataConfig, normalise, windowStats, type DataFlags } from './data.ts';
 import { ForecastError } from './errors.ts';

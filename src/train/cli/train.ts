@@ -10,7 +10,7 @@ import { DataError } from '../data/errors.ts';
 import { CheckpointError } from '../persist/checkpoint.ts';
 import { EXIT } from '../exit-codes.ts';
 import { checkFaults } from '../run/faults.ts';
-import { IoError } from '../persist/io.ts';
+import { IoError } from '../../util/atomic-write.ts';
 import { formatOutcome } from '../run/outcome.ts';
 import { RunFolderError, shownPath } from '../run/run-dir.ts';
 import { RunStopped, planFor, runTraining } from '../run/run.ts';

@@ -5,12 +5,12 @@
  * so they are read, checked against the model the config describes, and written again; a
  * checkpoint trained with optim.lora has its adapters merged into the weights first.
  *
- * Atomic (src/util/atomic-folder.ts): `<out>` is either absent, the previous export (with
+ * Atomic (src/util/atomic-write.ts): `<out>` is either absent, the previous export (with
  * --force), or complete.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { replaceFolderAtomic, writeSyncedText } from '../../util/atomic-folder.ts';
+import { replaceFolderAtomic, writeSyncedText } from '../../util/atomic-write.ts';
 import { CheckpointError, MODEL_FILE } from '../persist/checkpoint.ts';
 import { writeSafetensors, type HostTensor, type WriteResult } from '../persist/safetensors.ts';
 import { hfFromModel } from './hf-config.ts';

@@ -24,7 +24,7 @@ import { z } from 'zod';
 import type { Tensor } from '../../kernels/tensor.ts';
 import type { Parameter } from '../../model/parameter.ts';
 import { pidAlive } from '../../util/process.ts';
-import { IoError } from './io.ts';
+import { IoError } from '../../util/atomic-write.ts';
 import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
 
 export { CheckpointError } from './safetensors.ts';

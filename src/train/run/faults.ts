@@ -35,6 +35,11 @@ export function checkFaults(): void {
   faults();
 }
 
+/** The fault point `site` as a callback for the writers' `beforeWrite` hook (src/util/atomic-write.ts). */
+export function faultAt(site: string): () => void {
+  return () => injectFault(site);
+}
+
 /** Throw the injected error for this site, if one is set. */
 export function injectFault(site: string): void {
   const code = faults().get(site);

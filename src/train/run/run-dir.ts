@@ -13,7 +13,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { bootId, pidAlive } from '../../util/process.ts';
 import { injectFault } from './faults.ts';
-import { isErrno, rethrowIo } from '../persist/io.ts';
+import { isErrno, rethrowIo } from '../../util/atomic-write.ts';
 
 /** A run folder that cannot be used as asked (exit 2): the message says why and what to do. */
 export class RunFolderError extends Error {

@@ -24,8 +24,8 @@ import { stepMatmuls } from '../plan/simulate.ts';
 import { loadTuning, tuneMatmuls, tuningCachePath } from '../../kernels/matmul-tune.ts';
 import { CheckpointError, DIVERGED_RE, loadCheckpoint, pointLatest, saveCheckpoint, type CheckpointProgress } from '../persist/checkpoint.ts';
 import { EXIT } from '../exit-codes.ts';
-import { injectFault } from './faults.ts';
-import { IoError, writeFileAtomic } from '../persist/io.ts';
+import { faultAt, injectFault } from './faults.ts';
+import { IoError, writeFileAtomic } from '../../util/atomic-write.ts';
 import { RunLock, checkFreshRun, runPaths, setAside, shownPath } from './run-dir.ts';
 import { availableSteps, pickResume } from './resume.ts';
 import { SIGNAL_EXIT, StopRequests } from './signals.ts';
@@ -186,7 +186,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
 
     // Commit: every check passed. From here on the run writes its folder.
     committed = true;
-    writeFileAtomic(paths.plan, formatPlan(plan), 'writing', 'plan.txt');
+    writeFileAtomic(paths.plan, formatPlan(plan), { action: 'writing', beforeWrite: faultAt('plan.txt') });
     if (overwrite.length) {
       const to = setAside(paths, 'overwritten', overwrite.map((f) => join(paths.dir, f)));
       console.error(`[overwrite] the previous run in ${show(paths.dir)} was moved to ${show(to)} (nothing deleted)`);
@@ -382,7 +382,7 @@ async function reportProfile(rt: Backend, profiler: GpuProfiler, path: string, s
     await profiler.flush();
     const precise = timestampsPrecise();
     console.error(formatProfile(profiler.summary('op'), { byShader: profiler.summary('shader'), precise }));
-    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, 'writing', 'profile.json');
+    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, { action: 'writing', beforeWrite: faultAt('profile.json') });
     console.error(`[profile] written to ${show(path)}`);
     profiler.destroy();
   } catch (e) {
