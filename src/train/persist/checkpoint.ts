@@ -7,24 +7,24 @@
  * and `<root>/latest` names the newest one (never a `diverged-step-<N>` checkpoint: those hold the
  * state of a run whose validation loss diverged, kept for inspection only).
  *
- * Crash safety: everything is written and fsynced in `<target>.tmp-<pid>-<hex>` beside the target,
- * then renamed into place (an existing target is first renamed to `<target>.old-<pid>-<hex>` and
- * removed after), then `latest` is replaced via temp file + rename. A kill at any point leaves the
- * previous checkpoint loadable: `latestCheckpoint` follows `latest`, falls back to the `.old-` copy
- * when a kill landed between the two renames, and never returns a `.tmp-` directory. The next save
- * cleans up after dead writers. One writer per root at a time.
+ * Crash safety (src/util/atomic-write.ts): everything is written and fsynced in
+ * `<target>.tmp-<pid>-<hex>` beside the target, then renamed into place (an existing target is
+ * first renamed to `<target>.old-<pid>-<hex>` and removed after), then `latest` is replaced via
+ * temp file + rename. A kill at any point leaves the previous checkpoint loadable:
+ * `latestCheckpoint` follows `latest`, falls back to the `.old-` copy when a kill landed between
+ * the two renames, and never returns a `.tmp-` directory. The next save cleans up after dead
+ * writers. One writer per root at a time.
  *
  * Loading validates every file, shape and checksum before touching the model or optimizer, so a
  * bad checkpoint throws a CheckpointError and leaves both as they were.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Tensor } from '../../kernels/tensor.ts';
 import type { Parameter } from '../../model/parameter.ts';
 import { pidAlive } from '../../util/process.ts';
-import { IoError } from '../../util/atomic-write.ts';
+import { IoError, OLD_RE, TEMP_RE as TMP_RE, replaceFolderAtomic, syncFolder, writeFileAtomic, writeSyncedText } from '../../util/atomic-write.ts';
 import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
 
 export { CheckpointError } from './safetensors.ts';
@@ -161,15 +161,11 @@ export interface CheckpointData {
   state: TrainingStateInput;
 }
 
-export const TMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
-export const OLD_RE = /^(.+)\.old-(\d+)-[0-9a-f]+$/;
+/** A writer's leftovers beside a checkpoint (src/util/atomic-write.ts names them). */
+export { TMP_RE, OLD_RE };
 export const STEP_RE = /^step-(\d+)$/;
 /** A checkpoint saved while the validation loss had diverged (run.ts): never `latest`. */
 export const DIVERGED_RE = /^diverged-step-(\d+)$/;
-
-function suffix(): string {
-  return `${process.pid}-${randomBytes(4).toString('hex')}`;
-}
 
 function checkName(root: string, name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.=-]*$/.test(name) || TMP_RE.test(name) || OLD_RE.test(name) || name === LATEST_FILE)
@@ -185,30 +181,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** fsync a directory so renames in it survive power loss (not possible on every OS: skip there). */
-async function syncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw e;
-  } finally {
-    await fh?.close();
-  }
-}
-
-async function writeDurable(path: string, text: string, fsync: boolean): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(text, 'utf8');
-    if (fsync) await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Point `<root>/latest` at `name`, or remove it (null): after a resume from an older checkpoint
  * moved the newer ones aside, `latest` must not name a folder that is gone.
@@ -216,23 +188,15 @@ async function writeDurable(path: string, text: string, fsync: boolean): Promise
 export async function pointLatest(root: string, name: string | null): Promise<void> {
   try {
     if (name === null) await rm(join(root, LATEST_FILE), { force: true });
-    else await writeLatest(root, name, true);
+    else writeLatest(root, name, true);
   } catch (e) {
     throw IoError.from(e, join(root, LATEST_FILE), 'writing') ?? e;
   }
 }
 
 /** Replace `<root>/latest` atomically; on failure the temp file is removed and `latest` is as it was. */
-async function writeLatest(root: string, name: string, fsync: boolean): Promise<void> {
-  const tmp = join(root, `${LATEST_FILE}.tmp-${suffix()}`);
-  try {
-    await writeDurable(tmp, `${name}\n`, fsync);
-    await rename(tmp, join(root, LATEST_FILE));
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  if (fsync) await syncDir(root);
+function writeLatest(root: string, name: string, fsync: boolean): void {
+  writeFileAtomic(join(root, LATEST_FILE), `${name}\n`, { fsync, syncFolder: fsync });
 }
 
 /**
@@ -321,59 +285,46 @@ async function writeCheckpointIn(root: string, name: string, base: z.output<type
   await mkdir(root, { recursive: true });
   await recover(root);
 
-  const tmp = `${target}.tmp-${suffix()}`;
-  await mkdir(tmp);
-  let state: CheckpointState;
-  try {
-    await report({ phase: 'tmp-created' });
-    const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
-      at.file = join(target, file);
-      return writeSafetensors(join(tmp, file), tensors, meta, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
-    };
-    const model = await write(MODEL_FILE, data.model, MODEL_META);
-    await report({ phase: 'model-written' });
-    const optimizer = await write(OPTIMIZER_FILE, data.optimizer, OPTIMIZER_META);
-    await report({ phase: 'optimizer-written' });
-    state = {
-      format: CHECKPOINT_FORMAT,
-      version: CHECKPOINT_VERSION,
-      ...base,
-      createdAt: new Date().toISOString(),
-      files: { model: { ...model, tensors: data.model.size }, optimizer: { ...optimizer, tensors: data.optimizer.size } },
-    };
-    at.file = join(target, STATE_FILE);
-    await writeDurable(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, fsync);
-    await report({ phase: 'state-written' });
-    if (fsync) await syncDir(tmp);
-    await report({ phase: 'synced' });
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
-
-  // Rename can't replace a non-empty directory: move the old one aside, then swap in the new one.
-  let old: string | null = null;
-  if (await exists(target)) {
-    old = `${target}.old-${suffix()}`;
-    await rename(target, old);
-    await report({ phase: 'old-moved-aside' });
-  }
-  try {
-    await rename(tmp, target);
-  } catch (e) {
-    // Put the previous checkpoint back rather than leave its name empty.
-    if (old) await rename(old, target);
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  if (fsync) await syncDir(root);
-  at.file = join(root, LATEST_FILE);
-  await report({ phase: 'renamed' });
-  if (opts.latest ?? true) {
-    await writeLatest(root, name, fsync);
-    await report({ phase: 'latest-updated' });
-  }
-  if (old) await rm(old, { recursive: true, force: true });
+  let state!: CheckpointState;
+  await replaceFolderAtomic(
+    target,
+    async (tmp) => {
+      await report({ phase: 'tmp-created' });
+      const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
+        at.file = join(target, file);
+        return writeSafetensors(join(tmp, file), tensors, meta, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
+      };
+      const model = await write(MODEL_FILE, data.model, MODEL_META);
+      await report({ phase: 'model-written' });
+      const optimizer = await write(OPTIMIZER_FILE, data.optimizer, OPTIMIZER_META);
+      await report({ phase: 'optimizer-written' });
+      state = {
+        format: CHECKPOINT_FORMAT,
+        version: CHECKPOINT_VERSION,
+        ...base,
+        createdAt: new Date().toISOString(),
+        files: { model: { ...model, tensors: data.model.size }, optimizer: { ...optimizer, tensors: data.optimizer.size } },
+      };
+      at.file = join(target, STATE_FILE);
+      await writeSyncedText(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, fsync);
+      await report({ phase: 'state-written' });
+      if (fsync) syncFolder(tmp);
+      await report({ phase: 'synced' });
+    },
+    {
+      // The root is synced once the new folder is in place; `latest` moves before the old one goes.
+      syncParent: fsync,
+      onMovedAside: () => report({ phase: 'old-moved-aside' }),
+      afterSwap: async () => {
+        at.file = join(root, LATEST_FILE);
+        await report({ phase: 'renamed' });
+        if (opts.latest ?? true) {
+          writeLatest(root, name, fsync);
+          await report({ phase: 'latest-updated' });
+        }
+      },
+    },
+  );
   if (opts.keep !== undefined) for (const family of [STEP_RE, DIVERGED_RE]) await prune(root, opts.keep, new Set([name]), family);
   await report({ phase: 'done' });
   return { path: target, name, state };

@@ -7,11 +7,12 @@
  * bytes, so we write and check the same rule). We write F32 only; we read F32, F16, BF16 and F64,
  * widening to f32, since Hugging Face checkpoints are often bf16.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { z } from 'zod';
 import { f16BitsToF32 } from '../../kernels/f16.ts';
+import { writeFileDurable } from '../../util/atomic-write.ts';
 
 /** A checkpoint or safetensors file that cannot be used: names the file, the problem and the fix. */
 export class CheckpointError extends Error {
@@ -36,7 +37,7 @@ export interface HostTensor {
 export interface WriteSafetensorsOptions {
   /** fsync the file before returning (default true). */
   fsync?: boolean;
-  /** Write to a temp file beside `path` and rename it into place (default true). */
+  /** Write to a temp file beside `path` and rename it into place (default true; src/util/atomic-write.ts). */
   atomic?: boolean;
   /** Bytes per write call (default 8 MiB). */
   chunkBytes?: number;
@@ -126,15 +127,11 @@ export async function writeSafetensors(
   if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new CheckpointError(path, `metadata ${k} is not a string`, 'safetensors metadata maps strings to strings');
   const header = encodeHeader(entries.map((e) => ({ name: e.name, shape: e.source.shape })), metadata);
   const chunk = Math.max(4, Math.floor((opts.chunkBytes ?? 8 << 20) / 4) * 4);
-  const atomic = opts.atomic ?? true;
-  const target = atomic ? `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}` : path;
   const hash = createHash('sha256');
-  const fh = await open(target, 'w');
-  let pos = 0;
-  try {
+  const write = async (fh: FileHandle): Promise<number> => {
     await writeAll(fh, header, 0);
     hash.update(header);
-    pos = header.length;
+    let pos = header.length;
     for (const { name, source } of entries) {
       const data = 'data' in source ? source.data : await source.read();
       const want = product(source.shape);
@@ -147,15 +144,10 @@ export async function writeSafetensors(
         if (opts.onProgress) await opts.onProgress(pos);
       }
     }
-    if (opts.fsync ?? true) await fh.sync();
-  } catch (e) {
-    await fh.close();
-    if (atomic) await rm(target, { force: true });
-    throw e;
-  }
-  await fh.close();
-  if (atomic) await rename(target, path);
-  return { bytes: pos, sha256: hash.digest('hex') };
+    return pos;
+  };
+  const bytes = await writeFileDurable(path, write, { atomic: opts.atomic ?? true, fsync: opts.fsync ?? true });
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 const EntrySchema = z

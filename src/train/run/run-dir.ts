@@ -13,7 +13,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { bootId, pidAlive } from '../../util/process.ts';
 import { injectFault } from './faults.ts';
-import { isErrno, rethrowIo } from '../../util/atomic-write.ts';
+import { isErrno, rethrowIo, writeFileAtomic } from '../../util/atomic-write.ts';
 
 /** A run folder that cannot be used as asked (exit 2): the message says why and what to do. */
 export class RunFolderError extends Error {
@@ -116,7 +116,7 @@ export function setAside(paths: RunPaths, label: string, entries: readonly strin
   for (let i = 2; existsSync(folder); i++) folder = join(paths.setAside, `${stamp()}-${label}-${i}`);
   try {
     mkdirSync(folder, { recursive: true });
-    if (extra) writeFileSync(join(folder, extra.name), extra.text);
+    if (extra) writeFileAtomic(join(folder, extra.name), extra.text);
     for (const e of entries) {
       const to = join(folder, relative(paths.dir, e));
       mkdirSync(dirname(to), { recursive: true });
