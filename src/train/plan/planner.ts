@@ -14,8 +14,6 @@
  */
 import type { Allocation, LimitViolation } from '../../kernels/meta-runtime.ts';
 import { countParameters } from '../../model/config.ts';
-import { AdamW } from '../../optim/adamw.ts';
-import { HostAdamW } from '../../optim/host-adamw.ts';
 import { totalmem } from 'node:os';
 import type { TrainConfig } from '../config.ts';
 import type { TargetProfile } from './targets.ts';
@@ -126,7 +124,7 @@ function liveAtPeak(sim: Simulation): { live: Allocation[]; phase: string } {
 function categorise(sim: Simulation, live: readonly Allocation[]): { categories: Record<Category, number>; perLayer: LayerBytes[] } {
   const params = new Set(sim.model.params.map((p) => sim.meta.allocationOf(p.data).id));
   // The offloaded optimizer keeps its state in host memory: nothing of it is on the GPU.
-  const gpuMoments = sim.optimizer instanceof AdamW ? sim.optimizer.entries() : [];
+  const gpuMoments = sim.optimizer.gpuMoments();
   const optim = new Set(gpuMoments.flatMap((s) => [sim.meta.allocationOf(s.m).id, sim.meta.allocationOf(s.v).id]));
   const categories = Object.fromEntries(Object.keys(CATEGORY_LABELS).map((k) => [k, 0])) as Record<Category, number>;
   const perLayer: LayerBytes[] = sim.model.layers.map((_, layer) => ({ layer, forward: 0, backward: 0 }));
@@ -215,10 +213,10 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
   };
 }
 
-/** The host side of an offloaded optimizer, from the HostAdamW the simulation built (null without offload). */
+/** The host side of an offloaded optimizer, from the hostBytes of the one the simulation built (null: it holds none, no offload). */
 function hostPlan(sim: Simulation, availableBytes: number): HostPlan | null {
-  if (!(sim.optimizer instanceof HostAdamW)) return null;
   const h = sim.optimizer.hostBytes;
+  if (!h) return null;
   const totalBytes = h.master + h.moments + h.staging;
   return {
     masterBytes: h.master,

@@ -4,8 +4,7 @@
  */
 import { MetaRuntime, type Allocation, type LimitViolation, type PoolEvent } from '../../kernels/meta-runtime.ts';
 import type { TimeMoeModel } from '../../model/time-moe.ts';
-import type { AdamW } from '../../optim/adamw.ts';
-import type { HostAdamW } from '../../optim/host-adamw.ts';
+import type { StepOptimizer } from '../../optim/step-optimizer.ts';
 import { buildRunModel } from '../step/model-setup.ts';
 import type { TrainConfig } from '../config.ts';
 import { Trainer, type PendingStep } from '../step/trainer.ts';
@@ -41,7 +40,7 @@ function shapeBatch(cfg: TrainConfig): Batch {
 export interface Simulation {
   meta: MetaRuntime;
   model: TimeMoeModel;
-  optimizer: AdamW | HostAdamW;
+  optimizer: StepOptimizer;
   /** Live allocations when the measured window starts, and the window's pool events. */
   start: Allocation[];
   events: PoolEvent[];

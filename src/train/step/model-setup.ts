@@ -13,13 +13,15 @@ import { TimeMoeModel } from '../../model/time-moe.ts';
 import type { Parameter } from '../../model/parameter.ts';
 import { AdamW } from '../../optim/adamw.ts';
 import { HostAdamW } from '../../optim/host-adamw.ts';
+import type { StepOptimizer } from '../../optim/step-optimizer.ts';
 import { applyFreeze } from '../../model/freeze.ts';
 import type { TrainConfig } from '../config.ts';
 import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from '../persist/checkpoint.ts';
 
 export interface RunModel {
   model: TimeMoeModel;
-  optimizer: AdamW | HostAdamW;
+  /** The GPU AdamW (offload none) or the host one (offload host), seen through what the step and the planner use. */
+  optimizer: StepOptimizer;
   /** The parameters that train (all of them unless optim.freeze or optim.lora say otherwise). */
   trainable: Parameter[];
   /** Where checkpoints read and load the weights (undefined: the GPU tensors). */

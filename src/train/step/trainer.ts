@@ -14,8 +14,7 @@ import { axpy, copy } from '../../kernels/elementwise.ts';
 import type { TimeMoeModel } from '../../model/time-moe.ts';
 import type { LossOptions, LossTerms } from '../../model/losses.ts';
 import type { TapSite } from '../../model/layers/decoder-layer.ts';
-import { AdamW } from '../../optim/adamw.ts';
-import { HostAdamW } from '../../optim/host-adamw.ts';
+import type { StepOptimizer } from '../../optim/step-optimizer.ts';
 import { globalNormClip } from '../../optim/clip.ts';
 import { CLIP } from '../../kernels/adamw.ts';
 import { auxFactor, learningRate } from '../../optim/schedule.ts';
@@ -151,7 +150,7 @@ export class Trainer {
     readonly rt: Backend,
     readonly model: TimeMoeModel,
     /** The GPU AdamW, or the host one (optim.offload "host"): the update then runs in resolve(). */
-    readonly optimizer: AdamW | HostAdamW,
+    readonly optimizer: StepOptimizer,
     readonly cfg: TrainConfig,
   ) {
     const p = cfg.precision;
@@ -193,7 +192,7 @@ export class Trainer {
   record(step: number, micro: readonly Batch[], opts: { keepGrads?: boolean } = {}): PendingStep {
     const { rt, model, cfg } = this;
     // The host update reads the gradients after the step's readback: they must outlive record().
-    if (this.optimizer instanceof HostAdamW) opts = { ...opts, keepGrads: true };
+    if (this.optimizer.updatesAfterReadback) opts = { ...opts, keepGrads: true };
     const t0 = performance.now();
     const submits0 = rt.counters.submits;
     if (this.pending === 0) rt.resetPeak();
@@ -306,8 +305,8 @@ export class Trainer {
     // Bias correction from the GPU step count. The clip tensor always goes in: its gradScale is
     // the clip coefficient over the loss scale.
     const scalars = adamScalars(this.state, { lr, beta1: cfg.optim.beta1, beta2: cfg.optim.beta2 });
-    // The host AdamW updates after the readback says the step is good (resolve).
-    if (this.optimizer instanceof AdamW) this.optimizer.apply(lr, clip, skip, this.optimizer.step + 1, scalars);
+    // The host AdamW records nothing: it updates after the readback says the step is good (resolve).
+    this.optimizer.recordUpdate(lr, clip, skip, scalars);
     const p = cfg.precision;
     stepEnd(this.state, guardFlag, normBad, this.scaler ? { minScale: p.minScale, maxScale: this.scaler.maxScale, growthInterval: p.growthInterval } : null);
     for (const t of [guardFlag, normBad, skip, scalars]) t.dispose();
@@ -371,7 +370,10 @@ export class Trainer {
     const scaleEvent: ScaleEvent = SCALE_EVENTS[after[STATE.event]!] ?? 'none';
     // Offloaded AdamW: the GPU found the step good (the guards, the norm and the loss-scale check
     // ran there); only now do gradients move to the host and the new weights come back.
-    if (this.optimizer instanceof HostAdamW && !skipped) await this.optimizer.apply(ps.lr, clipV[CLIP.gradScale]!);
+    if (!skipped) {
+      const hostUpdate = this.optimizer.applyAfterReadback(ps.lr, clipV[CLIP.gradScale]!);
+      if (hostUpdate) await hostUpdate;
+    }
     // The GPU state is the truth; the host keeps a mirror for checkpoints and the next push.
     this.optimizer.step = after[STATE.adamStep]!;
     if (this.scaler) this.scaler.restore({ scale: after[STATE.lossScale]!, goodSteps: after[STATE.goodSteps]! });
