@@ -1,7 +1,7 @@
 /** The last line of a run (stdout): "done: ...", "stopped: ..." or "diverged: ...", and its exit code. */
 import { EXIT } from '../exit-codes.ts';
 import { fmt } from './metrics.ts';
-import type { RunResult } from './run.ts';
+import type { RunResult } from './session.ts';
 
 /** " (3 skipped by the guards, 5 skipped for loss-scale overflow)" or "" when nothing was skipped. */
 function skippedNote(skipped: number, overflows: number): string {
