@@ -164,7 +164,7 @@ export interface CheckpointData {
 /** A writer's leftovers beside a checkpoint (src/util/atomic-write.ts names them). */
 export { TMP_RE, OLD_RE };
 export const STEP_RE = /^step-(\d+)$/;
-/** A checkpoint saved while the validation loss had diverged (run.ts): never `latest`. */
+/** A checkpoint saved while the validation loss had diverged (run/save.ts): never `latest`. */
 export const DIVERGED_RE = /^diverged-step-(\d+)$/;
 
 function checkName(root: string, name: string): void {

@@ -3,7 +3,7 @@
  * `latest` names; when that one is unusable it falls back to the newest complete `step-N`, and
  * says so: every newer checkpoint it did not use is listed with the reason. `--resume-from <step |
  * dir>` names one. Either way this run's checkpoints newer than the chosen step are returned in
- * `newer`: run.ts moves them aside (not deleting them), so the folder never mixes two histories.
+ * `newer`: commit.ts moves them aside (not deleting them), so the folder never mixes two histories.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';

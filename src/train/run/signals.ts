@@ -14,7 +14,7 @@ export class StopRequests {
   private got: StopSignal | null = null;
   private readonly controller = new AbortController();
   private readonly handlers: [StopSignal, () => void][];
-  /** What the first signal's message says will happen; run.ts changes it once training starts. */
+  /** What the first signal's message says will happen; loop.ts changes it once training starts. */
   phase: 'setup' | 'training' = 'setup';
   log: (line: string) => void = (l) => console.error(l);
 

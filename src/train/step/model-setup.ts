@@ -1,6 +1,6 @@
 /**
  * The model and optimizer of a run, in either optim.offload mode, with what checkpoints read and
- * load: one construction for training (run.ts) and planning (plan/simulate.ts), so the plan
+ * load: one construction for training (run/prepare.ts) and planning (plan/simulate.ts), so the plan
  * holds exactly the buffers the run holds.
  *   none  f32 weights, gradients and AdamW moments on the GPU;
  *   host  working weights (f16 with f16 activations, else f32) and gradients on the GPU; f32 master
