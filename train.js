@@ -5,5 +5,5 @@ import { register } from 'tsx/esm/api';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // silences a Mesa warning on machines without one
 register();
-const { main } = await import('./src/train/cli.ts');
+const { main } = await import('./src/train/cli/train.ts');
 process.exitCode = await main(process.argv.slice(2));

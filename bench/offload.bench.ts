@@ -8,8 +8,8 @@
  */
 import { getRuntime } from '../src/kernels/runtime.ts';
 import { parseConfig } from '../src/train/config.ts';
-import { buildRunModel } from '../src/train/optimizer-setup.ts';
-import { Trainer } from '../src/train/trainer.ts';
+import { buildRunModel } from '../src/train/step/model-setup.ts';
+import { Trainer } from '../src/train/step/trainer.ts';
 import { HostAdamW } from '../src/optim/host-adamw.ts';
 import { Parameter } from '../src/model/parameter.ts';
 import { round, type BenchRow, type SuiteContext, type SuiteResult } from './harness.ts';

@@ -14,13 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getRuntime } from '../src/kernels/runtime.ts';
 import { loadConfig, parseConfig, type TrainConfig } from '../src/train/config.ts';
-import { planRun } from '../src/train/planner.ts';
-import { namedTarget, thisTarget, GIB } from '../src/train/targets.ts';
+import { planRun } from '../src/train/plan/planner.ts';
+import { namedTarget, thisTarget, GIB } from '../src/train/plan/targets.ts';
 import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';
-import { Trainer } from '../src/train/trainer.ts';
+import { Trainer } from '../src/train/step/trainer.ts';
 import { loadData } from '../src/train/data/index.ts';
-import { runTraining } from '../src/train/run.ts';
+import { runTraining } from '../src/train/run/run.ts';
 import { readMetrics } from '../src/report/metrics-reader.ts';
 import { environment, round, summarize, writeResults, type BenchRow, type SuiteResult } from './harness.ts';
 

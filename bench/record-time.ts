@@ -8,7 +8,7 @@ import { getRuntime } from '../src/kernels/runtime.ts';
 import { loadConfig } from '../src/train/config.ts';
 import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';
-import { Trainer } from '../src/train/trainer.ts';
+import { Trainer } from '../src/train/step/trainer.ts';
 import { loadData } from '../src/train/data/index.ts';
 
 const rt = await getRuntime({ announce: false });

@@ -3,7 +3,7 @@
  * (bench/gpu/check.ts): a synthetic batch, and our config as the PyTorch reference's dict.
  */
 import type { TrainConfig } from '../src/train/config.ts';
-import type { Batch } from '../src/train/batch.ts';
+import type { Batch } from '../src/train/step/batch.ts';
 import { Rng } from '../src/util/rng.ts';
 
 /** B rows of T+1 points of a standardised random walk: inputs s[0..T), labels s[1..T], mask 1. */

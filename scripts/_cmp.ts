@@ -1,4 +1,4 @@
-import { readSafetensors } from '../src/train/safetensors.ts';
+import { readSafetensors } from '../src/train/persist/safetensors.ts';
 const [a, b] = process.argv.slice(2);
 const fa = await readSafetensors(a!), fb = await readSafetensors(b!);
 let worst = 0, worstName = '', maxAbs = 0;

@@ -21,11 +21,11 @@ import { subgroupMatrixMatmul, subgroupMatrixShape } from '../../src/kernels/mat
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import { planRun } from '../../src/train/planner.ts';
-import { namedTarget, thisTarget, TARGET_NAMES, type TargetProfile } from '../../src/train/targets.ts';
+import { planRun } from '../../src/train/plan/planner.ts';
+import { namedTarget, thisTarget, TARGET_NAMES, type TargetProfile } from '../../src/train/plan/targets.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { AdamW } from '../../src/optim/adamw.ts';
-import { Trainer } from '../../src/train/trainer.ts';
+import { Trainer } from '../../src/train/step/trainer.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { checkMatmulSampled, round, timeGpu, markdownTable, type BenchRow } from '../harness.ts';
 import { syntheticBatch, torchConfig } from '../workloads.ts';
@@ -296,7 +296,7 @@ export function report(dir: string): string {
     '## Matmul (checked against float64 on sampled entries before timing)',
     '',
     markdownTable(mm as BenchRow[]),
-    `PyTorch peer: ${tm ? `${tm.torch} on ${tm.device}${tm.device === 'cpu' ? ' (f32 only)' : ', f32 with TF32 off, f16 on tensor cores'}` : 'not run'}. % of peak: of the card's published dense peak (src/train/targets.ts), f32 or f16 tensor-core.`,
+    `PyTorch peer: ${tm ? `${tm.torch} on ${tm.device}${tm.device === 'cpu' ? ' (f32 only)' : ', f32 with TF32 off, f16 on tensor cores'}` : 'not run'}. % of peak: of the card's published dense peak (src/train/plan/targets.ts), f32 or f16 tensor-core.`,
     '',
     '## Subgroup-matrix matmul (tensor cores; f16 operands, f32 accumulation; not used by the engine until it passes here)',
     '',

@@ -3,14 +3,14 @@
  * source, data, config mismatch, no GPU adapter): the message names the problem and the fix, and
  * nothing is written.
  */
-import { parseCommandLine } from '../train/cli-parse.ts';
+import { parseCommandLine } from '../train/cli/parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { GpuError } from '../kernels/errors.ts';
-import { CheckpointError } from '../train/checkpoint.ts';
+import { CheckpointError } from '../train/persist/checkpoint.ts';
 import { ConfigError } from '../train/config.ts';
 import { DataError } from '../train/data/errors.ts';
-import { HfConfigError } from '../train/hf/hf-config.ts';
+import { HfConfigError } from '../train/interop/hf-config.ts';
 import { ForecastError } from './errors.ts';
 import { runForecast } from './run.ts';
 

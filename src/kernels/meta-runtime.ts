@@ -3,7 +3,7 @@
  * device and JAX's eval_shape do. Buffers come from the same BufferPool (same size classes, same
  * live / peak accounting) but hold no memory; kernels are named and dispatches counted, nothing
  * executes; host data is never built (upload's lazy form is not called). The memory planner
- * (src/train/planner.ts) records the real training step on it, so a plan cannot drift from the
+ * (src/train/plan/planner.ts) records the real training step on it, so a plan cannot drift from the
  * engine.
  *
  * What it records for the planner: every acquire and release with its label and the region it

@@ -16,7 +16,7 @@ export const InitSchema = z
     /**
      * Start from trained weights instead of the draws above: a Hugging Face Time-MoE folder
      * (config.json + model.safetensors) or one of our checkpoints, relative to the working
-     * directory; its config must describe this model (src/train/hf/init-from.ts checks it).
+     * directory; its config must describe this model (src/train/interop/init-from.ts checks it).
      */
     from: z.string().min(1).optional(),
   })

@@ -83,7 +83,7 @@ export function loraGrouped(y: Var, xs: Var, a: Var, b: Var, s: number, plan: Di
   return add(y, scale(groupedLinear(groupedLinear(xs, a, plan), b, plan), s));
 }
 
-/** A host tensor by state-dict name (src/train/safetensors.ts HostTensor). */
+/** A host tensor by state-dict name (src/train/persist/safetensors.ts HostTensor). */
 export interface NamedTensor {
   shape: number[];
   data: Float32Array;

@@ -6,6 +6,7 @@
 import { adamw as adamwKernel, CLIP } from '../kernels/adamw.ts';
 import type { Tensor } from '../kernels/tensor.ts';
 import type { Parameter } from '../model/parameter.ts';
+import type { StepOptimizer } from './step-optimizer.ts';
 
 export interface AdamWOptions {
   beta1: number;
@@ -20,10 +21,14 @@ export interface ParamState {
   v: Tensor;
 }
 
-export class AdamW {
+export class AdamW implements StepOptimizer {
   readonly state = new Map<Parameter, ParamState>();
   /** Optimizer steps applied (skipped steps do not count: bias correction stays exact). */
   step = 0;
+  /** The update is recorded on the GPU with the step: the gradients may go once it is. */
+  readonly updatesAfterReadback = false;
+  /** Everything is on the GPU. */
+  readonly hostBytes = null;
 
   constructor(
     readonly params: readonly Parameter[],
@@ -56,9 +61,24 @@ export class AdamW {
     }
   }
 
+  /** StepOptimizer: update t = step + 1, gated by the GPU skip flag, into the step's submit. */
+  recordUpdate(lr: number, clip: Tensor, skip: Tensor, scalars: Tensor): void {
+    this.apply(lr, clip, skip, this.step + 1, scalars);
+  }
+
+  /** StepOptimizer: nothing is left for the host after the readback. */
+  applyAfterReadback(): null {
+    return null;
+  }
+
   /** Optimizer state in checkpoint order. */
   entries(): ParamState[] {
     return this.params.map((p) => this.state.get(p)!);
+  }
+
+  /** StepOptimizer: the moments on the GPU are all of its state. */
+  gpuMoments(): ParamState[] {
+    return this.entries();
   }
 
   dispose(): void {

@@ -17,6 +17,7 @@ import type { Backend, ReadArray, Tensor } from '../kernels/tensor.ts';
 import { f32ToF16Bits } from '../kernels/f16.ts';
 import type { Parameter } from '../model/parameter.ts';
 import type { AdamWOptions } from './adamw.ts';
+import type { HostOptimizerBytes, StepOptimizer } from './step-optimizer.ts';
 
 /** The per-step scalars of the update, as the GPU kernel's uniforms hold them. */
 export interface UpdateScalars {
@@ -105,16 +106,18 @@ export interface HostAdamWOptions {
   groupBytes?: number;
 }
 
-export class HostAdamW {
+export class HostAdamW implements StepOptimizer {
   private readonly states: HostState[] = [];
   private readonly workers: Worker[] = [];
   private nextId = 1;
   private readonly waiting = new Map<number, { done: () => void; fail: (e: Error) => void; worker: Worker }>();
   /** Optimizer steps applied. */
   step = 0;
+  /** The update reads the gradients after the step's readback: they must outlive Trainer.record. */
+  readonly updatesAfterReadback = true;
   readonly groupBytes: number;
   /** Host bytes of master weights, moments and the gradient staging of one group. */
-  readonly hostBytes: { master: number; moments: number; staging: number };
+  readonly hostBytes: HostOptimizerBytes;
 
   constructor(
     readonly rt: Backend,
@@ -177,6 +180,19 @@ export class HostAdamW {
     if (!s) throw new Error(`host AdamW has no state for ${p.name}`);
     if (s.half) for (let i = 0; i < s.master.length; i++) s.half[i] = f32ToF16Bits(s.master[i]!);
     this.rt.write(p.data, s.half ?? s.master);
+  }
+
+  /** StepOptimizer: nothing on the GPU; the update waits for the readback (applyAfterReadback). */
+  recordUpdate(): void {}
+
+  /** StepOptimizer: the update, once the readback said the step is good. */
+  applyAfterReadback(lr: number, gradScale: number): Promise<void> {
+    return this.apply(lr, gradScale);
+  }
+
+  /** StepOptimizer: no moments on the GPU (they are host arrays). */
+  gpuMoments(): [] {
+    return [];
   }
 
   /**

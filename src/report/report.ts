@@ -4,10 +4,11 @@
  * the pictures compare honestly. Chart specs and summary rows are plain functions of a run's
  * metrics, so a scenario can add its own.
  */
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { bandsNeeded, dataRange, legendLayout, lineChart, logTicks, niceTicks, xRangeOf, type Series } from './chart.ts';
 import { readMetrics, type RunMetrics, type TrainRecord } from './metrics-reader.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 
 export interface ChartSpec {
   /** Base name of the SVG files: `<file>-<run slug>.svg`. */
@@ -349,7 +350,7 @@ export function writeComparisonReport(opts: ComparisonReportOptions): Comparison
         references: spec.references?.(m),
         annotations: spec.annotations?.(m),
       });
-      writeFileSync(join(opts.outDir, file), svg);
+      writeFileAtomic(join(opts.outDir, file), svg);
       svgs.push(join(opts.outDir, file));
       return file;
     });
@@ -361,6 +362,6 @@ export function writeComparisonReport(opts: ComparisonReportOptions): Comparison
   }
 
   const readme = join(opts.outDir, 'README.md');
-  writeFileSync(readme, `${md.join('\n')}\n`);
+  writeFileAtomic(readme, `${md.join('\n')}\n`);
   return { readme, svgs };
 }

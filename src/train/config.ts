@@ -83,7 +83,7 @@ const StabilitySchema = z
     maxConsecutiveBadSteps: z.number().int().positive().default(5),
     /**
      * The run has diverged when a validation loss exceeds this many times the loss before training
-     * (or is not finite; src/train/divergence.ts). 0 = only non-finite counts.
+     * (or is not finite; src/train/run/divergence.ts). 0 = only non-finite counts.
      */
     divergenceFactor: z.number().min(0).default(2),
     /** Fault injection for experiments/tests: NaN written into one activation at one step. */

@@ -9,7 +9,7 @@ export const EXIT = {
   stopped: 1,
   /** Bad input: config, data, checkpoint, flags, run folder, environment, or a plan that does not fit. Nothing saved was touched. */
   badInput: 2,
-  /** The run diverged: the validation loss is non-finite or exploded (see divergence.ts). */
+  /** The run diverged: the validation loss is non-finite or exploded (see run/divergence.ts). */
   diverged: 3,
   /** SIGINT (Ctrl-C): the step was finished and a checkpoint saved first. 128 + 2, the shell convention. */
   sigint: 130,

@@ -1,5 +1,5 @@
 /**
- * What a training run tells the live dashboard, in memory (src/train/metrics.ts MetricsLog calls
+ * What a training run tells the live dashboard, in memory (src/train/run/metrics.ts MetricsLog calls
  * it; src/ui/live.ts implements it). Declared here, below src/train, so the dashboard needs
  * nothing from the training layer and train can start it.
  */

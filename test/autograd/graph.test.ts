@@ -8,7 +8,7 @@ import { add, mulColumn, sigmoid, swiglu } from '../../src/autograd/ops/activati
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { preset } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
-import { taskLoss, uploadBatch } from '../../src/train/batch.ts';
+import { taskLoss, uploadBatch } from '../../src/train/step/batch.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 

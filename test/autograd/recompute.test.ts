@@ -10,7 +10,7 @@ import { zeroGrad } from '../../src/autograd/grad.ts';
 import { preset } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { stateDict } from '../../src/model/state-dict.ts';
-import { taskLoss, uploadBatch } from '../../src/train/batch.ts';
+import { taskLoss, uploadBatch } from '../../src/train/step/batch.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 

@@ -16,8 +16,8 @@ import { preset, type ModelConfigInput } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { stateDict } from '../../src/model/state-dict.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { CheckpointError, latestCheckpoint, loadCheckpoint, loadModelWeights, readCheckpointState, saveCheckpoint, type OptimizerSlot } from '../../src/train/checkpoint.ts';
-import { readSafetensors } from '../../src/train/safetensors.ts';
+import { CheckpointError, latestCheckpoint, loadCheckpoint, loadModelWeights, readCheckpointState, saveCheckpoint, type OptimizerSlot } from '../../src/train/persist/checkpoint.ts';
+import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { testRuntime } from '../reference/gpu.ts';
 
 const SMALL: Partial<ModelConfigInput> = { hidden: 16, layers: 2, heads: 2, experts: 4, topK: 2, moeIntermediate: 8, sharedIntermediate: 16, horizons: [1, 4] };

@@ -8,8 +8,8 @@
  * pause: a phase name; 'first-chunk' (the first chunk of model.safetensors is on disk);
  * 'bytes:<file>:<n>' (the first chunk of <file> that brings it to >= n bytes is on disk).
  */
-import { writeCheckpoint, type CheckpointProgress } from '../../src/train/checkpoint.ts';
-import type { TensorSource } from '../../src/train/safetensors.ts';
+import { writeCheckpoint, type CheckpointProgress } from '../../src/train/persist/checkpoint.ts';
+import type { TensorSource } from '../../src/train/persist/safetensors.ts';
 
 const [root, name, floatsArg, pause] = process.argv.slice(2);
 if (!root || !name || !floatsArg || !pause) throw new Error('usage: crash-writer.ts <root> <name> <floats> <pause>');

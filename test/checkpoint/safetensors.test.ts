@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointError, readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorSource } from '../../src/train/safetensors.ts';
+import { CheckpointError, readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorSource } from '../../src/train/persist/safetensors.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -28,7 +28,7 @@ function buildFile(header: object | string, data: Uint8Array, lengthOverride?: b
   return out;
 }
 
-/** The independent parser: no code shared with src/train/safetensors.ts. */
+/** The independent parser: no code shared with src/train/persist/safetensors.ts. */
 function minimalParse(bytes: Uint8Array): { n: number; headerText: string; header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>; values: Map<string, number[]> } {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(dv.getBigUint64(0, true));

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CsvSeriesBuilder, loadCsv, parseCsv } from '../../src/train/data/csv.ts';
 import { loadJsonl } from '../../src/train/data/json.ts';
-import { createLoadProgress } from '../../src/train/progress.ts';
+import { createLoadProgress } from '../../src/train/run/progress.ts';
 import { runCli, startCli, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 import { dataErrorOfAsync } from './helpers.ts';
 

@@ -24,7 +24,7 @@ import type { Backend } from '../../src/kernels/tensor.ts';
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
-import { loadSourceWeights, resolveModelSource } from '../../src/train/hf/model-source.ts';
+import { loadSourceWeights, resolveModelSource } from '../../src/train/interop/model-source.ts';
 import { normalise, windowStats } from '../../src/forecast/data.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { expectClose } from '../reference/compare.ts';

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import { buildRunModel, type RunModel } from '../../src/train/optimizer-setup.ts';
-import { Trainer, type StepMetrics } from '../../src/train/trainer.ts';
+import { buildRunModel, type RunModel } from '../../src/train/step/model-setup.ts';
+import { Trainer, type StepMetrics } from '../../src/train/step/trainer.ts';
 import { loadData } from '../../src/train/data/index.ts';
 import { HostAdamW, adamwSpan, updateScalars } from '../../src/optim/host-adamw.ts';
-import { readSafetensors } from '../../src/train/safetensors.ts';
+import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 
 let rt: DawnRuntime;

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import { planRun } from '../../src/train/planner.ts';
-import { runTraining } from '../../src/train/run.ts';
-import { thisTarget } from '../../src/train/targets.ts';
+import { planRun } from '../../src/train/plan/planner.ts';
+import { runTraining } from '../../src/train/run/run.ts';
+import { thisTarget } from '../../src/train/plan/targets.ts';
 import { testRuntime } from '../reference/gpu.ts';
 
 let rt: DawnRuntime;

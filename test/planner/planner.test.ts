@@ -7,10 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { countParameters } from '../../src/model/config.ts';
 import { sizeClass } from '../../src/kernels/buffer-pool.ts';
 import { loadConfig, parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import { planRun } from '../../src/train/planner.ts';
-import { planPeak } from '../../src/train/plan-simulate.ts';
-import { formatPlan } from '../../src/train/planner-format.ts';
-import { namedTarget, GIB } from '../../src/train/targets.ts';
+import { planRun } from '../../src/train/plan/planner.ts';
+import { planPeak } from '../../src/train/plan/simulate.ts';
+import { formatPlan } from '../../src/train/plan/format.ts';
+import { namedTarget, GIB } from '../../src/train/plan/targets.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { MetaRuntime } from '../../src/kernels/meta-runtime.ts';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jsonSafe } from '../../src/train/metrics.ts';
+import { jsonSafe } from '../../src/train/run/metrics.ts';
 import { MetricsParseError, parseMetrics, readMetrics } from '../../src/report/metrics-reader.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'report');

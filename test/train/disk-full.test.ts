@@ -3,7 +3,7 @@
  * the space needed, no temp file is left, the last good checkpoint is intact, exit 1, and
  * --resume after space is freed continues exactly (metrics equal to an uninterrupted run).
  *
- * ENOSPC is injected at one exact write (WEBGPU_MOE_FAULT, src/train/faults.ts), so the tests run
+ * ENOSPC is injected at one exact write (WEBGPU_MOE_FAULT, src/train/run/faults.ts), so the tests run
  * anywhere; as root, one more test fills a real 2 MiB tmpfs.
  */
 import { describe, it, expect, beforeAll } from 'vitest';

@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readSafetensors } from '../../src/train/safetensors.ts';
+import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { runCli, scratch, tinyConfig } from './cli-helpers.ts';
 
 const EXPORT_JS = resolve(import.meta.dirname, '..', '..', 'export.js');

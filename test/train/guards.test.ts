@@ -11,7 +11,7 @@ import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig } from '../../src/train/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import type { AdamW } from '../../src/optim/adamw.ts';
-import { readSafetensors } from '../../src/train/safetensors.ts';
+import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { stateDict } from '../../src/model/state-dict.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';

@@ -7,7 +7,7 @@
 import { describe, it, expect } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeBad } from '../../src/train/guards.ts';
+import { describeBad } from '../../src/train/step/guards.ts';
 import { runCli, scratch, startCli, tinyConfig, writeConfig, type CliResult } from './cli-helpers.ts';
 
 /** Exit 2, the message on stderr, no stack trace, and the run folder not created. */

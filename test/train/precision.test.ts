@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
-import type { StepMetrics } from '../../src/train/trainer.ts';
+import type { StepMetrics } from '../../src/train/step/trainer.ts';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';
 import { expectClose } from '../reference/compare.ts';

@@ -3,7 +3,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { TrainConfig } from '../../src/train/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { AdamW } from '../../src/optim/adamw.ts';
-import { Trainer } from '../../src/train/trainer.ts';
+import { Trainer } from '../../src/train/step/trainer.ts';
 import { loadData } from '../../src/train/data/index.ts';
 
 export async function setupTrainer(rt: DawnRuntime, cfg: TrainConfig) {

@@ -8,7 +8,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/train/cli.ts';
+import { main } from '../../src/train/cli/train.ts';
 import { UiError } from '../../src/ui/errors.ts';
 import { parseAddress } from '../../src/ui/flags.ts';
 import { startLiveDashboard, type LiveDashboard } from '../../src/ui/live.ts';

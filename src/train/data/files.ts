@@ -3,7 +3,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { DataError } from './errors.ts';
 
-/** Bytes-read progress of a long load (src/train/progress.ts draws it). */
+/** Bytes-read progress of a long load (src/train/run/progress.ts draws it). */
 export interface LoadProgress {
   advance(bytes: number): void;
   done(): void;

@@ -1,0 +1,75 @@
+/**
+ * The dashboard's two ways in (the page and its server are src/ui/):
+ * - `node dashboard.js <run folder> [<run folder> ...] [--port 8080] [--host 127.0.0.1]`: saved
+ *   runs, several overlaid to compare them; serves until Ctrl-C (exit 0), bad input exits 2.
+ * - `train.js --ui [port] [--ui-host <address>]`: withDashboard() runs the training under a live one.
+ */
+import { Command } from 'commander';
+import { parseCommandLine } from './parse.ts';
+import { UiError } from '../../ui/errors.ts';
+import { DEFAULT_PORT, parseAddress } from '../../ui/flags.ts';
+import { Hub } from '../../ui/hub.ts';
+import { startLiveDashboard, withLiveDashboard } from '../../ui/live.ts';
+import type { MetricsObserver } from '../../ui/observer.ts';
+import type { RunStatus } from '../../ui/protocol.ts';
+import { loadRun } from '../../ui/saved-run.ts';
+import { serve } from '../../ui/server.ts';
+import { EXIT } from '../exit-codes.ts';
+import { RunStopped, type RunResult } from '../run/run.ts';
+
+/** Labels for the runs as the user typed them, made unique when two folders share a name. */
+function labels(args: readonly string[]): string[] {
+  const base = args.map((a) => a.replace(/\/+$/, '') || a);
+  return base.map((b, i) => (base.indexOf(b) !== i ? `${b} (${i + 1})` : b));
+}
+
+export async function main(argv: string[], signals: NodeJS.EventEmitter = process): Promise<number> {
+  const program = new Command()
+    .name('dashboard.js')
+    .description('webgpu-moe: show saved training runs in the browser (several are overlaid); docs/DASHBOARD.md')
+    .argument('<run...>', 'run folders train.js wrote (their logging.dir, holding metrics.jsonl), or metrics .jsonl files')
+    .option('-p, --port <port>', `port to listen on (0 picks a free one)`, String(DEFAULT_PORT))
+    .option('--host <address>', 'listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the runs)')
+    .addHelpText('after', '\nExit codes: 0 closed by Ctrl-C / SIGTERM, 2 bad input (a flag, a run folder, a port in use).')
+    .showHelpAfterError('(node dashboard.js --help lists every flag)');
+  const parseExit = parseCommandLine(program, argv);
+  if (parseExit !== null) return parseExit;
+  const opts = program.opts<{ port: string; host?: string }>();
+  try {
+    const address = parseAddress({ port: '--port', host: '--host' }, opts.port, opts.host);
+    const hub = new Hub();
+    const names = labels(program.args);
+    program.args.forEach((arg, i) => loadRun(hub, arg, names[i]!));
+    const server = await serve({ address, hub, flags: { port: '--port', host: '--host' } });
+    console.error(`[dashboard] ${program.args.length} run${program.args.length > 1 ? 's' : ''} at ${server.url} (Ctrl-C to stop)`);
+    await new Promise<void>((resolve) => {
+      signals.once('SIGINT', resolve);
+      signals.once('SIGTERM', resolve);
+    });
+    await server.close();
+    return EXIT.done;
+  } catch (e) {
+    if (e instanceof UiError) {
+      console.error(`error: ${e.message}`);
+      return EXIT.badInput;
+    }
+    throw e;
+  }
+}
+
+function ended(r: RunResult): RunStatus {
+  return r.outcome === 'finished' ? 'done' : r.outcome;
+}
+
+function failed(e: unknown): RunStatus {
+  return e instanceof RunStopped && (e.exitCode === EXIT.sigint || e.exitCode === EXIT.sigterm) ? 'interrupted' : 'failed';
+}
+
+/**
+ * train.js: run the training under a live dashboard when --ui was given (`ui` undefined: none).
+ * The server listens before the run's checks, so a port in use is bad input with nothing written.
+ */
+export async function withDashboard(ui: string | true | undefined, uiHost: string | undefined, dir: string, run: (observer?: MetricsObserver) => Promise<RunResult>): Promise<RunResult> {
+  const dashboard = ui === undefined ? null : await startLiveDashboard(ui, uiHost, dir);
+  return withLiveDashboard(dashboard, run, ended, failed);
+}

@@ -1,0 +1,152 @@
+/**
+ * Command-line interface of train.js. One exit-code table for --plan and training (exit-codes.ts,
+ * README "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.
+ */
+import { parseCommandLine } from './parse.ts';
+import { Command, InvalidArgumentError } from 'commander';
+import { GpuError } from '../../kernels/errors.ts';
+import { ConfigError, loadConfig } from '../config.ts';
+import { DataError } from '../data/errors.ts';
+import { CheckpointError } from '../persist/checkpoint.ts';
+import { EXIT } from '../exit-codes.ts';
+import { checkFaults } from '../run/faults.ts';
+import { IoError } from '../../util/atomic-write.ts';
+import { formatOutcome } from '../run/outcome.ts';
+import { RunFolderError, shownPath } from '../run/run-dir.ts';
+import { RunStopped, planFor, runTraining } from '../run/run.ts';
+import { formatPlan } from '../plan/format.ts';
+import { estimateStepTime, measureHostAdamW } from '../plan/step-time.ts';
+import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from '../plan/targets.ts';
+import { getRuntime } from '../../kernels/runtime.ts';
+import { runSmoke } from './smoke.ts';
+import { UiError } from '../../ui/errors.ts';
+import { withDashboard } from './dashboard.ts';
+
+const GiB = 2 ** 30;
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`expected a positive integer, got "${v}"`);
+  return n;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got "${v}"`);
+  return n;
+}
+
+function targetName(v: string): TargetName {
+  const r = TargetNameSchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(`unknown target "${v}" (one of: ${TARGET_NAMES.join(', ')})`);
+  return r.data;
+}
+
+interface CliOptions {
+  config?: string;
+  set: string[];
+  resume?: boolean;
+  resumeFrom?: string;
+  overwrite?: boolean;
+  plan?: boolean;
+  json?: boolean;
+  target: TargetName;
+  budgetGb?: number;
+  hostGb?: number;
+  smoke?: boolean;
+  stopAfter?: number;
+  profile?: boolean;
+  /** commander's value of `--ui [port]`: true without a port, undefined without the flag. */
+  ui?: string | true;
+  uiHost?: string;
+}
+
+/** Flags that cannot go together, as "error: ..." text, or null. */
+function conflicting(o: CliOptions): string | null {
+  if (o.overwrite && (o.resume || o.resumeFrom !== undefined)) return '--overwrite starts a fresh run (moving the old one aside) and --resume continues the old one: pass one of them';
+  if (o.plan && (o.resume || o.resumeFrom !== undefined || o.overwrite || o.stopAfter !== undefined)) return '--plan only prints the memory plan: leave out --resume, --resume-from, --overwrite and --stop-after';
+  if (o.ui !== undefined && (o.plan || o.smoke)) return '--ui shows a training run: leave it out with --plan and --smoke';
+  if (o.uiHost !== undefined && o.ui === undefined) return '--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)';
+  return null;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('train.js')
+    .description('webgpu-moe: train Time-MoE-style Mixture-of-Experts models on WebGPU')
+    .option('-c, --config <file>', 'training config JSON (e.g. small-moe.json)')
+    .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints (it says which newer ones it skipped, and why)')
+    .option('--resume-from <step|dir>', 'continue from this checkpoint: a step number of this run, or a checkpoint folder (newer checkpoints are moved aside)')
+    .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
+    .option('--plan', 'print the memory plan for the config and exit (0 fits, 2 does not)')
+    .option('--json', 'with --plan: print the plan as JSON')
+    .option('--target <name>', `device to plan for: ${TARGET_NAMES.join(', ')} (this = the open adapter)`, targetName, 'rtx-3090' as TargetName)
+    .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
+    .option('--budget-gb <GiB>', "device memory for the plan check (default: the target's, e.g. 24 for rtx-3090)", positiveNumber)
+    .option('--host-gb <GiB>', 'host memory for an offloaded optimizer (optim.offload "host"; default: this machine\'s RAM)', positiveNumber)
+    .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
+    .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
+    .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one; docs/DASHBOARD.md)')
+    .option('--ui-host <address>', 'with --ui: listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the run)')
+    .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.')
+    .showHelpAfterError('(node train.js --help lists every flag)');
+  const parseExit = parseCommandLine(program, argv);
+  if (parseExit !== null) return parseExit;
+  const opts = program.opts<CliOptions>();
+  const cwd = process.cwd();
+  try {
+    // Before --smoke's own exit, so `--smoke --ui` is refused rather than ignored.
+    const conflict = conflicting(opts);
+    if (conflict) {
+      console.error(`error: ${conflict}`);
+      return EXIT.badInput;
+    }
+    if (opts.smoke) {
+      await runSmoke();
+      return EXIT.done;
+    }
+    if (!opts.config) {
+      console.error('error: --config <file> is required (try: node train.js --config small-moe.json)');
+      return EXIT.badInput;
+    }
+    checkFaults();
+    const cfg = loadConfig(opts.config, opts.set);
+    const budgetBytes = opts.budgetGb === undefined ? undefined : opts.budgetGb * GiB;
+    const hostBytes = opts.hostGb === undefined ? undefined : opts.hostGb * GiB;
+    const target: TargetProfile = opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
+    if (opts.plan) {
+      const plan = planFor(cfg, target, budgetBytes, hostBytes);
+      // The host AdamW's rate is measured here, on the machine that plans (the training machine).
+      const stepTime = estimateStepTime(plan, target, plan.host ? measureHostAdamW() : null);
+      console.log(opts.json ? JSON.stringify({ ...plan, stepTime }, null, 2) : formatPlan(plan, stepTime));
+      // Does not fit = bad input for this device, as training says it (exit 2).
+      return plan.fits ? EXIT.done : EXIT.badInput;
+    }
+    const r = await withDashboard(opts.ui, opts.uiHost, cfg.logging.dir, (observer) =>
+      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
+    );
+    const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
+    console.log(line);
+    return code;
+  } catch (e: unknown) {
+    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError || e instanceof RunFolderError || e instanceof UiError) {
+      console.error(`error: ${e.message}`);
+      return EXIT.badInput;
+    }
+    if (e instanceof RunStopped) {
+      console.log(`stopped: ${e.message}`);
+      return e.exitCode;
+    }
+    if (e instanceof IoError) {
+      // Before the run wrote anything (e.g. the lock on a full disk): nothing else to report.
+      console.error(`error: ${e.message}. Nothing else was written; free space or fix the folder, then run again`);
+      return EXIT.stopped;
+    }
+    if (e instanceof GpuError) {
+      console.error(`error: ${e.message}`);
+      return e.kind === 'no-adapter' ? EXIT.badInput : EXIT.stopped;
+    }
+    throw e;
+  }
+}
