@@ -1,5 +1,5 @@
 /**
- * Explicit, configurable initialisation per parameter group (README "Initialisation" lists the
+ * Explicit, configurable initialisation per parameter group (docs/MODEL.md "Initialisation" lists the
  * defaults). Drawn on the host from a seeded RNG in a fixed parameter order, so a seed gives the
  * same model on every machine.
  */

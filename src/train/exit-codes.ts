@@ -1,5 +1,5 @@
 /**
- * The exit codes of train.js, one table for `--plan` and training alike (README "Exit codes").
+ * The exit codes of train.js, one table for `--plan` and training alike (docs/RELIABILITY.md "Exit codes").
  * Scripts and schedulers branch on them, so each outcome has exactly one code.
  */
 export const EXIT = {

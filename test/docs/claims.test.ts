@@ -24,7 +24,7 @@ const EXIT_CODES_MODULE = 'src/train/exit-codes.ts';
 /** Exports `TrainConfigSchema` (zod) and `parseConfig`. */
 const CONFIG_MODULE = 'src/train/config.ts';
 /** Declares train.js's flags with commander's `.option(...)`. */
-const CLI_MODULE = 'src/train/cli.ts';
+const CLI_MODULE = 'src/train/cli/train.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];

@@ -1,6 +1,6 @@
 /**
  * Command-line interface of train.js. One exit-code table for --plan and training (exit-codes.ts,
- * README "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.
+ * docs/RELIABILITY.md "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.
  */
 import { parseCommandLine } from './parse.ts';
 import { Command, InvalidArgumentError } from 'commander';

@@ -2,7 +2,7 @@
  * The run folder (`logging.dir`): where its files are, whether it already holds a run, the lock
  * that keeps a second process out, and moving an old run aside (never deleting it).
  *
- * Rules (README "Run folders"): a fresh run into a folder that holds a run is refused unless
+ * Rules (docs/RELIABILITY.md): a fresh run into a folder that holds a run is refused unless
  * --overwrite moves the old run into `<dir>/set-aside/<time>-overwritten/`; one process per folder
  * (`<dir>/lock`: pid, host, boot id, start time, command; a lock whose process is gone is stale,
  * named and replaced); an absolute logging.dir is used as given, a relative one is under the cwd.
