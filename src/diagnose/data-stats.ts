@@ -24,6 +24,12 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[i]!;
 }
 
+/** At most `max` window indices of `n`, evenly spaced (all when n <= max): a bounded sample for summarizeWindows. */
+export function sampleIndices(n: number, max = 4096): number[] {
+  if (n <= max) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: max }, (_, i) => Math.floor((i * n) / max));
+}
+
 export function summarizeWindows(windows: Iterable<WindowSample>): WindowStats {
   let count = 0;
   let constant = 0;

@@ -38,6 +38,7 @@ export function fmt(v: number | null | undefined, digits = 4): string {
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return '0';
   const a = Math.abs(v);
+  if (Number.isInteger(v) && a < 1e7) return String(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential(2);
   return String(Number(v.toPrecision(digits)));
 }

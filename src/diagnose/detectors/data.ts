@@ -6,10 +6,12 @@
  * equal). Window normalisation maps them to zeros with zero labels: the model learns to output 0,
  * and the loss looks low for a reason that has nothing to do with forecasting. Error from
  * `constantError`.
- * data-extreme-values: >= `extremeShare` of the windows have a normalised value beyond
+ * data-extreme-values: >= `extremeShare` (0.1%) of the windows have a normalised value beyond
  * EXTREME_VALUE (50): a window of unit spread followed by a jump of 50 spreads (a level shift, a
  * spike, or a nearly flat window whose small std blows up the next point). Huber at 50 is ~100,
- * against ~0.5 for a typical point: a few such windows dominate a batch's loss and gradient.
+ * against ~0.5 for a typical point: one such window dominates its batch's loss and gradient, and
+ * at 0.1% a batch of 16 holds one every ~60 steps. Calibration: over the ten bundled data sets at
+ * context 32 and 64 the largest |normalised label| is 8.6 and no window is extreme.
  * data-too-few-windows: fewer training windows than one optimizer step draws (microBatch x
  * accumulation: the batch repeats windows), or more than `maxEpochs` passes over them (the run
  * memorises them), or no validation windows (divergence and overfitting cannot be judged).
@@ -23,7 +25,7 @@ import type { Detector } from './detector.ts';
 export const DATA = {
   constantShare: 0.1,
   constantError: 0.5,
-  extremeShare: 0.01,
+  extremeShare: 0.001,
   maxEpochs: 100,
 } as const;
 

@@ -12,9 +12,9 @@
  * nan-logged-as-zero: a train record with loss exactly 0 next to a non-finite gradient norm is a
  * logger that turned NaN into 0 (the second report: "loss 0, grad_norm nan after step 1").
  *
- * loss-scale-collapse (f16): the loss scale reached its floor (precision.minScale) and an
- * overflow happened there: overflows now count as bad steps, the range problem is not a range
- * problem any more. overflow-skips: >= `overflowsPer100` overflow skips within 100 steps after
+ * loss-scale-collapse (f16): the loss scale reached its floor (precision.minScale) and the
+ * gradients are still not finite there (overflows at the floor are bad steps), or it stays at the
+ * floor for `floorSteps`: it is not a range problem the scaler can solve. overflow-skips: >= `overflowsPer100` overflow skips within 100 steps after
  * the scale first settled (the halvings at the start find the scale and are expected; GradScaler
  * grows the scale every growthInterval steps and one overflow per growth is normal).
  */
@@ -29,6 +29,8 @@ export const NON_FINITE = {
   overflowsPer100: 3,
   /** Steps at the floor without an overflow there that still count as a collapse. */
   floorSteps: 10,
+  /** overflow-skips is resolved after this many steps without an overflow. */
+  quietSteps: 20,
 } as const;
 
 interface Bad {
@@ -50,7 +52,7 @@ export function nonFinite(ctx: RunContext): Detector {
   // f16
   let settled = false;
   const overflows: number[] = [];
-  let floor: { first: number; last: number; overflowAtFloor: number | null; steps: number; startScale: number | null } | null = null;
+  let floor: { first: number; last: number; badAtFloor: number | null; steps: number; startScale: number | null } | null = null;
   let startScale: number | null = null;
   let lastScale: number | null = null;
   let lastFloorStep = -1;
@@ -78,10 +80,11 @@ export function nonFinite(ctx: RunContext): Detector {
         } else settled = true;
         const atFloor = ctx.activations === 'f16' && r.lossScale <= ctx.minScale && (startScale > ctx.minScale || r.overflow === true);
         if (atFloor) {
-          floor ??= { first: r.step, last: r.step, overflowAtFloor: null, steps: 0, startScale };
+          floor ??= { first: r.step, last: r.step, badAtFloor: null, steps: 0, startScale };
           floor.last = r.step;
           floor.steps++;
-          if (r.overflow && floor.overflowAtFloor === null) floor.overflowAtFloor = r.step;
+          // At the floor an overflow is no longer retried at a lower scale: it is a skipped (bad) step.
+          if ((r.overflow || r.skipped) && floor.badAtFloor === null) floor.badAtFloor = r.step;
           lastFloorStep = r.step;
         }
       }
@@ -145,7 +148,8 @@ export function nonFinite(ctx: RunContext): Detector {
           status: zeroLogged[zeroLogged.length - 1] === lastStep ? 'ongoing' : 'resolved',
         });
       }
-      if (floor && (floor.overflowAtFloor !== null || floor.steps >= NON_FINITE.floorSteps)) {
+      const collapsed = floor !== null && (floor.badAtFloor !== null || floor.steps >= NON_FINITE.floorSteps);
+      if (floor && collapsed) {
         out.push({
           id: 'loss-scale-collapse',
           kind: 'loss-scale-collapse',
@@ -153,7 +157,7 @@ export function nonFinite(ctx: RunContext): Detector {
           title: 'f16 loss scale collapsed to its floor',
           layer: null,
           evidence: [
-            { step: floor.first, text: `the loss scale fell from ${fmt(floor.startScale)} to the floor precision.minScale ${fmt(ctx.minScale)} at step ${floor.first}${floor.overflowAtFloor !== null ? `; overflow at the floor at step ${floor.overflowAtFloor} (counted as a bad step)` : ''}; ${floor.steps} step${floor.steps === 1 ? '' : 's'} at the floor`, values: { startScale: floor.startScale, minScale: ctx.minScale, firstAtFloor: floor.first, overflowAtFloor: floor.overflowAtFloor, stepsAtFloor: floor.steps } },
+            { step: floor.first, text: `the loss scale fell from ${fmt(floor.startScale)} to the floor precision.minScale ${fmt(ctx.minScale)} at step ${floor.first}${floor.badAtFloor !== null ? `; the gradients were still not finite there at step ${floor.badAtFloor} (a bad step, skipped by the guards)` : ''}; ${floor.steps} step${floor.steps === 1 ? '' : 's'} at the floor${overflows.length ? `; ${overflows.length} overflow skip${overflows.length === 1 ? '' : 's'} on the way (${stepList(overflows)})` : ''}`, values: { startScale: floor.startScale, minScale: ctx.minScale, firstAtFloor: floor.first, badAtFloor: floor.badAtFloor, stepsAtFloor: floor.steps } },
           ],
           cause: 'the scaled gradients overflow f16 at every scale down to the floor: the values are not finite at any scale, so it is not a range problem the scaler can fix (a NaN in the forward, or activations beyond f16)',
           fix: { sets: ['precision.activations=f32', ...(ctx.lr !== null ? [`optim.lr=${setValue(ctx.lr / 3)}`] : [])], note: 'train in f32 to see whether the NaN remains (then the guards name it), or lower the rate' },
@@ -165,7 +169,8 @@ export function nonFinite(ctx: RunContext): Detector {
       }
       const recent = overflows.filter((s) => s > lastStep - 100);
       const windowFired = overflows.some((s, i) => i + NON_FINITE.overflowsPer100 - 1 < overflows.length && overflows[i + NON_FINITE.overflowsPer100 - 1]! - s < 100);
-      if (windowFired) {
+      // A collapsed scale says more than the overflows on its way down.
+      if (windowFired && !collapsed) {
         out.push({
           id: 'overflow-skips',
           kind: 'overflow-skips',
@@ -178,7 +183,7 @@ export function nonFinite(ctx: RunContext): Detector {
           experiment: null,
           firstStep: overflows[0]!,
           lastStep: overflows[overflows.length - 1]!,
-          status: recent.length >= NON_FINITE.overflowsPer100 ? 'ongoing' : 'resolved',
+          status: lastStep - overflows[overflows.length - 1]! < NON_FINITE.quietSteps ? 'ongoing' : 'resolved',
         });
       }
       return out;

@@ -18,8 +18,8 @@
  * ~16 steps (top-2 share 0.93-1.0, two experts at load 0) and then spreads as the aux factor ramps
  * up. `persistSteps` = 50 is three times that: the transient is not a finding.
  *
- * pooled-aux-hides-imbalance: with the pooled (HF / Time-MoE) aux loss, balanced = k, the pooled value
- * reads within 15% of k while some layer's Switch loss (balanced 1) is above 1.5, for
+ * pooled-aux-hides-imbalance: training with the pooled (HF / Time-MoE) aux loss (factor > 0),
+ * balanced = k, the pooled value reads within 15% of k while some layer's Switch loss (balanced 1) is above 1.5, for
  * `pooledSteps` clean steps: pooling over layers hides per-layer imbalance.
  */
 import { setValue, type RunContext } from '../context.ts';
@@ -57,8 +57,9 @@ function advance(s: Streak, holds: boolean, step: number, threshold: number): vo
   if (holds) {
     if (s.n === 0) s.from = step;
     s.n++;
-    if (s.n >= threshold) {
-      if (!s.fired) s.fired = { first: s.from, last: step, longest: s.n };
+    if (s.n >= threshold && !s.fired) s.fired = { first: s.from, last: step, longest: s.n };
+    // Once fired, any step where the condition holds again keeps it ongoing.
+    if (s.fired) {
       s.fired.last = step;
       s.fired.longest = Math.max(s.fired.longest, s.n);
     }
@@ -168,7 +169,7 @@ export function routing(ctx: RunContext): Detector {
         }
       }
       const kk = ctx.topK ?? 2;
-      const hides = ctx.auxConvention === 'pooled' && Number.isFinite(r.aux) && Math.abs(r.aux - kk) / kk <= ROUTING.pooledWithin && worst > ROUTING.pooledSwitch;
+      const hides = ctx.auxConvention === 'pooled' && r.auxFactor > 0 && Number.isFinite(r.aux) && Math.abs(r.aux - kk) / kk <= ROUTING.pooledWithin && worst > ROUTING.pooledSwitch;
       advance(pooled, hides, r.step, ROUTING.pooledSteps);
       if (hides) pooledLast = { step: r.step, aux: r.aux, worst, layer: worstLayer };
     },
@@ -269,7 +270,7 @@ export function routing(ctx: RunContext): Detector {
           experiment: 'pooled-vs-per-layer',
           firstStep: p.first,
           lastStep: p.last,
-          status: pooled.n > 0 || lastCleanStep - p.last < ROUTING.recoverSteps ? 'ongoing' : 'resolved',
+          status: lastCleanStep - p.last < ROUTING.recoverSteps ? 'ongoing' : 'resolved',
         });
       }
       return out;

@@ -1,0 +1,93 @@
+/**
+ * The data detectors on statistics computed the way the run will (src/train/data loaders, then
+ * summarizeWindows over the training windows): a real data set is clean, and generated series
+ * with flat stretches, spikes or too few points get their finding.
+ */
+import { describe, expect, it } from 'vitest';
+import { summarizeWindows, sampleIndices } from '../../src/diagnose/data-stats.ts';
+import { Diagnoser } from '../../src/diagnose/diagnoser.ts';
+import type { DataStats, Finding } from '../../src/diagnose/types.ts';
+import { loadData } from '../../src/train/data/index.ts';
+import { parseDataConfig } from '../../src/train/data/config.ts';
+import { fixture } from './helpers.ts';
+
+/** header.json `data` as the run would write it. */
+async function statsOf(data: unknown): Promise<DataStats> {
+  const cfg = parseDataConfig(data);
+  const d = await loadData(cfg, { cwd: process.cwd(), seed: 0 });
+  const windowStats = summarizeWindows(sampleIndices(d.train.length).map((i) => d.train.window(i)));
+  return { ...d.report, normalize: cfg.normalize, windowStats };
+}
+
+/** The default run's header with other data (and schedule) statistics. */
+function findingsFor(data: DataStats, schedule: Record<string, number> = {}): Finding[] {
+  const f = fixture('default-small-moe');
+  const config = structuredClone(f.header.config) as { schedule: Record<string, number> };
+  Object.assign(config.schedule, schedule);
+  return new Diagnoser({ ...f.header, config, data }).findings();
+}
+
+const DEFAULT_DATA = { source: { kind: 'dataset', name: 'sensor-temperature' }, contextLength: 64, stride: 16, normalize: 'window', nonFinite: 'interpolate', validFraction: 0.1 };
+
+describe('data detectors', () => {
+  it('the default run\'s data (sensor-temperature) is clean, and the whole default run stays clean with it', async () => {
+    const s = await statsOf(DEFAULT_DATA);
+    expect(s.trainWindows).toBe(1054);
+    expect(s.windowStats!.windows).toBe(1054);
+    expect(s.windowStats!.constantWindows).toBe(0);
+    expect(s.windowStats!.extremeWindows).toBe(0);
+    const f = fixture('default-small-moe');
+    const d = new Diagnoser({ ...f.header, data: s });
+    for (const r of f.records) d.push(r);
+    expect(d.findings()).toEqual([]);
+    expect(d.unjudged()).toEqual(['the start (header.json has no baseline)']);
+  });
+
+  it('flat series: constant windows (error when most are)', async () => {
+    const s = await statsOf({ source: { kind: 'synthetic', series: 4, length: 400, seasonality: [], noise: 0 }, contextLength: 32 });
+    expect(s.windowStats!.constantWindows).toBe(s.windowStats!.windows);
+    const f = findingsFor(s).find((x) => x.kind === 'data-constant-windows')!;
+    expect(f.severity).toBe('error');
+    expect(f.evidence[0]!.values.share).toBe(1);
+    expect(f.firstStep).toBe(0);
+  });
+
+  it('spikes far beyond a window\'s spread: extreme normalised values', async () => {
+    const s = await statsOf({ source: { kind: 'synthetic', series: 4, length: 2000, noise: 0.01, anomalies: { rate: 0.01, magnitude: 100 } }, contextLength: 32 });
+    expect(s.windowStats!.maxAbsLabel).toBeGreaterThan(50);
+    const f = findingsFor(s).find((x) => x.kind === 'data-extreme-values')!;
+    expect(f).toBeDefined();
+    expect(f.fix.sets).toEqual(['data.normalize=series']);
+    // The same series without spikes: no finding.
+    const clean = await statsOf({ source: { kind: 'synthetic', series: 4, length: 2000, noise: 0.01 }, contextLength: 32 });
+    expect(findingsFor(clean).map((x) => x.kind)).toEqual([]);
+  });
+
+  it('too few windows for the batch, too many passes, no validation', async () => {
+    const s = await statsOf({ source: { kind: 'synthetic', series: 1, length: 200 }, contextLength: 64, validFraction: 0 });
+    expect(s.trainWindows).toBeLessThan(16);
+    const f = findingsFor(s).find((x) => x.kind === 'data-too-few-windows')!;
+    expect(f.severity).toBe('error');
+    expect(f.evidence[0]!.text).toMatch(/every step repeats windows/);
+    expect(f.evidence[0]!.text).toMatch(/passes over/);
+    expect(f.evidence[0]!.text).toMatch(/no validation windows/);
+    expect(f.fix.sets[0]).toMatch(/^schedule\.microBatch=\d+$/);
+    // Enough windows for a batch, but 300 steps x 16 = 4800 draws of 40 windows.
+    const few = await statsOf({ source: { kind: 'synthetic', series: 1, length: 1400 }, contextLength: 32, stride: 32 });
+    const g = findingsFor(few).find((x) => x.kind === 'data-too-few-windows')!;
+    expect(g.severity).toBe('warning');
+    expect(g.evidence[0]!.values.epochs as number).toBeGreaterThan(100);
+    expect(findingsFor(few, { steps: 100 }).map((x) => x.kind)).toEqual([]);
+  });
+
+  it('summarizeWindows: counts, maxima and quantiles', () => {
+    const w = summarizeWindows([
+      { inputs: [0, 0, 0], labels: [0, 0, 0], scale: 1 },
+      { inputs: [-1, 0, 1], labels: [0, 1, 80], scale: 0.5 },
+      { inputs: [1, 2, 3], labels: [2, 3, -4], scale: 2 },
+    ]);
+    expect(w).toMatchObject({ windows: 3, constantWindows: 1, maxAbsInput: 3, maxAbsLabel: 80, extremeWindows: 1, scale: { min: 0.5, median: 1, max: 2 } });
+    expect(sampleIndices(10, 4)).toEqual([0, 2, 5, 7]);
+    expect(sampleIndices(3)).toEqual([0, 1, 2]);
+  });
+});
