@@ -24,6 +24,7 @@ export type FindingKind =
   | 'overflow-skips'
   | 'loss-spikes'
   | 'divergence'
+  | 'no-progress'
   | 'overfitting'
   | 'data-constant-windows'
   | 'data-extreme-values'

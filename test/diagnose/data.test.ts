@@ -9,6 +9,7 @@ import { Diagnoser } from '../../src/diagnose/diagnoser.ts';
 import type { DataStats, Finding } from '../../src/diagnose/types.ts';
 import { loadData } from '../../src/train/data/index.ts';
 import { parseDataConfig } from '../../src/train/data/config.ts';
+import { parseConfig } from '../../src/train/config.ts';
 import { fixture } from './helpers.ts';
 
 /** header.json `data` as the run would write it. */
@@ -24,7 +25,10 @@ function findingsFor(data: DataStats, schedule: Record<string, number> = {}): Fi
   const f = fixture('default-small-moe');
   const config = structuredClone(f.header.config) as { schedule: Record<string, number> };
   Object.assign(config.schedule, schedule);
-  return new Diagnoser({ ...f.header, config, data }).findings();
+  const out = new Diagnoser({ ...f.header, config, data }).findings();
+  // Every proposed --set is a valid change of this config.
+  for (const x of out) expect(() => parseConfig(config, x.id, x.fix.sets)).not.toThrow();
+  return out;
 }
 
 const DEFAULT_DATA = { source: { kind: 'dataset', name: 'sensor-temperature' }, contextLength: 64, stride: 16, normalize: 'window', nonFinite: 'interpolate', validFraction: 0.1 };

@@ -45,7 +45,7 @@ describe('Diagnoser', () => {
 
   it('reports a change of severity or status, and a resolution, once each', () => {
     const d = new Diagnoser({ config: { model: { task: 'forecast' }, optim: { clipNorm: 1, lr: 1e-3 } } });
-    const step = (s: number, clipped: number) => ({ kind: 'train', step: s, loss: 1, lossMain: 1, aux: 0, z: 0, lr: 1e-3, auxFactor: 0, gradNorm: 1 / (1 - clipped), gradNormPostClip: 1, clipCoef: 1 - clipped, clippedFraction: clipped, skipped: false, nonFinite: [], routing: [] });
+    const step = (s: number, clipped: number) => ({ kind: 'train', step: s, loss: 1 / s, lossMain: 1 / s, aux: 0, z: 0, lr: 1e-3, auxFactor: 0, gradNorm: 1 / (1 - clipped), gradNormPostClip: 1, clipCoef: 1 - clipped, clippedFraction: clipped, skipped: false, nonFinite: [], routing: [] });
     const log: string[] = [];
     let s = 1;
     for (; s <= 10; s++) for (const c of d.push(step(s, 0.95))) log.push(`${s} ${c.change} ${c.finding.severity} ${c.finding.status}`);
@@ -88,7 +88,7 @@ describe('Diagnoser', () => {
     const f = fixture('exp-nan-guards-on');
     const clean = f.raw.find((r) => r.kind === 'train' && !r.skipped)!;
     const d = new Diagnoser(f.header);
-    for (let s = 1; s <= 60; s++) d.push({ ...clean, step: s, routing: [{ layer: 0, load: [0.5, 0.5, 0, 0], entropy: 1.38, maxShare: 0.5, switchLoss: 1.04 }] });
+    for (let s = 1; s <= 60; s++) d.push({ ...clean, step: s, loss: 0.5 / s, lossMain: 0.5 / s, routing: [{ layer: 0, load: [0.5, 0.5, 0, 0], entropy: 1.38, maxShare: 0.5, switchLoss: 1.04 }] });
     expect(d.findings().map((x) => x.id)).toEqual(['routing-collapse@layer0']);
   });
 

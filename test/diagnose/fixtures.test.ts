@@ -115,4 +115,13 @@ describe('diagnosis of recorded runs', () => {
     expect(ids(d)).toEqual(['overflow-skips']);
     expect(d.findings[0]!.firstStep).toBe(10);
   });
+
+  it('a rate 50x too high with no clip or warm-up: the routers saturate and collapse, and the main loss never falls', () => {
+    const d = diagnoseFixture('lr-high');
+    expect(ids(d)).toEqual(['no-progress', 'router-saturated@layer0', 'routing-collapse@layer0', 'routing-collapse@layer1']);
+    for (const f of d.findings) expect(f.fix.sets.slice(0, 2)).toEqual(['optim.lr=0.001', 'optim.clipNorm=1']);
+    const np = d.findings.find((f) => f.kind === 'no-progress')!;
+    expect(np.firstStep).toBe(50);
+    expect(np.evidence[1]!.values).toMatchObject({ step: 3 }); // the jump to 3.05 at step 3
+  });
 });

@@ -142,6 +142,8 @@ export function routing(ctx: RunContext): Detector {
   };
 
   const fixFor = (what: 'collapse' | 'saturated'): { sets: string[]; note: string; experiment: string | null } => {
+    if (ctx.routerStd <= 0.1 && ctx.lr !== null && ctx.lr >= 0.01)
+      return { sets: ['optim.lr=0.001', ...(ctx.clipNorm === 0 ? ['optim.clipNorm=1'] : [])], note: `optim.lr ${fmt(ctx.lr)} (1e-3 is typical) blows the router logits up within a few steps: the softmax saturates on whichever experts the first big updates favoured`, experiment: null };
     if (ctx.routerStd > 0.1 || what === 'saturated') {
       if (ctx.routerStd > 0.01) return { sets: ['model.init.routerStd=0.006'], note: `router std ${fmt(ctx.routerStd)} → 0.006 (1e-3..1e-2): the router starts near uniform, every expert gets gradient, and the aux loss can move the picks`, experiment: 'router-init' };
       return { sets: ctx.auxFactor > 0 ? ['loss.zCoef=0.001'] : ['loss.zCoef=0.001', 'loss.auxFactor=0.02'], note: 'the router logits grew until the softmax saturated: the router z-loss (ST-MoE, 1e-3) keeps them small', experiment: null };

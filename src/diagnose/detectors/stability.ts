@@ -12,6 +12,10 @@
  * train main loss's rolling median of `trendWindow` clean steps above `trendRatio` x the best such
  * median so far, for `trendWindow` steps.
  *
+ * no-progress: past `minProgressSteps` clean steps (and 20 beyond the LR warm-up), the train main
+ * loss's rolling median of `trendWindow` steps is still >= `noProgress` x the loss it started
+ * from: the model has learned close to nothing (the default run is at 0.4x its start by step 50).
+ *
  * overfitting: the latest validation main loss >= `overfitRise` x the best earlier one (after
  * step 0) while the train main loss (median of the `trendWindow` steps before each) fell by >=
  * `overfitTrainFall` between the two validations.
@@ -33,6 +37,8 @@ export const STABILITY = {
   divergenceFloor: 0.01,
   trendWindow: 20,
   trendRatio: 2,
+  minProgressSteps: 50,
+  noProgress: 0.9,
   overfitRise: 1.05,
   overfitTrainFall: 0.05,
 } as const;
@@ -58,6 +64,12 @@ export function stability(ctx: RunContext): Detector {
   let bestStep = 0;
   let trendBad: { first: number; last: number; median: number; best: number; bestStep: number } | null = null;
   let trendN = 0;
+  // no-progress
+  let initial: number | null = null;
+  let clean = 0;
+  let stuck: { first: number; last: number; median: number } | null = null;
+  let stuckNow = false;
+  let earlyMax: { step: number; loss: number } | null = null;
   // overfitting
   const valids: { step: number; lossMain: number; train: number }[] = [];
   let overfit: { bestStep: number; best: number; step: number; loss: number; trainAtBest: number; trainNow: number } | null = null;
@@ -68,6 +80,7 @@ export function stability(ctx: RunContext): Detector {
       if (r.kind === 'valid') {
         if (r.step === 0) {
           if (Number.isFinite(r.loss) && (r.windows ?? 1) > 0) validRef = r.loss;
+          if (Number.isFinite(r.lossMain)) initial ??= r.lossMain;
           return;
         }
         if ((r.windows ?? 1) === 0) return;
@@ -90,6 +103,9 @@ export function stability(ctx: RunContext): Detector {
       }
       lastStep = r.step;
       if (!isCleanStep(r) || !(r.lossMain > 0)) return;
+      clean++;
+      initial ??= r.lossMain;
+      if (clean <= STABILITY.minHistory && (!earlyMax || r.lossMain > earlyMax.loss)) earlyMax = { step: r.step, loss: r.lossMain };
       const x = Math.log(r.lossMain);
       const prev = hist.last();
       if (prev.length >= STABILITY.minHistory) {
@@ -107,6 +123,14 @@ export function stability(ctx: RunContext): Detector {
         if (m < best) {
           best = m;
           bestStep = r.step;
+        }
+        if (initial !== null && clean >= Math.max(STABILITY.minProgressSteps, ctx.warmupSteps + 20)) {
+          stuckNow = m >= STABILITY.noProgress * initial;
+          if (stuckNow) {
+            stuck ??= { first: r.step, last: r.step, median: m };
+            stuck.last = r.step;
+            stuck.median = m;
+          }
         }
         if (m > STABILITY.trendRatio * best) {
           trendN++;
@@ -163,6 +187,33 @@ export function stability(ctx: RunContext): Detector {
           firstStep: Math.min(validBad?.step ?? Infinity, trendBad?.first ?? Infinity),
           lastStep: Math.max(validBad?.step ?? -Infinity, trendBad?.last ?? -Infinity),
           status: validBadNow || trendN > 0 ? 'ongoing' : 'resolved',
+        });
+      }
+      if (stuck && initial !== null) {
+        const lr = ctx.lr;
+        const high = lr !== null && lr >= 0.01;
+        const low = lr !== null && lr <= 1e-5;
+        const b = ctx.baseline;
+        out.push({
+          id: 'no-progress',
+          kind: 'no-progress',
+          severity: 'warning',
+          title: 'The main loss is not falling',
+          layer: null,
+          evidence: [
+            { step: stuck.last, text: `train main loss: median of the last ${STABILITY.trendWindow} steps ${fmt(stuck.median)} at step ${stuck.last}, ${fmt(stuck.median / initial, 3)}x the ${fmt(initial)} it started from${b ? ` (no-information baseline ${fmt(b.loss)})` : ''}`, values: { median: stuck.median, initial, baseline: b?.loss ?? null } },
+            ...(earlyMax && earlyMax.loss > 2 * initial ? [{ step: earlyMax.step, text: `it jumped to ${fmt(earlyMax.loss)} at step ${earlyMax.step} (${fmt(earlyMax.loss / initial, 3)}x the start)`, values: { step: earlyMax.step, loss: earlyMax.loss } }] : []),
+          ],
+          cause: high
+            ? `optim.lr ${fmt(lr)} is very high (1e-3 is typical for this model size${ctx.clipNorm === 0 ? ', and clipping is off' : ''}): the first updates overshoot, layers saturate (routers, activations), and what is left learns nothing`
+            : low
+              ? `optim.lr ${fmt(lr)} is so low that the weights barely move`
+              : 'the updates do not reduce the loss: see the other findings (clipping, routing, non-finite); otherwise the targets may carry no learnable signal (data)',
+          fix: { sets: high ? ['optim.lr=0.001', ...(ctx.clipNorm === 0 ? ['optim.clipNorm=1'] : []), ...(ctx.warmupSteps < 10 ? [`schedule.warmupSteps=${Math.max(10, Math.round((ctx.steps ?? 100) / 10))}`] : [])] : low ? ['optim.lr=0.001'] : [], note: high || low ? 'the default rate (1e-3 with AdamW, clip 1.0 and a warm-up) trains this model' : 'no single setting explains it' },
+          experiment: null,
+          firstStep: stuck.first,
+          lastStep: stuck.last,
+          status: stuckNow ? 'ongoing' : 'resolved',
         });
       }
       if (overfit) {
