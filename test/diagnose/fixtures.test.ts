@@ -124,4 +124,16 @@ describe('diagnosis of recorded runs', () => {
     expect(np.firstStep).toBe(50);
     expect(np.evidence[1]!.values).toMatchObject({ step: 3 }); // the jump to 3.05 at step 3
   });
+
+  it('aux factor 10 from step 0: dominates (50x the main loss), but the main loss still falls: no aux-fights-main', () => {
+    const d = diagnoseFixture('aux-factor-10');
+    expect(ids(d)).toEqual(['aux-dominates']);
+    expect(d.findings[0]!.evidence[0]!.values.ratio as number).toBeGreaterThan(10);
+  });
+
+  it('400 steps over 100 windows (64 passes), 17 validations: no overfitting, spike or no-progress false alarm', () => {
+    const d = diagnoseFixture('small-data-400-steps');
+    expect(ids(d)).toEqual([]);
+    expect(d.state.validRecords).toBe(17);
+  });
 });
