@@ -136,4 +136,13 @@ describe('diagnosis of recorded runs', () => {
     expect(ids(d)).toEqual([]);
     expect(d.state.validRecords).toBe(17);
   });
+
+  it('46 windows of pure noise, constant rate 3e-3, no weight decay: validation rises from step 140 while the train loss falls', () => {
+    const d = diagnoseFixture('overfitting');
+    expect(ids(d)).toEqual(['overfitting']);
+    const f = d.findings[0]!;
+    expect(f).toMatchObject({ severity: 'warning', firstStep: 140, lastStep: 300, status: 'ongoing' });
+    expect(f.evidence[0]!.values).toMatchObject({ bestStep: 100 });
+    expect(f.fix.sets).toEqual(['schedule.steps=100', 'optim.weightDecay=0.1']);
+  });
 });

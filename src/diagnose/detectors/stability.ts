@@ -74,6 +74,7 @@ export function stability(ctx: RunContext): Detector {
   const valids: { step: number; lossMain: number; train: number }[] = [];
   let overfit: { bestStep: number; best: number; step: number; loss: number; trainAtBest: number; trainNow: number } | null = null;
   let overfitNow = false;
+  let overfitFirst: number | null = null;
 
   return {
     observe(r: DiagRecord) {
@@ -97,6 +98,7 @@ export function stability(ctx: RunContext): Detector {
           {
             overfit = { bestStep: b.step, best: b.lossMain, step: r.step, loss: r.lossMain, trainAtBest: b.train, trainNow };
             overfitNow = true;
+            overfitFirst ??= r.step;
           } else overfitNow = false;
         }
         return;
@@ -225,11 +227,11 @@ export function stability(ctx: RunContext): Detector {
           severity: 'warning',
           title: 'Validation loss rises while the train loss falls',
           layer: null,
-          evidence: [{ step, text: `validation main loss ${fmt(o.loss)} at step ${step}, ${fmt(o.loss / o.best, 3)}x its best ${fmt(o.best)} (step ${o.bestStep}), while the train main loss fell ${fmt(o.trainAtBest)} → ${fmt(o.trainNow)} (median of ${STABILITY.trendWindow} steps)`, values: { ...o, step } }],
+          evidence: [{ step, text: `${overfitFirst !== null && overfitFirst !== step ? `first seen at step ${overfitFirst}; ` : ''}validation main loss ${fmt(o.loss)} at step ${step}, ${fmt(o.loss / o.best, 3)}x its best ${fmt(o.best)} (step ${o.bestStep}), while the train main loss fell ${fmt(o.trainAtBest)} → ${fmt(o.trainNow)} (median of ${STABILITY.trendWindow} steps)`, values: { ...o, step } }],
           cause: 'the model fits the training windows at the expense of unseen ones: too many passes over too little data, or too little regularisation',
           fix: { sets: [`schedule.steps=${o.bestStep}`, `optim.weightDecay=${setValue(Math.max(0.1, ctx.weightDecay * 2))}`], note: `stop near the best validation (step ${o.bestStep}) or regularise more; more data (a smaller data.stride gives more windows) helps most` },
           experiment: null,
-          firstStep: step,
+          firstStep: overfitFirst ?? step,
           lastStep: step,
           status: overfitNow ? 'ongoing' : 'resolved',
         });
