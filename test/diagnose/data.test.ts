@@ -94,4 +94,21 @@ describe('data detectors', () => {
     expect(sampleIndices(10, 4)).toEqual([0, 2, 5, 7]);
     expect(sampleIndices(3)).toEqual([0, 1, 2]);
   });
+
+  it('a run on spiky data: the loss spikes are traced to the extreme windows the data statistics show', async () => {
+    const f = fixture('loss-spikes');
+    const alone = new Diagnoser(f.header);
+    for (const r of f.records) alone.push(r);
+    expect(alone.findings().map((x) => x.id)).toEqual(['loss-spikes']);
+    expect(alone.findings()[0]!.fix.sets).toEqual(['optim.lr=0.000333']);
+    const data = await statsOf((f.header.config as { data: unknown }).data);
+    expect(data.windowStats!.extremeWindows).toBeGreaterThan(0);
+    const d = new Diagnoser({ ...f.header, data });
+    for (const r of f.records) d.push(r);
+    expect(d.findings().map((x) => x.id).sort()).toEqual(['data-extreme-values', 'loss-spikes']);
+    const spikes = d.findings().find((x) => x.kind === 'loss-spikes')!;
+    expect(spikes.cause).toMatch(/training windows? holds? normalised values beyond 50/);
+    expect(spikes.fix.sets).toEqual(['data.normalize=series']);
+    expect(spikes.evidence[0]!.values).toMatchObject({ spikes: 2, worstStep: 129 });
+  });
 });
