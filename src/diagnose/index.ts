@@ -5,6 +5,7 @@
  */
 export { Diagnoser, diagnoseRun, sortFindings, DETECTORS, type Diagnosis, type DiagnosisState } from './diagnoser.ts';
 export { classifyBaseline, forecastBaseline, forecastBaselineBatch, huber, type BaselineBatch } from './baseline.ts';
+export { diagnosisHeaderFields, type DiagnosisHeaderInput } from './header-fields.ts';
 export { sampleIndices, summarizeWindows, EXTREME_VALUE, type WindowSample } from './data-stats.ts';
 export { formatChanges, formatFinding, formatSummary, jsonText, toJson, type DiagnosisJson, type FormatOptions } from './format.ts';
 export { parseMetricsText, toRecord, MetricsTextError, type ParsedMetrics } from './records.ts';

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { summarizeWindows, sampleIndices } from '../../src/diagnose/data-stats.ts';
+import { diagnosisHeaderFields } from '../../src/diagnose/header-fields.ts';
 import { Diagnoser } from '../../src/diagnose/diagnoser.ts';
 import type { DataStats, Finding } from '../../src/diagnose/types.ts';
 import { loadData } from '../../src/train/data/index.ts';
@@ -110,5 +111,30 @@ describe('data detectors', () => {
     expect(spikes.cause).toMatch(/training windows? holds? normalised values beyond 50/);
     expect(spikes.fix.sets).toEqual(['data.normalize=series']);
     expect(spikes.evidence[0]!.values).toMatchObject({ spikes: 2, worstStep: 129 });
+  });
+
+  it('diagnosisHeaderFields: the default run with its real baseline and data statistics is judged in full, and clean', async () => {
+    const f = fixture('default-small-moe');
+    const cfg = f.header.config as { data: unknown; model: { task: 'forecast'; horizons: number[] }; loss: { huberDelta: number }; schedule: { microBatch: number }; logging: { validBatches: number } };
+    const dataCfg = parseDataConfig(cfg.data);
+    const data = await loadData(dataCfg, { cwd: process.cwd(), seed: 0 });
+    const fields = diagnosisHeaderFields({
+      task: cfg.model.task,
+      horizons: cfg.model.horizons,
+      huberDelta: cfg.loss.huberDelta,
+      normalize: dataCfg.normalize,
+      report: data.report,
+      validBatches: () => [...data.valid.batches(cfg.schedule.microBatch)].slice(0, cfg.logging.validBatches || undefined),
+      train: data.train,
+    });
+    expect(fields.baseline!.loss).toBeCloseTo(0.47882, 4); // = the zero-head run's step-0 validation
+    expect(fields.data).toMatchObject({ trainWindows: 1054, validWindows: 108, normalize: 'window', windowStats: { windows: 1054, constantWindows: 0, extremeWindows: 0 } });
+    const d = new Diagnoser({ ...f.header, ...fields });
+    for (const r of f.records) d.push(r);
+    expect(d.findings()).toEqual([]);
+    expect(d.unjudged()).toEqual([]);
+    expect(d.summary()).toBe('diagnosis: no findings over steps 1-300 (4 validations)');
+    // The header survives JSON (header.json) unchanged in what the diagnosis reads.
+    expect(new Diagnoser(JSON.parse(JSON.stringify({ ...f.header, ...fields }))).ctx.baseline).toEqual(fields.baseline);
   });
 });
