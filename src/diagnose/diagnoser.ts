@@ -32,6 +32,9 @@ export interface DiagnosisState {
   /** Train records seen, and the last step. */
   trainSteps: number;
   validRecords: number;
+  /** Records push() could not read (left out; the diagnosis must never stop a run), and the last reason. */
+  rejected: number;
+  lastRejection: string | null;
   firstStep: number | null;
   lastStep: number | null;
 }
@@ -41,7 +44,7 @@ export class Diagnoser {
   private readonly detectors: Detector[];
   private current = new Map<string, Finding>();
   private reported = new Map<string, string>();
-  private readonly state: DiagnosisState = { trainSteps: 0, validRecords: 0, firstStep: null, lastStep: null };
+  private readonly state: DiagnosisState = { trainSteps: 0, validRecords: 0, rejected: 0, lastRejection: null, firstStep: null, lastStep: null };
 
   constructor(header: RunHeaderInput) {
     this.ctx = runContext(header);
@@ -51,12 +54,17 @@ export class Diagnoser {
 
   /**
    * One metrics record (as written to metrics.jsonl, or the run's in-memory record with real NaN).
-   * Records of other kinds are ignored; a malformed train/valid record throws.
+   * Never throws: records of other kinds are ignored, and a malformed one is left out and counted
+   * (progress().rejected), so the diagnosis cannot stop a training run.
    */
   push(record: DiagRecord | Record<string, unknown>): FindingChange[] {
     const r = toRecord(record);
     if (r === null) return this.changes();
-    if ('error' in r) throw new Error(`Diagnoser.push: ${r.error}`);
+    if ('error' in r) {
+      this.state.rejected++;
+      this.state.lastRejection = r.error;
+      return this.changes();
+    }
     if (r.kind === 'train') {
       this.state.trainSteps++;
       this.state.firstStep ??= r.step;

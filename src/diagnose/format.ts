@@ -61,18 +61,18 @@ export interface DiagnosisJson {
   run: string;
   findings: Finding[];
   notes: Note[];
-  steps: { first: number | null; last: number | null; train: number; valid: number };
+  steps: { first: number | null; last: number | null; train: number; valid: number; rejected?: number };
   unjudged: string[];
   partialLastLine?: boolean;
 }
 
 /** The JSON form (stable keys; numbers as numbers, non-finite ones as strings like the metrics log). */
-export function toJson(run: string, d: { findings: Finding[]; notes: Note[]; state: { trainSteps: number; validRecords: number; firstStep: number | null; lastStep: number | null }; unjudged: string[] }, extra: { partialLastLine?: boolean } = {}): DiagnosisJson {
+export function toJson(run: string, d: { findings: Finding[]; notes: Note[]; state: { trainSteps: number; validRecords: number; rejected?: number; firstStep: number | null; lastStep: number | null }; unjudged: string[] }, extra: { partialLastLine?: boolean } = {}): DiagnosisJson {
   return {
     run,
     findings: d.findings,
     notes: d.notes,
-    steps: { first: d.state.firstStep, last: d.state.lastStep, train: d.state.trainSteps, valid: d.state.validRecords },
+    steps: { first: d.state.firstStep, last: d.state.lastStep, train: d.state.trainSteps, valid: d.state.validRecords, ...(d.state.rejected ? { rejected: d.state.rejected } : {}) },
     unjudged: d.unjudged,
     ...(extra.partialLastLine ? { partialLastLine: true } : {}),
   };
