@@ -70,7 +70,7 @@ describe('Diagnoser', () => {
   it('ignores the routing of skipped steps, and null / NaN routing statistics', () => {
     const f = fixture('exp-nan-guards-on');
     // The engine will write routing of a skipped step as null / "NaN" instead of a made-up distribution.
-    const nulled = f.raw.map((r) => (r.skipped ? { ...r, routing: (r.routing as object[]).map((l, i) => ({ layer: i, load: null, entropy: null, maxShare: 'NaN', switchLoss: null })) } : r));
+    const nulled = f.raw.map((r) => (r.skipped ? { ...r, routing: (r.routing as object[]).map((_l, i) => ({ layer: i, load: null, entropy: null, maxShare: 'NaN', switchLoss: null })) } : r));
     expect(diagnoseRun(f.header, nulled).findings).toEqual([]);
     const noRouting = f.raw.map((r) => (r.skipped ? { ...r, routing: null } : r));
     expect(diagnoseRun(f.header, noRouting).findings).toEqual([]);

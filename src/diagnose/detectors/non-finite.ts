@@ -100,7 +100,6 @@ export function nonFinite(ctx: RunContext): Detector {
         const sameSite = sites.length <= 1;
         const severity = applied.length || longest >= ctx.maxConsecutiveBadSteps ? 'error' : 'warning';
         const router = named.site?.name.includes('router_logits');
-        const grad = named.site?.name.endsWith('.grad');
         const sets: string[] = [];
         let note: string;
         if (applied.length && !ctx.guards) {

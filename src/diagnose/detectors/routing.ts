@@ -126,7 +126,11 @@ export function routing(ctx: RunContext): Detector {
     const low = l.entropy < ROUTING.saturatedEntropy * lnE;
     if (s.satInit.fired) {
       // Once fired, the init saturation is ongoing while the entropy stays low.
-      if (low) s.satInit.fired.last = r.step;
+      if (low) {
+        s.satInit.fired.last = r.step;
+        s.satInit.n++;
+        s.satInit.fired.longest = Math.max(s.satInit.fired.longest, s.satInit.n);
+      } else s.satInit.n = 0;
     } else if (s.satInitOpen) {
       // Only a streak that starts at the layer's first clean step is the init's doing.
       advance(s.satInit, low, r.step, ROUTING.saturatedInitSteps);
