@@ -10,7 +10,7 @@
  *   the horizon-unfolded targets (target[b,t,j] = labels[b,t+j] while t+j < T, mask 0 past the end;
  *   shaders/loss.wgsl horizon_targets), Huber with the run's delta (r²/2 if |r| <= δ else
  *   δ(|r| - δ/2)); the mean over heads (src/model/losses.ts forecastLoss); the mean over batches
- *   (src/train/evaluate.ts). Computed in float64 on the host.
+ *   (src/train/step/evaluate.ts). Computed in float64 on the host.
  */
 import type { Baseline } from './types.ts';
 

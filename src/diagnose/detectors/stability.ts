@@ -9,7 +9,7 @@
  * loss-spikes) reach 11-14x at z 5.3-5.9. A finding needs two spikes, or one >= `bigSpike`x.
  *
  * divergence: (a) a validation loss not finite, or above stability.divergenceFactor x the loss
- * before training (floored at 0.01), the engine's own rule (src/train/divergence.ts); (b) the
+ * before training (floored at 0.01), the engine's own rule (src/train/run/divergence.ts); (b) the
  * train main loss's rolling median of `trendWindow` clean steps above `trendRatio` x the best such
  * median so far, for `trendWindow` steps.
  *
