@@ -21,14 +21,21 @@ const badTensor = z.object({
   mean: num,
 });
 
+/**
+ * A layer's routing statistics; null on a step whose forward was not finite (the engine does not
+ * make up a distribution from NaN logits). Read back as NaN, so every consumer shows "not
+ * available" the way it shows any non-finite number (a gap, a NaN cell, "n/a").
+ */
+const nullableNum = z.union([num, z.null()]).transform((v): number => (v === null ? NaN : v));
 const layerRouting = z.object({
   layer: z.number().int(),
-  load: z.array(num),
-  entropy: num,
-  maxShare: num,
-  dropped: num.optional(),
+  /** Not available: [] (the expert count is the run's; a chart leaves the step out, the heatmap marks it NaN). */
+  load: z.union([z.array(num), z.null()]).transform((v): number[] => v ?? []),
+  entropy: nullableNum,
+  maxShare: nullableNum,
+  dropped: nullableNum.optional(),
   /** The layer's Switch balancing loss (balanced = 1). */
-  switchLoss: num.optional(),
+  switchLoss: nullableNum.optional(),
 });
 
 const train = z.object({

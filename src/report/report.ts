@@ -256,10 +256,18 @@ export function summarize(m: RunMetrics): SummaryRow[] {
     firstBad && b ? `step ${firstBad.step}: ${b.name}${b.layer >= 0 ? ` (layer ${b.layer})` : ''}, ${fmtNum(b.nonFinite)} values` : 'none',
   ]);
   const E = expertsOf(m);
-  for (const l of last?.routing ?? []) {
-    rows.push([`max expert share, layer ${l.layer} (last; balanced ${E ? fmtNum(1 / E) : '—'})`, fmtNum(l.maxShare)]);
-    rows.push([`router entropy, layer ${l.layer} (last; uniform ${E > 1 ? fmtNum(Math.log(E)) : '—'})`, fmtNum(l.entropy)]);
+  // Routing of a step with a non-finite forward is not available (read back as NaN / []): quote
+  // the last step that has it, and say how many steps at the end had none.
+  const available = (r: TrainRecord) => r.routing.length > 0 && r.routing.every((l) => Number.isFinite(l.entropy) && l.load.length > 0);
+  const lastRouted = [...t].reverse().find(available);
+  const unavailable = t.filter((r) => !available(r));
+  if (unavailable.length) rows.push(['steps without routing statistics (non-finite forward)', `${unavailable.length} (first at step ${unavailable[0]!.step})`]);
+  const at = lastRouted && lastRouted !== last ? `step ${lastRouted.step}, the last with routing` : 'last';
+  for (const l of lastRouted?.routing ?? []) {
+    rows.push([`max expert share, layer ${l.layer} (${at}; balanced ${E ? fmtNum(1 / E) : '—'})`, fmtNum(l.maxShare)]);
+    rows.push([`router entropy, layer ${l.layer} (${at}; uniform ${E > 1 ? fmtNum(Math.log(E)) : '—'})`, fmtNum(l.entropy)]);
   }
+  if (!lastRouted && t.length) rows.push(['routing statistics', 'n/a (no step with a finite forward)']);
   rows.push(['aux loss (last, unweighted)', fmtNum(last?.aux)]);
   return rows;
 }

@@ -239,7 +239,7 @@ describe('model.capacityFactor', () => {
     const C = Math.ceil((0.5 * N * k) / E);
     // Routing is decided before capacity is applied: the same picks as dropless, then dropped.
     for (const [li, l] of tight.m.routing.entries()) {
-      const counts = l.load.map((f) => Math.round(f * N * k));
+      const counts = l.load!.map((f) => Math.round(f * N * k));
       expect(counts.reduce((a, b) => a + b, 0), `layer ${li} picks`).toBe(N * k);
       const want = counts.reduce((a, c) => a + Math.max(0, c - C), 0);
       expect(want, 'capacity 0.5 must drop something').toBeGreaterThan(0);
@@ -247,7 +247,7 @@ describe('model.capacityFactor', () => {
       expect(dropless.m.routing[li]!.dropped).toBe(0);
     }
     // The dropped pairs really leave the experts (their gradient shrinks), not only the count.
-    const kept = tight.m.routing.reduce((a, l) => a + (N * k - l.dropped), 0) / (tight.m.routing.length * N * k);
+    const kept = tight.m.routing.reduce((a, l) => a + (N * k - l.dropped!), 0) / (tight.m.routing.length * N * k);
     expect(kept).toBeLessThan(0.8);
     expect(tight.expertGrad / dropless.expertGrad).toBeLessThan(0.9);
     // cf = E / k gives C >= N, more than any expert can be picked: nothing dropped, and the same
@@ -265,7 +265,7 @@ describe('loss.auxConvention', () => {
     s.dispose();
     // The per-layer Switch losses come from a separate kernel call in the trainer's metrics; a
     // training aux that summed the layers would read 2x. Measured 5.8e-8 relative; bound 6e-7.
-    const mean = m.routing.reduce((a, l) => a + l.switchLoss, 0) / m.routing.length;
+    const mean = m.routing.reduce((a, l) => a + l.switchLoss!, 0) / m.routing.length;
     expect(m.routing.length).toBe(2);
     expectClose([m.aux], [mean], { rtol: 6e-7, what: 'switch aux vs mean of per-layer switch losses' });
     const p = await setupTrainer(rt, config({ loss: { auxConvention: 'pooled' } }));

@@ -23,7 +23,8 @@ const WAIT_STEP = 8;
 interface Train {
   step: number;
   loss: number | string;
-  routing: { layer: number; load: (number | string)[]; maxShare: number | string }[];
+  /** null on a step whose forward was not finite (the skipped NaN step). */
+  routing: { layer: number; load: (number | string)[] | null; maxShare: number | string | null }[];
   skipped: boolean;
   nonFinite: { name: string }[];
 }
@@ -34,6 +35,8 @@ interface Valid {
 
 /** The logger's spelling back to numbers: "NaN" -> NaN. */
 const num = (v: number | string): number => (typeof v === 'number' ? v : Number(v));
+/** A routing statistic: null (not available) is drawn as NaN, never as a value or "no record". */
+const stat = (v: number | string | null): number => (v === null ? NaN : num(v));
 
 function readLog(dir: string): { train: Train[]; valid: Valid[] } {
   const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
@@ -73,11 +76,19 @@ function expectChartsHold(c: { charts: ChartContents[]; heatmaps: HeatmapContent
   }
   for (const r of log.valid) expect(at(loss, `valid${suffix}`, r.step).raw).toBe(num(r.loss));
   const share = chart('max-share');
-  for (const r of log.train) for (const l of r.routing) expect(at(share, `L${l.layer}${suffix}`, r.step).raw).toBe(num(l.maxShare));
+  for (const r of log.train) for (const l of r.routing) expect(at(share, `L${l.layer}${suffix}`, r.step).raw).toBe(stat(l.maxShare));
   const heat = c.heatmaps[0]!;
   expect(heat.steps).toEqual(log.train.map((r) => r.step));
   expect(heat.layers).toBe(log.train[0]!.routing.length);
-  log.train.forEach((r, i) => r.routing.forEach((l) => l.load.forEach((v, e) => expect(heat.load[l.layer]![e]![i]).toBe(num(v)))));
+  log.train.forEach((r, i) =>
+    r.routing.forEach((l) => {
+      if (l.load === null) for (let e = 0; e < heat.experts; e++) expect(heat.load[l.layer]![e]![i], `step ${r.step}: routing n/a is a NaN cell`).toBeNaN();
+      else l.load.forEach((v, e) => expect(heat.load[l.layer]![e]![i]).toBe(num(v)));
+    }),
+  );
+  // The skipped NaN step's routing is not available: null in the log, NaN on the page.
+  const nanStep = log.train.find((r) => r.skipped)!;
+  expect(nanStep.routing.every((l) => l.load === null && l.maxShare === null)).toBe(true);
   expect(heat.drawn?.rows).toBe(heat.layers * heat.experts);
 }
 

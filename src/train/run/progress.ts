@@ -31,7 +31,7 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', total: n
     update: (m) =>
       console.error(
         `step ${m.step}/${total} loss ${fmt(m.loss)} (main ${fmt(m.lossMain)} aux ${fmt(m.aux)}) lr ${fmt(m.lr)} gnorm ${fmt(m.gradNorm, 3)}` +
-          `${m.clippedFraction > 0 ? ` clipped ${(m.clippedFraction * 100).toFixed(1)}%` : ''} max-share ${m.routing.map((r) => r.maxShare.toFixed(2)).join('/')} ` +
+          `${m.clippedFraction > 0 ? ` clipped ${(m.clippedFraction * 100).toFixed(1)}%` : ''} max-share ${m.routing.map((r) => (r.maxShare === null ? 'n/a' : r.maxShare.toFixed(2))).join('/')} ` +
           `${Math.round((m.tokens / m.ms) * 1000)} tok/s${m.lossScale !== 1 ? ` scale ${m.lossScale}` : ''}${m.overflow ? ' OVERFLOW' : m.skipped ? ' SKIPPED' : ''}`,
       ),
     log: (l) => console.error(l),

@@ -25,18 +25,24 @@ import { LossScaler } from '../../optim/loss-scale.ts';
 import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../../kernels/train-state.ts';
 import type { Parameter } from '../../model/parameter.ts';
 
+/**
+ * A layer's routing statistics. On a step whose forward was not finite (a skipped bad step, or a
+ * non-finite loss with the guards off) they are null: the top-k of NaN logits picks arbitrary
+ * experts, so a distribution read from them would be made up (docs/FORMATS.md). An overflow skip
+ * (f16: only the scaled gradients overflowed) keeps them: its forward was finite.
+ */
 export interface LayerRoutingMetrics {
   layer: number;
   /** Fraction of the top-k picks per expert (balanced = 1/E each). */
-  load: number[];
+  load: number[] | null;
   /** Mean router entropy in nats (uniform = ln E). */
-  entropy: number;
+  entropy: number | null;
   /** Largest expert share. */
-  maxShare: number;
+  maxShare: number | null;
   /** Token-expert pairs dropped by the capacity limit. */
-  dropped: number;
+  dropped: number | null;
   /** This layer's Switch balancing loss E·Σ f_i P_i (balanced = 1), whatever aux convention trains. */
-  switchLoss: number;
+  switchLoss: number | null;
 }
 
 export interface StepMetrics {
@@ -388,8 +394,12 @@ export class Trainer {
 
     const mean = (f: (t: (typeof terms)[number]) => number) => terms.reduce((a, t) => a + f(t), 0) / terms.length;
     const E = model.cfg.experts;
+    const lossTotal = mean((t) => t.total);
+    // Routing read from a non-finite forward is not a distribution (see LayerRoutingMetrics).
+    const forwardBad = (skipped && scaleEvent !== 'overflow') || !Number.isFinite(lossTotal);
     const routingMetrics: LayerRoutingMetrics[] = routing[0]!.map((l0, li) => {
       const load = Array.from({ length: E }, (_, e) => routing.reduce((a, mb) => a + mb[li]!.s[e]!, 0) / routing.length);
+      if (forwardBad) return { layer: l0.layer, load: null, entropy: null, maxShare: null, dropped: null, switchLoss: null };
       return {
         layer: l0.layer,
         load,
@@ -406,7 +416,7 @@ export class Trainer {
       step: ps.step,
       microSteps: ps.micro,
       microStep: ps.step * ps.micro,
-      loss: mean((t) => t.total),
+      loss: lossTotal,
       lossMain: mean((t) => t.main),
       headLosses: terms[0]!.heads.map((_, i) => mean((t) => t.heads[i]!)),
       aux: mean((t) => t.aux),

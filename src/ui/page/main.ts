@@ -111,6 +111,9 @@ function subscribe(): void {
     // The run is over: the server closes next; the page keeps everything it has.
     if (ev.type === 'status' && !liveRunning()) {
       es.close();
+      // Draw the last records now, not after the coalescing delay: "ended" means the page shows
+      // everything the run logged (the browser test reads the charts as soon as it sees it).
+      render();
       setState('ended', `run ${ev.status === 'done' ? 'finished' : ev.status} — the page keeps its data`);
     }
   };

@@ -89,6 +89,12 @@ function push(cols: Value[][], k: number, n: number, v: Value): void {
   c.push(v);
 }
 
+/** The run's expert count from its header's config (0 when not known). */
+function expertsOf(h: UiHeader | null): number {
+  const m = (h?.config as { model?: { experts?: unknown } } | undefined)?.model;
+  return typeof m?.experts === 'number' ? m.experts : 0;
+}
+
 function appendTrain(d: RunData, r: TrainRecord): void {
   const t = d.train;
   const n = t.step.length;
@@ -116,8 +122,11 @@ function appendTrain(d: RunData, r: TrainRecord): void {
     push(t.maxShare, l.layer, n, l.maxShare);
     push(t.switchLoss, l.layer, n, opt(l.switchLoss));
     const layer = (t.load[l.layer] ??= []);
-    l.load.forEach((v, e) => push(layer, e, n, v));
-    d.experts = Math.max(d.experts, l.load.length);
+    // Routing not available on this step (a non-finite forward; the log has null): NaN, a marked
+    // cell, never a made-up distribution and never "no record".
+    const load = l.load.length ? l.load : Array.from({ length: Math.max(d.experts, expertsOf(d.header)) }, () => NaN);
+    load.forEach((v, e) => push(layer, e, n, v));
+    d.experts = Math.max(d.experts, load.length);
   }
   d.layers = Math.max(d.layers, t.entropy.length);
   if (r.skipped || r.overflow) d.skipped.push({ step: r.step, overflow: r.overflow ?? false, lossScale: opt(r.lossScale), tensors: r.nonFinite });
