@@ -15,6 +15,10 @@ export interface RunHeader {
   /** The optimizer step the run starts after (0 for a fresh run). */
   startStep: number;
   startedAt: string;
+  /** The no-information loss the diagnosis compares the first loss with (src/diagnose baseline.ts). */
+  baseline?: unknown;
+  /** Data statistics for the diagnosis (src/diagnose data-stats.ts): the data report and window statistics. */
+  data?: unknown;
 }
 
 /**

@@ -13,12 +13,23 @@ import type { ValidMetrics } from '../step/evaluate.ts';
 import { faultAt } from './faults.ts';
 import { MetricsLog } from './metrics.ts';
 import { setAside } from './run-dir.ts';
+import { RunDiagnosis, observers } from './diagnosis.ts';
+import { diagnosisHeaderFields } from '../../diagnose/index.ts';
 import { validLine, type Committed, type Prepared, type Session } from './session.ts';
 
 /** What optim.freeze / optim.lora keep fixed and add, for the [model] line. */
 function fineTuneLine(cfg: TrainConfig): string {
   const l = cfg.optim.lora;
   return [cfg.optim.freeze.length ? `frozen ${cfg.optim.freeze.join(', ')}` : '', l ? `LoRA rank ${l.rank} alpha ${l.alpha} on ${l.targets.join(', ')}` : ''].filter(Boolean).join('; ');
+}
+
+/** The first `n` items of an iterable (0 or less: all of them). */
+function* take<T>(items: Iterable<T>, n: number): Generator<T> {
+  let i = 0;
+  for (const x of items) {
+    if (n > 0 && i++ >= n) return;
+    yield x;
+  }
 }
 
 export async function commit(s: Session, p: Prepared): Promise<Committed> {
@@ -31,8 +42,22 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
     const to = setAside(paths, 'overwritten', overwrite.map((f) => join(paths.dir, f)));
     console.error(`[overwrite] the previous run in ${show(paths.dir)} was moved to ${show(to)} (nothing deleted)`);
   }
-  const metrics = new MetricsLog(paths.metrics, opts.observer);
-  metrics.describe(paths.header, { config: cfg, parameters: model.parameterCount, plan: formatPlan(plan), adapter: rt.caps.adapter, startStep: start, startedAt: new Date().toISOString() });
+  const diagnosis = new RunDiagnosis(paths.findings, show(paths.dir));
+  const metrics = new MetricsLog(paths.metrics, observers(opts.observer, diagnosis));
+  // What the diagnosis compares with: the no-information loss on the batches the first validation
+  // reads, and the data's statistics (constant windows, extreme values, window counts).
+  const m = cfg.model;
+  const fields = diagnosisHeaderFields({
+    task: m.task,
+    numClasses: m.numClasses,
+    horizons: m.horizons,
+    huberDelta: cfg.loss.huberDelta,
+    normalize: cfg.data.normalize,
+    report: p.data.report,
+    validBatches: () => take(p.data.valid.batches(cfg.schedule.microBatch), cfg.logging.validBatches),
+    train: p.data.train,
+  });
+  metrics.describe(paths.header, { config: cfg, parameters: model.parameterCount, plan: formatPlan(plan), adapter: rt.caps.adapter, startStep: start, startedAt: new Date().toISOString(), ...fields });
   let validBefore: ValidMetrics | null = null;
   if (pick) {
     if (pick.newer.length) {
@@ -48,13 +73,13 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
     metrics.truncateAfter(-1);
     validBefore = await validate();
     s.reference = validBefore.windows > 0 ? validBefore.loss : null;
-    metrics.write({ kind: 'valid', step: 0, ...validBefore });
     console.error(validLine('[valid] before training', validBefore));
+    metrics.write({ kind: 'valid', step: 0, ...validBefore });
   }
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   console.error(
     `[model] ${model.parameterCount.toLocaleString()} parameters${built.trainable.length < model.params.length ? ` (${built.trainable.reduce((a, q) => a + q.data.size, 0).toLocaleString()} trainable: ${fineTuneLine(cfg)})` : ''}; planned peak ${mib(here.peakBytes)} on this device (${rt.caps.family} kernels)` +
       `${opts.target.name === 'this' ? '' : `, ${mib(plan.peakBytes)} of ${(plan.budget.totalBytes / 2 ** 30).toFixed(1)} GiB on ${opts.target.name}`}`,
   );
-  return { ...p, metrics, validBefore };
+  return { ...p, metrics, validBefore, diagnosis };
 }

@@ -33,6 +33,7 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
   stops.phase = 'training';
   const progress = createProgress(cfg.logging.progress, total, start);
   stops.log = (l) => progress.log(l);
+  c.diagnosis.log = (l) => progress.log(l);
   const profiler = opts.profile ? startProfiler(rt) : null;
   let last: StepMetrics | null = null;
   let consecutiveBad = 0;
@@ -121,6 +122,7 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
   } finally {
     progress.stop();
     stops.log = (l) => console.error(l);
+    c.diagnosis.log = (l) => console.error(l);
     if (profiler) await reportProfile(rt, profiler, paths.profile, show);
   }
   return { last, skippedSteps, overflowSteps };

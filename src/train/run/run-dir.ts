@@ -32,12 +32,14 @@ export interface RunPaths {
   /** What the run says about itself at the start (config, size, adapter, plan), for dashboard.js. */
   header: string;
   profile: string;
+  /** The run's findings (src/train/run/diagnosis.ts), rewritten whenever they change. */
+  findings: string;
   lock: string;
   setAside: string;
 }
 
 /** The files that make up a run: what --overwrite moves aside. Other files in the folder stay. */
-const RUN_FILES = ['metrics.jsonl', 'checkpoints', 'plan.txt', 'header.json', 'profile.json'] as const;
+const RUN_FILES = ['metrics.jsonl', 'checkpoints', 'plan.txt', 'header.json', 'profile.json', 'findings.json'] as const;
 
 export function runPaths(cwd: string, loggingDir: string): RunPaths {
   const dir = resolve(cwd, loggingDir);
@@ -48,6 +50,7 @@ export function runPaths(cwd: string, loggingDir: string): RunPaths {
     plan: join(dir, 'plan.txt'),
     header: join(dir, 'header.json'),
     profile: join(dir, 'profile.json'),
+    findings: join(dir, 'findings.json'),
     lock: join(dir, 'lock'),
     setAside: join(dir, 'set-aside'),
   };

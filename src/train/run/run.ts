@@ -18,7 +18,7 @@ import { finish } from './finish.ts';
 import { loop } from './loop.ts';
 import { isFinished, prepare } from './prepare.ts';
 import { RunLock, runPaths, shownPath } from './run-dir.ts';
-import { RunStopped, type RunOptions, type RunResult, type Session } from './session.ts';
+import { RunStopped, type Committed, type RunOptions, type RunResult, type Session } from './session.ts';
 import { StopRequests } from './signals.ts';
 
 export { RunStopped, type RunOptions, type RunResult };
@@ -39,11 +39,12 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   const lock = RunLock.acquire(paths, opts.cwd, (l) => console.error(l));
   const stops = new StopRequests(() => lock.release());
   const s: Session = { cfg, opts, paths, show, plan, stops, committed: false, lastGood: null, reference: null, diverged: null };
+  let committed: Committed | null = null;
   try {
     const prepared = await prepare(s);
     if (isFinished(prepared)) return prepared;
     // Commit: every check passed. From here on the run writes its folder.
-    const committed = await commit(s, prepared);
+    committed = await commit(s, prepared);
     const end = await loop(s, committed);
     if ('stopped' in end) return end.stopped;
     return await finish(s, committed, end);
@@ -56,6 +57,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
       );
     throw e;
   } finally {
+    // However the run ended, what the diagnosis found is said once, before the last line.
+    const summary = committed?.diagnosis.summary();
+    if (summary) console.error(summary.replace(/^diagnosis:/, '[diagnose] summary:'));
     stops.dispose();
     lock.release(!s.committed);
   }

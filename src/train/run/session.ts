@@ -16,6 +16,7 @@ import type { ResumePick } from './resume.ts';
 import type { RunPaths } from './run-dir.ts';
 import type { StopRequests } from './signals.ts';
 import type { MetricsObserver } from '../../ui/observer.ts';
+import type { RunDiagnosis } from './diagnosis.ts';
 
 /** A run that stopped (K bad steps, a signal, an I/O failure): the message says where its state is. */
 export class RunStopped extends Error {
@@ -117,6 +118,8 @@ export interface Prepared {
 export interface Committed extends Prepared {
   readonly metrics: MetricsLog;
   readonly validBefore: ValidMetrics | null;
+  /** The run's findings as the metrics are written (diagnosis.ts). */
+  readonly diagnosis: RunDiagnosis;
 }
 
 export function validLine(tag: string, v: ValidMetrics): string {
