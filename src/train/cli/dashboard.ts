@@ -16,6 +16,7 @@ import { loadRun } from '../../ui/saved-run.ts';
 import { serve } from '../../ui/server.ts';
 import { EXIT } from '../exit-codes.ts';
 import { RunStopped, type RunResult } from '../run/run.ts';
+import { isSignalExit } from '../run/signals.ts';
 
 /** Labels for the runs as the user typed them, made unique when two folders share a name. */
 function labels(args: readonly string[]): string[] {
@@ -62,7 +63,7 @@ function ended(r: RunResult): RunStatus {
 }
 
 function failed(e: unknown): RunStatus {
-  return e instanceof RunStopped && (e.exitCode === EXIT.sigint || e.exitCode === EXIT.sigterm) ? 'interrupted' : 'failed';
+  return e instanceof RunStopped && isSignalExit(e.exitCode) ? 'interrupted' : 'failed';
 }
 
 /**
