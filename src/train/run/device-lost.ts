@@ -6,6 +6,7 @@
  */
 import type { DawnRuntime } from '../../kernels/runtime.ts';
 import { GpuError } from '../../kernels/errors.ts';
+import { IoError } from '../../util/atomic-write.ts';
 import { EXIT } from '../exit-codes.ts';
 import { RunStopped, type Session } from './session.ts';
 
@@ -15,18 +16,17 @@ const LOST_GRACE_MS = 200;
 /**
  * The device loss behind `e`, or null when `e` is something else. A call on a device that was
  * just lost can fail with Dawn's own error (a rejected map, an operation error) before the lost
- * promise settles: the device is asked, briefly, before the error is taken as something else.
+ * promise settles: the runtime is asked again after a moment before the error is taken as
+ * something else.
  */
 export async function deviceLoss(rt: DawnRuntime | null, e: unknown): Promise<GpuError | null> {
   if (e instanceof GpuError && e.kind === 'device-lost') return e;
   if (!rt) return null;
   if (rt.gpu.lost) return rt.gpu.lost;
-  if (e instanceof RunStopped) return null;
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([rt.device.lost.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), LOST_GRACE_MS)))]);
-  clearTimeout(timer);
-  // device.ts sets gpu.lost in its own handler on the same promise, registered first.
-  return settled ? rt.gpu.lost : null;
+  if (e instanceof RunStopped || e instanceof IoError) return null;
+  // The runtime sets gpu.lost when Dawn's lost promise settles (src/kernels/device.ts).
+  await new Promise((r) => setTimeout(r, LOST_GRACE_MS));
+  return rt.gpu.lost;
 }
 
 /** "destroyed: device was destroyed" out of the runtime's "WebGPU device lost (destroyed): device was destroyed". */

@@ -9,7 +9,7 @@
  * (code, errno, syscall), so the real handling path runs. Unset in normal use.
  *
  * `DEVICE_LOST@step-<K>` is not an I/O error: the training loop destroys the GPU device
- * (GPUDevice.destroy(), a real device loss to Dawn) just before recording step K (see deviceFault).
+ * (DawnRuntime.loseDevice(), a real device loss to Dawn) just before recording step K (see deviceFault).
  */
 import { z } from 'zod';
 import { ConfigError } from '../config.ts';

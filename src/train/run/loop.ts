@@ -52,7 +52,7 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
   let step = start;
   try {
     for (step = start + 1; step <= total; step++) {
-      if (deviceFault(`step-${step}`)) rt.device.destroy(); // test-only: WEBGPU_MOE_FAULT=DEVICE_LOST@step-K
+      if (deviceFault(`step-${step}`)) rt.loseDevice(); // test-only: WEBGPU_MOE_FAULT=DEVICE_LOST@step-K
       const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
       const lastStep = step === total;
       const validNow = cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0 && !lastStep;

@@ -58,7 +58,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
     when = `after the last step (${cfg.schedule.steps}), during the final validation and checkpoint`;
     return await finish(s, committed, end);
   } catch (e) {
-    if (s.committed && !(e instanceof RunStopped)) {
+    if (s.committed && !(e instanceof RunStopped) && !(e instanceof IoError)) {
       const lost = await deviceLoss(rt, e);
       if (lost) throw deviceLostStop(s, lost, when);
     }
