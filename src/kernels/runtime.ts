@@ -178,6 +178,11 @@ export class DawnRuntime implements Backend {
     return t.buffer as GPUBuffer;
   }
 
+  /** Destroy the device: a real device loss to Dawn (the training loop's test-only DEVICE_LOST fault point). */
+  loseDevice(): void {
+    this.device.destroy();
+  }
+
   private assertAlive(): void {
     if (this.gpu.lost) throw this.gpu.lost;
   }

@@ -45,6 +45,18 @@ export function isLoopback(h: string): boolean {
 }
 
 /**
+ * The warning both CLIs print when the dashboard listens beyond this machine (`train.js --ui-host`,
+ * `dashboard.js --host`), or null on a loopback address. `what` is what a visitor sees.
+ */
+export function exposureWarning(flags: FlagNames, address: Address, what: string): string | null {
+  if (isLoopback(address.host)) return null;
+  return (
+    `listening on ${address.host}: anyone who can reach it sees ${what} (there is no password). ` +
+    `To keep it on this machine, leave out ${flags.host}; from another machine an SSH tunnel needs no open port: ssh -L ${address.port}:127.0.0.1:${address.port} <this host>`
+  );
+}
+
+/**
  * The port flag's value: a port, or `host:port` / a bare address with a loopback host. Another
  * host there is refused, naming the host flag: serving beyond this machine is asked for by name.
  * `true` is the flag without a value (commander's `--ui [port]`).

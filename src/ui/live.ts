@@ -3,7 +3,7 @@
  * MetricsLog hands every record to `observer` in memory (src/ui/observer.ts); nothing here reads
  * the disk per step, and nothing here may throw into the run: a dashboard fault is printed once.
  */
-import { isLoopback, parseAddress, type FlagNames } from './flags.ts';
+import { exposureWarning, parseAddress, type FlagNames } from './flags.ts';
 import { parseHeader } from './header.ts';
 import { Hub } from './hub.ts';
 import type { MetricsObserver, RunHeader } from './observer.ts';
@@ -63,7 +63,8 @@ export async function startLiveDashboard(ui: string | true, uiHost: string | und
     },
   };
   console.error(`[ui] dashboard at ${server.url} (live while the run goes; afterwards: node dashboard.js ${dir})`);
-  if (!isLoopback(address.host)) console.error(`[ui] listening on ${address.host}: anyone who can reach it sees this run's config and metrics (there is no password)`);
+  const exposed = exposureWarning(FLAGS, server.address, "this run's config and metrics");
+  if (exposed) console.error(`[ui] ${exposed}`);
   return {
     url: server.url,
     observer,

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { parseCommandLine } from './parse.ts';
 import { UiError } from '../../ui/errors.ts';
-import { DEFAULT_PORT, parseAddress } from '../../ui/flags.ts';
+import { DEFAULT_PORT, exposureWarning, parseAddress } from '../../ui/flags.ts';
 import { Hub } from '../../ui/hub.ts';
 import { startLiveDashboard, withLiveDashboard } from '../../ui/live.ts';
 import type { MetricsObserver } from '../../ui/observer.ts';
@@ -16,6 +16,7 @@ import { loadRun } from '../../ui/saved-run.ts';
 import { serve } from '../../ui/server.ts';
 import { EXIT } from '../exit-codes.ts';
 import { RunStopped, type RunResult } from '../run/run.ts';
+import { isSignalExit, STOP_SIGNALS } from '../run/signals.ts';
 
 /** Labels for the runs as the user typed them, made unique when two folders share a name. */
 function labels(args: readonly string[]): string[] {
@@ -30,22 +31,27 @@ export async function main(argv: string[], signals: NodeJS.EventEmitter = proces
     .argument('<run...>', 'run folders train.js wrote (their logging.dir, holding metrics.jsonl), or metrics .jsonl files')
     .option('-p, --port <port>', `port to listen on (0 picks a free one)`, String(DEFAULT_PORT))
     .option('--host <address>', 'listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the runs)')
-    .addHelpText('after', '\nExit codes: 0 closed by Ctrl-C / SIGTERM, 2 bad input (a flag, a run folder, a port in use).')
+    .addHelpText('after', '\nExit codes: 0 closed by Ctrl-C / SIGTERM / SIGHUP / SIGQUIT, 2 bad input (a flag, a run folder, a port in use).')
     .showHelpAfterError('(node dashboard.js --help lists every flag)');
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;
   const opts = program.opts<{ port: string; host?: string }>();
   try {
-    const address = parseAddress({ port: '--port', host: '--host' }, opts.port, opts.host);
+    const flags = { port: '--port', host: '--host' };
+    const address = parseAddress(flags, opts.port, opts.host);
     const hub = new Hub();
     const names = labels(program.args);
     program.args.forEach((arg, i) => loadRun(hub, arg, names[i]!));
-    const server = await serve({ address, hub, flags: { port: '--port', host: '--host' } });
-    console.error(`[dashboard] ${program.args.length} run${program.args.length > 1 ? 's' : ''} at ${server.url} (Ctrl-C to stop)`);
-    await new Promise<void>((resolve) => {
-      signals.once('SIGINT', resolve);
-      signals.once('SIGTERM', resolve);
+    const server = await serve({ address, hub, flags });
+    // Listening for the stop signals before the URL is printed: a stop right after it closes cleanly.
+    // Every stop signal closes it alike (SIGHUP: its terminal closed); it holds nothing to save.
+    const stop = new Promise<void>((resolve) => {
+      for (const sig of STOP_SIGNALS) signals.once(sig, resolve);
     });
+    console.error(`[dashboard] ${program.args.length} run${program.args.length > 1 ? 's' : ''} at ${server.url} (Ctrl-C to stop)`);
+    const exposed = exposureWarning(flags, server.address, `the config and metrics of ${program.args.length > 1 ? 'these runs' : 'this run'}`);
+    if (exposed) console.error(`[dashboard] ${exposed}`);
+    await stop;
     await server.close();
     return EXIT.done;
   } catch (e) {
@@ -62,7 +68,7 @@ function ended(r: RunResult): RunStatus {
 }
 
 function failed(e: unknown): RunStatus {
-  return e instanceof RunStopped && (e.exitCode === EXIT.sigint || e.exitCode === EXIT.sigterm) ? 'interrupted' : 'failed';
+  return e instanceof RunStopped && isSignalExit(e.exitCode) ? 'interrupted' : 'failed';
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Command-line interface of train.js. One exit-code table for --plan and training (exit-codes.ts,
- * docs/RELIABILITY.md "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.
+ * docs/RELIABILITY.md "Exit codes"): 0 done, 1 stopped, 2 bad input, 3 diverged, 129 SIGHUP, 130 SIGINT,
+ * 131 SIGQUIT, 143 SIGTERM.
  */
 import { parseCommandLine } from './parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
@@ -89,7 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one; docs/DASHBOARD.md)')
     .option('--ui-host <address>', 'with --ui: listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the run)')
-    .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 130 SIGINT, 143 SIGTERM.')
+    .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM (each signal: save a checkpoint, then exit).')
     .showHelpAfterError('(node train.js --help lists every flag)');
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;

@@ -12,7 +12,7 @@ const CsvSourceSchema = z
   .object({
     kind: z.literal('csv'),
     path: z.string().min(1),
-    /** Value column(s); each becomes one series (per id when idColumn is set). Default: the first numeric column. */
+    /** Value column(s); each becomes one series (per id when idColumn is set). Default: the first numeric column that is not a time/index column (csv.ts; the data report names it). */
     column: z.union([ColumnRef, z.array(ColumnRef).min(1)]).optional(),
     /** Rows are sorted by this column (ISO dates or numbers) before use. */
     timeColumn: ColumnRef.optional(),

@@ -7,14 +7,13 @@
  * rows-to-series logic is one push-based builder, fed by the stream for files and by csv-parse's
  * sync API for in-memory text (the packaged data sets).
  */
-import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parse as parseStream } from 'csv-parse';
 import { parse as parseText } from 'csv-parse/sync';
 import type { CsvSource } from './config.ts';
 import { DataError } from './errors.ts';
-import { checkDataFile, shown, type LoadOptions } from './files.ts';
+import { checkDataFile, checkUnchanged, openDataStream, shown, type DataFile, type LoadOptions } from './files.ts';
 import { parseNumericCell, type Series } from './series.ts';
 
 type ColumnRef = string | number;
@@ -80,6 +79,38 @@ function parseTime(cell: string): number {
   return Date.parse(cell.trim());
 }
 
+/** Rows held as text before the default value column is picked: enough to tell an evenly spaced index. */
+const SNIFF_ROWS = 64;
+
+/**
+ * Header names of a time or index column: the whole name, or every word of it (so "Date Time",
+ * "timestamp_utc" and pandas' unnamed index column count, "runtime" and "time_to_failure" do not).
+ */
+const TIME_WORDS = new Set(['time', 'date', 'datetime', 'timestamp', 'stamp', 'ts', 'ds', 'utc', 'gmt', 'local', 'unix', 'epoch', 'index', 'idx', 'year', 'month', 'week', 'day', 'hour', 'minute', 'second', 'quarter', 'period', 'unnamed', '0']);
+
+export function isTimeName(name: string): boolean {
+  const words = name
+    .trim()
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+  // An empty name is the index column pandas writes (df.to_csv with an unnamed index).
+  return words.length === 0 || (words.every((w) => TIME_WORDS.has(w)) && !words.every((w) => w === '0'));
+}
+
+/** The step of values that increase by the same amount every row (at least 3 rows), else null. */
+function evenStep(values: number[]): number | null {
+  if (values.length < 3 || !values.every(Number.isFinite)) return null;
+  const d = values[1]! - values[0]!;
+  if (!(d > 0)) return null;
+  for (let i = 2; i < values.length; i++) if (Math.abs(values[i]! - values[i - 1]! - d) > 1e-6 * d) return null;
+  return d;
+}
+
+/** What a column holds, as far as the rows read so far tell, for the default pick and the data report. */
+type ColumnKind = { kind: 'value' } | { kind: 'time' | 'index'; why: string } | { kind: 'text' } | { kind: 'unknown' };
+
 /** Rows in, series out. Errors name the file, the line and the fix. */
 export class CsvSeriesBuilder {
   private names: string[] | undefined;
@@ -93,6 +124,12 @@ export class CsvSeriesBuilder {
   private pending: { cells: string[]; line: number }[] = [];
   /** Per column, for the default pick: undefined = only missing cells so far. */
   private numeric: (boolean | undefined)[] = [];
+  /** Per column, its first non-missing cell (a date tells a time column). */
+  private firstCell: (string | undefined)[] = [];
+  /** What each column was taken for when the default value column was picked (the data report's line). */
+  private kinds: ColumnKind[] | null = null;
+  /** A row with the wrong field count: an error, worded as a cut-off file when it is the last row. */
+  private ragged: { fields: number; line: number } | null = null;
   private readonly groups = new Map<string, Group>();
   private finite = 0;
   /** The most data rows ever held as text (tests check the stream keeps this small). */
@@ -141,8 +178,11 @@ export class CsvSeriesBuilder {
       if (this.opts.column !== undefined) this.valueCols = (Array.isArray(this.opts.column) ? this.opts.column : [this.opts.column]).map((r) => this.resolve(r, 'column'));
       if (this.opts.header) return;
     }
+    if (this.ragged) throw this.raggedError(false);
     if (cells.length !== this.width) {
-      throw new DataError(`${this.at(line)}: row has ${cells.length} field(s), expected ${this.width}${this.names ? ' like the header' : ' like the first row'}: fix the row (quote cells that contain "${this.opts.delimiter}")`);
+      // Held until the next row: the last row of a file cut off mid-row gets its own message.
+      this.ragged = { fields: cells.length, line };
+      return;
     }
     this.dataRows++;
     if (this.valueCols) return this.consume(cells, line);
@@ -151,31 +191,116 @@ export class CsvSeriesBuilder {
     this.pickDefault(cells, false);
   }
 
+  private raggedError(last: boolean): DataError {
+    const { fields, line } = this.ragged!;
+    const expected = `expected ${this.width}${this.names ? ' like the header' : ' like the first row'}`;
+    if (last && fields < this.width)
+      return new DataError(
+        `${this.at(line)}: the last row has ${fields} field(s), ${expected}: the file ends mid-row (was it cut off while being written or copied?): use the complete file, or remove that line`,
+      );
+    return new DataError(`${this.at(line)}: row has ${fields} field(s), ${expected}: fix the row (quote cells that contain "${this.opts.delimiter}")`);
+  }
+
+  /** What column i holds, from the rows seen so far (the held rows tell an evenly spaced index). */
+  private classify(i: number, atEnd: boolean): ColumnKind {
+    const n = this.numeric[i];
+    if (n === undefined) return { kind: 'unknown' };
+    const name = this.names?.[i];
+    if (name !== undefined && isTimeName(name)) return { kind: 'time', why: name.trim() ? 'named like one' : 'no name: an index column' };
+    if (!n) {
+      const c = this.firstCell[i]!.trim();
+      return Number.isNaN(Date.parse(c)) ? { kind: 'text' } : { kind: 'time', why: `dates, e.g. ${JSON.stringify(shown(c))}` };
+    }
+    const step = evenStep(this.pending.map((r) => parseNumericCell(r.cells[i]!) ?? Number.NaN));
+    if (step !== null) return { kind: 'index', why: `it increases by ${+step.toPrecision(6)} every row${atEnd ? '' : ` in its first ${this.pending.length} rows`}` };
+    return { kind: 'value' };
+  }
+
   /**
-   * Default value column: the first column, other than time/id/label, whose first non-missing
-   * cell is a number. Decided as soon as every column before it is known not to be numeric.
+   * Default value column: the first column, other than time/id/label, that holds numbers and is not
+   * a time or index column (named like one, dates, or increasing evenly every row). Decided after
+   * SNIFF_ROWS rows (or at the end), as soon as every column before it is known; an evenly spaced
+   * column is used only when no other numeric column exists (it is then the data).
    */
   private pickDefault(cells: string[] | null, atEnd: boolean): void {
     const reserved = new Set([this.timeCol, this.idCol, this.labelCol]);
+    let learned = false;
     for (let i = 0; i < this.width; i++) {
       if (reserved.has(i) || this.numeric[i] !== undefined || !cells) continue;
       const v = parseNumericCell(cells[i]!);
-      if (v === undefined) this.numeric[i] = false;
-      else if (!Number.isNaN(v)) this.numeric[i] = true;
+      if (v === undefined) {
+        this.numeric[i] = false;
+        this.firstCell[i] = cells[i]!;
+      } else if (!Number.isNaN(v)) this.numeric[i] = true;
+      learned ||= this.numeric[i] !== undefined;
     }
+    // Decide at SNIFF_ROWS rows, later only when a column became known (or at the end).
+    if (!atEnd && (this.pending.length < SNIFF_ROWS || (this.pending.length > SNIFF_ROWS && !learned))) return;
+    const kinds: ColumnKind[] = [];
     for (let i = 0; i < this.width; i++) {
-      if (reserved.has(i)) continue;
-      const n = this.numeric[i];
-      if (n === true) return this.settle([i]);
-      if (n === undefined && !atEnd) return; // not known yet: wait for more rows
+      if (reserved.has(i)) {
+        kinds.push({ kind: 'unknown' });
+        continue;
+      }
+      const k = this.classify(i, atEnd);
+      kinds.push(k);
+      if (k.kind === 'value') {
+        // Columns after it are described as far as they are known.
+        for (let j = i + 1; j < this.width; j++) kinds.push(reserved.has(j) ? { kind: 'unknown' } : this.classify(j, atEnd));
+        return this.settle([i], kinds);
+      }
+      if (k.kind === 'unknown' && !atEnd) return; // not known yet: wait for more rows
     }
-    // Every candidate is text (or, at the end, only ever missing).
-    throw new DataError(`${this.file}: no numeric column found: set data.source.column to the value column (name or 0-based index)`);
+    // No value column: an evenly spaced one is the data after all; otherwise there is none.
+    const ramp = kinds.findIndex((k) => k.kind === 'index');
+    if (ramp >= 0) return this.settle([ramp], kinds);
+    const skipped = kinds.flatMap((k, i) => (k.kind === 'time' ? [`${this.colName(i)} (${k.why})`] : []));
+    throw new DataError(
+      `${this.file}: no numeric column found${skipped.length ? ` other than time/index column(s) ${skipped.join(', ')}` : ''}: set data.source.column to the value column (name or 0-based index)`,
+    );
   }
 
-  private settle(cols: number[]): void {
+  private settle(cols: number[], kinds?: ColumnKind[]): void {
     this.valueCols = cols;
+    if (kinds) this.kinds = kinds;
     for (const r of this.pending.splice(0)) this.consume(r.cells, r.line);
+  }
+
+  /** "\"value\" (index 1)", or "#1" without a header; `why` goes inside the parentheses. */
+  private colLabel(i: number, why?: string): string {
+    const inside = [this.names ? `index ${i}` : '', why ?? ''].filter(Boolean).join(', ');
+    return inside ? `${this.colName(i)} (${inside})` : this.colName(i);
+  }
+
+  /**
+   * The data report's line: which column(s) became series, which were skipped as time/index and
+   * why, which were not used, and how to choose. Call after finish().
+   */
+  columnsNote(): string {
+    const cols = this.valueCols ?? [];
+    const extra = [
+      this.timeCol !== undefined ? `rows ordered by ${this.colLabel(this.timeCol)} (data.source.timeColumn)` : '',
+      this.idCol !== undefined ? `one series per value of ${this.colLabel(this.idCol)} (data.source.idColumn)` : '',
+      this.labelCol !== undefined ? `anomaly labels from ${this.colLabel(this.labelCol)} (data.source.labelColumn)` : '',
+    ].filter(Boolean);
+    const tail = extra.length ? `; ${extra.join('; ')}` : '';
+    if (!this.kinds) return `columns: used ${cols.map((c) => this.colLabel(c)).join(', ')} (data.source.column)${tail}`;
+    const kinds = this.kinds;
+    const used = cols[0]!;
+    const others = (kind: ColumnKind['kind']) => kinds.flatMap((k, i) => (k.kind === kind && i !== used ? [i] : []));
+    const why = kinds[used]!.kind === 'index' ? `the only numeric column, though ${(kinds[used] as { why: string }).why} like an index: if it is one, the file has no value column` : 'the first value column';
+    const parts = [`columns: used ${this.colLabel(used)}, ${why}`];
+    const time = others('time').concat(others('index'));
+    if (time.length) parts.push(`skipped as time/index: ${time.sort((a, b) => a - b).map((i) => this.colLabel(i, (kinds[i] as { why: string }).why)).join(', ')}`);
+    const unused = others('value');
+    if (unused.length) parts.push(`not used: ${unused.map((i) => this.colLabel(i)).join(', ')}`);
+    const text = others('text');
+    if (text.length) parts.push(`text, not used: ${text.map((i) => this.colLabel(i)).join(', ')}`);
+    const ref = (i: number) => (this.names ? this.names[i]!.trim() : i);
+    const choose = unused.length
+      ? `to train on each value column as its own series, set data.source.column to ${JSON.stringify([used, ...unused].map(ref))}; to pick one, set it to its name or 0-based index`
+      : 'to pick another column, set data.source.column (a name or 0-based index)';
+    return `${parts.join('; ')}${tail}. ${choose[0]!.toUpperCase()}${choose.slice(1)}`;
   }
 
   private consume(cells: string[], line: number): void {
@@ -209,6 +334,7 @@ export class CsvSeriesBuilder {
 
   finish(): Series[] {
     const { file } = this;
+    if (this.ragged) throw this.raggedError(true);
     if (this.width < 0) throw new DataError(`data file is empty: ${file} holds no rows (only blank lines): point data.source.path at a file with data`);
     if (this.dataRows === 0) throw new DataError(`${file}: only a header row, no data rows: add data or set data.source.header to false`);
     if (!this.valueCols) this.pickDefault(null, true);
@@ -267,10 +393,9 @@ export function parseCsv(text: string, file: string, opts: CsvOptions): Series[]
   return b.finish();
 }
 
-/** Stream a CSV file's records into `onRecord` (cells, line the record ends on). */
-async function streamCsv(file: string, delimiter: string, onRecord: (cells: string[], line: number) => void, opts: LoadOptions): Promise<void> {
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
-  input.on('data', (chunk) => opts.progress?.advance(chunk.length));
+/** Stream a CSV file's records into `onRecord` (cells, line the record ends on); `read.bytes` counts the bytes read. */
+async function streamCsv(f: DataFile, delimiter: string, onRecord: (cells: string[], line: number) => void, opts: LoadOptions, read: { bytes: number }): Promise<void> {
+  const { source, decode } = openDataStream(f, opts, read);
   const parser = parseStream(PARSE_OPTIONS(delimiter));
   let failure: unknown = null;
   let records = 0;
@@ -287,23 +412,31 @@ async function streamCsv(file: string, delimiter: string, onRecord: (cells: stri
     }
   });
   try {
-    await pipeline(input, parser, { signal: opts.signal });
+    await (decode ? pipeline(source, decode, parser, { signal: opts.signal }) : pipeline(source, parser, { signal: opts.signal }));
   } catch (e) {
     if (failure) throw failure;
     if (e instanceof Error && e.name === 'AbortError') throw e;
-    throw csvError(file, e);
+    throw csvError(f.file, e);
   }
   if (failure) throw failure;
 }
 
 export async function loadCsv(src: CsvSource, cwd: string, opts: LoadOptions = {}): Promise<Series[]> {
-  const { file } = checkDataFile(src.path, cwd);
+  const f = checkDataFile(src.path, cwd);
   const { kind: _k, path: _p, ...csv } = src;
-  const b = new CsvSeriesBuilder(file, csv);
+  const b = new CsvSeriesBuilder(f.file, csv);
+  const read = { bytes: 0 };
   try {
-    await streamCsv(file, csv.delimiter, (cells, line) => b.add(cells, line), opts);
+    await streamCsv(f, csv.delimiter, (cells, line) => b.add(cells, line), opts, read);
+  } catch (e) {
+    // A file that changed meanwhile explains a bad row better than the row does.
+    if (!(e instanceof Error && e.name === 'AbortError')) checkUnchanged(f, null);
+    throw e;
   } finally {
     opts.progress?.done();
   }
-  return b.finish();
+  checkUnchanged(f, read.bytes);
+  const out = b.finish();
+  opts.notes?.push(b.columnsNote());
+  return out;
 }

@@ -3,13 +3,13 @@
  * JSONL files are read line by line (a stream), so only the numbers are kept; a JSON file is one
  * document and is read whole (use JSONL for big data).
  */
-import { createReadStream } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { JsonlSource, JsonSource } from './config.ts';
 import { DataError } from './errors.ts';
-import { checkDataFile, readTextFile, shown, type LoadOptions } from './files.ts';
+import { checkDataFile, checkUnchanged, openDataStream, readTextFile, shown, type DataFile, type LoadOptions } from './files.ts';
 import type { Series } from './series.ts';
 
 // null marks a missing point; the quoted tokens come from Python's json.dumps (bare NaN/Infinity), see fixBareTokens.
@@ -129,24 +129,65 @@ export function parseJsonArray(text: string, file: string, field: string): Serie
 
 /** A JSONL file, line by line: memory is the series kept plus one line. */
 export async function loadJsonl(src: JsonlSource, cwd: string, opts: LoadOptions = {}): Promise<Series[]> {
-  const { file } = checkDataFile(src.path, cwd);
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
-  input.on('data', (chunk) => opts.progress?.advance(chunk.length));
+  const f = checkDataFile(src.path, cwd);
+  const { file } = f;
+  const read = { bytes: 0 };
+  const { source, decode } = openDataStream(f, opts, read);
+  const input = decode ? source.pipe(decode) : source;
+  if (decode) source.on('error', (e) => decode.destroy(e));
   const lines = createInterface({ input, crlfDelay: Infinity });
   const out: Series[] = [];
   let n = 0;
+  // A bad line is held until the next non-blank one: when it is the last, the file may be cut off.
+  let bad: { error: unknown; line: string } | null = null;
   try {
-    for await (const line of lines) {
+    for await (const raw of lines) {
       opts.signal?.throwIfAborted();
-      const s = lineSeries(line, ++n, file, src.field);
-      if (s) out.push(s);
+      const line = ++n === 1 ? raw.replace(/^\uFEFF/, '') : raw; // a UTF-8 byte-order mark
+      if (bad && line.trim() !== '') throw bad.error;
+      try {
+        const s = lineSeries(line, n, file, src.field);
+        if (s) out.push(s);
+      } catch (e) {
+        if (!(e instanceof DataError)) throw e;
+        bad = { error: e, line: `${n}` };
+      }
     }
+  } catch (e) {
+    if (!(e instanceof Error && e.name === 'AbortError')) checkUnchanged(f, null);
+    throw e;
   } finally {
     lines.close();
-    input.destroy();
+    source.destroy();
+    decode?.destroy();
     opts.progress?.done();
   }
+  checkUnchanged(f, read.bytes);
+  if (bad) {
+    // The last line: cut off mid-line when the file does not end with a line break.
+    if (!endsWithNewline(f)) {
+      const where = `${file}:${bad.line}`;
+      const msg = (bad.error as Error).message;
+      const why = msg.startsWith(`${where}: `) ? msg.slice(where.length + 2) : msg;
+      throw new DataError(`${where}: the last line is cut off (the file does not end with a line break; was it still being written or copied?): ${why}. Use the complete file, or remove that line`);
+    }
+    throw bad.error;
+  }
   return requireNumbers(out, file);
+}
+
+/** Whether the file's last character is a line feed (in its encoding). */
+function endsWithNewline(f: DataFile): boolean {
+  const fd = openSync(f.file, 'r');
+  try {
+    const b = Buffer.alloc(2);
+    const n = readSync(fd, b, 0, Math.min(2, f.bytes), Math.max(0, f.bytes - 2));
+    if (f.encoding === 'utf-16le') return n === 2 && b[0] === 0x0a && b[1] === 0;
+    if (f.encoding === 'utf-16be') return n === 2 && b[0] === 0 && b[1] === 0x0a;
+    return b[n - 1] === 0x0a;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function loadJson(src: JsonSource, cwd: string): Promise<Series[]> {

@@ -24,6 +24,8 @@ export interface DataReport extends CleanReport {
   validWindows: number;
   contextLength: number;
   stride: number;
+  /** What the loader says about the file: for a CSV, the column(s) used, those skipped as time/index and why, and how to choose. */
+  notes: string[];
   warnings: string[];
 }
 
@@ -57,12 +59,14 @@ export interface LoadDataOptions {
   progress?: (file: string, bytes: number) => LoadProgress;
   /** Aborts a long load (SIGINT / SIGTERM during set-up). */
   signal?: AbortSignal;
+  /** Collects the loader's lines for the data report (see DataReport.notes). */
+  notes?: string[];
 }
 
 export async function loadSeries(src: SourceConfig, cwd: string, contextLength: number, opts: Omit<LoadDataOptions, 'cwd' | 'seed'> = {}): Promise<Series[]> {
   const load = (path: string): LoadOptions => {
     const progress = opts.progress ? opts.progress(path, sizeOf(resolveDataPath(path, cwd))) : undefined;
-    return { ...(progress ? { progress } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
+    return { ...(progress ? { progress } : {}), ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.notes ? { notes: opts.notes } : {}) };
   };
   switch (src.kind) {
     case 'csv':
@@ -97,7 +101,8 @@ export async function loadData(cfg: DataConfig, opts: LoadDataOptions): Promise<
   const T = cfg.contextLength;
   const stride = effectiveStride(cfg);
   const minLength = effectiveMinLength(cfg);
-  const raw = await loadSeries(cfg.source, opts.cwd, T, opts);
+  const notes: string[] = [];
+  const raw = await loadSeries(cfg.source, opts.cwd, T, { ...opts, notes });
   const cleaned = cleanSeries(raw, { nonFinite: cfg.nonFinite, minLength });
   let series = cleaned.series;
   const droppedMaxSeries = cfg.maxSeries !== undefined ? Math.max(0, series.length - cfg.maxSeries) : 0;
@@ -136,6 +141,7 @@ export async function loadData(cfg: DataConfig, opts: LoadDataOptions): Promise<
     validWindows: valid.length,
     contextLength: T,
     stride,
+    notes,
     warnings,
   };
   return { train, valid, report, series };
@@ -145,6 +151,7 @@ export async function loadData(cfg: DataConfig, opts: LoadDataOptions): Promise<
 export function formatReport(r: DataReport): string {
   const lines = [
     `data: ${r.source}: ${r.seriesIn} series in, ${r.seriesOut} kept (${r.points} points)`,
+    ...(r.notes ?? []).map((n) => `  ${n}`),
     `  non-finite points ${r.nonFinitePoints}, repaired ${r.repairedPoints}; dropped: ${r.droppedNonFinite} NaN/Inf, ${r.droppedShort} short, ${r.droppedEmpty} empty, ${r.droppedMaxSeries} over maxSeries; constant ${r.constantSeries}`,
     `  windows (T=${r.contextLength}, stride ${r.stride}): train ${r.trainWindows}, valid ${r.validWindows}${r.trainOnlySeries ? ` (${r.trainOnlySeries} series train-only)` : ''}`,
     ...r.details.map((d) => `  - ${d}`),

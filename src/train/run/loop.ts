@@ -8,7 +8,9 @@ import { EXIT } from '../exit-codes.ts';
 import { describeBad } from '../step/guards.ts';
 import type { ValidMetrics } from '../step/evaluate.ts';
 import type { StepMetrics } from '../step/trainer.ts';
+import { deviceLoss, deviceLostStop } from './device-lost.ts';
 import { divergence } from './divergence.ts';
+import { deviceFault } from './faults.ts';
 import { fmt } from './metrics.ts';
 import { reportProfile, startProfiler } from './profile.ts';
 import { createProgress } from './progress.ts';
@@ -48,8 +50,10 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
     if (s.diverged && !was) progress.log(`[valid] step ${step}: diverged: the validation loss ${fmt(v.loss)} is ${s.diverged}. Checkpoints are now saved as diverged-step-N, not marked latest (latest stays ${s.lastGood ? show(s.lastGood) : 'unset'})`);
     if (!s.diverged && was) progress.log(`[valid] step ${step}: the validation loss recovered (${fmt(v.loss)}); checkpoints are marked latest again`);
   };
+  let step = start;
   try {
-    for (let step = start + 1; step <= total; step++) {
+    for (step = start + 1; step <= total; step++) {
+      if (deviceFault(`step-${step}`)) rt.loseDevice(); // test-only: WEBGPU_MOE_FAULT=DEVICE_LOST@step-K
       const micro = Array.from({ length: cfg.schedule.accumulation }, () => data.train.nextBatch(cfg.schedule.microBatch));
       const lastStep = step === total;
       const validNow = cfg.logging.validEvery > 0 && step % cfg.logging.validEvery === 0 && !lastStep;
@@ -119,11 +123,16 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
         throw new RunStopped(`${sig} at step ${step}: checkpoint saved at ${show(path)}${s.diverged ? ' (diverged, not marked latest)' : ' (continue with --resume)'}`, SIGNAL_EXIT[sig]);
       }
     }
+  } catch (e) {
+    // A lost GPU: its weights are gone, nothing can be saved; say where the last good state is.
+    const lost = await deviceLoss(rt, e);
+    if (lost) throw deviceLostStop(s, lost, `at step ${step}`);
+    throw e;
   } finally {
     progress.stop();
     stops.log = (l) => console.error(l);
     c.diagnosis.log = (l) => console.error(l);
-    if (profiler) await reportProfile(rt, profiler, paths.profile, show);
+    if (profiler && !rt.gpu.lost) await reportProfile(rt, profiler, paths.profile, show);
   }
   return { last, skippedSteps, overflowSteps };
 }

@@ -7,7 +7,7 @@
  * (`<dir>/lock`: pid, host, boot id, start time, command; a lock whose process is gone is stale,
  * named and replaced); an absolute logging.dir is used as given, a relative one is under the cwd.
  */
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
@@ -166,7 +166,7 @@ export class RunLock {
     try {
       created = mkdirSync(paths.dir, { recursive: true }) ?? null;
     } catch (e) {
-      const code = isErrno(e) ? e.code : String(e);
+      const code = mkdirErrorCode(paths.dir, e);
       if (code === 'EEXIST' || code === 'ENOTDIR') throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} cannot be created: a file is in the way (${code}). Set logging.dir to a folder path`);
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
         throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} cannot be created (${code}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}). Set logging.dir to a folder you can write`);
@@ -185,6 +185,8 @@ export class RunLock {
           taken = true;
           return new RunLock(paths, created);
         } catch (e) {
+          // A folder that cannot be written is bad input, said plainly (not as an I/O failure or a full disk).
+          if (isErrno(e) && (e.code === 'EROFS' || e.code === 'EACCES' || e.code === 'EPERM')) throw unwritable(paths, cwd, e.code);
           // EEXIST again after replacing a stale lock: another process took it meanwhile; read that one.
           if (!isErrno(e) || e.code !== 'EEXIST' || attempt > 2) rethrowIo(e, paths.lock, 'writing the run lock');
         }
@@ -235,6 +237,35 @@ export class RunLock {
     }
     if (abandon && this.created) removeEmpty(this.paths.dir, this.created);
   }
+}
+
+/**
+ * The real reason a recursive mkdir failed. On a read-only file system Node's recursive mkdir can
+ * report ENOENT for a nested path; asking the nearest existing folder for write access (access(2)
+ * answers EROFS or EACCES) gives the reason to tell.
+ */
+function mkdirErrorCode(dir: string, e: unknown): string {
+  const code = isErrno(e) && e.code ? e.code : String(e);
+  if (code !== 'ENOENT') return code;
+  let d = dirname(dir);
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  try {
+    accessSync(d, constants.W_OK);
+  } catch (a) {
+    if (isErrno(a) && a.code) return a.code;
+  }
+  return code;
+}
+
+/** The lock could not be written: a read-only file system or a folder without write permission. */
+function unwritable(paths: RunPaths, cwd: string, code: string): RunFolderError {
+  const d = shownPath(paths.dir, cwd);
+  const what = code === 'EROFS' ? 'is on a read-only file system' : 'is not writable (permission denied)';
+  const fix = code === 'EROFS' ? 'remount it read-write' : `give this user write permission on ${d}`;
+  return new RunFolderError(
+    `logging.dir ${d} ${what} (${code} writing the run lock ${shownPath(paths.lock, cwd)}): a run writes its lock, metrics and checkpoints there. Nothing was written. ` +
+      `Set logging.dir to a folder on a writable disk (--set logging.dir=...), or ${fix}; to continue a run saved there, copy its folder to a writable disk and --resume from the copy`,
+  );
 }
 
 /** Remove `dir` and its parents up to `created` (the first folder mkdir made), while they are empty. */

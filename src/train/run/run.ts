@@ -2,7 +2,8 @@
  * A training run: plan -> lock -> prepare (every check: run folder, resume point, data, device,
  * checkpoint) -> commit (the first writes to the run folder) -> loop (the steps, metrics,
  * validation, checkpoints, stops) -> finish (final validation, verdict, final checkpoint), with
- * resume, SIGINT / SIGTERM handling, the non-finite stop rule and the divergence verdict.
+ * resume, the stop signals (signals.ts), a lost GPU device (device-lost.ts), the non-finite stop
+ * rule and the divergence verdict.
  * Everything the CLI does after parsing flags. Nothing is written to the run folder until every
  * check has passed. The phases are in prepare.ts, commit.ts, loop.ts and finish.ts; what they
  * share is in session.ts.
@@ -13,7 +14,9 @@ import { EXIT } from '../exit-codes.ts';
 import { planRun, type MemoryPlan } from '../plan/planner.ts';
 import { formatPlan } from '../plan/format.ts';
 import type { TargetProfile } from '../plan/targets.ts';
+import type { DawnRuntime } from '../../kernels/runtime.ts';
 import { commit } from './commit.ts';
+import { deviceLoss, deviceLostStop } from './device-lost.ts';
 import { finish } from './finish.ts';
 import { loop } from './loop.ts';
 import { isFinished, prepare } from './prepare.ts';
@@ -40,15 +43,26 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
   const stops = new StopRequests(() => lock.release());
   const s: Session = { cfg, opts, paths, show, plan, stops, committed: false, lastGood: null, reference: null, diverged: null };
   let committed: Committed | null = null;
+  let rt: DawnRuntime | null = null;
+  // Where a lost device is reported to have been lost (the loop names its own step).
+  let when = 'before training started';
   try {
     const prepared = await prepare(s);
     if (isFinished(prepared)) return prepared;
+    rt = prepared.rt;
     // Commit: every check passed. From here on the run writes its folder.
+    when = 'during the validation before training';
     committed = await commit(s, prepared);
+    when = 'during training';
     const end = await loop(s, committed);
     if ('stopped' in end) return end.stopped;
+    when = `after the last step (${cfg.schedule.steps}), during the final validation and checkpoint`;
     return await finish(s, committed, end);
   } catch (e) {
+    if (s.committed && !(e instanceof RunStopped) && !(e instanceof IoError)) {
+      const lost = await deviceLoss(rt, e);
+      if (lost) throw deviceLostStop(s, lost, when);
+    }
     // Disk full or another I/O failure once the run is writing: say what is safe and how to go on.
     if (s.committed && e instanceof IoError)
       throw new RunStopped(
