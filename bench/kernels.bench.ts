@@ -6,15 +6,14 @@
 import { getRuntime } from '../src/kernels/runtime.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
 import { add, silu } from '../src/kernels/elementwise.ts';
-import { softmax } from '../src/kernels/softmax.ts';
 import { rmsnorm } from '../src/kernels/rmsnorm.ts';
 import { adamw } from '../src/kernels/adamw.ts';
 import { sumSquaresMany } from '../src/kernels/reduce.ts';
 import { finiteStatsMany } from '../src/kernels/guard.ts';
-import { routerTopK } from '../src/kernels/router.ts';
+import { routerTopK } from '../test/support/router-topk.ts';
 import { attention, attentionBackward } from '../src/kernels/attention.ts';
 import { combineOutcomes, compareOutput, round, timeCase, timingCells, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult } from './harness.ts';
-import { silu as siluRef, softmaxRows, sumSquares } from '../test/reference/ops.ts';
+import { silu as siluRef, sumSquares } from '../test/reference/ops.ts';
 import { rmsnormRef } from '../test/reference/rmsnorm-ref.ts';
 import { routerRef } from '../test/reference/router-ref.ts';
 import { adamwRef } from '../test/reference/adamw-ref.ts';
@@ -91,7 +90,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const x = t([N / 256, 256]);
   const y = t([N / 256, 256]);
   // Tolerances: elementwise ops are a few ulp (1e-6 of the largest value); row reductions over
-  // 256 (rmsnorm) or 8 (softmax) values and tree sums over 1M values stay within 1e-5.
+  // 256 (rmsnorm) or 8 (router) values and tree sums over 1M values stay within 1e-5.
   await bench(`add [${N / 256}, 256]`, 3 * N * 4, () => [add(x, y)], async () => {
     const [o] = await once(() => [add(x, y)]);
     return compareOutput(o!, Float64Array.from(h(x), (v, i) => v + h(y)[i]!), 1e-6);
@@ -113,10 +112,6 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     return combineOutcomes(compareOutput(yy!, ref.y, 1e-5), compareOutput(rs!, ref.rstd, 1e-5));
   });
   const logits = t([N / 8, 8], 2);
-  await bench(`softmax [${N / 8}, 8] (router width)`, 2 * N * 4, () => [softmax(logits)], async () => {
-    const [o] = await once(() => [softmax(logits)]);
-    return compareOutput(o!, softmaxRows(h(logits), N / 8, 8), 1e-5);
-  });
   await bench(`router top-2 [${N / 8}, 8]`, N * 4 + N * 4 + (N / 8) * 2 * 8, () => {
     const r = routerTopK(logits, { k: 2 });
     return [r.probs, r.idx, r.weights];

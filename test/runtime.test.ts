@@ -115,17 +115,18 @@ describe('errors', () => {
   });
 
   it('turns a buffer bound to a binding the entry point does not use into an exception naming the kernel', async () => {
-    // softmax's forward declares b (the backward's dy) but does not read it: a validation error.
-    const k = rt.kernel({ shader: 'softmax', entry: 'forward', constants: { LPR: 1, LOG: 0 } });
-    const t = rt.upload([1, 2, 3], [3]);
-    rt.dispatch(k, { out: t, a: t, b: t }, [1], { rows: 1, cols: 3 });
+    // The router's backward declares dprobs_extra but reads it only when EXTRA does: a validation error.
+    const k = rt.kernel({ shader: 'router', entry: 'backward', params: { EXTRA: '0.0' }, constants: { RENORM: 0, CHUNK_WG: 8 } });
+    const [probs, dw, dl, extra] = [rt.upload([0.5, 0.5], [1, 2]), rt.upload([1], [1, 1]), rt.empty([1, 2]), rt.upload([0, 0], [1, 2])];
+    const idx = rt.upload([0], [1, 1], 'u32');
+    rt.dispatch(k, { b_probs: probs, b_idx: idx, b_dw: dw, d_logits: dl, dprobs_extra: extra }, [1], { n: 1, e: 2, k: 1, chunk: 0 });
     const err = await rt.sync().then(
       () => null,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(GpuError);
-    expect((err as GpuError).message).toMatch(/softmax:forward/);
-    t.dispose();
+    expect((err as GpuError).message).toMatch(/router:backward/);
+    for (const t of [probs, dw, dl, extra, idx]) t.dispose();
   });
 });
 

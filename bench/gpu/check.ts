@@ -17,7 +17,7 @@ import { getRuntime, type DawnRuntime } from '../../src/kernels/runtime.ts';
 import { describeFamily, type DeviceCaps } from '../../src/kernels/caps.ts';
 import { matmul, type FloatDType } from '../../src/kernels/matmul.ts';
 import { TILED_VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
-import { subgroupMatrixMatmul, subgroupMatrixShape } from '../../src/kernels/matmul-sgmatrix.ts';
+import { subgroupMatrixMatmul, subgroupMatrixShape } from './matmul-sgmatrix.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';

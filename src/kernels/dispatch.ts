@@ -8,22 +8,20 @@
  * its first C pairs in token order, later pairs are dropped: they get no row, pos = DROPPED,
  * and contribute 0 to combine (their weight is ignored, their d_weight is 0).
  *
- * Two ways to build the plan, with identical results: buildDispatch from router indices
- * (count / scan / place, 3 dispatches), or routeAndDispatch from the router logits (router +
- * per-chunk counts, then place_fused: 2 dispatches including the router).
+ * The engine builds the plan with routeAndDispatch from the router logits (router + per-chunk
+ * counts, then place_fused: 2 dispatches including the router). A second, independent construction
+ * from given indices (count / scan / place) is a test oracle: test/support/dispatch-indices.ts.
  *
  * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
  * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
 import { floatDtype, type DType, type FloatDType, type Tensor, type Backend } from './tensor.ts';
-import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
+import { routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
 import type { DeviceCaps } from './caps.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;
-/** Tokens per (chunk, expert) invocation of the 3-pass plan (the shader's CHUNK override). */
-const CHUNK = 64;
 
 export interface DispatchOptions {
   /** Enables token dropping at capacity ceil(capacityFactor * N * k / E). Omit for dropless. */
@@ -79,18 +77,15 @@ function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: Flo
   });
 }
 
-/** A dispatch-indices.wgsl kernel (the 3-pass plan from given indices). */
-function indicesKernel(rt: Backend, entry: string) {
-  return rt.kernel({ shader: 'dispatch-indices', entry, constants: { CHUNK } });
-}
-
-function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
+/** Per-expert capacity ceil(capacityFactor * n * k / e), or null when dropless. */
+export function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
   if (opts.capacityFactor === undefined) return null;
   if (!(opts.capacityFactor > 0)) throw new Error(`dispatch: capacityFactor ${opts.capacityFactor} must be > 0`);
   return Math.ceil((opts.capacityFactor * n * k) / e);
 }
 
-function planTensors(rt: Backend, n: number, k: number, e: number) {
+/** The plan's tensors, uninitialised (the plan kernels write every element). */
+export function planTensors(rt: Backend, n: number, k: number, e: number) {
   return {
     counts: rt.empty([e], 'u32', 'dispatch.counts'),
     offsets: rt.empty([e + 1], 'u32', 'dispatch.offsets'),
@@ -99,28 +94,6 @@ function planTensors(rt: Backend, n: number, k: number, e: number) {
     src: rt.empty([n * k], 'u32', 'dispatch.src'),
     rowPair: rt.empty([n * k], 'u32', 'dispatch.rowPair'),
   };
-}
-
-/** Build the permutation from router indices idx [N, k] (u32, values < numExperts). */
-export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOptions = {}): DispatchPlan {
-  const rt = idx.rt;
-  if (idx.shape.length !== 2 || idx.dtype !== 'u32') throw new Error(`dispatch: idx must be [N, k] u32, got ${idx}`);
-  const [n, k] = idx.shape as [number, number];
-  const e = numExperts;
-  if (!Number.isInteger(e) || e < 1 || e > MAX_EXPERTS) throw new Error(`dispatch: ${e} experts; supported 1..${MAX_EXPERTS}`);
-  const capacity = capacityOf(opts, n, k, e);
-  const chunks = Math.ceil(n / CHUNK);
-  const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: CHUNK };
-
-  const chunkBase = rt.empty([chunks * e], 'u32', 'dispatch.chunk');
-  const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
-
-  const grid = foldedGrid(chunks * e, 64);
-  rt.dispatch(indicesKernel(rt, 'count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
-  rt.dispatch(indicesKernel(rt, 'scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
-  rt.dispatch(indicesKernel(rt, 'place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);
-  chunkBase.dispose(); // queue order keeps it alive for the recorded work
-  return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
 }
 
 /** Invocations per workgroup of place_fused (the shader's FUSED_WG override). */
@@ -163,10 +136,11 @@ export function fusedChunkTokens(caps: DeviceCaps, n: number, e: number, k: numb
 }
 
 /**
- * routerTopK + buildDispatch from the router logits [N, E] (f32) in 2 dispatches: the router
- * also counts each chunk's pairs per expert, then one pass per chunk sums the counts and places
- * its pairs. probs, idx and weights equal routerTopK's bit for bit, and the plan equals
- * buildDispatch(idx, E, opts)'s (same tensors, same deterministic order, capacity included).
+ * The router and the dispatch plan from the router logits [N, E] (f32) in 2 dispatches: the
+ * router also counts each chunk's pairs per expert, then one pass per chunk sums the counts and
+ * places its pairs. probs, idx and weights equal the plain router's (test/support/router-topk.ts)
+ * bit for bit, and the plan equals the 3-pass plan from those indices
+ * (test/support/dispatch-indices.ts): same tensors, same deterministic order, capacity included.
  * The caller owns every returned tensor (disposeDispatch(plan) for the plan).
  */
 export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): RouteAndDispatch {

@@ -2,7 +2,6 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import {
-  buildDispatch,
   chooseChunkTokens,
   combine,
   combineBackward,
@@ -12,7 +11,8 @@ import {
   routeAndDispatch,
   type DispatchPlan,
 } from '../../src/kernels/dispatch.ts';
-import { routerTopK } from '../../src/kernels/router.ts';
+import { routerTopK } from '../support/router-topk.ts';
+import { buildDispatch } from '../support/dispatch-indices.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
