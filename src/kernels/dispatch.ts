@@ -18,7 +18,7 @@
 import { floatDtype, type DType, type FloatDType, type Tensor, type Backend } from './tensor.ts';
 import { routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
-import type { DeviceCaps } from './caps.ts';
+import type { KernelPolicy } from './policy.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;
@@ -102,11 +102,6 @@ const FUSED_WG = 8;
 export interface RouteOptions extends RouterOptions, DispatchOptions {
   /** Must equal the logits' E when given (a guard for callers that track it separately). */
   numExperts?: number;
-  /**
-   * Tokens per chunk of the fused plan (default: chooseChunkTokens). Any positive value gives
-   * the same results; exposed for tests and tuning.
-   */
-  chunkTokens?: number;
 }
 
 export interface RouteAndDispatch extends RouterOutput {
@@ -114,25 +109,28 @@ export interface RouteAndDispatch extends RouterOutput {
 }
 
 /**
- * Tokens per chunk for routeAndDispatch: the device choice of this family (docs/DESIGN.md §9).
- * Both passes run one invocation per chunk, so chunks bound their parallelism; but every
- * place_fused invocation also reads the counts of all chunks (chunks * E per invocation,
+ * Tokens per chunk for routeAndDispatch, within the policy's bounds (policy.ts DispatchPolicy,
+ * docs/DESIGN.md §9). Both passes run one invocation per chunk, so chunks bound their parallelism;
+ * but every place_fused invocation also reads the counts of all chunks (chunks * E per invocation,
  * chunks^2 * E in all), while walking the pairs costs N * k in all whatever the chunking.
  * 2 * sqrt(N * k / E) chunks keeps the quadratic term at or below the linear one. The CPU family
  * clamps to 16..256 chunks (enough workgroups of 8 for a few cores; measured on lavapipe,
  * bench/dispatch.bench.ts sweeps it); the GPU family to 64..1024, which a GPU's thousands of
  * lanes need and its caches absorb.
  */
-export function chooseChunkTokens(caps: DeviceCaps, n: number, e: number, k: number): number {
-  const [lo, hi] = caps.family === 'cpu' ? [16, 256] : [64, 1024];
-  const chunks = Math.min(hi, Math.max(lo, Math.round(2 * Math.sqrt((n * k) / e))));
+export function chooseChunkTokens(policy: KernelPolicy, n: number, e: number, k: number): number {
+  const { minChunks, maxChunks } = policy.dispatch;
+  const chunks = Math.min(maxChunks, Math.max(minChunks, Math.round(2 * Math.sqrt((n * k) / e))));
   return Math.max(1, Math.ceil(n / chunks));
 }
 
-/** The chunk size routeAndDispatch uses: `requested` or chooseChunkTokens, at most N. */
-export function fusedChunkTokens(caps: DeviceCaps, n: number, e: number, k: number, requested?: number): number {
+/**
+ * The chunk size routeAndDispatch uses: the policy's fixed dispatch.chunkTokens (tests and the
+ * benchmark force one; any positive value gives the same results) or chooseChunkTokens, at most N.
+ */
+export function fusedChunkTokens(policy: KernelPolicy, n: number, e: number, k: number): number {
   // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
-  return Math.min(requested ?? chooseChunkTokens(caps, n, e, k), Math.max(n, 1));
+  return Math.min(policy.dispatch.chunkTokens ?? chooseChunkTokens(policy, n, e, k), Math.max(n, 1));
 }
 
 /**
@@ -150,7 +148,7 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   if (opts.numExperts !== undefined && opts.numExperts !== e) throw new Error(`routeAndDispatch: numExperts=${opts.numExperts} but logits ${logits} have ${e}`);
   const k = opts.k ?? 2;
   const capacity = capacityOf(opts, n, k, e); // validated before anything is recorded
-  const chunkTokens = fusedChunkTokens(logits.rt.caps, n, e, k, opts.chunkTokens);
+  const chunkTokens = fusedChunkTokens(rt.policy, n, e, k);
   const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
   const chunks = Math.ceil(n / chunkTokens);
   const plan = planTensors(rt, n, k, e);
@@ -158,7 +156,7 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   rt.dispatch(
     kernel(rt, 'place_fused'),
     { f_idx: idx, f_chunk: chunkCounts, f_counts: plan.counts, f_offsets: plan.offsets, f_dropped: plan.dropped, f_pos: plan.pos, f_src: plan.src, f_pair: plan.rowPair },
-    foldedGrid(Math.max(chunks, 1), FUSED_WG),
+    foldedGrid(rt, Math.max(chunks, 1), FUSED_WG),
     u,
   );
   chunkCounts.dispose(); // queue order keeps it alive for the recorded work
@@ -185,7 +183,7 @@ export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(x, plan.n, 'gatherRows x');
   const t = floatDtype(x, 'gatherRows x');
   const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
-  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
   return xs;
 }
 
@@ -195,7 +193,7 @@ export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(dxs, plan.n * plan.k, 'gatherRowsBackward d_xs');
   const t = floatDtype(dxs, 'gatherRowsBackward d_xs');
   const dx = rt.empty([plan.n, d], t, 'dispatch.dx');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t), { t_rows: dxs, t_pos: plan.pos, t_out: dx }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t), { t_rows: dxs, t_pos: plan.pos, t_out: dx }, foldedGrid(rt, (plan.n * d) / width(d), 256), rowParams(plan, d));
   return dx;
 }
 
@@ -209,7 +207,7 @@ export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor
   const t = floatDtype(ys, 'combine ys');
   checkWeights(weights, plan);
   const y = rt.empty([plan.n, d], t, 'dispatch.y');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid(rt, (plan.n * d) / width(d), 256), rowParams(plan, d));
   return y;
 }
 
@@ -226,9 +224,9 @@ export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: D
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
   const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');
-  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
+  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256), u);
   const dWeights = rt.empty([plan.n, plan.k], 'f32', 'dispatch.d_weights');
-  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(plan.n * plan.k, 64), u);
+  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(rt, plan.n * plan.k, 64), u);
   return { dys, dWeights };
 }
 

@@ -14,6 +14,7 @@
  */
 import { BufferPool, type DeviceBuffer, type PoolStats } from './buffer-pool.ts';
 import type { DeviceCaps } from './caps.ts';
+import { derivePolicy, mergeOverrides, type KernelPolicy, type PolicyOverride } from './policy.ts';
 import { SpecCache, kernelLabel, type Kernel, type KernelSpec } from './kernel-spec.ts';
 import { shaderSource, specialize } from './shader-loader.ts';
 import { checkUniforms, kernelInterface, orderBindings, type UniformValues } from './wgsl-interface.ts';
@@ -88,8 +89,14 @@ export class MetaRuntime implements Backend {
   /** The largest buffer handed out (pool bytes) and its label. */
   largest: { label: string; bytes: number } = { label: '', bytes: 0 };
 
-  constructor(caps: DeviceCaps) {
+  private override: PolicyOverride;
+  private current: KernelPolicy;
+
+  /** The policy is derived from `caps` exactly as the Dawn runtime derives it from its device's (policy.ts). */
+  constructor(caps: DeviceCaps, override: PolicyOverride = {}) {
     this.caps = { ...caps, meta: true };
+    this.override = override;
+    this.current = derivePolicy(this.caps, override);
     this.pool = new BufferPool<MetaBuffer>({
       create: (size, usage, label) => new MetaBuffer(size, usage, label, this.nextId++),
       destroy: () => {},
@@ -98,6 +105,21 @@ export class MetaRuntime implements Backend {
 
   get counters(): Readonly<BackendCounters> {
     return { ...this.counts };
+  }
+
+  get policy(): KernelPolicy {
+    return this.current;
+  }
+
+  withPolicy<T>(override: PolicyOverride, fn: () => T): T {
+    const [saved, savedPolicy] = [this.override, this.current];
+    this.override = mergeOverrides(saved, override);
+    this.current = derivePolicy(this.caps, this.override);
+    try {
+      return fn();
+    } finally {
+      [this.override, this.current] = [saved, savedPolicy];
+    }
   }
 
   /** Run `fn` with `name` pushed on the region path (events record it). */

@@ -11,6 +11,7 @@
  * Storage: x and y f32 or f16 (f16 needs the device's shader-f16); the table and all math are f32.
  */
 import { floatDtype, type Tensor, type Backend } from './tensor.ts';
+import { foldedGrid } from './grid.ts';
 
 export interface RopeDims {
   B: number;
@@ -87,10 +88,8 @@ function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
   const table = ropeTable(rt, d.T, d.hd, theta);
   const y = rt.empty(x.shape, x.dtype, label);
   const pairs = x.size / 2;
-  const groups = Math.ceil(pairs / WG);
-  const gx = Math.min(groups, 65535);
   const params = { WG, T: x.dtype, ENABLES: x.dtype === 'f16' ? 'enable f16;' : '' };
-  rt.dispatch(rt.kernel({ shader: 'rope', params }), { x, cs: table, y }, [gx, Math.ceil(groups / gx)], { pairs, T: d.T, H: d.H, half: d.hd / 2, sign });
+  rt.dispatch(rt.kernel({ shader: 'rope', params }), { x, cs: table, y }, foldedGrid(rt, pairs, WG), { pairs, T: d.T, H: d.H, half: d.hd / 2, sign });
   return y;
 }
 

@@ -91,7 +91,7 @@ export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkToken
   const chunks4 = shape[1];
   const chunkCounts = rt.empty(shape, 'u32', 'router.chunk_counts');
   const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
-  rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
+  rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(rt, chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
   return { probs, idx, weights, chunkCounts };
 }
 
@@ -124,6 +124,6 @@ export function routerTopKBackward(probs: Tensor, idx: Tensor, dWeights: Tensor,
     constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG },
   });
   const bindings = { b_probs: probs, b_idx: idx, b_dw: dWeights, d_logits: dLogits, ...(extra ? { dprobs_extra: extra } : {}) };
-  rt.dispatch(kern, bindings, foldedGrid(n, 64), { n, e, k, chunk: 0 });
+  rt.dispatch(kern, bindings, foldedGrid(rt, n, 64), { n, e, k, chunk: 0 });
   return dLogits;
 }

@@ -8,6 +8,7 @@ import { PipelineCache, type DawnKernel } from './pipeline-cache.ts';
 import { Recorder } from './recorder.ts';
 import { ErrorSink } from './errors.ts';
 import type { DeviceCaps } from './caps.ts';
+import { derivePolicy, mergeOverrides, type KernelPolicy, type PolicyOverride } from './policy.ts';
 import type { Kernel, KernelSpec } from './kernel-spec.ts';
 import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
@@ -24,10 +25,14 @@ export class DawnRuntime implements Backend {
   private readonly staging: BufferPool<GPUBuffer>;
   poison = false;
   private readonly storageUsage: number;
+  private override: PolicyOverride;
+  private current: KernelPolicy;
 
-  constructor(readonly gpu: GpuDevice) {
+  constructor(readonly gpu: GpuDevice, override: PolicyOverride = {}) {
     this.device = gpu.device;
     this.caps = gpu.caps;
+    this.override = override;
+    this.current = derivePolicy(this.caps, override);
     this.errors = new ErrorSink(this.device);
     const allocator = { create: (size: number, usage: number, label: string) => this.device.createBuffer({ size, usage, label }), destroy: (b: GPUBuffer) => b.destroy() };
     this.pool = new BufferPool(allocator);
@@ -41,6 +46,21 @@ export class DawnRuntime implements Backend {
 
   get counters(): Readonly<BackendCounters> {
     return { submits: this.recorder.submits, dispatches: this.recorder.dispatches };
+  }
+
+  get policy(): KernelPolicy {
+    return this.current;
+  }
+
+  withPolicy<T>(override: PolicyOverride, fn: () => T): T {
+    const [saved, savedPolicy] = [this.override, this.current];
+    this.override = mergeOverrides(saved, override);
+    this.current = derivePolicy(this.caps, this.override);
+    try {
+      return fn();
+    } finally {
+      [this.override, this.current] = [saved, savedPolicy];
+    }
   }
 
   kernel(spec: KernelSpec): Kernel {

@@ -28,7 +28,7 @@ export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOpt
   const chunkBase = rt.empty([chunks * e], 'u32', 'dispatch.chunk');
   const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
 
-  const grid = foldedGrid(chunks * e, 64);
+  const grid = foldedGrid(rt, chunks * e, 64);
   rt.dispatch(kernel('count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
   rt.dispatch(kernel('scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
   rt.dispatch(kernel('place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);

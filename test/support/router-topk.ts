@@ -13,6 +13,6 @@ export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutp
   const [n, e, k] = forwardDims(logits, opts);
   const { probs, idx, weights } = routerOutputs(rt, n, e, k);
   const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
-  rt.dispatch(kern, { logits, probs, idx, weights }, foldedGrid(n, 64), { n, e, k, chunk: 0 });
+  rt.dispatch(kern, { logits, probs, idx, weights }, foldedGrid(rt, n, 64), { n, e, k, chunk: 0 });
   return { probs, idx, weights };
 }
