@@ -207,14 +207,11 @@ interface Launch {
   params: TemplateParams;
 }
 
-const templates = new Map<string, TemplateParams>();
-/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim, form, dtypes and blocks. */
-function template(policy: KernelPolicy, d: AttentionDims, dtype: FloatDType, doDtype: FloatDType, blocks?: AttentionBlocks): TemplateParams {
-  const unroll = d.hd <= policy.attention.unrollMaxHd;
+/** attentionTemplate, memoised per runtime: the generated strings are built once per head dim, form, dtypes and blocks. */
+function template(rt: Backend, d: AttentionDims, dtype: FloatDType, doDtype: FloatDType, blocks?: AttentionBlocks): TemplateParams {
+  const unroll = d.hd <= rt.policy.attention.unrollMaxHd;
   const key = `${d.hd}|${unroll}|${dtype}|${doDtype}|${blocks ? `${blocks.rows}x${blocks.tile}` : ''}`;
-  let t = templates.get(key);
-  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll, dtype, doDtype, blocks)));
-  return t;
+  return rt.memo('attention', key, () => attentionTemplate(d.hd, unroll, dtype, doDtype, blocks));
 }
 
 /**
@@ -229,8 +226,9 @@ export function attentionKernelOf(policy: KernelPolicy): 'rows' | 'tiled' {
 }
 
 /** The shader, rows per workgroup and template of an entry point, with the tiled kernel's block sizes. */
-function launch(policy: KernelPolicy, d: AttentionDims, entry: Entry, dtype: FloatDType, doDtype: FloatDType): Launch {
-  if (attentionKernelOf(policy) === 'rows') return { shader: 'attention', rows: WG, params: template(policy, d, dtype, doDtype) };
+function launch(rt: Backend, d: AttentionDims, entry: Entry, dtype: FloatDType, doDtype: FloatDType): Launch {
+  const policy = rt.policy;
+  if (attentionKernelOf(policy) === 'rows') return { shader: 'attention', rows: WG, params: template(rt, d, dtype, doDtype) };
   const limits = policy.limits;
   const limit = limits.maxComputeWorkgroupStorageSize;
   const a = policy.attention;
@@ -245,7 +243,7 @@ function launch(policy: KernelPolicy, d: AttentionDims, entry: Entry, dtype: Flo
   if (!Number.isInteger(rows) || rows < 1 || rows > maxRows || !Number.isInteger(tile) || tile < 1) throw new Error(`attention: blocks ${JSON.stringify(blocks)} must be integers, rows 1..${maxRows}, tile >= 1`);
   const bytes = tiledWorkgroupBytes(entry, d.hd, tile);
   if (bytes > limit) throw new Error(`attention ${entry}: a tile of ${tile} rows of hd=${d.hd} needs ${bytes} B of workgroup memory, over the device's ${limit} B`);
-  return { shader: 'attention-tiled', rows, params: template(policy, d, dtype, doDtype, blocks) };
+  return { shader: 'attention-tiled', rows, params: template(rt, d, dtype, doDtype, blocks) };
 }
 
 function run(rt: Backend, l: Launch, entry: Entry, d: AttentionDims, bindings: Record<string, Tensor>, flops: number): void {
@@ -263,7 +261,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { 
   const o = rt.empty(q.shape, dtype, 'attention.o');
   const lse = rt.empty([d.B, d.H, d.T], 'f32', 'attention.lse');
   // dO is not bound by the forward: its slot takes q's dtype, so one template serves both.
-  run(rt, launch(rt.policy, d, 'forward', dtype, dtype), 'forward', d, { fq: q, fk: k, fv: v, fo: o, flse: lse }, 2 * causalProduct(d));
+  run(rt, launch(rt, d, 'forward', dtype, dtype), 'forward', d, { fq: q, fk: k, fv: v, fo: o, flse: lse }, 2 * causalProduct(d));
   return { o, lse };
 }
 
@@ -280,10 +278,10 @@ export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o
   const doDtype = dO.dtype as FloatDType; // check() admitted f32 and f16 only
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
-  run(rt, launch(rt.policy, d, 'backward_q', dtype, doDtype), 'backward_q', d, { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
+  run(rt, launch(rt, d, 'backward_q', dtype, doDtype), 'backward_q', d, { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
   const dk = rt.empty(k.shape, dtype, 'attention.dk');
   const dv = rt.empty(v.shape, dtype, 'attention.dv');
-  run(rt, launch(rt.policy, d, 'backward_kv', dtype, doDtype), 'backward_kv', d, { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
+  run(rt, launch(rt, d, 'backward_kv', dtype, doDtype), 'backward_kv', d, { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };
 }

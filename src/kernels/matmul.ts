@@ -66,13 +66,12 @@ function problemKey(d: ProblemDesc): string {
     ` types:${d.typeA ?? 'f32'},${d.typeB ?? 'f32'},${d.typeC ?? 'f32'}${d.residual ? `,${d.typeR ?? 'f32'}` : ''}`;
 }
 
-/** One params object per variant, so the runtimes find the kernel by identity (kernel-spec.ts SpecCache). */
-const generated = new Map<string, Record<string, string | number>>();
-
+/**
+ * The generated WGSL of a variant, built once per runtime (rt.memo): one params object per
+ * variant, so the runtime finds the kernel by identity (kernel-spec.ts SpecCache).
+ */
 function kernelFor(rt: Backend, d: ProblemDesc, k: MatmulKernel) {
-  const key = `${JSON.stringify(k)} ${problemKey(d)}`;
-  let params = generated.get(key);
-  if (!params) generated.set(key, (params = k.kind === 'blocked' ? generateBlocked({ ...d, cfg: k.cfg }) : generateTiled({ ...d, cfg: k.cfg })));
+  const params = rt.memo(`matmul-${k.kind}`, `${JSON.stringify(k)} ${problemKey(d)}`, () => (k.kind === 'blocked' ? generateBlocked({ ...d, cfg: k.cfg }) : generateTiled({ ...d, cfg: k.cfg })));
   return rt.kernel({ shader: k.kind === 'blocked' ? 'matmul' : 'matmul-tiled', params });
 }
 

@@ -35,7 +35,10 @@ interface CachedTable {
   rows: number;
   table: Tensor;
 }
-const tables = new WeakMap<Backend, Map<string, CachedTable>>();
+/** The runtime's cached tables by head dim and theta (rt.memo: per runtime, never module state). */
+function tablesOf(rt: Backend): Map<string, CachedTable> {
+  return rt.memo('rope', 'tables', () => new Map<string, CachedTable>());
+}
 
 /**
  * The cached [rows >= T, hd/2] table of (cos, sin) pairs; grown (to a power of two, at least 64
@@ -43,8 +46,7 @@ const tables = new WeakMap<Backend, Map<string, CachedTable>>();
  * must not dispose it nor keep it past a later call with a larger T.
  */
 export function ropeTable(rt: Backend, T: number, hd: number, theta = 10000): Tensor {
-  let perRt = tables.get(rt);
-  if (!perRt) tables.set(rt, (perRt = new Map()));
+  const perRt = tablesOf(rt);
   const key = `${hd}|${theta}`;
   const hit = perRt.get(key);
   if (hit && hit.rows >= T) return hit.table;
@@ -71,8 +73,9 @@ export function ropeTable(rt: Backend, T: number, hd: number, theta = 10000): Te
  * same memory as in a fresh process; a table still needed is rebuilt on demand).
  */
 export function releaseRopeTables(rt: Backend): void {
-  for (const c of tables.get(rt)?.values() ?? []) c.table.dispose();
-  tables.delete(rt);
+  const perRt = tablesOf(rt);
+  for (const c of perRt.values()) c.table.dispose();
+  perRt.clear();
 }
 
 function check(x: Tensor, d: RopeDims, what: string): void {

@@ -83,6 +83,11 @@ export interface Backend {
    * the matmul autotune force a variant.
    */
   withPolicy<T>(override: PolicyOverride, fn: () => T): T;
+  /**
+   * A value built once per runtime and key (generated shader templates, per-runtime tables), so
+   * wrappers keep nothing in module state. `space` names the wrapper.
+   */
+  memo<T>(space: string, key: string, build: () => T): T;
   /** When true, every new tensor buffer is filled with NaN bits first, so a kernel that skips an element is caught. */
   poison: boolean;
   readonly counters: Readonly<BackendCounters>;
