@@ -4,7 +4,7 @@
  * the row logsumexp lse [B, H, T]; the backward recomputes P = exp(s - lse) in two kernels
  * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
  * Two kernels with the same bindings and outputs (see launch): one invocation per row with no
- * barriers (shaders/attention.wgsl, the CPU family) and the same loops over rows staged in
+ * barriers (shaders/attention-rows.wgsl, the CPU family) and the same loops over rows staged in
  * workgroup-memory tiles (shaders/attention-tiled.wgsl, the GPU family).
  *
  * Storage: q, k, v, o, dq, dk, dv f32 or f16 (one dtype), dO f32 or f16, lse f32; f16 needs the
@@ -201,7 +201,8 @@ export function tiledWorkgroupBytes(entry: Entry, hd: number, tile: number): num
 }
 
 interface Launch {
-  shader: 'attention' | 'attention-tiled';
+  /** shaders/attention-<policy.attention.kernel>.wgsl */
+  shader: 'attention-rows' | 'attention-tiled';
   /** Rows per workgroup. */
   rows: number;
   params: TemplateParams;
@@ -218,7 +219,7 @@ function template(rt: Backend, d: AttentionDims, dtype: FloatDType, doDtype: Flo
  * The kernel, as the policy's attention.kernel says (policy.ts, docs/DESIGN.md §9). The GPU family
  * stages the rows all of a workgroup's invocations read in workgroup-memory tiles, loaded once per
  * workgroup (shaders/attention-tiled.wgsl); the CPU family keeps one barrier-free invocation per row
- * (shaders/attention.wgsl): on lavapipe a workgroup's lanes are one CPU thread that already shares
+ * (shaders/attention-rows.wgsl): on lavapipe a workgroup's lanes are one CPU thread that already shares
  * each row it loads, and every barrier costs ~10 us.
  */
 export function attentionKernelOf(policy: KernelPolicy): 'rows' | 'tiled' {
@@ -228,7 +229,7 @@ export function attentionKernelOf(policy: KernelPolicy): 'rows' | 'tiled' {
 /** The shader, rows per workgroup and template of an entry point, with the tiled kernel's block sizes. */
 function launch(rt: Backend, d: AttentionDims, entry: Entry, dtype: FloatDType, doDtype: FloatDType): Launch {
   const policy = rt.policy;
-  if (attentionKernelOf(policy) === 'rows') return { shader: 'attention', rows: WG, params: template(rt, d, dtype, doDtype) };
+  if (attentionKernelOf(policy) === 'rows') return { shader: 'attention-rows', rows: WG, params: template(rt, d, dtype, doDtype) };
   const limits = policy.limits;
   const limit = limits.maxComputeWorkgroupStorageSize;
   const a = policy.attention;

@@ -1,7 +1,7 @@
 /**
  * Tile configurations of the matmul kernels and the per-device, per-shape choice.
  *
- * Vocabulary (see shaders/matmul.wgsl): the "lane" dimension of C is spread over the
+ * Vocabulary (see shaders/matmul-blocked.wgsl): the "lane" dimension of C is spread over the
  * invocations of a workgroup, the "uniform" dimension is blocked per workgroup. With
  * `wgU = 1` the uniform operand's addresses do not depend on the invocation, which on
  * lavapipe turns its loads into scalar loads + broadcasts (cheap) instead of gathers.

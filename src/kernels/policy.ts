@@ -113,7 +113,7 @@ export interface DispatchPolicy {
 }
 
 export interface AttentionPolicy {
-  /** 'rows': one barrier-free invocation per row (shaders/attention.wgsl); 'tiled': rows staged in workgroup-memory tiles (shaders/attention-tiled.wgsl). */
+  /** 'rows': one barrier-free invocation per row (shaders/attention-rows.wgsl); 'tiled': rows staged in workgroup-memory tiles (shaders/attention-tiled.wgsl). */
   kernel: 'rows' | 'tiled';
   /** Tiled kernel: query rows per workgroup (a GPU warp). */
   rows: number;

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
  */
 function shaderDir(): string {
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, 'shaders', 'matmul.wgsl'))) return join(dir, 'shaders');
+    if (existsSync(join(dir, 'shaders', 'fill.wgsl'))) return join(dir, 'shaders');
   }
   throw new Error(`cannot find the shaders/ folder above ${fileURLToPath(import.meta.url)}: the installation is incomplete`);
 }

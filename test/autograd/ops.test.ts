@@ -16,7 +16,7 @@ import type { Var } from '../../src/autograd/variable.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { add, mulColumn, scale, sigmoid, swiglu, swigluFused } from '../../src/autograd/ops/activation.ts';
 import { loraDense, loraGrouped } from '../../src/model/lora.ts';
-import { rmsnorm } from '../../src/autograd/ops/norm.ts';
+import { rmsnorm } from '../../src/autograd/ops/rmsnorm.ts';
 import { causalAttention, rope } from '../../src/autograd/ops/attention.ts';
 import { combine, gatherRows, groupedLinear, routeAndDispatch } from '../../src/autograd/ops/moe.ts';
 import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss, weightedSum, zLoss } from '../../src/autograd/ops/loss.ts';
