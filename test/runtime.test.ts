@@ -58,21 +58,7 @@ describe('upload / download', () => {
     }
   });
 
-  it('fill and zeros reach every element', async () => {
-    const t = rt.empty([3, 333]);
-    rt.fill(t, 2.5);
-    expect(Array.from(await t.readF32()).every((v) => v === 2.5)).toBe(true);
-    const z = rt.zeros([17]);
-    expect(Array.from(await z.readF32())).toEqual(new Array(17).fill(0));
-    t.dispose();
-    z.dispose();
-  });
-
-  it('poisons new buffers with NaN when asked', async () => {
-    const t = rt.empty([5]);
-    expect(Array.from(await t.readF32()).every(Number.isNaN)).toBe(true);
-    t.dispose();
-  });
+  // fill, zeros and the NaN poison of new buffers: test/kernels/fill.test.ts.
 });
 
 describe('pipeline cache and shader specialisation', () => {

@@ -4,7 +4,7 @@ import { sum, mean, sumAll, sumAxis, sumSquaresMany, planMany, MANY_CHUNK } from
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { reduceAxis, sumSquares } from '../reference/ops.ts';
+import { reduceAxis, sumSquares } from '../reference/reduce-ref.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
