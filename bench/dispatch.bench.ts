@@ -6,8 +6,9 @@
  */
 import { getRuntime } from '../src/kernels/runtime.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
-import { routerTopK } from '../src/kernels/router.ts';
-import { buildDispatch, chooseChunkTokens, disposeDispatch, routeAndDispatch, type DispatchPlan } from '../src/kernels/dispatch.ts';
+import { routerTopK } from '../test/support/router-topk.ts';
+import { buildDispatch } from '../test/support/dispatch-indices.ts';
+import { chooseChunkTokens, disposeDispatch, routeAndDispatch, type DispatchPlan } from '../src/kernels/dispatch.ts';
 import { combineOutcomes, compareOutput, round, timeCase, timingCells, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult } from './harness.ts';
 import { routerRef } from '../test/reference/router-ref.ts';
 import { dispatchRef, type DispatchRef } from '../test/reference/dispatch-ref.ts';
@@ -93,18 +94,19 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       rows.push({ N, E, k, path: name, dispatches, check: ck.text, 'best ms': tm ? round(tm.bestMs, 3) : null, ...timingCells(tm) });
       ctx.log(`N=${N} ${name}: ${tm ? `${round(tm.medianMs, 3)} ms median` : 'not timed'} (${dispatches} dispatches; check ${ck.text})`);
     }
-    const chosen = chooseChunkTokens(rt.caps, N, E, k);
+    const chosen = chooseChunkTokens(rt.policy, N, E, k);
     const sizes = [16, 32, 64, 128, 256].map((chunks) => Math.ceil(N / chunks));
     for (const chunk of [...new Set([...sizes, chosen])].sort((a, b) => a - b)) {
       if (ctx.quick && chunk !== chosen) continue;
+      const forced = { dispatch: { chunkTokens: chunk } };
       const { timing: tm, check: ck } = await timeCase(rt, {
         key: `dispatch N=${N} chunk ${chunk}`,
         record: () => {
-          const r = routeAndDispatch(logits, { k, chunkTokens: chunk });
+          const r = rt.withPolicy(forced, () => routeAndDispatch(logits, { k }));
           disposeAll(r, r.plan);
         },
         check: async () => {
-          const r = routeAndDispatch(logits, { k, chunkTokens: chunk });
+          const r = rt.withPolicy(forced, () => routeAndDispatch(logits, { k }));
           const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(r.plan, pref));
           disposeAll(r, r.plan);
           return c;

@@ -2,23 +2,45 @@
  * Memory-bound kernels in GB/s (bytes each kernel must read + write, per second), next to the
  * machine's practical limit measured in the same run (a large host memcpy), plus causal attention
  * forward + backward at TimeMoE-50M's head shape in GFLOP/s.
+ *
+ * Every kernel stem (docs/KERNELS.md) has a case here keyed by its stem (the `stem` column; the
+ * first argument of bench()), checked against its float64 reference (test/reference/<stem>-ref.ts)
+ * before it is timed; test/architecture/kernel-stems.test.ts checks that none is missing. Sweeps
+ * of a stem's variants live in bench/<stem>.bench.ts where one exists (matmul, dispatch).
  */
 import { getRuntime } from '../src/kernels/runtime.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
 import { add, silu } from '../src/kernels/elementwise.ts';
-import { softmax } from '../src/kernels/softmax.ts';
 import { rmsnorm } from '../src/kernels/rmsnorm.ts';
 import { adamw } from '../src/kernels/adamw.ts';
 import { sumSquaresMany } from '../src/kernels/reduce.ts';
 import { finiteStatsMany } from '../src/kernels/guard.ts';
-import { routerTopK } from '../src/kernels/router.ts';
+import { routerTopK } from '../test/support/router-topk.ts';
 import { attention, attentionBackward } from '../src/kernels/attention.ts';
+import { swiglu } from '../src/kernels/swiglu.ts';
+import { rope } from '../src/kernels/rope.ts';
+import { meanPoolBackward } from '../src/kernels/mean-pool.ts';
+import { huberLoss, TIME_MOE_HUBER_DELTA } from '../src/kernels/loss.ts';
+import { routerZLoss } from '../src/kernels/moe-loss.ts';
+import { disposeDispatch, gatherRows, routeAndDispatch } from '../src/kernels/dispatch.ts';
+import { matmul } from '../src/kernels/matmul.ts';
+import { adamScalars, createTrainState } from '../src/kernels/train-state.ts';
 import { combineOutcomes, compareOutput, round, timeCase, timingCells, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult } from './harness.ts';
-import { silu as siluRef, softmaxRows, sumSquares } from '../test/reference/ops.ts';
+import { silu as siluRef } from '../test/reference/elementwise-ref.ts';
+import { sumSquares } from '../test/reference/reduce-ref.ts';
+import { statsRef } from '../test/reference/guard-ref.ts';
 import { rmsnormRef } from '../test/reference/rmsnorm-ref.ts';
 import { routerRef } from '../test/reference/router-ref.ts';
 import { adamwRef } from '../test/reference/adamw-ref.ts';
 import { attentionBackwardRef, attentionRef } from '../test/reference/attention-ref.ts';
+import { fillRef } from '../test/reference/fill-ref.ts';
+import { swigluRef } from '../test/reference/swiglu-ref.ts';
+import { ropeRef } from '../test/reference/rope-ref.ts';
+import { meanPoolBackwardRef } from '../test/reference/mean-pool-ref.ts';
+import { huberLossRef } from '../test/reference/loss-ref.ts';
+import { zLossRef } from '../test/reference/moe-loss-ref.ts';
+import { dispatchRef, gatherRef } from '../test/reference/dispatch-ref.ts';
+import { matmulRef } from '../test/reference/matmul-ref.ts';
 
 /** Host memcpy bandwidth (read + write bytes per second), best of a few runs. */
 function hostCopyGBs(): number {
@@ -32,17 +54,6 @@ function hostCopyGBs(): number {
     best = Math.min(best, performance.now() - t0);
   }
   return (2 * n * 4) / (best * 1e6);
-}
-
-/** Statistics of one finite tensor as finiteStatsMany reports them: [nonFinite, min, max, mean]. */
-function statsRef(a: Float32Array): number[] {
-  let [mn, mx, sum] = [Infinity, -Infinity, 0];
-  for (const v of a) {
-    mn = Math.min(mn, v);
-    mx = Math.max(mx, v);
-    sum += v;
-  }
-  return [0, mn, mx, sum / a.length];
 }
 
 export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
@@ -63,12 +74,13 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const h = (x: Tensor) => host.get(x)!;
   const opts = { sampleMs: ctx.quick ? 60 : 150, samples: ctx.quick ? 3 : 5 };
   const rows: BenchRow[] = [];
-  /** Times `record` (outputs disposed) after `check` has compared one run's outputs with float64. */
-  const bench = async (name: string, bytes: number, record: () => Tensor[] | void, check: () => Promise<CheckOutcome>) => {
+  /** Times `record` (outputs disposed) after `check` has compared one run's outputs with float64; `stem` is the kernel's name stem. */
+  const bench = async (stem: string, name: string, bytes: number, record: () => Tensor[] | void, check: () => Promise<CheckOutcome>) => {
     const { timing: tm, check: ck } = await timeCase(rt, { key: `kernels ${name}`, record: () => record()?.forEach((o) => o.dispose()), check }, opts);
     const gbs = tm ? bytes / (tm.bestMs * 1e6) : null;
     const gbsMed = tm ? bytes / (tm.medianMs * 1e6) : null;
     rows.push({
+      stem,
       kernel: name,
       'MiB moved': round(bytes / 2 ** 20, 1),
       check: ck.text,
@@ -91,17 +103,17 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const x = t([N / 256, 256]);
   const y = t([N / 256, 256]);
   // Tolerances: elementwise ops are a few ulp (1e-6 of the largest value); row reductions over
-  // 256 (rmsnorm) or 8 (softmax) values and tree sums over 1M values stay within 1e-5.
-  await bench(`add [${N / 256}, 256]`, 3 * N * 4, () => [add(x, y)], async () => {
+  // 256 (rmsnorm) or 8 (router) values and tree sums over 1M values stay within 1e-5.
+  await bench('elementwise', `add [${N / 256}, 256]`, 3 * N * 4, () => [add(x, y)], async () => {
     const [o] = await once(() => [add(x, y)]);
     return compareOutput(o!, Float64Array.from(h(x), (v, i) => v + h(y)[i]!), 1e-6);
   });
-  await bench(`silu [${N}]`, 2 * N * 4, () => [silu(x)], async () => {
+  await bench('elementwise', `silu [${N}]`, 2 * N * 4, () => [silu(x)], async () => {
     const [o] = await once(() => [silu(x)]);
     return compareOutput(o!, Float64Array.from(h(x), siluRef), 1e-6);
   });
   const w = t([256]);
-  await bench(`rmsnorm [${N / 256}, 256]`, 2 * N * 4, () => {
+  await bench('rmsnorm', `rmsnorm [${N / 256}, 256]`, 2 * N * 4, () => {
     const r = rmsnorm(x, w);
     return [r.y, r.rstd];
   }, async () => {
@@ -113,11 +125,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     return combineOutcomes(compareOutput(yy!, ref.y, 1e-5), compareOutput(rs!, ref.rstd, 1e-5));
   });
   const logits = t([N / 8, 8], 2);
-  await bench(`softmax [${N / 8}, 8] (router width)`, 2 * N * 4, () => [softmax(logits)], async () => {
-    const [o] = await once(() => [softmax(logits)]);
-    return compareOutput(o!, softmaxRows(h(logits), N / 8, 8), 1e-5);
-  });
-  await bench(`router top-2 [${N / 8}, 8]`, N * 4 + N * 4 + (N / 8) * 2 * 8, () => {
+  await bench('router', `router top-2 [${N / 8}, 8]`, N * 4 + N * 4 + (N / 8) * 2 * 8, () => {
     const r = routerTopK(logits, { k: 2 });
     return [r.probs, r.idx, r.weights];
   }, async () => {
@@ -134,7 +142,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const m = t([N], 0);
   const v = t([N], 0);
   rt.fill(v, 1e-4);
-  await bench(`adamw [${N}]`, 7 * N * 4, () => adamw(p, g, m, v, { lr: 1e-4, step: 1 }), async () => {
+  await bench('adamw', `adamw [${N}]`, 7 * N * 4, () => adamw(p, g, m, v, { lr: 1e-4, step: 1 }), async () => {
     // On copies: the timed iterations keep updating p, m, v.
     const [pc, mc, vc] = [rt.upload(h(p), [N]), rt.zeros([N]), rt.empty([N])];
     rt.fill(vc, 1e-4);
@@ -147,13 +155,86 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   });
   const many = Array.from({ length: 40 }, () => t([N / 40 | 0]));
   const manyBytes = many.reduce((a, q) => a + q.size * 4, 0);
-  await bench('sumSquaresMany (40 tensors, grad norm)', manyBytes, () => [sumSquaresMany(many)], async () => {
+  await bench('reduce', 'sumSquaresMany (40 tensors, grad norm)', manyBytes, () => [sumSquaresMany(many)], async () => {
     const [o] = await once(() => [sumSquaresMany(many)]);
     return compareOutput(o!, [many.reduce((a, q) => a + sumSquares(h(q)), 0)], 1e-5);
   });
-  await bench('finiteStatsMany (40 tensors, guards)', manyBytes, () => [finiteStatsMany(many)], async () => {
+  await bench('guard', 'finiteStatsMany (40 tensors, guards)', manyBytes, () => [finiteStatsMany(many)], async () => {
     const [o] = await once(() => [finiteStatsMany(many)]);
     return compareOutput(o!, many.flatMap((q) => statsRef(h(q))), 1e-5);
+  });
+
+  // The other stems, one case each at the sizes above.
+  const scratch = t([N]);
+  await bench('fill', `fill [${N}]`, N * 4, () => rt.fill(scratch, 1.5), async () => {
+    rt.fill(scratch, 1.5);
+    return compareOutput(await scratch.readF32(), fillRef(N, 1.5, 'f32'), 0); // one bit pattern: exact
+  });
+  await bench('swiglu', `swiglu [${N / 256}, 256]`, 3 * N * 4, () => [swiglu(x, y)], async () => {
+    const [o] = await once(() => [swiglu(x, y)]);
+    return compareOutput(o!, swigluRef(h(x), h(y)), 1e-6);
+  });
+  const rd = { B: N / (64 * 4 * 32), T: 64, H: 4, hd: 32 };
+  await bench('rope', `rope [${rd.B}, ${rd.T}, ${rd.H}, ${rd.hd}]`, 2 * N * 4, () => [rope(x, rd)], async () => {
+    const [o] = await once(() => [rope(x, rd)]);
+    // f32 products with a float64-built cos/sin table: a few ulp of the largest value.
+    return compareOutput(o!, ropeRef(h(x), rd.B, rd.T, rd.H, rd.hd), 1e-6);
+  });
+  const pool = { outer: N / (64 * 256), n: 64, inner: 256 };
+  const dyPool = t([pool.outer, pool.inner]);
+  await bench('mean-pool', `mean-pool backward [${pool.outer}, ${pool.n}, ${pool.inner}]`, (N + pool.outer * pool.inner) * 4, () => [meanPoolBackward(dyPool, pool.outer, pool.n, pool.inner)], async () => {
+    const [o] = await once(() => [meanPoolBackward(dyPool, pool.outer, pool.n, pool.inner)]);
+    return compareOutput(o!, meanPoolBackwardRef(h(dyPool), pool.outer, pool.n, pool.inner), 1e-6);
+  });
+  const ones = rt.upload(new Float32Array(N).fill(1), [N / 256, 256]);
+  owned.push(ones);
+  await bench('loss', `huber loss [${N / 256}, 256]`, 3 * N * 4, () => {
+    const r = huberLoss(x, y, ones);
+    return [r.loss, r.count];
+  }, async () => {
+    const [l, c] = await once(() => {
+      const r = huberLoss(x, y, ones);
+      return [r.loss, r.count];
+    });
+    const ref = huberLossRef(h(x), h(y), new Float64Array(N).fill(1), TIME_MOE_HUBER_DELTA);
+    // A tree sum over N values: 1e-5 of the mean.
+    return combineOutcomes(compareOutput(l!, [ref.loss], 1e-5), compareOutput(c!, [ref.count], 0));
+  });
+  await bench('moe-loss', `router z-loss [${N / 8}, 8]`, N * 4 + (N / 8) * 4, () => {
+    const r = routerZLoss(logits);
+    return [r.loss, r.lse];
+  }, async () => {
+    const [l] = await once(() => {
+      const r = routerZLoss(logits);
+      r.lse.dispose();
+      return [r.loss];
+    });
+    return compareOutput(l!, [zLossRef(h(logits), N / 8, 8)], 1e-5);
+  });
+  // Dispatch: the gather of token rows into expert order, for a plan routed once (bench/dispatch.bench.ts times the routing).
+  const tokens = N / 64;
+  const [dLogits, dRows] = [t([tokens, 8], 2), t([tokens, 64])];
+  const routed = routeAndDispatch(dLogits, { k: 2 });
+  await bench('dispatch', `gather rows [${tokens}, 64] x top-2`, 3 * N * 4, () => [gatherRows(dRows, routed.plan)], async () => {
+    const [o] = await once(() => [gatherRows(dRows, routed.plan)]);
+    const plan = dispatchRef(routerRef(h(dLogits), tokens, 8, 2, false).idx, tokens, 8, 2);
+    return compareOutput(o!, gatherRef(h(dRows), plan, 64), 0); // a permutation of rows: exact
+  });
+  for (const r of [routed.probs, routed.idx, routed.weights]) r.dispose();
+  disposeDispatch(routed.plan);
+  const S = ctx.quick ? 128 : 256;
+  const [ma, mb] = [t([S, S]), t([S, S])];
+  await bench('matmul', `matmul [${S}, ${S}] x [${S}, ${S}] (bench/matmul.bench.ts: GFLOP/s and the variants)`, 3 * S * S * 4, () => [matmul(ma, mb)], async () => {
+    const [o] = await once(() => [matmul(ma, mb)]);
+    return compareOutput(o!, matmulRef(h(ma), h(mb), S, S, S), 1e-5);
+  });
+  const state = createTrainState(rt, { adamStep: 9, lossScale: 1, goodSteps: 0 });
+  owned.push(state);
+  const adam = { lr: 3e-4, beta1: 0.9, beta2: 0.999 };
+  await bench('train-state', 'adam scalars (a [4] state, one dispatch)', 6 * 4, () => [adamScalars(state, adam)], async () => {
+    const [o] = await once(() => [adamScalars(state, adam)]);
+    // f32 exp/log of t·ln(beta): a few ulp (test/kernels/train-state.test.ts).
+    return compareOutput(o!, [adam.lr / (1 - adam.beta1 ** 10), Math.sqrt(1 - adam.beta2 ** 10)], 2e-6);
   });
 
   // Attention at TimeMoE-50M's head shape: B=4, T=256 (quick: T=128), H=12, hd=32.
@@ -200,6 +281,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   }, { ...opts, maxIters: 10 });
   // Forward: 2 dots of hd per (query, key) pair = 4·hd flops; backward recomputes P and does 4 more dots: 8·hd.
   const attnRow = (pass: string, r: typeof fwd, flopsPerPair: number): BenchRow => ({
+    stem: 'attention',
     pass,
     shape: `B${d.B} T${d.T} H${d.H} hd${d.hd}`,
     check: r.check.text,

@@ -8,7 +8,7 @@
 import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
 import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
-import { VARIANTS, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
+import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { checkMatmulSampled, combineOutcomes, round, spread, timeCase, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
@@ -68,7 +68,7 @@ async function timeOurs(rt: DawnRuntime, s: Shape, samples: number, config?: Par
   const a = rt.upload(randomHost(na), s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
   const b = rt.upload(randomHost(nb), s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
   const out = rt.empty([s.M, s.N], p.out);
-  const record = () => void matmul(a, b, { transA: s.transA, transB: s.transB, out, config });
+  const record = () => void rt.withPolicy(config ? forceMatmul(config) : {}, () => matmul(a, b, { transA: s.transA, transB: s.transB, out }));
   const check = async () => {
     rt.fill(out, NaN); // an output the kernel does not write fails
     record();

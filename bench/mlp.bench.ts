@@ -18,7 +18,7 @@ import type { Tensor } from '../src/kernels/tensor.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var, release } from '../src/autograd/variable.ts';
 import { linear } from '../src/autograd/ops/linear.ts';
-import { linearRelu, mseLoss } from '../src/autograd/ops/mlp.ts';
+import { linearRelu, mseLoss } from './mlp-ops.ts';
 import { axpy } from '../src/kernels/elementwise.ts';
 import { Rng } from '../src/util/rng.ts';
 import { combineOutcomes, compareOutput, round, spread, timeGpu, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';

@@ -67,7 +67,7 @@ fn finalize(@builtin(local_invocation_id) lid3: vec3<u32>) {
   }
 }
 
-// Flattened index of a 2-D-folded elementwise grid (at most 65535 workgroups per dimension).
+// Flattened index of a 2-D-folded elementwise grid (at most maxComputeWorkgroupsPerDimension per dimension: grid.ts).
 
 // ---------------------------------------------------------------- Huber backward
 @group(0) @binding(0) var<storage, read> hb_pred: array<f32>;

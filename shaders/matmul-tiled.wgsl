@@ -1,5 +1,5 @@
 // Matmul family, GPU kernel: C = epilogue(op(A) · op(B)) through workgroup-memory tiles
-// (src/kernels/matmul-tiled.ts generates the unrolled parts; matmul.wgsl is the CPU-adapter kernel).
+// (src/kernels/matmul-tiled.ts generates the unrolled parts; matmul-blocked.wgsl is the CPU-adapter kernel).
 // Bindings (group 0, in this order): A, B, C, then the optional bias, residual, offsets.
 // A, B, C and the residual are each f32 or f16; tiles, products and accumulation are f32.
 

@@ -11,7 +11,7 @@ override WG: u32; // swiglu.ts WG
 struct Params { n: u32, h: u32, _p0: u32, _p1: u32 } // n = R*H elements of h; h = H
 @group(1) @binding(0) var<uniform> p: Params;
 
-// Flattened index of a 2-D-folded grid (at most 65535 workgroups per dimension).
+// Flattened index of a 2-D-folded grid (at most maxComputeWorkgroupsPerDimension per dimension: grid.ts).
 
 // sigmoid without overflow: exp only sees -|x|, so s(-100) = 0 and s(100) = 1 exactly, never NaN.
 fn sigmoid(x: f32) -> f32 {

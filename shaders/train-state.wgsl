@@ -64,7 +64,7 @@ fn step_end() {
   if (!forwardBad && !normBad) { state[0] = state[0] + 1.0; }
   var event = 0.0;
   if (u.scaling != 0u) {
-    // test/reference/loss-scale-ref.ts is the reference model of this logic.
+    // test/reference/train-state-ref.ts is the reference model of this logic.
     if (forwardBad) {
       state[2] = 0.0;
     } else if (normBad) {

@@ -1,9 +1,11 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import type { DawnRuntime } from '../src/kernels/runtime.ts';
+import { MetaRuntime } from '../src/kernels/meta-runtime.ts';
+import { LimitError } from '../src/kernels/base-runtime.ts';
+import type { Backend } from '../src/kernels/tensor.ts';
 import { sizeClass } from '../src/kernels/buffer-pool.ts';
 import { specialize } from '../src/kernels/shader-loader.ts';
-import { GpuError } from '../src/kernels/errors.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { testRuntime } from './reference/gpu.ts';
 import { Rng, freshSeed } from './reference/rng.ts';
@@ -56,21 +58,7 @@ describe('upload / download', () => {
     }
   });
 
-  it('fill and zeros reach every element', async () => {
-    const t = rt.empty([3, 333]);
-    rt.fill(t, 2.5);
-    expect(Array.from(await t.readF32()).every((v) => v === 2.5)).toBe(true);
-    const z = rt.zeros([17]);
-    expect(Array.from(await z.readF32())).toEqual(new Array(17).fill(0));
-    t.dispose();
-    z.dispose();
-  });
-
-  it('poisons new buffers with NaN when asked', async () => {
-    const t = rt.empty([5]);
-    expect(Array.from(await t.readF32()).every(Number.isNaN)).toBe(true);
-    t.dispose();
-  });
+  // fill, zeros and the NaN poison of new buffers: test/kernels/fill.test.ts.
 });
 
 describe('pipeline cache and shader specialisation', () => {
@@ -114,18 +102,97 @@ describe('errors', () => {
     t.dispose();
   });
 
-  it('turns a buffer bound to a binding the entry point does not use into an exception naming the kernel', async () => {
-    // softmax's forward declares b (the backward's dy) but does not read it: a validation error.
-    const k = rt.kernel({ shader: 'softmax', entry: 'forward', constants: { LPR: 1, LOG: 0 } });
-    const t = rt.upload([1, 2, 3], [3]);
-    rt.dispatch(k, { out: t, a: t, b: t }, [1], { rows: 1, cols: 3 });
-    const err = await rt.sync().then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(GpuError);
-    expect((err as GpuError).message).toMatch(/softmax:forward/);
+  it('turns a buffer bound to a binding the entry point does not use into an exception naming the kernel', () => {
+    // The router's backward declares dprobs_extra but reads it only when EXTRA does: Dawn would fail
+    // the submit; the runtime throws at the dispatch (base-runtime.ts), as the meta runtime does.
+    const k = rt.kernel({ shader: 'router', entry: 'backward', params: { EXTRA: '0.0' }, constants: { RENORM: 0, CHUNK_WG: 8 } });
+    const [probs, dw, dl, extra] = [rt.upload([0.5, 0.5], [1, 2]), rt.upload([1], [1, 1]), rt.empty([1, 2]), rt.upload([0, 0], [1, 2])];
+    const idx = rt.upload([0], [1, 1], 'u32');
+    expect(() => rt.dispatch(k, { b_probs: probs, b_idx: idx, b_dw: dw, d_logits: dl, dprobs_extra: extra }, [1], { n: 1, e: 2, k: 1, chunk: 0 })).toThrow(/kernel router:backward#\w+: storage binding dprobs_extra is not used by this entry point/);
+    for (const t of [probs, dw, dl, extra, idx]) t.dispose();
+  });
+});
+
+describe('validation shared by both runtimes (base-runtime.ts)', () => {
+  /** The Dawn runtime and a meta runtime of the same caps. */
+  const runtimes = (): [string, Backend][] => [
+    ['dawn', rt],
+    ['meta', new MetaRuntime(rt.caps)],
+  ];
+  const fill = (r: Backend) => r.kernel({ shader: 'fill' });
+
+  it('a missing or an unused binding throws at the dispatch, naming the kernel and the binding, on both', () => {
+    for (const [name, r] of runtimes()) {
+      const t = r.upload([1, 2, 3], [3]);
+      expect(() => r.dispatch(fill(r), {}, [1], { bits: 0, words: 3 }), name).toThrow(/kernel fill:main: storage binding dst is missing/);
+      const k = r.kernel({ shader: 'router', entry: 'backward', params: { EXTRA: '0.0' }, constants: { RENORM: 0, CHUNK_WG: 8 } });
+      const b = { b_probs: r.upload([0.5, 0.5], [1, 2]), b_idx: r.upload([0], [1, 1], 'u32'), b_dw: r.upload([1], [1, 1]), d_logits: r.empty([1, 2]) };
+      const u = { n: 1, e: 2, k: 1, chunk: 0 };
+      expect(() => r.dispatch(k, b, [1], u), name).not.toThrow();
+      expect(() => r.dispatch(k, { ...b, dprobs_extra: t }, [1], u), name).toThrow(/kernel router:backward#\w+: storage binding dprobs_extra is not used/);
+      const withExtra = r.kernel({ shader: 'router', entry: 'backward', params: { EXTRA: 'dprobs_extra[i]' }, constants: { RENORM: 0, CHUNK_WG: 8 } });
+      expect(() => r.dispatch(withExtra, b, [1], u), name).toThrow(/storage binding dprobs_extra is missing/);
+      for (const x of [t, ...Object.values(b)]) x.dispose();
+      expect(() => r.dispatch(fill(r), { dst: t }, [1], { bits: 0, words: 3 }), name).toThrow(/used after dispose \(kernel fill:main, binding dst\)/);
+    }
+    return rt.sync(); // nothing invalid reached Dawn
+  });
+
+  it('a copy out of range or unaligned throws on both', () => {
+    for (const [name, r] of runtimes()) {
+      const a = r.empty([100]);
+      const b = r.empty([10]);
+      expect(() => r.copy(a, b), name).toThrow(/out of range/); // 400 bytes into a 256-byte buffer
+      expect(() => r.copy(b, a, { srcOffset: 2, bytes: 4 }), name).toThrow(/out of range/);
+      expect(() => r.copy(b, a, { dstOffset: 400 }), name).not.toThrow(); // a's size class holds it
+      a.dispose();
+      expect(() => r.copy(b, a), name).toThrow(/used after dispose/);
+      b.dispose();
+    }
+    return rt.sync();
+  });
+
+  it('limits: recorded as violations on the meta runtime, thrown before Dawn\'s validation on Dawn', async () => {
+    const meta = new MetaRuntime(rt.caps);
+    const grid = rt.policy.limits.maxComputeWorkgroupsPerDimension + 1;
+    const t = rt.empty([1000]);
+    const m = meta.empty([1000]);
+    expect(() => rt.dispatch(fill(rt), { dst: t }, [grid], { bits: 0, words: 1 })).toThrow(LimitError);
+    expect(() => rt.dispatch(fill(rt), { dst: t }, [grid], { bits: 0, words: 1 })).toThrow(/kernel fill:main: \d+ workgroups in one grid dimension, over maxComputeWorkgroupsPerDimension/);
+    meta.dispatch(fill(meta), { dst: m }, [grid], { bits: 0, words: 1 });
+    expect(meta.violations).toEqual([{ limit: 'maxComputeWorkgroupsPerDimension', subject: 'fill:main', value: grid, max: grid - 1 }]);
+    // Lowered through the policy: a 4 KiB buffer over a 1 KiB binding limit, a 4 KiB buffer over a 1 KiB buffer limit.
+    const low = { limits: { maxStorageBufferBindingSize: 1024, maxBufferSize: 1024 } };
+    const before = rt.memory().liveBytes;
+    rt.withPolicy(low, () => {
+      expect(() => rt.dispatch(fill(rt), { dst: t }, [1], { bits: 0, words: 1 })).toThrow(/buffer tensor is 4096 bytes, over maxStorageBufferBindingSize/);
+      expect(() => rt.empty([1000], 'f32', 'big')).toThrow(/buffer big would be 4096 bytes, over maxBufferSize/);
+    });
+    expect(rt.memory().liveBytes).toBe(before); // nothing was allocated
+    meta.withPolicy(low, () => {
+      meta.dispatch(fill(meta), { dst: m }, [1], { bits: 0, words: 1 });
+      meta.empty([1000], 'f32', 'big').dispose();
+    });
+    expect(meta.violations.slice(1)).toEqual([
+      { limit: 'maxStorageBufferBindingSize', subject: 'tensor', kernel: 'fill:main', value: 4096, max: 1024 },
+      { limit: 'maxBufferSize', subject: 'big', value: 4096, max: 1024 },
+    ]);
+    expect(meta.counters.dispatches).toBe(2); // recorded anyway: the planner reports, it does not stop
     t.dispose();
+    await rt.sync();
+  });
+
+  it('kernels, shader sources and generated templates are per runtime, not module state', () => {
+    const a = new MetaRuntime(rt.caps);
+    const b = new MetaRuntime(rt.caps);
+    expect(a.kernel({ shader: 'fill' })).toBe(a.kernel({ shader: 'fill' }));
+    expect(a.kernel({ shader: 'fill' })).not.toBe(b.kernel({ shader: 'fill' }));
+    expect(a.shaders).not.toBe(b.shaders);
+    let builds = 0;
+    const build = () => ({ n: ++builds });
+    expect(a.memo('x', 'k', build)).toBe(a.memo('x', 'k', build));
+    expect(b.memo('x', 'k', build)).not.toBe(a.memo('x', 'k', build));
+    expect(builds).toBe(2);
   });
 });
 

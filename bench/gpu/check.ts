@@ -16,8 +16,8 @@ import { z } from 'zod';
 import { getRuntime, type DawnRuntime } from '../../src/kernels/runtime.ts';
 import { describeFamily, type DeviceCaps } from '../../src/kernels/caps.ts';
 import { matmul, type FloatDType } from '../../src/kernels/matmul.ts';
-import { TILED_VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
-import { subgroupMatrixMatmul, subgroupMatrixShape } from '../../src/kernels/matmul-sgmatrix.ts';
+import { TILED_VARIANTS, forceMatmul, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
+import { subgroupMatrixMatmul, subgroupMatrixShape } from './matmul-sgmatrix.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
@@ -81,10 +81,10 @@ interface MatmulVariant {
  * The engine's own choice in f32 and f16 storage; on the GPU family (full run) also every tiled
  * variant in f32: the numbered progression of the GPU kernel, measured in the one run a GPU gets.
  */
-function variants(caps: DeviceCaps, quick: boolean): MatmulVariant[] {
-  const v: MatmulVariant[] = [{ name: `f32 (${caps.family} family default)`, dtype: 'f32' }];
-  if (caps.f16) v.push({ name: 'f16 (f32 accumulation)', dtype: 'f16' });
-  if (caps.family === 'gpu' && !quick) for (const [name, config] of Object.entries(TILED_VARIANTS)) v.push({ name: `f32 ${name}`, dtype: 'f32', config });
+function variants(rt: DawnRuntime, quick: boolean): MatmulVariant[] {
+  const v: MatmulVariant[] = [{ name: `f32 (${rt.policy.family} family default)`, dtype: 'f32' }];
+  if (rt.caps.f16) v.push({ name: 'f16 (f32 accumulation)', dtype: 'f16' });
+  if (rt.policy.family === 'gpu' && !quick) for (const [name, config] of Object.entries(TILED_VARIANTS)) v.push({ name: `f32 ${name}`, dtype: 'f32', config });
   return v;
 }
 
@@ -106,15 +106,17 @@ async function matmulSection(rt: DawnRuntime, quick: boolean, log: (m: string) =
   for (const s of matmulShapes(quick)) {
     const hostA = Float32Array.from({ length: s.M * s.K }, () => rng.uniform());
     const hostB = Float32Array.from({ length: s.K * s.N }, () => rng.uniform());
-    for (const v of variants(rt.caps, quick)) {
+    for (const v of variants(rt, quick)) {
       const a = rt.upload(hostA, [s.M, s.K], v.dtype, 'A');
       const b = rt.upload(hostB, s.transB ? [s.N, s.K] : [s.K, s.N], v.dtype, 'B');
       const c: Tensor = rt.empty([s.M, s.N], v.dtype, 'C');
       rt.fill(c, NaN); // poisoned: an unwritten output fails the check
-      const opts = { transB: s.transB, out: c, config: v.config };
-      matmul(a, b, opts);
+      const opts = { transB: s.transB, out: c };
+      // A forced variant goes through the policy (the one override mechanism), the default does not.
+      const run = () => void rt.withPolicy(v.config ? forceMatmul(v.config) : {}, () => matmul(a, b, opts));
+      run();
       const check = checkSampled(stored(hostA, v.dtype), stored(hostB, v.dtype), await c.readF32(), s, v.dtype, rng);
-      const t = check.ok ? await timeGpu(rt, () => void matmul(a, b, opts), { samples: quick ? 2 : 5, sampleMs: quick ? 30 : 100 }) : null;
+      const t = check.ok ? await timeGpu(rt, run, { samples: quick ? 2 : 5, sampleMs: quick ? 30 : 100 }) : null;
       const gflops = t ? (2 * s.M * s.N * s.K) / t.medianMs / 1e6 : null;
       const peak = card?.peak ? (v.dtype === 'f32' ? card.peak.f32 : card.peak.f16) : null;
       rows.push({

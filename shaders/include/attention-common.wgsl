@@ -1,4 +1,4 @@
-// What both causal attention kernels share (shaders/attention.wgsl: one invocation per row, the CPU
+// What both causal attention kernels share (shaders/attention-rows.wgsl: one invocation per row, the CPU
 // family; shaders/attention-tiled.wgsl: workgroup-memory tiles, the GPU family): the uniforms, the
 // row and statistic offsets, and the bindings of the three entry points, so the wrapper
 // (src/kernels/attention.ts) binds either kernel with the same names. NV comes from the includer.

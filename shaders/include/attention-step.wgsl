@@ -1,4 +1,4 @@
-    // Online softmax step for score s (shaders/attention.wgsl and attention-tiled.wgsl): running max
+    // Online softmax step for score s (shaders/attention-rows.wgsl and attention-tiled.wgsl): running max
     // m (starts very negative, not -inf, so m - s stays finite) and denominator l. The accumulators
     // are rescaled only when the max grows, which is rare after the first keys.
     if (s > m) {

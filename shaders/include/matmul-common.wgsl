@@ -1,4 +1,4 @@
-// Shared by the matmul kernels (matmul.wgsl, matmul-tiled.wgsl): the uniform block and the
+// Shared by the matmul kernels (matmul-blocked.wgsl, matmul-tiled.wgsl): the uniform block and the
 // fused activation of the epilogue (src/kernels/matmul-common.ts fills {{ACT}}).
 struct Params {
   M: u32, N: u32, K: u32, E: u32,

@@ -84,7 +84,7 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
   const kernel = rt.kernel({ shader: 'adamw', params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip, STEP_SIZE: stepSize, BC2: bc2, INV_SCALE: 'uc.invScale' } });
 
   // Host-side float64 scalars, rounded once to f32.
-  rt.dispatch(kernel, bindings, grid1d(Math.ceil(p.size / 256)), {
+  rt.dispatch(kernel, bindings, grid1d(rt, Math.ceil(p.size / 256)), {
     count: p.size,
     clipIndex,
     skipIndex,

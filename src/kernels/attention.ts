@@ -4,7 +4,7 @@
  * the row logsumexp lse [B, H, T]; the backward recomputes P = exp(s - lse) in two kernels
  * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
  * Two kernels with the same bindings and outputs (see launch): one invocation per row with no
- * barriers (shaders/attention.wgsl, the CPU family) and the same loops over rows staged in
+ * barriers (shaders/attention-rows.wgsl, the CPU family) and the same loops over rows staged in
  * workgroup-memory tiles (shaders/attention-tiled.wgsl, the GPU family).
  *
  * Storage: q, k, v, o, dq, dk, dv f32 or f16 (one dtype), dO f32 or f16, lse f32; f16 needs the
@@ -15,7 +15,7 @@
  * loops), loops over private arrays above (see attentionTemplate).
  */
 import type { TemplateParams } from './shader-loader.ts';
-import type { DeviceCaps } from './caps.ts';
+import type { KernelPolicy } from './policy.ts';
 import { floatDtype, type Backend, type FloatDType, type Tensor } from './tensor.ts';
 
 export interface AttentionDims {
@@ -23,16 +23,10 @@ export interface AttentionDims {
   T: number;
   H: number;
   hd: number;
-  /** Force the unrolled or the loop code form (default: unrolled for hd <= UNROLL_MAX_HD). */
-  unroll?: boolean;
-  /** Force the kernel: 'rows' (one invocation per row) or 'tiled' (default: by caps.family, see launch). */
-  kernel?: 'rows' | 'tiled';
-  /** Block sizes of the tiled kernel (default: 32 rows, the largest tile <= 32 the workgroup memory holds). */
-  blocks?: AttentionBlocks;
 }
 
 export const MAX_HEAD_DIM = 128;
-/** Largest head dim compiled as straight-line register code (see attentionTemplate). */
+/** Largest head dim compiled as straight-line register code by default (see attentionTemplate; the policy's attention.unrollMaxHd). */
 export const UNROLL_MAX_HD = 64;
 /** Rows per workgroup: a multiple of lavapipe's 8 SIMD lanes and a GPU warp (8..64 measured within 10% on lavapipe). */
 const WG = 32;
@@ -168,10 +162,11 @@ function loopedBlocks({ VT, zero, ld, ldo, st, rd }: Gen): Record<string, string
   };
 }
 
-function check(d: AttentionDims, what: string, ...ts: Tensor[]): void {
+function check(rt: Backend, d: AttentionDims, what: string, ...ts: Tensor[]): void {
   const { B, T, H, hd } = d;
   for (const [name, v] of Object.entries({ B, T, H, hd })) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name}=${v} must be a positive integer`);
-  if (B > 65535 || H > 65535) throw new Error(`${what}: B=${B} and H=${H} must be <= 65535 (grid dimensions)`);
+  const maxGrid = rt.policy.limits.maxComputeWorkgroupsPerDimension;
+  if (B > maxGrid || H > maxGrid) throw new Error(`${what}: B=${B} and H=${H} must be <= ${maxGrid} (grid dimensions)`);
   const n = B * T * H * hd;
   for (const t of ts) {
     if (t.size !== n) throw new Error(`${what}: ${t} does not hold B*T*H*hd = ${B}*${T}*${H}*${hd} elements`);
@@ -200,59 +195,56 @@ function uniforms(d: AttentionDims) {
 
 type Entry = 'forward' | 'backward_q' | 'backward_kv';
 
-/** Tiled kernel: rows per workgroup (a GPU warp), and the largest staged tile. */
-const TILED_ROWS = 32;
-const MAX_TILE = 32;
-
 /** Workgroup memory of a tiled entry point: two f32 tiles of `tile` head rows, and lse, D rows in backward_kv. */
 export function tiledWorkgroupBytes(entry: Entry, hd: number, tile: number): number {
   return tile * (8 * hd + (entry === 'backward_kv' ? 8 : 0));
 }
 
 interface Launch {
-  shader: 'attention' | 'attention-tiled';
+  /** shaders/attention-<policy.attention.kernel>.wgsl */
+  shader: 'attention-rows' | 'attention-tiled';
   /** Rows per workgroup. */
   rows: number;
   params: TemplateParams;
 }
 
-const templates = new Map<string, TemplateParams>();
-/** attentionTemplate, memoised: the generated strings are rebuilt only once per head dim, form, dtypes and blocks. */
-function template(d: AttentionDims, dtype: FloatDType, doDtype: FloatDType, blocks?: AttentionBlocks): TemplateParams {
-  const unroll = d.unroll ?? d.hd <= UNROLL_MAX_HD;
+/** attentionTemplate, memoised per runtime: the generated strings are built once per head dim, form, dtypes and blocks. */
+function template(rt: Backend, d: AttentionDims, dtype: FloatDType, doDtype: FloatDType, blocks?: AttentionBlocks): TemplateParams {
+  const unroll = d.hd <= rt.policy.attention.unrollMaxHd;
   const key = `${d.hd}|${unroll}|${dtype}|${doDtype}|${blocks ? `${blocks.rows}x${blocks.tile}` : ''}`;
-  let t = templates.get(key);
-  if (!t) templates.set(key, (t = attentionTemplate(d.hd, unroll, dtype, doDtype, blocks)));
-  return t;
+  return rt.memo('attention', key, () => attentionTemplate(d.hd, unroll, dtype, doDtype, blocks));
 }
 
 /**
- * The device choice of this family (docs/DESIGN.md §9), in one place. The GPU family stages the
- * rows all of a workgroup's invocations read in workgroup-memory tiles, loaded once per workgroup
- * (shaders/attention-tiled.wgsl); the CPU family keeps one barrier-free invocation per row
- * (shaders/attention.wgsl): on lavapipe a workgroup's lanes are one CPU thread that already
- * shares each row it loads, and every barrier costs ~10 us. `d.kernel` and `d.blocks` force them.
+ * The kernel, as the policy's attention.kernel says (policy.ts, docs/DESIGN.md §9). The GPU family
+ * stages the rows all of a workgroup's invocations read in workgroup-memory tiles, loaded once per
+ * workgroup (shaders/attention-tiled.wgsl); the CPU family keeps one barrier-free invocation per row
+ * (shaders/attention-rows.wgsl): on lavapipe a workgroup's lanes are one CPU thread that already shares
+ * each row it loads, and every barrier costs ~10 us.
  */
-export function attentionKernelOf(caps: DeviceCaps, d: AttentionDims): 'rows' | 'tiled' {
-  return d.kernel ?? (caps.family === 'gpu' ? 'tiled' : 'rows');
+export function attentionKernelOf(policy: KernelPolicy): 'rows' | 'tiled' {
+  return policy.attention.kernel;
 }
 
 /** The shader, rows per workgroup and template of an entry point, with the tiled kernel's block sizes. */
-function launch(caps: DeviceCaps, d: AttentionDims, entry: Entry, dtype: FloatDType, doDtype: FloatDType): Launch {
-  if (attentionKernelOf(caps, d) === 'rows') return { shader: 'attention', rows: WG, params: template(d, dtype, doDtype) };
-  const limit = caps.limits.maxComputeWorkgroupStorageSize;
-  let blocks = d.blocks;
-  if (blocks === undefined) {
-    let tile = MAX_TILE;
+function launch(rt: Backend, d: AttentionDims, entry: Entry, dtype: FloatDType, doDtype: FloatDType): Launch {
+  const policy = rt.policy;
+  if (attentionKernelOf(policy) === 'rows') return { shader: 'attention-rows', rows: WG, params: template(rt, d, dtype, doDtype) };
+  const limits = policy.limits;
+  const limit = limits.maxComputeWorkgroupStorageSize;
+  const a = policy.attention;
+  let tile = a.tile;
+  if (tile === null) {
+    tile = a.maxTile;
     while (tile > 1 && tiledWorkgroupBytes(entry, d.hd, tile) > limit) tile /= 2;
-    blocks = { rows: TILED_ROWS, tile };
   }
-  const { rows, tile } = blocks;
-  const maxRows = Math.min(caps.limits.maxComputeInvocationsPerWorkgroup, caps.limits.maxComputeWorkgroupSizeX);
+  const rows = a.rows;
+  const blocks: AttentionBlocks = { rows, tile };
+  const maxRows = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
   if (!Number.isInteger(rows) || rows < 1 || rows > maxRows || !Number.isInteger(tile) || tile < 1) throw new Error(`attention: blocks ${JSON.stringify(blocks)} must be integers, rows 1..${maxRows}, tile >= 1`);
   const bytes = tiledWorkgroupBytes(entry, d.hd, tile);
   if (bytes > limit) throw new Error(`attention ${entry}: a tile of ${tile} rows of hd=${d.hd} needs ${bytes} B of workgroup memory, over the device's ${limit} B`);
-  return { shader: 'attention-tiled', rows, params: template(d, dtype, doDtype, blocks) };
+  return { shader: 'attention-tiled', rows, params: template(rt, d, dtype, doDtype, blocks) };
 }
 
 function run(rt: Backend, l: Launch, entry: Entry, d: AttentionDims, bindings: Record<string, Tensor>, flops: number): void {
@@ -264,13 +256,13 @@ function run(rt: Backend, l: Launch, entry: Entry, d: AttentionDims, bindings: R
  * lse [B, H, T] (f32). q, k, v share one dtype, f32 or f16; the math is f32.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { o: Tensor; lse: Tensor } {
-  check(d, 'attention', q, k, v);
+  check(q.rt, d, 'attention', q, k, v);
   const dtype = sameDtype('attention', q, { k, v });
   const rt = q.rt;
   const o = rt.empty(q.shape, dtype, 'attention.o');
   const lse = rt.empty([d.B, d.H, d.T], 'f32', 'attention.lse');
   // dO is not bound by the forward: its slot takes q's dtype, so one template serves both.
-  run(rt, launch(rt.caps, d, 'forward', dtype, dtype), 'forward', d, { fq: q, fk: k, fv: v, fo: o, flse: lse }, 2 * causalProduct(d));
+  run(rt, launch(rt, d, 'forward', dtype, dtype), 'forward', d, { fq: q, fk: k, fv: v, fo: o, flse: lse }, 2 * causalProduct(d));
   return { o, lse };
 }
 
@@ -279,7 +271,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { 
  * one dtype (f32 or f16); dO is f32 or f16 independently; lse is f32. dq, dk, dv get q's dtype.
  */
 export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, d: AttentionDims): { dq: Tensor; dk: Tensor; dv: Tensor } {
-  check(d, 'attentionBackward', dO, q, k, v, o);
+  check(q.rt, d, 'attentionBackward', dO, q, k, v, o);
   const dtype = sameDtype('attentionBackward', q, { k, v, o });
   if (lse.size !== d.B * d.H * d.T) throw new Error(`attentionBackward: lse ${lse} should be [B, H, T]`);
   if (lse.dtype !== 'f32') throw new Error(`attentionBackward: lse ${lse} must be f32`);
@@ -287,10 +279,10 @@ export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o
   const doDtype = dO.dtype as FloatDType; // check() admitted f32 and f16 only
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
-  run(rt, launch(rt.caps, d, 'backward_q', dtype, doDtype), 'backward_q', d, { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
+  run(rt, launch(rt, d, 'backward_q', dtype, doDtype), 'backward_q', d, { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
   const dk = rt.empty(k.shape, dtype, 'attention.dk');
   const dv = rt.empty(v.shape, dtype, 'attention.dv');
-  run(rt, launch(rt.caps, d, 'backward_kv', dtype, doDtype), 'backward_kv', d, { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
+  run(rt, launch(rt, d, 'backward_kv', dtype, doDtype), 'backward_kv', d, { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };
 }

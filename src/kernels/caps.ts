@@ -1,8 +1,9 @@
 /**
  * What a device can do, read once when it opens (or taken from a target profile by the meta
- * runtime), and the one decision derived from it that most kernel families make: the CPU-adapter
- * family or the GPU family. Kernel wrappers read `rt.caps`; nothing outside src/kernels looks at
- * adapter strings.
+ * runtime), and the kernel family: the CPU-adapter family or the GPU family, the adapter's own
+ * unless WEBGPU_MOE_KERNELS or the config's `device.kernels` forces one. Every device-dependent
+ * kernel choice is derived from these caps in one table, the kernel policy (policy.ts): wrappers
+ * read `rt.policy`, not the family; nothing outside src/kernels looks at adapter strings.
  *
  * Why two families: on a CPU adapter (Mesa lavapipe) a workgroup runs as SIMD lanes of one CPU
  * thread, a barrier costs ~10 us and storage loads are scalarised, so barrier-free kernels that walk
@@ -61,7 +62,7 @@ export interface DeviceCaps {
   adapter: AdapterSummary;
   /** A software (CPU) adapter such as lavapipe or SwiftShader. */
   cpuAdapter: boolean;
-  /** The kernel family every device-dependent choice follows (see chooseFamily). */
+  /** The kernel family the policy's defaults follow (see chooseFamily and policy.ts derivePolicy). */
   family: KernelFamily;
   /** Set when `family` was forced by WEBGPU_MOE_KERNELS or the config, not taken from the adapter. */
   familyForced: boolean;

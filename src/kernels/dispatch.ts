@@ -8,22 +8,20 @@
  * its first C pairs in token order, later pairs are dropped: they get no row, pos = DROPPED,
  * and contribute 0 to combine (their weight is ignored, their d_weight is 0).
  *
- * Two ways to build the plan, with identical results: buildDispatch from router indices
- * (count / scan / place, 3 dispatches), or routeAndDispatch from the router logits (router +
- * per-chunk counts, then place_fused: 2 dispatches including the router).
+ * The engine builds the plan with routeAndDispatch from the router logits (router + per-chunk
+ * counts, then place_fused: 2 dispatches including the router). A second, independent construction
+ * from given indices (count / scan / place) is a test oracle: test/support/dispatch-indices.ts.
  *
  * The row kernels (gather, combine and their backwards) take f32 or f16 storage (f16 needs the
  * device's shader-f16) and do their math in f32; routing weights and d_weights stay f32.
  */
 import { floatDtype, type DType, type FloatDType, type Tensor, type Backend } from './tensor.ts';
-import { MAX_EXPERTS, routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
+import { routerTopKCounts, type RouterOptions, type RouterOutput } from './router.ts';
 import { foldedGrid } from './grid.ts';
-import type { DeviceCaps } from './caps.ts';
+import type { KernelPolicy } from './policy.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
 export const DROPPED = 0xffffffff;
-/** Tokens per (chunk, expert) invocation of the 3-pass plan (the shader's CHUNK override). */
-const CHUNK = 64;
 
 export interface DispatchOptions {
   /** Enables token dropping at capacity ceil(capacityFactor * N * k / E). Omit for dropless. */
@@ -79,18 +77,15 @@ function kernel(rt: Backend, entry: string, d = 1, a: FloatDType = 'f32', b: Flo
   });
 }
 
-/** A dispatch-indices.wgsl kernel (the 3-pass plan from given indices). */
-function indicesKernel(rt: Backend, entry: string) {
-  return rt.kernel({ shader: 'dispatch-indices', entry, constants: { CHUNK } });
-}
-
-function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
+/** Per-expert capacity ceil(capacityFactor * n * k / e), or null when dropless. */
+export function capacityOf(opts: DispatchOptions, n: number, k: number, e: number): number | null {
   if (opts.capacityFactor === undefined) return null;
   if (!(opts.capacityFactor > 0)) throw new Error(`dispatch: capacityFactor ${opts.capacityFactor} must be > 0`);
   return Math.ceil((opts.capacityFactor * n * k) / e);
 }
 
-function planTensors(rt: Backend, n: number, k: number, e: number) {
+/** The plan's tensors, uninitialised (the plan kernels write every element). */
+export function planTensors(rt: Backend, n: number, k: number, e: number) {
   return {
     counts: rt.empty([e], 'u32', 'dispatch.counts'),
     offsets: rt.empty([e + 1], 'u32', 'dispatch.offsets'),
@@ -101,39 +96,12 @@ function planTensors(rt: Backend, n: number, k: number, e: number) {
   };
 }
 
-/** Build the permutation from router indices idx [N, k] (u32, values < numExperts). */
-export function buildDispatch(idx: Tensor, numExperts: number, opts: DispatchOptions = {}): DispatchPlan {
-  const rt = idx.rt;
-  if (idx.shape.length !== 2 || idx.dtype !== 'u32') throw new Error(`dispatch: idx must be [N, k] u32, got ${idx}`);
-  const [n, k] = idx.shape as [number, number];
-  const e = numExperts;
-  if (!Number.isInteger(e) || e < 1 || e > MAX_EXPERTS) throw new Error(`dispatch: ${e} experts; supported 1..${MAX_EXPERTS}`);
-  const capacity = capacityOf(opts, n, k, e);
-  const chunks = Math.ceil(n / CHUNK);
-  const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: CHUNK };
-
-  const chunkBase = rt.empty([chunks * e], 'u32', 'dispatch.chunk');
-  const { counts, offsets, dropped, pos, src, rowPair } = planTensors(rt, n, k, e);
-
-  const grid = foldedGrid(chunks * e, 64);
-  rt.dispatch(indicesKernel(rt, 'count'), { c_idx: idx, c_chunk: chunkBase }, grid, u);
-  rt.dispatch(indicesKernel(rt, 'scan'), { s_chunk: chunkBase, s_counts: counts, s_offsets: offsets, s_dropped: dropped, s_src: src, s_pair: rowPair }, [1], u);
-  rt.dispatch(indicesKernel(rt, 'place'), { p_idx: idx, p_chunk: chunkBase, p_offsets: offsets, p_pos: pos, p_src: src, p_pair: rowPair }, grid, u);
-  chunkBase.dispose(); // queue order keeps it alive for the recorded work
-  return { n, k, e, capacity, counts, offsets, pos, src, rowPair, dropped };
-}
-
 /** Invocations per workgroup of place_fused (the shader's FUSED_WG override). */
 const FUSED_WG = 8;
 
 export interface RouteOptions extends RouterOptions, DispatchOptions {
   /** Must equal the logits' E when given (a guard for callers that track it separately). */
   numExperts?: number;
-  /**
-   * Tokens per chunk of the fused plan (default: chooseChunkTokens). Any positive value gives
-   * the same results; exposed for tests and tuning.
-   */
-  chunkTokens?: number;
 }
 
 export interface RouteAndDispatch extends RouterOutput {
@@ -141,32 +109,36 @@ export interface RouteAndDispatch extends RouterOutput {
 }
 
 /**
- * Tokens per chunk for routeAndDispatch: the device choice of this family (docs/DESIGN.md §9).
- * Both passes run one invocation per chunk, so chunks bound their parallelism; but every
- * place_fused invocation also reads the counts of all chunks (chunks * E per invocation,
+ * Tokens per chunk for routeAndDispatch, within the policy's bounds (policy.ts DispatchPolicy,
+ * docs/DESIGN.md §9). Both passes run one invocation per chunk, so chunks bound their parallelism;
+ * but every place_fused invocation also reads the counts of all chunks (chunks * E per invocation,
  * chunks^2 * E in all), while walking the pairs costs N * k in all whatever the chunking.
  * 2 * sqrt(N * k / E) chunks keeps the quadratic term at or below the linear one. The CPU family
  * clamps to 16..256 chunks (enough workgroups of 8 for a few cores; measured on lavapipe,
  * bench/dispatch.bench.ts sweeps it); the GPU family to 64..1024, which a GPU's thousands of
  * lanes need and its caches absorb.
  */
-export function chooseChunkTokens(caps: DeviceCaps, n: number, e: number, k: number): number {
-  const [lo, hi] = caps.family === 'cpu' ? [16, 256] : [64, 1024];
-  const chunks = Math.min(hi, Math.max(lo, Math.round(2 * Math.sqrt((n * k) / e))));
+export function chooseChunkTokens(policy: KernelPolicy, n: number, e: number, k: number): number {
+  const { minChunks, maxChunks } = policy.dispatch;
+  const chunks = Math.min(maxChunks, Math.max(minChunks, Math.round(2 * Math.sqrt((n * k) / e))));
   return Math.max(1, Math.ceil(n / chunks));
 }
 
-/** The chunk size routeAndDispatch uses: `requested` or chooseChunkTokens, at most N. */
-export function fusedChunkTokens(caps: DeviceCaps, n: number, e: number, k: number, requested?: number): number {
+/**
+ * The chunk size routeAndDispatch uses: the policy's fixed dispatch.chunkTokens (tests and the
+ * benchmark force one; any positive value gives the same results) or chooseChunkTokens, at most N.
+ */
+export function fusedChunkTokens(policy: KernelPolicy, n: number, e: number, k: number): number {
   // A chunk longer than N is one chunk of N tokens (and keeps chunk indices far from overflow).
-  return Math.min(requested ?? chooseChunkTokens(caps, n, e, k), Math.max(n, 1));
+  return Math.min(policy.dispatch.chunkTokens ?? chooseChunkTokens(policy, n, e, k), Math.max(n, 1));
 }
 
 /**
- * routerTopK + buildDispatch from the router logits [N, E] (f32) in 2 dispatches: the router
- * also counts each chunk's pairs per expert, then one pass per chunk sums the counts and places
- * its pairs. probs, idx and weights equal routerTopK's bit for bit, and the plan equals
- * buildDispatch(idx, E, opts)'s (same tensors, same deterministic order, capacity included).
+ * The router and the dispatch plan from the router logits [N, E] (f32) in 2 dispatches: the
+ * router also counts each chunk's pairs per expert, then one pass per chunk sums the counts and
+ * places its pairs. probs, idx and weights equal the plain router's (test/support/router-topk.ts)
+ * bit for bit, and the plan equals the 3-pass plan from those indices
+ * (test/support/dispatch-indices.ts): same tensors, same deterministic order, capacity included.
  * The caller owns every returned tensor (disposeDispatch(plan) for the plan).
  */
 export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): RouteAndDispatch {
@@ -176,7 +148,7 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   if (opts.numExperts !== undefined && opts.numExperts !== e) throw new Error(`routeAndDispatch: numExperts=${opts.numExperts} but logits ${logits} have ${e}`);
   const k = opts.k ?? 2;
   const capacity = capacityOf(opts, n, k, e); // validated before anything is recorded
-  const chunkTokens = fusedChunkTokens(logits.rt.caps, n, e, k, opts.chunkTokens);
+  const chunkTokens = fusedChunkTokens(rt.policy, n, e, k);
   const { probs, idx, weights, chunkCounts } = routerTopKCounts(logits, opts, chunkTokens);
   const chunks = Math.ceil(n / chunkTokens);
   const plan = planTensors(rt, n, k, e);
@@ -184,7 +156,7 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   rt.dispatch(
     kernel(rt, 'place_fused'),
     { f_idx: idx, f_chunk: chunkCounts, f_counts: plan.counts, f_offsets: plan.offsets, f_dropped: plan.dropped, f_pos: plan.pos, f_src: plan.src, f_pair: plan.rowPair },
-    foldedGrid(Math.max(chunks, 1), FUSED_WG),
+    foldedGrid(rt, Math.max(chunks, 1), FUSED_WG),
     u,
   );
   chunkCounts.dispose(); // queue order keeps it alive for the recorded work
@@ -211,7 +183,7 @@ export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(x, plan.n, 'gatherRows x');
   const t = floatDtype(x, 'gatherRows x');
   const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
-  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid((plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
   return xs;
 }
 
@@ -221,7 +193,7 @@ export function gatherRowsBackward(dxs: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(dxs, plan.n * plan.k, 'gatherRowsBackward d_xs');
   const t = floatDtype(dxs, 'gatherRowsBackward d_xs');
   const dx = rt.empty([plan.n, d], t, 'dispatch.dx');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t), { t_rows: dxs, t_pos: plan.pos, t_out: dx }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t), { t_rows: dxs, t_pos: plan.pos, t_out: dx }, foldedGrid(rt, (plan.n * d) / width(d), 256), rowParams(plan, d));
   return dx;
 }
 
@@ -235,7 +207,7 @@ export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor
   const t = floatDtype(ys, 'combine ys');
   checkWeights(weights, plan);
   const y = rt.empty([plan.n, d], t, 'dispatch.y');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid((plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid(rt, (plan.n * d) / width(d), 256), rowParams(plan, d));
   return y;
 }
 
@@ -252,9 +224,9 @@ export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: D
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
   const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');
-  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid((plan.n * plan.k * d) / width(d), 256), u);
+  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256), u);
   const dWeights = rt.empty([plan.n, plan.k], 'f32', 'dispatch.d_weights');
-  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(plan.n * plan.k, 64), u);
+  rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(rt, plan.n * plan.k, 64), u);
   return { dys, dWeights };
 }
 

@@ -28,5 +28,5 @@ export function fillPattern(dtype: DType, value: number): number {
 /** Write `bits` into every word of t's whole buffer (its size class, not only its elements). */
 export function fillWords(rt: Backend, t: Tensor, bits: number): void {
   const words = t.buffer.size / 4;
-  rt.dispatch(rt.kernel({ shader: 'fill' }), { dst: t }, grid1d(Math.ceil(words / 256)), { bits: bits >>> 0, words });
+  rt.dispatch(rt.kernel({ shader: 'fill' }), { dst: t }, grid1d(rt, Math.ceil(words / 256)), { bits: bits >>> 0, words });
 }

@@ -44,11 +44,11 @@ export function finiteStatsMany(tensors: readonly Tensor[], outShape?: readonly 
         MANY_CASES: ts.map((_, k) => caseLoop(k)).join('\n'),
       },
     });
-    rt.dispatch(kernel, { parts, spans, ...manyBindings(ts) }, grid1d(g.total), manyUniforms(g, ts, { tBase: g.start }));
+    rt.dispatch(kernel, { parts, spans, ...manyBindings(ts) }, grid1d(rt, g.total), manyUniforms(g, ts, { tBase: g.start }));
   }
   const stats = rt.empty(outShape ?? [tensors.length, 4], 'f32', 'finite stats');
   const fin = rt.kernel({ shader: 'guard', entry: 'finalize', params: { ENABLE: '', MANY_DECLS: '', MANY_CASES: '' } });
-  rt.dispatch(fin, { parts, spans, stats }, grid1d(tensors.length), { tensors: tensors.length, nanBits: NAN_BITS });
+  rt.dispatch(fin, { parts, spans, stats }, grid1d(rt, tensors.length), { tensors: tensors.length, nanBits: NAN_BITS });
   parts.dispose();
   spans.dispose();
   return stats;

@@ -88,7 +88,7 @@ export function huberLossBackward(pred: Tensor, target: Tensor, mask: Tensor, co
   checkScalar(gout, 'huberLossBackward gout');
   const rt = pred.rt;
   const dpred = rt.empty(pred.shape, 'f32', 'huber d_pred');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_backward' }), { hb_pred: pred, hb_target: target, hb_mask: mask, hb_count: count, hb_gout: gout, hb_dpred: dpred }, foldedGrid(pred.size, WG), { n: pred.size, stride: 0, delta });
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_backward' }), { hb_pred: pred, hb_target: target, hb_mask: mask, hb_count: count, hb_gout: gout, hb_dpred: dpred }, foldedGrid(rt, pred.size, WG), { n: pred.size, stride: 0, delta });
   return dpred;
 }
 
@@ -109,7 +109,7 @@ export function horizonTargets(labels: Tensor, lossMask: Tensor, horizon: number
   const target = rt.empty(shape, 'f32', `horizon ${horizon} target`);
   const mask = rt.empty(shape, 'f32', `horizon ${horizon} mask`);
   const n = B * T * horizon;
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'horizon_targets' }), { hz_labels: labels, hz_lmask: lossMask, hz_target: target, hz_mask: mask }, foldedGrid(n, WG), { n, t: T, h: horizon });
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'horizon_targets' }), { hz_labels: labels, hz_lmask: lossMask, hz_target: target, hz_mask: mask }, foldedGrid(rt, n, WG), { n, t: T, h: horizon });
   return { target, mask };
 }
 
@@ -130,7 +130,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = DEFA
   const rt = logits.rt;
   const rows = rt.empty([Math.max(N, 1), 2], 'f32', 'ce row losses');
   const stats = rt.empty([N, 2], 'f32', 'ce stats');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_rows' }), { cr_logits: logits, cr_targets: targets, cr_rows: rows, cr_stats: stats }, foldedGrid(N, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_rows' }), { cr_logits: logits, cr_targets: targets, cr_rows: rows, cr_stats: stats }, foldedGrid(rt, N, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
   // The single finalize workgroup sums N row pairs directly: N is batch-sized (thousands at most).
   const result = finalize(rows, N, 'ce');
   rows.dispose();
@@ -146,7 +146,7 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, stats: Ten
   checkScalar(gout, 'crossEntropyBackward gout');
   const rt = logits.rt;
   const d = rt.empty([N, C], 'f32', 'ce d_logits');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_backward' }), { cb_logits: logits, cb_targets: targets, cb_stats: stats, cb_count: count, cb_gout: gout, cb_dlogits: d }, foldedGrid(N * C, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
+  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_backward' }), { cb_logits: logits, cb_targets: targets, cb_stats: stats, cb_count: count, cb_gout: gout, cb_dlogits: d }, foldedGrid(rt, N * C, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
   return d;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The CPU-family matmul kernel (shaders/matmul.wgsl): register-blocked, no workgroup memory.
+ * The CPU-family matmul kernel (shaders/matmul-blocked.wgsl): register-blocked, no workgroup memory.
  *
  * Vocabulary: the "lane" dimension of C is spread over the invocations of a workgroup, the
  * "uniform" dimension is blocked per workgroup. With wgU = 1 the uniform operand's addresses do
@@ -54,7 +54,7 @@ function operands(d: BlockedDesc): { A: Operand; B: Operand } {
 const SWZ = ['x', 'y', 'z', 'w'];
 
 
-/** Generate the template values of shaders/matmul.wgsl for one specialisation. */
+/** Generate the template values of shaders/matmul-blocked.wgsl for one specialisation. */
 export function generateBlocked(d: BlockedDesc): Record<string, string | number> {
   const { cfg } = d;
   const { A, B } = operands(d);

@@ -1,7 +1,7 @@
 /**
  * Tile configurations of the matmul kernels and the per-device, per-shape choice.
  *
- * Vocabulary (see shaders/matmul.wgsl): the "lane" dimension of C is spread over the
+ * Vocabulary (see shaders/matmul-blocked.wgsl): the "lane" dimension of C is spread over the
  * invocations of a workgroup, the "uniform" dimension is blocked per workgroup. With
  * `wgU = 1` the uniform operand's addresses do not depend on the invocation, which on
  * lavapipe turns its loads into scalar loads + broadcasts (cheap) instead of gathers.
@@ -9,24 +9,11 @@
  */
 
 import type { DeviceCaps } from './caps.ts';
-import { tiledProblem, type TiledConfig } from './matmul-tiled.ts';
+import { tiledProblem } from './matmul-tiled.ts';
+import { DEFAULT_CONFIG, DEFAULT_TILED, type KernelPolicy, type MatmulConfig, type PolicyOverride, type TiledConfig } from './policy.ts';
 
-export interface MatmulConfig {
-  /** Invocations along the lane dimension. */
-  wgL: number;
-  /** Invocations along the uniform dimension (1 keeps the uniform operand's loads uniform). */
-  wgU: number;
-  /** Outputs per invocation along the lane dimension (rows strided by wgL). */
-  tl: number;
-  /** Outputs per invocation along the uniform dimension (contiguous). */
-  tu: number;
-  /** K unroll of the main loop. */
-  ku: number;
-  /** Which output dimension runs across lanes: 'm' = rows of C, 'n' = columns of C. */
-  lane: 'm' | 'n';
-  /** vec4 loads along K for an operand whose K axis is contiguous (when K % 4 == 0). */
-  vec4: boolean;
-}
+// The tilings and their defaults live in the kernel policy (policy.ts), the one table of device choices.
+export { DEFAULT_CONFIG, DEFAULT_TILED, type MatmulConfig, type TiledConfig } from './policy.ts';
 
 export interface MatmulShape {
   M: number;
@@ -35,14 +22,6 @@ export interface MatmulShape {
   transA: boolean;
   transB: boolean;
 }
-
-/**
- * The default: a classic 2-D register block (both operands per-invocation), vec4 loads along
- * K where contiguous, K unrolled by 4. On lavapipe (Mesa 25.0) every storage-buffer load whose
- * address is not a compile-time/push constant runs as a per-lane scalar loop, so what counts is
- * FMAs per loaded element (TL·TU per TL+TU) and elements per load instruction (vec4).
- */
-export const DEFAULT_CONFIG: MatmulConfig = { wgL: 8, wgU: 8, tl: 8, tu: 4, ku: 4, lane: 'm', vec4: true };
 
 /** Named variants of the measured progression (bench/matmul.bench.ts runs them). */
 export const VARIANTS: Record<string, Partial<MatmulConfig>> = {
@@ -89,24 +68,24 @@ export function resolveConfig(s: MatmulShape, override?: Partial<MatmulConfig>):
 }
 
 // ---------------------------------------------------------------------------------------------
-// The device choice of the matmul family (docs/DESIGN.md §9), in one place.
-
-export type { TiledConfig } from './matmul-tiled.ts';
+// The kernel of a problem, as the policy (policy.ts, docs/DESIGN.md §9) says.
 
 /** A kernel with its configuration: the CPU family's register-blocked one or the GPU family's tiled one. */
 export type MatmulKernel = { kind: 'blocked'; cfg: MatmulConfig } | { kind: 'tiled'; cfg: TiledConfig };
 
-/** What callers may force: a (partial) register-blocked configuration, or a whole tiled one. */
+/** What a test or benchmark may force: a (partial) register-blocked configuration, or a whole tiled one. */
 export type MatmulConfigOverride = Partial<MatmulConfig> | TiledConfig;
+
+/** The policy override that forces `c` (for rt.withPolicy / derivePolicy). */
+export function forceMatmul(c: MatmulConfigOverride): PolicyOverride {
+  return 'kind' in c ? { matmul: { kind: 'tiled', tiled: c } } : { matmul: { kind: 'blocked', blocked: c } };
+}
 
 /** A shape with the mode and storage types, as the kernel choice (and the tuning cache) sees it. */
 export interface MatmulProblem extends MatmulShape {
   mode: 'plain' | 'segk' | 'grouped';
   types: string;
 }
-
-/** The GPU family's default tile: 64 x 64 outputs per workgroup of 256, K tiles of 16, prefetched. */
-export const DEFAULT_TILED: TiledConfig = { kind: 'tiled', tx: 16, ty: 16, rm: 4, rn: 4, bk: 16, prefetch: true };
 
 /** The tiled progression the GPU check times (bench/gpu/check.ts) and the autotune tries. */
 export const TILED_VARIANTS: Record<string, TiledConfig> = {
@@ -141,8 +120,8 @@ export function tunedFor(caps: DeviceCaps, p: MatmulProblem): TiledConfig | unde
   return tuned.get(`${adapterKey(caps)}#${shapeClass(p)}`);
 }
 
-function checkTiled(c: TiledConfig, caps: DeviceCaps): TiledConfig {
-  const why = tiledProblem(c, Math.min(256, caps.limits.maxComputeInvocationsPerWorkgroup), caps.limits.maxComputeWorkgroupStorageSize);
+function checkTiled(c: TiledConfig, limits: KernelPolicy['limits']): TiledConfig {
+  const why = tiledProblem(c, Math.min(256, limits.maxComputeInvocationsPerWorkgroup), limits.maxComputeWorkgroupStorageSize);
   if (why) throw new Error(`matmul tiled config: ${why}`);
   return c;
 }
@@ -156,16 +135,17 @@ export function requestedProblems(caps: DeviceCaps): MatmulProblem[] {
 }
 
 /**
- * The matmul kernel of a problem on a device: an explicit override wins; otherwise the CPU family
- * runs the register-blocked kernel (no barriers, no workgroup memory: what lavapipe is fast at)
- * and the GPU family the tiled kernel, tuned per shape class when matmul-tune.ts has measured it.
+ * The matmul kernel of a problem on a runtime, as its policy says: the register-blocked kernel with
+ * the policy's tiling (no barriers, no workgroup memory: the CPU family's), or the tiled kernel (the
+ * GPU family's), tuned per shape class when matmul-tune.ts has measured it and the policy allows.
  */
-export function chooseMatmulKernel(caps: DeviceCaps, p: MatmulProblem, override?: MatmulConfigOverride): MatmulKernel {
+export function chooseMatmulKernel(rt: { readonly caps: DeviceCaps; readonly policy: KernelPolicy }, p: MatmulProblem): MatmulKernel {
+  const caps = rt.caps;
   let seen = requested.get(caps);
   if (!seen) requested.set(caps, (seen = new Map()));
   const cls = shapeClass(p);
   if (!seen.has(cls)) seen.set(cls, { ...p });
-  if (override && 'kind' in override) return { kind: 'tiled', cfg: checkTiled(override, caps) };
-  if (override || caps.family === 'cpu') return { kind: 'blocked', cfg: resolveConfig(p, override) };
-  return { kind: 'tiled', cfg: checkTiled(tunedFor(caps, p) ?? DEFAULT_TILED, caps) };
+  const m = rt.policy.matmul;
+  if (m.kind === 'blocked') return { kind: 'blocked', cfg: resolveConfig(p, m.blocked) };
+  return { kind: 'tiled', cfg: checkTiled((m.tuned ? tunedFor(caps, p) : undefined) ?? m.tiled, rt.policy.limits) };
 }

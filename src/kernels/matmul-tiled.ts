@@ -11,25 +11,9 @@
  * and grouped (rows by expert). Tint does not unroll loops: the generator does.
  */
 import { ACT, bindingDecls, expertTileSearch, storeElement, widen, type ProblemDesc } from './matmul-common.ts';
+import type { TiledConfig } from './policy.ts';
 
-export interface TiledConfig {
-  kind: 'tiled';
-  /** Invocations along the tile's columns (N) and rows (M). */
-  tx: number;
-  ty: number;
-  /** Outputs per invocation along M and N (strided by ty and tx). */
-  rm: number;
-  rn: number;
-  /** Depth of a K tile. */
-  bk: number;
-  /** Load the next K tile into registers while multiplying the current one. */
-  prefetch: boolean;
-  /**
-   * Unroll the walk over the K tile in the generator. Off by default: GPU compilers unroll a loop
-   * of constant trip count themselves, and lavapipe's compile time grows with the unrolled code.
-   */
-  unrollK?: boolean;
-}
+export type { TiledConfig } from './policy.ts';
 
 export interface TiledDesc extends ProblemDesc {
   cfg: TiledConfig;

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { DawnRuntime } from './runtime.ts';
 import type { FloatDType } from './tensor.ts';
 import { matmul } from './matmul.ts';
-import { TILED_VARIANTS, adapterKey, setTuned, shapeClass, tunedFor, type MatmulProblem, type TiledConfig } from './matmul-config.ts';
+import { TILED_VARIANTS, adapterKey, forceMatmul, setTuned, shapeClass, tunedFor, type MatmulProblem, type TiledConfig } from './matmul-config.ts';
 import { tiledProblem } from './matmul-tiled.ts';
 
 const TiledSchema = z.object({ kind: z.literal('tiled'), tx: z.number(), ty: z.number(), rm: z.number(), rn: z.number(), bk: z.number(), prefetch: z.boolean(), unrollK: z.boolean().optional() });
@@ -72,7 +72,8 @@ async function timeOne(rt: DawnRuntime, record: () => void, samples: number): Pr
  */
 export async function tuneMatmuls(rt: DawnRuntime, problems: readonly MatmulProblem[], opts: { path?: string; samples?: number; variants?: Record<string, TiledConfig> } = {}): Promise<TuneResult[]> {
   const path = opts.path ?? tuningCachePath();
-  const variants = Object.entries(opts.variants ?? TILED_VARIANTS).filter(([, c]) => tiledProblem(c, Math.min(256, rt.caps.limits.maxComputeInvocationsPerWorkgroup), rt.caps.limits.maxComputeWorkgroupStorageSize) === null);
+  const limits = rt.policy.limits;
+  const variants = Object.entries(opts.variants ?? TILED_VARIANTS).filter(([, c]) => tiledProblem(c, Math.min(256, limits.maxComputeInvocationsPerWorkgroup), limits.maxComputeWorkgroupStorageSize) === null);
   const results: TuneResult[] = [];
   for (const p of problems) {
     if (tunedFor(rt.caps, p)) continue;
@@ -83,7 +84,8 @@ export async function tuneMatmuls(rt: DawnRuntime, problems: readonly MatmulProb
     rt.fill(b, -0.25);
     const c = rt.empty([p.M, p.N], tc, 'tune C');
     const ms: Record<string, number> = {};
-    for (const [name, cfg] of variants) ms[name] = await timeOne(rt, () => void matmul(a, b, { transA: p.transA, transB: p.transB, out: c, config: cfg }), opts.samples ?? 3);
+    // Each variant is forced through the policy (whatever the family), as tests force one.
+    for (const [name, cfg] of variants) ms[name] = await timeOne(rt, () => rt.withPolicy(forceMatmul(cfg), () => void matmul(a, b, { transA: p.transA, transB: p.transB, out: c })), opts.samples ?? 3);
     for (const t of [a, b, c]) t.dispose();
     const best = Object.entries(ms).sort((x, y) => x[1] - y[1])[0]![0];
     setTuned(rt.caps, shapeClass(p), (opts.variants ?? TILED_VARIANTS)[best]!);

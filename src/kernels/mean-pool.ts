@@ -13,6 +13,6 @@ export function meanPoolBackward(dy: Tensor, outer: number, n: number, inner: nu
   if (dy.size !== outer * inner) throw new Error(`meanPoolBackward: ${dy} is not [${outer}, ${inner}]`);
   const rt = dy.rt;
   const dx = rt.empty([outer * n, inner], 'f32', 'meanpool.dx');
-  rt.dispatch(rt.kernel({ shader: 'mean-pool', entry: 'expand' }), { dy, dx }, foldedGrid(outer * n * inner, 256), { outer, n, inner, scale: 1 / n });
+  rt.dispatch(rt.kernel({ shader: 'mean-pool', entry: 'expand' }), { dy, dx }, foldedGrid(rt, outer * n * inner, 256), { outer, n, inner, scale: 1 / n });
   return dx;
 }

@@ -12,13 +12,14 @@
  * Dawn runtime would report as validation errors (a binding over maxStorageBufferBindingSize, a
  * buffer over maxBufferSize, a grid over maxComputeWorkgroupsPerDimension).
  */
-import { BufferPool, type DeviceBuffer, type PoolStats } from './buffer-pool.ts';
+import type { DeviceBuffer } from './buffer-pool.ts';
 import type { DeviceCaps } from './caps.ts';
-import { SpecCache, kernelLabel, type Kernel, type KernelSpec } from './kernel-spec.ts';
-import { shaderSource, specialize } from './shader-loader.ts';
-import { checkUniforms, kernelInterface, orderBindings, type UniformValues } from './wgsl-interface.ts';
-import { fillPattern, fillWords } from './fill.ts';
-import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type DispatchCost, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
+import type { PolicyOverride } from './policy.ts';
+import type { Kernel, KernelSpec } from './kernel-spec.ts';
+import { BaseRuntime, type BoundTensor, type LimitViolation, type ShaderUnit } from './base-runtime.ts';
+import type { BackendCounters, DispatchCost, HostArray, ReadArray, Tensor } from './tensor.ts';
+
+export type { LimitViolation } from './base-runtime.ts';
 
 class MetaBuffer implements DeviceBuffer {
   constructor(
@@ -48,26 +49,13 @@ export interface PoolEvent {
   live: number;
 }
 
-export interface LimitViolation {
-  limit: 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'maxComputeWorkgroupsPerDimension';
-  /** The buffer (for bindings and buffer sizes) or the kernel (for grids). */
-  subject: string;
-  /** The kernel that binds the buffer, for binding violations. */
-  kernel?: string;
-  value: number;
-  max: number;
-}
-
 const STORAGE = 1;
 
-export class MetaRuntime implements Backend {
-  readonly caps: DeviceCaps;
-  poison = false;
-  readonly pool: BufferPool<MetaBuffer>;
+export class MetaRuntime extends BaseRuntime<MetaBuffer> {
+  protected readonly storageUsage = STORAGE;
   private nextId = 1;
   private pending = false;
   private readonly counts: BackendCounters = { submits: 0, dispatches: 0 };
-  private readonly kernels = new SpecCache<Kernel>();
   /** The allocation each live buffer holds (pooled buffers keep their first label; allocations carry the tensor's). */
   private readonly held = new Map<number, Allocation>();
   private nextAlloc = 1;
@@ -81,6 +69,7 @@ export class MetaRuntime implements Backend {
   readonly readbacks: string[] = [];
   /** Dispatches per kernel label. */
   readonly kernelCalls = new Map<string, number>();
+  /** Device limits the recorded work exceeds (base-runtime.ts checks them as the Dawn runtime does). */
   readonly violations: LimitViolation[] = [];
   /** Floating-point operations the dispatches reported (DispatchCost), in all and by top-level region. */
   flops = 0;
@@ -88,12 +77,9 @@ export class MetaRuntime implements Backend {
   /** The largest buffer handed out (pool bytes) and its label. */
   largest: { label: string; bytes: number } = { label: '', bytes: 0 };
 
-  constructor(caps: DeviceCaps) {
-    this.caps = { ...caps, meta: true };
-    this.pool = new BufferPool<MetaBuffer>({
-      create: (size, usage, label) => new MetaBuffer(size, usage, label, this.nextId++),
-      destroy: () => {},
-    });
+  /** The policy is derived from `caps` exactly as the Dawn runtime derives it from its device's (policy.ts). */
+  constructor(caps: DeviceCaps, override: PolicyOverride = {}) {
+    super({ ...caps, meta: true }, { create: (size, usage, label) => new MetaBuffer(size, usage, label, this.nextId++), destroy: () => {} }, override);
   }
 
   get counters(): Readonly<BackendCounters> {
@@ -101,7 +87,7 @@ export class MetaRuntime implements Backend {
   }
 
   /** Run `fn` with `name` pushed on the region path (events record it). */
-  region<T>(name: string, fn: () => T): T {
+  override region<T>(name: string, fn: () => T): T {
     this.regionStack.push(name);
     this.onRegion?.(this.regionStack, true);
     try {
@@ -124,79 +110,57 @@ export class MetaRuntime implements Backend {
     return [...this.held.values()].sort((a, b) => a.id - b.id);
   }
 
-  kernel(spec: KernelSpec): Kernel {
-    return this.kernels.get(spec, (key) => {
-      // Fill the template and read its interface as the Dawn runtime does, so a bad
-      // specialisation or binding fails here too.
-      const code = specialize(shaderSource(spec.shader), spec.params ?? {}, spec.shader);
-      return { label: kernelLabel(spec, key), iface: kernelInterface(code, spec.entry ?? 'main') };
-    });
+  /** Only named: nothing is compiled (the interface was read from the specialised WGSL). */
+  protected compile(_spec: KernelSpec, unit: ShaderUnit): Kernel {
+    return { label: unit.label, iface: unit.iface };
   }
 
-  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues, cost?: DispatchCost): void {
-    if (cost) {
-      this.flops += cost.flops;
-      const region = this.regionStack[0] ?? '';
-      this.flopsByRegion.set(region, (this.flopsByRegion.get(region) ?? 0) + cost.flops);
-    }
-    const ordered = orderBindings(kernel.iface, bindings, kernel.label).map((b) => b.value);
-    checkUniforms(kernel, uniforms);
-    const [x, y = 1, z = 1] = workgroups;
-    if (x === 0 || y === 0 || z === 0) return;
-    const maxGrid = this.caps.limits.maxComputeWorkgroupsPerDimension;
-    for (const g of [x, y, z]) if (g > maxGrid) this.violations.push({ limit: 'maxComputeWorkgroupsPerDimension', subject: kernel.label, value: g, max: maxGrid });
-    const maxBinding = this.caps.limits.maxStorageBufferBindingSize;
-    for (const t of ordered) {
-      if (t.isDisposed) throw new Error(`${t} used after dispose (kernel ${kernel.label})`);
-      if (t.buffer.size > maxBinding) this.violations.push({ limit: 'maxStorageBufferBindingSize', subject: t.label, kernel: kernel.label, value: t.buffer.size, max: maxBinding });
-    }
+  protected override noteCost(cost: DispatchCost | undefined): void {
+    if (!cost) return;
+    this.flops += cost.flops;
+    const region = this.regionStack[0] ?? '';
+    this.flopsByRegion.set(region, (this.flopsByRegion.get(region) ?? 0) + cost.flops);
+  }
+
+  protected record(kernel: Kernel, _bindings: readonly BoundTensor[], _workgroups: readonly [number, number, number], _uniforms: ArrayBuffer | null): void {
     this.pending = true;
     this.counts.dispatches++;
     this.kernelCalls.set(kernel.label, (this.kernelCalls.get(kernel.label) ?? 0) + 1);
   }
 
-  empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
-    const bytes = storageBytes(shape, dtype);
-    const buf = this.pool.acquire(bytes, STORAGE, label);
-    if (buf.size > this.largest.bytes) this.largest = { label, bytes: buf.size };
-    if (buf.size > this.caps.limits.maxBufferSize) this.violations.push({ limit: 'maxBufferSize', subject: label, value: buf.size, max: this.caps.limits.maxBufferSize });
-    const alloc: Allocation = { id: this.nextAlloc++, bytes: buf.size, label, region: [...this.regionStack] };
+  /** Recorded for the planner, which reports it (the Dawn runtime throws it). */
+  protected limitExceeded(v: LimitViolation): void {
+    this.violations.push(v);
+  }
+
+  protected override allocated(t: Tensor, buf: MetaBuffer): void {
+    if (buf.size > this.largest.bytes) this.largest = { label: t.label, bytes: buf.size };
+    const alloc: Allocation = { id: this.nextAlloc++, bytes: buf.size, label: t.label, region: [...this.regionStack] };
     this.held.set(buf.id, alloc);
     this.log('acquire', alloc);
-    return new Tensor(this, [...shape], dtype, buf, label);
   }
 
-  zeros(shape: readonly number[], dtype: DType = 'f32', label = 'zeros'): Tensor {
-    const t = this.empty(shape, dtype, label);
+  protected override released(b: MetaBuffer): void {
+    const alloc = this.held.get(b.id)!;
+    this.held.delete(b.id);
+    this.log('release', alloc);
+  }
+
+  protected clear(_t: Tensor): void {
     this.pending = true; // the Dawn runtime records a clear
-    return t;
   }
 
-  fillBits(t: Tensor, bits: number): void {
-    fillWords(this, t, bits);
+  /** Host data is never built here: a parameter's lazy init is not called. */
+  protected materialize(_data: () => HostArray): null {
+    return null;
   }
 
-  fill(t: Tensor, value: number): void {
-    this.fillBits(t, fillPattern(t.dtype, value));
-  }
-
-  upload(data: HostArray | (() => HostArray), shape: readonly number[], dtype: DType = 'f32', label = 'upload'): Tensor {
-    if (typeof data !== 'function' && data.length !== numel(shape)) throw new Error(`upload ${label}: ${data.length} values for shape [${shape.join(', ')}] (${numel(shape)})`);
-    const t = this.empty(shape, dtype, label);
-    this.write(t);
-    return t;
-  }
-
-  write(t: Tensor, data?: HostArray): void {
-    if (data && data.length !== t.size) throw new Error(`write ${t.label}: ${data.length} values for ${t.size} elements`);
+  protected writeHost(_t: Tensor, _data: HostArray | null): void {
     // As on Dawn: a host write after recorded work submits that work first.
     if (this.pending) this.submit();
   }
 
-  copy(src: Tensor, dst: Tensor, range: CopyRange = {}): void {
-    if (src.isDisposed || dst.isDisposed) throw new Error(`copy ${src} -> ${dst}: tensor used after dispose`);
-    const bytes = range.bytes ?? src.byteLength - (range.srcOffset ?? 0);
-    if ((range.srcOffset ?? 0) + bytes > src.buffer.size || (range.dstOffset ?? 0) + bytes > dst.buffer.size) throw new Error(`copy ${src} -> ${dst}: ${bytes} bytes out of range`);
+  protected recordCopy(_src: Tensor, _srcOffset: number, _dst: Tensor, _dstOffset: number, _bytes: number): void {
     this.pending = true;
   }
 
@@ -205,13 +169,8 @@ export class MetaRuntime implements Backend {
     this.readbacks.push('sync');
   }
 
-  async read(t: Tensor): Promise<ReadArray> {
-    return (await this.readMany([t]))[0]!;
-  }
-
   /** Submits like the Dawn runtime and returns zeros: there are no values here. */
-  readMany(tensors: readonly Tensor[]): Promise<ReadArray[]> {
-    for (const t of tensors) if (t.isDisposed) throw new Error(`read of disposed tensor ${t.label}`);
+  protected download(tensors: readonly Tensor[]): Promise<ReadArray[]> {
     this.submit();
     this.readbacks.push(tensors.map((t) => t.label).join(', '));
     return Promise.resolve(
@@ -226,22 +185,6 @@ export class MetaRuntime implements Backend {
         }
       }),
     );
-  }
-
-  memory(): PoolStats {
-    return this.pool.snapshot();
-  }
-
-  resetPeak(): void {
-    this.pool.resetPeak();
-  }
-
-  releaseBuffer(buffer: DeviceBuffer): void {
-    const b = buffer as MetaBuffer;
-    this.pool.release(b);
-    const alloc = this.held.get(b.id)!;
-    this.held.delete(b.id);
-    this.log('release', alloc);
   }
 
   private submit(): void {

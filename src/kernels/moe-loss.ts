@@ -92,7 +92,7 @@ export function balanceLossBackward(coef: Tensor, g: Tensor, n: number, into?: T
   const e = coef.size;
   if (into && (into.shape[0] !== n || into.shape[1] !== e)) throw new Error(`moe-loss backward: into ${into} is not [${n}, ${e}]`);
   const out = into ?? rt.empty([n, e], 'f32', 'moe.d_probs');
-  rt.dispatch(kernel(rt, 'balance_backward', into !== undefined), { bb_g: g, bb_coef: coef, bb_out: out }, foldedGrid(n * e, 256), params({ n, e }));
+  rt.dispatch(kernel(rt, 'balance_backward', into !== undefined), { bb_g: g, bb_coef: coef, bb_out: out }, foldedGrid(rt, n * e, 256), params({ n, e }));
   return out;
 }
 
@@ -145,7 +145,7 @@ export function routerZLoss(logits: Tensor): ZLoss {
   const lse = rt.empty([n], 'f32', 'moe.z_lse');
   const loss = rt.empty([1], 'f32', 'moe.z_loss');
   const u = params({ n, e });
-  rt.dispatch(kernel(rt, 'zloss_lse'), { z_logits: logits, z_lse: lse }, foldedGrid(n, 256), u);
+  rt.dispatch(kernel(rt, 'zloss_lse'), { z_logits: logits, z_lse: lse }, foldedGrid(rt, n, 256), u);
   rt.dispatch(kernel(rt, 'zloss_reduce'), { zr_lse: lse, zr_loss: loss }, [1], u);
   return { loss, lse };
 }
@@ -156,7 +156,7 @@ export function routerZLossBackward(logits: Tensor, lse: Tensor, g: Tensor, into
   const [n, e] = logits.shape as [number, number];
   if (into && (into.shape[0] !== n || into.shape[1] !== e)) throw new Error(`routerZLossBackward: into ${into} is not [${n}, ${e}]`);
   const out = into ?? rt.empty([n, e], 'f32', 'moe.z_d_logits');
-  rt.dispatch(kernel(rt, 'zloss_backward', into !== undefined), { zb_logits: logits, zb_lse: lse, zb_g: g, zb_out: out }, foldedGrid(n * e, 256), params({ n, e }));
+  rt.dispatch(kernel(rt, 'zloss_backward', into !== undefined), { zb_logits: logits, zb_lse: lse, zb_g: g, zb_out: out }, foldedGrid(rt, n * e, 256), params({ n, e }));
   return out;
 }
 

@@ -1,12 +1,12 @@
 /**
- * Pipeline cache keyed by shader + specialisation: each compute pipeline (and its bind-group
- * layouts) is built once per process. Compilation errors are captured in an error scope and
- * reported against the kernel's name.
+ * Compute pipelines of the Dawn runtime: a specialised shader (base-runtime.ts reads it and its
+ * interface; the runtime caches kernels by specialisation, so each is compiled once per runtime)
+ * becomes a pipeline with its bind-group layouts. Compilation errors are captured in an error
+ * scope and reported against the kernel's name.
  */
-import { shaderSource, specialize } from './shader-loader.ts';
-import { SpecCache, kernelLabel, type Kernel, type KernelSpec } from './kernel-spec.ts';
+import type { Kernel, KernelSpec } from './kernel-spec.ts';
 import type { ErrorSink } from './errors.ts';
-import { kernelInterface } from './wgsl-interface.ts';
+import type { ShaderUnit } from './base-runtime.ts';
 
 /** A kernel compiled by Dawn. */
 export interface DawnKernel extends Kernel {
@@ -17,7 +17,6 @@ export interface DawnKernel extends Kernel {
 }
 
 export class PipelineCache {
-  private readonly cache = new SpecCache<DawnKernel>();
   /** Number of pipelines actually compiled (tests read it to prove caching). */
   builds = 0;
 
@@ -26,14 +25,7 @@ export class PipelineCache {
     private readonly errors: ErrorSink,
   ) {}
 
-  get(spec: KernelSpec): DawnKernel {
-    return this.cache.get(spec, (key) => this.build(spec, key));
-  }
-
-  private build(spec: KernelSpec, key: string): DawnKernel {
-    const params = spec.params ?? {};
-    const label = kernelLabel(spec, key);
-    const code = specialize(shaderSource(spec.shader), params, spec.shader);
+  compile(spec: KernelSpec, { label, code, iface }: ShaderUnit): DawnKernel {
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     const pipeline = this.device.createComputePipeline({
@@ -43,7 +35,6 @@ export class PipelineCache {
     });
     this.errors.watch(this.device.popErrorScope(), `kernel ${label}`, 'validation');
     this.builds++;
-    const iface = kernelInterface(code, spec.entry ?? 'main');
     return {
       label,
       iface,
@@ -51,9 +42,5 @@ export class PipelineCache {
       storageLayout: pipeline.getBindGroupLayout(0),
       uniformLayout: iface.uniform ? pipeline.getBindGroupLayout(1) : null,
     };
-  }
-
-  get size(): number {
-    return this.cache.size;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * GPU profiler: per-dispatch GPU time from timestamp queries, summed per kernel label, op type
- * ('matmul:main', the label up to '#') or shader file ('matmul', the label up to ':').
+ * ('matmul-blocked:main', the label up to '#') or shader file ('matmul-blocked', the label up to ':').
  *
  * While attached to the Recorder (`resume()`), every dispatch runs in its own compute pass whose
  * timestampWrites bracket it. At submit the recorder asks for the used queries to be resolved
@@ -73,13 +73,13 @@ export interface ProfileSummary {
   lostDispatches: number;
 }
 
-/** Op type of a kernel label: 'matmul:main#1a2b3c4d' -> 'matmul:main'. */
+/** Op type of a kernel label: 'matmul-blocked:main#1a2b3c4d' -> 'matmul-blocked:main'. */
 export function opType(label: string): string {
   const i = label.indexOf('#');
   return i < 0 ? label : label.slice(0, i);
 }
 
-/** Shader file of a kernel label: 'matmul:main#1a2b3c4d' -> 'matmul'. */
+/** Shader file of a kernel label: 'matmul-blocked:main#1a2b3c4d' -> 'matmul-blocked'. */
 export function shaderFile(label: string): string {
   const i = label.search(/[:#]/);
   return i < 0 ? label : label.slice(0, i);

@@ -4,13 +4,12 @@
  * then passes over partials): deterministic, and no float atomics.
  */
 import { grid1d } from './grid.ts';
-import type { DeviceCaps } from './caps.ts';
+import type { KernelPolicy } from './policy.ts';
 import type { Tensor, Backend } from './tensor.ts';
 import type { UniformValues } from './wgsl-interface.ts';
 
 const WG = 256;
 
-/** Fold a 1-D count of workgroups into the 65535-per-dimension limit (shaders use wid.x + wid.y * nwg.x). */
 /** Below this many workgroups the reduction dimension is split into chunks (second pass). */
 const TARGET_GROUPS = 256;
 /**
@@ -19,8 +18,6 @@ const TARGET_GROUPS = 256;
  */
 const SERIAL_THREADS = 4096;
 const SERIAL_MIN_CHUNK = 16;
-/** Use the workgroup tree only when each output has very many elements and few outputs exist. */
-const TREE_MIN_N = 1 << 16;
 /** Each thread sums at least this many elements of a chunk before the tree. */
 const MIN_PER_THREAD = 64;
 
@@ -66,18 +63,15 @@ export function sumAxis(x: Tensor, view: AxisView, opts: ReduceOptions = {}): Te
 }
 
 /**
- * The device choice of this family (docs/DESIGN.md §9): whether a reduction runs one thread per
- * (output, chunk) with no barriers, or as a workgroup tree. The CPU family goes serial unless a
+ * Whether a reduction runs one thread per (output, chunk) with no barriers, or as a workgroup tree,
+ * as the policy says (policy.ts ReducePolicy, docs/DESIGN.md §9). The CPU family goes serial unless a
  * few outputs each need very many elements (barriers cost ~10 us on lavapipe); the GPU family uses
  * the tree unless each output has too few elements to fill a workgroup's lanes.
  */
-export function serialReduction(caps: DeviceCaps, outputs: number, n: number): boolean {
-  if (caps.family === 'cpu') return outputs >= SERIAL_THREADS || (n < TREE_MIN_N && outputs > 1);
-  return n < GPU_TREE_MIN_N;
+export function serialReduction(policy: KernelPolicy, outputs: number, n: number): boolean {
+  const r = policy.reduce;
+  return outputs >= r.serialFromOutputs || (n < r.treeFromN && !(r.scalarTree && outputs <= 1));
 }
-
-/** GPU family: an output needs this many elements before a 256-lane workgroup tree pays. */
-const GPU_TREE_MIN_N = 256;
 
 function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView, scale: number, outShape: readonly number[]): Tensor {
   const { outer, n, inner } = view;
@@ -86,7 +80,7 @@ function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView
   // and took 70 ms for [1024 outputs x 64]; v2 (chunked serial) takes well under 1 ms there.
   // A scalar result keeps the tree: one workgroup finishes it in one pass (a handful of barriers)
   // where the serial path would need several passes.
-  const serial = serialReduction(rt.caps, outer * inner, n);
+  const serial = serialReduction(rt.policy, outer * inner, n);
   const ti = innerTile(inner);
   const tn = WG / ti;
   const innerTiles = Math.ceil(inner / ti);
@@ -120,7 +114,7 @@ function reducePass(rt: Backend, x: Tensor, times: Tensor | null, view: AxisView
     constants: serial ? {} : { TI: ti },
   });
   const u = { outer, n, inner, chunks, chunkLen, innerTiles, total: base * chunks, scale: final ? scale : 1 };
-  rt.dispatch(kernel, times ? { out, x, w: times } : { out, x }, grid1d(serial ? Math.ceil((outer * chunks * inner) / WG) : base * chunks), u);
+  rt.dispatch(kernel, times ? { out, x, w: times } : { out, x }, grid1d(rt, serial ? Math.ceil((outer * chunks * inner) / WG) : base * chunks), u);
   if (final) return out;
   const next = reducePass(rt, out, null, { outer, n: chunks, inner }, scale, outShape);
   out.dispose();
@@ -154,7 +148,7 @@ export function sumAll(x: Tensor): Tensor {
 
 /** Tensors per many_sumsq dispatch: the shader's uniform tables hold 16; one binding is the output. */
 export function manyBatch(rt: Backend, otherBindings = 1): number {
-  return Math.max(1, Math.min(16 - otherBindings, rt.caps.limits.maxStorageBuffersPerShaderStage - otherBindings));
+  return Math.max(1, Math.min(16 - otherBindings, rt.policy.limits.maxStorageBuffersPerShaderStage - otherBindings));
 }
 
 /** Elements per workgroup in the many-tensor kernels: 64 per thread, so the tree's barriers are amortised. */
@@ -218,7 +212,7 @@ export function sumSquaresMany(tensors: readonly Tensor[]): Tensor {
         MANY_CASES: cases,
       },
     });
-    rt.dispatch(kernel, { out: partials, ...manyBindings(ts) }, grid1d(g.total), manyUniforms(g, ts));
+    rt.dispatch(kernel, { out: partials, ...manyBindings(ts) }, grid1d(rt, g.total), manyUniforms(g, ts));
   }
   const total = sumAll(partials);
   partials.dispose();

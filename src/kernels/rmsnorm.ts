@@ -15,14 +15,6 @@ const WG = 64;
 const MIN_CHUNK = 32;
 const MAX_CHUNKS = 256;
 
-export interface RmsnormOptions {
-  /**
-   * Row-kernel form: 'serial' (one invocation per row, no barriers), 'parallel' (one workgroup per
-   * row, tree reduction) or 'auto' (default: serial on a CPU adapter, parallel on a GPU).
-   */
-  rows?: 'auto' | 'serial' | 'parallel';
-}
-
 function rowsOf(x: Tensor, what: string): { N: number; d: number } {
   const d = x.shape[x.shape.length - 1];
   if (d === undefined || d === 0) throw new Error(`${what}: ${x} has no last dimension`);
@@ -36,15 +28,15 @@ function rmsKernel(rt: Backend, entry: string, tx: DType, tdy: DType): Kernel {
 }
 
 /**
- * Row kernels: on a CPU adapter (lavapipe) one invocation per row, with no barriers; on a GPU one
- * workgroup per row with a tree reduction. Measured on lavapipe, [1024, 64]: ~4 ms per call for
- * the tree (a barrier per step per row), well under 1 ms serial.
+ * Row kernels, as the policy's rmsnorm.rows says: one invocation per row with no barriers (the CPU
+ * family's), or one workgroup per row with a tree reduction (the GPU family's). Measured on
+ * lavapipe, [1024, 64]: ~4 ms per call for the tree (a barrier per step per row), well under 1 ms serial.
  */
-function rowLaunch(rt: Backend, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType, rows: RmsnormOptions['rows'] = 'auto'): { kernel: Kernel; grid: [number, number] } {
-  const serial = rows === 'auto' ? rt.caps.family === 'cpu' : rows === 'serial';
+function rowLaunch(rt: Backend, entry: 'forward' | 'backward_dx', N: number, tx: DType, tdy: DType): { kernel: Kernel; grid: [number, number] } {
+  const serial = rt.policy.rmsnorm.rows === 'serial';
   return {
     kernel: rmsKernel(rt, serial ? `${entry}_serial` : entry, tx, tdy),
-    grid: serial ? foldedGrid(N, WG) : grid1d(N),
+    grid: serial ? foldedGrid(rt, N, WG) : grid1d(rt, N),
   };
 }
 
@@ -67,14 +59,14 @@ function checkW(x: Tensor, w: Tensor, d: number, what: string): void {
  * x [..., d] (f32 or f16), w [d] (f32) -> y (shape and dtype of x), rstd [N] (f32) with
  * N = x.size / d.
  */
-export function rmsnorm(x: Tensor, w: Tensor, eps = 1e-6, opts: RmsnormOptions = {}): { y: Tensor; rstd: Tensor } {
+export function rmsnorm(x: Tensor, w: Tensor, eps = 1e-6): { y: Tensor; rstd: Tensor } {
   const rt = x.rt;
   const { N, d } = rowsOf(x, 'rmsnorm');
   checkW(x, w, d, 'rmsnorm');
   const y = rt.empty(x.shape, x.dtype, 'rmsnorm.y');
   const rstd = rt.empty([N], 'f32', 'rmsnorm.rstd');
   // dy is not bound by the forward: its slot gets f32, so one pipeline serves each x dtype.
-  const { kernel, grid } = rowLaunch(rt, 'forward', N, x.dtype, 'f32', opts.rows);
+  const { kernel, grid } = rowLaunch(rt, 'forward', N, x.dtype, 'f32');
   rt.dispatch(kernel, { x, w, y, rstd }, grid, params(N, d, eps));
   return { y, rstd };
 }
@@ -83,7 +75,7 @@ export function rmsnorm(x: Tensor, w: Tensor, eps = 1e-6, opts: RmsnormOptions =
  * Gradients of rmsnorm given dy (size of x; f32 or f16, independently of x) and the forward's
  * saved rstd [N] (f32): dx in x's dtype, dw [d] f32.
  */
-export function rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, opts: RmsnormOptions = {}): { dx: Tensor; dw: Tensor } {
+export function rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor): { dx: Tensor; dw: Tensor } {
   const rt = x.rt;
   const { N, d } = rowsOf(x, 'rmsnormBackward');
   checkW(x, w, d, 'rmsnormBackward');
@@ -93,7 +85,7 @@ export function rmsnormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, 
   if (rstd.dtype !== 'f32') throw new Error(`rmsnormBackward: rstd ${rstd} must be f32`);
 
   const dx = rt.empty(x.shape, x.dtype, 'rmsnorm.dx');
-  const bdx = rowLaunch(rt, 'backward_dx', N, x.dtype, dy.dtype, opts.rows);
+  const bdx = rowLaunch(rt, 'backward_dx', N, x.dtype, dy.dtype);
   rt.dispatch(bdx.kernel, { b_dy: dy, b_x: x, b_w: w, b_rstd: rstd, b_dx: dx }, bdx.grid, params(N, d, 0));
 
   const chunk = Math.max(MIN_CHUNK, Math.ceil(N / MAX_CHUNKS));

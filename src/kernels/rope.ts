@@ -11,6 +11,7 @@
  * Storage: x and y f32 or f16 (f16 needs the device's shader-f16); the table and all math are f32.
  */
 import { floatDtype, type Tensor, type Backend } from './tensor.ts';
+import { foldedGrid } from './grid.ts';
 
 export interface RopeDims {
   B: number;
@@ -34,7 +35,10 @@ interface CachedTable {
   rows: number;
   table: Tensor;
 }
-const tables = new WeakMap<Backend, Map<string, CachedTable>>();
+/** The runtime's cached tables by head dim and theta (rt.memo: per runtime, never module state). */
+function tablesOf(rt: Backend): Map<string, CachedTable> {
+  return rt.memo('rope', 'tables', () => new Map<string, CachedTable>());
+}
 
 /**
  * The cached [rows >= T, hd/2] table of (cos, sin) pairs; grown (to a power of two, at least 64
@@ -42,8 +46,7 @@ const tables = new WeakMap<Backend, Map<string, CachedTable>>();
  * must not dispose it nor keep it past a later call with a larger T.
  */
 export function ropeTable(rt: Backend, T: number, hd: number, theta = 10000): Tensor {
-  let perRt = tables.get(rt);
-  if (!perRt) tables.set(rt, (perRt = new Map()));
+  const perRt = tablesOf(rt);
   const key = `${hd}|${theta}`;
   const hit = perRt.get(key);
   if (hit && hit.rows >= T) return hit.table;
@@ -70,8 +73,9 @@ export function ropeTable(rt: Backend, T: number, hd: number, theta = 10000): Te
  * same memory as in a fresh process; a table still needed is rebuilt on demand).
  */
 export function releaseRopeTables(rt: Backend): void {
-  for (const c of tables.get(rt)?.values() ?? []) c.table.dispose();
-  tables.delete(rt);
+  const perRt = tablesOf(rt);
+  for (const c of perRt.values()) c.table.dispose();
+  perRt.clear();
 }
 
 function check(x: Tensor, d: RopeDims, what: string): void {
@@ -87,10 +91,8 @@ function rotate(x: Tensor, d: RopeDims, sign: 1 | -1, label: string): Tensor {
   const table = ropeTable(rt, d.T, d.hd, theta);
   const y = rt.empty(x.shape, x.dtype, label);
   const pairs = x.size / 2;
-  const groups = Math.ceil(pairs / WG);
-  const gx = Math.min(groups, 65535);
   const params = { WG, T: x.dtype, ENABLES: x.dtype === 'f16' ? 'enable f16;' : '' };
-  rt.dispatch(rt.kernel({ shader: 'rope', params }), { x, cs: table, y }, [gx, Math.ceil(groups / gx)], { pairs, T: d.T, H: d.H, half: d.hd / 2, sign });
+  rt.dispatch(rt.kernel({ shader: 'rope', params }), { x, cs: table, y }, foldedGrid(rt, pairs, WG), { pairs, T: d.T, H: d.H, half: d.hd / 2, sign });
   return y;
 }
 

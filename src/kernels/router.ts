@@ -3,6 +3,9 @@
  * experts per token (ties -> lower expert index), weights = their probabilities, renormalised
  * to sum 1 only when asked (Time-MoE does not; Mixtral does). Backward takes d_weights, plus an
  * optional additive d_probs from a balancing loss, and returns d_logits in one kernel.
+ * The engine routes with routerTopKCounts (the router plus the dispatch plan's per-chunk counts);
+ * the plain router over the same route() of shaders/router.wgsl (entry `forward`) is a test oracle
+ * and benchmark baseline, test/support/router-topk.ts.
  */
 import type { Tensor, Backend } from './tensor.ts';
 import { foldedGrid } from './grid.ts';
@@ -35,7 +38,8 @@ function dims(logits: Tensor): [number, number] {
   return [n, e];
 }
 
-function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, number] {
+/** [N, E, k] of a forward, checked. */
+export function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, number] {
   const [n, e] = dims(logits);
   const k = opts.k ?? 2;
   if (!Number.isInteger(k) || k < 1 || k > e) throw new Error(`router: k=${k} must be in 1..${e}`);
@@ -44,7 +48,7 @@ function forwardDims(logits: Tensor, opts: RouterOptions): [number, number, numb
 }
 
 /** probs [N, E], idx [N, k] and weights [N, k]. */
-function routerOutputs(rt: Backend, n: number, e: number, k: number): RouterOutput {
+export function routerOutputs(rt: Backend, n: number, e: number, k: number): RouterOutput {
   return {
     probs: rt.empty([n, e], 'f32', 'router.probs'),
     idx: rt.empty([n, k], 'u32', 'router.idx'),
@@ -52,17 +56,8 @@ function routerOutputs(rt: Backend, n: number, e: number, k: number): RouterOutp
   };
 }
 
-export function routerTopK(logits: Tensor, opts: RouterOptions = {}): RouterOutput {
-  const rt = logits.rt;
-  const [n, e, k] = forwardDims(logits, opts);
-  const { probs, idx, weights } = routerOutputs(rt, n, e, k);
-  const kern = rt.kernel({ shader: 'router', entry: 'forward', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
-  rt.dispatch(kern, { logits, probs, idx, weights }, foldedGrid(n, 64), { n, e, k, chunk: 0 });
-  return { probs, idx, weights };
-}
-
 /** Invocations per workgroup of forward_counts (the shader's CHUNK_WG override). */
-const CHUNK_WG = 8;
+export const CHUNK_WG = 8;
 
 export interface RouterCountsOutput extends RouterOutput {
   /**
@@ -81,7 +76,7 @@ export function chunkCountsShape(n: number, e: number, chunkTokens: number): [nu
 }
 
 /**
- * routerTopK (same probs, idx and weights, bit for bit) plus per-chunk expert histograms for
+ * The router (the plain router's probs, idx and weights, bit for bit) plus per-chunk expert histograms for
  * the dispatch plan, still one dispatch: one invocation per chunk of `chunkTokens` consecutive
  * tokens, routed in order, so the histogram needs no workgroup memory or barrier. Building block
  * of routeAndDispatch (dispatch.ts); the caller owns chunkCounts.
@@ -96,7 +91,7 @@ export function routerTopKCounts(logits: Tensor, opts: RouterOptions, chunkToken
   const chunks4 = shape[1];
   const chunkCounts = rt.empty(shape, 'u32', 'router.chunk_counts');
   const kern = rt.kernel({ shader: 'router', entry: 'forward_counts', params: { EXTRA: '0.0' }, constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG } });
-  rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
+  rt.dispatch(kern, { logits, probs, idx, weights, chunk_counts: chunkCounts }, foldedGrid(rt, chunks4, CHUNK_WG), { n, e, k, chunk: chunkTokens });
   return { probs, idx, weights, chunkCounts };
 }
 
@@ -129,6 +124,6 @@ export function routerTopKBackward(probs: Tensor, idx: Tensor, dWeights: Tensor,
     constants: { RENORM: opts.renormalize ? 1 : 0, CHUNK_WG },
   });
   const bindings = { b_probs: probs, b_idx: idx, b_dw: dWeights, d_logits: dLogits, ...(extra ? { dprobs_extra: extra } : {}) };
-  rt.dispatch(kern, bindings, foldedGrid(n, 64), { n, e, k, chunk: 0 });
+  rt.dispatch(kern, bindings, foldedGrid(rt, n, 64), { n, e, k, chunk: 0 });
   return dLogits;
 }

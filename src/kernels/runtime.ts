@@ -1,36 +1,36 @@
 /**
  * The Dawn runtime: the Backend (tensor.ts) that runs kernels on a WebGPU device — buffer pool,
  * pipeline cache and command recorder, plus upload and download. One per process (`getRuntime()`).
+ * Validation, the policy and the per-runtime caches are shared with the meta runtime
+ * (base-runtime.ts); a device limit exceeded throws a LimitError here, before Dawn's validation.
  */
 import { acquireDevice, type AcquireOptions, type GpuDevice } from './device.ts';
-import { BufferPool, type DeviceBuffer, type PoolStats } from './buffer-pool.ts';
+import { BufferPool, type PoolStats } from './buffer-pool.ts';
 import { PipelineCache, type DawnKernel } from './pipeline-cache.ts';
 import { Recorder } from './recorder.ts';
 import { ErrorSink } from './errors.ts';
-import type { DeviceCaps } from './caps.ts';
+import type { PolicyOverride } from './policy.ts';
 import type { Kernel, KernelSpec } from './kernel-spec.ts';
-import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DType, type HostArray, type ReadArray } from './tensor.ts';
+import { BaseRuntime, LimitError, type BoundTensor, type LimitViolation, type ShaderUnit } from './base-runtime.ts';
+import type { BackendCounters, HostArray, ReadArray, Tensor } from './tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from './f16.ts';
-import { fillPattern, fillWords, poisonBits } from './fill.ts';
-import { checkUniforms, orderBindings, type UniformValues } from './wgsl-interface.ts';
 
-export class DawnRuntime implements Backend {
+export class DawnRuntime extends BaseRuntime<GPUBuffer> {
   readonly device: GPUDevice;
-  readonly caps: DeviceCaps;
-  readonly pool: BufferPool<GPUBuffer>;
   readonly pipelines: PipelineCache;
   readonly recorder: Recorder;
   readonly errors: ErrorSink;
   private readonly staging: BufferPool<GPUBuffer>;
-  poison = false;
-  private readonly storageUsage: number;
+  protected readonly storageUsage: number;
 
-  constructor(readonly gpu: GpuDevice) {
+  constructor(
+    readonly gpu: GpuDevice,
+    override: PolicyOverride = {},
+  ) {
+    const allocator = { create: (size: number, usage: number, label: string) => gpu.device.createBuffer({ size, usage, label }), destroy: (b: GPUBuffer) => b.destroy() };
+    super(gpu.caps, allocator, override);
     this.device = gpu.device;
-    this.caps = gpu.caps;
     this.errors = new ErrorSink(this.device);
-    const allocator = { create: (size: number, usage: number, label: string) => this.device.createBuffer({ size, usage, label }), destroy: (b: GPUBuffer) => b.destroy() };
-    this.pool = new BufferPool(allocator);
     this.staging = new BufferPool(allocator);
     this.pipelines = new PipelineCache(this.device, this.errors);
     this.recorder = new Recorder(this.device, this.errors);
@@ -43,50 +43,28 @@ export class DawnRuntime implements Backend {
     return { submits: this.recorder.submits, dispatches: this.recorder.dispatches };
   }
 
-  kernel(spec: KernelSpec): Kernel {
-    this.assertAlive();
-    return this.pipelines.get(spec);
+  protected compile(spec: KernelSpec, unit: ShaderUnit): Kernel {
+    return this.pipelines.compile(spec, unit);
   }
 
-  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues): void {
-    this.assertAlive();
-    const ordered = orderBindings(kernel.iface, bindings, kernel.label).map((b) => ({ index: b.index, buffer: this.bufferOf(b.value) }));
-    this.recorder.dispatch(kernel as DawnKernel, ordered, workgroups, checkUniforms(kernel, uniforms));
+  protected record(kernel: Kernel, bindings: readonly BoundTensor[], workgroups: readonly [number, number, number], uniforms: ArrayBuffer | null): void {
+    this.recorder.dispatch(kernel as DawnKernel, bindings.map((b) => ({ index: b.index, buffer: this.bufferOf(b.value) })), workgroups, uniforms);
   }
 
-  empty(shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
-    this.assertAlive();
-    const buf = this.pool.acquire(storageBytes(shape, dtype), this.storageUsage, label);
-    const t = new Tensor(this, [...shape], dtype, buf, label);
-    if (this.poison) this.fillBits(t, poisonBits(dtype));
-    return t;
+  protected limitExceeded(v: LimitViolation): void {
+    throw new LimitError(v);
   }
 
-  zeros(shape: readonly number[], dtype: DType = 'f32', label = 'zeros'): Tensor {
-    const t = this.empty(shape, dtype, label);
+  protected clear(t: Tensor): void {
     this.recorder.clear(this.bufferOf(t), 0, t.buffer.size);
-    return t;
   }
 
-  fillBits(t: Tensor, bits: number): void {
-    fillWords(this, t, bits);
+  protected materialize(data: () => HostArray): HostArray {
+    return data();
   }
 
-  fill(t: Tensor, value: number): void {
-    this.fillBits(t, fillPattern(t.dtype, value));
-  }
-
-  upload(data: HostArray | (() => HostArray), shape: readonly number[], dtype: DType = 'f32', label = 'upload'): Tensor {
-    const host = typeof data === 'function' ? data() : data;
-    const n = numel(shape);
-    if (host.length !== n) throw new Error(`upload ${label}: ${host.length} values for shape [${shape.join(', ')}] (${n})`);
-    const t = this.empty(shape, dtype, label);
-    this.write(t, host);
-    return t;
-  }
-
-  write(t: Tensor, data: HostArray): void {
-    if (data.length !== t.size) throw new Error(`write ${t.label}: ${data.length} values for ${t.size} elements`);
+  protected writeHost(t: Tensor, data: HostArray | null): void {
+    if (!data) throw new Error(`write ${t.label}: no host data`);
     // A host write overtakes recorded-but-unsubmitted work, which may still use this
     // buffer's previous contents (pooled reuse): submit that work first.
     if (this.recorder.pending) this.recorder.submit();
@@ -96,34 +74,26 @@ export class DawnRuntime implements Backend {
     this.device.queue.writeBuffer(this.bufferOf(t), 0, bytes.buffer, bytes.byteOffset, Math.ceil(bytes.byteLength / 4) * 4);
   }
 
-  copy(src: Tensor, dst: Tensor, range: CopyRange = {}): void {
-    const srcOffset = range.srcOffset ?? 0;
-    const bytes = range.bytes ?? src.byteLength - srcOffset;
-    this.recorder.copy(this.bufferOf(src), srcOffset, this.bufferOf(dst), range.dstOffset ?? 0, bytes);
+  protected recordCopy(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, bytes: number): void {
+    this.recorder.copy(this.bufferOf(src), srcOffset, this.bufferOf(dst), dstOffset, bytes);
   }
 
   async sync(): Promise<void> {
-    this.assertAlive();
+    this.assertUsable();
     this.recorder.submit();
     await this.device.queue.onSubmittedWorkDone();
     await this.errors.check();
-    this.assertAlive();
-  }
-
-  async read(t: Tensor): Promise<ReadArray> {
-    return (await this.readMany([t]))[0]!;
+    this.assertUsable();
   }
 
   /**
    * Download many tensors with ONE submit and one map: their copies join the recorded work (so a
    * step's metrics ride in the step's own submit) and land in one pooled staging buffer.
    */
-  async readMany(tensors: readonly Tensor[]): Promise<ReadArray[]> {
-    this.assertAlive();
+  protected async download(tensors: readonly Tensor[]): Promise<ReadArray[]> {
     const offsets: number[] = [];
     let total = 0;
     for (const t of tensors) {
-      if (t.isDisposed) throw new Error(`read of disposed tensor ${t.label}`);
       offsets.push(total);
       total += t.byteLength; // 4-byte multiples: copies work in 4-byte units
     }
@@ -135,7 +105,7 @@ export class DawnRuntime implements Backend {
       await stage.mapAsync(GPUMapMode.READ, 0, total);
     } catch (e) {
       await this.errors.check();
-      this.assertAlive();
+      this.assertUsable();
       throw e;
     }
     const raw = stage.getMappedRange(0, total).slice(0);
@@ -143,22 +113,6 @@ export class DawnRuntime implements Backend {
     this.staging.release(stage);
     await this.errors.check();
     return tensors.map((t, i) => decode(raw, offsets[i]!, t));
-  }
-
-  memory(): PoolStats {
-    return this.pool.snapshot();
-  }
-
-  resetPeak(): void {
-    this.pool.resetPeak();
-  }
-
-  releaseBuffer(buffer: DeviceBuffer): void {
-    this.pool.release(buffer as GPUBuffer);
-  }
-
-  region<T>(_name: string, fn: () => T): T {
-    return fn();
   }
 
   /** Staging (readback) buffers, accounted apart from tensors. */
@@ -173,8 +127,7 @@ export class DawnRuntime implements Backend {
 
   /** The GPUBuffer of a tensor of this runtime. */
   bufferOf(t: Tensor): GPUBuffer {
-    if (t.isDisposed) throw new Error(`${t} used after dispose`);
-    if (t.rt !== this) throw new Error(`${t} belongs to another runtime`);
+    this.checkTensor(t, 'bufferOf');
     return t.buffer as GPUBuffer;
   }
 
@@ -183,7 +136,7 @@ export class DawnRuntime implements Backend {
     this.device.destroy();
   }
 
-  private assertAlive(): void {
+  protected override assertUsable(): void {
     if (this.gpu.lost) throw this.gpu.lost;
   }
 }

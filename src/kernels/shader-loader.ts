@@ -16,30 +16,38 @@ import { fileURLToPath } from 'node:url';
  */
 function shaderDir(): string {
   for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, 'shaders', 'matmul.wgsl'))) return join(dir, 'shaders');
+    if (existsSync(join(dir, 'shaders', 'fill.wgsl'))) return join(dir, 'shaders');
   }
   throw new Error(`cannot find the shaders/ folder above ${fileURLToPath(import.meta.url)}: the installation is incomplete`);
 }
 
-const SHADER_DIR = shaderDir();
-const sources = new Map<string, string>();
+/** The repository's (or the bundle's) shaders/ folder. */
+export const SHADER_DIR = shaderDir();
 
 export type TemplateValue = string | number | boolean;
 export type TemplateParams = Readonly<Record<string, TemplateValue>>;
 
 /**
- * A shader's source with its includes resolved: a line `// #include "name"` is replaced by
- * shaders/include/name.wgsl (WGSL has no preprocessor; helpers shared by several shaders live there once).
+ * The shader sources a runtime reads, by name (the file under shaders/ without .wgsl: 'fill',
+ * 'test/broken'), with their includes resolved: a line `// #include "name"` is replaced by
+ * shaders/include/name.wgsl (WGSL has no preprocessor; helpers shared by several shaders live
+ * there once). Each runtime owns one (base-runtime.ts), so nothing is cached in module state.
  */
-export function shaderSource(name: string, including: readonly string[] = []): string {
-  let src = sources.get(name);
-  if (src === undefined) {
-    if (including.includes(name)) throw new Error(`${[...including, name].join(' -> ')}: include cycle`);
-    const text = readFileSync(join(SHADER_DIR, `${name}.wgsl`), 'utf8');
-    src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_-]+)"[ \t]*$/gm, (_, inc: string) => shaderSource(`include/${inc}`, [...including, name]));
-    sources.set(name, src);
+export class ShaderLibrary {
+  private readonly sources = new Map<string, string>();
+
+  constructor(readonly dir: string = SHADER_DIR) {}
+
+  source(name: string, including: readonly string[] = []): string {
+    let src = this.sources.get(name);
+    if (src === undefined) {
+      if (including.includes(name)) throw new Error(`${[...including, name].join(' -> ')}: include cycle`);
+      const text = readFileSync(join(this.dir, `${name}.wgsl`), 'utf8');
+      src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_-]+)"[ \t]*$/gm, (_, inc: string) => this.source(`include/${inc}`, [...including, name]));
+      this.sources.set(name, src);
+    }
+    return src;
   }
-  return src;
 }
 
 function render(v: TemplateValue): string {

@@ -8,10 +8,10 @@
  */
 import type { Kernel } from './kernel-spec.ts';
 import { floatDtype, type Tensor } from './tensor.ts';
+import { foldedGrid } from './grid.ts';
 
 /** Invocations per workgroup (the shader's WG override). */
 const WG = 256;
-const MAX_GROUPS_PER_DIM = 65535;
 
 type Entry = 'forward' | 'backward' | 'forward_fused' | 'backward_fused';
 
@@ -22,9 +22,8 @@ function kernel(t: Tensor, entry: Entry): Kernel {
 
 /** Dispatch over n = R*H output elements; H is the row length of the [R, H] side. */
 function run(k: Kernel, bindings: Record<string, Tensor>, n: number, H: number): void {
-  const groups = Math.ceil(n / WG);
-  const gx = Math.min(groups, MAX_GROUPS_PER_DIM);
-  Object.values(bindings)[0]!.rt.dispatch(k, bindings, [gx, gx === 0 ? 0 : Math.ceil(groups / gx)], { n, h: H });
+  const rt = Object.values(bindings)[0]!.rt;
+  rt.dispatch(k, bindings, foldedGrid(rt, n, WG), { n, h: H });
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

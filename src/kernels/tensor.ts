@@ -7,6 +7,7 @@
  * Both live in this one module because each refers to the other.
  */
 import type { DeviceCaps } from './caps.ts';
+import type { KernelPolicy, PolicyOverride } from './policy.ts';
 import type { Kernel, KernelSpec } from './kernel-spec.ts';
 import type { UniformValues } from './wgsl-interface.ts';
 import type { DeviceBuffer, PoolStats } from './buffer-pool.ts';
@@ -74,6 +75,19 @@ export interface DispatchCost {
 
 export interface Backend {
   readonly caps: DeviceCaps;
+  /** Every device-dependent kernel choice, derived from `caps` (policy.ts): wrappers read it, never caps.family. */
+  readonly policy: KernelPolicy;
+  /**
+   * Run `fn` (synchronous: it records, it does not wait) with the policy re-derived with `override`
+   * applied on top of the current one; the policy is restored afterwards. How tests, benchmarks and
+   * the matmul autotune force a variant.
+   */
+  withPolicy<T>(override: PolicyOverride, fn: () => T): T;
+  /**
+   * A value built once per runtime and key (generated shader templates, per-runtime tables), so
+   * wrappers keep nothing in module state. `space` names the wrapper.
+   */
+  memo<T>(space: string, key: string, build: () => T): T;
   /** When true, every new tensor buffer is filled with NaN bits first, so a kernel that skips an element is caught. */
   poison: boolean;
   readonly counters: Readonly<BackendCounters>;

@@ -58,7 +58,7 @@ export interface ScaleOptions {
 /**
  * After the update: adamStep += 1 unless `guardFlag` (forward guards) or `normFlag` (non-finite
  * gradient norm) is set; with `scaling`, the loss-scale update of src/optim/loss-scale.ts
- * (reference model: test/reference/loss-scale-ref.ts).
+ * (reference model: test/reference/train-state-ref.ts).
  */
 export function stepEnd(state: Tensor, guardFlag: Tensor, normFlag: Tensor, scaling: ScaleOptions | null): void {
   check(state);

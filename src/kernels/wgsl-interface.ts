@@ -29,8 +29,13 @@ export interface UniformLayout {
 }
 
 export interface KernelInterface {
-  /** Group-0 binding index of each storage buffer name. */
+  /** Group-0 binding index of each storage buffer name the shader declares. */
   bindings: ReadonlyMap<string, number>;
+  /**
+   * The storage buffers the entry point statically uses (its body and the functions it calls):
+   * exactly the ones a dispatch must bind, since layouts are 'auto'.
+   */
+  used: ReadonlySet<string>;
   /** The entry point's uniform struct, or null when it uses none. */
   uniform: UniformLayout | null;
 }
@@ -88,17 +93,46 @@ export function structLayout(code: string, name: string): UniformLayout {
   return { struct: name, fields, size: Math.max(16, Math.ceil(at / 16) * 16) };
 }
 
+/** The body of the function declared at `at` (brace-matched from the first `{` after it). */
+function bodyAt(code: string, at: number, name: string): string {
+  const open = code.indexOf('{', at);
+  let depth = 0;
+  for (let i = open; i >= 0 && i < code.length; i++) {
+    if (code[i] === '{') depth++;
+    else if (code[i] === '}' && --depth === 0) return code.slice(open, i + 1);
+  }
+  throw new Error(`function ${name}: unbalanced braces`);
+}
+
 /** The body of `fn entry(...) { ... }` (brace-matched). */
 function entryBody(code: string, entry: string): string {
   const m = new RegExp(`fn\\s+${entry}\\s*\\(`).exec(code);
   if (!m) throw new Error(`entry point ${entry} not found`);
-  const open = code.indexOf('{', m.index);
-  let depth = 0;
-  for (let i = open; i < code.length; i++) {
-    if (code[i] === '{') depth++;
-    else if (code[i] === '}' && --depth === 0) return code.slice(open, i + 1);
+  return bodyAt(code, m.index, entry);
+}
+
+/**
+ * Names of `names` that the entry point statically uses: those its body, or the body of a function
+ * it calls (transitively), mentions as an identifier (not as a member: `gid.x`). Comments are
+ * ignored. A superset only if a function-scope declaration shadows a buffer's name, which the
+ * shaders do not do.
+ */
+function staticallyUsed(code: string, entry: string, names: Iterable<string>): Set<string> {
+  const clean = code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/[^\n]*/g, '');
+  const bodies = new Map<string, string>();
+  for (const m of clean.matchAll(/\bfn\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(/g)) bodies.set(m[1]!, bodyAt(clean, m.index! + m[0].length, m[1]!));
+  if (!bodies.has(entry)) throw new Error(`entry point ${entry} not found`);
+  const reached = new Set<string>([entry]);
+  const todo = [entry];
+  const used = new Set<string>();
+  const wanted = [...names];
+  while (todo.length) {
+    const body = bodies.get(todo.pop()!) ?? '';
+    // An identifier, not a member access (`gid.x` does not use a buffer named x).
+    for (const f of bodies.keys()) if (!reached.has(f) && new RegExp(`(?<![.\\w])${f}\\s*\\(`).test(body)) reached.add(f) && todo.push(f);
+    for (const n of wanted) if (!used.has(n) && new RegExp(`(?<![.\\w])${n}\\b`).test(body)) used.add(n);
   }
-  throw new Error(`entry point ${entry}: unbalanced braces`);
+  return used;
 }
 
 export function kernelInterface(code: string, entry: string): KernelInterface {
@@ -108,12 +142,13 @@ export function kernelInterface(code: string, entry: string): KernelInterface {
     bindings.set(m[2]!, Number(m[1]));
   }
   const uniforms = [...code.matchAll(/@group\(\s*1\s*\)\s*@binding\(\s*0\s*\)\s*var<uniform>\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => ({ v: m[1]!, struct: m[2]! }));
-  if (uniforms.length === 0) return { bindings, uniform: null };
+  const used = staticallyUsed(code, entry, bindings.keys());
+  if (uniforms.length === 0) return { bindings, used, uniform: null };
   // Several shaders declare one uniform block per entry point: take the one this entry reads.
   const body = entryBody(code, entry);
-  const used = uniforms.length === 1 ? uniforms : uniforms.filter((u) => new RegExp(`\\b${u.v}\\.`).test(body));
-  if (used.length !== 1) throw new Error(`entry point ${entry} reads ${used.length === 0 ? 'none' : 'several'} of the uniform blocks ${uniforms.map((u) => u.v).join(', ')}`);
-  return { bindings, uniform: structLayout(code, used[0]!.struct) };
+  const reads = uniforms.length === 1 ? uniforms : uniforms.filter((u) => new RegExp(`\\b${u.v}\\.`).test(body));
+  if (reads.length !== 1) throw new Error(`entry point ${entry} reads ${reads.length === 0 ? 'none' : 'several'} of the uniform blocks ${uniforms.map((u) => u.v).join(', ')}`);
+  return { bindings, used, uniform: structLayout(code, reads[0]!.struct) };
 }
 
 /**
@@ -147,14 +182,20 @@ export function encodeUniforms(layout: UniformLayout, values: UniformValues, ker
   return buf;
 }
 
-/** The storage buffers of a dispatch in binding order, from names; unknown names throw. */
-export function orderBindings<T>(iface: KernelInterface, bindings: Readonly<Record<string, T>>, kernel: string): { index: number; value: T }[] {
-  const out: { index: number; value: T }[] = [];
+/**
+ * The storage buffers of a dispatch in binding order, from names. Exactly the buffers the entry
+ * point uses must be given (layouts are 'auto'): an unknown name, a buffer the entry point does
+ * not use, or one it uses that is missing throws, naming the kernel and the binding.
+ */
+export function orderBindings<T>(iface: KernelInterface, bindings: Readonly<Record<string, T>>, kernel: string): { index: number; name: string; value: T }[] {
+  const out: { index: number; name: string; value: T }[] = [];
   for (const [name, value] of Object.entries(bindings)) {
     const index = iface.bindings.get(name);
     if (index === undefined) throw new Error(`kernel ${kernel}: no storage binding named ${name} (bindings: ${[...iface.bindings.keys()].join(', ')})`);
-    out.push({ index, value });
+    if (!iface.used.has(name)) throw new Error(`kernel ${kernel}: storage binding ${name} is not used by this entry point, so it must not be bound (it uses: ${[...iface.used].join(', ') || 'none'})`);
+    out.push({ index, name, value });
   }
+  for (const name of iface.used) if (!(name in bindings)) throw new Error(`kernel ${kernel}: storage binding ${name} is missing (the entry point uses ${[...iface.used].join(', ')}; given: ${Object.keys(bindings).join(', ') || 'none'})`);
   return out.sort((a, b) => a.index - b.index);
 }
 

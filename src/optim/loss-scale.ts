@@ -8,7 +8,7 @@
  * step is skipped and the scale halved. It counts as a bad step (guards, stop after K) only once
  * the scale cannot go lower: then the non-finite value is not a range problem any more. The
  * update itself runs on the GPU (shaders/train-state.wgsl step_end; its reference model is
- * test/reference/loss-scale-ref.ts), so a step never waits for the previous step's readback.
+ * test/reference/train-state-ref.ts), so a step never waits for the previous step's readback.
  */
 export interface LossScaleOptions {
   initialScale: number;

@@ -1,5 +1,5 @@
 /**
- * Numeric gradient checks of the MLP ops (src/autograd/ops/mlp.ts): relu, linear with a fused
+ * Numeric gradient checks of the MLP ops (bench/mlp-ops.ts, the benchmark workload): relu, linear with a fused
  * ReLU epilogue, the MSE loss, and the whole benchmark MLP (linear+relu -> linear -> MSE).
  * GPU forward (f32) against a float64 reference, then the GPU backward against central finite
  * differences of it (test/reference/gradcheck.ts). Measured over 42 fresh seeds
@@ -13,7 +13,7 @@
 import { describe, it, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
-import { linearRelu, mseLoss, relu } from '../../src/autograd/ops/mlp.ts';
+import { linearRelu, mseLoss, relu } from '../../bench/mlp-ops.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';

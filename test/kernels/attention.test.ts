@@ -1,6 +1,7 @@
 import { describe, it, beforeAll, expect } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { attention, attentionBackward, attentionKernelOf, attentionTemplate, tiledWorkgroupBytes, type AttentionDims } from '../../src/kernels/attention.ts';
+import { derivePolicy, type PolicyOverride } from '../../src/kernels/policy.ts';
 import type { FloatDType } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
@@ -14,16 +15,21 @@ beforeAll(async () => {
   rt = await testRuntime();
 });
 
+/** A shape, and what the case forces through the kernel policy (the kernel, its blocks, the loop code form). */
+type Case = AttentionDims & { policy?: PolicyOverride };
+
 const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
 const numel = (d: AttentionDims): number => d.B * d.T * d.H * d.hd;
 
 /** Forward and backward on the GPU; q, k, v stored as `dtype`, dO as `doDtype` (outputs read as f32). */
-async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32') {
+async function runBoth(d: Case, q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32') {
   const shape = [d.B, d.T, d.H * d.hd];
   const [tq, tk, tv] = [q, k, v].map((a) => rt.upload(f32(a), shape, dtype));
   const tdo = rt.upload(f32(dO), shape, doDtype);
-  const { o, lse } = attention(tq!, tk!, tv!, d);
-  const { dq, dk, dv } = attentionBackward(tdo, tq!, tk!, tv!, o, lse, d);
+  const { o, lse, dq, dk, dv } = rt.withPolicy(d.policy ?? {}, () => {
+    const f = attention(tq!, tk!, tv!, d);
+    return { ...f, ...attentionBackward(tdo, tq!, tk!, tv!, f.o, f.lse, d) };
+  });
   expect([o.dtype, lse.dtype, dq.dtype, dk.dtype, dv.dtype]).toEqual([dtype, 'f32', dtype, dtype, dtype]);
   const out = {
     o: await o.readF32(),
@@ -37,7 +43,7 @@ async function runBoth(d: AttentionDims, q: Float64Array, k: Float64Array, v: Fl
 }
 
 /** Forward and backward of f32 tensors against the float64 references (both kernels; d picks or forces one). */
-async function matchesF64(d: AttentionDims): Promise<void> {
+async function matchesF64(d: Case): Promise<void> {
   const seed = freshSeed();
   const rng = new Rng(seed);
   const n = numel(d);
@@ -65,15 +71,15 @@ describe('causal attention', () => {
   // hd up to 128 and H*hd up to 1024; both code forms (unrolled registers, loops). hd = 64 is run
   // in loop form only: its unrolled pipelines take lavapipe ~30 s to compile (same generator as
   // hd = 32, which is tested unrolled).
-  const shapes: AttentionDims[] = [
+  const shapes: Case[] = [
     { B: 1, T: 1, H: 1, hd: 2 },
     { B: 2, T: 5, H: 3, hd: 4 },
     { B: 1, T: 13, H: 2, hd: 6 },
-    { B: 1, T: 13, H: 2, hd: 6, unroll: false },
+    { B: 1, T: 13, H: 2, hd: 6, policy: { attention: { unrollMaxHd: 0 } } },
     { B: 1, T: 70, H: 2, hd: 8 },
     { B: 2, T: 37, H: 2, hd: 32 },
     { B: 1, T: 5, H: 32, hd: 32 },
-    { B: 1, T: 70, H: 2, hd: 64, unroll: false },
+    { B: 1, T: 70, H: 2, hd: 64, policy: { attention: { unrollMaxHd: 0 } } },
     { B: 1, T: 9, H: 8, hd: 128 },
   ];
 
@@ -137,33 +143,32 @@ describe('causal attention, tiled kernel forced (either family)', () => {
   // Blocks smaller and larger than the tile (rows 8 < tile 16, rows 16 > tile 4: key rows of a
   // workgroup start past the first query tile), T = 37 and 70 past several blocks, vec2 and vec4,
   // both code forms, and the default blocks (tile sized to the workgroup memory for hd = 128).
-  const shapes: AttentionDims[] = [
-    { B: 1, T: 1, H: 1, hd: 2, kernel: 'tiled' },
-    { B: 2, T: 37, H: 2, hd: 6, kernel: 'tiled', blocks: { rows: 8, tile: 16 } },
-    { B: 1, T: 37, H: 3, hd: 8, kernel: 'tiled', blocks: { rows: 16, tile: 4 } },
-    { B: 1, T: 13, H: 2, hd: 6, unroll: false, kernel: 'tiled', blocks: { rows: 4, tile: 8 } },
-    { B: 1, T: 70, H: 2, hd: 32, kernel: 'tiled' },
-    { B: 1, T: 9, H: 8, hd: 128, kernel: 'tiled' },
+  const shapes: Case[] = [
+    { B: 1, T: 1, H: 1, hd: 2, policy: { attention: { kernel: 'tiled' } } },
+    { B: 2, T: 37, H: 2, hd: 6, policy: { attention: { kernel: 'tiled', rows: 8, tile: 16 } } },
+    { B: 1, T: 37, H: 3, hd: 8, policy: { attention: { kernel: 'tiled', rows: 16, tile: 4 } } },
+    { B: 1, T: 13, H: 2, hd: 6, policy: { attention: { kernel: 'tiled', rows: 4, tile: 8, unrollMaxHd: 0 } } },
+    { B: 1, T: 70, H: 2, hd: 32, policy: { attention: { kernel: 'tiled' } } },
+    { B: 1, T: 9, H: 8, hd: 128, policy: { attention: { kernel: 'tiled' } } },
   ];
   for (const d of shapes) it(`forward and backward match float64, ${JSON.stringify(d)}`, () => matchesF64(d));
 
-  it('is the GPU family\'s kernel, the CPU family keeps one invocation per row; kernel forces either', () => {
-    const d: AttentionDims = { B: 1, T: 4, H: 1, hd: 4 };
-    expect(attentionKernelOf({ ...rt.caps, family: 'gpu' }, d)).toBe('tiled');
-    expect(attentionKernelOf({ ...rt.caps, family: 'cpu' }, d)).toBe('rows');
-    expect(attentionKernelOf({ ...rt.caps, family: 'gpu' }, { ...d, kernel: 'rows' })).toBe('rows');
-    expect(attentionKernelOf({ ...rt.caps, family: 'cpu' }, { ...d, kernel: 'tiled' })).toBe('tiled');
+  it('is the GPU family\'s kernel, the CPU family keeps one invocation per row; the policy forces either', () => {
+    expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'gpu' }))).toBe('tiled');
+    expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'cpu' }))).toBe('rows');
+    expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'gpu' }, { attention: { kernel: 'rows' } }))).toBe('rows');
+    expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'cpu' }, { attention: { kernel: 'tiled' } }))).toBe('tiled');
   });
 
   it('rejects blocks whose tiles exceed the workgroup memory, or that are not positive integers', () => {
     const limit = rt.caps.limits.maxComputeWorkgroupStorageSize;
     let tile = 1;
     while (tiledWorkgroupBytes('forward', 128, tile) <= limit) tile *= 2;
-    const d: AttentionDims = { B: 1, T: 2, H: 1, hd: 128, kernel: 'tiled', blocks: { rows: 32, tile } };
+    const d: AttentionDims = { B: 1, T: 2, H: 1, hd: 128 };
     const x = rt.upload(new Float32Array(256), [1, 2, 128]);
     try {
-      expect(() => attention(x, x, x, d)).toThrow(/workgroup memory/);
-      expect(() => attention(x, x, x, { ...d, blocks: { rows: 0, tile: 4 } })).toThrow(/must be integers/);
+      expect(() => rt.withPolicy({ attention: { kernel: 'tiled', rows: 32, tile } }, () => attention(x, x, x, d))).toThrow(/workgroup memory/);
+      expect(() => rt.withPolicy({ attention: { kernel: 'tiled', rows: 0, tile: 4 } }, () => attention(x, x, x, d))).toThrow(/must be integers/);
     } finally {
       x.dispose();
     }
@@ -176,19 +181,19 @@ const toF16 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, (v) =
 describe('causal attention with f16 storage (f32 math)', () => {
   // q, k, v (and so o, dq, dk, dv) in `dtype`, dO in `dO`, independently; lse always f32. Both code
   // forms, both vector widths (hd % 4 == 0: vec4, else vec2), T past one 32-row workgroup.
-  const cases: [AttentionDims, FloatDType, FloatDType][] = [
+  const cases: [Case, FloatDType, FloatDType][] = [
     [{ B: 2, T: 5, H: 3, hd: 4 }, 'f16', 'f16'],
     [{ B: 2, T: 5, H: 3, hd: 4 }, 'f16', 'f32'],
     [{ B: 2, T: 5, H: 3, hd: 4 }, 'f32', 'f16'],
     [{ B: 1, T: 13, H: 2, hd: 6 }, 'f16', 'f16'],
-    [{ B: 1, T: 13, H: 2, hd: 6, unroll: false }, 'f16', 'f32'],
-    [{ B: 1, T: 13, H: 2, hd: 6, unroll: false }, 'f32', 'f16'],
+    [{ B: 1, T: 13, H: 2, hd: 6, policy: { attention: { unrollMaxHd: 0 } } }, 'f16', 'f32'],
+    [{ B: 1, T: 13, H: 2, hd: 6, policy: { attention: { unrollMaxHd: 0 } } }, 'f32', 'f16'],
     [{ B: 1, T: 70, H: 2, hd: 8 }, 'f16', 'f16'],
     [{ B: 1, T: 9, H: 8, hd: 128 }, 'f16', 'f16'],
     // The tiled kernel forced (under the GPU family all of the above run it too).
-    [{ B: 1, T: 37, H: 3, hd: 8, kernel: 'tiled', blocks: { rows: 16, tile: 4 } }, 'f16', 'f16'],
-    [{ B: 2, T: 37, H: 2, hd: 6, unroll: false, kernel: 'tiled', blocks: { rows: 8, tile: 16 } }, 'f16', 'f32'],
-    [{ B: 2, T: 37, H: 2, hd: 6, unroll: false, kernel: 'tiled', blocks: { rows: 8, tile: 16 } }, 'f32', 'f16'],
+    [{ B: 1, T: 37, H: 3, hd: 8, policy: { attention: { kernel: 'tiled', rows: 16, tile: 4 } } }, 'f16', 'f16'],
+    [{ B: 2, T: 37, H: 2, hd: 6, policy: { attention: { kernel: 'tiled', rows: 8, tile: 16, unrollMaxHd: 0 } } }, 'f16', 'f32'],
+    [{ B: 2, T: 37, H: 2, hd: 6, policy: { attention: { kernel: 'tiled', rows: 8, tile: 16, unrollMaxHd: 0 } } }, 'f32', 'f16'],
   ];
 
   for (const [d, dtype, doDtype] of cases) {

@@ -2,7 +2,6 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import {
-  buildDispatch,
   chooseChunkTokens,
   combine,
   combineBackward,
@@ -12,7 +11,8 @@ import {
   routeAndDispatch,
   type DispatchPlan,
 } from '../../src/kernels/dispatch.ts';
-import { routerTopK } from '../../src/kernels/router.ts';
+import { routerTopK } from '../support/router-topk.ts';
+import { buildDispatch } from '../support/dispatch-indices.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
@@ -158,7 +158,9 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
   async function checkFused(logits: Float64Array, N: number, E: number, k: number, o: { renormalize?: boolean; capacityFactor?: number; chunkTokens?: number }, seed: number) {
     const m = `(seed ${seed}, N=${N} E=${E} k=${k} ${JSON.stringify(o)})`;
     const tl = rt.upload(Float32Array.from(logits), [N, E]);
-    const fused = routeAndDispatch(tl, { k, numExperts: E, ...o });
+    // A chunk size is forced through the policy (the one override mechanism).
+    const { chunkTokens, ...opts } = o;
+    const fused = rt.withPolicy(chunkTokens === undefined ? {} : { dispatch: { chunkTokens } }, () => routeAndDispatch(tl, { k, numExperts: E, ...opts }));
     const ref = routerRef(logits, N, E, k, o.renormalize ?? false);
     const got = await readOut(fused);
     expect(got.idx, `idx ${m}`).toEqual(ref.idx);
@@ -209,7 +211,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
     const E = 8;
     const k = 2;
     const logits = toF32(rng.normalArray(N * E, 2));
-    for (const chunkTokens of [1, 3, 64, 257, chooseChunkTokens(rt.caps, N, E, k), N - 1, N, 5000]) await checkFused(logits, N, E, k, { chunkTokens }, seed);
+    for (const chunkTokens of [1, 3, 64, 257, chooseChunkTokens(rt.policy, N, E, k), N - 1, N, 5000]) await checkFused(logits, N, E, k, { chunkTokens }, seed);
   });
 
   it('breaks ties toward the lower expert index, as routerTopK', async () => {
@@ -291,7 +293,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
     expect(() => routeAndDispatch(tl, { k: 2, numExperts: 4 })).toThrow(/numExperts/);
     expect(() => routeAndDispatch(tl, { k: 9 })).toThrow(/k=9/);
     expect(() => routeAndDispatch(tl, { capacityFactor: 0 })).toThrow(/capacityFactor/);
-    expect(() => routeAndDispatch(tl, { chunkTokens: 0 })).toThrow(/chunkTokens/);
+    expect(() => rt.withPolicy({ dispatch: { chunkTokens: 0 } }, () => routeAndDispatch(tl))).toThrow(/chunkTokens/);
     tl.dispose();
   });
 });

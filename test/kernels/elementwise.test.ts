@@ -23,7 +23,8 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { projectedNumericGrad, sigmoid as sigmoidRef, silu as siluRef } from '../reference/ops.ts';
+import { projectedNumericGrad } from '../reference/ops.ts';
+import { BINARY_REF, bIndex, sigmoid as sigmoidRef, silu as siluRef } from '../reference/elementwise-ref.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
@@ -31,25 +32,6 @@ beforeAll(async () => {
 });
 
 const prod = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
-
-/** numpy-style broadcast: the flat index in b (shape right-aligned to a) of a's flat index i. */
-function bIndex(i: number, aShape: readonly number[], bShape: readonly number[]): number {
-  const pad = aShape.length - bShape.length;
-  let rem = i;
-  let idx = 0;
-  let stride = 1;
-  for (let k = aShape.length - 1; k >= 0; k--) {
-    const c = rem % aShape[k]!;
-    rem = Math.floor(rem / aShape[k]!);
-    if (k >= pad) {
-      const bd = bShape[k - pad]!;
-      if (bd !== 1) idx += c * stride;
-      stride *= bd;
-    }
-  }
-  return idx;
-}
-
 
 const up = (a: ArrayLike<number>, shape: readonly number[]) => rt.upload(Float32Array.from(a), shape);
 const dispose = (...ts: Tensor[]) => ts.forEach((t) => t.dispose());
@@ -117,12 +99,6 @@ describe('unary ops', () => {
   });
 });
 
-const BINARY_REF: Record<'add' | 'sub' | 'mul' | 'div', (x: number, y: number) => number> = {
-  add: (x, y) => x + y,
-  sub: (x, y) => x - y,
-  mul: (x, y) => x * y,
-  div: (x, y) => x / y,
-};
 
 describe('binary ops with broadcasting', () => {
   const shapes: [number[], number[]][] = [

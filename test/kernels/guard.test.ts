@@ -5,30 +5,12 @@ import { finiteStats, finiteStatsMany, totalNonFinite } from '../../src/kernels/
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
+import { statsRef } from '../reference/guard-ref.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
   rt = await testRuntime();
 });
-
-/** float64 reference: [nonFinite, min, max, mean of finite], NaN x3 when nothing is finite. */
-function statsRef(a: ArrayLike<number>): number[] {
-  let bad = 0;
-  let mn = Infinity;
-  let mx = -Infinity;
-  let s = 0;
-  for (let i = 0; i < a.length; i++) {
-    const v = a[i]!;
-    if (!Number.isFinite(v)) bad++;
-    else {
-      mn = Math.min(mn, v);
-      mx = Math.max(mx, v);
-      s += v;
-    }
-  }
-  const n = a.length - bad;
-  return n === 0 ? [bad, NaN, NaN, NaN] : [bad, mn, mx, s / n];
-}
 
 /** Count, min and max are exact; the mean is an f32 tree sum over <= 1e5 values: 1e-5 relative to max|x|. */
 function expectStats(got: ArrayLike<number>, ref: number[], seed: number, what: string, scale: number): void {

@@ -4,7 +4,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, type Activation, type FloatDType } from '../../src/kernels/matmul.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
-import type { MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
+import { forceMatmul, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
@@ -122,7 +122,8 @@ export async function checkCase(c: Case): Promise<void> {
   const biasT = bias ? up(bias, [N]) : undefined;
   const resT = residual ? up(residual, outShape, dtR) : undefined;
   // A new output is NaN-poisoned by the test runtime (rt.poison), so a skipped element fails.
-  const y = matmul(a, b, { transA, transB, bias: biasT, residual: resT, activation: act, alpha, out, accumulate: c.accumulate, config: c.config, outDtype: c.dt?.out });
+  // A configuration is forced through the policy (the one override mechanism).
+  const y = rt.withPolicy(c.config ? forceMatmul(c.config) : {}, () => matmul(a, b, { transA, transB, bias: biasT, residual: resT, activation: act, alpha, out, accumulate: c.accumulate, outDtype: c.dt?.out }));
   expect(y.shape).toEqual(outShape);
   expect(y.dtype).toBe(dtOut);
   const got = await y.readF32();

@@ -1,7 +1,7 @@
 /** Matmul family in f32: every layout, shape, batching and epilogue; backward; grouped (MoE) forms. */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX } from '../../src/kernels/matmul.ts';
-import { VARIANTS, type MatmulConfig, type MatmulConfigOverride, type TiledConfig } from '../../src/kernels/matmul-config.ts';
+import { VARIANTS, forceMatmul, type MatmulConfig, type MatmulConfigOverride, type TiledConfig } from '../../src/kernels/matmul-config.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
@@ -207,7 +207,7 @@ describe('grouped (MoE expert) matmul', () => {
     const xt = up(x, [R, K]), wt = up(w, [E, N, K]), ot = rt.upload(off, [E + 1], 'u32');
     const configs: MatmulConfigOverride[] = [VARIANTS['v1 naive 1x1, wg 8x8']!, VARIANTS['v5 2x8, shared B block + vec4']!, { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 }, { kind: 'tiled', tx: 4, ty: 4, rm: 3, rn: 2, bk: 8, prefetch: true }];
     for (const config of configs) {
-      const out = groupedMatmul(xt, wt, ot, { config });
+      const out = rt.withPolicy(forceMatmul(config), () => groupedMatmul(xt, wt, ot));
       expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped config ${JSON.stringify(config)}` });
       out.dispose();
     }

@@ -4,7 +4,7 @@ import { sum, mean, sumAll, sumAxis, sumSquaresMany, planMany, MANY_CHUNK } from
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
-import { reduceAxis, sumSquares } from '../reference/ops.ts';
+import { reduceAxis, sumSquares } from '../reference/reduce-ref.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
@@ -143,7 +143,7 @@ describe('sumSquaresMany', () => {
     // 40 tensors: 3 dispatches of <= 15 tensors, then the partial reduction: one pass on the CPU
     // family, up to two on the GPU family (chunked serial below 256 elements, then the scalar
     // pass); +1 NaN-poison fill per new buffer, which only the test runtime records.
-    const passes = rt.caps.family === 'cpu' ? 1 : 2;
+    const passes = rt.policy.family === 'cpu' ? 1 : 2;
     expect(rt.recorder.dispatches - before).toBeLessThanOrEqual(3 + passes + (1 + passes));
     expect(s.shape).toEqual([1]);
     const ref = hosts.reduce((a, h) => a + sumSquares(h), 0);

@@ -6,7 +6,8 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';
-import { numericGrad, sigmoidRef, splitGateUp, swigluGradRef, swigluRef } from '../reference/loss-ref.ts';
+import { sigmoidRef, splitGateUp, swigluGradRef, swigluRef } from '../reference/swiglu-ref.ts';
+import { numericGrad } from '../reference/ops.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {

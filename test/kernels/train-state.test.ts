@@ -1,14 +1,14 @@
 /**
  * GPU-resident training state (kernels/train-state.ts): the AdamW scalars from the GPU step count,
  * the loss seed, and step_end's step count and loss-scale logic against the reference model
- * (test/reference/loss-scale-ref.ts).
+ * (test/reference/train-state-ref.ts).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { adamw } from '../../src/kernels/adamw.ts';
 import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE } from '../../src/kernels/train-state.ts';
 import { LossScaler } from '../../src/optim/loss-scale.ts';
-import { lossScaleUpdate } from '../reference/loss-scale-ref.ts';
+import { lossScaleUpdate } from '../reference/train-state-ref.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';

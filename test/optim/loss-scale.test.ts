@@ -2,14 +2,14 @@
  * Dynamic loss scaling as src runs it: the GPU's step_end (src/kernels/train-state.ts,
  * shaders/train-state.wgsl) over fixed flag sequences whose outcome is written out by hand here,
  * and LossScaler (src/optim/loss-scale.ts), the host mirror that checkpoints save. The same
- * sequences pin down the reference model (test/reference/loss-scale-ref.ts) that
+ * sequences pin down the reference model (test/reference/train-state-ref.ts) that
  * test/kernels/train-state.test.ts then holds the GPU to over random sequences.
  */
 import { describe, expect, it, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { createTrainState, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../../src/kernels/train-state.ts';
 import { LossScaler, type LossScaleOptions } from '../../src/optim/loss-scale.ts';
-import { lossScaleUpdate } from '../reference/loss-scale-ref.ts';
+import { lossScaleUpdate } from '../reference/train-state-ref.ts';
 import { testRuntime } from '../reference/gpu.ts';
 
 let rt: DawnRuntime;

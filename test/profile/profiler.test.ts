@@ -107,7 +107,8 @@ describe('GPU profiler', () => {
     const fill = stats.get('fill:main');
     expect(fill?.calls).toBe(3);
     expect(fill!.minNs).toBeGreaterThan(0);
-    const mmLabels = [...stats.keys()].filter((l) => l.startsWith('matmul:'));
+    // shaders/matmul-<kind>.wgsl: the policy's kernel (blocked on the CPU family, tiled on the GPU family).
+    const mmLabels = [...stats.keys()].filter((l) => l.startsWith(`matmul-${rt.policy.matmul.kind}:`));
     expect(mmLabels).toHaveLength(1); // both calls use the same specialised kernel
     const mm = stats.get(mmLabels[0]!)!;
     expect(mm.calls).toBe(2);
@@ -127,8 +128,8 @@ describe('GPU profiler', () => {
 
     const table = formatProfile(sum, { byShader: p.summary('shader') });
     expect(table).toContain('fill:main');
-    expect(table).toContain('matmul:main');
-    expect(table).toMatch(/by shader file: .*matmul/);
+    expect(table).toContain(`matmul-${rt.policy.matmul.kind}:main`);
+    expect(table).toMatch(/by shader file: .*matmul-(blocked|tiled)/);
     const json = profileJson(p) as { byOp: { name: string; calls: number }[]; byLabel: { name: string }[] };
     expect(json.byOp.find((r) => r.name === 'fill:main')?.calls).toBe(3);
     expect(json.byLabel.map((r) => r.name)).toContain(mmLabels[0]);
@@ -230,7 +231,7 @@ describe('train.js --profile', () => {
     const r = runCli(d, ['--config', writeConfig(d, cfg), '--profile']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/\[profile\] 2 steps: wall [\d.]+ ms, GPU [\d.]+ ms in \d+ timed dispatches/);
-    expect(r.stderr).toMatch(/\nmatmul:main +\d+ +[\d.]+/);
+    expect(r.stderr).toMatch(/\nmatmul-(blocked|tiled):main +\d+ +[\d.]+/);
     expect(r.stderr).toContain('by shader file:');
     const j = JSON.parse(readFileSync(join(d, 'runs/t/profile.json'), 'utf8')) as {
       steps: number;
@@ -249,8 +250,10 @@ describe('train.js --profile', () => {
     expect(j.gpuMs).toBeLessThanOrEqual(j.wallMs);
     expect(j.byOp.reduce((a, x) => a + x.calls, 0)).toBe(j.dispatches);
     expect(j.byOp.reduce((a, x) => a + x.share, 0)).toBeCloseTo(1, 9);
-    expect(j.byOp.map((x) => x.name)).toEqual(expect.arrayContaining(['matmul:main', 'adamw:main']));
-    expect(j.byShader.map((x) => x.name)).toContain('matmul');
+    // The matmul's shader is shaders/matmul-<kind>.wgsl, the run's policy's kernel.
+    expect(j.byOp.map((x) => x.name)).toEqual(expect.arrayContaining(['adamw:main']));
+    expect(j.byOp.map((x) => x.name).filter((n) => /^matmul-(blocked|tiled):main$/.test(n))).toHaveLength(1);
+    expect(j.byShader.map((x) => x.name).filter((n) => /^matmul-(blocked|tiled)$/.test(n))).toHaveLength(1);
 
     // Without the flag: no table, no file.
     const d2 = scratch();

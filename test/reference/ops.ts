@@ -1,4 +1,4 @@
-/** Float64 CPU helpers shared by the references (each kernel family's own reference is <family>-ref.ts). */
+/** Float64 helpers shared by the references and tests; each kernel's own reference is test/reference/<stem>-ref.ts. */
 
 export function map(a: ArrayLike<number>, f: (x: number, i: number) => number): Float64Array {
   const out = new Float64Array(a.length);
@@ -13,27 +13,9 @@ export function zip(a: ArrayLike<number>, b: ArrayLike<number>, f: (x: number, y
   return out;
 }
 
-/** Reduce a [outer, n, inner] view along the middle axis. */
-export function reduceAxis(a: ArrayLike<number>, outer: number, n: number, inner: number, f: (acc: number, x: number) => number, init: number): Float64Array {
-  const out = new Float64Array(outer * inner).fill(init);
-  for (let o = 0; o < outer; o++)
-    for (let j = 0; j < n; j++)
-      for (let i = 0; i < inner; i++) {
-        const k = o * inner + i;
-        out[k] = f(out[k]!, a[(o * n + j) * inner + i]!);
-      }
-  return out;
-}
-
 export function sum(a: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]!;
-  return s;
-}
-
-export function sumSquares(a: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
   return s;
 }
 
@@ -48,14 +30,6 @@ export function softmaxRows(a: ArrayLike<number>, rows: number, cols: number): F
     for (let c = 0; c < cols; c++) out[r * cols + c] = Math.exp(a[r * cols + c]! - mx) / s;
   }
   return out;
-}
-
-export function silu(x: number): number {
-  return x / (1 + Math.exp(-x));
-}
-
-export function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
 }
 
 /** Transpose a row-major [rows, cols] matrix. */

@@ -161,7 +161,7 @@ describe('train.js: device limits', () => {
     (cfg.model as Record<string, unknown>).moeIntermediate = 4096; // expert gate+up [N*k, 8192] f32 = 150 MiB > lavapipe's 128 MiB
     const r = runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/this device cannot run the step: groupedMatmul \(160\.0 MiB, bound by matmul:main#\w+\) is over the 128\.0 MiB per-binding limit/);
+    expect(r.stderr).toMatch(/this device cannot run the step: groupedMatmul \(160\.0 MiB, bound by matmul-(?:blocked|tiled):main#\w+\) is over the 128\.0 MiB per-binding limit/);
     // The first suggestion is the largest micro-batch whose buffers all fit one binding, with
     // accumulation keeping the windows per optimizer step.
     expect(r.stderr).toMatch(/--set schedule\.microBatch=85 --set schedule\.accumulation=2/);

@@ -14,7 +14,7 @@ type RouterOut = { probs: Tensor; idx: Tensor; weights: Tensor };
 /**
  * The router and the token permutation in two dispatches (kernels/dispatch.ts routeAndDispatch):
  * probs [N,E] (f32 softmax), weights [N,k], idx [N,k] u32 (a Var only so the graph owns it), and the
- * plan, owned by the active graph. Bit for bit what the kernels' routerTopK + buildDispatch give.
+ * plan, owned by the active graph. Bit for bit what the test oracles routerTopK + buildDispatch give (test/support/).
  */
 export function routeAndDispatch(logits: Var, k: number, renormalize: boolean, experts: number, capacityFactor: number | null): { probs: Var; weights: Var; idx: Var; plan: DispatchPlan } {
   const r = routeAndDispatchKernel(logits.data, { k, renormalize, numExperts: experts, ...(capacityFactor === null ? {} : { capacityFactor }) });

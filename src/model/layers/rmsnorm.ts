@@ -1,5 +1,5 @@
 import type { Var } from '../../autograd/variable.ts';
-import { rmsnorm } from '../../autograd/ops/norm.ts';
+import { rmsnorm } from '../../autograd/ops/rmsnorm.ts';
 import type { Parameter } from '../parameter.ts';
 import type { ParamFactory } from './module.ts';
 

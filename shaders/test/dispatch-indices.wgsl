@@ -1,4 +1,4 @@
-// The token dispatch plan from given router indices alone (src/kernels/dispatch.ts buildDispatch),
+// The token dispatch plan from given router indices alone (test/support/dispatch-indices.ts buildDispatch),
 // in 3 passes. The engine routes with the fused router + place_fused (shaders/dispatch.wgsl); this
 // construction serves callers that choose the indices themselves (tests force routing patterns
 // with it) and is a second, independent construction of the same plan. Tokens are cut into chunks of CHUNK;
@@ -8,7 +8,7 @@
 // #include "grid"
 // #include "dispatch-plan"
 
-override CHUNK: u32; // tokens per (chunk, expert) invocation: dispatch.ts CHUNK
+override CHUNK: u32; // tokens per (chunk, expert) invocation: test/support/dispatch-indices.ts CHUNK
 
 // ---- count: chunk_count[c * E + e] = pairs in chunk c routed to e ----
 @group(0) @binding(0) var<storage, read> c_idx: array<u32>;

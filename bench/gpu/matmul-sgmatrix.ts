@@ -1,11 +1,12 @@
 /**
- * The tensor-core matmul (shaders/matmul-sgmatrix.wgsl): f16 operands, f32 accumulation and
+ * The tensor-core matmul (shaders/bench/matmul-sgmatrix.wgsl): f16 operands, f32 accumulation and
  * output, through Dawn's subgroup matrices. Feature-detected: only where the device enabled
  * chromium-experimental-subgroup-matrix and reports an f16 x f16 -> f32 shape. Not used by the
- * engine yet: the GPU check (bench/gpu/check.ts) verifies and times it first; lavapipe has none.
+ * engine: the GPU check (bench/gpu/check.ts) verifies and times it first; lavapipe has none. Its
+ * shader lives in shaders/bench/ (bench-only shaders; the bundle ships them with the GPU check).
  */
-import type { Backend, Tensor } from './tensor.ts';
-import type { DeviceCaps, SubgroupMatrixConfig } from './caps.ts';
+import type { Backend, Tensor } from '../../src/kernels/tensor.ts';
+import type { DeviceCaps, SubgroupMatrixConfig } from '../../src/kernels/caps.ts';
 
 /** The f16 -> f32 shape this device offers, or null. */
 export function subgroupMatrixShape(caps: DeviceCaps): SubgroupMatrixConfig | null {
@@ -22,7 +23,7 @@ export function subgroupMatrixMatmul(rt: Backend, a: Tensor, b: Tensor): Tensor 
   if (M % shape.M || N % shape.N || K % shape.K) throw new Error(`subgroupMatrixMatmul: [${M}, ${K}] · [${K}, ${N}] is not a multiple of the ${shape.M}x${shape.N}x${shape.K} tile`);
   const sg = rt.caps.subgroups?.maxSize ?? 32;
   const out = rt.empty([M, N], 'f32', 'sgmatrix C');
-  const k = rt.kernel({ shader: 'matmul-sgmatrix', params: { SG: sg, TM: shape.M, TN: shape.N, TK: shape.K } });
+  const k = rt.kernel({ shader: 'bench/matmul-sgmatrix', params: { SG: sg, TM: shape.M, TN: shape.N, TK: shape.K } });
   rt.dispatch(k, { A: a, B: b, C: out }, [N / shape.N, M / shape.M], { M, N, K });
   return out;
 }

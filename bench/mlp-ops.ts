@@ -4,12 +4,12 @@
  * Forward and backward sit side by side; every backward reads only GPU tensors, so a training
  * step never waits on the host.
  */
-import type { Var } from '../variable.ts';
-import type { Tensor } from '../../kernels/tensor.ts';
-import * as ew from '../../kernels/elementwise.ts';
-import { matmul, matmulBackward } from '../../kernels/matmul.ts';
-import { sumAxis } from '../../kernels/reduce.ts';
-import { record1 } from './op.ts';
+import type { Var } from '../src/autograd/variable.ts';
+import type { Tensor } from '../src/kernels/tensor.ts';
+import * as ew from '../src/kernels/elementwise.ts';
+import { matmul, matmulBackward } from '../src/kernels/matmul.ts';
+import { sumAxis } from '../src/kernels/reduce.ts';
+import { record1 } from '../src/autograd/ops/op.ts';
 
 /** y = max(x, 0). Saves x: dx = dy where x > 0. */
 export function relu(x: Var): Var {

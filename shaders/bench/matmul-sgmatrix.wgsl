@@ -2,7 +2,7 @@
 // C [M, N] f32 = A [M, K] f16 · B [K, N] f16, row-major, M, N, K multiples of the tile. One
 // subgroup (one workgroup) per TM x TN tile of C, loading its operands straight from storage.
 // Experimental (Dawn's chromium-experimental-subgroup-matrix): off in the engine until it has
-// passed its float64 check on a GPU (bench/gpu/check.ts runs it; src/kernels/matmul-sgmatrix.ts).
+// passed its float64 check on a GPU (bench/gpu/check.ts runs it; bench/gpu/matmul-sgmatrix.ts).
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 

@@ -1,0 +1,136 @@
+/**
+ * The kernel policy (src/kernels/policy.ts): one table of device choices derived from DeviceCaps.
+ * Its family defaults are the choices the wrappers made on their own before the table (written out
+ * here as the old rules, so "same kernels chosen" is checked, not assumed); one override mechanism
+ * forces anything; both runtimes derive the same table from the same caps; the limits the wrappers
+ * read come from it.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
+import { MetaRuntime } from '../../src/kernels/meta-runtime.ts';
+import { chooseFamily, type DeviceCaps, type KernelFamily } from '../../src/kernels/caps.ts';
+import { DEFAULT_CONFIG, DEFAULT_TILED, derivePolicy, formatPolicy, mergeOverrides, policySummary } from '../../src/kernels/policy.ts';
+import { serialReduction } from '../../src/kernels/reduce.ts';
+import { chooseChunkTokens } from '../../src/kernels/dispatch.ts';
+import { chooseMatmulKernel, forceMatmul, type MatmulProblem } from '../../src/kernels/matmul-config.ts';
+import { unary } from '../../src/kernels/elementwise.ts';
+import { grid1d } from '../../src/kernels/grid.ts';
+import { thisTarget } from '../../src/train/plan/targets.ts';
+import { testRuntime } from '../reference/gpu.ts';
+
+let rt: DawnRuntime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+
+const caps = (family: KernelFamily, cpuAdapter = true): DeviceCaps => ({ ...rt.caps, family, familyForced: false, cpuAdapter });
+
+/** The rules each wrapper applied itself before the table (reduce.ts, dispatch.ts, rmsnorm.ts, attention.ts, run.ts's autotune gate). */
+const OLD = {
+  serial: (family: KernelFamily, outputs: number, n: number) => (family === 'cpu' ? outputs >= 4096 || (n < 1 << 16 && outputs > 1) : n < 256),
+  chunks: (family: KernelFamily): [number, number] => (family === 'cpu' ? [16, 256] : [64, 1024]),
+  rmsnormSerial: (family: KernelFamily) => family === 'cpu',
+  attention: (family: KernelFamily) => (family === 'gpu' ? 'tiled' : 'rows'),
+  autotune: (c: DeviceCaps) => c.family === 'gpu' && !c.cpuAdapter,
+};
+
+describe('kernel policy', () => {
+  it('the family defaults are the choices the wrappers made before the table', () => {
+    for (const family of ['cpu', 'gpu'] as const) {
+      const p = derivePolicy(caps(family));
+      expect(p.family).toBe(family);
+      expect(p.forced).toEqual([]);
+      for (const outputs of [0, 1, 2, 7, 4095, 4096, 70_000])
+        for (const n of [0, 1, 255, 256, 257, 65_535, 65_536, 1 << 20]) expect(serialReduction(p, outputs, n), `${family} outputs=${outputs} n=${n}`).toBe(OLD.serial(family, outputs, n));
+      expect([p.dispatch.minChunks, p.dispatch.maxChunks]).toEqual(OLD.chunks(family));
+      expect(p.dispatch.chunkTokens).toBeNull();
+      expect(p.rmsnorm.rows === 'serial').toBe(OLD.rmsnormSerial(family));
+      expect(p.attention).toEqual({ kernel: OLD.attention(family), rows: 32, tile: null, maxTile: 32, unrollMaxHd: 64 });
+      expect(p.limits).toEqual(rt.caps.limits);
+      for (const cpuAdapter of [true, false]) expect(derivePolicy(caps(family, cpuAdapter)).autotune).toBe(OLD.autotune(caps(family, cpuAdapter)));
+    }
+  });
+
+  it('chooses the matmul kernel of the family: the default register block (lane by layout) or the default tile', () => {
+    const p: MatmulProblem = { M: 40, N: 24, K: 16, transA: false, transB: false, mode: 'plain', types: 'f32,f32,f32' };
+    const cpu = caps('cpu');
+    expect(chooseMatmulKernel({ caps: cpu, policy: derivePolicy(cpu) }, p)).toEqual({ kind: 'blocked', cfg: { ...DEFAULT_CONFIG, lane: 'n' } });
+    expect(chooseMatmulKernel({ caps: cpu, policy: derivePolicy(cpu) }, { ...p, transB: true })).toEqual({ kind: 'blocked', cfg: { ...DEFAULT_CONFIG, lane: 'm' } });
+    const gpu = caps('gpu');
+    expect(chooseMatmulKernel({ caps: gpu, policy: derivePolicy(gpu) }, { ...p, K: 1 << 20 })).toEqual({ kind: 'tiled', cfg: DEFAULT_TILED });
+  });
+
+  it('one override mechanism: sections merge into the defaults, a forced tiling forces its kernel, limits only go down', () => {
+    const c = caps('cpu');
+    const tiled = { kind: 'tiled' as const, tx: 8, ty: 8, rm: 2, rn: 2, bk: 8, prefetch: false };
+    const p = derivePolicy(c, { ...forceMatmul(tiled), attention: { tile: 4 }, limits: { maxComputeWorkgroupsPerDimension: 7, maxBufferSize: Number.MAX_SAFE_INTEGER } });
+    expect(p.matmul).toEqual({ kind: 'tiled', blocked: derivePolicy(c).matmul.blocked, tiled, tuned: false });
+    expect(p.attention).toEqual({ ...derivePolicy(c).attention, tile: 4 });
+    expect(p.limits.maxComputeWorkgroupsPerDimension).toBe(7);
+    expect(p.limits.maxBufferSize).toBe(c.limits.maxBufferSize); // not raised past the device
+    expect(p.forced).toEqual(expect.arrayContaining(['matmul.kind', 'matmul.tiled', 'matmul.tuned', 'attention.tile', 'limits.maxComputeWorkgroupsPerDimension']));
+    const blocked = derivePolicy(caps('gpu'), forceMatmul({ tl: 2, tu: 2 }));
+    expect(blocked.matmul.kind).toBe('blocked');
+    expect(blocked.matmul.blocked).toEqual({ ...derivePolicy(c).matmul.blocked, tl: 2, tu: 2 });
+    // A forced family re-derives every row from that family's defaults.
+    expect(derivePolicy(c, { family: 'gpu' })).toMatchObject({ family: 'gpu', forced: ['family'], rmsnorm: { rows: 'parallel' }, matmul: { kind: 'tiled' } });
+    // Later overrides win, field by field.
+    expect(mergeOverrides({ attention: { tile: 4, rows: 8 } }, { attention: { tile: 2 } })).toEqual({ attention: { tile: 2, rows: 8 } });
+  });
+
+  it('the WEBGPU_MOE_KERNELS / device.kernels family force feeds the same derivation', () => {
+    const forced = chooseFamily(true, 'auto', 'gpu');
+    expect(forced).toEqual({ family: 'gpu', forced: true });
+    const p = derivePolicy({ ...rt.caps, cpuAdapter: true, family: forced.family, familyForced: forced.forced });
+    expect(p).toEqual({ ...derivePolicy(caps('cpu'), { family: 'gpu' }), forced: ['family'] });
+    expect(chooseFamily(true, 'cpu', 'gpu')).toEqual({ family: 'cpu', forced: true }); // the config wins over the variable
+  });
+
+  it('the Dawn runtime and the meta runtime derive the same policy from the same caps', () => {
+    expect(rt.policy).toEqual(derivePolicy(rt.caps));
+    expect(new MetaRuntime(thisTarget(rt.caps).caps).policy).toEqual(rt.policy);
+    const other: KernelFamily = rt.policy.family === 'cpu' ? 'gpu' : 'cpu';
+    expect(new MetaRuntime(rt.caps, { family: other }).policy).toEqual(derivePolicy(rt.caps, { family: other }));
+  });
+
+  it('withPolicy applies an override to the work recorded inside it, nests, and restores the policy (also on a throw)', () => {
+    const before = rt.policy;
+    rt.withPolicy({ rmsnorm: { rows: 'parallel' } }, () => {
+      expect(rt.policy.rmsnorm.rows).toBe('parallel');
+      rt.withPolicy({ attention: { kernel: 'tiled' } }, () => {
+        expect(rt.policy.rmsnorm.rows).toBe('parallel');
+        expect(rt.policy.attention.kernel).toBe('tiled');
+      });
+      expect(rt.policy.attention.kernel).toBe(before.attention.kernel);
+    });
+    expect(() => rt.withPolicy({ dispatch: { chunkTokens: 3 } }, () => { throw new Error('inside'); })).toThrow('inside');
+    expect(rt.policy).toBe(before);
+    expect(rt.withPolicy({ dispatch: { chunkTokens: 3 } }, () => chooseChunkTokens(rt.policy, 1000, 8, 2))).toBe(chooseChunkTokens(before, 1000, 8, 2));
+  });
+
+  it('grids fold at the policy\'s workgroup limit, and the kernel still covers every element', async () => {
+    expect(grid1d(rt, 70_000)).toEqual([rt.caps.limits.maxComputeWorkgroupsPerDimension, Math.ceil(70_000 / rt.caps.limits.maxComputeWorkgroupsPerDimension)]);
+    const n = 20 * 256 + 5; // 21 workgroups: [7, 3] at a limit of 7
+    const t = rt.zeros([n]);
+    const y = rt.withPolicy({ limits: { maxComputeWorkgroupsPerDimension: 7 } }, () => {
+      expect(grid1d(rt, 21)).toEqual([7, 3]);
+      return unary('addScalar', t, 2.5);
+    });
+    const d = await y.readF32();
+    expect(d.every((v) => v === 2.5)).toBe(true);
+    t.dispose();
+    y.dispose();
+  });
+
+  it('formats as a table (for --plan) and as one line (for the adapter line)', () => {
+    const p = derivePolicy(caps('cpu'), { attention: { kernel: 'tiled' } });
+    const table = formatPolicy(p);
+    expect(table.split('\n')[0]).toBe('kernel policy:');
+    for (const row of ['family', 'matmul', 'reduce', 'rmsnorm', 'dispatch', 'attention', 'autotune', 'limits']) expect(table).toMatch(new RegExp(`^  ${row} +\\S`, 'm'));
+    expect(table).toMatch(/attention +tiled, 32 rows per workgroup.*\(forced\)/);
+    expect(table).toMatch(/matmul +register-blocked \(wg 8x8, 8x4 per invocation/);
+    const line = policySummary(p);
+    expect(line).not.toContain('\n');
+    expect(line).toMatch(/^cpu kernels: matmul blocked, .*attention tiled.*\(forced: attention\.kernel\)$/);
+  });
+});
