@@ -42,6 +42,23 @@ function targetName(v: string): TargetName {
   return r.data;
 }
 
+/**
+ * `--set`'s value: one `path=value` argument. Written with a space (`--set optim.lr 3e-4`) the
+ * value would be left over as a stray argument ("too many arguments"): say how to write it.
+ */
+function setAssignment(argv: readonly string[]) {
+  return (v: string, acc: string[]): string[] => {
+    const eq = v.indexOf('=');
+    if (eq > 0 && eq < v.length - 1) return [...acc, v];
+    const at = argv.findIndex((a, i) => a === v && (argv[i - 1] === '--set' || argv[i - 1] === '-s'));
+    const next = at >= 0 ? argv[at + 1] : undefined;
+    const rest = next !== undefined && !next.startsWith('-') ? next : undefined;
+    if (eq > 0) throw new InvalidArgumentError(`"${v}" has no value after "=": write --set ${v}${rest ?? '<value>'} (one argument: no space after "=")`);
+    if (eq === 0) throw new InvalidArgumentError(`"${v}" has no key before "=": write --set <path>=<value>, e.g. --set optim.lr=3e-4`);
+    throw new InvalidArgumentError(`expected path=value, got "${v}": write --set ${v}=${rest ?? '<value>'} (one argument, "=" between the key path and the value)`);
+  };
+}
+
 interface CliOptions {
   config?: string;
   set: string[];
@@ -75,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     .name('train.js')
     .description('webgpu-moe: train Time-MoE-style Mixture-of-Experts models on WebGPU')
     .option('-c, --config <file>', 'training config JSON (e.g. small-moe.json)')
-    .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', setAssignment(argv), [] as string[])
     .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints (it says which newer ones it skipped, and why)')
     .option('--resume-from <step|dir>', 'continue from this checkpoint: a step number of this run, or a checkpoint folder (newer checkpoints are moved aside)')
     .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
