@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ModelSchema, PRESETS } from '../model/config.ts';
+import { ModelSchema, PRESETS, loraRankProblem } from '../model/config.ts';
 import { DataConfigSchema } from './data/config.ts';
 import { KernelFamilyChoiceSchema } from '../kernels/caps.ts';
 import { FreezeGroupSchema, fineTuneProblems } from '../model/freeze.ts';
@@ -187,6 +187,8 @@ export const TrainConfigSchema = z
     if (c.optim.offload === 'host' && c.logging.metricsEvery !== 1)
       ctx.addIssue({ code: 'custom', path: ['logging', 'metricsEvery'], message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})` });
     for (const problem of fineTuneProblems(c.optim.freeze, c.optim.lora, c.model.sharedIntermediate > 0)) ctx.addIssue({ code: 'custom', path: ['optim', problem.key], message: problem.message });
+    const rank = c.optim.lora ? loraRankProblem(c.model, c.optim.lora) : null;
+    if (rank) ctx.addIssue({ code: 'custom', path: ['optim', 'lora', 'rank'], message: rank });
     if (c.schedule.warmupSteps > c.schedule.steps)
       ctx.addIssue({
         code: 'custom',

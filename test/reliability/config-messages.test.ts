@@ -1,7 +1,8 @@
 /**
  * Config messages that point at the fix, through the real CLI: "did you mean" for a misspelt
  * key, `--set key value` (a space for "=") named instead of commander's "too many arguments",
- * invalid JSON as file:line:column with the line and a caret. docs/RELIABILITY.md "Config parsing".
+ * invalid JSON as file:line:column with the line and a caret, and a LoRA rank above the width of
+ * the layers it adapts. docs/RELIABILITY.md "Config parsing".
  */
 import { describe, it, expect } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -100,5 +101,28 @@ describe('invalid JSON', () => {
     writeFileSync(join(d, 'bom.json'), `\uFEFF${JSON.stringify(tinyConfig())}`);
     const r = runCli(d, ['--config', 'bom.json', '--plan']);
     expect(r.status, r.stderr).toBe(0);
+  });
+});
+
+describe('LoRA rank', () => {
+  it('a rank above the width of the narrowest adapted layer: names the layer, its width and the rank that fits', () => {
+    const d = scratch();
+    const lora = '{"rank":1024,"alpha":8,"targets":["q_proj","down_proj"]}';
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', `optim.lora=${lora}`]);
+    // tiny model: hidden 32, moeIntermediate 16: the routed experts' down_proj is 16 wide.
+    refused(d, r, /optim\.lora\.rank: rank 1024 exceeds the width of model\.layers\.\*\.ffn_layer\.experts\.\*\.down_proj: in 16, out 32, so B·A can have rank 16 at most .*Use a rank up to 16 \(e\.g\. --set optim\.lora\.rank=8\)/);
+    expect(r.stderr).toContain(`(from --set optim.lora=${lora})`);
+  });
+
+  it('the rank that fits trains; adapters larger than the model get a warning', () => {
+    const d = scratch();
+    const lora = '{"rank":16,"alpha":16,"targets":["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]}';
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', `optim.lora=${lora}`, '--set', 'schedule.steps=2', '--set', 'schedule.warmupSteps=0']);
+    expect(r.status, r.stderr).toBe(0);
+    // 16 x (8 x 64 + 8 x 64 + 2 x 96 + 8 x 48 + 2 x 64) = 27,648 adapter parameters on 27,520.
+    expect(r.stderr).toContain('[lora] warning: the adapters hold 27,648 parameters, more than the 27,520 of the model they adapt');
+    const small = runCli(d, ['--config', writeConfig(d, tinyConfig({ logging: { dir: 'runs/u', validEvery: 0, progress: 'none' } }), 'u.json'), '--set', 'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}', '--set', 'schedule.steps=1', '--set', 'schedule.warmupSteps=0']);
+    expect(small.status, small.stderr).toBe(0);
+    expect(small.stderr).not.toContain('[lora] warning');
   });
 });

@@ -7,6 +7,7 @@
 import { basename } from 'node:path';
 import { getRuntime } from '../../kernels/runtime.ts';
 import { ConfigError } from '../config.ts';
+import { countParameters, loraParameterCount } from '../../model/config.ts';
 import { DataError, formatReport, loadData } from '../data/index.ts';
 import { prepareInitFrom } from '../interop/init-from.ts';
 import { CheckpointError, DIVERGED_RE, loadCheckpoint } from '../persist/checkpoint.ts';
@@ -42,6 +43,13 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
   const overwrite = resume ? [] : checkFreshRun(paths, !!opts.overwrite, opts.cwd);
   const pick = resume ? await pickResume(paths.checkpoints, opts.resumeFrom, opts.cwd) : null;
 
+  const lora = cfg.optim.lora;
+  if (lora) {
+    const adapters = loraParameterCount(cfg.model, lora);
+    const base = countParameters(cfg.model).total;
+    if (adapters > base)
+      console.error(`[lora] warning: the adapters hold ${adapters.toLocaleString('en-US')} parameters, more than the ${base.toLocaleString('en-US')} of the model they adapt: optim.lora.rank ${lora.rank} is large for this model (fine-tuning every weight would train fewer); a rank of 4 to 16 is usual`);
+  }
   // model.init.from: its config is checked before the data and the device (a resume ignores it).
   const initFrom = cfg.model.init.from && !resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd) : null;
   const data = await loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed, signal: stops.signal, progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes) }).catch((e: unknown) => {
