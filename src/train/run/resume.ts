@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CheckpointError, DIVERGED_RE, LATEST_FILE, OLD_RE, STATE_FILE, STEP_RE, TMP_RE, readCheckpointState, readLatestName } from '../persist/checkpoint.ts';
+import { CheckpointError, DIVERGED_RE, LATEST_FILE, NewerCheckpointError, OLD_RE, STATE_FILE, STEP_RE, TMP_RE, readCheckpointState, readLatestName, type CheckpointState } from '../persist/checkpoint.ts';
 import { shownPath } from './run-dir.ts';
 
 export interface Skipped {
@@ -19,6 +19,8 @@ export interface ResumePick {
   /** The checkpoint folder (absolute). */
   dir: string;
   step: number;
+  /** Its state.json, read and validated. */
+  state: CheckpointState;
   /** Checkpoints passed over (the one `latest` names, newer ones), each with why. */
   skipped: Skipped[];
   /** Folders of this run's checkpoints after `step` (absolute): moved aside when the run starts. */
@@ -35,6 +37,10 @@ interface Entry {
   kind: 'step' | 'diverged' | 'named' | 'unfinished' | 'old-copy';
   /** Why it cannot be loaded (null: state.json is valid). */
   problem: string | null;
+  /** Its state.json when valid. */
+  state?: CheckpointState;
+  /** Written by a newer webgpu-moe: the resume stops on it. */
+  newer?: NewerCheckpointError;
 }
 
 async function inspect(root: string, name: string): Promise<Entry | null> {
@@ -57,8 +63,9 @@ async function inspect(root: string, name: string): Promise<Entry | null> {
   const fromName = STEP_RE.exec(name) ?? DIVERGED_RE.exec(name) ?? STEP_RE.exec(OLD_RE.exec(name)?.[1] ?? '');
   try {
     const state = await readCheckpointState(dir);
-    return { name, dir, step: state.step, kind, problem: null };
+    return { name, dir, step: state.step, kind, problem: null, state };
   } catch (e) {
+    if (e instanceof NewerCheckpointError) return { name, dir, step: fromName ? Number(fromName[1]) : null, kind, problem: e.problem, newer: e };
     const problem = e instanceof CheckpointError ? (existsSync(join(dir, STATE_FILE)) ? `${STATE_FILE} ${e.problem}` : `no ${STATE_FILE} (incomplete, or the file was deleted)`) : String(e);
     return { name, dir, step: fromName ? Number(fromName[1]) : null, kind, problem };
   }
@@ -97,10 +104,23 @@ function reasonFor(e: Entry, cwd: string): string {
   return `complete, but latest was not moved to it (its save was interrupted before the pointer moved, or latest was edited); to continue from it: --resume-from ${e.kind === 'step' ? e.step : shownPath(e.dir, cwd)}`;
 }
 
+/**
+ * A checkpoint in a newer format than this build reads stops the resume: skipping it would
+ * continue from an older step and move it aside.
+ */
+function stopOnNewer(list: readonly Entry[], why: string): void {
+  const newer = list.filter((e) => e.newer);
+  if (!newer.length) return;
+  const first = newer[0]!.newer!;
+  const others = newer.length > 1 ? `; so are ${newer.slice(1).map((e) => e.name).join(', ')}` : '';
+  throw new CheckpointError(first.file, `${first.problem}${others}. ${why}`, first.fix);
+}
+
 export async function pickResume(root: string, from: string | undefined, cwd: string): Promise<ResumePick> {
   const list = await entries(root);
   if (from !== undefined) return pickFrom(root, from, cwd, list);
 
+  stopOnNewer(list, 'Skipping it would continue from an older step and move it aside, so --resume stops here');
   const skipped: Skipped[] = [];
   const latestName = await readLatestName(root);
   let chosen: Entry | undefined;
@@ -135,7 +155,7 @@ export async function pickResume(root: string, from: string | undefined, cwd: st
   }
   for (const e of newerThan(list, chosen)) if (!skipped.some((s) => s.name === e.name)) skipped.push({ name: e.name, reason: reasonFor(e, cwd) });
   const newer = newerThan(list, chosen).map((e) => e.dir);
-  return { dir: chosen.dir, step: chosen.step!, skipped, newer, latestMoves: newer.length > 0 || latestName !== chosen.name };
+  return { dir: chosen.dir, step: chosen.step!, state: chosen.state!, skipped, newer, latestMoves: newer.length > 0 || latestName !== chosen.name };
 }
 
 async function pickFrom(root: string, from: string, cwd: string, list: readonly Entry[]): Promise<ResumePick> {
@@ -152,10 +172,14 @@ async function pickFrom(root: string, from: string, cwd: string, list: readonly 
       throw new CheckpointError(dir, `--resume-from ${from}: this is a run or checkpoints folder, not one checkpoint`, `Pass a checkpoint folder inside it (e.g. ${shownPath(join(dir, existsSync(join(dir, LATEST_FILE)) ? '' : 'checkpoints', 'step-N'), cwd)}) or a step number`);
   }
   const state = await readCheckpointState(dir).catch((e: unknown) => {
+    if (e instanceof NewerCheckpointError) throw e; // its fix is the update, not another checkpoint
     if (e instanceof CheckpointError) throw new CheckpointError(e.file, e.problem, `Pick another checkpoint with --resume-from (${avail})`);
     throw e;
   });
   const chosen: Entry = list.find((e) => resolve(e.dir) === resolve(dir)) ?? { name: dir, dir, step: state.step, kind: 'named', problem: null };
-  const newer = newerThan(list, { ...chosen, step: state.step }).map((e) => e.dir);
-  return { dir, step: state.step, skipped: [], newer, latestMoves: newer.length > 0 };
+  const after = newerThan(list, { ...chosen, step: state.step });
+  stopOnNewer(after, `--resume-from ${from} would move it aside, so it stops here`);
+  const newer = after.map((e) => e.dir);
+  return { dir, step: state.step, state, skipped: [], newer, latestMoves: newer.length > 0 };
 }
+
