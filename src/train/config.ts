@@ -199,6 +199,27 @@ export const TrainConfigSchema = z
 
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
+/**
+ * What `--resume` may change (docs/CONFIG.md "Resuming with a changed config"). A key is matched
+ * by itself or by its section. RESUME_FREE: how the run is watched, saved or executed, not what
+ * it computes; changed silently. RESUME_NOTED: the learning-rate schedule, clipping and the loss
+ * scale's dynamics, changed when extending a run; each change is printed and takes effect from
+ * the resumed step. Every other key (seed, model, data, precision.activations, loss, the batch,
+ * the AdamW betas, eps and weight decay, freeze, LoRA) is what the run is: a change is refused
+ * unless --allow-config-change names it.
+ */
+export const RESUME_FREE: readonly string[] = ['logging', 'checkpoint', 'device', 'stability', 'optim.offload', 'schedule.recompute', 'model.init.from'];
+export const RESUME_NOTED: readonly string[] = ['schedule.steps', 'schedule.warmupSteps', 'schedule.decay', 'optim.lr', 'optim.minLrRatio', 'optim.clipNorm', 'precision.initialScale', 'precision.growthInterval', 'precision.minScale'];
+
+/** Does `key` (a dotted path) fall under `entry` (the key itself or a section above it)? */
+export const underKey = (key: string, entry: string): boolean => key === entry || key.startsWith(`${entry}.`);
+
+export function resumeClass(key: string): 'free' | 'noted' | 'locked' {
+  if (RESUME_FREE.some((e) => underKey(key, e))) return 'free';
+  if (RESUME_NOTED.some((e) => underKey(key, e))) return 'noted';
+  return 'locked';
+}
+
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** A value as shown in messages: JSON, clipped to 60 characters. */

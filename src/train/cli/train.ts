@@ -59,11 +59,19 @@ function setAssignment(argv: readonly string[]) {
   };
 }
 
+/** `--allow-config-change [keys]` as RunOptions take it: true for every key, or the keys listed. */
+function allowList(v: string | true | undefined): true | string[] | undefined {
+  if (v === undefined || v === true) return v;
+  return v.split(',').map((k) => k.trim()).filter(Boolean);
+}
+
 interface CliOptions {
   config?: string;
   set: string[];
   resume?: boolean;
   resumeFrom?: string;
+  /** commander's value of `--allow-config-change [keys]`: true without keys. */
+  allowConfigChange?: string | true;
   overwrite?: boolean;
   plan?: boolean;
   json?: boolean;
@@ -82,6 +90,7 @@ interface CliOptions {
 function conflicting(o: CliOptions): string | null {
   if (o.overwrite && (o.resume || o.resumeFrom !== undefined)) return '--overwrite starts a fresh run (moving the old one aside) and --resume continues the old one: pass one of them';
   if (o.plan && (o.resume || o.resumeFrom !== undefined || o.overwrite || o.stopAfter !== undefined)) return '--plan only prints the memory plan: leave out --resume, --resume-from, --overwrite and --stop-after';
+  if (o.allowConfigChange !== undefined && !o.resume && o.resumeFrom === undefined) return '--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from';
   if (o.ui !== undefined && (o.plan || o.smoke)) return '--ui shows a training run: leave it out with --plan and --smoke';
   if (o.uiHost !== undefined && o.ui === undefined) return '--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)';
   return null;
@@ -95,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', setAssignment(argv), [] as string[])
     .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints (it says which newer ones it skipped, and why)')
     .option('--resume-from <step|dir>', 'continue from this checkpoint: a step number of this run, or a checkpoint folder (newer checkpoints are moved aside)')
+    .option('--allow-config-change [keys]', 'with --resume / --resume-from: continue although the config changed in what the run computes (data, model, precision, loss, ...): these comma-separated keys or sections, or every key without a list; each change is printed (docs/CONFIG.md)')
     .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
     .option('--plan', 'print the memory plan for the config and exit (0 fits, 2 does not)')
     .option('--json', 'with --plan: print the plan as JSON')
@@ -141,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
       return plan.fits ? EXIT.done : EXIT.badInput;
     }
     const r = await withDashboard(opts.ui, opts.uiHost, cfg.logging.dir, (observer) =>
-      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
+      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, allowConfigChange: allowList(opts.allowConfigChange), overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
     );
     const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
     console.log(line);

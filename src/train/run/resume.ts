@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CheckpointError, DIVERGED_RE, LATEST_FILE, NewerCheckpointError, OLD_RE, STATE_FILE, STEP_RE, TMP_RE, readCheckpointState, readLatestName, type CheckpointState } from '../persist/checkpoint.ts';
+import { ConfigError, TrainConfigSchema, closestKey, describe, resumeClass, schemaPaths, underKey, type TrainConfig } from '../config.ts';
 import { shownPath } from './run-dir.ts';
 
 export interface Skipped {
@@ -183,3 +184,77 @@ async function pickFrom(root: string, from: string, cwd: string, list: readonly 
   return { dir, step: state.step, state, skipped: [], newer, latestMoves: newer.length > 0 };
 }
 
+/** One key whose value differs between a checkpoint's config and this run's. */
+export interface ConfigChange {
+  key: string;
+  saved: unknown;
+  now: unknown;
+  kind: 'free' | 'noted' | 'locked';
+}
+
+/** Leaves of a JSON object by dotted path (arrays are values). */
+function leaves(v: unknown, path: string, out: Map<string, unknown>): Map<string, unknown> {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) leaves(x, path ? `${path}.${k}` : k, out);
+  else if (path && v !== undefined) out.set(path, v);
+  return out;
+}
+
+/**
+ * Every key whose value differs between the config a checkpoint was saved with and this run's,
+ * in this run's key order. The saved config is read through today's schema first, so a key added
+ * since (with its default) is not a change.
+ */
+export function configChanges(saved: Record<string, unknown>, now: TrainConfig): ConfigChange[] {
+  const reread = TrainConfigSchema.safeParse(saved);
+  const a = leaves(JSON.parse(JSON.stringify(reread.success ? reread.data : saved)), '', new Map());
+  const b = leaves(JSON.parse(JSON.stringify(now)), '', new Map());
+  const keys = [...new Set([...b.keys(), ...a.keys()])];
+  return keys.filter((k) => JSON.stringify(a.get(k)) !== JSON.stringify(b.get(k))).map((key) => ({ key, saved: a.get(key), now: b.get(key), kind: resumeClass(key) }));
+}
+
+const shownValue = (v: unknown): string => (v === undefined ? '(unset)' : describe(v));
+
+/** What a change means beyond its values, where that is not obvious. */
+function consequence(c: ConfigChange): string {
+  if (c.key === 'precision.activations') return c.now === 'f16' ? ' (the f16 loss scale starts at precision.initialScale)' : ' (the saved f16 loss scale is dropped)';
+  if (c.key === 'schedule.microBatch' || c.key === 'schedule.accumulation') return ' (the batch of every step changes)';
+  return '';
+}
+const line = (c: ConfigChange): string => `${c.key}: ${shownValue(c.saved)} → ${shownValue(c.now)}${consequence(c)}`;
+
+/**
+ * Check a resume's config against the checkpoint's (docs/CONFIG.md "Resuming with a changed
+ * config"): a change to what the run computes is refused with every difference listed, unless
+ * `allow` (--allow-config-change: true for every key, or keys and sections) covers it. Returns
+ * the lines to print: the allowed changes and the schedule changes, each with its values.
+ */
+export function checkConfigChanges(state: CheckpointState, cfg: TrainConfig, allow: true | readonly string[] | undefined, ctx: { dir: string; flag: string; cwd: string }): string[] {
+  const shown = shownPath(ctx.dir, ctx.cwd);
+  if (Array.isArray(allow)) {
+    const known = schemaPaths();
+    for (const k of allow) {
+      if (known.includes(k)) continue;
+      const near = closestKey(k, known);
+      throw new ConfigError(`--allow-config-change ${allow.join(',')}: "${k}" is not a config key${near ? ` (did you mean ${near.key}?)` : ''}. Name keys or sections of docs/CONFIG.md, comma-separated (e.g. --allow-config-change data.source.seed,optim.weightDecay), or pass the flag alone to allow every change`);
+    }
+  }
+  if (Object.keys(state.config).length === 0) return [`[resume] ${shown} holds no config (state.json "config" is empty): it cannot be compared with this one`];
+  const changes = configChanges(state.config, cfg);
+  const allowed = (c: ConfigChange) => allow === true || (allow ?? []).some((k) => underKey(c.key, k));
+  const refused = changes.filter((c) => c.kind === 'locked' && !allowed(c));
+  const noted = changes.filter((c) => c.kind === 'noted');
+  if (refused.length) {
+    const rest = changes.filter((c) => c.kind !== 'locked' || allowed(c));
+    const keys = refused.map((c) => c.key).join(',');
+    throw new ConfigError(
+      `${ctx.flag}: this config differs from the one ${shown} was trained with, in what the run computes:\n  ${refused.map(line).join('\n  ')}` +
+        (rest.length ? `\nalso changed (allowed on a resume):\n  ${rest.map(line).join('\n  ')}` : '') +
+        `\nContinuing would join two different runs into one. Undo the change to continue this run, or train this config as a new run in its own folder (--set logging.dir=...); to continue anyway, pass --allow-config-change ${keys} (or --allow-config-change alone for every key). Nothing was changed`,
+    );
+  }
+  const out: string[] = [];
+  for (const c of changes.filter((x) => x.kind === 'locked')) out.push(`[resume] config change allowed by --allow-config-change: ${line(c)}`);
+  for (const c of noted) out.push(`[resume] config changed since ${shown}: ${line(c)}; it applies from step ${state.step + 1} on`);
+  if (Array.isArray(allow)) for (const k of allow) if (!changes.some((c) => c.kind === 'locked' && underKey(c.key, k))) out.push(`[resume] --allow-config-change ${k}: nothing under ${k} changed that needed it`);
+  return out;
+}
