@@ -1,8 +1,8 @@
 /**
  * The first phase of a run: every check that may refuse it (the run folder, the resume point and
  * its config against this one, model.init.from, the data, the device and its limits, the
- * checkpoint to resume), then the device, the model, the optimizer and the trainer. Nothing is written to the run folder here:
- * the lock, taken before, is the only write until commit.
+ * checkpoint to resume), then the device, the model, the optimizer and the trainer. Nothing is
+ * written to the run folder here: the lock, taken before, is the only write until commit.
  */
 import { basename } from 'node:path';
 import { getRuntime } from '../../kernels/runtime.ts';
