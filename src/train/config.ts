@@ -371,7 +371,7 @@ function originOf(path: readonly string[], sets: readonly SetOrigin[], message =
     const s = sets[i]!;
     const n = Math.min(path.length, s.path.length);
     const nested = path.slice(0, n).every((k, j) => k === s.path[j]) && (path.length > 0 || s.path.length === 0);
-    const named = message !== '' && new RegExp(`(^|[^\\w.])${s.path.join('\\.')}(?![\\w])`).test(message);
+    const named = message !== '' && new RegExp(`(^|[^\\w.])${s.path.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\.')}(?![\\w])`).test(message);
     if (nested || named) return s;
   }
   return null;
@@ -608,7 +608,7 @@ export function jsonErrorMessage(file: string, text: string, e: Error): string {
   const cut = from > lineStart ? '...' : '';
   const shown = text.slice(from, Math.min(lineEnd, from + 120)).replace(/\r$/, '');
   const caret = [...text.slice(from, pos)].map((c) => (c === '\t' ? '\t' : ' ')).join('');
-  return `config ${file}:${line}:${column}: not valid JSON: ${reason}\n  ${cut}${shown}\n  ${' '.repeat(cut.length)}${caret}^\nFix the file at line ${line}, column ${column} (JSON has no comments and no trailing commas, and quotes keys and strings with ")`;
+  return `config ${file}:${line}:${column} is not valid JSON: ${reason}\n  ${cut}${shown}\n  ${' '.repeat(cut.length)}${caret}^\nFix the file at line ${line}, column ${column} (JSON has no comments and no trailing commas, and quotes keys and strings with ")`;
 }
 
 export function loadConfig(path: string, overrides: readonly string[] = []): TrainConfig {

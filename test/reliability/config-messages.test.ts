@@ -69,7 +69,7 @@ describe('invalid JSON', () => {
     // The error is at the "}" after the comma, on the next line.
     const bad = lines[n + 1]!;
     const col = bad.indexOf('}') + 1;
-    refused(d, r, new RegExp(`config .*c\\.json:${n + 2}:${col}: not valid JSON: `));
+    refused(d, r, new RegExp(`config .*c\\.json:${n + 2}:${col} is not valid JSON: `));
     expect(r.stderr).toContain(`\n  ${bad}\n  ${' '.repeat(col - 1)}^\n`);
     expect(r.stderr).toMatch(/Fix the file at line \d+, column \d+ \(JSON has no comments and no trailing commas/);
   });
@@ -77,11 +77,11 @@ describe('invalid JSON', () => {
   it('a comment, a truncated file, a bare word, an empty file', () => {
     const d = scratch();
     writeFileSync(join(d, 'comment.json'), '{\n  // the model\n  "seed": 1\n}\n');
-    refused(d, runCli(d, ['--config', 'comment.json']), /comment\.json:2:3: not valid JSON: .*\n {4}\/\/ the model\n {4}\^/);
+    refused(d, runCli(d, ['--config', 'comment.json']), /comment\.json:2:3 is not valid JSON: .*\n {4}\/\/ the model\n {4}\^/);
     writeFileSync(join(d, 'cut.json'), '{\n  "seed": 1,\n  "model": {"preset": "small-moe"\n\n');
-    refused(d, runCli(d, ['--config', 'cut.json']), /cut\.json:3:34: not valid JSON: the file ends before the JSON does/);
+    refused(d, runCli(d, ['--config', 'cut.json']), /cut\.json:3:34 is not valid JSON: the file ends before the JSON does/);
     writeFileSync(join(d, 'word.json'), '{"seed": tru}');
-    refused(d, runCli(d, ['--config', 'word.json']), /word\.json:1:10: not valid JSON: unexpected "t"\n  \{"seed": tru\}\n {11}\^/);
+    refused(d, runCli(d, ['--config', 'word.json']), /word\.json:1:10 is not valid JSON: unexpected "t"\n  \{"seed": tru\}\n {11}\^/);
     writeFileSync(join(d, 'empty.json'), '\n');
     refused(d, runCli(d, ['--config', 'empty.json']), /empty\.json is empty: a config is one JSON object/);
   });
