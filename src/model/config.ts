@@ -1,5 +1,6 @@
 /** Model configuration: validated with zod (it comes from user JSON), plus the named presets. */
 import { z } from 'zod';
+import type { LoraConfig } from './lora.ts';
 
 export const InitSchema = z
   .object({
@@ -104,4 +105,52 @@ export function countParameters(m: ModelConfig): { total: number; active: number
   const total = Object.values(groups).reduce((a, b) => a + b, 0);
   const active = total - m.layers * (m.experts - m.topK) * expert;
   return { total, active, groups };
+}
+
+/** A projection optim.lora adapts: its Hugging Face name pattern, its [out, in] and how many copies the model holds. */
+export interface AdaptedLayer {
+  name: string;
+  in: number;
+  out: number;
+  copies: number;
+}
+
+/**
+ * The weights optim.lora.targets adapt in this model (src/model/time-moe.ts adapt()): attention
+ * q/k/v/o, and gate|up (one fused [2H, d] weight) and down of every routed expert and of the
+ * shared expert.
+ */
+export function adaptedLayers(m: ModelConfig, targets: LoraConfig['targets']): AdaptedLayer[] {
+  const d = m.hidden;
+  const want = new Set<string>(targets);
+  const out: AdaptedLayer[] = [];
+  for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) if (want.has(t)) out.push({ name: `model.layers.*.self_attn.${t}`, in: d, out: d, copies: m.layers });
+  if (want.has('gate_proj')) {
+    out.push({ name: 'model.layers.*.ffn_layer.experts.*.gate_proj + up_proj (one fused weight)', in: d, out: 2 * m.moeIntermediate, copies: m.layers * m.experts });
+    if (m.sharedIntermediate > 0) out.push({ name: 'model.layers.*.ffn_layer.shared_expert.gate_proj + up_proj (one fused weight)', in: d, out: 2 * m.sharedIntermediate, copies: m.layers });
+  }
+  if (want.has('down_proj')) {
+    out.push({ name: 'model.layers.*.ffn_layer.experts.*.down_proj', in: m.moeIntermediate, out: d, copies: m.layers * m.experts });
+    if (m.sharedIntermediate > 0) out.push({ name: 'model.layers.*.ffn_layer.shared_expert.down_proj', in: m.sharedIntermediate, out: d, copies: m.layers });
+  }
+  return out;
+}
+
+/** Parameters of the adapters: A [rank, in] and B [out, rank] per adapted weight. */
+export function loraParameterCount(m: ModelConfig, lora: LoraConfig): number {
+  return adaptedLayers(m, lora.targets).reduce((a, l) => a + l.copies * lora.rank * (l.in + l.out), 0);
+}
+
+/**
+ * A rank above min(in, out) of an adapted weight cannot add capacity (B A has rank at most
+ * min(in, out)): it only adds parameters. Returns the message for the narrowest targeted weight,
+ * or null when the rank fits every one.
+ */
+export function loraRankProblem(m: ModelConfig, lora: LoraConfig): string | null {
+  const layers = adaptedLayers(m, lora.targets);
+  if (!layers.length) return null;
+  const narrowest = layers.reduce((a, b) => (Math.min(b.in, b.out) < Math.min(a.in, a.out) ? b : a));
+  const width = Math.min(narrowest.in, narrowest.out);
+  if (lora.rank <= width) return null;
+  return `rank ${lora.rank} exceeds the width of ${narrowest.name}: in ${narrowest.in}, out ${narrowest.out}, so B·A can have rank ${width} at most and the rest only adds parameters. Use a rank up to ${width} (e.g. --set optim.lora.rank=${Math.min(width, 8)}), or leave that projection out of optim.lora.targets`;
 }

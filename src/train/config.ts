@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ModelSchema, PRESETS } from '../model/config.ts';
+import { ModelSchema, PRESETS, loraRankProblem } from '../model/config.ts';
 import { DataConfigSchema } from './data/config.ts';
 import { KernelFamilyChoiceSchema } from '../kernels/caps.ts';
 import { FreezeGroupSchema, fineTuneProblems } from '../model/freeze.ts';
@@ -187,6 +187,8 @@ export const TrainConfigSchema = z
     if (c.optim.offload === 'host' && c.logging.metricsEvery !== 1)
       ctx.addIssue({ code: 'custom', path: ['logging', 'metricsEvery'], message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})` });
     for (const problem of fineTuneProblems(c.optim.freeze, c.optim.lora, c.model.sharedIntermediate > 0)) ctx.addIssue({ code: 'custom', path: ['optim', problem.key], message: problem.message });
+    const rank = c.optim.lora ? loraRankProblem(c.model, c.optim.lora) : null;
+    if (rank) ctx.addIssue({ code: 'custom', path: ['optim', 'lora', 'rank'], message: rank });
     if (c.schedule.warmupSteps > c.schedule.steps)
       ctx.addIssue({
         code: 'custom',
@@ -197,9 +199,31 @@ export const TrainConfigSchema = z
 
 export type TrainConfig = z.output<typeof TrainConfigSchema>;
 
+/**
+ * What `--resume` may change (docs/CONFIG.md "Resuming with a changed config"). A key is matched
+ * by itself or by its section. RESUME_FREE: how the run is watched, saved or executed, not what
+ * it computes; changed silently. RESUME_NOTED: the learning-rate schedule, clipping and the loss
+ * scale's dynamics, changed when extending a run; each change is printed and takes effect from
+ * the resumed step. Every other key (seed, model, data, precision.activations, loss, the batch,
+ * the AdamW betas, eps and weight decay, freeze, LoRA) is what the run is: a change is refused
+ * unless --allow-config-change names it.
+ */
+export const RESUME_FREE: readonly string[] = ['logging', 'checkpoint', 'device', 'stability', 'optim.offload', 'schedule.recompute', 'model.init.from'];
+export const RESUME_NOTED: readonly string[] = ['schedule.steps', 'schedule.warmupSteps', 'schedule.decay', 'optim.lr', 'optim.minLrRatio', 'optim.clipNorm', 'precision.initialScale', 'precision.growthInterval', 'precision.minScale'];
+
+/** Does `key` (a dotted path) fall under `entry` (the key itself or a section above it)? */
+export const underKey = (key: string, entry: string): boolean => key === entry || key.startsWith(`${entry}.`);
+
+export function resumeClass(key: string): 'free' | 'noted' | 'locked' {
+  if (RESUME_FREE.some((e) => underKey(key, e))) return 'free';
+  if (RESUME_NOTED.some((e) => underKey(key, e))) return 'noted';
+  return 'locked';
+}
+
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-function describe(v: unknown): string {
+/** A value as shown in messages: JSON, clipped to 60 characters. */
+export function describe(v: unknown): string {
   const s = JSON.stringify(v);
   if (s === undefined) return String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
@@ -270,33 +294,174 @@ function expectation(iss: z.core.$ZodIssue): string {
   }
 }
 
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps) between two short strings. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** Names from other trainers for a key of ours (compared without case, "_" and "-"). */
+const SYNONYMS: Record<string, string> = { learningrate: 'lr', batchsize: 'microBatch', microbatchsize: 'microBatch', gradientaccumulationsteps: 'accumulation', maxsteps: 'steps', warmup: 'warmupSteps', nexperts: 'experts', numexperts: 'experts', hiddensize: 'hidden', numlayers: 'layers', numheads: 'heads', topk: 'topK' };
+const squash = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
+
+/** The allowed key a misspelt one most likely meant: same letters up to case and "_", a synonym (exact), or a small edit away. */
+export function closestKey(key: string, allowed: readonly string[]): { key: string; exact: boolean } | null {
+  const k = squash(key);
+  const same = allowed.find((a) => squash(a) === k) ?? (SYNONYMS[k] && allowed.includes(SYNONYMS[k]) ? SYNONYMS[k] : undefined);
+  if (same) return { key: same, exact: true };
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const a of allowed) {
+    const dist = editDistance(k, squash(a));
+    if (dist < bestD) [best, bestD] = [a, dist];
+  }
+  const limit = k.length <= 3 ? 1 : k.length <= 6 ? 2 : 3;
+  return best !== null && bestD <= limit ? { key: best, exact: false } : null;
+}
+
+/** Every key path of the schema ("optim.lr", "data.source.anomalies.rate"), for "it belongs under ..." hints. */
+export function schemaPaths(schema: z.ZodType = TrainConfigSchema): string[] {
+  const out = new Set<string>();
+  const visit = (s: z.ZodType, path: string): void => {
+    const d = defOf(s);
+    if (d.innerType) return visit(d.innerType, path);
+    if (d.options) return d.options.forEach((o) => visit(o, path));
+    if (path) out.add(path);
+    for (const [k, v] of Object.entries(d.shape ?? {})) visit(v, path ? `${path}.${k}` : k);
+  };
+  visit(schema, '');
+  return [...out];
+}
+
+/**
+ * "did you mean optim.lr?" for an unknown key at `parent`: the same key up to spelling at this
+ * level, else the key where it lives elsewhere in the schema, else a near miss at this level.
+ */
+function unknownKeyHint(parent: readonly PropertyKey[], key: string, allowed: readonly string[]): string {
+  const here = parent.map(String).join('.');
+  const at = (k: string) => (here ? `${here}.${k}` : k);
+  const near = closestKey(key, allowed);
+  if (near?.exact) return `; did you mean ${at(near.key)}?`;
+  const elsewhere = schemaPaths().filter((p) => p !== at(key) && closestKey(key, [p.slice(p.lastIndexOf('.') + 1)])?.exact);
+  if (elsewhere.length) return `; did you mean ${elsewhere.join(' or ')}? (${key} is not a key of ${here || 'the top level'})`;
+  return near ? `; did you mean ${at(near.key)}?` : '';
+}
+
+/** One `--set` applied to the config: the key path it wrote, for naming it in messages. */
+export interface SetOrigin {
+  path: readonly string[];
+  assignment: string;
+}
+
+/** An assignment as shown in messages: long values clipped. */
+const shownSet = (assignment: string): string => `--set ${assignment.length > 80 ? `${assignment.slice(0, 77)}...` : assignment}`;
+
+/**
+ * The --set a problem at `path` comes from: the last one that wrote that key, a key inside it,
+ * or an object around it; for a cross-key check, one that wrote a key its message names.
+ */
+function originOf(path: readonly string[], sets: readonly SetOrigin[], message = ''): SetOrigin | null {
+  for (let i = sets.length - 1; i >= 0; i--) {
+    const s = sets[i]!;
+    const n = Math.min(path.length, s.path.length);
+    const nested = path.slice(0, n).every((k, j) => k === s.path[j]) && (path.length > 0 || s.path.length === 0);
+    const named = message !== '' && new RegExp(`(^|[^\\w.])${s.path.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('\\.')}(?![\\w])`).test(message);
+    if (nested || named) return s;
+  }
+  return null;
+}
+
 /**
  * One line per problem, each naming the key, what was wanted and what it got, e.g.
- * `model.hidden: expected a number, got "64"`; then how to fix it.
+ * `model.hidden: expected a number, got "64"`, and the `--set` it came from when one did; then
+ * how to fix it: the file's keys, or the --set values named.
  */
-export function formatIssues(error: z.ZodError, raw: unknown, source: string): string {
-  const lines = error.issues.map((iss) => {
-    const path = iss.path.map(String).join('.') || '(top level)';
+export function formatIssues(error: z.ZodError, raw: unknown, source: string, sets: readonly SetOrigin[] = []): string {
+  const used = new Set<SetOrigin>();
+  let fromFile = false;
+  /** `key: problem`, and `(from --set ...)` at the end when a --set gave the value. */
+  const tag = (path: readonly string[], key: string, problem: string, message?: string): string => {
+    const o = originOf(path, sets, message);
+    if (!o) fromFile = true;
+    else used.add(o);
+    return `${key}: ${problem}${o ? ` (from ${shownSet(o.assignment)})` : ''}`;
+  };
+  const lines = error.issues.flatMap((iss) => {
+    const keyPath = iss.path.map(String);
+    const path = keyPath.join('.') || '(top level)';
     const value = get(raw, iss.path);
     if (iss.code === 'unrecognized_keys') {
       const allowed = allowedKeys(TrainConfigSchema, iss.path, raw);
-      const keys = iss.keys.map((k) => (path === '(top level)' ? k : `${path}.${k}`)).join(', ');
-      return `${keys}: unknown key${iss.keys.length > 1 ? 's' : ''}${allowed.length ? ` (allowed here: ${allowed.join(', ')})` : ''}`;
+      const list = allowed.length ? ` (allowed here: ${allowed.join(', ')})` : '';
+      return iss.keys.map((k) => tag([...keyPath, k], path === '(top level)' ? k : `${path}.${k}`, `unknown key${unknownKeyHint(iss.path, k, allowed)}${list}`));
     }
     // Cross-field checks write their own message, naming both values and the fix.
-    if (iss.code === 'custom') return `${path}: ${iss.message}`;
-    if (value === undefined) return `${path}: required (${expectation(iss)}) but missing`;
+    if (iss.code === 'custom') return [tag(keyPath, path, iss.message, iss.message)];
+    if (value === undefined) return [tag(keyPath, path, `required (${expectation(iss)}) but missing`)];
     const unset = value === null ? ` (null is a value, not "unset": to leave ${path} unset, remove the key)` : '';
-    return `${path}: expected ${expectation(iss)}, got ${describe(value)}${unset}`;
+    return [tag(keyPath, path, `expected ${expectation(iss)}, got ${describe(value)}${unset}`)];
   });
-  return `invalid config ${source}:\n  ${lines.join('\n  ')}\nFix the key(s) in ${source}, or override a value with --set <path>=<value> (node train.js --help)`;
+  const named = [...used].map((o) => shownSet(o.assignment)).join(', ');
+  const fix = !used.size
+    ? `Fix the key(s) in ${source}, or override a value with --set <path>=<value> (node train.js --help)`
+    : fromFile
+      ? `Fix the key(s) in ${source}, and ${named}`
+      : `Fix ${named}: ${used.size > 1 ? 'these values come' : 'the value comes'} from the command line, not from ${source}`;
+  return `invalid config ${source}:\n  ${lines.join('\n  ')}\n${fix}`;
 }
 
-/** Apply `a.b.c=value` (value parsed as JSON when it parses, else taken as a string). */
-export function applyOverride(raw: Record<string, Json>, assignment: string): void {
+/**
+ * How deep a config may nest. The schema needs 5 levels (data.source.seasonality.0.period); the limit
+ * stops runaway input (structuredClone and zod recurse) with a message instead of a RangeError.
+ */
+export const MAX_CONFIG_DEPTH = 32;
+/** Keys that reach JavaScript's object internals (an assignment to `__proto__` changes every object): never config keys. */
+export const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+const clipPath = (path: readonly string[]): string => {
+  const s = path.join('.');
+  return s.length > 160 ? `${s.slice(0, 157)}...` : s;
+};
+
+/**
+ * The first problem in a parsed JSON value's shape, or null: a container nested deeper than
+ * MAX_CONFIG_DEPTH, or a prototype key. `at` is where the value sits in the config. Iterative, so
+ * it cannot overflow the stack itself.
+ */
+function shapeProblem(value: unknown, at: readonly string[]): string | null {
+  const stack: { v: unknown; path: string[] }[] = [{ v: value, path: [...at] }];
+  while (stack.length) {
+    const { v, path } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (path.length >= MAX_CONFIG_DEPTH)
+      return `nested more than ${MAX_CONFIG_DEPTH} levels deep at ${clipPath(path)}: the schema needs 5 (data.source.seasonality.0.period). Look for a value pasted in by mistake, or brackets that do not close where they should`;
+    for (const k of Object.keys(v)) {
+      const path2 = [...path, k];
+      if (PROTOTYPE_KEYS.has(k)) return `"${k}" at ${clipPath(path2)} is not a config key: ${[...PROTOTYPE_KEYS].join(', ')} are refused (they would reach JavaScript's object internals). Remove it`;
+      stack.push({ v: (v as Record<string, unknown>)[k], path: path2 });
+    }
+  }
+  return null;
+}
+
+/**
+ * Apply `a.b.c=value` (value parsed as JSON when it parses, else taken as a string); returns the
+ * key path it wrote. Prototype keys are refused in the path and in the value.
+ */
+export function applyOverride(raw: Record<string, Json>, assignment: string): SetOrigin {
   const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new ConfigError(`--set ${assignment}: expected path=value, e.g. --set optim.lr=3e-4`);
+  const shown = shownSet(assignment);
+  if (eq <= 0) throw new ConfigError(`${shown}: expected path=value, e.g. --set optim.lr=3e-4`);
   const path = assignment.slice(0, eq).split('.');
+  if (path.some((k) => k === '')) throw new ConfigError(`${shown}: "${assignment.slice(0, eq)}" has an empty key: write the dotted path of the tables in docs/CONFIG.md, e.g. --set optim.lr=3e-4`);
+  const proto = path.find((k) => PROTOTYPE_KEYS.has(k));
+  if (proto) throw new ConfigError(`${shown}: "${proto}" is not a config key: ${[...PROTOTYPE_KEYS].join(', ')} are refused (they would reach JavaScript's object internals). The top-level keys are ${allowedKeys(TrainConfigSchema, [], raw).join(', ')}`);
   const text = assignment.slice(eq + 1);
   let value: Json;
   try {
@@ -304,14 +469,17 @@ export function applyOverride(raw: Record<string, Json>, assignment: string): vo
   } catch {
     value = text;
   }
+  const bad = shapeProblem(value, path);
+  if (bad) throw new ConfigError(`${shown}: ${bad.startsWith('nested') ? 'the value is ' : ''}${bad}`);
   let cur: Record<string, Json> = raw;
   for (const key of path.slice(0, -1)) {
-    const next = cur[key];
+    const next = Object.hasOwn(cur, key) ? cur[key] : undefined;
     if (next === undefined) cur[key] = {};
-    else if (next === null || typeof next !== 'object' || Array.isArray(next)) throw new ConfigError(`--set ${assignment}: ${key} is not an object in the config`);
+    else if (next === null || typeof next !== 'object' || Array.isArray(next)) throw new ConfigError(`${shown}: ${key} is not an object in the config`);
     cur = cur[key] as Record<string, Json>;
   }
   cur[path[path.length - 1]!] = value;
+  return { path, assignment };
 }
 
 /**
@@ -331,12 +499,116 @@ function expandPreset(raw: Record<string, Json>): void {
 
 export function parseConfig(raw: unknown, source = '(inline)', overrides: readonly string[] = []): TrainConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`invalid config ${source}: the top level must be a JSON object`);
+  const bad = shapeProblem(raw, []);
+  if (bad) throw new ConfigError(`invalid config ${source}: ${bad}`);
   const obj = structuredClone(raw) as Record<string, Json>;
-  for (const o of overrides) applyOverride(obj, o);
+  const sets = overrides.map((o) => applyOverride(obj, o));
   expandPreset(obj);
   const r = TrainConfigSchema.safeParse(obj);
-  if (!r.success) throw new ConfigError(formatIssues(r.error, obj, source));
+  if (!r.success) throw new ConfigError(formatIssues(r.error, obj, source, sets));
   return r.data;
+}
+
+/**
+ * Where `text` stops being JSON: the index of the first character that cannot continue it,
+ * text.length when it ends too early, or -1 when it is JSON. V8's JSON.parse names a position
+ * for some errors only, and in Node 20 never a line.
+ */
+export function jsonErrorPosition(text: string): number {
+  let i = 0;
+  const stack: string[] = [];
+  let want: 'value' | 'valueOrEnd' | 'key' | 'keyOrEnd' | 'colon' | 'next' = 'value';
+  /** Past a string starting at i; its bad character's index, or -1. */
+  const string = (): number => {
+    for (i++; i < text.length; i++) {
+      const c = text[i]!;
+      if (c === '"') return (i++, -1);
+      if (c < ' ') return i;
+      if (c === '\\') {
+        const e = text[++i];
+        if (e === undefined) return i;
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) return Math.min(i + 1, text.length);
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(e)) return i;
+      }
+    }
+    return i;
+  };
+  for (;;) {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+    if (i >= text.length) return stack.length === 0 && want === 'next' ? -1 : i;
+    const c = text[i]!;
+    if (want === 'value' || want === 'valueOrEnd') {
+      if (want === 'valueOrEnd' && c === ']') {
+        stack.pop();
+        i++;
+        want = 'next';
+      } else if (c === '{' || c === '[') {
+        stack.push(c);
+        i++;
+        want = c === '{' ? 'keyOrEnd' : 'valueOrEnd';
+      } else if (c === '"') {
+        const bad = string();
+        if (bad >= 0) return bad;
+        want = 'next';
+      } else {
+        const m = /^(?:-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
+        if (!m) return i;
+        i += m[0].length;
+        want = 'next';
+      }
+    } else if (want === 'key' || want === 'keyOrEnd') {
+      if (want === 'keyOrEnd' && c === '}') {
+        stack.pop();
+        i++;
+        want = 'next';
+      } else {
+        if (c !== '"') return i;
+        const bad = string();
+        if (bad >= 0) return bad;
+        want = 'colon';
+      }
+    } else if (want === 'colon') {
+      if (c !== ':') return i;
+      i++;
+      want = 'value';
+    } else {
+      const top = stack[stack.length - 1];
+      if (top === undefined) return i;
+      if (c === ',') {
+        i++;
+        want = top === '{' ? 'key' : 'value';
+      } else if (c === (top === '{' ? '}' : ']')) {
+        stack.pop();
+        i++;
+      } else return i;
+    }
+  }
+}
+
+/** A JSON.parse error as `file:line:column`, the reason, the line and a caret under the column. */
+export function jsonErrorMessage(file: string, text: string, e: Error): string {
+  if (text.trim() === '') return `config ${file} is empty: a config is one JSON object (see small-moe.json and docs/CONFIG.md)`;
+  let pos = jsonErrorPosition(text);
+  if (pos < 0) return `config ${file} is not valid JSON: ${e.message}`;
+  // Where the file ends too early: just after its last character, not on the blank lines after it.
+  if (pos >= text.length) pos = text.trimEnd().length;
+  // V8's reason when it is about this spot ("Expected double-quoted property name"), else the character.
+  const v8 = / in JSON at position (\d+)/.exec(e.message);
+  const reason =
+    pos >= text.trimEnd().length ? 'the file ends before the JSON does' : v8 && Number(v8[1]) === pos ? e.message.slice(0, v8.index) : `unexpected ${JSON.stringify(text[pos])}`;
+  const lineStart = text.lastIndexOf('\n', pos - 1) + 1;
+  const nl = text.indexOf('\n', pos);
+  const lineEnd = nl < 0 ? text.length : nl;
+  const line = text.slice(0, lineStart).split('\n').length;
+  const column = pos - lineStart + 1;
+  // A long line is shown around the column.
+  const from = Math.max(lineStart, pos - 60);
+  const cut = from > lineStart ? '...' : '';
+  const shown = text.slice(from, Math.min(lineEnd, from + 120)).replace(/\r$/, '');
+  const caret = [...text.slice(from, pos)].map((c) => (c === '\t' ? '\t' : ' ')).join('');
+  return `config ${file}:${line}:${column} is not valid JSON: ${reason}\n  ${cut}${shown}\n  ${' '.repeat(cut.length)}${caret}^\nFix the file at line ${line}, column ${column} (JSON has no comments and no trailing commas, and quotes keys and strings with ")`;
 }
 
 export function loadConfig(path: string, overrides: readonly string[] = []): TrainConfig {
@@ -350,11 +622,13 @@ export function loadConfig(path: string, overrides: readonly string[] = []): Tra
     if (code === 'EISDIR') throw new ConfigError(`--config ${path} is a folder, not a file: pass the JSON file (e.g. --config ${join(path, 'small-moe.json')})`);
     throw new ConfigError(`cannot read config ${full} (${code ?? (e as Error).message}): check the file's permissions, or the --config path`);
   }
+  // A byte-order mark (some Windows editors write one) is not JSON, but not a mistake either.
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`config ${full} is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(jsonErrorMessage(full, text, e as Error));
   }
   return parseConfig(raw, full, overrides);
 }

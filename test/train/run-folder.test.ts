@@ -130,7 +130,8 @@ describe('nothing is written until every check has passed', () => {
     const p = writeConfig(d, tinyConfig());
     expect(runCli(d, ['--config', p, '--stop-after', '3']).status).toBe(0);
     const before = snapshot(join(d, 'runs/t'));
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'model.hidden=64', '--set', 'model.heads=4']);
+    // --allow-config-change gets past the config check (test/reliability/resume-config-change.test.ts) to the checkpoint's own shape check.
+    const r = runCli(d, ['--config', p, '--resume', '--set', 'model.hidden=64', '--set', 'model.heads=4', '--allow-config-change', 'model']);
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/does not match the model/);
     expect(r.stderr).toMatch(/checkpoints here: step-3/);

@@ -43,11 +43,36 @@ function targetName(v: string): TargetName {
   return r.data;
 }
 
+/**
+ * `--set`'s value: one `path=value` argument. Written with a space (`--set optim.lr 3e-4`) the
+ * value would be left over as a stray argument ("too many arguments"): say how to write it.
+ */
+function setAssignment(argv: readonly string[]) {
+  return (v: string, acc: string[]): string[] => {
+    const eq = v.indexOf('=');
+    if (eq > 0 && eq < v.length - 1) return [...acc, v];
+    const at = argv.findIndex((a, i) => a === v && (argv[i - 1] === '--set' || argv[i - 1] === '-s'));
+    const next = at >= 0 ? argv[at + 1] : undefined;
+    const rest = next !== undefined && !next.startsWith('-') ? next : undefined;
+    if (eq > 0) throw new InvalidArgumentError(`"${v}" has no value after "=": write --set ${v}${rest ?? '<value>'} (one argument: no space after "=")`);
+    if (eq === 0) throw new InvalidArgumentError(`"${v}" has no key before "=": write --set <path>=<value>, e.g. --set optim.lr=3e-4`);
+    throw new InvalidArgumentError(`expected path=value, got "${v}": write --set ${v}=${rest ?? '<value>'} (one argument, "=" between the key path and the value)`);
+  };
+}
+
+/** `--allow-config-change [keys]` as RunOptions take it: true for every key, or the keys listed. */
+function allowList(v: string | true | undefined): true | string[] | undefined {
+  if (v === undefined || v === true) return v;
+  return v.split(',').map((k) => k.trim()).filter(Boolean);
+}
+
 interface CliOptions {
   config?: string;
   set: string[];
   resume?: boolean;
   resumeFrom?: string;
+  /** commander's value of `--allow-config-change [keys]`: true without keys. */
+  allowConfigChange?: string | true;
   overwrite?: boolean;
   plan?: boolean;
   json?: boolean;
@@ -66,6 +91,7 @@ interface CliOptions {
 function conflicting(o: CliOptions): string | null {
   if (o.overwrite && (o.resume || o.resumeFrom !== undefined)) return '--overwrite starts a fresh run (moving the old one aside) and --resume continues the old one: pass one of them';
   if (o.plan && (o.resume || o.resumeFrom !== undefined || o.overwrite || o.stopAfter !== undefined)) return '--plan only prints the memory plan: leave out --resume, --resume-from, --overwrite and --stop-after';
+  if (o.allowConfigChange !== undefined && !o.resume && o.resumeFrom === undefined) return '--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from';
   if (o.ui !== undefined && (o.plan || o.smoke)) return '--ui shows a training run: leave it out with --plan and --smoke';
   if (o.uiHost !== undefined && o.ui === undefined) return '--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)';
   return null;
@@ -76,9 +102,10 @@ export async function main(argv: string[]): Promise<number> {
     .name('train.js')
     .description('webgpu-moe: train Time-MoE-style Mixture-of-Experts models on WebGPU')
     .option('-c, --config <file>', 'training config JSON (e.g. small-moe.json)')
-    .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', setAssignment(argv), [] as string[])
     .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints (it says which newer ones it skipped, and why)')
     .option('--resume-from <step|dir>', 'continue from this checkpoint: a step number of this run, or a checkpoint folder (newer checkpoints are moved aside)')
+    .option('--allow-config-change [keys]', 'with --resume / --resume-from: continue although the config changed in what the run computes (data, model, precision, loss, ...): these comma-separated keys or sections, or every key without a list; each change is printed (docs/CONFIG.md)')
     .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
     .option('--plan', 'print the memory plan for the config and exit (0 fits, 2 does not)')
     .option('--json', 'with --plan: print the plan as JSON')
@@ -125,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
       return plan.fits ? EXIT.done : EXIT.badInput;
     }
     const r = await withDashboard(opts.ui, opts.uiHost, cfg.logging.dir, (observer) =>
-      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
+      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, allowConfigChange: allowList(opts.allowConfigChange), overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
     );
     const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
     console.log(line);

@@ -29,6 +29,25 @@ import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, 
 
 export { CheckpointError } from './safetensors.ts';
 
+/**
+ * A checkpoint written in a newer format than this build reads: the run belongs to a newer
+ * webgpu-moe. Readers stop on it (exit 2) rather than skip it: skipping would resume from an older
+ * step and move the newer checkpoint aside.
+ */
+export class NewerCheckpointError extends CheckpointError {
+  constructor(
+    file: string,
+    readonly version: number,
+  ) {
+    super(
+      file,
+      `checkpoint format version ${version} (the "version" field of state.json); this webgpu-moe reads format version ${CHECKPOINT_VERSION}`,
+      `A newer webgpu-moe wrote it, and reads it: update this copy of webgpu-moe (git pull, npm install) to use it. Nothing was moved or changed`,
+    );
+    this.name = 'NewerCheckpointError';
+  }
+}
+
 export const CHECKPOINT_FORMAT = 'webgpu-moe-checkpoint';
 export const CHECKPOINT_VERSION = 1;
 export const MODEL_FILE = 'model.safetensors';
@@ -437,8 +456,9 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
   }
   const head = HeadSchema.safeParse(raw);
   if (!head.success || head.data.format !== CHECKPOINT_FORMAT) throw new CheckpointError(file, `not a ${CHECKPOINT_FORMAT} state file`, 'Point at a directory written by saveCheckpoint');
+  if (head.data.version > CHECKPOINT_VERSION) throw new NewerCheckpointError(file, head.data.version);
   if (head.data.version !== CHECKPOINT_VERSION)
-    throw new CheckpointError(file, `checkpoint format version ${head.data.version}, this build reads version ${CHECKPOINT_VERSION}`, head.data.version > CHECKPOINT_VERSION ? 'Load it with the newer webgpu-moe that wrote it' : 'Convert it, or start a fresh run');
+    throw new CheckpointError(file, `checkpoint format version ${head.data.version} (the "version" field of state.json); this webgpu-moe reads format version ${CHECKPOINT_VERSION}`, 'Convert it, or start a fresh run');
   const r = CheckpointStateSchema.safeParse(raw);
   if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint (train.js --resume-from <step>)');
   return r.data;

@@ -1,12 +1,13 @@
 /**
- * The first phase of a run: every check that may refuse it (the run folder, the resume point,
- * model.init.from, the data, the device and its limits, the checkpoint to resume), then the
- * device, the model, the optimizer and the trainer. Nothing is written to the run folder here:
- * the lock, taken before, is the only write until commit.
+ * The first phase of a run: every check that may refuse it (the run folder, the resume point and
+ * its config against this one, model.init.from, the data, the device and its limits, the
+ * checkpoint to resume), then the device, the model, the optimizer and the trainer. Nothing is
+ * written to the run folder here: the lock, taken before, is the only write until commit.
  */
 import { basename } from 'node:path';
 import { getRuntime } from '../../kernels/runtime.ts';
 import { ConfigError } from '../config.ts';
+import { countParameters, loraParameterCount } from '../../model/config.ts';
 import { DataError, formatReport, loadData } from '../data/index.ts';
 import { prepareInitFrom } from '../interop/init-from.ts';
 import { CheckpointError, DIVERGED_RE, loadCheckpoint } from '../persist/checkpoint.ts';
@@ -18,7 +19,7 @@ import { buildRunModel } from '../step/model-setup.ts';
 import { Trainer } from '../step/trainer.ts';
 import { autotune } from './profile.ts';
 import { createLoadProgress } from './progress.ts';
-import { availableSteps, pickResume } from './resume.ts';
+import { availableSteps, checkConfigChanges, pickResume } from './resume.ts';
 import { checkFreshRun } from './run-dir.ts';
 import { RunStopped, type Prepared, type RunResult, type Session } from './session.ts';
 import { SIGNAL_EXIT } from './signals.ts';
@@ -41,7 +42,16 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
   };
   const overwrite = resume ? [] : checkFreshRun(paths, !!opts.overwrite, opts.cwd);
   const pick = resume ? await pickResume(paths.checkpoints, opts.resumeFrom, opts.cwd) : null;
+  // Before the data is read: a resume may not change what the run computes (resume.ts).
+  const changes = pick ? checkConfigChanges(pick.state, cfg, opts.allowConfigChange, { dir: pick.dir, flag: opts.resumeFrom !== undefined ? `--resume-from ${opts.resumeFrom}` : '--resume', cwd: opts.cwd }) : [];
 
+  const lora = cfg.optim.lora;
+  if (lora) {
+    const adapters = loraParameterCount(cfg.model, lora);
+    const base = countParameters(cfg.model).total;
+    if (adapters > base)
+      console.error(`[lora] warning: the adapters hold ${adapters.toLocaleString('en-US')} parameters, more than the ${base.toLocaleString('en-US')} of the model they adapt: optim.lora.rank ${lora.rank} is large for this model (fine-tuning every weight would train fewer); a rank of 4 to 16 is usual`);
+  }
   // model.init.from: its config is checked before the data and the device (a resume ignores it).
   const initFrom = cfg.model.init.from && !resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd) : null;
   const data = await loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed, signal: stops.signal, progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes) }).catch((e: unknown) => {
@@ -71,6 +81,7 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
   let start = 0;
   if (pick) {
     for (const x of pick.skipped) console.error(`[resume] skipped ${x.name}: ${x.reason}`);
+    for (const l of changes) console.error(l);
     const state = await loadCheckpoint(pick.dir, { params: model.params, weights: built.weights, optimizerState: built.slots() }).catch(async (e: unknown) => {
       if (e instanceof CheckpointError) throw new CheckpointError(e.file, e.problem, `${e.fix}; checkpoints here: ${await availableSteps(paths.checkpoints)}`);
       throw e;

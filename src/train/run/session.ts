@@ -33,6 +33,8 @@ export interface RunOptions {
   resume: boolean;
   /** A step number or checkpoint folder to resume from (implies resume). */
   resumeFrom?: string;
+  /** A resume goes on although the config changed in these keys or sections (true: any); docs/CONFIG.md. */
+  allowConfigChange?: true | readonly string[];
   /** A fresh run into a folder holding a run moves that run aside instead of being refused. */
   overwrite?: boolean;
   /** The device the run is planned for before anything is allocated (default profile: rtx-3090). */
