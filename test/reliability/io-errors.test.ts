@@ -4,10 +4,12 @@
  * <fix>`, and one rule for the exit code: 2 when the path cannot be written (a file in the way,
  * a symlink loop, a read-only disk, no permission: checked before any work, nothing written), 1 when
  * the environment fails while writing (disk full: nothing half-written left). Never a stack trace.
- * The read-only and full disks are real tmpfs mounts (root only; skipped elsewhere).
+ * The read-only and full disks are real tmpfs mounts, and permission denied runs the command as
+ * nobody (root only, as root passes permission checks; skipped elsewhere).
  */
 import { describe, it, expect } from 'vitest';
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FC_ARGS, canMount, expectNoStack, fixtureRun, leftovers, mountTmpfs, node, snapshot } from './io-helpers.ts';
 
@@ -60,6 +62,24 @@ describe('an output path that cannot be written: exit 2, before any work, nothin
     } finally {
       ro.unmount();
     }
+  });
+});
+
+describe('permission denied', () => {
+  // Root passes permission checks, so the command runs as nobody (65534) on a folder root owns.
+  it.skipIf(process.getuid?.() !== 0)('an --out in a folder the user may not write: "permission denied (EACCES)", exit 2, nothing written', () => {
+    const d = fixtureRun();
+    mkdirSync(join(d, 'locked'));
+    spawnSync('chmod', ['-R', 'a+rX', d]);
+    chmodSync(join(d, 'locked'), 0o755);
+    const before = snapshot(d);
+    for (const [cmd, args] of Object.entries(COMMANDS)) {
+      const r = node(cmd, args('locked/out'), d, { HOME: '/tmp' }, { uid: 65534, gid: 65534 });
+      expect(r.status, `${cmd}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^error: cannot write ${join(d, 'locked/out')}: permission denied \\(EACCES\\); locked cannot be written\\. Write to a folder you may write to, or fix its permissions$`, 'm'));
+      expectNoStack(r);
+    }
+    expect(snapshot(d)).toEqual(before);
   });
 });
 
