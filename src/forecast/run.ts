@@ -76,9 +76,10 @@ function defaultOut(source: ModelSource, cwd: string): string {
  * run's own `forecast/` aside), writable, and holding nothing forecast.js did not write, since it is
  * replaced as a whole.
  */
-function checkOut(out: string, source: ModelSource, cwd: string, flag: string): void {
+function checkOut(out: string, source: ModelSource, cwd: string, given: boolean): void {
+  const label = given ? '--out' : 'the default output folder';
   const own = runForecastDir(source);
-  checkApart(out, [{ ...sourceRoot(source), via: `--checkpoint ${shown(source.dir, cwd)} belongs to it` }], flag, { cwd, suffix: 'forecast', allowed: own ? [own] : [] });
+  checkApart(out, [{ ...sourceRoot(source), via: `--checkpoint ${shown(source.dir, cwd)} belongs to it` }], '--out', { cwd, suffix: 'forecast', allowed: own ? [own] : [], label });
   checkWritable(out);
   if (!existsSync(out)) return;
   const other: string[] = [];
@@ -86,7 +87,7 @@ function checkOut(out: string, source: ModelSource, cwd: string, flag: string): 
     if (e.name === 'charts' && e.isDirectory()) other.push(...readdirSync(join(out, e.name), { withFileTypes: true }).filter((c) => !(c.isFile() && c.name.endsWith('.svg'))).map((c) => `charts/${c.name}`));
     else if (!(OUR_FILES.has(e.name) && e.isFile())) other.push(e.name);
   }
-  if (other.length) throw new ForecastError(`${flag} ${shown(out, cwd)} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty ${flag} (the folder is replaced as a whole)`);
+  if (other.length) throw new ForecastError(`${label} ${shown(out, cwd)} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty --out (the folder is replaced as a whole)`);
 }
 
 /** Refuse a forecast with a non-finite value (nothing is written). */
@@ -138,7 +139,7 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   const H = o.horizon ?? Math.max(...m.horizons);
   if (o.season !== undefined && o.season > T) throw new ForecastError(`--season ${o.season} is longer than the context (${T} points): seasonal naive needs one full season in the context; lower --season or raise --context`);
   const out = o.out ? resolve(o.cwd, o.out) : defaultOut(source, o.cwd);
-  checkOut(out, source, o.cwd, o.out ? '--out' : 'the output folder');
+  checkOut(out, source, o.cwd, o.out !== undefined);
   const dataCfg: DataConfig = forecastDataConfig(train?.data ?? null, o, T, { validFraction: o.validFraction, stride: o.stride });
   let data;
   try {

@@ -79,18 +79,19 @@ export interface ProtectedInput {
 }
 
 /**
- * Refuse an output `out` (named by `flag`) that is one of `inputs`, inside one, or holds one;
+ * Refuse an output `out` (set by `flag`; `label` names it when the user did not pass the flag, e.g.
+ * "the default output folder") that is one of `inputs`, inside one, or holds one;
  * `allowed` lists real paths inside an input that are nevertheless the command's own (forecast.js's
  * `<run>/forecast`). `suffix` makes the suggested folder (`<input>-<suffix>`, beside the input).
  */
-export function checkApart(out: string, inputs: readonly ProtectedInput[], flag: string, opts: { cwd?: string; suffix: string; allowed?: readonly string[] }): void {
+export function checkApart(out: string, inputs: readonly ProtectedInput[], flag: string, opts: { cwd?: string; suffix: string; allowed?: readonly string[]; label?: string }): void {
   const cwd = opts.cwd ?? process.cwd();
   const o = realPath(out, 'write');
   for (const input of inputs) {
     const i = realPath(input.path, 'read');
     const rel = relation(o, i);
     if (!rel || (opts.allowed ?? []).some((a) => realPath(a, 'write') === o)) continue;
-    const O = `${flag} ${shown(out, cwd)}`;
+    const O = `${opts.label ?? flag} ${shown(out, cwd)}`;
     const I = shown(input.path, cwd);
     const link = o !== resolve(out) ? ` (${shown(out, cwd)} resolves to ${shown(o, cwd)})` : '';
     const how = rel === 'same' ? `is ${input.what}, ${I}` : rel === 'inside' ? `is inside ${input.what}, ${I}` : `holds ${input.what}, ${I}`;

@@ -99,6 +99,16 @@ describe('forecast.js: the output is never the run being read (its own forecast/
     for (const k of Object.keys(before)) expect(after[k], k).toBe(before[k]);
   });
 
+  it('the default output (./forecast) inside the model folder being read is refused the same way', () => {
+    const d = fixtureRun();
+    const before = snapshot(join(d, 'tiny-f32'));
+    const r = node('forecast.js', ['--checkpoint', '.', '--data', '../series.csv', '--context', '12'], join(d, 'tiny-f32'));
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^error: the default output folder forecast is inside the model folder being read, \. \(--checkpoint \. belongs to it\)\..* Choose an --out outside \. /m);
+    expectNoStack(r);
+    expect(snapshot(join(d, 'tiny-f32'))).toEqual(before);
+  });
+
   it('an --out whose charts/ holds a file forecast.js did not write is refused (the folder is replaced whole)', () => {
     const d = fixtureRun();
     mkdirSync(join(d, 'fc/charts'), { recursive: true });
