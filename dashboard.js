@@ -4,5 +4,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('./src/train/cli/dashboard.ts');
-process.exitCode = await main(process.argv.slice(2));
+// The one error boundary (src/util/cli-errors.ts): no stack trace but for a bug, one exit-code table.
+const { runCli } = await import('./src/util/cli-errors.ts');
+process.exitCode = await runCli('dashboard.js', () => import('./src/train/cli/dashboard.ts'), process.argv.slice(2));

@@ -4,5 +4,6 @@ import { register } from 'tsx/esm/api';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // silences a Mesa warning on machines without one
 register();
-const { main } = await import('./main.ts');
-process.exitCode = await main(process.argv.slice(2));
+// The one error boundary (src/util/cli-errors.ts): no stack trace but for a bug, one exit-code table.
+const { runCli } = await import('../src/util/cli-errors.ts');
+process.exitCode = await runCli('bench/run.js', () => import('./main.ts'), process.argv.slice(2));

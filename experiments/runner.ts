@@ -10,11 +10,23 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statS
 import { join, relative, resolve } from 'node:path';
 import { loadConfig } from '../src/train/config.ts';
 import { EXIT } from '../src/train/exit-codes.ts';
+import { injectCliFault, reportCliError } from '../src/util/cli-errors.ts';
 import { readMetrics, type RunMetrics } from '../src/report/metrics-reader.ts';
 import { summarize, writeComparisonReport, type RunSpec } from '../src/report/report.ts';
 import { SCENARIOS, type Mode, type RunData, type Scenario, type Variant } from './scenarios.ts';
 
 export const REPO = resolve(import.meta.dirname, '..');
+
+/** An experiment that could not run: its train.js failed (exit 1), or --report-only found no run (exit 2). src/util/cli-errors.ts prints it. */
+export class ExperimentError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'ExperimentError';
+  }
+}
 const TRAIN_JS = join(REPO, 'train.js');
 
 export interface RunOptions {
@@ -79,7 +91,7 @@ async function runVariant(scenario: Scenario<unknown>, variant: Variant, opts: R
     return data;
   };
   if (opts.reportOnly) {
-    if (!existsSync(metricsPath)) throw new Error(`${scenario.name} / ${variant.slug}: no run at ${metricsPath} (run it first, without --report-only)`);
+    if (!existsSync(metricsPath)) throw new ExperimentError(`${scenario.name} / ${variant.slug}: no run at ${metricsPath} (run it first, without --report-only)`, EXIT.badInput);
     const info = existsSync(infoPath) ? (JSON.parse(readFileSync(infoPath, 'utf8')) as { seconds?: number }) : {};
     // Runs from before run.json existed: the log was created at the start, the metrics last written at the end.
     const born = existsSync(join(dir, 'train.log')) ? statSync(join(dir, 'train.log')).birthtimeMs : 0;
@@ -102,7 +114,7 @@ async function runVariant(scenario: Scenario<unknown>, variant: Variant, opts: R
   // A failure variant that diverges is the outcome the scenario shows, not an error of the runner.
   if (status !== 0 && !(variant.diverges && status === EXIT.diverged)) {
     const tail = readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n');
-    throw new Error(`${scenario.name} / ${variant.slug}: train.js exited with ${status}\n${tail}`);
+    throw new ExperimentError(`${scenario.name} / ${variant.slug}: train.js exited with ${status}\n${tail}`, EXIT.stopped);
   }
   opts.log?.(`[experiment] ${scenario.name} / ${variant.slug}: done in ${seconds.toFixed(1)} s`);
   writeFileSync(infoPath, `${JSON.stringify({ command, seconds })}\n`);
@@ -174,6 +186,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  injectCliFault('experiments/run.js');
   const unknownFlags = argv.filter((a) => a.startsWith('--') && !FLAGS.includes(a));
   if (names.length === 0 || unknownFlags.length) {
     console.error(unknownFlags.length ? `error: unknown option ${unknownFlags.join(', ')}\n${USAGE}` : USAGE);
@@ -193,8 +206,7 @@ export async function main(argv: string[]): Promise<number> {
       const r = await runScenario(s, opts);
       console.log(`[experiment] ${s.name}: ${r.seconds.toFixed(1)} s`);
     } catch (e) {
-      console.error(`error: ${(e as Error).message}`);
-      return 1;
+      return reportCliError(e, 'experiments/run.js');
     }
   }
   console.log(`[experiment] total ${((performance.now() - t0) / 1000).toFixed(1)} s (${mode})`);

@@ -6,6 +6,7 @@
  *   0  diagnosed, no finding at or above --fail-on (default: no error finding; warnings exit 0)
  *   1  diagnosed, and some run has a finding at or above --fail-on (CI: fail the job)
  *   2  bad input: a missing folder, not a run folder, unreadable or malformed metrics/header
+ *  70  a bug (src/util/cli-errors.ts: the only exit that prints a stack trace)
  * With several runs the largest code wins; every readable run is still diagnosed.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { diagnoseRun } from './diagnoser.ts';
 import { formatFinding, jsonText, toJson, type DiagnosisJson } from './format.ts';
 import { MetricsTextError, parseMetricsText } from './records.ts';
 import type { RunHeaderInput } from './types.ts';
+import { injectCliFault, reportCliError } from '../util/cli-errors.ts';
 
 export const DIAGNOSE_EXIT = { clean: 0, findings: 1, badInput: 2 } as const;
 
@@ -98,9 +100,19 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     return DIAGNOSE_EXIT.badInput;
   }
   const failRank = opts.failOn === 'never' ? Infinity : RANK[opts.failOn as 'error' | 'warning'];
+  try {
+    injectCliFault('diagnose.js');
+    return diagnoseAll(program.args, opts, failRank, out, err);
+  } catch (e) {
+    // The one table (src/util/cli-errors.ts): an unreadable file is an I/O error, anything unknown a bug.
+    return reportCliError(e, 'diagnose.js', { out, err });
+  }
+}
+
+function diagnoseAll(args: readonly string[], opts: { json?: boolean }, failRank: number, out: (s: string) => void, err: (s: string) => void): number {
   let code: number = DIAGNOSE_EXIT.clean;
   const docs: DiagnosisJson[] = [];
-  for (const arg of program.args) {
+  for (const arg of args) {
     let run: LoadedRun;
     try {
       run = loadRunFolder(arg);

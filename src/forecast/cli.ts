@@ -1,17 +1,13 @@
 /**
- * Command-line interface of forecast.js. Exit codes: 0 done, 2 bad input or setup (flags, model
- * source, data, config mismatch, no GPU adapter): the message names the problem and the fix, and
- * nothing is written.
+ * Command-line interface of forecast.js. Exit codes (the one table, src/util/cli-errors.ts): 0 done;
+ * 2 bad input or setup (flags, model source, data, config mismatch, an output that is the run or
+ * inside it or cannot be written, no GPU adapter): the message names the problem and the fix, and
+ * nothing is written; 3 the forecast is not finite (nothing written); 1 the disk or device failed.
  */
 import { parseCommandLine } from '../train/cli/parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import { GpuError } from '../kernels/errors.ts';
-import { CheckpointError } from '../train/persist/checkpoint.ts';
-import { ConfigError } from '../train/config.ts';
-import { DataError } from '../train/data/errors.ts';
-import { HfConfigError } from '../train/interop/hf-config.ts';
-import { ForecastError } from './errors.ts';
+import { injectCliFault, reportCliError } from '../util/cli-errors.ts';
 import { runForecast } from './run.ts';
 
 function positiveInt(flag: string) {
@@ -59,12 +55,13 @@ export async function main(argv: string[]): Promise<number> {
     .option('--field <key>', 'JSON / JSONL key holding the numbers')
     .option('--horizon <H>', "points to forecast (default: the model's longest head; longer ones are autoregressive)", positiveInt('--horizon'))
     .option('--context <T>', "context length (default: the checkpoint's data.contextLength)", positiveInt('--context'))
-    .option('--out <dir>', 'output folder (default: <run dir>/forecast, or ./forecast)')
+    .option('--out <dir>', 'output folder (default: <run dir>/forecast, or ./forecast); never the run being read or inside it, and replaced as a whole')
     .option('--evaluate', 'MSE / MAE per horizon on the held-out tail, beside naive, seasonal naive, drift and window-mean baselines')
     .option('--season <m>', 'seasonal period for the seasonal-naive baseline (default: detected per series)', positiveInt('--season'))
     .option('--valid-fraction <f>', "held-out fraction of each series (default: the checkpoint's data.validFraction)", fraction)
     .option('--stride <n>', "step between held-out windows (default: the checkpoint's data.stride, else context / 2)", positiveInt('--stride'))
-    .option('--batch <n>', 'sequences per forward pass', positiveInt('--batch'), 32);
+    .option('--batch <n>', 'sequences per forward pass', positiveInt('--batch'), 32)
+    .addHelpText('after', '\nExit codes: 0 done, 1 the disk or device failed, 2 bad input (nothing written), 3 the forecast is not finite (nothing written), 70 a bug.');
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;
   const parsed = OptionsSchema.safeParse(program.opts());
@@ -73,19 +70,12 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    injectCliFault('forecast.js');
     const r = await runForecast({ ...parsed.data, cwd: process.cwd() });
     console.error(r.dataReport);
     console.log(r.summary);
     return 0;
   } catch (e) {
-    if (e instanceof ForecastError || e instanceof DataError || e instanceof CheckpointError || e instanceof ConfigError || e instanceof HfConfigError) {
-      console.error(`error: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof GpuError) {
-      console.error(`error: ${e.message}`);
-      return e.kind === 'no-adapter' ? 2 : 1;
-    }
-    throw e;
+    return reportCliError(e, 'forecast.js');
   }
 }

@@ -5,3 +5,11 @@ export class ForecastError extends Error {
     this.name = 'ForecastError';
   }
 }
+
+/** The model's forecast came out non-finite although its weights are finite: nothing is written, exit 3 (src/util/cli-errors.ts). */
+export class NonFiniteForecastError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteForecastError';
+  }
+}

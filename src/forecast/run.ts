@@ -2,18 +2,21 @@
  * A forecast run: model source -> data -> forecasts of every series' next H points (from its last
  * T points), and with `evaluate` the same on every held-out window of the training split, beside
  * the baselines on the same windows. Everything that can be refused is checked before the device
- * is opened, and the output folder is written in one atomic step at the end.
+ * is opened (the output folder too: never the run being read or inside it, except the run's own
+ * `forecast/`, and writable), and the output folder is written in one atomic step at the end, only
+ * when every forecast is finite.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { getRuntime } from '../kernels/runtime.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
 import { DataError, effectiveStride, formatReport, loadData, meanStd, splitSeries, windowStarts, type CleanSeries, type DataConfig } from '../train/data/index.ts';
-import { describeSource, loadSourceWeights, resolveModelSource, type ModelSource } from '../train/interop/model-source.ts';
+import { describeSource, loadSourceWeights, readSourceTensors, resolveModelSource, sourceRoot, type ModelSource } from '../train/interop/model-source.ts';
 import { replaceFolderAtomic, writeFiles } from '../util/atomic-write.ts';
+import { checkApart, checkWritable, shown } from '../util/output-path.ts';
 import { BASELINES, baselineForecast, detectSeason, type BaselineName } from './baselines.ts';
 import { denormalise, forecastDataConfig, normalise, windowStats, type DataFlags } from './data.ts';
-import { ForecastError } from './errors.ts';
+import { ForecastError, NonFiniteForecastError } from './errors.ts';
 import { generate, generationPlan } from './generate.ts';
 import { ErrorAccumulator } from './metrics.ts';
 import { chartNames, forecastChart, forecastsCsv, formatTable, jsonText, tableRows, verdict, type ForecastRow, type MethodMetrics } from './output.ts';
@@ -59,22 +62,53 @@ export interface ForecastResult {
 /** Files forecast.js writes; an existing --out holding anything else is not replaced. */
 const OUR_FILES = new Set(['forecasts.csv', 'evaluation.json', 'charts']);
 
-function defaultOut(source: ModelSource, cwd: string): string {
-  // runs/<name>/checkpoints/step-N -> runs/<name>/forecast
-  if (source.kind === 'checkpoint' && basename(dirname(source.dir)) === 'checkpoints') return join(dirname(dirname(source.dir)), 'forecast');
-  return resolve(cwd, 'forecast');
+/** runs/<name>/checkpoints/step-N -> runs/<name>/forecast: the one folder inside a run that forecast.js writes (null for other sources). */
+function runForecastDir(source: ModelSource): string | null {
+  return source.kind === 'checkpoint' && basename(dirname(source.dir)) === 'checkpoints' ? join(dirname(dirname(source.dir)), 'forecast') : null;
 }
 
-function checkOut(out: string): void {
+function defaultOut(source: ModelSource, cwd: string): string {
+  return runForecastDir(source) ?? resolve(cwd, 'forecast');
+}
+
+/**
+ * The output folder: never the run (or model folder) being read, inside it or holding it (the
+ * run's own `forecast/` aside), writable, and holding nothing forecast.js did not write, since it is
+ * replaced as a whole.
+ */
+function checkOut(out: string, source: ModelSource, cwd: string, given: boolean): void {
+  const label = given ? '--out' : 'the default output folder';
+  const own = runForecastDir(source);
+  checkApart(out, [{ ...sourceRoot(source), via: `--checkpoint ${shown(source.dir, cwd)} belongs to it` }], '--out', { cwd, suffix: 'forecast', allowed: own ? [own] : [], label });
+  checkWritable(out);
   if (!existsSync(out)) return;
-  let entries: string[];
-  try {
-    entries = readdirSync(out);
-  } catch {
-    throw new ForecastError(`--out ${out} exists and is not a folder: choose another --out`);
+  const other: string[] = [];
+  for (const e of readdirSync(out, { withFileTypes: true })) {
+    if (e.name === 'charts' && e.isDirectory()) other.push(...readdirSync(join(out, e.name), { withFileTypes: true }).filter((c) => !(c.isFile() && c.name.endsWith('.svg'))).map((c) => `charts/${c.name}`));
+    else if (!(OUR_FILES.has(e.name) && e.isFile())) other.push(e.name);
   }
-  const other = entries.filter((e) => !OUR_FILES.has(e));
-  if (other.length) throw new ForecastError(`--out ${out} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty --out (the folder is replaced as a whole)`);
+  if (other.length) throw new ForecastError(`${label} ${shown(out, cwd)} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty --out (the folder is replaced as a whole)`);
+}
+
+/** Refuse a forecast with a non-finite value (nothing is written). */
+function checkFinite(forecasts: readonly Float64Array[], jobs: readonly Job[], series: readonly CleanSeries[], source: ModelSource): void {
+  let bad = 0;
+  let first: { job: number; step: number; value: number } | null = null;
+  forecasts.forEach((f, j) => {
+    for (let k = 0; k < f.length; k++) {
+      if (Number.isFinite(f[k]!)) continue;
+      bad++;
+      first ??= { job: j, step: k + 1, value: f[k]! };
+    }
+  });
+  if (!first) return;
+  const { job, step, value } = first as { job: number; step: number; value: number };
+  const j = jobs[job]!;
+  const total = forecasts.reduce((a, f) => a + f.length, 0);
+  throw new NonFiniteForecastError(
+    `the model's forecast is not finite: ${bad.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} forecast values (the first: series ${series[j.series]!.id}, origin ${j.origin}, step ${step} = ${String(value)}), although every weight of ${describeSource(source)} is finite: the model overflows on this input. Nothing was written. ` +
+      'Check the data (values far outside what the model was trained on), or use another checkpoint of the run',
+  );
 }
 
 interface Job {
@@ -104,6 +138,8 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   if (T === undefined) throw new ForecastError(`--context is required for a Hugging Face folder (it does not record the context length it was trained with): pass e.g. --context 512`);
   const H = o.horizon ?? Math.max(...m.horizons);
   if (o.season !== undefined && o.season > T) throw new ForecastError(`--season ${o.season} is longer than the context (${T} points): seasonal naive needs one full season in the context; lower --season or raise --context`);
+  const out = o.out ? resolve(o.cwd, o.out) : defaultOut(source, o.cwd);
+  checkOut(out, source, o.cwd, o.out !== undefined);
   const dataCfg: DataConfig = forecastDataConfig(train?.data ?? null, o, T, { validFraction: o.validFraction, stride: o.stride });
   let data;
   try {
@@ -112,8 +148,6 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
     if (e instanceof DataError && /shorter than/.test(e.message)) throw new DataError(`${e.message} (forecast.js: every series needs --context + 1 = ${T + 1} points; lower --context)`);
     throw e;
   }
-  const out = o.out ? resolve(o.cwd, o.out) : defaultOut(source, o.cwd);
-  checkOut(out);
   const series = data.series;
   const split = splitSeries(series, dataCfg.validFraction, T);
   const trainParts = series.map((_, i) => split.train.find((s) => s.seriesIndex === i)!.values);
@@ -145,17 +179,20 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
     }
   }
 
+  // The weights, verified (checksum, finite values), before the device is opened.
+  const { tensors } = await readSourceTensors(source);
   const rt = await getRuntime();
   const model = new TimeMoeModel(rt, m, 0);
   let normalisedForecasts: Float32Array[];
   try {
-    await loadSourceWeights(source, model.params);
+    await loadSourceWeights(source, model.params, undefined, { tensors });
     const contexts = jobs.map((j) => normalise(series[j.series]!.values, j.origin - T, j.origin, j.stats));
     normalisedForecasts = await generate(rt, model, contexts, H, { batch: o.batch });
   } finally {
     model.dispose();
   }
   const forecasts = normalisedForecasts.map((f, i) => denormalise(f, jobs[i]!.stats));
+  checkFinite(forecasts, jobs, series, source);
 
   // forecasts.csv and the charts.
   const ids = series.map((s) => s.id);
@@ -226,7 +263,7 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
     );
   }
 
-  await replaceFolderAtomic(out, (tmp) => writeFiles(tmp, files));
+  await replaceFolderAtomic(out, (tmp) => writeFiles(tmp, files), { action: 'write' });
   const plan = generationPlan(m.horizons, H);
   const lines = [
     `forecast: ${describeSource(source)}; ${series.length} series, context ${T}, horizon ${H} (heads run: ${plan.join(' + ')}${plan.length > 1 ? ', autoregressive' : ''})`,

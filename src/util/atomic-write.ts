@@ -7,8 +7,9 @@
  *                        inside a folder that is itself a temp folder;
  *   replaceFolderAtomic  a whole folder: filled in a temp folder beside it, swapped into place;
  *   appendLine           one line appended whole, or cut back off;
- *   IoError              what the environment refused (disk full, I/O error, read-only disk), as a
- *                        message naming the file and the space it needed.
+ *   IoError              what the environment refused (disk full, I/O error, read-only disk), as
+ *                        `cannot <action> <file>: <reason> (<code>)` plus a fix: the one shape of
+ *                        I/O errors in every command (src/util/cli-errors.ts prints it).
  *
  * Temp files and folders are `<target>.tmp-<pid>-<hex>` beside the target, a replaced folder is
  * moved to `<target>.old-<pid>-<hex>` until the new one is in place (TEMP_RE, OLD_RE). So a name
@@ -42,20 +43,43 @@ const tempPath = (path: string) => `${path}.tmp-${uniqueSuffix()}`;
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-const CODE_TEXT: Record<string, string> = {
-  ENOSPC: 'no space left on device',
-  EDQUOT: 'disk quota exceeded',
-  EIO: 'input/output error',
-  EROFS: 'the file system is read-only',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  ENOTDIR: 'a path component is a file, not a folder',
-  EISDIR: 'it is a folder',
-  EMFILE: 'too many open files',
+/** What each errno means, in plain words, and what the user can do about it. */
+const CODES: Record<string, { reason: string; fix: string; path?: true }> = {
+  ENOSPC: { reason: 'no space left on device', fix: 'Free space on that disk (or write to another one), then run again' },
+  EDQUOT: { reason: 'disk quota exceeded', fix: 'Free space within your quota (or write to another disk), then run again' },
+  EIO: { reason: 'input/output error', fix: 'The disk or its connection failed: check it (dmesg, fsck), then run again' },
+  EMFILE: { reason: 'too many open files', fix: 'Raise the open-file limit (ulimit -n), then run again' },
+  ENFILE: { reason: 'too many open files on this system', fix: 'Close other programs or raise the system limit, then run again' },
+  ENOENT: { reason: 'no such file or folder', fix: 'A folder on the path is missing (removed while writing?): check it, then run again' },
+  EBUSY: { reason: 'the path is busy (in use, or a mount point)', fix: 'Choose another path, or stop what uses it' },
+  EXDEV: { reason: 'the move crosses file systems', fix: 'Choose an output on the same disk as its folder' },
+  EROFS: { reason: 'read-only file system', fix: 'Write to a writable disk, or remount this one read-write', path: true },
+  EACCES: { reason: 'permission denied', fix: 'Write to a folder you may write to, or fix its permissions', path: true },
+  EPERM: { reason: 'operation not permitted', fix: 'Write to a folder you may write to, or fix its permissions', path: true },
+  ENOTDIR: { reason: 'a file is in the way', fix: 'A folder is needed there: choose another path, or move that file away', path: true },
+  EISDIR: { reason: 'it is a folder, not a file', fix: 'Choose a file path, not a folder', path: true },
+  EEXIST: { reason: 'it already exists', fix: 'Choose another path, or move it away', path: true },
+  ELOOP: { reason: 'symlink loop', fix: 'Symlinks on that path point back at each other: fix them, or choose another path', path: true },
+  ENAMETOOLONG: { reason: 'the name is too long', fix: 'Choose a shorter path', path: true },
 };
 
+/**
+ * Errno codes that say the path itself cannot be written (read-only, no permission, a file in the
+ * way, a symlink loop): bad input, fixed by choosing another path. The others (disk full, I/O error)
+ * are failures of the environment: the same command works once it is fixed. The CLI error boundary
+ * (src/util/cli-errors.ts) maps the first to exit 2 and the second to exit 1.
+ */
+export function isPathCode(code: string): boolean {
+  return CODES[code]?.path === true;
+}
+
+/** The plain-language reason for an errno code ("read-only file system"), or the code itself. */
+export function codeReason(code: string): string {
+  return CODES[code]?.reason ?? `system error ${code}`;
+}
+
 export function isErrno(e: unknown): e is NodeJS.ErrnoException {
-  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string';
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code!);
 }
 
 export function formatBytes(n: number): string {
@@ -85,31 +109,41 @@ export interface IoNeed {
 }
 
 /**
- * A write the environment refused. `file` is where the file was to be; temp files are already
- * removed. The training CLI exits 1 on it: a run stopped by its environment.
+ * A file-system operation the environment refused, for every command the same way:
+ *
+ *   message  `cannot <action> <file>: <plain-language reason> (<code>)[; <detail>]`
+ *   fix      what to do about it (by code), printed after the message by the CLI error boundary.
+ *
+ * e.g. "cannot write /data/hf/model.safetensors: no space left on device (ENOSPC); this write
+ * needs 1.2 MiB and the disk has 12.0 KiB free". Temp files are already removed when it is thrown.
+ * Exit code (src/util/cli-errors.ts): 2 when the path cannot be written (isPathCode), else 1.
  */
 export class IoError extends Error {
+  readonly fix: string;
   constructor(
     readonly file: string,
     readonly code: string,
-    /** e.g. "writing", "appending to"; the message reads "<problem> (<code>) <action> <file>". */
+    /** A verb phrase: "write", "append to", "create the run folder"; the message reads "cannot <action> <file>". */
     readonly action: string,
     readonly need?: IoNeed,
     readonly freeBytes?: number | null,
+    /** More about this case, e.g. which file is in the way. */
+    readonly detail?: string,
   ) {
-    super(IoError.text(file, code, action, need, freeBytes));
+    super(IoError.text(file, code, action, need, freeBytes, detail));
     this.name = 'IoError';
+    this.fix = CODES[code]?.fix ?? 'Check the path and the disk, then run again';
   }
 
-  static text(file: string, code: string, action: string, need?: IoNeed, free?: number | null): string {
-    const what = CODE_TEXT[code] ?? code;
+  static text(file: string, code: string, action: string, need?: IoNeed, free?: number | null, detail?: string): string {
     const space =
       (code === 'ENOSPC' || code === 'EDQUOT') && need
-        ? `: ${need.what ?? 'this write'} needs ${formatBytes(need.bytes)}${free !== undefined && free !== null ? ` and the disk has ${formatBytes(free)} free` : ''}`
+        ? `; ${need.what ?? 'this write'} needs ${formatBytes(need.bytes)}${free !== undefined && free !== null ? ` and the disk has ${formatBytes(free)} free` : ''}`
         : '';
-    return `${what} (${code}) ${action} ${file}${space}`;
+    return `cannot ${action} ${file}: ${codeReason(code)} (${code})${space}${detail ? `; ${detail}` : ''}`;
   }
 
+  /** The errno error `e` as an IoError about `file` (an IoError is returned as it is); null when `e` is not an errno error. */
   static from(e: unknown, file: string, action: string, need?: IoNeed): IoError | null {
     if (e instanceof IoError) return e;
     if (!isErrno(e)) return null;
@@ -146,8 +180,8 @@ export interface AtomicFileOptions {
   /** fsync the folder after the rename (default false). */
   syncFolder?: boolean;
   /**
-   * Turn a refused write into an IoError "<problem> (<code>) <action> <path>" that names the bytes
-   * the file needed (e.g. 'writing'); without it, errors are thrown as they came.
+   * Turn a refused write into an IoError "cannot <action> <path>: ..." that names the bytes the
+   * file needed (e.g. 'write'); without it, errors are thrown as they came.
    */
   action?: string;
   /** Runs once the temp file is open, before its first byte (test-only fault injection, src/train/run/faults.ts). */
@@ -247,15 +281,36 @@ export interface AtomicFolderOptions {
    * `latest` here). If it throws, the previous folder is left as `<out>.old-…`.
    */
   afterSwap?: () => void | Promise<void>;
+  /**
+   * Keep the previous folder: moved to this path (beside `out`) instead of removed. For outputs
+   * whose old contents the command did not necessarily write (export.js --force).
+   */
+  setAsideAs?: string;
+  /**
+   * Turn a refused file-system operation into an IoError "cannot <action> <out>: ..." (e.g.
+   * 'write'); without it, errors are thrown as they came.
+   */
+  action?: string;
+  /** With `action`: what the folder needs, named when the disk is full. */
+  need?: IoNeed;
 }
 
 /**
  * Build `out` with `fill(tmpDir)` in `<out>.tmp-<pid>-<hex>` beside it and swap it into place; an
  * existing `out` is moved to `<out>.old-<pid>-<hex>` first and removed after (rename() cannot
- * replace a non-empty folder). `out`'s parent is created if needed. So `out` is always absent, the
- * previous complete folder, or the new complete one.
+ * replace a non-empty folder), or kept at `setAsideAs`. `out`'s parent is created if needed. So
+ * `out` is always absent, the previous complete folder, or the new complete one.
  */
 export async function replaceFolderAtomic(out: string, fill: (tmp: string) => Promise<void>, opts: AtomicFolderOptions = {}): Promise<void> {
+  try {
+    await replaceFolderIn(out, fill, opts);
+  } catch (e) {
+    if (opts.action === undefined) throw e;
+    rethrowIo(e, out, opts.action, opts.need);
+  }
+}
+
+async function replaceFolderIn(out: string, fill: (tmp: string) => Promise<void>, opts: AtomicFolderOptions): Promise<void> {
   await mkdir(dirname(out), { recursive: true });
   const tmp = tempPath(out);
   await mkdir(tmp);
@@ -265,7 +320,7 @@ export async function replaceFolderAtomic(out: string, fill: (tmp: string) => Pr
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
-  const old = `${out}.old-${uniqueSuffix()}`;
+  const old = opts.setAsideAs ?? `${out}.old-${uniqueSuffix()}`;
   let moved = false;
   try {
     await rename(out, old);
@@ -287,5 +342,5 @@ export async function replaceFolderAtomic(out: string, fill: (tmp: string) => Pr
   }
   if (opts.syncParent) syncFolder(dirname(out));
   await opts.afterSwap?.();
-  if (moved) await rm(old, { recursive: true, force: true });
+  if (moved && opts.setAsideAs === undefined) await rm(old, { recursive: true, force: true });
 }

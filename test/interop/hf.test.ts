@@ -165,9 +165,18 @@ describe('(b) our export in PyTorch', () => {
     const r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'hf-out'], d);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/58 tensors, 7,168 parameters, F32/);
-    expect(readdirSync(join(d, 'hf-out')).sort()).toEqual(['config.json', 'model.safetensors']);
+    expect(readdirSync(join(d, 'hf-out')).sort()).toEqual(['SHA256SUMS', 'config.json', 'model.safetensors']);
     expect(sha256(join(d, 'hf-out/model.safetensors'))).toBe(exportCheck.model_safetensors_sha256);
-    expect(sha256(join(d, 'hf-out/config.json'))).toBe(exportCheck.config_json_sha256);
+    // config.json is what PyTorch loaded plus auto_map (appended last): without it, the same bytes.
+    const cfgText = readFileSync(join(d, 'hf-out/config.json'), 'utf8');
+    const cfg = JSON.parse(cfgText) as Record<string, unknown>;
+    expect(cfg.auto_map).toEqual({ AutoConfig: 'Maple728/TimeMoE-50M--configuration_time_moe.TimeMoeConfig', AutoModelForCausalLM: 'Maple728/TimeMoE-50M--modeling_time_moe.TimeMoeForPrediction' });
+    expect(Object.keys(cfg).at(-1)).toBe('auto_map');
+    delete cfg.auto_map;
+    expect(createHash('sha256').update(`${JSON.stringify(cfg, null, 2)}\n`).digest('hex')).toBe(exportCheck.config_json_sha256);
+    // SHA256SUMS in sha256sum's format, naming both files.
+    expect(readFileSync(join(d, 'hf-out/SHA256SUMS'), 'utf8')).toBe(`${exportCheck.model_safetensors_sha256}  model.safetensors\n${sha256(join(d, 'hf-out/config.json'))}  config.json\n`);
+    expect(cfgText.endsWith('\n')).toBe(true);
 
     for (const ckpt of ['finetuned', 'hf-out']) {
       const out = `fc-${ckpt}`;
@@ -183,7 +192,7 @@ describe('(b) our export in PyTorch', () => {
     const d = workdir();
     let r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'tiny-f32'], d);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/tiny-f32: already exists and is not empty\. Choose another --out, or pass --force/);
+    expect(r.stderr).toMatch(/tiny-f32: already exists and is not empty \(config\.json, model\.safetensors\)\. Choose another --out, or pass --force to move its files aside into tiny-f32\.set-aside-<time>\/ \(nothing is deleted\)/);
     expect(sha256(join(d, 'tiny-f32/model.safetensors'))).toBe(sha256(join(FIX, 'tiny-f32/model.safetensors')));
 
     const state = JSON.parse(readFileSync(join(d, 'finetuned/state.json'), 'utf8')) as { config: { model: Record<string, unknown> } };

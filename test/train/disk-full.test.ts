@@ -46,7 +46,7 @@ describe('disk full (injected at one exact write)', () => {
     const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'ENOSPC@checkpoint:step-6:optimizer.safetensors' });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stdout).toMatch(
-      new RegExp(`^stopped: no space left on device \\(ENOSPC\\) writing ${join(d, 'runs/t/checkpoints/step-6/optimizer.safetensors').replace(/[/.]/g, '\\$&')}: the checkpoint needs [\\d.]+ KiB and the disk has [\\d.]+ [KMG]i?B free`),
+      new RegExp(`^stopped: cannot write ${join(d, 'runs/t/checkpoints/step-6/optimizer.safetensors').replace(/[/.]/g, '\\$&')}: no space left on device \\(ENOSPC\\); the checkpoint needs [\\d.]+ KiB and the disk has [\\d.]+ [KMG]i?B free`),
     );
     expect(r.stdout).toMatch(/temp files removed\); the last good checkpoint, runs\/t\/checkpoints\/step-3, is intact: after freeing space, continue with --resume/);
     expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+/); // no stack trace
@@ -66,7 +66,7 @@ describe('disk full (injected at one exact write)', () => {
     const p = writeConfig(d, tinyConfig());
     const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'ENOSPC@metrics.jsonl:train-5' });
     expect(r.status, r.stderr).toBe(1);
-    expect(r.stdout).toContain(`stopped: no space left on device (ENOSPC) appending to ${join(d, 'runs/t/metrics.jsonl')}: the line needs`);
+    expect(r.stdout).toContain(`stopped: cannot append to ${join(d, 'runs/t/metrics.jsonl')}: no space left on device (ENOSPC); the line needs`);
     const text = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8');
     expect(text.endsWith('\n')).toBe(true);
     expect(train(d).map((m) => m.step)).toEqual([1, 2, 3, 4]);
@@ -83,7 +83,7 @@ describe('disk full (injected at one exact write)', () => {
     const metrics = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8');
     const r = runCli(d, ['--config', p, '--resume'], { WEBGPU_MOE_FAULT: 'ENOSPC@plan.txt' });
     expect(r.status, r.stderr).toBe(1);
-    expect(r.stdout).toContain(`stopped: no space left on device (ENOSPC) writing ${join(d, 'runs/t/plan.txt')}: this write needs`);
+    expect(r.stdout).toContain(`stopped: cannot write ${join(d, 'runs/t/plan.txt')}: no space left on device (ENOSPC); this write needs`);
     expect(r.stdout).toContain('the last good checkpoint, runs/t/checkpoints/step-3, is intact');
     expect(readFileSync(join(d, 'runs/t/plan.txt'), 'utf8')).toBe(plan);
     expect(readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8')).toBe(metrics);
@@ -97,7 +97,7 @@ describe('disk full (injected at one exact write)', () => {
     const p = writeConfig(d, tinyConfig());
     const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'EIO@checkpoint:step-6:latest' });
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain(`stopped: input/output error (EIO) writing ${join(d, 'runs/t/checkpoints/latest')}`);
+    expect(r.stdout).toContain(`stopped: cannot write ${join(d, 'runs/t/checkpoints/latest')}: input/output error (EIO)`);
     expect(readFileSync(join(d, 'runs/t/checkpoints/latest'), 'utf8').trim()).toBe('step-3');
     const again = runCli(d, ['--config', p, '--resume']);
     expect(again.status, again.stderr).toBe(0);
@@ -128,12 +128,12 @@ describe('disk full on a real tmpfs (root only)', () => {
       writeFileSync(join(mnt!, 'filler'), Buffer.alloc(free - 500 * 1024));
       const r = runCli(d, ['--config', p]);
       expect(r.status, r.stdout + r.stderr).toBe(1);
-      expect(r.stdout).toMatch(/^stopped: no space left on device \(ENOSPC\) writing \S+\/run\/checkpoints\/step-6\/\S+: the checkpoint needs [\d.]+ KiB and the disk has [\d.]+ KiB free/);
+      expect(r.stdout).toMatch(/^stopped: cannot write \S+\/run\/checkpoints\/step-6\/\S+: no space left on device \(ENOSPC\); the checkpoint needs [\d.]+ KiB and the disk has [\d.]+ KiB free/);
       expect(r.stdout).toContain(`the last good checkpoint, ${join(mnt!, 'run/checkpoints/step-3')}, is intact`);
       expect(leftovers(mnt!)).toEqual([]);
       const full = runCli(d, ['--config', p, '--resume']);
       expect(full.status, full.stdout + full.stderr).toBe(1);
-      expect(full.stdout).toMatch(/^stopped: no space left on device \(ENOSPC\)/);
+      expect(full.stdout).toMatch(/^stopped: cannot write \S+: no space left on device \(ENOSPC\)/);
       expect(leftovers(mnt!)).toEqual([]);
       rmSync(join(mnt!, 'filler'));
       const freed = runCli(d, ['--config', p, '--resume']);
@@ -151,8 +151,8 @@ describe('disk full before anything is written', () => {
     const d = scratch();
     const r = runCli(d, ['--config', writeConfig(d, tinyConfig())], { WEBGPU_MOE_FAULT: 'ENOSPC@lock' });
     expect(r.status, r.stderr).toBe(1);
-    expect(r.stderr).toContain(`error: no space left on device (ENOSPC) writing the run lock ${join(d, 'runs/t/lock')}`);
-    expect(r.stderr).toMatch(/Nothing else was written; free space or fix the folder, then run again/);
+    expect(r.stderr).toContain(`error: cannot write the run lock ${join(d, 'runs/t/lock')}: no space left on device (ENOSPC)`);
+    expect(r.stderr).toMatch(/Free space on that disk \(or write to another one\), then run again/);
     expect(existsSync(join(d, 'runs'))).toBe(false);
   });
 });

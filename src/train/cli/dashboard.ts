@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { parseCommandLine } from './parse.ts';
-import { UiError } from '../../ui/errors.ts';
+import { injectCliFault, reportCliError } from '../../util/cli-errors.ts';
 import { DEFAULT_PORT, exposureWarning, parseAddress } from '../../ui/flags.ts';
 import { Hub } from '../../ui/hub.ts';
 import { startLiveDashboard, withLiveDashboard } from '../../ui/live.ts';
@@ -31,12 +31,13 @@ export async function main(argv: string[], signals: NodeJS.EventEmitter = proces
     .argument('<run...>', 'run folders train.js wrote (their logging.dir, holding metrics.jsonl), or metrics .jsonl files')
     .option('-p, --port <port>', `port to listen on (0 picks a free one)`, String(DEFAULT_PORT))
     .option('--host <address>', 'listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the runs)')
-    .addHelpText('after', '\nExit codes: 0 closed by Ctrl-C / SIGTERM / SIGHUP / SIGQUIT, 2 bad input (a flag, a run folder, a port in use).')
+    .addHelpText('after', '\nExit codes: 0 closed by Ctrl-C / SIGTERM / SIGHUP / SIGQUIT, 2 bad input (a flag, a run folder, a port in use), 70 a bug.')
     .showHelpAfterError('(node dashboard.js --help lists every flag)');
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;
   const opts = program.opts<{ port: string; host?: string }>();
   try {
+    injectCliFault('dashboard.js');
     const flags = { port: '--port', host: '--host' };
     const address = parseAddress(flags, opts.port, opts.host);
     const hub = new Hub();
@@ -55,11 +56,7 @@ export async function main(argv: string[], signals: NodeJS.EventEmitter = proces
     await server.close();
     return EXIT.done;
   } catch (e) {
-    if (e instanceof UiError) {
-      console.error(`error: ${e.message}`);
-      return EXIT.badInput;
-    }
-    throw e;
+    return reportCliError(e, 'dashboard.js');
   }
 }
 

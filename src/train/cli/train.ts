@@ -5,22 +5,18 @@
  */
 import { parseCommandLine } from './parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { GpuError } from '../../kernels/errors.ts';
-import { ConfigError, loadConfig } from '../config.ts';
-import { DataError } from '../data/errors.ts';
-import { CheckpointError } from '../persist/checkpoint.ts';
+import { loadConfig } from '../config.ts';
 import { EXIT } from '../exit-codes.ts';
 import { checkFaults } from '../run/faults.ts';
-import { IoError } from '../../util/atomic-write.ts';
+import { injectCliFault, reportCliError } from '../../util/cli-errors.ts';
 import { formatOutcome } from '../run/outcome.ts';
-import { RunFolderError, shownPath } from '../run/run-dir.ts';
-import { RunStopped, planFor, runTraining } from '../run/run.ts';
+import { shownPath } from '../run/run-dir.ts';
+import { planFor, runTraining } from '../run/run.ts';
 import { formatPlan } from '../plan/format.ts';
 import { estimateStepTime, measureHostAdamW } from '../plan/step-time.ts';
 import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from '../plan/targets.ts';
 import { getRuntime } from '../../kernels/runtime.ts';
 import { runSmoke } from './smoke.ts';
-import { UiError } from '../../ui/errors.ts';
 import { withDashboard } from './dashboard.ts';
 
 const GiB = 2 ** 30;
@@ -117,13 +113,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one; docs/DASHBOARD.md)')
     .option('--ui-host <address>', 'with --ui: listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the run)')
-    .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM (each signal: save a checkpoint, then exit).')
+    .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 70 a bug, 129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM (each signal: save a checkpoint, then exit).')
     .showHelpAfterError('(node train.js --help lists every flag)');
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;
   const opts = program.opts<CliOptions>();
   const cwd = process.cwd();
   try {
+    injectCliFault('train.js');
     // Before --smoke's own exit, so `--smoke --ui` is refused rather than ignored.
     const conflict = conflicting(opts);
     if (conflict) {
@@ -158,23 +155,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(line);
     return code;
   } catch (e: unknown) {
-    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError || e instanceof RunFolderError || e instanceof UiError) {
-      console.error(`error: ${e.message}`);
-      return EXIT.badInput;
-    }
-    if (e instanceof RunStopped) {
-      console.log(`stopped: ${e.message}`);
-      return e.exitCode;
-    }
-    if (e instanceof IoError) {
-      // Before the run wrote anything (e.g. the lock on a full disk): nothing else to report.
-      console.error(`error: ${e.message}. Nothing else was written; free space or fix the folder, then run again`);
-      return EXIT.stopped;
-    }
-    if (e instanceof GpuError) {
-      console.error(`error: ${e.message}`);
-      return e.kind === 'no-adapter' ? EXIT.badInput : EXIT.stopped;
-    }
-    throw e;
+    // The one table (src/util/cli-errors.ts): `stopped: ...` for a run that stopped, `error: ...` for the rest, a stack only for a bug.
+    return reportCliError(e, 'train.js');
   }
 }

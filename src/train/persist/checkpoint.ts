@@ -209,7 +209,7 @@ export async function pointLatest(root: string, name: string | null): Promise<vo
     if (name === null) await rm(join(root, LATEST_FILE), { force: true });
     else writeLatest(root, name, true);
   } catch (e) {
-    throw IoError.from(e, join(root, LATEST_FILE), 'writing') ?? e;
+    throw IoError.from(e, join(root, LATEST_FILE), 'write') ?? e;
   }
 }
 
@@ -289,7 +289,7 @@ export async function writeCheckpoint(root: string, data: CheckpointData, opts: 
     return await writeCheckpointIn(root, name, base, data, opts, at);
   } catch (e) {
     // Disk full and other I/O errors: name the file and the space the whole checkpoint needs.
-    throw IoError.from(e, at.file, 'writing', { bytes: checkpointBytes(data), what: 'the checkpoint' }) ?? e;
+    throw IoError.from(e, at.file, 'write', { bytes: checkpointBytes(data), what: 'the checkpoint' }) ?? e;
   }
 }
 

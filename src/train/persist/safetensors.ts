@@ -4,14 +4,15 @@
  * JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}` padded with
  * spaces to a multiple of 8, then the raw little-endian tensor bytes; offsets are relative to the
  * start of that data and must tile it exactly (the Rust reader rejects gaps, overlaps and trailing
- * bytes, so we write and check the same rule). We write F32 only; we read F32, F16, BF16 and F64,
- * widening to f32, since Hugging Face checkpoints are often bf16.
+ * bytes, so we write and check the same rule). We write F32 (checkpoints), or F16 / BF16 for
+ * exports (rounded to nearest even); we read F32, F16, BF16 and F64, widening to f32, since
+ * Hugging Face checkpoints are often bf16.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { z } from 'zod';
-import { f16BitsToF32 } from '../../kernels/f16.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../kernels/f16.ts';
 import { writeFileDurable } from '../../util/atomic-write.ts';
 
 /** A checkpoint or safetensors file that cannot be used: names the file, the problem and the fix. */
@@ -43,7 +44,12 @@ export interface WriteSafetensorsOptions {
   chunkBytes?: number;
   /** Called after every chunk with the bytes written so far (tests use it to crash mid-file). */
   onProgress?: (bytesWritten: number) => void | Promise<void>;
+  /** The dtype every tensor is stored in (default F32); F16 / BF16 round to nearest even. */
+  dtype?: WriteDType;
 }
+
+/** The dtypes we write. */
+export type WriteDType = 'F32' | 'F16' | 'BF16';
 
 export interface WriteResult {
   bytes: number;
@@ -70,14 +76,14 @@ function sortedNames(names: Iterable<string>): string[] {
 }
 
 /** The 8-byte length prefix plus the space-padded JSON header, for tensors in the given order. */
-export function encodeHeader(entries: readonly { name: string; shape: readonly number[] }[], metadata?: Record<string, string>): Uint8Array {
+export function encodeHeader(entries: readonly { name: string; shape: readonly number[] }[], metadata?: Record<string, string>, dtype: WriteDType = 'F32'): Uint8Array {
   // No prototype, so a tensor called __proto__ is just a key.
   const header = Object.create(null) as Record<string, unknown>;
   if (metadata) header.__metadata__ = { ...metadata };
   let offset = 0;
   for (const e of entries) {
-    const bytes = product(e.shape) * 4;
-    header[e.name] = { dtype: 'F32', shape: [...e.shape], data_offsets: [offset, offset + bytes] };
+    const bytes = product(e.shape) * DTYPE_BYTES[dtype];
+    header[e.name] = { dtype, shape: [...e.shape], data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -95,6 +101,24 @@ function leBytes(data: Float32Array, begin: number, end: number): Uint8Array {
   if (LITTLE_ENDIAN) return view;
   const out = new Uint8Array(view);
   for (let i = 0; i < out.length; i += 4) out.set([view[i + 3]!, view[i + 2]!, view[i + 1]!, view[i]!], i);
+  return out;
+}
+
+/** f32 -> bf16 bits, round to nearest even (NaN stays NaN). */
+function f32ToBf16Bits(bits: number): number {
+  if ((bits & 0x7f800000) === 0x7f800000 && bits & 0x7fffff) return ((bits >>> 16) | 0x40) & 0xffff;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Elements [begin, end) of `data` as little-endian 16-bit floats. */
+function halfBytes(dtype: 'F16' | 'BF16', data: Float32Array, begin: number, end: number): Uint8Array {
+  const out = new Uint8Array((end - begin) * 2);
+  const dv = new DataView(out.buffer);
+  if (dtype === 'F16') for (let i = begin; i < end; i++) dv.setUint16((i - begin) * 2, f32ToF16Bits(data[i]!), true);
+  else {
+    const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    for (let i = begin; i < end; i++) dv.setUint16((i - begin) * 2, f32ToBf16Bits(bits[i]!), true);
+  }
   return out;
 }
 
@@ -125,7 +149,8 @@ export async function writeSafetensors(
   const entries = names.map((name) => ({ name, source: tensors.get(name)! }));
   for (const { name, source } of entries) checkTensorName(path, name, source.shape);
   if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new CheckpointError(path, `metadata ${k} is not a string`, 'safetensors metadata maps strings to strings');
-  const header = encodeHeader(entries.map((e) => ({ name: e.name, shape: e.source.shape })), metadata);
+  const dtype = opts.dtype ?? 'F32';
+  const header = encodeHeader(entries.map((e) => ({ name: e.name, shape: e.source.shape })), metadata, dtype);
   const chunk = Math.max(4, Math.floor((opts.chunkBytes ?? 8 << 20) / 4) * 4);
   const hash = createHash('sha256');
   const write = async (fh: FileHandle): Promise<number> => {
@@ -137,7 +162,7 @@ export async function writeSafetensors(
       const want = product(source.shape);
       if (data.length !== want) throw new CheckpointError(path, `tensor ${name} has ${data.length} values for shape [${source.shape.join(', ')}] (${want})`, 'Pass data matching the shape');
       for (let b = 0; b < data.byteLength; b += chunk) {
-        const bytes = leBytes(data, b, Math.min(data.byteLength, b + chunk));
+        const bytes = dtype === 'F32' ? leBytes(data, b, Math.min(data.byteLength, b + chunk)) : halfBytes(dtype, data, b / 4, Math.min(data.byteLength, b + chunk) / 4);
         await writeAll(fh, bytes, pos);
         hash.update(bytes);
         pos += bytes.length;

@@ -37,7 +37,7 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
   const { rt, built, here, overwrite, pick, start, validate } = p;
   const { model } = built;
   s.committed = true;
-  writeFileAtomic(paths.plan, formatPlan(plan), { action: 'writing', beforeWrite: faultAt('plan.txt') });
+  writeFileAtomic(paths.plan, formatPlan(plan), { action: 'write', beforeWrite: faultAt('plan.txt') });
   if (overwrite.length) {
     const to = setAside(paths, 'overwritten', overwrite.map((f) => join(paths.dir, f)));
     console.error(`[overwrite] the previous run in ${show(paths.dir)} was moved to ${show(to)} (nothing deleted)`);

@@ -23,13 +23,13 @@ export class MetricsLog {
 
   /** Append one record; a line that does not fit (disk full) is cut off again and an IoError names the file. */
   write(record: Record<string, unknown>): void {
-    appendLine(this.path, `${jsonSafe(record)}\n`, 'appending to', faultAt(`metrics.jsonl:${String(record.kind)}-${String(record.step)}`));
+    appendLine(this.path, `${jsonSafe(record)}\n`, 'append to', faultAt(`metrics.jsonl:${String(record.kind)}-${String(record.step)}`));
     this.observer?.record(record);
   }
 
   /** Write `path` (header.json: read back by dashboard.js for a finished run) and tell the observer. */
   describe(path: string, header: RunHeader): void {
-    writeFileAtomic(path, `${jsonSafe(header)}\n`, { action: 'writing', beforeWrite: faultAt('header.json') });
+    writeFileAtomic(path, `${jsonSafe(header)}\n`, { action: 'write', beforeWrite: faultAt('header.json') });
     this.observer?.header(header);
   }
 
@@ -73,9 +73,9 @@ export class MetricsLog {
         try {
           truncateSync(this.path, Buffer.byteLength(wanted));
         } catch (e) {
-          rethrowIo(e, this.path, 'truncating');
+          rethrowIo(e, this.path, 'truncate');
         }
-      } else writeFileAtomic(this.path, wanted, { action: 'rewriting', beforeWrite: faultAt('metrics.jsonl:truncate') });
+      } else writeFileAtomic(this.path, wanted, { action: 'rewrite', beforeWrite: faultAt('metrics.jsonl:truncate') });
     }
     // The kept lines parsed in split(): a resumed run's page starts with its whole history.
     this.observer?.history(keep.map((line) => JSON.parse(line) as Record<string, unknown>));

@@ -53,7 +53,7 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
       console.error(`[lora] warning: the adapters hold ${adapters.toLocaleString('en-US')} parameters, more than the ${base.toLocaleString('en-US')} of the model they adapt: optim.lora.rank ${lora.rank} is large for this model (fine-tuning every weight would train fewer); a rank of 4 to 16 is usual`);
   }
   // model.init.from: its config is checked before the data and the device (a resume ignores it).
-  const initFrom = cfg.model.init.from && !resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd) : null;
+  const initFrom = cfg.model.init.from && !resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd, paths.dir) : null;
   const data = await loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed, signal: stops.signal, progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes) }).catch((e: unknown) => {
     notStopped(); // an aborted load is the signal's doing: say so, not "AbortError"
     throw e;

@@ -36,7 +36,7 @@ export async function reportProfile(rt: Backend, profiler: GpuProfiler, path: st
     await profiler.flush();
     const precise = timestampsPrecise();
     console.error(formatProfile(profiler.summary('op'), { byShader: profiler.summary('shader'), precise }));
-    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, { action: 'writing', beforeWrite: faultAt('profile.json') });
+    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, { action: 'write', beforeWrite: faultAt('profile.json') });
     console.error(`[profile] written to ${show(path)}`);
     profiler.destroy();
   } catch (e) {

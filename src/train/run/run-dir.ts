@@ -126,7 +126,7 @@ export function setAside(paths: RunPaths, label: string, entries: readonly strin
       renameSync(e, to);
     }
   } catch (e) {
-    rethrowIo(e, folder, 'moving the old run aside into');
+    rethrowIo(e, folder, 'move the old run aside into');
   }
   return folder;
 }
@@ -170,7 +170,7 @@ export class RunLock {
       if (code === 'EEXIST' || code === 'ENOTDIR') throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} cannot be created: a file is in the way (${code}). Set logging.dir to a folder path`);
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
         throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} cannot be created (${code}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}). Set logging.dir to a folder you can write`);
-      rethrowIo(e, paths.dir, 'creating the run folder');
+      rethrowIo(e, paths.dir, 'create the run folder');
     }
     if (!statSync(paths.dir).isDirectory()) throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} is a file, not a folder. Set logging.dir to a folder path`);
     const info: LockInfo = { pid: process.pid, host: hostname(), bootId: bootId(), startedAt: new Date().toISOString(), command: `node train.js ${process.argv.slice(2).join(' ')}`.trim() };
@@ -188,7 +188,7 @@ export class RunLock {
           // A folder that cannot be written is bad input, said plainly (not as an I/O failure or a full disk).
           if (isErrno(e) && (e.code === 'EROFS' || e.code === 'EACCES' || e.code === 'EPERM')) throw unwritable(paths, cwd, e.code);
           // EEXIST again after replacing a stale lock: another process took it meanwhile; read that one.
-          if (!isErrno(e) || e.code !== 'EEXIST' || attempt > 2) rethrowIo(e, paths.lock, 'writing the run lock');
+          if (!isErrno(e) || e.code !== 'EEXIST' || attempt > 2) rethrowIo(e, paths.lock, 'write the run lock');
         }
         const held = RunLock.read(paths, cwd);
         const sameHost = held.host === info.host;
