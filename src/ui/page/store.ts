@@ -4,7 +4,9 @@
  * not logged is null; a value logged as NaN / Infinity stays that number (the charts mark it).
  * Pure: no DOM, tested in Node (test/ui/store.test.ts).
  */
-import type { BadTensorRecord, TrainRecord, ValidRecord } from '../../report/metrics-reader.ts';
+import { Diagnoser } from '../../diagnose/diagnoser.ts';
+import type { Finding, Note, RunHeaderInput } from '../../diagnose/types.ts';
+import type { BadTensorRecord, MetricsRecord, TrainRecord, ValidRecord } from '../../report/metrics-reader.ts';
 import type { RunStatus, UiEvent, UiHeader } from '../protocol.ts';
 
 export type Value = number | null;
@@ -31,6 +33,8 @@ export interface TrainColumns {
   clippedFraction: Value[];
   lossScale: Value[];
   tokensPerSecond: Value[];
+  /** Milliseconds the step took (the logger's `ms`). */
+  ms: Value[];
   liveBytes: Value[];
   peakBytes: Value[];
   /** [head][i], heads in the config's horizon order. */
@@ -59,6 +63,8 @@ export interface RunData {
   label: string;
   dir: string;
   live: boolean;
+  /** dashboard.js follows the run's files: records and status may still change. */
+  followed: boolean;
   header: UiHeader | null;
   status: RunStatus;
   message?: string;
@@ -67,12 +73,73 @@ export interface RunData {
   skipped: SkippedStep[];
   layers: number;
   experts: number;
+  /** The run's diagnosis (src/diagnose), fed the same records as the charts. */
+  diagnosis: RunDiagnosis;
 }
 
-const TRAIN_SCALARS = ['loss', 'lossMain', 'aux', 'z', 'lr', 'auxFactor', 'gradNorm', 'gradNormPostClip', 'clippedFraction', 'lossScale', 'tokensPerSecond', 'liveBytes', 'peakBytes'] as const;
+/**
+ * The page's Diagnoser for one run. It needs the header (the baseline, the config) before the
+ * first record; records that come first (a resumed run's history is sent before its header) wait
+ * until the header comes, or until the findings are asked for without one (a run folder without
+ * header.json). Those are kept, so a header that comes later still sees every record.
+ */
+export class RunDiagnosis {
+  private diag: Diagnoser | null = null;
+  private pending: MetricsRecord[] = [];
+  private headerless = false;
+  /** Bumped when the findings may have changed. */
+  version = 0;
+
+  header(h: UiHeader): void {
+    this.diag = new Diagnoser(h as RunHeaderInput);
+    for (const r of this.pending) this.diag.push(r);
+    this.pending = [];
+    this.headerless = false;
+    this.version++;
+  }
+
+  record(r: MetricsRecord): void {
+    if (this.headerless) this.pending.push(r);
+    if (this.diag) this.diag.push(r);
+    else this.pending.push(r);
+    this.version++;
+  }
+
+  reset(h: UiHeader | null): void {
+    this.diag = null;
+    this.pending = [];
+    this.headerless = false;
+    if (h) this.header(h);
+    this.version++;
+  }
+
+  private get(): Diagnoser {
+    if (!this.diag) {
+      this.diag = new Diagnoser({});
+      for (const r of this.pending) this.diag.push(r);
+      this.headerless = true;
+    }
+    return this.diag;
+  }
+
+  findings(): Finding[] {
+    return this.get().findings();
+  }
+
+  notes(): Note[] {
+    return this.get().notes();
+  }
+
+  /** What the run's header lacks for some detector ("silence is not health"). */
+  unjudged(): string[] {
+    return this.get().unjudged();
+  }
+}
+
+const TRAIN_SCALARS = ['loss', 'lossMain', 'aux', 'z', 'lr', 'auxFactor', 'gradNorm', 'gradNormPostClip', 'clippedFraction', 'lossScale', 'tokensPerSecond', 'ms', 'liveBytes', 'peakBytes'] as const;
 
 function emptyTrain(): TrainColumns {
-  return { step: [], loss: [], lossMain: [], aux: [], z: [], lr: [], auxFactor: [], gradNorm: [], gradNormPostClip: [], clippedFraction: [], lossScale: [], tokensPerSecond: [], liveBytes: [], peakBytes: [], head: [], entropy: [], maxShare: [], switchLoss: [], load: [] };
+  return { step: [], loss: [], lossMain: [], aux: [], z: [], lr: [], auxFactor: [], gradNorm: [], gradNormPostClip: [], clippedFraction: [], lossScale: [], tokensPerSecond: [], ms: [], liveBytes: [], peakBytes: [], head: [], entropy: [], maxShare: [], switchLoss: [], load: [] };
 }
 
 function emptyValid(): ValidColumns {
@@ -112,6 +179,7 @@ function appendTrain(d: RunData, r: TrainRecord): void {
     lossScale: opt(r.lossScale),
     // A step of zero recorded time has no rate: leave a gap rather than write Infinity tok/s.
     tokensPerSecond: r.tokens !== undefined && r.ms !== undefined && r.ms > 0 ? r.tokens / (r.ms / 1000) : null,
+    ms: opt(r.ms),
     liveBytes: opt(r.liveBytes),
     peakBytes: opt(r.peakBytes),
   };
@@ -168,21 +236,27 @@ export class Store {
     }
     this.seq++;
     if (ev.type === 'run') {
-      this.runs[ev.run] = { run: ev.run, label: ev.label, dir: ev.dir, live: ev.live, header: null, status: 'running', train: emptyTrain(), valid: emptyValid(), skipped: [], layers: 0, experts: 0 };
+      this.runs[ev.run] = { run: ev.run, label: ev.label, dir: ev.dir, live: ev.live, followed: ev.followed ?? false, header: null, status: 'running', train: emptyTrain(), valid: emptyValid(), skipped: [], layers: 0, experts: 0, diagnosis: new RunDiagnosis() };
       return;
     }
     const d = this.runs[ev.run];
     if (!d) return;
-    if (ev.type === 'header') d.header = ev.header;
-    else if (ev.type === 'status') {
+    if (ev.type === 'header') {
+      d.header = ev.header;
+      d.diagnosis.header(ev.header);
+    } else if (ev.type === 'status') {
       d.status = ev.status;
       d.message = ev.message;
     } else if (ev.type === 'reset') {
       d.train = emptyTrain();
       d.valid = emptyValid();
       d.skipped = [];
-    } else if (ev.record.kind === 'train') appendTrain(d, ev.record);
-    else appendValid(d, ev.record);
+      d.diagnosis.reset(d.header);
+    } else {
+      if (ev.record.kind === 'train') appendTrain(d, ev.record);
+      else appendValid(d, ev.record);
+      d.diagnosis.record(ev.record);
+    }
   }
 
   /** Columns of per-layer / per-head groups padded to the step count (a layer may start late). */
