@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diagnoseRun } from '../../src/diagnose/diagnoser.ts';
 import { parseMetricsText } from '../../src/diagnose/records.ts';
+import type { RunHeaderInput } from '../../src/diagnose/types.ts';
 import { parseRecord, type MetricsRecord } from '../../src/report/metrics-reader.ts';
 import { cellColumns } from '../../src/ui/page/heatmap.ts';
 import { atOrBefore, withAlpha } from '../../src/ui/page/line-chart.ts';
@@ -46,6 +47,7 @@ function storeOf(runs: { label: string; header: UiHeader | null; records: Metric
     if (r.header && !r.headerLast) s.apply({ type: 'header', run, header: r.header });
     for (const record of r.records) s.apply({ type: 'record', run, record });
     if (r.header && r.headerLast) s.apply({ type: 'header', run, header: r.header });
+    s.runs[run]!.diagnosis.drain();
   });
   return s;
 }
@@ -160,13 +162,22 @@ describe('seconds per step and ETA', () => {
 describe('the page’s diagnosis', () => {
   it('finds what src/diagnose finds in the file: bad start and clipping on the head-std-1.0 classifier', () => {
     const r = recorded('classify-head-std-1.0');
-    const expected = diagnoseRun(r.header, parseMetricsText(r.text).records).findings;
+    const expected = diagnoseRun(r.header as RunHeaderInput, parseMetricsText(r.text).records).findings;
     expect(expected.map((f) => f.id)).toContain('bad-start');
     for (const headerLast of [false, true]) {
       const s = storeOf([{ label: 'a', header: r.header, records: r.records, headerLast }]);
       const got = s.runs[0]!.diagnosis.findings();
       expect(got.map((f) => [f.id, f.severity, f.firstStep, f.status]), `header ${headerLast ? 'after' : 'before'} the records`).toEqual(expected.map((f) => [f.id, f.severity, f.firstStep, f.status]));
     }
+    // Judged in slices, and first without a header (it comes late): the header's judgement replaces that one.
+    const s = storeOf([{ label: 'a', header: null, records: r.records }]);
+    const d = s.runs[0]!.diagnosis;
+    expect(d.unjudged().join(' ')).toMatch(/no baseline/);
+    s.apply({ type: 'header', run: 0, header: r.header });
+    expect(d.pending).toBe(r.records.length);
+    while (d.drain(0) > 0);
+    expect(d.findings().map((f) => f.id)).toEqual(expected.map((f) => f.id));
+    expect(d.unjudged().join(" ")).not.toMatch(/no baseline/);
   });
 
   it('puts a marker at each finding’s first step on the loss chart, and layer findings on the routing charts only', () => {

@@ -97,9 +97,27 @@ function render(): void {
     if (reason) hidden.push(`${p.title} (${reason})`);
     chart.update(series, p.refs?.(runs) ?? [], panelEvents(p, store), smoothing);
   }
+  if (runs.some((d) => d.diagnosis.pending > 0)) scheduleDrain();
   hiddenNote.textContent = hidden.length ? `Not shown, as they carry no information for ${runs.length > 1 ? 'these runs' : 'this run'}: ${hidden.join('; ')}.` : '';
   hiddenNote.hidden = !hidden.length;
   afterDraw.port2.postMessage(null);
+}
+
+// The diagnosis judges queued records in slices, between redraws: a late page's long history
+// does not hold up the charts; the findings appear when it is done (or every half second).
+let draining = false;
+function scheduleDrain(): void {
+  if (draining) return;
+  draining = true;
+  const started = performance.now();
+  const slice = () => {
+    let left = 0;
+    for (const d of store.runs) if (d) left += d.diagnosis.drain(12);
+    if (left === 0 || performance.now() - started > 500) schedule();
+    if (left > 0) setTimeout(slice, 0);
+    else draining = false;
+  };
+  setTimeout(slice, 0);
 }
 
 // Redraws are coalesced: a burst of events (or a fast run) costs one redraw per interval.
@@ -228,7 +246,11 @@ window.__dashboard = {
   store,
   charts: () => [...charts.values()].map((c) => c.contents()),
   heatmaps: () => heatmaps.map((h) => h.contents()),
-  findings: () => store.runs.filter(Boolean).map((d) => ({ run: d.run, label: d.label, findings: d.diagnosis.findings() })),
+  findings: () =>
+    store.runs.filter(Boolean).map((d) => {
+      d.diagnosis.drain();
+      return { run: d.run, label: d.label, findings: d.diagnosis.findings() };
+    }),
   timing: () => store.runs.filter(Boolean).map((d) => timing(d)),
   setSmoothing,
   setLog: (id, log) => charts.get(id)?.setLog(log),

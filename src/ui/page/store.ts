@@ -80,59 +80,83 @@ export interface RunData {
 /**
  * The page's Diagnoser for one run. It needs the header (the baseline, the config) before the
  * first record; records that come first (a resumed run's history is sent before its header) wait
- * until the header comes, or until the findings are asked for without one (a run folder without
- * header.json). Those are kept, so a header that comes later still sees every record.
+ * until the header comes, or until a drain without one (a run folder without header.json). Those
+ * are kept, so a header that comes later still sees every record.
+ *
+ * Records are queued and judged by drain(), which the page calls in slices of a few milliseconds
+ * (a late page's history of 10k steps x 36 layers is ~6 s of detector work on a slow CPU, which
+ * must not hold up the charts); findings() is what the records judged so far say.
  */
 export class RunDiagnosis {
   private diag: Diagnoser | null = null;
-  private pending: MetricsRecord[] = [];
-  private headerless = false;
+  /** Records to judge from `next` on; before the first header, every record (replayed when it comes). */
+  private queue: MetricsRecord[] = [];
+  private next = 0;
+  private headerSeen = false;
   /** Bumped when the findings may have changed. */
   version = 0;
 
+  /**
+   * The run's header. A second one without a reset (header.json rewritten by a resume that kept
+   * every line) changes nothing the detectors read: the diagnosis goes on.
+   */
   header(h: UiHeader): void {
+    if (this.headerSeen) return;
+    this.headerSeen = true;
     this.diag = new Diagnoser(h as RunHeaderInput);
-    for (const r of this.pending) this.diag.push(r);
-    this.pending = [];
-    this.headerless = false;
+    this.next = 0;
     this.version++;
   }
 
   record(r: MetricsRecord): void {
-    if (this.headerless) this.pending.push(r);
-    if (this.diag) this.diag.push(r);
-    else this.pending.push(r);
-    this.version++;
+    this.queue.push(r);
   }
 
   reset(h: UiHeader | null): void {
     this.diag = null;
-    this.pending = [];
-    this.headerless = false;
+    this.queue = [];
+    this.next = 0;
+    this.headerSeen = false;
     if (h) this.header(h);
     this.version++;
   }
 
-  private get(): Diagnoser {
-    if (!this.diag) {
-      this.diag = new Diagnoser({});
-      for (const r of this.pending) this.diag.push(r);
-      this.headerless = true;
+  /** Records not judged yet. */
+  get pending(): number {
+    return this.queue.length - this.next;
+  }
+
+  /** Judge queued records for up to `budgetMs` (all by default); returns how many are left. */
+  drain(budgetMs = Number.POSITIVE_INFINITY): number {
+    if (this.next >= this.queue.length) return 0;
+    // No header yet: judge with none (what it lacks is named by unjudged()).
+    this.diag ??= new Diagnoser({});
+    const end = performance.now() + budgetMs;
+    let n = 0;
+    while (this.next < this.queue.length) {
+      this.diag.push(this.queue[this.next++]!);
+      if (++n % 32 === 0 && performance.now() > end) break;
     }
-    return this.diag;
+    if (this.next >= this.queue.length && this.headerSeen) {
+      // Judged under the run's header: nothing to replay any more.
+      this.queue = [];
+      this.next = 0;
+    }
+    this.version++;
+    return this.pending;
   }
 
   findings(): Finding[] {
-    return this.get().findings();
+    return this.diag?.findings() ?? [];
   }
 
   notes(): Note[] {
-    return this.get().notes();
+    return this.diag?.notes() ?? [];
   }
 
   /** What the run's header lacks for some detector ("silence is not health"). */
   unjudged(): string[] {
-    return this.get().unjudged();
+    return this.diag?.unjudged() ?? [];
   }
 }
 
@@ -251,7 +275,8 @@ export class Store {
       d.train = emptyTrain();
       d.valid = emptyValid();
       d.skipped = [];
-      d.diagnosis.reset(d.header);
+      // The header comes again after a reset (a resume's history, or a log read again).
+      d.diagnosis.reset(null);
     } else {
       if (ev.record.kind === 'train') appendTrain(d, ev.record);
       else appendValid(d, ev.record);
