@@ -464,6 +464,14 @@ export class LineChart {
       hooks: {
         draw: [(u) => this.drawOverlay(u)],
         setScale: [(u, key) => key === 'x' && this.zoom.changed(u, this.fullRange())],
+        // A click on a smoothed line's legend entry hides (or shows) its faint raw line too.
+        setSeries: [
+          (u, si, o) => {
+            const k = this.mainIdx.indexOf(si ?? -1);
+            const faint = k >= 0 ? this.faintIdx[k] : null;
+            if (faint !== null && faint !== undefined && o.show !== undefined && u.series[faint]!.show !== o.show) u.setSeries(faint, { show: o.show });
+          },
+        ],
       },
     };
     this.title.textContent = this.spec.title;
