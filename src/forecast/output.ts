@@ -43,6 +43,29 @@ export function chartNames(ids: readonly string[]): string[] {
   });
 }
 
+/** The x axis of a forecast chart: a series' time column (dates or numbers), else the point's index. */
+export interface ChartTime {
+  column: string;
+  dates: boolean;
+  /** The time of point `index` of the series (past its end: extrapolated, see seriesTime). */
+  at: (index: number) => number;
+}
+
+/**
+ * The time of every point of a series from its time column; points past the end (the forecast)
+ * continue at the median spacing of its last 64 points. Null when the series has no time column.
+ */
+export function seriesTime(time: { column: string; values: ArrayLike<number>; dates: boolean } | undefined): ChartTime | null {
+  if (!time || time.values.length === 0) return null;
+  const v = time.values;
+  const n = v.length;
+  const gaps: number[] = [];
+  for (let i = Math.max(1, n - 64); i < n; i++) gaps.push(v[i]! - v[i - 1]!);
+  gaps.sort((a, b) => a - b);
+  const step = gaps.length ? gaps[gaps.length >> 1]! : 1;
+  return { column: time.column, dates: time.dates, at: (i) => (i < n ? v[Math.max(0, i)]! : v[n - 1]! + (i - (n - 1)) * step) };
+}
+
 export interface ChartInput {
   title: string;
   /** First index of the context. */
@@ -50,15 +73,18 @@ export interface ChartInput {
   context: ArrayLike<number>;
   forecast: ArrayLike<number>;
   actual?: ArrayLike<number>;
-  /** Other forecasts drawn dashed (e.g. a baseline). */
+  /** Other forecasts drawn dashed (e.g. the best baseline), named in the legend. */
   others?: { name: string; values: ArrayLike<number> }[];
+  /** Real timestamps on the x axis (the series' time column); the point index when absent. */
+  time?: ChartTime | null;
 }
 
 export function forecastChart(c: ChartInput): string {
-  const pts = (from: number, v: ArrayLike<number>): Point[] => Array.from({ length: v.length }, (_, i) => [from + i, v[i]!] as const);
+  const x = (i: number) => (c.time ? c.time.at(i) : i);
+  const pts = (from: number, v: ArrayLike<number>): Point[] => Array.from({ length: v.length }, (_, i) => [x(from + i), v[i]!] as const);
   const origin = c.start + c.context.length;
   // The forecast line starts at the last context point so it reads as a continuation.
-  const last: Point = [origin - 1, c.context[c.context.length - 1]!];
+  const last: Point = [x(origin - 1), c.context[c.context.length - 1]!];
   const series: ChartSeries[] = [
     { name: 'context', points: pts(c.start, c.context), color: '#7f7f7f' },
     ...(c.actual ? [{ name: 'actual', points: [last, ...pts(origin, c.actual)], color: '#2ca02c' }] : []),
@@ -67,7 +93,51 @@ export function forecastChart(c: ChartInput): string {
   ];
   // Wide enough for the title (15 px bold, ~9 px a character): series ids can be long.
   const width = Math.max(640, Math.ceil(c.title.length * 9 + 40));
-  return lineChart({ title: c.title, xLabel: 'index', yLabel: 'value', series, width, annotations: [{ x: origin - 0.5, label: 'forecast from here' }] });
+  const xLabel = c.time ? `${c.time.column}${c.time.dates ? ' (UTC)' : ''}` : 'index';
+  return lineChart({
+    title: c.title,
+    xLabel,
+    yLabel: 'value',
+    series,
+    width,
+    xTime: c.time?.dates ?? false,
+    // Between the last context point and the first forecast; its label over the frame, clear of the data.
+    annotations: [{ x: (x(origin - 1) + x(origin)) / 2, label: 'forecast from here' }],
+    annotationLabels: 'above',
+  });
+}
+
+/** The baselines the held-out charts pick from (window mean is never the one to beat). */
+export const CHART_BASELINES = ['naive', 'seasonal naive', 'drift'] as const;
+
+/** Index of the lowest finite value (NaN never wins), -1 when none is finite. */
+export function lowest(values: readonly number[]): number {
+  let best = -1;
+  values.forEach((v, j) => {
+    if (Number.isFinite(v) && (best < 0 || v < values[best]!)) best = j;
+  });
+  return best;
+}
+
+/**
+ * Mean error per step ahead (1..H) over every evaluated window, one line per method: where the
+ * model gains or loses against the baselines as the horizon grows.
+ */
+export function errorByHorizonChart(perStep: Readonly<Record<string, ErrorSummary>>, methods: readonly string[], windows: number, metric: 'mse' | 'mae' = 'mse'): string {
+  const colors: Record<string, string> = { model: '#1f77b4', naive: '#ff7f0e', 'seasonal naive': '#9467bd', drift: '#8c564b', 'window mean': '#7f7f7f' };
+  const series: ChartSeries[] = methods.map((m) => ({
+    name: m === 'model' ? 'model' : `${m} (baseline)`,
+    points: (perStep[m]?.[metric] ?? []).map((v, k) => [k + 1, v] as const),
+    color: colors[m],
+    dashed: m !== 'model',
+  }));
+  return lineChart({
+    title: `${metric.toUpperCase()} (normalised) by steps ahead, over all ${windows} held-out windows`,
+    xLabel: 'steps ahead',
+    yLabel: `${metric.toUpperCase()} (normalised)`,
+    series,
+    width: 720,
+  });
 }
 
 export interface MethodMetrics {
@@ -98,11 +168,7 @@ export function tableRows(methods: readonly string[], metrics: Readonly<Record<s
     for (const scale of ['normalised', 'original'] as const)
       for (const metric of ['mse', 'mae'] as const) {
         const values = methods.map((m) => metrics[m]![scale][metric][i]!);
-        let best = -1;
-        values.forEach((v, j) => {
-          if (Number.isFinite(v) && (best < 0 || v < values[best]!)) best = j;
-        });
-        rows.push({ horizon: h, metric, scale, values, best });
+        rows.push({ horizon: h, metric, scale, values, best: lowest(values) });
       }
   });
   return rows;

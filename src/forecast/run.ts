@@ -19,7 +19,7 @@ import { denormalise, forecastDataConfig, normalise, windowStats, type DataFlags
 import { ForecastError, NonFiniteForecastError } from './errors.ts';
 import { generate, generationPlan } from './generate.ts';
 import { ErrorAccumulator } from './metrics.ts';
-import { chartNames, forecastChart, forecastsCsv, formatTable, jsonText, tableRows, verdict, type ForecastRow, type MethodMetrics } from './output.ts';
+import { CHART_BASELINES, chartNames, errorByHorizonChart, forecastChart, forecastsCsv, formatTable, jsonText, lowest, seriesTime, tableRows, verdict, type ForecastRow, type MethodMetrics } from './output.ts';
 
 export interface ForecastOptions extends DataFlags {
   checkpoint: string;
@@ -204,34 +204,51 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
     for (let k = 0; k < H; k++) rows.push({ series: ids[j.series]!, origin: j.origin, index: j.origin + k, step: k + 1, forecast: f[k]!, actual: j.actual ? j.actual[k]! : null });
   });
   files.set('forecasts.csv', forecastsCsv(rows));
-  const lastHeldOut = new Map<number, number>();
-  jobs.forEach((j, i) => {
-    if (j.actual) lastHeldOut.set(j.series, i);
-  });
+  const times = series.map((s) => seriesTime(s.time));
   series.forEach((s, i) => {
     const ctx = s.values.subarray(s.values.length - T);
-    files.set(`charts/${names[i]}.svg`, forecastChart({ title: `${s.id}: next ${H} points`, start: s.values.length - T, context: ctx, forecast: forecasts[i]! }));
-    const w = lastHeldOut.get(i);
-    if (w !== undefined) {
-      const j = jobs[w]!;
-      files.set(
-        `charts/${names[i]}-held-out.svg`,
-        forecastChart({ title: `${s.id}: last held-out window (origin ${j.origin})`, start: j.origin - T, context: s.values.subarray(j.origin - T, j.origin), forecast: forecasts[w]!, actual: j.actual!, others: [{ name: 'naive', values: baselineForecast('naive', s.values.subarray(j.origin - T, j.origin), H, 1) }] }),
-      );
-    }
+    files.set(`charts/${names[i]}.svg`, forecastChart({ title: `${s.id}: next ${H} points`, start: s.values.length - T, context: ctx, forecast: forecasts[i]!, time: times[i] }));
   });
 
   let evaluation: EvaluationResult | null = null;
   if (o.evaluate) {
     const methods = ['model', ...BASELINES];
     const acc = new Map(methods.map((k) => [k, new ErrorAccumulator(H)]));
+    // Per series too, for its held-out chart: the model and the baselines it is drawn against.
+    const bySeries = series.map(() => new Map(['model', ...CHART_BASELINES].map((k) => [k as string, new ErrorAccumulator(H)])));
     const perSeries = series.map(() => 0);
+    const lastHeldOut = new Map<number, number>();
     jobs.forEach((j, i) => {
       if (!j.actual) return;
       perSeries[j.series]!++;
+      lastHeldOut.set(j.series, i);
       const ctx = series[j.series]!.values.subarray(j.origin - T, j.origin);
       acc.get('model')!.add(forecasts[i]!, j.actual, j.stats.scale);
-      for (const b of BASELINES) acc.get(b)!.add(baselineForecast(b as BaselineName, ctx, H, season[j.series]!.period), j.actual, j.stats.scale);
+      bySeries[j.series]!.get('model')!.add(forecasts[i]!, j.actual, j.stats.scale);
+      for (const b of BASELINES) {
+        const f = baselineForecast(b as BaselineName, ctx, H, season[j.series]!.period);
+        acc.get(b)!.add(f, j.actual, j.stats.scale);
+        bySeries[j.series]!.get(b)?.add(f, j.actual, j.stats.scale);
+      }
+    });
+    // Each series' last held-out window, against the baseline that did best on that series
+    // (normalised MSE over steps 1..H and its held-out windows).
+    const best = series.map((_, i) => {
+      const mse = (k: string) => bySeries[i]!.get(k)!.atHorizons('normalised', [H]).mse[0]!;
+      const b = lowest(CHART_BASELINES.map(mse));
+      return b < 0 ? null : { name: CHART_BASELINES[b]!, mse: mse(CHART_BASELINES[b]!), model: mse('model') };
+    });
+    series.forEach((s, i) => {
+      const w = lastHeldOut.get(i);
+      if (w === undefined) return;
+      const j = jobs[w]!;
+      const ctx = s.values.subarray(j.origin - T, j.origin);
+      const b = best[i];
+      const others = b ? [{ name: `best baseline here: ${b.name} (norm. MSE ${sig4(b.mse)}; model ${sig4(b.model)}; ${perSeries[i]} windows)`, values: baselineForecast(b.name, ctx, H, season[i]!.period) }] : [];
+      files.set(
+        `charts/${names[i]}-held-out.svg`,
+        forecastChart({ title: `${s.id}: last held-out window (origin ${j.origin})`, start: j.origin - T, context: ctx, forecast: forecasts[w]!, actual: j.actual!, others, time: times[i] }),
+      );
     });
     const horizons = [...new Set([...m.horizons.filter((h) => h <= H), H])].sort((a, b) => a - b);
     const metrics: Record<string, MethodMetrics> = {};
@@ -239,6 +256,8 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
     const tr = tableRows(methods, metrics, horizons);
     const windows = jobs.length - futureJobs;
     evaluation = { windows, horizons, methods, metrics, table: formatTable(methods, tr), verdict: verdict(methods, tr) };
+    const perStepNormalised = Object.fromEntries(methods.map((k) => [k, acc.get(k)!.perStep('normalised')]));
+    files.set(`charts/${names.includes('error-by-horizon') ? 'error-by-horizon-all' : 'error-by-horizon'}.svg`, errorByHorizonChart(perStepNormalised, methods, windows));
     files.set(
       'evaluation.json',
       jsonText({
@@ -254,7 +273,7 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
         generation: generationPlan(m.horizons, H),
         windows,
         averaging: 'MSE / MAE at horizon h: mean over every held-out window and steps 1..h; normalised = error / the window scale',
-        series: series.map((s, i) => ({ id: s.id, windows: perSeries[i], season: season[i] })),
+        series: series.map((s, i) => ({ id: s.id, windows: perSeries[i], season: season[i], bestBaseline: best[i] })),
         horizons,
         metrics,
         perStep: Object.fromEntries(methods.map((k) => [k, { normalised: acc.get(k)!.perStep('normalised'), original: acc.get(k)!.perStep('original') }])),
@@ -281,6 +300,10 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   const charts = [...files.keys()].filter((k) => k.startsWith('charts/')).length;
   lines.push(`written: ${out}/forecasts.csv, ${charts} charts in ${out}/charts${evaluation ? `, ${out}/evaluation.json` : ''}`);
   return { out, source, series: series.length, horizon: H, contextLength: T, plan, evaluation, summary: lines.join('\n'), dataReport: `[data] ${formatReport(data.report)}` };
+}
+
+function sig4(v: number): string {
+  return Number.isFinite(v) ? String(Number(v.toPrecision(4))) : String(v);
 }
 
 function fmtV(v: number): string {

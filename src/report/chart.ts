@@ -29,6 +29,13 @@ export interface LineChartOptions {
   xMax?: number;
   /** Vertical markers, e.g. "aux warm-up ends". */
   annotations?: readonly { x: number; label: string }[];
+  /**
+   * Where the annotations' labels go: 'inside' the plot at its top (default), or 'above' it, in a
+   * strip of their own over the frame, where no data can be under them.
+   */
+  annotationLabels?: 'inside' | 'above';
+  /** The x values are times, milliseconds since the epoch (UTC): calendar ticks and date labels. */
+  xTime?: boolean;
   /** Horizontal reference lines, e.g. balanced share 1/E or max entropy ln E. */
   references?: readonly { y: number; label: string }[];
   /** At least this many legend rows of space, so side-by-side charts line up. */
@@ -115,6 +122,60 @@ export function formatTick(v: number): string {
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential().replace(/\.?0+e/, 'e');
   return String(Number(v.toPrecision(6)));
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+/** Tick steps for a time axis: fixed lengths up to weeks, then calendar months and years. */
+const TIME_STEPS: { ms: number; months?: number }[] = [
+  ...[1, 5, 15, 30].map((n) => ({ ms: n * SECOND })),
+  ...[1, 5, 15, 30].map((n) => ({ ms: n * MINUTE })),
+  ...[1, 3, 6, 12].map((n) => ({ ms: n * HOUR })),
+  ...[1, 2, 7, 14].map((n) => ({ ms: n * DAY })),
+  ...[1, 2, 3, 6].map((n) => ({ ms: n * 30.44 * DAY, months: n })),
+  ...[1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000].map((n) => ({ ms: n * 365.25 * DAY, months: 12 * n })),
+];
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** A time as its tick label needs it at this step: 2014, 2014-03, 2014-03-05, 03-05 12:00, 12:00:30 (UTC). */
+export function formatTime(ms: number, stepMs: number): string {
+  if (!Number.isFinite(ms)) return nonFiniteLabel(ms);
+  const d = new Date(ms);
+  const ymd = `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
+  if (stepMs >= 360 * DAY) return String(d.getUTCFullYear());
+  if (stepMs >= 28 * DAY) return ymd.slice(0, 7);
+  if (stepMs >= DAY) return ymd;
+  if (stepMs >= MINUTE) return `${ymd.slice(5)} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
+  return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}`;
+}
+
+/** Ticks at calendar boundaries (UTC) inside [lo, hi], about `target` of them, with their labels. */
+export function timeTicks(lo: number, hi: number, target = 5): { ticks: number[]; labels: string[]; stepMs: number } {
+  const span = Math.max(hi - lo, SECOND);
+  const step = TIME_STEPS.find((s) => span / s.ms <= target) ?? TIME_STEPS[TIME_STEPS.length - 1]!;
+  const ticks: number[] = [];
+  if (step.months) {
+    const d = new Date(lo);
+    let y = d.getUTCFullYear();
+    let m = d.getUTCMonth();
+    // The first boundary at or after lo, on a multiple of the step (January for years).
+    const total = y * 12 + m + (Date.UTC(y, m, 1) < lo ? 1 : 0);
+    let k = Math.ceil(total / step.months) * step.months;
+    for (;;) {
+      y = Math.floor(k / 12);
+      m = k % 12;
+      const t = Date.UTC(y, m, 1);
+      if (t > hi) break;
+      if (t >= lo) ticks.push(t);
+      k += step.months;
+    }
+  } else {
+    for (let t = Math.ceil(lo / step.ms) * step.ms; t <= hi; t += step.ms) ticks.push(t);
+  }
+  return { ticks, labels: ticks.map((t) => formatTime(t, step.ms)), stepMs: step.ms };
 }
 
 function f1(v: number): string {
@@ -247,7 +308,8 @@ export function lineChart(opts: LineChartOptions): string {
   const legendRows = legendLayout(series, W, logY);
   const rowsShown = Math.max(legendRows.length, opts.legendRows ?? 0);
   const items = legendRows.flat();
-  const top = 40;
+  const labelsAbove = (opts.annotationLabels ?? 'inside') === 'above' && (opts.annotations ?? []).length > 0;
+  const top = labelsAbove ? 58 : 40;
   const bottom = 46 + rowsShown * 18 + (rowsShown ? 6 : 0);
   const px0 = LEFT;
   const px1 = W - RIGHT;
@@ -279,10 +341,22 @@ export function lineChart(opts: LineChartOptions): string {
   const xr = xRangeOf(series);
   const xMinOpt = opts.xMin !== undefined && Number.isFinite(opts.xMin) ? opts.xMin : undefined;
   const xMaxOpt = opts.xMax !== undefined && Number.isFinite(opts.xMax) ? opts.xMax : undefined;
-  const xt = niceTicks(xMinOpt ?? xr?.min ?? 0, xMaxOpt ?? xr?.max ?? 1, Math.max(2, Math.round((px1 - px0) / 90)), {
-    lo: xMinOpt !== undefined,
-    hi: xMaxOpt !== undefined,
-  });
+  const xTarget = Math.max(2, Math.round((px1 - px0) / 90));
+  let xt: Ticks;
+  let xLabels: string[];
+  let fmtX: (v: number) => string = formatTick;
+  if (opts.xTime) {
+    // Time: the domain is the data's, the ticks fall on calendar boundaries inside it.
+    const lo = xMinOpt ?? xr?.min ?? 0;
+    const hi = Math.max(xMaxOpt ?? xr?.max ?? lo + DAY, lo + SECOND);
+    const tt = timeTicks(lo, hi, xTarget);
+    xt = { lo, hi, ticks: tt.ticks };
+    xLabels = tt.labels;
+    fmtX = (v) => formatTime(v, Math.min(tt.stepMs, DAY));
+  } else {
+    xt = niceTicks(xMinOpt ?? xr?.min ?? 0, xMaxOpt ?? xr?.max ?? 1, xTarget, { lo: xMinOpt !== undefined, hi: xMaxOpt !== undefined });
+    xLabels = xt.ticks.map(formatTick);
+  }
   const sx = linearScale(xt.lo, xt.hi, px0, px1);
 
   // Unique per chart, so SVGs inlined into one HTML page do not share a clip path.
@@ -305,7 +379,7 @@ export function lineChart(opts: LineChartOptions): string {
   for (const v of yt.ticks) out.push(`<text class="tick" x="${px0 - 6}" y="${f1(sy(v) + 4)}">${escapeXml(formatTick(v))}</text>`);
   out.push('</g>');
   out.push('<g class="x-ticks" fill="#444" text-anchor="middle">');
-  for (const v of xt.ticks) out.push(`<text class="tick" x="${f1(sx(v))}" y="${py1 + 16}">${escapeXml(formatTick(v))}</text>`);
+  xt.ticks.forEach((v, i) => out.push(`<text class="tick" x="${f1(sx(v))}" y="${py1 + 16}">${escapeXml(xLabels[i]!)}</text>`));
   out.push('</g>');
   out.push(`<rect class="frame" x="${px0}" y="${py0}" width="${px1 - px0}" height="${py1 - py0}" fill="none" stroke="#999"/>`);
   out.push(`<text x="${(px0 + px1) / 2}" y="${py1 + 34}" text-anchor="middle" fill="#222">${escapeXml(opts.xLabel)}</text>`);
@@ -337,9 +411,19 @@ export function lineChart(opts: LineChartOptions): string {
   for (const a of opts.annotations ?? []) {
     if (!Number.isFinite(a.x) || a.x < xt.lo || a.x > xt.hi) continue;
     const x = sx(a.x);
+    if (labelsAbove) {
+      // Over the frame, centred on the line (kept inside the chart): never on top of the data.
+      const w = approxTextWidth(a.label, 11);
+      const cx = Math.min(Math.max(x, px0 + w / 2), px1 - w / 2);
+      out.push(
+        `<g class="annotation"><line x1="${f1(x)}" x2="${f1(x)}" y1="${py0 - 8}" y2="${py1}" stroke="#666" stroke-dasharray="5 4"/>`,
+        `<text class="annotation-label" x="${f1(cx)}" y="${py0 - 11}" text-anchor="middle" fill="#444" font-size="11">${escapeXml(a.label)}</text></g>`,
+      );
+      continue;
+    }
     out.push(
       `<g class="annotation"><line x1="${f1(x)}" x2="${f1(x)}" y1="${dy0}" y2="${py1}" stroke="#666" stroke-dasharray="5 4"/>`,
-      `<text x="${f1(x + 4)}" y="${dy0 + 12}" fill="#444" font-size="11">${escapeXml(a.label)}</text></g>`,
+      `<text class="annotation-label" x="${f1(x + 4)}" y="${dy0 + 12}" fill="#444" font-size="11">${escapeXml(a.label)}</text></g>`,
     );
   }
 
@@ -385,7 +469,7 @@ export function lineChart(opts: LineChartOptions): string {
     for (const g of groups.values())
       g.forEach(({ s, x, y, p }, k) => {
         const cx = sx(x) + (k - (g.length - 1) / 2) * 10;
-        const tip = `<title>${escapeXml(`${s.name} at ${formatTick(x)}: ${p === 'nonfinite' ? nonFiniteLabel(y) : formatTick(y)}`)}</title>`;
+        const tip = `<title>${escapeXml(`${s.name} at ${fmtX(x)}: ${p === 'nonfinite' ? nonFiniteLabel(y) : formatTick(y)}`)}</title>`;
         if (p === 'nonfinite') {
           const kind = nonFiniteLabel(y);
           const fill = kind === 'NaN' ? 'none' : s.color;

@@ -14,6 +14,9 @@ export const headerSchema = z.object({
   adapter: adapter.optional(),
   startStep: z.number().int().nonnegative().optional(),
   startedAt: z.string().optional(),
+  // The diagnosis's inputs (src/diagnose reads them leniently): passed through as they are.
+  baseline: z.unknown().optional(),
+  data: z.unknown().optional(),
 });
 
 export function parseHeader(raw: unknown): { header: UiHeader } | { error: string } {

@@ -26,9 +26,10 @@ export class Hub {
     for (const l of this.listeners) l(seq, line);
   }
 
-  addRun(label: string, dir: string, live: boolean): number {
+  /** `live`: this process is the run (train.js --ui); `followed`: its files are tailed (dashboard.js). */
+  addRun(label: string, dir: string, live: boolean, followed = false): number {
     const run = this.runs++;
-    this.publish({ type: 'run', run, label, dir, live });
+    this.publish({ type: 'run', run, label, dir, live, ...(followed ? { followed } : {}) });
     return run;
   }
 

@@ -6,7 +6,11 @@
  */
 import type { MetricsRecord } from '../report/metrics-reader.ts';
 
-/** 'stopped': --stop-after; 'failed': an error or a stop rule (the message says which); 'interrupted': a signal. */
+/**
+ * 'stopped': --stop-after, or (dashboard.js) a run no process holds any more that did not reach
+ * schedule.steps; 'failed': an error or a stop rule (the message says which); 'interrupted': a
+ * signal; 'saved': a run folder whose state cannot be told (no lock and no schedule.steps).
+ */
 export type RunStatus = 'running' | 'done' | 'stopped' | 'diverged' | 'failed' | 'interrupted' | 'saved';
 
 /** header.json as the page gets it; every field optional, since older runs have no header.json. */
@@ -17,10 +21,18 @@ export interface UiHeader {
   adapter?: { vendor: string; architecture: string; device: string; description: string; backend: string };
   startStep?: number;
   startedAt?: string;
+  /** The no-information loss the diagnosis judges the start by (src/diagnose, header.json `baseline`). */
+  baseline?: unknown;
+  /** Data statistics for the diagnosis (header.json `data`). */
+  data?: unknown;
 }
 
 export type UiEvent =
-  | { type: 'run'; run: number; label: string; dir: string; live: boolean }
+  /**
+   * live: the training process itself serves the page (train.js --ui); followed: dashboard.js
+   * tails the run's files, so more records and status changes may come at any time.
+   */
+  | { type: 'run'; run: number; label: string; dir: string; live: boolean; followed?: boolean }
   | { type: 'header'; run: number; header: UiHeader }
   /** The run's records so far are replaced by the ones that follow (a resumed run's kept history). */
   | { type: 'reset'; run: number }

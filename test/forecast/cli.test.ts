@@ -134,11 +134,12 @@ describe('forecast.js --evaluate', () => {
     }
 
     const charts = readdirSync(join(out, 'charts')).sort();
-    expect(charts.length).toBe(2 * data.series.length);
+    // Per series a future and a held-out chart, and one error-by-horizon chart (test/forecast/charts.test.ts).
+    expect(charts.length).toBe(2 * data.series.length + 1);
     for (const c of charts) {
       const svg = readFileSync(join(out, 'charts', c), 'utf8');
       expect(xmlProblems(svg), c).toEqual([]);
-      expect(svg).toContain('forecast (model)');
+      expect(svg).toContain(c === 'error-by-horizon.svg' ? '>model<' : 'forecast (model)');
     }
     expect(charts.filter((c) => c.endsWith('-held-out.svg')).every((c) => readFileSync(join(out, 'charts', c), 'utf8').includes('>actual<'))).toBe(true);
   });

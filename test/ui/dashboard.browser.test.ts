@@ -4,7 +4,11 @@
  * (window.__dashboard), that the charts hold what metrics.jsonl logged — loss, validation loss,
  * per-layer load and max share — that the injected NaN step is drawn as NaN and listed with its
  * tensor name, that a page opened late holds the whole history, and that dashboard.js shows the
- * saved run (twice, overlaid) the same way. Saves a screenshot.
+ * saved run (twice, overlaid) the same way, each run in one colour named in the legend. And what a
+ * TensorBoard user expects: seconds per step and ETA while it runs, smoothing that changes the
+ * drawn line but not the logged values, a log-scale toggle, a legend that shows the value at or
+ * before the cursor, byte axes, the f32 run's flat loss-scale panel hidden with its reason, and a
+ * zoomed heatmap without grey columns for logged steps. Saves a screenshot.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,6 +96,73 @@ function expectChartsHold(c: { charts: ChartContents[]; heatmaps: HeatmapContent
   expect(heat.drawn?.rows).toBe(heat.layers * heat.experts);
 }
 
+/** Smoothing, log scale, hover, byte axes, hidden panels and the zoomed heatmap, on a page that holds the finished run. */
+async function expectTensorBoardHabits(p: Page, log: { train: Train[]; valid: Valid[] }): Promise<void> {
+  const loss = async () => (await contents(p)).charts.find((x) => x.id === 'loss')!;
+  // Smoothing from the header's number box: the drawn train line changes, the logged values do not.
+  await p.locator('[data-testid=smoothing-value]').fill('0.8');
+  await p.locator('[data-testid=smoothing-value]').dispatchEvent('change');
+  const smooth = await loss();
+  expect(smooth.smoothing).toBe(0.8);
+  expect(await p.locator('[data-testid=smoothing]').inputValue()).toBe('0.8');
+  const train = smooth.series.find((x) => x.label === 'train')!;
+  expect(train.smoothed).toBe(true);
+  const finite = log.train.filter((r) => Number.isFinite(num(r.loss)));
+  for (const r of log.train) expect(at(smooth, 'train', r.step).raw, `step ${r.step}: raw kept`).toEqual(num(r.loss));
+  const changed = finite.filter((r) => at(smooth, 'train', r.step).plotted !== num(r.loss));
+  expect(changed.length, 'the smoothed line differs from the raw one').toBeGreaterThan(finite.length / 2);
+  expect(at(smooth, 'train', NAN_STEP).plotted, 'NaN stays a gap when smoothed').toBeNull();
+  // The validation points are not smoothed.
+  for (const r of log.valid) expect(at(smooth, 'valid', r.step).plotted).toBe(num(r.loss));
+  await p.evaluate(() => window.__dashboard.setSmoothing(0));
+  for (const r of finite) expect(at(await loss(), 'train', r.step).plotted).toBe(num(r.loss));
+
+  // The legend at a step between two validations shows the earlier one, never the later one.
+  const v10 = log.valid.find((r) => r.step === 10)!;
+  const v20 = log.valid.find((r) => r.step === 20)!;
+  const fmt = (v: number) => String(Number(v.toPrecision(4)));
+  const hover = await p.evaluate(() => window.__dashboard.hover('loss', 16));
+  const valid = hover.find((h) => h.label === 'valid')!;
+  expect(valid.value).toBe(`${fmt(num(v10.loss))} @ step 10`);
+  expect(valid.value).not.toContain(fmt(num(v20.loss)));
+  expect(hover.find((h) => h.label === 'train')!.value).toBe(fmt(num(log.train.find((r) => r.step === 16)!.loss)));
+
+  // The log-scale toggle of a chart.
+  await p.locator('[data-testid=log-loss]').check();
+  expect((await loss()).log).toBe(true);
+  expect(await p.evaluate(() => (window.__dashboard.charts().find((c) => c.id === 'loss')!.log ? 'log' : 'linear'))).toBe('log');
+  await p.locator('[data-testid=log-loss]').uncheck();
+  expect((await loss()).log).toBe(false);
+
+  const c = await contents(p);
+  // Bytes on the memory axis and legend, the axis wide enough for its widest label.
+  const memory = c.charts.find((x) => x.id === 'memory')!;
+  expect(memory.yAxis.labels.length).toBeGreaterThan(1);
+  for (const l of memory.yAxis.labels) expect(l).toMatch(/^\d+(\.\d+)? (B|KiB|MiB|GiB)$/);
+  expect(memory.yAxis.size).toBeGreaterThanOrEqual(memory.yAxis.widest + 12);
+  const memLegend = await p.evaluate(() => window.__dashboard.hover('memory', 12));
+  for (const h of memLegend) expect(h.value).toMatch(/^\d+(\.\d+)? (B|KiB|MiB|GiB)$/);
+
+  // An f32 run's loss scale carries no information: hidden, and the page says why.
+  const scale = c.charts.find((x) => x.id === 'loss-scale')!;
+  expect(scale.hidden).toMatch(/no overflow skip \(f32 activations\)/);
+  expect(await p.locator('[data-chart=loss-scale]').isVisible()).toBe(false);
+  expect(await p.locator('[data-testid=hidden-panels]').textContent()).toContain('Loss scale and overflow skips');
+
+  // Zoomed in, every logged step has its column (issue 26: grey stripes at some steps).
+  for (const range of [{ min: 3.3, max: 17.6 }, { min: 1.2, max: 19.9 }, { min: 7.4, max: 9.1 }]) {
+    await p.evaluate((r) => window.__dashboard.zoom(r), range);
+    await p.waitForFunction((r) => Math.abs((window.__dashboard.heatmaps()[0]!.drawn?.range.min ?? -1) - r.min) < 0.5 && Math.abs(window.__dashboard.heatmaps()[0]!.drawn!.range.max - r.max) < 0.5, range);
+    const drawn = (await contents(p)).heatmaps[0]!.drawn!;
+    expect(drawn.columns, 'one image column per pixel').toBeGreaterThan(100);
+    expect(drawn.emptyLoggedColumns, `zoom ${range.min}-${range.max}`).toBe(0);
+  }
+  await p.evaluate(() => window.__dashboard.zoom(null));
+
+  // The NaN step the guards skipped, once: a note under the skipped steps, not a finding.
+  expect(await p.locator('[data-testid=notes]').textContent()).toContain(`step ${NAN_STEP} was skipped by the guards`);
+}
+
 describe('dashboard in Chromium', () => {
   let browser: Browser;
   beforeAll(async () => {
@@ -122,6 +193,13 @@ describe('dashboard in Chromium', () => {
     early.on('pageerror', (e) => errors.push(e.message));
     await early.goto(run.url);
     await early.waitForFunction((n) => Number(document.querySelector('[data-testid=step-0]')?.textContent) >= n, WAIT_STEP, { timeout: 120_000 });
+    // While it runs: seconds per step from the records' ms, and the time left for schedule.steps.
+    const running = await early.evaluate(() => ({ timing: window.__dashboard.timing()[0]!, ms: window.__dashboard.store.runs[0]!.train.ms.slice(), eta: document.querySelector('[data-testid=eta-0]')?.textContent, perStep: document.querySelector('[data-testid=s-step-0]')?.textContent }));
+    expect(running.timing.totalSteps).toBe(STEPS);
+    expect(running.timing.secondsPerStep).toBeGreaterThan(0);
+    expect(running.ms.every((v) => v !== null && v > 0)).toBe(true);
+    expect(running.perStep).toMatch(/^\d/);
+    expect(running.eta, 'ETA on the run card while the run goes').toMatch(/^\d+(s|m \d+s|h \d+m)$/);
 
     // A page opened mid-run gets the history first, then the rest pushed.
     const late = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -151,6 +229,7 @@ describe('dashboard in Chromium', () => {
       expect(bad.nonFinite[0]!.name).toBe('model.layers.1.router_logits');
       expect(await p.locator('[data-testid=status-0]').textContent()).toBe('finished');
     }
+    await expectTensorBoardHabits(early, log);
     const stats = await early.evaluate(() => window.__dashboard.stats);
     expect(stats.liveEvents, 'the early page got steps pushed, not only a history').toBeGreaterThanOrEqual(STEPS - WAIT_STEP);
     expect(await early.locator('[data-testid=adapter-0]').textContent()).toMatch(/^adapter: /);
@@ -164,12 +243,25 @@ describe('dashboard in Chromium', () => {
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(saved.url);
-      await page.waitForFunction(() => window.__dashboard.stats.state === 'ended' && window.__dashboard.stats.renders > 0);
+      // dashboard.js follows the folders: the run is over (no lock, schedule.steps reached), so "finished".
+      await page.waitForFunction(() => window.__dashboard.stats.state === 'following' && window.__dashboard.stats.renders > 0);
+      await page.waitForFunction(() => document.querySelector('[data-testid=status-1]')?.textContent === 'finished');
       const c = await contents(page);
       expectChartsHold(c, log, ' · runs/ui');
       expectChartsHold({ charts: c.charts, heatmaps: c.heatmaps.slice(1) }, log, ' · runs/ui (2)');
-      expect(await page.locator('[data-testid=status-0]').textContent()).toBe('saved run');
+      expect(await page.locator('[data-testid=status-0]').textContent()).toBe('finished');
       await expect(page.locator('[data-testid=skipped-row]').count()).resolves.toBe(2);
+      // One colour per run on every chart, the run named in each legend entry (and shown in the legend's DOM).
+      for (const chart of c.charts.filter((x) => !x.hidden)) {
+        const byRun = [' · runs/ui', ' · runs/ui (2)'].map((suffix) => chart.series.filter((x) => x.label.endsWith(suffix)));
+        expect(byRun[0]!.length + byRun[1]!.length, `${chart.id}: every series names its run`).toBe(chart.series.length);
+        const colors = byRun.map((ss) => new Set(ss.map((x) => x.color)));
+        expect(colors.map((x) => x.size), `${chart.id}: one colour per run`).toEqual([1, 1]);
+        expect([...colors[0]!][0], `${chart.id}: two runs, two colours`).not.toBe([...colors[1]!][0]);
+      }
+      const legend = await page.locator('[data-chart=loss] .u-legend').textContent();
+      expect(legend).toContain('train · runs/ui');
+      expect(legend).toContain('train · runs/ui (2)');
     } finally {
       saved.child.kill('SIGINT');
       expect(await saved.exit).toBe(0);

@@ -1,7 +1,8 @@
 /**
  * The dashboard's two ways in (the page and its server are src/ui/):
- * - `node dashboard.js <run folder> [<run folder> ...] [--port 8080] [--host 127.0.0.1]`: saved
- *   runs, several overlaid to compare them; serves until Ctrl-C (exit 0), bad input exits 2.
+ * - `node dashboard.js <run folder> [<run folder> ...] [--port 8080] [--host 127.0.0.1]`: runs
+ *   finished or in progress (their files are followed), several overlaid to compare them; serves
+ *   until Ctrl-C (exit 0), bad input exits 2.
  * - `train.js --ui [port] [--ui-host <address>]`: withDashboard() runs the training under a live one.
  */
 import { Command } from 'commander';
@@ -12,7 +13,7 @@ import { Hub } from '../../ui/hub.ts';
 import { startLiveDashboard, withLiveDashboard } from '../../ui/live.ts';
 import type { MetricsObserver } from '../../ui/observer.ts';
 import type { RunStatus } from '../../ui/protocol.ts';
-import { loadRun } from '../../ui/saved-run.ts';
+import { followRun } from '../../ui/saved-run.ts';
 import { serve } from '../../ui/server.ts';
 import { EXIT } from '../exit-codes.ts';
 import { RunStopped, type RunResult } from '../run/run.ts';
@@ -27,7 +28,7 @@ function labels(args: readonly string[]): string[] {
 export async function main(argv: string[], signals: NodeJS.EventEmitter = process): Promise<number> {
   const program = new Command()
     .name('dashboard.js')
-    .description('webgpu-moe: show saved training runs in the browser (several are overlaid); docs/DASHBOARD.md')
+    .description('webgpu-moe: show training runs in the browser, finished or in progress (followed as they log; several are overlaid); docs/DASHBOARD.md')
     .argument('<run...>', 'run folders train.js wrote (their logging.dir, holding metrics.jsonl), or metrics .jsonl files')
     .option('-p, --port <port>', `port to listen on (0 picks a free one)`, String(DEFAULT_PORT))
     .option('--host <address>', 'listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the runs)')
@@ -42,17 +43,19 @@ export async function main(argv: string[], signals: NodeJS.EventEmitter = proces
     const address = parseAddress(flags, opts.port, opts.host);
     const hub = new Hub();
     const names = labels(program.args);
-    program.args.forEach((arg, i) => loadRun(hub, arg, names[i]!));
+    // Each run is followed: steps appended by a run in progress show up, and its state changes.
+    const followed = program.args.map((arg, i) => followRun(hub, arg, names[i]!));
     const server = await serve({ address, hub, flags });
     // Listening for the stop signals before the URL is printed: a stop right after it closes cleanly.
     // Every stop signal closes it alike (SIGHUP: its terminal closed); it holds nothing to save.
     const stop = new Promise<void>((resolve) => {
       for (const sig of STOP_SIGNALS) signals.once(sig, resolve);
     });
-    console.error(`[dashboard] ${program.args.length} run${program.args.length > 1 ? 's' : ''} at ${server.url} (Ctrl-C to stop)`);
+    console.error(`[dashboard] ${program.args.length} run${program.args.length > 1 ? 's' : ''} at ${server.url} (following their files; Ctrl-C to stop)`);
     const exposed = exposureWarning(flags, server.address, `the config and metrics of ${program.args.length > 1 ? 'these runs' : 'this run'}`);
     if (exposed) console.error(`[dashboard] ${exposed}`);
     await stop;
+    for (const f of followed) f.close();
     await server.close();
     return EXIT.done;
   } catch (e) {

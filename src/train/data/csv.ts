@@ -111,6 +111,12 @@ function evenStep(values: number[]): number | null {
 /** What a column holds, as far as the rows read so far tell, for the default pick and the data report. */
 type ColumnKind = { kind: 'value' } | { kind: 'time' | 'index'; why: string } | { kind: 'text' } | { kind: 'unknown' };
 
+/** Whether a time cell is a date (not a plain number). */
+function isDateCell(cell: string): boolean {
+  const n = parseNumericCell(cell);
+  return !(n !== undefined && Number.isFinite(n));
+}
+
 /** Rows in, series out. Errors name the file, the line and the fix. */
 export class CsvSeriesBuilder {
   private names: string[] | undefined;
@@ -132,6 +138,8 @@ export class CsvSeriesBuilder {
   private ragged: { fields: number; line: number } | null = null;
   private readonly groups = new Map<string, Group>();
   private finite = 0;
+  /** The time column holds dates (else numbers): decided by its first cell. */
+  private timeDates: boolean | undefined;
   /** The most data rows ever held as text (tests check the stream keeps this small). */
   maxPending = 0;
 
@@ -317,6 +325,7 @@ export class CsvSeriesBuilder {
     if (timeCol !== undefined) {
       const t = parseTime(cells[timeCol]!);
       if (Number.isNaN(t)) throw new DataError(`${this.at(line)}: time column ${this.colName(timeCol)}: ${JSON.stringify(shown(cells[timeCol]!))} is neither a number nor a date: fix the cell or drop data.source.timeColumn`);
+      this.timeDates ??= isDateCell(cells[timeCol]!);
       g.times!.push(t);
     }
     if (labelCol !== undefined) {
@@ -341,14 +350,18 @@ export class CsvSeriesBuilder {
     const name = basename(file);
     const out: Series[] = [];
     for (const [key, g] of this.groups) {
-      // Sorting by time is needed only when the rows are out of order (then the times are copied once).
-      const order = g.times && !g.times.nonDecreasing() ? timeOrder(g.times.take()) : null;
+      // Sorting by time is needed only when the rows are out of order. The times are kept (sorted
+      // with the values) for labelling outputs: Series.time.
+      const inOrder = g.times?.nonDecreasing() ?? true;
+      const rawTimes = g.times?.take();
+      const order = rawTimes && !inOrder ? timeOrder(rawTimes) : null;
       delete g.times;
       const labels = g.labels ? permute(g.labels.take(), order) : undefined;
+      const time = rawTimes && this.timeCol !== undefined ? { column: this.names ? this.names[this.timeCol]!.trim() : `#${this.timeCol}`, values: permute(rawTimes, order), dates: this.timeDates ?? false } : undefined;
       this.valueCols!.forEach((c, k) => {
         const values = permute(g.values[k]!.take(), order);
         const id = `${name}:${this.names ? this.names[c]!.trim() : `#${c}`}${this.idCol === undefined ? '' : `[${key}]`}`;
-        out.push(labels ? { id, values, anomalies: labels } : { id, values });
+        out.push({ id, values, ...(labels ? { anomalies: labels } : {}), ...(time ? { time } : {}) });
       });
     }
     if (this.finite === 0) throw new DataError(`${file}: no numeric data in column(s) ${this.valueCols!.map((c) => this.colName(c)).join(', ')} (every cell is empty or NaN): pick another data.source.column`);

@@ -7,6 +7,12 @@ export interface Series {
   anomalies?: Uint8Array;
   /** Class of the whole series, for classification tasks (synthetic-classes). */
   classLabel?: number;
+  /**
+   * The source's time column, one value per point, in the values' (sorted) order: milliseconds
+   * since the epoch when the column holds dates, else its numbers (e.g. a year). For labelling
+   * outputs (forecast.js charts); training does not read it.
+   */
+  time?: { column: string; values: Float64Array; dates: boolean };
 }
 
 // Strict decimal syntax: Number() would accept '', ' ', '0x1f' and '1_000'-like surprises.

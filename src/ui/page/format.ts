@@ -21,7 +21,8 @@ export function fmtBytes(v: Value | undefined): string {
     x /= 1024;
     u++;
   }
-  return `${u === 0 ? x : x.toFixed(1)} ${units[u]}`;
+  // 4 significant digits, no trailing zeros: 28.63 MiB in a legend, 28 MiB on an axis.
+  return `${u === 0 ? x : Number(x.toPrecision(4))} ${units[u]}`;
 }
 
 export function fmtDuration(seconds: number): string {

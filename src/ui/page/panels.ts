@@ -1,11 +1,13 @@
 /**
  * Which line charts the dashboard draws and what goes into each, as functions of the store.
- * Colours: one per metric (layer, head), or one per run when a chart has one metric; with several
- * runs overlaid, a chart of several metrics tells the runs apart by dash.
+ * Colours: one run, one colour per metric (layer, head). Several runs: one colour per run on every
+ * chart (runColor; its run card shows it too), the run named in every legend entry, and a chart's
+ * metrics told apart by dash (the legend draws each line's dash).
  */
 import { seriesColor } from '../../report/chart.ts';
+import type { Finding } from '../../diagnose/types.ts';
 import { fmtBytes } from './format.ts';
-import type { LineChartSpec, LineSeries, Reference } from './line-chart.ts';
+import type { ChartEvent, LineChartSpec, LineSeries, Reference } from './line-chart.ts';
 import type { RunData, Store, Value } from './store.ts';
 
 interface Metric {
@@ -19,9 +21,24 @@ interface Metric {
 export interface Panel extends LineChartSpec {
   metrics: (store: Store, run: number) => Metric[];
   refs?: (runs: readonly RunData[]) => Reference[];
+  /**
+   * Why this panel tells nothing about this run (it is then hidden, and the page says why), or
+   * null. A panel is also hidden when none of its series has a logged value.
+   */
+  uninformative?: (d: RunData) => string | null;
+  /** Which findings get a marker on this chart. */
+  findings?: (f: Finding) => boolean;
 }
 
 const DASHES: (number[] | undefined)[] = [undefined, [6, 4], [2, 3], [10, 3, 2, 3], [1, 5]];
+
+/** The colour of run `i` (its position on the page) on every chart, when several runs are shown. */
+export function runColor(i: number): string {
+  return seriesColor(i);
+}
+
+/** Per-layer routing charts: findings about a layer. */
+const layerFinding = (f: Finding) => f.layer !== null;
 
 function layerMetrics(key: 'entropy' | 'maxShare' | 'switchLoss') {
   return (s: Store, run: number): Metric[] => {
@@ -44,6 +61,7 @@ export const PANELS: Panel[] = [
   {
     id: 'loss',
     title: 'Loss: train and validation',
+    findings: () => true,
     metrics: (s, run) => {
       const t = s.trainOf(run);
       const v = s.validOf(run);
@@ -92,17 +110,19 @@ export const PANELS: Panel[] = [
   { id: 'clipped', title: 'Clipped fraction of the gradient', metrics: (s, run) => [{ label: 'clipped', x: s.trainOf(run).step, y: s.trainOf(run).clippedFraction }] },
   {
     id: 'entropy',
+    findings: layerFinding,
     title: 'Router entropy per layer (nats)',
     metrics: layerMetrics('entropy'),
     refs: (runs) => (maxExperts(runs) ? [{ y: Math.log(maxExperts(runs)), label: `uniform ln ${maxExperts(runs)}` }] : []),
   },
   {
     id: 'max-share',
+    findings: layerFinding,
     title: 'Largest expert share per layer',
     metrics: layerMetrics('maxShare'),
     refs: (runs) => (maxExperts(runs) ? [{ y: 1 / maxExperts(runs), label: `balanced 1/${maxExperts(runs)}` }] : []),
   },
-  { id: 'switch', title: 'Switch balancing loss per layer (balanced = 1)', metrics: layerMetrics('switchLoss'), refs: () => [{ y: 1, label: 'balanced' }] },
+  { id: 'switch', title: 'Switch balancing loss per layer (balanced = 1)', metrics: layerMetrics('switchLoss'), refs: () => [{ y: 1, label: 'balanced' }], findings: layerFinding },
   {
     id: 'aux-z',
     title: 'Aux (load-balancing) and z losses',
@@ -118,6 +138,11 @@ export const PANELS: Panel[] = [
     id: 'loss-scale',
     title: 'Loss scale and overflow skips',
     log: true,
+    // An f32 run logs no loss scale (or 1): a flat line says nothing.
+    uninformative: (d) =>
+      d.skipped.some((k) => k.overflow) || d.train.lossScale.some((v) => v !== null && v !== 1)
+        ? null
+        : `loss scale ${d.train.lossScale.some((v) => v === 1) ? '1 at every step' : 'not logged'} and no overflow skip (${String((d.header?.config?.precision as { activations?: unknown } | undefined)?.activations ?? 'f32')} activations)`,
     metrics: (s, run) => {
       const t = s.trainOf(run);
       const over = s.runs[run]!.skipped.filter((k) => k.overflow);
@@ -132,6 +157,8 @@ export const PANELS: Panel[] = [
     id: 'memory',
     title: 'GPU memory: live and peak bytes',
     format: (v) => fmtBytes(v),
+    // Binary steps, so the ticks read 24 MiB, 28 MiB, ... rather than 27.3 MiB.
+    incrs: [0, 1, 2, 3, 4, 5, 6].flatMap((e) => [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((m) => m * 1024 ** e)),
     metrics: (s, run) => {
       const t = s.trainOf(run);
       return [
@@ -146,21 +173,56 @@ export const PANELS: Panel[] = [
 export function panelSeries(panel: Panel, store: Store): LineSeries[] {
   const runs = store.runs.filter(Boolean);
   const per = runs.map((d) => panel.metrics(store, d.run));
-  const metricCount = Math.max(0, ...per.map((m) => m.length));
+  const multi = runs.length > 1;
   const out: LineSeries[] = [];
   per.forEach((metrics, ri) =>
     metrics.forEach((m, mi) => {
-      const color = seriesColor(metricCount === 1 ? ri : mi);
       out.push({
-        label: runs.length > 1 ? `${m.label} · ${runs[ri]!.label}` : m.label,
+        label: multi ? `${m.label} · ${runs[ri]!.label}` : m.label,
         x: m.x,
         y: m.y,
-        color,
-        dash: runs.length > 1 && metricCount > 1 ? DASHES[ri % DASHES.length] : undefined,
+        color: multi ? runColor(ri) : seriesColor(mi),
+        dash: multi ? DASHES[mi % DASHES.length] : undefined,
+        // Past the dashes, a metric of a run is a thicker line (its legend entry names it).
+        ...(multi && mi >= DASHES.length ? { width: 2 } : {}),
         points: m.points,
         pointsOnly: m.pointsOnly,
       });
     }),
   );
   return out;
+}
+
+/**
+ * Why a panel is hidden for these runs (null: shown). Hidden only when it tells nothing about any
+ * run: every run uninformative, or no logged value at all once the runs have steps.
+ */
+export function hiddenReason(panel: Panel, store: Store, series: readonly LineSeries[]): string | null {
+  const runs = store.runs.filter(Boolean);
+  if (!runs.length || runs.every((d) => d.train.step.length === 0)) return null;
+  if (panel.uninformative) {
+    const reasons = runs.map((d) => panel.uninformative!(d));
+    if (reasons.every((r) => r !== null)) return runs.length > 1 ? reasons.map((r, i) => `${runs[i]!.label}: ${r}`).join('; ') : reasons[0]!;
+  }
+  if (series.every((s) => s.y.every((v) => v === null || v === undefined))) return 'not logged by this run';
+  return null;
+}
+
+const SEVERITY_COLOR = { error: '#b0186f', warning: '#c77800' } as const;
+
+/** Markers at the first step of each finding the panel shows (every run's). */
+export function panelEvents(panel: Panel, store: Store): ChartEvent[] {
+  if (!panel.findings) return [];
+  const runs = store.runs.filter(Boolean);
+  return runs.flatMap((d) =>
+    d.diagnosis
+      .findings()
+      .filter(panel.findings!)
+      .map((f) => ({
+        x: f.firstStep,
+        label: `${f.kind}${f.layer !== null ? ` L${f.layer}` : ''}${runs.length > 1 ? ` · ${d.label}` : ''}`,
+        color: SEVERITY_COLOR[f.severity],
+        title: f.title,
+      })),
+  );
 }

@@ -7,11 +7,12 @@ import type { UiHeader } from '../protocol.ts';
 import { el } from './dom.ts';
 import { fmtDuration, fmtValue } from './format.ts';
 import type { RunData, Value } from './store.ts';
+import { timing } from './timing.ts';
 
 const STATUS_TEXT: Record<RunData['status'], string> = {
   running: 'running',
   done: 'finished',
-  stopped: 'stopped (--stop-after)',
+  stopped: 'stopped',
   diverged: 'diverged',
   failed: 'failed',
   interrupted: 'interrupted',
@@ -38,6 +39,7 @@ function modelLine(h: UiHeader): string {
 export class RunCard {
   readonly root: HTMLElement;
   private readonly status = el('span', { class: 'badge' });
+  private readonly swatch = el('span', { class: 'swatch' });
   private readonly step = el('span', { class: 'big' });
   private readonly total = el('span');
   private readonly facts = el('div', { class: 'facts' });
@@ -51,23 +53,28 @@ export class RunCard {
     this.root = el('section', { class: 'card run-card' });
   }
 
-  update(d: RunData, now: number): void {
-    if (!this.root.firstChild) this.root.append(el('div', { class: 'run-title' }, el('span', { class: 'run-label' }, d.label), this.status), el('div', { class: 'run-step' }, 'step ', this.step, this.total), this.facts, this.message, this.details);
+  /** `color`: the run's colour on every chart when several runs are shown (null: one run). */
+  update(d: RunData, now: number, color: string | null = null): void {
+    if (!this.root.firstChild) this.root.append(el('div', { class: 'run-title' }, this.swatch, el('span', { class: 'run-label' }, d.label), this.status), el('div', { class: 'run-step' }, 'step ', this.step, this.total), this.facts, this.message, this.details);
+    this.swatch.hidden = color === null;
+    if (color) this.swatch.style.background = color;
     this.status.textContent = STATUS_TEXT[d.status];
     this.status.className = `badge status-${d.status}`;
-    const total = (d.header?.config?.schedule as { steps?: unknown } | undefined)?.steps;
-    const lastStep = d.train.step.length ? d.train.step[d.train.step.length - 1]! : null;
-    this.step.textContent = lastStep === null ? '—' : String(lastStep);
-    this.total.textContent = typeof total === 'number' ? ` / ${total}` : '';
+    const t = timing(d);
+    this.step.textContent = t.lastStep === null ? '—' : String(t.lastStep);
+    this.total.textContent = t.totalSteps !== null ? ` / ${t.totalSteps}` : '';
     const started = d.header?.startedAt ? Date.parse(d.header.startedAt) : NaN;
+    const running = d.status === 'running';
     const facts: [string, string][] = [
       ['train loss', fmtValue(last(d.train.loss))],
       ['valid loss', fmtValue(last(d.valid.loss))],
       ['tokens/s', fmtValue(last(d.train.tokensPerSecond) === null ? null : Math.round(last(d.train.tokensPerSecond)!))],
+      ['s/step', t.secondsPerStep === null ? '—' : fmtValue(Number(t.secondsPerStep.toPrecision(3)))],
+      ...(running ? ([['ETA', t.etaSeconds === null ? '—' : fmtDuration(t.etaSeconds)]] as [string, string][]) : []),
       ['skipped', String(d.skipped.length)],
-      ...(d.status === 'running' && Number.isFinite(started) ? ([['elapsed', fmtDuration((now - started) / 1000)]] as [string, string][]) : []),
+      ...(running && Number.isFinite(started) ? ([['elapsed', fmtDuration((now - started) / 1000)]] as [string, string][]) : []),
     ];
-    this.facts.replaceChildren(...facts.map(([k, v]) => el('span', { class: 'fact' }, el('span', { class: 'k' }, k), ' ', el('span', { class: 'v', 'data-testid': `${k.replace(/\W+/g, '-')}-${this.index}` }, v))));
+    this.facts.replaceChildren(...facts.map(([k, v]) => el('span', { class: 'fact' }, el('span', { class: 'k' }, k), ' ', el('span', { class: 'v', 'data-testid': `${k.replace(/\W+/g, '-').toLowerCase()}-${this.index}` }, v))));
     this.message.textContent = d.message ?? '';
     if (d.header !== this.header) this.renderHeader(d);
   }

@@ -4,7 +4,9 @@
  * not logged is null; a value logged as NaN / Infinity stays that number (the charts mark it).
  * Pure: no DOM, tested in Node (test/ui/store.test.ts).
  */
-import type { BadTensorRecord, TrainRecord, ValidRecord } from '../../report/metrics-reader.ts';
+import { Diagnoser } from '../../diagnose/diagnoser.ts';
+import type { Finding, Note, RunHeaderInput } from '../../diagnose/types.ts';
+import type { BadTensorRecord, MetricsRecord, TrainRecord, ValidRecord } from '../../report/metrics-reader.ts';
 import type { RunStatus, UiEvent, UiHeader } from '../protocol.ts';
 
 export type Value = number | null;
@@ -31,6 +33,8 @@ export interface TrainColumns {
   clippedFraction: Value[];
   lossScale: Value[];
   tokensPerSecond: Value[];
+  /** Milliseconds the step took (the logger's `ms`). */
+  ms: Value[];
   liveBytes: Value[];
   peakBytes: Value[];
   /** [head][i], heads in the config's horizon order. */
@@ -59,6 +63,8 @@ export interface RunData {
   label: string;
   dir: string;
   live: boolean;
+  /** dashboard.js follows the run's files: records and status may still change. */
+  followed: boolean;
   header: UiHeader | null;
   status: RunStatus;
   message?: string;
@@ -67,12 +73,97 @@ export interface RunData {
   skipped: SkippedStep[];
   layers: number;
   experts: number;
+  /** The run's diagnosis (src/diagnose), fed the same records as the charts. */
+  diagnosis: RunDiagnosis;
 }
 
-const TRAIN_SCALARS = ['loss', 'lossMain', 'aux', 'z', 'lr', 'auxFactor', 'gradNorm', 'gradNormPostClip', 'clippedFraction', 'lossScale', 'tokensPerSecond', 'liveBytes', 'peakBytes'] as const;
+/**
+ * The page's Diagnoser for one run. It needs the header (the baseline, the config) before the
+ * first record; records that come first (a resumed run's history is sent before its header) wait
+ * until the header comes, or until a drain without one (a run folder without header.json). Those
+ * are kept, so a header that comes later still sees every record.
+ *
+ * Records are queued and judged by drain(), which the page calls in slices of a few milliseconds
+ * (a late page's history of 10k steps x 36 layers is ~6 s of detector work on a slow CPU, which
+ * must not hold up the charts); findings() is what the records judged so far say.
+ */
+export class RunDiagnosis {
+  private diag: Diagnoser | null = null;
+  /** Records to judge from `next` on; before the first header, every record (replayed when it comes). */
+  private queue: MetricsRecord[] = [];
+  private next = 0;
+  private headerSeen = false;
+  /** Bumped when the findings may have changed. */
+  version = 0;
+
+  /**
+   * The run's header. A second one without a reset (header.json rewritten by a resume that kept
+   * every line) changes nothing the detectors read: the diagnosis goes on.
+   */
+  header(h: UiHeader): void {
+    if (this.headerSeen) return;
+    this.headerSeen = true;
+    this.diag = new Diagnoser(h as RunHeaderInput);
+    this.next = 0;
+    this.version++;
+  }
+
+  record(r: MetricsRecord): void {
+    this.queue.push(r);
+  }
+
+  reset(h: UiHeader | null): void {
+    this.diag = null;
+    this.queue = [];
+    this.next = 0;
+    this.headerSeen = false;
+    if (h) this.header(h);
+    this.version++;
+  }
+
+  /** Records not judged yet. */
+  get pending(): number {
+    return this.queue.length - this.next;
+  }
+
+  /** Judge queued records for up to `budgetMs` (all by default); returns how many are left. */
+  drain(budgetMs = Number.POSITIVE_INFINITY): number {
+    if (this.next >= this.queue.length) return 0;
+    // No header yet: judge with none (what it lacks is named by unjudged()).
+    this.diag ??= new Diagnoser({});
+    const end = performance.now() + budgetMs;
+    let n = 0;
+    while (this.next < this.queue.length) {
+      this.diag.push(this.queue[this.next++]!);
+      if (++n % 32 === 0 && performance.now() > end) break;
+    }
+    if (this.next >= this.queue.length && this.headerSeen) {
+      // Judged under the run's header: nothing to replay any more.
+      this.queue = [];
+      this.next = 0;
+    }
+    this.version++;
+    return this.pending;
+  }
+
+  findings(): Finding[] {
+    return this.diag?.findings() ?? [];
+  }
+
+  notes(): Note[] {
+    return this.diag?.notes() ?? [];
+  }
+
+  /** What the run's header lacks for some detector ("silence is not health"). */
+  unjudged(): string[] {
+    return this.diag?.unjudged() ?? [];
+  }
+}
+
+const TRAIN_SCALARS = ['loss', 'lossMain', 'aux', 'z', 'lr', 'auxFactor', 'gradNorm', 'gradNormPostClip', 'clippedFraction', 'lossScale', 'tokensPerSecond', 'ms', 'liveBytes', 'peakBytes'] as const;
 
 function emptyTrain(): TrainColumns {
-  return { step: [], loss: [], lossMain: [], aux: [], z: [], lr: [], auxFactor: [], gradNorm: [], gradNormPostClip: [], clippedFraction: [], lossScale: [], tokensPerSecond: [], liveBytes: [], peakBytes: [], head: [], entropy: [], maxShare: [], switchLoss: [], load: [] };
+  return { step: [], loss: [], lossMain: [], aux: [], z: [], lr: [], auxFactor: [], gradNorm: [], gradNormPostClip: [], clippedFraction: [], lossScale: [], tokensPerSecond: [], ms: [], liveBytes: [], peakBytes: [], head: [], entropy: [], maxShare: [], switchLoss: [], load: [] };
 }
 
 function emptyValid(): ValidColumns {
@@ -112,6 +203,7 @@ function appendTrain(d: RunData, r: TrainRecord): void {
     lossScale: opt(r.lossScale),
     // A step of zero recorded time has no rate: leave a gap rather than write Infinity tok/s.
     tokensPerSecond: r.tokens !== undefined && r.ms !== undefined && r.ms > 0 ? r.tokens / (r.ms / 1000) : null,
+    ms: opt(r.ms),
     liveBytes: opt(r.liveBytes),
     peakBytes: opt(r.peakBytes),
   };
@@ -168,21 +260,28 @@ export class Store {
     }
     this.seq++;
     if (ev.type === 'run') {
-      this.runs[ev.run] = { run: ev.run, label: ev.label, dir: ev.dir, live: ev.live, header: null, status: 'running', train: emptyTrain(), valid: emptyValid(), skipped: [], layers: 0, experts: 0 };
+      this.runs[ev.run] = { run: ev.run, label: ev.label, dir: ev.dir, live: ev.live, followed: ev.followed ?? false, header: null, status: 'running', train: emptyTrain(), valid: emptyValid(), skipped: [], layers: 0, experts: 0, diagnosis: new RunDiagnosis() };
       return;
     }
     const d = this.runs[ev.run];
     if (!d) return;
-    if (ev.type === 'header') d.header = ev.header;
-    else if (ev.type === 'status') {
+    if (ev.type === 'header') {
+      d.header = ev.header;
+      d.diagnosis.header(ev.header);
+    } else if (ev.type === 'status') {
       d.status = ev.status;
       d.message = ev.message;
     } else if (ev.type === 'reset') {
       d.train = emptyTrain();
       d.valid = emptyValid();
       d.skipped = [];
-    } else if (ev.record.kind === 'train') appendTrain(d, ev.record);
-    else appendValid(d, ev.record);
+      // The header comes again after a reset (a resume's history, or a log read again).
+      d.diagnosis.reset(null);
+    } else {
+      if (ev.record.kind === 'train') appendTrain(d, ev.record);
+      else appendValid(d, ev.record);
+      d.diagnosis.record(ev.record);
+    }
   }
 
   /** Columns of per-layer / per-head groups padded to the step count (a layer may start late). */
