@@ -57,7 +57,14 @@ export class Graph {
    * backward has run; when no gradient can flow nothing is kept and temps are freed at once.
    * The backward sees them as ctx.saved = [...saved, ...temps].
    */
-  record(name: string, inputs: readonly Var[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn, temps: readonly Tensor[] = []): Var[] {
+  record(
+    name: string,
+    inputs: readonly Var[],
+    outputs: readonly Tensor[],
+    saved: readonly Tensor[],
+    backward: BackwardFn,
+    temps: readonly Tensor[] = [],
+  ): Var[] {
     const needs = this.gradEnabled && inputs.some((v) => v.requiresGrad);
     if (!needs) for (const t of temps) t.dispose();
     // Kernel outputs arrive untracked; the Var takes the first reference.

@@ -83,7 +83,13 @@ function runMap(rt: Backend, s: MapSpec): void {
     },
   });
   const bindings: Record<string, Tensor> = s.b ? { out: s.out, a: s.a, b: s.b } : { out: s.out, a: s.a };
-  rt.dispatch(kernel, bindings, grid1d(rt, Math.ceil(s.out.size / 256)), { count: s.out.size, mn: Math.max(1, s.mn ?? 1), n: Math.max(1, s.n ?? 1), alpha: s.alpha ?? 0, beta: s.beta ?? 0 });
+  rt.dispatch(kernel, bindings, grid1d(rt, Math.ceil(s.out.size / 256)), {
+    count: s.out.size,
+    mn: Math.max(1, s.mn ?? 1),
+    n: Math.max(1, s.n ?? 1),
+    alpha: s.alpha ?? 0,
+    beta: s.beta ?? 0,
+  });
 }
 
 /** y = op(x). `alpha` is the scalar of `scale` (alpha*x) and `addScalar` (x+alpha). */

@@ -8,9 +8,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** A number, or one of the three strings the logger writes for a non-finite number. */
-const num = z
-  .union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])])
-  .transform((v): number => (typeof v === 'number' ? v : Number(v)));
+const num = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]).transform((v): number => (typeof v === 'number' ? v : Number(v)));
 
 const badTensor = z.object({
   name: z.string(),

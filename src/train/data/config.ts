@@ -72,9 +72,7 @@ const SyntheticSourceSchema = z
     seed: z.number().int().min(0).default(0),
     /** Slope per time step (each series draws a factor in [0.5, 1.5] and a random sign). */
     trend: z.number().default(0),
-    seasonality: z
-      .array(z.object({ period: z.number().positive(), amplitude: z.number().min(0) }).strict())
-      .default([{ period: 24, amplitude: 1 }]),
+    seasonality: z.array(z.object({ period: z.number().positive(), amplitude: z.number().min(0) }).strict()).default([{ period: 24, amplitude: 1 }]),
     /** Standard deviation of the Gaussian noise. */
     noise: z.number().min(0).default(0.1),
     /** Spikes: each point is one with probability `rate`, shifted by ±magnitude. */
@@ -158,7 +156,9 @@ export function checkHorizons(contextLength: number, horizons: readonly number[]
   for (const h of horizons) {
     if (!Number.isInteger(h) || h < 1) throw new DataError(`horizon ${h} is not a positive integer: fix model.horizons`);
     if (h > contextLength) {
-      throw new DataError(`horizon ${h} is longer than data.contextLength ${contextLength}: raise data.contextLength to at least ${h} or remove ${h} from model.horizons`);
+      throw new DataError(
+        `horizon ${h} is longer than data.contextLength ${contextLength}: raise data.contextLength to at least ${h} or remove ${h} from model.horizons`,
+      );
     }
   }
 }
