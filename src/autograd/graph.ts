@@ -182,17 +182,4 @@ function accumulate(prev: Tensor | null, g: Tensor): Tensor {
   return prev;
 }
 
-/** Run `fn` in a fresh no-grad graph and free everything except what `fn` returns as numbers. */
-export async function evaluate<T>(fn: () => Promise<T>): Promise<T> {
-  const g = new Graph(false);
-  const prev = active;
-  active = g;
-  try {
-    return await fn();
-  } finally {
-    active = prev;
-    g.dispose();
-  }
-}
-
 export { Var };

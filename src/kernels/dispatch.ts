@@ -21,7 +21,7 @@ import { foldedGrid } from './grid.ts';
 import type { KernelPolicy } from './policy.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
-export const DROPPED = 0xffffffff;
+const DROPPED = 0xffffffff;
 
 export interface DispatchOptions {
   /** Enables token dropping at capacity ceil(capacityFactor * N * k / E). Omit for dropless. */

@@ -20,8 +20,6 @@ export interface DispatchTimer {
   submitted(): void;
 }
 
-export type Binding = GPUBuffer | GPUBufferBinding;
-
 /** One uniform slot per dispatch; 256 B is WebGPU's minimum uniform offset alignment. */
 const SLOT = 256;
 const CHUNK_SLOTS = 256;

@@ -16,7 +16,6 @@ import type { ParamFactory } from './layers/module.ts';
 import type { Parameter } from './parameter.ts';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 export const LoraSchema = z
   .object({

@@ -76,7 +76,6 @@ const valid = z.object({
 });
 
 export type BadTensorRecord = z.infer<typeof badTensor>;
-export type LayerRoutingRecord = z.infer<typeof layerRouting>;
 export type TrainRecord = z.infer<typeof train>;
 export type ValidRecord = z.infer<typeof valid>;
 

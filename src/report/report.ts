@@ -176,13 +176,6 @@ export const auxChart: ChartSpec = {
   ],
 };
 
-export const zLossChart: ChartSpec = {
-  file: 'z-loss',
-  title: 'Router z-loss',
-  yLabel: 'z-loss',
-  series: (m) => [{ name: 'z (unweighted)', points: trainSeries(m, (r) => r.z) }],
-};
-
 export const scheduleChart: ChartSpec = {
   file: 'schedule',
   title: 'Learning rate and aux factor',

@@ -41,8 +41,6 @@ export const EXIT = {
   sigterm: 143,
 } as const;
 
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
-
 export interface ErrorRow {
   /** The error class's `name`. */
   name: string;

@@ -129,12 +129,10 @@ export const DataConfigSchema = z
   .strict();
 
 export type DataConfig = z.output<typeof DataConfigSchema>;
-export type DataConfigInput = z.input<typeof DataConfigSchema>;
 export type SourceConfig = DataConfig['source'];
 export type CsvSource = z.output<typeof CsvSourceSchema>;
 export type JsonlSource = z.output<typeof JsonlSourceSchema>;
 export type JsonSource = z.output<typeof JsonSourceSchema>;
-export type DatasetSource = z.output<typeof DatasetSourceSchema>;
 export type SyntheticSource = z.output<typeof SyntheticSourceSchema>;
 export type SyntheticClassesSource = z.output<typeof SyntheticClassesSourceSchema>;
 

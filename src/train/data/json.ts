@@ -110,7 +110,7 @@ function lineSeries(line: string, lineNo: number, file: string, field: string): 
   return toSeries(raw, field, `${basename(file)}:${lineNo}`, where);
 }
 
-export function parseJsonl(text: string, file: string, field: string): Series[] {
+function parseJsonl(text: string, file: string, field: string): Series[] {
   const out: Series[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const s = lineSeries(line, i + 1, file, field);
