@@ -102,6 +102,19 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
 
 const BY_NAME = new Map(ERROR_TABLE.map((r) => [r.name, r]));
 
+/**
+ * The row of an error: its own class's, else the nearest base class's (a NewerCheckpointError is a
+ * CheckpointError). Matched by name along the prototype chain: util cannot import the classes.
+ */
+function rowOf(err: Error): ErrorRow | undefined {
+  for (let p: object | null = err; p && p !== Error.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    const name = (p as { constructor?: { name?: string } }).constructor?.name;
+    const row = (p === err ? BY_NAME.get(err.name) : undefined) ?? (name ? BY_NAME.get(name) : undefined);
+    if (row) return row;
+  }
+  return undefined;
+}
+
 /** Node's syscall names as the verb of "cannot <action> <path>". */
 const SYSCALL_ACTION: Record<string, string> = {
   open: 'open',
@@ -142,7 +155,7 @@ export function describeCliError(e: unknown, command = 'webgpu-moe'): { code: nu
   let err = e;
   if (isErrno(err) && !(err instanceof IoError)) err = fromRawErrno(err) ?? err;
   if (err instanceof Error) {
-    const row = BY_NAME.get(err.name);
+    const row = rowOf(err);
     if (row) {
       const code = typeof row.exit === 'function' ? row.exit(err) : row.exit;
       const text = err instanceof IoError ? `${err.message}. ${err.fix}` : err.message;

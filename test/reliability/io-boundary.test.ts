@@ -23,6 +23,7 @@ import { OutputPathError } from '../../src/util/output-path.ts';
 import { ExperimentError } from '../../experiments/runner.ts';
 import { scratch } from '../train/cli-helpers.ts';
 import { node } from './io-helpers.ts';
+import { NewerCheckpointError } from '../../src/train/persist/checkpoint.ts';
 
 describe('the table', () => {
   const samples: Error[] = [
@@ -47,6 +48,14 @@ describe('the table', () => {
   it('names real classes: every row is matched by the class it names, and every class by a row', () => {
     expect(new Set(samples.map((e) => e.name))).toEqual(new Set(ERROR_TABLE.map((r) => r.name)));
     expect(new Set(ERROR_TABLE.map((r) => r.name)).size).toBe(ERROR_TABLE.length);
+  });
+
+  it('a subclass gets the row of its base class (a newer checkpoint format is a checkpoint problem: 2, not a bug)', () => {
+    const e = new NewerCheckpointError('/run/checkpoints/step-6/state.json', 2);
+    expect(e.name).not.toBe('CheckpointError');
+    const d = describeCliError(e);
+    expect(d.code).toBe(EXIT.badInput);
+    expect(d.text).toMatch(/^error: .*format version 2/);
   });
 
   it('gives each its code and shape; train.js uses the same numbers', () => {
