@@ -69,7 +69,12 @@ function packed(spec: string, file: string, dir: string): { text: Buffer; path: 
 
 async function bundleSizes(dir: string): Promise<{ result: SuiteResult; scripts: Map<string, string> }> {
   const version = (JSON.parse(readFileSync(join(UPLOT, '..', 'package.json'), 'utf8')) as { version: string }).version;
-  const rows: BenchRow[] = [sizeRow('uPlot', version, [{ name: 'uPlot.iife.min.js', text: readFileSync(join(UPLOT, 'uPlot.iife.min.js')) }, { name: 'uPlot.min.css', text: readFileSync(join(UPLOT, 'uPlot.min.css')) }])];
+  const rows: BenchRow[] = [
+    sizeRow('uPlot', version, [
+      { name: 'uPlot.iife.min.js', text: readFileSync(join(UPLOT, 'uPlot.iife.min.js')) },
+      { name: 'uPlot.min.css', text: readFileSync(join(UPLOT, 'uPlot.min.css')) },
+    ]),
+  ];
   const notes: string[] = [];
   const scripts = new Map<string, string>([['uPlot', join(UPLOT, 'uPlot.iife.min.js')]]);
   for (const alt of ALTERNATIVES) {
@@ -84,8 +89,15 @@ async function bundleSizes(dir: string): Promise<{ result: SuiteResult; scripts:
     if (alt.name === 'Chart.js') scripts.set('Chart.js', files[0]!.path);
   }
   const page = await pageAssets();
-  rows.push(sizeRow('the dashboard page (uPlot + src/ui/page, esbuild --minify)', '-', [{ name: 'app.js', text: Buffer.from(page.js) }, { name: 'app.css', text: Buffer.from(page.css) }]));
-  notes.push('min: the package\'s minified browser build as shipped; gzip: the same bytes through gzip -9 (what a browser downloads from a compressing server).');
+  rows.push(
+    sizeRow('the dashboard page (uPlot + src/ui/page, esbuild --minify)', '-', [
+      { name: 'app.js', text: Buffer.from(page.js) },
+      { name: 'app.css', text: Buffer.from(page.css) },
+    ]),
+  );
+  notes.push(
+    "min: the package's minified browser build as shipped; gzip: the same bytes through gzip -9 (what a browser downloads from a compressing server).",
+  );
   return { result: { title: 'Bundle size', rows, columns: ['library', 'version', 'files', 'min KiB', 'gzip KiB'], notes }, scripts };
 }
 
@@ -112,17 +124,18 @@ async function libraryRedraw(browser: Browser, lib: 'uPlot' | 'Chart.js', script
     async ({ lib, series, points, redraws, width }) => {
       const w = window as unknown as Record<string, unknown>;
       let seed = 1;
-      const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+      const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
       const x = Array.from({ length: points }, (_, i) => i + 1);
       const make = () => Array.from({ length: series }, () => x.map(() => 0.3 + 0.2 * rand()));
       const flush = () => {
         document.querySelectorAll('canvas').forEach((c) => c.getContext('2d')!.getImageData(0, 0, 1, 1));
       };
-      const tick = () => new Promise<void>((r) => {
-        const ch = new MessageChannel();
-        ch.port1.onmessage = () => r();
-        ch.port2.postMessage(null);
-      });
+      const tick = () =>
+        new Promise<void>((r) => {
+          const ch = new MessageChannel();
+          ch.port1.onmessage = () => r();
+          ch.port2.postMessage(null);
+        });
       const root = document.getElementById('c')!;
       const out: { create: number; redraw: number[] } = { create: 0, redraw: [] };
       let redraw: (ys: number[][]) => void;
@@ -130,7 +143,16 @@ async function libraryRedraw(browser: Browser, lib: 'uPlot' | 'Chart.js', script
       if (lib === 'uPlot') {
         type U = { setData(d: unknown[]): void };
         const UPlot = w.uPlot as new (o: unknown, d: unknown[], el: HTMLElement) => U;
-        const u = new UPlot({ width: 660, height: 220, scales: { x: { time: false } }, series: [{}, ...Array.from({ length: series }, (_, i) => ({ stroke: `hsl(${(i * 37) % 360} 70% 45%)`, width }))] }, [x, ...make()], root);
+        const u = new UPlot(
+          {
+            width: 660,
+            height: 220,
+            scales: { x: { time: false } },
+            series: [{}, ...Array.from({ length: series }, (_, i) => ({ stroke: `hsl(${(i * 37) % 360} 70% 45%)`, width }))],
+          },
+          [x, ...make()],
+          root,
+        );
         redraw = (ys) => u.setData([x, ...ys]);
       } else {
         type C = { data: { datasets: { data: { x: number; y: number }[] }[] }; update(mode: string): void };
@@ -144,7 +166,16 @@ async function libraryRedraw(browser: Browser, lib: 'uPlot' | 'Chart.js', script
         const c = new Chart(canvas, {
           type: 'line',
           data: { datasets: make().map((ys, i) => ({ data: toXY(ys), borderColor: `hsl(${(i * 37) % 360} 70% 45%)`, borderWidth: width, pointRadius: 0 })) },
-          options: { animation: false, parsing: false, normalized: true, spanGaps: false, responsive: false, maintainAspectRatio: false, plugins: { legend: { display: false } }, scales: { x: { type: 'linear' } } },
+          options: {
+            animation: false,
+            parsing: false,
+            normalized: true,
+            spanGaps: false,
+            responsive: false,
+            maintainAspectRatio: false,
+            plugins: { legend: { display: false } },
+            scales: { x: { type: 'linear' } },
+          },
         });
         redraw = (ys) => {
           ys.forEach((y, i) => (c.data.datasets[i]!.data = toXY(y)));
@@ -169,7 +200,14 @@ async function libraryRedraw(browser: Browser, lib: 'uPlot' | 'Chart.js', script
   );
   await page.close();
   const t = summarize(times.redraw, 1);
-  return { library: lib, chart: `${series} series x ${points} points`, 'line width px': width, 'create ms': round(times.create, 1), 'redraw ms (median)': round(t.medianMs, 1), 'redraw min-max': `${round(t.bestMs, 1)}-${round(t.maxMs, 1)}` };
+  return {
+    library: lib,
+    chart: `${series} series x ${points} points`,
+    'line width px': width,
+    'create ms': round(times.create, 1),
+    'redraw ms (median)': round(t.medianMs, 1),
+    'redraw min-max': `${round(t.bestMs, 1)}-${round(t.maxMs, 1)}`,
+  };
 }
 
 /** A train record as the logger writes it, for a model of LAYERS x EXPERTS. */
@@ -182,9 +220,32 @@ function trainRecord(step: number, r: () => number): Record<string, unknown> {
   });
   const loss = 0.3 + 0.3 * Math.exp(-step / 2000) + 0.02 * r();
   return {
-    kind: 'train', step, microSteps: 1, microStep: step, loss, lossMain: loss * 0.99, headLosses: [loss * 1.1, loss, loss * 0.95], aux: 2 + r(), z: 1.5 + r(),
-    lr: 1e-3, auxFactor: 6e-4, gradNorm: 1 + r(), gradNormPostClip: 1, clipCoef: 1, clippedFraction: 0, skipped: false, lossScale: 1, overflow: false,
-    scaleEvent: 'none', nonFinite: [], routing, tokens: 4096, ms: 150 + 10 * r(), submits: 1, liveBytes: 4e9, peakBytes: 6e9,
+    kind: 'train',
+    step,
+    microSteps: 1,
+    microStep: step,
+    loss,
+    lossMain: loss * 0.99,
+    headLosses: [loss * 1.1, loss, loss * 0.95],
+    aux: 2 + r(),
+    z: 1.5 + r(),
+    lr: 1e-3,
+    auxFactor: 6e-4,
+    gradNorm: 1 + r(),
+    gradNormPostClip: 1,
+    clipCoef: 1,
+    clippedFraction: 0,
+    skipped: false,
+    lossScale: 1,
+    overflow: false,
+    scaleEvent: 'none',
+    nonFinite: [],
+    routing,
+    tokens: 4096,
+    ms: 150 + 10 * r(),
+    submits: 1,
+    liveBytes: 4e9,
+    peakBytes: 6e9,
   };
 }
 
@@ -228,16 +289,24 @@ async function pageRedraw(browser: Browser): Promise<SuiteResult> {
     }
     const redraws = await page.evaluate(() => (window as unknown as { __redraws: number[] }).__redraws);
     const check = await page.evaluate(() => ({ heat: window.__dashboard.heatmaps()[0]!, steps: window.__dashboard.store.runs[0]!.train.step.length }));
-    if (check.steps !== STEPS + REDRAWS || check.heat.layers !== LAYERS || check.heat.experts !== EXPERTS) throw new Error(`the page holds ${check.steps} steps, ${check.heat.layers} x ${check.heat.experts}: not what was sent`);
+    if (check.steps !== STEPS + REDRAWS || check.heat.layers !== LAYERS || check.heat.experts !== EXPERTS)
+      throw new Error(`the page holds ${check.steps} steps, ${check.heat.layers} x ${check.heat.experts}: not what was sent`);
     const t = summarize(redraws, 1);
     const charts = await page.evaluate(() => window.__dashboard.charts().length);
     return {
       title: `The dashboard page: ${STEPS} steps x ${LAYERS} layers x ${EXPERTS} experts, live`,
       rows: [
         {
-          steps: STEPS, layers: LAYERS, experts: EXPERTS, 'line charts': charts, 'snapshot MiB': round(snapshotBytes / 2 ** 20, 1),
-          'hub fill s': round(hubMs / 1000, 1), 'page load s': round(loadMs / 1000, 1), 'first render ms': round(first, 0),
-          'redraw ms (median)': round(t.medianMs, 0), 'redraw min-max': `${round(t.bestMs, 0)}-${round(t.maxMs, 0)}`,
+          steps: STEPS,
+          layers: LAYERS,
+          experts: EXPERTS,
+          'line charts': charts,
+          'snapshot MiB': round(snapshotBytes / 2 ** 20, 1),
+          'hub fill s': round(hubMs / 1000, 1),
+          'page load s': round(loadMs / 1000, 1),
+          'first render ms': round(first, 0),
+          'redraw ms (median)': round(t.medianMs, 0),
+          'redraw min-max': `${round(t.bestMs, 0)}-${round(t.maxMs, 0)}`,
         },
       ],
       notes: [
@@ -268,7 +337,9 @@ async function main(): Promise<number> {
     const lib: SuiteResult = {
       title: `One line chart, ${LAYERS} series x ${STEPS} points (a per-layer panel), 660 x 220 px`,
       rows,
-      notes: [`create: construction to the first raster; redraw: new data for every series to the raster (${REDRAWS} redraws). Chart.js with animation off, parsing off, normalized, no points (its documented settings for big data).`],
+      notes: [
+        `create: construction to the first raster; redraw: new data for every series to the raster (${REDRAWS} redraws). Chart.js with animation off, parsing off, normalized, no points (its documented settings for big data).`,
+      ],
     };
     const page = await pageRedraw(browser);
     console.error(`[bench] page: ${JSON.stringify(page.rows[0])}`);

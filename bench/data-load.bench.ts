@@ -45,7 +45,9 @@ function measure(file: string, checkout?: string): ChildResult | { error: string
     : spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 15 * 60_000, maxBuffer: 16 << 20 });
   if (r.status !== 0) {
     const t = /GNUTIME ([\d.]+) (\d+)/.exec(r.stderr ?? '');
-    const why = /heap out of memory/.test(r.stderr ?? '') ? 'crashed: JavaScript heap out of memory' : `exit ${r.status ?? r.signal}: ${(r.stderr || '').split('\n').slice(-3).join(' ').slice(0, 200)}`;
+    const why = /heap out of memory/.test(r.stderr ?? '')
+      ? 'crashed: JavaScript heap out of memory'
+      : `exit ${r.status ?? r.signal}: ${(r.stderr || '').split('\n').slice(-3).join(' ').slice(0, 200)}`;
     return { error: why, seconds: t ? Number(t[1]) : null, peakRssBytes: t ? Number(t[2]) * 1024 : null };
   }
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
@@ -57,14 +59,22 @@ const MiB = 2 ** 20;
 export async function run(ctx: SuiteContext): Promise<SuiteResult> {
   const dir = join(RESULTS_DIR, 'tmp');
   mkdirSync(dir, { recursive: true });
-  const sizes = ctx.quick ? [{ label: '40 MB', rows: 2_400_000 }] : [{ label: '40 MB', rows: 2_400_000 }, { label: '200 MB', rows: 12_000_000 }];
+  const sizes = ctx.quick
+    ? [{ label: '40 MB', rows: 2_400_000 }]
+    : [
+        { label: '40 MB', rows: 2_400_000 },
+        { label: '200 MB', rows: 12_000_000 },
+      ];
   const baseline = process.env.DATA_LOAD_BASELINE;
   const rows: BenchRow[] = [];
   for (const s of sizes) {
     const file = join(dir, `load-${s.rows}.csv`);
     generate(file, s.rows);
     const bytes = statSync(file).size;
-    for (const [loader, checkout] of [['this checkout (streaming)', undefined], ...(baseline ? [[`baseline ${baseline}`, baseline]] : [])] as [string, string | undefined][]) {
+    for (const [loader, checkout] of [['this checkout (streaming)', undefined], ...(baseline ? [[`baseline ${baseline}`, baseline]] : [])] as [
+      string,
+      string | undefined,
+    ][]) {
       ctx.log(`${s.label} (${(bytes / MB).toFixed(1)} MB, ${s.rows} rows): ${loader}`);
       const m = measure(file, checkout);
       if ('error' in m) {
@@ -100,7 +110,11 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult> {
       'Files: generated `t,value` rows (bench/results/tmp/, not committed); config: column value, timeColumn t, contextLength 64 (cleaning, split and windows included).',
       'kept = the float64 series loadData returns (8 bytes a point). Peak RSS includes Node itself (its RSS before loading is in the note); growth / kept = (peak RSS - that) / kept.',
       'Goal (issue 14): a 200 MB CSV in under a minute on this 2-core machine, peak RSS a small multiple of the data kept.',
-      ...(baseline ? [`Baseline rows: the loader of ${baseline} at commit ${spawnSync('git', ['-C', baseline, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || '(unknown)'} (reads the whole file, then parses it).`] : []),
+      ...(baseline
+        ? [
+            `Baseline rows: the loader of ${baseline} at commit ${spawnSync('git', ['-C', baseline, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || '(unknown)'} (reads the whole file, then parses it).`,
+          ]
+        : []),
     ],
   };
 }

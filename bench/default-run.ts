@@ -115,5 +115,8 @@ const files = writeResults(
 );
 // The console goes to its own file: the README's quick start quotes it as is.
 const consoleFile = files.md.replace(/\.md$/, '.console.txt');
-writeFileSync(consoleFile, `$ node train.js --config small-moe.json   # f32 run, step lines every 100th step; Dawn's two limit warnings left out; the run folder was a temporary one, shown as runs/small-moe\n${consoleExcerpt(f32.lines, f32.dir)}\n`);
+writeFileSync(
+  consoleFile,
+  `$ node train.js --config small-moe.json   # f32 run, step lines every 100th step; Dawn's two limit warnings left out; the run folder was a temporary one, shown as runs/small-moe\n${consoleExcerpt(f32.lines, f32.dir)}\n`,
+);
 console.log(`wrote ${files.md} and ${consoleFile}`);

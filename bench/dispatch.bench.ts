@@ -9,7 +9,17 @@ import type { Tensor } from '../src/kernels/tensor.ts';
 import { routerTopK } from '../test/support/router-topk.ts';
 import { buildDispatch } from '../test/support/dispatch-indices.ts';
 import { chooseChunkTokens, disposeDispatch, routeAndDispatch, type DispatchPlan } from '../src/kernels/dispatch.ts';
-import { combineOutcomes, compareOutput, round, timeCase, timingCells, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult } from './harness.ts';
+import {
+  combineOutcomes,
+  compareOutput,
+  round,
+  timeCase,
+  timingCells,
+  type BenchRow,
+  type CheckOutcome,
+  type SuiteContext,
+  type SuiteResult,
+} from './harness.ts';
 import { routerRef } from '../test/reference/router-ref.ts';
 import { dispatchRef, type DispatchRef } from '../test/reference/dispatch-ref.ts';
 
@@ -20,7 +30,9 @@ function disposeAll(r: { probs: Tensor; idx: Tensor; weights: Tensor }, plan?: D
 
 /** A plan's tensors against the float64 permutation: every index exact. */
 async function checkPlan(plan: DispatchPlan, ref: DispatchRef): Promise<CheckOutcome> {
-  const [counts, offsets, pos, src, rowPair, dropped] = await Promise.all([plan.counts, plan.offsets, plan.pos, plan.src, plan.rowPair, plan.dropped].map(async (t) => Array.from(await t.read())));
+  const [counts, offsets, pos, src, rowPair, dropped] = await Promise.all(
+    [plan.counts, plan.offsets, plan.pos, plan.src, plan.rowPair, plan.dropped].map(async (t) => Array.from(await t.read())),
+  );
   return combineOutcomes(
     compareOutput(counts!, ref.counts, 0),
     compareOutput(offsets!, ref.offsets, 0),
@@ -33,7 +45,11 @@ async function checkPlan(plan: DispatchPlan, ref: DispatchRef): Promise<CheckOut
 
 /** Router outputs against float64 (f32 softmax of O(1) logits: 1e-5 of the largest), picks exact. */
 async function checkRouted(r: { probs: Tensor; idx: Tensor; weights: Tensor }, ref: ReturnType<typeof routerRef>): Promise<CheckOutcome> {
-  return combineOutcomes(compareOutput(await r.probs.readF32(), ref.probs, 1e-5), compareOutput(Array.from(await r.idx.read()), ref.idx, 0), compareOutput(await r.weights.readF32(), ref.weights, 1e-5));
+  return combineOutcomes(
+    compareOutput(await r.probs.readF32(), ref.probs, 1e-5),
+    compareOutput(Array.from(await r.idx.read()), ref.idx, 0),
+    compareOutput(await r.weights.readF32(), ref.weights, 1e-5),
+  );
 }
 
 export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
@@ -55,37 +71,53 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       return rt.recorder.dispatches - d0;
     };
     const cases: [string, () => void, () => Promise<CheckOutcome>][] = [
-      ['routerTopK + buildDispatch (old)', () => {
-        const r = routerTopK(logits, { k });
-        disposeAll(r, buildDispatch(r.idx, E));
-      }, async () => {
-        const r = routerTopK(logits, { k });
-        const plan = buildDispatch(r.idx, E);
-        const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(plan, pref));
-        disposeAll(r, plan);
-        return c;
-      }],
-      ['routeAndDispatch (fused)', () => {
-        const r = routeAndDispatch(logits, { k });
-        disposeAll(r, r.plan);
-      }, async () => {
-        const r = routeAndDispatch(logits, { k });
-        const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(r.plan, pref));
-        disposeAll(r, r.plan);
-        return c;
-      }],
-      ['routerTopK alone', () => disposeAll(routerTopK(logits, { k })), async () => {
-        const r = routerTopK(logits, { k });
-        const c = await checkRouted(r, rref);
-        disposeAll(r);
-        return c;
-      }],
-      ['buildDispatch alone', () => disposeDispatch(buildDispatch(idx, E)), async () => {
-        const plan = buildDispatch(idx, E);
-        const c = await checkPlan(plan, pref);
-        disposeDispatch(plan);
-        return c;
-      }],
+      [
+        'routerTopK + buildDispatch (old)',
+        () => {
+          const r = routerTopK(logits, { k });
+          disposeAll(r, buildDispatch(r.idx, E));
+        },
+        async () => {
+          const r = routerTopK(logits, { k });
+          const plan = buildDispatch(r.idx, E);
+          const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(plan, pref));
+          disposeAll(r, plan);
+          return c;
+        },
+      ],
+      [
+        'routeAndDispatch (fused)',
+        () => {
+          const r = routeAndDispatch(logits, { k });
+          disposeAll(r, r.plan);
+        },
+        async () => {
+          const r = routeAndDispatch(logits, { k });
+          const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(r.plan, pref));
+          disposeAll(r, r.plan);
+          return c;
+        },
+      ],
+      [
+        'routerTopK alone',
+        () => disposeAll(routerTopK(logits, { k })),
+        async () => {
+          const r = routerTopK(logits, { k });
+          const c = await checkRouted(r, rref);
+          disposeAll(r);
+          return c;
+        },
+      ],
+      [
+        'buildDispatch alone',
+        () => disposeDispatch(buildDispatch(idx, E)),
+        async () => {
+          const plan = buildDispatch(idx, E);
+          const c = await checkPlan(plan, pref);
+          disposeDispatch(plan);
+          return c;
+        },
+      ],
     ];
     for (const [name, record, check] of cases) {
       const dispatches = dispatchesOf(record);
@@ -99,20 +131,32 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     for (const chunk of [...new Set([...sizes, chosen])].sort((a, b) => a - b)) {
       if (ctx.quick && chunk !== chosen) continue;
       const forced = { dispatch: { chunkTokens: chunk } };
-      const { timing: tm, check: ck } = await timeCase(rt, {
-        key: `dispatch N=${N} chunk ${chunk}`,
-        record: () => {
-          const r = rt.withPolicy(forced, () => routeAndDispatch(logits, { k }));
-          disposeAll(r, r.plan);
+      const { timing: tm, check: ck } = await timeCase(
+        rt,
+        {
+          key: `dispatch N=${N} chunk ${chunk}`,
+          record: () => {
+            const r = rt.withPolicy(forced, () => routeAndDispatch(logits, { k }));
+            disposeAll(r, r.plan);
+          },
+          check: async () => {
+            const r = rt.withPolicy(forced, () => routeAndDispatch(logits, { k }));
+            const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(r.plan, pref));
+            disposeAll(r, r.plan);
+            return c;
+          },
         },
-        check: async () => {
-          const r = rt.withPolicy(forced, () => routeAndDispatch(logits, { k }));
-          const c = combineOutcomes(await checkRouted(r, rref), await checkPlan(r.plan, pref));
-          disposeAll(r, r.plan);
-          return c;
-        },
-      }, opts);
-      sweep.push({ N, 'chunk tokens': chunk, chunks: Math.ceil(N / chunk), default: chunk === chosen ? 'yes' : '', check: ck.text, 'best ms': tm ? round(tm.bestMs, 3) : null, ...timingCells(tm) });
+        opts,
+      );
+      sweep.push({
+        N,
+        'chunk tokens': chunk,
+        chunks: Math.ceil(N / chunk),
+        default: chunk === chosen ? 'yes' : '',
+        check: ck.text,
+        'best ms': tm ? round(tm.bestMs, 3) : null,
+        ...timingCells(tm),
+      });
     }
     logits.dispose();
     idx.dispose();
@@ -126,6 +170,10 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
         'check: probs and weights against float64 (1e-5 of the largest), picks and every plan index exact, once per case before timing; a wrong one is not timed.',
       ],
     },
-    { title: 'routeAndDispatch by chunk size', rows: sweep, notes: ['Tokens per chunk of the fused path; every chunk size gives the same plan (checked). default = chooseChunkTokens.'] },
+    {
+      title: 'routeAndDispatch by chunk size',
+      rows: sweep,
+      notes: ['Tokens per chunk of the fused path; every chunk size gives the same plan (checked). default = chooseChunkTokens.'],
+    },
   ];
 }

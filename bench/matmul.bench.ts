@@ -10,7 +10,18 @@ import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
 import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
-import { checkMatmulSampled, combineOutcomes, round, spread, timeCase, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
+import {
+  checkMatmulSampled,
+  combineOutcomes,
+  round,
+  spread,
+  timeCase,
+  type BenchRow,
+  type CheckOutcome,
+  type SuiteContext,
+  type SuiteResult,
+  type Timing,
+} from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 
 /** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (docs/DESIGN.md §4). */
@@ -41,7 +52,11 @@ function randomTensor(rt: DawnRuntime, shape: number[], dtype: DType = 'f32'): T
 function rateCells(prefix: string, t: Timing | null, flops: number): BenchRow {
   const p = prefix ? `${prefix} ` : '';
   if (!t) return { [`${p}GFLOP/s (best)`]: null, [`${p}GFLOP/s (median)`]: null, [`${p}min–max ms`]: null };
-  return { [`${p}GFLOP/s (best)`]: round(flops / (t.bestMs * 1e6), 2), [`${p}GFLOP/s (median)`]: round(flops / (t.medianMs * 1e6), 2), [`${p}min–max ms`]: spread(t, 2) };
+  return {
+    [`${p}GFLOP/s (best)`]: round(flops / (t.bestMs * 1e6), 2),
+    [`${p}GFLOP/s (median)`]: round(flops / (t.medianMs * 1e6), 2),
+    [`${p}min–max ms`]: spread(t, 2),
+  };
 }
 
 function gflops(s: { M: number; N: number; K: number }, ms: number): number {
@@ -63,7 +78,13 @@ interface Precision {
 const F32: Precision = { name: 'f32', a: 'f32', b: 'f32', out: 'f32' };
 
 /** Our matmul of shape `s`, its output checked on sampled entries against float64 (once per shape and config), then timed. */
-async function timeOurs(rt: DawnRuntime, s: Shape, samples: number, config?: Partial<MatmulConfig>, p: Precision = F32): Promise<{ timing: Timing | null; check: CheckOutcome }> {
+async function timeOurs(
+  rt: DawnRuntime,
+  s: Shape,
+  samples: number,
+  config?: Partial<MatmulConfig>,
+  p: Precision = F32,
+): Promise<{ timing: Timing | null; check: CheckOutcome }> {
   const [na, nb] = [s.M * s.K, s.K * s.N];
   const a = rt.upload(randomHost(na), s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
   const b = rt.upload(randomHost(nb), s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
@@ -74,7 +95,11 @@ async function timeOurs(rt: DawnRuntime, s: Shape, samples: number, config?: Par
     record();
     return checkMatmulSampled(randomHost(na, p.a), randomHost(nb, p.b), await out.readF32(), { ...s, f16Out: p.out === 'f16' });
   };
-  const r = await timeCase(rt, { key: `matmul ${JSON.stringify({ ...s, name: undefined })} ${JSON.stringify(config ?? {})} ${p.name}`, record, check }, { samples, sampleMs: 200 });
+  const r = await timeCase(
+    rt,
+    { key: `matmul ${JSON.stringify({ ...s, name: undefined })} ${JSON.stringify(config ?? {})} ${p.name}`, record, check },
+    { samples, sampleMs: 200 },
+  );
   a.dispose();
   b.dispose();
   out.dispose();
@@ -106,7 +131,9 @@ async function compareRows(rt: DawnRuntime, tf: TF | null, shapes: Shape[], samp
       '% of CPU peak (median)': gm === null ? null : round((100 * gm) / CPU_PEAK_GFLOPS, 1),
       config: `${cfg.lane} wg${cfg.wgL}x${cfg.wgU} ${cfg.tl}x${cfg.tu} k${cfg.ku}${cfg.vec4 ? ' vec4' : ''}`,
     });
-    log(`${s.name} ${layout(s)}: ours ${gm?.toFixed(2) ?? ours.check.text} GFLOP/s (median)${gpm !== null && gm !== null ? `, tfjs ${gpm.toFixed(2)} (x${(gm / gpm).toFixed(2)})` : ''}`);
+    log(
+      `${s.name} ${layout(s)}: ours ${gm?.toFixed(2) ?? ours.check.text} GFLOP/s (median)${gpm !== null && gm !== null ? `, tfjs ${gpm.toFixed(2)} (x${(gm / gpm).toFixed(2)})` : ''}`,
+    );
   }
   return rows;
 }
@@ -118,14 +145,26 @@ function checkGrouped(x: Float32Array, w: Float32Array, out: Float32Array, offse
     const [r0, r1] = [offsets[e]!, offsets[e + 1]!];
     if (r1 === r0) continue;
     // This expert's rows as an [r1 - r0, K] · [N, K]ᵀ product.
-    outcomes.push(checkMatmulSampled(x.subarray(r0 * K, r1 * K), w.subarray(e * N * K, (e + 1) * N * K), out.subarray(r0 * N, r1 * N), { M: r1 - r0, N, K, transB: true }, 32, e + 1));
+    outcomes.push(
+      checkMatmulSampled(
+        x.subarray(r0 * K, r1 * K),
+        w.subarray(e * N * K, (e + 1) * N * K),
+        out.subarray(r0 * N, r1 * N),
+        { M: r1 - r0, N, K, transB: true },
+        32,
+        e + 1,
+      ),
+    );
   }
   return combineOutcomes(...outcomes);
 }
 
 /** Grouped expert matmul (8 experts, uneven counts) vs one matmul dispatch per expert. */
 async function groupedRows(rt: DawnRuntime, samples: number, log: (m: string) => void): Promise<BenchRow[]> {
-  const E = 8, R = 2048, K = 384, N = 768;
+  const E = 8,
+    R = 2048,
+    K = 384,
+    N = 768;
   // Uneven but fixed routing: 512, 384, 320, 256, 224, 192, 128, 32 rows.
   const counts = [512, 384, 320, 256, 224, 192, 128, 32];
   const offsets = new Uint32Array(E + 1);
@@ -134,36 +173,51 @@ async function groupedRows(rt: DawnRuntime, samples: number, log: (m: string) =>
   const w = randomTensor(rt, [E, N, K]);
   const off = rt.upload(offsets, [E + 1], 'u32');
   const out = rt.empty([R, N]);
-  const one = await timeCase(rt, {
-    key: 'grouped one dispatch',
-    record: () => void groupedMatmul(x, w, off, { out }),
-    check: async () => {
-      rt.fill(out, NaN);
-      groupedMatmul(x, w, off, { out });
-      return checkGrouped(randomHost(R * K), randomHost(E * N * K), await out.readF32(), offsets, K, N);
+  const one = await timeCase(
+    rt,
+    {
+      key: 'grouped one dispatch',
+      record: () => void groupedMatmul(x, w, off, { out }),
+      check: async () => {
+        rt.fill(out, NaN);
+        groupedMatmul(x, w, off, { out });
+        return checkGrouped(randomHost(R * K), randomHost(E * N * K), await out.readF32(), offsets, K, N);
+      },
     },
-  }, { samples, sampleMs: 200 });
+    { samples, sampleMs: 200 },
+  );
   // Per-expert baseline: separate row blocks and weights, one dispatch each.
   const xs = counts.map((c) => randomTensor(rt, [c, K]));
   const ws = counts.map(() => randomTensor(rt, [N, K]));
   const outs = counts.map((c) => rt.empty([c, N]));
-  const per = await timeCase(rt, {
-    key: 'grouped per expert',
-    record: () => counts.forEach((_, e) => void matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! })),
-    check: async () => {
-      const got: CheckOutcome[] = [];
-      for (const [e, c] of counts.entries()) {
-        rt.fill(outs[e]!, NaN);
-        matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! });
-        got.push(checkMatmulSampled(randomHost(c * K), randomHost(N * K), await outs[e]!.readF32(), { M: c, N, K, transB: true }, 32, e + 1));
-      }
-      return combineOutcomes(...got);
+  const per = await timeCase(
+    rt,
+    {
+      key: 'grouped per expert',
+      record: () => counts.forEach((_, e) => void matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! })),
+      check: async () => {
+        const got: CheckOutcome[] = [];
+        for (const [e, c] of counts.entries()) {
+          rt.fill(outs[e]!, NaN);
+          matmul(xs[e]!, ws[e]!, { transB: true, out: outs[e]! });
+          got.push(checkMatmulSampled(randomHost(c * K), randomHost(N * K), await outs[e]!.readF32(), { M: c, N, K, transB: true }, 32, e + 1));
+        }
+        return combineOutcomes(...got);
+      },
     },
-  }, { samples, sampleMs: 200 });
+    { samples, sampleMs: 200 },
+  );
   const flops = 2 * R * N * K;
   for (const t of [x, w, off, out, ...xs, ...ws, ...outs]) t.dispose();
-  const row = (method: string, r: typeof one): BenchRow => ({ method, check: r.check.text, 'ms (median)': r.timing ? round(r.timing.medianMs, 2) : null, ...rateCells('', r.timing, flops) });
-  log(`grouped: one dispatch ${one.timing ? gflops({ M: R, N, K }, one.timing.medianMs).toFixed(2) : one.check.text}, per expert ${per.timing ? gflops({ M: R, N, K }, per.timing.medianMs).toFixed(2) : per.check.text} GFLOP/s (median)`);
+  const row = (method: string, r: typeof one): BenchRow => ({
+    method,
+    check: r.check.text,
+    'ms (median)': r.timing ? round(r.timing.medianMs, 2) : null,
+    ...rateCells('', r.timing, flops),
+  });
+  log(
+    `grouped: one dispatch ${one.timing ? gflops({ M: R, N, K }, one.timing.medianMs).toFixed(2) : one.check.text}, per expert ${per.timing ? gflops({ M: R, N, K }, per.timing.medianMs).toFixed(2) : per.check.text} GFLOP/s (median)`,
+  );
   return [row('groupedMatmul, one dispatch', one), row('8 matmul dispatches (one per expert)', per)];
 }
 
@@ -230,12 +284,16 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const results: SuiteResult[] = [];
   const note = [
     `GFLOP/s from the best and from the median of ${samples} samples, with the samples' min–max ms; each sample records N iterations in one submit, then waits.`,
-    'check: our output (and the tfjs peer\'s) against float64 on 256 sampled entries, once per shape and configuration, each within K·2^-23·Σ|a·b| (+ half an f16 ulp for f16 output); a wrong one is not timed.',
+    "check: our output (and the tfjs peer's) against float64 on 256 sampled entries, once per shape and configuration, each within K·2^-23·Σ|a·b| (+ half an f16 ulp for f16 output); a wrong one is not timed.",
     `CPU fp32 peak ${CPU_PEAK_GFLOPS} GFLOP/s (2 cores). The CPU is shared with other processes while this runs: absolute numbers are noisy, ratios within one row less so.`,
     peerNote,
   ];
   results.push({ title: 'cubes (A·B)', rows: await compareRows(rt, tf, ctx.quick ? cubes.slice(0, 2) : cubes, samples, ctx.log), notes: note });
-  results.push({ title: `TimeMoE-50M linear layers, ${T} tokens (x·Wᵀ)`, rows: await compareRows(rt, tf, ctx.quick ? model.slice(0, 1) : model, samples, ctx.log), notes: note });
+  results.push({
+    title: `TimeMoE-50M linear layers, ${T} tokens (x·Wᵀ)`,
+    rows: await compareRows(rt, tf, ctx.quick ? model.slice(0, 1) : model, samples, ctx.log),
+    notes: note,
+  });
   results.push({ title: 'the three layouts of one linear layer (forward, dX, dW)', rows: await compareRows(rt, tf, layouts, samples, ctx.log), notes: note });
   results.push({
     title: 'grouped expert matmul: 8 experts, 2048 routed rows, 384 → 768',

@@ -21,7 +21,18 @@ import { linear } from '../src/autograd/ops/linear.ts';
 import { linearRelu, mseLoss } from './mlp-ops.ts';
 import { axpy } from '../src/kernels/elementwise.ts';
 import { Rng } from '../src/util/rng.ts';
-import { combineOutcomes, compareOutput, round, spread, timeGpu, type BenchRow, type CheckOutcome, type SuiteContext, type SuiteResult, type Timing } from './harness.ts';
+import {
+  combineOutcomes,
+  compareOutput,
+  round,
+  spread,
+  timeGpu,
+  type BenchRow,
+  type CheckOutcome,
+  type SuiteContext,
+  type SuiteResult,
+  type Timing,
+} from './harness.ts';
 import { matmulRef } from '../test/reference/matmul-ref.ts';
 import { loadTfjs } from './peers/tfjs.ts';
 import { tfMlp, type MlpShape, type TfMlp } from './peers/tfjs-mlp.ts';
@@ -44,7 +55,8 @@ export function runTorchPeer(script: string, args: string[], timeoutMs = 600_000
   const probe = spawnSync(SYSTEM_PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return { ok: false, data: {}, note: `${SYSTEM_PYTHON} has no torch: ${probe.stderr.trim().split('\n').pop()}` };
   const r = spawnSync(SYSTEM_PYTHON, [join(ROOT, 'bench', 'peers', script), ...args], { encoding: 'utf8', timeout: timeoutMs, cwd: ROOT });
-  if (r.status !== 0) return { ok: false, data: {}, note: `${script} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join(' / ')}` };
+  if (r.status !== 0)
+    return { ok: false, data: {}, note: `${script} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join(' / ')}` };
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     return { ok: true, data: JSON.parse(line) as Record<string, unknown>, note: '' };
@@ -188,7 +200,13 @@ async function checkOurs(m: OurMlp, s: MlpShape): Promise<CheckOutcome> {
   return combineOutcomes(
     compareOutput([gotLoss], [loss], 1e-5),
     ...grads.map((gr, i) => compareOutput(gr, refGrads[i]!, 1e-5)),
-    ...after.map((a, i) => compareOutput(a, Float64Array.from(before[i]!, (v, j) => v - s.lr * refGrads[i]![j]!), 1e-6)),
+    ...after.map((a, i) =>
+      compareOutput(
+        a,
+        Float64Array.from(before[i]!, (v, j) => v - s.lr * refGrads[i]![j]!),
+        1e-6,
+      ),
+    ),
   );
 }
 
@@ -250,7 +268,13 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   ctx.log(`our step against float64: ${check.text}`);
   if (!check.ok) {
     ours.dispose();
-    return [{ title: 'MLP training step: 256→1024(ReLU)→256, batch 256, MSE, SGD lr 0.01', rows: [{ engine: 'webgpu-moe (this engine)', check: check.text }], notes: ['Our step failed its float64 check: not timed.'] }];
+    return [
+      {
+        title: 'MLP training step: 256→1024(ReLU)→256, batch 256, MSE, SGD lr 0.01',
+        rows: [{ engine: 'webgpu-moe (this engine)', check: check.text }],
+        notes: ['Our step failed its float64 check: not timed.'],
+      },
+    ];
   }
   const loss0 = await lossAfterStep(rt, ours);
   const oursS: Samples = { engine: 'webgpu-moe (this engine)', device: 'lavapipe', ms: [] };
@@ -284,7 +308,9 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       torchS[i]!.ms.push(...(p.data.ms_samples as number[]));
     }
     const last = (s: Samples) => (s.ms.length ? s.ms[s.ms.length - 1]!.toFixed(1) : '-');
-    ctx.log(`round ${r + 1}/${rounds}: ours ${last(oursS)} ms, tfjs ${last(tfS)}, tfjs fused ${last(tfFusedS)}, torch-1t ${last(torchS[0]!)}, torch-2t ${last(torchS[1]!)}`);
+    ctx.log(
+      `round ${r + 1}/${rounds}: ours ${last(oursS)} ms, tfjs ${last(tfS)}, tfjs fused ${last(tfFusedS)}, torch-1t ${last(torchS[0]!)}, torch-2t ${last(torchS[1]!)}`,
+    );
   }
   const lossLast = await lossAfterStep(rt, ours);
   const parts = await breakdown(rt, ours, ctx.quick ? 2 : 4);
@@ -327,7 +353,9 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     {
       title: 'where our step time goes (many iterations per submit, one wait)',
       rows: parts,
-      notes: [`Matmul work per step: ${(mlpFlops(SHAPE).step / 1e6).toFixed(0)} MFLOP (forward ${(mlpFlops(SHAPE).forward / 1e6).toFixed(0)}); up to 20 iterations are recorded into one submit, then one wait.`],
+      notes: [
+        `Matmul work per step: ${(mlpFlops(SHAPE).step / 1e6).toFixed(0)} MFLOP (forward ${(mlpFlops(SHAPE).forward / 1e6).toFixed(0)}); up to 20 iterations are recorded into one submit, then one wait.`,
+      ],
     },
   ];
 }

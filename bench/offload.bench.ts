@@ -41,8 +41,8 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   t.dispose();
   const gbps = (ms: number) => round((4 * n) / (ms / 1000) / 1e9, 2);
   const bw: BenchRow[] = [
-    { direction: 'GPU -> host (readMany)', 'MiB': 32, 'ms (median)': round(median(down), 1), 'GB/s': gbps(median(down)) },
-    { direction: 'host -> GPU (write)', 'MiB': 32, 'ms (median)': round(median(up), 1), 'GB/s': gbps(median(up)) },
+    { direction: 'GPU -> host (readMany)', MiB: 32, 'ms (median)': round(median(down), 1), 'GB/s': gbps(median(down)) },
+    { direction: 'host -> GPU (write)', MiB: 32, 'ms (median)': round(median(up), 1), 'GB/s': gbps(median(up)) },
   ];
   ctx.log(`bandwidth: down ${bw[0]!['GB/s']} GB/s, up ${bw[1]!['GB/s']} GB/s`);
 
@@ -65,7 +65,13 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     }
     const transfer = median(down) + median(up); // 32 MiB each way, as this update moves
     const updateMs = Math.max(median(ms) - transfer, 1e-3);
-    rates.push({ threads, 'apply ms (median)': round(median(ms), 1), 'of which transfers ms': round(transfer, 1), 'M parameters/s (update)': round(n / (updateMs / 1000) / 1e6, 1), 'M parameters/s (with transfers)': round(n / (median(ms) / 1000) / 1e6, 1) });
+    rates.push({
+      threads,
+      'apply ms (median)': round(median(ms), 1),
+      'of which transfers ms': round(transfer, 1),
+      'M parameters/s (update)': round(n / (updateMs / 1000) / 1e6, 1),
+      'M parameters/s (with transfers)': round(n / (median(ms) / 1000) / 1e6, 1),
+    });
     opt.dispose();
     for (const p of params) {
       p.grad!.dispose(); // set by hand above, not tracked by autograd
@@ -79,7 +85,12 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const steps: BenchRow[] = [];
   const losses: number[][] = [];
   for (const offload of ['none', 'host'] as const) {
-    const cfg = parseConfig({ model: { preset: 'small-moe' }, data: { source: { kind: 'synthetic', series: 2, length: 100 }, contextLength: 64 }, optim: { lr: 1e-3, offload }, schedule: { steps: 100, microBatch: 16 } });
+    const cfg = parseConfig({
+      model: { preset: 'small-moe' },
+      data: { source: { kind: 'synthetic', series: 2, length: 100 }, contextLength: 64 },
+      optim: { lr: 1e-3, offload },
+      schedule: { steps: 100, microBatch: 16 },
+    });
     const built = buildRunModel(rt, cfg);
     const trainer = new Trainer(rt, built.model, built.optimizer, cfg);
     const batch = syntheticBatch(16, 64, 7);
@@ -91,7 +102,12 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       if (s > 2) ms.push(m.ms);
     }
     losses.push(l);
-    steps.push({ 'optim.offload': offload, 'ms/step (median)': round(median(ms), 1), 'ms/step (min)': round(Math.min(...ms), 1), 'ms/step (max)': round(Math.max(...ms), 1) });
+    steps.push({
+      'optim.offload': offload,
+      'ms/step (median)': round(median(ms), 1),
+      'ms/step (min)': round(Math.min(...ms), 1),
+      'ms/step (max)': round(Math.max(...ms), 1),
+    });
     trainer.dispose();
     built.dispose();
   }
@@ -99,7 +115,17 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   if (!same) throw new Error(`offload bench: the offloaded steps' losses differ from the GPU AdamW's: ${losses[0]} vs ${losses[1]}`);
   return [
     { title: 'host <-> GPU bandwidth (32 MiB)', rows: bw },
-    { title: 'host AdamW update rate (8M parameters, f32 working weights)', rows: rates, notes: ['The update rate subtracts the transfers measured above; on lavapipe both "devices" share the same two cores, so worker threads compete with the GPU work.'] },
-    { title: 'small-moe optimizer step, GPU AdamW vs offloaded', rows: steps, notes: ['Checked first: the two modes give the same losses (within 1e-5) on the same batch.'] },
+    {
+      title: 'host AdamW update rate (8M parameters, f32 working weights)',
+      rows: rates,
+      notes: [
+        'The update rate subtracts the transfers measured above; on lavapipe both "devices" share the same two cores, so worker threads compete with the GPU work.',
+      ],
+    },
+    {
+      title: 'small-moe optimizer step, GPU AdamW vs offloaded',
+      rows: steps,
+      notes: ['Checked first: the two modes give the same losses (within 1e-5) on the same batch.'],
+    },
   ];
 }

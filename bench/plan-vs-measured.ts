@@ -37,7 +37,14 @@ for (const family of ['adapter', 'gpu'] as const) {
   for (const [name, sets] of VARIANTS) {
     if (family === 'gpu' && name !== 'f32' && name !== 'f16 activations') continue;
     const dir = mkdtempSync(join(tmpdir(), 'plan-vs-measured-'));
-    const set = [...sets, 'schedule.steps=3', 'schedule.warmupSteps=1', 'logging.validBatches=1', `logging.dir=${join(dir, 'run')}`, 'checkpoint.every=0'].flatMap((s) => ['--set', s]);
+    const set = [
+      ...sets,
+      'schedule.steps=3',
+      'schedule.warmupSteps=1',
+      'logging.validBatches=1',
+      `logging.dir=${join(dir, 'run')}`,
+      'checkpoint.every=0',
+    ].flatMap((s) => ['--set', s]);
     const plan = JSON.parse(cli([...set, '--plan', '--json', '--target', 'this'], env).stdout) as { peakBytes: number; target: { family: string } };
     cli(set, env);
     const peaks = readMetrics(join(dir, 'run', 'metrics.jsonl'))
@@ -55,5 +62,15 @@ for (const family of ['adapter', 'gpu'] as const) {
   }
 }
 const rt = await getRuntime({ announce: false });
-const files = writeResults('plan-vs-measured', [{ title: 'planned peak (train.js --plan --json --target this) vs the pool peak of a 3-step run (metrics.jsonl)', rows, notes: ['Each row: the same `--set` overrides for the plan and the run; validation batches 1, no checkpoints (neither changes the step peak).'] }], environment(rt));
+const files = writeResults(
+  'plan-vs-measured',
+  [
+    {
+      title: 'planned peak (train.js --plan --json --target this) vs the pool peak of a 3-step run (metrics.jsonl)',
+      rows,
+      notes: ['Each row: the same `--set` overrides for the plan and the run; validation batches 1, no checkpoints (neither changes the step peak).'],
+    },
+  ],
+  environment(rt),
+);
 console.log(`wrote ${files.md}`);

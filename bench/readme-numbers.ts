@@ -49,7 +49,11 @@ function plans(): SuiteResult {
   for (const f of ['small-moe.json', 'timemoe-50m-3090.json', 'timemoe-200m-3090.json']) add(f, 'rtx-3090');
   add('small-moe.json', 'lavapipe');
   add('timemoe-50m-3090.json', 'lavapipe');
-  return { title: 'memory plans of the shipped configs (train.js --plan --json)', rows, notes: ['planRun on the meta runtime; the same numbers as `node train.js --config <file> --plan --json [--target lavapipe]`.'] };
+  return {
+    title: 'memory plans of the shipped configs (train.js --plan --json)',
+    rows,
+    notes: ['planRun on the meta runtime; the same numbers as `node train.js --config <file> --plan --json [--target lavapipe]`.'],
+  };
 }
 
 async function smallMoeStep(): Promise<SuiteResult> {
@@ -69,7 +73,11 @@ async function smallMoeStep(): Promise<SuiteResult> {
     // The step alone: the readback's copy is not a dispatch, and its submit is the step's.
     [dispatches, submits, peak] = [rt.recorder.dispatches - d0, rt.counters.submits - s0, m.peakBytes];
   }
-  const rows: BenchRow[] = [{ what: 'dispatches per optimizer step (step 3)', value: dispatches }, { what: 'submits per optimizer step (with its metrics readback)', value: submits }, { what: 'peak pool MiB of the step', value: round(peak / MIB, 1) }];
+  const rows: BenchRow[] = [
+    { what: 'dispatches per optimizer step (step 3)', value: dispatches },
+    { what: 'submits per optimizer step (with its metrics readback)', value: submits },
+    { what: 'peak pool MiB of the step', value: round(peak / MIB, 1) },
+  ];
   // Cached and rebuilt alternate step by step: the shared machine's load drifts between runs.
   const ms: Record<'cached' | 'rebuilt', number[]> = { cached: [], rebuilt: [] };
   for (let i = 0; i < 20; i++) {
@@ -82,12 +90,21 @@ async function smallMoeStep(): Promise<SuiteResult> {
   }
   for (const kind of ['cached', 'rebuilt'] as const) {
     const t = summarize(ms[kind], 1);
-    rows.push({ what: `CPU ms to record a step, bind groups ${kind} (10 steps, alternating)`, value: round(t.medianMs, 2), 'min–max': `${round(t.bestMs, 2)}–${round(t.maxMs, 2)}` });
+    rows.push({
+      what: `CPU ms to record a step, bind groups ${kind} (10 steps, alternating)`,
+      value: round(t.medianMs, 2),
+      'min–max': `${round(t.bestMs, 2)}–${round(t.maxMs, 2)}`,
+    });
   }
   trainer.dispose();
   opt.dispose();
   model.dispose();
-  return { title: 'one small-moe step (small-moe.json: B=16, T=64)', rows, columns: ['what', 'value', 'min–max'], notes: ['Trainer.record then resolve, as train.js does with metricsEvery 1; the record time is host CPU time only (the GPU work runs after the submit).'] };
+  return {
+    title: 'one small-moe step (small-moe.json: B=16, T=64)',
+    rows,
+    columns: ['what', 'value', 'min–max'],
+    notes: ['Trainer.record then resolve, as train.js does with metricsEvery 1; the record time is host CPU time only (the GPU work runs after the submit).'],
+  };
 }
 
 async function metricsEvery(): Promise<SuiteResult> {
@@ -97,7 +114,12 @@ async function metricsEvery(): Promise<SuiteResult> {
   const run = async (every: number) => {
     const dir = mkdtempSync(join(tmpdir(), 'readme-numbers-'));
     const base = loadConfig(join(ROOT, 'small-moe.json'));
-    const cfg: TrainConfig = parseConfig({ ...base, schedule: { ...base.schedule, steps, warmupSteps: Math.min(base.schedule.warmupSteps, steps / 2) }, logging: { ...base.logging, dir, validEvery: 0, validBatches: 1, progress: 'none', metricsEvery: every }, checkpoint: { every: 0, keep: 1 } });
+    const cfg: TrainConfig = parseConfig({
+      ...base,
+      schedule: { ...base.schedule, steps, warmupSteps: Math.min(base.schedule.warmupSteps, steps / 2) },
+      logging: { ...base.logging, dir, validEvery: 0, validBatches: 1, progress: 'none', metricsEvery: every },
+      checkpoint: { every: 0, keep: 1 },
+    });
     const t0 = performance.now();
     await runTraining(cfg, { resume: false, target: thisTarget(rt.caps), cwd: ROOT, budgetBytes: undefined });
     const wall = performance.now() - t0;
@@ -112,18 +134,42 @@ async function metricsEvery(): Promise<SuiteResult> {
     one.push(await run(1));
     ten.push(await run(10));
   }
-  const same = ten.every((t) => JSON.stringify(t.losses) === JSON.stringify(one[0]!.losses)) && one.every((t) => JSON.stringify(t.losses) === JSON.stringify(one[0]!.losses));
+  const same =
+    ten.every((t) => JSON.stringify(t.losses) === JSON.stringify(one[0]!.losses)) &&
+    one.every((t) => JSON.stringify(t.losses) === JSON.stringify(one[0]!.losses));
   const rows: BenchRow[] = [];
-  for (const [every, runs] of [[1, one], [10, ten]] as const) {
-    const s = summarize(runs.map((x) => x.trainMs / steps), 1);
-    rows.push({ metricsEvery: every, runs: runs.length, steps, 'ms/step (median of runs)': round(s.medianMs, 1), 'min–max': `${round(s.bestMs, 1)}–${round(s.maxMs, 1)}`, 'run wall s (each)': runs.map((x) => round(x.wall / 1000, 1)).join(', ') });
+  for (const [every, runs] of [
+    [1, one],
+    [10, ten],
+  ] as const) {
+    const s = summarize(
+      runs.map((x) => x.trainMs / steps),
+      1,
+    );
+    rows.push({
+      metricsEvery: every,
+      runs: runs.length,
+      steps,
+      'ms/step (median of runs)': round(s.medianMs, 1),
+      'min–max': `${round(s.bestMs, 1)}–${round(s.maxMs, 1)}`,
+      'run wall s (each)': runs.map((x) => round(x.wall / 1000, 1)).join(', '),
+    });
   }
-  const m1 = summarize(one.map((x) => x.trainMs), 1).medianMs;
-  const m10 = summarize(ten.map((x) => x.trainMs), 1).medianMs;
+  const m1 = summarize(
+    one.map((x) => x.trainMs),
+    1,
+  ).medianMs;
+  const m10 = summarize(
+    ten.map((x) => x.trainMs),
+    1,
+  ).medianMs;
   return {
     title: `logging.metricsEvery 10 vs 1, ${steps} steps of small-moe.json`,
     rows,
-    notes: [`metricsEvery 10 took ${round((100 * (m1 - m10)) / m1, 1)}% less train time than 1 (medians of ${rounds} interleaved run(s) each; ms summed from metrics.jsonl, validation off).`, `Losses bit-identical across all runs: ${same ? 'yes' : 'NO'}.`],
+    notes: [
+      `metricsEvery 10 took ${round((100 * (m1 - m10)) / m1, 1)}% less train time than 1 (medians of ${rounds} interleaved run(s) each; ms summed from metrics.jsonl, validation off).`,
+      `Losses bit-identical across all runs: ${same ? 'yes' : 'NO'}.`,
+    ],
   };
 }
 

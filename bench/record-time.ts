@@ -28,5 +28,7 @@ for (const cached of [true, false, true, false]) {
     await trainer.resolve(p);
   }
   ms.sort((a, b) => a - b);
-  console.log(`bind groups ${cached ? 'cached ' : 'rebuilt'}: record ${ms[0]!.toFixed(2)} ms best, ${ms[5]!.toFixed(2)} ms median (${rt.recorder.dispatches} dispatches so far)`);
+  console.log(
+    `bind groups ${cached ? 'cached ' : 'rebuilt'}: record ${ms[0]!.toFixed(2)} ms best, ${ms[5]!.toFixed(2)} ms median (${rt.recorder.dispatches} dispatches so far)`,
+  );
 }

@@ -100,7 +100,13 @@ class OurEngine {
     const dev = uploadBatch(rt, this.batch, model);
     const g = new Graph(false);
     const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
-    g.run(() => taskLoss(model.forward(x, { batch: this.c.B, seqLen: this.c.T }, { activations: this.c.cfg.precision.activations }), dev, this.trainer.lossOptions(this.stepNo + 1)));
+    g.run(() =>
+      taskLoss(
+        model.forward(x, { batch: this.c.B, seqLen: this.c.T }, { activations: this.c.cfg.precision.activations }),
+        dev,
+        this.trainer.lossOptions(this.stepNo + 1),
+      ),
+    );
     await rt.sync();
     dev.dispose();
     g.dispose();
@@ -114,7 +120,13 @@ class OurEngine {
     const seed = rt.upload([1], [1], 'f32', 'loss seed');
     const g = new Graph();
     const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
-    const terms = g.run(() => taskLoss(model.forward(x, { batch: this.c.B, seqLen: this.c.T }, { activations: this.c.cfg.precision.activations }), dev, this.trainer.lossOptions(this.stepNo + 1)));
+    const terms = g.run(() =>
+      taskLoss(
+        model.forward(x, { batch: this.c.B, seqLen: this.c.T }, { activations: this.c.cfg.precision.activations }),
+        dev,
+        this.trainer.lossOptions(this.stepNo + 1),
+      ),
+    );
     g.backward(terms.total, seed);
     await rt.sync();
     dev.dispose();
@@ -137,7 +149,9 @@ async function profileStep(rt: DawnRuntime, eng: OurEngine): Promise<{ rows: Ben
   await prof.flush();
   const s = prof.summary('op');
   prof.destroy();
-  const rows = s.rows.slice(0, 14).map((r) => ({ op: r.name, calls: r.calls, 'GPU ms': round(r.totalMs, 2), 'mean µs': round(r.meanUs, 0), share: `${(100 * r.share).toFixed(1)}%` }));
+  const rows = s.rows
+    .slice(0, 14)
+    .map((r) => ({ op: r.name, calls: r.calls, 'GPU ms': round(r.totalMs, 2), 'mean µs': round(r.meanUs, 0), share: `${(100 * r.share).toFixed(1)}%` }));
   const note = `One profiled ${eng.c.name} step: ${s.dispatches} dispatches, ${round(s.gpuMs, 1)} ms summed GPU time in ${round(s.wallMs, 1)} ms wall (busy ${(100 * s.busyFraction).toFixed(0)}%; every dispatch in its own timed pass, so this step is slower than an unprofiled one). Top 14 op types shown. Dawn rounds timestamps to 65.5 µs unless created with timestamp_quantization disabled: small kernels read as 0 or 65.5 µs.`;
   return { rows, note };
 }
@@ -165,17 +179,43 @@ async function runCase(rt: DawnRuntime, c: Case, log: (m: string) => void): Prom
   const d0 = rt.recorder.dispatches;
   const first = await eng.step(); // compiles the pipelines
   for (let i = 1; i < c.warmup; i++) await eng.step();
-  log(`${c.name}: warm-up step ${first.ms.toFixed(0)} ms (pipeline compilation), ${first.submits} submits, ${rt.recorder.dispatches - d0} dispatches over ${c.warmup} steps`);
+  log(
+    `${c.name}: warm-up step ${first.ms.toFixed(0)} ms (pipeline compilation), ${first.submits} submits, ${rt.recorder.dispatches - d0} dispatches over ${c.warmup} steps`,
+  );
   const d1 = rt.recorder.dispatches;
   const probe = await eng.step();
   const dispatches = rt.recorder.dispatches - d1;
   const ms: number[] = [probe.ms];
-  const torch: TorchResult[] = (c.torch === false ? [] : [1, 2]).map((threads) => ({ threads, ms: [], fwdMs: [], fwdBwdMs: [], params: null, note: '', version: '', blas: 'CPU' }));
+  const torch: TorchResult[] = (c.torch === false ? [] : [1, 2]).map((threads) => ({
+    threads,
+    ms: [],
+    fwdMs: [],
+    fwdBwdMs: [],
+    params: null,
+    note: '',
+    version: '',
+    blas: 'CPU',
+  }));
   for (let r = 0; r < c.rounds; r++) {
     ms.push(...(await runOurs(rt, eng, c.steps)));
     for (const t of torch) {
       if (t.note) continue;
-      const p = runTorchPeer('torch_train.py', ['--config', torchConfig(c.cfg), '--batch', String(c.B), '--context', String(c.T), '--threads', String(t.threads), '--warmup', '1', '--steps', String(c.steps), '--lr', String(c.cfg.optim.lr)]);
+      const p = runTorchPeer('torch_train.py', [
+        '--config',
+        torchConfig(c.cfg),
+        '--batch',
+        String(c.B),
+        '--context',
+        String(c.T),
+        '--threads',
+        String(t.threads),
+        '--warmup',
+        '1',
+        '--steps',
+        String(c.steps),
+        '--lr',
+        String(c.cfg.optim.lr),
+      ]);
       if (!p.ok) {
         t.note = p.note;
         continue;
@@ -241,9 +281,30 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const B50 = 2;
   const cfg50 = loadConfig(join(ROOT, 'small-moe.json'), ['model.preset=timemoe-50m', `data.contextLength=${T50}`, `schedule.microBatch=${B50}`]);
   const cases: Case[] = [
-    { name: 'small-moe', cfg: smallCfg, B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: true },
+    {
+      name: 'small-moe',
+      cfg: smallCfg,
+      B: smallCfg.schedule.microBatch,
+      T: smallCfg.data.contextLength,
+      warmup: 2,
+      steps: ctx.quick ? 3 : 6,
+      rounds: ctx.quick ? 1 : 3,
+      profile: true,
+    },
     ...(rt.caps.f16
-      ? [{ name: 'small-moe f16', cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']), B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3, profile: false, torch: false }]
+      ? [
+          {
+            name: 'small-moe f16',
+            cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']),
+            B: smallCfg.schedule.microBatch,
+            T: smallCfg.data.contextLength,
+            warmup: 2,
+            steps: ctx.quick ? 3 : 6,
+            rounds: ctx.quick ? 1 : 3,
+            profile: false,
+            torch: false,
+          },
+        ]
       : []),
     { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: ctx.quick ? 1 : 2, rounds: 1, profile: !ctx.quick },
   ];
@@ -307,14 +368,18 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     if (t2) parts.push(part('PyTorch 2 threads', stats(t2.fwdMs).median, stats(t2.fwdBwdMs).median, stats(t2.ms).median));
     if (c.torch === false) {
       const f32 = rows.find((r) => r.model === c.name.replace(' f16', '') && r.engine === 'webgpu-moe on lavapipe');
-      if (f32) notes.push(`${c.name}: ${round(Number(f32['ms/step (best)']) / o.best, 2)}× the f32 step's speed (best ms ${round(o.best, 1)} vs ${f32['ms/step (best)']}); peak pool ${ours.peakMiB.toFixed(1)} MiB vs f32 ${f32Peak.get(c.name.replace(' f16', ''))?.toFixed(1)} MiB.`);
+      if (f32)
+        notes.push(
+          `${c.name}: ${round(Number(f32['ms/step (best)']) / o.best, 2)}× the f32 step's speed (best ms ${round(o.best, 1)} vs ${f32['ms/step (best)']}); peak pool ${ours.peakMiB.toFixed(1)} MiB vs f32 ${f32Peak.get(c.name.replace(' f16', ''))?.toFixed(1)} MiB.`,
+        );
       continue;
     }
     f32Peak.set(c.name, ours.peakMiB);
     notes.push(
       `${c.name}: ours/PyTorch time ratio ${t1 ? round(o.best / stats(t1.ms).best, 2) : 'n/a'} (1 thread), ${t2 ? round(o.best / stats(t2.ms).best, 2) : 'n/a'} (2 threads)${c.name === 'small-moe' ? ' — goal: within 4×' : ''}; loss ${ours.loss0.toFixed(3)} -> ${ours.lossLast.toFixed(3)} over ${ours.ms.length + c.warmup + 1} steps on one fixed batch; peak pool ${ours.peakMiB.toFixed(0)} MiB.`,
     );
-    if (ours.profileRows.length) profiles.push({ title: `per-op GPU time of one ${c.name} step (timestamp queries)`, rows: ours.profileRows, notes: [ours.profileNote] });
+    if (ours.profileRows.length)
+      profiles.push({ title: `per-op GPU time of one ${c.name} step (timestamp queries)`, rows: ours.profileRows, notes: [ours.profileNote] });
   }
   notes.push(
     'Our ms is Trainer.step wall time (record, one submit, wait, metrics readback). PyTorch: zero_grad, forward + loss terms, backward, clip_grad_norm_, AdamW.step, float(loss). Same model dims, batch shape, Huber heads + pooled aux + z loss, AdamW (β 0.9/0.95, wd 0.1 on weights), clip 1.0. Ours also runs the isfinite guards and routing statistics (part of every real step).',
@@ -325,7 +390,9 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
     {
       title: 'where the step time goes (medians; ours: forward, fwd+bwd and step interleaved in the same rounds)',
       rows: parts,
-      notes: ['forward+loss: no-grad graph; fwd+bwd: with backward, no clip/optimizer/metrics; full step: Trainer.step. Medians. A difference that comes out negative is below the timing noise and is left empty rather than printed.'],
+      notes: [
+        'forward+loss: no-grad graph; fwd+bwd: with backward, no clip/optimizer/metrics; full step: Trainer.step. Medians. A difference that comes out negative is below the timing noise and is left empty rather than printed.',
+      ],
     },
   ];
   return [...out, ...profiles];

@@ -43,4 +43,3 @@ export function torchConfig(cfg: TrainConfig): string {
     huber_delta: cfg.loss.huberDelta,
   });
 }
-

@@ -50,7 +50,9 @@ export interface ScenarioResult<O> {
 
 export function defaultRoots(mode: Mode): { runsRoot: string; resultsRoot: string } {
   const runs = join(REPO, 'experiments', 'runs');
-  return mode === 'full' ? { runsRoot: runs, resultsRoot: join(REPO, 'experiments', 'results') } : { runsRoot: join(runs, 'fast'), resultsRoot: join(runs, 'fast', 'results') };
+  return mode === 'full'
+    ? { runsRoot: runs, resultsRoot: join(REPO, 'experiments', 'results') }
+    : { runsRoot: join(runs, 'fast'), resultsRoot: join(runs, 'fast', 'results') };
 }
 
 /** Quote an argument for the command line shown in a report (POSIX shell). */
@@ -91,7 +93,8 @@ async function runVariant(scenario: Scenario<unknown>, variant: Variant, opts: R
     return data;
   };
   if (opts.reportOnly) {
-    if (!existsSync(metricsPath)) throw new ExperimentError(`${scenario.name} / ${variant.slug}: no run at ${metricsPath} (run it first, without --report-only)`, EXIT.badInput);
+    if (!existsSync(metricsPath))
+      throw new ExperimentError(`${scenario.name} / ${variant.slug}: no run at ${metricsPath} (run it first, without --report-only)`, EXIT.badInput);
     const info = existsSync(infoPath) ? (JSON.parse(readFileSync(infoPath, 'utf8')) as { seconds?: number }) : {};
     // Runs from before run.json existed: the log was created at the start, the metrics last written at the end.
     const born = existsSync(join(dir, 'train.log')) ? statSync(join(dir, 'train.log')).birthtimeMs : 0;
@@ -105,7 +108,11 @@ async function runVariant(scenario: Scenario<unknown>, variant: Variant, opts: R
   const fd = openSync(logPath, 'w');
   const t0 = performance.now();
   // Async, not spawnSync: a caller's event loop (vitest's worker RPC) must keep running meanwhile.
-  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', fd, fd], env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  const child = spawn(process.execPath, args, {
+    cwd: REPO,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+  });
   const status = await new Promise<number | string>((res, rej) => {
     child.on('error', rej);
     child.on('close', (code, signal) => res(code ?? signal ?? 'unknown'));
@@ -129,7 +136,10 @@ function description<O>(scenario: Scenario<O>, outcome: O, runs: readonly RunDat
     '',
     `Reproduce: \`npm run experiment -- ${scenario.name}${flag}\` (${mode} version; ${runs.length} run${runs.length > 1 ? 's' : ''}, ${runs.every((r) => r.reused) ? 'all reused from an earlier scenario' : Number.isFinite(seconds) ? `${seconds.toFixed(0)} s on the machine that wrote this report` : 'time not recorded'}). Each run is the real CLI, from the repository root:`,
     '',
-    ...runs.map((r) => `- ${r.variant.label} (${r.reused ? `the same run as \`${r.reused}\`, not trained again` : Number.isFinite(r.seconds) ? `${r.seconds.toFixed(0)} s` : 'wall time not recorded'}):\n  \`${r.command}\``),
+    ...runs.map(
+      (r) =>
+        `- ${r.variant.label} (${r.reused ? `the same run as \`${r.reused}\`, not trained again` : Number.isFinite(r.seconds) ? `${r.seconds.toFixed(0)} s` : 'wall time not recorded'}):\n  \`${r.command}\``,
+    ),
     '',
     '## What happened',
     '',
@@ -143,7 +153,7 @@ function description<O>(scenario: Scenario<O>, outcome: O, runs: readonly RunDat
     '',
     e.fix,
     '',
-    'Every number above is computed from the runs\' metrics.jsonl when this report is generated.',
+    "Every number above is computed from the runs' metrics.jsonl when this report is generated.",
   ].join('\n');
 }
 

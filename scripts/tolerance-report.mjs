@@ -27,7 +27,9 @@ const rows = new Map();
 for (const line of readFileSync(file, 'utf8').split('\n')) {
   if (!line.trim()) continue;
   const m = JSON.parse(line);
-  const key = `${m.file ?? '?'} | ${String(m.what).replace(/\d+(\.\d+)?(e[+-]?\d+)?/g, '#').slice(0, 90)}`;
+  const key = `${m.file ?? '?'} | ${String(m.what)
+    .replace(/\d+(\.\d+)?(e[+-]?\d+)?/g, '#')
+    .slice(0, 90)}`;
   const r = rows.get(key) ?? { worst: 0, rtol: new Set(), n: 0 };
   r.worst = Math.max(r.worst, m.err);
   r.rtol.add(m.rtol);
@@ -44,5 +46,7 @@ out.sort((a, b) => a.margin - b.margin);
 console.log('margin    worst      bound      n     flag   comparison');
 for (const r of out) {
   const m = r.margin === Infinity ? 'exact' : r.margin.toFixed(1);
-  console.log(`${m.padStart(8)}  ${r.worst.toExponential(2).padEnd(9)}  ${String(r.bound).padEnd(9)}  ${String(r.n).padStart(4)}  ${r.flag.padEnd(5)}  ${r.key}`);
+  console.log(
+    `${m.padStart(8)}  ${r.worst.toExponential(2).padEnd(9)}  ${String(r.bound).padEnd(9)}  ${String(r.n).padStart(4)}  ${r.flag.padEnd(5)}  ${r.key}`,
+  );
 }

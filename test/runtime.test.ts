@@ -96,7 +96,9 @@ describe('errors', () => {
     const t = rt.upload([1, 2, 3], [3]);
     expect(() => rt.dispatch(k, { dest: t }, [1], { bits: 0, words: 3 })).toThrow(/kernel fill:main: no storage binding named dest \(bindings: dst\)/);
     expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0 })).toThrow(/uniform words of struct Params was not given/);
-    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0, words: 3, count: 1 })).toThrow(/uniform count is not a field of struct Params \(fields: bits, words, _p0, _p1\)/);
+    expect(() => rt.dispatch(k, { dst: t }, [1], { bits: 0, words: 3, count: 1 })).toThrow(
+      /uniform count is not a field of struct Params \(fields: bits, words, _p0, _p1\)/,
+    );
     expect(() => rt.dispatch(k, { dst: t }, [1])).toThrow(/declares uniform params \(struct Params\) but none were given/);
     expect(() => rt.dispatch(k, { dst: t }, [1], { bits: -1, words: 3 })).toThrow(/bits = -1 is not a u32/);
     t.dispose();
@@ -108,7 +110,9 @@ describe('errors', () => {
     const k = rt.kernel({ shader: 'router', entry: 'backward', params: { EXTRA: '0.0' }, constants: { RENORM: 0, CHUNK_WG: 8 } });
     const [probs, dw, dl, extra] = [rt.upload([0.5, 0.5], [1, 2]), rt.upload([1], [1, 1]), rt.empty([1, 2]), rt.upload([0, 0], [1, 2])];
     const idx = rt.upload([0], [1, 1], 'u32');
-    expect(() => rt.dispatch(k, { b_probs: probs, b_idx: idx, b_dw: dw, d_logits: dl, dprobs_extra: extra }, [1], { n: 1, e: 2, k: 1, chunk: 0 })).toThrow(/kernel router:backward#\w+: storage binding dprobs_extra is not used by this entry point/);
+    expect(() => rt.dispatch(k, { b_probs: probs, b_idx: idx, b_dw: dw, d_logits: dl, dprobs_extra: extra }, [1], { n: 1, e: 2, k: 1, chunk: 0 })).toThrow(
+      /kernel router:backward#\w+: storage binding dprobs_extra is not used by this entry point/,
+    );
     for (const t of [probs, dw, dl, extra, idx]) t.dispose();
   });
 });
@@ -152,13 +156,15 @@ describe('validation shared by both runtimes (base-runtime.ts)', () => {
     return rt.sync();
   });
 
-  it('limits: recorded as violations on the meta runtime, thrown before Dawn\'s validation on Dawn', async () => {
+  it("limits: recorded as violations on the meta runtime, thrown before Dawn's validation on Dawn", async () => {
     const meta = new MetaRuntime(rt.caps);
     const grid = rt.policy.limits.maxComputeWorkgroupsPerDimension + 1;
     const t = rt.empty([1000]);
     const m = meta.empty([1000]);
     expect(() => rt.dispatch(fill(rt), { dst: t }, [grid], { bits: 0, words: 1 })).toThrow(LimitError);
-    expect(() => rt.dispatch(fill(rt), { dst: t }, [grid], { bits: 0, words: 1 })).toThrow(/kernel fill:main: \d+ workgroups in one grid dimension, over maxComputeWorkgroupsPerDimension/);
+    expect(() => rt.dispatch(fill(rt), { dst: t }, [grid], { bits: 0, words: 1 })).toThrow(
+      /kernel fill:main: \d+ workgroups in one grid dimension, over maxComputeWorkgroupsPerDimension/,
+    );
     meta.dispatch(fill(meta), { dst: m }, [grid], { bits: 0, words: 1 });
     expect(meta.violations).toEqual([{ limit: 'maxComputeWorkgroupsPerDimension', subject: 'fill:main', value: grid, max: grid - 1 }]);
     // Lowered through the policy: a 4 KiB buffer over a 1 KiB binding limit, a 4 KiB buffer over a 1 KiB buffer limit.

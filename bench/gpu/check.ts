@@ -43,7 +43,11 @@ export interface MatmulShape {
 const TOKENS = 32 * 512;
 
 export function matmulShapes(quick: boolean): MatmulShape[] {
-  if (quick) return [{ name: '256³', M: 256, N: 256, K: 256, transB: false }, { name: 'q proj (50M, 512 tokens)', M: 512, N: 384, K: 384, transB: true }];
+  if (quick)
+    return [
+      { name: '256³', M: 256, N: 256, K: 256, transB: false },
+      { name: 'q proj (50M, 512 tokens)', M: 512, N: 384, K: 384, transB: true },
+    ];
   return [
     { name: '1024³', M: 1024, N: 1024, K: 1024, transB: false },
     { name: '4096³', M: 4096, N: 4096, K: 4096, transB: false },
@@ -94,7 +98,15 @@ function stored(x: Float32Array, dtype: FloatDType): Float32Array {
 }
 
 /** Sampled float64 check of C = A·op(B) (bench/harness.ts checkMatmulSampled, the one implementation). NaN fails. */
-export function checkSampled(a: Float32Array, b: Float32Array, c: Float32Array, s: MatmulShape, out: FloatDType, rng: Rng, n = 256): { worst: number; ok: boolean } {
+export function checkSampled(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  s: MatmulShape,
+  out: FloatDType,
+  rng: Rng,
+  n = 256,
+): { worst: number; ok: boolean } {
   const r = checkMatmulSampled(a, b, c, { M: s.M, N: s.N, K: s.K, transB: s.transB, f16Out: out === 'f16' }, n, 1 + rng.int(2 ** 30));
   return { worst: r.worst, ok: r.ok };
 }
@@ -149,7 +161,10 @@ async function sgmatrixSection(rt: DawnRuntime, quick: boolean, log: (m: string)
   const rng = new Rng(13);
   const rows: BenchRow[] = [];
   const sizes = quick ? [256] : [1024, 4096];
-  const shapes: MatmulShape[] = [...sizes.map((n) => ({ name: `${n}³`, M: n, N: n, K: n, transB: false })), ...(quick ? [] : [{ name: '50M expert gate+up', M: 2 * TOKENS, N: 1536, K: 384, transB: false }])];
+  const shapes: MatmulShape[] = [
+    ...sizes.map((n) => ({ name: `${n}³`, M: n, N: n, K: n, transB: false })),
+    ...(quick ? [] : [{ name: '50M expert gate+up', M: 2 * TOKENS, N: 1536, K: 384, transB: false }]),
+  ];
   for (const s of shapes) {
     const hostA = Float32Array.from({ length: s.M * s.K }, () => rng.uniform());
     const hostB = Float32Array.from({ length: s.K * s.N }, () => rng.uniform());
@@ -161,7 +176,14 @@ async function sgmatrixSection(rt: DawnRuntime, quick: boolean, log: (m: string)
       c.dispose();
       const t = check.ok ? await timeGpu(rt, () => subgroupMatrixMatmul(rt, a, b).dispose(), { samples: quick ? 2 : 5, sampleMs: 100 }) : null;
       const gflops = t ? (2 * s.M * s.N * s.K) / t.medianMs / 1e6 : null;
-      rows.push({ shape: s.name, tile: `${shape.M}x${shape.N}x${shape.K}`, checked: check.ok ? `ok (worst ${round(check.worst, 3)} of bound)` : `WRONG (${check.worst.toPrecision(3)} x bound)`, 'ms (median)': t ? round(t.medianMs, 4) : null, 'GFLOP/s': gflops === null ? null : round(gflops, 1), '% of f16 peak': gflops !== null && card?.peak ? round((100 * gflops * 1e9) / card.peak.f16, 1) : null });
+      rows.push({
+        shape: s.name,
+        tile: `${shape.M}x${shape.N}x${shape.K}`,
+        checked: check.ok ? `ok (worst ${round(check.worst, 3)} of bound)` : `WRONG (${check.worst.toPrecision(3)} x bound)`,
+        'ms (median)': t ? round(t.medianMs, 4) : null,
+        'GFLOP/s': gflops === null ? null : round(gflops, 1),
+        '% of f16 peak': gflops !== null && card?.peak ? round((100 * gflops * 1e9) / card.peak.f16, 1) : null,
+      });
     } catch (e) {
       rows.push({ shape: s.name, tile: `${shape.M}x${shape.N}x${shape.K}`, checked: `FAILED: ${e instanceof Error ? e.message.slice(0, 400) : String(e)}` });
     }
@@ -238,7 +260,13 @@ async function trainSection(rt: DawnRuntime, quick: boolean, log: (m: string) =>
       dispatches: plan.dispatchesPerStep,
       torchConfig: torchConfig(cfg),
     });
-    plans.push({ model: c.name, activations: c.activations, 'planned peak (B)': plan.peakBytes, 'measured peak (B)': peak, equal: plan.peakBytes === peak ? 'yes' : 'NO' });
+    plans.push({
+      model: c.name,
+      activations: c.activations,
+      'planned peak (B)': plan.peakBytes,
+      'measured peak (B)': peak,
+      equal: plan.peakBytes === peak ? 'yes' : 'NO',
+    });
     log(`train ${c.name} ${c.activations}: ${round(median, 2)} ms/step; plan ${plan.peakBytes} vs measured ${peak}`);
     trainer.dispose();
     opt.dispose();
@@ -256,7 +284,11 @@ const OursSchema = z.object({
   errors: z.array(z.string()).default([]),
 });
 
-const TorchMatmulSchema = z.object({ device: z.string(), torch: z.string(), rows: z.array(z.object({ name: z.string(), dtype: z.string(), ms: z.number(), gflops: z.number() })) });
+const TorchMatmulSchema = z.object({
+  device: z.string(),
+  torch: z.string(),
+  rows: z.array(z.object({ name: z.string(), dtype: z.string(), ms: z.number(), gflops: z.number() })),
+});
 const TorchTrainSchema = z.object({ ms_median: z.number(), tokens: z.number(), device: z.string().optional(), loss: z.number().nullable().optional() });
 
 function readJson<T>(path: string, schema: z.ZodType<T>): T | null {
@@ -279,7 +311,12 @@ export function report(dir: string): string {
     const peer = readJson(join(dir, `torch-train-${i}.json`), TorchTrainSchema);
     const ms = typeof r['ms/step (median)'] === 'number' ? r['ms/step (median)'] : null;
     const { torchConfig: _drop, ...row } = r;
-    return { ...row, 'torch eager fp32 ms/step': peer ? round(peer.ms_median, 2) : null, 'torch device': peer?.device ?? null, 'torch / ours (speed-up)': peer && ms ? round(peer.ms_median / ms, 3) : null } as BenchRow;
+    return {
+      ...row,
+      'torch eager fp32 ms/step': peer ? round(peer.ms_median, 2) : null,
+      'torch device': peer?.device ?? null,
+      'torch / ours (speed-up)': peer && ms ? round(peer.ms_median / ms, 3) : null,
+    } as BenchRow;
   });
   const merged = { ...ours, matmul: mm, train: tr, torchMatmul: tm };
   writeFileSync(join(dir, 'gpu-check.json'), `${JSON.stringify(merged, null, 2)}\n`);
@@ -343,7 +380,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const result: z.infer<typeof OursSchema> = { errors: [] };
   const save = () => writeFileSync(join(o.out, 'ours.json'), `${JSON.stringify(result, null, 2)}\n`);
   const a = rt.caps.adapter;
-  result.caps = { ...rt.caps, date: new Date().toISOString(), adapterName: `${a.vendor} ${a.device || a.description} (${a.backend})`, kernels: describeFamily(rt.caps) };
+  result.caps = {
+    ...rt.caps,
+    date: new Date().toISOString(),
+    adapterName: `${a.vendor} ${a.device || a.description} (${a.backend})`,
+    kernels: describeFamily(rt.caps),
+  };
   save();
   const sections = o.sections.split(',');
   const attempt = async (name: string, fn: () => Promise<void>) => {
@@ -369,6 +411,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   });
   // The peers read the shapes and configs from here.
   writeFileSync(join(o.out, 'shapes.json'), JSON.stringify(matmulShapes(!!o.quick)));
-  writeFileSync(join(o.out, 'train-cases.json'), JSON.stringify((result.train ?? []).map((r, i) => ({ i, config: r.torchConfig, ...trainCases(!!o.quick, rt.caps)[i] }))));
+  writeFileSync(
+    join(o.out, 'train-cases.json'),
+    JSON.stringify((result.train ?? []).map((r, i) => ({ i, config: r.torchConfig, ...trainCases(!!o.quick, rt.caps)[i] }))),
+  );
   return result.errors.length ? 1 : 0;
 }

@@ -17,10 +17,12 @@ export function subgroupMatrixShape(caps: DeviceCaps): SubgroupMatrixConfig | nu
 export function subgroupMatrixMatmul(rt: Backend, a: Tensor, b: Tensor): Tensor {
   const shape = subgroupMatrixShape(rt.caps);
   if (!shape) throw new Error('subgroupMatrixMatmul: this device has no f16 subgroup-matrix configuration');
-  if (a.dtype !== 'f16' || b.dtype !== 'f16' || a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0]) throw new Error(`subgroupMatrixMatmul: ${a} · ${b} must be f16 [M, K] · [K, N]`);
+  if (a.dtype !== 'f16' || b.dtype !== 'f16' || a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0])
+    throw new Error(`subgroupMatrixMatmul: ${a} · ${b} must be f16 [M, K] · [K, N]`);
   const [M, K] = a.shape as [number, number];
   const N = b.shape[1]!;
-  if (M % shape.M || N % shape.N || K % shape.K) throw new Error(`subgroupMatrixMatmul: [${M}, ${K}] · [${K}, ${N}] is not a multiple of the ${shape.M}x${shape.N}x${shape.K} tile`);
+  if (M % shape.M || N % shape.N || K % shape.K)
+    throw new Error(`subgroupMatrixMatmul: [${M}, ${K}] · [${K}, ${N}] is not a multiple of the ${shape.M}x${shape.N}x${shape.K} tile`);
   const sg = rt.caps.subgroups?.maxSize ?? 32;
   const out = rt.empty([M, N], 'f32', 'sgmatrix C');
   const k = rt.kernel({ shader: 'bench/matmul-sgmatrix', params: { SG: sg, TM: shape.M, TN: shape.N, TK: shape.K } });

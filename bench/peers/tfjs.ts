@@ -34,7 +34,15 @@ export function loadTfjs(): Promise<TF> {
  * synchronised by reading back the last one (queue order makes it wait for all of them). The
  * peer's output is checked on sampled entries first, as ours is; a wrong one is not timed (null).
  */
-export async function timeTfMatmul(tf: TF, M: number, N: number, K: number, transA: boolean, transB: boolean, opts: { samples?: number; sampleMs?: number } = {}): Promise<{ timing: Timing | null; check: CheckOutcome }> {
+export async function timeTfMatmul(
+  tf: TF,
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  opts: { samples?: number; sampleMs?: number } = {},
+): Promise<{ timing: Timing | null; check: CheckOutcome }> {
   const samples = opts.samples ?? 5;
   const sampleMs = opts.sampleMs ?? 150;
   const a = tf.randomUniform(transA ? [K, M] : [M, K], -1, 1, 'float32');

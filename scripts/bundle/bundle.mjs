@@ -15,7 +15,19 @@
 import { build } from 'esbuild';
 import { register } from 'tsx/esm/api';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+  chmodSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,7 +91,11 @@ const { DATASETS, packageDir } = await import(join(ROOT, 'src', 'train', 'data',
 const files = new Map();
 for (const spec of Object.values(DATASETS)) {
   const dir = packageDir(spec.pkg);
-  if (!files.has(spec.pkg)) files.set(spec.pkg, { dir, list: new Set(['package.json', relative(dir, require.resolve(spec.pkg)), ...['LICENSE', 'NOTICE'].filter((n) => existsSync(join(dir, n)))]) });
+  if (!files.has(spec.pkg))
+    files.set(spec.pkg, {
+      dir,
+      list: new Set(['package.json', relative(dir, require.resolve(spec.pkg)), ...['LICENSE', 'NOTICE'].filter((n) => existsSync(join(dir, n)))]),
+    });
   files.get(spec.pkg).list.add(spec.file);
 }
 for (const [pkg, { dir, list }] of files) {
@@ -96,9 +112,11 @@ await gzipTo(process.execPath, join(OUT, 'bin', 'node.gz'));
 
 // 5. Shaders, configs, the PyTorch peers and the reference model they import.
 cpSync(join(ROOT, 'shaders'), join(OUT, 'shaders'), { recursive: true, filter: (p) => !p.includes(`${join('shaders', 'test')}`) });
-for (const f of readdirSync(ROOT).filter((n) => n.endsWith('.json') && !n.startsWith('package') && !n.startsWith('tsconfig'))) copyFileSync(join(ROOT, f), join(OUT, f));
+for (const f of readdirSync(ROOT).filter((n) => n.endsWith('.json') && !n.startsWith('package') && !n.startsWith('tsconfig')))
+  copyFileSync(join(ROOT, f), join(OUT, f));
 mkdirSync(join(OUT, 'bench', 'peers'), { recursive: true });
-for (const f of readdirSync(join(ROOT, 'bench', 'peers')).filter((n) => n.endsWith('.py'))) copyFileSync(join(ROOT, 'bench', 'peers', f), join(OUT, 'bench', 'peers', f));
+for (const f of readdirSync(join(ROOT, 'bench', 'peers')).filter((n) => n.endsWith('.py')))
+  copyFileSync(join(ROOT, 'bench', 'peers', f), join(OUT, 'bench', 'peers', f));
 mkdirSync(join(OUT, 'scripts', 'golden'), { recursive: true });
 copyFileSync(join(ROOT, 'scripts', 'golden', 'timemoe_ref.py'), join(OUT, 'scripts', 'golden', 'timemoe_ref.py'));
 
@@ -108,13 +126,21 @@ if (!noDeb) {
   try {
     execFileSync('apt-get', ['download', 'libvulkan1'], { cwd: join(OUT, 'deb'), stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
-    console.error(`bundle: could not download libvulkan1 (${String(e.stderr ?? e.message).trim().split('\n').pop()}); run.sh will need the system's Vulkan loader`);
+    console.error(
+      `bundle: could not download libvulkan1 (${String(e.stderr ?? e.message)
+        .trim()
+        .split('\n')
+        .pop()}); run.sh will need the system's Vulkan loader`,
+    );
   }
 }
 
 copyFileSync(join(ROOT, 'scripts', 'bundle', 'run.sh'), join(OUT, 'run.sh'));
 chmodSync(join(OUT, 'run.sh'), 0o755);
-writeFileSync(join(OUT, 'VERSION'), `webgpu-moe ${JSON.parse((await import('node:fs')).readFileSync(join(ROOT, 'package.json'), 'utf8')).version}, node ${process.version}, built ${new Date().toISOString()}\n`);
+writeFileSync(
+  join(OUT, 'VERSION'),
+  `webgpu-moe ${JSON.parse((await import('node:fs')).readFileSync(join(ROOT, 'package.json'), 'utf8')).version}, node ${process.version}, built ${new Date().toISOString()}\n`,
+);
 
 const total = sizeOf(OUT);
 const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;

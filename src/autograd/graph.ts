@@ -57,7 +57,14 @@ export class Graph {
    * backward has run; when no gradient can flow nothing is kept and temps are freed at once.
    * The backward sees them as ctx.saved = [...saved, ...temps].
    */
-  record(name: string, inputs: readonly Var[], outputs: readonly Tensor[], saved: readonly Tensor[], backward: BackwardFn, temps: readonly Tensor[] = []): Var[] {
+  record(
+    name: string,
+    inputs: readonly Var[],
+    outputs: readonly Tensor[],
+    saved: readonly Tensor[],
+    backward: BackwardFn,
+    temps: readonly Tensor[] = [],
+  ): Var[] {
     const needs = this.gradEnabled && inputs.some((v) => v.requiresGrad);
     if (!needs) for (const t of temps) t.dispose();
     // Kernel outputs arrive untracked; the Var takes the first reference.
@@ -173,19 +180,6 @@ function accumulate(prev: Tensor | null, g: Tensor): Tensor {
   accumulateInto(prev, g);
   release(g);
   return prev;
-}
-
-/** Run `fn` in a fresh no-grad graph and free everything except what `fn` returns as numbers. */
-export async function evaluate<T>(fn: () => Promise<T>): Promise<T> {
-  const g = new Graph(false);
-  const prev = active;
-  active = g;
-  try {
-    return await fn();
-  } finally {
-    active = prev;
-    g.dispose();
-  }
 }
 
 export { Var };

@@ -23,7 +23,12 @@ export interface RecomputedBlock<T> {
  * data; it is called twice (forward, then in backward) and must be deterministic.
  * `params` are the block's parameters: they make the node record even when no input needs grad.
  */
-export function recomputed<T>(name: string, inputs: readonly Var[], params: readonly Var[], block: (xs: Var[]) => { outputs: Var[]; extra: T; keep?: Tensor[] }): RecomputedBlock<T> {
+export function recomputed<T>(
+  name: string,
+  inputs: readonly Var[],
+  params: readonly Var[],
+  block: (xs: Var[]) => { outputs: Var[]; extra: T; keep?: Tensor[] },
+): RecomputedBlock<T> {
   const outer = currentGraph();
   const inner = new Graph(false);
   const first = inner.run(() => block([...inputs]));

@@ -37,7 +37,8 @@ export function huber(r: number, delta: number): number {
 /** The mean over heads of the masked Huber loss of predicting 0, for one batch. */
 export function forecastBaselineBatch(b: BaselineBatch, horizons: readonly number[], delta: number): number {
   const { B, T } = b;
-  if (b.labels.length < B * T || b.mask.length < B * T) throw new Error(`forecastBaseline: labels/mask hold ${b.labels.length}/${b.mask.length} values, fewer than B*T = ${B * T}`);
+  if (b.labels.length < B * T || b.mask.length < B * T)
+    throw new Error(`forecastBaseline: labels/mask hold ${b.labels.length}/${b.mask.length} values, fewer than B*T = ${B * T}`);
   let sum = 0;
   for (const h of horizons) {
     if (!Number.isInteger(h) || h < 1) throw new Error(`forecastBaseline: horizon must be a positive integer, got ${h}`);

@@ -39,12 +39,16 @@ export interface LoadedRun {
 /** Read a run folder (or its metrics .jsonl); every problem is a DiagnoseInputError naming the file and the fix. */
 export function loadRunFolder(arg: string, cwd = process.cwd()): LoadedRun {
   const path = resolve(cwd, arg);
-  if (!existsSync(path)) throw new DiagnoseInputError(`${arg}: no such folder. Give a run folder train.js wrote (its logging.dir, e.g. runs/small-moe), which holds metrics.jsonl`);
+  if (!existsSync(path))
+    throw new DiagnoseInputError(`${arg}: no such folder. Give a run folder train.js wrote (its logging.dir, e.g. runs/small-moe), which holds metrics.jsonl`);
   const isFile = statSync(path).isFile();
   if (isFile && !basename(path).endsWith('.jsonl')) throw new DiagnoseInputError(`${arg}: not a run folder or a metrics .jsonl file`);
   const dir = isFile ? dirname(path) : path;
   const metricsPath = isFile ? path : join(dir, 'metrics.jsonl');
-  if (!existsSync(metricsPath)) throw new DiagnoseInputError(`${arg}: no metrics.jsonl here, so it is not a run folder; train into it first (node train.js --config <file>, logging.dir names the folder)`);
+  if (!existsSync(metricsPath))
+    throw new DiagnoseInputError(
+      `${arg}: no metrics.jsonl here, so it is not a run folder; train into it first (node train.js --config <file>, logging.dir names the folder)`,
+    );
   let text: string;
   try {
     text = readFileSync(metricsPath, 'utf8');
@@ -58,7 +62,10 @@ export function loadRunFolder(arg: string, cwd = process.cwd()): LoadedRun {
     if (e instanceof MetricsTextError) throw new DiagnoseInputError(`${e.message}; fix or delete that line (train.js writes one JSON object per line)`);
     throw e;
   }
-  if (!parsed.records.length) throw new DiagnoseInputError(`${metricsPath}: no train or validation records yet${parsed.partialLastLine ? ' (one line is being written)' : ''}: the run has not logged a step; try again once it has`);
+  if (!parsed.records.length)
+    throw new DiagnoseInputError(
+      `${metricsPath}: no train or validation records yet${parsed.partialLastLine ? ' (one line is being written)' : ''}: the run has not logged a step; try again once it has`,
+    );
   const headerPath = join(dir, 'header.json');
   let header: RunHeaderInput = {};
   const hasHeader = existsSync(headerPath);
@@ -67,9 +74,12 @@ export function loadRunFolder(arg: string, cwd = process.cwd()): LoadedRun {
     try {
       raw = JSON.parse(readFileSync(headerPath, 'utf8'));
     } catch (e) {
-      throw new DiagnoseInputError(`${headerPath}: not valid JSON (${(e as Error).message}); train.js writes it at the start of a run: delete it to diagnose without the run's config`);
+      throw new DiagnoseInputError(
+        `${headerPath}: not valid JSON (${(e as Error).message}); train.js writes it at the start of a run: delete it to diagnose without the run's config`,
+      );
     }
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new DiagnoseInputError(`${headerPath}: expected a JSON object; delete it to diagnose without the run's config`);
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+      throw new DiagnoseInputError(`${headerPath}: expected a JSON object; delete it to diagnose without the run's config`);
     header = raw as RunHeaderInput;
   }
   return { dir, metricsPath, header, hasHeader, records: parsed.records, partialLastLine: parsed.partialLastLine };
@@ -77,14 +87,26 @@ export function loadRunFolder(arg: string, cwd = process.cwd()): LoadedRun {
 
 const RANK = { error: 2, warning: 1 } as const;
 
-export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`), err: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+  err: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+): Promise<number> {
   const program = new Command()
     .name('diagnose.js')
-    .description('webgpu-moe: explain a training run from its metrics: what went wrong, why, the config change that fixes it, and the experiment that reproduces it (docs/FINDINGS.md)')
-    .argument('<run...>', 'run folders train.js wrote (their logging.dir, holding metrics.jsonl and header.json), or metrics .jsonl files; a run in progress is fine')
+    .description(
+      'webgpu-moe: explain a training run from its metrics: what went wrong, why, the config change that fixes it, and the experiment that reproduces it (docs/FINDINGS.md)',
+    )
+    .argument(
+      '<run...>',
+      'run folders train.js wrote (their logging.dir, holding metrics.jsonl and header.json), or metrics .jsonl files; a run in progress is fine',
+    )
     .option('--json', 'print one JSON document: an array with one entry per run (findings, notes, steps)')
     .option('--fail-on <severity>', 'exit 1 when a finding is at least this severe: error, warning or never', 'error')
-    .addHelpText('after', '\nExit codes: 0 diagnosed (no finding at or above --fail-on), 1 diagnosed with such a finding, 2 bad input (a missing folder, not a run folder, unreadable metrics).')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 diagnosed (no finding at or above --fail-on), 1 diagnosed with such a finding, 2 bad input (a missing folder, not a run folder, unreadable metrics).',
+    )
     .showHelpAfterError('(node diagnose.js --help lists every flag)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -130,9 +152,14 @@ function diagnoseAll(args: readonly string[], opts: { json?: boolean }, failRank
       docs.push(toJson(arg, d, { partialLastLine: run.partialLastLine }));
       continue;
     }
-    const planned = typeof (run.header.config as { schedule?: { steps?: unknown } } | undefined)?.schedule?.steps === 'number' ? ((run.header.config as { schedule: { steps: number } }).schedule.steps) : null;
+    const planned =
+      typeof (run.header.config as { schedule?: { steps?: unknown } } | undefined)?.schedule?.steps === 'number'
+        ? (run.header.config as { schedule: { steps: number } }).schedule.steps
+        : null;
     const inProgress = run.partialLastLine || (planned !== null && (d.state.lastStep ?? 0) < planned);
-    out(`== ${arg}${run.hasHeader ? '' : ' (no header.json: config defaults assumed)'}${inProgress ? ` (in progress or stopped: ${d.state.lastStep ?? 0}${planned !== null ? ` of ${planned}` : ''} steps)` : ''}`);
+    out(
+      `== ${arg}${run.hasHeader ? '' : ' (no header.json: config defaults assumed)'}${inProgress ? ` (in progress or stopped: ${d.state.lastStep ?? 0}${planned !== null ? ` of ${planned}` : ''} steps)` : ''}`,
+    );
     for (const f of d.findings) out(formatFinding(f));
     out(d.summary);
   }

@@ -45,7 +45,9 @@ const bool = (v: unknown, d: boolean): boolean => (typeof v === 'boolean' ? v : 
 
 function isBaseline(v: unknown): v is Baseline {
   const b = obj(v);
-  return (b.kind === 'uniform-classes' || b.kind === 'predict-window-mean') && typeof b.loss === 'number' && Number.isFinite(b.loss) && typeof b.how === 'string';
+  return (
+    (b.kind === 'uniform-classes' || b.kind === 'predict-window-mean') && typeof b.loss === 'number' && Number.isFinite(b.loss) && typeof b.how === 'string'
+  );
 }
 
 export function runContext(header: RunHeaderInput): RunContext {
@@ -88,7 +90,15 @@ export function runContext(header: RunHeaderInput): RunContext {
     initialScale: num(precision.initialScale, 65536),
     normalize: data.normalize === 'window' || data.normalize === 'series' || data.normalize === 'none' ? data.normalize : null,
     startStep: num(header.startStep, 0),
-    baseline: isBaseline(header.baseline) ? header.baseline : task === 'classify' && numClasses !== null && numClasses >= 2 ? { kind: 'uniform-classes', loss: Math.log(numClasses), how: `ln ${numClasses}: the cross-entropy of a uniform guess over model.numClasses = ${numClasses} (from the config)` } : null,
+    baseline: isBaseline(header.baseline)
+      ? header.baseline
+      : task === 'classify' && numClasses !== null && numClasses >= 2
+        ? {
+            kind: 'uniform-classes',
+            loss: Math.log(numClasses),
+            how: `ln ${numClasses}: the cross-entropy of a uniform guess over model.numClasses = ${numClasses} (from the config)`,
+          }
+        : null,
     data: header.data && typeof header.data === 'object' ? header.data : null,
   };
 }

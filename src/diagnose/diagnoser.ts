@@ -85,7 +85,11 @@ export class Diagnoser {
       if (was === undefined) out.push({ change: 'new', finding: f });
       else {
         const [severity, status, ...title] = was.split('|');
-        out.push({ change: f.status === 'resolved' && status !== 'resolved' ? 'resolved' : 'changed', finding: f, previous: { severity: severity as Finding['severity'], status: status as Finding['status'], title: title.join('|') } });
+        out.push({
+          change: f.status === 'resolved' && status !== 'resolved' ? 'resolved' : 'changed',
+          finding: f,
+          previous: { severity: severity as Finding['severity'], status: status as Finding['status'], title: title.join('|') },
+        });
       }
       this.reported.set(f.id, sig);
     }

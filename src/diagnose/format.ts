@@ -39,18 +39,27 @@ export function formatFinding(f: Finding, opts: FormatOptions = {}, change?: Fin
 /** The blocks for what push() returned (a resolved finding gets one short line). */
 export function formatChanges(changes: readonly FindingChange[], opts: FormatOptions = {}): string[] {
   return changes.map((c) =>
-    c.change === 'resolved' ? `${opts.tag ?? '[diagnose]'} resolved: ${c.finding.title} (last seen at step ${c.finding.lastStep})` : formatFinding(c.finding, opts, c),
+    c.change === 'resolved'
+      ? `${opts.tag ?? '[diagnose]'} resolved: ${c.finding.title} (last seen at step ${c.finding.lastStep})`
+      : formatFinding(c.finding, opts, c),
   );
 }
 
-export function formatSummary(findings: readonly Finding[], notes: readonly Note[], state: { trainSteps: number; validRecords: number; firstStep: number | null; lastStep: number | null }, unjudged: readonly string[] = []): string {
+export function formatSummary(
+  findings: readonly Finding[],
+  notes: readonly Note[],
+  state: { trainSteps: number; validRecords: number; firstStep: number | null; lastStep: number | null },
+  unjudged: readonly string[] = [],
+): string {
   const span = state.firstStep !== null ? `steps ${state.firstStep}-${state.lastStep}` : 'no train steps';
   const errors = findings.filter((f) => f.severity === 'error').length;
   const lines = [
     findings.length
       ? `diagnosis: ${findings.length} finding${findings.length === 1 ? '' : 's'} (${errors} error${errors === 1 ? '' : 's'}, ${findings.length - errors} warning${findings.length - errors === 1 ? '' : 's'}) over ${span}`
       : `diagnosis: no findings over ${span} (${state.validRecords} validation${state.validRecords === 1 ? '' : 's'})`,
-    ...findings.map((f) => `  ${f.severity === 'error' ? 'ERROR  ' : 'warning'} ${f.title} (${when(f)})${f.fix.sets.length ? `: --set ${f.fix.sets.join(' --set ')}` : ''}`),
+    ...findings.map(
+      (f) => `  ${f.severity === 'error' ? 'ERROR  ' : 'warning'} ${f.title} (${when(f)})${f.fix.sets.length ? `: --set ${f.fix.sets.join(' --set ')}` : ''}`,
+    ),
     ...notes.map((n) => `  note: ${n.text}`),
     ...(unjudged.length ? [`  not judged: ${unjudged.join('; ')}`] : []),
   ];
@@ -67,12 +76,27 @@ export interface DiagnosisJson {
 }
 
 /** The JSON form (stable keys; numbers as numbers, non-finite ones as strings like the metrics log). */
-export function toJson(run: string, d: { findings: Finding[]; notes: Note[]; state: { trainSteps: number; validRecords: number; rejected?: number; firstStep: number | null; lastStep: number | null }; unjudged: string[] }, extra: { partialLastLine?: boolean } = {}): DiagnosisJson {
+export function toJson(
+  run: string,
+  d: {
+    findings: Finding[];
+    notes: Note[];
+    state: { trainSteps: number; validRecords: number; rejected?: number; firstStep: number | null; lastStep: number | null };
+    unjudged: string[];
+  },
+  extra: { partialLastLine?: boolean } = {},
+): DiagnosisJson {
   return {
     run,
     findings: d.findings,
     notes: d.notes,
-    steps: { first: d.state.firstStep, last: d.state.lastStep, train: d.state.trainSteps, valid: d.state.validRecords, ...(d.state.rejected ? { rejected: d.state.rejected } : {}) },
+    steps: {
+      first: d.state.firstStep,
+      last: d.state.lastStep,
+      train: d.state.trainSteps,
+      valid: d.state.validRecords,
+      ...(d.state.rejected ? { rejected: d.state.rejected } : {}),
+    },
     unjudged: d.unjudged,
     ...(extra.partialLastLine ? { partialLastLine: true } : {}),
   };

@@ -41,7 +41,12 @@ export function diagnosisHeaderFields(o: DiagnosisHeaderInput): { baseline: Base
       // No validation windows: the training windows (the step-1 loss is then the comparison).
       const rows = idx.map((i) => o.train.window(i));
       const T = rows[0]!.labels.length;
-      const batch: BaselineBatch = { B: rows.length, T, labels: Float64Array.from(rows.flatMap((r) => Array.from(r.labels))), mask: new Float64Array(rows.length * T).fill(1) };
+      const batch: BaselineBatch = {
+        B: rows.length,
+        T,
+        labels: Float64Array.from(rows.flatMap((r) => Array.from(r.labels))),
+        mask: new Float64Array(rows.length * T).fill(1),
+      };
       baseline = forecastBaseline([batch], o.horizons, o.huberDelta, 'training');
     }
   }

@@ -24,7 +24,14 @@ const optNum = (v: unknown): number | undefined => (v === undefined ? undefined 
 function badTensor(v: unknown): BadTensor | null {
   if (!v || typeof v !== 'object') return null;
   const b = v as Obj;
-  return { name: typeof b.name === 'string' ? b.name : '(unnamed)', layer: typeof b.layer === 'number' ? b.layer : -1, nonFinite: n(b.nonFinite), min: n(b.min), max: n(b.max), mean: n(b.mean) };
+  return {
+    name: typeof b.name === 'string' ? b.name : '(unnamed)',
+    layer: typeof b.layer === 'number' ? b.layer : -1,
+    nonFinite: n(b.nonFinite),
+    min: n(b.min),
+    max: n(b.max),
+    mean: n(b.mean),
+  };
 }
 
 function layerRouting(v: unknown, i: number): LayerRouting | null {
@@ -47,7 +54,8 @@ export function toRecord(raw: unknown): DiagRecord | null | { error: string } {
   const r = raw as Obj;
   if (r.kind !== 'train' && r.kind !== 'valid') return typeof r.kind === 'string' ? null : { error: 'missing string "kind"' };
   if (typeof r.step !== 'number' || !Number.isInteger(r.step)) return { error: `${r.kind} record: "step" must be an integer` };
-  for (const k of ['loss', 'lossMain'] as const) if (!isNumLike(r[k])) return { error: `${r.kind} record at step ${r.step}: "${k}" must be a number (or "NaN"/"Infinity")` };
+  for (const k of ['loss', 'lossMain'] as const)
+    if (!isNumLike(r[k])) return { error: `${r.kind} record at step ${r.step}: "${k}" must be a number (or "NaN"/"Infinity")` };
   if (r.kind === 'valid') {
     const v: ValidRecord = { kind: 'valid', step: r.step, loss: n(r.loss), lossMain: n(r.lossMain) };
     if (r.accuracy !== undefined) v.accuracy = n(r.accuracy);

@@ -16,7 +16,8 @@ export function naive(ctx: Float64Array, horizon: number): Float64Array {
 /** x̂[T-1+k] = x[T-1+k-m·ceil(k/m)]: the last full season, repeated. Needs 1 <= m <= T. */
 export function seasonalNaive(ctx: Float64Array, horizon: number, period: number): Float64Array {
   const T = ctx.length;
-  if (!Number.isInteger(period) || period < 1 || period > T) throw new RangeError(`seasonal period ${period} must be an integer in 1..${T} (the context length)`);
+  if (!Number.isInteger(period) || period < 1 || period > T)
+    throw new RangeError(`seasonal period ${period} must be an integer in 1..${T} (the context length)`);
   const out = new Float64Array(horizon);
   for (let k = 1; k <= horizon; k++) out[k - 1] = ctx[T - 1 + k - period * Math.ceil(k / period)]!;
   return out;

@@ -61,7 +61,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--valid-fraction <f>', "held-out fraction of each series (default: the checkpoint's data.validFraction)", fraction)
     .option('--stride <n>', "step between held-out windows (default: the checkpoint's data.stride, else context / 2)", positiveInt('--stride'))
     .option('--batch <n>', 'sequences per forward pass', positiveInt('--batch'), 32)
-    .addHelpText('after', '\nExit codes: 0 done, 1 the disk or device failed, 2 bad input (nothing written), 3 the forecast is not finite (nothing written), 70 a bug.');
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 done, 1 the disk or device failed, 2 bad input (nothing written), 3 the forecast is not finite (nothing written), 70 a bug.',
+    );
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;
   const parsed = OptionsSchema.safeParse(program.opts());

@@ -29,7 +29,10 @@ export function sourceFromFlags(f: DataFlags & { data: string }): SourceConfig {
   const csvOnly = (['column', 'timeColumn', 'idColumn'] as const).filter((k) => f[k] !== undefined);
   let raw: Record<string, unknown>;
   if ((DATASET_NAMES as readonly string[]).includes(spec)) {
-    if (csvOnly.length || f.field) throw new ForecastError(`--data ${spec} is a built-in data set with its own columns: leave out ${[...csvOnly, ...(f.field ? ['field'] : [])].map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+    if (csvOnly.length || f.field)
+      throw new ForecastError(
+        `--data ${spec} is a built-in data set with its own columns: leave out ${[...csvOnly, ...(f.field ? ['field'] : [])].map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+      );
     raw = { kind: 'dataset', name: spec };
   } else if (ext === '.csv' || ext === '.tsv') {
     if (f.field) throw new ForecastError('--field applies to .json / .jsonl files; for a CSV file use --column');
@@ -42,10 +45,13 @@ export function sourceFromFlags(f: DataFlags & { data: string }): SourceConfig {
       ...(f.idColumn !== undefined ? { idColumn: columnRef(f.idColumn) } : {}),
     };
   } else if (ext === '.json' || ext === '.jsonl') {
-    if (csvOnly.length) throw new ForecastError(`--column, --time-column and --id-column apply to CSV files; for ${ext} use --field (the key holding the numbers)`);
+    if (csvOnly.length)
+      throw new ForecastError(`--column, --time-column and --id-column apply to CSV files; for ${ext} use --field (the key holding the numbers)`);
     raw = { kind: ext.slice(1), path: spec, ...(f.field !== undefined ? { field: f.field } : {}) };
   } else {
-    throw new ForecastError(`--data "${spec}" is neither a data set name (${DATASET_NAMES.join(', ')}) nor a .csv / .tsv / .json / .jsonl file: pass one of those`);
+    throw new ForecastError(
+      `--data "${spec}" is neither a data set name (${DATASET_NAMES.join(', ')}) nor a .csv / .tsv / .json / .jsonl file: pass one of those`,
+    );
   }
   const r = SourceSchema.safeParse(raw);
   if (!r.success) throw new ForecastError(`--data ${spec}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -59,18 +65,35 @@ const BASE = { normalize: 'window', nonFinite: 'interpolate', validFraction: 0.1
  * The data config of a forecast: the checkpoint's training data config (its split, stride and
  * normalisation) with --data, --context, --valid-fraction and --stride applied on top.
  */
-export function forecastDataConfig(train: DataConfig | null, f: DataFlags, contextLength: number, split: { validFraction?: number; stride?: number }): DataConfig {
-  if (!f.data && !train) throw new ForecastError('--data is required for a Hugging Face folder (it holds no training data config): pass a data set name or a .csv / .json / .jsonl file');
+export function forecastDataConfig(
+  train: DataConfig | null,
+  f: DataFlags,
+  contextLength: number,
+  split: { validFraction?: number; stride?: number },
+): DataConfig {
+  if (!f.data && !train)
+    throw new ForecastError(
+      '--data is required for a Hugging Face folder (it holds no training data config): pass a data set name or a .csv / .json / .jsonl file',
+    );
   if (!f.data && (f.column || f.timeColumn || f.idColumn || f.field)) throw new ForecastError('--column, --time-column, --id-column and --field need --data');
   const source = f.data ? sourceFromFlags({ ...f, data: f.data }) : train!.source;
   const base: z.input<typeof DataConfigSchema> = train ? { ...train } : { ...BASE, source, contextLength };
   // A different context keeps training's stride rule (T/2) unless the config set one explicitly.
   const stride = split.stride ?? (train && train.contextLength === contextLength ? train.stride : undefined);
-  return parseDataConfig({ ...base, source, contextLength, stride, ...(split.validFraction !== undefined ? { validFraction: split.validFraction } : {}) }, 'data');
+  return parseDataConfig(
+    { ...base, source, contextLength, stride, ...(split.validFraction !== undefined ? { validFraction: split.validFraction } : {}) },
+    'data',
+  );
 }
 
 /** The normalisation a window of `values[from, to)` had in training: x' = (x - mean) / scale. */
-export function windowStats(mode: DataConfig['normalize'], values: Float64Array, from: number, to: number, seriesStats: { mean: number; std: number }): { mean: number; scale: number } {
+export function windowStats(
+  mode: DataConfig['normalize'],
+  values: Float64Array,
+  from: number,
+  to: number,
+  seriesStats: { mean: number; std: number },
+): { mean: number; scale: number } {
   if (mode === 'none') return { mean: 0, scale: 1 };
   const { mean, std } = mode === 'window' ? meanStd(values, from, to) : seriesStats;
   return { mean, scale: normScale(std) };

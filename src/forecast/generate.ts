@@ -27,7 +27,7 @@ export function headFor(horizons: readonly number[], remaining: number): { index
 /** The heads (by horizon) that forecasting `horizon` points runs, in order. */
 export function generationPlan(horizons: readonly number[], horizon: number): number[] {
   const steps: number[] = [];
-  for (let done = 0; done < horizon; ) {
+  for (let done = 0; done < horizon;) {
     const { index, take } = headFor(horizons, horizon - done);
     steps.push(horizons[index]!);
     done += take;
@@ -45,7 +45,13 @@ export interface GenerateOptions {
  * Forecast `horizon` points after each context (all of one length, normalised). Returns the
  * forecasts on the same normalised scale, one Float32Array per context.
  */
-export async function generate(rt: Backend, model: TimeMoeModel, contexts: readonly Float32Array[], horizon: number, opts: GenerateOptions = {}): Promise<Float32Array[]> {
+export async function generate(
+  rt: Backend,
+  model: TimeMoeModel,
+  contexts: readonly Float32Array[],
+  horizon: number,
+  opts: GenerateOptions = {},
+): Promise<Float32Array[]> {
   if (model.cfg.task !== 'forecast') throw new Error('generate needs a forecasting model (model.task "forecast")');
   const batch = opts.batch ?? 32;
   const out: Float32Array[] = [];
@@ -56,7 +62,13 @@ export async function generate(rt: Backend, model: TimeMoeModel, contexts: reado
   return out;
 }
 
-async function generateBatch(rt: Backend, model: TimeMoeModel, contexts: readonly Float32Array[], horizon: number, activations: 'f32' | 'f16'): Promise<Float32Array[]> {
+async function generateBatch(
+  rt: Backend,
+  model: TimeMoeModel,
+  contexts: readonly Float32Array[],
+  horizon: number,
+  activations: 'f32' | 'f16',
+): Promise<Float32Array[]> {
   const B = contexts.length;
   const T = contexts[0]!.length;
   if (contexts.some((c) => c.length !== T)) throw new Error('generate: every context must have the same length');
@@ -65,7 +77,7 @@ async function generateBatch(rt: Backend, model: TimeMoeModel, contexts: readonl
   let L = T;
   let seq = new Float32Array(B * L);
   contexts.forEach((c, b) => seq.set(c, b * L));
-  for (let done = 0; done < horizon; ) {
+  for (let done = 0; done < horizon;) {
     const { index, take } = headFor(horizons, horizon - done);
     const h = horizons[index]!;
     const g = new Graph(false);

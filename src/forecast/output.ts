@@ -89,7 +89,12 @@ export function forecastChart(c: ChartInput): string {
     { name: 'context', points: pts(c.start, c.context), color: '#7f7f7f' },
     ...(c.actual ? [{ name: 'actual', points: [last, ...pts(origin, c.actual)], color: '#2ca02c' }] : []),
     { name: 'forecast (model)', points: [last, ...pts(origin, c.forecast)], color: '#1f77b4' },
-    ...(c.others ?? []).map((o, i) => ({ name: o.name, points: [last, ...pts(origin, o.values)], dashed: true, color: ['#ff7f0e', '#9467bd', '#8c564b', '#e377c2'][i % 4] })),
+    ...(c.others ?? []).map((o, i) => ({
+      name: o.name,
+      points: [last, ...pts(origin, o.values)],
+      dashed: true,
+      color: ['#ff7f0e', '#9467bd', '#8c564b', '#e377c2'][i % 4],
+    })),
   ];
   // Wide enough for the title (15 px bold, ~9 px a character): series ids can be long.
   const width = Math.max(640, Math.ceil(c.title.length * 9 + 40));
@@ -123,7 +128,12 @@ export function lowest(values: readonly number[]): number {
  * Mean error per step ahead (1..H) over every evaluated window, one line per method: where the
  * model gains or loses against the baselines as the horizon grows.
  */
-export function errorByHorizonChart(perStep: Readonly<Record<string, ErrorSummary>>, methods: readonly string[], windows: number, metric: 'mse' | 'mae' = 'mse'): string {
+export function errorByHorizonChart(
+  perStep: Readonly<Record<string, ErrorSummary>>,
+  methods: readonly string[],
+  windows: number,
+  metric: 'mse' | 'mae' = 'mse',
+): string {
   const colors: Record<string, string> = { model: '#1f77b4', naive: '#ff7f0e', 'seasonal naive': '#9467bd', drift: '#8c564b', 'window mean': '#7f7f7f' };
   const series: ChartSeries[] = methods.map((m) => ({
     name: m === 'model' ? 'model' : `${m} (baseline)`,
@@ -194,7 +204,12 @@ export function verdict(methods: readonly string[], rows: readonly TableRow[]): 
   methods.forEach((name, j) => {
     if (j === model) return;
     const better = rows.filter((r) => r.values[model]! < r.values[j]!);
-    const where = better.length === rows.length ? 'in every row' : better.length === 0 ? 'in no row' : `in ${better.length} of ${rows.length} rows (${better.map((r) => `h=${r.horizon} ${r.metric.toUpperCase()} ${r.scale === 'normalised' ? 'norm.' : 'orig.'}`).join(', ')})`;
+    const where =
+      better.length === rows.length
+        ? 'in every row'
+        : better.length === 0
+          ? 'in no row'
+          : `in ${better.length} of ${rows.length} rows (${better.map((r) => `h=${r.horizon} ${r.metric.toUpperCase()} ${r.scale === 'normalised' ? 'norm.' : 'orig.'}`).join(', ')})`;
     out.push(`model vs ${name}: lower error ${where}`);
   });
   return out;

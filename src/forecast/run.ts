@@ -10,7 +10,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { getRuntime } from '../kernels/runtime.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
-import { DataError, effectiveStride, formatReport, loadData, meanStd, splitSeries, windowStarts, type CleanSeries, type DataConfig } from '../train/data/index.ts';
+import {
+  DataError,
+  effectiveStride,
+  formatReport,
+  loadData,
+  meanStd,
+  splitSeries,
+  windowStarts,
+  type CleanSeries,
+  type DataConfig,
+} from '../train/data/index.ts';
 import { describeSource, loadSourceWeights, readSourceTensors, resolveModelSource, sourceRoot, type ModelSource } from '../train/interop/model-source.ts';
 import { replaceFolderAtomic, writeFiles } from '../util/atomic-write.ts';
 import { checkApart, checkWritable, shown } from '../util/output-path.ts';
@@ -19,7 +29,21 @@ import { denormalise, forecastDataConfig, normalise, windowStats, type DataFlags
 import { ForecastError, NonFiniteForecastError } from './errors.ts';
 import { generate, generationPlan } from './generate.ts';
 import { ErrorAccumulator } from './metrics.ts';
-import { CHART_BASELINES, chartNames, errorByHorizonChart, forecastChart, forecastsCsv, formatTable, jsonText, lowest, seriesTime, tableRows, verdict, type ForecastRow, type MethodMetrics } from './output.ts';
+import {
+  CHART_BASELINES,
+  chartNames,
+  errorByHorizonChart,
+  forecastChart,
+  forecastsCsv,
+  formatTable,
+  jsonText,
+  lowest,
+  seriesTime,
+  tableRows,
+  verdict,
+  type ForecastRow,
+  type MethodMetrics,
+} from './output.ts';
 
 export interface ForecastOptions extends DataFlags {
   checkpoint: string;
@@ -79,15 +103,28 @@ function defaultOut(source: ModelSource, cwd: string): string {
 function checkOut(out: string, source: ModelSource, cwd: string, given: boolean): void {
   const label = given ? '--out' : 'the default output folder';
   const own = runForecastDir(source);
-  checkApart(out, [{ ...sourceRoot(source), via: `--checkpoint ${shown(source.dir, cwd)} belongs to it` }], '--out', { cwd, suffix: 'forecast', allowed: own ? [own] : [], label });
+  checkApart(out, [{ ...sourceRoot(source), via: `--checkpoint ${shown(source.dir, cwd)} belongs to it` }], '--out', {
+    cwd,
+    suffix: 'forecast',
+    allowed: own ? [own] : [],
+    label,
+  });
   checkWritable(out);
   if (!existsSync(out)) return;
   const other: string[] = [];
   for (const e of readdirSync(out, { withFileTypes: true })) {
-    if (e.name === 'charts' && e.isDirectory()) other.push(...readdirSync(join(out, e.name), { withFileTypes: true }).filter((c) => !(c.isFile() && c.name.endsWith('.svg'))).map((c) => `charts/${c.name}`));
+    if (e.name === 'charts' && e.isDirectory())
+      other.push(
+        ...readdirSync(join(out, e.name), { withFileTypes: true })
+          .filter((c) => !(c.isFile() && c.name.endsWith('.svg')))
+          .map((c) => `charts/${c.name}`),
+      );
     else if (!(OUR_FILES.has(e.name) && e.isFile())) other.push(e.name);
   }
-  if (other.length) throw new ForecastError(`${label} ${shown(out, cwd)} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty --out (the folder is replaced as a whole)`);
+  if (other.length)
+    throw new ForecastError(
+      `${label} ${shown(out, cwd)} holds files forecast.js did not write (${other.slice(0, 5).join(', ')}${other.length > 5 ? ', …' : ''}): choose a new or empty --out (the folder is replaced as a whole)`,
+    );
 }
 
 /** Refuse a forecast with a non-finite value (nothing is written). */
@@ -121,7 +158,12 @@ interface Job {
 }
 
 /** Season per series: --season, or detected on the series' training part (never its held-out tail). */
-function seasons(series: readonly CleanSeries[], trainParts: readonly Float64Array[], T: number, season: number | undefined): { period: number; source: 'flag' | 'detected' | 'none'; acf: number | null }[] {
+function seasons(
+  series: readonly CleanSeries[],
+  trainParts: readonly Float64Array[],
+  T: number,
+  season: number | undefined,
+): { period: number; source: 'flag' | 'detected' | 'none'; acf: number | null }[] {
   return series.map((_, i) => {
     if (season !== undefined) return { period: season, source: 'flag' as const, acf: null };
     const d = detectSeason(trainParts[i]!, T);
@@ -132,12 +174,19 @@ function seasons(series: readonly CleanSeries[], trainParts: readonly Float64Arr
 export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   const source = await resolveModelSource(o.checkpoint, o.cwd);
   const m = source.model;
-  if (m.task !== 'forecast') throw new ForecastError(`${describeSource(source)} is a ${m.task} model (model.task "${m.task}"): forecast.js needs a forecasting model`);
+  if (m.task !== 'forecast')
+    throw new ForecastError(`${describeSource(source)} is a ${m.task} model (model.task "${m.task}"): forecast.js needs a forecasting model`);
   const train = source.kind === 'checkpoint' ? source.train : null;
   const T = o.context ?? train?.data.contextLength;
-  if (T === undefined) throw new ForecastError(`--context is required for a Hugging Face folder (it does not record the context length it was trained with): pass e.g. --context 512`);
+  if (T === undefined)
+    throw new ForecastError(
+      `--context is required for a Hugging Face folder (it does not record the context length it was trained with): pass e.g. --context 512`,
+    );
   const H = o.horizon ?? Math.max(...m.horizons);
-  if (o.season !== undefined && o.season > T) throw new ForecastError(`--season ${o.season} is longer than the context (${T} points): seasonal naive needs one full season in the context; lower --season or raise --context`);
+  if (o.season !== undefined && o.season > T)
+    throw new ForecastError(
+      `--season ${o.season} is longer than the context (${T} points): seasonal naive needs one full season in the context; lower --season or raise --context`,
+    );
   const out = o.out ? resolve(o.cwd, o.out) : defaultOut(source, o.cwd);
   checkOut(out, source, o.cwd, o.out !== undefined);
   const dataCfg: DataConfig = forecastDataConfig(train?.data ?? null, o, T, { validFraction: o.validFraction, stride: o.stride });
@@ -145,7 +194,8 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   try {
     data = await loadData(dataCfg, { cwd: o.cwd, seed: 0 });
   } catch (e) {
-    if (e instanceof DataError && /shorter than/.test(e.message)) throw new DataError(`${e.message} (forecast.js: every series needs --context + 1 = ${T + 1} points; lower --context)`);
+    if (e instanceof DataError && /shorter than/.test(e.message))
+      throw new DataError(`${e.message} (forecast.js: every series needs --context + 1 = ${T + 1} points; lower --context)`);
     throw e;
   }
   const series = data.series;
@@ -155,10 +205,18 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   const season = seasons(series, trainParts, T, o.season);
 
   // The future forecast of every series, from its last T points.
-  const jobs: Job[] = series.map((s, i) => ({ series: i, origin: s.values.length, stats: windowStats(dataCfg.normalize, s.values, s.values.length - T, s.values.length, seriesStats[i]!), actual: null }));
+  const jobs: Job[] = series.map((s, i) => ({
+    series: i,
+    origin: s.values.length,
+    stats: windowStats(dataCfg.normalize, s.values, s.values.length - T, s.values.length, seriesStats[i]!),
+    actual: null,
+  }));
   const futureJobs = jobs.length;
   if (o.evaluate) {
-    if (dataCfg.validFraction === 0) throw new ForecastError('--evaluate needs a held-out tail, but the validation fraction is 0: pass --valid-fraction 0.1 (or the fraction the model was trained with)');
+    if (dataCfg.validFraction === 0)
+      throw new ForecastError(
+        '--evaluate needs a held-out tail, but the validation fraction is 0: pass --valid-fraction 0.1 (or the fraction the model was trained with)',
+      );
     const stride = effectiveStride(dataCfg);
     let longestTail = 0;
     for (const seg of split.valid) {
@@ -167,7 +225,12 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
       for (const st of windowStarts(seg.values.length, T + H - 1, stride)) {
         const s = series[seg.seriesIndex]!;
         const origin = seg.offset + st + T;
-        jobs.push({ series: seg.seriesIndex, origin, stats: windowStats(dataCfg.normalize, s.values, origin - T, origin, seriesStats[seg.seriesIndex]!), actual: s.values.slice(origin, origin + H) });
+        jobs.push({
+          series: seg.seriesIndex,
+          origin,
+          stats: windowStats(dataCfg.normalize, s.values, origin - T, origin, seriesStats[seg.seriesIndex]!),
+          actual: s.values.slice(origin, origin + H),
+        });
       }
     }
     if (jobs.length === futureJobs) {
@@ -201,13 +264,17 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   const rows: ForecastRow[] = [];
   jobs.forEach((j, i) => {
     const f = forecasts[i]!;
-    for (let k = 0; k < H; k++) rows.push({ series: ids[j.series]!, origin: j.origin, index: j.origin + k, step: k + 1, forecast: f[k]!, actual: j.actual ? j.actual[k]! : null });
+    for (let k = 0; k < H; k++)
+      rows.push({ series: ids[j.series]!, origin: j.origin, index: j.origin + k, step: k + 1, forecast: f[k]!, actual: j.actual ? j.actual[k]! : null });
   });
   files.set('forecasts.csv', forecastsCsv(rows));
   const times = series.map((s) => seriesTime(s.time));
   series.forEach((s, i) => {
     const ctx = s.values.subarray(s.values.length - T);
-    files.set(`charts/${names[i]}.svg`, forecastChart({ title: `${s.id}: next ${H} points`, start: s.values.length - T, context: ctx, forecast: forecasts[i]!, time: times[i] }));
+    files.set(
+      `charts/${names[i]}.svg`,
+      forecastChart({ title: `${s.id}: next ${H} points`, start: s.values.length - T, context: ctx, forecast: forecasts[i]!, time: times[i] }),
+    );
   });
 
   let evaluation: EvaluationResult | null = null;
@@ -244,20 +311,39 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
       const j = jobs[w]!;
       const ctx = s.values.subarray(j.origin - T, j.origin);
       const b = best[i];
-      const others = b ? [{ name: `best baseline here: ${b.name} (norm. MSE ${sig4(b.mse)}; model ${sig4(b.model)}; ${perSeries[i]} windows)`, values: baselineForecast(b.name, ctx, H, season[i]!.period) }] : [];
+      const others = b
+        ? [
+            {
+              name: `best baseline here: ${b.name} (norm. MSE ${sig4(b.mse)}; model ${sig4(b.model)}; ${perSeries[i]} windows)`,
+              values: baselineForecast(b.name, ctx, H, season[i]!.period),
+            },
+          ]
+        : [];
       files.set(
         `charts/${names[i]}-held-out.svg`,
-        forecastChart({ title: `${s.id}: last held-out window (origin ${j.origin})`, start: j.origin - T, context: ctx, forecast: forecasts[w]!, actual: j.actual!, others, time: times[i] }),
+        forecastChart({
+          title: `${s.id}: last held-out window (origin ${j.origin})`,
+          start: j.origin - T,
+          context: ctx,
+          forecast: forecasts[w]!,
+          actual: j.actual!,
+          others,
+          time: times[i],
+        }),
       );
     });
     const horizons = [...new Set([...m.horizons.filter((h) => h <= H), H])].sort((a, b) => a - b);
     const metrics: Record<string, MethodMetrics> = {};
-    for (const k of methods) metrics[k] = { normalised: acc.get(k)!.atHorizons('normalised', horizons), original: acc.get(k)!.atHorizons('original', horizons) };
+    for (const k of methods)
+      metrics[k] = { normalised: acc.get(k)!.atHorizons('normalised', horizons), original: acc.get(k)!.atHorizons('original', horizons) };
     const tr = tableRows(methods, metrics, horizons);
     const windows = jobs.length - futureJobs;
     evaluation = { windows, horizons, methods, metrics, table: formatTable(methods, tr), verdict: verdict(methods, tr) };
     const perStepNormalised = Object.fromEntries(methods.map((k) => [k, acc.get(k)!.perStep('normalised')]));
-    files.set(`charts/${names.includes('error-by-horizon') ? 'error-by-horizon-all' : 'error-by-horizon'}.svg`, errorByHorizonChart(perStepNormalised, methods, windows));
+    files.set(
+      `charts/${names.includes('error-by-horizon') ? 'error-by-horizon-all' : 'error-by-horizon'}.svg`,
+      errorByHorizonChart(perStepNormalised, methods, windows),
+    );
     files.set(
       'evaluation.json',
       jsonText({
@@ -286,10 +372,16 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   const plan = generationPlan(m.horizons, H);
   const lines = [
     `forecast: ${describeSource(source)}; ${series.length} series, context ${T}, horizon ${H} (heads run: ${plan.join(' + ')}${plan.length > 1 ? ', autoregressive' : ''})`,
-    ...series.map((s, i) => `  ${s.id}: last value ${fmtV(s.values[s.values.length - 1]!)} -> step 1 ${fmtV(forecasts[i]![0]!)}, step ${H} ${fmtV(forecasts[i]![H - 1]!)}`),
+    ...series.map(
+      (s, i) => `  ${s.id}: last value ${fmtV(s.values[s.values.length - 1]!)} -> step 1 ${fmtV(forecasts[i]![0]!)}, step ${H} ${fmtV(forecasts[i]![H - 1]!)}`,
+    ),
   ];
   if (evaluation) {
-    const seasonNote = season.map((s, i) => `${ids[i]} ${s.source === 'none' ? 'none found (m = 1, = naive)' : `m = ${s.period}${s.source === 'flag' ? ' (--season)' : ' (detected)'}`}`).join('; ');
+    const seasonNote = season
+      .map(
+        (s, i) => `${ids[i]} ${s.source === 'none' ? 'none found (m = 1, = naive)' : `m = ${s.period}${s.source === 'flag' ? ' (--season)' : ' (detected)'}`}`,
+      )
+      .join('; ');
     lines.push(
       `evaluation: ${evaluation.windows} held-out windows (time-ordered split, valid fraction ${dataCfg.validFraction}); MSE / MAE over steps 1..h; norm. = error / window scale; * = lowest in the row`,
       `  seasonal period: ${seasonNote}`,
@@ -299,7 +391,17 @@ export async function runForecast(o: ForecastOptions): Promise<ForecastResult> {
   }
   const charts = [...files.keys()].filter((k) => k.startsWith('charts/')).length;
   lines.push(`written: ${out}/forecasts.csv, ${charts} charts in ${out}/charts${evaluation ? `, ${out}/evaluation.json` : ''}`);
-  return { out, source, series: series.length, horizon: H, contextLength: T, plan, evaluation, summary: lines.join('\n'), dataReport: `[data] ${formatReport(data.report)}` };
+  return {
+    out,
+    source,
+    series: series.length,
+    horizon: H,
+    contextLength: T,
+    plan,
+    evaluation,
+    summary: lines.join('\n'),
+    dataReport: `[data] ${formatReport(data.report)}`,
+  };
 }
 
 function sig4(v: number): string {

@@ -81,7 +81,10 @@ export function adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: AdamWHy
     stepSize = 'scal[0]';
     bc2 = 'scal[1]';
   }
-  const kernel = rt.kernel({ shader: 'adamw', params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip, STEP_SIZE: stepSize, BC2: bc2, INV_SCALE: 'uc.invScale' } });
+  const kernel = rt.kernel({
+    shader: 'adamw',
+    params: { EXTRA_DECLS: decls.join('\n'), COEF: coef, SKIP: skip, STEP_SIZE: stepSize, BC2: bc2, INV_SCALE: 'uc.invScale' },
+  });
 
   // Host-side float64 scalars, rounded once to f32.
   rt.dispatch(kernel, bindings, grid1d(rt, Math.ceil(p.size / 256)), {
@@ -115,7 +118,8 @@ export function clipCoefficient(sumSq: Tensor, maxNorm: number, invScale = 1, sc
   const out = rt.empty([5], 'f32', 'clip coefficient');
   // With `scaleState` (train-state.ts), the scale is read on the GPU: invScale = 1 / state[1].
   const fromState = !!scaleState;
-  if (scaleState && (scaleState.dtype !== 'f32' || scaleState.size < 2)) throw new Error(`clipCoefficient: scaleState ${scaleState} must be the f32 train state`);
+  if (scaleState && (scaleState.dtype !== 'f32' || scaleState.size < 2))
+    throw new Error(`clipCoefficient: scaleState ${scaleState} must be the f32 train state`);
   const k = rt.kernel({
     shader: 'adamw',
     entry: 'clip_coef_main',

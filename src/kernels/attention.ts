@@ -40,9 +40,14 @@ function treeSum(terms: string[]): string {
   return `(${treeSum(terms.slice(0, mid))} + ${treeSum(terms.slice(mid))})`;
 }
 
-const lines = (n: number, f: (c: number) => string): string => range(n).map((c) => `  ${f(c)}`).join('\n');
-const lines2 = (n: number, f: (c: number) => string): string => range(n).map((c) => `    ${f(c)}`).join('\n');
-
+const lines = (n: number, f: (c: number) => string): string =>
+  range(n)
+    .map((c) => `  ${f(c)}`)
+    .join('\n');
+const lines2 = (n: number, f: (c: number) => string): string =>
+  range(n)
+    .map((c) => `    ${f(c)}`)
+    .join('\n');
 
 /** Code fragments shared by both forms: the f32 compute vector type, and loads and stores. */
 interface Gen {
@@ -87,14 +92,23 @@ export interface AttentionBlocks {
  * With `blocks`, the values of shaders/attention-tiled.wgsl instead: the same blocks with the
  * inner-loop reads taken from the f32 workgroup tiles, and the block sizes.
  */
-export function attentionTemplate(hd: number, unroll = hd <= UNROLL_MAX_HD, dtype: FloatDType = 'f32', doDtype: FloatDType = 'f32', blocks?: AttentionBlocks): TemplateParams {
+export function attentionTemplate(
+  hd: number,
+  unroll = hd <= UNROLL_MAX_HD,
+  dtype: FloatDType = 'f32',
+  doDtype: FloatDType = 'f32',
+  blocks?: AttentionBlocks,
+): TemplateParams {
   if (!Number.isInteger(hd) || hd < 2 || hd % 2 !== 0 || hd > MAX_HEAD_DIM) throw new Error(`attention: head dim ${hd} must be even, 2..${MAX_HEAD_DIM}`);
   const W = hd % 4 === 0 ? 4 : 2;
   const NV = hd / W;
   const vec = (t: FloatDType): string => `vec${W}<${t}>`;
   const VT = vec('f32');
   // Element offsets of every vector are multiples of W, so vecW<f16> (8 or 4 bytes) stays aligned.
-  const conv = (t: FloatDType, to: string) => (e: string): string => (t === 'f32' ? e : `${to}(${e})`);
+  const conv =
+    (t: FloatDType, to: string) =>
+    (e: string): string =>
+      t === 'f32' ? e : `${to}(${e})`;
   const ld = conv(dtype, VT);
   const ldo = conv(doDtype, VT);
   const rd = blocks
@@ -164,7 +178,8 @@ function loopedBlocks({ VT, zero, ld, ldo, st, rd }: Gen): Record<string, string
 
 function check(rt: Backend, d: AttentionDims, what: string, ...ts: Tensor[]): void {
   const { B, T, H, hd } = d;
-  for (const [name, v] of Object.entries({ B, T, H, hd })) if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name}=${v} must be a positive integer`);
+  for (const [name, v] of Object.entries({ B, T, H, hd }))
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${what}: ${name}=${v} must be a positive integer`);
   const maxGrid = rt.policy.limits.maxComputeWorkgroupsPerDimension;
   if (B > maxGrid || H > maxGrid) throw new Error(`${what}: B=${B} and H=${H} must be <= ${maxGrid} (grid dimensions)`);
   const n = B * T * H * hd;
@@ -241,9 +256,11 @@ function launch(rt: Backend, d: AttentionDims, entry: Entry, dtype: FloatDType, 
   const rows = a.rows;
   const blocks: AttentionBlocks = { rows, tile };
   const maxRows = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
-  if (!Number.isInteger(rows) || rows < 1 || rows > maxRows || !Number.isInteger(tile) || tile < 1) throw new Error(`attention: blocks ${JSON.stringify(blocks)} must be integers, rows 1..${maxRows}, tile >= 1`);
+  if (!Number.isInteger(rows) || rows < 1 || rows > maxRows || !Number.isInteger(tile) || tile < 1)
+    throw new Error(`attention: blocks ${JSON.stringify(blocks)} must be integers, rows 1..${maxRows}, tile >= 1`);
   const bytes = tiledWorkgroupBytes(entry, d.hd, tile);
-  if (bytes > limit) throw new Error(`attention ${entry}: a tile of ${tile} rows of hd=${d.hd} needs ${bytes} B of workgroup memory, over the device's ${limit} B`);
+  if (bytes > limit)
+    throw new Error(`attention ${entry}: a tile of ${tile} rows of hd=${d.hd} needs ${bytes} B of workgroup memory, over the device's ${limit} B`);
   return { shader: 'attention-tiled', rows, params: template(rt, d, dtype, doDtype, blocks) };
 }
 
@@ -270,7 +287,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): { 
  * Causal attention backward from dO, the inputs and the forward's o and lse. q, k, v and o share
  * one dtype (f32 or f16); dO is f32 or f16 independently; lse is f32. dq, dk, dv get q's dtype.
  */
-export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o: Tensor, lse: Tensor, d: AttentionDims): { dq: Tensor; dk: Tensor; dv: Tensor } {
+export function attentionBackward(
+  dO: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  o: Tensor,
+  lse: Tensor,
+  d: AttentionDims,
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
   check(q.rt, d, 'attentionBackward', dO, q, k, v, o);
   const dtype = sameDtype('attentionBackward', q, { k, v, o });
   if (lse.size !== d.B * d.H * d.T) throw new Error(`attentionBackward: lse ${lse} should be [B, H, T]`);
@@ -279,10 +304,24 @@ export function attentionBackward(dO: Tensor, q: Tensor, k: Tensor, v: Tensor, o
   const doDtype = dO.dtype as FloatDType; // check() admitted f32 and f16 only
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
-  run(rt, launch(rt, d, 'backward_q', dtype, doDtype), 'backward_q', d, { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
+  run(
+    rt,
+    launch(rt, d, 'backward_q', dtype, doDtype),
+    'backward_q',
+    d,
+    { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D },
+    3 * causalProduct(d),
+  );
   const dk = rt.empty(k.shape, dtype, 'attention.dk');
   const dv = rt.empty(v.shape, dtype, 'attention.dv');
-  run(rt, launch(rt, d, 'backward_kv', dtype, doDtype), 'backward_kv', d, { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
+  run(
+    rt,
+    launch(rt, d, 'backward_kv', dtype, doDtype),
+    'backward_kv',
+    d,
+    { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv },
+    4 * causalProduct(d),
+  );
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };
 }

@@ -24,7 +24,18 @@ import { derivePolicy, mergeOverrides, type KernelPolicy, type PolicyOverride } 
 import { ShaderLibrary, specialize } from './shader-loader.ts';
 import { checkUniforms, kernelInterface, orderBindings, type KernelInterface, type UniformValues } from './wgsl-interface.ts';
 import { fillPattern, fillWords, poisonBits } from './fill.ts';
-import { Tensor, numel, storageBytes, type Backend, type BackendCounters, type CopyRange, type DispatchCost, type DType, type HostArray, type ReadArray } from './tensor.ts';
+import {
+  Tensor,
+  numel,
+  storageBytes,
+  type Backend,
+  type BackendCounters,
+  type CopyRange,
+  type DispatchCost,
+  type DType,
+  type HostArray,
+  type ReadArray,
+} from './tensor.ts';
 
 /** A device limit a piece of work exceeds. */
 export interface LimitViolation {
@@ -137,7 +148,13 @@ export abstract class BaseRuntime<B extends DeviceBuffer> implements Backend {
     });
   }
 
-  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues, cost?: DispatchCost): void {
+  dispatch(
+    kernel: Kernel,
+    bindings: Readonly<Record<string, Tensor>>,
+    workgroups: readonly [number, number?, number?],
+    uniforms?: UniformValues,
+    cost?: DispatchCost,
+  ): void {
     this.assertUsable();
     this.noteCost(cost);
     const ordered = orderBindings(kernel.iface, bindings, kernel.label);
@@ -147,9 +164,12 @@ export abstract class BaseRuntime<B extends DeviceBuffer> implements Backend {
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
     const limits = this.policy.limits;
     const maxGrid = limits.maxComputeWorkgroupsPerDimension;
-    for (const g of [x, y, z]) if (g > maxGrid) this.limitExceeded({ limit: 'maxComputeWorkgroupsPerDimension', subject: kernel.label, value: g, max: maxGrid });
+    for (const g of [x, y, z])
+      if (g > maxGrid) this.limitExceeded({ limit: 'maxComputeWorkgroupsPerDimension', subject: kernel.label, value: g, max: maxGrid });
     const maxBinding = limits.maxStorageBufferBindingSize;
-    for (const b of ordered) if (b.value.buffer.size > maxBinding) this.limitExceeded({ limit: 'maxStorageBufferBindingSize', subject: b.value.label, kernel: kernel.label, value: b.value.buffer.size, max: maxBinding });
+    for (const b of ordered)
+      if (b.value.buffer.size > maxBinding)
+        this.limitExceeded({ limit: 'maxStorageBufferBindingSize', subject: b.value.label, kernel: kernel.label, value: b.value.buffer.size, max: maxBinding });
     this.record(kernel, ordered, [x, y, z], encoded);
   }
 
@@ -208,7 +228,9 @@ export abstract class BaseRuntime<B extends DeviceBuffer> implements Backend {
     const bytes = range.bytes ?? src.byteLength - srcOffset;
     const aligned = [srcOffset, dstOffset, bytes].every((v) => Number.isInteger(v) && v >= 0 && v % 4 === 0);
     if (!aligned || srcOffset + bytes > src.buffer.size || dstOffset + bytes > dst.buffer.size) {
-      throw new Error(`copy ${src} -> ${dst}: ${bytes} bytes from byte ${srcOffset} to byte ${dstOffset} out of range (buffers of ${src.buffer.size} and ${dst.buffer.size} bytes; offsets and sizes are multiples of 4)`);
+      throw new Error(
+        `copy ${src} -> ${dst}: ${bytes} bytes from byte ${srcOffset} to byte ${dstOffset} out of range (buffers of ${src.buffer.size} and ${dst.buffer.size} bytes; offsets and sizes are multiples of 4)`,
+      );
     }
     this.recordCopy(src, srcOffset, dst, dstOffset, bytes);
   }
@@ -260,7 +282,12 @@ export abstract class BaseRuntime<B extends DeviceBuffer> implements Backend {
   /** A dispatch's cost, before the empty-grid check (the meta runtime sums it). */
   protected noteCost(_cost: DispatchCost | undefined): void {}
   /** Record a validated, non-empty dispatch. */
-  protected abstract record(kernel: Kernel, bindings: readonly BoundTensor[], workgroups: readonly [number, number, number], uniforms: ArrayBuffer | null): void;
+  protected abstract record(
+    kernel: Kernel,
+    bindings: readonly BoundTensor[],
+    workgroups: readonly [number, number, number],
+    uniforms: ArrayBuffer | null,
+  ): void;
   /** A device limit exceeded: recorded for the planner (meta) or thrown (Dawn). */
   protected abstract limitExceeded(v: LimitViolation): void;
   /** After a tensor's buffer is acquired (the meta runtime logs it). */

@@ -86,7 +86,11 @@ export type KernelFamilyChoice = z.infer<typeof KernelFamilyChoiceSchema>;
  * The kernel family: the adapter's own (CPU family on a CPU adapter) unless `choice` or the
  * WEBGPU_MOE_KERNELS environment variable forces one. The explicit choice wins over the variable.
  */
-export function chooseFamily(cpuAdapter: boolean, choice: KernelFamilyChoice = 'auto', env: string | undefined = process.env[KERNELS_ENV]): { family: KernelFamily; forced: boolean } {
+export function chooseFamily(
+  cpuAdapter: boolean,
+  choice: KernelFamilyChoice = 'auto',
+  env: string | undefined = process.env[KERNELS_ENV],
+): { family: KernelFamily; forced: boolean } {
   let pick = choice;
   if (pick === 'auto' && env !== undefined && env !== '') {
     const r = KernelFamilyChoiceSchema.safeParse(env);

@@ -6,7 +6,16 @@
  */
 import { create, globals } from 'webgpu';
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
-import { LIMIT_NAMES, chooseFamily, describeFamily, type AdapterSummary, type DeviceCaps, type DeviceLimits, type KernelFamilyChoice, type SubgroupMatrixConfig } from './caps.ts';
+import {
+  LIMIT_NAMES,
+  chooseFamily,
+  describeFamily,
+  type AdapterSummary,
+  type DeviceCaps,
+  type DeviceLimits,
+  type KernelFamilyChoice,
+  type SubgroupMatrixConfig,
+} from './caps.ts';
 
 export interface GpuDevice {
   device: GPUDevice;

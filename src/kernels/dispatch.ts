@@ -21,7 +21,7 @@ import { foldedGrid } from './grid.ts';
 import type { KernelPolicy } from './policy.ts';
 
 /** Marks a dropped pair in `pos`, and rows past offsets[E] in `src` / `rowPair`. */
-export const DROPPED = 0xffffffff;
+const DROPPED = 0xffffffff;
 
 export interface DispatchOptions {
   /** Enables token dropping at capacity ceil(capacityFactor * N * k / E). Omit for dropless. */
@@ -52,7 +52,6 @@ export interface DispatchPlan {
 function width(d: number): 1 | 4 {
   return d % 4 === 0 ? 4 : 1;
 }
-
 
 /**
  * A dispatch.wgsl kernel. Row kernels: row length d, storage dtypes a and b of their two row
@@ -155,7 +154,16 @@ export function routeAndDispatch(logits: Tensor, opts: RouteOptions = {}): Route
   const u = { n, e, k, cap: capacity ?? 0xffffffff, chunks, chunk: chunkTokens };
   rt.dispatch(
     kernel(rt, 'place_fused'),
-    { f_idx: idx, f_chunk: chunkCounts, f_counts: plan.counts, f_offsets: plan.offsets, f_dropped: plan.dropped, f_pos: plan.pos, f_src: plan.src, f_pair: plan.rowPair },
+    {
+      f_idx: idx,
+      f_chunk: chunkCounts,
+      f_counts: plan.counts,
+      f_offsets: plan.offsets,
+      f_dropped: plan.dropped,
+      f_pos: plan.pos,
+      f_src: plan.src,
+      f_pair: plan.rowPair,
+    },
     foldedGrid(rt, Math.max(chunks, 1), FUSED_WG),
     u,
   );
@@ -183,7 +191,12 @@ export function gatherRows(x: Tensor, plan: DispatchPlan): Tensor {
   const d = rowDims(x, plan.n, 'gatherRows x');
   const t = floatDtype(x, 'gatherRows x');
   const xs = rt.empty([plan.n * plan.k, d], t, 'dispatch.xs');
-  rt.dispatch(kernel(rt, 'gather', d, t, t), { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs }, foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(
+    kernel(rt, 'gather', d, t, t),
+    { g_x: x, g_src: plan.src, g_offsets: plan.offsets, g_xs: xs },
+    foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256),
+    rowParams(plan, d),
+  );
   return xs;
 }
 
@@ -207,7 +220,12 @@ export function combine(ys: Tensor, weights: Tensor, plan: DispatchPlan): Tensor
   const t = floatDtype(ys, 'combine ys');
   checkWeights(weights, plan);
   const y = rt.empty([plan.n, d], t, 'dispatch.y');
-  rt.dispatch(kernel(rt, 'token_sum', d, t, t, 't_w[p]'), { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights }, foldedGrid(rt, (plan.n * d) / width(d), 256), rowParams(plan, d));
+  rt.dispatch(
+    kernel(rt, 'token_sum', d, t, t, 't_w[p]'),
+    { t_rows: ys, t_pos: plan.pos, t_out: y, t_w: weights },
+    foldedGrid(rt, (plan.n * d) / width(d), 256),
+    rowParams(plan, d),
+  );
   return y;
 }
 
@@ -224,7 +242,12 @@ export function combineBackward(dy: Tensor, ys: Tensor, weights: Tensor, plan: D
   checkWeights(weights, plan);
   const u = rowParams(plan, d);
   const dys = rt.empty([plan.n * plan.k, d], tys, 'dispatch.d_ys');
-  rt.dispatch(kernel(rt, 'combine_dys', d, tdy, tys), { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys }, foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256), u);
+  rt.dispatch(
+    kernel(rt, 'combine_dys', d, tdy, tys),
+    { b_dy: dy, b_w: weights, b_pair: plan.rowPair, b_offsets: plan.offsets, b_dys: dys },
+    foldedGrid(rt, (plan.n * plan.k * d) / width(d), 256),
+    u,
+  );
   const dWeights = rt.empty([plan.n, plan.k], 'f32', 'dispatch.d_weights');
   rt.dispatch(kernel(rt, 'combine_dw', d, tdy, tys), { w_dy: dy, w_ys: ys, w_pos: plan.pos, w_dw: dWeights }, foldedGrid(rt, plan.n * plan.k, 64), u);
   return { dys, dWeights };

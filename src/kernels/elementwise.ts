@@ -83,7 +83,13 @@ function runMap(rt: Backend, s: MapSpec): void {
     },
   });
   const bindings: Record<string, Tensor> = s.b ? { out: s.out, a: s.a, b: s.b } : { out: s.out, a: s.a };
-  rt.dispatch(kernel, bindings, grid1d(rt, Math.ceil(s.out.size / 256)), { count: s.out.size, mn: Math.max(1, s.mn ?? 1), n: Math.max(1, s.n ?? 1), alpha: s.alpha ?? 0, beta: s.beta ?? 0 });
+  rt.dispatch(kernel, bindings, grid1d(rt, Math.ceil(s.out.size / 256)), {
+    count: s.out.size,
+    mn: Math.max(1, s.mn ?? 1),
+    n: Math.max(1, s.n ?? 1),
+    alpha: s.alpha ?? 0,
+    beta: s.beta ?? 0,
+  });
 }
 
 /** y = op(x). `alpha` is the scalar of `scale` (alpha*x) and `addScalar` (x+alpha). */
@@ -94,18 +100,10 @@ export function unary(op: UnaryOp, x: Tensor, alpha = 0): Tensor {
   return out;
 }
 
-export const neg = (x: Tensor) => unary('neg', x);
-export const exp = (x: Tensor) => unary('exp', x);
-export const log = (x: Tensor) => unary('log', x);
-export const sqrt = (x: Tensor) => unary('sqrt', x);
-export const rsqrt = (x: Tensor) => unary('rsqrt', x);
 export const sigmoid = (x: Tensor) => unary('sigmoid', x);
 export const silu = (x: Tensor) => unary('silu', x);
 export const relu = (x: Tensor) => unary('relu', x);
-export const tanh = (x: Tensor) => unary('tanh', x);
-export const square = (x: Tensor) => unary('square', x);
 export const scale = (x: Tensor, alpha: number) => unary('scale', x, alpha);
-export const addScalar = (x: Tensor, alpha: number) => unary('addScalar', x, alpha);
 
 /** How b broadcasts to a: a viewed as [o, m, n], b as [o, n]. */
 export interface BroadcastView {
@@ -159,7 +157,6 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
 export const add = (a: Tensor, b: Tensor) => binary('add', a, b);
 export const sub = (a: Tensor, b: Tensor) => binary('sub', a, b);
 export const mul = (a: Tensor, b: Tensor) => binary('mul', a, b);
-export const div = (a: Tensor, b: Tensor) => binary('div', a, b);
 
 function sameShape(a: Tensor, b: Tensor, what: string): void {
   if (a.size !== b.size || a.shape.length !== b.shape.length || a.shape.some((d, k) => d !== b.shape[k])) {

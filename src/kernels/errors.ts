@@ -39,9 +39,7 @@ export class ErrorSink {
   }
 
   watch(scope: Promise<GPUError | null>, subject: string, kind: ErrorKind): void {
-    this.pending.push(
-      scope.then((err) => (err ? new GpuError(`${kind} error in ${subject}: ${err.message.trim()}`, subject, kind) : null)),
-    );
+    this.pending.push(scope.then((err) => (err ? new GpuError(`${kind} error in ${subject}: ${err.message.trim()}`, subject, kind) : null)));
   }
 
   /** Throw the first error recorded since the last check. */

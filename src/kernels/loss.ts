@@ -75,7 +75,12 @@ export function huberLoss(pred: Tensor, target: Tensor, mask: Tensor, delta = TI
   const n = pred.size;
   const groups = Math.min(Math.ceil(n / WG), MAX_PARTIAL_GROUPS);
   const partial = rt.empty([Math.max(groups * WG, 1), 2], 'f32', 'huber partials');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_partial' }), { hp_pred: pred, hp_target: target, hp_mask: mask, hp_partial: partial }, [groups], { n, stride: groups * WG, delta });
+  rt.dispatch(
+    rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_partial' }),
+    { hp_pred: pred, hp_target: target, hp_mask: mask, hp_partial: partial },
+    [groups],
+    { n, stride: groups * WG, delta },
+  );
   const result = finalize(partial, groups * WG, 'huber');
   partial.dispose();
   return result;
@@ -88,7 +93,12 @@ export function huberLossBackward(pred: Tensor, target: Tensor, mask: Tensor, co
   checkScalar(gout, 'huberLossBackward gout');
   const rt = pred.rt;
   const dpred = rt.empty(pred.shape, 'f32', 'huber d_pred');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_backward' }), { hb_pred: pred, hb_target: target, hb_mask: mask, hb_count: count, hb_gout: gout, hb_dpred: dpred }, foldedGrid(rt, pred.size, WG), { n: pred.size, stride: 0, delta });
+  rt.dispatch(
+    rt.kernel({ shader: 'loss', constants: { WG }, entry: 'huber_backward' }),
+    { hb_pred: pred, hb_target: target, hb_mask: mask, hb_count: count, hb_gout: gout, hb_dpred: dpred },
+    foldedGrid(rt, pred.size, WG),
+    { n: pred.size, stride: 0, delta },
+  );
   return dpred;
 }
 
@@ -109,7 +119,12 @@ export function horizonTargets(labels: Tensor, lossMask: Tensor, horizon: number
   const target = rt.empty(shape, 'f32', `horizon ${horizon} target`);
   const mask = rt.empty(shape, 'f32', `horizon ${horizon} mask`);
   const n = B * T * horizon;
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'horizon_targets' }), { hz_labels: labels, hz_lmask: lossMask, hz_target: target, hz_mask: mask }, foldedGrid(rt, n, WG), { n, t: T, h: horizon });
+  rt.dispatch(
+    rt.kernel({ shader: 'loss', constants: { WG }, entry: 'horizon_targets' }),
+    { hz_labels: labels, hz_lmask: lossMask, hz_target: target, hz_mask: mask },
+    foldedGrid(rt, n, WG),
+    { n, t: T, h: horizon },
+  );
   return { target, mask };
 }
 
@@ -119,7 +134,8 @@ export function horizonTargets(labels: Tensor, lossMask: Tensor, horizon: number
  * (the caller disposes them after the backward).
  */
 export function timeMoeHuberLoss(pred: Tensor, labels: Tensor, lossMask: Tensor, delta = TIME_MOE_HUBER_DELTA): LossResult & { target: Tensor; mask: Tensor } {
-  if (pred.shape.length !== 3 || !sameShape(labels.shape, pred.shape.slice(0, 2))) throw new Error(`timeMoeHuberLoss: pred ${pred} must be [B, T, h] for labels ${labels} [B, T]`);
+  if (pred.shape.length !== 3 || !sameShape(labels.shape, pred.shape.slice(0, 2)))
+    throw new Error(`timeMoeHuberLoss: pred ${pred} must be [B, T, h] for labels ${labels} [B, T]`);
   const { target, mask } = horizonTargets(labels, lossMask, pred.shape[2]!);
   return { ...huberLoss(pred, target, mask, delta), target, mask };
 }
@@ -130,7 +146,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = DEFA
   const rt = logits.rt;
   const rows = rt.empty([Math.max(N, 1), 2], 'f32', 'ce row losses');
   const stats = rt.empty([N, 2], 'f32', 'ce stats');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_rows' }), { cr_logits: logits, cr_targets: targets, cr_rows: rows, cr_stats: stats }, foldedGrid(rt, N, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
+  rt.dispatch(
+    rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_rows' }),
+    { cr_logits: logits, cr_targets: targets, cr_rows: rows, cr_stats: stats },
+    foldedGrid(rt, N, WG),
+    { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS },
+  );
   // The single finalize workgroup sums N row pairs directly: N is batch-sized (thousands at most).
   const result = finalize(rows, N, 'ce');
   rows.dispose();
@@ -146,7 +167,12 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, stats: Ten
   checkScalar(gout, 'crossEntropyBackward gout');
   const rt = logits.rt;
   const d = rt.empty([N, C], 'f32', 'ce d_logits');
-  rt.dispatch(rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_backward' }), { cb_logits: logits, cb_targets: targets, cb_stats: stats, cb_count: count, cb_gout: gout, cb_dlogits: d }, foldedGrid(rt, N * C, WG), { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS });
+  rt.dispatch(
+    rt.kernel({ shader: 'loss', constants: { WG }, entry: 'ce_backward' }),
+    { cb_logits: logits, cb_targets: targets, cb_stats: stats, cb_count: count, cb_gout: gout, cb_dlogits: d },
+    foldedGrid(rt, N * C, WG),
+    { n: N, c: C, ignore_index: ignoreIndex, nan_bits: NAN_BITS },
+  );
   return d;
 }
 

@@ -53,7 +53,6 @@ function operands(d: BlockedDesc): { A: Operand; B: Operand } {
 
 const SWZ = ['x', 'y', 'z', 'w'];
 
-
 /** Generate the template values of shaders/matmul-blocked.wgsl for one specialisation. */
 export function generateBlocked(d: BlockedDesc): Record<string, string | number> {
   const { cfg } = d;
@@ -65,7 +64,6 @@ export function generateBlocked(d: BlockedDesc): Record<string, string | number>
   const RT = cfg.wgL * TL;
   const lenU = cfg.lane === 'm' ? 'u.N' : 'u.M';
   const I = (n: number) => Array.from({ length: n }, (_, i) => i);
-
 
   const { decls, enable } = bindingDecls(d);
 
@@ -122,7 +120,8 @@ export function generateBlocked(d: BlockedDesc): Record<string, string | number>
     if (op.mode === 'k4') {
       const q = Math.floor(kk / 4);
       // one 16-byte load per row covers 4 k-steps (k is a multiple of 4 in the main loop)
-      if (kk % 4 === 0) for (const r of I(n)) out.push(`    let ${tag}v${r}_${q} = ${widen(op.type, `${op.name}[${tag}${r} + (k >> 2u)${q ? ` + ${q}u` : ''}]`, true)};`);
+      if (kk % 4 === 0)
+        for (const r of I(n)) out.push(`    let ${tag}v${r}_${q} = ${widen(op.type, `${op.name}[${tag}${r} + (k >> 2u)${q ? ` + ${q}u` : ''}]`, true)};`);
       return (r) => `${tag}v${r}_${q}.${SWZ[kk % 4]}`;
     }
     if (op.mode === 'r4') {
@@ -130,7 +129,10 @@ export function generateBlocked(d: BlockedDesc): Record<string, string | number>
       return (r) => `${tag}w${Math.floor(r / 4)}_${kk}.${SWZ[r % 4]}`;
     }
     const k = kIdx(kk);
-    for (const r of I(n)) out.push(`    let ${tag}x${r}_${kk} = ${widen(op.type, op.kStride === '1' ? `${op.name}[${tag}${r} + ${k}]` : `${op.name}[${tag}${r} + ${k} * ${op.kStride}]`)};`);
+    for (const r of I(n))
+      out.push(
+        `    let ${tag}x${r}_${kk} = ${widen(op.type, op.kStride === '1' ? `${op.name}[${tag}${r} + ${k}]` : `${op.name}[${tag}${r} + ${k} * ${op.kStride}]`)};`,
+      );
     return (r) => `${tag}x${r}_${kk}`;
   };
   const step = (kk: number, out: string[], first: (i: number, j: number, prod: string) => string) => {
@@ -186,4 +188,3 @@ export function generateBlocked(d: BlockedDesc): Record<string, string | number>
     EPILOGUE: epi.join('\n'),
   };
 }
-

@@ -13,7 +13,7 @@ import { tiledProblem } from './matmul-tiled.ts';
 import { DEFAULT_CONFIG, DEFAULT_TILED, type KernelPolicy, type MatmulConfig, type PolicyOverride, type TiledConfig } from './policy.ts';
 
 // The tilings and their defaults live in the kernel policy (policy.ts), the one table of device choices.
-export { DEFAULT_CONFIG, DEFAULT_TILED, type MatmulConfig, type TiledConfig } from './policy.ts';
+export { type MatmulConfig, type TiledConfig } from './policy.ts';
 
 export interface MatmulShape {
   M: number;

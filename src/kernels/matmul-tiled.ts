@@ -39,7 +39,8 @@ export function tiledProblem(c: TiledConfig, maxInvocations: number, maxWorkgrou
   for (const k of ['tx', 'ty', 'rm', 'rn', 'bk'] as const) if (!Number.isInteger(c[k]) || c[k] < 1) return `${k}=${c[k]} must be a positive integer`;
   const wg = c.tx * c.ty;
   if (wg > maxInvocations) return `workgroup ${c.tx}x${c.ty} exceeds ${maxInvocations} invocations`;
-  if ((tileRows(c) * c.bk) % wg !== 0 || (tileCols(c) * c.bk) % wg !== 0) return `tile ${tileRows(c)}x${tileCols(c)}x${c.bk} does not split evenly over ${wg} invocations`;
+  if ((tileRows(c) * c.bk) % wg !== 0 || (tileCols(c) * c.bk) % wg !== 0)
+    return `tile ${tileRows(c)}x${tileCols(c)}x${c.bk} does not split evenly over ${wg} invocations`;
   if (c.rm * c.rn > 64) return `register block ${c.rm}x${c.rn} too large`;
   const bytes = Math.max(tileWords(c, false, true).words, tileWords(c, true, false).words) * 4;
   if (bytes > maxWorkgroupBytes) return `tiles need ${bytes} B of workgroup memory, over ${maxWorkgroupBytes}`;
@@ -72,7 +73,13 @@ export function generateTiled(d: TiledDesc): Record<string, string | number> {
     s.push(...expertTileSearch(BM), '  if (!found) { return; }', '  let aOff = 0u;', '  let bOff = e * u.N * u.K;', '  let cOff = 0u;');
     s.push('  let kBegin = 0u;', '  let kEnd = u.K;', '  let rowStart = lStart;', '  let rowEnd = lEnd;');
   }
-  s.push(`  let colStart = wid.y * ${BN}u;`, `  let tx = lid % ${TX}u;`, `  let ty = lid / ${TX}u;`, '  let rowLast = rowEnd - 1u;', '  let colLast = u.N - 1u;');
+  s.push(
+    `  let colStart = wid.y * ${BN}u;`,
+    `  let tx = lid % ${TX}u;`,
+    `  let ty = lid / ${TX}u;`,
+    '  let rowLast = rowEnd - 1u;',
+    '  let colLast = u.N - 1u;',
+  );
 
   // ---- cooperative loads of one K tile starting at `k`: element t of this invocation
   const tA = d.typeA ?? 'f32';
@@ -106,7 +113,10 @@ export function generateTiled(d: TiledDesc): Record<string, string | number> {
     return `    Bs[${kk} * ${SB}u + ${nn}] = ${value};`;
   };
   const fetchAll = (k: string) => [...I(LA).flatMap((t) => fetch('A', t, k)), ...I(LB).flatMap((t) => fetch('B', t, k))];
-  const storeAll = (src: (op: 'A' | 'B', t: number) => string) => [...I(LA).map((t) => store('A', t, src('A', t))), ...I(LB).map((t) => store('B', t, src('B', t)))];
+  const storeAll = (src: (op: 'A' | 'B', t: number) => string) => [
+    ...I(LA).map((t) => store('A', t, src('A', t))),
+    ...I(LB).map((t) => store('B', t, src('B', t))),
+  ];
 
   const pre: string[] = [];
   const body: string[] = [];
@@ -115,9 +125,22 @@ export function generateTiled(d: TiledDesc): Record<string, string | number> {
     // iteration store it, and fetch the following one while multiplying.
     for (const t of I(LA)) pre.push(`  var pa${t} = 0.0;`);
     for (const t of I(LB)) pre.push(`  var pb${t} = 0.0;`);
-    pre.push('  if (kBegin < kEnd) {', ...fetchAll('kBegin').map((l) => `  ${l}`), ...I(LA).map((t) => `    pa${t} = ra${t};`), ...I(LB).map((t) => `    pb${t} = rb${t};`), '  }');
+    pre.push(
+      '  if (kBegin < kEnd) {',
+      ...fetchAll('kBegin').map((l) => `  ${l}`),
+      ...I(LA).map((t) => `    pa${t} = ra${t};`),
+      ...I(LB).map((t) => `    pb${t} = rb${t};`),
+      '  }',
+    );
     body.push(...storeAll((op, t) => `p${op === 'A' ? 'a' : 'b'}${t}`), '    workgroupBarrier();');
-    body.push(`    let kn = k0 + ${BK}u;`, '    if (kn < kEnd) {', ...fetchAll('kn').map((l) => `  ${l}`), ...I(LA).map((t) => `      pa${t} = ra${t};`), ...I(LB).map((t) => `      pb${t} = rb${t};`), '    }');
+    body.push(
+      `    let kn = k0 + ${BK}u;`,
+      '    if (kn < kEnd) {',
+      ...fetchAll('kn').map((l) => `  ${l}`),
+      ...I(LA).map((t) => `      pa${t} = ra${t};`),
+      ...I(LB).map((t) => `      pb${t} = rb${t};`),
+      '    }',
+    );
   } else {
     body.push(...fetchAll('k0'), ...storeAll((op, t) => `r${op === 'A' ? 'a' : 'b'}${t}`), '    workgroupBarrier();');
   }
@@ -140,7 +163,11 @@ export function generateTiled(d: TiledDesc): Record<string, string | number> {
   for (const i of I(c.rm)) {
     epi.push(`  let row${i} = rowStart + ty + ${i * TY}u;`);
     for (const j of I(c.rn)) {
-      epi.push(`  if (row${i} < rowEnd && colStart + tx + ${j * TX}u < u.N) {`, ...storeElement(d, `row${i}`, `(colStart + tx + ${j * TX}u)`, `c${i}_${j}`, '    '), '  }');
+      epi.push(
+        `  if (row${i} < rowEnd && colStart + tx + ${j * TX}u < u.N) {`,
+        ...storeElement(d, `row${i}`, `(colStart + tx + ${j * TX}u)`, `c${i}_${j}`, '    '),
+        '  }',
+      );
     }
   }
   return {

@@ -15,7 +15,16 @@ import { matmul } from './matmul.ts';
 import { TILED_VARIANTS, adapterKey, forceMatmul, setTuned, shapeClass, tunedFor, type MatmulProblem, type TiledConfig } from './matmul-config.ts';
 import { tiledProblem } from './matmul-tiled.ts';
 
-const TiledSchema = z.object({ kind: z.literal('tiled'), tx: z.number(), ty: z.number(), rm: z.number(), rn: z.number(), bk: z.number(), prefetch: z.boolean(), unrollK: z.boolean().optional() });
+const TiledSchema = z.object({
+  kind: z.literal('tiled'),
+  tx: z.number(),
+  ty: z.number(),
+  rm: z.number(),
+  rn: z.number(),
+  bk: z.number(),
+  prefetch: z.boolean(),
+  unrollK: z.boolean().optional(),
+});
 const CacheSchema = z.record(z.string(), z.record(z.string(), z.object({ config: TiledSchema, ms: z.record(z.string(), z.number()) })));
 type Cache = z.infer<typeof CacheSchema>;
 
@@ -70,10 +79,16 @@ async function timeOne(rt: DawnRuntime, record: () => void, samples: number): Pr
  * timed as a plain product of the problem's size and storage types; the fastest is used from then
  * on and written to the cache.
  */
-export async function tuneMatmuls(rt: DawnRuntime, problems: readonly MatmulProblem[], opts: { path?: string; samples?: number; variants?: Record<string, TiledConfig> } = {}): Promise<TuneResult[]> {
+export async function tuneMatmuls(
+  rt: DawnRuntime,
+  problems: readonly MatmulProblem[],
+  opts: { path?: string; samples?: number; variants?: Record<string, TiledConfig> } = {},
+): Promise<TuneResult[]> {
   const path = opts.path ?? tuningCachePath();
   const limits = rt.policy.limits;
-  const variants = Object.entries(opts.variants ?? TILED_VARIANTS).filter(([, c]) => tiledProblem(c, Math.min(256, limits.maxComputeInvocationsPerWorkgroup), limits.maxComputeWorkgroupStorageSize) === null);
+  const variants = Object.entries(opts.variants ?? TILED_VARIANTS).filter(
+    ([, c]) => tiledProblem(c, Math.min(256, limits.maxComputeInvocationsPerWorkgroup), limits.maxComputeWorkgroupStorageSize) === null,
+  );
   const results: TuneResult[] = [];
   for (const p of problems) {
     if (tunedFor(rt.caps, p)) continue;
@@ -85,7 +100,12 @@ export async function tuneMatmuls(rt: DawnRuntime, problems: readonly MatmulProb
     const c = rt.empty([p.M, p.N], tc, 'tune C');
     const ms: Record<string, number> = {};
     // Each variant is forced through the policy (whatever the family), as tests force one.
-    for (const [name, cfg] of variants) ms[name] = await timeOne(rt, () => rt.withPolicy(forceMatmul(cfg), () => void matmul(a, b, { transA: p.transA, transB: p.transB, out: c })), opts.samples ?? 3);
+    for (const [name, cfg] of variants)
+      ms[name] = await timeOne(
+        rt,
+        () => rt.withPolicy(forceMatmul(cfg), () => void matmul(a, b, { transA: p.transA, transB: p.transB, out: c })),
+        opts.samples ?? 3,
+      );
     for (const t of [a, b, c]) t.dispose();
     const best = Object.entries(ms).sort((x, y) => x[1] - y[1])[0]![0];
     setTuned(rt.caps, shapeClass(p), (opts.variants ?? TILED_VARIANTS)[best]!);

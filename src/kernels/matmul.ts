@@ -61,9 +61,11 @@ export interface GroupedMatmulOptions extends Omit<EpilogueOptions, 'bias'> {
 }
 
 function problemKey(d: ProblemDesc): string {
-  return `${d.mode}${d.transA ? 'T' : 'N'}${d.transB ? 'T' : 'N'} a:${d.loadA} b:${d.loadB}` +
+  return (
+    `${d.mode}${d.transA ? 'T' : 'N'}${d.transB ? 'T' : 'N'} a:${d.loadA} b:${d.loadB}` +
     `${d.bias ? ' bias' : ''}${d.activation !== 'none' ? ` ${d.activation}` : ''}${d.residual ? ' res' : ''}${d.accumulate ? ' acc' : ''}` +
-    ` types:${d.typeA ?? 'f32'},${d.typeB ?? 'f32'},${d.typeC ?? 'f32'}${d.residual ? `,${d.typeR ?? 'f32'}` : ''}`;
+    ` types:${d.typeA ?? 'f32'},${d.typeB ?? 'f32'},${d.typeC ?? 'f32'}${d.residual ? `,${d.typeR ?? 'f32'}` : ''}`
+  );
 }
 
 /**
@@ -71,7 +73,9 @@ function problemKey(d: ProblemDesc): string {
  * variant, so the runtime finds the kernel by identity (kernel-spec.ts SpecCache).
  */
 function kernelFor(rt: Backend, d: ProblemDesc, k: MatmulKernel) {
-  const params = rt.memo(`matmul-${k.kind}`, `${JSON.stringify(k)} ${problemKey(d)}`, () => (k.kind === 'blocked' ? generateBlocked({ ...d, cfg: k.cfg }) : generateTiled({ ...d, cfg: k.cfg })));
+  const params = rt.memo(`matmul-${k.kind}`, `${JSON.stringify(k)} ${problemKey(d)}`, () =>
+    k.kind === 'blocked' ? generateBlocked({ ...d, cfg: k.cfg }) : generateTiled({ ...d, cfg: k.cfg }),
+  );
   return rt.kernel({ shader: `matmul-${k.kind}`, params });
 }
 
@@ -98,7 +102,19 @@ interface Dims {
 
 /** shaders/include/matmul-common.wgsl's Params. */
 function uniforms(p: Dims) {
-  return { M: p.M, N: p.N, K: p.K, E: p.E ?? 0, aBatch: p.aBatch ?? 0, bBatch: p.bBatch ?? 0, cBatch: p.cBatch ?? 0, alpha: p.alpha ?? 1, aBase: p.aBase ?? 0, bBase: p.bBase ?? 0, cBase: p.cBase ?? 0 };
+  return {
+    M: p.M,
+    N: p.N,
+    K: p.K,
+    E: p.E ?? 0,
+    aBatch: p.aBatch ?? 0,
+    bBatch: p.bBatch ?? 0,
+    cBatch: p.cBatch ?? 0,
+    alpha: p.alpha ?? 1,
+    aBase: p.aBase ?? 0,
+    bBase: p.bBase ?? 0,
+    cBase: p.cBase ?? 0,
+  };
 }
 
 function checkGrid(rt: Backend, what: string, g: readonly [number, number, number]): void {
@@ -118,7 +134,13 @@ function checkFloat(what: string, ...ts: Tensor[]): void {
   for (const t of ts) floatDtype(t, what);
 }
 
-function outputFor(rt: Backend, shape: number[], opts: Pick<EpilogueOptions, 'out' | 'outDtype' | 'accumulate' | 'label'>, what: string, dflt: FloatDType): Tensor {
+function outputFor(
+  rt: Backend,
+  shape: number[],
+  opts: Pick<EpilogueOptions, 'out' | 'outDtype' | 'accumulate' | 'label'>,
+  what: string,
+  dflt: FloatDType,
+): Tensor {
   if (opts.accumulate && !opts.out) throw new Error(`${what}: accumulate needs an existing 'out' tensor`);
   if (opts.out) {
     if (!sameShape(opts.out.shape, shape)) throw new Error(`${what}: out ${opts.out} must have shape [${shape.join(', ')}]`);
@@ -200,7 +222,10 @@ function loadMode(cfg: MatmulConfig, o: { kContiguous: boolean; K: number; rows:
   return o.rows % 4 === 0 && o.rows >= 4 && o.block % 4 === 0 ? 'r4' : 'f32';
 }
 
-function modes(cfg: MatmulConfig, p: { M: number; N: number; K: number; transA: boolean; transB: boolean; aOffsets: number[]; bOffsets: number[]; segK?: boolean }): { loadA: LoadMode; loadB: LoadMode } {
+function modes(
+  cfg: MatmulConfig,
+  p: { M: number; N: number; K: number; transA: boolean; transB: boolean; aOffsets: number[]; bOffsets: number[]; segK?: boolean },
+): { loadA: LoadMode; loadB: LoadMode } {
   const blockA = cfg.lane === 'm' ? cfg.tl : cfg.tu;
   const blockB = cfg.lane === 'm' ? cfg.tu : cfg.tl;
   return {
@@ -223,7 +248,9 @@ function record(a: Tensor, b: Tensor, out: Tensor, p: PlainProblem, opts: Epilog
     mode,
     transA: p.transA,
     transB: p.transB,
-    ...(k.kind === 'blocked' ? modes(k.cfg, { ...p, aOffsets: [p.aBatch ?? 0, p.aBase ?? 0], bOffsets: [p.bBatch ?? 0, p.bBase ?? 0], segK: seg }) : SCALAR_LOADS),
+    ...(k.kind === 'blocked'
+      ? modes(k.cfg, { ...p, aOffsets: [p.aBatch ?? 0, p.aBase ?? 0], bOffsets: [p.bBatch ?? 0, p.bBase ?? 0], segK: seg })
+      : SCALAR_LOADS),
     bias: !!opts.bias,
     residual: !!opts.residual,
     activation: opts.activation ?? 'none',
@@ -233,7 +260,9 @@ function record(a: Tensor, b: Tensor, out: Tensor, p: PlainProblem, opts: Epilog
   const span = tileSpan(k);
   const lanesOverN = k.kind === 'blocked' && k.cfg.lane === 'n';
   // The blocked kernel's grid x runs along its lane dimension; the tiled kernel's along M.
-  const grid: [number, number, number] = lanesOverN ? [Math.ceil(p.N / span.cols), Math.ceil(p.M / span.rows), p.batch] : [Math.ceil(p.M / span.rows), Math.ceil(p.N / span.cols), p.batch];
+  const grid: [number, number, number] = lanesOverN
+    ? [Math.ceil(p.N / span.cols), Math.ceil(p.M / span.rows), p.batch]
+    : [Math.ceil(p.M / span.rows), Math.ceil(p.N / span.cols), p.batch];
   checkGrid(rt, opts.label ?? 'matmul', grid);
   const bindings: Record<string, Tensor> = { A: a, B: b, C: out };
   if (opts.bias) bindings.bias = opts.bias;
@@ -282,13 +311,27 @@ export function matmulBackward(dy: Tensor, a: Tensor, b: Tensor, opts: MatmulBac
   const N = transB ? rb : cb;
   const batch = Math.max(bA, bB);
   const [bY, my, ny] = dims3(dy, 'matmulBackward');
-  if (my !== M || ny !== N || (bY !== batch && !(bY === 1 && batch === 1))) throw new Error(`matmulBackward: dy ${dy} does not match the product's [${batch}, ${M}, ${N}]`);
+  if (my !== M || ny !== N || (bY !== batch && !(bY === 1 && batch === 1)))
+    throw new Error(`matmulBackward: dy ${dy} does not match the product's [${batch}, ${M}, ${N}]`);
   const res: { da?: Tensor; db?: Tensor } = {};
   const acc = opts.accumulate ?? false;
 
   // One gradient = op(X)·op(Y) per batch slice; `sum` reduces over the batch into a 2-D
   // target (the broadcast operand) by accumulating slice after slice.
-  const grad = (target: Tensor, x: Tensor, y: Tensor, tx: boolean, ty: boolean, xb: number, yb: number, R: number, C: number, Kc: number, sum: boolean, accumulate: boolean) => {
+  const grad = (
+    target: Tensor,
+    x: Tensor,
+    y: Tensor,
+    tx: boolean,
+    ty: boolean,
+    xb: number,
+    yb: number,
+    R: number,
+    C: number,
+    Kc: number,
+    sum: boolean,
+    accumulate: boolean,
+  ) => {
     const xs = xb > 1 ? R * Kc : 0;
     const ys = yb > 1 ? Kc * C : 0;
     if (!sum) {
@@ -296,7 +339,14 @@ export function matmulBackward(dy: Tensor, a: Tensor, b: Tensor, opts: MatmulBac
       return;
     }
     for (let s = 0; s < batch; s++) {
-      record(x, y, target, { M: R, N: C, K: Kc, aBase: s * xs, bBase: s * ys, batch: 1, transA: tx, transB: ty }, { accumulate: accumulate || s > 0, out: target }, 'plain');
+      record(
+        x,
+        y,
+        target,
+        { M: R, N: C, K: Kc, aBase: s * xs, bBase: s * ys, batch: 1, transA: tx, transB: ty },
+        { accumulate: accumulate || s > 0, out: target },
+        'plain',
+      );
     }
   };
   const alloc = (like: Tensor, given: Tensor | undefined, label: string) => {
@@ -313,9 +363,12 @@ export function matmulBackward(dy: Tensor, a: Tensor, b: Tensor, opts: MatmulBac
     const da = alloc(a, opts.outA, 'dA');
     const sum = bA === 1 && batch > 1;
     // dY is [M,N]; dA stored like A: [M,K] or [K,M].
-    if (!transA && !transB) grad(da, dy, b, false, true, batch, bB, M, K, N, sum, acc); // dY·Bᵀ
-    else if (!transA && transB) grad(da, dy, b, false, false, batch, bB, M, K, N, sum, acc); // dY·B
-    else if (transA && !transB) grad(da, b, dy, false, true, bB, batch, K, M, N, sum, acc); // B·dYᵀ
+    if (!transA && !transB)
+      grad(da, dy, b, false, true, batch, bB, M, K, N, sum, acc); // dY·Bᵀ
+    else if (!transA && transB)
+      grad(da, dy, b, false, false, batch, bB, M, K, N, sum, acc); // dY·B
+    else if (transA && !transB)
+      grad(da, b, dy, false, true, bB, batch, K, M, N, sum, acc); // B·dYᵀ
     else grad(da, b, dy, true, true, bB, batch, K, M, N, sum, acc); // Bᵀ·dYᵀ
     res.da = da;
   }
@@ -327,9 +380,12 @@ export function matmulBackward(dy: Tensor, a: Tensor, b: Tensor, opts: MatmulBac
       record(a, dy, db, { M: K, N, K: batch * M, batch: 1, transA: true, transB: false }, { accumulate: acc, out: db }, 'plain');
     } else if (sum && !transA && transB && bA === batch) {
       record(dy, a, db, { M: N, N: K, K: batch * M, batch: 1, transA: true, transB: false }, { accumulate: acc, out: db }, 'plain');
-    } else if (!transA && !transB) grad(db, a, dy, true, false, bA, batch, K, N, M, sum, acc); // Aᵀ·dY
-    else if (!transA && transB) grad(db, dy, a, true, false, batch, bA, N, K, M, sum, acc); // dYᵀ·A
-    else if (transA && !transB) grad(db, a, dy, false, false, bA, batch, K, N, M, sum, acc); // A·dY
+    } else if (!transA && !transB)
+      grad(db, a, dy, true, false, bA, batch, K, N, M, sum, acc); // Aᵀ·dY
+    else if (!transA && transB)
+      grad(db, dy, a, true, false, batch, bA, N, K, M, sum, acc); // dYᵀ·A
+    else if (transA && !transB)
+      grad(db, a, dy, false, false, bA, batch, K, N, M, sum, acc); // A·dY
     else grad(db, dy, a, true, true, batch, bA, N, K, M, sum, acc); // dYᵀ·Aᵀ
     res.db = db;
   }

@@ -156,7 +156,12 @@ export function routerZLossBackward(logits: Tensor, lse: Tensor, g: Tensor, into
   const [n, e] = logits.shape as [number, number];
   if (into && (into.shape[0] !== n || into.shape[1] !== e)) throw new Error(`routerZLossBackward: into ${into} is not [${n}, ${e}]`);
   const out = into ?? rt.empty([n, e], 'f32', 'moe.z_d_logits');
-  rt.dispatch(kernel(rt, 'zloss_backward', into !== undefined), { zb_logits: logits, zb_lse: lse, zb_g: g, zb_out: out }, foldedGrid(rt, n * e, 256), params({ n, e }));
+  rt.dispatch(
+    kernel(rt, 'zloss_backward', into !== undefined),
+    { zb_logits: logits, zb_lse: lse, zb_g: g, zb_out: out },
+    foldedGrid(rt, n * e, 256),
+    params({ n, e }),
+  );
   return out;
 }
 

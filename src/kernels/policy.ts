@@ -195,8 +195,14 @@ export function mergeOverrides(a: PolicyOverride, b: PolicyOverride): PolicyOver
   const na = normalize(a);
   const nb = normalize(b);
   const out: PolicyOverride = { ...na, ...nb };
-  for (const k of ['limits', 'reduce', 'rmsnorm', 'dispatch', 'attention'] as const) if (na[k] || nb[k]) (out as Record<string, unknown>)[k] = { ...na[k], ...nb[k] };
-  if (na.matmul || nb.matmul) out.matmul = { ...na.matmul, ...nb.matmul, ...(na.matmul?.blocked || nb.matmul?.blocked ? { blocked: { ...na.matmul?.blocked, ...nb.matmul?.blocked } } : {}) };
+  for (const k of ['limits', 'reduce', 'rmsnorm', 'dispatch', 'attention'] as const)
+    if (na[k] || nb[k]) (out as Record<string, unknown>)[k] = { ...na[k], ...nb[k] };
+  if (na.matmul || nb.matmul)
+    out.matmul = {
+      ...na.matmul,
+      ...nb.matmul,
+      ...(na.matmul?.blocked || nb.matmul?.blocked ? { blocked: { ...na.matmul?.blocked, ...nb.matmul?.blocked } } : {}),
+    };
   return out;
 }
 
@@ -241,7 +247,14 @@ export function derivePolicy(caps: DeviceCaps, override: PolicyOverride = {}): K
 // ---------------------------------------------------------------------------------------------
 // Display (--plan, the adapter line)
 
-const bytes = (b: number): string => (b >= 2 ** 30 && b % 2 ** 30 === 0 ? `${b / 2 ** 30} GiB` : b >= 2 ** 20 ? `${+(b / 2 ** 20).toFixed(1)} MiB` : b >= 1024 ? `${+(b / 1024).toFixed(1)} KiB` : `${b} B`);
+const bytes = (b: number): string =>
+  b >= 2 ** 30 && b % 2 ** 30 === 0
+    ? `${b / 2 ** 30} GiB`
+    : b >= 2 ** 20
+      ? `${+(b / 2 ** 20).toFixed(1)} MiB`
+      : b >= 1024
+        ? `${+(b / 1024).toFixed(1)} KiB`
+        : `${b} B`;
 const count = (n: number): string => (n === Infinity ? '∞' : String(n));
 
 function blockedText(b: BlockedTiling): string {
@@ -262,13 +275,28 @@ function rows(p: KernelPolicy): [string, string][] {
   const l = p.limits;
   return [
     ['family', `${p.family}${mark('family')}`],
-    ['matmul', `${m.kind === 'blocked' ? `register-blocked (${blockedText(m.blocked)})` : `workgroup-tiled (${tiledText(m.tiled)}${m.tuned ? '; tuned per shape class where measured' : ''})`}${mark('matmul')}`],
-    ['reduce', `serial from ${count(r.serialFromOutputs)} outputs or below ${count(r.treeFromN)} elements per output${r.scalarTree ? ' (a scalar keeps the tree)' : ''}, else a workgroup tree${mark('reduce')}`],
+    [
+      'matmul',
+      `${m.kind === 'blocked' ? `register-blocked (${blockedText(m.blocked)})` : `workgroup-tiled (${tiledText(m.tiled)}${m.tuned ? '; tuned per shape class where measured' : ''})`}${mark('matmul')}`,
+    ],
+    [
+      'reduce',
+      `serial from ${count(r.serialFromOutputs)} outputs or below ${count(r.treeFromN)} elements per output${r.scalarTree ? ' (a scalar keeps the tree)' : ''}, else a workgroup tree${mark('reduce')}`,
+    ],
     ['rmsnorm', `${p.rmsnorm.rows === 'serial' ? 'one invocation per row' : 'one workgroup per row (tree)'}${mark('rmsnorm')}`],
-    ['dispatch', `${dsp.chunkTokens === null ? `2·sqrt(N·k/E) chunks, ${dsp.minChunks}..${dsp.maxChunks}` : `${dsp.chunkTokens} tokens per chunk`}${mark('dispatch')}`],
-    ['attention', `${a.kernel === 'rows' ? 'one invocation per row' : `tiled, ${a.rows} rows per workgroup, ${a.tile === null ? `tiles up to ${a.maxTile} rows` : `tiles of ${a.tile} rows`}`}; unrolled up to hd ${a.unrollMaxHd}${mark('attention')}`],
+    [
+      'dispatch',
+      `${dsp.chunkTokens === null ? `2·sqrt(N·k/E) chunks, ${dsp.minChunks}..${dsp.maxChunks}` : `${dsp.chunkTokens} tokens per chunk`}${mark('dispatch')}`,
+    ],
+    [
+      'attention',
+      `${a.kernel === 'rows' ? 'one invocation per row' : `tiled, ${a.rows} rows per workgroup, ${a.tile === null ? `tiles up to ${a.maxTile} rows` : `tiles of ${a.tile} rows`}`}; unrolled up to hd ${a.unrollMaxHd}${mark('attention')}`,
+    ],
     ['autotune', `${p.autotune ? 'on' : 'off'}${mark('autotune')}`],
-    ['limits', `${l.maxComputeWorkgroupsPerDimension} workgroups per dimension, ${bytes(l.maxStorageBufferBindingSize)} per binding, ${bytes(l.maxBufferSize)} per buffer, ${bytes(l.maxComputeWorkgroupStorageSize)} workgroup memory, ${l.maxComputeInvocationsPerWorkgroup} invocations per workgroup${mark('limits')}`],
+    [
+      'limits',
+      `${l.maxComputeWorkgroupsPerDimension} workgroups per dimension, ${bytes(l.maxStorageBufferBindingSize)} per binding, ${bytes(l.maxBufferSize)} per buffer, ${bytes(l.maxComputeWorkgroupStorageSize)} workgroup memory, ${l.maxComputeInvocationsPerWorkgroup} invocations per workgroup${mark('limits')}`,
+    ],
   ];
 }
 

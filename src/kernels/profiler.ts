@@ -119,7 +119,6 @@ export function summarize(stats: ReadonlyMap<string, LabelStats>, by: GroupBy): 
   return { rows, gpuMs: totalNs / 1e6, dispatches };
 }
 
-
 export class GpuProfiler implements DispatchTimer {
   private readonly free: Slot[] = [];
   private current: Batch | null = null;
@@ -290,7 +289,9 @@ export function formatProfile(s: ProfileSummary, opts: { top?: number; byShader?
       ` (${s.submits} submits${s.lostDispatches ? `, ${s.lostDispatches} dispatches unreadable` : ''}${opts.precise === false ? ', timestamps quantized to 65.5 us' : ''})`,
   );
   const nameW = Math.max(12, ...s.rows.slice(0, top).map((r) => r.name.length));
-  lines.push(`${'kernel'.padEnd(nameW)}  ${'calls'.padStart(7)}  ${'total ms'.padStart(10)}  ${'mean us'.padStart(9)}  ${'max us'.padStart(9)}  ${'share'.padStart(6)}`);
+  lines.push(
+    `${'kernel'.padEnd(nameW)}  ${'calls'.padStart(7)}  ${'total ms'.padStart(10)}  ${'mean us'.padStart(9)}  ${'max us'.padStart(9)}  ${'share'.padStart(6)}`,
+  );
   for (const r of s.rows.slice(0, top)) {
     lines.push(
       `${r.name.padEnd(nameW)}  ${String(r.calls).padStart(7)}  ${r.totalMs.toFixed(2).padStart(10)}  ${r.meanUs.toFixed(1).padStart(9)}  ${r.maxUs.toFixed(1).padStart(9)}  ${`${(r.share * 100).toFixed(1)}%`.padStart(6)}`,
@@ -300,7 +301,9 @@ export function formatProfile(s: ProfileSummary, opts: { top?: number; byShader?
     const rest = s.rows.slice(top);
     const ms = rest.reduce((a, r) => a + r.totalMs, 0);
     const calls = rest.reduce((a, r) => a + r.calls, 0);
-    lines.push(`${`(${rest.length} more)`.padEnd(nameW)}  ${String(calls).padStart(7)}  ${ms.toFixed(2).padStart(10)}  ${''.padStart(9)}  ${''.padStart(9)}  ${`${((s.gpuMs > 0 ? ms / s.gpuMs : 0) * 100).toFixed(1)}%`.padStart(6)}`);
+    lines.push(
+      `${`(${rest.length} more)`.padEnd(nameW)}  ${String(calls).padStart(7)}  ${ms.toFixed(2).padStart(10)}  ${''.padStart(9)}  ${''.padStart(9)}  ${`${((s.gpuMs > 0 ? ms / s.gpuMs : 0) * 100).toFixed(1)}%`.padStart(6)}`,
+    );
   }
   if (opts.byShader) lines.push(`by shader file: ${opts.byShader.rows.map((r) => `${r.name} ${(r.share * 100).toFixed(1)}%`).join(', ')}`);
   return lines.join('\n');

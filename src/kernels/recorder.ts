@@ -20,8 +20,6 @@ export interface DispatchTimer {
   submitted(): void;
 }
 
-export type Binding = GPUBuffer | GPUBufferBinding;
-
 /** One uniform slot per dispatch; 256 B is WebGPU's minimum uniform offset alignment. */
 const SLOT = 256;
 const CHUNK_SLOTS = 256;
@@ -150,11 +148,20 @@ export class Recorder {
   }
 
   /** Record one dispatch: storage buffers at their binding indices, the encoded uniform block (or null). */
-  dispatch(kernel: DawnKernel, bindings: readonly { index: number; buffer: GPUBuffer }[], workgroups: readonly [number, number?, number?], uniforms: ArrayBuffer | null): void {
+  dispatch(
+    kernel: DawnKernel,
+    bindings: readonly { index: number; buffer: GPUBuffer }[],
+    workgroups: readonly [number, number?, number?],
+    uniforms: ArrayBuffer | null,
+  ): void {
     const [x, y = 1, z = 1] = workgroups;
     if (x === 0 || y === 0 || z === 0) return; // empty problem: nothing to do
     this.enc();
-    const group0 = this.bindGroups.get(kernel.storageLayout, bindings.map((b) => ({ index: b.index, resource: { buffer: b.buffer } })), kernel.label);
+    const group0 = this.bindGroups.get(
+      kernel.storageLayout,
+      bindings.map((b) => ({ index: b.index, resource: { buffer: b.buffer } })),
+      kernel.label,
+    );
     const timer = this.timer;
     const pass = timer ? this.timedPass(timer, kernel.label) : this.computePass();
     pass.setPipeline(kernel.pipeline);

@@ -58,7 +58,8 @@ export function sumAxis(x: Tensor, view: AxisView, opts: ReduceOptions = {}): Te
   if (outer * n * inner !== x.size) throw new Error(`sumAxis: view [${outer}, ${n}, ${inner}] does not match ${x}`);
   if (opts.times && opts.times.size !== x.size) throw new Error(`sumAxis: times ${opts.times} does not match ${x}`);
   const outShape = opts.outShape ?? (outer * inner === 1 ? [1] : [outer, inner].filter((d) => d !== 1));
-  if (outShape.reduce((p, d) => p * d, 1) !== outer * inner) throw new Error(`sumAxis: outShape [${outShape.join(', ')}] does not hold ${outer * inner} values`);
+  if (outShape.reduce((p, d) => p * d, 1) !== outer * inner)
+    throw new Error(`sumAxis: outShape [${outShape.join(', ')}] does not hold ${outer * inner} values`);
   return reducePass(x.rt, x, opts.times ?? null, view, opts.scale ?? 1, outShape);
 }
 
@@ -197,9 +198,7 @@ export function sumSquaresMany(tensors: readonly Tensor[]): Tensor {
   const partials = rt.empty([plan.partials], 'f32', 'sumsq partials');
   for (const g of plan.groups) {
     const ts = tensors.slice(g.start, g.start + g.count);
-    const cases = ts
-      .map((_, k) => `    case ${k}u: { for (var e = e0 + lidx; e < e1; e += WG) { let v = f32(in${k}[e]); acc += v * v; } }`)
-      .join('\n');
+    const cases = ts.map((_, k) => `    case ${k}u: { for (var e = e0 + lidx; e < e1; e += WG) { let v = f32(in${k}[e]); acc += v * v; } }`).join('\n');
     const kernel = rt.kernel({
       shader: 'reduce',
       entry: 'many_sumsq',
@@ -221,7 +220,15 @@ export function sumSquaresMany(tensors: readonly Tensor[]): Tensor {
 
 /** The ManyParams uniform values shared by the many-tensor kernels (reduce.wgsl, guard.wgsl), plus `extra` fields. */
 export function manyUniforms(g: ManyPlan['groups'][number], ts: readonly Tensor[], extra: UniformValues = {}): UniformValues {
-  return { count: g.count, chunkLen: MANY_CHUNK, outBase: g.outBase, total: g.total, sizes: ts.map((t) => t.size), first: g.first.slice(0, ts.length), ...extra };
+  return {
+    count: g.count,
+    chunkLen: MANY_CHUNK,
+    outBase: g.outBase,
+    total: g.total,
+    sizes: ts.map((t) => t.size),
+    first: g.first.slice(0, ts.length),
+    ...extra,
+  };
 }
 
 /** The tensors of one many-dispatch by their WGSL names (in0, in1, ...: manyDecls). */

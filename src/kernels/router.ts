@@ -29,8 +29,6 @@ export interface RouterOutput {
 /** Largest expert count: the picked set is a 64-bit mask in the shader. */
 export const MAX_EXPERTS = 64;
 
-export { foldedGrid } from './grid.ts';
-
 function dims(logits: Tensor): [number, number] {
   if (logits.shape.length !== 2) throw new Error(`router: logits must be [N, E], got ${logits}`);
   const [n, e] = logits.shape as [number, number];

@@ -27,7 +27,10 @@ export class DawnRuntime extends BaseRuntime<GPUBuffer> {
     readonly gpu: GpuDevice,
     override: PolicyOverride = {},
   ) {
-    const allocator = { create: (size: number, usage: number, label: string) => gpu.device.createBuffer({ size, usage, label }), destroy: (b: GPUBuffer) => b.destroy() };
+    const allocator = {
+      create: (size: number, usage: number, label: string) => gpu.device.createBuffer({ size, usage, label }),
+      destroy: (b: GPUBuffer) => b.destroy(),
+    };
     super(gpu.caps, allocator, override);
     this.device = gpu.device;
     this.errors = new ErrorSink(this.device);
@@ -48,7 +51,12 @@ export class DawnRuntime extends BaseRuntime<GPUBuffer> {
   }
 
   protected record(kernel: Kernel, bindings: readonly BoundTensor[], workgroups: readonly [number, number, number], uniforms: ArrayBuffer | null): void {
-    this.recorder.dispatch(kernel as DawnKernel, bindings.map((b) => ({ index: b.index, buffer: this.bufferOf(b.value) })), workgroups, uniforms);
+    this.recorder.dispatch(
+      kernel as DawnKernel,
+      bindings.map((b) => ({ index: b.index, buffer: this.bufferOf(b.value) })),
+      workgroups,
+      uniforms,
+    );
   }
 
   protected limitExceeded(v: LimitViolation): void {

@@ -75,7 +75,11 @@ export function specialize(source: string, params: TemplateParams, shaderName = 
 
 /** A stable cache key for a shader + its specialisation. */
 export function specializationKey(name: string, entry: string, params: TemplateParams, constants: Record<string, number>): string {
-  const p = Object.keys(params).sort().map((k) => `${k}=${render(params[k]!)}`);
-  const c = Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`);
+  const p = Object.keys(params)
+    .sort()
+    .map((k) => `${k}=${render(params[k]!)}`);
+  const c = Object.keys(constants)
+    .sort()
+    .map((k) => `${k}=${constants[k]}`);
   return `${name}#${entry}|${p.join(',')}|${c.join(',')}`;
 }

@@ -12,7 +12,6 @@ import type { Kernel, KernelSpec } from './kernel-spec.ts';
 import type { UniformValues } from './wgsl-interface.ts';
 import type { DeviceBuffer, PoolStats } from './buffer-pool.ts';
 
-
 export type DType = 'f32' | 'f16' | 'i32' | 'u32';
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2, i32: 4, u32: 4 };
@@ -98,7 +97,13 @@ export interface Backend {
    * kernel's interface maps them to binding indices and the struct's layout); a name the shader
    * does not declare, or a uniform field left out, throws.
    */
-  dispatch(kernel: Kernel, bindings: Readonly<Record<string, Tensor>>, workgroups: readonly [number, number?, number?], uniforms?: UniformValues, cost?: DispatchCost): void;
+  dispatch(
+    kernel: Kernel,
+    bindings: Readonly<Record<string, Tensor>>,
+    workgroups: readonly [number, number?, number?],
+    uniforms?: UniformValues,
+    cost?: DispatchCost,
+  ): void;
 
   /** An uninitialised tensor (NaN-poisoned when `poison` is set). */
   empty(shape: readonly number[], dtype?: DType, label?: string): Tensor;

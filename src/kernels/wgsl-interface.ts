@@ -141,13 +141,16 @@ export function kernelInterface(code: string, entry: string): KernelInterface {
     if (bindings.has(m[2]!)) throw new Error(`binding name ${m[2]} is declared twice`);
     bindings.set(m[2]!, Number(m[1]));
   }
-  const uniforms = [...code.matchAll(/@group\(\s*1\s*\)\s*@binding\(\s*0\s*\)\s*var<uniform>\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => ({ v: m[1]!, struct: m[2]! }));
+  const uniforms = [...code.matchAll(/@group\(\s*1\s*\)\s*@binding\(\s*0\s*\)\s*var<uniform>\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([A-Za-z_][A-Za-z0-9_]*)/g)].map(
+    (m) => ({ v: m[1]!, struct: m[2]! }),
+  );
   const used = staticallyUsed(code, entry, bindings.keys());
   if (uniforms.length === 0) return { bindings, used, uniform: null };
   // Several shaders declare one uniform block per entry point: take the one this entry reads.
   const body = entryBody(code, entry);
   const reads = uniforms.length === 1 ? uniforms : uniforms.filter((u) => new RegExp(`\\b${u.v}\\.`).test(body));
-  if (reads.length !== 1) throw new Error(`entry point ${entry} reads ${reads.length === 0 ? 'none' : 'several'} of the uniform blocks ${uniforms.map((u) => u.v).join(', ')}`);
+  if (reads.length !== 1)
+    throw new Error(`entry point ${entry} reads ${reads.length === 0 ? 'none' : 'several'} of the uniform blocks ${uniforms.map((u) => u.v).join(', ')}`);
   return { bindings, used, uniform: structLayout(code, reads[0]!.struct) };
 }
 
@@ -159,7 +162,8 @@ export function encodeUniforms(layout: UniformLayout, values: UniformValues, ker
   const buf = new ArrayBuffer(layout.size);
   const dv = new DataView(buf);
   const known = new Set(layout.fields.map((f) => f.name));
-  for (const k of Object.keys(values)) if (!known.has(k)) throw new Error(`kernel ${kernel}: uniform ${k} is not a field of struct ${layout.struct} (fields: ${[...known].join(', ')})`);
+  for (const k of Object.keys(values))
+    if (!known.has(k)) throw new Error(`kernel ${kernel}: uniform ${k} is not a field of struct ${layout.struct} (fields: ${[...known].join(', ')})`);
   for (const f of layout.fields) {
     const v = values[f.name];
     if (v === undefined) {
@@ -168,7 +172,8 @@ export function encodeUniforms(layout: UniformLayout, values: UniformValues, ker
     }
     const flat = typeof v === 'number' ? [v] : v;
     const capacity = f.count * f.width;
-    if (flat.length > capacity || (typeof v === 'number' && capacity !== 1)) throw new Error(`kernel ${kernel}: uniform ${f.name} holds ${capacity} values, got ${typeof v === 'number' ? 'a number' : flat.length}`);
+    if (flat.length > capacity || (typeof v === 'number' && capacity !== 1))
+      throw new Error(`kernel ${kernel}: uniform ${f.name} holds ${capacity} values, got ${typeof v === 'number' ? 'a number' : flat.length}`);
     flat.forEach((x, i) => {
       const at = f.offset + Math.floor(i / f.width) * f.stride + (i % f.width) * 4;
       if (f.scalar === 'f32') dv.setFloat32(at, x, true);
@@ -192,10 +197,17 @@ export function orderBindings<T>(iface: KernelInterface, bindings: Readonly<Reco
   for (const [name, value] of Object.entries(bindings)) {
     const index = iface.bindings.get(name);
     if (index === undefined) throw new Error(`kernel ${kernel}: no storage binding named ${name} (bindings: ${[...iface.bindings.keys()].join(', ')})`);
-    if (!iface.used.has(name)) throw new Error(`kernel ${kernel}: storage binding ${name} is not used by this entry point, so it must not be bound (it uses: ${[...iface.used].join(', ') || 'none'})`);
+    if (!iface.used.has(name))
+      throw new Error(
+        `kernel ${kernel}: storage binding ${name} is not used by this entry point, so it must not be bound (it uses: ${[...iface.used].join(', ') || 'none'})`,
+      );
     out.push({ index, name, value });
   }
-  for (const name of iface.used) if (!(name in bindings)) throw new Error(`kernel ${kernel}: storage binding ${name} is missing (the entry point uses ${[...iface.used].join(', ')}; given: ${Object.keys(bindings).join(', ') || 'none'})`);
+  for (const name of iface.used)
+    if (!(name in bindings))
+      throw new Error(
+        `kernel ${kernel}: storage binding ${name} is missing (the entry point uses ${[...iface.used].join(', ')}; given: ${Object.keys(bindings).join(', ') || 'none'})`,
+      );
   return out.sort((a, b) => a.index - b.index);
 }
 
@@ -203,7 +215,8 @@ export function orderBindings<T>(iface: KernelInterface, bindings: Readonly<Reco
 export function checkUniforms(kernel: { label: string; iface: KernelInterface }, values: UniformValues | undefined): ArrayBuffer | null {
   const layout = kernel.iface.uniform;
   if (!layout) {
-    if (values && Object.keys(values).length) throw new Error(`kernel ${kernel.label} declares no uniform block but was given ${Object.keys(values).join(', ')}`);
+    if (values && Object.keys(values).length)
+      throw new Error(`kernel ${kernel.label} declares no uniform block but was given ${Object.keys(values).join(', ')}`);
     return null;
   }
   if (!values) throw new Error(`kernel ${kernel.label} declares uniform params (struct ${layout.struct}) but none were given`);

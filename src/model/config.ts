@@ -51,10 +51,22 @@ export const ModelSchema = z
   .superRefine((m, ctx) => {
     const fit = [1, 2, 4, 8, 12, 16].filter((h) => m.hidden % h === 0 && (m.hidden / h) % 2 === 0);
     const pick = fit.length ? ` (e.g. ${fit.slice(-2).join(' or ')})` : '';
-    if (m.hidden % m.heads !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `hidden ${m.hidden} is not divisible by heads ${m.heads}: pick heads that divide model.hidden${pick}` });
-    else if ((m.hidden / m.heads) % 2 !== 0) ctx.addIssue({ code: 'custom', path: ['heads'], message: `head dim ${m.hidden / m.heads} (hidden ${m.hidden} / heads ${m.heads}) must be even for RoPE: change model.heads${pick}` });
-    if (m.topK > m.experts) ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}: lower model.topK or raise model.experts` });
-    if (m.task === 'classify' && m.numClasses === undefined) ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses: set model.numClasses (the number of labels)' });
+    if (m.hidden % m.heads !== 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heads'],
+        message: `hidden ${m.hidden} is not divisible by heads ${m.heads}: pick heads that divide model.hidden${pick}`,
+      });
+    else if ((m.hidden / m.heads) % 2 !== 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heads'],
+        message: `head dim ${m.hidden / m.heads} (hidden ${m.hidden} / heads ${m.heads}) must be even for RoPE: change model.heads${pick}`,
+      });
+    if (m.topK > m.experts)
+      ctx.addIssue({ code: 'custom', path: ['topK'], message: `topK ${m.topK} exceeds experts ${m.experts}: lower model.topK or raise model.experts` });
+    if (m.task === 'classify' && m.numClasses === undefined)
+      ctx.addIssue({ code: 'custom', path: ['numClasses'], message: 'task "classify" needs numClasses: set model.numClasses (the number of labels)' });
   });
 
 export type ModelConfig = z.output<typeof ModelSchema>;
@@ -64,16 +76,49 @@ const TIMEMOE_COMMON = { layers: 12, heads: 12, experts: 8, topK: 2, horizons: [
 
 export const PRESETS: Record<'small-moe' | 'timemoe-50m' | 'timemoe-200m' | 'timemoe-2.4b', ModelConfigInput> = {
   /** Trains in minutes on lavapipe. */
-  'small-moe': { preset: 'small-moe', hidden: 64, layers: 2, heads: 4, experts: 4, topK: 2, moeIntermediate: 128, sharedIntermediate: 256, horizons: [1, 8, 32] },
+  'small-moe': {
+    preset: 'small-moe',
+    hidden: 64,
+    layers: 2,
+    heads: 4,
+    experts: 4,
+    topK: 2,
+    moeIntermediate: 128,
+    sharedIntermediate: 256,
+    horizons: [1, 8, 32],
+  },
   /** TimeMoE-50M: 113,352,192 parameters. */
-  'timemoe-50m': { preset: 'timemoe-50m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 384, moeIntermediate: 768, sharedIntermediate: 1536 },
+  'timemoe-50m': {
+    preset: 'timemoe-50m',
+    ...TIMEMOE_COMMON,
+    horizons: [...TIMEMOE_COMMON.horizons],
+    hidden: 384,
+    moeIntermediate: 768,
+    sharedIntermediate: 1536,
+  },
   /** TimeMoE-200M: 453,196,800 parameters. */
-  'timemoe-200m': { preset: 'timemoe-200m', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], hidden: 768, moeIntermediate: 1536, sharedIntermediate: 3072 },
+  'timemoe-200m': {
+    preset: 'timemoe-200m',
+    ...TIMEMOE_COMMON,
+    horizons: [...TIMEMOE_COMMON.horizons],
+    hidden: 768,
+    moeIntermediate: 1536,
+    sharedIntermediate: 3072,
+  },
   /**
    * Time-MoE ultra: 2,416,545,792 parameters, 1,057,591,296 active. Experts use intermediate_size
    * 4096 // top-k = 2048, the shared expert 4096 (docs/DESIGN.md §5).
    */
-  'timemoe-2.4b': { preset: 'timemoe-2.4b', ...TIMEMOE_COMMON, horizons: [...TIMEMOE_COMMON.horizons], layers: 36, heads: 16, hidden: 1024, moeIntermediate: 2048, sharedIntermediate: 4096 },
+  'timemoe-2.4b': {
+    preset: 'timemoe-2.4b',
+    ...TIMEMOE_COMMON,
+    horizons: [...TIMEMOE_COMMON.horizons],
+    layers: 36,
+    heads: 16,
+    hidden: 1024,
+    moeIntermediate: 2048,
+    sharedIntermediate: 4096,
+  },
 };
 
 export function modelConfig(input: ModelConfigInput): ModelConfig {
@@ -124,10 +169,22 @@ export function adaptedLayers(m: ModelConfig, targets: LoraConfig['targets']): A
   const d = m.hidden;
   const want = new Set<string>(targets);
   const out: AdaptedLayer[] = [];
-  for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const) if (want.has(t)) out.push({ name: `model.layers.*.self_attn.${t}`, in: d, out: d, copies: m.layers });
+  for (const t of ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const)
+    if (want.has(t)) out.push({ name: `model.layers.*.self_attn.${t}`, in: d, out: d, copies: m.layers });
   if (want.has('gate_proj')) {
-    out.push({ name: 'model.layers.*.ffn_layer.experts.*.gate_proj + up_proj (one fused weight)', in: d, out: 2 * m.moeIntermediate, copies: m.layers * m.experts });
-    if (m.sharedIntermediate > 0) out.push({ name: 'model.layers.*.ffn_layer.shared_expert.gate_proj + up_proj (one fused weight)', in: d, out: 2 * m.sharedIntermediate, copies: m.layers });
+    out.push({
+      name: 'model.layers.*.ffn_layer.experts.*.gate_proj + up_proj (one fused weight)',
+      in: d,
+      out: 2 * m.moeIntermediate,
+      copies: m.layers * m.experts,
+    });
+    if (m.sharedIntermediate > 0)
+      out.push({
+        name: 'model.layers.*.ffn_layer.shared_expert.gate_proj + up_proj (one fused weight)',
+        in: d,
+        out: 2 * m.sharedIntermediate,
+        copies: m.layers,
+      });
   }
   if (want.has('down_proj')) {
     out.push({ name: 'model.layers.*.ffn_layer.experts.*.down_proj', in: m.moeIntermediate, out: d, copies: m.layers * m.experts });

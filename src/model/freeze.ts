@@ -28,10 +28,17 @@ export function applyFreeze(params: readonly Parameter[], freeze: readonly Freez
 }
 
 /** Config problems of optim.freeze / optim.lora, each with its fix (train/config.ts reports them). */
-export function fineTuneProblems(freeze: readonly FreezeGroup[], lora: LoraConfig | undefined, hasShared: boolean): { key: 'freeze' | 'lora'; message: string }[] {
+export function fineTuneProblems(
+  freeze: readonly FreezeGroup[],
+  lora: LoraConfig | undefined,
+  hasShared: boolean,
+): { key: 'freeze' | 'lora'; message: string }[] {
   const out: { key: 'freeze' | 'lora'; message: string }[] = [];
   const groups = frozenGroups(freeze);
   if (!lora && MODEL_GROUPS.every((g) => groups.has(g) || (g === 'shared_expert' && !hasShared)))
-    out.push({ key: 'freeze', message: `${JSON.stringify(freeze)} freezes every parameter, so nothing would train: leave a group out (e.g. --set 'optim.freeze=["backbone"]' trains the heads) or add optim.lora adapters` });
+    out.push({
+      key: 'freeze',
+      message: `${JSON.stringify(freeze)} freezes every parameter, so nothing would train: leave a group out (e.g. --set 'optim.freeze=["backbone"]' trains the heads) or add optim.lora adapters`,
+    });
   return out;
 }

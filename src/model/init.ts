@@ -21,7 +21,15 @@ export interface StorageOptions {
   keepHost?: boolean;
 }
 
-export function makeParameter(rt: Backend, rng: Rng, name: string, shape: number[], rule: InitRule, opts: ParameterOptions, storage: StorageOptions = {}): Parameter {
+export function makeParameter(
+  rt: Backend,
+  rng: Rng,
+  name: string,
+  shape: number[],
+  rule: InitRule,
+  opts: ParameterOptions,
+  storage: StorageOptions = {},
+): Parameter {
   const draw = () => {
     const n = numel(shape);
     const data = new Float32Array(n);

@@ -16,7 +16,6 @@ import type { ParamFactory } from './layers/module.ts';
 import type { Parameter } from './parameter.ts';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 export const LoraSchema = z
   .object({
@@ -29,7 +28,11 @@ export const LoraSchema = z
   .strict()
   .superRefine((l, ctx) => {
     if (l.targets.includes('gate_proj') !== l.targets.includes('up_proj'))
-      ctx.addIssue({ code: 'custom', path: ['targets'], message: `gate_proj and up_proj are one fused weight in this engine and take one adapter: name both or neither (got ${JSON.stringify(l.targets)})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets'],
+        message: `gate_proj and up_proj are one fused weight in this engine and take one adapter: name both or neither (got ${JSON.stringify(l.targets)})`,
+      });
   });
 
 export type LoraConfig = z.output<typeof LoraSchema>;
@@ -95,7 +98,8 @@ function assemble(p: Parameter, dict: ReadonlyMap<string, NamedTensor>, where: s
   for (const e of p.stateEntries()) {
     const t = dict.get(e.name);
     const n = e.shape.reduce((a, b) => a * b, 1);
-    if (!t || t.data.length !== n) throw new Error(`${where}: LoRA merge needs ${e.name} [${e.shape.join(', ')}]${t ? `, the file has [${t.shape.join(', ')}]` : ', which is missing'}`);
+    if (!t || t.data.length !== n)
+      throw new Error(`${where}: LoRA merge needs ${e.name} [${e.shape.join(', ')}]${t ? `, the file has [${t.shape.join(', ')}]` : ', which is missing'}`);
     out.set(t.data, e.offset);
   }
   return out;

@@ -53,7 +53,10 @@ function routerTerms(out: ModelOutput, o: LossOptions): { aux: Var; z: Var } {
 export function forecastLoss(out: ModelOutput, targets: readonly HorizonTarget[], o: LossOptions): LossTerms {
   if (targets.length !== out.predictions.length) throw new Error(`${targets.length} targets for ${out.predictions.length} heads`);
   const headLosses = out.predictions.map((p, n) => huberLoss(p, targets[n]!.target, targets[n]!.mask, o.huberDelta));
-  const main = weightedSum(headLosses, headLosses.map(() => 1 / headLosses.length));
+  const main = weightedSum(
+    headLosses,
+    headLosses.map(() => 1 / headLosses.length),
+  );
   const { aux, z } = routerTerms(out, o);
   const total = weightedSum([main, aux, z], [1, o.auxFactor, o.zCoef]);
   return { total, main, headLosses, aux, z };

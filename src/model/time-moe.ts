@@ -68,7 +68,10 @@ export class TimeMoeModel {
   ) {
     // Working weights in f16 are the matrices (norm weights and biases stay f32, as the kernels need).
     const working = storage.working ?? 'f32';
-    const f = new ParamFactory(rt, new Rng(seed), { dtypeOf: (shape) => (working === 'f16' && shape.length >= 2 ? 'f16' : 'f32'), keepHost: !!storage.keepHost });
+    const f = new ParamFactory(rt, new Rng(seed), {
+      dtypeOf: (shape) => (working === 'f16' && shape.length >= 2 ? 'f16' : 'f32'),
+      keepHost: !!storage.keepHost,
+    });
     const init = cfg.init;
     const d = cfg.hidden;
     const residualStd = init.scaleResidualByDepth ? init.std / Math.sqrt(2 * cfg.layers) : init.std;
@@ -123,7 +126,13 @@ export class TimeMoeModel {
     };
     for (const layer of this.layers) {
       const { attn, ffn } = layer;
-      for (const [t, lin] of [['q_proj', attn.q], ['k_proj', attn.k], ['v_proj', attn.v], ['o_proj', attn.o]] as const) if (want.has(t)) lin.adapter = adapt(lin.weight);
+      for (const [t, lin] of [
+        ['q_proj', attn.q],
+        ['k_proj', attn.k],
+        ['v_proj', attn.v],
+        ['o_proj', attn.o],
+      ] as const)
+        if (want.has(t)) lin.adapter = adapt(lin.weight);
       if (want.has('gate_proj')) {
         ffn.gateUpAdapter = adapt(ffn.gateUpProj);
         if (ffn.shared) ffn.shared.gateUpAdapter = adapt(ffn.shared.gateUp);

@@ -150,10 +150,11 @@ export class HostAdamW implements StepOptimizer {
       w.on('message', (id: number) => this.waiting.get(id)?.done());
       // A worker that dies fails the update it was running (never a silent hang or exit).
       const fail = (e: Error) => {
-        for (const [id, job] of this.waiting) if (job.worker === w) {
-          this.waiting.delete(id);
-          job.fail(new Error(`host AdamW worker failed: ${e.message}`));
-        }
+        for (const [id, job] of this.waiting)
+          if (job.worker === w) {
+            this.waiting.delete(id);
+            job.fail(new Error(`host AdamW worker failed: ${e.message}`));
+          }
       };
       w.on('error', fail);
       w.on('exit', (code) => code !== 0 && fail(new Error(`exited with code ${code}`)));
@@ -250,7 +251,7 @@ export class HostAdamW implements StepOptimizer {
     const per = Math.ceil(total / this.workers.length);
     const jobs: Job[][] = this.workers.map(() => []);
     for (const sp of spans) {
-      for (let off = 0; off < sp.len; ) {
+      for (let off = 0; off < sp.len;) {
         const w = Math.min(this.workers.length - 1, Math.floor((sp.gBase + off) / per));
         const end = Math.min(sp.len, (w + 1) * per - sp.gBase);
         jobs[w]!.push({ state: sp.state, from: off, to: end, gOff: sp.gBase + off, k: sp.k });

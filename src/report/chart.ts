@@ -485,8 +485,7 @@ export function lineChart(opts: LineChartOptions): string {
     out.push('</g>');
   }
 
-  if (!dr && !anyBad && !anyNonPositive)
-    out.push(`<text x="${(px0 + px1) / 2}" y="${(py0 + py1) / 2}" text-anchor="middle" fill="#999">no data</text>`);
+  if (!dr && !anyBad && !anyNonPositive) out.push(`<text x="${(px0 + px1) / 2}" y="${(py0 + py1) / 2}" text-anchor="middle" fill="#999">no data</text>`);
 
   // Legend, with a red note on every series that has non-finite values.
   out.push('<g class="legend">');

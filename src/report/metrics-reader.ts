@@ -8,9 +8,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** A number, or one of the three strings the logger writes for a non-finite number. */
-const num = z
-  .union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])])
-  .transform((v): number => (typeof v === 'number' ? v : Number(v)));
+const num = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]).transform((v): number => (typeof v === 'number' ? v : Number(v)));
 
 const badTensor = z.object({
   name: z.string(),
@@ -78,7 +76,6 @@ const valid = z.object({
 });
 
 export type BadTensorRecord = z.infer<typeof badTensor>;
-export type LayerRoutingRecord = z.infer<typeof layerRouting>;
 export type TrainRecord = z.infer<typeof train>;
 export type ValidRecord = z.infer<typeof valid>;
 

@@ -176,13 +176,6 @@ export const auxChart: ChartSpec = {
   ],
 };
 
-export const zLossChart: ChartSpec = {
-  file: 'z-loss',
-  title: 'Router z-loss',
-  yLabel: 'z-loss',
-  series: (m) => [{ name: 'z (unweighted)', points: trainSeries(m, (r) => r.z) }],
-};
-
 export const scheduleChart: ChartSpec = {
   file: 'schedule',
   title: 'Learning rate and aux factor',
@@ -234,7 +227,10 @@ export function summarize(m: RunMetrics): SummaryRow[] {
   const v0 = m.valid.find((v) => v.step === 0) ?? m.valid[0];
   const vEnd = m.valid[m.valid.length - 1];
   const rows: SummaryRow[] = [];
-  rows.push(['optimizer steps logged', t.length ? `${t.length}${first?.microSteps && first.microSteps > 1 ? ` (${first.microSteps} micro-steps each)` : ''}` : '0']);
+  rows.push([
+    'optimizer steps logged',
+    t.length ? `${t.length}${first?.microSteps && first.microSteps > 1 ? ` (${first.microSteps} micro-steps each)` : ''}` : '0',
+  ]);
   rows.push([`train loss, step ${first?.step ?? 1}`, fmtNum(first?.loss)]);
   rows.push([`train loss, step ${last?.step ?? '—'} (last)`, fmtNum(last?.loss)]);
   rows.push([`valid loss, step ${v0?.step ?? 0}`, fmtNum(v0?.loss)]);
@@ -293,7 +289,9 @@ function sharedBounds(spec: ChartSpec, all: Series[][], refs: number[]): { yMin?
   if (yr) {
     const lo = spec.yMin ?? yr.min;
     const hi = spec.yMax ?? yr.max;
-    const t = spec.logY ? logTicks(lo, Math.max(lo, hi), { lo: spec.yMin !== undefined, hi: spec.yMax !== undefined }) : niceTicks(lo, hi, 5, { lo: spec.yMin !== undefined, hi: spec.yMax !== undefined });
+    const t = spec.logY
+      ? logTicks(lo, Math.max(lo, hi), { lo: spec.yMin !== undefined, hi: spec.yMax !== undefined })
+      : niceTicks(lo, hi, 5, { lo: spec.yMin !== undefined, hi: spec.yMax !== undefined });
     out.yMin = t.lo;
     out.yMax = t.hi;
   }
@@ -321,7 +319,11 @@ export function writeComparisonReport(opts: ComparisonReportOptions): Comparison
   const md: string[] = [`# ${opts.title}`, '', opts.description.trim(), ''];
 
   md.push('## Runs', '');
-  opts.runs.forEach((r, i) => md.push(`- **${cell(r.label)}**: \`${relative(opts.outDir, paths[i]!) || paths[i]}\` (${metrics[i]!.train.length} train records, ${metrics[i]!.valid.length} validations)`));
+  opts.runs.forEach((r, i) =>
+    md.push(
+      `- **${cell(r.label)}**: \`${relative(opts.outDir, paths[i]!) || paths[i]}\` (${metrics[i]!.train.length} train records, ${metrics[i]!.valid.length} validations)`,
+    ),
+  );
   md.push('');
 
   // Summary: rows in the order they first appear in any run, one column per run.
@@ -335,7 +337,10 @@ export function writeComparisonReport(opts: ComparisonReportOptions): Comparison
   md.push('');
 
   md.push('## Charts', '');
-  md.push('Side by side, one column per run, on shared axes. Markers in the red band at the top of a chart are non-finite values (× NaN, ▲ +Inf, ▼ -Inf), never plotted as 0; on a log scale, values ≤ 0 sit in a grey band at the bottom.', '');
+  md.push(
+    'Side by side, one column per run, on shared axes. Markers in the red band at the top of a chart are non-finite values (× NaN, ▲ +Inf, ▼ -Inf), never plotted as 0; on a log scale, values ≤ 0 sit in a grey band at the bottom.',
+    '',
+  );
   const svgs: string[] = [];
   for (const spec of charts) {
     const series = metrics.map((m) => spec.series(m));

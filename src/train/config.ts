@@ -110,11 +110,18 @@ const PrecisionSchema = z
      */
     activations: z.enum(['f32', 'f16']).default('f32'),
     /** Loss scale at the start (f16 only; a power of two keeps the scaling exact). */
-    initialScale: z.number().min(1).max(2 ** 24).default(2 ** 16),
+    initialScale: z
+      .number()
+      .min(1)
+      .max(2 ** 24)
+      .default(2 ** 16),
     /** Double the scale after this many optimizer steps without overflow (f16 only). */
     growthInterval: z.number().int().positive().default(200),
     /** Overflow skips stop halving here; overflows at this scale count as bad steps (f16 only). */
-    minScale: z.number().min(2 ** -24).default(1),
+    minScale: z
+      .number()
+      .min(2 ** -24)
+      .default(1),
   })
   .strict();
 
@@ -183,10 +190,19 @@ export const TrainConfigSchema = z
       });
     }
     if (c.precision.minScale > c.precision.initialScale)
-      ctx.addIssue({ code: 'custom', path: ['precision', 'minScale'], message: `${c.precision.minScale} exceeds precision.initialScale ${c.precision.initialScale}: lower it (--set precision.minScale=1) or raise precision.initialScale` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['precision', 'minScale'],
+        message: `${c.precision.minScale} exceeds precision.initialScale ${c.precision.initialScale}: lower it (--set precision.minScale=1) or raise precision.initialScale`,
+      });
     if (c.optim.offload === 'host' && c.logging.metricsEvery !== 1)
-      ctx.addIssue({ code: 'custom', path: ['logging', 'metricsEvery'], message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})` });
-    for (const problem of fineTuneProblems(c.optim.freeze, c.optim.lora, c.model.sharedIntermediate > 0)) ctx.addIssue({ code: 'custom', path: ['optim', problem.key], message: problem.message });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['logging', 'metricsEvery'],
+        message: `optim.offload "host" updates the weights on the host between steps, so steps cannot be recorded ahead: set logging.metricsEvery to 1 (got ${c.logging.metricsEvery})`,
+      });
+    for (const problem of fineTuneProblems(c.optim.freeze, c.optim.lora, c.model.sharedIntermediate > 0))
+      ctx.addIssue({ code: 'custom', path: ['optim', problem.key], message: problem.message });
     const rank = c.optim.lora ? loraRankProblem(c.model, c.optim.lora) : null;
     if (rank) ctx.addIssue({ code: 'custom', path: ['optim', 'lora', 'rank'], message: rank });
     if (c.schedule.warmupSteps > c.schedule.steps)
@@ -209,7 +225,17 @@ export type TrainConfig = z.output<typeof TrainConfigSchema>;
  * unless --allow-config-change names it.
  */
 export const RESUME_FREE: readonly string[] = ['logging', 'checkpoint', 'device', 'stability', 'optim.offload', 'schedule.recompute', 'model.init.from'];
-export const RESUME_NOTED: readonly string[] = ['schedule.steps', 'schedule.warmupSteps', 'schedule.decay', 'optim.lr', 'optim.minLrRatio', 'optim.clipNorm', 'precision.initialScale', 'precision.growthInterval', 'precision.minScale'];
+export const RESUME_NOTED: readonly string[] = [
+  'schedule.steps',
+  'schedule.warmupSteps',
+  'schedule.decay',
+  'optim.lr',
+  'optim.minLrRatio',
+  'optim.clipNorm',
+  'precision.initialScale',
+  'precision.growthInterval',
+  'precision.minScale',
+];
 
 /** Does `key` (a dotted path) fall under `entry` (the key itself or a section above it)? */
 export const underKey = (key: string, entry: string): boolean => key === entry || key.startsWith(`${entry}.`);
@@ -288,7 +314,9 @@ function expectation(iss: z.core.$ZodIssue): string {
       return `one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_union':
       if (iss.errors.length) return [...new Set(iss.errors.map((b) => (b[0] ? expectation(b[0]) : 'something else')))].join(' or ');
-      return (iss as { options?: unknown[] }).options ? `one of ${(iss as { options: unknown[] }).options.map((v) => JSON.stringify(v)).join(', ')}` : iss.message;
+      return (iss as { options?: unknown[] }).options
+        ? `one of ${(iss as { options: unknown[] }).options.map((v) => JSON.stringify(v)).join(', ')}`
+        : iss.message;
     default:
       return iss.message;
   }
@@ -307,7 +335,20 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** Names from other trainers for a key of ours (compared without case, "_" and "-"). */
-const SYNONYMS: Record<string, string> = { learningrate: 'lr', batchsize: 'microBatch', microbatchsize: 'microBatch', gradientaccumulationsteps: 'accumulation', maxsteps: 'steps', warmup: 'warmupSteps', nexperts: 'experts', numexperts: 'experts', hiddensize: 'hidden', numlayers: 'layers', numheads: 'heads', topk: 'topK' };
+const SYNONYMS: Record<string, string> = {
+  learningrate: 'lr',
+  batchsize: 'microBatch',
+  microbatchsize: 'microBatch',
+  gradientaccumulationsteps: 'accumulation',
+  maxsteps: 'steps',
+  warmup: 'warmupSteps',
+  nexperts: 'experts',
+  numexperts: 'experts',
+  hiddensize: 'hidden',
+  numlayers: 'layers',
+  numheads: 'heads',
+  topk: 'topK',
+};
 const squash = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
 
 /** The allowed key a misspelt one most likely meant: same letters up to case and "_", a synonym (exact), or a small edit away. */
@@ -399,7 +440,9 @@ export function formatIssues(error: z.ZodError, raw: unknown, source: string, se
     if (iss.code === 'unrecognized_keys') {
       const allowed = allowedKeys(TrainConfigSchema, iss.path, raw);
       const list = allowed.length ? ` (allowed here: ${allowed.join(', ')})` : '';
-      return iss.keys.map((k) => tag([...keyPath, k], path === '(top level)' ? k : `${path}.${k}`, `unknown key${unknownKeyHint(iss.path, k, allowed)}${list}`));
+      return iss.keys.map((k) =>
+        tag([...keyPath, k], path === '(top level)' ? k : `${path}.${k}`, `unknown key${unknownKeyHint(iss.path, k, allowed)}${list}`),
+      );
     }
     // Cross-field checks write their own message, naming both values and the fix.
     if (iss.code === 'custom') return [tag(keyPath, path, iss.message, iss.message)];
@@ -443,7 +486,8 @@ function shapeProblem(value: unknown, at: readonly string[]): string | null {
       return `nested more than ${MAX_CONFIG_DEPTH} levels deep at ${clipPath(path)}: the schema needs 5 (data.source.seasonality.0.period). Look for a value pasted in by mistake, or brackets that do not close where they should`;
     for (const k of Object.keys(v)) {
       const path2 = [...path, k];
-      if (PROTOTYPE_KEYS.has(k)) return `"${k}" at ${clipPath(path2)} is not a config key: ${[...PROTOTYPE_KEYS].join(', ')} are refused (they would reach JavaScript's object internals). Remove it`;
+      if (PROTOTYPE_KEYS.has(k))
+        return `"${k}" at ${clipPath(path2)} is not a config key: ${[...PROTOTYPE_KEYS].join(', ')} are refused (they would reach JavaScript's object internals). Remove it`;
       stack.push({ v: (v as Record<string, unknown>)[k], path: path2 });
     }
   }
@@ -459,9 +503,15 @@ export function applyOverride(raw: Record<string, Json>, assignment: string): Se
   const shown = shownSet(assignment);
   if (eq <= 0) throw new ConfigError(`${shown}: expected path=value, e.g. --set optim.lr=3e-4`);
   const path = assignment.slice(0, eq).split('.');
-  if (path.some((k) => k === '')) throw new ConfigError(`${shown}: "${assignment.slice(0, eq)}" has an empty key: write the dotted path of the tables in docs/CONFIG.md, e.g. --set optim.lr=3e-4`);
+  if (path.some((k) => k === ''))
+    throw new ConfigError(
+      `${shown}: "${assignment.slice(0, eq)}" has an empty key: write the dotted path of the tables in docs/CONFIG.md, e.g. --set optim.lr=3e-4`,
+    );
   const proto = path.find((k) => PROTOTYPE_KEYS.has(k));
-  if (proto) throw new ConfigError(`${shown}: "${proto}" is not a config key: ${[...PROTOTYPE_KEYS].join(', ')} are refused (they would reach JavaScript's object internals). The top-level keys are ${allowedKeys(TrainConfigSchema, [], raw).join(', ')}`);
+  if (proto)
+    throw new ConfigError(
+      `${shown}: "${proto}" is not a config key: ${[...PROTOTYPE_KEYS].join(', ')} are refused (they would reach JavaScript's object internals). The top-level keys are ${allowedKeys(TrainConfigSchema, [], raw).join(', ')}`,
+    );
   const text = assignment.slice(eq + 1);
   let value: Json;
   try {
@@ -597,7 +647,11 @@ export function jsonErrorMessage(file: string, text: string, e: Error): string {
   // V8's reason when it is about this spot ("Expected double-quoted property name"), else the character.
   const v8 = / in JSON at position (\d+)/.exec(e.message);
   const reason =
-    pos >= text.trimEnd().length ? 'the file ends before the JSON does' : v8 && Number(v8[1]) === pos ? e.message.slice(0, v8.index) : `unexpected ${JSON.stringify(text[pos])}`;
+    pos >= text.trimEnd().length
+      ? 'the file ends before the JSON does'
+      : v8 && Number(v8[1]) === pos
+        ? e.message.slice(0, v8.index)
+        : `unexpected ${JSON.stringify(text[pos])}`;
   const lineStart = text.lastIndexOf('\n', pos - 1) + 1;
   const nl = text.indexOf('\n', pos);
   const lineEnd = nl < 0 ? text.length : nl;
@@ -619,7 +673,8 @@ export function loadConfig(path: string, overrides: readonly string[] = []): Tra
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new ConfigError(`config file not found: ${full} (check the --config path)`);
-    if (code === 'EISDIR') throw new ConfigError(`--config ${path} is a folder, not a file: pass the JSON file (e.g. --config ${join(path, 'small-moe.json')})`);
+    if (code === 'EISDIR')
+      throw new ConfigError(`--config ${path} is a folder, not a file: pass the JSON file (e.g. --config ${join(path, 'small-moe.json')})`);
     throw new ConfigError(`cannot read config ${full} (${code ?? (e as Error).message}): check the file's permissions, or the --config path`);
   }
   // A byte-order mark (some Windows editors write one) is not JSON, but not a mistake either.

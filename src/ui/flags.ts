@@ -90,6 +90,7 @@ export function parseHost(flag: string, value: string | undefined): string {
 /** Both flags: the address to listen on. A host in the port flag and the host flag at once is refused. */
 export function parseAddress(flags: FlagNames, portValue: string | true, hostValue: string | undefined): Address {
   const p = parsePort(flags, portValue);
-  if (p.host !== undefined && hostValue !== undefined) throw new UiError(`${flags.port} ${String(portValue)} and ${flags.host} ${hostValue} both name an address: give the port alone to ${flags.port}`);
+  if (p.host !== undefined && hostValue !== undefined)
+    throw new UiError(`${flags.port} ${String(portValue)} and ${flags.host} ${hostValue} both name an address: give the port alone to ${flags.port}`);
   return { port: p.port, host: p.host ?? parseHost(flags.host, hostValue) };
 }

@@ -45,7 +45,9 @@ function readHeader(dir: string): UiHeader | null {
     try {
       raw = JSON.parse(readFileSync(path, 'utf8'));
     } catch (e) {
-      throw new UiError(`${path}: not valid JSON (${(e as Error).message}). train.js writes it at the start of a run; delete it to show the run without its header`);
+      throw new UiError(
+        `${path}: not valid JSON (${(e as Error).message}). train.js writes it at the start of a run; delete it to show the run without its header`,
+      );
     }
     const r = parseHeader(raw);
     if ('error' in r) throw new UiError(`${path}: ${r.error}. train.js writes it at the start of a run; delete it to show the run without its header`);
@@ -56,7 +58,8 @@ function readHeader(dir: string): UiHeader | null {
 }
 
 /** Who holds `<dir>/lock`, as far as this machine can tell. */
-export type LockState = { held: 'none' } | { held: 'live'; pid: number } | { held: 'stale'; pid: number; why: string } | { held: 'elsewhere'; pid: number; host: string };
+export type LockState =
+  { held: 'none' } | { held: 'live'; pid: number } | { held: 'stale'; pid: number; why: string } | { held: 'elsewhere'; pid: number; host: string };
 
 export function lockState(dir: string): LockState {
   let raw: unknown;
@@ -77,7 +80,11 @@ export function lockState(dir: string): LockState {
 /** The run's state from its lock, its last step and schedule.steps, with a message when it is not plain. */
 export function runState(lock: LockState, lastStep: number | null, total: number | null, dir: string): { status: RunStatus; message?: string } {
   if (lock.held === 'live') return { status: 'running' };
-  if (lock.held === 'elsewhere') return { status: 'running', message: `${dir}/lock is held by pid ${lock.pid} on host ${lock.host}: taken as running (that host cannot be checked from here)` };
+  if (lock.held === 'elsewhere')
+    return {
+      status: 'running',
+      message: `${dir}/lock is held by pid ${lock.pid} on host ${lock.host}: taken as running (that host cannot be checked from here)`,
+    };
   const at = lastStep === null ? 'before its first step' : `at step ${lastStep}${total !== null ? ` of ${total}` : ''}`;
   const stale = lock.held === 'stale' ? ` (its lock names pid ${lock.pid}, but ${lock.why})` : '';
   if (total === null) return { status: 'saved', ...(stale ? { message: `no process is training it${stale}` } : {}) };
@@ -173,7 +180,8 @@ export function followRun(hub: Hub, arg: string, label: string, opts: FollowOpti
   const cwd = opts.cwd ?? process.cwd();
   const warn = opts.warn ?? ((l: string) => console.error(l));
   const path = resolve(cwd, arg);
-  if (!existsSync(path)) throw new UiError(`${arg}: no such folder. Give a run folder train.js wrote (its logging.dir, e.g. runs/small-moe), which holds metrics.jsonl`);
+  if (!existsSync(path))
+    throw new UiError(`${arg}: no such folder. Give a run folder train.js wrote (its logging.dir, e.g. runs/small-moe), which holds metrics.jsonl`);
   const isFile = statSync(path).isFile();
   const dir = isFile ? dirname(path) : path;
   const metrics = isFile ? path : join(dir, 'metrics.jsonl');
@@ -181,7 +189,9 @@ export function followRun(hub: Hub, arg: string, label: string, opts: FollowOpti
   const shown = relative(cwd, dir) || '.';
   if (!existsSync(metrics) && lockState(dir).held !== 'live') {
     const below = runsBelow(dir, cwd);
-    const hint = below.length ? `; run folders below it: ${below.join(', ')}` : '; train into it first with node train.js --config <file> (logging.dir names the folder)';
+    const hint = below.length
+      ? `; run folders below it: ${below.join(', ')}`
+      : '; train into it first with node train.js --config <file> (logging.dir names the folder)';
     throw new UiError(`${arg}: no metrics.jsonl in this folder, so it is not a run folder${hint}`);
   }
   if (existsSync(metrics) && !readFileSync(metrics, 'utf8').trim() && lockState(dir).held !== 'live')

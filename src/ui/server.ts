@@ -40,10 +40,18 @@ function hostAllowed(req: IncomingMessage): boolean {
 
 function listenError(e: NodeJS.ErrnoException, addr: Address, portFlag: string, hostFlag: string): UiError {
   const where = `${addr.host}:${addr.port}`;
-  if (e.code === 'EADDRINUSE') return new UiError(`the dashboard cannot listen on ${where}: the port is in use (another dashboard or server?). Pick another with ${portFlag} <port>, or ${portFlag} 0 for a free one`);
-  if (e.code === 'EACCES') return new UiError(`the dashboard cannot listen on ${where}: permission denied (ports below 1024 need root). Use ${portFlag} 8080, or ${portFlag} 0 for a free one`);
+  if (e.code === 'EADDRINUSE')
+    return new UiError(
+      `the dashboard cannot listen on ${where}: the port is in use (another dashboard or server?). Pick another with ${portFlag} <port>, or ${portFlag} 0 for a free one`,
+    );
+  if (e.code === 'EACCES')
+    return new UiError(
+      `the dashboard cannot listen on ${where}: permission denied (ports below 1024 need root). Use ${portFlag} 8080, or ${portFlag} 0 for a free one`,
+    );
   if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN')
-    return new UiError(`the dashboard cannot listen on ${where}: this machine has no such address (${e.code}). Use ${hostFlag} 127.0.0.1 (the default), or one of this machine's own addresses`);
+    return new UiError(
+      `the dashboard cannot listen on ${where}: this machine has no such address (${e.code}). Use ${hostFlag} 127.0.0.1 (the default), or one of this machine's own addresses`,
+    );
   return new UiError(`the dashboard cannot listen on ${where}: ${e.message}`);
 }
 
@@ -83,7 +91,8 @@ export async function serve(opts: ServeOptions): Promise<Dashboard> {
     const lines = hub.since(0);
     const body = `${[...lines, JSON.stringify({ type: 'seq', seq: lines.length })].join('\n')}\n`;
     // zlib runs on the thread pool: a late page's big history does not hold up a training step.
-    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) send(res, 200, 'application/x-ndjson', await gzipAsync(body), { 'Content-Encoding': 'gzip' });
+    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? '')))
+      send(res, 200, 'application/x-ndjson', await gzipAsync(body), { 'Content-Encoding': 'gzip' });
     else send(res, 200, 'application/x-ndjson', body);
   };
 

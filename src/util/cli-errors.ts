@@ -41,8 +41,6 @@ export const EXIT = {
   sigterm: 143,
 } as const;
 
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
-
 export interface ErrorRow {
   /** The error class's `name`. */
   name: string;
@@ -56,23 +54,66 @@ export interface ErrorRow {
 
 /** The table. Order does not matter: names are unique. */
 export const ERROR_TABLE: readonly ErrorRow[] = [
-  { name: 'IoError', exit: (e) => (isPathCode((e as IoError).code) ? EXIT.badInput : EXIT.stopped), prefix: 'error', what: 'src/util/atomic-write.ts: a file-system operation refused. 2 when the path cannot be written (read-only, permission, a file in the way, symlink loop), 1 when the environment failed (disk full, I/O error)' },
+  {
+    name: 'IoError',
+    exit: (e) => (isPathCode((e as IoError).code) ? EXIT.badInput : EXIT.stopped),
+    prefix: 'error',
+    what: 'src/util/atomic-write.ts: a file-system operation refused. 2 when the path cannot be written (read-only, permission, a file in the way, symlink loop), 1 when the environment failed (disk full, I/O error)',
+  },
   { name: 'OutputPathError', exit: EXIT.badInput, prefix: 'error', what: 'src/util/output-path.ts: an output that is an input run, inside one or holds one' },
   { name: 'ConfigError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/config.ts: a config value, a flag, a plan that does not fit' },
   { name: 'DataError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/data/errors.ts: a data file, a cell, a data config value' },
-  { name: 'CheckpointError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/persist/safetensors.ts: a checkpoint or model folder that cannot be used (missing, damaged, checksum, non-finite weights)' },
+  {
+    name: 'CheckpointError',
+    exit: EXIT.badInput,
+    prefix: 'error',
+    what: 'src/train/persist/safetensors.ts: a checkpoint or model folder that cannot be used (missing, damaged, checksum, non-finite weights)',
+  },
   { name: 'HfConfigError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/interop/hf-config.ts: a config.json or model with no Time-MoE equivalent' },
   { name: 'RunFolderError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/run/run-dir.ts: a run folder in use, holding a run, or not creatable' },
   { name: 'UiError', exit: EXIT.badInput, prefix: 'error', what: 'src/ui/errors.ts: a dashboard flag, run folder or port' },
   { name: 'ForecastError', exit: EXIT.badInput, prefix: 'error', what: 'src/forecast/errors.ts: a forecast.js flag or a model that cannot forecast this data' },
-  { name: 'NonFiniteForecastError', exit: EXIT.diverged, prefix: 'error', what: 'src/forecast/errors.ts: the model\'s forecast is not finite (nothing written)' },
+  {
+    name: 'NonFiniteForecastError',
+    exit: EXIT.diverged,
+    prefix: 'error',
+    what: "src/forecast/errors.ts: the model's forecast is not finite (nothing written)",
+  },
   { name: 'DiagnoseInputError', exit: EXIT.badInput, prefix: 'error', what: 'src/diagnose/cli.ts: a run folder diagnose.js cannot read' },
-  { name: 'GpuError', exit: (e) => ((e as Error & { kind?: string }).kind === 'no-adapter' ? EXIT.badInput : EXIT.stopped), prefix: 'error', what: 'src/kernels/errors.ts: no adapter (2), or the device failed (1)' },
-  { name: 'ExperimentError', exit: (e) => (e as Error & { exitCode: number }).exitCode, prefix: 'error', what: 'experiments/runner.ts: an experiment\'s train.js failed (1), or --report-only found no run (2)' },
-  { name: 'RunStopped', exit: (e) => (e as Error & { exitCode: number }).exitCode, prefix: 'stopped', what: 'src/train/run/session.ts: a training run stopped (bad steps, signal, I/O failure mid-run); its own code' },
+  {
+    name: 'GpuError',
+    exit: (e) => ((e as Error & { kind?: string }).kind === 'no-adapter' ? EXIT.badInput : EXIT.stopped),
+    prefix: 'error',
+    what: 'src/kernels/errors.ts: no adapter (2), or the device failed (1)',
+  },
+  {
+    name: 'ExperimentError',
+    exit: (e) => (e as Error & { exitCode: number }).exitCode,
+    prefix: 'error',
+    what: "experiments/runner.ts: an experiment's train.js failed (1), or --report-only found no run (2)",
+  },
+  {
+    name: 'RunStopped',
+    exit: (e) => (e as Error & { exitCode: number }).exitCode,
+    prefix: 'stopped',
+    what: 'src/train/run/session.ts: a training run stopped (bad steps, signal, I/O failure mid-run); its own code',
+  },
 ];
 
 const BY_NAME = new Map(ERROR_TABLE.map((r) => [r.name, r]));
+
+/**
+ * The row of an error: its own class's, else the nearest base class's (a NewerCheckpointError is a
+ * CheckpointError). Matched by name along the prototype chain: util cannot import the classes.
+ */
+function rowOf(err: Error): ErrorRow | undefined {
+  for (let p: object | null = err; p && p !== Error.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    const name = (p as { constructor?: { name?: string } }).constructor?.name;
+    const row = (p === err ? BY_NAME.get(err.name) : undefined) ?? (name ? BY_NAME.get(name) : undefined);
+    if (row) return row;
+  }
+  return undefined;
+}
 
 /** Node's syscall names as the verb of "cannot <action> <path>". */
 const SYSCALL_ACTION: Record<string, string> = {
@@ -114,7 +155,7 @@ export function describeCliError(e: unknown, command = 'webgpu-moe'): { code: nu
   let err = e;
   if (isErrno(err) && !(err instanceof IoError)) err = fromRawErrno(err) ?? err;
   if (err instanceof Error) {
-    const row = BY_NAME.get(err.name);
+    const row = rowOf(err);
     if (row) {
       const code = typeof row.exit === 'function' ? row.exit(err) : row.exit;
       const text = err instanceof IoError ? `${err.message}. ${err.fix}` : err.message;

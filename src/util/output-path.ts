@@ -84,7 +84,12 @@ export interface ProtectedInput {
  * `allowed` lists real paths inside an input that are nevertheless the command's own (forecast.js's
  * `<run>/forecast`). `suffix` makes the suggested folder (`<input>-<suffix>`, beside the input).
  */
-export function checkApart(out: string, inputs: readonly ProtectedInput[], flag: string, opts: { cwd?: string; suffix: string; allowed?: readonly string[]; label?: string }): void {
+export function checkApart(
+  out: string,
+  inputs: readonly ProtectedInput[],
+  flag: string,
+  opts: { cwd?: string; suffix: string; allowed?: readonly string[]; label?: string },
+): void {
   const cwd = opts.cwd ?? process.cwd();
   const o = realPath(out, 'write');
   for (const input of inputs) {
@@ -143,7 +148,10 @@ export function checkWritable(out: string, action = 'write'): void {
 
 /** `<time>`: ISO time with ':' made safe for file names (as the run folder's set-aside/ uses). */
 export function stamp(): string {
-  return new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  return new Date()
+    .toISOString()
+    .replace(/:/g, '-')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** A name beside `out` for its old contents: `<out>.set-aside-<time>[-N]`, not yet taken. */

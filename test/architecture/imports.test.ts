@@ -70,7 +70,15 @@ describe('source layout', () => {
 
   it('nothing outside src/kernels reaches a recorder, a GPUDevice, a buffer pool or adapter strings', () => {
     const offenders: string[] = [];
-    const forbidden = [/\.recorder\b/, /\bGPUDevice\b/, /\bGPUBuffer\b/, /\.pool\./, /\.device\.(limits|queue|features)/, /adapter\.(backend|device|description)\b[^;\n]*\.(includes|test|match)\(/, /\/[^/\n]*(llvmpipe|lavapipe|swiftshader)[^/\n]*\/i?\.test\(/];
+    const forbidden = [
+      /\.recorder\b/,
+      /\bGPUDevice\b/,
+      /\bGPUBuffer\b/,
+      /\.pool\./,
+      /\.device\.(limits|queue|features)/,
+      /adapter\.(backend|device|description)\b[^;\n]*\.(includes|test|match)\(/,
+      /\/[^/\n]*(llvmpipe|lavapipe|swiftshader)[^/\n]*\/i?\.test\(/,
+    ];
     for (const f of graph.keys()) {
       if (f.startsWith('src/kernels/')) continue;
       const text = readFileSync(join(ROOT, f), 'utf8');

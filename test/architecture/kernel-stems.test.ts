@@ -37,7 +37,13 @@ export const STEMS: readonly Stem[] = [
   { stem: 'fill' },
   { stem: 'guard' },
   { stem: 'loss' },
-  { stem: 'matmul', variants: ['blocked', 'tiled'], generators: ['blocked', 'tiled'], helpers: ['common', 'config', 'tune'], tests: ['f16.test', 'tune.test', 'cases'] },
+  {
+    stem: 'matmul',
+    variants: ['blocked', 'tiled'],
+    generators: ['blocked', 'tiled'],
+    helpers: ['common', 'config', 'tune'],
+    tests: ['f16.test', 'tune.test', 'cases'],
+  },
   { stem: 'mean-pool' },
   { stem: 'moe-loss' },
   { stem: 'reduce' },
@@ -49,13 +55,34 @@ export const STEMS: readonly Stem[] = [
 ];
 
 /** src/kernels modules that are the runtime, not a kernel (docs/DESIGN.md §2, §9). */
-const RUNTIME_MODULES = ['base-runtime', 'buffer-pool', 'caps', 'device', 'errors', 'f16', 'grid', 'kernel-spec', 'meta-runtime', 'pipeline-cache', 'policy', 'profiler', 'recorder', 'runtime', 'shader-loader', 'tensor', 'wgsl-interface'];
+const RUNTIME_MODULES = [
+  'base-runtime',
+  'buffer-pool',
+  'caps',
+  'device',
+  'errors',
+  'f16',
+  'grid',
+  'kernel-spec',
+  'meta-runtime',
+  'pipeline-cache',
+  'policy',
+  'profiler',
+  'recorder',
+  'runtime',
+  'shader-loader',
+  'tensor',
+  'wgsl-interface',
+];
 /** test/kernels files that test the runtime's modules (wgsl-interface.ts, policy.ts). */
 const RUNTIME_TESTS = ['interface.test.ts', 'policy.test.ts'];
 /** test/reference files that are shared helpers, not a kernel's reference. */
 const REFERENCE_HELPERS = ['compare.ts', 'compare.test.ts', 'gpu.ts', 'gradcheck.ts', 'ops.ts', 'rng.ts'];
 
-const list = (dir: string, ext: string) => readdirSync(join(ROOT, dir), { withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(ext)).map((e) => e.name);
+const list = (dir: string, ext: string) =>
+  readdirSync(join(ROOT, dir), { withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(ext))
+    .map((e) => e.name);
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
 const exists = (p: string) => existsSync(join(ROOT, p));
 
@@ -105,14 +132,17 @@ describe('kernel name stems', () => {
     });
   }
 
-  it('the tests use their stem\'s wrapper and reference; a reference uses no code from src/', () => {
+  it("the tests use their stem's wrapper and reference; a reference uses no code from src/", () => {
     const problems: string[] = [];
     for (const s of STEMS) {
       const p = partsOf(s);
       const testImports = p.tests.flatMap((f) => importsOf(`test/kernels/${f}`).map((i) => i.spec));
-      if (!testImports.some((i) => i === `../../src/kernels/${s.stem}.ts`)) problems.push(`test/kernels/${s.stem}*.test.ts does not import src/kernels/${s.stem}.ts`);
-      if (!testImports.some((i) => i === `../reference/${s.stem}-ref.ts`)) problems.push(`test/kernels/${s.stem}*.test.ts does not import test/reference/${s.stem}-ref.ts`);
-      for (const i of importsOf(`test/reference/${s.stem}-ref.ts`)) if (i.spec.includes('/src/') && !i.typeOnly) problems.push(`test/reference/${s.stem}-ref.ts imports code from ${i.spec}`);
+      if (!testImports.some((i) => i === `../../src/kernels/${s.stem}.ts`))
+        problems.push(`test/kernels/${s.stem}*.test.ts does not import src/kernels/${s.stem}.ts`);
+      if (!testImports.some((i) => i === `../reference/${s.stem}-ref.ts`))
+        problems.push(`test/kernels/${s.stem}*.test.ts does not import test/reference/${s.stem}-ref.ts`);
+      for (const i of importsOf(`test/reference/${s.stem}-ref.ts`))
+        if (i.spec.includes('/src/') && !i.typeOnly) problems.push(`test/reference/${s.stem}-ref.ts imports code from ${i.spec}`);
     }
     expect(problems).toEqual([]);
   });
@@ -120,10 +150,18 @@ describe('kernel name stems', () => {
   it('every shader, wrapper, reference, kernel test and benchmark key belongs to a stem (or to the runtime)', () => {
     const owned = STEMS.map(partsOf);
     const orphans = [
-      ...list('shaders', '.wgsl').filter((f) => !owned.some((p) => p.shaders.includes(f))).map((f) => `shaders/${f}`),
-      ...list('src/kernels', '.ts').filter((f) => !owned.some((p) => p.src.includes(f)) && !RUNTIME_MODULES.includes(f.slice(0, -3))).map((f) => `src/kernels/${f}`),
-      ...list('test/reference', '.ts').filter((f) => !owned.some((p) => p.reference.includes(f)) && !REFERENCE_HELPERS.includes(f)).map((f) => `test/reference/${f}`),
-      ...list('test/kernels', '.ts').filter((f) => !owned.some((p) => p.tests.includes(f)) && !RUNTIME_TESTS.includes(f)).map((f) => `test/kernels/${f}`),
+      ...list('shaders', '.wgsl')
+        .filter((f) => !owned.some((p) => p.shaders.includes(f)))
+        .map((f) => `shaders/${f}`),
+      ...list('src/kernels', '.ts')
+        .filter((f) => !owned.some((p) => p.src.includes(f)) && !RUNTIME_MODULES.includes(f.slice(0, -3)))
+        .map((f) => `src/kernels/${f}`),
+      ...list('test/reference', '.ts')
+        .filter((f) => !owned.some((p) => p.reference.includes(f)) && !REFERENCE_HELPERS.includes(f))
+        .map((f) => `test/reference/${f}`),
+      ...list('test/kernels', '.ts')
+        .filter((f) => !owned.some((p) => p.tests.includes(f)) && !RUNTIME_TESTS.includes(f))
+        .map((f) => `test/kernels/${f}`),
       ...[...benchStems()].filter((k) => !stems.includes(k)).map((k) => `bench/kernels.bench.ts case '${k}'`),
     ];
     expect(orphans).toEqual([]);
@@ -131,12 +169,18 @@ describe('kernel name stems', () => {
   });
 
   it('every shared include is included by some shader', () => {
-    const sources = [...list('shaders', '.wgsl').map((f) => `shaders/${f}`), ...list('shaders/include', '.wgsl').map((f) => `shaders/include/${f}`), ...['test', 'bench'].flatMap((d) => list(`shaders/${d}`, '.wgsl').map((f) => `shaders/${d}/${f}`))].map(read).join('\n');
+    const sources = [
+      ...list('shaders', '.wgsl').map((f) => `shaders/${f}`),
+      ...list('shaders/include', '.wgsl').map((f) => `shaders/include/${f}`),
+      ...['test', 'bench'].flatMap((d) => list(`shaders/${d}`, '.wgsl').map((f) => `shaders/${d}/${f}`)),
+    ]
+      .map(read)
+      .join('\n');
     const unused = list('shaders/include', '.wgsl').filter((f) => !sources.includes(`// #include "${f.slice(0, -5)}"`));
     expect(unused).toEqual([]);
   });
 
-  it('an autograd op named like a stem wraps that stem\'s kernels', () => {
+  it("an autograd op named like a stem wraps that stem's kernels", () => {
     const wrong = list('src/autograd/ops', '.ts')
       .filter((f) => stems.includes(f.slice(0, -3)))
       .filter((f) => !importsOf(`src/autograd/ops/${f}`).some((i) => i.spec === `../../kernels/${f}`))

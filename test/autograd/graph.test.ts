@@ -74,8 +74,15 @@ describe('autograd graph', () => {
   it('frees saved activations as soon as backward has used them', async () => {
     await rt.sync();
     const base = rt.memory().liveBytes;
-    const x = leaf(Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i)), [64, 32], false);
-    const w = leaf(Array.from({ length: 32 * 32 }, (_, i) => Math.cos(i) * 0.1), [32, 32]);
+    const x = leaf(
+      Array.from({ length: 64 * 32 }, (_, i) => Math.sin(i)),
+      [64, 32],
+      false,
+    );
+    const w = leaf(
+      Array.from({ length: 32 * 32 }, (_, i) => Math.cos(i) * 0.1),
+      [32, 32],
+    );
     const g = new Graph();
     // A chain of 6 linears: 6 activations of 8 KiB saved for backward.
     const y = g.run(() => {
@@ -111,7 +118,9 @@ describe('training-mode memory', () => {
       const g = new Graph();
       const dev = uploadBatch(rt, batch, model);
       const x = g.adopt(new Var(dev.inputs));
-      const terms = g.run(() => taskLoss(model.forward(x, { batch: B, seqLen: T }), dev, { auxFactor: 0.02, auxConvention: 'pooled', zCoef: 1e-3, experts: 4, topK: 2, huberDelta: 2 }));
+      const terms = g.run(() =>
+        taskLoss(model.forward(x, { batch: B, seqLen: T }), dev, { auxFactor: 0.02, auxConvention: 'pooled', zCoef: 1e-3, experts: 4, topK: 2, huberDelta: 2 }),
+      );
       g.keep(terms.total);
       g.backward(terms.total, rt.upload([1], [1]));
       const loss = (await terms.total.data.readF32())[0]!;
@@ -128,4 +137,3 @@ describe('training-mode memory', () => {
     model.dispose();
   });
 });
-

@@ -52,7 +52,16 @@ describe('MLP autograd ops: numeric gradient checks', () => {
   it('relu', async () => {
     const seed = freshSeed();
     const rng = new Rng(seed);
-    await gradcheck({ rt, name: 'relu', seed, inputs: [randAwayFromZero(rng, [4, 9], 2)], gpu: ([x]) => relu(x!), reference: ([x]) => reluRef(x!), forwardRtol: FWD_RTOL, rtol: RTOL });
+    await gradcheck({
+      rt,
+      name: 'relu',
+      seed,
+      inputs: [randAwayFromZero(rng, [4, 9], 2)],
+      gpu: ([x]) => relu(x!),
+      reference: ([x]) => reluRef(x!),
+      forwardRtol: FWD_RTOL,
+      rtol: RTOL,
+    });
   });
 
   for (const bias of [true, false]) {
@@ -68,7 +77,8 @@ describe('MLP autograd ops: numeric gradient checks', () => {
         inputs,
         gpu: ([x, w, b]) => linearRelu(x!, w!, b ?? null),
         reference: ([x, w, b]) => reluRef(linearRef(x!, w!, b ?? null, M, N, K)),
-        forwardRtol: FWD_RTOL, rtol: RTOL,
+        forwardRtol: FWD_RTOL,
+        rtol: RTOL,
       });
     });
   }
@@ -79,7 +89,16 @@ describe('MLP autograd ops: numeric gradient checks', () => {
     const shape = [5, 7];
     const target = toF32(rng.uniformArray(35, -2, 2));
     const tT = rt.upload(Float32Array.from(target), shape);
-    await gradcheck({ rt, name: 'mse', seed, inputs: [rand(rng, shape, 2)], gpu: ([p]) => mseLoss(p!, tT), reference: ([p]) => Float64Array.of(mseRef(p!, target)), forwardRtol: FWD_RTOL, rtol: RTOL });
+    await gradcheck({
+      rt,
+      name: 'mse',
+      seed,
+      inputs: [rand(rng, shape, 2)],
+      gpu: ([p]) => mseLoss(p!, tT),
+      reference: ([p]) => Float64Array.of(mseRef(p!, target)),
+      forwardRtol: FWD_RTOL,
+      rtol: RTOL,
+    });
     tT.dispose();
   });
 
@@ -99,7 +118,8 @@ describe('MLP autograd ops: numeric gradient checks', () => {
         const h = reluRef(linearRef(x!, w1!, b1!, B, H, D));
         return Float64Array.of(mseRef(linearRef(h, w2!, b2!, B, D, H), target));
       },
-      forwardRtol: FWD_RTOL, rtol: RTOL,
+      forwardRtol: FWD_RTOL,
+      rtol: RTOL,
     });
     tT.dispose();
   });
@@ -115,7 +135,8 @@ describe('MLP autograd ops: numeric gradient checks', () => {
       inputs: [rand(rng, [M, K]), rand(rng, [N, K]), rand(rng, [N])],
       gpu: ([x, w, b]) => relu(linear(x!, w!, b!)),
       reference: ([x, w, b]) => reluRef(linearRef(x!, w!, b!, M, N, K)),
-      forwardRtol: FWD_RTOL, rtol: RTOL,
+      forwardRtol: FWD_RTOL,
+      rtol: RTOL,
     });
   });
 });

@@ -40,7 +40,13 @@ beforeAll(async () => {
   rt = await testRuntime();
 });
 
-function check(name: string, inputs: (rng: Rng) => GradcheckInput[], gpu: (v: Var[]) => Var, reference: (x: Float64Array[]) => Float64Array, o: { atol?: number } = {}) {
+function check(
+  name: string,
+  inputs: (rng: Rng) => GradcheckInput[],
+  gpu: (v: Var[]) => Var,
+  reference: (x: Float64Array[]) => Float64Array,
+  o: { atol?: number } = {},
+) {
   it(name, async () => {
     const seed = freshSeed();
     const rng = new Rng(seed);
@@ -63,15 +69,55 @@ describe('autograd ops: numeric gradient checks', () => {
       return y;
     },
   );
-  check('linear without bias (K=1, the point embedding)', (r) => [rand(r, [7, 1]), rand(r, [6, 1])], ([x, w]) => linear(x!, w!, null), ([x, w]) => matmulRef(x!, w!, 7, 6, 1, false, true));
+  check(
+    'linear without bias (K=1, the point embedding)',
+    (r) => [rand(r, [7, 1]), rand(r, [6, 1])],
+    ([x, w]) => linear(x!, w!, null),
+    ([x, w]) => matmulRef(x!, w!, 7, 6, 1, false, true),
+  );
 
-  check('add (same shape)', (r) => [rand(r, [3, 5]), rand(r, [3, 5])], ([a, b]) => add(a!, b!), ([a, b]) => a!.map((v, i) => v + b![i]!));
-  check('add (broadcast row vector)', (r) => [rand(r, [3, 5]), rand(r, [5])], ([a, b]) => add(a!, b!), ([a, b]) => a!.map((v, i) => v + b![i % 5]!));
-  check('add of a value to itself', (r) => [rand(r, [4, 3])], ([a]) => add(a!, a!), ([a]) => a!.map((v) => 2 * v));
-  check('scale by a constant', (r) => [rand(r, [3, 4])], ([x]) => scale(x!, -1.75), ([x]) => x!.map((v) => -1.75 * v));
-  check('mulColumn', (r) => [rand(r, [4, 3]), rand(r, [4, 1])], ([x, s]) => mulColumn(x!, s!), ([x, s]) => x!.map((v, i) => v * s![Math.floor(i / 3)]!));
-  check('sigmoid', (r) => [rand(r, [3, 7], 4)], ([x]) => sigmoid(x!), ([x]) => x!.map(sigmoidRef));
-  check('swiglu', (r) => [rand(r, [3, 5], 3), rand(r, [3, 5], 3)], ([g, u]) => swiglu(g!, u!), ([g, u]) => g!.map((v, i) => silu(v) * u![i]!));
+  check(
+    'add (same shape)',
+    (r) => [rand(r, [3, 5]), rand(r, [3, 5])],
+    ([a, b]) => add(a!, b!),
+    ([a, b]) => a!.map((v, i) => v + b![i]!),
+  );
+  check(
+    'add (broadcast row vector)',
+    (r) => [rand(r, [3, 5]), rand(r, [5])],
+    ([a, b]) => add(a!, b!),
+    ([a, b]) => a!.map((v, i) => v + b![i % 5]!),
+  );
+  check(
+    'add of a value to itself',
+    (r) => [rand(r, [4, 3])],
+    ([a]) => add(a!, a!),
+    ([a]) => a!.map((v) => 2 * v),
+  );
+  check(
+    'scale by a constant',
+    (r) => [rand(r, [3, 4])],
+    ([x]) => scale(x!, -1.75),
+    ([x]) => x!.map((v) => -1.75 * v),
+  );
+  check(
+    'mulColumn',
+    (r) => [rand(r, [4, 3]), rand(r, [4, 1])],
+    ([x, s]) => mulColumn(x!, s!),
+    ([x, s]) => x!.map((v, i) => v * s![Math.floor(i / 3)]!),
+  );
+  check(
+    'sigmoid',
+    (r) => [rand(r, [3, 7], 4)],
+    ([x]) => sigmoid(x!),
+    ([x]) => x!.map(sigmoidRef),
+  );
+  check(
+    'swiglu',
+    (r) => [rand(r, [3, 5], 3), rand(r, [3, 5], 3)],
+    ([g, u]) => swiglu(g!, u!),
+    ([g, u]) => g!.map((v, i) => silu(v) * u![i]!),
+  );
   check(
     'swigluFused (gate | up halves of one [R, 2H] tensor)',
     (r) => [rand(r, [3, 10], 3)],
@@ -82,10 +128,20 @@ describe('autograd ops: numeric gradient checks', () => {
       return y;
     },
   );
-  check('rmsnorm', (r) => [rand(r, [4, 6]), rand(r, [6])], ([x, w]) => rmsnorm(x!, w!, 1e-6), ([x, w]) => rmsnormRef(x!, w!, 4, 6, 1e-6).y);
+  check(
+    'rmsnorm',
+    (r) => [rand(r, [4, 6]), rand(r, [6])],
+    ([x, w]) => rmsnorm(x!, w!, 1e-6),
+    ([x, w]) => rmsnormRef(x!, w!, 4, 6, 1e-6).y,
+  );
 
   const shp = { batch: 2, seqLen: 3, heads: 2, headDim: 4 };
-  check('rope', (r) => [rand(r, [6, 8])], ([x]) => rope(x!, shp, 10000), ([x]) => ropeRef(x!, 2, 3, 2, 4, 10000));
+  check(
+    'rope',
+    (r) => [rand(r, [6, 8])],
+    ([x]) => rope(x!, shp, 10000),
+    ([x]) => ropeRef(x!, 2, 3, 2, 4, 10000),
+  );
   check(
     'causal attention',
     (r) => [rand(r, [6, 8]), rand(r, [6, 8]), rand(r, [6, 8])],
@@ -170,7 +226,16 @@ describe('autograd ops: numeric gradient checks', () => {
     };
     check(
       'LoRA on grouped experts (gate|up and down adapters per expert)',
-      (r) => [rand(r, [N, d]), rand(r, [E, d], 2), rand(r, [E, 2 * H, d]), rand(r, [E, d, H]), rand(r, [E, rank, d]), rand(r, [E, 2 * H, rank]), rand(r, [E, rank, H]), rand(r, [E, d, rank])],
+      (r) => [
+        rand(r, [N, d]),
+        rand(r, [E, d], 2),
+        rand(r, [E, 2 * H, d]),
+        rand(r, [E, d, H]),
+        rand(r, [E, rank, d]),
+        rand(r, [E, 2 * H, rank]),
+        rand(r, [E, rank, H]),
+        rand(r, [E, d, rank]),
+      ],
       ([x, wr, wgu, wd, agu, bgu, ad, bd]) => {
         const { weights, plan } = routeAndDispatch(linear(x!, wr!, null), k, false, E, null);
         const xs = gatherRows(x!, plan);
@@ -214,7 +279,8 @@ describe('autograd ops: numeric gradient checks', () => {
         inputs: [{ shape: [N, h], data: toF32(rng.uniformArray(N * h, -4, 4)) }],
         gpu: ([p]) => huberLoss(p!, tT, mT, 2),
         reference: ([p]) => Float64Array.of(huberLossRef(p!, target, mask, 2).loss),
-        forwardRtol: FWD_RTOL, rtol: RTOL,
+        forwardRtol: FWD_RTOL,
+        rtol: RTOL,
       });
       tT.dispose();
       mT.dispose();
@@ -234,11 +300,17 @@ describe('autograd ops: numeric gradient checks', () => {
       inputs: [{ shape: [N, C], data: toF32(rng.uniformArray(N * C, -3, 3)) }],
       gpu: ([l]) => crossEntropyLoss(l!, lT),
       reference: ([l]) => Float64Array.of(crossEntropyRef(l!, labels, N, C).loss),
-      forwardRtol: FWD_RTOL, rtol: RTOL,
+      forwardRtol: FWD_RTOL,
+      rtol: RTOL,
     });
     lT.dispose();
   });
-  check('weightedSum', (r) => [rand(r, [1]), rand(r, [1]), rand(r, [1])], ([a, b, c]) => weightedSum([a!, b!, c!], [1, 0.02, 1e-3]), ([a, b, c]) => Float64Array.of(a![0]! + 0.02 * b![0]! + 1e-3 * c![0]!));
+  check(
+    'weightedSum',
+    (r) => [rand(r, [1]), rand(r, [1]), rand(r, [1])],
+    ([a, b, c]) => weightedSum([a!, b!, c!], [1, 0.02, 1e-3]),
+    ([a, b, c]) => Float64Array.of(a![0]! + 0.02 * b![0]! + 1e-3 * c![0]!),
+  );
   check(
     'meanPoolSeq',
     (r) => [rand(r, [2 * 3, 4])],
@@ -249,7 +321,12 @@ describe('autograd ops: numeric gradient checks', () => {
       return y;
     },
   );
-  check('router z-loss', (r) => [rand(r, [5, 4], 3)], ([l]) => zLoss(l!), ([l]) => Float64Array.of(zLossRef(l!, 5, 4)));
+  check(
+    'router z-loss',
+    (r) => [rand(r, [5, 4], 3)],
+    ([l]) => zLoss(l!),
+    ([l]) => Float64Array.of(zLossRef(l!, 5, 4)),
+  );
 
   // Balancing losses: gradient flows through the router probabilities only (f is a count).
   const N = 6,
@@ -270,8 +347,20 @@ describe('autograd ops: numeric gradient checks', () => {
   // floor on it). atol 5e-3 puts the bound there at RTOL * 5e-3 = 7.5e-8 (17x the noise), while
   // a layer's nonzero gradient is ~1e-2, so the bound elsewhere grows by at most ~1.5x.
   const AUX_ATOL = 5e-3;
-  check('pooled aux loss over two layers (through the router softmax)', (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)], (ls) => pooledAuxLoss(routed(ls)), (ls) => Float64Array.of(pooledLossRef(perLayerRef(ls), E, k)), { atol: AUX_ATOL });
-  check('switch aux loss over two layers (mean of the per-layer losses)', (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)], (ls) => switchAuxLoss(routed(ls)), (ls) => switchRef(ls, 'mean'), { atol: AUX_ATOL });
+  check(
+    'pooled aux loss over two layers (through the router softmax)',
+    (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)],
+    (ls) => pooledAuxLoss(routed(ls)),
+    (ls) => Float64Array.of(pooledLossRef(perLayerRef(ls), E, k)),
+    { atol: AUX_ATOL },
+  );
+  check(
+    'switch aux loss over two layers (mean of the per-layer losses)',
+    (r) => [rand(r, [N, E], 2), rand(r, [N, E], 2)],
+    (ls) => switchAuxLoss(routed(ls)),
+    (ls) => switchRef(ls, 'mean'),
+    { atol: AUX_ATOL },
+  );
 
   // Issue 18 item 1: a Switch aux loss summed over layers instead of averaged has the right
   // backward and was missed. The forward check must reject it: here the real op is held to the

@@ -57,7 +57,10 @@ describe('activation recomputation', () => {
     expect(rec.loss, `seed ${seed}`).toBe(plain.loss);
     for (const [name, g] of plain.grads) {
       const r = rec.grads.get(name)!.data;
-      expect(Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength)), `${name} (seed ${seed})`).toBe(true);
+      expect(
+        Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(Buffer.from(g.data.buffer, g.data.byteOffset, g.data.byteLength)),
+        `${name} (seed ${seed})`,
+      ).toBe(true);
     }
     expect(rec.leaked).toBe(0);
     expect(plain.leaked).toBe(0);

@@ -59,7 +59,13 @@ describe('bench harness', () => {
         checks++;
         matmul(a, b, { out });
         const got = await out.readF32();
-        return checkMatmulSampled(A, B, got.map((v, i) => (i === 3 ? v + 1 : v)), { M, N, K }, M * N * 4);
+        return checkMatmulSampled(
+          A,
+          B,
+          got.map((v, i) => (i === 3 ? v + 1 : v)),
+          { M, N, K },
+          M * N * 4,
+        );
       },
     });
     expect(wrong.timing).toBeNull();

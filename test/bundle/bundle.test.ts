@@ -18,7 +18,28 @@ const bundle = join(work, 'webgpu-moe-linux-x64');
 function bareBin(): string {
   const bin = join(work, 'bin');
   mkdirSync(bin);
-  for (const tool of ['sh', 'bash', 'gzip', 'mv', 'chmod', 'grep', 'dirname', 'sed', 'ls', 'mkdir', 'tar', 'dpkg-deb', 'ar', 'cat', 'env', 'tee', 'timeout', 'date', 'ldconfig', 'python3']) {
+  for (const tool of [
+    'sh',
+    'bash',
+    'gzip',
+    'mv',
+    'chmod',
+    'grep',
+    'dirname',
+    'sed',
+    'ls',
+    'mkdir',
+    'tar',
+    'dpkg-deb',
+    'ar',
+    'cat',
+    'env',
+    'tee',
+    'timeout',
+    'date',
+    'ldconfig',
+    'python3',
+  ]) {
     const r = spawnSync('sh', ['-c', `command -v ${tool} || ls /sbin/${tool} 2>/dev/null`], { encoding: 'utf8' });
     const path = r.stdout.trim().split('\n')[0];
     if (path && !path.includes('/node')) symlinkSync(path, join(bin, tool));
@@ -27,7 +48,11 @@ function bareBin(): string {
 }
 
 /** A child process, awaited without blocking the test worker (long sync calls starve vitest's RPC). */
-function run(cmd: string, args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv; timeout: number }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env: NodeJS.ProcessEnv; timeout: number },
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const p = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, timeout: opts.timeout });
     let stdout = '';
@@ -58,14 +83,37 @@ describe('the self-contained bundle', () => {
   });
 
   it('trains small-moe for 5 steps with no node on PATH', async () => {
-    const r = await run('./run.sh', ['train', '--config', 'small-moe.json', '--set', 'schedule.steps=5', '--set', 'schedule.warmupSteps=1', '--set', 'logging.validEvery=0', '--set', 'logging.validBatches=1', '--set', 'logging.progress=none', '--set', 'logging.dir=runs/bundle'], {
-      cwd: bundle,
-      env: { PATH, HOME: work },
-      timeout: 240_000,
-    });
+    const r = await run(
+      './run.sh',
+      [
+        'train',
+        '--config',
+        'small-moe.json',
+        '--set',
+        'schedule.steps=5',
+        '--set',
+        'schedule.warmupSteps=1',
+        '--set',
+        'logging.validEvery=0',
+        '--set',
+        'logging.validBatches=1',
+        '--set',
+        'logging.progress=none',
+        '--set',
+        'logging.dir=runs/bundle',
+      ],
+      {
+        cwd: bundle,
+        env: { PATH, HOME: work },
+        timeout: 240_000,
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^done: 5 steps; validation loss [\d.]+ -> [\d.]+/m);
-    const steps = readFileSync(join(bundle, 'runs', 'bundle', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; loss: unknown });
+    const steps = readFileSync(join(bundle, 'runs', 'bundle', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; loss: unknown });
     const train = steps.filter((s) => s.kind === 'train');
     expect(train).toHaveLength(5);
     for (const s of train) expect(Number.isFinite(s.loss)).toBe(true);
@@ -73,9 +121,16 @@ describe('the self-contained bundle', () => {
 
   it('runs the GPU check (quick) and writes a report with checked matmuls and exact plans', async () => {
     const out = join(work, 'gpu-check');
-    const r = await run('bash', [join(ROOT, 'bench', 'gpu', 'check.sh'), out, '--quick'], { env: { PATH, HOME: work, WEBGPU_MOE_BUNDLE: bundle }, timeout: 300_000 });
+    const r = await run('bash', [join(ROOT, 'bench', 'gpu', 'check.sh'), out, '--quick'], {
+      env: { PATH, HOME: work, WEBGPU_MOE_BUNDLE: bundle },
+      timeout: 300_000,
+    });
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    const report = JSON.parse(readFileSync(join(out, 'gpu-check.json'), 'utf8')) as { matmul: { checked: string }[]; plan: { equal: string }[]; errors: string[] };
+    const report = JSON.parse(readFileSync(join(out, 'gpu-check.json'), 'utf8')) as {
+      matmul: { checked: string }[];
+      plan: { equal: string }[];
+      errors: string[];
+    };
     expect(report.errors).toEqual([]);
     expect(report.matmul.length).toBeGreaterThan(0);
     for (const m of report.matmul) expect(m.checked).toMatch(/^ok/);

@@ -16,7 +16,15 @@ import { preset, type ModelConfigInput } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { stateDict } from '../../src/model/state-dict.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { CheckpointError, latestCheckpoint, loadCheckpoint, loadModelWeights, readCheckpointState, saveCheckpoint, type OptimizerSlot } from '../../src/train/persist/checkpoint.ts';
+import {
+  CheckpointError,
+  latestCheckpoint,
+  loadCheckpoint,
+  loadModelWeights,
+  readCheckpointState,
+  saveCheckpoint,
+  type OptimizerSlot,
+} from '../../src/train/persist/checkpoint.ts';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { testRuntime } from '../reference/gpu.ts';
 
@@ -39,7 +47,11 @@ function buildModel(seed: number, overrides: Partial<ModelConfigInput> = {}): Ti
 function randomSlots(model: TimeMoeModel, seed: number): OptimizerSlot[] {
   const rng = new Rng(seed);
   const rand = (t: Tensor) => Float32Array.from(rng.normalArray(t.size, 1e-3));
-  return model.params.map((p) => ({ name: p.name, m: rt.upload(rand(p.data), p.shape, 'f32', 'm'), v: rt.upload(rand(p.data).map(Math.abs), p.shape, 'f32', 'v') }));
+  return model.params.map((p) => ({
+    name: p.name,
+    m: rt.upload(rand(p.data), p.shape, 'f32', 'm'),
+    v: rt.upload(rand(p.data).map(Math.abs), p.shape, 'f32', 'v'),
+  }));
 }
 
 /** Every tensor's raw bits, so NaN payloads and -0 count. */
@@ -52,7 +64,13 @@ async function bits(tensors: readonly { name: string; t: Tensor }[]): Promise<Ma
   return out;
 }
 const modelBits = (m: TimeMoeModel) => bits(m.params.map((p) => ({ name: p.name, t: p.data })));
-const slotBits = (s: OptimizerSlot[]) => bits(s.flatMap((x) => [{ name: `${x.name}.m`, t: x.m }, { name: `${x.name}.v`, t: x.v }]));
+const slotBits = (s: OptimizerSlot[]) =>
+  bits(
+    s.flatMap((x) => [
+      { name: `${x.name}.m`, t: x.m },
+      { name: `${x.name}.v`, t: x.v },
+    ]),
+  );
 
 function expectSameBits(a: Map<string, Uint32Array>, b: Map<string, Uint32Array>): void {
   expect([...a.keys()]).toEqual([...b.keys()]);
@@ -134,7 +152,10 @@ describe('checkpoint round trip', () => {
     for (const [k, e] of sd) {
       const f = model.tensors.get(k)!;
       expect(f.shape, k).toEqual(e.shape);
-      expect(Buffer.compare(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)), k).toBe(0);
+      expect(
+        Buffer.compare(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)),
+        k,
+      ).toBe(0);
     }
     const opt = await readSafetensors(join(path, 'optimizer.safetensors'));
     expect([...opt.tensors.keys()].sort()).toEqual([...sd.keys()].flatMap((k) => [`${k}.exp_avg`, `${k}.exp_avg_sq`]).sort());
@@ -142,7 +163,9 @@ describe('checkpoint round trip', () => {
     const slot = slots.find((s) => s.name === expert.name)!;
     const v = await slot.v.readF32();
     const e1 = expert.stateEntries()[1]!;
-    expect([...opt.tensors.get(`${e1.name}.exp_avg_sq`)!.data]).toEqual([...v.subarray(e1.offset, e1.offset + opt.tensors.get(`${e1.name}.exp_avg_sq`)!.data.length)]);
+    expect([...opt.tensors.get(`${e1.name}.exp_avg_sq`)!.data]).toEqual([
+      ...v.subarray(e1.offset, e1.offset + opt.tensors.get(`${e1.name}.exp_avg_sq`)!.data.length),
+    ]);
   });
 
   it('accepts optimizer state as a Map keyed by Parameter, and loadModelWeights reads weights alone', async () => {
@@ -180,7 +203,13 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
   it('a checkpoint of another model config names the tensor and both shapes', async () => {
     const c = buildModel(3, { hidden: 32, heads: 4 });
     const slots = randomSlots(c, 2);
-    const err = await expectUntouched(c, slots, () => loadCheckpoint(dir, { params: c.params, optimizerState: slots }), join(dir, 'model.safetensors'), /does not match the model/);
+    const err = await expectUntouched(
+      c,
+      slots,
+      () => loadCheckpoint(dir, { params: c.params, optimizerState: slots }),
+      join(dir, 'model.safetensors'),
+      /does not match the model/,
+    );
     const p = c.params.find((q) => q.name === 'model.layers.0.self_attn.q_proj.weight')!;
     expect(err.message).toContain(`model.layers.0.self_attn.q_proj.weight: shape [16, 16] in the file, the model needs [${p.shape.join(', ')}]`);
     expect(err.fix).toMatch(/another model config/);
@@ -189,7 +218,13 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
   it('fewer experts: the extra expert tensors are named', async () => {
     const c = buildModel(3, { experts: 3 });
     const slots = randomSlots(c, 2);
-    const err = await expectUntouched(c, slots, () => loadCheckpoint(dir, { params: c.params, optimizerState: slots }), join(dir, 'model.safetensors'), /unexpected tensor model\.layers\.0\.ffn_layer\.experts\.3\./);
+    const err = await expectUntouched(
+      c,
+      slots,
+      () => loadCheckpoint(dir, { params: c.params, optimizerState: slots }),
+      join(dir, 'model.safetensors'),
+      /unexpected tensor model\.layers\.0\.ffn_layer\.experts\.3\./,
+    );
     expect(err.message).toMatch(/model\.layers\.0\.ffn_layer\.gate\.weight: shape \[4, 16\] in the file, the model needs \[3, 16\]/);
   });
 
@@ -228,7 +263,13 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
     });
     const b = buildModel(4);
     const slots = randomSlots(b, 4);
-    await expectUntouched(b, slots, () => loadCheckpoint(d, { params: b.params, optimizerState: slots }), join(d, 'model.safetensors'), /header length \d+ is not between/);
+    await expectUntouched(
+      b,
+      slots,
+      () => loadCheckpoint(d, { params: b.params, optimizerState: slots }),
+      join(d, 'model.safetensors'),
+      /header length \d+ is not between/,
+    );
   });
 
   it('an invalid state.json names the field; a newer format version says so', async () => {
@@ -251,7 +292,13 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
     const { path } = await saveCheckpoint(join(work, 'noopt'), { params: a.params, state: { step: 1 } });
     const b = buildModel(4);
     const slots = randomSlots(b, 4);
-    await expectUntouched(b, slots, () => loadCheckpoint(path, { params: b.params, optimizerState: slots }), join(path, 'optimizer.safetensors'), /holds no optimizer state/);
+    await expectUntouched(
+      b,
+      slots,
+      () => loadCheckpoint(path, { params: b.params, optimizerState: slots }),
+      join(path, 'optimizer.safetensors'),
+      /holds no optimizer state/,
+    );
     await loadCheckpoint(path, { params: b.params });
     expectSameBits(await modelBits(b), await modelBits(a));
   });
@@ -288,7 +335,11 @@ describe('latest pointer and pruning', () => {
 
   it('rejects unusable names and keep values', async () => {
     const a = modelA();
-    await expectCheckpointError(saveCheckpoint(work, { params: a.params, state: { step: 1 } }, { name: '../escape' }), /escape/, /not a usable checkpoint name/);
+    await expectCheckpointError(
+      saveCheckpoint(work, { params: a.params, state: { step: 1 } }, { name: '../escape' }),
+      /escape/,
+      /not a usable checkpoint name/,
+    );
     await expectCheckpointError(saveCheckpoint(work, { params: a.params, state: { step: 1 } }, { name: 'latest' }), /latest/, /not a usable/);
     await expectCheckpointError(saveCheckpoint(work, { params: a.params, state: { step: 1 } }, { keep: 0 }), work, /keep must be/);
     await expectCheckpointError(saveCheckpoint(work, { params: a.params, state: { step: 1.5 } }), work, /bad training state/);
@@ -310,7 +361,13 @@ describe('crash safety: SIGKILL while a child process writes a checkpoint', () =
   });
 
   /** Run the writer; kill it with SIGKILL when it prints `killOn`. Resolves with its stdout. */
-  function runAndKill(root: string, name: string, floats: number, pause: string, killOn: string): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
+  function runAndKill(
+    root: string,
+    name: string,
+    floats: number,
+    pause: string,
+    killOn: string,
+  ): Promise<{ signal: NodeJS.Signals | null; code: number | null; out: string }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', script, root, name, String(floats), pause], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';

@@ -29,7 +29,12 @@ function buildFile(header: object | string, data: Uint8Array, lengthOverride?: b
 }
 
 /** The independent parser: no code shared with src/train/persist/safetensors.ts. */
-function minimalParse(bytes: Uint8Array): { n: number; headerText: string; header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>; values: Map<string, number[]> } {
+function minimalParse(bytes: Uint8Array): {
+  n: number;
+  headerText: string;
+  header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  values: Map<string, number[]>;
+} {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(dv.getBigUint64(0, true));
   const headerText = new TextDecoder().decode(bytes.subarray(8, 8 + n));
@@ -161,18 +166,34 @@ describe('readSafetensors errors', () => {
     { name: 'header length too small', bytes: () => buildFile(ok, eight, 1n), error: /header length 1 is not between/ },
     { name: 'header not JSON', bytes: () => buildFile('{"t": nope}', eight), error: /not valid UTF-8 JSON/ },
     { name: 'header a JSON array', bytes: () => buildFile('[1, 2]', eight), error: /does not start with "\{"/ },
-    { name: 'offsets out of bounds', bytes: () => buildFile({ t: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, eight), error: /t data_offsets \[0, 16\) run past the end/ },
-    { name: 'length not matching the shape', bytes: () => buildFile({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, eight), error: /spans bytes \[0, 8\) but needs 12 bytes/ },
+    {
+      name: 'offsets out of bounds',
+      bytes: () => buildFile({ t: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, eight),
+      error: /t data_offsets \[0, 16\) run past the end/,
+    },
+    {
+      name: 'length not matching the shape',
+      bytes: () => buildFile({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, eight),
+      error: /spans bytes \[0, 8\) but needs 12 bytes/,
+    },
     {
       name: 'overlapping tensors',
       bytes: () => buildFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, eight),
       error: /starts at byte 4 .*overlaps/,
     },
     { name: 'gap before a tensor', bytes: () => buildFile({ t: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, eight), error: /starts at byte 4 .*gap/ },
-    { name: 'trailing bytes', bytes: () => buildFile({ t: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, eight), error: /cover 4 data bytes but the file holds 8/ },
+    {
+      name: 'trailing bytes',
+      bytes: () => buildFile({ t: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, eight),
+      error: /cover 4 data bytes but the file holds 8/,
+    },
     { name: 'unknown dtype', bytes: () => buildFile({ t: { dtype: 'F17', shape: [2], data_offsets: [0, 8] } }, eight), error: /unknown dtype "F17"/ },
     { name: 'unsupported dtype', bytes: () => buildFile({ t: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, eight), error: /unsupported dtype I64/ },
-    { name: 'negative dimension', bytes: () => buildFile({ t: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, eight), error: /bad header entry for tensor t \(shape/ },
+    {
+      name: 'negative dimension',
+      bytes: () => buildFile({ t: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, eight),
+      error: /bad header entry for tensor t \(shape/,
+    },
     { name: 'extra entry field', bytes: () => buildFile({ t: { ...ok.t, extra: 1 } }, eight), error: /bad header entry for tensor t/ },
     { name: 'non-string metadata', bytes: () => buildFile({ ...ok, __metadata__: { step: 3 } }, eight), error: /__metadata__ is not a string-to-string map/ },
   ];

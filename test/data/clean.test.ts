@@ -35,7 +35,16 @@ describe('cleanSeries', () => {
     expect(Array.from(series[1]!.values)).toEqual([2, 2, 3, 4, 4]);
     expect(Number.isNaN(inp[1]!.values[0])).toBe(true); // the input is not modified
     expect(series.map((s) => s.constant)).toEqual([false, false, true]);
-    expect(report).toMatchObject({ seriesIn: 6, seriesOut: 3, nonFinitePoints: 8, repairedPoints: 3, droppedNonFinite: 1, droppedShort: 1, droppedEmpty: 1, constantSeries: 1 });
+    expect(report).toMatchObject({
+      seriesIn: 6,
+      seriesOut: 3,
+      nonFinitePoints: 8,
+      repairedPoints: 3,
+      droppedNonFinite: 1,
+      droppedShort: 1,
+      droppedEmpty: 1,
+      constantSeries: 1,
+    });
     expect(report.details.join('\n')).toContain('gaps: 3 NaN/Inf point(s) interpolated (first at index 0)');
   });
 

@@ -24,7 +24,9 @@ describe('DataConfigSchema', () => {
     const r = DataConfigSchema.safeParse({ source: { kind: 'dataset', name: 'co2' }, contextLength: 8, strides: 4 });
     expect(r.success).toBe(false);
     expect(r.error!.issues[0]).toMatchObject({ code: 'unrecognized_keys', keys: ['strides'], path: [] });
-    expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'dataset', name: 'co2' }, contextLength: 8, strides: 4 }))).toContain('data.strides: unknown key');
+    expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'dataset', name: 'co2' }, contextLength: 8, strides: 4 }))).toContain(
+      'data.strides: unknown key',
+    );
   });
 
   it('rejects an unknown key inside the source with its path', () => {
@@ -37,7 +39,9 @@ describe('DataConfigSchema', () => {
   it('rejects bad values with their path', () => {
     expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'dataset', name: 'nope' }, contextLength: 8 }))).toContain('data.source.name');
     expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'dataset', name: 'co2' }, contextLength: 0 }))).toContain('data.contextLength');
-    expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'dataset', name: 'co2' }, contextLength: 8, validFraction: 1 }))).toContain('data.validFraction');
+    expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'dataset', name: 'co2' }, contextLength: 8, validFraction: 1 }))).toContain(
+      'data.validFraction',
+    );
     expect(dataErrorOf(() => parseDataConfig({ source: { kind: 'parquet', path: 'x' }, contextLength: 8 }))).toContain('data.source.kind');
   });
 

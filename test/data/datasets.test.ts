@@ -43,7 +43,15 @@ describe('real data sets', () => {
     const cfg = parseDataConfig({ source: { kind: 'dataset', name: 'sensor-temperature' }, contextLength: 64 });
     const { train, valid, report } = await loadData(cfg, { cwd: FIXTURES, seed: 3 });
     console.log(formatReport(report));
-    expect(report).toMatchObject({ seriesIn: 4, seriesOut: 4, points: 18914, nonFinitePoints: 0, stride: 32, trainWindows: train.length, validWindows: valid.length });
+    expect(report).toMatchObject({
+      seriesIn: 4,
+      seriesOut: 4,
+      points: 18914,
+      nonFinitePoints: 0,
+      stride: 32,
+      trainWindows: train.length,
+      validWindows: valid.length,
+    });
     expect(train.length).toBeGreaterThan(400);
     expect(valid.length).toBeGreaterThan(40);
     const b = train.nextBatch(16);
@@ -53,7 +61,18 @@ describe('real data sets', () => {
 });
 
 describe('synthetic generator', () => {
-  const base = { series: 3, length: 500, seed: 5, trend: 0.01, seasonality: [{ period: 24, amplitude: 2 }, { period: 168, amplitude: 1 }], noise: 0.2, anomalies: { rate: 0.02, magnitude: 8 } };
+  const base = {
+    series: 3,
+    length: 500,
+    seed: 5,
+    trend: 0.01,
+    seasonality: [
+      { period: 24, amplitude: 2 },
+      { period: 168, amplitude: 1 },
+    ],
+    noise: 0.2,
+    anomalies: { rate: 0.02, magnitude: 8 },
+  };
 
   it('is deterministic for a seed and differs across seeds', () => {
     const a = generateSynthetic(base);

@@ -107,7 +107,9 @@ describe('JSONL, line by line', () => {
     expect(s[2999]!.values[99]).toBeCloseTo(2999.99, 10);
     lines[2499] = '{"target": [1, 2, "x"]}';
     writeFileSync(join(work, 'bad-late.jsonl'), `${lines.join('\n')}\n`);
-    expect(await dataErrorOfAsync(() => loadJsonl({ kind: 'jsonl', path: 'bad-late.jsonl', field: 'target' }, work))).toMatch(/bad-late\.jsonl:2500: at target\[2\]: got "x"/);
+    expect(await dataErrorOfAsync(() => loadJsonl({ kind: 'jsonl', path: 'bad-late.jsonl', field: 'target' }, work))).toMatch(
+      /bad-late\.jsonl:2500: at target\[2\]: got "x"/,
+    );
   });
 });
 
@@ -132,7 +134,10 @@ describe('long loads', () => {
   it('through the CLI: progress lines on a 20 MB CSV, and SIGINT during the load writes nothing', async () => {
     const d = mkdtempSync(join(tmpdir(), 'wmoe-cli-'));
     csvFile(join(d, 'big.csv'), 1_200_000);
-    const cfg = tinyConfig({ data: { source: { kind: 'csv', path: 'big.csv', column: 'value' }, contextLength: 24, stride: 512 }, schedule: { steps: 2, warmupSteps: 1, microBatch: 4 } });
+    const cfg = tinyConfig({
+      data: { source: { kind: 'csv', path: 'big.csv', column: 'value' }, contextLength: 24, stride: 512 },
+      schedule: { steps: 2, warmupSteps: 1, microBatch: 4 },
+    });
     const p = writeConfig(d, cfg);
     const run = startCli(d, ['--config', p]);
     await run.waitFor(/\[data\] reading big\.csv \([\d.]+ MB\)/);

@@ -4,7 +4,12 @@ import { splitSeries } from '../../src/train/data/split.ts';
 import { NORM_EPS, type Segment, WindowDataset, windowStarts } from '../../src/train/data/windows.ts';
 import { dataErrorOf } from './helpers.ts';
 
-const seg = (values: number[], seriesIndex = 0, offset = 0): Segment => ({ seriesIndex, seriesId: `s${seriesIndex}`, values: Float64Array.from(values), offset });
+const seg = (values: number[], seriesIndex = 0, offset = 0): Segment => ({
+  seriesIndex,
+  seriesId: `s${seriesIndex}`,
+  values: Float64Array.from(values),
+  offset,
+});
 const ramp = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
 describe('windowStarts', () => {
@@ -58,7 +63,11 @@ describe('WindowDataset', () => {
     const d = new WindowDataset([seg(ramp(20)), seg(ramp(12, 100), 1)], { contextLength: 4, stride: 4, normalize: 'none' });
     expect(d.length).toBe(8); // starts 0,4,8,12,15 in s0 and 0,4,7 in s1
     const plain = [...d.batches(3)];
-    expect(plain.map((b) => [b.B, b.rows])).toEqual([[3, 3], [3, 3], [2, 2]]);
+    expect(plain.map((b) => [b.B, b.rows])).toEqual([
+      [3, 3],
+      [3, 3],
+      [2, 2],
+    ]);
     expect(plain.flatMap((b) => Array.from(b.index))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(plain.flatMap((b) => Array.from({ length: b.rows }, (_, r) => b.inputs[r * 4]))).toEqual([0, 4, 8, 12, 15, 100, 104, 107]);
     const padded = [...d.batches(3, { pad: true })];
@@ -141,7 +150,10 @@ describe('splitSeries', () => {
     // 100: valid max(10, 9) = 10; 1000: 100; 15: 15 - 9 < 9 -> train only; 12: train only.
     expect(trainOnly).toBe(2);
     expect(train.map((s) => s.values.length)).toEqual([90, 900, 15, 12]);
-    expect(valid.map((s) => [s.seriesIndex, s.offset, s.values.length])).toEqual([[0, 90, 10], [1, 900, 100]]);
+    expect(valid.map((s) => [s.seriesIndex, s.offset, s.values.length])).toEqual([
+      [0, 90, 10],
+      [1, 900, 100],
+    ]);
     for (const v of valid) {
       const t = train.find((s) => s.seriesIndex === v.seriesIndex)!;
       expect(t.values[t.values.length - 1]! < v.values[0]!).toBe(true); // ramps: train strictly before valid

@@ -48,8 +48,15 @@ describe('no-information baselines', () => {
     }
   });
 
-  it('forecasting: over the default run\'s validation batches it equals the engine\'s step-0 loss with a zero head', async () => {
-    const cfg = parseDataConfig({ source: { kind: 'dataset', name: 'sensor-temperature' }, contextLength: 64, stride: 16, normalize: 'window', nonFinite: 'interpolate', validFraction: 0.1 });
+  it("forecasting: over the default run's validation batches it equals the engine's step-0 loss with a zero head", async () => {
+    const cfg = parseDataConfig({
+      source: { kind: 'dataset', name: 'sensor-temperature' },
+      contextLength: 64,
+      stride: 16,
+      normalize: 'window',
+      nonFinite: 'interpolate',
+      validFraction: 0.1,
+    });
     const data = await loadData(cfg, { cwd: process.cwd(), seed: 0 });
     // evaluate(): data.valid.batches(microBatch 16), at most logging.validBatches 16 of them.
     const batches = [...data.valid.batches(16)].slice(0, 16);

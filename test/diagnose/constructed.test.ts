@@ -21,7 +21,11 @@ describe('constructed positive cases', () => {
   it('aux-fights-main: the aux loss falls by a material amount while the main loss stalls', () => {
     // factor 0.5, aux 2.4 -> 2.0 over 80 steps (0.2 of loss), main flat at 0.3 with noise.
     const strong = { loss: { ...(base.header.config as { loss: object }).loss, auxFactor: 0.5, auxWarmupSteps: 0 } };
-    const fs = run(80, (s) => ({ lossMain: 0.3 + 0.01 * Math.sin(s), aux: 2.4 - (0.4 * s) / 80, auxFactor: 0.5, loss: 0.3 + 0.5 * (2.4 - (0.4 * s) / 80) }), strong);
+    const fs = run(
+      80,
+      (s) => ({ lossMain: 0.3 + 0.01 * Math.sin(s), aux: 2.4 - (0.4 * s) / 80, auxFactor: 0.5, loss: 0.3 + 0.5 * (2.4 - (0.4 * s) / 80) }),
+      strong,
+    );
     const f = fs.find((x) => x.kind === 'aux-fights-main')!;
     expect(f).toBeDefined();
     expect(f.fix.sets).toEqual(['loss.auxFactor=0.02', 'loss.auxWarmupSteps=30']);

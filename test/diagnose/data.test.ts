@@ -32,10 +32,17 @@ function findingsFor(data: DataStats, schedule: Record<string, number> = {}): Fi
   return out;
 }
 
-const DEFAULT_DATA = { source: { kind: 'dataset', name: 'sensor-temperature' }, contextLength: 64, stride: 16, normalize: 'window', nonFinite: 'interpolate', validFraction: 0.1 };
+const DEFAULT_DATA = {
+  source: { kind: 'dataset', name: 'sensor-temperature' },
+  contextLength: 64,
+  stride: 16,
+  normalize: 'window',
+  nonFinite: 'interpolate',
+  validFraction: 0.1,
+};
 
 describe('data detectors', () => {
-  it('the default run\'s data (sensor-temperature) is clean, and the whole default run stays clean with it', async () => {
+  it("the default run's data (sensor-temperature) is clean, and the whole default run stays clean with it", async () => {
     const s = await statsOf(DEFAULT_DATA);
     expect(s.trainWindows).toBe(1054);
     expect(s.windowStats!.windows).toBe(1054);
@@ -57,8 +64,11 @@ describe('data detectors', () => {
     expect(f.firstStep).toBe(0);
   });
 
-  it('spikes far beyond a window\'s spread: extreme normalised values', async () => {
-    const s = await statsOf({ source: { kind: 'synthetic', series: 4, length: 2000, noise: 0.01, anomalies: { rate: 0.01, magnitude: 100 } }, contextLength: 32 });
+  it("spikes far beyond a window's spread: extreme normalised values", async () => {
+    const s = await statsOf({
+      source: { kind: 'synthetic', series: 4, length: 2000, noise: 0.01, anomalies: { rate: 0.01, magnitude: 100 } },
+      contextLength: 32,
+    });
     expect(s.windowStats!.maxAbsLabel).toBeGreaterThan(50);
     const f = findingsFor(s).find((x) => x.kind === 'data-extreme-values')!;
     expect(f).toBeDefined();
@@ -106,7 +116,12 @@ describe('data detectors', () => {
     expect(data.windowStats!.extremeWindows).toBeGreaterThan(0);
     const d = new Diagnoser({ ...f.header, data });
     for (const r of f.records) d.push(r);
-    expect(d.findings().map((x) => x.id).sort()).toEqual(['data-extreme-values', 'loss-spikes']);
+    expect(
+      d
+        .findings()
+        .map((x) => x.id)
+        .sort(),
+    ).toEqual(['data-extreme-values', 'loss-spikes']);
     const spikes = d.findings().find((x) => x.kind === 'loss-spikes')!;
     expect(spikes.cause).toMatch(/training windows? holds? normalised values beyond 50/);
     expect(spikes.fix.sets).toEqual(['data.normalize=series']);
@@ -115,7 +130,13 @@ describe('data detectors', () => {
 
   it('diagnosisHeaderFields: the default run with its real baseline and data statistics is judged in full, and clean', async () => {
     const f = fixture('default-small-moe');
-    const cfg = f.header.config as { data: unknown; model: { task: 'forecast'; horizons: number[] }; loss: { huberDelta: number }; schedule: { microBatch: number }; logging: { validBatches: number } };
+    const cfg = f.header.config as {
+      data: unknown;
+      model: { task: 'forecast'; horizons: number[] };
+      loss: { huberDelta: number };
+      schedule: { microBatch: number };
+      logging: { validBatches: number };
+    };
     const dataCfg = parseDataConfig(cfg.data);
     const data = await loadData(dataCfg, { cwd: process.cwd(), seed: 0 });
     const fields = diagnosisHeaderFields({
@@ -128,7 +149,12 @@ describe('data detectors', () => {
       train: data.train,
     });
     expect(fields.baseline!.loss).toBeCloseTo(0.47882, 4); // = the zero-head run's step-0 validation
-    expect(fields.data).toMatchObject({ trainWindows: 1054, validWindows: 108, normalize: 'window', windowStats: { windows: 1054, constantWindows: 0, extremeWindows: 0 } });
+    expect(fields.data).toMatchObject({
+      trainWindows: 1054,
+      validWindows: 108,
+      normalize: 'window',
+      windowStats: { windows: 1054, constantWindows: 0, extremeWindows: 0 },
+    });
     const d = new Diagnoser({ ...f.header, ...fields });
     for (const r of f.records) d.push(r);
     expect(d.findings()).toEqual([]);

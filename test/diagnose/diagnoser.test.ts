@@ -20,7 +20,10 @@ function pushAll(name: string): { d: Diagnoser; changes: { step: number; change:
 
 /** A copy of a logged record with the file's "NaN" spellings turned into real numbers (the run's in-memory record). */
 function inMemory(raw: Record<string, unknown>): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(raw), (_k, v: unknown) => (v === 'NaN' ? NaN : v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v)) as Record<string, unknown>;
+  return JSON.parse(JSON.stringify(raw), (_k, v: unknown) => (v === 'NaN' ? NaN : v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v)) as Record<
+    string,
+    unknown
+  >;
 }
 
 describe('Diagnoser', () => {
@@ -45,7 +48,23 @@ describe('Diagnoser', () => {
 
   it('reports a change of severity or status, and a resolution, once each', () => {
     const d = new Diagnoser({ config: { model: { task: 'forecast' }, optim: { clipNorm: 1, lr: 1e-3 } } });
-    const step = (s: number, clipped: number) => ({ kind: 'train', step: s, loss: 1 / s, lossMain: 1 / s, aux: 0, z: 0, lr: 1e-3, auxFactor: 0, gradNorm: 1 / (1 - clipped), gradNormPostClip: 1, clipCoef: 1 - clipped, clippedFraction: clipped, skipped: false, nonFinite: [], routing: [] });
+    const step = (s: number, clipped: number) => ({
+      kind: 'train',
+      step: s,
+      loss: 1 / s,
+      lossMain: 1 / s,
+      aux: 0,
+      z: 0,
+      lr: 1e-3,
+      auxFactor: 0,
+      gradNorm: 1 / (1 - clipped),
+      gradNormPostClip: 1,
+      clipCoef: 1 - clipped,
+      clippedFraction: clipped,
+      skipped: false,
+      nonFinite: [],
+      routing: [],
+    });
     const log: string[] = [];
     let s = 1;
     for (; s <= 10; s++) for (const c of d.push(step(s, 0.95))) log.push(`${s} ${c.change} ${c.finding.severity} ${c.finding.status}`);
@@ -70,7 +89,9 @@ describe('Diagnoser', () => {
   it('ignores the routing of skipped steps, and null / NaN routing statistics', () => {
     const f = fixture('exp-nan-guards-on');
     // The engine will write routing of a skipped step as null / "NaN" instead of a made-up distribution.
-    const nulled = f.raw.map((r) => (r.skipped ? { ...r, routing: (r.routing as object[]).map((_l, i) => ({ layer: i, load: null, entropy: null, maxShare: 'NaN', switchLoss: null })) } : r));
+    const nulled = f.raw.map((r) =>
+      r.skipped ? { ...r, routing: (r.routing as object[]).map((_l, i) => ({ layer: i, load: null, entropy: null, maxShare: 'NaN', switchLoss: null })) } : r,
+    );
     expect(diagnoseRun(f.header, nulled).findings).toEqual([]);
     const noRouting = f.raw.map((r) => (r.skipped ? { ...r, routing: null } : r));
     expect(diagnoseRun(f.header, noRouting).findings).toEqual([]);
@@ -88,7 +109,14 @@ describe('Diagnoser', () => {
     const f = fixture('exp-nan-guards-on');
     const clean = f.raw.find((r) => r.kind === 'train' && !r.skipped)!;
     const d = new Diagnoser(f.header);
-    for (let s = 1; s <= 60; s++) d.push({ ...clean, step: s, loss: 0.5 / s, lossMain: 0.5 / s, routing: [{ layer: 0, load: [0.5, 0.5, 0, 0], entropy: 1.38, maxShare: 0.5, switchLoss: 1.04 }] });
+    for (let s = 1; s <= 60; s++)
+      d.push({
+        ...clean,
+        step: s,
+        loss: 0.5 / s,
+        lossMain: 0.5 / s,
+        routing: [{ layer: 0, load: [0.5, 0.5, 0, 0], entropy: 1.38, maxShare: 0.5, switchLoss: 1.04 }],
+      });
     expect(d.findings().map((x) => x.id)).toEqual(['routing-collapse@layer0']);
   });
 
@@ -103,7 +131,9 @@ describe('Diagnoser', () => {
 
   it('the summary names what it could not judge, so silence is not mistaken for health', () => {
     const d = new Diagnoser({});
-    expect(d.summary()).toBe('diagnosis: no findings over no train steps (0 validations)\n  not judged: the start (header.json has no baseline); the data (header.json has no data statistics)');
+    expect(d.summary()).toBe(
+      'diagnosis: no findings over no train steps (0 validations)\n  not judged: the start (header.json has no baseline); the data (header.json has no data statistics)',
+    );
     // A classifier's baseline comes from the config (ln C): nothing missing but the data.
     expect(new Diagnoser(fixture('classify-head-std-1.0').header).unjudged()).toEqual(['the data (header.json has no data statistics)']);
   });

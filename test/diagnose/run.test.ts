@@ -15,7 +15,15 @@ const DIAGNOSE_JS = join(REPO, 'diagnose.js');
 
 function classifierRun(headStd: number): { cwd: string; stderr: string; stdout: string; status: number | null } {
   const cwd = scratch();
-  const sets = [`model.init.headStd=${headStd}`, 'schedule.steps=6', 'schedule.warmupSteps=2', 'logging.validBatches=2', 'logging.dir=runs/c', 'logging.progress=plain', 'checkpoint.every=0'];
+  const sets = [
+    `model.init.headStd=${headStd}`,
+    'schedule.steps=6',
+    'schedule.warmupSteps=2',
+    'logging.validBatches=2',
+    'logging.dir=runs/c',
+    'logging.progress=plain',
+    'checkpoint.every=0',
+  ];
   const r = runCli(cwd, ['--config', join(REPO, 'small-moe-classifier.json'), ...sets.flatMap((s) => ['--set', s])]);
   return { cwd, ...r };
 }
@@ -40,7 +48,11 @@ describe('findings in a training run', () => {
     expect(saved.findings.map((f) => f.kind).sort()).toEqual(['bad-start', 'clip-limited']);
     expect(saved.findings.every((f) => f.fix.sets.includes('model.init.headStd=0.02'))).toBe(true);
     // diagnose.js on the saved run: the same findings (exit 1: error-severity findings).
-    const d = spawnSync(process.execPath, [DIAGNOSE_JS, 'runs/c', '--json'], { cwd: r.cwd, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+    const d = spawnSync(process.execPath, [DIAGNOSE_JS, 'runs/c', '--json'], {
+      cwd: r.cwd,
+      encoding: 'utf8',
+      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+    });
     expect(d.status, d.stderr).toBe(1);
     const findings = (JSON.parse(d.stdout) as { findings: { kind: string }[] }[])[0]!.findings;
     expect(findings.map((f) => f.kind).sort()).toEqual(['bad-start', 'clip-limited']);

@@ -27,7 +27,13 @@ const CONFIG_MODULE = 'src/train/config.ts';
 const CLI_MODULE = 'src/train/cli/train.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 const read = (rel: string): string => readFileSync(join(ROOT, rel), 'utf8');
 
 /** Paths the docs name on purpose although they do not exist yet, with the reason. */
@@ -35,7 +41,16 @@ const NOT_YET: Record<string, string> = {
   'bench/results/gpu/': 'written by bench/gpu/check.sh on a GPU machine; no GPU has been measured yet',
 };
 /** Bare `*.json` names that are files inside run, checkpoint or Hugging Face folders, not root configs. */
-const FOLDER_FILES = new Set(['model.safetensors.index.json', 'config.json', 'state.json', 'header.json', 'evaluation.json', 'profile.json', 'expected.json', 'export-check.json']);
+const FOLDER_FILES = new Set([
+  'model.safetensors.index.json',
+  'config.json',
+  'state.json',
+  'header.json',
+  'evaluation.json',
+  'profile.json',
+  'expected.json',
+  'export-check.json',
+]);
 
 // ---------------------------------------------------------------------------------------------
 // Markdown helpers
@@ -207,7 +222,7 @@ describe("the README's quick start", () => {
     expect(() => parseConfig(JSON.parse(read(file)), file)).not.toThrow();
   });
 
-  it("shows the committed console output of the default run, line for line", () => {
+  it('shows the committed console output of the default run, line for line', () => {
     const console = read('bench/results/default-run.console.txt').split('\n');
     const block = fences('README.md').find((f) => f.body.some((l) => l.startsWith('$ node train.js --config')) && f.body.some((l) => l.startsWith('done:')));
     expect(block, 'the README shows the default run').toBeTruthy();
@@ -245,7 +260,10 @@ type Zod = { _zod: { def: Def } };
 
 /** What a key's default cell must say: `required`, `unset`, `—` (an object with defaults inside) or its default as JSON. */
 type Status = string;
-const canonical = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x,
+  );
 
 function schemaKeys(schema: Zod): Map<string, Set<Status>> {
   const keys = new Map<string, Set<Status>>();
@@ -333,7 +351,11 @@ describe('docs/CONFIG.md and the config schema', () => {
 
   it('every config file the docs name at the root is valid', async () => {
     const { parseConfig } = (await import(pathToFileURL(join(ROOT, CONFIG_MODULE)).href)) as { parseConfig: (raw: unknown, source?: string) => unknown };
-    const configs = new Set(DOCS.flatMap((d) => namedPaths(d).map((p) => p.path)).filter((p) => /^[\w.-]+\.json$/.test(p) && existsSync(join(ROOT, p)) && !['package.json', 'tsconfig.json', 'package-lock.json'].includes(p)));
+    const configs = new Set(
+      DOCS.flatMap((d) => namedPaths(d).map((p) => p.path)).filter(
+        (p) => /^[\w.-]+\.json$/.test(p) && existsSync(join(ROOT, p)) && !['package.json', 'tsconfig.json', 'package-lock.json'].includes(p),
+      ),
+    );
     expect(configs.size).toBeGreaterThan(0);
     for (const c of configs) expect(() => parseConfig(JSON.parse(read(c)), c), c).not.toThrow();
   });
@@ -360,7 +382,11 @@ describe('README numbers', () => {
     const traced = new Set(proseNumbers(read('docs/README-NUMBERS.md').replace(/`/g, ' ')));
     const untraced = lines('README.md')
       .filter((l) => !l.fenced)
-      .flatMap((l) => proseNumbers(l.text).filter((n) => !traced.has(n)).map((n) => `README.md:${l.n}: ${n}`));
+      .flatMap((l) =>
+        proseNumbers(l.text)
+          .filter((n) => !traced.has(n))
+          .map((n) => `README.md:${l.n}: ${n}`),
+      );
     // Code blocks are exempt only where they are checked otherwise: the console block above.
     expect(untraced).toEqual([]);
   });

@@ -84,13 +84,38 @@ describe('season detection', () => {
 
   it('finds the period of a noisy seasonal series with a trend, and none in a random walk or noise', () => {
     const rng = new Rng(11);
-    expect(detectSeason(series(2000, (t) => 0.01 * t + Math.sin((2 * Math.PI * t) / 24) + 0.1 * rng.normal()), 64).period).toBe(24);
-    expect(detectSeason(series(2000, (t) => Math.sin((2 * Math.PI * t) / 7) + 0.2 * rng.normal()), 64).period).toBe(7);
+    expect(
+      detectSeason(
+        series(2000, (t) => 0.01 * t + Math.sin((2 * Math.PI * t) / 24) + 0.1 * rng.normal()),
+        64,
+      ).period,
+    ).toBe(24);
+    expect(
+      detectSeason(
+        series(2000, (t) => Math.sin((2 * Math.PI * t) / 7) + 0.2 * rng.normal()),
+        64,
+      ).period,
+    ).toBe(7);
     // A weak season in a short series (amplitude 0.3, noise 0.1, 270 points).
-    expect(detectSeason(series(270, (t) => 0.3 * Math.sin((2 * Math.PI * t) / 24 + 1) + 0.1 * rng.normal()), 24).period).toBe(24);
+    expect(
+      detectSeason(
+        series(270, (t) => 0.3 * Math.sin((2 * Math.PI * t) / 24 + 1) + 0.1 * rng.normal()),
+        24,
+      ).period,
+    ).toBe(24);
     let w = 0;
-    expect(detectSeason(series(2000, () => (w += rng.normal())), 64).period).toBeNull();
-    expect(detectSeason(series(2000, () => rng.normal()), 64).period).toBeNull();
+    expect(
+      detectSeason(
+        series(2000, () => (w += rng.normal())),
+        64,
+      ).period,
+    ).toBeNull();
+    expect(
+      detectSeason(
+        series(2000, () => rng.normal()),
+        64,
+      ).period,
+    ).toBeNull();
     expect(detectSeason(new Float64Array(3), 64).period).toBeNull();
   });
 });
@@ -104,7 +129,8 @@ describe('error metrics', () => {
     ];
     for (const w of windows) acc.add(w.f, w.a, w.s);
     expect(acc.windows).toBe(2);
-    const ref = (k: number, sq: boolean, norm: boolean) => windows.reduce((t, w) => t + (sq ? ((w.f[k]! - w.a[k]!) / (norm ? w.s : 1)) ** 2 : Math.abs(w.f[k]! - w.a[k]!) / (norm ? w.s : 1)), 0) / 2;
+    const ref = (k: number, sq: boolean, norm: boolean) =>
+      windows.reduce((t, w) => t + (sq ? ((w.f[k]! - w.a[k]!) / (norm ? w.s : 1)) ** 2 : Math.abs(w.f[k]! - w.a[k]!) / (norm ? w.s : 1)), 0) / 2;
     const step = acc.perStep('original');
     const stepN = acc.perStep('normalised');
     for (let k = 0; k < 3; k++) {

@@ -20,7 +20,8 @@ const DAY = 86_400_000;
 function texts(svg: string, cls: string): string[] {
   return [...svg.matchAll(new RegExp(`<text class="${cls}"[^>]*>(.*?)</text>`, 'g'))].map((m) => m[1]!.replace(/<[^>]+>/g, ''));
 }
-const xTicks = (svg: string) => [...svg.matchAll(/<g class="x-ticks"[^>]*>([\s\S]*?)<\/g>/g)].flatMap((m) => [...m[1]!.matchAll(/>([^<]*)<\/text>/g)].map((t) => t[1]!));
+const xTicks = (svg: string) =>
+  [...svg.matchAll(/<g class="x-ticks"[^>]*>([\s\S]*?)<\/g>/g)].flatMap((m) => [...m[1]!.matchAll(/>([^<]*)<\/text>/g)].map((t) => t[1]!));
 const frame = (svg: string) => {
   const m = /<rect class="frame" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/.exec(svg)!;
   return { x: Number(m[1]), y: Number(m[2]), w: Number(m[3]), h: Number(m[4]) };
@@ -31,7 +32,12 @@ const annotationLabel = (svg: string) => {
 };
 /** Every vertex of the lines of series `name`. */
 const vertices = (svg: string, name: string) =>
-  [...svg.matchAll(new RegExp(`<path class="line" data-series="${name.replace(/[()]/g, '\\$&')}"[^>]* d="([^"]+)"`, 'g'))].flatMap((m) => m[1]!.split(/[ML]/).filter(Boolean).map((p) => p.split(',').map(Number) as [number, number]));
+  [...svg.matchAll(new RegExp(`<path class="line" data-series="${name.replace(/[()]/g, '\\$&')}"[^>]* d="([^"]+)"`, 'g'))].flatMap((m) =>
+    m[1]!
+      .split(/[ML]/)
+      .filter(Boolean)
+      .map((p) => p.split(',').map(Number) as [number, number]),
+  );
 
 describe('time axis', () => {
   it('ticks on calendar boundaries, labelled as dates at the step’s precision', () => {
@@ -115,13 +121,35 @@ describe('forecast.js --evaluate on a CSV with a date column', () => {
     const r = runCli(dir, ['--config', writeConfig(dir, tinyConfig({ checkpoint: { every: 0, keep: 1 } }))]);
     expect(r.status, r.stderr).toBe(0);
     // 400 days of a weekly season plus a trend, dated (2021-03-01 to 2022-04-04).
-    const rows = Array.from({ length: 400 }, (_, i) => `${new Date(Date.UTC(2021, 2, 1) + i * DAY).toISOString().slice(0, 10)},${(10 + 0.02 * i + 3 * Math.sin((2 * Math.PI * i) / 7)).toFixed(4)}`);
+    const rows = Array.from(
+      { length: 400 },
+      (_, i) => `${new Date(Date.UTC(2021, 2, 1) + i * DAY).toISOString().slice(0, 10)},${(10 + 0.02 * i + 3 * Math.sin((2 * Math.PI * i) / 7)).toFixed(4)}`,
+    );
     writeFileSync(join(dir, 'dated.csv'), `date,value\n${rows.join('\n')}\n`);
   }, 300_000);
 
   it('dates on the axes, the best baseline of each series, and the error by horizon over every window', () => {
     const H = 6;
-    const r = spawnSync(process.execPath, [FORECAST_JS, '--checkpoint', 'runs/t', '--data', 'dated.csv', '--time-column', 'date', '--column', 'value', '--evaluate', '--horizon', String(H), '--out', 'fc'], { cwd: dir, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        FORECAST_JS,
+        '--checkpoint',
+        'runs/t',
+        '--data',
+        'dated.csv',
+        '--time-column',
+        'date',
+        '--column',
+        'value',
+        '--evaluate',
+        '--horizon',
+        String(H),
+        '--out',
+        'fc',
+      ],
+      { cwd: dir, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } },
+    );
     expect(r.status, r.stderr).toBe(0);
     const out = join(dir, 'fc');
     const charts = readdirSync(join(out, 'charts')).sort();

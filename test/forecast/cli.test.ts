@@ -72,7 +72,8 @@ describe('forecast.js --evaluate', () => {
     // Future rows: every series, H steps from its end, no actual.
     const future = rows.filter((x) => x.actual === '');
     expect(future.length).toBe(data.series.length * H);
-    for (const s of data.series) expect(future.filter((x) => x.series === s.id).map((x) => Number(x.index))).toEqual(Array.from({ length: H }, (_, k) => s.values.length + k));
+    for (const s of data.series)
+      expect(future.filter((x) => x.series === s.id).map((x) => Number(x.index))).toEqual(Array.from({ length: H }, (_, k) => s.values.length + k));
 
     // Held-out rows, grouped by window: recompute every metric in float64.
     const held = rows.filter((x) => x.actual !== '');
@@ -174,8 +175,14 @@ describe('forecast.js: bad input (exit 2, nothing written)', () => {
     for (const [args, msg] of [
       [['--data', 'long.csv', '--column', 'w'], /column "w" \(data\.source\.column\) not found; the header has: "t", "v"/],
       [['--data', 'missing.csv'], /data file not found: .*missing\.csv/],
-      [['--data', 'short.csv', '--column', 'v'], /no usable series .*1 shorter than 25 points.*forecast\.js: every series needs --context \+ 1 = 25 points; lower --context/],
-      [['--data', 'long.csv', '--column', 'v', '--evaluate', '--horizon', '20'], /no held-out window of 24 \+ 20 points: the longest held-out tail has 30 points .* lower --horizon to at most 6 or raise --valid-fraction/],
+      [
+        ['--data', 'short.csv', '--column', 'v'],
+        /no usable series .*1 shorter than 25 points.*forecast\.js: every series needs --context \+ 1 = 25 points; lower --context/,
+      ],
+      [
+        ['--data', 'long.csv', '--column', 'v', '--evaluate', '--horizon', '20'],
+        /no held-out window of 24 \+ 20 points: the longest held-out tail has 30 points .* lower --horizon to at most 6 or raise --valid-fraction/,
+      ],
     ] as const) {
       const r = forecast(dir, ['--checkpoint', 'runs/t', '--out', 'bad', ...args]);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
@@ -195,7 +202,11 @@ describe('forecast.js: bad input (exit 2, nothing written)', () => {
     r = forecast(dir, ['--checkpoint', 'runs/t/checkpoints/step-6', '--data', 'long.csv', '--column', 'v', '--horizon', '3', '--out', 'plain']);
     expect(r.status, r.stderr).toBe(0);
     const rows = parse(readFileSync(join(dir, 'plain/forecasts.csv'), 'utf8'), { columns: true }) as Row[];
-    expect(rows.map((x) => [x.index, x.step, x.actual])).toEqual([['300', '1', ''], ['301', '2', ''], ['302', '3', '']]);
+    expect(rows.map((x) => [x.index, x.step, x.actual])).toEqual([
+      ['300', '1', ''],
+      ['301', '2', ''],
+      ['302', '3', ''],
+    ]);
     expect(rows.every((x) => Number.isFinite(Number(x.forecast)))).toBe(true);
     expect(readdirSync(join(dir, 'plain')).sort()).toEqual(['charts', 'forecasts.csv']);
     r = forecast(dir, ['--checkpoint', 'runs/t', '--data', 'long.csv', '--column', 'v', '--horizon', '2', '--out', 'plain']);

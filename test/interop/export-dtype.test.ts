@@ -25,7 +25,12 @@ const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf
 const { context_length: T, horizon: H } = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { context_length: number; horizon: number };
 
 function node(script: string, args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -78,7 +83,11 @@ describe('export.js --dtype', () => {
       expect(worst, 'largest rounding error, in half-ulps').toBeLessThanOrEqual(1);
       expect(moved, 'weights changed by the rounding').toBeGreaterThan(1000);
 
-      const f = node('forecast.js', ['--checkpoint', c.dtype, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', `fc-${c.dtype}`], d);
+      const f = node(
+        'forecast.js',
+        ['--checkpoint', c.dtype, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', `fc-${c.dtype}`],
+        d,
+      );
       expect(f.status, f.stderr).toBe(0);
       const got = forecastColumn(join(d, `fc-${c.dtype}`, 'forecasts.csv'));
       expect(got.length).toBe(exportCheck.forecast.length);
@@ -104,7 +113,9 @@ describe('export.js --dtype', () => {
     writeFileSync(join(d, 'finetuned', 'state.json'), JSON.stringify(state));
     r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'f16'], d);
     expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/holds 100000 \(index 0\), beyond f16's range \(±65504\): it would be written as infinity\. Export with --dtype bf16 \(same range as f32\) or --dtype f32/);
+    expect(r.stderr).toMatch(
+      /holds 100000 \(index 0\), beyond f16's range \(±65504\): it would be written as infinity\. Export with --dtype bf16 \(same range as f32\) or --dtype f32/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'bf16'], d).status).toBe(0);
   });

@@ -41,13 +41,26 @@ interface Outputs {
   forecast: number[];
   forecast_scale: number;
 }
-const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { context_length: number; horizon: number; series: number[]; dtypes: Record<(typeof DTYPES)[number], Outputs> };
-const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf8')) as Outputs & { model_safetensors_sha256: string; config_json_sha256: string };
+const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as {
+  context_length: number;
+  horizon: number;
+  series: number[];
+  dtypes: Record<(typeof DTYPES)[number], Outputs>;
+};
+const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf8')) as Outputs & {
+  model_safetensors_sha256: string;
+  config_json_sha256: string;
+};
 const T = expected.context_length;
 const H = expected.horizon;
 
 function node(script: string, args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -107,7 +120,10 @@ describe('(a) a folder PyTorch wrote', () => {
       const r = node('train.js', ['--config', 'finetune.json', '--set', `model.init.from=tiny-${dt}`], d);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain(`[init] weights from Hugging Face Time-MoE folder ${join(d, `tiny-${dt}`)}`);
-      const m = readFileSync(join(d, 'runs/finetune/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step: number; loss: number });
+      const m = readFileSync(join(d, 'runs/finetune/metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; step: number; loss: number });
       const e = expected.dtypes[dt];
       expectClose([m.find((x) => x.kind === 'valid' && x.step === 0)!.loss], [e.valid_loss], { rtol: 1e-5, what: 'valid loss before training' });
       expectClose([m.find((x) => x.kind === 'train' && x.step === 1)!.loss], [e.train_loss], { rtol: 1e-5, what: 'first training loss' });
@@ -170,12 +186,21 @@ describe('(b) our export in PyTorch', () => {
     // config.json is what PyTorch loaded plus auto_map (appended last): without it, the same bytes.
     const cfgText = readFileSync(join(d, 'hf-out/config.json'), 'utf8');
     const cfg = JSON.parse(cfgText) as Record<string, unknown>;
-    expect(cfg.auto_map).toEqual({ AutoConfig: 'Maple728/TimeMoE-50M--configuration_time_moe.TimeMoeConfig', AutoModelForCausalLM: 'Maple728/TimeMoE-50M--modeling_time_moe.TimeMoeForPrediction' });
+    expect(cfg.auto_map).toEqual({
+      AutoConfig: 'Maple728/TimeMoE-50M--configuration_time_moe.TimeMoeConfig',
+      AutoModelForCausalLM: 'Maple728/TimeMoE-50M--modeling_time_moe.TimeMoeForPrediction',
+    });
     expect(Object.keys(cfg).at(-1)).toBe('auto_map');
     delete cfg.auto_map;
-    expect(createHash('sha256').update(`${JSON.stringify(cfg, null, 2)}\n`).digest('hex')).toBe(exportCheck.config_json_sha256);
+    expect(
+      createHash('sha256')
+        .update(`${JSON.stringify(cfg, null, 2)}\n`)
+        .digest('hex'),
+    ).toBe(exportCheck.config_json_sha256);
     // SHA256SUMS in sha256sum's format, naming both files.
-    expect(readFileSync(join(d, 'hf-out/SHA256SUMS'), 'utf8')).toBe(`${exportCheck.model_safetensors_sha256}  model.safetensors\n${sha256(join(d, 'hf-out/config.json'))}  config.json\n`);
+    expect(readFileSync(join(d, 'hf-out/SHA256SUMS'), 'utf8')).toBe(
+      `${exportCheck.model_safetensors_sha256}  model.safetensors\n${sha256(join(d, 'hf-out/config.json'))}  config.json\n`,
+    );
     expect(cfgText.endsWith('\n')).toBe(true);
 
     for (const ckpt of ['finetuned', 'hf-out']) {
@@ -192,7 +217,9 @@ describe('(b) our export in PyTorch', () => {
     const d = workdir();
     let r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'tiny-f32'], d);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/tiny-f32: already exists and is not empty \(config\.json, model\.safetensors\)\. Choose another --out, or pass --force to move its files aside into tiny-f32\.set-aside-<time>\/ \(nothing is deleted\)/);
+    expect(r.stderr).toMatch(
+      /tiny-f32: already exists and is not empty \(config\.json, model\.safetensors\)\. Choose another --out, or pass --force to move its files aside into tiny-f32\.set-aside-<time>\/ \(nothing is deleted\)/,
+    );
     expect(sha256(join(d, 'tiny-f32/model.safetensors'))).toBe(sha256(join(FIX, 'tiny-f32/model.safetensors')));
 
     const state = JSON.parse(readFileSync(join(d, 'finetuned/state.json'), 'utf8')) as { config: { model: Record<string, unknown> } };

@@ -35,7 +35,8 @@ describe('AdamW', () => {
       grads.forEach((gh, k) => rt.write(G[k]!, Float32Array.from(gh)));
       const sumSq = sumSquaresMany(G);
       const cc = clipCoefficient(sumSq, maxNorm);
-      for (let k = 0; k < sizes.length; k++) adamw(P[k]!, G[k]!, M[k]!, V[k]!, { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step: t }, { clip: cc, clipIndex: CLIP.coef });
+      for (let k = 0; k < sizes.length; k++)
+        adamw(P[k]!, G[k]!, M[k]!, V[k]!, { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, step: t }, { clip: cc, clipIndex: CLIP.coef });
       const norm = Math.sqrt(grads.reduce((a, gh) => a + gh.reduce((b, x) => b + x * x, 0), 0));
       const coef = Math.min(1, maxNorm / (norm + 1e-6));
       if (coef < 1) clipped++;
@@ -144,7 +145,10 @@ describe('AdamW', () => {
     const maxNorm = 2;
     const runs = await Promise.all(
       [1, scale].map(async (s) => {
-        const G = rt.upload(Float32Array.from(g, (x) => x * s), [n]);
+        const G = rt.upload(
+          Float32Array.from(g, (x) => x * s),
+          [n],
+        );
         const P = rt.upload(Float32Array.from(p0), [n]);
         const [M, V] = [rt.zeros([n]), rt.zeros([n])];
         const sumSq = sumSquaresMany([G]);

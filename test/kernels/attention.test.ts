@@ -153,7 +153,7 @@ describe('causal attention, tiled kernel forced (either family)', () => {
   ];
   for (const d of shapes) it(`forward and backward match float64, ${JSON.stringify(d)}`, () => matchesF64(d));
 
-  it('is the GPU family\'s kernel, the CPU family keeps one invocation per row; the policy forces either', () => {
+  it("is the GPU family's kernel, the CPU family keeps one invocation per row; the policy forces either", () => {
     expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'gpu' }))).toBe('tiled');
     expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'cpu' }))).toBe('rows');
     expect(attentionKernelOf(derivePolicy({ ...rt.caps, family: 'gpu' }, { attention: { kernel: 'rows' } }))).toBe('rows');
@@ -224,7 +224,13 @@ describe('causal attention with f16 storage (f32 math)', () => {
       const dD = new Float64Array(rows);
       for (let r = 0; r < rows; r++) for (let c = 0; c < d.hd; c++) dD[r] += dO[r * d.hd + c]! * (g.o[r * d.hd + c]! - ref.o[r * d.hd + c]!);
       const pk = attentionRef(q, k, k, d).o;
-      const dkShift = attentionBackwardRef(Float64Array.from(q, (x, i) => x * dD[Math.floor(i / d.hd)]!), q, k, v, d).dv;
+      const dkShift = attentionBackwardRef(
+        Float64Array.from(q, (x, i) => x * dD[Math.floor(i / d.hd)]!),
+        q,
+        k,
+        v,
+        d,
+      ).dv;
       const dqRef = Float64Array.from(bref.dq, (x, i) => x - scale * dD[Math.floor(i / d.hd)]! * pk[i]!);
       const dkRef = Float64Array.from(bref.dk, (x, i) => x - scale * dkShift[i]!);
 

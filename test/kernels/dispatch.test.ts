@@ -67,7 +67,12 @@ describe('dispatch permutation', () => {
     it(`matches the reference: N=${N} E=${E} k=${k}`, async () => {
       const seed = freshSeed();
       const rng = new Rng(seed);
-      const idx = randomIdx(rng, N, k, Array.from({ length: E }, (_, e) => e));
+      const idx = randomIdx(
+        rng,
+        N,
+        k,
+        Array.from({ length: E }, (_, e) => e),
+      );
       const ti = upIdx(idx, N, k);
       const plan = buildDispatch(ti, E);
       await checkPlan(plan, dispatchRef(idx, N, E, k), seed);
@@ -155,7 +160,14 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
    * The fused path against float64 references (router) and the host permutation of the reference
    * idx, and bit for bit against routerTopK + buildDispatch on the same logits.
    */
-  async function checkFused(logits: Float64Array, N: number, E: number, k: number, o: { renormalize?: boolean; capacityFactor?: number; chunkTokens?: number }, seed: number) {
+  async function checkFused(
+    logits: Float64Array,
+    N: number,
+    E: number,
+    k: number,
+    o: { renormalize?: boolean; capacityFactor?: number; chunkTokens?: number },
+    seed: number,
+  ) {
     const m = `(seed ${seed}, N=${N} E=${E} k=${k} ${JSON.stringify(o)})`;
     const tl = rt.upload(Float32Array.from(logits), [N, E]);
     // A chunk size is forced through the policy (the one override mechanism).

@@ -70,7 +70,11 @@ describe('unary ops', () => {
       const t = up(x, [7, 37]);
       const y = unary(op, t, alpha);
       expect(y.shape).toEqual([7, 37]);
-      expectClose(await y.readF32(), Float64Array.from(x, (v) => r.f(v, alpha)), { rtol: r.rtol, atol: r.rtol ? 1e-6 : 0, seed, what: op });
+      expectClose(
+        await y.readF32(),
+        Float64Array.from(x, (v) => r.f(v, alpha)),
+        { rtol: r.rtol, atol: r.rtol ? 1e-6 : 0, seed, what: op },
+      );
       dispose(t, y);
     });
   }
@@ -81,7 +85,11 @@ describe('unary ops', () => {
     for (const op of ['sigmoid', 'silu', 'tanh'] as const) {
       const y = unary(op, t);
       // exact limits: f32 results are 0, +-1 or x itself (silu for large x); 1e-6 absolute.
-      expectClose(await y.readF32(), x.map((v) => UNARY_REF[op].f(v, 0)), { rtol: 1e-6, atol: 1e-6, what: op });
+      expectClose(
+        await y.readF32(),
+        x.map((v) => UNARY_REF[op].f(v, 0)),
+        { rtol: 1e-6, atol: 1e-6, what: op },
+      );
       y.dispose();
     }
     t.dispose();
@@ -99,18 +107,38 @@ describe('unary ops', () => {
   });
 });
 
-
 describe('binary ops with broadcasting', () => {
   const shapes: [number[], number[]][] = [
-    [[7, 33], [7, 33]],
+    [
+      [7, 33],
+      [7, 33],
+    ],
     [[7, 33], [33]],
-    [[7, 33], [7, 1]],
-    [[3, 5, 17], [3, 1, 17]],
-    [[3, 5, 17], [5, 17]],
+    [
+      [7, 33],
+      [7, 1],
+    ],
+    [
+      [3, 5, 17],
+      [3, 1, 17],
+    ],
+    [
+      [3, 5, 17],
+      [5, 17],
+    ],
     [[3, 5, 17], [1]],
-    [[2, 3, 5, 7], [2, 1, 1, 7]],
-    [[1, 300], [1, 1]],
-    [[4, 1, 9], [4, 1, 1]],
+    [
+      [2, 3, 5, 7],
+      [2, 1, 1, 7],
+    ],
+    [
+      [1, 300],
+      [1, 1],
+    ],
+    [
+      [4, 1, 9],
+      [4, 1, 1],
+    ],
   ];
   for (const [aShape, bShape] of shapes) {
     it(`[${aShape}] op [${bShape}]`, async () => {
@@ -167,7 +195,11 @@ describe('backward helpers', () => {
       expectClose(got, analytic, { rtol: 1e-5, relativeToMax: true, seed, what: `${name} analytic` });
       // finite differences of the float64 forward (h = 1e-5: truncation ~1e-10, cancellation ~1e-11);
       // the GPU used f32-rounded sigmoid/tanh outputs, so 1e-5 again.
-      expectClose(got, fdGrad((v) => v.map(f), x, dy), { rtol: 1e-5, relativeToMax: true, seed, what: `${name} finite differences` });
+      expectClose(
+        got,
+        fdGrad((v) => v.map(f), x, dy),
+        { rtol: 1e-5, relativeToMax: true, seed, what: `${name} finite differences` },
+      );
       g.dispose();
     }
     const gr = reluBackward(tx, tdy);
@@ -177,8 +209,14 @@ describe('backward helpers', () => {
 
   for (const [aShape, bShape] of [
     [[5, 7], [7]],
-    [[5, 7], [5, 1]],
-    [[2, 3, 4], [2, 1, 4]],
+    [
+      [5, 7],
+      [5, 1],
+    ],
+    [
+      [2, 3, 4],
+      [2, 1, 4],
+    ],
     [[3, 301], [301]], // long broadcast run (chunked sum)
   ] as [number[], number[]][]) {
     it(`mul / add backward for [${aShape}] x [${bShape}]`, async () => {
@@ -206,14 +244,27 @@ describe('backward helpers', () => {
       expectClose(gda, daRef, { rtol: 4e-7, seed, what: 'mul da' });
       expectClose(gdb, dbRef, { rtol: 1e-5, relativeToMax: true, seed, what: 'mul db' });
       if (a.length <= 64) {
-        expectClose(gda, fdGrad((v) => mulF(v, b), a, dy), { rtol: 1e-6, relativeToMax: true, seed, what: 'mul da fd' });
-        expectClose(gdb, fdGrad((v) => mulF(a, v), b, dy), { rtol: 1e-6, relativeToMax: true, seed, what: 'mul db fd' });
+        expectClose(
+          gda,
+          fdGrad((v) => mulF(v, b), a, dy),
+          { rtol: 1e-6, relativeToMax: true, seed, what: 'mul da fd' },
+        );
+        expectClose(
+          gdb,
+          fdGrad((v) => mulF(a, v), b, dy),
+          { rtol: 1e-6, relativeToMax: true, seed, what: 'mul db fd' },
+        );
       }
       const add = addBackward(tdy, bShape);
       expect(add.da).toBe(tdy);
       const gadd = await add.db.readF32();
       expectClose(gadd, dbAddRef, { rtol: 1e-5, relativeToMax: true, seed, what: 'add db' });
-      if (a.length <= 64) expectClose(gadd, fdGrad((v) => addF(a, v), b, dy), { rtol: 1e-6, relativeToMax: true, seed, what: 'add db fd' });
+      if (a.length <= 64)
+        expectClose(
+          gadd,
+          fdGrad((v) => addF(a, v), b, dy),
+          { rtol: 1e-6, relativeToMax: true, seed, what: 'add db fd' },
+        );
       dispose(ta, tb, tdy, da, db, add.db);
     });
   }
@@ -244,7 +295,11 @@ describe('axpy, copy, cast', () => {
     expectClose(await ty.readF32(), ref, { rtol: 1e-6, relativeToMax: true, seed, what: 'axpy' });
     const fresh = rt.empty([n]); // NaN-poisoned in tests
     axpy(tx, fresh, alpha, 0);
-    expectClose(await fresh.readF32(), Float64Array.from(x, (v) => alpha * v), { rtol: 2e-7, seed, what: 'axpy beta=0' });
+    expectClose(
+      await fresh.readF32(),
+      Float64Array.from(x, (v) => alpha * v),
+      { rtol: 2e-7, seed, what: 'axpy beta=0' },
+    );
     dispose(tx, ty, fresh);
   });
 
@@ -274,10 +329,18 @@ describe('axpy, copy, cast', () => {
     expectClose(await back.readF32(), expected, { rtol: 0, seed, what: 'f16 -> f32' });
     // arithmetic on f16 storage computes in f32 and rounds once on store
     // (inputs below 2^7 so squares stay in f16 range: WGSL leaves out-of-range f32->f16 undefined)
-    const small = rt.upload(Float32Array.from(expected, (v) => (Math.abs(v) < 128 ? v : 1)), [n], 'f16');
+    const small = rt.upload(
+      Float32Array.from(expected, (v) => (Math.abs(v) < 128 ? v : 1)),
+      [n],
+      'f16',
+    );
     const sq = unary('square', small);
     const smallRef = Array.from(expected, (v) => (Math.abs(v) < 128 ? v : 1));
-    expectClose(await sq.read(), smallRef.map((v) => f16BitsToF32(f32ToF16Bits(Math.fround(v * v)))), { rtol: 0, seed, what: 'f16 square' });
+    expectClose(
+      await sq.read(),
+      smallRef.map((v) => f16BitsToF32(f32ToF16Bits(Math.fround(v * v)))),
+      { rtol: 0, seed, what: 'f16 square' },
+    );
     dispose(t, h, back, sq, small);
   });
 });

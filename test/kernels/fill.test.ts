@@ -60,7 +60,7 @@ describe('fill', () => {
     });
   }
 
-  it('fillWords (the runtimes\' fillBits) writes the raw pattern into every word', async () => {
+  it("fillWords (the runtimes' fillBits) writes the raw pattern into every word", async () => {
     const seed = freshSeed();
     const rng = new Rng(seed);
     for (const n of SIZES) {
@@ -74,6 +74,14 @@ describe('fill', () => {
   });
 
   it('the f16 reference rounds to nearest even, subnormals and overflow included', () => {
-    expect([roundF16(1 + 2 ** -11), roundF16(1 + 3 * 2 ** -11), roundF16(65504), roundF16(65520), roundF16(2 ** -25), roundF16(3 * 2 ** -25), roundF16(-0.1)]).toEqual([1, 1 + 2 ** -9, 65504, Infinity, 0, 2 ** -23, -0.0999755859375]);
+    expect([
+      roundF16(1 + 2 ** -11),
+      roundF16(1 + 3 * 2 ** -11),
+      roundF16(65504),
+      roundF16(65520),
+      roundF16(2 ** -25),
+      roundF16(3 * 2 ** -25),
+      roundF16(-0.1),
+    ]).toEqual([1, 1 + 2 ** -9, 65504, Infinity, 0, 2 ** -23, -0.0999755859375]);
   });
 });

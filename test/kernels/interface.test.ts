@@ -15,7 +15,13 @@ describe('kernel interfaces', () => {
   it('every entry point of every shader has bindings by name and at most one uniform block', () => {
     // The engine's shaders, and the test oracles' and benchmarks' (shaders/test/, shaders/bench/),
     // but not the deliberately broken fixture.
-    const shaders = ['', 'test/', 'bench/'].flatMap((dir) => readdirSync(join(SHADERS, dir)).filter((f) => f.endsWith('.wgsl')).map((f) => `${dir}${f.slice(0, -5)}`)).filter((n) => n !== 'test/broken');
+    const shaders = ['', 'test/', 'bench/']
+      .flatMap((dir) =>
+        readdirSync(join(SHADERS, dir))
+          .filter((f) => f.endsWith('.wgsl'))
+          .map((f) => `${dir}${f.slice(0, -5)}`),
+      )
+      .filter((n) => n !== 'test/broken');
     expect(shaders.length).toBeGreaterThan(15);
     let entries = 0;
     const library = new ShaderLibrary();
@@ -37,10 +43,26 @@ describe('kernel interfaces', () => {
   it('lays out scalars, vectors and arrays of vec4 as WGSL does, and encodes by name', () => {
     const code = 'struct P { a: u32, b: f32, v: vec2<f32>, w: vec3<u32>, arr: array<vec4<u32>, 2>, i: i32 }';
     const l = structLayout(code, 'P');
-    expect(l.fields.map((f) => [f.name, f.offset])).toEqual([['a', 0], ['b', 4], ['v', 8], ['w', 16], ['arr', 32], ['i', 64]]);
+    expect(l.fields.map((f) => [f.name, f.offset])).toEqual([
+      ['a', 0],
+      ['b', 4],
+      ['v', 8],
+      ['w', 16],
+      ['arr', 32],
+      ['i', 64],
+    ]);
     expect(l.size).toBe(80);
     const dv = new DataView(encodeUniforms(l, { a: 7, b: 0.5, v: [1, 2], w: [3, 4, 5], arr: [1, 2, 3, 4, 5], i: -2 }, 'test'));
-    expect([dv.getUint32(0, true), dv.getFloat32(4, true), dv.getFloat32(12, true), dv.getUint32(24, true), dv.getUint32(32, true), dv.getUint32(48, true), dv.getUint32(52, true), dv.getInt32(64, true)]).toEqual([7, 0.5, 2, 5, 1, 5, 0, -2]);
+    expect([
+      dv.getUint32(0, true),
+      dv.getFloat32(4, true),
+      dv.getFloat32(12, true),
+      dv.getUint32(24, true),
+      dv.getUint32(32, true),
+      dv.getUint32(48, true),
+      dv.getUint32(52, true),
+      dv.getInt32(64, true),
+    ]).toEqual([7, 0.5, 2, 5, 1, 5, 0, -2]);
     expect(() => encodeUniforms(l, { a: 1, b: 1, v: [1, 2, 3], w: [], arr: [], i: 0 }, 'test')).toThrow(/uniform v holds 2 values, got 3/);
     expect(() => encodeUniforms(l, { a: 1.5, b: 1, v: [], w: [], arr: [], i: 0 }, 'test')).toThrow(/a = 1.5 is not a u32/);
   });
@@ -66,7 +88,8 @@ describe('kernel interfaces', () => {
   });
 
   it('names the problem when an entry point reads no or several uniform blocks', () => {
-    const code = 'struct A { x: u32 }\nstruct B { y: u32 }\n@group(1) @binding(0) var<uniform> ua: A;\n@group(1) @binding(0) var<uniform> ub: B;\n@group(0) @binding(0) var<storage, read_write> o: array<u32>;\n@compute @workgroup_size(1)\nfn both() { o[0] = ua.x + ub.y; }\n@compute @workgroup_size(1)\nfn one() { o[0] = ub.y; }';
+    const code =
+      'struct A { x: u32 }\nstruct B { y: u32 }\n@group(1) @binding(0) var<uniform> ua: A;\n@group(1) @binding(0) var<uniform> ub: B;\n@group(0) @binding(0) var<storage, read_write> o: array<u32>;\n@compute @workgroup_size(1)\nfn both() { o[0] = ua.x + ub.y; }\n@compute @workgroup_size(1)\nfn one() { o[0] = ub.y; }';
     expect(kernelInterface(code, 'one').uniform?.struct).toBe('B');
     expect(() => kernelInterface(code, 'both')).toThrow(/reads several of the uniform blocks ua, ub/);
     expect(() => kernelInterface(code, 'missing')).toThrow(/entry point missing not found/);

@@ -1,7 +1,15 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
-import { crossEntropy, crossEntropyBackward, horizonTargets, huberLoss, huberLossBackward, timeMoeHuberLoss, TIME_MOE_HUBER_DELTA } from '../../src/kernels/loss.ts';
+import {
+  crossEntropy,
+  crossEntropyBackward,
+  horizonTargets,
+  huberLoss,
+  huberLossBackward,
+  timeMoeHuberLoss,
+  TIME_MOE_HUBER_DELTA,
+} from '../../src/kernels/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';

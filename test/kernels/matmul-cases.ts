@@ -123,7 +123,9 @@ export async function checkCase(c: Case): Promise<void> {
   const resT = residual ? up(residual, outShape, dtR) : undefined;
   // A new output is NaN-poisoned by the test runtime (rt.poison), so a skipped element fails.
   // A configuration is forced through the policy (the one override mechanism).
-  const y = rt.withPolicy(c.config ? forceMatmul(c.config) : {}, () => matmul(a, b, { transA, transB, bias: biasT, residual: resT, activation: act, alpha, out, accumulate: c.accumulate, outDtype: c.dt?.out }));
+  const y = rt.withPolicy(c.config ? forceMatmul(c.config) : {}, () =>
+    matmul(a, b, { transA, transB, bias: biasT, residual: resT, activation: act, alpha, out, accumulate: c.accumulate, outDtype: c.dt?.out }),
+  );
   expect(y.shape).toEqual(outShape);
   expect(y.dtype).toBe(dtOut);
   const got = await y.readF32();
@@ -162,9 +164,20 @@ export function groupedRef(x: Float64Array, w: Float64Array, off: ArrayLike<numb
   return out;
 }
 
-
 /** Σ G ⊙ (op(A)·op(B)) in float64: the scalar loss whose gradients matmulBackward returns. */
-export function lossOf(a: Float64Array, b: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, nb: number, aB: number, bB: number): number {
+export function lossOf(
+  a: Float64Array,
+  b: Float64Array,
+  g: Float64Array,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+  nb: number,
+  aB: number,
+  bB: number,
+): number {
   let s = 0;
   for (let t = 0; t < nb; t++) {
     const as = a.subarray((aB > 1 ? t : 0) * M * K, ((aB > 1 ? t : 0) + 1) * M * K);
@@ -174,7 +187,6 @@ export function lossOf(a: Float64Array, b: Float64Array, g: Float64Array, M: num
   }
   return s;
 }
-
 
 /** Random expert row counts summing to R; `zero` forces an empty expert, `all` puts every row on one. */
 export function counts(rng: Rng, E: number, R: number, mode: 'random' | 'zero' | 'all'): number[] {
@@ -198,7 +210,6 @@ export function offsetsOf(c: number[]): Uint32Array {
   return o;
 }
 
-
 /** x [R, C] row-major -> [C, R]. */
 export function transpose(x: Float64Array, R: number, C: number): Float64Array {
   const t = new Float64Array(R * C);
@@ -210,7 +221,19 @@ export function transpose(x: Float64Array, R: number, C: number): Float64Array {
  * float64 gradients of C = op(A)·op(B) per batch slice: d op(A) = G·op(B)ᵀ, d op(B) = op(A)ᵀ·G,
  * stored like A and B; a broadcast operand (aB or bB = 1) gets the sum over the batch.
  */
-export function gradRef(aD: Float64Array, bD: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number, aB: number, bB: number): { da: Float64Array; db: Float64Array } {
+export function gradRef(
+  aD: Float64Array,
+  bD: Float64Array,
+  g: Float64Array,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+  batch: number,
+  aB: number,
+  bB: number,
+): { da: Float64Array; db: Float64Array } {
   const da = new Float64Array(aB * M * K);
   const db = new Float64Array(bB * K * N);
   for (let s = 0; s < batch; s++) {
@@ -230,7 +253,16 @@ export function gradRef(aD: Float64Array, bD: Float64Array, g: Float64Array, M: 
 }
 
 /** float64 gradients of the grouped matmul with w [E, N, K]: dW[e] = dY[e rows]ᵀ·X[e rows], dX = dY·W[e]. */
-export function groupedBackwardRef(dy: Float64Array, x: Float64Array, w: Float64Array, off: ArrayLike<number>, E: number, N: number, K: number, R: number): { expW: Float64Array; expX: Float64Array } {
+export function groupedBackwardRef(
+  dy: Float64Array,
+  x: Float64Array,
+  w: Float64Array,
+  off: ArrayLike<number>,
+  E: number,
+  N: number,
+  K: number,
+  R: number,
+): { expW: Float64Array; expX: Float64Array } {
   const expW = new Float64Array(E * N * K);
   const expX = new Float64Array(R * K);
   for (let e = 0; e < E; e++) {

@@ -7,7 +7,24 @@ import { VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-co
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
-import { initRuntime, rt, tol, rand, up, F16_ROUND, roundTo, randAs, type Case, checkCase, LAYOUTS, groupedRef, groupedBackwardRef, counts, offsetsOf, gradRef } from './matmul-cases.ts';
+import {
+  initRuntime,
+  rt,
+  tol,
+  rand,
+  up,
+  F16_ROUND,
+  roundTo,
+  randAs,
+  type Case,
+  checkCase,
+  LAYOUTS,
+  groupedRef,
+  groupedBackwardRef,
+  counts,
+  offsetsOf,
+  gradRef,
+} from './matmul-cases.ts';
 
 beforeAll(initRuntime);
 
@@ -48,7 +65,8 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
       { kind: 'tiled', tx: 4, ty: 2, rm: 3, rn: 5, bk: 12, prefetch: true },
     ];
     for (const config of configs)
-      for (const [transA, transB] of LAYOUTS) await checkCase({ M: 36, N: 21, K: 68, transA, transB, batch: 0, config, dt: { a: 'f16', b: 'f16', out: 'f16' } });
+      for (const [transA, transB] of LAYOUTS)
+        await checkCase({ M: 36, N: 21, K: 68, transA, transB, batch: 0, config, dt: { a: 'f16', b: 'f16', out: 'f16' } });
   });
 
   it('bias + activation + f16 residual epilogue, f16 and f32 outputs', async () => {
@@ -63,9 +81,23 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   });
 
   it('accumulate into an f16 out (f16 and f32 operands, with and without epilogue)', async () => {
-    for (const [transA, transB] of LAYOUTS) await checkCase({ M: 33, N: 65, K: 130, transA, transB, batch: 0, accumulate: true, dt: { a: 'f16', b: 'f32', out: 'f16' } });
+    for (const [transA, transB] of LAYOUTS)
+      await checkCase({ M: 33, N: 65, K: 130, transA, transB, batch: 0, accumulate: true, dt: { a: 'f16', b: 'f32', out: 'f16' } });
     for (const [transA, transB] of SCALAR_LAYOUTS)
-      await checkCase({ M: 9, N: 5, K: 12, transA, transB, batch: 2, accumulate: true, bias: true, activation: 'silu', alpha: 2, residual: true, dt: { a: 'f32', b: 'f32', r: 'f16', out: 'f16' } });
+      await checkCase({
+        M: 9,
+        N: 5,
+        K: 12,
+        transA,
+        transB,
+        batch: 2,
+        accumulate: true,
+        bias: true,
+        activation: 'silu',
+        alpha: 2,
+        residual: true,
+        dt: { a: 'f32', b: 'f32', r: 'f16', out: 'f16' },
+      });
     // An f32 out accumulating an f16 product.
     await checkCase({ M: 20, N: 12, K: 40, transA: false, transB: true, batch: 0, accumulate: true, dt: { a: 'f16', b: 'f16', out: 'f32' } });
   });
@@ -73,7 +105,18 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   it('batched: both 3-D, shared B (folded into M), shared A', async () => {
     for (const [transA, transB] of LAYOUTS) await checkCase({ M: 45, N: 19, K: 96, transA, transB, batch: 3, dt: { a: 'f16', b: 'f32', out: 'f16' } });
     for (const [transA, transB] of SCALAR_LAYOUTS) {
-      await checkCase({ M: 44, N: 20, K: 13, transA, transB, batch: 2, bBroadcast: true, bias: true, activation: 'relu', dt: { a: 'f16', b: 'f16', out: 'f32' } });
+      await checkCase({
+        M: 44,
+        N: 20,
+        K: 13,
+        transA,
+        transB,
+        batch: 2,
+        bBroadcast: true,
+        bias: true,
+        activation: 'relu',
+        dt: { a: 'f16', b: 'f16', out: 'f32' },
+      });
       await checkCase({ M: 7, N: 13, K: 5, transA, transB, batch: 2, aBroadcast: true, dt: { a: 'f32', b: 'f16', out: 'f16' } });
     }
   });
@@ -84,8 +127,30 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
     const cases: { M: number; N: number; K: number; batch: number; aB: number; bB: number; layouts: [boolean, boolean][] }[] = [
       { M: 7, N: 13, K: 5, batch: 1, aB: 1, bB: 1, layouts: LAYOUTS },
       { M: 36, N: 20, K: 44, batch: 1, aB: 1, bB: 1, layouts: LAYOUTS },
-      { M: 8, N: 12, K: 16, batch: 3, aB: 3, bB: 1, layouts: [[false, false], [false, true]] },
-      { M: 6, N: 5, K: 9, batch: 2, aB: 1, bB: 2, layouts: [[true, false], [true, true]] },
+      {
+        M: 8,
+        N: 12,
+        K: 16,
+        batch: 3,
+        aB: 3,
+        bB: 1,
+        layouts: [
+          [false, false],
+          [false, true],
+        ],
+      },
+      {
+        M: 6,
+        N: 5,
+        K: 9,
+        batch: 2,
+        aB: 1,
+        bB: 2,
+        layouts: [
+          [true, false],
+          [true, true],
+        ],
+      },
     ];
     for (const c of cases)
       for (const [transA, transB] of c.layouts) {
@@ -118,7 +183,11 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
         matmulBackward(dy, a, b, { transA, transB, outA: da32, outB: db, accumulate: false, needB: false });
         matmulBackward(dy, a, b, { transA, transB, outB: db, accumulate: true, needA: false });
         expectClose(await da32.readF32(), ref.da, { rtol: tol(N * batch), atol: 1e-6, relativeToMax: true, seed, what: `dA into f32 ${what}` });
-        expectClose(await db!.readF32(), ref.db.map((v) => 2 * v), { rtol: tol(M * batch), atol: 1e-6, relativeToMax: true, seed, what: `dB accumulated ${what}` });
+        expectClose(
+          await db!.readF32(),
+          ref.db.map((v) => 2 * v),
+          { rtol: tol(M * batch), atol: 1e-6, relativeToMax: true, seed, what: `dB accumulated ${what}` },
+        );
         for (const t of [a, b, dy, da, db, da32]) t?.dispose();
       }
   });
@@ -152,7 +221,13 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
         const w16 = roundTo(w, 'f16');
         const y32 = groupedMatmul(xT, up(w16, transB ? [E, N, K] : [E, K, N], 'f16'), offT, { transB, outDtype: 'f32' });
         expect(y32.dtype).toBe('f32');
-        expectClose(await y32.readF32(), groupedRef(x, w16, off, E, N, K, transB), { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped f16×f16→f32 ${what}` });
+        expectClose(await y32.readF32(), groupedRef(x, w16, off, E, N, K, transB), {
+          rtol: tol(K),
+          atol: 1e-6,
+          relativeToMax: true,
+          seed,
+          what: `grouped f16×f16→f32 ${what}`,
+        });
         if (!transB) continue;
         // Backward (w stored [E, N, K]): dX = dY·W[e] in dy's dtype, dW = dYᵀ·X in f32.
         const dy = randAs(rng, R * N, 'f16');
@@ -170,7 +245,11 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
         expect(dW16.dtype).toBe('f16');
         expectClose(await dW16.readF32(), expW, { rtol: tol(R) + F16_ROUND, atol: 1e-6, relativeToMax: true, seed, what: `dW f16 ${what}` });
         groupedMatmulWeightGrad(dyT, xT, offT, { out: dW16, accumulate: true });
-        expectClose(await dW16.readF32(), expW.map((v) => 2 * v), { rtol: tol(R) + 2 * F16_ROUND, atol: 1e-6, relativeToMax: true, seed, what: `dW f16 accumulated ${what}` });
+        expectClose(
+          await dW16.readF32(),
+          expW.map((v) => 2 * v),
+          { rtol: tol(R) + 2 * F16_ROUND, atol: 1e-6, relativeToMax: true, seed, what: `dW f16 accumulated ${what}` },
+        );
       }
   });
 

@@ -5,7 +5,22 @@ import { VARIANTS, forceMatmul, type MatmulConfig, type MatmulConfigOverride, ty
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
-import { initRuntime, rt, tol, rand, up, checkCase, SHAPES, LAYOUTS, EPILOGUES, groupedRef, groupedBackwardRef, lossOf, counts, offsetsOf } from './matmul-cases.ts';
+import {
+  initRuntime,
+  rt,
+  tol,
+  rand,
+  up,
+  checkCase,
+  SHAPES,
+  LAYOUTS,
+  EPILOGUES,
+  groupedRef,
+  groupedBackwardRef,
+  lossOf,
+  counts,
+  offsetsOf,
+} from './matmul-cases.ts';
 
 beforeAll(initRuntime);
 
@@ -25,8 +40,7 @@ describe('matmul: every layout x shape x batching x epilogue against float64', (
   }
 
   it('every epilogue on every layout at one awkward shape', async () => {
-    for (const [transA, transB] of LAYOUTS)
-      for (const e of EPILOGUES) await checkCase({ M: 17, N: 9, K: 67, transA, transB, batch: 0, ...e });
+    for (const [transA, transB] of LAYOUTS) for (const e of EPILOGUES) await checkCase({ M: 17, N: 9, K: 67, transA, transB, batch: 0, ...e });
   });
 
   it('every tile variant of the generator (lane m/n, shared block, vec4 on/off, K unroll)', async () => {
@@ -37,11 +51,10 @@ describe('matmul: every layout x shape x batching x epilogue against float64', (
       { lane: 'n', wgL: 32, wgU: 1, tl: 2, tu: 3, ku: 3, vec4: true },
       { lane: 'n', wgL: 4, wgU: 4, tl: 3, tu: 2, ku: 8, vec4: true },
     ];
-    for (const config of configs)
-      for (const [transA, transB] of LAYOUTS) await checkCase({ M: 37, N: 21, K: 68, transA, transB, batch: 0, config });
+    for (const config of configs) for (const [transA, transB] of LAYOUTS) await checkCase({ M: 37, N: 21, K: 68, transA, transB, batch: 0, config });
   });
 
-  it('the GPU family\'s tiled kernel: odd tiles, partial K tiles, prefetch on and off, every layout and epilogue', async () => {
+  it("the GPU family's tiled kernel: odd tiles, partial K tiles, prefetch on and off, every layout and epilogue", async () => {
     // Tiles that do not divide M, N or K (37 x 21 x 68 against 6x20 tiles with BK 12 or 16 x 16
     // with BK 8), so every edge (zero-filled loads, skipped stores) is exercised.
     const configs: TiledConfig[] = [
@@ -132,7 +145,11 @@ describe('matmulBackward', () => {
         expectClose(await db!.readF32(), refGrad('b'), { rtol: tol(M * batch), atol: 1e-6, relativeToMax: true, seed, what: `dB ${what}` });
         // Accumulating a second time doubles the gradient in place.
         matmulBackward(dy, a, b, { transA, transB, outA: da, outB: db, accumulate: true });
-        expectClose(await da!.readF32(), refGrad('a').map((v) => 2 * v), { rtol: tol(N * batch), atol: 1e-6, relativeToMax: true, seed, what: `dA accumulated ${what}` });
+        expectClose(
+          await da!.readF32(),
+          refGrad('a').map((v) => 2 * v),
+          { rtol: tol(N * batch), atol: 1e-6, relativeToMax: true, seed, what: `dA accumulated ${what}` },
+        );
         for (const t of [a, b, dy, da, db]) t?.dispose();
       }
     });
@@ -142,7 +159,9 @@ describe('matmulBackward', () => {
     for (const [transA, transB] of LAYOUTS) {
       const seed = freshSeed();
       const rng = new Rng(seed);
-      const M = 3, N = 4, K = 5;
+      const M = 3,
+        N = 4,
+        K = 5;
       const aData = rand(rng, M * K);
       const bData = rand(rng, K * N);
       const g = rand(rng, M * N);
@@ -191,7 +210,13 @@ describe('grouped (MoE expert) matmul', () => {
           const exp = groupedRef(x, w, off, E, N, K, transB).map((y, i) => 0.5 * y + residual[i]!);
           const offT = rt.upload(off, [E + 1], 'u32');
           const out = groupedMatmul(up(x, [R, K]), up(w, transB ? [E, N, K] : [E, K, N]), offT, { transB, alpha: 0.5, residual: up(residual, [R, N]) });
-          expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped ${JSON.stringify(s)} ${mode} counts=${cnt} transB=${transB}` });
+          expectClose(await out.readF32(), exp, {
+            rtol: tol(K),
+            atol: 1e-6,
+            relativeToMax: true,
+            seed,
+            what: `grouped ${JSON.stringify(s)} ${mode} counts=${cnt} transB=${transB}`,
+          });
         }
     });
   }
@@ -199,13 +224,23 @@ describe('grouped (MoE expert) matmul', () => {
   it('every tile variant gives the same grouped result', async () => {
     const seed = freshSeed();
     const rng = new Rng(seed);
-    const R = 77, K = 20, N = 11, E = 4;
+    const R = 77,
+      K = 20,
+      N = 11,
+      E = 4;
     const off = offsetsOf(counts(rng, E, R, 'zero'));
     const x = rand(rng, R * K);
     const w = rand(rng, E * N * K);
     const exp = groupedRef(x, w, off, E, N, K, true);
-    const xt = up(x, [R, K]), wt = up(w, [E, N, K]), ot = rt.upload(off, [E + 1], 'u32');
-    const configs: MatmulConfigOverride[] = [VARIANTS['v1 naive 1x1, wg 8x8']!, VARIANTS['v5 2x8, shared B block + vec4']!, { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 }, { kind: 'tiled', tx: 4, ty: 4, rm: 3, rn: 2, bk: 8, prefetch: true }];
+    const xt = up(x, [R, K]),
+      wt = up(w, [E, N, K]),
+      ot = rt.upload(off, [E + 1], 'u32');
+    const configs: MatmulConfigOverride[] = [
+      VARIANTS['v1 naive 1x1, wg 8x8']!,
+      VARIANTS['v5 2x8, shared B block + vec4']!,
+      { wgL: 4, wgU: 2, tl: 3, tu: 5, ku: 2 },
+      { kind: 'tiled', tx: 4, ty: 4, rm: 3, rn: 2, bk: 8, prefetch: true },
+    ];
     for (const config of configs) {
       const out = rt.withPolicy(forceMatmul(config), () => groupedMatmul(xt, wt, ot));
       expectClose(await out.readF32(), exp, { rtol: tol(K), atol: 1e-6, relativeToMax: true, seed, what: `grouped config ${JSON.stringify(config)}` });
@@ -231,14 +266,21 @@ describe('grouped (MoE expert) matmul', () => {
         expectClose(await dX.readF32(), expX, { rtol: tol(N), atol: 1e-6, relativeToMax: true, seed, what: `dX ${what}` });
         // Gradient accumulation in place: a second call doubles dW (empty experts stay 0).
         groupedMatmulWeightGrad(dyT, xT, offT, { out: dW, accumulate: true });
-        expectClose(await dW.readF32(), expW.map((v) => 2 * v), { rtol: tol(R), atol: 1e-6, relativeToMax: true, seed, what: `dW accumulated ${what}` });
+        expectClose(
+          await dW.readF32(),
+          expW.map((v) => 2 * v),
+          { rtol: tol(R), atol: 1e-6, relativeToMax: true, seed, what: `dW accumulated ${what}` },
+        );
       }
   });
 
   it('finite differences: grouped forward loss vs dW and dX (tiny)', async () => {
     const seed = freshSeed();
     const rng = new Rng(seed);
-    const R = 6, K = 3, N = 4, E = 3;
+    const R = 6,
+      K = 3,
+      N = 4,
+      E = 3;
     const off = offsetsOf([2, 0, 4]);
     const x = rand(rng, R * K);
     const w = rand(rng, E * N * K);
@@ -265,7 +307,15 @@ describe('grouped (MoE expert) matmul', () => {
     const gT = up(g, [R, N]);
     const dW = groupedMatmulWeightGrad(gT, up(x, [R, K]), offT);
     const dX = groupedMatmulBackwardX(gT, up(w, [E, N, K]), offT);
-    expectClose(await dW.readF32(), fd(w, (p) => loss(x, p)), { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: 'FD dW' });
-    expectClose(await dX.readF32(), fd(x, (p) => loss(p, w)), { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: 'FD dX' });
+    expectClose(
+      await dW.readF32(),
+      fd(w, (p) => loss(x, p)),
+      { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: 'FD dW' },
+    );
+    expectClose(
+      await dX.readF32(),
+      fd(x, (p) => loss(p, w)),
+      { rtol: 1e-5, atol: 1e-6, relativeToMax: true, seed, what: 'FD dX' },
+    );
   });
 });

@@ -91,7 +91,11 @@ describe('switch load-balancing loss', () => {
       // Accumulating into an existing gradient adds, rather than overwrites.
       const acc = rt.upload(new Float32Array(N * E).fill(1), [N, E]);
       switchLossBackward(coef, g, N, acc);
-      expectClose(await acc.readF32(), ref.map((v) => v + 1), { ...GRAD_TOL, what: 'switch d_probs accumulated', seed });
+      expectClose(
+        await acc.readF32(),
+        ref.map((v) => v + 1),
+        { ...GRAD_TOL, what: 'switch d_probs accumulated', seed },
+      );
       for (const t of [loss, coef, g, dp, acc]) t.dispose();
       disposeRouted(r);
     });
@@ -103,14 +107,22 @@ describe('switch load-balancing loss', () => {
     const k = 2;
     // Uniform probabilities; idx cycles over the experts so each is picked N k / E times.
     const probs = rt.upload(new Float32Array(N * E).fill(1 / E), [N, E]);
-    const idx = rt.upload(Uint32Array.from({ length: N * k }, (_, i) => i % E), [N, k], 'u32');
+    const idx = rt.upload(
+      Uint32Array.from({ length: N * k }, (_, i) => i % E),
+      [N, k],
+      'u32',
+    );
     const bal = switchLoss(probs, idx);
     expectClose(await bal.loss.readF32(), [1], { rtol: 1e-6, what: 'balanced switch loss' });
     // Collapse: every token's probability mass on expert 0, and every token picks 0 (and 1).
     const p1 = new Float32Array(N * E);
     for (let t = 0; t < N; t++) p1[t * E] = 1;
     const probsC = rt.upload(p1, [N, E]);
-    const idxC = rt.upload(Uint32Array.from({ length: N * k }, (_, i) => i % k), [N, k], 'u32');
+    const idxC = rt.upload(
+      Uint32Array.from({ length: N * k }, (_, i) => i % k),
+      [N, k],
+      'u32',
+    );
     const col = switchLoss(probsC, idxC);
     // f_0 = 1/2 (slot 0 of every token), P_0 = 1: E * 1/2 = 2 for k = 2; the k = 1 bound is E.
     expectClose(await col.loss.readF32(), [E / k], { rtol: 1e-6, what: 'collapsed switch loss' });
@@ -154,7 +166,11 @@ describe('pooled (HF / Time-MoE) aux loss', () => {
     const dps = pooledAuxLossBackward(coef, g, layers);
     const refs = pooledLossGradRef(refLayers, E);
     for (let i = 0; i < layers.length; i++) {
-      expectClose(await dps[i]!.readF32(), refs[i]!.map((v) => v * gv), { ...GRAD_TOL, what: `pooled d_probs layer ${i}`, seed });
+      expectClose(
+        await dps[i]!.readF32(),
+        refs[i]!.map((v) => v * gv),
+        { ...GRAD_TOL, what: `pooled d_probs layer ${i}`, seed },
+      );
     }
     for (const t of [loss, coef, g, ...dps]) t.dispose();
     layers.forEach(disposeRouted);
@@ -166,12 +182,24 @@ describe('pooled (HF / Time-MoE) aux loss', () => {
     const k = 2;
     const uniform = new Float32Array(N * E).fill(1 / E);
     const probs = rt.upload(uniform, [N, E]);
-    const idxBal = rt.upload(Uint32Array.from({ length: N * k }, (_, i) => i % E), [N, k], 'u32');
+    const idxBal = rt.upload(
+      Uint32Array.from({ length: N * k }, (_, i) => i % E),
+      [N, k],
+      'u32',
+    );
     const bal = pooledAuxLoss([{ probs, idx: idxBal }]);
     expectClose(await bal.loss.readF32(), [k], { rtol: 1e-6, what: 'balanced pooled loss' });
     // Layer A always picks experts {0, 1}, layer B always {2, 3}: pooled reads balanced (k)...
-    const idxA = rt.upload(Uint32Array.from({ length: N * k }, (_, i) => i % 2), [N, k], 'u32');
-    const idxB = rt.upload(Uint32Array.from({ length: N * k }, (_, i) => 2 + (i % 2)), [N, k], 'u32');
+    const idxA = rt.upload(
+      Uint32Array.from({ length: N * k }, (_, i) => i % 2),
+      [N, k],
+      'u32',
+    );
+    const idxB = rt.upload(
+      Uint32Array.from({ length: N * k }, (_, i) => 2 + (i % 2)),
+      [N, k],
+      'u32',
+    );
     const pooled = pooledAuxLoss([
       { probs, idx: idxA },
       { probs, idx: idxB },
@@ -236,7 +264,11 @@ describe('router z-loss', () => {
       const base = toF32(rng.normalArray(N * E));
       const acc = rt.upload(Float32Array.from(base), [N, E]);
       routerZLossBackward(tl, lse, g, acc);
-      expectClose(await acc.readF32(), ref.map((v, i) => v + base[i]!), { ...GRAD_TOL, what: 'z-loss d_logits accumulated', seed });
+      expectClose(
+        await acc.readF32(),
+        ref.map((v, i) => v + base[i]!),
+        { ...GRAD_TOL, what: 'z-loss d_logits accumulated', seed },
+      );
       for (const t of [tl, loss, lse, g, dl, acc]) t.dispose();
     });
   }

@@ -41,7 +41,8 @@ describe('kernel policy', () => {
       expect(p.family).toBe(family);
       expect(p.forced).toEqual([]);
       for (const outputs of [0, 1, 2, 7, 4095, 4096, 70_000])
-        for (const n of [0, 1, 255, 256, 257, 65_535, 65_536, 1 << 20]) expect(serialReduction(p, outputs, n), `${family} outputs=${outputs} n=${n}`).toBe(OLD.serial(family, outputs, n));
+        for (const n of [0, 1, 255, 256, 257, 65_535, 65_536, 1 << 20])
+          expect(serialReduction(p, outputs, n), `${family} outputs=${outputs} n=${n}`).toBe(OLD.serial(family, outputs, n));
       expect([p.dispatch.minChunks, p.dispatch.maxChunks]).toEqual(OLD.chunks(family));
       expect(p.dispatch.chunkTokens).toBeNull();
       expect(p.rmsnorm.rows === 'serial').toBe(OLD.rmsnormSerial(family));
@@ -55,7 +56,10 @@ describe('kernel policy', () => {
     const p: MatmulProblem = { M: 40, N: 24, K: 16, transA: false, transB: false, mode: 'plain', types: 'f32,f32,f32' };
     const cpu = caps('cpu');
     expect(chooseMatmulKernel({ caps: cpu, policy: derivePolicy(cpu) }, p)).toEqual({ kind: 'blocked', cfg: { ...DEFAULT_CONFIG, lane: 'n' } });
-    expect(chooseMatmulKernel({ caps: cpu, policy: derivePolicy(cpu) }, { ...p, transB: true })).toEqual({ kind: 'blocked', cfg: { ...DEFAULT_CONFIG, lane: 'm' } });
+    expect(chooseMatmulKernel({ caps: cpu, policy: derivePolicy(cpu) }, { ...p, transB: true })).toEqual({
+      kind: 'blocked',
+      cfg: { ...DEFAULT_CONFIG, lane: 'm' },
+    });
     const gpu = caps('gpu');
     expect(chooseMatmulKernel({ caps: gpu, policy: derivePolicy(gpu) }, { ...p, K: 1 << 20 })).toEqual({ kind: 'tiled', cfg: DEFAULT_TILED });
   });
@@ -63,12 +67,18 @@ describe('kernel policy', () => {
   it('one override mechanism: sections merge into the defaults, a forced tiling forces its kernel, limits only go down', () => {
     const c = caps('cpu');
     const tiled = { kind: 'tiled' as const, tx: 8, ty: 8, rm: 2, rn: 2, bk: 8, prefetch: false };
-    const p = derivePolicy(c, { ...forceMatmul(tiled), attention: { tile: 4 }, limits: { maxComputeWorkgroupsPerDimension: 7, maxBufferSize: Number.MAX_SAFE_INTEGER } });
+    const p = derivePolicy(c, {
+      ...forceMatmul(tiled),
+      attention: { tile: 4 },
+      limits: { maxComputeWorkgroupsPerDimension: 7, maxBufferSize: Number.MAX_SAFE_INTEGER },
+    });
     expect(p.matmul).toEqual({ kind: 'tiled', blocked: derivePolicy(c).matmul.blocked, tiled, tuned: false });
     expect(p.attention).toEqual({ ...derivePolicy(c).attention, tile: 4 });
     expect(p.limits.maxComputeWorkgroupsPerDimension).toBe(7);
     expect(p.limits.maxBufferSize).toBe(c.limits.maxBufferSize); // not raised past the device
-    expect(p.forced).toEqual(expect.arrayContaining(['matmul.kind', 'matmul.tiled', 'matmul.tuned', 'attention.tile', 'limits.maxComputeWorkgroupsPerDimension']));
+    expect(p.forced).toEqual(
+      expect.arrayContaining(['matmul.kind', 'matmul.tiled', 'matmul.tuned', 'attention.tile', 'limits.maxComputeWorkgroupsPerDimension']),
+    );
     const blocked = derivePolicy(caps('gpu'), forceMatmul({ tl: 2, tu: 2 }));
     expect(blocked.matmul.kind).toBe('blocked');
     expect(blocked.matmul.blocked).toEqual({ ...derivePolicy(c).matmul.blocked, tl: 2, tu: 2 });
@@ -103,12 +113,16 @@ describe('kernel policy', () => {
       });
       expect(rt.policy.attention.kernel).toBe(before.attention.kernel);
     });
-    expect(() => rt.withPolicy({ dispatch: { chunkTokens: 3 } }, () => { throw new Error('inside'); })).toThrow('inside');
+    expect(() =>
+      rt.withPolicy({ dispatch: { chunkTokens: 3 } }, () => {
+        throw new Error('inside');
+      }),
+    ).toThrow('inside');
     expect(rt.policy).toBe(before);
     expect(rt.withPolicy({ dispatch: { chunkTokens: 3 } }, () => chooseChunkTokens(rt.policy, 1000, 8, 2))).toBe(chooseChunkTokens(before, 1000, 8, 2));
   });
 
-  it('grids fold at the policy\'s workgroup limit, and the kernel still covers every element', async () => {
+  it("grids fold at the policy's workgroup limit, and the kernel still covers every element", async () => {
     expect(grid1d(rt, 70_000)).toEqual([rt.caps.limits.maxComputeWorkgroupsPerDimension, Math.ceil(70_000 / rt.caps.limits.maxComputeWorkgroupsPerDimension)]);
     const n = 20 * 256 + 5; // 21 workgroups: [7, 3] at a limit of 7
     const t = rt.zeros([n]);
@@ -126,7 +140,8 @@ describe('kernel policy', () => {
     const p = derivePolicy(caps('cpu'), { attention: { kernel: 'tiled' } });
     const table = formatPolicy(p);
     expect(table.split('\n')[0]).toBe('kernel policy:');
-    for (const row of ['family', 'matmul', 'reduce', 'rmsnorm', 'dispatch', 'attention', 'autotune', 'limits']) expect(table).toMatch(new RegExp(`^  ${row} +\\S`, 'm'));
+    for (const row of ['family', 'matmul', 'reduce', 'rmsnorm', 'dispatch', 'attention', 'autotune', 'limits'])
+      expect(table).toMatch(new RegExp(`^  ${row} +\\S`, 'm'));
     expect(table).toMatch(/attention +tiled, 32 rows per workgroup.*\(forced\)/);
     expect(table).toMatch(/matmul +register-blocked \(wg 8x8, 8x4 per invocation/);
     const line = policySummary(p);

@@ -43,7 +43,11 @@ describe('sum / mean over an axis', () => {
       expectClose(await s.readF32(), ref, { rtol: tol, atol: 1e-6, relativeToMax: true, seed, what: 'sum' });
       const m = mean(t, 1, true);
       expect(m.shape).toEqual([outer, 1, inner]);
-      expectClose(await m.readF32(), Float64Array.from(ref, (v) => v / n), { rtol: tol, atol: 1e-7, relativeToMax: true, seed, what: 'mean' });
+      expectClose(
+        await m.readF32(),
+        Float64Array.from(ref, (v) => v / n),
+        { rtol: tol, atol: 1e-7, relativeToMax: true, seed, what: 'mean' },
+      );
       for (const q of [t, s, m]) q.dispose();
     });
   }
@@ -56,10 +60,21 @@ describe('sum / mean over an axis', () => {
     const t = rt.upload(Float32Array.from(x), [A, B, C]);
     const s0 = sum(t, 0);
     expect(s0.shape).toEqual([B, C]);
-    expectClose(await s0.readF32(), reduceAxis(x, 1, A, B * C, (a, v) => a + v, 0), { rtol: 1e-5, relativeToMax: true, seed, what: 'axis 0' }); // 5 adds
+    expectClose(
+      await s0.readF32(),
+      reduceAxis(x, 1, A, B * C, (a, v) => a + v, 0),
+      { rtol: 1e-5, relativeToMax: true, seed, what: 'axis 0' },
+    ); // 5 adds
     const s2 = mean(t, -1);
     expect(s2.shape).toEqual([A, B]);
-    expectClose(await s2.readF32(), Float64Array.from(reduceAxis(x, A * B, C, 1, (a, v) => a + v, 0), (v) => v / C), { rtol: 1e-5, relativeToMax: true, seed, what: 'axis -1' });
+    expectClose(
+      await s2.readF32(),
+      Float64Array.from(
+        reduceAxis(x, A * B, C, 1, (a, v) => a + v, 0),
+        (v) => v / C,
+      ),
+      { rtol: 1e-5, relativeToMax: true, seed, what: 'axis -1' },
+    );
     for (const q of [t, s0, s2]) q.dispose();
   });
 
@@ -72,7 +87,14 @@ describe('sum / mean over an axis', () => {
     const tx = rt.upload(Float32Array.from(x), [o * n * i]);
     const tw = rt.upload(Float32Array.from(w), [o * n * i]);
     const s = sumAxis(tx, { outer: o, n, inner: i }, { times: tw });
-    const ref = reduceAxis(Float64Array.from(x, (v, k) => v * w[k]!), o, n, i, (a, v) => a + v, 0);
+    const ref = reduceAxis(
+      Float64Array.from(x, (v, k) => v * w[k]!),
+      o,
+      n,
+      i,
+      (a, v) => a + v,
+      0,
+    );
     expectClose(await s.readF32(), ref, { rtol: 1e-5, relativeToMax: true, seed, what: 'sum x*w' }); // 301 f32 products+adds
     for (const q of [tx, tw, s]) q.dispose();
   });
@@ -114,7 +136,11 @@ describe('edge cases', () => {
     const x = await t.read();
     const s = sum(t, 1);
     // 3001 terms accumulated in f32 (not f16: an f16 sum would be off by ~1e-2)
-    expectClose(await s.readF32(), reduceAxis(x, o, n, 1, (a, v) => a + v, 0), { rtol: 1e-5, relativeToMax: true, seed, what: 'f16 sum' });
+    expectClose(
+      await s.readF32(),
+      reduceAxis(x, o, n, 1, (a, v) => a + v, 0),
+      { rtol: 1e-5, relativeToMax: true, seed, what: 'f16 sum' },
+    );
     const ss = sumSquaresMany([t]);
     expectClose(await ss.readF32(), [sumSquares(x)], { rtol: 2e-6, seed, what: 'f16 sum of squares' });
     for (const q of [t, s, ss]) q.dispose();

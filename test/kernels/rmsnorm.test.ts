@@ -33,7 +33,7 @@ describe('rmsnorm', () => {
       const seed = freshSeed();
       const rng = new Rng(seed);
       // Rows with very different scales: rstd must be per row.
-      const x = toF32(rng.normalArray(N * d).map((v, i) => v * 10 ** (Math.floor(i / d) % 5 - 2)));
+      const x = toF32(rng.normalArray(N * d).map((v, i) => v * 10 ** ((Math.floor(i / d) % 5) - 2)));
       const w = toF32(rng.uniformArray(d, 0.5, 1.5));
       const dy = toF32(rng.normalArray(N * d));
       const eps = 1e-6;
@@ -56,7 +56,13 @@ describe('rmsnorm', () => {
       for (let n = 0; n < N; n++) {
         let term = 0;
         for (let c = 0; c < d; c++) term = Math.max(term, ref.rstd[n]! * Math.abs(w[c]! * dy[n * d + c]!));
-        expectClose(gdx.subarray(n * d, (n + 1) * d), bref.dx.subarray(n * d, (n + 1) * d), { rtol: 1e-5, relativeToMax: true, atol: term, what: `dx row ${n}`, seed });
+        expectClose(gdx.subarray(n * d, (n + 1) * d), bref.dx.subarray(n * d, (n + 1) * d), {
+          rtol: 1e-5,
+          relativeToMax: true,
+          atol: term,
+          what: `dx row ${n}`,
+          seed,
+        });
       }
       // dw sums N <= 300 f32 terms in chunks: 1e-5 relative to max.
       expectClose(await dw.readF32(), bref.dw, { rtol: 1e-5, relativeToMax: true, what: 'dw', seed });
@@ -138,7 +144,7 @@ describe('rmsnorm with f16 storage (f32 math)', () => {
           const rng = new Rng(seed);
           const round = { f32: toF32, f16: toF16 };
           // Rows with scales 1e-2..1e2, as in the f32 test (|x| stays far below f16's 65504).
-          const x = round[c.x](rng.normalArray(N * d).map((v, i) => v * 10 ** (Math.floor(i / d) % 5 - 2)));
+          const x = round[c.x](rng.normalArray(N * d).map((v, i) => v * 10 ** ((Math.floor(i / d) % 5) - 2)));
           const w = toF32(rng.uniformArray(d, 0.5, 1.5));
           const dy = round[c.dy](rng.normalArray(N * d));
           const eps = 1e-6;

@@ -57,7 +57,10 @@ describe('rope', () => {
     const a1 = Math.fround(Math.fround(1 / 10) * 1); // HF keeps inv_freq in float32
     const [p, q, r, s] = [5, 6, 7, 8];
     const expected = [
-      1, 2, 3, 4,
+      1,
+      2,
+      3,
+      4,
       p * Math.cos(a0) - r * Math.sin(a0),
       q * Math.cos(a1) - s * Math.sin(a1),
       r * Math.cos(a0) + p * Math.sin(a0),

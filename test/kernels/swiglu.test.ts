@@ -48,7 +48,15 @@ const F32_TOL = { rtol: 2e-5, atol: 1e-30 };
  * absolute, ~ulp of the uncancelled terms. So dg's error is measured against that magnitude,
  * |dh·u|·s·(1 + |g|(1 - s)) (>= |dg|), instead of |dg| itself: both sides are divided by it.
  */
-function expectDgClose(actual: ArrayLike<number>, expected: ArrayLike<number>, g: ArrayLike<number>, u: ArrayLike<number>, dh: ArrayLike<number>, what: string, seed?: number): void {
+function expectDgClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  g: ArrayLike<number>,
+  u: ArrayLike<number>,
+  dh: ArrayLike<number>,
+  what: string,
+  seed?: number,
+): void {
   const scale = Float64Array.from(g, (x, i) => {
     const s = sigmoidRef(x);
     return Math.abs(dh[i]! * u[i]!) * s * (1 + Math.abs(x) * (1 - s)) + 1e-30;
@@ -60,7 +68,12 @@ function expectDgClose(actual: ArrayLike<number>, expected: ArrayLike<number>, g
 }
 
 describe('swiglu (separate gate and up)', () => {
-  for (const shape of [[1, 1], [7, 33], [130, 67], [3, 5, 7]]) {
+  for (const shape of [
+    [1, 1],
+    [7, 33],
+    [130, 67],
+    [3, 5, 7],
+  ]) {
     it(`forward and backward match float64, shape [${shape.join(', ')}]`, async () => {
       const seed = freshSeed();
       const rng = new Rng(seed);
@@ -120,8 +133,16 @@ describe('swiglu (separate gate and up)', () => {
     const { dg, du } = swigluBackward(tg, tu, tw);
     const L = (gg: ArrayLike<number>, uu: ArrayLike<number>) => swigluRef(gg, uu).reduce((a, h, i) => a + w[i]! * h, 0);
     // FD truncation ~1e-10 in float64; the GPU gradient is f32: 1e-5 of the max entry.
-    expectClose(await dg.readF32(), numericGrad((x) => L(x, u), g), { rtol: 1e-5, relativeToMax: true, what: 'swiglu FD dg', seed });
-    expectClose(await du.readF32(), numericGrad((x) => L(g, x), u), { rtol: 1e-5, relativeToMax: true, what: 'swiglu FD du', seed });
+    expectClose(
+      await dg.readF32(),
+      numericGrad((x) => L(x, u), g),
+      { rtol: 1e-5, relativeToMax: true, what: 'swiglu FD dg', seed },
+    );
+    expectClose(
+      await du.readF32(),
+      numericGrad((x) => L(g, x), u),
+      { rtol: 1e-5, relativeToMax: true, what: 'swiglu FD du', seed },
+    );
     disposeAll(tg, tu, tw, dg, du);
   });
 });

@@ -83,7 +83,10 @@ describe('train state', () => {
       const event = lossScaleUpdate(ref, gradBad !== 0, fwd !== 0);
       if (fwd === 0 && gradBad === 0) refStep++;
       expect(sd![0], `seed at step ${i}`).toBe(scaleBefore / 4); // powers of two: exact
-      expect([st![STATE.adamStep], st![STATE.lossScale], st![STATE.goodSteps], SCALE_EVENTS[st![STATE.event]!]], `step ${i} (seed ${seed}) fwd ${fwd} grad ${gradBad}`).toEqual([refStep, ref.scale, ref.goodSteps, event]);
+      expect(
+        [st![STATE.adamStep], st![STATE.lossScale], st![STATE.goodSteps], SCALE_EVENTS[st![STATE.event]!]],
+        `step ${i} (seed ${seed}) fwd ${fwd} grad ${gradBad}`,
+      ).toEqual([refStep, ref.scale, ref.goodSteps, event]);
       seedT.dispose();
     }
     for (const t of [state, guard, norm]) t.dispose();

@@ -23,10 +23,34 @@ import { testRuntime } from '../reference/gpu.ts';
 import { expectClose } from '../reference/compare.ts';
 
 interface Fixture {
-  config: { hidden: number; layers: number; heads: number; experts: number; top_k: number; moe_intermediate: number; shared_intermediate: number; horizons: number[]; rope_theta: number; rms_eps: number; aux_factor: number; z_coef: number; batch: number; seq_len: number };
+  config: {
+    hidden: number;
+    layers: number;
+    heads: number;
+    experts: number;
+    top_k: number;
+    moe_intermediate: number;
+    shared_intermediate: number;
+    horizons: number[];
+    rope_theta: number;
+    rms_eps: number;
+    aux_factor: number;
+    z_coef: number;
+    batch: number;
+    seq_len: number;
+  };
   series: number[][];
   params: Record<string, { shape: number[]; data: number[] }>;
-  outputs: { head_losses: number[]; ar_loss: number; aux_loss: number; z_loss: number; total_loss: number; expert_fractions: number[][]; predictions: Record<string, number[]>; router_top_idx: number[][] };
+  outputs: {
+    head_losses: number[];
+    ar_loss: number;
+    aux_loss: number;
+    z_loss: number;
+    total_loss: number;
+    expert_fractions: number[][];
+    predictions: Record<string, number[]>;
+    router_top_idx: number[][];
+  };
   grads: Record<string, number[]>;
 }
 
@@ -42,7 +66,18 @@ beforeAll(async () => {
 });
 
 function buildModel(): TimeMoeModel {
-  const cfg = modelConfig({ hidden: c.hidden, layers: c.layers, heads: c.heads, experts: c.experts, topK: c.top_k, moeIntermediate: c.moe_intermediate, sharedIntermediate: c.shared_intermediate, horizons: c.horizons, ropeTheta: c.rope_theta, rmsEps: c.rms_eps });
+  const cfg = modelConfig({
+    hidden: c.hidden,
+    layers: c.layers,
+    heads: c.heads,
+    experts: c.experts,
+    topK: c.top_k,
+    moeIntermediate: c.moe_intermediate,
+    sharedIntermediate: c.shared_intermediate,
+    horizons: c.horizons,
+    ropeTheta: c.rope_theta,
+    rmsEps: c.rms_eps,
+  });
   const model = new TimeMoeModel(rt, cfg, 1);
   const dict: StateDict = new Map(Object.entries(fx.params).map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
   loadStateDict(model.params, dict);
@@ -71,7 +106,14 @@ describe('Time-MoE vs PyTorch golden values', () => {
     });
     const { out, terms } = graph.run(() => {
       const out = model.forward(x, { batch: B, seqLen: T });
-      const terms = forecastLoss(out, targets, { auxFactor: c.aux_factor, auxConvention: 'pooled', zCoef: c.z_coef, experts: c.experts, topK: c.top_k, huberDelta: 2 });
+      const terms = forecastLoss(out, targets, {
+        auxFactor: c.aux_factor,
+        auxConvention: 'pooled',
+        zCoef: c.z_coef,
+        experts: c.experts,
+        topK: c.top_k,
+        huberDelta: 2,
+      });
       return { out, terms };
     });
     for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses, ...out.predictions]) graph.keep(v);
@@ -90,7 +132,11 @@ describe('Time-MoE vs PyTorch golden values', () => {
     expectClose([await scalar(terms.z)], [o.z_loss], { ...tol, what: 'z loss' });
     for (let n = 0; n < c.horizons.length; n++) {
       expectClose([await scalar(terms.headLosses[n]!)], [o.head_losses[n]!], { ...tol, what: `head ${n} loss` });
-      expectClose(await out.predictions[n]!.data.readF32(), o.predictions[String(c.horizons[n])]!, { rtol: 1e-5, relativeToMax: true, what: `predictions h=${c.horizons[n]}` });
+      expectClose(await out.predictions[n]!.data.readF32(), o.predictions[String(c.horizons[n])]!, {
+        rtol: 1e-5,
+        relativeToMax: true,
+        what: `predictions h=${c.horizons[n]}`,
+      });
     }
     for (let l = 0; l < c.layers; l++) {
       expect(Array.from(idxs[l]!), `layer ${l} top-k experts`).toEqual(o.router_top_idx[l]);
@@ -104,7 +150,11 @@ describe('Time-MoE vs PyTorch golden values', () => {
     for (const [name, ref] of Object.entries(fx.grads)) {
       const g = grads.get(name)!.data;
       const allZero = ref.every((v) => v === 0);
-      if (allZero) expect(Array.from(g).every((v) => v === 0), `${name}: expert without tokens must get exactly zero gradient`).toBe(true);
+      if (allZero)
+        expect(
+          Array.from(g).every((v) => v === 0),
+          `${name}: expert without tokens must get exactly zero gradient`,
+        ).toBe(true);
       else expectClose(g, ref, { rtol: 2e-5, relativeToMax: true, what: `grad ${name}` });
     }
 

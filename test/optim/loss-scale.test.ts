@@ -58,11 +58,20 @@ function onReference(o: Required<LossScaleOptions>, seq: readonly Flags[]): Omit
 
 async function expectSequence(o: Required<LossScaleOptions>, seq: readonly Flags[], want: [number, ScaleEvent][]) {
   const gpu = await onGpu(o, seq);
-  expect(gpu.map((a) => [a.scale, a.event]), 'GPU step_end: [scale, event] per step').toEqual(want);
-  expect(onReference(o, seq).map((a) => [a.scale, a.event]), 'reference model').toEqual(want);
+  expect(
+    gpu.map((a) => [a.scale, a.event]),
+    'GPU step_end: [scale, event] per step',
+  ).toEqual(want);
+  expect(
+    onReference(o, seq).map((a) => [a.scale, a.event]),
+    'reference model',
+  ).toEqual(want);
   // The AdamW step counts only the steps that were applied.
   let applied = 0;
-  expect(gpu.map((a) => a.adamStep), 'adamStep').toEqual(seq.map((f) => (f.overflow || f.forwardBad ? applied : ++applied)));
+  expect(
+    gpu.map((a) => a.adamStep),
+    'adamStep',
+  ).toEqual(seq.map((f) => (f.overflow || f.forwardBad ? applied : ++applied)));
   return gpu;
 }
 
@@ -97,14 +106,18 @@ describe('loss scaling (GPU step_end and LossScaler)', () => {
 
   it('a forward non-finite value leaves the scale alone and restarts the growth count', async () => {
     const o = { initialScale: 16, growthInterval: 2, minScale: 1, maxScale: 2 ** 24 };
-    const gpu = await expectSequence(o, [clean, fwdNaN, clean, clean, over, fwdNaN], [
-      [16, 'none'],
-      [16, 'none'], // not 'grew': the bad step restarted the count
-      [16, 'none'],
-      [32, 'grew'],
-      [16, 'overflow'],
-      [16, 'none'],
-    ]);
+    const gpu = await expectSequence(
+      o,
+      [clean, fwdNaN, clean, clean, over, fwdNaN],
+      [
+        [16, 'none'],
+        [16, 'none'], // not 'grew': the bad step restarted the count
+        [16, 'none'],
+        [32, 'grew'],
+        [16, 'overflow'],
+        [16, 'none'],
+      ],
+    );
     expect(gpu.map((a) => a.goodSteps)).toEqual([1, 0, 1, 0, 0, 0]);
   });
 

@@ -44,7 +44,7 @@ async function weights(built: RunModel): Promise<Float32Array[]> {
 }
 
 describe('optim.offload "host"', () => {
-  it('the host update is the GPU kernel\'s formula (one element, by hand)', () => {
+  it("the host update is the GPU kernel's formula (one element, by hand)", () => {
     const k = updateScalars({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, 1e-3, 3, 0.5, true);
     const p = Float32Array.of(0.25);
     const m = Float32Array.of(0.01);
@@ -88,7 +88,11 @@ describe('optim.offload "host"', () => {
     const none = await train(parseConfig(base), 2);
     const host = await train(parseConfig({ ...base, optim: { lr: 3e-3, offload: 'host' } }), 2);
     const opt = host.built.optimizer as HostAdamW;
-    const snap = () => host.built.model.params.flatMap((p) => { const s = opt.stateOf(p); return [s.master, s.m, s.v].map((a) => Float32Array.from(a)); });
+    const snap = () =>
+      host.built.model.params.flatMap((p) => {
+        const s = opt.stateOf(p);
+        return [s.master, s.m, s.v].map((a) => Float32Array.from(a));
+      });
     const before = snap();
     const gpuBefore = await Promise.all(host.built.model.params.map((p) => p.data.readF32()));
     for (const t of [none, host]) {
@@ -114,7 +118,10 @@ describe('optim.offload "host"', () => {
     const full = runCli(ref, ['--config', writeConfig(ref, cfg)]);
     expect(full.status, full.stderr).toBe(0);
     const expected = readMetrics(ref).filter((m) => m.kind === 'train');
-    for (const [first, second] of [['host', 'none'], ['none', 'host']] as const) {
+    for (const [first, second] of [
+      ['host', 'none'],
+      ['none', 'host'],
+    ] as const) {
       const d = scratch();
       const p = writeConfig(d, cfg);
       const a = runCli(d, ['--config', p, '--set', `optim.offload=${first}`, '--stop-after', '3']);
@@ -146,6 +153,10 @@ describe('optim.offload "host"', () => {
     expect([...opt.tensors.values()].some((t) => t.data.some((x) => x !== 0))).toBe(true);
     const r = runCli(d, ['--config', p, '--resume', '--stop-after', String(at + 1)]);
     expect(r.status, r.stderr).toBe(0);
-    expect(readMetrics(d).filter((x) => x.kind === 'train').map((x) => x.step)).toContain(at + 1);
+    expect(
+      readMetrics(d)
+        .filter((x) => x.kind === 'train')
+        .map((x) => x.step),
+    ).toContain(at + 1);
   });
 });

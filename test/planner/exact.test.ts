@@ -40,14 +40,20 @@ const CASES: [string, Record<string, unknown>][] = [
   ['f16 activations', { precision: { activations: 'f16' } }],
   ['recompute', { schedule: { recompute: true } }],
   ['f16 + recompute', { precision: { activations: 'f16' }, schedule: { recompute: true } }],
-  ['classifier head', { model: { task: 'classify', numClasses: 3 }, data: { source: { kind: 'synthetic-classes', classes: 3, seriesPerClass: 3 }, contextLength: 48 } }],
+  [
+    'classifier head',
+    { model: { task: 'classify', numClasses: 3 }, data: { source: { kind: 'synthetic-classes', classes: 3, seriesPerClass: 3 }, contextLength: 48 } },
+  ],
   ['capacity factor 1.0', { model: { capacityFactor: 1.0 } }],
   ['accumulation 2', { schedule: { accumulation: 2 } }],
   ['metricsEvery 4', { logging: { metricsEvery: 4 } }],
   ['switch aux convention', { loss: { auxConvention: 'switch' } }],
   ['guards off', { stability: { guards: false } }],
   ['optim.freeze attention + embedding', { optim: { freeze: ['attention', 'embedding'] } }],
-  ['optim.lora on every target, backbone frozen', { optim: { freeze: ['backbone'], lora: { rank: 2, alpha: 4, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] } } }],
+  [
+    'optim.lora on every target, backbone frozen',
+    { optim: { freeze: ['backbone'], lora: { rank: 2, alpha: 4, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] } } },
+  ],
 ];
 
 describe(`planned peak == measured peak (${process.env.WEBGPU_MOE_KERNELS ?? 'adapter'} kernel family)`, () => {

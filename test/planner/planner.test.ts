@@ -71,12 +71,19 @@ describe('memory planner (meta runtime)', () => {
     const mb = plan.suggestions.find((s) => s.set[0]!.startsWith('schedule.microBatch='))!;
     const v = Number(mb.set[0]!.split('=')[1]);
     expect(mb.set).toContain(`schedule.accumulation=${Math.ceil(32 / v)}`);
-    expect(planRun(applied(tooBig, [`schedule.microBatch=${v + 1}`, `schedule.accumulation=${Math.ceil(32 / (v + 1))}`]), { target: RTX3090, suggestions: false }).fits).toBe(false);
+    expect(
+      planRun(applied(tooBig, [`schedule.microBatch=${v + 1}`, `schedule.accumulation=${Math.ceil(32 / (v + 1))}`]), { target: RTX3090, suggestions: false })
+        .fits,
+    ).toBe(false);
   });
 
   it('a parameter over the per-binding limit is answered with the model width, not the batch', () => {
     // hidden 8192: q_proj.weight is 256 MiB, over lavapipe's 128 MiB per binding.
-    const cfg = config('small-moe', { model: { hidden: 8192, heads: 64, layers: 1, experts: 2, moeIntermediate: 64, sharedIntermediate: 0, horizons: [1] }, schedule: { microBatch: 1 }, data: { contextLength: 8 } });
+    const cfg = config('small-moe', {
+      model: { hidden: 8192, heads: 64, layers: 1, experts: 2, moeIntermediate: 64, sharedIntermediate: 0, horizons: [1] },
+      schedule: { microBatch: 1 },
+      data: { contextLength: 8 },
+    });
     const lavapipe = namedTarget('lavapipe');
     const plan = planRun(cfg, { target: lavapipe, budgetBytes: 64 * GIB });
     expect(plan.fits).toBe(false);
@@ -117,7 +124,14 @@ describe('memory planner (meta runtime)', () => {
   it('train.js --plan --json: the whole plan as JSON, exit 2 when it does not fit', () => {
     const ok = spawnSync(process.execPath, ['train.js', '--config', 'timemoe-50m-3090.json', '--plan', '--json'], { encoding: 'utf8' });
     expect(ok.status, ok.stderr).toBe(0);
-    const plan = JSON.parse(ok.stdout) as { peakBytes: number; fits: boolean; target: { name: string }; categories: Record<string, number>; perLayer: unknown[]; largestBuffer: { bytes: number } };
+    const plan = JSON.parse(ok.stdout) as {
+      peakBytes: number;
+      fits: boolean;
+      target: { name: string };
+      categories: Record<string, number>;
+      perLayer: unknown[];
+      largestBuffer: { bytes: number };
+    };
     expect(plan.fits).toBe(true);
     expect(plan.target.name).toBe('rtx-3090');
     expect(plan.perLayer).toHaveLength(12);
@@ -170,7 +184,16 @@ describe('planning the 2.4B Time-MoE on one RTX 3090 (optim.offload "host")', ()
   });
 
   it('without offload it does not fit, and the suggestion is the offload', () => {
-    const none = planRun(parseConfig(cfg, '(test)', ['optim.offload=none', 'precision.activations=f32', 'schedule.recompute=false', 'schedule.microBatch=1', 'schedule.accumulation=2']), { target: RTX3090 });
+    const none = planRun(
+      parseConfig(cfg, '(test)', [
+        'optim.offload=none',
+        'precision.activations=f32',
+        'schedule.recompute=false',
+        'schedule.microBatch=1',
+        'schedule.accumulation=2',
+      ]),
+      { target: RTX3090 },
+    );
     expect(none.fits).toBe(false);
     expect(none.suggestions.map((s) => s.set.join(' '))).toEqual(expect.arrayContaining([expect.stringMatching(/optim\.offload=host/)]));
   });

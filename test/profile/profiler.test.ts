@@ -31,8 +31,14 @@ function profiler(): GpuProfiler {
 }
 
 function inputs(M: number, K: number, N: number) {
-  const a = rt.upload(Float32Array.from({ length: M * K }, (_, i) => ((i * 7) % 13) / 13 - 0.5), [M, K]);
-  const b = rt.upload(Float32Array.from({ length: K * N }, (_, i) => ((i * 5) % 11) / 11 - 0.5), [K, N]);
+  const a = rt.upload(
+    Float32Array.from({ length: M * K }, (_, i) => ((i * 7) % 13) / 13 - 0.5),
+    [M, K],
+  );
+  const b = rt.upload(
+    Float32Array.from({ length: K * N }, (_, i) => ((i * 5) % 11) / 11 - 0.5),
+    [K, N],
+  );
   return { a, b };
 }
 

@@ -41,7 +41,13 @@ export function attentionRef(q: ArrayLike<number>, k: ArrayLike<number>, v: Arra
 }
 
 /** Analytic backward through the softmax: dS = P ∘ (dO vᵀ - rowsum(dO ∘ O)). */
-export function attentionBackwardRef(dO: ArrayLike<number>, q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, d: AttnDims): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+export function attentionBackwardRef(
+  dO: ArrayLike<number>,
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  d: AttnDims,
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
   const { B, T, H, hd } = d;
   const scale = 1 / Math.sqrt(hd);
   const { o, lse } = attentionRef(q, k, v, d);
@@ -77,4 +83,3 @@ export function attentionBackwardRef(dO: ArrayLike<number>, q: ArrayLike<number>
 }
 
 // ---------------------------------------------------------------- finite differences
-

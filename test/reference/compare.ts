@@ -98,7 +98,15 @@ function record(opts: CloseOptions, r: CloseReport): void {
   const file = process.env.TEST_MEASURE;
   if (!file) return;
   const st = expect.getState();
-  const line = { file: st.testPath?.replace(/^.*?\/test\//, 'test/'), test: st.currentTestName, what: opts.what ?? 'result', err: r.maxRelErr, rtol: opts.rtol, n: r.compared, seed: opts.seed };
+  const line = {
+    file: st.testPath?.replace(/^.*?\/test\//, 'test/'),
+    test: st.currentTestName,
+    what: opts.what ?? 'result',
+    err: r.maxRelErr,
+    rtol: opts.rtol,
+    n: r.compared,
+    seed: opts.seed,
+  };
   appendFileSync(file, JSON.stringify(line) + '\n');
 }
 

@@ -22,7 +22,16 @@ export interface GradcheckInput {
 
 /** A gradcheck input of `shape`, uniform in [-scale, scale] (f32-representable). */
 export function rand(rng: Rng, shape: number[], scale = 1): GradcheckInput {
-  return { shape, data: toF32(rng.uniformArray(shape.reduce((a, b) => a * b, 1), -scale, scale)) };
+  return {
+    shape,
+    data: toF32(
+      rng.uniformArray(
+        shape.reduce((a, b) => a * b, 1),
+        -scale,
+        scale,
+      ),
+    ),
+  };
 }
 
 export interface GradcheckCase {

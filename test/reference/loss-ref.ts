@@ -35,7 +35,13 @@ export function huberGradRef(pred: ArrayLike<number>, target: ArrayLike<number>,
  * Time-MoE's unfold, written the way its PyTorch code does it: pad labels/mask with h-1 zeros
  * at the end of each series, then take window [t, t+h) for each t.
  */
-export function horizonRef(labels: ArrayLike<number>, lossMask: ArrayLike<number>, B: number, T: number, h: number): { target: Float64Array; mask: Float64Array } {
+export function horizonRef(
+  labels: ArrayLike<number>,
+  lossMask: ArrayLike<number>,
+  B: number,
+  T: number,
+  h: number,
+): { target: Float64Array; mask: Float64Array } {
   const target = new Float64Array(B * T * h);
   const mask = new Float64Array(B * T * h);
   for (let b = 0; b < B; b++) {
@@ -64,7 +70,13 @@ function logSumExp(x: ArrayLike<number>, off: number, C: number): number {
 }
 
 /** Mean cross-entropy over rows whose target is not ignoreIndex (0 if none). */
-export function crossEntropyRef(logits: ArrayLike<number>, targets: ArrayLike<number>, N: number, C: number, ignoreIndex = -1): { loss: number; count: number } {
+export function crossEntropyRef(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  N: number,
+  C: number,
+  ignoreIndex = -1,
+): { loss: number; count: number } {
   let num = 0;
   let count = 0;
   for (let n = 0; n < N; n++) {

@@ -60,10 +60,14 @@ export function numericGrad(f: (x: Float64Array) => number, x: ArrayLike<number>
 
 /** Gradient of L(x) = Σ_i g_i · f(x)_i: finite differences of a vector function projected on g. */
 export function projectedNumericGrad(f: (x: Float64Array) => Float64Array, x: ArrayLike<number>, g: ArrayLike<number>, eps = 1e-6): Float64Array {
-  return numericGrad((xs) => {
-    const y = f(xs);
-    let s = 0;
-    for (let i = 0; i < y.length; i++) s += g[i]! * y[i]!;
-    return s;
-  }, x, eps);
+  return numericGrad(
+    (xs) => {
+      const y = f(xs);
+      let s = 0;
+      for (let i = 0; i < y.length; i++) s += g[i]! * y[i]!;
+      return s;
+    },
+    x,
+    eps,
+  );
 }

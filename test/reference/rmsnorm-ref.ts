@@ -14,7 +14,14 @@ export function rmsnormRef(x: ArrayLike<number>, w: ArrayLike<number>, N: number
 }
 
 /** Analytic backward: dx_c = r w_c dy_c - (r^3 / d) x_c Σ_j w_j dy_j x_j;  dw_c = Σ_n dy_nc x_nc r_n. */
-export function rmsnormBackwardRef(dy: ArrayLike<number>, x: ArrayLike<number>, w: ArrayLike<number>, N: number, d: number, eps = 1e-6): { dx: Float64Array; dw: Float64Array } {
+export function rmsnormBackwardRef(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  N: number,
+  d: number,
+  eps = 1e-6,
+): { dx: Float64Array; dw: Float64Array } {
   const { rstd } = rmsnormRef(x, w, N, d, eps);
   const dx = new Float64Array(N * d);
   const dw = new Float64Array(d);

@@ -53,7 +53,11 @@ describe('--set written with a space', () => {
   it('--set optim.lr= 3e-4 and -s optim.lr at the end', () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    refused(d, runCli(d, ['--config', p, '--set', 'optim.lr=', '3e-4']), /"optim\.lr=" has no value after "=": write --set optim\.lr=3e-4 \(one argument: no space after "="\)/);
+    refused(
+      d,
+      runCli(d, ['--config', p, '--set', 'optim.lr=', '3e-4']),
+      /"optim\.lr=" has no value after "=": write --set optim\.lr=3e-4 \(one argument: no space after "="\)/,
+    );
     refused(d, runCli(d, ['--config', p, '-s', 'optim.lr']), /write --set optim\.lr=<value>/);
   });
 });
@@ -89,7 +93,16 @@ describe('invalid JSON', () => {
   it('jsonErrorPosition agrees with JSON.parse on what is JSON', () => {
     const good = ['{}', '[]', '1', '-0.5e+3', '"a\\u00e9\\n"', '{"a": [1, {"b": null}], "c": true}', ' \n{"x":\t"y"}\n '];
     for (const t of good) expect(jsonErrorPosition(t), t).toBe(-1);
-    const bad: [string, number][] = [['{"a": 1,}', 8], ['[1 2]', 3], ['{"a" 1}', 5], ['{"a": 01}', 7], ['"\\x"', 2], ['{"a": 1', 7], ['', 0], ['{} {}', 3]];
+    const bad: [string, number][] = [
+      ['{"a": 1,}', 8],
+      ['[1 2]', 3],
+      ['{"a" 1}', 5],
+      ['{"a": 01}', 7],
+      ['"\\x"', 2],
+      ['{"a": 1', 7],
+      ['', 0],
+      ['{} {}', 3],
+    ];
     for (const [t, at] of bad) {
       expect(() => JSON.parse(t), t).toThrow();
       expect(jsonErrorPosition(t), t).toBe(at);
@@ -110,18 +123,40 @@ describe('LoRA rank', () => {
     const lora = '{"rank":1024,"alpha":8,"targets":["q_proj","down_proj"]}';
     const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', `optim.lora=${lora}`]);
     // tiny model: hidden 32, moeIntermediate 16: the routed experts' down_proj is 16 wide.
-    refused(d, r, /optim\.lora\.rank: rank 1024 exceeds the width of model\.layers\.\*\.ffn_layer\.experts\.\*\.down_proj: in 16, out 32, so B·A can have rank 16 at most .*Use a rank up to 16 \(e\.g\. --set optim\.lora\.rank=8\)/);
+    refused(
+      d,
+      r,
+      /optim\.lora\.rank: rank 1024 exceeds the width of model\.layers\.\*\.ffn_layer\.experts\.\*\.down_proj: in 16, out 32, so B·A can have rank 16 at most .*Use a rank up to 16 \(e\.g\. --set optim\.lora\.rank=8\)/,
+    );
     expect(r.stderr).toContain(`(from --set optim.lora=${lora})`);
   });
 
   it('the rank that fits trains; adapters larger than the model get a warning', () => {
     const d = scratch();
     const lora = '{"rank":16,"alpha":16,"targets":["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]}';
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', `optim.lora=${lora}`, '--set', 'schedule.steps=2', '--set', 'schedule.warmupSteps=0']);
+    const r = runCli(d, [
+      '--config',
+      writeConfig(d, tinyConfig()),
+      '--set',
+      `optim.lora=${lora}`,
+      '--set',
+      'schedule.steps=2',
+      '--set',
+      'schedule.warmupSteps=0',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     // 16 x (8 x 64 + 8 x 64 + 2 x 96 + 8 x 48 + 2 x 64) = 27,648 adapter parameters on 27,520.
     expect(r.stderr).toContain('[lora] warning: the adapters hold 27,648 parameters, more than the 27,520 of the model they adapt');
-    const small = runCli(d, ['--config', writeConfig(d, tinyConfig({ logging: { dir: 'runs/u', validEvery: 0, progress: 'none' } }), 'u.json'), '--set', 'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}', '--set', 'schedule.steps=1', '--set', 'schedule.warmupSteps=0']);
+    const small = runCli(d, [
+      '--config',
+      writeConfig(d, tinyConfig({ logging: { dir: 'runs/u', validEvery: 0, progress: 'none' } }), 'u.json'),
+      '--set',
+      'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}',
+      '--set',
+      'schedule.steps=1',
+      '--set',
+      'schedule.warmupSteps=0',
+    ]);
     expect(small.status, small.stderr).toBe(0);
     expect(small.stderr).not.toContain('[lora] warning');
   });

@@ -29,7 +29,13 @@ describe('a depth limit', () => {
     const cfg = JSON.stringify(tinyConfig()).replace('"optim":{', `"optim":{"extra":${nested(5000)},`);
     writeFileSync(join(d, 'deep.json'), cfg);
     const r = runCli(d, ['--config', 'deep.json']);
-    refused(d, r, new RegExp(`invalid config ${join(d, 'deep.json').replace(/[.]/g, '\\.')}: nested more than ${MAX_CONFIG_DEPTH} levels deep at optim\\.extra(\\.0){30}: the schema needs 5`));
+    refused(
+      d,
+      r,
+      new RegExp(
+        `invalid config ${join(d, 'deep.json').replace(/[.]/g, '\\.')}: nested more than ${MAX_CONFIG_DEPTH} levels deep at optim\\.extra(\\.0){30}: the schema needs 5`,
+      ),
+    );
     expect(r.stderr.length).toBeLessThan(600);
   });
 
@@ -52,10 +58,22 @@ describe('prototype keys', () => {
   it('--set __proto__.x=1, constructor.prototype.x=1 and a __proto__ key in a --set value: refused, exit 2', () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    refused(d, runCli(d, ['--config', p, '--set', '__proto__.polluted=1']), /error: --set __proto__\.polluted=1: "__proto__" is not a config key: __proto__, constructor, prototype are refused \(they would reach JavaScript's object internals\)\. The top-level keys are seed, model, data/);
-    refused(d, runCli(d, ['--config', p, '--set', 'constructor.prototype.polluted=1']), /--set constructor\.prototype\.polluted=1: "constructor" is not a config key/);
+    refused(
+      d,
+      runCli(d, ['--config', p, '--set', '__proto__.polluted=1']),
+      /error: --set __proto__\.polluted=1: "__proto__" is not a config key: __proto__, constructor, prototype are refused \(they would reach JavaScript's object internals\)\. The top-level keys are seed, model, data/,
+    );
+    refused(
+      d,
+      runCli(d, ['--config', p, '--set', 'constructor.prototype.polluted=1']),
+      /--set constructor\.prototype\.polluted=1: "constructor" is not a config key/,
+    );
     refused(d, runCli(d, ['--config', p, '--set', 'model.init.prototype=1']), /--set model\.init\.prototype=1: "prototype" is not a config key/);
-    refused(d, runCli(d, ['--config', p, '--set', 'model={"__proto__":{"polluted":1}}']), /--set model=\{"__proto__":\{"polluted":1\}\}: "__proto__" at model\.__proto__ is not a config key/);
+    refused(
+      d,
+      runCli(d, ['--config', p, '--set', 'model={"__proto__":{"polluted":1}}']),
+      /--set model=\{"__proto__":\{"polluted":1\}\}: "__proto__" at model\.__proto__ is not a config key/,
+    );
   });
 
   it('a "__proto__" key in the config file: refused with its path', () => {
@@ -81,7 +99,11 @@ describe('an error that came from --set says so', () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
     const r = runCli(d, ['--config', p, '--set', 'optim.lr=abc']);
-    refused(d, r, /optim\.lr: expected a number, got "abc" \(from --set optim\.lr=abc\)\nFix --set optim\.lr=abc: the value comes from the command line, not from .*config\.json/);
+    refused(
+      d,
+      r,
+      /optim\.lr: expected a number, got "abc" \(from --set optim\.lr=abc\)\nFix --set optim\.lr=abc: the value comes from the command line, not from .*config\.json/,
+    );
     expect(r.stderr).not.toMatch(/Fix the key\(s\) in/);
   });
 

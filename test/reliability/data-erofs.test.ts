@@ -26,34 +26,40 @@ describe('the run folder on a read-only file system', () => {
     expect(existsSync(join(d, 'runs'))).toBe(false);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('a real read-only tmpfs (root): an existing run folder and one to create are both named read-only; the saved run is untouched', (ctx) => {
-    const mnt = mkdtempSync(join(tmpdir(), 'wmoe-ro-'));
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]).status !== 0) return ctx.skip();
-    try {
-      // A run saved there, then the disk made read-only (a backup mount, a full-disk remount).
-      const d = scratch();
-      const p = writeConfig(d, tinyConfig({ logging: { dir: join(mnt, 'run'), validEvery: 0, validBatches: 2, progress: 'plain' } }));
-      expect(runCli(d, ['--config', p]).status).toBe(0);
-      const before = readFileSync(join(mnt, 'run/metrics.jsonl'), 'utf8');
-      const files = readdirSync(join(mnt, 'run/checkpoints')).sort();
-      expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+  it.skipIf(process.getuid?.() !== 0)(
+    'a real read-only tmpfs (root): an existing run folder and one to create are both named read-only; the saved run is untouched',
+    (ctx) => {
+      const mnt = mkdtempSync(join(tmpdir(), 'wmoe-ro-'));
+      if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]).status !== 0) return ctx.skip();
+      try {
+        // A run saved there, then the disk made read-only (a backup mount, a full-disk remount).
+        const d = scratch();
+        const p = writeConfig(d, tinyConfig({ logging: { dir: join(mnt, 'run'), validEvery: 0, validBatches: 2, progress: 'plain' } }));
+        expect(runCli(d, ['--config', p]).status).toBe(0);
+        const before = readFileSync(join(mnt, 'run/metrics.jsonl'), 'utf8');
+        const files = readdirSync(join(mnt, 'run/checkpoints')).sort();
+        expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
 
-      for (const args of [['--resume'], ['--overwrite']]) {
-        const r = runCli(d, ['--config', p, ...args]);
-        expect(r.status, r.stdout + r.stderr).toBe(2);
-        expect(r.stderr).toContain(`error: logging.dir ${join(mnt, 'run')} is on a read-only file system (EROFS writing the run lock ${join(mnt, 'run/lock')})`);
-        expect(r.stdout + r.stderr).not.toMatch(STACK);
+        for (const args of [['--resume'], ['--overwrite']]) {
+          const r = runCli(d, ['--config', p, ...args]);
+          expect(r.status, r.stdout + r.stderr).toBe(2);
+          expect(r.stderr).toContain(
+            `error: logging.dir ${join(mnt, 'run')} is on a read-only file system (EROFS writing the run lock ${join(mnt, 'run/lock')})`,
+          );
+          expect(r.stdout + r.stderr).not.toMatch(STACK);
+        }
+        expect(readFileSync(join(mnt, 'run/metrics.jsonl'), 'utf8')).toBe(before);
+        expect(readdirSync(join(mnt, 'run/checkpoints')).sort()).toEqual(files);
+
+        const fresh = runCli(d, ['--config', p, '--set', `logging.dir=${join(mnt, 'new/run')}`]);
+        expect(fresh.status, fresh.stdout + fresh.stderr).toBe(2);
+        expect(fresh.stderr).toContain(
+          `error: logging.dir ${join(mnt, 'new/run')} cannot be created (EROFS: read-only file system). Set logging.dir to a folder you can write`,
+        );
+      } finally {
+        spawnSync('umount', [mnt]);
+        rmSync(mnt, { recursive: true, force: true });
       }
-      expect(readFileSync(join(mnt, 'run/metrics.jsonl'), 'utf8')).toBe(before);
-      expect(readdirSync(join(mnt, 'run/checkpoints')).sort()).toEqual(files);
-
-      const fresh = runCli(d, ['--config', p, '--set', `logging.dir=${join(mnt, 'new/run')}`]);
-      expect(fresh.status, fresh.stdout + fresh.stderr).toBe(2);
-      expect(fresh.stderr).toContain(`error: logging.dir ${join(mnt, 'new/run')} cannot be created (EROFS: read-only file system). Set logging.dir to a folder you can write`);
-    } finally {
-      spawnSync('umount', [mnt]);
-      rmSync(mnt, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
-

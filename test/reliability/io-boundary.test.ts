@@ -23,6 +23,7 @@ import { OutputPathError } from '../../src/util/output-path.ts';
 import { ExperimentError } from '../../experiments/runner.ts';
 import { scratch } from '../train/cli-helpers.ts';
 import { node } from './io-helpers.ts';
+import { NewerCheckpointError } from '../../src/train/persist/checkpoint.ts';
 
 describe('the table', () => {
   const samples: Error[] = [
@@ -49,6 +50,14 @@ describe('the table', () => {
     expect(new Set(ERROR_TABLE.map((r) => r.name)).size).toBe(ERROR_TABLE.length);
   });
 
+  it('a subclass gets the row of its base class (a newer checkpoint format is a checkpoint problem: 2, not a bug)', () => {
+    const e = new NewerCheckpointError('/run/checkpoints/step-6/state.json', 2);
+    expect(e.name).not.toBe('CheckpointError');
+    const d = describeCliError(e);
+    expect(d.code).toBe(EXIT.badInput);
+    expect(d.text).toMatch(/^error: .*format version 2/);
+  });
+
   it('gives each its code and shape; train.js uses the same numbers', () => {
     expect(samples.map((e) => describeCliError(e).code)).toEqual([1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 2, 1, 143, 1]);
     for (const e of samples) {
@@ -56,17 +65,24 @@ describe('the table', () => {
       expect(d.text).toMatch(e instanceof RunStopped ? /^stopped: / : /^error: /);
       expect(d.text).not.toMatch(/\n\s+at /);
     }
-    expect(describeCliError(new IoError('/x', 'ENOSPC', 'write')).text).toBe('error: cannot write /x: no space left on device (ENOSPC). Free space on that disk (or write to another one), then run again');
+    expect(describeCliError(new IoError('/x', 'ENOSPC', 'write')).text).toBe(
+      'error: cannot write /x: no space left on device (ENOSPC). Free space on that disk (or write to another one), then run again',
+    );
     expect(TRAIN_EXIT).toBe(EXIT);
     expect(new Set(Object.values(EXIT)).size).toBe(Object.keys(EXIT).length);
   });
 
   it('a raw errno error nothing wrapped is an I/O error by the same rule; anything else is a bug (70, with the stack)', () => {
     const raw = Object.assign(new Error("ELOOP: too many symbolic links encountered, stat '/a/b'"), { code: 'ELOOP', syscall: 'stat', path: '/a/b' });
-    expect(describeCliError(raw)).toMatchObject({ code: 2, text: 'error: cannot read /a/b: symlink loop (ELOOP). Symlinks on that path point back at each other: fix them, or choose another path' });
+    expect(describeCliError(raw)).toMatchObject({
+      code: 2,
+      text: 'error: cannot read /a/b: symlink loop (ELOOP). Symlinks on that path point back at each other: fix them, or choose another path',
+    });
     const bug = describeCliError(new TypeError('x is undefined'), 'forecast.js');
     expect(bug.code).toBe(70);
-    expect(bug.text).toMatch(/^error: internal error in forecast\.js \(a bug in webgpu-moe, not a problem with your input or files; please report it with the lines below, exit 70\): TypeError: x is undefined\nTypeError: x is undefined\n\s+at /);
+    expect(bug.text).toMatch(
+      /^error: internal error in forecast\.js \(a bug in webgpu-moe, not a problem with your input or files; please report it with the lines below, exit 70\): TypeError: x is undefined\nTypeError: x is undefined\n\s+at /,
+    );
   });
 });
 
@@ -80,22 +96,31 @@ const COMMANDS: [string, string[]][] = [
   ['experiments/run.js', ['none']],
 ];
 
-describe('every command turns an injected failure into the table\'s shape and code', () => {
+describe("every command turns an injected failure into the table's shape and code", () => {
   const d = scratch();
   for (const [cmd, args] of COMMANDS) {
     it(cmd, () => {
       const bug = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'bug' });
       expect(bug.status, bug.stderr).toBe(70);
-      expect(bug.stderr).toMatch(new RegExp(`^error: internal error in ${cmd.replace(/[./]/g, '\\$&')} \\(a bug in webgpu-moe, not a problem with your input or files; please report it with the lines below, exit 70\\): TypeError: injected by WEBGPU_MOE_CLI_FAULT`, 'm'));
+      expect(bug.stderr).toMatch(
+        new RegExp(
+          `^error: internal error in ${cmd.replace(/[./]/g, '\\$&')} \\(a bug in webgpu-moe, not a problem with your input or files; please report it with the lines below, exit 70\\): TypeError: injected by WEBGPU_MOE_CLI_FAULT`,
+          'm',
+        ),
+      );
       expect(bug.stderr).toMatch(/^\s+at .+:\d+:\d+\)?$/m); // the stack, for the bug report
 
       const full = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'ENOSPC' });
       expect(full.status, full.stderr).toBe(1);
-      expect(full.stderr.trim()).toBe(`error: cannot write /injected/${cmd}: no space left on device (ENOSPC). Free space on that disk (or write to another one), then run again`);
+      expect(full.stderr.trim()).toBe(
+        `error: cannot write /injected/${cmd}: no space left on device (ENOSPC). Free space on that disk (or write to another one), then run again`,
+      );
 
       const ro = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'EROFS' });
       expect(ro.status, ro.stderr).toBe(2);
-      expect(ro.stderr.trim()).toBe(`error: cannot write /injected/${cmd}: read-only file system (EROFS). Write to a writable disk, or remount this one read-write`);
+      expect(ro.stderr.trim()).toBe(
+        `error: cannot write /injected/${cmd}: read-only file system (EROFS). Write to a writable disk, or remount this one read-write`,
+      );
 
       const loop = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'ELOOP' });
       expect(loop.status, loop.stderr).toBe(2);

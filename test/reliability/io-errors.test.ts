@@ -26,9 +26,24 @@ describe('an output path that cannot be written: exit 2, before any work, nothin
     symlinkSync(join(d, 'loop-a'), join(d, 'loop-b'));
     const before = snapshot(d);
     const cases: [string, RegExp][] = [
-      ['afile', new RegExp(`^error: cannot write ${join(d, 'afile')}: a file is in the way \\(ENOTDIR\\); afile is a file, and the output is a folder\\. A folder is needed there: choose another path, or move that file away$`, 'm')],
-      ['afile/out', new RegExp(`^error: cannot write ${join(d, 'afile/out')}: a file is in the way \\(ENOTDIR\\); afile is a file\\. A folder is needed there`, 'm')],
-      ['loop-a', new RegExp(`^error: cannot write ${join(d, 'loop-a')}: symlink loop \\(ELOOP\\)\\. Symlinks on that path point back at each other: fix them, or choose another path$`, 'm')],
+      [
+        'afile',
+        new RegExp(
+          `^error: cannot write ${join(d, 'afile')}: a file is in the way \\(ENOTDIR\\); afile is a file, and the output is a folder\\. A folder is needed there: choose another path, or move that file away$`,
+          'm',
+        ),
+      ],
+      [
+        'afile/out',
+        new RegExp(`^error: cannot write ${join(d, 'afile/out')}: a file is in the way \\(ENOTDIR\\); afile is a file\\. A folder is needed there`, 'm'),
+      ],
+      [
+        'loop-a',
+        new RegExp(
+          `^error: cannot write ${join(d, 'loop-a')}: symlink loop \\(ELOOP\\)\\. Symlinks on that path point back at each other: fix them, or choose another path$`,
+          'm',
+        ),
+      ],
       ['loop-a/out', new RegExp(`^error: cannot write ${join(d, 'loop-a/out')}: symlink loop \\(ELOOP\\)`, 'm')],
     ];
     for (const [cmd, args] of Object.entries(COMMANDS)) {
@@ -53,7 +68,12 @@ describe('an output path that cannot be written: exit 2, before any work, nothin
         for (const out of [join(ro.dir, 'new/out'), join(ro.dir, 'existing')]) {
           const r = node(cmd, args(out), d);
           expect(r.status, `${cmd} ${out}: ${r.stderr}`).toBe(2);
-          expect(r.stderr).toMatch(new RegExp(`^error: cannot write ${out}: read-only file system \\(EROFS\\)(; \\S+ cannot be written)?\\. Write to a writable disk, or remount this one read-write$`, 'm'));
+          expect(r.stderr).toMatch(
+            new RegExp(
+              `^error: cannot write ${out}: read-only file system \\(EROFS\\)(; \\S+ cannot be written)?\\. Write to a writable disk, or remount this one read-write$`,
+              'm',
+            ),
+          );
           expect(r.stderr).not.toMatch(/ENOENT|not found|free space/);
           expectNoStack(r);
         }
@@ -76,7 +96,12 @@ describe('permission denied', () => {
     for (const [cmd, args] of Object.entries(COMMANDS)) {
       const r = node(cmd, args('locked/out'), d, { HOME: '/tmp' }, { uid: 65534, gid: 65534 });
       expect(r.status, `${cmd}: ${r.stderr}`).toBe(2);
-      expect(r.stderr).toMatch(new RegExp(`^error: cannot write ${join(d, 'locked/out')}: permission denied \\(EACCES\\); locked cannot be written\\. Write to a folder you may write to, or fix its permissions$`, 'm'));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: cannot write ${join(d, 'locked/out')}: permission denied \\(EACCES\\); locked cannot be written\\. Write to a folder you may write to, or fix its permissions$`,
+          'm',
+        ),
+      );
       expectNoStack(r);
     }
     expect(snapshot(d)).toEqual(before);
@@ -91,7 +116,12 @@ describe('the disk fills while writing: exit 1, nothing half-written left', () =
       // export needs ~35 KiB; forecast.js writes little, so fill the disk first.
       const r = node('export.js', COMMANDS['export.js'](join(full.dir, 'hf')), d);
       expect(r.status, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`^error: cannot write ${join(full.dir, 'hf')}: no space left on device \\(ENOSPC\\); the export needs [\\d.]+ KiB and the disk has [\\d.]+ KiB free\\. Free space on that disk \\(or write to another one\\), then run again$`, 'm'));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: cannot write ${join(full.dir, 'hf')}: no space left on device \\(ENOSPC\\); the export needs [\\d.]+ KiB and the disk has [\\d.]+ KiB free\\. Free space on that disk \\(or write to another one\\), then run again$`,
+          'm',
+        ),
+      );
       expectNoStack(r);
       expect(readdirSync(full.dir)).toEqual([]);
 

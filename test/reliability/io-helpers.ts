@@ -24,7 +24,13 @@ export interface Ran {
 }
 
 export function node(script: string, args: string[], cwd: string, env: Record<string, string> = {}, as?: { uid: number; gid: number }): Ran {
-  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env }, ...as });
+  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
+    ...as,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -29,7 +29,9 @@ describe('export.js: the output is never the run being exported', () => {
         const r = node('export.js', ['--checkpoint', 'runs/t', '--out', out, ...force], d);
         expect(r.status, `${out} ${force.join(' ')}: ${r.stderr}`).toBe(2);
         expect(r.stderr).toMatch(msg);
-        expect(r.stderr).toMatch(/an output is never an input, inside one, or a folder that holds one\. Choose an --out outside runs\/t \(e\.g\. --out runs\/t-hf\)/);
+        expect(r.stderr).toMatch(
+          /an output is never an input, inside one, or a folder that holds one\. Choose an --out outside runs\/t \(e\.g\. --out runs\/t-hf\)/,
+        );
         expectNoStack(r);
         expect(snapshot(d), `after --out ${out}`).toEqual(before);
       }
@@ -54,12 +56,16 @@ describe('export.js: the output is never the run being exported', () => {
     const old = snapshot(join(d, 'hf'));
     const r = node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf'], d);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/hf: already exists and is not empty \(README\.md, notes\/a\.txt\)\. Choose another --out, or pass --force to move its files aside into hf\.set-aside-<time>\/ \(nothing is deleted\)/);
+    expect(r.stderr).toMatch(
+      /hf: already exists and is not empty \(README\.md, notes\/a\.txt\)\. Choose another --out, or pass --force to move its files aside into hf\.set-aside-<time>\/ \(nothing is deleted\)/,
+    );
     expect(snapshot(join(d, 'hf'))).toEqual(old);
 
     const f = node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf', '--force'], d);
     expect(f.status, f.stderr).toBe(0);
-    const m = /\[export\] --force: the previous files of hf were moved to (hf\.set-aside-[\dT:Z-]+)\/ \(nothing deleted\): README\.md, notes\/a\.txt/.exec(f.stderr);
+    const m = /\[export\] --force: the previous files of hf were moved to (hf\.set-aside-[\dT:Z-]+)\/ \(nothing deleted\): README\.md, notes\/a\.txt/.exec(
+      f.stderr,
+    );
     expect(m, f.stderr).not.toBeNull();
     expect(snapshot(join(d, m![1]!))).toEqual(old);
     expect(readdirSync(join(d, 'hf')).sort()).toEqual(['SHA256SUMS', 'config.json', 'model.safetensors']);
@@ -104,7 +110,9 @@ describe('forecast.js: the output is never the run being read (its own forecast/
     const before = snapshot(join(d, 'tiny-f32'));
     const r = node('forecast.js', ['--checkpoint', '.', '--data', '../series.csv', '--context', '12'], join(d, 'tiny-f32'));
     expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^error: the default output folder forecast is inside the model folder being read, \. \(--checkpoint \. belongs to it\)\..* Choose an --out outside \. /m);
+    expect(r.stderr).toMatch(
+      /^error: the default output folder forecast is inside the model folder being read, \. \(--checkpoint \. belongs to it\)\..* Choose an --out outside \. /m,
+    );
     expectNoStack(r);
     expect(snapshot(join(d, 'tiny-f32'))).toEqual(before);
   });
@@ -120,12 +128,15 @@ describe('forecast.js: the output is never the run being read (its own forecast/
   });
 });
 
-describe('train.js: a run folder is never model.init.from\'s run', () => {
+describe("train.js: a run folder is never model.init.from's run", () => {
   it('logging.dir = the source run (--overwrite), inside it, or holding it: exit 2, nothing moved or created', () => {
     const d = fixtureRun();
     const before = snapshot(d);
     const cases: [string[], RegExp][] = [
-      [['--set', 'logging.dir=runs/t', '--overwrite'], /logging\.dir runs\/t is the run model\.init\.from reads \(model\.init\.from runs\/t: runs\/t\/checkpoints\/step-2\)/],
+      [
+        ['--set', 'logging.dir=runs/t', '--overwrite'],
+        /logging\.dir runs\/t is the run model\.init\.from reads \(model\.init\.from runs\/t: runs\/t\/checkpoints\/step-2\)/,
+      ],
       [['--set', 'logging.dir=runs/t/finetune'], /logging\.dir runs\/t\/finetune is inside runs\/t, the run model\.init\.from reads/],
       [['--set', 'logging.dir=runs'], /logging\.dir runs holds runs\/t, the run model\.init\.from reads/],
     ];
@@ -133,7 +144,9 @@ describe('train.js: a run folder is never model.init.from\'s run', () => {
       const r = node('train.js', ['--config', 'finetune.json', '--set', 'model.init.from=runs/t', ...args], d);
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toMatch(msg);
-      expect(r.stderr).toMatch(/A run there would move aside, prune or mix its files with the weights it starts from\. Train into another folder \(e\.g\. --set logging\.dir=runs\/t-finetune\), or copy the checkpoint out of the run first/);
+      expect(r.stderr).toMatch(
+        /A run there would move aside, prune or mix its files with the weights it starts from\. Train into another folder \(e\.g\. --set logging\.dir=runs\/t-finetune\), or copy the checkpoint out of the run first/,
+      );
       expectNoStack(r);
       expect(snapshot(d), args.join(' ')).toEqual(before);
     }

@@ -35,7 +35,11 @@ describe('a checkpoint whose model.safetensors fails its SHA-256', () => {
   it('is refused by forecast.js, export.js and model.init.from alike, as --resume refuses it: exit 2, an earlier checkpoint named', () => {
     const d = fixtureRun();
     flipByte(join(d, 'runs/t/checkpoints/step-2/model.safetensors'));
-    expectRefusedByAll(d, 'runs/t', /runs\/t\/checkpoints\/step-2\/model\.safetensors: contents do not match the SHA-256 recorded in state\.json \(changed or damaged after it was written\)\. Restore the file from a copy, or use an earlier checkpoint \(step-1 in runs\/t\/checkpoints; e\.g\. runs\/t\/checkpoints\/step-1\)/);
+    expectRefusedByAll(
+      d,
+      'runs/t',
+      /runs\/t\/checkpoints\/step-2\/model\.safetensors: contents do not match the SHA-256 recorded in state\.json \(changed or damaged after it was written\)\. Restore the file from a copy, or use an earlier checkpoint \(step-1 in runs\/t\/checkpoints; e\.g\. runs\/t\/checkpoints\/step-1\)/,
+    );
     // The earlier one it names works.
     const ok = node('forecast.js', ['--checkpoint', 'runs/t/checkpoints/step-1', ...FC_ARGS, '--out', 'fc-ok'], d);
     expect(ok.status, ok.stderr).toBe(0);
@@ -60,7 +64,11 @@ describe('a folder export.js wrote carries SHA256SUMS, and readers check it', ()
     const model = join(d, 'hf/model.safetensors');
     const good = readFileSync(model);
     flipByte(model);
-    expectRefusedByAll(d, 'hf', /hf\/model\.safetensors: contents do not match the SHA-256 recorded in SHA256SUMS \(changed or damaged after it was written\)\. Export the checkpoint again \(node export\.js\), or restore the folder from a copy\. If you changed the files on purpose \(e\.g\. PyTorch save_pretrained into this folder\), delete SHA256SUMS/);
+    expectRefusedByAll(
+      d,
+      'hf',
+      /hf\/model\.safetensors: contents do not match the SHA-256 recorded in SHA256SUMS \(changed or damaged after it was written\)\. Export the checkpoint again \(node export\.js\), or restore the folder from a copy\. If you changed the files on purpose \(e\.g\. PyTorch save_pretrained into this folder\), delete SHA256SUMS/,
+    );
     writeFileSync(model, good);
 
     const cfgPath = join(d, 'hf/config.json');
@@ -98,7 +106,9 @@ describe('non-finite weights', () => {
     editWeights(join(d, 'finetuned'), (w) => void w.fill(NaN));
     const e = node('export.js', ['--checkpoint', 'finetuned', '--out', 'hf'], d);
     expect(e.status).toBe(2);
-    expect(e.stderr).toMatch(/finetuned\/model\.safetensors: tensor \S+ holds \d+ non-finite values .*there is no earlier complete checkpoint beside it, so train again/);
+    expect(e.stderr).toMatch(
+      /finetuned\/model\.safetensors: tensor \S+ holds \d+ non-finite values .*there is no earlier complete checkpoint beside it, so train again/,
+    );
     expect(existsSync(join(d, 'hf'))).toBe(false);
     // The NaN weights in a folder written by another tool (config.json from tiny-f32: the same model).
     mkdirSync(join(d, 'pt'));
@@ -106,7 +116,9 @@ describe('non-finite weights', () => {
     copyFileSync(join(d, 'finetuned/model.safetensors'), join(d, 'pt/model.safetensors'));
     for (const [name, r] of Object.entries(readers(d, 'pt'))) {
       expect(r.status, `${name}: ${r.stderr}`).toBe(2);
-      expect(r.stderr).toMatch(/pt\/model\.safetensors: tensor \S+ holds \d+ non-finite values of \d+ \(the first, at index 0, is NaN\)\. These weights are broken: export them again from a good checkpoint/);
+      expect(r.stderr).toMatch(
+        /pt\/model\.safetensors: tensor \S+ holds \d+ non-finite values of \d+ \(the first, at index 0, is NaN\)\. These weights are broken: export them again from a good checkpoint/,
+      );
       expectNoStack(r);
     }
   });
@@ -116,7 +128,9 @@ describe('non-finite weights', () => {
     editWeights(join(d, 'runs/t/checkpoints/step-2'), (w) => void w.fill(3e38));
     const r = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'fc'], d);
     expect(r.status, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/error: the model's forecast is not finite: \d+ of 4 forecast values \(the first: series series\.csv:value, origin 26, step \d = -?(NaN|Infinity)\), although every weight of checkpoint \S+step-2 \(step 2\) is finite: the model overflows on this input\. Nothing was written\./);
+    expect(r.stderr).toMatch(
+      /error: the model's forecast is not finite: \d+ of 4 forecast values \(the first: series series\.csv:value, origin 26, step \d = -?(NaN|Infinity)\), although every weight of checkpoint \S+step-2 \(step 2\) is finite: the model overflows on this input\. Nothing was written\./,
+    );
     expectNoStack(r);
     expect(existsSync(join(d, 'fc'))).toBe(false);
   });

@@ -63,7 +63,14 @@ describe('a change to what the run computes is refused', () => {
 
   it('every difference is listed: precision, loss, AdamW, the batch, LoRA; the schedule change as allowed', () => {
     const { d, p, before } = copyRun();
-    const sets = ['precision.activations=f16', 'loss.huberDelta=1', 'optim.beta2=0.99', 'schedule.microBatch=2', 'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}', 'optim.lr=1e-3'];
+    const sets = [
+      'precision.activations=f16',
+      'loss.huberDelta=1',
+      'optim.beta2=0.99',
+      'schedule.microBatch=2',
+      'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}',
+      'optim.lr=1e-3',
+    ];
     const r = runCli(d, ['--config', p, '--resume-from', '3', ...sets.flatMap((s) => ['--set', s])]);
     refused(d, before, r, /error: --resume-from 3: this config differs/);
     for (const l of [
@@ -76,7 +83,9 @@ describe('a change to what the run computes is refused', () => {
     ])
       expect(r.stderr).toContain(`\n  ${l}\n`);
     expect(r.stderr).toContain('also changed (allowed on a resume):\n  optim.lr: 0.003 → 0.001\n');
-    expect(r.stderr).toMatch(/--allow-config-change optim\.beta2,optim\.lora\.rank,optim\.lora\.alpha,optim\.lora\.targets,schedule\.microBatch,loss\.huberDelta,precision\.activations /);
+    expect(r.stderr).toMatch(
+      /--allow-config-change optim\.beta2,optim\.lora\.rank,optim\.lora\.alpha,optim\.lora\.targets,schedule\.microBatch,loss\.huberDelta,precision\.activations /,
+    );
   });
 
   it('--allow-config-change names what may change: the rest is still refused', () => {
@@ -87,8 +96,18 @@ describe('a change to what the run computes is refused', () => {
 
   it('a key --allow-config-change does not know, and the flag without a resume: exit 2', () => {
     const { d, p, before } = copyRun();
-    refused(d, before, runCli(d, ['--config', p, '--resume', '--allow-config-change', 'data.sourc']), /--allow-config-change data\.sourc: "data\.sourc" is not a config key \(did you mean data\.source\?\)/);
-    refused(d, before, runCli(d, ['--config', p, '--set', 'logging.dir=runs/u', '--allow-config-change']), /--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from/);
+    refused(
+      d,
+      before,
+      runCli(d, ['--config', p, '--resume', '--allow-config-change', 'data.sourc']),
+      /--allow-config-change data\.sourc: "data\.sourc" is not a config key \(did you mean data\.source\?\)/,
+    );
+    refused(
+      d,
+      before,
+      runCli(d, ['--config', p, '--set', 'logging.dir=runs/u', '--allow-config-change']),
+      /--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from/,
+    );
     expect(existsSync(join(d, 'runs/u'))).toBe(false);
   });
 });
@@ -99,7 +118,9 @@ describe('what may change', () => {
     const r = runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6', '--set', 'precision.activations=f16', '--allow-config-change']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('[resume] config change allowed by --allow-config-change: data.source.seed: 5 → 6');
-    expect(r.stderr).toContain('[resume] config change allowed by --allow-config-change: precision.activations: "f32" → "f16" (the f16 loss scale starts at precision.initialScale)');
+    expect(r.stderr).toContain(
+      '[resume] config change allowed by --allow-config-change: precision.activations: "f32" → "f16" (the f16 loss scale starts at precision.initialScale)',
+    );
     const resumed = readMetrics(d).filter((m) => m.kind === 'train' && (m.step as number) > 3);
     expect(resumed.map((m) => m.step)).toEqual([4, 5, 6]);
     expect(resumed[0]!.lossScale).toBe(65536);
@@ -107,12 +128,30 @@ describe('what may change', () => {
 
   it('the schedule (steps, lr) changes with a note; logging, checkpoints and device silently', () => {
     const { d, p } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'optim.lr=1e-3', '--set', 'schedule.steps=7', '--set', 'logging.validEvery=2', '--set', 'checkpoint.keep=1', '--set', 'device.autotune=false']);
+    const r = runCli(d, [
+      '--config',
+      p,
+      '--resume',
+      '--set',
+      'optim.lr=1e-3',
+      '--set',
+      'schedule.steps=7',
+      '--set',
+      'logging.validEvery=2',
+      '--set',
+      'checkpoint.keep=1',
+      '--set',
+      'device.autotune=false',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('[resume] config changed since runs/t/checkpoints/step-3: optim.lr: 0.003 → 0.001; it applies from step 4 on');
     expect(r.stderr).toContain('[resume] config changed since runs/t/checkpoints/step-3: schedule.steps: 6 → 7; it applies from step 4 on');
     expect(r.stderr).not.toMatch(/logging\.validEvery|checkpoint\.keep|device\.autotune/);
-    expect(readMetrics(d).filter((m) => m.kind === 'train').map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      readMetrics(d)
+        .filter((m) => m.kind === 'train')
+        .map((m) => m.step),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it('the unchanged config resumes without a word about the config', () => {
@@ -141,7 +180,8 @@ describe('docs/CONFIG.md "Resuming with a changed config"', () => {
   it('lists the free and noted keys of src/train/config.ts, and locked keys that are locked', () => {
     const doc = readFileSync(join(import.meta.dirname, '../../docs/CONFIG.md'), 'utf8');
     const section = doc.slice(doc.indexOf('## Resuming with a changed config'), doc.indexOf('\n## ', doc.indexOf('## Resuming with a changed config') + 5));
-    const row = (group: string) => [...(section.split('\n').find((l) => l.startsWith(`| ${group} |`)) ?? '').split('|')[2]!.matchAll(/`([\w.]+)`/g)].map((m) => m[1]!);
+    const row = (group: string) =>
+      [...(section.split('\n').find((l) => l.startsWith(`| ${group} |`)) ?? '').split('|')[2]!.matchAll(/`([\w.]+)`/g)].map((m) => m[1]!);
     expect(row('free')).toEqual(RESUME_FREE);
     expect(row('noted')).toEqual(RESUME_NOTED);
     const locked = row('locked');

@@ -78,6 +78,8 @@ describe('a checkpoint in a newer format', () => {
     writeFileSync(state, JSON.stringify({ ...(JSON.parse(readFileSync(state, 'utf8')) as object), version: 0 }));
     const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--resume', '--set', 'schedule.steps=7']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/\[resume\] skipped step-6: latest names it, but it has state\.json checkpoint format version 0 \(the "version" field of state\.json\); this webgpu-moe reads format version 1/);
+    expect(r.stderr).toMatch(
+      /\[resume\] skipped step-6: latest names it, but it has state\.json checkpoint format version 0 \(the "version" field of state\.json\); this webgpu-moe reads format version 1/,
+    );
   });
 });

@@ -41,9 +41,11 @@ describe('dashboard.js --host', () => {
     expect(s.stderr()).not.toMatch(STACK);
   });
 
-  it('one warning for both CLIs, naming each one\'s flag; none on loopback', () => {
+  it("one warning for both CLIs, naming each one's flag; none on loopback", () => {
     const at = { host: '0.0.0.0', port: 8080 };
-    expect(exposureWarning({ port: '--ui', host: '--ui-host' }, at, "this run's config and metrics")).toMatch(/^listening on 0\.0\.0\.0: anyone who can reach it sees this run's config and metrics \(there is no password\)\. To keep it on this machine, leave out --ui-host; .*ssh -L 8080:127\.0\.0\.1:8080/);
+    expect(exposureWarning({ port: '--ui', host: '--ui-host' }, at, "this run's config and metrics")).toMatch(
+      /^listening on 0\.0\.0\.0: anyone who can reach it sees this run's config and metrics \(there is no password\)\. To keep it on this machine, leave out --ui-host; .*ssh -L 8080:127\.0\.0\.1:8080/,
+    );
     for (const host of ['127.0.0.1', '::1', 'localhost']) expect(exposureWarning({ port: '--port', host: '--host' }, { host, port: 1 }, 'x')).toBeNull();
     expect(exposureWarning({ port: '--port', host: '--host' }, { host: '192.168.1.20', port: 1 }, 'x')).toMatch(/^listening on 192\.168\.1\.20/);
   });

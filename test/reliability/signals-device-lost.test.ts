@@ -12,7 +12,10 @@ import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from '../train/
 
 type Metric = Record<string, unknown>;
 const strip = ({ ms, liveBytes, peakBytes, ...rest }: Metric) => (void ms, void liveBytes, void peakBytes, rest);
-const train = (d: string) => readMetrics(d).filter((m) => m.kind === 'train').map(strip);
+const train = (d: string) =>
+  readMetrics(d)
+    .filter((m) => m.kind === 'train')
+    .map(strip);
 const STACK = /^\s{4}at /m;
 
 let baseline: Metric[];
@@ -49,7 +52,9 @@ describe('device lost mid-run', () => {
     const p = writeConfig(d, tinyConfig());
     const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-2' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(/^stopped: the GPU device was lost at step 2 \(destroyed: device was destroyed\): no checkpoint was saved yet: start again with --overwrite\./m);
+    expect(r.stdout).toMatch(
+      /^stopped: the GPU device was lost at step 2 \(destroyed: device was destroyed\): no checkpoint was saved yet: start again with --overwrite\./m,
+    );
     expect(r.stdout + r.stderr).not.toMatch(STACK);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
     const again = runCli(d, ['--config', p, '--overwrite']);
@@ -62,7 +67,9 @@ describe('device lost mid-run', () => {
     const p = writeConfig(d, tinyConfig({ logging: { dir: 'runs/t', validEvery: 0, validBatches: 2, progress: 'plain', metricsEvery: 4 } }));
     const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-5' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(/^stopped: the GPU device was lost at step \d \(destroyed: device was destroyed\): the last good checkpoint is runs\/t\/checkpoints\/step-3 \(continue with --resume\)/m);
+    expect(r.stdout).toMatch(
+      /^stopped: the GPU device was lost at step \d \(destroyed: device was destroyed\): the last good checkpoint is runs\/t\/checkpoints\/step-3 \(continue with --resume\)/m,
+    );
     expect(r.stdout + r.stderr).not.toMatch(STACK);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
   });

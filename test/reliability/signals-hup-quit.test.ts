@@ -26,7 +26,11 @@ describe.each([
     const { code: exit, signal, stdout, stderr } = await run.exited;
     expect(signal, stderr).toBeNull(); // handled, not killed by the signal
     expect(exit, stdout + stderr).toBe(expected);
-    expect(stderr).toMatch(new RegExp(`\\[signal\\] ${sig}( \\(the terminal closed; to keep a run going after that, start it under nohup, tmux or screen\\))?: finishing this step, saving a checkpoint, then exiting`));
+    expect(stderr).toMatch(
+      new RegExp(
+        `\\[signal\\] ${sig}( \\(the terminal closed; to keep a run going after that, start it under nohup, tmux or screen\\))?: finishing this step, saving a checkpoint, then exiting`,
+      ),
+    );
     const m = stdout.match(new RegExp(`stopped: ${sig} at step (\\d+): checkpoint saved at (runs/t/checkpoints/step-\\d+) \\(continue with --resume\\)`));
     expect(m, stdout + stderr).not.toBeNull();
     expect(stdout + stderr).not.toMatch(STACK);

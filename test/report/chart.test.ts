@@ -50,8 +50,22 @@ describe('lineChart', () => {
     const svg = lineChart({
       ...base,
       series: [
-        { name: 'train <loss>', points: [[1, 3], [2, 2], [3, 1.5]] },
-        { name: 'valid', points: [[0, 3.2], [3, 1.7]], dashed: true },
+        {
+          name: 'train <loss>',
+          points: [
+            [1, 3],
+            [2, 2],
+            [3, 1.5],
+          ],
+        },
+        {
+          name: 'valid',
+          points: [
+            [0, 3.2],
+            [3, 1.7],
+          ],
+          dashed: true,
+        },
       ],
       annotations: [{ x: 2, label: 'warm-up ends' }],
       references: [{ y: 2.5, label: 'ln 12' }],
@@ -71,7 +85,19 @@ describe('lineChart', () => {
   it('shows NaN/Inf as markers in a red band, breaks the line, and never plots them at 0', () => {
     const svg = lineChart({
       ...base,
-      series: [{ name: 'loss', points: [[1, 2], [2, 3], [3, NaN], [4, Infinity], [5, 3], [6, 2.5]] }],
+      series: [
+        {
+          name: 'loss',
+          points: [
+            [1, 2],
+            [2, 3],
+            [3, NaN],
+            [4, Infinity],
+            [5, 3],
+            [6, 2.5],
+          ],
+        },
+      ],
     });
     expect(xmlProblems(svg)).toEqual([]);
     expect(svg).toContain('class="nonfinite-band"');
@@ -90,8 +116,21 @@ describe('lineChart', () => {
     const svg = lineChart({
       ...base,
       series: [
-        { name: 'a', points: [[1, NaN], [2, 1], [3, NaN]] },
-        { name: 'b', points: [[1, NaN], [2, -Infinity]] },
+        {
+          name: 'a',
+          points: [
+            [1, NaN],
+            [2, 1],
+            [3, NaN],
+          ],
+        },
+        {
+          name: 'b',
+          points: [
+            [1, NaN],
+            [2, -Infinity],
+          ],
+        },
       ],
     });
     expect(xmlProblems(svg)).toEqual([]);
@@ -104,7 +143,18 @@ describe('lineChart', () => {
     const svg = lineChart({
       ...base,
       logY: true,
-      series: [{ name: 'grad', points: [[1, 200], [2, 20], [3, 0], [4, 0.5], [5, -1]] }],
+      series: [
+        {
+          name: 'grad',
+          points: [
+            [1, 200],
+            [2, 20],
+            [3, 0],
+            [4, 0.5],
+            [5, -1],
+          ],
+        },
+      ],
     });
     expect(xmlProblems(svg)).toEqual([]);
     expect(ticks(svg, 'y')).toEqual(['0.1', '1', '10', '100', '1000']);
@@ -116,7 +166,20 @@ describe('lineChart', () => {
   });
 
   it('respects fixed bounds and draws "no data" for empty input', () => {
-    const svg = lineChart({ ...base, yMin: 0, yMax: 1, series: [{ name: 's', points: [[0, 0.3], [10, 0.6]] }] });
+    const svg = lineChart({
+      ...base,
+      yMin: 0,
+      yMax: 1,
+      series: [
+        {
+          name: 's',
+          points: [
+            [0, 0.3],
+            [10, 0.6],
+          ],
+        },
+      ],
+    });
     expect(ticks(svg, 'y')[0]).toBe('0');
     expect(ticks(svg, 'y').at(-1)).toBe('1');
     const empty = lineChart({ ...base, series: [] });
@@ -125,13 +188,31 @@ describe('lineChart', () => {
   });
 
   it('widens the y range to show a reference line', () => {
-    const svg = lineChart({ ...base, series: [{ name: 's', points: [[0, 1.1], [1, 1.2]] }], references: [{ y: 2.08, label: 'ln 8' }] });
+    const svg = lineChart({
+      ...base,
+      series: [
+        {
+          name: 's',
+          points: [
+            [0, 1.1],
+            [1, 1.2],
+          ],
+        },
+      ],
+      references: [{ y: 2.08, label: 'ln 8' }],
+    });
     expect(svg).toContain('ln 8');
     expect(Math.max(...ticks(svg, 'y').map(Number))).toBeGreaterThanOrEqual(2.08);
   });
 
   it('wraps a long legend onto more rows without overflowing the width', () => {
-    const series = Array.from({ length: 16 }, (_, e) => ({ name: `expert ${e}`, points: [[0, e / 16], [1, 1 / 16]] as [number, number][] }));
+    const series = Array.from({ length: 16 }, (_, e) => ({
+      name: `expert ${e}`,
+      points: [
+        [0, e / 16],
+        [1, 1 / 16],
+      ] as [number, number][],
+    }));
     const svg = lineChart({ ...base, series, width: 480 });
     expect(xmlProblems(svg)).toEqual([]);
     const xs = [...svg.matchAll(/<text class="legend-item" x="([\d.]+)" y="([\d.]+)"/g)];

@@ -9,9 +9,27 @@ const fixtures = join(import.meta.dirname, '..', 'fixtures', 'report');
 
 function trainLine(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    kind: 'train', step: 1, microSteps: 1, loss: 1.5, lossMain: 1.4, headLosses: [1.4], aux: 1, z: 0.1, lr: 1e-3, auxFactor: 0.01,
-    gradNorm: 3, gradNormPostClip: 1, clipCoef: 1 / 3, clippedFraction: 2 / 3, skipped: false, nonFinite: [],
-    routing: [{ layer: 0, load: [0.5, 0.5], entropy: 0.69, maxShare: 0.5, dropped: 0 }], tokens: 64, ms: 1, liveBytes: 1, peakBytes: 2,
+    kind: 'train',
+    step: 1,
+    microSteps: 1,
+    loss: 1.5,
+    lossMain: 1.4,
+    headLosses: [1.4],
+    aux: 1,
+    z: 0.1,
+    lr: 1e-3,
+    auxFactor: 0.01,
+    gradNorm: 3,
+    gradNormPostClip: 1,
+    clipCoef: 1 / 3,
+    clippedFraction: 2 / 3,
+    skipped: false,
+    nonFinite: [],
+    routing: [{ layer: 0, load: [0.5, 0.5], entropy: 0.69, maxShare: 0.5, dropped: 0 }],
+    tokens: 64,
+    ms: 1,
+    liveBytes: 1,
+    peakBytes: 2,
     ...over,
   };
 }
@@ -24,7 +42,11 @@ describe('metrics reader', () => {
       { kind: 'valid', step: 0, loss: 2, lossMain: 2, horizons: [{ horizon: 1, mse: 1, mae: 0.5 }], windows: 8 },
       trainLine(),
       trainLine({
-        step: 2, loss: NaN, gradNorm: Infinity, clipCoef: -Infinity, skipped: true,
+        step: 2,
+        loss: NaN,
+        gradNorm: Infinity,
+        clipCoef: -Infinity,
+        skipped: true,
         nonFinite: [{ name: 'model.layers.0.ffn_out', layer: 0, nonFinite: 3, min: -1, max: 2, mean: NaN }],
         routing: [{ layer: 0, load: [NaN, 1], entropy: NaN, maxShare: NaN, dropped: 0 }],
         somethingNew: { ignored: true },

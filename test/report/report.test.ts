@@ -44,12 +44,25 @@ describe('writeComparisonReport', () => {
     const md = readFileSync(r.readme, 'utf8');
     const metrics = runs.map((x) => readMetrics(join(x.dir, 'metrics.jsonl')));
     const specs = standardCharts(metrics);
-    expect(specs.map((s) => s.file)).toEqual(['loss', 'grad-norm', 'clipped-fraction', 'max-expert-share', 'router-entropy', 'aux-loss', 'expert-load-layer0', 'expert-load-layer1']);
+    expect(specs.map((s) => s.file)).toEqual([
+      'loss',
+      'grad-norm',
+      'clipped-fraction',
+      'max-expert-share',
+      'router-entropy',
+      'aux-loss',
+      'expert-load-layer0',
+      'expert-load-layer1',
+    ]);
     expect(r.svgs).toHaveLength(specs.length * 2);
 
     // Every image in the README exists in outDir, and every SVG written is in the README.
     const images = [...md.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)].map((m) => m[1]!);
-    expect(images.sort()).toEqual(readdirSync(outDir).filter((f) => f.endsWith('.svg')).sort());
+    expect(images.sort()).toEqual(
+      readdirSync(outDir)
+        .filter((f) => f.endsWith('.svg'))
+        .sort(),
+    );
     for (const f of images) {
       expect(existsSync(join(outDir, f))).toBe(true);
       expect(xmlProblems(readFileSync(join(outDir, f), 'utf8'))).toEqual([]);
@@ -90,7 +103,10 @@ describe('writeComparisonReport', () => {
       outDir,
       title: 't',
       description: 'd',
-      runs: [{ label: 'A', dir: runs[0]!.dir }, { label: 'a', dir: join(runs[1]!.dir, 'metrics.jsonl') }],
+      runs: [
+        { label: 'A', dir: runs[0]!.dir },
+        { label: 'a', dir: join(runs[1]!.dir, 'metrics.jsonl') },
+      ],
       charts: [lr],
       summary: (m) => [['steps', m.train.length]],
     });
@@ -99,6 +115,13 @@ describe('writeComparisonReport', () => {
   });
 
   it('says which run has no metrics', () => {
-    expect(() => writeComparisonReport({ outDir: mkdtempSync(join(tmpdir(), 'report-')), title: 't', description: 'd', runs: [{ label: 'ghost', dir: '/nonexistent/run' }] })).toThrow(/run "ghost": no metrics at \/nonexistent\/run\/metrics\.jsonl/);
+    expect(() =>
+      writeComparisonReport({
+        outDir: mkdtempSync(join(tmpdir(), 'report-')),
+        title: 't',
+        description: 'd',
+        runs: [{ label: 'ghost', dir: '/nonexistent/run' }],
+      }),
+    ).toThrow(/run "ghost": no metrics at \/nonexistent\/run\/metrics\.jsonl/);
   });
 });

@@ -7,7 +7,8 @@ export function xmlProblems(xml: string): string[] {
   const problems: string[] = [];
   const stack: string[] = [];
   let roots = 0;
-  const token = /<!--[\s\S]*?-->|<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>|<|&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/g;
+  const token =
+    /<!--[\s\S]*?-->|<(\/?)([A-Za-z_][\w:.-]*)((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>|<|&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/g;
   let m: RegExpExecArray | null;
   while ((m = token.exec(xml))) {
     const [whole, close, name, attrs, selfClose] = m;

@@ -32,7 +32,12 @@ export interface CliResult {
 }
 
 export function runCli(cwd: string, args: string[], env: Record<string, string> = {}): CliResult {
-  const r = spawnSync(process.execPath, [TRAIN_JS, ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env } });
+  const r = spawnSync(process.execPath, [TRAIN_JS, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

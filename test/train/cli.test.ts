@@ -66,10 +66,16 @@ describe('train.js: bad input', () => {
     const d = scratch();
     const rows = ['value', ...Array.from({ length: 200 }, (_, i) => (i === 50 || i === 51 ? 'NaN' : String(Math.sin(i / 5))))];
     writeFileSync(join(d, 'nan.csv'), rows.join('\n'));
-    const strict = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24, nonFinite: 'error' } }))]);
+    const strict = runCli(d, [
+      '--config',
+      writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24, nonFinite: 'error' } })),
+    ]);
     expect(strict.status).toBe(2);
     expect(strict.stderr).toMatch(/non-finite|NaN/);
-    const repaired = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24 } }))]);
+    const repaired = runCli(d, [
+      '--config',
+      writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24 } })),
+    ]);
     expect(repaired.status, repaired.stderr).toBe(0);
     expect(repaired.stderr).toMatch(/non-finite points 2, repaired 2/);
   });
@@ -121,11 +127,15 @@ describe('train.js: resume', () => {
     // Everything but wall-clock and memory-peak fields must be identical, step for step.
     const strip = (m: Record<string, unknown>) => {
       const { ms, liveBytes, peakBytes, ...rest } = m;
-      void ms, liveBytes, peakBytes;
+      (void ms, liveBytes, peakBytes);
       return rest;
     };
-    const ta = readMetrics(full).filter((m) => m.kind === 'train').map(strip);
-    const tb = readMetrics(split).filter((m) => m.kind === 'train').map(strip);
+    const ta = readMetrics(full)
+      .filter((m) => m.kind === 'train')
+      .map(strip);
+    const tb = readMetrics(split)
+      .filter((m) => m.kind === 'train')
+      .map(strip);
     expect(tb.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(tb).toEqual(ta);
     expect(readdirSync(join(split, 'runs/t/checkpoints')).filter((n) => n.startsWith('step-'))).toEqual(['step-3', 'step-6']);
@@ -161,7 +171,9 @@ describe('train.js: device limits', () => {
     (cfg.model as Record<string, unknown>).moeIntermediate = 4096; // expert gate+up [N*k, 8192] f32 = 150 MiB > lavapipe's 128 MiB
     const r = runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/this device cannot run the step: groupedMatmul \(160\.0 MiB, bound by matmul-(?:blocked|tiled):main#\w+\) is over the 128\.0 MiB per-binding limit/);
+    expect(r.stderr).toMatch(
+      /this device cannot run the step: groupedMatmul \(160\.0 MiB, bound by matmul-(?:blocked|tiled):main#\w+\) is over the 128\.0 MiB per-binding limit/,
+    );
     // The first suggestion is the largest micro-batch whose buffers all fit one binding, with
     // accumulation keeping the windows per optimizer step.
     expect(r.stderr).toMatch(/--set schedule\.microBatch=85 --set schedule\.accumulation=2/);

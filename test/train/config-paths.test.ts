@@ -41,7 +41,13 @@ function config(over: Record<string, Record<string, unknown>>): TrainConfig {
 /** Rows [from, from + n) of a batch (windows are rows). */
 function rows(b: Batch, from: number, n: number): Batch {
   const T = b.T;
-  return { inputs: b.inputs.slice(from * T, (from + n) * T), labels: b.labels.slice(from * T, (from + n) * T), mask: b.mask.slice(from * T, (from + n) * T), B: n, T };
+  return {
+    inputs: b.inputs.slice(from * T, (from + n) * T),
+    labels: b.labels.slice(from * T, (from + n) * T),
+    mask: b.mask.slice(from * T, (from + n) * T),
+    B: n,
+    T,
+  };
 }
 
 async function read(s: Setup, what: 'data' | 'm' | 'v'): Promise<Map<string, Float32Array>> {
@@ -102,7 +108,8 @@ describe('optim.clipNorm', () => {
     const huge = await run(1e30); // a limit no norm reaches: coefficient exactly 1
     expect(off.m.gradNorm).toBeGreaterThan(0);
     expect([off.m.clipCoef, off.m.clippedFraction, off.m.gradNormPostClip]).toEqual([1, 0, off.m.gradNorm]);
-    for (const [name, m] of huge.exp) expect(Buffer.from(off.exp.get(name)!.buffer).equals(Buffer.from(m.buffer)), `${name}.exp_avg with clipNorm 0 vs no-op clip`).toBe(true);
+    for (const [name, m] of huge.exp)
+      expect(Buffer.from(off.exp.get(name)!.buffer).equals(Buffer.from(m.buffer)), `${name}.exp_avg with clipNorm 0 vs no-op clip`).toBe(true);
     // The norm is measured: m = (1 - beta1) g after step 1, so |m| / (1 - beta1) is |g|.
     // Measured 2.5e-8 relative (f32 sums of squares in another order); bound 3e-7.
     expectClose([norm(off.exp.values()) / (1 - 0.9)], [off.m.gradNorm], { rtol: 3e-7, what: 'grad norm from exp_avg' });
@@ -113,8 +120,16 @@ describe('optim.clipNorm', () => {
     const coef = n / 4 / (n + 1e-6);
     const quarter = await run(n / 4);
     // Measured worst 4.2e-8 (coefficient) and 1.2e-7 (exp_avg) relative; bound 1.5e-6.
-    expectClose([quarter.m.clipCoef, quarter.m.clippedFraction, quarter.m.gradNormPostClip], [coef, 1 - coef, n * coef], { rtol: 1.5e-6, what: 'clip to a quarter' });
-    for (const [name, m] of off.exp) expectClose(quarter.exp.get(name)!, Float64Array.from(m, (v) => v * coef), { rtol: 1.5e-6, relativeToMax: true, what: `${name}.exp_avg clipped to a quarter` });
+    expectClose([quarter.m.clipCoef, quarter.m.clippedFraction, quarter.m.gradNormPostClip], [coef, 1 - coef, n * coef], {
+      rtol: 1.5e-6,
+      what: 'clip to a quarter',
+    });
+    for (const [name, m] of off.exp)
+      expectClose(
+        quarter.exp.get(name)!,
+        Float64Array.from(m, (v) => v * coef),
+        { rtol: 1.5e-6, relativeToMax: true, what: `${name}.exp_avg clipped to a quarter` },
+      );
   });
 });
 
@@ -149,7 +164,11 @@ describe('optim.weightDecay', () => {
       // PyTorch AdamW: p <- p (1 - lr wd) - lr u, so the two runs differ by lr wd p0. The
       // difference of two f32 weights ~|p| carries ~6e-8 |p| of rounding, against a difference
       // of lr wd |p| = 1.5e-3 |p|: measured worst 6.8e-5 relative to the largest; bound 7e-4.
-      expectClose(Float64Array.from(b, (v, i) => v - a[i]!), Float64Array.from(p0, (v) => -lr * wd * v), { rtol: 7e-4, relativeToMax: true, what: `${name} decay` });
+      expectClose(
+        Float64Array.from(b, (v, i) => v - a[i]!),
+        Float64Array.from(p0, (v) => -lr * wd * v),
+        { rtol: 7e-4, relativeToMax: true, what: `${name} decay` },
+      );
     }
   });
 });
@@ -169,7 +188,11 @@ async function trainRun(over: Record<string, Record<string, unknown>>): Promise<
 describe('LR and aux schedules (schedule.*, optim.minLrRatio, loss.aux*)', () => {
   it('linear warmup then cosine to minLrRatio, and the aux ramp, as their formulas', async () => {
     const [lr, W, S, floor] = [2e-3, 3, 9, 0.25];
-    const ms = await trainRun({ optim: { lr, minLrRatio: floor }, schedule: { steps: S, warmupSteps: W, decay: 'cosine' }, loss: { auxFactor: 0.04, auxStart: 0.01, auxWarmupSteps: 4 } });
+    const ms = await trainRun({
+      optim: { lr, minLrRatio: floor },
+      schedule: { steps: S, warmupSteps: W, decay: 'cosine' },
+      loss: { auxFactor: 0.04, auxStart: 0.01, auxWarmupSteps: 4 },
+    });
     expect(ms.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // float64 on both sides, the same formula in another order: measured 0; bound 1e-12.
     const want = ms.map(({ step: t }) => (t <= W ? (lr * t) / W : lr * floor + (lr - lr * floor) * 0.5 * (1 + Math.cos((Math.PI * (t - W)) / (S - W)))));
@@ -240,7 +263,10 @@ describe('model.capacityFactor', () => {
     // Routing is decided before capacity is applied: the same picks as dropless, then dropped.
     for (const [li, l] of tight.m.routing.entries()) {
       const counts = l.load!.map((f) => Math.round(f * N * k));
-      expect(counts.reduce((a, b) => a + b, 0), `layer ${li} picks`).toBe(N * k);
+      expect(
+        counts.reduce((a, b) => a + b, 0),
+        `layer ${li} picks`,
+      ).toBe(N * k);
       const want = counts.reduce((a, c) => a + Math.max(0, c - C), 0);
       expect(want, 'capacity 0.5 must drop something').toBeGreaterThan(0);
       expect(l.dropped, `layer ${li} dropped`).toBe(want);

@@ -82,7 +82,10 @@ describe('training config', () => {
 
   describe('optim.freeze and optim.lora', () => {
     it('accepts group names, "backbone" and a LoRA block', () => {
-      const c = parseConfig(base(), 'test.json', ['optim.freeze=["backbone"]', 'optim.lora={"rank":4,"alpha":8,"targets":["q_proj","v_proj","gate_proj","up_proj"]}']);
+      const c = parseConfig(base(), 'test.json', [
+        'optim.freeze=["backbone"]',
+        'optim.lora={"rank":4,"alpha":8,"targets":["q_proj","v_proj","gate_proj","up_proj"]}',
+      ]);
       expect(c.optim.freeze).toEqual(['backbone']);
       expect(c.optim.lora).toEqual({ rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'gate_proj', 'up_proj'] });
       expect(parseConfig(base()).optim.freeze).toEqual([]);
@@ -90,18 +93,26 @@ describe('training config', () => {
 
     it('rejects an unknown group, naming the valid ones', () => {
       const msg = errorOf(base(), ['optim.freeze=["attn"]']);
-      expect(msg).toContain('optim.freeze.0: expected one of "embedding", "attention", "norm", "router", "experts", "shared_expert", "head", "backbone", got "attn"');
+      expect(msg).toContain(
+        'optim.freeze.0: expected one of "embedding", "attention", "norm", "router", "experts", "shared_expert", "head", "backbone", got "attn"',
+      );
     });
 
     it('rejects freezing everything without adapters', () => {
-      expect(errorOf(base(), ['optim.freeze=["backbone","head"]'])).toMatch(/optim\.freeze: \["backbone","head"\] freezes every parameter, so nothing would train: leave a group out/);
+      expect(errorOf(base(), ['optim.freeze=["backbone","head"]'])).toMatch(
+        /optim\.freeze: \["backbone","head"\] freezes every parameter, so nothing would train: leave a group out/,
+      );
       // With adapters something trains.
       expect(parseConfig(base(), 'x', ['optim.freeze=["backbone","head"]', 'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}']).optim.lora?.rank).toBe(2);
     });
 
     it('rejects gate_proj without up_proj, an unknown target and a bad rank', () => {
-      expect(errorOf(base(), ['optim.lora={"rank":2,"alpha":2,"targets":["gate_proj"]}'])).toContain('optim.lora.targets: gate_proj and up_proj are one fused weight in this engine and take one adapter: name both or neither');
-      expect(errorOf(base(), ['optim.lora={"rank":2,"alpha":2,"targets":["qkv"]}'])).toContain('optim.lora.targets.0: expected one of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", got "qkv"');
+      expect(errorOf(base(), ['optim.lora={"rank":2,"alpha":2,"targets":["gate_proj"]}'])).toContain(
+        'optim.lora.targets: gate_proj and up_proj are one fused weight in this engine and take one adapter: name both or neither',
+      );
+      expect(errorOf(base(), ['optim.lora={"rank":2,"alpha":2,"targets":["qkv"]}'])).toContain(
+        'optim.lora.targets.0: expected one of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", got "qkv"',
+      );
       expect(errorOf(base(), ['optim.lora={"rank":0,"alpha":2,"targets":["q_proj"]}'])).toContain('optim.lora.rank: expected a number > 0, got 0');
       expect(errorOf(base(), ['optim.lora={"rank":2,"targets":["q_proj"]}'])).toContain('optim.lora.alpha: required');
     });

@@ -20,7 +20,10 @@ function run(metricsEvery: number, extra: Record<string, unknown> = {}) {
 
 describe('logging.metricsEvery', () => {
   it('reading metrics every 4 steps gives the same run as every step, with a skipped step and f16 loss scaling', () => {
-    const extra = { stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } }, precision: { activations: 'f16', initialScale: 1024, growthInterval: 2 } };
+    const extra = {
+      stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } },
+      precision: { activations: 'f16', initialScale: 1024, growthInterval: 2 },
+    };
     const a = run(1, extra);
     const b = run(4, extra);
     const pick = (m: Record<string, unknown>) => [m.step, m.loss, m.gradNorm, m.skipped, m.lossScale, m.scaleEvent];

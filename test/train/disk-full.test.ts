@@ -16,7 +16,10 @@ import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-hel
 type Metric = Record<string, unknown>;
 /** Everything but wall-clock and memory-peak fields, as the resume test compares. */
 const strip = ({ ms, liveBytes, peakBytes, ...rest }: Metric) => (void ms, void liveBytes, void peakBytes, rest);
-const train = (d: string, run = 'runs/t') => readMetrics(d, run).filter((m) => m.kind === 'train').map(strip);
+const train = (d: string, run = 'runs/t') =>
+  readMetrics(d, run)
+    .filter((m) => m.kind === 'train')
+    .map(strip);
 
 /** No temp file or folder anywhere under `dir`. */
 function leftovers(dir: string): string[] {
@@ -46,9 +49,13 @@ describe('disk full (injected at one exact write)', () => {
     const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'ENOSPC@checkpoint:step-6:optimizer.safetensors' });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stdout).toMatch(
-      new RegExp(`^stopped: cannot write ${join(d, 'runs/t/checkpoints/step-6/optimizer.safetensors').replace(/[/.]/g, '\\$&')}: no space left on device \\(ENOSPC\\); the checkpoint needs [\\d.]+ KiB and the disk has [\\d.]+ [KMG]i?B free`),
+      new RegExp(
+        `^stopped: cannot write ${join(d, 'runs/t/checkpoints/step-6/optimizer.safetensors').replace(/[/.]/g, '\\$&')}: no space left on device \\(ENOSPC\\); the checkpoint needs [\\d.]+ KiB and the disk has [\\d.]+ [KMG]i?B free`,
+      ),
     );
-    expect(r.stdout).toMatch(/temp files removed\); the last good checkpoint, runs\/t\/checkpoints\/step-3, is intact: after freeing space, continue with --resume/);
+    expect(r.stdout).toMatch(
+      /temp files removed\); the last good checkpoint, runs\/t\/checkpoints\/step-3, is intact: after freeing space, continue with --resume/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+/); // no stack trace
     expect(leftovers(join(d, 'runs/t'))).toEqual([]);
     expect(readdirSync(join(d, 'runs/t/checkpoints')).sort()).toEqual(['latest', 'step-3']);
@@ -128,7 +135,9 @@ describe('disk full on a real tmpfs (root only)', () => {
       writeFileSync(join(mnt!, 'filler'), Buffer.alloc(free - 500 * 1024));
       const r = runCli(d, ['--config', p]);
       expect(r.status, r.stdout + r.stderr).toBe(1);
-      expect(r.stdout).toMatch(/^stopped: cannot write \S+\/run\/checkpoints\/step-6\/\S+: no space left on device \(ENOSPC\); the checkpoint needs [\d.]+ KiB and the disk has [\d.]+ KiB free/);
+      expect(r.stdout).toMatch(
+        /^stopped: cannot write \S+\/run\/checkpoints\/step-6\/\S+: no space left on device \(ENOSPC\); the checkpoint needs [\d.]+ KiB and the disk has [\d.]+ KiB free/,
+      );
       expect(r.stdout).toContain(`the last good checkpoint, ${join(mnt!, 'run/checkpoints/step-3')}, is intact`);
       expect(leftovers(mnt!)).toEqual([]);
       const full = runCli(d, ['--config', p, '--resume']);

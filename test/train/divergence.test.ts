@@ -24,8 +24,12 @@ describe('diverged runs', () => {
     const p = writeConfig(d, cfg);
     const r = runCli(d, ['--config', p]);
     expect(r.status, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/\[valid\] step 4: diverged: the validation loss NaN is not finite\. Checkpoints are now saved as diverged-step-N, not marked latest \(latest stays runs\/t\/checkpoints\/step-3\)/);
-    expect(r.stdout).toMatch(/^diverged: 9 steps; validation loss [\d.]+ -> NaN: not finite\. Fix: turn stability\.guards back on .*, or lower optim\.lr \(now 0\.003/);
+    expect(r.stderr).toMatch(
+      /\[valid\] step 4: diverged: the validation loss NaN is not finite\. Checkpoints are now saved as diverged-step-N, not marked latest \(latest stays runs\/t\/checkpoints\/step-3\)/,
+    );
+    expect(r.stdout).toMatch(
+      /^diverged: 9 steps; validation loss [\d.]+ -> NaN: not finite\. Fix: turn stability\.guards back on .*, or lower optim\.lr \(now 0\.003/,
+    );
     expect(r.stdout).toMatch(/The final state is saved as runs\/t\/checkpoints\/diverged-step-9, not marked latest; latest stays runs\/t\/checkpoints\/step-3/);
     expect(r.stdout).not.toMatch(/^done/);
     expect(readdirSync(join(d, 'runs/t/checkpoints')).sort()).toEqual(['diverged-step-6', 'diverged-step-9', 'latest', 'step-3']);
@@ -34,7 +38,9 @@ describe('diverged runs', () => {
     // --resume skips the diverged states, naming them, and continues from the last good one.
     const again = runCli(d, ['--config', p, '--resume', '--set', 'stability.guards=true']);
     expect(again.status, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/\[resume\] skipped diverged-step-6: saved after the validation loss diverged, so it is not marked latest \(to continue from it anyway: --resume-from runs\/t\/checkpoints\/diverged-step-6\)/);
+    expect(again.stderr).toMatch(
+      /\[resume\] skipped diverged-step-6: saved after the validation loss diverged, so it is not marked latest \(to continue from it anyway: --resume-from runs\/t\/checkpoints\/diverged-step-6\)/,
+    );
     expect(again.stderr).toMatch(/continuing after step 3/);
     expect(again.stderr).toMatch(/\[guard\] step 4 skipped/);
     expect(again.stdout).toMatch(/^done: 9 steps \(1 skipped by the guards\)/);
@@ -48,7 +54,9 @@ describe('diverged runs', () => {
     const d = scratch();
     const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim.lr=10']);
     expect(r.status, r.stderr).toBe(3);
-    expect(r.stdout).toMatch(/^diverged: 6 steps; validation loss ([\d.]+) -> ([\d.]+): more than 2x the loss before training, \1 \(stability\.divergenceFactor 2\)\. Fix: lower optim\.lr \(now 10, e\.g\. --set optim\.lr=1\)/);
+    expect(r.stdout).toMatch(
+      /^diverged: 6 steps; validation loss ([\d.]+) -> ([\d.]+): more than 2x the loss before training, \1 \(stability\.divergenceFactor 2\)\. Fix: lower optim\.lr \(now 10, e\.g\. --set optim\.lr=1\)/,
+    );
     const [, before, after] = r.stdout.match(/validation loss ([\d.]+) -> ([\d.]+)/)!;
     expect(Number(after)).toBeGreaterThan(2 * Number(before));
     expect(existsSync(join(d, 'runs/t/checkpoints/diverged-step-6/model.safetensors'))).toBe(true);

@@ -28,10 +28,18 @@ function classifier(dir: string): Record<string, unknown> {
 let d: string;
 beforeAll(() => {
   d = scratch();
-  writeFileSync(join(d, 'forecaster.json'), JSON.stringify(tinyConfig({ model: { ...MODEL, horizons: [1, 4] }, schedule: { steps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 1 } })));
+  writeFileSync(
+    join(d, 'forecaster.json'),
+    JSON.stringify(tinyConfig({ model: { ...MODEL, horizons: [1, 4] }, schedule: { steps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 1 } })),
+  );
   const t = runCli(d, ['--config', 'forecaster.json']);
   expect(t.status, t.stderr).toBe(0);
-  const e = spawnSync(process.execPath, [EXPORT_JS, '--checkpoint', 'runs/t', '--out', 'pretrained'], { cwd: d, encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  const e = spawnSync(process.execPath, [EXPORT_JS, '--checkpoint', 'runs/t', '--out', 'pretrained'], {
+    cwd: d,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+  });
   expect(e.status, e.stderr).toBe(0);
   writeFileSync(join(d, 'classifier.json'), JSON.stringify(classifier('runs/cls')));
 });
@@ -51,9 +59,20 @@ async function expectBackboneKept(run: string, extra: (name: string) => boolean)
 
 describe('train.js: a 280-class head on an exported backbone', () => {
   it('frozen backbone (optim.freeze ["backbone"])', async () => {
-    const r = runCli(d, ['--config', 'classifier.json', '--set', 'model.init.from=pretrained', '--set', 'optim.freeze=["backbone"]', '--set', 'logging.dir=runs/frozen']);
+    const r = runCli(d, [
+      '--config',
+      'classifier.json',
+      '--set',
+      'model.init.from=pretrained',
+      '--set',
+      'optim.freeze=["backbone"]',
+      '--set',
+      'logging.dir=runs/frozen',
+    ]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`[init] weights from Hugging Face Time-MoE folder ${join(d, 'pretrained')}: the backbone (the 280-class head starts from its init)`);
+    expect(r.stderr).toContain(
+      `[init] weights from Hugging Face Time-MoE folder ${join(d, 'pretrained')}: the backbone (the 280-class head starts from its init)`,
+    );
     expect(r.stderr).toMatch(/\[model\] [\d,]+ parameters \(9,240 trainable: frozen backbone\)/); // 280 x 32 + 280
     expect(r.stderr).toMatch(/\[valid\] after training: loss [\d.]+ \(cross-entropy [\d.]+ accuracy [\d.]+\)/);
     await expectBackboneKept('runs/frozen', () => false);
@@ -61,7 +80,18 @@ describe('train.js: a 280-class head on an exported backbone', () => {
 
   it('LoRA-adapted backbone (optim.lora + optim.freeze ["backbone"]), stopped and resumed', async () => {
     const lora = '{"rank":2,"alpha":4,"targets":["q_proj","v_proj","gate_proj","up_proj","down_proj"]}';
-    const args = ['--config', 'classifier.json', '--set', 'model.init.from=pretrained', '--set', 'optim.freeze=["backbone"]', '--set', `optim.lora=${lora}`, '--set', 'logging.dir=runs/lora'];
+    const args = [
+      '--config',
+      'classifier.json',
+      '--set',
+      'model.init.from=pretrained',
+      '--set',
+      'optim.freeze=["backbone"]',
+      '--set',
+      `optim.lora=${lora}`,
+      '--set',
+      'logging.dir=runs/lora',
+    ];
     const first = runCli(d, [...args, '--stop-after', '2']);
     expect(first.status, first.stderr).toBe(0);
     expect(first.stderr).toContain('LoRA adapters start at B = 0');
@@ -75,7 +105,9 @@ describe('train.js: a 280-class head on an exported backbone', () => {
   it('bad fine-tuning settings: exit 2, naming the key and the fix', () => {
     let r = runCli(d, ['--config', 'classifier.json', '--set', 'optim.freeze=["attn"]']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('optim.freeze.0: expected one of "embedding", "attention", "norm", "router", "experts", "shared_expert", "head", "backbone", got "attn"');
+    expect(r.stderr).toContain(
+      'optim.freeze.0: expected one of "embedding", "attention", "norm", "router", "experts", "shared_expert", "head", "backbone", got "attn"',
+    );
     r = runCli(d, ['--config', 'classifier.json', '--set', 'optim.freeze=["backbone","head"]']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('freezes every parameter, so nothing would train');

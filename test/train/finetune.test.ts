@@ -48,7 +48,8 @@ function config(optim: Record<string, unknown>, steps = 3): TrainConfig {
   });
 }
 
-const train = (cfg: TrainConfig, o: { stopAfter?: number; resume?: boolean } = {}) => runTraining(cfg, { resume: !!o.resume, target: thisTarget(rt.caps), cwd: '/', ...(o.stopAfter ? { stopAfter: o.stopAfter } : {}) });
+const train = (cfg: TrainConfig, o: { stopAfter?: number; resume?: boolean } = {}) =>
+  runTraining(cfg, { resume: !!o.resume, target: thisTarget(rt.caps), cwd: '/', ...(o.stopAfter ? { stopAfter: o.stopAfter } : {}) });
 
 const trainLosses = (cfg: TrainConfig) =>
   readFileSync(join(cfg.logging.dir, 'metrics.jsonl'), 'utf8')
@@ -58,7 +59,8 @@ const trainLosses = (cfg: TrainConfig) =>
     .filter((m) => m.kind === 'train')
     .map((m) => m.loss);
 
-const same = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const same = (a: Float32Array, b: Float32Array) =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 /** Predictions of every head for one fixed input window. */
 async function predict(model: TimeMoeModel, T = 24): Promise<Float32Array[]> {
@@ -154,7 +156,8 @@ describe('optim.lora', () => {
     // forecast.js and model.init.from read a LoRA checkpoint merged too.
     const fromCkpt = new TimeMoeModel(rt, cfg.model, 0);
     await loadSourceWeights(await resolveModelSource(r.checkpoint!), fromCkpt.params);
-    for (const [i, w] of want.entries()) expectClose((await predict(fromCkpt))[i]!, w, { rtol: 1e-5, relativeToMax: true, what: `checkpoint loaded merged, head ${i}` });
+    for (const [i, w] of want.entries())
+      expectClose((await predict(fromCkpt))[i]!, w, { rtol: 1e-5, relativeToMax: true, what: `checkpoint loaded merged, head ${i}` });
     for (const m of [adapted, merged, fromCkpt]) m.dispose();
   });
 });

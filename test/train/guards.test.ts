@@ -90,8 +90,12 @@ describe('isfinite guards', () => {
     // With every value NaN the guard says so, instead of "finite min NaN max NaN mean NaN" (issue 14 item 10).
     expect(r.stderr).toMatch(/model\.layers\.0\.router_logits \(layer 0\): \d+ non-finite values; no finite value at all/);
     expect(r.stderr).not.toMatch(/finite min NaN/);
-    expect(r.stdout).toMatch(/^stopped: 2 consecutive non-finite steps \(stability\.maxConsecutiveBadSteps 2\) at step 4\. The last good weights are saved at runs\/t\/checkpoints\/step-4 \(continue with --resume\)\. First bad tensor: .*Fix: check the data for NaN\/Inf/);
-    const lines = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"kind":"train"'));
+    expect(r.stdout).toMatch(
+      /^stopped: 2 consecutive non-finite steps \(stability\.maxConsecutiveBadSteps 2\) at step 4\. The last good weights are saved at runs\/t\/checkpoints\/step-4 \(continue with --resume\)\. First bad tensor: .*Fix: check the data for NaN\/Inf/,
+    );
+    const lines = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"kind":"train"'));
     const step3 = lines.find((l) => l.includes('"step":3,'))!;
     expect(step3).toContain('"loss":"NaN"');
     expect(step3).not.toMatch(/"loss":0[,}]/);
@@ -103,9 +107,16 @@ describe('isfinite guards', () => {
     const dir = join(d, 'runs/t/checkpoints');
     const [at2, at4] = [await readSafetensors(join(dir, 'step-2/model.safetensors')), await readSafetensors(join(dir, 'step-4/model.safetensors'))];
     const [opt2, opt4] = [await readSafetensors(join(dir, 'step-2/optimizer.safetensors')), await readSafetensors(join(dir, 'step-4/optimizer.safetensors'))];
-    for (const [a, b, what] of [[at2, at4, 'model'], [opt2, opt4, 'optimizer']] as const) {
+    for (const [a, b, what] of [
+      [at2, at4, 'model'],
+      [opt2, opt4, 'optimizer'],
+    ] as const) {
       expect([...b.tensors.keys()], what).toEqual([...a.tensors.keys()]);
-      for (const [name, t] of b.tensors) expect(Buffer.from(t.data.buffer).equals(Buffer.from(a.tensors.get(name)!.data.buffer)), `${what} ${name}: step-4 checkpoint != step-2 checkpoint`).toBe(true);
+      for (const [name, t] of b.tensors)
+        expect(
+          Buffer.from(t.data.buffer).equals(Buffer.from(a.tensors.get(name)!.data.buffer)),
+          `${what} ${name}: step-4 checkpoint != step-2 checkpoint`,
+        ).toBe(true);
     }
     const model = new TimeMoeModel(rt, parseConfig(cfg).model, 3);
     const fresh = await stateDict(model.params);

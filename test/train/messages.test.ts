@@ -22,7 +22,11 @@ describe('issue 14 item 10: problem, value and fix', () => {
   it('warmupSteps over steps names both values and the --set that fixes it', () => {
     const d = scratch();
     const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'schedule.warmupSteps=30', '--set', 'schedule.steps=5']);
-    badInput(d, r, /schedule\.warmupSteps: 30 exceeds schedule\.steps 5: lower it \(--set schedule\.warmupSteps=0\) or raise schedule\.steps \(--set schedule\.steps=300\)/);
+    badInput(
+      d,
+      r,
+      /schedule\.warmupSteps: 30 exceeds schedule\.steps 5: lower it \(--set schedule\.warmupSteps=0\) or raise schedule\.steps \(--set schedule\.steps=300\)/,
+    );
   });
 
   it('null for a CSV column says what is expected and how to leave it unset', () => {
@@ -30,15 +34,25 @@ describe('issue 14 item 10: problem, value and fix', () => {
     writeFileSync(join(d, 'x.csv'), 'v\n1\n2\n');
     const cfg = tinyConfig({ data: { source: { kind: 'csv', path: 'x.csv' }, contextLength: 24 } });
     const r = runCli(d, ['--config', writeConfig(d, cfg), '--set', 'data.source.timeColumn=null']);
-    badInput(d, r, /data\.source\.timeColumn: expected a string or a number, got null \(null is a value, not "unset": to leave data\.source\.timeColumn unset, remove the key\)/);
+    badInput(
+      d,
+      r,
+      /data\.source\.timeColumn: expected a string or a number, got null \(null is a value, not "unset": to leave data\.source\.timeColumn unset, remove the key\)/,
+    );
     expect(r.stderr).not.toMatch(/Invalid input/);
     // The value came from --set: the fix names it, not the file.
-    expect(r.stderr).toMatch(/\(from --set data\.source\.timeColumn=null\)\nFix --set data\.source\.timeColumn=null: the value comes from the command line, not from .*config\.json/);
+    expect(r.stderr).toMatch(
+      /\(from --set data\.source\.timeColumn=null\)\nFix --set data\.source\.timeColumn=null: the value comes from the command line, not from .*config\.json/,
+    );
   });
 
   it('the guard says "no finite value at all" rather than "finite min NaN max NaN mean NaN"', () => {
-    expect(describeBad({ name: 'model.layers.1.router_logits', layer: 1, nonFinite: 96, min: NaN, max: NaN, mean: NaN })).toBe('model.layers.1.router_logits (layer 1): 96 non-finite values; no finite value at all');
-    expect(describeBad({ name: 'x', layer: -1, nonFinite: 1, min: -2, max: 3, mean: 0.5 })).toBe('x: 1 non-finite values; finite min -2.000 max 3.000 mean 0.5000');
+    expect(describeBad({ name: 'model.layers.1.router_logits', layer: 1, nonFinite: 96, min: NaN, max: NaN, mean: NaN })).toBe(
+      'model.layers.1.router_logits (layer 1): 96 non-finite values; no finite value at all',
+    );
+    expect(describeBad({ name: 'x', layer: -1, nonFinite: 1, min: -2, max: 3, mean: 0.5 })).toBe(
+      'x: 1 non-finite values; finite min -2.000 max 3.000 mean 0.5000',
+    );
   });
 
   it('the plan header calls a preset with changed dimensions "custom", not by the preset name', () => {
@@ -48,7 +62,15 @@ describe('issue 14 item 10: problem, value and fix', () => {
     expect(changed.stdout).toMatch(/^Memory plan for \S+ \([^)]*\): custom \(hidden 32, [^)]*\), 27,520 parameters/);
     const same = runCli(d, ['--config', writeConfig(d, { ...tinyConfig(), model: { preset: 'small-moe', horizons: [1, 8, 16] } }, 'same.json'), '--plan']);
     expect(same.stdout).toMatch(/^Memory plan for \S+ \([^)]*\): custom \(/); // horizons differ from the preset's [1, 8, 32]
-    const exact = runCli(d, ['--config', writeConfig(d, { ...tinyConfig(), model: { preset: 'small-moe' }, data: { source: { kind: 'synthetic', series: 3, length: 300 }, contextLength: 64 } }, 'exact.json'), '--plan']);
+    const exact = runCli(d, [
+      '--config',
+      writeConfig(
+        d,
+        { ...tinyConfig(), model: { preset: 'small-moe' }, data: { source: { kind: 'synthetic', series: 3, length: 300 }, contextLength: 64 } },
+        'exact.json',
+      ),
+      '--plan',
+    ]);
     expect(exact.stdout).toMatch(/^Memory plan for \S+ \([^)]*\): small-moe \(hidden 64, [^)]*\), 331,776 parameters/);
   });
 
@@ -74,13 +96,25 @@ describe('second sweep: config', () => {
   it('a folder as --config, a wrong source kind, a key of another source kind, bad model dimensions', () => {
     const d = scratch();
     mkdirSync(join(d, 'configs'));
-    badInput(d, runCli(d, ['--config', 'configs']), /--config configs is a folder, not a file: pass the JSON file \(e\.g\. --config configs\/small-moe\.json\)/);
+    badInput(
+      d,
+      runCli(d, ['--config', 'configs']),
+      /--config configs is a folder, not a file: pass the JSON file \(e\.g\. --config configs\/small-moe\.json\)/,
+    );
     const p = writeConfig(d, tinyConfig());
-    badInput(d, runCli(d, ['--config', p, '--set', 'data.source.kind=parquet']), /data\.source\.kind: expected one of "csv", "jsonl", "json", "dataset", "synthetic", "synthetic-classes", got "parquet"/);
+    badInput(
+      d,
+      runCli(d, ['--config', p, '--set', 'data.source.kind=parquet']),
+      /data\.source\.kind: expected one of "csv", "jsonl", "json", "dataset", "synthetic", "synthetic-classes", got "parquet"/,
+    );
     // Only the keys of the kind in use are offered, not those of every kind.
     const other = runCli(d, ['--config', p, '--set', 'data.source.column=value']);
     badInput(d, other, /data\.source\.column: unknown key \(allowed here: kind, series, length, seed, trend, seasonality, noise, anomalies\)/);
-    badInput(d, runCli(d, ['--config', p, '--set', 'model.heads=3']), /model\.heads: hidden 32 is not divisible by heads 3: pick heads that divide model\.hidden \(e\.g\. 8 or 16\)/);
+    badInput(
+      d,
+      runCli(d, ['--config', p, '--set', 'model.heads=3']),
+      /model\.heads: hidden 32 is not divisible by heads 3: pick heads that divide model\.hidden \(e\.g\. 8 or 16\)/,
+    );
     badInput(d, runCli(d, ['--config', p, '--set', 'model.horizons=5']), /model\.horizons: expected an array, got 5/);
   });
 });
@@ -93,7 +127,11 @@ describe('second sweep: data', () => {
     badInput(d, r, /q\.csv: cannot parse as CSV: Quote Not Closed.*: fix the file \(quotes, delimiter\) or set data\.source\.delimiter/);
     expect(r.stderr.length).toBeLessThan(600);
     mkdirSync(join(d, 'data.csv'));
-    badInput(d, runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'data.csv' }, contextLength: 24 } }))]), /data path is not a file: .*data\.csv: check data\.source\.path/);
+    badInput(
+      d,
+      runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'data.csv' }, contextLength: 24 } }))]),
+      /data path is not a file: .*data\.csv: check data\.source\.path/,
+    );
   });
 });
 
@@ -105,7 +143,9 @@ describe('second sweep: flags and checkpoints', () => {
     const metrics = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8');
     const r = runCli(d, ['--config', p, '--resume', '--stop-after', '2']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--stop-after 2: the run resumes after step 3, so it would stop before training\. Pass a later step \(4\.\.5\) or leave --stop-after out/);
+    expect(r.stderr).toMatch(
+      /--stop-after 2: the run resumes after step 3, so it would stop before training\. Pass a later step \(4\.\.5\) or leave --stop-after out/,
+    );
     expect(readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8')).toBe(metrics);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
   });

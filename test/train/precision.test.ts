@@ -71,7 +71,9 @@ describe('f16 activations', () => {
   });
 
   it('an overflow skips the step and halves the scale; a forward NaN is a bad step and leaves the scale alone', async () => {
-    const cfg = parseConfig(tinyConfig({ precision: { activations: 'f16', initialScale: 1024, minScale: 256 }, stability: { injectNan: { step: 4, layer: 0, site: 'attn_out' } } }));
+    const cfg = parseConfig(
+      tinyConfig({ precision: { activations: 'f16', initialScale: 1024, minScale: 256 }, stability: { injectNan: { step: 4, layer: 0, site: 'attn_out' } } }),
+    );
     const s = await setup(cfg);
     const step = (i: number) => s.trainer.step(i, [s.data.train.nextBatch(4)]);
     expect((await step(1)).skipped).toBe(false);
@@ -85,7 +87,9 @@ describe('f16 activations', () => {
     expect(s.trainer.scaler!.scale).toBe(2 ** 39);
     expect(s.opt.step).toBe(1);
     const after = await Promise.all(s.model.params.map((p) => p.data.readF32()));
-    after.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(before[i]!.buffer)), `${s.model.params[i]!.name} changed on an overflow step`).toBe(true));
+    after.forEach((a, i) =>
+      expect(Buffer.from(a.buffer).equals(Buffer.from(before[i]!.buffer)), `${s.model.params[i]!.name} changed on an overflow step`).toBe(true),
+    );
 
     s.trainer.scaler!.scale = 1024;
     expect((await step(3)).skipped).toBe(false);
@@ -100,7 +104,12 @@ describe('f16 activations', () => {
   });
 
   it('a NaN born in backward halves the scale down to minScale, then counts as a bad step', async () => {
-    const cfg = parseConfig(tinyConfig({ precision: { activations: 'f16', initialScale: 1024, minScale: 256 }, stability: { injectNan: { step: 1, untilStep: 4, layer: 1, site: 'grad' } } }));
+    const cfg = parseConfig(
+      tinyConfig({
+        precision: { activations: 'f16', initialScale: 1024, minScale: 256 },
+        stability: { injectNan: { step: 1, untilStep: 4, layer: 1, site: 'grad' } },
+      }),
+    );
     const s = await setup(cfg);
     const events: string[] = [];
     for (let i = 1; i <= 4; i++) {

@@ -11,7 +11,10 @@ import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-hel
 
 type Metric = Record<string, unknown>;
 const strip = ({ ms, liveBytes, peakBytes, ...rest }: Metric) => (void ms, void liveBytes, void peakBytes, rest);
-const train = (d: string, run = 'runs/t') => readMetrics(d, run).filter((m) => m.kind === 'train').map(strip);
+const train = (d: string, run = 'runs/t') =>
+  readMetrics(d, run)
+    .filter((m) => m.kind === 'train')
+    .map(strip);
 
 let baseline: Metric[];
 let done: string; // a finished run: step-3 and step-6
@@ -109,7 +112,9 @@ describe('--resume-from', () => {
     expect(missing.stderr).toMatch(/--resume-from 5: no checkpoint step-5\. Pass one that exists \(available here: step-3, step-6\)/);
     const runDir = runCli(d, ['--config', p, '--resume-from', 'runs/t']);
     expect(runDir.status).toBe(2);
-    expect(runDir.stderr).toMatch(/this is a run or checkpoints folder, not one checkpoint\. Pass a checkpoint folder inside it \(e\.g\. runs\/t\/checkpoints\/step-N\)/);
+    expect(runDir.stderr).toMatch(
+      /this is a run or checkpoints folder, not one checkpoint\. Pass a checkpoint folder inside it \(e\.g\. runs\/t\/checkpoints\/step-N\)/,
+    );
     const nowhere = runCli(d, ['--config', p, '--resume-from', 'nowhere/step-3']);
     expect(nowhere.status).toBe(2);
     expect(nowhere.stderr).toMatch(/--resume-from nowhere\/step-3: no such folder/);
@@ -119,6 +124,8 @@ describe('--resume-from', () => {
     const { d, p } = copyRun();
     const r = runCli(d, ['--config', p, '--resume']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/done: the run had already finished \(step 6, schedule\.steps 6\); nothing was trained\. To train longer, raise schedule\.steps \(e\.g\. --set schedule\.steps=12\) and --resume/);
+    expect(r.stdout).toMatch(
+      /done: the run had already finished \(step 6, schedule\.steps 6\); nothing was trained\. To train longer, raise schedule\.steps \(e\.g\. --set schedule\.steps=12\) and --resume/,
+    );
   });
 });

@@ -24,7 +24,10 @@ function snapshot(dir: string): Map<string, string> {
   return out;
 }
 
-const trainSteps = (d: string, run = 'runs/t') => readMetrics(d, run).filter((m) => m.kind === 'train').map((m) => m.step);
+const trainSteps = (d: string, run = 'runs/t') =>
+  readMetrics(d, run)
+    .filter((m) => m.kind === 'train')
+    .map((m) => m.step);
 
 describe('a fresh run into a folder that holds a run', () => {
   it('is refused (exit 2), naming --resume, a new logging.dir and --overwrite, and changes nothing', () => {
@@ -78,7 +81,9 @@ describe('the run lock', () => {
     expect(lock).toMatchObject({ pid: first.child.pid, host: hostname() });
     const second = runCli(d, ['--config', p, '--resume']);
     expect(second.status, second.stderr).toBe(2);
-    expect(second.stderr).toContain(`runs/t is in use by another run (pid ${first.child.pid} on host ${hostname()}, started ${lock.startedAt}: node train.js --config ${p}; lock file runs/t/lock)`);
+    expect(second.stderr).toContain(
+      `runs/t is in use by another run (pid ${first.child.pid} on host ${hostname()}, started ${lock.startedAt}: node train.js --config ${p}; lock file runs/t/lock)`,
+    );
     const fresh = runCli(d, ['--config', p]);
     expect(fresh.status).toBe(2);
     expect(fresh.stderr).toMatch(/in use by another run/);
@@ -112,10 +117,15 @@ describe('the run lock', () => {
     const dead = spawnSync(process.execPath, ['-e', '0']).pid;
     const runDir = join(d, 'runs/t');
     mkdirSync(runDir, { recursive: true });
-    writeFileSync(join(runDir, 'lock'), JSON.stringify({ pid: dead, host: 'gpu-node-7', startedAt: '2026-01-01T00:00:00.000Z', command: 'node train.js --config x.json' }));
+    writeFileSync(
+      join(runDir, 'lock'),
+      JSON.stringify({ pid: dead, host: 'gpu-node-7', startedAt: '2026-01-01T00:00:00.000Z', command: 'node train.js --config x.json' }),
+    );
     const r = runCli(d, ['--config', p]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/in use by another run \(pid \d+ on host gpu-node-7, started 2026-01-01T00:00:00.000Z: node train.js --config x\.json; lock file runs\/t\/lock\)/);
+    expect(r.stderr).toMatch(
+      /in use by another run \(pid \d+ on host gpu-node-7, started 2026-01-01T00:00:00.000Z: node train.js --config x\.json; lock file runs\/t\/lock\)/,
+    );
     expect(r.stderr).toMatch(/if that run is over, delete the lock file/);
     writeFileSync(join(runDir, 'lock'), 'garbage');
     const g = runCli(d, ['--config', p]);

@@ -20,7 +20,10 @@ const executable = (p: string): boolean => {
 /** CHROMIUM_PATH, else /usr/bin/chromium, else `chromium` on PATH (what scripts/setup.sh looks for). */
 export function findChromium(): string | null {
   if (process.env.CHROMIUM_PATH) return executable(process.env.CHROMIUM_PATH) ? process.env.CHROMIUM_PATH : null;
-  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'chromium'));
+  const onPath = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter(Boolean)
+    .map((d) => join(d, 'chromium'));
   return ['/usr/bin/chromium', ...onPath].find(executable) ?? null;
 }
 
@@ -35,6 +38,15 @@ export async function launchChromium(): Promise<Browser> {
     // The sandbox needs user namespaces that CI containers (root) lack; the background-networking
     // flags keep Chromium from calling out of a machine with no outside network. Playwright gives
     // each launch a fresh empty profile of its own.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }

@@ -150,9 +150,18 @@ async function expectTensorBoardHabits(p: Page, log: { train: Train[]; valid: Va
   expect(await p.locator('[data-testid=hidden-panels]').textContent()).toContain('Loss scale and overflow skips');
 
   // Zoomed in, every logged step has its column (issue 26: grey stripes at some steps).
-  for (const range of [{ min: 3.3, max: 17.6 }, { min: 1.2, max: 19.9 }, { min: 7.4, max: 9.1 }]) {
+  for (const range of [
+    { min: 3.3, max: 17.6 },
+    { min: 1.2, max: 19.9 },
+    { min: 7.4, max: 9.1 },
+  ]) {
     await p.evaluate((r) => window.__dashboard.zoom(r), range);
-    await p.waitForFunction((r) => Math.abs((window.__dashboard.heatmaps()[0]!.drawn?.range.min ?? -1) - r.min) < 0.5 && Math.abs(window.__dashboard.heatmaps()[0]!.drawn!.range.max - r.max) < 0.5, range);
+    await p.waitForFunction(
+      (r) =>
+        Math.abs((window.__dashboard.heatmaps()[0]!.drawn?.range.min ?? -1) - r.min) < 0.5 &&
+        Math.abs(window.__dashboard.heatmaps()[0]!.drawn!.range.max - r.max) < 0.5,
+      range,
+    );
     const drawn = (await contents(p)).heatmaps[0]!.drawn!;
     expect(drawn.columns, 'one image column per pixel').toBeGreaterThan(100);
     expect(drawn.emptyLoggedColumns, `zoom ${range.min}-${range.max}`).toBe(0);
@@ -194,7 +203,12 @@ describe('dashboard in Chromium', () => {
     await early.goto(run.url);
     await early.waitForFunction((n) => Number(document.querySelector('[data-testid=step-0]')?.textContent) >= n, WAIT_STEP, { timeout: 120_000 });
     // While it runs: seconds per step from the records' ms, and the time left for schedule.steps.
-    const running = await early.evaluate(() => ({ timing: window.__dashboard.timing()[0]!, ms: window.__dashboard.store.runs[0]!.train.ms.slice(), eta: document.querySelector('[data-testid=eta-0]')?.textContent, perStep: document.querySelector('[data-testid=s-step-0]')?.textContent }));
+    const running = await early.evaluate(() => ({
+      timing: window.__dashboard.timing()[0]!,
+      ms: window.__dashboard.store.runs[0]!.train.ms.slice(),
+      eta: document.querySelector('[data-testid=eta-0]')?.textContent,
+      perStep: document.querySelector('[data-testid=s-step-0]')?.textContent,
+    }));
     expect(running.timing.totalSteps).toBe(STEPS);
     expect(running.timing.secondsPerStep).toBeGreaterThan(0);
     expect(running.ms.every((v) => v !== null && v > 0)).toBe(true);
@@ -256,7 +270,10 @@ describe('dashboard in Chromium', () => {
         const byRun = [' · runs/ui', ' · runs/ui (2)'].map((suffix) => chart.series.filter((x) => x.label.endsWith(suffix)));
         expect(byRun[0]!.length + byRun[1]!.length, `${chart.id}: every series names its run`).toBe(chart.series.length);
         const colors = byRun.map((ss) => new Set(ss.map((x) => x.color)));
-        expect(colors.map((x) => x.size), `${chart.id}: one colour per run`).toEqual([1, 1]);
+        expect(
+          colors.map((x) => x.size),
+          `${chart.id}: one colour per run`,
+        ).toEqual([1, 1]);
         expect([...colors[0]!][0], `${chart.id}: two runs, two colours`).not.toBe([...colors[1]!][0]);
       }
       const legend = await page.locator('[data-chart=loss] .u-legend').textContent();

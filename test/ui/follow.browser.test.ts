@@ -47,7 +47,10 @@ describe('dashboard.js follows a run in progress', () => {
       'logging.progress=plain',
       'checkpoint.every=0',
     ];
-    const train = spawn(process.execPath, [join(REPO, 'train.js'), '--config', join(REPO, 'small-moe-classifier.json'), ...sets.flatMap((s) => ['--set', s])], { cwd, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    const train = spawn(process.execPath, [join(REPO, 'train.js'), '--config', join(REPO, 'small-moe-classifier.json'), ...sets.flatMap((s) => ['--set', s])], {
+      cwd,
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    });
     let trainErr = '';
     train.stderr.on('data', (d: Buffer) => (trainErr += d.toString()));
     train.stdout.resume();
@@ -66,11 +69,14 @@ describe('dashboard.js follows a run in progress', () => {
       let code: number | null | undefined;
       void trained.then((c) => (code = c));
       const read = async () => {
-        const v = await page.evaluate(() => ({ status: document.querySelector('[data-testid=status-0]')?.textContent ?? '', step: window.__dashboard.store.runs[0]?.train.step.length ?? 0 }));
+        const v = await page.evaluate(() => ({
+          status: document.querySelector('[data-testid=status-0]')?.textContent ?? '',
+          step: window.__dashboard.store.runs[0]?.train.step.length ?? 0,
+        }));
         seen.push(v);
         return v;
       };
-      for (const end = Date.now() + 240_000; ; ) {
+      for (const end = Date.now() + 240_000; ;) {
         const v = await read();
         if (v.status === 'finished' || Date.now() > end) break;
         await page.waitForTimeout(100);
@@ -96,7 +102,11 @@ describe('dashboard.js follows a run in progress', () => {
         .split('\n')
         .filter((l) => l.trim())
         .map((l) => JSON.parse(l) as { kind: string; step: number; loss: number });
-      const page1 = await page.evaluate(() => ({ steps: window.__dashboard.store.runs[0]!.train.step.slice(), loss: window.__dashboard.store.runs[0]!.train.loss.slice(), valid: window.__dashboard.store.runs[0]!.valid.step.slice() }));
+      const page1 = await page.evaluate(() => ({
+        steps: window.__dashboard.store.runs[0]!.train.step.slice(),
+        loss: window.__dashboard.store.runs[0]!.train.loss.slice(),
+        valid: window.__dashboard.store.runs[0]!.valid.step.slice(),
+      }));
       expect(page1.steps).toEqual(lines.filter((r) => r.kind === 'train').map((r) => r.step));
       expect(page1.loss).toEqual(lines.filter((r) => r.kind === 'train').map((r) => r.loss));
       expect(page1.valid).toEqual(lines.filter((r) => r.kind === 'valid').map((r) => r.step));

@@ -17,7 +17,24 @@ import { followRun, lockState, runState, type FollowedRun } from '../../src/ui/s
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'diagnose', 'exp-router-std-1.0');
 
 function trainLine(step: number): string {
-  return JSON.stringify({ kind: 'train', step, loss: 1 / step, lossMain: 1 / step, aux: 2, z: 0, lr: 1e-3, auxFactor: 0.02, gradNorm: 1, gradNormPostClip: 1, clipCoef: 1, clippedFraction: 0, skipped: false, nonFinite: [], routing: [], ms: 100 });
+  return JSON.stringify({
+    kind: 'train',
+    step,
+    loss: 1 / step,
+    lossMain: 1 / step,
+    aux: 2,
+    z: 0,
+    lr: 1e-3,
+    auxFactor: 0.02,
+    gradNorm: 1,
+    gradNormPostClip: 1,
+    clipCoef: 1,
+    clippedFraction: 0,
+    skipped: false,
+    nonFinite: [],
+    routing: [],
+    ms: 100,
+  });
 }
 
 function setup(steps: number): { cwd: string; dir: string; metrics: string } {
@@ -28,7 +45,8 @@ function setup(steps: number): { cwd: string; dir: string; metrics: string } {
   return { cwd, dir, metrics: join(dir, 'metrics.jsonl') };
 }
 
-const lock = (dir: string, pid: number, host = hostname()) => writeFileSync(join(dir, 'lock'), `${JSON.stringify({ pid, host, bootId: null, startedAt: new Date().toISOString(), command: 'node train.js' })}\n`);
+const lock = (dir: string, pid: number, host = hostname()) =>
+  writeFileSync(join(dir, 'lock'), `${JSON.stringify({ pid, host, bootId: null, startedAt: new Date().toISOString(), command: 'node train.js' })}\n`);
 
 function events(hub: Hub): UiEvent[] {
   return hub.since(0).map(parseEventLine);
@@ -40,7 +58,10 @@ const steps = (hub: Hub) => {
   const from = evs.map((e) => e.type).lastIndexOf('reset') + 1;
   return evs.slice(from).flatMap((e) => (e.type === 'record' && e.record.kind === 'train' ? [e.record.step] : []));
 };
-const lastStatus = (hub: Hub) => events(hub).filter((e): e is Extract<UiEvent, { type: 'status' }> => e.type === 'status').at(-1);
+const lastStatus = (hub: Hub) =>
+  events(hub)
+    .filter((e): e is Extract<UiEvent, { type: 'status' }> => e.type === 'status')
+    .at(-1);
 
 let open: FollowedRun[] = [];
 afterEach(() => {
@@ -96,7 +117,9 @@ describe('dashboard.js follows a run', () => {
         follow(hub, 'runs/r', cwd);
         const s = lastStatus(hub)!;
         expect(s.status).toBe('stopped');
-        expect(s.message).toMatch(/stopped at step 2 of 10: no process is training it \(its lock names pid \d+, but that process is no longer running\); .*--resume/);
+        expect(s.message).toMatch(
+          /stopped at step 2 of 10: no process is training it \(its lock names pid \d+, but that process is no longer running\); .*--resume/,
+        );
         resolve();
       }),
     );
@@ -118,7 +141,10 @@ describe('dashboard.js follows a run', () => {
     expect(steps(hub)).toEqual([1, 2, 3]);
     // Cut and grown past the old length before the next look: noticed by the bytes before the offset.
     const before = readFileSync(metrics, 'utf8');
-    writeFileSync(metrics, `${trainLine(1)}\n${trainLine(2)}\n${JSON.stringify({ kind: 'valid', step: 2, loss: 0.5, lossMain: 0.5, horizons: [] })}\n${trainLine(3)}\n${trainLine(4)}\n`);
+    writeFileSync(
+      metrics,
+      `${trainLine(1)}\n${trainLine(2)}\n${JSON.stringify({ kind: 'valid', step: 2, loss: 0.5, lossMain: 0.5, horizons: [] })}\n${trainLine(3)}\n${trainLine(4)}\n`,
+    );
     expect(readFileSync(metrics, 'utf8').length).toBeGreaterThan(before.length);
     f.poll();
     expect(steps(hub)).toEqual([1, 2, 3, 4]);
@@ -181,7 +207,10 @@ describe('dashboard.js follows a run', () => {
   });
 
   it('runState: a lock on another host cannot be checked here and counts as running; no schedule.steps is "saved"', () => {
-    expect(runState({ held: 'elsewhere', pid: 7, host: 'gpu-box' }, 3, 10, 'runs/r')).toMatchObject({ status: 'running', message: expect.stringContaining('host gpu-box') });
+    expect(runState({ held: 'elsewhere', pid: 7, host: 'gpu-box' }, 3, 10, 'runs/r')).toMatchObject({
+      status: 'running',
+      message: expect.stringContaining('host gpu-box'),
+    });
     expect(runState({ held: 'none' }, 3, null, 'runs/r')).toEqual({ status: 'saved' });
     expect(runState({ held: 'none' }, 10, 10, 'runs/r')).toEqual({ status: 'done' });
   });

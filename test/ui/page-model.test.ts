@@ -167,7 +167,10 @@ describe('the page’s diagnosis', () => {
     for (const headerLast of [false, true]) {
       const s = storeOf([{ label: 'a', header: r.header, records: r.records, headerLast }]);
       const got = s.runs[0]!.diagnosis.findings();
-      expect(got.map((f) => [f.id, f.severity, f.firstStep, f.status]), `header ${headerLast ? 'after' : 'before'} the records`).toEqual(expected.map((f) => [f.id, f.severity, f.firstStep, f.status]));
+      expect(
+        got.map((f) => [f.id, f.severity, f.firstStep, f.status]),
+        `header ${headerLast ? 'after' : 'before'} the records`,
+      ).toEqual(expected.map((f) => [f.id, f.severity, f.firstStep, f.status]));
     }
     // Judged in slices, and first without a header (it comes late): the header's judgement replaces that one.
     const s = storeOf([{ label: 'a', header: null, records: r.records }]);
@@ -177,7 +180,7 @@ describe('the page’s diagnosis', () => {
     expect(d.pending).toBe(r.records.length);
     while (d.drain(0) > 0);
     expect(d.findings().map((f) => f.id)).toEqual(expected.map((f) => f.id));
-    expect(d.unjudged().join(" ")).not.toMatch(/no baseline/);
+    expect(d.unjudged().join(' ')).not.toMatch(/no baseline/);
   });
 
   it('puts a marker at each finding’s first step on the loss chart, and layer findings on the routing charts only', () => {
@@ -250,7 +253,10 @@ describe('panels', () => {
     expect(runColor(0)).not.toBe(runColor(1));
     // One run: a colour per metric (layer, head).
     const one = storeOf([{ label: 'runs/a', header: a.header, records: a.records }]);
-    const entropy = panelSeries(PANELS.find((p) => p.id === 'entropy')!, one);
+    const entropy = panelSeries(
+      PANELS.find((p) => p.id === 'entropy')!,
+      one,
+    );
     expect(new Set(entropy.map((x) => x.color)).size).toBe(entropy.length);
   });
 

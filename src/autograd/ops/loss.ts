@@ -7,7 +7,14 @@ import type { Tensor } from '../../kernels/tensor.ts';
 import { crossEntropy, crossEntropyBackward, huberLoss as huberKernel, huberLossBackward } from '../../kernels/loss.ts';
 import { axpy, scale } from '../../kernels/elementwise.ts';
 import { meanPool, meanPoolBackward } from '../../kernels/mean-pool.ts';
-import { pooledAuxLoss as pooledKernel, pooledAuxLossBackward, routerZLoss, routerZLossBackward, switchLoss, switchLossBackward } from '../../kernels/moe-loss.ts';
+import {
+  pooledAuxLoss as pooledKernel,
+  pooledAuxLossBackward,
+  routerZLoss,
+  routerZLossBackward,
+  switchLoss,
+  switchLossBackward,
+} from '../../kernels/moe-loss.ts';
 import { record1 } from './op.ts';
 
 /** Σ mask·huber(pred - target) / Σ mask (Time-MoE, delta 2.0). target and mask carry no gradient. */

@@ -5,7 +5,14 @@
 import type { Var } from '../variable.ts';
 import type { Tensor } from '../../kernels/tensor.ts';
 import { routerTopKBackward } from '../../kernels/router.ts';
-import { combine as combineKernel, combineBackward, gatherRows as gatherKernel, gatherRowsBackward, routeAndDispatch as routeAndDispatchKernel, type DispatchPlan } from '../../kernels/dispatch.ts';
+import {
+  combine as combineKernel,
+  combineBackward,
+  gatherRows as gatherKernel,
+  gatherRowsBackward,
+  routeAndDispatch as routeAndDispatchKernel,
+  type DispatchPlan,
+} from '../../kernels/dispatch.ts';
 import { groupedMatmul, groupedMatmulWeightGrad } from '../../kernels/matmul.ts';
 import { constants, record } from './op.ts';
 
@@ -16,7 +23,13 @@ type RouterOut = { probs: Tensor; idx: Tensor; weights: Tensor };
  * probs [N,E] (f32 softmax), weights [N,k], idx [N,k] u32 (a Var only so the graph owns it), and the
  * plan, owned by the active graph. Bit for bit what the test oracles routerTopK + buildDispatch give (test/support/).
  */
-export function routeAndDispatch(logits: Var, k: number, renormalize: boolean, experts: number, capacityFactor: number | null): { probs: Var; weights: Var; idx: Var; plan: DispatchPlan } {
+export function routeAndDispatch(
+  logits: Var,
+  k: number,
+  renormalize: boolean,
+  experts: number,
+  capacityFactor: number | null,
+): { probs: Var; weights: Var; idx: Var; plan: DispatchPlan } {
   const r = routeAndDispatchKernel(logits.data, { k, renormalize, numExperts: experts, ...(capacityFactor === null ? {} : { capacityFactor }) });
   const out = recordRouter(logits, r, renormalize);
   constants('dispatch', planTensors(r.plan));

@@ -26,8 +26,3 @@ export function record1(spec: OpSpec): Var {
 export function constants(name: string, tensors: readonly Tensor[]): void {
   currentGraph().record(name, [], tensors, [], () => []);
 }
-
-/** Whether any input needs a gradient (ops may skip saving work otherwise). */
-export function anyGrad(inputs: readonly Var[]): boolean {
-  return inputs.some((v) => v.requiresGrad);
-}

@@ -44,7 +44,12 @@ export function auxVsMain(ctx: RunContext): Detector {
   let domAt = -1;
   let fightAt = -1;
   const dom = { n: 0, from: 0, fired: null as null | { first: number; last: number }, lastRatio: 0, lastTerm: 0, lastMain: 0, lastPull: 0, lastRef: 0 };
-  const fight = { n: 0, from: 0, fired: null as null | { first: number; last: number }, ev: null as null | { step: number; mainEarly: number; mainLate: number; auxEarly: number; auxLate: number; factor: number } };
+  const fight = {
+    n: 0,
+    from: 0,
+    fired: null as null | { first: number; last: number },
+    ev: null as null | { step: number; mainEarly: number; mainLate: number; auxEarly: number; auxLate: number; factor: number },
+  };
 
   return {
     observe(r: DiagRecord) {
@@ -113,10 +118,17 @@ export function auxVsMain(ctx: RunContext): Detector {
           title: 'The aux loss dominates the main loss',
           layer: null,
           evidence: [
-            { step: dom.fired.first, text: `from step ${dom.fired.first}: the aux term auxFactor·aux (median ${fmt(dom.lastTerm)}) against the main loss (median ${fmt(dom.lastMain)}); per unit of its balanced value (${ctx.auxConvention === 'pooled' ? `k = ${ctx.topK ?? 2}` : '1'}) the pull ${fmt(dom.lastPull)} is ${fmt(dom.lastRatio, 3)}x max(main loss, ${AUX.mainFloor} x its start) = ${fmt(dom.lastRef)}, above ${AUX.dominatesRatio}x for >= ${AUX.persistSteps} steps`, values: { auxTerm: dom.lastTerm, lossMain: dom.lastMain, pull: dom.lastPull, ratio: dom.lastRatio } },
+            {
+              step: dom.fired.first,
+              text: `from step ${dom.fired.first}: the aux term auxFactor·aux (median ${fmt(dom.lastTerm)}) against the main loss (median ${fmt(dom.lastMain)}); per unit of its balanced value (${ctx.auxConvention === 'pooled' ? `k = ${ctx.topK ?? 2}` : '1'}) the pull ${fmt(dom.lastPull)} is ${fmt(dom.lastRatio, 3)}x max(main loss, ${AUX.mainFloor} x its start) = ${fmt(dom.lastRef)}, above ${AUX.dominatesRatio}x for >= ${AUX.persistSteps} steps`,
+              values: { auxTerm: dom.lastTerm, lossMain: dom.lastMain, pull: dom.lastPull, ratio: dom.lastRatio },
+            },
           ],
           cause: `loss.auxFactor ${fmt(ctx.auxFactor)}${ctx.auxWarmupSteps === 0 ? ' from step 0 (no warm-up)' : ''}: the balancing term is a large part of what the optimizer minimises; its gradient shares the global norm (and the clip) with the main loss and pulls the router to uniform before the experts specialise. The total loss then says little about the model: judge by lossMain`,
-          fix: { sets: ['loss.auxFactor=0.02', `loss.auxWarmupSteps=${warm}`], note: 'Time-MoE uses 0.02, ramped up from 0 so the main loss shapes the experts first' },
+          fix: {
+            sets: ['loss.auxFactor=0.02', `loss.auxWarmupSteps=${warm}`],
+            note: 'Time-MoE uses 0.02, ramped up from 0 so the main loss shapes the experts first',
+          },
           experiment: 'aux-loss',
           firstStep: dom.fired.first,
           lastStep: dom.fired.last,
@@ -132,10 +144,18 @@ export function auxVsMain(ctx: RunContext): Detector {
           title: 'The aux loss falls while the main loss stalls',
           layer: null,
           evidence: [
-            { step: e.step, text: `over the ${AUX.window} clean steps to step ${e.step}: main loss median ${fmt(e.mainEarly)} → ${fmt(e.mainLate)} (no improvement) while the aux loss fell ${fmt(e.auxEarly)} → ${fmt(e.auxLate)} (x factor ${fmt(e.factor)} = ${fmt(e.factor * (e.auxEarly - e.auxLate))} of the loss)`, values: { ...e } },
+            {
+              step: e.step,
+              text: `over the ${AUX.window} clean steps to step ${e.step}: main loss median ${fmt(e.mainEarly)} → ${fmt(e.mainLate)} (no improvement) while the aux loss fell ${fmt(e.auxEarly)} → ${fmt(e.auxLate)} (x factor ${fmt(e.factor)} = ${fmt(e.factor * (e.auxEarly - e.auxLate))} of the loss)`,
+              values: { ...e },
+            },
           ],
-          cause: 'the optimizer is spending the update on balancing the experts instead of the task: the aux term is strong enough to trade main-loss progress for balance',
-          fix: { sets: [`loss.auxFactor=${setValue(Math.min(0.02, ctx.auxFactor / 2))}`, `loss.auxWarmupSteps=${warm}`], note: 'a smaller, ramped aux factor lets the main loss lead' },
+          cause:
+            'the optimizer is spending the update on balancing the experts instead of the task: the aux term is strong enough to trade main-loss progress for balance',
+          fix: {
+            sets: [`loss.auxFactor=${setValue(Math.min(0.02, ctx.auxFactor / 2))}`, `loss.auxWarmupSteps=${warm}`],
+            note: 'a smaller, ramped aux factor lets the main loss lead',
+          },
           experiment: 'aux-loss',
           firstStep: fight.fired.first,
           lastStep: fight.fired.last,

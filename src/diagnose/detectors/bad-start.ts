@@ -37,7 +37,8 @@ export function badStart(ctx: RunContext): Detector {
   return {
     observe(r: DiagRecord) {
       if (r.kind === 'valid') {
-        if (r.step === 0 && initial === null && Number.isFinite(r.lossMain)) initial = { step: 0, loss: r.lossMain, what: `validation ${ctx.task === 'classify' ? 'cross-entropy' : 'main loss (Huber)'} before training` };
+        if (r.step === 0 && initial === null && Number.isFinite(r.lossMain))
+          initial = { step: 0, loss: r.lossMain, what: `validation ${ctx.task === 'classify' ? 'cross-entropy' : 'main loss (Huber)'} before training` };
         return;
       }
       lastStep = r.step;
@@ -74,17 +75,34 @@ export function badStart(ctx: RunContext): Detector {
           title: classify ? 'Initial loss far above ln C: an overconfident classification head' : 'Initial loss far above predicting the window mean',
           layer: null,
           evidence: [
-            { step: initial.step, text: `${initial.what}: ${fmt(initial.loss)}, ${fmt(ratio, 3)}x the no-information baseline ${fmt(b.loss)} (${b.how})`, values: { initialLoss: initial.loss, baseline: b.loss, ratio, baselineKind: b.kind } },
-            ...(firstTrain && firstTrain.step !== initial.step ? [{ step: firstTrain.step, text: `train main loss at step ${firstTrain.step}: ${fmt(firstTrain.loss)}`, values: { loss: firstTrain.loss } }] : []),
+            {
+              step: initial.step,
+              text: `${initial.what}: ${fmt(initial.loss)}, ${fmt(ratio, 3)}x the no-information baseline ${fmt(b.loss)} (${b.how})`,
+              values: { initialLoss: initial.loss, baseline: b.loss, ratio, baselineKind: b.kind },
+            },
+            ...(firstTrain && firstTrain.step !== initial.step
+              ? [{ step: firstTrain.step, text: `train main loss at step ${firstTrain.step}: ${fmt(firstTrain.loss)}`, values: { loss: firstTrain.loss } }]
+              : []),
             // Before the first step there is nothing to say about the train loss yet.
             ...(belowStep !== null
               ? [{ step: belowStep, text: `the train main loss first reached the baseline at step ${belowStep}`, values: { step: belowStep } }]
               : recent.length
-                ? [{ step: lastStep, text: `the train main loss has not reached the baseline by step ${lastStep} (median of the last ${recent.length} steps ${fmt(recentMedian)})`, values: { recentMedian } }]
+                ? [
+                    {
+                      step: lastStep,
+                      text: `the train main loss has not reached the baseline by step ${lastStep} (median of the last ${recent.length} steps ${fmt(recentMedian)})`,
+                      values: { recentMedian },
+                    },
+                  ]
                 : []),
           ],
           cause,
-          fix: { sets, note: bigHead ? `head std 0.02 starts the loss at the baseline (${fmt(b.loss)})` : 'no single config change is known to fix this; compare against a run with the default inits' },
+          fix: {
+            sets,
+            note: bigHead
+              ? `head std 0.02 starts the loss at the baseline (${fmt(b.loss)})`
+              : 'no single config change is known to fix this; compare against a run with the default inits',
+          },
           experiment: bigHead ? 'head-init' : null,
           firstStep: initial.step,
           lastStep: resolved ? (belowStep ?? lastStep) : lastStep,

@@ -103,9 +103,21 @@ export function clipLimited(ctx: RunContext): Detector {
           title: 'Clipping removes most of every update',
           layer: null,
           evidence: [
-            { step: first, text: `step ${first}: pre-clip gradient norm ${fmt(firstStepInfo!.gradNorm)}, clipping to ${fmt(ctx.clipNorm)} removed ${pct(firstStepInfo!.clipped)} of it`, values: { gradNorm: firstStepInfo!.gradNorm, clippedFraction: firstStepInfo!.clipped } },
-            { step: first, text: `from step ${first}: clipping removed >= ${pct(CLIP.heavy)} of the gradient in >= ${pct(CLIP.mostSteps)} of the last ${CLIP.window} steps (all steps while fewer than ${CLIP.window}), judged at ${stepsHeld} step${stepsHeld === 1 ? '' : 's'} so far`, values: { firstStep: first, stepsHeld } },
-            { step: lastStep, text: `last ${w.length} steps: median pre-clip gradient norm ${fmt(norm)} against optim.clipNorm ${fmt(ctx.clipNorm)}, median clipped fraction ${pct(med)} (peak window median ${pct(peakMedian)}, peak norm ${fmt(peakNorm)})`, values: { medianGradNorm: norm, clipNorm: ctx.clipNorm, medianClipped: med, peakMedianClipped: peakMedian } },
+            {
+              step: first,
+              text: `step ${first}: pre-clip gradient norm ${fmt(firstStepInfo!.gradNorm)}, clipping to ${fmt(ctx.clipNorm)} removed ${pct(firstStepInfo!.clipped)} of it`,
+              values: { gradNorm: firstStepInfo!.gradNorm, clippedFraction: firstStepInfo!.clipped },
+            },
+            {
+              step: first,
+              text: `from step ${first}: clipping removed >= ${pct(CLIP.heavy)} of the gradient in >= ${pct(CLIP.mostSteps)} of the last ${CLIP.window} steps (all steps while fewer than ${CLIP.window}), judged at ${stepsHeld} step${stepsHeld === 1 ? '' : 's'} so far`,
+              values: { firstStep: first, stepsHeld },
+            },
+            {
+              step: lastStep,
+              text: `last ${w.length} steps: median pre-clip gradient norm ${fmt(norm)} against optim.clipNorm ${fmt(ctx.clipNorm)}, median clipped fraction ${pct(med)} (peak window median ${pct(peakMedian)}, peak norm ${fmt(peakNorm)})`,
+              values: { medianGradNorm: norm, clipNorm: ctx.clipNorm, medianClipped: med, peakMedianClipped: peakMedian },
+            },
           ],
           cause: `the pre-clip gradient norm is ~${fmt(norm / Math.max(ctx.clipNorm, 1e-12), 2)}x optim.clipNorm in most steps: the loss is in a steep region, and the update the optimizer sees is scaled by ${fmt(1 - med, 2)} every step${ctx.headStd > 0.1 ? ` (head std ${fmt(ctx.headStd)})` : ''}`,
           fix: { sets: fixes, note },

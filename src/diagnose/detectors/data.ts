@@ -43,9 +43,18 @@ export function dataProblems(ctx: RunContext): Detector {
         kind: 'data-constant-windows',
         severity: share >= DATA.constantError ? 'error' : 'warning',
         title: 'Many training windows are constant',
-        evidence: [{ step: null, text: `${w.constantWindows} of ${w.windows} training windows (${pct(share)}) have all inputs equal${d.constantSeries ? `; ${d.constantSeries} of ${d.seriesOut ?? '?'} series are constant` : ''}${d.source ? ` (${d.source})` : ''}`, values: { constantWindows: w.constantWindows, windows: w.windows, share, constantSeries: d.constantSeries ?? null } }],
+        evidence: [
+          {
+            step: null,
+            text: `${w.constantWindows} of ${w.windows} training windows (${pct(share)}) have all inputs equal${d.constantSeries ? `; ${d.constantSeries} of ${d.seriesOut ?? '?'} series are constant` : ''}${d.source ? ` (${d.source})` : ''}`,
+            values: { constantWindows: w.constantWindows, windows: w.windows, share, constantSeries: d.constantSeries ?? null },
+          },
+        ],
         cause: `constant stretches (a stuck sensor, padding, a filled gap) normalise to all-zero windows with zero targets: the model is rewarded for predicting 0, and the loss says little`,
-        fix: { sets: [], note: 'no config key drops flat windows: remove the flat stretches from the series before training (if they are repaired NaN gaps, data.nonFinite=drop-series drops those series instead of filling them)' },
+        fix: {
+          sets: [],
+          note: 'no config key drops flat windows: remove the flat stretches from the series before training (if they are repaired NaN gaps, data.nonFinite=drop-series drops those series instead of filling them)',
+        },
         experiment: null,
       });
     }
@@ -57,9 +66,32 @@ export function dataProblems(ctx: RunContext): Detector {
         kind: 'data-extreme-values',
         severity: 'warning',
         title: 'Extreme values after normalisation',
-        evidence: [{ step: null, text: `${w.extremeWindows} of ${w.windows} windows (${pct(share)}) have a normalised value beyond ${EXTREME_VALUE}; largest |input| ${fmt(w.maxAbsInput)}, |label| ${fmt(w.maxAbsLabel)} (99th percentile of a window's largest label ${fmt(w.p99AbsLabel)}); normalisation scale over windows ${fmt(w.scale.min)}..${fmt(w.scale.max)} (median ${fmt(w.scale.median)})`, values: { extremeWindows: w.extremeWindows, windows: w.windows, maxAbsInput: w.maxAbsInput, maxAbsLabel: w.maxAbsLabel, p99AbsLabel: w.p99AbsLabel, scaleMin: w.scale.min, scaleMax: w.scale.max } }],
-        cause: ctx.normalize === 'none' ? 'data.normalize is "none": the raw values reach the model unscaled' : `the next point sits far outside its window's spread (jumps, spikes, or near-flat windows whose tiny std blows up the next point); with window normalisation a window with std ${fmt(w.scale.min)} magnifies any move`,
-        fix: { sets: [ctx.normalize === 'none' ? 'data.normalize=window' : 'data.normalize=series'], note: ctx.normalize === 'none' ? 'normalise each window (x - mean) / std' : "series normalisation uses each series' own train statistics, which a near-flat window cannot blow up; or clean the spikes out of the data" },
+        evidence: [
+          {
+            step: null,
+            text: `${w.extremeWindows} of ${w.windows} windows (${pct(share)}) have a normalised value beyond ${EXTREME_VALUE}; largest |input| ${fmt(w.maxAbsInput)}, |label| ${fmt(w.maxAbsLabel)} (99th percentile of a window's largest label ${fmt(w.p99AbsLabel)}); normalisation scale over windows ${fmt(w.scale.min)}..${fmt(w.scale.max)} (median ${fmt(w.scale.median)})`,
+            values: {
+              extremeWindows: w.extremeWindows,
+              windows: w.windows,
+              maxAbsInput: w.maxAbsInput,
+              maxAbsLabel: w.maxAbsLabel,
+              p99AbsLabel: w.p99AbsLabel,
+              scaleMin: w.scale.min,
+              scaleMax: w.scale.max,
+            },
+          },
+        ],
+        cause:
+          ctx.normalize === 'none'
+            ? 'data.normalize is "none": the raw values reach the model unscaled'
+            : `the next point sits far outside its window's spread (jumps, spikes, or near-flat windows whose tiny std blows up the next point); with window normalisation a window with std ${fmt(w.scale.min)} magnifies any move`,
+        fix: {
+          sets: [ctx.normalize === 'none' ? 'data.normalize=window' : 'data.normalize=series'],
+          note:
+            ctx.normalize === 'none'
+              ? 'normalise each window (x - mean) / std'
+              : "series normalisation uses each series' own train statistics, which a near-flat window cannot blow up; or clean the spikes out of the data",
+        },
         experiment: null,
       });
     }
@@ -71,7 +103,9 @@ export function dataProblems(ctx: RunContext): Detector {
     const sets: string[] = [];
     if (tw !== undefined && batch > 0 && tw < batch) {
       severity = 'error';
-      problems.push(`${tw} training windows for ${batch} per optimizer step (schedule.microBatch ${ctx.microBatch} x accumulation ${ctx.accumulation}): every step repeats windows`);
+      problems.push(
+        `${tw} training windows for ${batch} per optimizer step (schedule.microBatch ${ctx.microBatch} x accumulation ${ctx.accumulation}): every step repeats windows`,
+      );
       sets.push(`schedule.microBatch=${Math.max(1, Math.floor(tw / ctx.accumulation))}`);
     }
     const epochs = tw && batch && ctx.steps ? (ctx.steps * batch) / tw : null;
@@ -90,7 +124,10 @@ export function dataProblems(ctx: RunContext): Detector {
         title: 'Too few windows for this run',
         evidence: [{ step: null, text: problems.join('; '), values }],
         cause: 'the series give too few windows of data.contextLength + 1 points for the batch and the number of steps',
-        fix: { sets, note: 'more data, a smaller data.stride (more, overlapping windows), a shorter data.contextLength, or fewer steps; for validation windows each series needs 2 x (contextLength + 1) points (data.validFraction)' },
+        fix: {
+          sets,
+          note: 'more data, a smaller data.stride (more, overlapping windows), a shorter data.contextLength, or fewer steps; for validation windows each series needs 2 x (contextLength + 1) points (data.validFraction)',
+        },
         experiment: null,
       });
     }

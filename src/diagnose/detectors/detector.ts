@@ -10,8 +10,6 @@ export interface Detector {
   notes?(): Note[];
 }
 
-export type DetectorFactory = (ctx: RunContext) => Detector;
-
 /**
  * A step whose numbers describe a real update: not skipped, no overflow, no non-finite tensor,
  * finite losses. Skipped and non-finite steps log routing and losses that are not valid.

@@ -40,7 +40,10 @@ interface Bad {
 }
 
 const siteText = (b: BadTensor | null) => (b ? `${b.name}${b.layer >= 0 ? ` (layer ${b.layer})` : ''}` : 'an unnamed tensor (the gradient norm)');
-const finiteText = (b: BadTensor) => (Number.isFinite(b.min) && Number.isFinite(b.max) ? `${fmt(b.nonFinite)} non-finite values; finite min ${fmt(b.min)} max ${fmt(b.max)} mean ${fmt(b.mean)}` : `${fmt(b.nonFinite)} non-finite values, no finite value at all`);
+const finiteText = (b: BadTensor) =>
+  Number.isFinite(b.min) && Number.isFinite(b.max)
+    ? `${fmt(b.nonFinite)} non-finite values; finite min ${fmt(b.min)} max ${fmt(b.max)} mean ${fmt(b.mean)}`
+    : `${fmt(b.nonFinite)} non-finite values, no finite value at all`;
 
 export function nonFinite(ctx: RunContext): Detector {
   const bad: Bad[] = [];
@@ -57,7 +60,8 @@ export function nonFinite(ctx: RunContext): Detector {
   let lastScale: number | null = null;
   let lastFloorStep = -1;
 
-  const isBad = (r: TrainRecord) => (r.overflow !== true && (r.skipped || r.nonFinite.length > 0)) || (!r.skipped && (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)));
+  const isBad = (r: TrainRecord) =>
+    (r.overflow !== true && (r.skipped || r.nonFinite.length > 0)) || (!r.skipped && (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)));
 
   return {
     observe(r: DiagRecord) {
@@ -104,7 +108,8 @@ export function nonFinite(ctx: RunContext): Detector {
         let note: string;
         if (applied.length && !ctx.guards) {
           sets.push('stability.guards=true');
-          note = 'the guards skip a non-finite step on the GPU (weights and AdamW state untouched), name the first bad tensor, and stop after stability.maxConsecutiveBadSteps; resume from the last good checkpoint';
+          note =
+            'the guards skip a non-finite step on the GPU (weights and AdamW state untouched), name the first bad tensor, and stop after stability.maxConsecutiveBadSteps; resume from the last good checkpoint';
         } else {
           if (ctx.activations === 'f16') sets.push('precision.activations=f32');
           if (router) sets.push('loss.zCoef=0.001');
@@ -115,11 +120,21 @@ export function nonFinite(ctx: RunContext): Detector {
           id: 'non-finite',
           kind: 'non-finite',
           severity,
-          title: applied.length ? 'NaN reached the weights: every later step is non-finite' : `Non-finite values recur${named.site ? ` in ${siteText(named.site)}` : ''}`,
+          title: applied.length
+            ? 'NaN reached the weights: every later step is non-finite'
+            : `Non-finite values recur${named.site ? ` in ${siteText(named.site)}` : ''}`,
           layer: named.site && named.site.layer >= 0 ? named.site.layer : null,
           evidence: [
-            { step: named.step, text: `first bad tensor at step ${named.step}: ${siteText(named.site)}${named.site ? `, ${finiteText(named.site)}` : ''}`, values: { step: named.step, tensor: named.site?.name ?? null, layer: named.site?.layer ?? null } },
-            { step: null, text: `${bad.length} bad step${bad.length === 1 ? '' : 's'} (${stepList(bad.map((b) => b.step))}): ${skipped.length} skipped by the guards, ${applied.length} applied (loss or gradient norm non-finite on an unskipped step); longest run ${longest} in a row${sites.length ? `; sites: ${sites.slice(0, 4).join(', ')}${sites.length > 4 ? ', ...' : ''}${sameSite ? ' (the same site each time)' : ''}` : ''}`, values: { badSteps: bad.length, skipped: skipped.length, applied: applied.length, longest, sites: sites.join('; ') } },
+            {
+              step: named.step,
+              text: `first bad tensor at step ${named.step}: ${siteText(named.site)}${named.site ? `, ${finiteText(named.site)}` : ''}`,
+              values: { step: named.step, tensor: named.site?.name ?? null, layer: named.site?.layer ?? null },
+            },
+            {
+              step: null,
+              text: `${bad.length} bad step${bad.length === 1 ? '' : 's'} (${stepList(bad.map((b) => b.step))}): ${skipped.length} skipped by the guards, ${applied.length} applied (loss or gradient norm non-finite on an unskipped step); longest run ${longest} in a row${sites.length ? `; sites: ${sites.slice(0, 4).join(', ')}${sites.length > 4 ? ', ...' : ''}${sameSite ? ' (the same site each time)' : ''}` : ''}`,
+              values: { badSteps: bad.length, skipped: skipped.length, applied: applied.length, longest, sites: sites.join('; ') },
+            },
           ],
           cause: applied.length
             ? `${ctx.guards ? 'a NaN was born where no guard looks' : 'stability.guards is off'}: the step's NaN gradients went through AdamW into the weights and both moment buffers, so every forward pass after step ${applied[0]!.step} is NaN although the data is clean. A logger that filters NaN would print loss 0 here (docs/DESIGN.md §7.4)`
@@ -138,9 +153,19 @@ export function nonFinite(ctx: RunContext): Detector {
           severity: 'error',
           title: 'Loss logged as 0 next to a NaN gradient norm',
           layer: null,
-          evidence: [{ step: zeroLogged[0]!, text: `loss 0 with a non-finite gradient norm at step${zeroLogged.length === 1 ? '' : 's'} ${stepList(zeroLogged)}`, values: { steps: zeroLogged.length } }],
-          cause: 'a logger replaced a non-finite loss by 0: the run looks converged while its weights are NaN (docs/DESIGN.md §7.4). The engine writes NaN as "NaN"; these metrics came through a filter',
-          fix: { sets: ['stability.guards=true'], note: 'log with train.js (non-finite numbers are written as "NaN"), keep the guards on, and resume from the last checkpoint before the first NaN' },
+          evidence: [
+            {
+              step: zeroLogged[0]!,
+              text: `loss 0 with a non-finite gradient norm at step${zeroLogged.length === 1 ? '' : 's'} ${stepList(zeroLogged)}`,
+              values: { steps: zeroLogged.length },
+            },
+          ],
+          cause:
+            'a logger replaced a non-finite loss by 0: the run looks converged while its weights are NaN (docs/DESIGN.md §7.4). The engine writes NaN as "NaN"; these metrics came through a filter',
+          fix: {
+            sets: ['stability.guards=true'],
+            note: 'log with train.js (non-finite numbers are written as "NaN"), keep the guards on, and resume from the last checkpoint before the first NaN',
+          },
           experiment: 'nan',
           firstStep: zeroLogged[0]!,
           lastStep: zeroLogged[zeroLogged.length - 1]!,
@@ -156,10 +181,24 @@ export function nonFinite(ctx: RunContext): Detector {
           title: 'f16 loss scale collapsed to its floor',
           layer: null,
           evidence: [
-            { step: floor.first, text: `the loss scale fell from ${fmt(floor.startScale)} to the floor precision.minScale ${fmt(ctx.minScale)} at step ${floor.first}${floor.badAtFloor !== null ? `; the gradients were still not finite there at step ${floor.badAtFloor} (a bad step, skipped by the guards)` : ''}; ${floor.steps} step${floor.steps === 1 ? '' : 's'} at the floor${overflows.length ? `; ${overflows.length} overflow skip${overflows.length === 1 ? '' : 's'} on the way (${stepList(overflows)})` : ''}`, values: { startScale: floor.startScale, minScale: ctx.minScale, firstAtFloor: floor.first, badAtFloor: floor.badAtFloor, stepsAtFloor: floor.steps } },
+            {
+              step: floor.first,
+              text: `the loss scale fell from ${fmt(floor.startScale)} to the floor precision.minScale ${fmt(ctx.minScale)} at step ${floor.first}${floor.badAtFloor !== null ? `; the gradients were still not finite there at step ${floor.badAtFloor} (a bad step, skipped by the guards)` : ''}; ${floor.steps} step${floor.steps === 1 ? '' : 's'} at the floor${overflows.length ? `; ${overflows.length} overflow skip${overflows.length === 1 ? '' : 's'} on the way (${stepList(overflows)})` : ''}`,
+              values: {
+                startScale: floor.startScale,
+                minScale: ctx.minScale,
+                firstAtFloor: floor.first,
+                badAtFloor: floor.badAtFloor,
+                stepsAtFloor: floor.steps,
+              },
+            },
           ],
-          cause: 'the scaled gradients overflow f16 at every scale down to the floor: the values are not finite at any scale, so it is not a range problem the scaler can fix (a NaN in the forward, or activations beyond f16)',
-          fix: { sets: ['precision.activations=f32', ...(ctx.lr !== null ? [`optim.lr=${setValue(ctx.lr / 3)}`] : [])], note: 'train in f32 to see whether the NaN remains (then the guards name it), or lower the rate' },
+          cause:
+            'the scaled gradients overflow f16 at every scale down to the floor: the values are not finite at any scale, so it is not a range problem the scaler can fix (a NaN in the forward, or activations beyond f16)',
+          fix: {
+            sets: ['precision.activations=f32', ...(ctx.lr !== null ? [`optim.lr=${setValue(ctx.lr / 3)}`] : [])],
+            note: 'train in f32 to see whether the NaN remains (then the guards name it), or lower the rate',
+          },
           experiment: null,
           firstStep: floor.first,
           lastStep: floor.last,
@@ -167,7 +206,9 @@ export function nonFinite(ctx: RunContext): Detector {
         });
       }
       const recent = overflows.filter((s) => s > lastStep - 100);
-      const windowFired = overflows.some((s, i) => i + NON_FINITE.overflowsPer100 - 1 < overflows.length && overflows[i + NON_FINITE.overflowsPer100 - 1]! - s < 100);
+      const windowFired = overflows.some(
+        (s, i) => i + NON_FINITE.overflowsPer100 - 1 < overflows.length && overflows[i + NON_FINITE.overflowsPer100 - 1]! - s < 100,
+      );
       // A collapsed scale says more than the overflows on its way down.
       if (windowFired && !collapsed) {
         out.push({
@@ -176,9 +217,18 @@ export function nonFinite(ctx: RunContext): Detector {
           severity: 'warning',
           title: 'Repeated f16 overflow skips',
           layer: null,
-          evidence: [{ step: overflows[0]!, text: `${overflows.length} overflow skips after the scale settled (${stepList(overflows)}), ${recent.length} in the last 100 steps; each skipped step is a lost update`, values: { overflows: overflows.length, recent: recent.length } }],
+          evidence: [
+            {
+              step: overflows[0]!,
+              text: `${overflows.length} overflow skips after the scale settled (${stepList(overflows)}), ${recent.length} in the last 100 steps; each skipped step is a lost update`,
+              values: { overflows: overflows.length, recent: recent.length },
+            },
+          ],
           cause: 'the gradients keep overflowing f16 after the loss scale found its level: the activations or gradients have outliers beyond the f16 range',
-          fix: { sets: ['precision.activations=f32', 'precision.growthInterval=1000'], note: 'f32 activations remove the range limit; a longer growth interval makes the scaler probe the limit less often' },
+          fix: {
+            sets: ['precision.activations=f32', 'precision.growthInterval=1000'],
+            note: 'f32 activations remove the range limit; a longer growth interval makes the scaler probe the limit less often',
+          },
           experiment: null,
           firstStep: overflows[0]!,
           lastStep: overflows[overflows.length - 1]!,
@@ -191,7 +241,12 @@ export function nonFinite(ctx: RunContext): Detector {
       const skipped = bad.filter((b) => !b.applied);
       if (bad.length === 0 || bad.some((b) => b.applied) || skipped.length >= NON_FINITE.recurring) return [];
       const b = skipped[0]!;
-      return [{ step: b.step, text: `step ${b.step} was skipped by the guards: first non-finite tensor ${siteText(b.site)}${b.site ? ` (${finiteText(b.site)})` : ''}; weights and optimizer state untouched${lastStep > b.step ? ', not repeated since' : ''}` }];
+      return [
+        {
+          step: b.step,
+          text: `step ${b.step} was skipped by the guards: first non-finite tensor ${siteText(b.site)}${b.site ? ` (${finiteText(b.site)})` : ''}; weights and optimizer state untouched${lastStep > b.step ? ', not repeated since' : ''}`,
+        },
+      ];
     },
   };
 }

@@ -84,7 +84,10 @@ interface LayerState {
 }
 
 function topShare(load: readonly number[], k: number): number {
-  return [...load].sort((a, b) => b - a).slice(0, k).reduce((a, b) => a + b, 0);
+  return [...load]
+    .sort((a, b) => b - a)
+    .slice(0, k)
+    .reduce((a, b) => a + b, 0);
 }
 
 const loadStr = (load: readonly number[]) => `[${load.map((v) => v.toFixed(2)).join(', ')}]`;
@@ -103,7 +106,21 @@ export function routing(ctx: RunContext): Detector {
   const stateOf = (l: LayerRouting & { load: number[] }): LayerState => {
     let s = layers.get(l.layer);
     if (!s) {
-      s = { layer: l.layer, E: l.load.length, clean: 0, lastClean: 0, cleanSteps: [], collapse: streak(), sat: streak(), satInit: streak(), satInitOpen: true, dead: l.load.map(streak), last: null, firstEntropy: null, minEntropy: Infinity };
+      s = {
+        layer: l.layer,
+        E: l.load.length,
+        clean: 0,
+        lastClean: 0,
+        cleanSteps: [],
+        collapse: streak(),
+        sat: streak(),
+        satInit: streak(),
+        satInitOpen: true,
+        dead: l.load.map(streak),
+        last: null,
+        firstEntropy: null,
+        minEntropy: Infinity,
+      };
       layers.set(l.layer, s);
     }
     return s;
@@ -120,7 +137,14 @@ export function routing(ctx: RunContext): Detector {
     s.lastClean = r.step;
     s.firstEntropy ??= l.entropy;
     s.minEntropy = Math.min(s.minEntropy, l.entropy);
-    s.last = { step: r.step, load: l.load, topShare: ts, entropy: l.entropy, maxShare: l.maxShare, ...(l.switchLoss !== undefined ? { switchLoss: l.switchLoss } : {}) };
+    s.last = {
+      step: r.step,
+      load: l.load,
+      topShare: ts,
+      entropy: l.entropy,
+      maxShare: l.maxShare,
+      ...(l.switchLoss !== undefined ? { switchLoss: l.switchLoss } : {}),
+    };
     advance(s.collapse, E > kk && ts >= ROUTING.collapseTopShare, r.step, ROUTING.persistSteps);
     l.load.forEach((v, e) => advance(s.dead[e]!, E > kk && v < ROUTING.deadLoad / E, r.step, ROUTING.persistSteps));
     const low = l.entropy < ROUTING.saturatedEntropy * lnE;
@@ -147,14 +171,41 @@ export function routing(ctx: RunContext): Detector {
 
   const fixFor = (what: 'collapse' | 'saturated'): { sets: string[]; note: string; experiment: string | null } => {
     if (ctx.routerStd <= 0.1 && ctx.lr !== null && ctx.lr >= 0.01)
-      return { sets: ['optim.lr=0.001', ...(ctx.clipNorm === 0 ? ['optim.clipNorm=1'] : [])], note: `optim.lr ${fmt(ctx.lr)} (1e-3 is typical) blows the router logits up within a few steps: the softmax saturates on whichever experts the first big updates favoured`, experiment: null };
+      return {
+        sets: ['optim.lr=0.001', ...(ctx.clipNorm === 0 ? ['optim.clipNorm=1'] : [])],
+        note: `optim.lr ${fmt(ctx.lr)} (1e-3 is typical) blows the router logits up within a few steps: the softmax saturates on whichever experts the first big updates favoured`,
+        experiment: null,
+      };
     if (ctx.routerStd > 0.1 || what === 'saturated') {
-      if (ctx.routerStd > 0.01) return { sets: ['model.init.routerStd=0.006'], note: `router std ${fmt(ctx.routerStd)} → 0.006 (1e-3..1e-2): the router starts near uniform, every expert gets gradient, and the aux loss can move the picks`, experiment: 'router-init' };
-      return { sets: ctx.auxFactor > 0 ? ['loss.zCoef=0.001'] : ['loss.zCoef=0.001', 'loss.auxFactor=0.02'], note: 'the router logits grew until the softmax saturated: the router z-loss (ST-MoE, 1e-3) keeps them small', experiment: null };
+      if (ctx.routerStd > 0.01)
+        return {
+          sets: ['model.init.routerStd=0.006'],
+          note: `router std ${fmt(ctx.routerStd)} → 0.006 (1e-3..1e-2): the router starts near uniform, every expert gets gradient, and the aux loss can move the picks`,
+          experiment: 'router-init',
+        };
+      return {
+        sets: ctx.auxFactor > 0 ? ['loss.zCoef=0.001'] : ['loss.zCoef=0.001', 'loss.auxFactor=0.02'],
+        note: 'the router logits grew until the softmax saturated: the router z-loss (ST-MoE, 1e-3) keeps them small',
+        experiment: null,
+      };
     }
-    if (ctx.auxFactor === 0) return { sets: ['loss.auxFactor=0.02', `loss.auxWarmupSteps=${Math.max(10, Math.round((ctx.steps ?? 1000) / 10))}`], note: 'without an aux loss nothing pushes tokens away from the experts a near-uniform router happens to prefer; 0.02 (Time-MoE), ramped up', experiment: 'aux-loss' };
-    if (ctx.auxConvention === 'pooled') return { sets: ['loss.auxConvention=switch'], note: 'the pooled aux loss balances the experts over all layers together and can miss one layer; the Switch convention balances each layer', experiment: 'pooled-vs-per-layer' };
-    return { sets: [`loss.auxFactor=${setValue(Math.min(ctx.auxFactor * 2, 0.1))}`], note: `a stronger balancing pull (now ${fmt(ctx.auxFactor)}); keep it ramped (loss.auxWarmupSteps) so it does not fight the main loss early`, experiment: 'aux-loss' };
+    if (ctx.auxFactor === 0)
+      return {
+        sets: ['loss.auxFactor=0.02', `loss.auxWarmupSteps=${Math.max(10, Math.round((ctx.steps ?? 1000) / 10))}`],
+        note: 'without an aux loss nothing pushes tokens away from the experts a near-uniform router happens to prefer; 0.02 (Time-MoE), ramped up',
+        experiment: 'aux-loss',
+      };
+    if (ctx.auxConvention === 'pooled')
+      return {
+        sets: ['loss.auxConvention=switch'],
+        note: 'the pooled aux loss balances the experts over all layers together and can miss one layer; the Switch convention balances each layer',
+        experiment: 'pooled-vs-per-layer',
+      };
+    return {
+      sets: [`loss.auxFactor=${setValue(Math.min(ctx.auxFactor * 2, 0.1))}`],
+      note: `a stronger balancing pull (now ${fmt(ctx.auxFactor)}); keep it ramped (loss.auxWarmupSteps) so it does not fight the main loss early`,
+      experiment: 'aux-loss',
+    };
   };
 
   return {
@@ -175,7 +226,12 @@ export function routing(ctx: RunContext): Detector {
         }
       }
       const kk = ctx.topK ?? 2;
-      const hides = ctx.auxConvention === 'pooled' && r.auxFactor > 0 && Number.isFinite(r.aux) && Math.abs(r.aux - kk) / kk <= ROUTING.pooledWithin && worst > ROUTING.pooledSwitch;
+      const hides =
+        ctx.auxConvention === 'pooled' &&
+        r.auxFactor > 0 &&
+        Number.isFinite(r.aux) &&
+        Math.abs(r.aux - kk) / kk <= ROUTING.pooledWithin &&
+        worst > ROUTING.pooledSwitch;
       advance(pooled, hides, r.step, ROUTING.pooledSteps);
       if (hides) pooledLast = { step: r.step, aux: r.aux, worst, layer: worstLayer };
     },
@@ -186,7 +242,11 @@ export function routing(ctx: RunContext): Detector {
         const kk = k(E);
         const lnE = Math.log(E);
         const last = s.last!;
-        const lastEv = { step: last.step, text: `step ${last.step}: load ${loadStr(last.load)} (balanced ${fmt(1 / E, 3)} each), top-${kk} share ${fmt(last.topShare, 3)} (balanced ${fmt(kk / E, 3)}), router entropy ${fmt(last.entropy, 3)} nats (uniform ln ${E} = ${fmt(lnE, 3)})${last.switchLoss !== undefined ? `, Switch loss ${fmt(last.switchLoss, 3)} (balanced 1)` : ''}`, values: { load: last.load, topShare: last.topShare, entropy: last.entropy, lnE, maxShare: last.maxShare, switchLoss: last.switchLoss ?? null } };
+        const lastEv = {
+          step: last.step,
+          text: `step ${last.step}: load ${loadStr(last.load)} (balanced ${fmt(1 / E, 3)} each), top-${kk} share ${fmt(last.topShare, 3)} (balanced ${fmt(kk / E, 3)}), router entropy ${fmt(last.entropy, 3)} nats (uniform ln ${E} = ${fmt(lnE, 3)})${last.switchLoss !== undefined ? `, Switch loss ${fmt(last.switchLoss, 3)} (balanced 1)` : ''}`,
+          values: { load: last.load, topShare: last.topShare, entropy: last.entropy, lnE, maxShare: last.maxShare, switchLoss: last.switchLoss ?? null },
+        };
         const satFired = s.satInit.fired ?? s.sat.fired;
         if (satFired) {
           const init = !!s.satInit.fired;
@@ -198,7 +258,13 @@ export function routing(ctx: RunContext): Detector {
             title: `Layer ${s.layer}: router saturated${init ? ' from the first step' : ''}`,
             layer: s.layer,
             evidence: [
-              { step: satFired.first, text: init ? `router entropy ${fmt(s.firstEntropy, 3)} nats at the first step, below ${ROUTING.saturatedEntropy} x ln ${E} = ${fmt(ROUTING.saturatedEntropy * lnE, 3)} for ${satFired.longest} clean steps in a row from step ${satFired.first}` : `router entropy below ${fmt(ROUTING.saturatedEntropy * lnE, 3)} nats with a Switch loss >= ${ROUTING.saturatedSwitch} for ${satFired.longest} clean steps from step ${satFired.first}`, values: { firstEntropy: s.firstEntropy, minEntropy: s.minEntropy, threshold: ROUTING.saturatedEntropy * lnE, steps: satFired.longest } },
+              {
+                step: satFired.first,
+                text: init
+                  ? `router entropy ${fmt(s.firstEntropy, 3)} nats at the first step, below ${ROUTING.saturatedEntropy} x ln ${E} = ${fmt(ROUTING.saturatedEntropy * lnE, 3)} for ${satFired.longest} clean steps in a row from step ${satFired.first}`
+                  : `router entropy below ${fmt(ROUTING.saturatedEntropy * lnE, 3)} nats with a Switch loss >= ${ROUTING.saturatedSwitch} for ${satFired.longest} clean steps from step ${satFired.first}`,
+                values: { firstEntropy: s.firstEntropy, minEntropy: s.minEntropy, threshold: ROUTING.saturatedEntropy * lnE, steps: satFired.longest },
+              },
               lastEv,
             ],
             cause: init
@@ -215,7 +281,12 @@ export function routing(ctx: RunContext): Detector {
         const deadEver = s.dead.flatMap((d, e) => (d.fired ? [e] : []));
         if (s.collapse.fired) {
           const c = s.collapse.fired;
-          const top = last.load.map((v, e) => [v, e] as const).sort((a, b) => b[0] - a[0]).slice(0, kk).map(([, e]) => e).sort((a, b) => a - b);
+          const top = last.load
+            .map((v, e) => [v, e] as const)
+            .sort((a, b) => b[0] - a[0])
+            .slice(0, kk)
+            .map(([, e]) => e)
+            .sort((a, b) => a - b);
           const fix = fixFor('collapse');
           out.push({
             id: findingId('routing-collapse', s.layer),
@@ -224,9 +295,21 @@ export function routing(ctx: RunContext): Detector {
             title: `Layer ${s.layer}: routing collapsed onto ${kk} of ${E} experts`,
             layer: s.layer,
             evidence: [
-              { step: c.first, text: `the ${kk} most loaded experts took >= ${fmt(ROUTING.collapseTopShare)} of the picks for ${c.longest} clean steps in a row from step ${c.first} (balanced ${fmt(kk / E, 3)})`, values: { steps: c.longest, threshold: ROUTING.collapseTopShare } },
+              {
+                step: c.first,
+                text: `the ${kk} most loaded experts took >= ${fmt(ROUTING.collapseTopShare)} of the picks for ${c.longest} clean steps in a row from step ${c.first} (balanced ${fmt(kk / E, 3)})`,
+                values: { steps: c.longest, threshold: ROUTING.collapseTopShare },
+              },
               lastEv,
-              ...(deadEver.length ? [{ step: last.step, text: `experts ${deadEver.join(', ')} got < ${fmt(ROUTING.deadLoad / E, 2)} of the picks for >= ${ROUTING.persistSteps} steps`, values: { deadExperts: deadEver } }] : []),
+              ...(deadEver.length
+                ? [
+                    {
+                      step: last.step,
+                      text: `experts ${deadEver.join(', ')} got < ${fmt(ROUTING.deadLoad / E, 2)} of the picks for >= ${ROUTING.persistSteps} steps`,
+                      values: { deadExperts: deadEver },
+                    },
+                  ]
+                : []),
             ],
             cause: `every token picks the same experts (now ${top.join(', ')}), so an MoE of ${E} experts trains as a dense FFN of ${kk}${ctx.auxFactor === 0 ? '; the aux loss is off (loss.auxFactor 0), so nothing pushes tokens elsewhere' : ctx.routerStd > 0.1 ? `; router std ${fmt(ctx.routerStd)} fixed the picks at init` : `; the balancing pull (loss.auxFactor ${fmt(ctx.auxFactor)}, ${ctx.auxConvention}) does not hold this layer`}`,
             fix: { sets: fix.sets, note: fix.note },
@@ -246,7 +329,11 @@ export function routing(ctx: RunContext): Detector {
             title: `Layer ${s.layer}: expert${deadEver.length > 1 ? 's' : ''} ${deadEver.join(', ')} get${deadEver.length > 1 ? '' : 's'} no tokens`,
             layer: s.layer,
             evidence: [
-              { step: first, text: `expert${deadEver.length > 1 ? 's' : ''} ${deadEver.join(', ')} got < ${fmt(ROUTING.deadLoad / E, 2)} of the picks (balanced ${fmt(1 / E, 3)}) for >= ${ROUTING.persistSteps} clean steps in a row from step ${first}${deadNow.length ? `; still: ${deadNow.join(', ')}` : '; all picked again since'}`, values: { deadExperts: deadEver, stillDead: deadNow } },
+              {
+                step: first,
+                text: `expert${deadEver.length > 1 ? 's' : ''} ${deadEver.join(', ')} got < ${fmt(ROUTING.deadLoad / E, 2)} of the picks (balanced ${fmt(1 / E, 3)}) for >= ${ROUTING.persistSteps} clean steps in a row from step ${first}${deadNow.length ? `; still: ${deadNow.join(', ')}` : '; all picked again since'}`,
+                values: { deadExperts: deadEver, stillDead: deadNow },
+              },
               lastEv,
             ],
             cause: `${deadEver.length} of ${E} experts receive no tokens, so they get no gradient and never learn; the layer has ${E - deadEver.length} experts in effect`,
@@ -268,10 +355,19 @@ export function routing(ctx: RunContext): Detector {
           title: 'The pooled aux loss reads balanced while a layer is not',
           layer: null,
           evidence: [
-            { step: p.first, text: `for ${p.longest} clean steps in a row from step ${p.first} the pooled aux loss was within ${ROUTING.pooledWithin * 100}% of its balanced value k = ${kk} while some layer's Switch loss was above ${ROUTING.pooledSwitch} (balanced 1)`, values: { steps: p.longest } },
-            { step: pooledLast.step, text: `step ${pooledLast.step}: pooled aux ${fmt(pooledLast.aux, 3)}, layer ${pooledLast.layer} Switch loss ${fmt(pooledLast.worst, 3)}`, values: { aux: pooledLast.aux, switchLoss: pooledLast.worst, layer: pooledLast.layer } },
+            {
+              step: p.first,
+              text: `for ${p.longest} clean steps in a row from step ${p.first} the pooled aux loss was within ${ROUTING.pooledWithin * 100}% of its balanced value k = ${kk} while some layer's Switch loss was above ${ROUTING.pooledSwitch} (balanced 1)`,
+              values: { steps: p.longest },
+            },
+            {
+              step: pooledLast.step,
+              text: `step ${pooledLast.step}: pooled aux ${fmt(pooledLast.aux, 3)}, layer ${pooledLast.layer} Switch loss ${fmt(pooledLast.worst, 3)}`,
+              values: { aux: pooledLast.aux, switchLoss: pooledLast.worst, layer: pooledLast.layer },
+            },
           ],
-          cause: 'the HF / Time-MoE aux loss pools the router outputs of all layers before computing f·P, so layers imbalanced onto different experts add up to an even count; expert i of layer 0 and expert i of layer 1 are different weights (docs/DESIGN.md §6)',
+          cause:
+            'the HF / Time-MoE aux loss pools the router outputs of all layers before computing f·P, so layers imbalanced onto different experts add up to an even count; expert i of layer 0 and expert i of layer 1 are different weights (docs/DESIGN.md §6)',
           fix: { sets: ['loss.auxConvention=switch'], note: 'balance each layer (mean of per-layer Switch losses, balanced 1) instead of the pooled count' },
           experiment: 'pooled-vs-per-layer',
           firstStep: p.first,

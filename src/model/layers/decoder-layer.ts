@@ -34,7 +34,12 @@ export class DecoderLayer {
    * With `recompute`, only this layer's input is kept for backward and the layer runs again there
    * (activation recomputation); `params` are the layer's parameters.
    */
-  forward(h: Var, s: SeqShape, fault: TapSite | null = null, recompute: { params: readonly Var[] } | null = null): { h: Var; routing: LayerRouting; taps: Tap[] } {
+  forward(
+    h: Var,
+    s: SeqShape,
+    fault: TapSite | null = null,
+    recompute: { params: readonly Var[] } | null = null,
+  ): { h: Var; routing: LayerRouting; taps: Tap[] } {
     if (!recompute) return this.run(h, s, fault);
     const layer = this.ffn.layer;
     const r = recomputed(`layer ${layer}`, [h], recompute.params, ([x]) => {

@@ -59,7 +59,12 @@ export class MoeFfn {
     const ex = { group: 'experts' as const, decay: true, layer, stacked: o.experts };
     this.router = new Linear(f, `${prefix}.gate`, o.d, o.experts, { bias: false, std: o.routerStd, group: 'router', layer });
     // Every expert drawn from the same distribution, stacked [E, out, in] for the grouped matmul.
-    this.gateUpProj = f.make(`${prefix}.experts.{j}.{part}.weight`, [o.experts, 2 * o.intermediate, o.d], { kind: 'normal', std: o.std }, { ...ex, parts: ['gate_proj', 'up_proj'] });
+    this.gateUpProj = f.make(
+      `${prefix}.experts.{j}.{part}.weight`,
+      [o.experts, 2 * o.intermediate, o.d],
+      { kind: 'normal', std: o.std },
+      { ...ex, parts: ['gate_proj', 'up_proj'] },
+    );
     this.downProj = f.make(`${prefix}.experts.{j}.down_proj.weight`, [o.experts, o.d, o.intermediate], { kind: 'normal', std: o.downStd }, ex);
     if (o.sharedIntermediate > 0) {
       this.shared = new SwiGluMlp(f, `${prefix}.shared_expert`, o.d, o.sharedIntermediate, o.std, o.downStd, 'shared_expert', layer);

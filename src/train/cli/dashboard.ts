@@ -75,7 +75,12 @@ function failed(e: unknown): RunStatus {
  * train.js: run the training under a live dashboard when --ui was given (`ui` undefined: none).
  * The server listens before the run's checks, so a port in use is bad input with nothing written.
  */
-export async function withDashboard(ui: string | true | undefined, uiHost: string | undefined, dir: string, run: (observer?: MetricsObserver) => Promise<RunResult>): Promise<RunResult> {
+export async function withDashboard(
+  ui: string | true | undefined,
+  uiHost: string | undefined,
+  dir: string,
+  run: (observer?: MetricsObserver) => Promise<RunResult>,
+): Promise<RunResult> {
   const dashboard = ui === undefined ? null : await startLiveDashboard(ui, uiHost, dir);
   return withLiveDashboard(dashboard, run, ended, failed);
 }

@@ -52,14 +52,19 @@ function setAssignment(argv: readonly string[]) {
     const rest = next !== undefined && !next.startsWith('-') ? next : undefined;
     if (eq > 0) throw new InvalidArgumentError(`"${v}" has no value after "=": write --set ${v}${rest ?? '<value>'} (one argument: no space after "=")`);
     if (eq === 0) throw new InvalidArgumentError(`"${v}" has no key before "=": write --set <path>=<value>, e.g. --set optim.lr=3e-4`);
-    throw new InvalidArgumentError(`expected path=value, got "${v}": write --set ${v}=${rest ?? '<value>'} (one argument, "=" between the key path and the value)`);
+    throw new InvalidArgumentError(
+      `expected path=value, got "${v}": write --set ${v}=${rest ?? '<value>'} (one argument, "=" between the key path and the value)`,
+    );
   };
 }
 
 /** `--allow-config-change [keys]` as RunOptions take it: true for every key, or the keys listed. */
 function allowList(v: string | true | undefined): true | string[] | undefined {
   if (v === undefined || v === true) return v;
-  return v.split(',').map((k) => k.trim()).filter(Boolean);
+  return v
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
 }
 
 interface CliOptions {
@@ -85,9 +90,12 @@ interface CliOptions {
 
 /** Flags that cannot go together, as "error: ..." text, or null. */
 function conflicting(o: CliOptions): string | null {
-  if (o.overwrite && (o.resume || o.resumeFrom !== undefined)) return '--overwrite starts a fresh run (moving the old one aside) and --resume continues the old one: pass one of them';
-  if (o.plan && (o.resume || o.resumeFrom !== undefined || o.overwrite || o.stopAfter !== undefined)) return '--plan only prints the memory plan: leave out --resume, --resume-from, --overwrite and --stop-after';
-  if (o.allowConfigChange !== undefined && !o.resume && o.resumeFrom === undefined) return '--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from';
+  if (o.overwrite && (o.resume || o.resumeFrom !== undefined))
+    return '--overwrite starts a fresh run (moving the old one aside) and --resume continues the old one: pass one of them';
+  if (o.plan && (o.resume || o.resumeFrom !== undefined || o.overwrite || o.stopAfter !== undefined))
+    return '--plan only prints the memory plan: leave out --resume, --resume-from, --overwrite and --stop-after';
+  if (o.allowConfigChange !== undefined && !o.resume && o.resumeFrom === undefined)
+    return '--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from';
   if (o.ui !== undefined && (o.plan || o.smoke)) return '--ui shows a training run: leave it out with --plan and --smoke';
   if (o.uiHost !== undefined && o.ui === undefined) return '--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)';
   return null;
@@ -101,7 +109,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('-s, --set <path=value>', 'override a config value, e.g. --set optim.lr=3e-4 (repeatable)', setAssignment(argv), [] as string[])
     .option('--resume', 'continue from the latest checkpoint in <logging.dir>/checkpoints (it says which newer ones it skipped, and why)')
     .option('--resume-from <step|dir>', 'continue from this checkpoint: a step number of this run, or a checkpoint folder (newer checkpoints are moved aside)')
-    .option('--allow-config-change [keys]', 'with --resume / --resume-from: continue although the config changed in what the run computes (data, model, precision, loss, ...): these comma-separated keys or sections, or every key without a list; each change is printed (docs/CONFIG.md)')
+    .option(
+      '--allow-config-change [keys]',
+      'with --resume / --resume-from: continue although the config changed in what the run computes (data, model, precision, loss, ...): these comma-separated keys or sections, or every key without a list; each change is printed (docs/CONFIG.md)',
+    )
     .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
     .option('--plan', 'print the memory plan for the config and exit (0 fits, 2 does not)')
     .option('--json', 'with --plan: print the plan as JSON')
@@ -113,7 +124,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one; docs/DASHBOARD.md)')
     .option('--ui-host <address>', 'with --ui: listen on this address instead of 127.0.0.1 (e.g. 0.0.0.0: anyone who can reach the machine sees the run)')
-    .addHelpText('after', '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 70 a bug, 129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM (each signal: save a checkpoint, then exit).')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 done, 1 stopped (bad steps, I/O failure), 2 bad input, 3 diverged, 70 a bug, 129 SIGHUP, 130 SIGINT, 131 SIGQUIT, 143 SIGTERM (each signal: save a checkpoint, then exit).',
+    )
     .showHelpAfterError('(node train.js --help lists every flag)');
   const parseExit = parseCommandLine(program, argv);
   if (parseExit !== null) return parseExit;
@@ -139,7 +153,8 @@ export async function main(argv: string[]): Promise<number> {
     const cfg = loadConfig(opts.config, opts.set);
     const budgetBytes = opts.budgetGb === undefined ? undefined : opts.budgetGb * GiB;
     const hostBytes = opts.hostGb === undefined ? undefined : opts.hostGb * GiB;
-    const target: TargetProfile = opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
+    const target: TargetProfile =
+      opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
     if (opts.plan) {
       const plan = planFor(cfg, target, budgetBytes, hostBytes);
       // The host AdamW's rate is measured here, on the machine that plans (the training machine).
@@ -149,7 +164,19 @@ export async function main(argv: string[]): Promise<number> {
       return plan.fits ? EXIT.done : EXIT.badInput;
     }
     const r = await withDashboard(opts.ui, opts.uiHost, cfg.logging.dir, (observer) =>
-      runTraining(cfg, { resume: !!opts.resume, resumeFrom: opts.resumeFrom, allowConfigChange: allowList(opts.allowConfigChange), overwrite: !!opts.overwrite, target, budgetBytes, hostBytes, cwd, stopAfter: opts.stopAfter, profile: !!opts.profile, observer }),
+      runTraining(cfg, {
+        resume: !!opts.resume,
+        resumeFrom: opts.resumeFrom,
+        allowConfigChange: allowList(opts.allowConfigChange),
+        overwrite: !!opts.overwrite,
+        target,
+        budgetBytes,
+        hostBytes,
+        cwd,
+        stopAfter: opts.stopAfter,
+        profile: !!opts.profile,
+        observer,
+      }),
     );
     const { line, code } = formatOutcome(r, (p) => shownPath(p, cwd), cfg.schedule.steps, opts.stopAfter);
     console.log(line);

@@ -71,7 +71,17 @@ function isConstant(x: Float64Array): boolean {
 }
 
 export function cleanSeries(input: readonly Series[], opts: CleanOptions): { series: CleanSeries[]; report: CleanReport } {
-  const report: CleanReport = { seriesIn: input.length, seriesOut: 0, nonFinitePoints: 0, repairedPoints: 0, droppedNonFinite: 0, droppedEmpty: 0, droppedShort: 0, constantSeries: 0, details: [] };
+  const report: CleanReport = {
+    seriesIn: input.length,
+    seriesOut: 0,
+    nonFinitePoints: 0,
+    repairedPoints: 0,
+    droppedNonFinite: 0,
+    droppedEmpty: 0,
+    droppedShort: 0,
+    constantSeries: 0,
+    details: [],
+  };
   const note = (s: string) => {
     if (report.details.length < 20) report.details.push(s);
   };
@@ -93,7 +103,9 @@ export function cleanSeries(input: readonly Series[], opts: CleanOptions): { ser
     let values = s.values;
     if (bad > 0) {
       if (opts.nonFinite === 'error') {
-        throw new DataError(`series ${s.id} has ${bad} NaN/Inf point(s) (first at index ${firstBad}, value ${s.values[firstBad]}): clean the data, or set data.nonFinite to "interpolate" or "drop-series"`);
+        throw new DataError(
+          `series ${s.id} has ${bad} NaN/Inf point(s) (first at index ${firstBad}, value ${s.values[firstBad]}): clean the data, or set data.nonFinite to "interpolate" or "drop-series"`,
+        );
       }
       if (opts.nonFinite === 'drop-series' || bad === s.values.length) {
         report.droppedNonFinite++;

@@ -72,9 +72,7 @@ const SyntheticSourceSchema = z
     seed: z.number().int().min(0).default(0),
     /** Slope per time step (each series draws a factor in [0.5, 1.5] and a random sign). */
     trend: z.number().default(0),
-    seasonality: z
-      .array(z.object({ period: z.number().positive(), amplitude: z.number().min(0) }).strict())
-      .default([{ period: 24, amplitude: 1 }]),
+    seasonality: z.array(z.object({ period: z.number().positive(), amplitude: z.number().min(0) }).strict()).default([{ period: 24, amplitude: 1 }]),
     /** Standard deviation of the Gaussian noise. */
     noise: z.number().min(0).default(0.1),
     /** Spikes: each point is one with probability `rate`, shifted by ±magnitude. */
@@ -131,12 +129,10 @@ export const DataConfigSchema = z
   .strict();
 
 export type DataConfig = z.output<typeof DataConfigSchema>;
-export type DataConfigInput = z.input<typeof DataConfigSchema>;
 export type SourceConfig = DataConfig['source'];
 export type CsvSource = z.output<typeof CsvSourceSchema>;
 export type JsonlSource = z.output<typeof JsonlSourceSchema>;
 export type JsonSource = z.output<typeof JsonSourceSchema>;
-export type DatasetSource = z.output<typeof DatasetSourceSchema>;
 export type SyntheticSource = z.output<typeof SyntheticSourceSchema>;
 export type SyntheticClassesSource = z.output<typeof SyntheticClassesSourceSchema>;
 
@@ -158,7 +154,9 @@ export function checkHorizons(contextLength: number, horizons: readonly number[]
   for (const h of horizons) {
     if (!Number.isInteger(h) || h < 1) throw new DataError(`horizon ${h} is not a positive integer: fix model.horizons`);
     if (h > contextLength) {
-      throw new DataError(`horizon ${h} is longer than data.contextLength ${contextLength}: raise data.contextLength to at least ${h} or remove ${h} from model.horizons`);
+      throw new DataError(
+        `horizon ${h} is longer than data.contextLength ${contextLength}: raise data.contextLength to at least ${h} or remove ${h} from model.horizons`,
+      );
     }
   }
 }

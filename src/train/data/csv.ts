@@ -86,7 +86,33 @@ const SNIFF_ROWS = 64;
  * Header names of a time or index column: the whole name, or every word of it (so "Date Time",
  * "timestamp_utc" and pandas' unnamed index column count, "runtime" and "time_to_failure" do not).
  */
-const TIME_WORDS = new Set(['time', 'date', 'datetime', 'timestamp', 'stamp', 'ts', 'ds', 'utc', 'gmt', 'local', 'unix', 'epoch', 'index', 'idx', 'year', 'month', 'week', 'day', 'hour', 'minute', 'second', 'quarter', 'period', 'unnamed', '0']);
+const TIME_WORDS = new Set([
+  'time',
+  'date',
+  'datetime',
+  'timestamp',
+  'stamp',
+  'ts',
+  'ds',
+  'utc',
+  'gmt',
+  'local',
+  'unix',
+  'epoch',
+  'index',
+  'idx',
+  'year',
+  'month',
+  'week',
+  'day',
+  'hour',
+  'minute',
+  'second',
+  'quarter',
+  'period',
+  'unnamed',
+  '0',
+]);
 
 export function isTimeName(name: string): boolean {
   const words = name
@@ -160,14 +186,23 @@ export class CsvSeriesBuilder {
   private resolve(ref: ColumnRef, key: string): number {
     const { file } = this;
     if (typeof ref === 'number') {
-      if (ref >= this.width) throw new DataError(`${file}: data.source.${key} ${ref} is out of range: the file has ${this.width} column(s), indices 0..${this.width - 1}`);
+      if (ref >= this.width)
+        throw new DataError(`${file}: data.source.${key} ${ref} is out of range: the file has ${this.width} column(s), indices 0..${this.width - 1}`);
       return ref;
     }
-    if (!this.names) throw new DataError(`${file}: data.source.${key} "${shown(ref)}" is a column name but data.source.header is false: use a 0-based column index or set header: true`);
+    if (!this.names)
+      throw new DataError(
+        `${file}: data.source.${key} "${shown(ref)}" is a column name but data.source.header is false: use a 0-based column index or set header: true`,
+      );
     const i = this.names.findIndex((n) => n.trim() === ref);
     if (i < 0) {
-      const list = this.names.slice(0, 20).map((n) => JSON.stringify(shown(n.trim()))).join(', ');
-      throw new DataError(`${file}: column "${shown(ref)}" (data.source.${key}) not found; the header has: ${list}${this.names.length > 20 ? `, ... (${this.names.length} columns)` : ''}`);
+      const list = this.names
+        .slice(0, 20)
+        .map((n) => JSON.stringify(shown(n.trim())))
+        .join(', ');
+      throw new DataError(
+        `${file}: column "${shown(ref)}" (data.source.${key}) not found; the header has: ${list}${this.names.length > 20 ? `, ... (${this.names.length} columns)` : ''}`,
+      );
     }
     return i;
   }
@@ -183,7 +218,8 @@ export class CsvSeriesBuilder {
       this.timeCol = ref(this.opts.timeColumn, 'timeColumn');
       this.idCol = ref(this.opts.idColumn, 'idColumn');
       this.labelCol = ref(this.opts.labelColumn, 'labelColumn');
-      if (this.opts.column !== undefined) this.valueCols = (Array.isArray(this.opts.column) ? this.opts.column : [this.opts.column]).map((r) => this.resolve(r, 'column'));
+      if (this.opts.column !== undefined)
+        this.valueCols = (Array.isArray(this.opts.column) ? this.opts.column : [this.opts.column]).map((r) => this.resolve(r, 'column'));
       if (this.opts.header) return;
     }
     if (this.ragged) throw this.raggedError(false);
@@ -220,7 +256,8 @@ export class CsvSeriesBuilder {
       return Number.isNaN(Date.parse(c)) ? { kind: 'text' } : { kind: 'time', why: `dates, e.g. ${JSON.stringify(shown(c))}` };
     }
     const step = evenStep(this.pending.map((r) => parseNumericCell(r.cells[i]!) ?? Number.NaN));
-    if (step !== null) return { kind: 'index', why: `it increases by ${+step.toPrecision(6)} every row${atEnd ? '' : ` in its first ${this.pending.length} rows`}` };
+    if (step !== null)
+      return { kind: 'index', why: `it increases by ${+step.toPrecision(6)} every row${atEnd ? '' : ` in its first ${this.pending.length} rows`}` };
     return { kind: 'value' };
   }
 
@@ -296,10 +333,19 @@ export class CsvSeriesBuilder {
     const kinds = this.kinds;
     const used = cols[0]!;
     const others = (kind: ColumnKind['kind']) => kinds.flatMap((k, i) => (k.kind === kind && i !== used ? [i] : []));
-    const why = kinds[used]!.kind === 'index' ? `the only numeric column, though ${(kinds[used] as { why: string }).why} like an index: if it is one, the file has no value column` : 'the first value column';
+    const why =
+      kinds[used]!.kind === 'index'
+        ? `the only numeric column, though ${(kinds[used] as { why: string }).why} like an index: if it is one, the file has no value column`
+        : 'the first value column';
     const parts = [`columns: used ${this.colLabel(used)}, ${why}`];
     const time = others('time').concat(others('index'));
-    if (time.length) parts.push(`skipped as time/index: ${time.sort((a, b) => a - b).map((i) => this.colLabel(i, (kinds[i] as { why: string }).why)).join(', ')}`);
+    if (time.length)
+      parts.push(
+        `skipped as time/index: ${time
+          .sort((a, b) => a - b)
+          .map((i) => this.colLabel(i, (kinds[i] as { why: string }).why))
+          .join(', ')}`,
+      );
     const unused = others('value');
     if (unused.length) parts.push(`not used: ${unused.map((i) => this.colLabel(i)).join(', ')}`);
     const text = others('text');
@@ -324,18 +370,25 @@ export class CsvSeriesBuilder {
     }
     if (timeCol !== undefined) {
       const t = parseTime(cells[timeCol]!);
-      if (Number.isNaN(t)) throw new DataError(`${this.at(line)}: time column ${this.colName(timeCol)}: ${JSON.stringify(shown(cells[timeCol]!))} is neither a number nor a date: fix the cell or drop data.source.timeColumn`);
+      if (Number.isNaN(t))
+        throw new DataError(
+          `${this.at(line)}: time column ${this.colName(timeCol)}: ${JSON.stringify(shown(cells[timeCol]!))} is neither a number nor a date: fix the cell or drop data.source.timeColumn`,
+        );
       this.timeDates ??= isDateCell(cells[timeCol]!);
       g.times!.push(t);
     }
     if (labelCol !== undefined) {
       const v = parseNumericCell(cells[labelCol]!);
-      if (v === undefined) throw new DataError(`${this.at(line)}: label column ${this.colName(labelCol)}: ${JSON.stringify(shown(cells[labelCol]!))} is not 0/1: fix the cell`);
+      if (v === undefined)
+        throw new DataError(`${this.at(line)}: label column ${this.colName(labelCol)}: ${JSON.stringify(shown(cells[labelCol]!))} is not 0/1: fix the cell`);
       g.labels!.push(v !== 0 && !Number.isNaN(v) ? 1 : 0);
     }
     cols.forEach((c, k) => {
       const v = parseNumericCell(cells[c]!);
-      if (v === undefined) throw new DataError(`${this.at(line)}: column ${this.colName(c)} (index ${c}): ${JSON.stringify(shown(cells[c]!))} is not a number: fix the cell, or leave it empty / NaN to mark it missing`);
+      if (v === undefined)
+        throw new DataError(
+          `${this.at(line)}: column ${this.colName(c)} (index ${c}): ${JSON.stringify(shown(cells[c]!))} is not a number: fix the cell, or leave it empty / NaN to mark it missing`,
+        );
       if (Number.isFinite(v)) this.finite++;
       g.values[k]!.push(v);
     });
@@ -357,14 +410,20 @@ export class CsvSeriesBuilder {
       const order = rawTimes && !inOrder ? timeOrder(rawTimes) : null;
       delete g.times;
       const labels = g.labels ? permute(g.labels.take(), order) : undefined;
-      const time = rawTimes && this.timeCol !== undefined ? { column: this.names ? this.names[this.timeCol]!.trim() : `#${this.timeCol}`, values: permute(rawTimes, order), dates: this.timeDates ?? false } : undefined;
+      const time =
+        rawTimes && this.timeCol !== undefined
+          ? { column: this.names ? this.names[this.timeCol]!.trim() : `#${this.timeCol}`, values: permute(rawTimes, order), dates: this.timeDates ?? false }
+          : undefined;
       this.valueCols!.forEach((c, k) => {
         const values = permute(g.values[k]!.take(), order);
         const id = `${name}:${this.names ? this.names[c]!.trim() : `#${c}`}${this.idCol === undefined ? '' : `[${key}]`}`;
         out.push({ id, values, ...(labels ? { anomalies: labels } : {}), ...(time ? { time } : {}) });
       });
     }
-    if (this.finite === 0) throw new DataError(`${file}: no numeric data in column(s) ${this.valueCols!.map((c) => this.colName(c)).join(', ')} (every cell is empty or NaN): pick another data.source.column`);
+    if (this.finite === 0)
+      throw new DataError(
+        `${file}: no numeric data in column(s) ${this.valueCols!.map((c) => this.colName(c)).join(', ')} (every cell is empty or NaN): pick another data.source.column`,
+      );
     return out;
   }
 }
@@ -407,7 +466,13 @@ export function parseCsv(text: string, file: string, opts: CsvOptions): Series[]
 }
 
 /** Stream a CSV file's records into `onRecord` (cells, line the record ends on); `read.bytes` counts the bytes read. */
-async function streamCsv(f: DataFile, delimiter: string, onRecord: (cells: string[], line: number) => void, opts: LoadOptions, read: { bytes: number }): Promise<void> {
+async function streamCsv(
+  f: DataFile,
+  delimiter: string,
+  onRecord: (cells: string[], line: number) => void,
+  opts: LoadOptions,
+  read: { bytes: number },
+): Promise<void> {
   const { source, decode } = openDataStream(f, opts, read);
   const parser = parseStream(PARSE_OPTIONS(delimiter));
   let failure: unknown = null;

@@ -38,8 +38,18 @@ export const DATASETS: Record<DatasetName, DatasetSpec> = {
   co2: { pkg: VEGA, file: 'data/co2-concentration.csv', csv: { column: 'CO2', timeColumn: 'Date' }, description: 'Mauna Loa CO2 (ppm), monthly 1958-2020' },
   sp500: { pkg: VEGA, file: 'data/sp500-2000.csv', csv: { column: 'close', timeColumn: 'date' }, description: 'S&P 500 daily close 2000-2020' },
   'sp500-monthly': { pkg: VEGA, file: 'data/sp500.csv', csv: { column: 'price', timeColumn: 'date' }, description: 'S&P 500 monthly 2000-2010' },
-  stocks: { pkg: VEGA, file: 'data/stocks.csv', csv: { column: 'price', idColumn: 'symbol', timeColumn: 'date' }, description: '5 tickers, monthly price 2000-2010' },
-  'seattle-temp': { pkg: VEGA, file: 'data/seattle-weather.csv', csv: { column: 'temp_max', timeColumn: 'date' }, description: 'Seattle daily max temperature 2012-2015' },
+  stocks: {
+    pkg: VEGA,
+    file: 'data/stocks.csv',
+    csv: { column: 'price', idColumn: 'symbol', timeColumn: 'date' },
+    description: '5 tickers, monthly price 2000-2010',
+  },
+  'seattle-temp': {
+    pkg: VEGA,
+    file: 'data/seattle-weather.csv',
+    csv: { column: 'temp_max', timeColumn: 'date' },
+    description: 'Seattle daily max temperature 2012-2015',
+  },
   'seattle-hourly': {
     pkg: VEGA,
     file: 'data/seattle-weather-hourly-normals.csv',
@@ -52,7 +62,12 @@ export const DATASETS: Record<DatasetName, DatasetSpec> = {
     csv: { column: 'temp_max', idColumn: 'location', timeColumn: 'date' },
     description: 'daily max temperature, Seattle and New York 2012-2015',
   },
-  'global-temp': { pkg: VEGA, file: 'data/global-temp.csv', csv: { column: 'temp', timeColumn: 'year' }, description: 'global temperature anomaly, yearly 1880-2023' },
+  'global-temp': {
+    pkg: VEGA,
+    file: 'data/global-temp.csv',
+    csv: { column: 'temp', timeColumn: 'year' },
+    description: 'global temperature anomaly, yearly 1880-2023',
+  },
 };
 
 /**

@@ -68,18 +68,25 @@ function statError(file: string, path: string, cwd: string, e: NodeJS.ErrnoExcep
       } catch {
         // not there at all
       }
-      if (link !== null) return new DataError(`data file ${file} is a symbolic link to ${link}, which does not exist (ENOENT): fix the link (ln -sfn <the real file> ${file}) or ${FIX_PATH}`);
+      if (link !== null)
+        return new DataError(
+          `data file ${file} is a symbolic link to ${link}, which does not exist (ENOENT): fix the link (ln -sfn <the real file> ${file}) or ${FIX_PATH}`,
+        );
       return new DataError(`data file not found: ${file} (resolved from "${path}" against ${cwd}): ${FIX_PATH}`);
     }
     case 'ELOOP':
-      return new DataError(`data file ${file}: too many levels of symbolic links (ELOOP: the links point at each other in a loop): fix the links (ls -l shows where each points) or point data.source.path at the file itself`);
+      return new DataError(
+        `data file ${file}: too many levels of symbolic links (ELOOP: the links point at each other in a loop): fix the links (ls -l shows where each points) or point data.source.path at the file itself`,
+      );
     case 'ENOTDIR':
       return new DataError(`data file ${file}: a part of the path is a file, not a folder (ENOTDIR): ${FIX_PATH}`);
     case 'ENAMETOOLONG':
       return new DataError(`data file path is too long (ENAMETOOLONG): ${shown(file)}: ${FIX_PATH}`);
     case 'EACCES':
     case 'EPERM':
-      return new DataError(`data file ${file}: permission denied (${code}) on it or a folder above it: give this user read permission (ls -l ${file}), or ${FIX_PATH}`);
+      return new DataError(
+        `data file ${file}: permission denied (${code}) on it or a folder above it: give this user read permission (ls -l ${file}), or ${FIX_PATH}`,
+      );
     default:
       return new DataError(`cannot read data file ${file} (${code}): ${e.message}: ${FIX_PATH}`);
   }
@@ -99,19 +106,26 @@ function statData(file: string, path: string, cwd: string): Stats {
  */
 function sniffEncoding(file: string, head: Buffer): TextEncoding {
   if (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return 'utf-8';
-  const utf32 = head.length >= 4 && ((head[0] === 0xff && head[1] === 0xfe && head[2] === 0 && head[3] === 0) || (head[0] === 0 && head[1] === 0 && head[2] === 0xfe && head[3] === 0xff));
-  if (utf32) throw new DataError(`${file} is UTF-32 encoded: convert it to UTF-8 (iconv -f UTF-32 -t UTF-8 ${file} > converted.csv) and point data.source.path at the copy`);
+  const utf32 =
+    head.length >= 4 &&
+    ((head[0] === 0xff && head[1] === 0xfe && head[2] === 0 && head[3] === 0) || (head[0] === 0 && head[1] === 0 && head[2] === 0xfe && head[3] === 0xff));
+  if (utf32)
+    throw new DataError(
+      `${file} is UTF-32 encoded: convert it to UTF-8 (iconv -f UTF-32 -t UTF-8 ${file} > converted.csv) and point data.source.path at the copy`,
+    );
   if (head[0] === 0xff && head[1] === 0xfe) return 'utf-16le';
   if (head[0] === 0xfe && head[1] === 0xff) return 'utf-16be';
   const nul = head.indexOf(0);
   if (nul < 0) return 'utf-8';
   let even = 0;
   let odd = 0;
-  for (let i = 0; i < head.length; i++) if (head[i] === 0) (i % 2 ? odd++ : even++);
+  for (let i = 0; i < head.length; i++) if (head[i] === 0) i % 2 ? odd++ : even++;
   const half = head.length / 2;
   if (half >= 4 && (odd >= 0.9 * half || even >= 0.9 * half)) {
     const order = odd > even ? 'LE' : 'BE';
-    throw new DataError(`${file} looks UTF-16 ${order} encoded without a byte-order mark (a NUL in every other byte): convert it to UTF-8 (iconv -f UTF-16${order} -t UTF-8 ${file} > converted.csv) and point data.source.path at the copy`);
+    throw new DataError(
+      `${file} looks UTF-16 ${order} encoded without a byte-order mark (a NUL in every other byte): convert it to UTF-8 (iconv -f UTF-16${order} -t UTF-8 ${file} > converted.csv) and point data.source.path at the copy`,
+    );
   }
   throw new DataError(`${file} is not a text file (a NUL byte at byte ${nul}: it looks binary): point data.source.path at a CSV or JSON(L) text file`);
 }

@@ -56,10 +56,17 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
 /** "at target[3]: got "five"" for the first problem (paths as in the file). */
 function describeIssue(err: z.ZodError, raw: unknown): string {
   const iss = err.issues[0]!;
-  const at = iss.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  const at = iss.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
   const got = valueAt(raw, iss.path);
   if (got === undefined && iss.path.length === 1 && raw !== null && typeof raw === 'object') {
-    return `no "${String(iss.path[0])}" key (the object has: ${Object.keys(raw).map((k) => `"${k}"`).join(', ') || 'no keys'})`;
+    return `no "${String(iss.path[0])}" key (the object has: ${
+      Object.keys(raw)
+        .map((k) => `"${k}"`)
+        .join(', ') || 'no keys'
+    })`;
   }
   return `${at ? `at ${at}: ` : ''}got ${shown(JSON.stringify(got) ?? String(got))}, expected numbers (null marks a missing point)`;
 }
@@ -71,7 +78,9 @@ function toSeries(raw: unknown, field: string, id: string, where: string): Serie
     return { id, values: toFloat(r.data) };
   }
   if (raw === null || typeof raw !== 'object') {
-    throw new DataError(`${where}: expected a number array or an object with a number array under "${field}", got ${shown(JSON.stringify(raw) ?? String(raw))}: fix the data`);
+    throw new DataError(
+      `${where}: expected a number array or an object with a number array under "${field}", got ${shown(JSON.stringify(raw) ?? String(raw))}: fix the data`,
+    );
   }
   const r = objectSchema(field).safeParse(raw);
   if (!r.success) throw new DataError(`${where}: ${describeIssue(r.error, raw)}: fix the data, or set data.source.field to the key holding the series`);
@@ -82,7 +91,8 @@ function toSeries(raw: unknown, field: string, id: string, where: string): Serie
 
 function requireNumbers(series: Series[], file: string): Series[] {
   if (series.length === 0) throw new DataError(`${file}: no series in the file: point data.source.path at a file with data`);
-  if (!series.some((s) => s.values.some(Number.isFinite))) throw new DataError(`${file}: no numeric data (every series is empty or all missing): check the file and data.source.field`);
+  if (!series.some((s) => s.values.some(Number.isFinite)))
+    throw new DataError(`${file}: no numeric data (every series is empty or all missing): check the file and data.source.field`);
   return series;
 }
 
@@ -100,7 +110,7 @@ function lineSeries(line: string, lineNo: number, file: string, field: string): 
   return toSeries(raw, field, `${basename(file)}:${lineNo}`, where);
 }
 
-export function parseJsonl(text: string, file: string, field: string): Series[] {
+function parseJsonl(text: string, file: string, field: string): Series[] {
   const out: Series[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const s = lineSeries(line, i + 1, file, field);
@@ -118,7 +128,10 @@ export function parseJsonArray(text: string, file: string, field: string): Serie
     const msg = e instanceof Error ? e.message : String(e);
     throw new DataError(`${file}: not valid JSON (${msg}): the file must hold an array of series (use kind "jsonl" for one series per line)`);
   }
-  if (!Array.isArray(raw)) throw new DataError(`${file}: the top level must be an array of series (number arrays or objects with "${field}"), got ${raw === null ? 'null' : typeof raw}`);
+  if (!Array.isArray(raw))
+    throw new DataError(
+      `${file}: the top level must be an array of series (number arrays or objects with "${field}"), got ${raw === null ? 'null' : typeof raw}`,
+    );
   // A flat number array is one series.
   if (raw.length > 0 && raw.every((x) => typeof x === 'number' || x === null)) return requireNumbers([toSeries(raw, field, name, file)], file);
   return requireNumbers(
@@ -169,7 +182,9 @@ export async function loadJsonl(src: JsonlSource, cwd: string, opts: LoadOptions
       const where = `${file}:${bad.line}`;
       const msg = (bad.error as Error).message;
       const why = msg.startsWith(`${where}: `) ? msg.slice(where.length + 2) : msg;
-      throw new DataError(`${where}: the last line is cut off (the file does not end with a line break; was it still being written or copied?): ${why}. Use the complete file, or remove that line`);
+      throw new DataError(
+        `${where}: the last line is cut off (the file does not end with a line break; was it still being written or copied?): ${why}. Use the complete file, or remove that line`,
+      );
     }
     throw bad.error;
   }

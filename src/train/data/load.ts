@@ -127,7 +127,9 @@ export async function loadData(cfg: DataConfig, opts: LoadDataOptions): Promise<
 
   const warnings: string[] = [];
   if (cfg.validFraction > 0 && valid.length === 0) {
-    warnings.push(`no validation windows: no series is long enough for a training and a validation window (each needs contextLength + 1 = ${T + 1} points, so at least ${2 * (T + 1)} in all); lower data.contextLength or set data.validFraction to 0`);
+    warnings.push(
+      `no validation windows: no series is long enough for a training and a validation window (each needs contextLength + 1 = ${T + 1} points, so at least ${2 * (T + 1)} in all); lower data.contextLength or set data.validFraction to 0`,
+    );
   }
   if (cleaned.report.constantSeries > 0) warnings.push(`${cleaned.report.constantSeries} constant series kept: their windows normalise to zeros`);
   const report: DataReport = {

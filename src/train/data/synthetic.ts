@@ -22,7 +22,11 @@ export function generateSynthetic(opts: SyntheticOptions): Series[] {
     // Per-series variety: level, slope factor and sign, amplitude factor and phase per season.
     const level = signal.uniform(-2, 2);
     const slope = opts.trend * signal.uniform(0.5, 1.5) * (signal.next() < 0.5 ? -1 : 1);
-    const seasons = opts.seasonality.map((k) => ({ w: (2 * Math.PI) / k.period, a: k.amplitude * signal.uniform(0.5, 1.5), phase: signal.uniform(0, 2 * Math.PI) }));
+    const seasons = opts.seasonality.map((k) => ({
+      w: (2 * Math.PI) / k.period,
+      a: k.amplitude * signal.uniform(0.5, 1.5),
+      phase: signal.uniform(0, 2 * Math.PI),
+    }));
     const values = new Float64Array(opts.length);
     const anomalies = new Uint8Array(opts.length);
     for (let t = 0; t < opts.length; t++) {

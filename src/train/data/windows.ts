@@ -184,12 +184,27 @@ export class WindowDataset {
 
   private emptyBatch(B: number): Batch {
     const n = B * this.T;
-    return { inputs: new Float32Array(n), labels: new Float32Array(n), mask: new Float32Array(n), B, T: this.T, rows: 0, index: new Int32Array(B).fill(-1), mean: new Float32Array(B), scale: new Float32Array(B).fill(1), epoch: this.epoch, classes: new Int32Array(B).fill(-1) };
+    return {
+      inputs: new Float32Array(n),
+      labels: new Float32Array(n),
+      mask: new Float32Array(n),
+      B,
+      T: this.T,
+      rows: 0,
+      index: new Int32Array(B).fill(-1),
+      mean: new Float32Array(B),
+      scale: new Float32Array(B).fill(1),
+      epoch: this.epoch,
+      classes: new Int32Array(B).fill(-1),
+    };
   }
 
   private checkBatchSize(B: number): void {
     if (!Number.isInteger(B) || B < 1) throw new DataError(`batch size ${B} is not a positive integer: fix schedule.microBatch`);
-    if (this.length === 0) throw new DataError('no windows to draw batches from: the series are shorter than data.contextLength + 1 or validFraction left nothing; lower data.contextLength or add data');
+    if (this.length === 0)
+      throw new DataError(
+        'no windows to draw batches from: the series are shorter than data.contextLength + 1 or validFraction left nothing; lower data.contextLength or add data',
+      );
   }
 
   /**
@@ -234,7 +249,15 @@ export class WindowDataset {
     const b = this.emptyBatch(1);
     this.fill(b, 0, w);
     const s = this.segments[this.seg[w]!]!;
-    return { inputs: b.inputs, labels: b.labels, mean: this.mean[w]!, scale: this.scale[w]!, seriesIndex: s.seriesIndex, seriesId: s.seriesId, start: s.offset + this.start[w]! };
+    return {
+      inputs: b.inputs,
+      labels: b.labels,
+      mean: this.mean[w]!,
+      scale: this.scale[w]!,
+      seriesIndex: s.seriesIndex,
+      seriesId: s.seriesId,
+      start: s.offset + this.start[w]!,
+    };
   }
 
   /** Position in the shuffled stream; restore() of it makes nextBatch() repeat the same batches. */
@@ -244,10 +267,15 @@ export class WindowDataset {
 
   restore(raw: unknown): void {
     const r = DataStateSchema.safeParse(raw);
-    if (!r.success) throw new DataError(`invalid data state in checkpoint: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}: the checkpoint is damaged or from another version`);
+    if (!r.success)
+      throw new DataError(
+        `invalid data state in checkpoint: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}: the checkpoint is damaged or from another version`,
+      );
     const st = r.data;
     if (st.windows !== this.length) {
-      throw new DataError(`checkpoint was saved with ${st.windows} training windows but the data now gives ${this.length}: the data or data config changed since; resume with the same data and config`);
+      throw new DataError(
+        `checkpoint was saved with ${st.windows} training windows but the data now gives ${this.length}: the data or data config changed since; resume with the same data and config`,
+      );
     }
     if (st.cursor > this.length) throw new DataError(`invalid data state in checkpoint: cursor ${st.cursor} > ${this.length} windows`);
     // Re-draw the epoch's permutation from the state the rng had when it was drawn.

@@ -62,7 +62,9 @@ export function parseHfConfig(raw: unknown, where: string): HfTimeMoeConfig {
   if (!r.success) {
     throw new HfConfigError(
       `${where} is not a Time-MoE config.json`,
-      r.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}${i.path[0] === 'model_type' ? ' (Time-MoE folders have "model_type": "time_moe")' : ''}`),
+      r.error.issues.map(
+        (i) => `${i.path.join('.') || '(top level)'}: ${i.message}${i.path[0] === 'model_type' ? ' (Time-MoE folders have "model_type": "time_moe")' : ''}`,
+      ),
     );
   }
   return r.data;
@@ -78,7 +80,8 @@ function unsupported(c: HfTimeMoeConfig): string[] {
     out.push(`num_key_value_heads ${c.num_key_value_heads} differs from num_attention_heads ${c.num_attention_heads}: grouped KV heads are not implemented`);
   if (c.tie_word_embeddings) out.push('tie_word_embeddings true: Time-MoE heads are never tied; the file is not a Time-MoE forecaster');
   if (c.num_experts_per_tok > c.num_experts) out.push(`num_experts_per_tok ${c.num_experts_per_tok} exceeds num_experts ${c.num_experts}`);
-  if (c.intermediate_size < c.num_experts_per_tok) out.push(`intermediate_size ${c.intermediate_size} leaves experts no hidden units (intermediate_size // num_experts_per_tok = 0)`);
+  if (c.intermediate_size < c.num_experts_per_tok)
+    out.push(`intermediate_size ${c.intermediate_size} leaves experts no hidden units (intermediate_size // num_experts_per_tok = 0)`);
   return out;
 }
 
@@ -103,7 +106,11 @@ export function modelFromHf(c: HfTimeMoeConfig, where: string): ModelConfig {
       task: 'forecast',
     });
   } catch (e) {
-    if (e instanceof z.ZodError) throw new HfConfigError(`${where} describes a model this engine cannot run`, e.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+    if (e instanceof z.ZodError)
+      throw new HfConfigError(
+        `${where} describes a model this engine cannot run`,
+        e.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+      );
     throw e;
   }
 }
@@ -181,7 +188,10 @@ export function compareWithHf(m: ModelConfig, c: HfTimeMoeConfig, ignore: readon
   for (const k of COMPARED) {
     if (ignore.includes(k.ours)) continue;
     const want = k.value(c, m);
-    if (!same(m[k.ours], want)) out.push(`model.${k.ours} is ${JSON.stringify(m[k.ours])} but config.json has ${k.hf} = ${JSON.stringify(want)}: set model.${k.ours} to ${JSON.stringify(want)} (e.g. --set model.${k.ours}=${JSON.stringify(want)})`);
+    if (!same(m[k.ours], want))
+      out.push(
+        `model.${k.ours} is ${JSON.stringify(m[k.ours])} but config.json has ${k.hf} = ${JSON.stringify(want)}: set model.${k.ours} to ${JSON.stringify(want)} (e.g. --set model.${k.ours}=${JSON.stringify(want)})`,
+      );
   }
   return out;
 }

@@ -24,7 +24,11 @@ import { hfFromModel } from './hf-config.ts';
 import { HF_CONFIG_FILE, SUMS_FILE, expectedEntries, readSourceTensors, sourceRoot, type ModelSource } from './model-source.ts';
 
 /** export.js --dtype: the safetensors dtype and config.json's torch_dtype. */
-export const EXPORT_DTYPES = { f32: { st: 'F32', torch: 'float32', bytes: 4 }, bf16: { st: 'BF16', torch: 'bfloat16', bytes: 2 }, f16: { st: 'F16', torch: 'float16', bytes: 2 } } as const satisfies Record<string, { st: WriteDType; torch: string; bytes: number }>;
+export const EXPORT_DTYPES = {
+  f32: { st: 'F32', torch: 'float32', bytes: 4 },
+  bf16: { st: 'BF16', torch: 'bfloat16', bytes: 2 },
+  f16: { st: 'F16', torch: 'float16', bytes: 2 },
+} as const satisfies Record<string, { st: WriteDType; torch: string; bytes: number }>;
 export type ExportDType = keyof typeof EXPORT_DTYPES;
 
 /**
@@ -61,7 +65,11 @@ function checkTensors(file: string, tensors: ReadonlyMap<string, HostTensor>, ex
   }
   for (const name of tensors.keys()) if (!want.has(name)) problems.push(`unexpected tensor ${name}`);
   if (problems.length)
-    throw new CheckpointError(file, `does not match the model its config describes (${problems.length} problems: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; …' : ''})`, 'Export a checkpoint written by train.js, unmodified');
+    throw new CheckpointError(
+      file,
+      `does not match the model its config describes (${problems.length} problems: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? '; …' : ''})`,
+      'Export a checkpoint written by train.js, unmodified',
+    );
 }
 
 /** The largest finite f16 value; bigger ones would be written as infinity. */
@@ -81,14 +89,23 @@ export async function exportHf(source: ModelSource, outPath: string, opts: { for
   checkWritable(out);
   const old = existsSync(out) && readdirSync(out).length > 0 ? listFiles(out) : null;
   if (old && !opts.force)
-    throw new CheckpointError(out, `already exists and is not empty (${old.slice(0, 5).join(', ')}${old.length > 5 ? ', …' : ''})`, `Choose another --out, or pass --force to move its files aside into ${shown(out, cwd)}.set-aside-<time>/ (nothing is deleted)`);
+    throw new CheckpointError(
+      out,
+      `already exists and is not empty (${old.slice(0, 5).join(', ')}${old.length > 5 ? ', …' : ''})`,
+      `Choose another --out, or pass --force to move its files aside into ${shown(out, cwd)}.set-aside-<time>/ (nothing is deleted)`,
+    );
   const { tensors } = await readSourceTensors(source);
   const expected = expectedEntries(source.model);
   checkTensors(source.modelFile, tensors, expected);
   if (dtype === 'f16') {
     for (const [name, t] of tensors) {
       const i = t.data.findIndex((v) => Math.abs(v) > F16_MAX);
-      if (i >= 0) throw new CheckpointError(source.modelFile, `tensor ${name} holds ${t.data[i]} (index ${i}), beyond f16's range (±${F16_MAX}): it would be written as infinity`, 'Export with --dtype bf16 (same range as f32) or --dtype f32');
+      if (i >= 0)
+        throw new CheckpointError(
+          source.modelFile,
+          `tensor ${name} holds ${t.data[i]} (index ${i}), beyond f16's range (±${F16_MAX}): it would be written as infinity`,
+          'Export with --dtype bf16 (same range as f32) or --dtype f32',
+        );
     }
   }
 
@@ -107,7 +124,16 @@ export async function exportHf(source: ModelSource, outPath: string, opts: { for
   );
   const w = written as WriteResult | null;
   if (!w) throw new Error('export: the folder was written without its model file');
-  return { out, tensors: expected.length, parameters, dtype, bytes: w.bytes, sha256: w.sha256, config, setAside: setAside && old ? { path: setAside, files: old } : null };
+  return {
+    out,
+    tensors: expected.length,
+    parameters,
+    dtype,
+    bytes: w.bytes,
+    sha256: w.sha256,
+    config,
+    setAside: setAside && old ? { path: setAside, files: old } : null,
+  };
 }
 
 function sha256Text(text: string): string {

@@ -15,7 +15,22 @@ import { realPath, relation, shown } from '../../util/output-path.ts';
 
 /** Our checkpoint's model against the training config's (same keys as compareWithHf). */
 function compareModels(ours: ModelConfig, theirs: ModelConfig, ignore: readonly (keyof ModelConfig)[]): string[] {
-  const keys = ['hidden', 'layers', 'heads', 'experts', 'topK', 'moeIntermediate', 'sharedIntermediate', 'horizons', 'ropeTheta', 'rmsEps', 'normTopkProb', 'capacityFactor', 'task', 'numClasses'] as const;
+  const keys = [
+    'hidden',
+    'layers',
+    'heads',
+    'experts',
+    'topK',
+    'moeIntermediate',
+    'sharedIntermediate',
+    'horizons',
+    'ropeTheta',
+    'rmsEps',
+    'normTopkProb',
+    'capacityFactor',
+    'task',
+    'numClasses',
+  ] as const;
   const out: string[] = [];
   for (const k of keys) {
     if (ignore.includes(k)) continue;
@@ -52,7 +67,12 @@ export async function prepareInitFrom(model: ModelConfig, from: string, cwd: str
     if (r) {
       const run = shown(runDir, cwd);
       const src = shown(root.path, cwd);
-      const how = r === 'same' ? `is ${root.what.replace(' being read', '')} model.init.from reads` : r === 'inside' ? `is inside ${src}, ${root.what.replace(' being read', '')} model.init.from reads` : `holds ${src}, ${root.what.replace(' being read', '')} model.init.from reads`;
+      const how =
+        r === 'same'
+          ? `is ${root.what.replace(' being read', '')} model.init.from reads`
+          : r === 'inside'
+            ? `is inside ${src}, ${root.what.replace(' being read', '')} model.init.from reads`
+            : `holds ${src}, ${root.what.replace(' being read', '')} model.init.from reads`;
       throw new ConfigError(
         `logging.dir ${run} ${how} (model.init.from ${from}${root.path !== source.dir ? `: ${shown(source.dir, cwd)}` : ''}). A run there would move aside, prune or mix its files with the weights it starts from. ` +
           `Train into another folder (e.g. --set logging.dir=${shown(`${realPath(root.path, 'read')}-finetune`, cwd)}), or copy the checkpoint out of the run first`,
@@ -65,7 +85,9 @@ export async function prepareInitFrom(model: ModelConfig, from: string, cwd: str
   const ignore = backboneOnly ? (['horizons', 'task', 'numClasses'] as const) : [];
   const problems = source.kind === 'hf' ? compareWithHf(model, source.hf, ignore) : compareModels(model, source.model, ignore);
   if (problems.length) {
-    throw new ConfigError(`model.init.from ${source.dir}: its config does not describe the model being trained (${problems.length} difference${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`);
+    throw new ConfigError(
+      `model.init.from ${source.dir}: its config does not describe the model being trained (${problems.length} difference${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`,
+    );
   }
   // The weights, verified (checksum, finite values), before the data and the device.
   const { tensors } = await readSourceTensors(source);
@@ -73,7 +95,12 @@ export async function prepareInitFrom(model: ModelConfig, from: string, cwd: str
     source,
     async load(m, weights) {
       await loadSourceWeights(source, m.params, weights, { backboneOnly, tensors });
-      const what = [backboneOnly ? `the backbone (the ${model.numClasses}-class head starts from its init)` : '', m.adapters.length ? `LoRA adapters start at B = 0` : ''].filter(Boolean).join('; ');
+      const what = [
+        backboneOnly ? `the backbone (the ${model.numClasses}-class head starts from its init)` : '',
+        m.adapters.length ? `LoRA adapters start at B = 0` : '',
+      ]
+        .filter(Boolean)
+        .join('; ');
       return `[init] weights from ${describeSource(source)}${what ? `: ${what}` : ''}`;
     },
   };

@@ -19,7 +19,19 @@ import type { ModelConfig } from '../../model/config.ts';
 import { MetaRuntime } from '../../kernels/meta-runtime.ts';
 import { TimeMoeModel } from '../../model/time-moe.ts';
 import type { Parameter } from '../../model/parameter.ts';
-import { CheckpointError, LATEST_FILE, MODEL_FILE, STATE_FILE, STEP_RE, latestCheckpoint, loadModelWeightsFiltered, readCheckpointState, tensorStore, type CheckpointState, type WeightStores } from '../persist/checkpoint.ts';
+import {
+  CheckpointError,
+  LATEST_FILE,
+  MODEL_FILE,
+  STATE_FILE,
+  STEP_RE,
+  latestCheckpoint,
+  loadModelWeightsFiltered,
+  readCheckpointState,
+  tensorStore,
+  type CheckpointState,
+  type WeightStores,
+} from '../persist/checkpoint.ts';
 import { readSafetensors, type HostTensor, type SafetensorsFile } from '../persist/safetensors.ts';
 import { mergeLora } from '../../model/lora.ts';
 import { parseConfig, type TrainConfig } from '../config.ts';
@@ -35,7 +47,8 @@ export type ModelSource =
   | { kind: 'checkpoint'; dir: string; modelFile: string; state: CheckpointState; train: TrainConfig; model: ModelConfig }
   | { kind: 'hf'; dir: string; modelFile: string; hf: HfTimeMoeConfig; model: ModelConfig; sums: ReadonlyMap<string, string> | null };
 
-const WHAT = 'Pass a checkpoint directory (runs/<name>/checkpoints/step-N), a run directory (runs/<name>) or a Hugging Face Time-MoE folder (config.json + model.safetensors)';
+const WHAT =
+  'Pass a checkpoint directory (runs/<name>/checkpoints/step-N), a run directory (runs/<name>) or a Hugging Face Time-MoE folder (config.json + model.safetensors)';
 
 function isDir(p: string): boolean {
   try {
@@ -74,7 +87,12 @@ export function readSums(dir: string): Map<string, string> | null {
   lines.forEach((line, i) => {
     if (!line.trim()) return;
     const m = /^([0-9a-f]{64}) [ *]([^/\\]+)$/.exec(line);
-    if (!m) throw new CheckpointError(file, `line ${i + 1} is not "<sha256>  <file name>" (${JSON.stringify(line.slice(0, 80))})`, `export.js writes this file: export the folder again, or delete ${SUMS_FILE} to load the folder unchecked`);
+    if (!m)
+      throw new CheckpointError(
+        file,
+        `line ${i + 1} is not "<sha256>  <file name>" (${JSON.stringify(line.slice(0, 80))})`,
+        `export.js writes this file: export the folder again, or delete ${SUMS_FILE} to load the folder unchecked`,
+      );
     sums.set(m[2]!, m[1]!);
   });
   return sums;
@@ -94,7 +112,8 @@ function fromHfFolder(dir: string): ModelSource {
   try {
     const bytes = readFileSync(cfgFile);
     const want = sums?.get(HF_CONFIG_FILE);
-    if (want !== undefined && sha256Of(bytes) !== want) throw new CheckpointError(cfgFile, `contents do not match the SHA-256 recorded in ${SUMS_FILE} (changed or damaged after export.js wrote it)`, SUMS_FIX);
+    if (want !== undefined && sha256Of(bytes) !== want)
+      throw new CheckpointError(cfgFile, `contents do not match the SHA-256 recorded in ${SUMS_FILE} (changed or damaged after export.js wrote it)`, SUMS_FIX);
     raw = JSON.parse(bytes.toString('utf8'));
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
@@ -105,9 +124,17 @@ function fromHfFolder(dir: string): ModelSource {
   const modelFile = join(dir, MODEL_FILE);
   if (!existsSync(modelFile)) {
     if (existsSync(join(dir, 'model.safetensors.index.json')))
-      throw new CheckpointError(dir, 'holds sharded weights (model.safetensors.index.json)', 'Merge the shards into one model.safetensors (e.g. in PyTorch: save_pretrained(..., max_shard_size="100GB"))');
+      throw new CheckpointError(
+        dir,
+        'holds sharded weights (model.safetensors.index.json)',
+        'Merge the shards into one model.safetensors (e.g. in PyTorch: save_pretrained(..., max_shard_size="100GB"))',
+      );
     if (existsSync(join(dir, 'pytorch_model.bin')))
-      throw new CheckpointError(dir, 'holds pytorch_model.bin but no model.safetensors', 'Convert it in PyTorch: model.save_pretrained(folder, safe_serialization=True)');
+      throw new CheckpointError(
+        dir,
+        'holds pytorch_model.bin but no model.safetensors',
+        'Convert it in PyTorch: model.save_pretrained(folder, safe_serialization=True)',
+      );
     throw new CheckpointError(modelFile, 'missing', 'A Hugging Face Time-MoE folder holds config.json and model.safetensors');
   }
   if (sums && !sums.has(MODEL_FILE)) throw new CheckpointError(join(dir, SUMS_FILE), `names no ${MODEL_FILE}`, SUMS_FIX);
@@ -179,17 +206,32 @@ function firstNonFinite(tensors: ReadonlyMap<string, HostTensor>): { name: strin
  * comes through here.
  */
 export async function readSourceTensors(source: ModelSource): Promise<{ file: SafetensorsFile; tensors: ReadonlyMap<string, HostTensor> }> {
-  const expected = source.kind === 'checkpoint' ? { sha256: source.state.files.model.sha256, bytes: source.state.files.model.bytes, where: 'state.json' } : source.sums ? { sha256: source.sums.get(MODEL_FILE)!, bytes: null, where: SUMS_FILE } : null;
+  const expected =
+    source.kind === 'checkpoint'
+      ? { sha256: source.state.files.model.sha256, bytes: source.state.files.model.bytes, where: 'state.json' }
+      : source.sums
+        ? { sha256: source.sums.get(MODEL_FILE)!, bytes: null, where: SUMS_FILE }
+        : null;
   const hint = source.kind === 'checkpoint' ? earlierHint(source) : null;
-  const damaged = (detail: string) => new CheckpointError(source.modelFile, `${detail} (changed or damaged after it was written)`, source.kind === 'checkpoint' ? `Restore the file from a copy${hint ? `, or ${hint}` : ''}` : SUMS_FIX);
+  const damaged = (detail: string) =>
+    new CheckpointError(
+      source.modelFile,
+      `${detail} (changed or damaged after it was written)`,
+      source.kind === 'checkpoint' ? `Restore the file from a copy${hint ? `, or ${hint}` : ''}` : SUMS_FIX,
+    );
   if (expected?.bytes != null) {
     let size: number;
     try {
       size = statSync(source.modelFile).size;
     } catch (e) {
-      throw new CheckpointError(source.modelFile, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, `A checkpoint holds ${MODEL_FILE} beside state.json: restore it${hint ? `, or ${hint}` : ''}`);
+      throw new CheckpointError(
+        source.modelFile,
+        `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        `A checkpoint holds ${MODEL_FILE} beside state.json: restore it${hint ? `, or ${hint}` : ''}`,
+      );
     }
-    if (size !== expected.bytes) throw damaged(`is ${size.toLocaleString('en-US')} bytes, but ${expected.where} records ${expected.bytes.toLocaleString('en-US')}`);
+    if (size !== expected.bytes)
+      throw damaged(`is ${size.toLocaleString('en-US')} bytes, but ${expected.where} records ${expected.bytes.toLocaleString('en-US')}`);
   }
   const file = await readSafetensors(source.modelFile);
   if (expected && file.sha256 !== expected.sha256) throw damaged(`contents do not match the SHA-256 recorded in ${expected.where}`);
@@ -210,7 +252,11 @@ export async function readSourceTensors(source: ModelSource): Promise<{ file: Sa
   try {
     return { file, tensors: mergeLora(file.tensors, layout.adapters, source.modelFile) };
   } catch (e) {
-    throw new CheckpointError(source.modelFile, `cannot merge the LoRA adapters its config names (${(e as Error).message})`, 'Use the checkpoint unmodified, with the state.json it was saved with');
+    throw new CheckpointError(
+      source.modelFile,
+      `cannot merge the LoRA adapters its config names (${(e as Error).message})`,
+      'Use the checkpoint unmodified, with the state.json it was saved with',
+    );
   }
 }
 
@@ -223,7 +269,12 @@ const HEAD_RE = /^(lm_heads\.|classifier\.)/;
  * `tensors`: what readSourceTensors returned (read and verified before the device was opened);
  * without it the file is read here, through readSourceTensors all the same.
  */
-export async function loadSourceWeights(source: ModelSource, params: readonly Parameter[], weights?: WeightStores, opts: { backboneOnly?: boolean; tensors?: ReadonlyMap<string, HostTensor> } = {}): Promise<void> {
+export async function loadSourceWeights(
+  source: ModelSource,
+  params: readonly Parameter[],
+  weights?: WeightStores,
+  opts: { backboneOnly?: boolean; tensors?: ReadonlyMap<string, HostTensor> } = {},
+): Promise<void> {
   const skipHead = !!opts.backboneOnly;
   const targets = params.filter((p) => p.group !== 'lora' && !(skipHead && p.group === 'head'));
   const keep = (name: string) => !(skipHead && HEAD_RE.test(name));

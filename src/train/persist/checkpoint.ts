@@ -25,7 +25,16 @@ import type { Tensor } from '../../kernels/tensor.ts';
 import type { Parameter } from '../../model/parameter.ts';
 import { pidAlive } from '../../util/process.ts';
 import { IoError, OLD_RE, TEMP_RE as TMP_RE, replaceFolderAtomic, syncFolder, writeFileAtomic, writeSyncedText } from '../../util/atomic-write.ts';
-import { CheckpointError, encodeHeader, readSafetensors, readSafetensorsHeader, writeSafetensors, type HostTensor, type SafetensorsFile, type TensorSource } from './safetensors.ts';
+import {
+  CheckpointError,
+  encodeHeader,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+  type HostTensor,
+  type SafetensorsFile,
+  type TensorSource,
+} from './safetensors.ts';
 
 export { CheckpointError } from './safetensors.ts';
 
@@ -78,7 +87,9 @@ const trainingStateShape = {
 export const TrainingStateSchema = z.object(trainingStateShape).strict();
 export type TrainingStateInput = z.input<typeof TrainingStateSchema>;
 
-const FileInfoSchema = z.object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/), tensors: z.number().int().nonnegative() }).strict();
+const FileInfoSchema = z
+  .object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/), tensors: z.number().int().nonnegative() })
+  .strict();
 const HeadSchema = z.object({ format: z.string(), version: z.number() }).loose();
 export const CheckpointStateSchema = z
   .object({
@@ -143,7 +154,8 @@ export type OptimizerStateInput = readonly (OptimizerSlot | StoreSlot)[] | Reado
 export type WeightStores = (p: Parameter) => StateStore;
 const gpuWeights: WeightStores = (p) => tensorStore(p.data);
 
-export type CheckpointPhase = 'tmp-created' | 'writing' | 'model-written' | 'optimizer-written' | 'state-written' | 'synced' | 'old-moved-aside' | 'renamed' | 'latest-updated' | 'done';
+export type CheckpointPhase =
+  'tmp-created' | 'writing' | 'model-written' | 'optimizer-written' | 'state-written' | 'synced' | 'old-moved-aside' | 'renamed' | 'latest-updated' | 'done';
 export interface CheckpointProgress {
   phase: CheckpointPhase;
   /** For 'writing': the file and the bytes written so far. */
@@ -188,7 +200,11 @@ export const DIVERGED_RE = /^diverged-step-(\d+)$/;
 
 function checkName(root: string, name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.=-]*$/.test(name) || TMP_RE.test(name) || OLD_RE.test(name) || name === LATEST_FILE)
-    throw new CheckpointError(join(root, name), `"${name}" is not a usable checkpoint name`, 'Use letters, digits, "_", "-", "." and "=" (e.g. step-100), not "latest" or a .tmp-/.old- name');
+    throw new CheckpointError(
+      join(root, name),
+      `"${name}" is not a usable checkpoint name`,
+      'Use letters, digits, "_", "-", "." and "=" (e.g. step-100), not "latest" or a .tmp-/.old- name',
+    );
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -272,7 +288,8 @@ export function checkpointBytes(data: Pick<CheckpointData, 'model' | 'optimizer'
 /** Round-trip through JSON (NaN -> null, as state.json will hold it), then validate. */
 function normaliseState(root: string, state: TrainingStateInput): z.output<typeof TrainingStateSchema> {
   const r = TrainingStateSchema.safeParse(JSON.parse(JSON.stringify(state)));
-  if (!r.success) throw new CheckpointError(root, `bad training state (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'Pass the fields of TrainingStateSchema');
+  if (!r.success)
+    throw new CheckpointError(root, `bad training state (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'Pass the fields of TrainingStateSchema');
   return r.data;
 }
 
@@ -293,9 +310,17 @@ export async function writeCheckpoint(root: string, data: CheckpointData, opts: 
   }
 }
 
-async function writeCheckpointIn(root: string, name: string, base: z.output<typeof TrainingStateSchema>, data: CheckpointData, opts: SaveOptions, at: { file: string }): Promise<SavedCheckpoint> {
+async function writeCheckpointIn(
+  root: string,
+  name: string,
+  base: z.output<typeof TrainingStateSchema>,
+  data: CheckpointData,
+  opts: SaveOptions,
+  at: { file: string },
+): Promise<SavedCheckpoint> {
   checkName(root, name);
-  if (opts.keep !== undefined && !(Number.isInteger(opts.keep) && opts.keep >= 1)) throw new CheckpointError(root, `keep must be an integer >= 1, got ${opts.keep}`, 'Pass keep >= 1 or leave it out to keep every checkpoint');
+  if (opts.keep !== undefined && !(Number.isInteger(opts.keep) && opts.keep >= 1))
+    throw new CheckpointError(root, `keep must be an integer >= 1, got ${opts.keep}`, 'Pass keep >= 1 or leave it out to keep every checkpoint');
   const fsync = opts.fsync ?? true;
   const report = async (e: CheckpointProgress) => {
     if (opts.onProgress) await opts.onProgress(e);
@@ -311,7 +336,11 @@ async function writeCheckpointIn(root: string, name: string, base: z.output<type
       await report({ phase: 'tmp-created' });
       const write = (file: string, tensors: ReadonlyMap<string, TensorSource>, meta: Record<string, string>) => {
         at.file = join(target, file);
-        return writeSafetensors(join(tmp, file), tensors, meta, { atomic: false, fsync, onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }) });
+        return writeSafetensors(join(tmp, file), tensors, meta, {
+          atomic: false,
+          fsync,
+          onProgress: (bytesWritten) => report({ phase: 'writing', file, bytesWritten }),
+        });
       };
       const model = await write(MODEL_FILE, data.model, MODEL_META);
       await report({ phase: 'model-written' });
@@ -358,16 +387,28 @@ interface Slot {
 /** Resolve the optimizer state to parameters, checking names and sizes. */
 function resolveSlots(where: string, params: readonly Parameter[], input: OptimizerStateInput | undefined): Slot[] {
   if (!input) return [];
-  const list: { name: string; m: Tensor | StateStore; v: Tensor | StateStore; param?: Parameter }[] = input instanceof Map ? [...input].map(([param, s]) => ({ name: param.name, m: s.m, v: s.v, param })) : [...(input as readonly (OptimizerSlot | StoreSlot)[])];
+  const list: { name: string; m: Tensor | StateStore; v: Tensor | StateStore; param?: Parameter }[] =
+    input instanceof Map
+      ? [...input].map(([param, s]) => ({ name: param.name, m: s.m, v: s.v, param }))
+      : [...(input as readonly (OptimizerSlot | StoreSlot)[])];
   const byName = new Map(params.map((p) => [p.name, p]));
   const seen = new Set<string>();
   return list.map((s) => {
     const param = s.param ?? byName.get(s.name);
-    if (!param || !byName.has(param.name)) throw new CheckpointError(where, `optimizer state for ${s.name}, which is not a parameter of this model`, 'Key optimizer state by Parameter.name');
+    if (!param || !byName.has(param.name))
+      throw new CheckpointError(where, `optimizer state for ${s.name}, which is not a parameter of this model`, 'Key optimizer state by Parameter.name');
     if (seen.has(param.name)) throw new CheckpointError(where, `optimizer state for ${param.name} is given twice`, 'Pass one {name, m, v} per parameter');
     seen.add(param.name);
-    for (const [k, t] of [['m', s.m], ['v', s.v]] as const)
-      if (t.size !== param.data.size) throw new CheckpointError(where, `optimizer ${k} for ${param.name} has ${t.size} elements, the parameter has ${param.data.size}`, 'Allocate m and v shaped like the parameter');
+    for (const [k, t] of [
+      ['m', s.m],
+      ['v', s.v],
+    ] as const)
+      if (t.size !== param.data.size)
+        throw new CheckpointError(
+          where,
+          `optimizer ${k} for ${param.name} has ${t.size} elements, the parameter has ${param.data.size}`,
+          'Allocate m and v shaped like the parameter',
+        );
     return { param, m: asStore(s.m), v: asStore(s.v) };
   });
 }
@@ -408,7 +449,12 @@ export async function saveCheckpoint(
   const slots = resolveSlots(root, args.params, args.optimizerState);
   const weights = args.weights ?? gpuWeights;
   const model = gpuSources(args.params.map((p) => ({ store: weights(p), param: p, suffix: '' })));
-  const optimizer = gpuSources(slots.flatMap((s) => [{ store: s.m, param: s.param, suffix: '.exp_avg' }, { store: s.v, param: s.param, suffix: '.exp_avg_sq' }]));
+  const optimizer = gpuSources(
+    slots.flatMap((s) => [
+      { store: s.m, param: s.param, suffix: '.exp_avg' },
+      { store: s.v, param: s.param, suffix: '.exp_avg_sq' },
+    ]),
+  );
   return writeCheckpoint(root, { model, optimizer, state: args.state }, opts);
 }
 
@@ -452,15 +498,29 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(file, code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`, 'This is not a complete checkpoint: load another one (train.js --resume-from <step>)');
+    throw new CheckpointError(
+      file,
+      code === 'ENOENT' ? 'missing' : `not valid JSON (${(e as Error).message})`,
+      'This is not a complete checkpoint: load another one (train.js --resume-from <step>)',
+    );
   }
   const head = HeadSchema.safeParse(raw);
-  if (!head.success || head.data.format !== CHECKPOINT_FORMAT) throw new CheckpointError(file, `not a ${CHECKPOINT_FORMAT} state file`, 'Point at a directory written by saveCheckpoint');
+  if (!head.success || head.data.format !== CHECKPOINT_FORMAT)
+    throw new CheckpointError(file, `not a ${CHECKPOINT_FORMAT} state file`, 'Point at a directory written by saveCheckpoint');
   if (head.data.version > CHECKPOINT_VERSION) throw new NewerCheckpointError(file, head.data.version);
   if (head.data.version !== CHECKPOINT_VERSION)
-    throw new CheckpointError(file, `checkpoint format version ${head.data.version} (the "version" field of state.json); this webgpu-moe reads format version ${CHECKPOINT_VERSION}`, 'Convert it, or start a fresh run');
+    throw new CheckpointError(
+      file,
+      `checkpoint format version ${head.data.version} (the "version" field of state.json); this webgpu-moe reads format version ${CHECKPOINT_VERSION}`,
+      'Convert it, or start a fresh run',
+    );
   const r = CheckpointStateSchema.safeParse(raw);
-  if (!r.success) throw new CheckpointError(file, `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`, 'The file was edited or damaged: restore it, or load an older checkpoint (train.js --resume-from <step>)');
+  if (!r.success)
+    throw new CheckpointError(
+      file,
+      `invalid (${z.prettifyError(r.error).replace(/\n/g, ' ')})`,
+      'The file was edited or damaged: restore it, or load an older checkpoint (train.js --resume-from <step>)',
+    );
   return r.data;
 }
 
@@ -473,7 +533,11 @@ interface Staged {
  * Assemble full tensors from state-dict entries. Every entry must be present with its exact
  * shape, and the file may hold nothing else. Returns the writes, or the list of problems.
  */
-function stage(items: readonly { store: StateStore; param: Parameter; suffix: string }[], shapes: ReadonlyMap<string, readonly number[]>, dict: ReadonlyMap<string, HostTensor> | null): { staged: Staged[]; problems: string[] } {
+function stage(
+  items: readonly { store: StateStore; param: Parameter; suffix: string }[],
+  shapes: ReadonlyMap<string, readonly number[]>,
+  dict: ReadonlyMap<string, HostTensor> | null,
+): { staged: Staged[]; problems: string[] } {
   const problems: string[] = [];
   const staged: Staged[] = [];
   const used = new Set<string>();
@@ -502,15 +566,24 @@ function stage(items: readonly { store: StateStore; param: Parameter; suffix: st
 
 function mismatch(file: string, problems: string[], fix: string): CheckpointError {
   const shown = problems.slice(0, 12).join('; ');
-  return new CheckpointError(file, `does not match the model (${problems.length} problem${problems.length === 1 ? '' : 's'}: ${shown}${problems.length > 12 ? '; …' : ''})`, fix);
+  return new CheckpointError(
+    file,
+    `does not match the model (${problems.length} problem${problems.length === 1 ? '' : 's'}: ${shown}${problems.length > 12 ? '; …' : ''})`,
+    fix,
+  );
 }
 
-const OTHER_CONFIG = 'It was written for another model config (see "config" in state.json): build the model with that config, or start a fresh run instead of resuming';
+const OTHER_CONFIG =
+  'It was written for another model config (see "config" in state.json): build the model with that config, or start a fresh run instead of resuming';
 
 async function checkedRead(file: string, expect: { sha256: string; bytes: number } | null): Promise<SafetensorsFile> {
   const f = await readSafetensors(file);
   if (expect && f.sha256 !== expect.sha256)
-    throw new CheckpointError(file, `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`, 'Restore the file from a copy, or load an older checkpoint (train.js --resume-from <step>)');
+    throw new CheckpointError(
+      file,
+      `contents do not match the SHA-256 recorded in state.json (damaged after it was written)`,
+      'Restore the file from a copy, or load an older checkpoint (train.js --resume-from <step>)',
+    );
   return f;
 }
 
@@ -520,18 +593,29 @@ async function checkedRead(file: string, expect: { sha256: string; bytes: number
  * (shapes via the headers, then checksums and data); on any problem a CheckpointError is thrown
  * and nothing was written. To resume the optimizer, allocate its m/v for every parameter first.
  */
-export async function loadCheckpoint(dir: string, args: { params: readonly Parameter[]; weights?: WeightStores; optimizerState?: OptimizerStateInput }): Promise<CheckpointState> {
+export async function loadCheckpoint(
+  dir: string,
+  args: { params: readonly Parameter[]; weights?: WeightStores; optimizerState?: OptimizerStateInput },
+): Promise<CheckpointState> {
   let ckpt = dir;
   if (!(await exists(join(dir, STATE_FILE)))) {
     const latest = await latestCheckpoint(dir);
-    if (!latest) throw new CheckpointError(dir, 'holds no checkpoint (no state.json, no usable latest pointer or step-* directory)', 'Pass a checkpoint directory or the root that saveCheckpoint wrote to');
+    if (!latest)
+      throw new CheckpointError(
+        dir,
+        'holds no checkpoint (no state.json, no usable latest pointer or step-* directory)',
+        'Pass a checkpoint directory or the root that saveCheckpoint wrote to',
+      );
     ckpt = latest;
   }
   const state = await readCheckpointState(ckpt);
   const slots = resolveSlots(ckpt, args.params, args.optimizerState);
   const weights = args.weights ?? gpuWeights;
   const modelItems = args.params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
-  const optItems = slots.flatMap((s) => [{ store: s.m, param: s.param, suffix: '.exp_avg' }, { store: s.v, param: s.param, suffix: '.exp_avg_sq' }]);
+  const optItems = slots.flatMap((s) => [
+    { store: s.m, param: s.param, suffix: '.exp_avg' },
+    { store: s.v, param: s.param, suffix: '.exp_avg_sq' },
+  ]);
   const modelFile = join(ckpt, MODEL_FILE);
   const optFile = join(ckpt, OPTIMIZER_FILE);
 
@@ -542,10 +626,15 @@ export async function loadCheckpoint(dir: string, args: { params: readonly Param
   if (m1.problems.length) throw mismatch(modelFile, m1.problems, OTHER_CONFIG);
   const optShapes = slots.length ? await shapesOf(optFile) : null;
   if (optShapes?.size === 0)
-    throw new CheckpointError(optFile, 'holds no optimizer state (the checkpoint was saved without one)', 'Leave optimizerState out to load the weights alone, and start the optimizer fresh');
+    throw new CheckpointError(
+      optFile,
+      'holds no optimizer state (the checkpoint was saved without one)',
+      'Leave optimizerState out to load the weights alone, and start the optimizer fresh',
+    );
   if (optShapes) {
     const o1 = stage(optItems, optShapes, null);
-    if (o1.problems.length) throw mismatch(optFile, o1.problems, `${OTHER_CONFIG}; or pass exactly one {name, m, v} per parameter the checkpoint's optimizer covered`);
+    if (o1.problems.length)
+      throw mismatch(optFile, o1.problems, `${OTHER_CONFIG}; or pass exactly one {name, m, v} per parameter the checkpoint's optimizer covered`);
   }
 
   const model = await checkedRead(modelFile, state.files.model);
@@ -569,7 +658,13 @@ export async function loadModelWeights(file: string, params: readonly Parameter[
  * The same for the tensors `keep` accepts (model.init.from into a classifier: the backbone only),
  * or from tensors already read (`tensors`: a LoRA checkpoint's merged weights).
  */
-export async function loadModelWeightsFiltered(file: string, params: readonly Parameter[], weights: WeightStores, keep: (name: string) => boolean, tensors?: ReadonlyMap<string, HostTensor>): Promise<void> {
+export async function loadModelWeightsFiltered(
+  file: string,
+  params: readonly Parameter[],
+  weights: WeightStores,
+  keep: (name: string) => boolean,
+  tensors?: ReadonlyMap<string, HostTensor>,
+): Promise<void> {
   const items = params.map((p) => ({ store: weights(p), param: p, suffix: '' }));
   const all = tensors ? [...tensors].map(([name, t]) => ({ name, shape: t.shape })) : (await readSafetensorsHeader(file)).entries;
   const shapes = new Map(all.filter((e) => keep(e.name)).map((e) => [e.name, e.shape] as const));

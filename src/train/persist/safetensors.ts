@@ -76,7 +76,11 @@ function sortedNames(names: Iterable<string>): string[] {
 }
 
 /** The 8-byte length prefix plus the space-padded JSON header, for tensors in the given order. */
-export function encodeHeader(entries: readonly { name: string; shape: readonly number[] }[], metadata?: Record<string, string>, dtype: WriteDType = 'F32'): Uint8Array {
+export function encodeHeader(
+  entries: readonly { name: string; shape: readonly number[] }[],
+  metadata?: Record<string, string>,
+  dtype: WriteDType = 'F32',
+): Uint8Array {
   // No prototype, so a tensor called __proto__ is just a key.
   const header = Object.create(null) as Record<string, unknown>;
   if (metadata) header.__metadata__ = { ...metadata };
@@ -123,8 +127,10 @@ function halfBytes(dtype: 'F16' | 'BF16', data: Float32Array, begin: number, end
 }
 
 function checkTensorName(path: string, name: string, shape: readonly number[]): void {
-  if (name === '__metadata__' || name.length === 0) throw new CheckpointError(path, `cannot write a tensor named "${name}"`, 'Rename the tensor (that key is reserved by the format)');
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new CheckpointError(path, `tensor ${name} has bad shape [${shape.join(', ')}]`, 'Pass non-negative integer dimensions');
+  if (name === '__metadata__' || name.length === 0)
+    throw new CheckpointError(path, `cannot write a tensor named "${name}"`, 'Rename the tensor (that key is reserved by the format)');
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new CheckpointError(path, `tensor ${name} has bad shape [${shape.join(', ')}]`, 'Pass non-negative integer dimensions');
 }
 
 async function writeAll(fh: FileHandle, bytes: Uint8Array, pos: number): Promise<void> {
@@ -148,9 +154,15 @@ export async function writeSafetensors(
   const names = sortedNames(tensors.keys());
   const entries = names.map((name) => ({ name, source: tensors.get(name)! }));
   for (const { name, source } of entries) checkTensorName(path, name, source.shape);
-  if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new CheckpointError(path, `metadata ${k} is not a string`, 'safetensors metadata maps strings to strings');
+  if (metadata)
+    for (const [k, v] of Object.entries(metadata))
+      if (typeof v !== 'string') throw new CheckpointError(path, `metadata ${k} is not a string`, 'safetensors metadata maps strings to strings');
   const dtype = opts.dtype ?? 'F32';
-  const header = encodeHeader(entries.map((e) => ({ name: e.name, shape: e.source.shape })), metadata, dtype);
+  const header = encodeHeader(
+    entries.map((e) => ({ name: e.name, shape: e.source.shape })),
+    metadata,
+    dtype,
+  );
   const chunk = Math.max(4, Math.floor((opts.chunkBytes ?? 8 << 20) / 4) * 4);
   const hash = createHash('sha256');
   const write = async (fh: FileHandle): Promise<number> => {
@@ -160,9 +172,15 @@ export async function writeSafetensors(
     for (const { name, source } of entries) {
       const data = 'data' in source ? source.data : await source.read();
       const want = product(source.shape);
-      if (data.length !== want) throw new CheckpointError(path, `tensor ${name} has ${data.length} values for shape [${source.shape.join(', ')}] (${want})`, 'Pass data matching the shape');
+      if (data.length !== want)
+        throw new CheckpointError(
+          path,
+          `tensor ${name} has ${data.length} values for shape [${source.shape.join(', ')}] (${want})`,
+          'Pass data matching the shape',
+        );
       for (let b = 0; b < data.byteLength; b += chunk) {
-        const bytes = dtype === 'F32' ? leBytes(data, b, Math.min(data.byteLength, b + chunk)) : halfBytes(dtype, data, b / 4, Math.min(data.byteLength, b + chunk) / 4);
+        const bytes =
+          dtype === 'F32' ? leBytes(data, b, Math.min(data.byteLength, b + chunk)) : halfBytes(dtype, data, b / 4, Math.min(data.byteLength, b + chunk) / 4);
         await writeAll(fh, bytes, pos);
         hash.update(bytes);
         pos += bytes.length;
@@ -235,22 +253,41 @@ export function parseHeader(path: string, headerBytes: Uint8Array, fileBytes: nu
     }
     const r = EntrySchema.safeParse(raw);
     if (!r.success) throw new CheckpointError(path, `bad header entry for tensor ${name} (${issueText(r.error)})`, rewrite);
-    const { dtype, shape, data_offsets: [begin, end] } = r.data;
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = r.data;
     if (!(dtype in DTYPE_BYTES)) {
       const what = KNOWN_DTYPES.has(dtype) ? `unsupported dtype ${dtype}` : `unknown dtype "${dtype}"`;
-      throw new CheckpointError(path, `tensor ${name} has ${what}`, `Convert the checkpoint to one of ${Object.keys(DTYPE_BYTES).join(', ')} (e.g. with PyTorch: tensor.float())`);
+      throw new CheckpointError(
+        path,
+        `tensor ${name} has ${what}`,
+        `Convert the checkpoint to one of ${Object.keys(DTYPE_BYTES).join(', ')} (e.g. with PyTorch: tensor.float())`,
+      );
     }
     const d = dtype as ReadDType;
     const want = product(shape) * DTYPE_BYTES[d];
-    if (end < begin || end - begin !== want) throw new CheckpointError(path, `tensor ${name} (${d} [${shape.join(', ')}]) spans bytes [${begin}, ${end}) but needs ${want} bytes`, rewrite);
+    if (end < begin || end - begin !== want)
+      throw new CheckpointError(path, `tensor ${name} (${d} [${shape.join(', ')}]) spans bytes [${begin}, ${end}) but needs ${want} bytes`, rewrite);
     entries.push({ name, dtype: d, shape, begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   const dataBytes = fileBytes - dataStart;
   let at = 0;
   for (const e of entries) {
-    if (e.end > dataBytes) throw new CheckpointError(path, `tensor ${e.name} data_offsets [${e.begin}, ${e.end}) run past the end of the data (${dataBytes} bytes; the file may be truncated)`, rewrite);
-    if (e.begin !== at) throw new CheckpointError(path, `tensor ${e.name} starts at byte ${e.begin} of the data, expected ${at} (${e.begin < at ? 'it overlaps the previous tensor' : 'there is a gap'})`, rewrite);
+    if (e.end > dataBytes)
+      throw new CheckpointError(
+        path,
+        `tensor ${e.name} data_offsets [${e.begin}, ${e.end}) run past the end of the data (${dataBytes} bytes; the file may be truncated)`,
+        rewrite,
+      );
+    if (e.begin !== at)
+      throw new CheckpointError(
+        path,
+        `tensor ${e.name} starts at byte ${e.begin} of the data, expected ${at} (${e.begin < at ? 'it overlaps the previous tensor' : 'there is a gap'})`,
+        rewrite,
+      );
     at = e.end;
   }
   if (at !== dataBytes) throw new CheckpointError(path, `the tensors cover ${at} data bytes but the file holds ${dataBytes}`, rewrite);

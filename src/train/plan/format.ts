@@ -49,7 +49,14 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
   out.push(`At the peak (${plan.peakPhase}):`);
   out.push(
     ...indent(
-      table([['category', 'bytes', 'share'], ...cats.map((c) => [CATEGORY_LABELS[c], formatBytes(plan.categories[c]), pct(plan.categories[c], peak)]), ['total peak', formatBytes(peak), '100%']], new Set([1, 2])),
+      table(
+        [
+          ['category', 'bytes', 'share'],
+          ...cats.map((c) => [CATEGORY_LABELS[c], formatBytes(plan.categories[c]), pct(plan.categories[c], peak)]),
+          ['total peak', formatBytes(peak), '100%'],
+        ],
+        new Set([1, 2]),
+      ),
     ),
   );
   out.push(`  resident between steps: ${formatBytes(plan.residentBytes)}; live when the first backward starts: ${formatBytes(plan.forwardEndBytes)}`);
@@ -72,7 +79,9 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
   }
   out.push('Largest buffers live at the peak:');
   for (const b of plan.largestAtPeak) out.push(`  ${b.label} (${b.region}): ${formatBytes(b.bytes)}`);
-  out.push(`Largest buffer of the run: ${plan.largestBuffer.label} (${plan.largestBuffer.region}), ${formatBytes(plan.largestBuffer.bytes)}; the per-binding limit is ${formatBytes(plan.target.maxBindingBytes)}`);
+  out.push(
+    `Largest buffer of the run: ${plan.largestBuffer.label} (${plan.largestBuffer.region}), ${formatBytes(plan.largestBuffer.bytes)}; the per-binding limit is ${formatBytes(plan.target.maxBindingBytes)}`,
+  );
   out.push('');
 
   const h = plan.host;
@@ -94,7 +103,10 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
       ),
     );
     out.push(`  per optimizer step: ${formatBytes(h.downBytes)} of gradients down, ${formatBytes(h.upBytes)} of working weights up`);
-    if (!h.fits) out.push(`  HOST DOES NOT FIT: ${formatBytes(h.totalBytes)} needed, ${formatBytes(h.availableBytes)} available — a machine with more RAM, or --host-gb if this is not the training machine`);
+    if (!h.fits)
+      out.push(
+        `  HOST DOES NOT FIT: ${formatBytes(h.totalBytes)} needed, ${formatBytes(h.availableBytes)} available — a machine with more RAM, or --host-gb if this is not the training machine`,
+      );
     out.push('');
   }
   if (stepTime) out.push(...formatStepTime(stepTime), '');
@@ -106,7 +118,9 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
     const why = [
       ...(peak > b.usableBytes ? [`peak ${formatBytes(peak)} exceeds ${formatBytes(b.usableBytes)} by ${formatBytes(-plan.headroomBytes)}`] : []),
       ...plan.violations.map(describe),
-      ...(plan.host && !plan.host.fits ? [`the offloaded optimizer needs ${formatBytes(plan.host.totalBytes)} of host RAM, ${formatBytes(plan.host.availableBytes)} available`] : []),
+      ...(plan.host && !plan.host.fits
+        ? [`the offloaded optimizer needs ${formatBytes(plan.host.totalBytes)} of host RAM, ${formatBytes(plan.host.availableBytes)} available`]
+        : []),
     ];
     out.push(`Verdict: DOES NOT FIT - ${why.join('; ')}`);
   }
@@ -124,7 +138,11 @@ const secs = (s: number): string => (s >= 100 ? `${s.toFixed(0)} s` : s >= 1 ? `
 
 /** "RTX 3090: ~N s per optimizer step = compute A s at X% of peak + transfer B s + host AdamW C s", each part labelled. */
 export function formatStepTime(t: StepTime): string[] {
-  const parts = [`compute ${secs(t.compute.seconds)}`, ...(t.transfer ? [`transfer ${secs(t.transfer.seconds)}`] : []), ...(t.host ? [`host AdamW ${secs(t.host.seconds)}`] : [])];
+  const parts = [
+    `compute ${secs(t.compute.seconds)}`,
+    ...(t.transfer ? [`transfer ${secs(t.transfer.seconds)}`] : []),
+    ...(t.host ? [`host AdamW ${secs(t.host.seconds)}`] : []),
+  ];
   const out = [
     `Step time on ${t.target}: ~${secs(t.seconds)} per optimizer step (${t.tokensPerStep.toLocaleString('en-US')} tokens, ${(t.flops / 1e12).toFixed(1)} TFLOP) = ${parts.join(' + ')}` +
       `${t.transfer && t.host ? ' (the transfers overlap the host update; all in sequence: ' + secs(t.serialSeconds) + ')' : ''}`,

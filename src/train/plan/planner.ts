@@ -45,7 +45,17 @@ export interface LayerBytes {
 export interface MemoryPlan {
   target: { name: string; description: string; family: string; maxBindingBytes: number; maxBufferBytes: number };
   model: { name: string; parameters: number; activeParameters: number; layers: number; hidden: number };
-  run: { microBatch: number; contextLength: number; accumulation: number; activations: 'f32' | 'f16'; recompute: boolean; metricsEvery: number; offload: 'none' | 'host'; task: string; auxConvention: string };
+  run: {
+    microBatch: number;
+    contextLength: number;
+    accumulation: number;
+    activations: 'f32' | 'f16';
+    recompute: boolean;
+    metricsEvery: number;
+    offload: 'none' | 'host';
+    task: string;
+    auxConvention: string;
+  };
   tokensPerMicroBatch: number;
   /** Highest live bytes of the pool over the measured window: what metrics.jsonl reports as peakBytes. */
   peakBytes: number;
@@ -157,7 +167,10 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
   // A readback inside the step other than its one metrics readback would be a wrapper that waits
   // on the GPU: a bug the meta runtime exposes (the step must stay one submit).
   const expected = cfg.logging.metricsEvery;
-  if (sim.readbacks.length !== expected) throw new Error(`planner: the training step read back ${sim.readbacks.length} times in ${expected} steps (expected one metrics readback per step): ${sim.readbacks.join(' | ')}`);
+  if (sim.readbacks.length !== expected)
+    throw new Error(
+      `planner: the training step read back ${sim.readbacks.length} times in ${expected} steps (expected one metrics readback per step): ${sim.readbacks.join(' | ')}`,
+    );
   const { live, phase } = liveAtPeak(sim);
   const { categories, perLayer } = categorise(sim, live);
   const totalBytes = opts.budgetBytes ?? target.memoryBytes;
@@ -173,10 +186,22 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     `Budget: ${fmtGiB(totalBytes)} minus ${fmtGiB(reserveBytes)} kept for the driver context, Dawn and fragmentation.`,
     'Not in the peak: staging (readback) buffers, the profiler, the one-off gradient scan of a skipped step, and pool memory kept free for reuse (peakAllocatedBytes can exceed the live peak).',
   ];
-  if (cfg.schedule.recompute) notes.push('schedule.recompute: each decoder layer keeps only its input and outputs; its activations are rebuilt during backward (one extra forward per layer).');
-  if (cfg.precision.activations === 'f16') notes.push('precision.activations f16: activations and their gradients are f16; router logits, norm and attention statistics, predictions and losses stay f32.');
+  if (cfg.schedule.recompute)
+    notes.push(
+      'schedule.recompute: each decoder layer keeps only its input and outputs; its activations are rebuilt during backward (one extra forward per layer).',
+    );
+  if (cfg.precision.activations === 'f16')
+    notes.push(
+      'precision.activations f16: activations and their gradients are f16; router logits, norm and attention statistics, predictions and losses stay f32.',
+    );
   return {
-    target: { name: target.name, description: target.description, family: target.caps.family, maxBindingBytes: target.caps.limits.maxStorageBufferBindingSize, maxBufferBytes: target.caps.limits.maxBufferSize },
+    target: {
+      name: target.name,
+      description: target.description,
+      family: target.caps.family,
+      maxBindingBytes: target.caps.limits.maxStorageBufferBindingSize,
+      maxBufferBytes: target.caps.limits.maxBufferSize,
+    },
     model: { name: modelName(cfg), parameters: counts.total, activeParameters: counts.active, layers: cfg.model.layers, hidden: cfg.model.hidden },
     run: {
       microBatch: cfg.schedule.microBatch,
@@ -197,7 +222,10 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     perLayer,
     forwardEndBytes: sim.forwardEnd,
     largestBuffer: largestOf(sim),
-    largestAtPeak: [...live].sort((a, b) => b.bytes - a.bytes).slice(0, 5).map(planBuffer),
+    largestAtPeak: [...live]
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, 5)
+      .map(planBuffer),
     violations,
     budget: { totalBytes, reserveBytes, usableBytes: usable },
     fits,
@@ -208,7 +236,10 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     backwardFlopsPerStep: sim.backwardFlops,
     host,
     // Knobs are searched for the device side; a host that is too small is a machine question.
-    suggestions: (sim.peakBytes <= usable && violations.length === 0) || opts.suggestions === false ? [] : suggest(cfg, { ...opts, reserveBytes }, { peakBytes: sim.peakBytes, violations, largest: largestOf(sim) }),
+    suggestions:
+      (sim.peakBytes <= usable && violations.length === 0) || opts.suggestions === false
+        ? []
+        : suggest(cfg, { ...opts, reserveBytes }, { peakBytes: sim.peakBytes, violations, largest: largestOf(sim) }),
     notes,
   };
 }

@@ -65,7 +65,12 @@ function measuredRate(card: string, dtype: 'f32' | 'f16'): { flopsPerSecond: num
   for (const f of readdirSync(gpuDir).filter((n) => n.endsWith('.json') && n.toLowerCase().includes(card.split('-')[0]!.replace('rtx', '')))) {
     try {
       const r = JSON.parse(readFileSync(join(gpuDir, f), 'utf8')) as { matmul?: { shape?: string; variant?: string; 'GFLOP/s'?: number | null }[] };
-      const rows = (r.matmul ?? []).filter((x) => /50M|200M/.test(x.shape ?? '') && (dtype === 'f16' ? x.variant?.startsWith('f16') : /^f32 \(/.test(x.variant ?? '')) && typeof x['GFLOP/s'] === 'number');
+      const rows = (r.matmul ?? []).filter(
+        (x) =>
+          /50M|200M/.test(x.shape ?? '') &&
+          (dtype === 'f16' ? x.variant?.startsWith('f16') : /^f32 \(/.test(x.variant ?? '')) &&
+          typeof x['GFLOP/s'] === 'number',
+      );
       if (rows.length === 0) continue;
       const g = rows.map((x) => x['GFLOP/s']!).sort((a, b) => a - b)[Math.floor(rows.length / 2)]!;
       return { flopsPerSecond: g * 1e9, file: `bench/results/gpu/${f}` };
@@ -81,7 +86,11 @@ const LINK: Record<string, number> = { 'rtx-3090': 25e9, 'rtx-4090': 25e9, 'a100
 
 const ASSUMED_EFFICIENCY = 0.2;
 
-export function estimateStepTime(plan: MemoryPlan, target: TargetProfile, hostRate: { parametersPerSecond: number; threads: number; perThread: number } | null): StepTime | null {
+export function estimateStepTime(
+  plan: MemoryPlan,
+  target: TargetProfile,
+  hostRate: { parametersPerSecond: number; threads: number; perThread: number } | null,
+): StepTime | null {
   if (!target.peak) return null;
   const flops = plan.flopsPerStep;
   const measured = measuredRate(target.name, plan.run.activations);
@@ -98,7 +107,13 @@ export function estimateStepTime(plan: MemoryPlan, target: TargetProfile, hostRa
   const link = LINK[target.name];
   const transfer =
     h && link
-      ? { seconds: (h.downBytes + h.upBytes) / link, bytes: h.downBytes + h.upBytes, bytesPerSecond: link, basis: 'assumption' as const, note: `assumption: ${(link / 1e9).toFixed(0)} GB/s effective host link (PCIe ${link > 30e9 ? '5.0' : '4.0'} x16), gradients down and working weights up` }
+      ? {
+          seconds: (h.downBytes + h.upBytes) / link,
+          bytes: h.downBytes + h.upBytes,
+          bytesPerSecond: link,
+          basis: 'assumption' as const,
+          note: `assumption: ${(link / 1e9).toFixed(0)} GB/s effective host link (PCIe ${link > 30e9 ? '5.0' : '4.0'} x16), gradients down and working weights up`,
+        }
       : null;
   const host =
     h && hostRate

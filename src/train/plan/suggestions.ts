@@ -64,14 +64,20 @@ export function suggest(cfg: TrainConfig, opts: { target: TargetProfile; budgetB
   const s = cfg.schedule;
   const windows = s.microBatch * s.accumulation;
   // Micro-batch, with accumulation raised to keep (at least) the windows per optimizer step.
-  const withBatch = (mb: number): Edit => (c) => {
-    c.schedule.microBatch = mb;
-    c.schedule.accumulation = Math.ceil(windows / mb);
-  };
-  const batchSet = (mb: number) => [`schedule.microBatch=${mb}`, ...(Math.ceil(windows / mb) !== s.accumulation ? [`schedule.accumulation=${Math.ceil(windows / mb)}`] : [])];
+  const withBatch =
+    (mb: number): Edit =>
+    (c) => {
+      c.schedule.microBatch = mb;
+      c.schedule.accumulation = Math.ceil(windows / mb);
+    };
+  const batchSet = (mb: number) => [
+    `schedule.microBatch=${mb}`,
+    ...(Math.ceil(windows / mb) !== s.accumulation ? [`schedule.accumulation=${Math.ceil(windows / mb)}`] : []),
+  ];
   if (s.microBatch > 1) {
     const mb = largest(1, s.microBatch - 1, (v) => fits(edited(cfg, withBatch(v))));
-    if (mb >= 1) add(batchSet(mb), edited(cfg, withBatch(mb)), `micro-batch ${s.microBatch} -> ${mb}, accumulation keeps ${windows} windows per optimizer step`);
+    if (mb >= 1)
+      add(batchSet(mb), edited(cfg, withBatch(mb)), `micro-batch ${s.microBatch} -> ${mb}, accumulation keeps ${windows} windows per optimizer step`);
   }
   if (!s.recompute) {
     const on: Edit = (c) => (c.schedule.recompute = true);
@@ -91,7 +97,12 @@ export function suggest(cfg: TrainConfig, opts: { target: TargetProfile; budgetB
     const step = T > 64 ? 64 : 1;
     const lo = Math.ceil(longest / step);
     const units = largest(lo, Math.floor((T - 1) / step), (u) => fits(edited(cfg, (c) => (c.data.contextLength = u * step))));
-    if (units >= lo) add([`data.contextLength=${units * step}`], edited(cfg, (c) => (c.data.contextLength = units * step)), `context ${T} -> ${units * step}`);
+    if (units >= lo)
+      add(
+        [`data.contextLength=${units * step}`],
+        edited(cfg, (c) => (c.data.contextLength = units * step)),
+        `context ${T} -> ${units * step}`,
+      );
   }
   if (current.violations.some((v) => v.limit !== 'maxComputeWorkgroupsPerDimension')) widthSuggestion(cfg, current, probe, fits, add);
   // The optimizer state off the card: what a model whose weights, gradients and moments alone
@@ -111,7 +122,14 @@ export function suggest(cfg: TrainConfig, opts: { target: TargetProfile; budgetB
     }
   }
   if (out.length === 0) {
-    const smallest = probe(edited(cfg, withBatch(1), (c) => (c.schedule.recompute = true), (c) => (c.data.contextLength = Math.min(T, Math.max(longest, 64)))));
+    const smallest = probe(
+      edited(
+        cfg,
+        withBatch(1),
+        (c) => (c.schedule.recompute = true),
+        (c) => (c.data.contextLength = Math.min(T, Math.max(longest, 64))),
+      ),
+    );
     out.push({
       set: [],
       peakBytes: smallest.peakBytes,
@@ -140,21 +158,37 @@ export function describe(v: LimitViolation): string {
  * A parameter over the per-binding limit: batch and context do not change it, only the width of
  * the projection it belongs to does. Found by planning smaller widths.
  */
-function widthSuggestion(cfg: TrainConfig, current: Probe, probe: (c: TrainConfig) => Probe, fits: (c: TrainConfig) => boolean, add: (set: string[], c: TrainConfig, why: string) => void): void {
+function widthSuggestion(
+  cfg: TrainConfig,
+  current: Probe,
+  probe: (c: TrainConfig) => Probe,
+  fits: (c: TrainConfig) => boolean,
+  add: (set: string[], c: TrainConfig, why: string) => void,
+): void {
   const big = current.largest;
   if (big.region !== 'setup') return;
   const m = cfg.model;
-  const knob: 'moeIntermediate' | 'sharedIntermediate' | 'hidden' = /\.experts\./.test(big.label) ? 'moeIntermediate' : /shared_expert\./.test(big.label) ? 'sharedIntermediate' : 'hidden';
+  const knob: 'moeIntermediate' | 'sharedIntermediate' | 'hidden' = /\.experts\./.test(big.label)
+    ? 'moeIntermediate'
+    : /shared_expert\./.test(big.label)
+      ? 'sharedIntermediate'
+      : 'hidden';
   const step = knob === 'hidden' ? 2 * m.heads : 64;
-  const set = (v: number): Edit => (c) => {
-    c.model[knob] = v;
-    c.model.preset = 'custom';
-  };
+  const set =
+    (v: number): Edit =>
+    (c) => {
+      c.model[knob] = v;
+      c.model.preset = 'custom';
+    };
   const clear = (v: number) => probe(edited(cfg, set(v))).violations.every((x) => x.limit === 'maxComputeWorkgroupsPerDimension');
   const units = largest(1, Math.floor((m[knob] - 1) / step), (u) => clear(u * step));
   if (units < 1) return;
   const v = units * step;
   const c = edited(cfg, set(v));
   const before = cfg.model[knob];
-  add([`model.${knob}=${v}`], c, `${big.label} (${(big.bytes / 2 ** 20).toFixed(0)} MiB) is a parameter: batch and context cannot shrink it; model.${knob} ${before} -> ${v} brings every buffer under the limit${fits(c) ? '' : ' (memory still needs one of the changes above)'}`);
+  add(
+    [`model.${knob}=${v}`],
+    c,
+    `${big.label} (${(big.bytes / 2 ** 20).toFixed(0)} MiB) is a parameter: batch and context cannot shrink it; model.${knob} ${before} -> ${v} brings every buffer under the limit${fits(c) ? '' : ' (memory still needs one of the changes above)'}`,
+  );
 }

@@ -20,7 +20,9 @@ import { validLine, type Committed, type Prepared, type Session } from './sessio
 /** What optim.freeze / optim.lora keep fixed and add, for the [model] line. */
 function fineTuneLine(cfg: TrainConfig): string {
   const l = cfg.optim.lora;
-  return [cfg.optim.freeze.length ? `frozen ${cfg.optim.freeze.join(', ')}` : '', l ? `LoRA rank ${l.rank} alpha ${l.alpha} on ${l.targets.join(', ')}` : ''].filter(Boolean).join('; ');
+  return [cfg.optim.freeze.length ? `frozen ${cfg.optim.freeze.join(', ')}` : '', l ? `LoRA rank ${l.rank} alpha ${l.alpha} on ${l.targets.join(', ')}` : '']
+    .filter(Boolean)
+    .join('; ');
 }
 
 /** The first `n` items of an iterable (0 or less: all of them). */
@@ -39,7 +41,11 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
   s.committed = true;
   writeFileAtomic(paths.plan, formatPlan(plan), { action: 'write', beforeWrite: faultAt('plan.txt') });
   if (overwrite.length) {
-    const to = setAside(paths, 'overwritten', overwrite.map((f) => join(paths.dir, f)));
+    const to = setAside(
+      paths,
+      'overwritten',
+      overwrite.map((f) => join(paths.dir, f)),
+    );
     console.error(`[overwrite] the previous run in ${show(paths.dir)} was moved to ${show(to)} (nothing deleted)`);
   }
   const diagnosis = new RunDiagnosis(paths.findings, show(paths.dir));
@@ -57,7 +63,15 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
     validBatches: () => take(p.data.valid.batches(cfg.schedule.microBatch), cfg.logging.validBatches),
     train: p.data.train,
   });
-  metrics.describe(paths.header, { config: cfg, parameters: model.parameterCount, plan: formatPlan(plan), adapter: rt.caps.adapter, startStep: start, startedAt: new Date().toISOString(), ...fields });
+  metrics.describe(paths.header, {
+    config: cfg,
+    parameters: model.parameterCount,
+    plan: formatPlan(plan),
+    adapter: rt.caps.adapter,
+    startStep: start,
+    startedAt: new Date().toISOString(),
+    ...fields,
+  });
   let validBefore: ValidMetrics | null = null;
   if (pick) {
     if (pick.newer.length) {
@@ -66,7 +80,8 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
       console.error(`[resume] checkpoints after step ${start} moved to ${show(to)} (not deleted)${tail ? ', with the metrics lines of those steps' : ''}`);
     }
     // `latest` must not name a folder just moved aside; it names what the run continues from (or nothing).
-    if (pick.latestMoves) await pointLatest(paths.checkpoints, dirname(pick.dir) === paths.checkpoints && !DIVERGED_RE.test(basename(pick.dir)) ? basename(pick.dir) : null);
+    if (pick.latestMoves)
+      await pointLatest(paths.checkpoints, dirname(pick.dir) === paths.checkpoints && !DIVERGED_RE.test(basename(pick.dir)) ? basename(pick.dir) : null);
     metrics.truncateAfter(start);
     console.error(`[resume] ${show(pick.dir)}: continuing after step ${start}`);
   } else {

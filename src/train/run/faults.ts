@@ -15,7 +15,12 @@ import { z } from 'zod';
 import { ConfigError } from '../config.ts';
 
 const ERRNO = { ENOSPC: -28, EIO: -5, EROFS: -30, EACCES: -13 } as const;
-const FaultSchema = z.string().regex(/^(ENOSPC|EIO|EROFS|EACCES|DEVICE_LOST)@[\w.:=-]+$/, 'expected <ENOSPC|EIO|EROFS|EACCES>@<site> or DEVICE_LOST@step-<K>, e.g. ENOSPC@checkpoint:step-6:model.safetensors');
+const FaultSchema = z
+  .string()
+  .regex(
+    /^(ENOSPC|EIO|EROFS|EACCES|DEVICE_LOST)@[\w.:=-]+$/,
+    'expected <ENOSPC|EIO|EROFS|EACCES>@<site> or DEVICE_LOST@step-<K>, e.g. ENOSPC@checkpoint:step-6:model.safetensors',
+  );
 type FaultCode = keyof typeof ERRNO | 'DEVICE_LOST';
 
 let parsed: Map<string, FaultCode> | null = null;

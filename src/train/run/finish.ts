@@ -19,6 +19,19 @@ export async function finish(s: Session, c: Committed, tally: LoopTally): Promis
   const checkpoint = await saveRun(s, c, total);
   trainer.dispose();
   built.dispose();
-  const end = { steps: total, validBefore, validAfter, last: tally.last, skippedSteps: tally.skippedSteps, overflowSteps: tally.overflowSteps, reference: s.reference, checkpoint, latestGood: s.lastGood, metricsPath: paths.metrics };
-  return s.diverged ? { outcome: 'diverged', diverged: `${s.diverged}. Fix: ${divergenceFix(cfg, !Number.isFinite(validAfter.loss))}`, ...end } : { outcome: 'done', ...end };
+  const end = {
+    steps: total,
+    validBefore,
+    validAfter,
+    last: tally.last,
+    skippedSteps: tally.skippedSteps,
+    overflowSteps: tally.overflowSteps,
+    reference: s.reference,
+    checkpoint,
+    latestGood: s.lastGood,
+    metricsPath: paths.metrics,
+  };
+  return s.diverged
+    ? { outcome: 'diverged', diverged: `${s.diverged}. Fix: ${divergenceFix(cfg, !Number.isFinite(validAfter.loss))}`, ...end }
+    : { outcome: 'done', ...end };
 }

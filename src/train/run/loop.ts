@@ -47,7 +47,10 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
   const judge = (v: ValidMetrics, step: number) => {
     const was = s.diverged;
     s.diverged = divergence(v.loss, v.windows, s.reference, cfg.stability.divergenceFactor);
-    if (s.diverged && !was) progress.log(`[valid] step ${step}: diverged: the validation loss ${fmt(v.loss)} is ${s.diverged}. Checkpoints are now saved as diverged-step-N, not marked latest (latest stays ${s.lastGood ? show(s.lastGood) : 'unset'})`);
+    if (s.diverged && !was)
+      progress.log(
+        `[valid] step ${step}: diverged: the validation loss ${fmt(v.loss)} is ${s.diverged}. Checkpoints are now saved as diverged-step-N, not marked latest (latest stays ${s.lastGood ? show(s.lastGood) : 'unset'})`,
+      );
     if (!s.diverged && was) progress.log(`[valid] step ${step}: the validation loss recovered (${fmt(v.loss)}); checkpoints are marked latest again`);
   };
   let step = start;
@@ -86,11 +89,17 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
           // f16 range, not a broken run: the scale is halved and the step retried with new data.
           skippedSteps++;
           overflowSteps++;
-          progress.log(`[scale] step ${m.step} skipped: gradients overflowed at loss scale ${m.lossScale} (${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : 'gradient norm not finite'}); scale now ${trainer.scaler!.scale}`);
+          progress.log(
+            `[scale] step ${m.step} skipped: gradients overflowed at loss scale ${m.lossScale} (${m.nonFinite[0] ? describeBad(m.nonFinite[0]) : 'gradient norm not finite'}); scale now ${trainer.scaler!.scale}`,
+          );
         } else if (m.skipped) {
           skippedSteps++;
           consecutiveBad++;
-          const first = m.nonFinite[0] ? describeBad(m.nonFinite[0]) : metricsEvery > 1 ? '(a gradient: with logging.metricsEvery > 1 it is not named; use 1 to name it)' : '(the skip flag was set, no tensor named)';
+          const first = m.nonFinite[0]
+            ? describeBad(m.nonFinite[0])
+            : metricsEvery > 1
+              ? '(a gradient: with logging.metricsEvery > 1 it is not named; use 1 to name it)'
+              : '(the skip flag was set, no tensor named)';
           progress.log(`[guard] step ${m.step} skipped (weights and optimizer state unchanged): first non-finite tensor ${first}`);
           if (consecutiveBad >= cfg.stability.maxConsecutiveBadSteps && !stop)
             stop =
@@ -114,13 +123,29 @@ export async function loop(s: Session, c: Committed): Promise<LoopTally | { stop
         const path = saved ?? (await save(step));
         progress.log(`[stop] --stop-after ${opts.stopAfter}: checkpoint saved at ${show(path)} (continue with --resume)`);
         return {
-          stopped: { outcome: 'stopped', steps: step, validBefore, validAfter: await validate(), last, skippedSteps, overflowSteps, reference: s.reference, checkpoint: path, latestGood: s.lastGood, metricsPath: paths.metrics, ...(s.diverged ? { diverged: s.diverged } : {}) },
+          stopped: {
+            outcome: 'stopped',
+            steps: step,
+            validBefore,
+            validAfter: await validate(),
+            last,
+            skippedSteps,
+            overflowSteps,
+            reference: s.reference,
+            checkpoint: path,
+            latestGood: s.lastGood,
+            metricsPath: paths.metrics,
+            ...(s.diverged ? { diverged: s.diverged } : {}),
+          },
         };
       }
       if (signalled) {
         const path = saved ?? (await save(step));
         const sig = stops.received!;
-        throw new RunStopped(`${sig} at step ${step}: checkpoint saved at ${show(path)}${s.diverged ? ' (diverged, not marked latest)' : ' (continue with --resume)'}`, SIGNAL_EXIT[sig]);
+        throw new RunStopped(
+          `${sig} at step ${step}: checkpoint saved at ${show(path)}${s.diverged ? ' (diverged, not marked latest)' : ' (continue with --resume)'}`,
+          SIGNAL_EXIT[sig],
+        );
       }
     }
   } catch (e) {

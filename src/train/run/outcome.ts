@@ -22,9 +22,15 @@ export function formatOutcome(r: RunResult, show: (p: string) => string, total: 
     case 'done':
       return { line: `done: ${r.steps} steps${skippedNote(r.skippedSteps, r.overflowSteps)}; ${lossNote(r)}; ${metrics}`, code: EXIT.done };
     case 'stopped':
-      return { line: `stopped: ${r.steps} steps of ${total} (--stop-after ${stopAfter}; continue with --resume)${skippedNote(r.skippedSteps, r.overflowSteps)}; ${lossNote(r)}; ${metrics}`, code: EXIT.done };
+      return {
+        line: `stopped: ${r.steps} steps of ${total} (--stop-after ${stopAfter}; continue with --resume)${skippedNote(r.skippedSteps, r.overflowSteps)}; ${lossNote(r)}; ${metrics}`,
+        code: EXIT.done,
+      };
     case 'finished':
-      return { line: `done: the run had already finished (step ${r.steps}, schedule.steps ${total}); nothing was trained. To train longer, raise schedule.steps (e.g. --set schedule.steps=${total * 2}) and --resume`, code: EXIT.done };
+      return {
+        line: `done: the run had already finished (step ${r.steps}, schedule.steps ${total}); nothing was trained. To train longer, raise schedule.steps (e.g. --set schedule.steps=${total * 2}) and --resume`,
+        code: EXIT.done,
+      };
     case 'diverged': {
       const latest = r.latestGood ? `latest stays ${show(r.latestGood)}` : 'no checkpoint is marked latest';
       return {

@@ -38,28 +38,43 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
   const { cfg, opts, paths, show, stops } = s;
   const resume = opts.resume || opts.resumeFrom !== undefined;
   const notStopped = () => {
-    if (stops.received) throw new RunStopped(`${stops.received} before training started: nothing was written to ${show(paths.dir)}`, SIGNAL_EXIT[stops.received]);
+    if (stops.received)
+      throw new RunStopped(`${stops.received} before training started: nothing was written to ${show(paths.dir)}`, SIGNAL_EXIT[stops.received]);
   };
   const overwrite = resume ? [] : checkFreshRun(paths, !!opts.overwrite, opts.cwd);
   const pick = resume ? await pickResume(paths.checkpoints, opts.resumeFrom, opts.cwd) : null;
   // Before the data is read: a resume may not change what the run computes (resume.ts).
-  const changes = pick ? checkConfigChanges(pick.state, cfg, opts.allowConfigChange, { dir: pick.dir, flag: opts.resumeFrom !== undefined ? `--resume-from ${opts.resumeFrom}` : '--resume', cwd: opts.cwd }) : [];
+  const changes = pick
+    ? checkConfigChanges(pick.state, cfg, opts.allowConfigChange, {
+        dir: pick.dir,
+        flag: opts.resumeFrom !== undefined ? `--resume-from ${opts.resumeFrom}` : '--resume',
+        cwd: opts.cwd,
+      })
+    : [];
 
   const lora = cfg.optim.lora;
   if (lora) {
     const adapters = loraParameterCount(cfg.model, lora);
     const base = countParameters(cfg.model).total;
     if (adapters > base)
-      console.error(`[lora] warning: the adapters hold ${adapters.toLocaleString('en-US')} parameters, more than the ${base.toLocaleString('en-US')} of the model they adapt: optim.lora.rank ${lora.rank} is large for this model (fine-tuning every weight would train fewer); a rank of 4 to 16 is usual`);
+      console.error(
+        `[lora] warning: the adapters hold ${adapters.toLocaleString('en-US')} parameters, more than the ${base.toLocaleString('en-US')} of the model they adapt: optim.lora.rank ${lora.rank} is large for this model (fine-tuning every weight would train fewer); a rank of 4 to 16 is usual`,
+      );
   }
   // model.init.from: its config is checked before the data and the device (a resume ignores it).
   const initFrom = cfg.model.init.from && !resume ? await prepareInitFrom(cfg.model, cfg.model.init.from, opts.cwd, paths.dir) : null;
-  const data = await loadData(cfg.data, { cwd: opts.cwd, seed: cfg.seed, signal: stops.signal, progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes) }).catch((e: unknown) => {
+  const data = await loadData(cfg.data, {
+    cwd: opts.cwd,
+    seed: cfg.seed,
+    signal: stops.signal,
+    progress: (file, bytes) => createLoadProgress(cfg.logging.progress, file, bytes),
+  }).catch((e: unknown) => {
     notStopped(); // an aborted load is the signal's doing: say so, not "AbortError"
     throw e;
   });
   console.error(`[data] ${formatReport(data.report)}`);
-  if (data.train.length === 0) throw new DataError('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)');
+  if (data.train.length === 0)
+    throw new DataError('no training windows: the series are shorter than data.contextLength + 1 (lower contextLength or use longer series)');
 
   const rt = await getRuntime({ preciseTimestamps: !!opts.profile, kernels: cfg.device.kernels });
   notStopped();
@@ -68,7 +83,9 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
   const here = planRun(cfg, { target: thisTarget(rt.caps), budgetBytes: Number.MAX_SAFE_INTEGER, reserveBytes: 0, hostBytes: Number.MAX_SAFE_INTEGER });
   if (here.violations.length) {
     const fixes = here.suggestions.map((x) => `\n  - ${x.text}`).join('');
-    throw new ConfigError(`this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`);
+    throw new ConfigError(
+      `this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`,
+    );
   }
   if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
   const built = buildRunModel(rt, cfg);
@@ -95,10 +112,22 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
     const total = cfg.schedule.steps;
     if (start >= total) {
       console.error(`[resume] ${show(pick.dir)} is at step ${start}, and schedule.steps is ${total}: nothing to train`);
-      return { outcome: 'finished', steps: start, validBefore: null, validAfter: null, last: null, skippedSteps: 0, overflowSteps: 0, reference: s.reference, metricsPath: paths.metrics };
+      return {
+        outcome: 'finished',
+        steps: start,
+        validBefore: null,
+        validAfter: null,
+        last: null,
+        skippedSteps: 0,
+        overflowSteps: 0,
+        reference: s.reference,
+        metricsPath: paths.metrics,
+      };
     }
     if (opts.stopAfter !== undefined && opts.stopAfter <= start)
-      throw new ConfigError(`--stop-after ${opts.stopAfter}: the run resumes after step ${start}, so it would stop before training. Pass a later step (${start + 1}..${total - 1}) or leave --stop-after out`);
+      throw new ConfigError(
+        `--stop-after ${opts.stopAfter}: the run resumes after step ${start}, so it would stop before training. Pass a later step (${start + 1}..${total - 1}) or leave --stop-after out`,
+      );
     if (!DIVERGED_RE.test(basename(pick.dir))) s.lastGood = pick.dir;
   }
   notStopped();

@@ -19,7 +19,10 @@ export async function autotune(rt: DawnRuntime, cfg: TrainConfig): Promise<void>
   const cached = loadTuning(rt);
   const t0 = performance.now();
   const tuned = await tuneMatmuls(rt, stepMatmuls(cfg, thisTarget(rt.caps)));
-  if (tuned.length) console.error(`[tune] ${tuned.length} matmul shape classes tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s (${cached} cached before; ${tuningCachePath()})`);
+  if (tuned.length)
+    console.error(
+      `[tune] ${tuned.length} matmul shape classes tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s (${cached} cached before; ${tuningCachePath()})`,
+    );
 }
 
 export function startProfiler(rt: DawnRuntime): GpuProfiler | null {
@@ -36,7 +39,10 @@ export async function reportProfile(rt: Backend, profiler: GpuProfiler, path: st
     await profiler.flush();
     const precise = timestampsPrecise();
     console.error(formatProfile(profiler.summary('op'), { byShader: profiler.summary('shader'), precise }));
-    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, { action: 'write', beforeWrite: faultAt('profile.json') });
+    writeFileAtomic(path, `${JSON.stringify(profileJson(profiler, { adapter: rt.caps.adapter, preciseTimestamps: precise }), null, 2)}\n`, {
+      action: 'write',
+      beforeWrite: faultAt('profile.json'),
+    });
     console.error(`[profile] written to ${show(path)}`);
     profiler.destroy();
   } catch (e) {

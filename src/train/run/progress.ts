@@ -17,7 +17,11 @@ export function createProgress(mode: 'auto' | 'bar' | 'plain' | 'none', total: n
   if (mode === 'bar' || (mode === 'auto' && tty)) {
     // A MultiBar with one bar: it can print log lines above the bar without tearing it.
     const multi = new cliProgress.MultiBar(
-      { format: 'step {value}/{total} [{bar}] {percentage}% | loss {loss} | gnorm {gnorm} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true },
+      {
+        format: 'step {value}/{total} [{bar}] {percentage}% | loss {loss} | gnorm {gnorm} | {tps} tok/s | ETA {eta_formatted}',
+        stream: process.stderr,
+        hideCursor: true,
+      },
       cliProgress.Presets.shades_classic,
     );
     const bar = multi.create(total, start, { loss: '-', gnorm: '-', tps: '-' });
@@ -69,7 +73,8 @@ export function createLoadProgress(mode: 'auto' | 'bar' | 'plain' | 'none', file
   return {
     advance(n) {
       read += n;
-      for (; nextTenth < 10 && read >= (total * nextTenth) / 10; nextTenth++) console.error(`[data] reading ${name}: ${nextTenth * 10}% (${mb(read)} of ${mb(total)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      for (; nextTenth < 10 && read >= (total * nextTenth) / 10; nextTenth++)
+        console.error(`[data] reading ${name}: ${nextTenth * 10}% (${mb(read)} of ${mb(total)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     },
     // Also called when a load fails or is stopped part-way: then there is nothing to report.
     done: () => {

@@ -7,7 +7,19 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CheckpointError, DIVERGED_RE, LATEST_FILE, NewerCheckpointError, OLD_RE, STATE_FILE, STEP_RE, TMP_RE, readCheckpointState, readLatestName, type CheckpointState } from '../persist/checkpoint.ts';
+import {
+  CheckpointError,
+  DIVERGED_RE,
+  LATEST_FILE,
+  NewerCheckpointError,
+  OLD_RE,
+  STATE_FILE,
+  STEP_RE,
+  TMP_RE,
+  readCheckpointState,
+  readLatestName,
+  type CheckpointState,
+} from '../persist/checkpoint.ts';
 import { ConfigError, TrainConfigSchema, closestKey, describe, resumeClass, schemaPaths, underKey, type TrainConfig } from '../config.ts';
 import { shownPath } from './run-dir.ts';
 
@@ -58,7 +70,13 @@ async function inspect(root: string, name: string): Promise<Entry | null> {
   if (tmp) {
     const base = name.slice(0, tmp.index);
     const m = STEP_RE.exec(base) ?? DIVERGED_RE.exec(base);
-    return { name, dir, step: m ? Number(m[1]) : null, kind: 'unfinished', problem: `an unfinished save (temp folder of pid ${tmp[1]}; the next save removes it)` };
+    return {
+      name,
+      dir,
+      step: m ? Number(m[1]) : null,
+      kind: 'unfinished',
+      problem: `an unfinished save (temp folder of pid ${tmp[1]}; the next save removes it)`,
+    };
   }
   const kind: Entry['kind'] = OLD_RE.test(name) ? 'old-copy' : STEP_RE.test(name) ? 'step' : DIVERGED_RE.test(name) ? 'diverged' : 'named';
   const fromName = STEP_RE.exec(name) ?? DIVERGED_RE.exec(name) ?? STEP_RE.exec(OLD_RE.exec(name)?.[1] ?? '');
@@ -67,7 +85,12 @@ async function inspect(root: string, name: string): Promise<Entry | null> {
     return { name, dir, step: state.step, kind, problem: null, state };
   } catch (e) {
     if (e instanceof NewerCheckpointError) return { name, dir, step: fromName ? Number(fromName[1]) : null, kind, problem: e.problem, newer: e };
-    const problem = e instanceof CheckpointError ? (existsSync(join(dir, STATE_FILE)) ? `${STATE_FILE} ${e.problem}` : `no ${STATE_FILE} (incomplete, or the file was deleted)`) : String(e);
+    const problem =
+      e instanceof CheckpointError
+        ? existsSync(join(dir, STATE_FILE))
+          ? `${STATE_FILE} ${e.problem}`
+          : `no ${STATE_FILE} (incomplete, or the file was deleted)`
+        : String(e);
     return { name, dir, step: fromName ? Number(fromName[1]) : null, kind, problem };
   }
 }
@@ -101,7 +124,8 @@ function newerThan(list: readonly Entry[], chosen: Entry): Entry[] {
 /** Why a newer checkpoint was not the one `latest` named. */
 function reasonFor(e: Entry, cwd: string): string {
   if (e.problem) return e.problem;
-  if (e.kind === 'diverged') return `saved after the validation loss diverged, so it is not marked latest (to continue from it anyway: --resume-from ${shownPath(e.dir, cwd)})`;
+  if (e.kind === 'diverged')
+    return `saved after the validation loss diverged, so it is not marked latest (to continue from it anyway: --resume-from ${shownPath(e.dir, cwd)})`;
   return `complete, but latest was not moved to it (its save was interrupted before the pointer moved, or latest was edited); to continue from it: --resume-from ${e.kind === 'step' ? e.step : shownPath(e.dir, cwd)}`;
 }
 
@@ -113,7 +137,13 @@ function stopOnNewer(list: readonly Entry[], why: string): void {
   const newer = list.filter((e) => e.newer);
   if (!newer.length) return;
   const first = newer[0]!.newer!;
-  const others = newer.length > 1 ? `; so are ${newer.slice(1).map((e) => e.name).join(', ')}` : '';
+  const others =
+    newer.length > 1
+      ? `; so are ${newer
+          .slice(1)
+          .map((e) => e.name)
+          .join(', ')}`
+      : '';
   throw new CheckpointError(first.file, `${first.problem}${others}. ${why}`, first.fix);
 }
 
@@ -142,10 +172,13 @@ export async function pickResume(root: string, from: string | undefined, cwd: st
     const good = list.filter((e) => e.kind === 'step' && !e.problem).sort((a, b) => b.step! - a.step!);
     chosen = good[0];
   }
-  if (!chosen && list.length === 0 && skipped.length === 0) throw new CheckpointError(root, '--resume: no checkpoint under this folder (nothing was saved yet)', 'Train without --resume first');
+  if (!chosen && list.length === 0 && skipped.length === 0)
+    throw new CheckpointError(root, '--resume: no checkpoint under this folder (nothing was saved yet)', 'Train without --resume first');
   if (!chosen) {
     const rest = list.filter((e) => !skipped.some((k) => k.name === e.name));
-    const found = rest.length ? rest.map((e) => `${e.name}: ${e.problem ?? (e.kind === 'diverged' ? 'saved after the run diverged' : 'not a step checkpoint')}`).join('; ') : 'nothing';
+    const found = rest.length
+      ? rest.map((e) => `${e.name}: ${e.problem ?? (e.kind === 'diverged' ? 'saved after the run diverged' : 'not a step checkpoint')}`).join('; ')
+      : 'nothing';
     throw new CheckpointError(
       root,
       `--resume: no usable checkpoint here (${[...skipped.map((s) => `${s.name}: ${s.reason}`), ...(rest.length || !skipped.length ? [`found: ${found}`] : [])].join('; ')})`,
@@ -161,16 +194,28 @@ export async function pickResume(root: string, from: string | undefined, cwd: st
 
 async function pickFrom(root: string, from: string, cwd: string, list: readonly Entry[]): Promise<ResumePick> {
   const available = stepsOf(list);
-  const avail = available.length ? `available here: ${available.map((n) => `step-${n}`).join(', ')}` : `${shownPath(root, cwd)} holds no usable step checkpoint`;
+  const avail = available.length
+    ? `available here: ${available.map((n) => `step-${n}`).join(', ')}`
+    : `${shownPath(root, cwd)} holds no usable step checkpoint`;
   let dir: string;
   if (/^\d+$/.test(from)) {
     dir = join(root, `step-${Number(from)}`);
-    if (!existsSync(dir)) throw new CheckpointError(dir, `--resume-from ${from}: no checkpoint step-${Number(from)}`, `Pass one that exists (${avail}), or a checkpoint folder`);
+    if (!existsSync(dir))
+      throw new CheckpointError(dir, `--resume-from ${from}: no checkpoint step-${Number(from)}`, `Pass one that exists (${avail}), or a checkpoint folder`);
   } else {
     dir = resolve(cwd, from);
-    if (!existsSync(dir)) throw new CheckpointError(dir, `--resume-from ${from}: no such folder`, `Pass a step number (${avail}) or a checkpoint folder such as ${shownPath(join(root, 'step-N'), cwd)}`);
+    if (!existsSync(dir))
+      throw new CheckpointError(
+        dir,
+        `--resume-from ${from}: no such folder`,
+        `Pass a step number (${avail}) or a checkpoint folder such as ${shownPath(join(root, 'step-N'), cwd)}`,
+      );
     if (!existsSync(join(dir, STATE_FILE)) && (existsSync(join(dir, LATEST_FILE)) || existsSync(join(dir, 'checkpoints'))))
-      throw new CheckpointError(dir, `--resume-from ${from}: this is a run or checkpoints folder, not one checkpoint`, `Pass a checkpoint folder inside it (e.g. ${shownPath(join(dir, existsSync(join(dir, LATEST_FILE)) ? '' : 'checkpoints', 'step-N'), cwd)}) or a step number`);
+      throw new CheckpointError(
+        dir,
+        `--resume-from ${from}: this is a run or checkpoints folder, not one checkpoint`,
+        `Pass a checkpoint folder inside it (e.g. ${shownPath(join(dir, existsSync(join(dir, LATEST_FILE)) ? '' : 'checkpoints', 'step-N'), cwd)}) or a step number`,
+      );
   }
   const state = await readCheckpointState(dir).catch((e: unknown) => {
     if (e instanceof NewerCheckpointError) throw e; // its fix is the update, not another checkpoint
@@ -209,14 +254,17 @@ export function configChanges(saved: Record<string, unknown>, now: TrainConfig):
   const a = leaves(JSON.parse(JSON.stringify(reread.success ? reread.data : saved)), '', new Map());
   const b = leaves(JSON.parse(JSON.stringify(now)), '', new Map());
   const keys = [...new Set([...b.keys(), ...a.keys()])];
-  return keys.filter((k) => JSON.stringify(a.get(k)) !== JSON.stringify(b.get(k))).map((key) => ({ key, saved: a.get(key), now: b.get(key), kind: resumeClass(key) }));
+  return keys
+    .filter((k) => JSON.stringify(a.get(k)) !== JSON.stringify(b.get(k)))
+    .map((key) => ({ key, saved: a.get(key), now: b.get(key), kind: resumeClass(key) }));
 }
 
 const shownValue = (v: unknown): string => (v === undefined ? '(unset)' : describe(v));
 
 /** What a change means beyond its values, where that is not obvious. */
 function consequence(c: ConfigChange): string {
-  if (c.key === 'precision.activations') return c.now === 'f16' ? ' (the f16 loss scale starts at precision.initialScale)' : ' (the saved f16 loss scale is dropped)';
+  if (c.key === 'precision.activations')
+    return c.now === 'f16' ? ' (the f16 loss scale starts at precision.initialScale)' : ' (the saved f16 loss scale is dropped)';
   if (c.key === 'schedule.microBatch' || c.key === 'schedule.accumulation') return ' (the batch of every step changes)';
   return '';
 }
@@ -228,14 +276,21 @@ const line = (c: ConfigChange): string => `${c.key}: ${shownValue(c.saved)} → 
  * `allow` (--allow-config-change: true for every key, or keys and sections) covers it. Returns
  * the lines to print: the allowed changes and the schedule changes, each with its values.
  */
-export function checkConfigChanges(state: CheckpointState, cfg: TrainConfig, allow: true | readonly string[] | undefined, ctx: { dir: string; flag: string; cwd: string }): string[] {
+export function checkConfigChanges(
+  state: CheckpointState,
+  cfg: TrainConfig,
+  allow: true | readonly string[] | undefined,
+  ctx: { dir: string; flag: string; cwd: string },
+): string[] {
   const shown = shownPath(ctx.dir, ctx.cwd);
   if (Array.isArray(allow)) {
     const known = schemaPaths();
     for (const k of allow) {
       if (known.includes(k)) continue;
       const near = closestKey(k, known);
-      throw new ConfigError(`--allow-config-change ${allow.join(',')}: "${k}" is not a config key${near ? ` (did you mean ${near.key}?)` : ''}. Name keys or sections of docs/CONFIG.md, comma-separated (e.g. --allow-config-change data.source.seed,optim.weightDecay), or pass the flag alone to allow every change`);
+      throw new ConfigError(
+        `--allow-config-change ${allow.join(',')}: "${k}" is not a config key${near ? ` (did you mean ${near.key}?)` : ''}. Name keys or sections of docs/CONFIG.md, comma-separated (e.g. --allow-config-change data.source.seed,optim.weightDecay), or pass the flag alone to allow every change`,
+      );
     }
   }
   if (Object.keys(state.config).length === 0) return [`[resume] ${shown} holds no config (state.json "config" is empty): it cannot be compared with this one`];
@@ -255,6 +310,9 @@ export function checkConfigChanges(state: CheckpointState, cfg: TrainConfig, all
   const out: string[] = [];
   for (const c of changes.filter((x) => x.kind === 'locked')) out.push(`[resume] config change allowed by --allow-config-change: ${line(c)}`);
   for (const c of noted) out.push(`[resume] config changed since ${shown}: ${line(c)}; it applies from step ${state.step + 1} on`);
-  if (Array.isArray(allow)) for (const k of allow) if (!changes.some((c) => c.kind === 'locked' && underKey(c.key, k))) out.push(`[resume] --allow-config-change ${k}: nothing under ${k} changed that needed it`);
+  if (Array.isArray(allow))
+    for (const k of allow)
+      if (!changes.some((c) => c.kind === 'locked' && underKey(c.key, k)))
+        out.push(`[resume] --allow-config-change ${k}: nothing under ${k} changed that needed it`);
   return out;
 }

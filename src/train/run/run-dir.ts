@@ -7,7 +7,20 @@
  * (`<dir>/lock`: pid, host, boot id, start time, command; a lock whose process is gone is stale,
  * named and replaced); an absolute logging.dir is used as given, a relative one is under the cwd.
  */
-import { accessSync, constants, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
@@ -106,7 +119,10 @@ export function checkFreshRun(paths: RunPaths, overwrite: boolean, cwd: string):
 }
 
 function stamp(): string {
-  return new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  return new Date()
+    .toISOString()
+    .replace(/:/g, '-')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /**
@@ -167,13 +183,25 @@ export class RunLock {
       created = mkdirSync(paths.dir, { recursive: true }) ?? null;
     } catch (e) {
       const code = mkdirErrorCode(paths.dir, e);
-      if (code === 'EEXIST' || code === 'ENOTDIR') throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} cannot be created: a file is in the way (${code}). Set logging.dir to a folder path`);
+      if (code === 'EEXIST' || code === 'ENOTDIR')
+        throw new RunFolderError(
+          `logging.dir ${shownPath(paths.dir, cwd)} cannot be created: a file is in the way (${code}). Set logging.dir to a folder path`,
+        );
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
-        throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} cannot be created (${code}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}). Set logging.dir to a folder you can write`);
+        throw new RunFolderError(
+          `logging.dir ${shownPath(paths.dir, cwd)} cannot be created (${code}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}). Set logging.dir to a folder you can write`,
+        );
       rethrowIo(e, paths.dir, 'create the run folder');
     }
-    if (!statSync(paths.dir).isDirectory()) throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} is a file, not a folder. Set logging.dir to a folder path`);
-    const info: LockInfo = { pid: process.pid, host: hostname(), bootId: bootId(), startedAt: new Date().toISOString(), command: `node train.js ${process.argv.slice(2).join(' ')}`.trim() };
+    if (!statSync(paths.dir).isDirectory())
+      throw new RunFolderError(`logging.dir ${shownPath(paths.dir, cwd)} is a file, not a folder. Set logging.dir to a folder path`);
+    const info: LockInfo = {
+      pid: process.pid,
+      host: hostname(),
+      bootId: bootId(),
+      startedAt: new Date().toISOString(),
+      command: `node train.js ${process.argv.slice(2).join(' ')}`.trim(),
+    };
     const tmp = `${paths.lock}.tmp-${process.pid}`;
     let taken = false;
     try {
@@ -202,7 +230,9 @@ export class RunLock {
               (other ? `. That host cannot be checked from here: if that run is over, delete the lock file` : ''),
           );
         }
-        log(`[lock] ${shownPath(paths.lock, cwd)}: replacing a stale lock (${describeLock(held)}; ${rebooted ? 'the machine has rebooted since' : 'that process is no longer running'})`);
+        log(
+          `[lock] ${shownPath(paths.lock, cwd)}: replacing a stale lock (${describeLock(held)}; ${rebooted ? 'the machine has rebooted since' : 'that process is no longer running'})`,
+        );
         rmSync(paths.lock, { force: true });
       }
     } finally {
@@ -217,10 +247,15 @@ export class RunLock {
     try {
       raw = JSON.parse(readFileSync(paths.lock, 'utf8'));
     } catch (e) {
-      throw new RunFolderError(`${shownPath(paths.lock, cwd)} is not a lock file this program wrote (${e instanceof Error ? e.message : String(e)}): if no run is using ${shownPath(paths.dir, cwd)}, delete it`);
+      throw new RunFolderError(
+        `${shownPath(paths.lock, cwd)} is not a lock file this program wrote (${e instanceof Error ? e.message : String(e)}): if no run is using ${shownPath(paths.dir, cwd)}, delete it`,
+      );
     }
     const r = LockSchema.safeParse(raw);
-    if (!r.success) throw new RunFolderError(`${shownPath(paths.lock, cwd)} is not a lock file this program wrote (${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message}): if no run is using ${shownPath(paths.dir, cwd)}, delete it`);
+    if (!r.success)
+      throw new RunFolderError(
+        `${shownPath(paths.lock, cwd)} is not a lock file this program wrote (${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message}): if no run is using ${shownPath(paths.dir, cwd)}, delete it`,
+      );
     return r.data;
   }
 

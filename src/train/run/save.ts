@@ -19,7 +19,13 @@ export async function saveRun(s: Session, c: Committed, step: number): Promise<s
       params: model.params,
       weights: built.weights,
       optimizerState: built.slots(),
-      state: { step, optimizer: { step: optimizer.step, ...(trainer.scaler ? { lossScale: { ...trainer.scaler.state() } } : {}) }, dataLoader: data.train.state(), config: cfg, metrics: { validBefore: s.reference } },
+      state: {
+        step,
+        optimizer: { step: optimizer.step, ...(trainer.scaler ? { lossScale: { ...trainer.scaler.state() } } : {}) },
+        dataLoader: data.train.state(),
+        config: cfg,
+        metrics: { validBefore: s.reference },
+      },
     },
     { keep: cfg.checkpoint.keep, name, latest: !s.diverged, onProgress: checkpointFaults(name) },
   );

@@ -38,10 +38,13 @@ export function uploadBatch(rt: Backend, b: Batch, model: TimeMoeModel): DeviceB
     classes,
     targets() {
       if (!targets) {
-        targets = labels && mask ? model.cfg.horizons.map((h) => {
-          const t = horizonTargets(labels!, mask!, h);
-          return { target: t.target.reshape([N, h]), mask: t.mask.reshape([N, h]) };
-        }) : [];
+        targets =
+          labels && mask
+            ? model.cfg.horizons.map((h) => {
+                const t = horizonTargets(labels!, mask!, h);
+                return { target: t.target.reshape([N, h]), mask: t.mask.reshape([N, h]) };
+              })
+            : [];
         labels?.dispose();
         mask?.dispose();
         labels = mask = null;

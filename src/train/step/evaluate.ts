@@ -20,7 +20,14 @@ export interface ValidMetrics {
   windows: number;
 }
 
-export async function evaluate(rt: Backend, model: TimeMoeModel, batches: Iterable<Batch>, lossOpts: LossOptions, maxBatches = 0, activations: 'f32' | 'f16' = 'f32'): Promise<ValidMetrics> {
+export async function evaluate(
+  rt: Backend,
+  model: TimeMoeModel,
+  batches: Iterable<Batch>,
+  lossOpts: LossOptions,
+  maxBatches = 0,
+  activations: 'f32' | 'f16' = 'f32',
+): Promise<ValidMetrics> {
   const H = model.cfg.task === 'forecast' ? model.cfg.horizons : [];
   const se = H.map(() => 0);
   const ae = H.map(() => 0);
@@ -55,7 +62,7 @@ export async function evaluate(rt: Backend, model: TimeMoeModel, batches: Iterab
         }
       }
       for (let i = 0; i < H.length; i++) {
-        const [p, t, m] = await rt.readMany([out.predictions[i]!.data, dev.targets()[i]!.target, dev.targets()[i]!.mask]) as Float32Array[];
+        const [p, t, m] = (await rt.readMany([out.predictions[i]!.data, dev.targets()[i]!.target, dev.targets()[i]!.mask])) as Float32Array[];
         for (let j = 0; j < p.length; j++) {
           if (m[j] === 0) continue;
           const r = p[j]! - t[j]!;

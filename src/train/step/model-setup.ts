@@ -34,7 +34,11 @@ export interface RunModel {
 export function buildRunModel(rt: Backend, cfg: TrainConfig): RunModel {
   if (cfg.optim.offload === 'none') {
     const model = new TimeMoeModel(rt, cfg.model, cfg.seed, {}, cfg.optim.lora ?? null);
-    const trainable = applyFreeze(model.params, cfg.optim.freeze, model.adapters.map((a) => a.base));
+    const trainable = applyFreeze(
+      model.params,
+      cfg.optim.freeze,
+      model.adapters.map((a) => a.base),
+    );
     const optimizer = new AdamW(trainable, cfg.optim);
     return {
       model,
@@ -49,7 +53,11 @@ export function buildRunModel(rt: Backend, cfg: TrainConfig): RunModel {
     };
   }
   const model = new TimeMoeModel(rt, cfg.model, cfg.seed, { working: cfg.precision.activations, keepHost: true }, cfg.optim.lora ?? null);
-  const trainable = applyFreeze(model.params, cfg.optim.freeze, model.adapters.map((a) => a.base));
+  const trainable = applyFreeze(
+    model.params,
+    cfg.optim.freeze,
+    model.adapters.map((a) => a.base),
+  );
   // Every parameter keeps its f32 master here (checkpoints read the weights from it); frozen ones
   // get no gradient, so HostAdamW.apply never updates them.
   const optimizer = new HostAdamW(rt, model.params, cfg.optim);

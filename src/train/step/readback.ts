@@ -31,7 +31,13 @@ export class Readback {
   read(rt: Backend): Promise<ReadValues> {
     const names = [...this.names];
     const decoders = [...this.decoders];
-    return rt.readMany(this.tensors).then((raw) => new ReadValues(names, raw.map((a, i) => decoders[i]!(a))));
+    return rt.readMany(this.tensors).then(
+      (raw) =>
+        new ReadValues(
+          names,
+          raw.map((a, i) => decoders[i]!(a)),
+        ),
+    );
   }
 }
 

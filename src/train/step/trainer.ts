@@ -83,7 +83,6 @@ export interface StepMetrics {
   peakBytes: number;
 }
 
-
 /** One micro-batch after its forward: the graph (backward runs on it), losses, guard stats and routing metrics. */
 interface MicroForward {
   graph: Graph;
@@ -162,7 +161,9 @@ export class Trainer {
     const p = cfg.precision;
     if (p.activations === 'f16' && !rt.caps.f16) {
       // A config problem for this machine: the CLI reports it and exits 2.
-      throw new ConfigError(`precision.activations is 'f16' but this device (${rt.caps.adapter.description || rt.caps.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`);
+      throw new ConfigError(
+        `precision.activations is 'f16' but this device (${rt.caps.adapter.description || rt.caps.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`,
+      );
     }
     this.scaler = p.activations === 'f16' ? new LossScaler({ initialScale: p.initialScale, growthInterval: p.growthInterval, minScale: p.minScale }) : null;
     this.state = createTrainState(rt, { adamStep: optimizer.step, lossScale: this.scaler?.scale ?? 1, goodSteps: 0 });
@@ -211,7 +212,9 @@ export class Trainer {
     // memory plan's categories), and the order is the step's data flow.
     const inputs = rt.region('inputs', () => this.uploadStep(micro));
     const micros = micro.map((mb, i) => {
-      const f = rt.region('forward', () => this.forwardMicro(mb, inputs.devs[i]!, lossOpts, faulty && fault.site !== 'grad' ? { layer: fault.layer, site: fault.site } : null));
+      const f = rt.region('forward', () =>
+        this.forwardMicro(mb, inputs.devs[i]!, lossOpts, faulty && fault.site !== 'grad' ? { layer: fault.layer, site: fault.site } : null),
+      );
       rt.region('backward', () => {
         // Mean over micro-steps: each backward is seeded with lossScale/accumulation (on the GPU).
         f.graph.backward(f.terms.total, inputs.seeds[i]!);
@@ -262,7 +265,11 @@ export class Trainer {
     const g = new Graph();
     const x = g.adopt(new Var(dev.inputs, false, 'inputs'));
     const { out, terms } = g.run(() => {
-      const out = model.forward(x, { batch: mb.B, seqLen: mb.T }, { injectNan: inject, recompute: cfg.schedule.recompute, activations: cfg.precision.activations });
+      const out = model.forward(
+        x,
+        { batch: mb.B, seqLen: mb.T },
+        { injectNan: inject, recompute: cfg.schedule.recompute, activations: cfg.precision.activations },
+      );
       return { out, terms: taskLoss(out, dev, lossOpts) };
     });
     for (const v of [terms.total, terms.main, terms.aux, terms.z, ...terms.headLosses]) g.keep(v);
@@ -370,7 +377,13 @@ export class Trainer {
     const clipV = got.get(f.clip);
     const before = got.get(f.stateBefore);
     const after = got.get(f.stateAfter);
-    const terms = f.losses.map((l) => ({ total: got.get(l.total), main: got.get(l.main), aux: got.get(l.aux), z: got.get(l.z), heads: l.heads.map((h) => got.get(h)) }));
+    const terms = f.losses.map((l) => ({
+      total: got.get(l.total),
+      main: got.get(l.main),
+      aux: got.get(l.aux),
+      z: got.get(l.z),
+      heads: l.heads.map((h) => got.get(h)),
+    }));
     const bad = ps.guards.flatMap((gb, i) => gb.parse(got.get(f.guards[i]!)));
     const skipped = after[STATE.adamStep] === before[STATE.adamStep];
     const scaleEvent: ScaleEvent = SCALE_EVENTS[after[STATE.event]!] ?? 'none';
@@ -390,7 +403,9 @@ export class Trainer {
       gradGuard.dispose();
     }
     this.release(ps);
-    const routing = f.routing.map((layers) => layers.map((l) => ({ layer: l.layer, s: got.get(l.stats), sw: got.get(l.switchLoss), dropped: got.get(l.dropped) })));
+    const routing = f.routing.map((layers) =>
+      layers.map((l) => ({ layer: l.layer, s: got.get(l.stats), sw: got.get(l.switchLoss), dropped: got.get(l.dropped) })),
+    );
 
     const mean = (f: (t: (typeof terms)[number]) => number) => terms.reduce((a, t) => a + f(t), 0) / terms.length;
     const E = model.cfg.experts;

@@ -19,7 +19,13 @@ function findingCard(f: Finding, run: number): HTMLElement {
   const fix = f.fix.sets.length ? f.fix.sets.map((s) => `--set ${s}`).join(' ') : null;
   return el(
     'div',
-    { class: `finding sev-${f.severity} ${f.status}`, 'data-testid': 'finding', 'data-finding-id': f.id, 'data-run': String(run), 'data-first-step': String(f.firstStep) },
+    {
+      class: `finding sev-${f.severity} ${f.status}`,
+      'data-testid': 'finding',
+      'data-finding-id': f.id,
+      'data-run': String(run),
+      'data-first-step': String(f.firstStep),
+    },
     el(
       'div',
       { class: 'finding-head' },
@@ -42,7 +48,9 @@ export class FindingsPanel {
   update(runs: readonly RunData[]): void {
     const per = runs.map((d) => ({ d, findings: d.diagnosis.findings(), unjudged: d.diagnosis.unjudged() }));
     // Redraw only when something a reader sees changed (the panel is rebuilt, which resets a selection).
-    const key = JSON.stringify(per.map((p) => [p.d.label, p.unjudged, p.findings.map((f) => [f.id, f.severity, f.status, f.title, f.lastStep, f.evidence.map((e) => e.text)])]));
+    const key = JSON.stringify(
+      per.map((p) => [p.d.label, p.unjudged, p.findings.map((f) => [f.id, f.severity, f.status, f.title, f.lastStep, f.evidence.map((e) => e.text)])]),
+    );
     if (key === this.shown) return;
     this.shown = key;
     const total = per.reduce((n, p) => n + p.findings.length, 0);

@@ -149,7 +149,15 @@ export class Heatmap {
   }
 
   contents(): HeatmapContents {
-    return { label: this.label, steps: [...this.steps], layers: this.layers, experts: this.experts, load: this.load.map((l) => l.map((e) => [...e])), drawn: this.drawn, events: [...this.events] };
+    return {
+      label: this.label,
+      steps: [...this.steps],
+      layers: this.layers,
+      experts: this.experts,
+      load: this.load.map((l) => l.map((e) => [...e])),
+      drawn: this.drawn,
+      events: [...this.events],
+    };
   }
 
   private rows(): number {
@@ -191,7 +199,9 @@ export class Heatmap {
       series: [{ label: 'step' }, { label: 'load', paths: () => null, points: { show: false } }],
       hooks: {
         draw: [(u) => this.paint(u)],
-        setScale: [(u, key) => key === 'x' && this.zoom.changed(u, this.steps.length ? { min: this.steps[0]!, max: this.steps[this.steps.length - 1]! } : null)],
+        setScale: [
+          (u, key) => key === 'x' && this.zoom.changed(u, this.steps.length ? { min: this.steps[0]!, max: this.steps[this.steps.length - 1]! } : null),
+        ],
         setCursor: [(u) => this.hover(u)],
       },
     };

@@ -404,7 +404,16 @@ export class LineChart {
     const uSeries: uPlot.Series[] = [{ label: 'step', value: (_u, v) => (v == null ? '—' : String(v)) }];
     this.series.forEach((s, i) => {
       if (this.faintIdx[i] !== null)
-        uSeries.push({ label: `${s.label} (raw)`, stroke: withAlpha(s.color, 0.22), width: 1, dash: s.dash, spanGaps: false, points: { show: false }, value: legendValue(i), class: 'faint' });
+        uSeries.push({
+          label: `${s.label} (raw)`,
+          stroke: withAlpha(s.color, 0.22),
+          width: 1,
+          dash: s.dash,
+          spanGaps: false,
+          points: { show: false },
+          value: legendValue(i),
+          class: 'faint',
+        });
       uSeries.push({
         label: legendLabel(s) as unknown as string,
         stroke: s.color,

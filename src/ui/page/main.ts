@@ -80,7 +80,15 @@ function render(): void {
     if (!d.layers) return;
     if (!heatmaps[i]) {
       const box = el('section', { class: 'card wide', 'data-heatmap': String(i) });
-      const bar = el('div', { class: 'colorbar' }, 'share 0', el('span', { class: 'bar', style: `background: ${colorBarCss()}` }), '1 (square-root scale)', el('span', { class: 'nan' }), 'NaN');
+      const bar = el(
+        'div',
+        { class: 'colorbar' },
+        'share 0',
+        el('span', { class: 'bar', style: `background: ${colorBarCss()}` }),
+        '1 (square-root scale)',
+        el('span', { class: 'nan' }),
+        'NaN',
+      );
       heatmapBox.append(box);
       heatmaps[i] = new Heatmap(box, d.label, zoom);
       box.append(bar);
@@ -98,7 +106,9 @@ function render(): void {
     chart.update(series, p.refs?.(runs) ?? [], panelEvents(p, store), smoothing);
   }
   if (runs.some((d) => d.diagnosis.pending > 0)) scheduleDrain();
-  hiddenNote.textContent = hidden.length ? `Not shown, as they carry no information for ${runs.length > 1 ? 'these runs' : 'this run'}: ${hidden.join('; ')}.` : '';
+  hiddenNote.textContent = hidden.length
+    ? `Not shown, as they carry no information for ${runs.length > 1 ? 'these runs' : 'this run'}: ${hidden.join('; ')}.`
+    : '';
   hiddenNote.hidden = !hidden.length;
   afterDraw.port2.postMessage(null);
 }
@@ -127,11 +137,15 @@ let lastRender = 0;
 function schedule(): void {
   if (pending) return;
   pending = true;
-  setTimeout(() => requestAnimationFrame(() => {
-    pending = false;
-    lastRender = performance.now();
-    render();
-  }), Math.max(0, MIN_INTERVAL_MS - (performance.now() - lastRender)));
+  setTimeout(
+    () =>
+      requestAnimationFrame(() => {
+        pending = false;
+        lastRender = performance.now();
+        render();
+      }),
+    Math.max(0, MIN_INTERVAL_MS - (performance.now() - lastRender)),
+  );
 }
 
 function setState(s: typeof stats.state, text: string): void {

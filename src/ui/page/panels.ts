@@ -51,7 +51,8 @@ function layerMetrics(key: 'entropy' | 'maxShare' | 'switchLoss') {
 function headNames(d: RunData, n: number): string[] {
   const model = d.header?.config?.model as { horizons?: unknown; task?: unknown } | undefined;
   if (model?.task === 'classify') return Array.from({ length: n }, (_, i) => (n === 1 ? 'class' : `head ${i}`));
-  const h = Array.isArray(model?.horizons) && model.horizons.length === n ? (model.horizons as unknown[]) : d.valid.horizons.length === n ? d.valid.horizons : null;
+  const h =
+    Array.isArray(model?.horizons) && model.horizons.length === n ? (model.horizons as unknown[]) : d.valid.horizons.length === n ? d.valid.horizons : null;
   return Array.from({ length: n }, (_, i) => (h ? `h${String(h[i])}` : `head ${i}`));
 }
 
@@ -107,7 +108,11 @@ export const PANELS: Panel[] = [
       ];
     },
   },
-  { id: 'clipped', title: 'Clipped fraction of the gradient', metrics: (s, run) => [{ label: 'clipped', x: s.trainOf(run).step, y: s.trainOf(run).clippedFraction }] },
+  {
+    id: 'clipped',
+    title: 'Clipped fraction of the gradient',
+    metrics: (s, run) => [{ label: 'clipped', x: s.trainOf(run).step, y: s.trainOf(run).clippedFraction }],
+  },
   {
     id: 'entropy',
     findings: layerFinding,
@@ -122,7 +127,13 @@ export const PANELS: Panel[] = [
     metrics: layerMetrics('maxShare'),
     refs: (runs) => (maxExperts(runs) ? [{ y: 1 / maxExperts(runs), label: `balanced 1/${maxExperts(runs)}` }] : []),
   },
-  { id: 'switch', title: 'Switch balancing loss per layer (balanced = 1)', metrics: layerMetrics('switchLoss'), refs: () => [{ y: 1, label: 'balanced' }], findings: layerFinding },
+  {
+    id: 'switch',
+    title: 'Switch balancing loss per layer (balanced = 1)',
+    metrics: layerMetrics('switchLoss'),
+    refs: () => [{ y: 1, label: 'balanced' }],
+    findings: layerFinding,
+  },
   {
     id: 'aux-z',
     title: 'Aux (load-balancing) and z losses',

@@ -55,7 +55,14 @@ export class RunCard {
 
   /** `color`: the run's colour on every chart when several runs are shown (null: one run). */
   update(d: RunData, now: number, color: string | null = null): void {
-    if (!this.root.firstChild) this.root.append(el('div', { class: 'run-title' }, this.swatch, el('span', { class: 'run-label' }, d.label), this.status), el('div', { class: 'run-step' }, 'step ', this.step, this.total), this.facts, this.message, this.details);
+    if (!this.root.firstChild)
+      this.root.append(
+        el('div', { class: 'run-title' }, this.swatch, el('span', { class: 'run-label' }, d.label), this.status),
+        el('div', { class: 'run-step' }, 'step ', this.step, this.total),
+        this.facts,
+        this.message,
+        this.details,
+      );
     this.swatch.hidden = color === null;
     if (color) this.swatch.style.background = color;
     this.status.textContent = STATUS_TEXT[d.status];
@@ -74,7 +81,17 @@ export class RunCard {
       ['skipped', String(d.skipped.length)],
       ...(running && Number.isFinite(started) ? ([['elapsed', fmtDuration((now - started) / 1000)]] as [string, string][]) : []),
     ];
-    this.facts.replaceChildren(...facts.map(([k, v]) => el('span', { class: 'fact' }, el('span', { class: 'k' }, k), ' ', el('span', { class: 'v', 'data-testid': `${k.replace(/\W+/g, '-').toLowerCase()}-${this.index}` }, v))));
+    this.facts.replaceChildren(
+      ...facts.map(([k, v]) =>
+        el(
+          'span',
+          { class: 'fact' },
+          el('span', { class: 'k' }, k),
+          ' ',
+          el('span', { class: 'v', 'data-testid': `${k.replace(/\W+/g, '-').toLowerCase()}-${this.index}` }, v),
+        ),
+      ),
+    );
     this.message.textContent = d.message ?? '';
     if (d.header !== this.header) this.renderHeader(d);
   }
@@ -86,7 +103,14 @@ export class RunCard {
     if (h) {
       const model = modelLine(h);
       if (model) rows.push(el('div', {}, model));
-      if (h.adapter) rows.push(el('div', { 'data-testid': `adapter-${this.index}` }, `adapter: ${h.adapter.vendor} ${h.adapter.device || h.adapter.description} (${h.adapter.architecture || '?'}, ${h.adapter.backend})`));
+      if (h.adapter)
+        rows.push(
+          el(
+            'div',
+            { 'data-testid': `adapter-${this.index}` },
+            `adapter: ${h.adapter.vendor} ${h.adapter.device || h.adapter.description} (${h.adapter.architecture || '?'}, ${h.adapter.backend})`,
+          ),
+        );
       if (h.startStep) rows.push(el('div', {}, `resumed after step ${h.startStep}`));
       if (h.plan) rows.push(el('details', {}, el('summary', {}, 'memory plan'), el('pre', {}, h.plan)));
       if (h.config) rows.push(el('details', {}, el('summary', {}, 'config'), el('pre', {}, JSON.stringify(h.config, null, 2))));

@@ -21,10 +21,22 @@ export class SkippedTable {
     this.shown = key;
     const title = el('div', { class: 'chart-title' }, total ? `Skipped steps: ${total}` : 'Skipped steps: none');
     const noteList = notes.length
-      ? [el('ul', { class: 'notes', 'data-testid': 'notes' }, ...notes.map((n) => el('li', { 'data-step': String(n.step) }, el('span', { class: 'k' }, 'note '), multi ? `${n.run}: ${n.text}` : n.text)))]
+      ? [
+          el(
+            'ul',
+            { class: 'notes', 'data-testid': 'notes' },
+            ...notes.map((n) => el('li', { 'data-step': String(n.step) }, el('span', { class: 'k' }, 'note '), multi ? `${n.run}: ${n.text}` : n.text)),
+          ),
+        ]
       : [];
     if (!total) return this.root.replaceChildren(title, ...noteList);
-    const head = el('tr', {}, ...[...(multi ? ['run'] : []), 'step', 'why', 'first non-finite tensor', 'layer', 'non-finite values', 'finite min / max / mean', 'also non-finite'].map((h) => el('th', {}, h)));
+    const head = el(
+      'tr',
+      {},
+      ...[...(multi ? ['run'] : []), 'step', 'why', 'first non-finite tensor', 'layer', 'non-finite values', 'finite min / max / mean', 'also non-finite'].map(
+        (h) => el('th', {}, h),
+      ),
+    );
     const rows = runs.flatMap((d) =>
       d.skipped.map((k) => {
         const first = k.tensors[0];
@@ -38,7 +50,14 @@ export class SkippedTable {
           el('td', {}, first ? String(first.layer) : '—'),
           el('td', {}, first ? fmtValue(first.nonFinite) : '—'),
           el('td', {}, first ? `${fmtValue(first.min)} / ${fmtValue(first.max)} / ${fmtValue(first.mean)}` : '—'),
-          el('td', { class: 'tensor' }, k.tensors.slice(1).map((t) => t.name).join(', ') || '—'),
+          el(
+            'td',
+            { class: 'tensor' },
+            k.tensors
+              .slice(1)
+              .map((t) => t.name)
+              .join(', ') || '—',
+          ),
         );
       }),
     );

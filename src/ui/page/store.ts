@@ -160,10 +160,46 @@ export class RunDiagnosis {
   }
 }
 
-const TRAIN_SCALARS = ['loss', 'lossMain', 'aux', 'z', 'lr', 'auxFactor', 'gradNorm', 'gradNormPostClip', 'clippedFraction', 'lossScale', 'tokensPerSecond', 'ms', 'liveBytes', 'peakBytes'] as const;
+const TRAIN_SCALARS = [
+  'loss',
+  'lossMain',
+  'aux',
+  'z',
+  'lr',
+  'auxFactor',
+  'gradNorm',
+  'gradNormPostClip',
+  'clippedFraction',
+  'lossScale',
+  'tokensPerSecond',
+  'ms',
+  'liveBytes',
+  'peakBytes',
+] as const;
 
 function emptyTrain(): TrainColumns {
-  return { step: [], loss: [], lossMain: [], aux: [], z: [], lr: [], auxFactor: [], gradNorm: [], gradNormPostClip: [], clippedFraction: [], lossScale: [], tokensPerSecond: [], ms: [], liveBytes: [], peakBytes: [], head: [], entropy: [], maxShare: [], switchLoss: [], load: [] };
+  return {
+    step: [],
+    loss: [],
+    lossMain: [],
+    aux: [],
+    z: [],
+    lr: [],
+    auxFactor: [],
+    gradNorm: [],
+    gradNormPostClip: [],
+    clippedFraction: [],
+    lossScale: [],
+    tokensPerSecond: [],
+    ms: [],
+    liveBytes: [],
+    peakBytes: [],
+    head: [],
+    entropy: [],
+    maxShare: [],
+    switchLoss: [],
+    load: [],
+  };
 }
 
 function emptyValid(): ValidColumns {
@@ -260,7 +296,21 @@ export class Store {
     }
     this.seq++;
     if (ev.type === 'run') {
-      this.runs[ev.run] = { run: ev.run, label: ev.label, dir: ev.dir, live: ev.live, followed: ev.followed ?? false, header: null, status: 'running', train: emptyTrain(), valid: emptyValid(), skipped: [], layers: 0, experts: 0, diagnosis: new RunDiagnosis() };
+      this.runs[ev.run] = {
+        run: ev.run,
+        label: ev.label,
+        dir: ev.dir,
+        live: ev.live,
+        followed: ev.followed ?? false,
+        header: null,
+        status: 'running',
+        train: emptyTrain(),
+        valid: emptyValid(),
+        skipped: [],
+        layers: 0,
+        experts: 0,
+        diagnosis: new RunDiagnosis(),
+      };
       return;
     }
     const d = this.runs[ev.run];
