@@ -9,13 +9,13 @@ import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
 import {
   LIMIT_NAMES,
   chooseFamily,
-  describeFamily,
   type AdapterSummary,
   type DeviceCaps,
   type DeviceLimits,
   type KernelFamilyChoice,
   type SubgroupMatrixConfig,
 } from './caps.ts';
+import { derivePolicy, policySummary } from './policy.ts';
 
 export interface GpuDevice {
   device: GPUDevice;
@@ -153,7 +153,7 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
     console.error(
       `[webgpu-moe] adapter: ${summary.vendor} ${summary.device || summary.description} ` +
         `(${summary.architecture || '?'}, ${summary.backend}); f16=${caps.f16} timestamps=${caps.timestampQuery} ` +
-        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}; ${describeFamily(caps)}`,
+        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}; ${policySummary(derivePolicy(caps))}`,
     );
   }
   return gd;

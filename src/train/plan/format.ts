@@ -1,4 +1,5 @@
 /** The memory plan as a readable table: categories at the peak, layers, limits, verdict, suggestions. */
+import { formatPolicy } from '../../kernels/policy.ts';
 import { CATEGORY_LABELS, type Category, type MemoryPlan } from './planner.ts';
 import { describe } from './suggestions.ts';
 import type { StepTime } from './step-time.ts';
@@ -129,6 +130,7 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
     for (const s of plan.suggestions) out.push(`  - ${s.text}`);
   }
   out.push('');
+  out.push(...formatPolicy(plan.policy).split('\n'), '');
   out.push('Notes:');
   for (const n of plan.notes) out.push(`  - ${n}`);
   return out.join('\n');

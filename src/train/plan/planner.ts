@@ -12,6 +12,7 @@
  * per decoder layer), the target's limits (a buffer over the per-binding limit does not fit
  * whatever the memory), and suggestions found by planning the changed config.
  */
+import type { KernelPolicy } from '../../kernels/policy.ts';
 import type { Allocation, LimitViolation } from '../../kernels/meta-runtime.ts';
 import { countParameters } from '../../model/config.ts';
 import { totalmem } from 'node:os';
@@ -44,6 +45,8 @@ export interface LayerBytes {
 
 export interface MemoryPlan {
   target: { name: string; description: string; family: string; maxBindingBytes: number; maxBufferBytes: number };
+  /** Every device-dependent kernel choice the step was planned with (src/kernels/policy.ts), from the target's caps. */
+  policy: KernelPolicy;
   model: { name: string; parameters: number; activeParameters: number; layers: number; hidden: number };
   run: {
     microBatch: number;
@@ -202,6 +205,7 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
       maxBindingBytes: target.caps.limits.maxStorageBufferBindingSize,
       maxBufferBytes: target.caps.limits.maxBufferSize,
     },
+    policy: sim.meta.policy,
     model: { name: modelName(cfg), parameters: counts.total, activeParameters: counts.active, layers: cfg.model.layers, hidden: cfg.model.hidden },
     run: {
       microBatch: cfg.schedule.microBatch,

@@ -87,7 +87,8 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
       `this device cannot run the step: ${here.violations.map(describeViolation).join('; ')}${fixes ? `\nwhat helps (each planned on this device):${fixes}` : ''}`,
     );
   }
-  if (cfg.device.autotune && rt.caps.family === 'gpu' && !rt.caps.cpuAdapter) await autotune(rt, cfg);
+  // The policy says whether this device tunes its matmuls (GPU family on a GPU: src/kernels/policy.ts).
+  if (cfg.device.autotune && rt.policy.autotune) await autotune(rt, cfg);
   const built = buildRunModel(rt, cfg);
   const { model, optimizer } = built;
   if (initFrom) console.error(await initFrom.load(model, built.weights));
