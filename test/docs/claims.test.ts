@@ -353,7 +353,7 @@ describe('docs/CONFIG.md and the config schema', () => {
     const { parseConfig } = (await import(pathToFileURL(join(ROOT, CONFIG_MODULE)).href)) as { parseConfig: (raw: unknown, source?: string) => unknown };
     const configs = new Set(
       DOCS.flatMap((d) => namedPaths(d).map((p) => p.path)).filter(
-        (p) => /^[\w.-]+\.json$/.test(p) && existsSync(join(ROOT, p)) && !['package.json', 'tsconfig.json', 'package-lock.json'].includes(p),
+        (p) => /^[\w-][\w.-]*\.json$/.test(p) && existsSync(join(ROOT, p)) && !['package.json', 'tsconfig.json', 'package-lock.json'].includes(p),
       ),
     );
     expect(configs.size).toBeGreaterThan(0);
