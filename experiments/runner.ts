@@ -8,10 +8,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { loadConfig } from '../src/train/config.ts';
+import { loadConfig } from '../src/train/config-file.ts';
 import { EXIT } from '../src/train/exit-codes.ts';
 import { injectCliFault, reportCliError } from '../src/util/cli-errors.ts';
-import { readMetrics, type RunMetrics } from '../src/report/metrics-reader.ts';
+import type { RunMetrics } from '../src/report/metrics-reader.ts';
+import { readMetrics } from '../src/report/metrics-file.ts';
 import { summarize, writeComparisonReport, type RunSpec } from '../src/report/report.ts';
 import { SCENARIOS, type Mode, type RunData, type Scenario, type Variant } from './scenarios.ts';
 

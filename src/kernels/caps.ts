@@ -83,14 +83,12 @@ export const KernelFamilyChoiceSchema = z.enum(['auto', 'cpu', 'gpu']);
 export type KernelFamilyChoice = z.infer<typeof KernelFamilyChoiceSchema>;
 
 /**
- * The kernel family: the adapter's own (CPU family on a CPU adapter) unless `choice` or the
- * WEBGPU_MOE_KERNELS environment variable forces one. The explicit choice wins over the variable.
+ * The kernel family: the adapter's own (CPU family on a CPU adapter) unless `choice` or `env`, the
+ * WEBGPU_MOE_KERNELS environment variable's value, forces one. The explicit choice wins over the
+ * variable. The core reads no environment: Node's device acquisition passes it in
+ * (src/kernels/node/dawn.ts); a browser has none.
  */
-export function chooseFamily(
-  cpuAdapter: boolean,
-  choice: KernelFamilyChoice = 'auto',
-  env: string | undefined = process.env[KERNELS_ENV],
-): { family: KernelFamily; forced: boolean } {
+export function chooseFamily(cpuAdapter: boolean, choice: KernelFamilyChoice = 'auto', env?: string): { family: KernelFamily; forced: boolean } {
   let pick = choice;
   if (pick === 'auto' && env !== undefined && env !== '') {
     const r = KernelFamilyChoiceSchema.safeParse(env);

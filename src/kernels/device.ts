@@ -1,10 +1,9 @@
 /**
- * Device acquisition through Dawn (npm `webgpu`), and the device's capabilities (caps.ts), read
- * once here. One process-wide device: Dawn's GPU instance must stay referenced for the life of
- * the process, or V8 may collect it and Dawn segfaults later inside ProcessEvents
- * (docs/DESIGN.md §3).
+ * Opening a device on a WebGPU `GPU` object, and the device's capabilities (caps.ts), read once
+ * here. Platform-free: Node passes Dawn's instance (src/kernels/node/dawn.ts, which also keeps the
+ * one process-wide device), the browser `navigator.gpu` (src/web/device.ts); both get the same
+ * requested limits and features and build the same DeviceCaps.
  */
-import { create, globals } from 'webgpu';
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
 import {
   LIMIT_NAMES,
@@ -24,49 +23,23 @@ export interface GpuDevice {
   lost: GpuError | null;
 }
 
-export interface AcquireOptions {
-  /** Extra Dawn toggles, e.g. 'disable-dawn-features=timestamp_quantization'. */
-  dawnFlags?: string[];
+export interface OpenOptions {
   /** Print the adapter line once (default true). */
   announce?: boolean;
-  /**
-   * Unquantized timestamp queries, for the profiler: Dawn otherwise rounds them to 65.5 us.
-   * Takes effect only if this is the process's first acquisition (the Dawn instance is shared).
-   */
-  preciseTimestamps?: boolean;
-  /** Kernel family: 'auto' (the adapter's own; WEBGPU_MOE_KERNELS may force one), 'cpu' or 'gpu'. */
+  /** Kernel family: 'auto' (the adapter's own; `kernelsEnv` may force one), 'cpu' or 'gpu'. */
   kernels?: KernelFamilyChoice;
+  /** The WEBGPU_MOE_KERNELS environment variable's value, read by the Node caller (caps.ts chooseFamily). */
+  kernelsEnv?: string;
+  /** What runs the device, for the adapter line (default 'vulkan': Dawn on Node; the page says 'browser WebGPU'). */
+  backend?: string;
 }
 
 /** Dawn's feature name for tensor-core matmuls (VK_KHR_cooperative_matrix on Vulkan). */
 export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
 
-/** The Dawn toggle behind AcquireOptions.preciseTimestamps. */
-export const PRECISE_TIMESTAMPS_FLAG = 'disable-dawn-features=timestamp_quantization';
-
 // Limits the engine wants as large as the adapter allows: big activations and weights
 // live in single storage bindings, and kernels bind many buffers.
 const WANTED_LIMITS: readonly string[] = [...LIMIT_NAMES, 'maxBindGroups'];
-
-let dawn: GPU | null = null;
-let dawnFlags: readonly string[] = [];
-
-/** True when the process's Dawn instance was created with unquantized timestamps. */
-export function timestampsPrecise(): boolean {
-  return dawnFlags.includes(PRECISE_TIMESTAMPS_FLAG);
-}
-let current: Promise<GpuDevice> | null = null;
-
-function gpuInstance(flags: string[]): GPU {
-  if (!dawn) {
-    Object.assign(globalThis, globals);
-    dawn = create(flags);
-    dawnFlags = [...flags];
-    // Keep the instance reachable from a global root as well (see header comment).
-    (globalThis as { __webgpuMoeDawn?: GPU }).__webgpuMoeDawn = dawn;
-  }
-  return dawn;
-}
 
 /** Dawn's adapter info, with the fields only Dawn reports (subgroup sizes, matrix configs). */
 type DawnAdapterInfo = GPUAdapterInfo & {
@@ -81,24 +54,30 @@ function isCpuAdapter(info: DawnAdapterInfo | undefined): boolean {
   return !!info?.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info?.device} ${info?.description}`);
 }
 
-function summarize(info: DawnAdapterInfo | undefined): AdapterSummary {
+function summarize(info: DawnAdapterInfo | undefined, backend: string): AdapterSummary {
   return {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
-    backend: isCpuAdapter(info) ? 'vulkan (CPU)' : 'vulkan',
+    backend: isCpuAdapter(info) ? `${backend} (CPU)` : backend,
   };
 }
 
 /** The caps of an opened device: what it enabled, not what the adapter could. */
-export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, kernels: KernelFamilyChoice = 'auto'): DeviceCaps {
+export function readCaps(
+  device: GPUDevice,
+  info: DawnAdapterInfo | undefined,
+  kernels: KernelFamilyChoice = 'auto',
+  kernelsEnv?: string,
+  backend = 'vulkan',
+): DeviceCaps {
   const cpuAdapter = isCpuAdapter(info);
-  const { family, forced } = chooseFamily(cpuAdapter, kernels);
+  const { family, forced } = chooseFamily(cpuAdapter, kernels, kernelsEnv);
   const limits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, (device.limits as unknown as Record<string, number>)[n] ?? 0])) as unknown as DeviceLimits;
   const subgroups = device.features.has('subgroups') ? { minSize: info?.subgroupMinSize ?? 0, maxSize: info?.subgroupMaxSize ?? 0 } : null;
   return {
-    adapter: summarize(info),
+    adapter: summarize(info, backend),
     cpuAdapter,
     family,
     familyForced: forced,
@@ -111,24 +90,8 @@ export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, k
   };
 }
 
-/** Request the adapter and device once; later calls return the same device. */
-export function acquireDevice(options: AcquireOptions = {}): Promise<GpuDevice> {
-  if (!current) {
-    current = open(options).catch((e) => {
-      current = null;
-      throw e;
-    });
-  }
-  return current;
-}
-
-/** Extra Dawn toggles from the environment, comma-separated (e.g. enable-dawn-features=allow_unsafe_apis for experimental features). */
-export const DAWN_FLAGS_ENV = 'WEBGPU_MOE_DAWN_FLAGS';
-
-async function open(options: AcquireOptions): Promise<GpuDevice> {
-  const flags = [...(options.dawnFlags ?? []), ...(process.env[DAWN_FLAGS_ENV] ?? '').split(',').filter(Boolean)];
-  if (options.preciseTimestamps && !flags.includes(PRECISE_TIMESTAMPS_FLAG)) flags.push(PRECISE_TIMESTAMPS_FLAG);
-  const gpu = gpuInstance(flags);
+/** Request the adapter and a device with the adapter's largest limits and the features the kernels use. */
+export async function openDevice(gpu: GPU, options: OpenOptions = {}): Promise<GpuDevice> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuError(NO_ADAPTER_HELP, 'adapter', 'no-adapter');
 
@@ -142,7 +105,7 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-moe' });
-  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels);
+  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels, options.kernelsEnv, options.backend);
   const summary = caps.adapter;
   const gd: GpuDevice = { device, caps, lost: null };
   void device.lost.then((info) => {

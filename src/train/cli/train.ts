@@ -5,7 +5,7 @@
  */
 import { parseCommandLine } from './parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadConfig } from '../config.ts';
+import { loadConfig } from '../config-file.ts';
 import { EXIT } from '../exit-codes.ts';
 import { checkFaults } from '../run/faults.ts';
 import { injectCliFault, reportCliError } from '../../util/cli-errors.ts';
@@ -15,7 +15,7 @@ import { planFor, runTraining } from '../run/run.ts';
 import { formatPlan } from '../plan/format.ts';
 import { estimateStepTime, measureHostAdamW } from '../plan/step-time.ts';
 import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from '../plan/targets.ts';
-import { getRuntime } from '../../kernels/runtime.ts';
+import { getRuntime } from '../../kernels/node/dawn.ts';
 import { runSmoke } from './smoke.ts';
 import { withDashboard } from './dashboard.ts';
 

@@ -1,0 +1,27 @@
+/**
+ * The matmul autotune's cache on Node (src/kernels/matmul-tune.ts TuningStore): one JSON file,
+ * written atomically (src/util/atomic-write.ts).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../../util/atomic-write.ts';
+import type { TuningStore } from '../matmul-tune.ts';
+
+/** $WEBGPU_MOE_CACHE, else $XDG_CACHE_HOME/webgpu-moe, else ~/.cache/webgpu-moe. */
+function tuningCachePath(): string {
+  const dir = process.env.WEBGPU_MOE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'webgpu-moe');
+  return join(dir, 'matmul-tuning.json');
+}
+
+/** The cache file at `path` (default: the user's cache folder); a missing or unreadable file is an empty cache. */
+export function fileTuningStore(path = tuningCachePath()): TuningStore {
+  return {
+    where: path,
+    load: () => JSON.parse(readFileSync(path, 'utf8')) as unknown,
+    save: (cache) => {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileAtomic(path, `${JSON.stringify(cache, null, 2)}\n`);
+    },
+  };
+}
