@@ -1,8 +1,8 @@
 /**
  * The layout's rules, checked on the source text: no import cycles (type imports count: they
  * couple modules the same way), data flows one way between the layers of src/, nothing outside
- * src/kernels reaches the device, and the engine's core uses no Node built-in, so a browser page
- * can bundle the same code train.js runs (docs/DESIGN.md, "Layout").
+ * src/kernels reaches the device, and the engine's core uses no Node built-in, so the browser page
+ * (src/web/) bundles the same code train.js runs (docs/DESIGN.md, "Layout"; docs/BROWSER.md).
  */
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -104,6 +104,20 @@ describe('source layout', () => {
     expect(NODE_ONLY.some((re) => re.test('new ArrayBuffer(8); GPUBuffer; SharedArrayBuffer'))).toBe(false);
     expect([...graph.keys()].filter(isCore).length).toBeGreaterThan(80);
   });
+
+  it('everything the browser page bundles is free of Node built-ins too (its import closure)', () => {
+    const seen = new Set<string>();
+    const visit = (f: string) => {
+      if (seen.has(f)) return;
+      seen.add(f);
+      for (const d of valueImportsOf(f)) visit(d);
+    };
+    visit('src/web/main.ts');
+    const offenders = [...seen].flatMap((f) => (graph.has(f) ? NODE_ONLY.filter((re) => re.test(codeOf(f))).map((re) => `${f}: ${re}`) : [`${f}: not found`]));
+    expect(offenders).toEqual([]);
+    // The page bundles the step, the planner and the dashboard's view (their own tests cover them).
+    for (const f of ['src/train/step/trainer.ts', 'src/train/plan/planner.ts', 'src/ui/page/view.ts', 'src/kernels/runtime.ts']) expect(seen).toContain(f);
+  });
 });
 
 /**
@@ -120,6 +134,31 @@ const isCore = (f: string) => !NODE_EDGE.test(f) && (CORE_DIRS.some((d) => f.sta
 
 /** Node-only things in code (comments stripped first: they may name them). */
 const NODE_ONLY = [/\bfrom\s*['"]node:/, /\bimport\(\s*['"]node:/, /\brequire\(/, /\bprocess\.[a-zA-Z]/, /(?<![\w.])Buffer\b/, /\b__dirname\b/];
+
+/**
+ * The .ts modules a bundle of `f` contains: its imports less the type-only ones (`import type`,
+ * every name `type`-marked), which esbuild erases.
+ */
+function valueImportsOf(f: string): string[] {
+  const text = readFileSync(join(ROOT, f), 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(import|export)\b([^'";]*?)from\s*'(\.[^']+\.ts)'/g)) {
+    const clause = m[2]!.trim();
+    const names = /\{([^}]*)\}/.exec(clause)?.[1];
+    const typeOnly =
+      /^type\b/.test(clause) ||
+      (names !== undefined &&
+        !/^[\w$]+\s*,/.test(clause) &&
+        names
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean)
+          .every((n) => n.startsWith('type ')));
+    if (!typeOnly) out.push(relative(ROOT, resolve(dirname(join(ROOT, f)), m[3]!)));
+  }
+  for (const m of text.matchAll(/import\(\s*'(\.[^']+\.ts)'\s*\)/g)) out.push(relative(ROOT, resolve(dirname(join(ROOT, f)), m[1]!)));
+  return out;
+}
 
 function codeOf(f: string): string {
   return readFileSync(join(ROOT, f), 'utf8')

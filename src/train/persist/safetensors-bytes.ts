@@ -1,6 +1,7 @@
 /**
  * The bytes of a safetensors file (layout in safetensors.ts): the header and the tensors' little-
- * endian data. Platform-free: safetensors.ts writes them to disk on Node.
+ * endian data. Platform-free: safetensors.ts writes them to disk on Node, the browser page offers
+ * them as a download (src/web/weights.ts).
  */
 import { f32ToF16Bits } from '../../kernels/f16.ts';
 
@@ -77,4 +78,16 @@ function halfBytes(dtype: 'F16' | 'BF16', data: Float32Array, begin: number, end
 /** Elements [begin, end) of `data` as `dtype`'s little-endian bytes. */
 export function tensorBytes(dtype: WriteDType, data: Float32Array, begin: number, end: number): Uint8Array {
   return dtype === 'F32' ? leBytes(data, begin * 4, end * 4) : halfBytes(dtype, data, begin, end);
+}
+
+/** A whole file in memory, tensors sorted by name: the header, then each tensor's bytes (views, not copies, on little-endian hosts). */
+export function safetensorsParts(
+  tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>,
+  metadata?: Record<string, string>,
+): Uint8Array[] {
+  const names = sortedNames(tensors.keys());
+  const entries = names.map((name) => ({ name, ...tensors.get(name)! }));
+  for (const e of entries)
+    if (e.data.length !== product(e.shape)) throw new Error(`tensor ${e.name} has ${e.data.length} values for shape [${e.shape.join(', ')}]`);
+  return [encodeHeader(entries, metadata), ...entries.map((e) => tensorBytes('F32', e.data, 0, e.data.length))];
 }
