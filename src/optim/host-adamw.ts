@@ -179,6 +179,8 @@ export class HostAdamW implements StepOptimizer {
       st.master.set(master);
       this.states.push(st);
     }
+    if (!o.workers && o.threads)
+      throw new Error(`host AdamW: ${o.threads} threads asked for, but no workers given (HostAdamWOptions.workers: the platform's threads)`);
     const threads = o.workers ? (o.threads ?? o.workers.defaultThreads) : 0;
     const workerData: UpdateWorkerData = {
       states: this.states.map((s) => ({ master: s.master.buffer, m: s.m.buffer, v: s.v.buffer, half: s.half?.buffer ?? null })),
