@@ -121,12 +121,12 @@ describe('f16 activations', () => {
     s.dispose();
   });
 
-  it('trains end to end through the CLI, logs the loss scale and saves it for --resume', () => {
+  it('trains end to end through the CLI, logs the loss scale and saves it for --resume', async () => {
     const dir = scratch();
     const cfgPath = writeConfig(dir, tinyConfig({ precision: { activations: 'f16', initialScale: 4096, growthInterval: 2 } }));
-    const r = runCli(dir, ['--config', cfgPath, '--stop-after', '3']);
+    const r = await runCli(dir, ['--config', cfgPath, '--stop-after', '3']);
     expect(r.status, r.stderr).toBe(0);
-    const r2 = runCli(dir, ['--config', cfgPath, '--resume']);
+    const r2 = await runCli(dir, ['--config', cfgPath, '--resume']);
     expect(r2.status, r2.stderr).toBe(0);
     const train = readMetrics(dir).filter((m) => m.kind === 'train');
     expect(train.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
