@@ -6,9 +6,9 @@
  * (bench/results/matmul-variants.md).
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { cacheDir } from '../util/cache-dir.ts';
 import type { DawnRuntime } from './runtime.ts';
 import type { FloatDType } from './tensor.ts';
 import { matmul } from './matmul.ts';
@@ -28,10 +28,9 @@ const TiledSchema = z.object({
 const CacheSchema = z.record(z.string(), z.record(z.string(), z.object({ config: TiledSchema, ms: z.record(z.string(), z.number()) })));
 type Cache = z.infer<typeof CacheSchema>;
 
-/** $WEBGPU_MOE_CACHE, else $XDG_CACHE_HOME/webgpu-moe, else ~/.cache/webgpu-moe. */
+/** In the machine's cache folder (src/util/cache-dir.ts). */
 export function tuningCachePath(): string {
-  const dir = process.env.WEBGPU_MOE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'webgpu-moe');
-  return join(dir, 'matmul-tuning.json');
+  return join(cacheDir(), 'matmul-tuning.json');
 }
 
 function readCache(path: string): Cache {

@@ -2,7 +2,8 @@
  * Config messages that point at the fix, through the real CLI: "did you mean" for a misspelt
  * key, `--set key value` (a space for "=") named instead of commander's "too many arguments",
  * invalid JSON as file:line:column with the line and a caret, and a LoRA rank above the width of
- * the layers it adapts. docs/RELIABILITY.md "Config parsing".
+ * the layers it adapts; the config file given without --config gets the --config hint.
+ * docs/RELIABILITY.md "Config parsing".
  */
 import { describe, it, expect } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -59,6 +60,25 @@ describe('--set written with a space', () => {
       /"optim\.lr=" has no value after "=": write --set optim\.lr=3e-4 \(one argument: no space after "="\)/,
     );
     refused(d, await runCli(d, ['--config', p, '-s', 'optim.lr']), /write --set optim\.lr=<value>/);
+  });
+});
+
+describe('the config file without --config', () => {
+  it('train.js small-moe.json: commander\'s "too many arguments", then the hint with --config', () => {
+    const d = scratch();
+    const p = writeConfig(d, tinyConfig());
+    const r = runCli(d, [p]);
+    refused(d, r, /too many arguments/);
+    const lines = r.stderr.trim().split('\n');
+    // The hint comes right after commander's line, before the help pointer.
+    expect(lines[1]).toBe(`hint: train.js takes the config file after --config: train.js --config ${p}`);
+  });
+
+  it('no hint for a stray word that is not a config file', () => {
+    const d = scratch();
+    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), 'extra']);
+    refused(d, r, /too many arguments/);
+    expect(r.stderr).not.toMatch(/hint:/);
   });
 });
 

@@ -20,8 +20,12 @@ export interface TargetProfile {
   /** Device memory the plan is checked against (before the reserve). */
   memoryBytes: number;
   caps: DeviceCaps;
-  /** Published peaks (dense): f32 FLOP/s, f16 tensor-core FLOP/s with f32 accumulation, memory GB/s. */
-  peak: { f32: number; f16: number; bandwidth: number } | null;
+  /**
+   * Published peaks (dense): f32 FMA FLOP/s (CUDA cores), f16 tensor-core FLOP/s with f32
+   * accumulation, memory bytes/s, and the document they come from. The step-time estimate uses
+   * f32 only (src/train/plan/step-time.ts says why).
+   */
+  peak: { f32: number; f16: number; bandwidth: number; source: string } | null;
 }
 
 export const TARGET_NAMES = ['rtx-3090', 'rtx-4090', 'a100-40', 'a100-80', 'h100-80', 'h200', 'lavapipe', 'this'] as const;
@@ -82,17 +86,32 @@ function nvidia(name: string, description: string, memoryGiB: number, architectu
 export function namedTarget(name: Exclude<TargetName, 'this'>): TargetProfile {
   switch (name) {
     case 'rtx-3090':
-      return nvidia(name, 'NVIDIA GeForce RTX 3090, 24 GB', 24, 'ampere', { f32: 35.6 * TFLOPS, f16: 71 * TFLOPS, bandwidth: 936e9 });
+      return nvidia(name, 'NVIDIA GeForce RTX 3090, 24 GB', 24, 'ampere', {
+        f32: 35.6 * TFLOPS,
+        f16: 71 * TFLOPS,
+        bandwidth: 936e9,
+        source: 'NVIDIA Ampere GA102 architecture whitepaper',
+      });
     case 'rtx-4090':
-      return nvidia(name, 'NVIDIA GeForce RTX 4090, 24 GB', 24, 'ada-lovelace', { f32: 82.6 * TFLOPS, f16: 165.2 * TFLOPS, bandwidth: 1008e9 });
+      return nvidia(name, 'NVIDIA GeForce RTX 4090, 24 GB', 24, 'ada-lovelace', {
+        f32: 82.6 * TFLOPS,
+        f16: 165.2 * TFLOPS,
+        bandwidth: 1008e9,
+        source: 'NVIDIA Ada Lovelace architecture whitepaper',
+      });
     case 'a100-40':
-      return nvidia(name, 'NVIDIA A100 40 GB', 40, 'ampere', { f32: 19.5 * TFLOPS, f16: 312 * TFLOPS, bandwidth: 1555e9 });
+      return nvidia(name, 'NVIDIA A100 40 GB', 40, 'ampere', { f32: 19.5 * TFLOPS, f16: 312 * TFLOPS, bandwidth: 1555e9, source: 'NVIDIA A100 datasheet' });
     case 'a100-80':
-      return nvidia(name, 'NVIDIA A100 80 GB', 80, 'ampere', { f32: 19.5 * TFLOPS, f16: 312 * TFLOPS, bandwidth: 2039e9 });
+      return nvidia(name, 'NVIDIA A100 80 GB', 80, 'ampere', { f32: 19.5 * TFLOPS, f16: 312 * TFLOPS, bandwidth: 2039e9, source: 'NVIDIA A100 datasheet' });
     case 'h100-80':
-      return nvidia(name, 'NVIDIA H100 SXM 80 GB', 80, 'hopper', { f32: 67 * TFLOPS, f16: 989 * TFLOPS, bandwidth: 3350e9 });
+      return nvidia(name, 'NVIDIA H100 SXM 80 GB', 80, 'hopper', {
+        f32: 67 * TFLOPS,
+        f16: 989 * TFLOPS,
+        bandwidth: 3350e9,
+        source: 'NVIDIA H100 SXM datasheet',
+      });
     case 'h200':
-      return nvidia(name, 'NVIDIA H200 141 GB', 141, 'hopper', { f32: 67 * TFLOPS, f16: 989 * TFLOPS, bandwidth: 4800e9 });
+      return nvidia(name, 'NVIDIA H200 141 GB', 141, 'hopper', { f32: 67 * TFLOPS, f16: 989 * TFLOPS, bandwidth: 4800e9, source: 'NVIDIA H200 SXM datasheet' });
     case 'lavapipe':
       return {
         name,
