@@ -64,19 +64,19 @@ describe('--set written with a space', () => {
 });
 
 describe('the config file without --config', () => {
-  it('train.js small-moe.json: commander\'s "too many arguments", then the hint with --config', () => {
+  it('train.js small-moe.json: commander\'s "too many arguments", then the hint with --config', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    const r = runCli(d, [p]);
+    const r = await runCli(d, [p]);
     refused(d, r, /too many arguments/);
     const lines = r.stderr.trim().split('\n');
     // The hint comes right after commander's line, before the help pointer.
     expect(lines[1]).toBe(`hint: train.js takes the config file after --config: train.js --config ${p}`);
   });
 
-  it('no hint for a stray word that is not a config file', () => {
+  it('no hint for a stray word that is not a config file', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), 'extra']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), 'extra']);
     refused(d, r, /too many arguments/);
     expect(r.stderr).not.toMatch(/hint:/);
   });
