@@ -8,11 +8,14 @@ import { create, globals } from 'webgpu';
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
 import {
   LIMIT_NAMES,
+  WEBGPU_DEFAULT_LIMITS,
   chooseFamily,
+  chooseLimits,
   type AdapterSummary,
   type DeviceCaps,
   type DeviceLimits,
   type KernelFamilyChoice,
+  type LimitsProfile,
   type SubgroupMatrixConfig,
 } from './caps.ts';
 import { derivePolicy, policySummary } from './policy.ts';
@@ -36,6 +39,11 @@ export interface AcquireOptions {
   preciseTimestamps?: boolean;
   /** Kernel family: 'auto' (the adapter's own; WEBGPU_MOE_KERNELS may force one), 'cpu' or 'gpu'. */
   kernels?: KernelFamilyChoice;
+  /**
+   * 'adapter' (the adapter's maxima), or 'default': WebGPU's default limits, the minimum every
+   * adapter guarantees (caps.ts WEBGPU_DEFAULT_LIMITS). Unset: WEBGPU_MOE_LIMITS, else 'adapter'.
+   */
+  limits?: LimitsProfile;
 }
 
 /** Dawn's feature name for tensor-core matmuls (VK_KHR_cooperative_matrix on Vulkan). */
@@ -92,7 +100,12 @@ function summarize(info: DawnAdapterInfo | undefined): AdapterSummary {
 }
 
 /** The caps of an opened device: what it enabled, not what the adapter could. */
-export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, kernels: KernelFamilyChoice = 'auto'): DeviceCaps {
+export function readCaps(
+  device: GPUDevice,
+  info: DawnAdapterInfo | undefined,
+  kernels: KernelFamilyChoice = 'auto',
+  limitsProfile: LimitsProfile = 'adapter',
+): DeviceCaps {
   const cpuAdapter = isCpuAdapter(info);
   const { family, forced } = chooseFamily(cpuAdapter, kernels);
   const limits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, (device.limits as unknown as Record<string, number>)[n] ?? 0])) as unknown as DeviceLimits;
@@ -107,6 +120,7 @@ export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, k
     subgroups,
     subgroupMatrix: device.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) ? [...(info?.subgroupMatrixConfigs ?? [])] : [],
     limits,
+    limitsProfile,
     meta: false,
   };
 }
@@ -132,17 +146,25 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuError(NO_ADAPTER_HELP, 'adapter', 'no-adapter');
 
+  // The one place WEBGPU_MOE_LIMITS is read (through chooseLimits), like WEBGPU_MOE_KERNELS.
+  const limitsProfile = chooseLimits(options.limits);
   const requiredLimits: Record<string, number> = {};
-  for (const name of WANTED_LIMITS) {
-    const v = (adapter.limits as unknown as Record<string, number>)[name];
-    if (typeof v === 'number') requiredLimits[name] = v;
+  if (limitsProfile === 'default') {
+    // Asked for explicitly (a device gets these for any limit it does not request): every kernel
+    // must then fit WebGPU's guaranteed minimum, as on the smallest adapter anyone may have.
+    Object.assign(requiredLimits, WEBGPU_DEFAULT_LIMITS);
+  } else {
+    for (const name of WANTED_LIMITS) {
+      const v = (adapter.limits as unknown as Record<string, number>)[name];
+      if (typeof v === 'number') requiredLimits[name] = v;
+    }
   }
   const requiredFeatures: GPUFeatureName[] = [];
   for (const f of ['shader-f16', 'timestamp-query', 'subgroups', SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[]) {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-moe' });
-  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels);
+  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels, limitsProfile);
   const summary = caps.adapter;
   const gd: GpuDevice = { device, caps, lost: null };
   void device.lost.then((info) => {
@@ -153,7 +175,7 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
     console.error(
       `[webgpu-moe] adapter: ${summary.vendor} ${summary.device || summary.description} ` +
         `(${summary.architecture || '?'}, ${summary.backend}); f16=${caps.f16} timestamps=${caps.timestampQuery} ` +
-        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}; ${policySummary(derivePolicy(caps))}`,
+        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}${limitsProfile === 'default' ? ' limits=webgpu-default' : ''}; ${policySummary(derivePolicy(caps))}`,
     );
   }
   return gd;

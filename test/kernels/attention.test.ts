@@ -4,7 +4,7 @@ import { attention, attentionBackward, attentionKernelOf, attentionTemplate, til
 import { derivePolicy, type PolicyOverride } from '../../src/kernels/policy.ts';
 import type { FloatDType } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
-import { testRuntime } from '../reference/gpu.ts';
+import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { attentionBackwardRef, attentionRef } from '../reference/attention-ref.ts';
@@ -247,7 +247,7 @@ describe('causal attention with f16 storage (f32 math)', () => {
 
   for (const [d, dtype, doDtype] of cases) {
     it(`q/k/v ${dtype}, dO ${doDtype}: forward and backward match float64, ${JSON.stringify(d)}`, async (ctx) => {
-      if (!rt.caps.f16) ctx.skip();
+      skipWithoutF16(rt, ctx);
       const seed = freshSeed();
       const rng = new Rng(seed);
       const n = numel(d);
@@ -312,10 +312,12 @@ describe('causal attention with f16 storage (f32 math)', () => {
     try {
       rt.caps.f16 = false;
       expect(() => attention(q16, q16, q16, d)).toThrow(/shader-f16/);
+      // Forced on (the check throws before anything compiles), so it runs without shader-f16 too.
+      rt.caps.f16 = true;
+      expect(() => attention(q16, k32, q16, d)).toThrow(/dtype of q/);
     } finally {
       rt.caps.f16 = had;
     }
-    expect(() => attention(q16, k32, q16, d)).toThrow(/dtype of q/);
     q16.dispose();
     k32.dispose();
   });
