@@ -41,7 +41,7 @@ function plans(): SuiteResult {
       parameters: p.model.parameters,
       'peak GiB': round(p.peakBytes / GIB, 2),
       'peak MiB': round(p.peakBytes / MIB, 1),
-      fits: p.fits ? 'yes' : 'no',
+      fits: p.deviceFits ? 'yes' : 'no',
       'largest buffer MiB': round(p.largestBuffer.bytes / MIB, 1),
       'dispatches/step (meta runtime)': p.dispatchesPerStep,
       suggestion: p.suggestions[0]?.set.join(' ') ?? '',

@@ -34,9 +34,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const train = (rs: Rec[]) => rs.filter((r) => r.kind === 'train');
 
 const loadBefore = loadavg()[0]!;
-function nodeRun(): Rec[] {
+async function nodeRun(): Promise<Rec[]> {
   const dir = scratch();
-  const r = runCli(dir, [
+  const r = await runCli(dir, [
     '--config',
     join(import.meta.dirname, '..', 'small-moe.json'),
     ...OVERRIDES.flatMap((o) => ['--set', o]),
@@ -62,7 +62,7 @@ try {
   await page.fill('[data-testid=overrides]', OVERRIDES.join('\n'));
   await page.click('[data-testid=plan]');
   for (let round = 0; round < ROUNDS; round++) {
-    nodeRuns.push(nodeRun());
+    nodeRuns.push(await nodeRun());
     // Each Train is a fresh run of the same config (the page's runs are its records after the last one).
     const before = await page.evaluate(() => window.__webTrainer.records.length);
     await page.click('[data-testid=train]');

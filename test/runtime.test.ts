@@ -9,6 +9,7 @@ import { specialize } from '../src/kernels/shader-loader.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { testRuntime } from './reference/gpu.ts';
 import { Rng, freshSeed } from './reference/rng.ts';
+import { spawnAsync } from './support/spawn.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
@@ -23,9 +24,9 @@ describe('device', () => {
     expect(rt.device.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
   });
 
-  it('prints fix instructions, not a stack trace, when no adapter exists', () => {
+  it('prints fix instructions, not a stack trace, when no adapter exists', async () => {
     // Point the Vulkan loader at no driver at all: Dawn then finds no adapter.
-    const r = spawnSync(process.execPath, ['train.js', '--smoke'], {
+    const r = await spawnAsync(process.execPath, ['train.js', '--smoke'], {
       env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' },
       encoding: 'utf8',
       timeout: 60_000,

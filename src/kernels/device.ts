@@ -7,11 +7,14 @@
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
 import {
   LIMIT_NAMES,
+  WEBGPU_DEFAULT_LIMITS,
   chooseFamily,
+  chooseLimits,
   type AdapterSummary,
   type DeviceCaps,
   type DeviceLimits,
   type KernelFamilyChoice,
+  type LimitsProfile,
   type SubgroupMatrixConfig,
 } from './caps.ts';
 import { derivePolicy, policySummary } from './policy.ts';
@@ -32,6 +35,13 @@ export interface OpenOptions {
   kernelsEnv?: string;
   /** What runs the device, for the adapter line (default 'vulkan': Dawn on Node; the page says 'browser WebGPU'). */
   backend?: string;
+  /**
+   * 'adapter' (the adapter's maxima), or 'default': WebGPU's default limits, the minimum every
+   * adapter guarantees (caps.ts WEBGPU_DEFAULT_LIMITS). Unset: `limitsEnv`, else 'adapter'.
+   */
+  limits?: LimitsProfile;
+  /** The WEBGPU_MOE_LIMITS environment variable's value, read by the Node caller (caps.ts chooseLimits). */
+  limitsEnv?: string;
 }
 
 /** Dawn's feature name for tensor-core matmuls (VK_KHR_cooperative_matrix on Vulkan). */
@@ -71,6 +81,7 @@ export function readCaps(
   kernels: KernelFamilyChoice = 'auto',
   kernelsEnv?: string,
   backend = 'vulkan',
+  limitsProfile: LimitsProfile = 'adapter',
 ): DeviceCaps {
   const cpuAdapter = isCpuAdapter(info);
   const { family, forced } = chooseFamily(cpuAdapter, kernels, kernelsEnv);
@@ -86,6 +97,7 @@ export function readCaps(
     subgroups,
     subgroupMatrix: device.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) ? [...(info?.subgroupMatrixConfigs ?? [])] : [],
     limits,
+    limitsProfile,
     meta: false,
   };
 }
@@ -95,17 +107,24 @@ export async function openDevice(gpu: GPU, options: OpenOptions = {}): Promise<G
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuError(NO_ADAPTER_HELP, 'adapter', 'no-adapter');
 
+  const limitsProfile = chooseLimits(options.limits, options.limitsEnv);
   const requiredLimits: Record<string, number> = {};
-  for (const name of WANTED_LIMITS) {
-    const v = (adapter.limits as unknown as Record<string, number>)[name];
-    if (typeof v === 'number') requiredLimits[name] = v;
+  if (limitsProfile === 'default') {
+    // Asked for explicitly (a device gets these for any limit it does not request): every kernel
+    // must then fit WebGPU's guaranteed minimum, as on the smallest adapter anyone may have.
+    Object.assign(requiredLimits, WEBGPU_DEFAULT_LIMITS);
+  } else {
+    for (const name of WANTED_LIMITS) {
+      const v = (adapter.limits as unknown as Record<string, number>)[name];
+      if (typeof v === 'number') requiredLimits[name] = v;
+    }
   }
   const requiredFeatures: GPUFeatureName[] = [];
   for (const f of ['shader-f16', 'timestamp-query', 'subgroups', SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[]) {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-moe' });
-  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels, options.kernelsEnv, options.backend);
+  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels, options.kernelsEnv, options.backend, limitsProfile);
   const summary = caps.adapter;
   const gd: GpuDevice = { device, caps, lost: null };
   void device.lost.then((info) => {
@@ -116,7 +135,7 @@ export async function openDevice(gpu: GPU, options: OpenOptions = {}): Promise<G
     console.error(
       `[webgpu-moe] adapter: ${summary.vendor} ${summary.device || summary.description} ` +
         `(${summary.architecture || '?'}, ${summary.backend}); f16=${caps.f16} timestamps=${caps.timestampQuery} ` +
-        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}; ${policySummary(derivePolicy(caps))}`,
+        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}${limitsProfile === 'default' ? ' limits=webgpu-default' : ''}; ${policySummary(derivePolicy(caps))}`,
     );
   }
   return gd;

@@ -1,6 +1,9 @@
 /**
  * The page's script and styles, bundled from src/ui/page/ by esbuild when the server starts (tens
  * of milliseconds, once per process): the repository stays build-step free, like train.js with tsx.
+ * The self-contained bundle (scripts/bundle/bundle.mjs) has neither esbuild's binary nor the page
+ * sources: it calls buildPage() at bundle time and replaces this module with one whose
+ * pageAssets() returns those assets.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +18,8 @@ export interface PageAssets {
 const PAGE = join(import.meta.dirname, 'page');
 let assets: Promise<PageAssets> | null = null;
 
-async function bundle(): Promise<PageAssets> {
+/** The page, built from its sources. */
+export async function buildPage(): Promise<PageAssets> {
   const out = await build({
     entryPoints: [join(PAGE, 'main.ts')],
     bundle: true,
@@ -32,7 +36,7 @@ async function bundle(): Promise<PageAssets> {
 }
 
 export function pageAssets(): Promise<PageAssets> {
-  assets ??= bundle().catch((e: unknown) => {
+  assets ??= buildPage().catch((e: unknown) => {
     assets = null;
     throw e;
   });

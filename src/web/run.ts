@@ -58,7 +58,7 @@ export function refusal(cfg: TrainConfig, caps: DeviceCaps, plan: MemoryPlan): s
     return `optim.offload "${cfg.optim.offload}" keeps the optimizer in host memory with worker threads: train.js only (set optim.offload=none)`;
   if (cfg.precision.activations === 'f16' && !caps.f16)
     return "precision.activations is 'f16' but this device has no shader-f16: set precision.activations=f32";
-  if (!plan.fits) {
+  if (!plan.deviceFits) {
     const fixes = plan.suggestions.map((s) => s.text).join('; ');
     return `${plan.violations.length ? 'this device cannot run the step' : 'the plan does not fit the memory given'}: see the plan${fixes ? `; what helps: ${fixes}` : ''}`;
   }

@@ -15,6 +15,7 @@ import { loadJsonl } from '../../src/train/data/json.ts';
 import { createLoadProgress } from '../../src/train/run/progress.ts';
 import { runCli, startCli, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 import { dataErrorOfAsync } from './helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'wmoe-stream-'));
 const CHILD = resolve(import.meta.dirname, '../../bench/data-load-child.ts');
@@ -72,12 +73,12 @@ describe('CSV, streamed', () => {
     expect(direct.finish()[0]!.id).toBe('y.csv:v'); // t is a time column (its name)
   });
 
-  it('peak RSS stays near the data kept, measured in its own process', () => {
+  it('peak RSS stays near the data kept, measured in its own process', async () => {
     // Measured on this 6.5 MB file: the whole-file loader this replaces grew RSS by 310 MB (48x
     // the file; issue 14: 40 MB -> 2.4 GB); streaming by ~33 MB: the float64 values and times
     // (6.4 MB), csv-parse's 1 MiB read buffer and V8's young generation of short-lived strings.
     // 100 MB leaves room for GC timing and still fails any loader that keeps the text.
-    const r = spawnSync(process.execPath, ['--import', 'tsx', CHILD, big], { encoding: 'utf8' });
+    const r = await spawnAsync(process.execPath, ['--import', 'tsx', CHILD, big], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const m = JSON.parse(r.stdout.trim()) as { peakRssBytes: number; baselineRssBytes: number; keptBytes: number; points: number };
     expect(m.points).toBe(400_000);
@@ -148,7 +149,7 @@ describe('long loads', () => {
     expect(end.stdout).toContain('stopped: SIGINT before training started: nothing was written to runs/t');
     expect(existsSync(join(d, 'runs'))).toBe(false);
 
-    const r = runCli(d, ['--config', p]);
+    const r = await runCli(d, ['--config', p]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/\[data\] reading big\.csv: 50% \([\d.]+ of [\d.]+ MB, \d+ s\)/);
     expect(r.stderr).toMatch(/\[data\] read big\.csv in [\d.]+ s/);

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/diagnose/cli.ts';
 import { FIXTURES } from './helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -101,14 +102,14 @@ describe('diagnose.js', () => {
     expect((await run('--no-such-flag', fx('default-small-moe'))).code).toBe(2);
   });
 
-  it('the entry point: node diagnose.js (tsx registered), exit code through the process', () => {
-    const r = spawnSync(process.execPath, ['diagnose.js', fx('exp-head-std-1.0')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  it('the entry point: node diagnose.js (tsx registered), exit code through the process', async () => {
+    const r = await spawnAsync(process.execPath, ['diagnose.js', fx('exp-head-std-1.0')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/\[diagnose\] ERROR  Initial loss far above ln C/);
     const live = mkdtempSync(join(tmpdir(), 'diagnose-'));
     mkdirSync(join(live, 'run'));
     appendFileSync(join(live, 'run', 'metrics.jsonl'), '{"kind":"valid","step":0,"loss":0.5,"lossMain":0.5,"horizons":[]}\n');
-    const v = spawnSync(process.execPath, ['diagnose.js', join(live, 'run')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const v = await spawnAsync(process.execPath, ['diagnose.js', join(live, 'run')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(v.status).toBe(0);
     expect(v.stdout).toMatch(/no findings over no train steps/);
   });

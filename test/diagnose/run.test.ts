@@ -9,11 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, scratch } from '../train/cli-helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const DIAGNOSE_JS = join(REPO, 'diagnose.js');
 
-function classifierRun(headStd: number): { cwd: string; stderr: string; stdout: string; status: number | null } {
+async function classifierRun(headStd: number): Promise<{ cwd: string; stderr: string; stdout: string; status: number | null }> {
   const cwd = scratch();
   const sets = [
     `model.init.headStd=${headStd}`,
@@ -24,13 +25,13 @@ function classifierRun(headStd: number): { cwd: string; stderr: string; stdout: 
     'logging.progress=plain',
     'checkpoint.every=0',
   ];
-  const r = runCli(cwd, ['--config', join(REPO, 'small-moe-classifier.json'), ...sets.flatMap((s) => ['--set', s])]);
+  const r = await runCli(cwd, ['--config', join(REPO, 'small-moe-classifier.json'), ...sets.flatMap((s) => ['--set', s])]);
   return { cwd, ...r };
 }
 
 describe('findings in a training run', () => {
-  it('head std 1.0 on 280 classes: the finding names the head init, its numbers and the fix; diagnose.js agrees', () => {
-    const r = classifierRun(1.0);
+  it('head std 1.0 on 280 classes: the finding names the head init, its numbers and the fix; diagnose.js agrees', async () => {
+    const r = await classifierRun(1.0);
     expect(r.status, r.stderr).toBe(0);
     // Printed once when first detected (before training: the first validation), with its numbers.
     const blocks = r.stderr.split('\n').filter((l) => l.startsWith('[diagnose] ERROR  Initial loss far above ln C'));
@@ -48,7 +49,7 @@ describe('findings in a training run', () => {
     expect(saved.findings.map((f) => f.kind).sort()).toEqual(['bad-start', 'clip-limited']);
     expect(saved.findings.every((f) => f.fix.sets.includes('model.init.headStd=0.02'))).toBe(true);
     // diagnose.js on the saved run: the same findings (exit 1: error-severity findings).
-    const d = spawnSync(process.execPath, [DIAGNOSE_JS, 'runs/c', '--json'], {
+    const d = await spawnAsync(process.execPath, [DIAGNOSE_JS, 'runs/c', '--json'], {
       cwd: r.cwd,
       encoding: 'utf8',
       env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
@@ -58,8 +59,8 @@ describe('findings in a training run', () => {
     expect(findings.map((f) => f.kind).sort()).toEqual(['bad-start', 'clip-limited']);
   }, 300_000);
 
-  it('the default head std: no bad-start and no clipping finding', () => {
-    const r = classifierRun(0.02);
+  it('the default head std: no bad-start and no clipping finding', async () => {
+    const r = await classifierRun(0.02);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toContain('Initial loss far above');
     expect(r.stderr).not.toContain('Clipping removes most');

@@ -12,6 +12,7 @@ import { errorByHorizonChart, forecastChart, seriesTime } from '../../src/foreca
 import { formatTime, timeTicks } from '../../src/report/chart.ts';
 import { xmlProblems } from '../report/xml-check.ts';
 import { runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const FORECAST_JS = resolve(import.meta.dirname, '..', '..', 'forecast.js');
 const DAY = 86_400_000;
@@ -116,9 +117,9 @@ describe('errorByHorizonChart', () => {
 
 describe('forecast.js --evaluate on a CSV with a date column', () => {
   let dir: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = scratch();
-    const r = runCli(dir, ['--config', writeConfig(dir, tinyConfig({ checkpoint: { every: 0, keep: 1 } }))]);
+    const r = await runCli(dir, ['--config', writeConfig(dir, tinyConfig({ checkpoint: { every: 0, keep: 1 } }))]);
     expect(r.status, r.stderr).toBe(0);
     // 400 days of a weekly season plus a trend, dated (2021-03-01 to 2022-04-04).
     const rows = Array.from(
@@ -128,9 +129,9 @@ describe('forecast.js --evaluate on a CSV with a date column', () => {
     writeFileSync(join(dir, 'dated.csv'), `date,value\n${rows.join('\n')}\n`);
   }, 300_000);
 
-  it('dates on the axes, the best baseline of each series, and the error by horizon over every window', () => {
+  it('dates on the axes, the best baseline of each series, and the error by horizon over every window', async () => {
     const H = 6;
-    const r = spawnSync(
+    const r = await spawnAsync(
       process.execPath,
       [
         FORECAST_JS,

@@ -12,11 +12,17 @@ import { parse } from 'csv-parse/sync';
 import { loadData, parseDataConfig } from '../../src/train/data/index.ts';
 import { runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 import { xmlProblems } from '../report/xml-check.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const FORECAST_JS = resolve(import.meta.dirname, '..', '..', 'forecast.js');
 
-function forecast(cwd: string, args: string[]) {
-  const r = spawnSync(process.execPath, [FORECAST_JS, ...args], { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+async function forecast(cwd: string, args: string[]) {
+  const r = await spawnAsync(process.execPath, [FORECAST_JS, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -43,16 +49,16 @@ const cfg = tinyConfig();
 const T = 24;
 let dir: string;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = scratch();
-  const r = runCli(dir, ['--config', writeConfig(dir, cfg)]);
+  const r = await runCli(dir, ['--config', writeConfig(dir, cfg)]);
   expect(r.status, r.stderr).toBe(0);
 });
 
 describe('forecast.js --evaluate', () => {
   it('forecasts past the longest head and scores the model and the baselines on the held-out windows', async () => {
     const H = 6;
-    const r = forecast(dir, ['--checkpoint', 'runs/t', '--evaluate', '--horizon', String(H)]);
+    const r = await forecast(dir, ['--checkpoint', 'runs/t', '--evaluate', '--horizon', String(H)]);
     expect(r.status, r.stderr).toBe(0);
     const out = join(dir, 'runs/t/forecast');
     expect(readdirSync(out).sort()).toEqual(['charts', 'evaluation.json', 'forecasts.csv']);
@@ -147,7 +153,7 @@ describe('forecast.js --evaluate', () => {
 });
 
 describe('forecast.js: bad input (exit 2, nothing written)', () => {
-  it('flags', () => {
+  it('flags', async () => {
     for (const [args, msg] of [
       [['--horizon', '0'], /--horizon must be a positive integer, got "0"/],
       [['--horizon', '2.5'], /--horizon must be a positive integer, got "2\.5"/],
@@ -158,18 +164,18 @@ describe('forecast.js: bad input (exit 2, nothing written)', () => {
       [['--data', 'sensor-temperature', '--column', 'x'], /built-in data set with its own columns: leave out --column/],
       [['--data', 'series.parquet'], /neither a data set name .* nor a \.csv/],
     ] as const) {
-      const r = forecast(dir, ['--checkpoint', 'runs/t', '--out', 'bad', ...args]);
+      const r = await forecast(dir, ['--checkpoint', 'runs/t', '--out', 'bad', ...args]);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(msg);
       expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+/);
     }
     expect(existsSync(join(dir, 'bad'))).toBe(false);
-    const r = forecast(dir, ['--data', 'x.csv']);
+    const r = await forecast(dir, ['--data', 'x.csv']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/required option '--checkpoint <dir>' not specified/);
   });
 
-  it('data: unknown column, missing file, series shorter than the context, no held-out window long enough', () => {
+  it('data: unknown column, missing file, series shorter than the context, no held-out window long enough', async () => {
     writeFileSync(join(dir, 'short.csv'), `t,v\n${Array.from({ length: 20 }, (_, i) => `${i},${Math.sin(i)}`).join('\n')}\n`);
     writeFileSync(join(dir, 'long.csv'), `t,v\n${Array.from({ length: 300 }, (_, i) => `${i},${Math.sin(i / 3)}`).join('\n')}\n`);
     for (const [args, msg] of [
@@ -184,22 +190,22 @@ describe('forecast.js: bad input (exit 2, nothing written)', () => {
         /no held-out window of 24 \+ 20 points: the longest held-out tail has 30 points .* lower --horizon to at most 6 or raise --valid-fraction/,
       ],
     ] as const) {
-      const r = forecast(dir, ['--checkpoint', 'runs/t', '--out', 'bad', ...args]);
+      const r = await forecast(dir, ['--checkpoint', 'runs/t', '--out', 'bad', ...args]);
       expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(msg);
     }
     expect(existsSync(join(dir, 'bad'))).toBe(false);
   });
 
-  it('an --out folder holding other files is left alone; a plain forecast on another CSV works and replaces only its own output', () => {
+  it('an --out folder holding other files is left alone; a plain forecast on another CSV works and replaces only its own output', async () => {
     mkdirSync(join(dir, 'mine'), { recursive: true });
     writeFileSync(join(dir, 'mine/notes.txt'), 'keep me');
-    let r = forecast(dir, ['--checkpoint', 'runs/t', '--out', 'mine']);
+    let r = await forecast(dir, ['--checkpoint', 'runs/t', '--out', 'mine']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--out .*mine holds files forecast\.js did not write \(notes\.txt\)/);
     expect(readdirSync(join(dir, 'mine'))).toEqual(['notes.txt']);
 
-    r = forecast(dir, ['--checkpoint', 'runs/t/checkpoints/step-6', '--data', 'long.csv', '--column', 'v', '--horizon', '3', '--out', 'plain']);
+    r = await forecast(dir, ['--checkpoint', 'runs/t/checkpoints/step-6', '--data', 'long.csv', '--column', 'v', '--horizon', '3', '--out', 'plain']);
     expect(r.status, r.stderr).toBe(0);
     const rows = parse(readFileSync(join(dir, 'plain/forecasts.csv'), 'utf8'), { columns: true }) as Row[];
     expect(rows.map((x) => [x.index, x.step, x.actual])).toEqual([
@@ -209,7 +215,7 @@ describe('forecast.js: bad input (exit 2, nothing written)', () => {
     ]);
     expect(rows.every((x) => Number.isFinite(Number(x.forecast)))).toBe(true);
     expect(readdirSync(join(dir, 'plain')).sort()).toEqual(['charts', 'forecasts.csv']);
-    r = forecast(dir, ['--checkpoint', 'runs/t', '--data', 'long.csv', '--column', 'v', '--horizon', '2', '--out', 'plain']);
+    r = await forecast(dir, ['--checkpoint', 'runs/t', '--data', 'long.csv', '--column', 'v', '--horizon', '2', '--out', 'plain']);
     expect(r.status, r.stderr).toBe(0);
     expect((parse(readFileSync(join(dir, 'plain/forecasts.csv'), 'utf8'), { columns: true }) as Row[]).length).toBe(2);
   });

@@ -18,14 +18,15 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { scratch } from '../train/cli-helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const FIX = join(ROOT, 'test', 'fixtures', 'hf');
 const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf8')) as { forecast: number[]; forecast_scale: number };
 const { context_length: T, horizon: H } = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { context_length: number; horizon: number };
 
-function node(script: string, args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], {
+async function node(script: string, args: string[], cwd: string) {
+  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
     cwd,
     encoding: 'utf8',
     timeout: 240_000,
@@ -56,9 +57,9 @@ describe('export.js --dtype', () => {
     it(`${c.dtype}: weights rounded to nearest, torch_dtype ${c.torch}, forecast within ${c.forecastTol} x the window scale of the f32 export's`, async () => {
       const d = scratch();
       cpSync(FIX, d, { recursive: true });
-      const ref = node('export.js', ['--checkpoint', 'finetuned', '--out', 'f32'], d);
+      const ref = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'f32'], d);
       expect(ref.status, ref.stderr).toBe(0);
-      const r = node('export.js', ['--checkpoint', 'finetuned', '--out', c.dtype, '--dtype', c.dtype], d);
+      const r = await node('export.js', ['--checkpoint', 'finetuned', '--out', c.dtype, '--dtype', c.dtype], d);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`58 tensors, 7,168 parameters, ${c.st}, `));
       expect((JSON.parse(readFileSync(join(d, c.dtype, 'config.json'), 'utf8')) as { torch_dtype: string }).torch_dtype).toBe(c.torch);
@@ -83,7 +84,7 @@ describe('export.js --dtype', () => {
       expect(worst, 'largest rounding error, in half-ulps').toBeLessThanOrEqual(1);
       expect(moved, 'weights changed by the rounding').toBeGreaterThan(1000);
 
-      const f = node(
+      const f = await node(
         'forecast.js',
         ['--checkpoint', c.dtype, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', `fc-${c.dtype}`],
         d,
@@ -96,10 +97,10 @@ describe('export.js --dtype', () => {
     });
   }
 
-  it('f16 refuses weights beyond its range (they would be written as infinity); an unknown dtype is a flag error', () => {
+  it('f16 refuses weights beyond its range (they would be written as infinity); an unknown dtype is a flag error', async () => {
     const d = scratch();
     cpSync(FIX, d, { recursive: true });
-    let r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'fp8'], d);
+    let r = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'fp8'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/option '--dtype <dtype>' argument 'fp8' is invalid\. expected one of f32, bf16, f16, got "fp8"/);
     // A finite weight of 1e5 (state.json's checksum updated: the checkpoint is valid, just big).
@@ -111,12 +112,12 @@ describe('export.js --dtype', () => {
     state.files.model.sha256 = createHash('sha256').update(bytes).digest('hex');
     writeFileSync(st, bytes);
     writeFileSync(join(d, 'finetuned', 'state.json'), JSON.stringify(state));
-    r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'f16'], d);
+    r = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'f16'], d);
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(
       /holds 100000 \(index 0\), beyond f16's range \(±65504\): it would be written as infinity\. Export with --dtype bf16 \(same range as f32\) or --dtype f32/,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect(node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'bf16'], d).status).toBe(0);
+    expect((await node('export.js', ['--checkpoint', 'finetuned', '--out', 'x', '--dtype', 'bf16'], d)).status).toBe(0);
   });
 });

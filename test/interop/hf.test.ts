@@ -29,6 +29,7 @@ import { normalise, windowStats } from '../../src/forecast/data.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { expectClose } from '../reference/compare.ts';
 import { scratch } from '../train/cli-helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const FIX = join(ROOT, 'test', 'fixtures', 'hf');
@@ -54,8 +55,8 @@ const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf
 const T = expected.context_length;
 const H = expected.horizon;
 
-function node(script: string, args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], {
+async function node(script: string, args: string[], cwd: string) {
+  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
     cwd,
     encoding: 'utf8',
     timeout: 240_000,
@@ -115,9 +116,9 @@ describe('(a) a folder PyTorch wrote', () => {
   }
 
   for (const dt of ['f32', 'bf16'] as const) {
-    it(`${dt}: train.js with model.init.from logs PyTorch's validation loss before training and its first training loss`, () => {
+    it(`${dt}: train.js with model.init.from logs PyTorch's validation loss before training and its first training loss`, async () => {
       const d = workdir();
-      const r = node('train.js', ['--config', 'finetune.json', '--set', `model.init.from=tiny-${dt}`], d);
+      const r = await node('train.js', ['--config', 'finetune.json', '--set', `model.init.from=tiny-${dt}`], d);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain(`[init] weights from Hugging Face Time-MoE folder ${join(d, `tiny-${dt}`)}`);
       const m = readFileSync(join(d, 'runs/finetune/metrics.jsonl'), 'utf8')
@@ -131,9 +132,13 @@ describe('(a) a folder PyTorch wrote', () => {
   }
 
   for (const dt of DTYPES) {
-    it(`${dt}: forecast.js forecasts ${H} points (heads 5 + 3 + 1, autoregressive) as PyTorch's generate`, () => {
+    it(`${dt}: forecast.js forecasts ${H} points (heads 5 + 3 + 1, autoregressive) as PyTorch's generate`, async () => {
       const d = workdir();
-      const r = node('forecast.js', ['--checkpoint', `tiny-${dt}`, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', 'out'], d);
+      const r = await node(
+        'forecast.js',
+        ['--checkpoint', `tiny-${dt}`, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', 'out'],
+        d,
+      );
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toContain('heads run: 5 + 3 + 1, autoregressive');
       const e = expected.dtypes[dt];
@@ -141,9 +146,9 @@ describe('(a) a folder PyTorch wrote', () => {
     });
   }
 
-  it('bad folders and mismatched configs are refused with the fix, exit 2', () => {
+  it('bad folders and mismatched configs are refused with the fix, exit 2', async () => {
     const d = workdir();
-    let r = node('train.js', ['--config', 'finetune.json', '--set', 'model.hidden=32', '--set', 'model.heads=4'], d);
+    let r = await node('train.js', ['--config', 'finetune.json', '--set', 'model.hidden=32', '--set', 'model.heads=4'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/model\.init\.from .*tiny-f32: its config does not describe the model being trained \(2 differences\)/);
     expect(r.stderr).toMatch(/model\.hidden is 32 but config\.json has hidden_size = 16: set model\.hidden to 16/);
@@ -152,23 +157,23 @@ describe('(a) a folder PyTorch wrote', () => {
 
     const cfg = JSON.parse(readFileSync(join(d, 'tiny-f32/config.json'), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(d, 'tiny-f32/config.json'), JSON.stringify({ ...cfg, model_type: 'llama', use_dense: true }));
-    r = node('forecast.js', ['--checkpoint', 'tiny-f32', '--data', 'series.csv', '--context', '12', '--out', 'out'], d);
+    r = await node('forecast.js', ['--checkpoint', 'tiny-f32', '--data', 'series.csv', '--context', '12', '--out', 'out'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/is not a Time-MoE config\.json:\n\s+model_type: .*"time_moe"/);
     writeFileSync(join(d, 'tiny-f32/config.json'), JSON.stringify({ ...cfg, use_dense: true, num_key_value_heads: 1 }));
-    r = node('train.js', ['--config', 'finetune.json'], d);
+    r = await node('train.js', ['--config', 'finetune.json'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/use_dense true: this engine implements the sparse MoE FFN only/);
     expect(r.stderr).toMatch(/num_key_value_heads 1 differs from num_attention_heads 2: grouped KV heads are not implemented/);
 
-    r = node('forecast.js', ['--checkpoint', 'tiny-bf16', '--data', 'series.csv', '--out', 'out'], d);
+    r = await node('forecast.js', ['--checkpoint', 'tiny-bf16', '--data', 'series.csv', '--out', 'out'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--context is required for a Hugging Face folder/);
-    r = node('forecast.js', ['--checkpoint', 'nowhere', '--data', 'series.csv', '--context', '12'], d);
+    r = await node('forecast.js', ['--checkpoint', 'nowhere', '--data', 'series.csv', '--context', '12'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/nowhere: does not exist\. Pass a checkpoint directory/);
     writeFileSync(join(d, 'tiny-f16/model.safetensors'), 'not a safetensors file');
-    r = node('forecast.js', ['--checkpoint', 'tiny-f16', '--data', 'series.csv', '--context', '12', '--out', 'out'], d);
+    r = await node('forecast.js', ['--checkpoint', 'tiny-f16', '--data', 'series.csv', '--context', '12', '--out', 'out'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/model\.safetensors: header length .* The file is damaged/);
     expect(existsSync(join(d, 'out'))).toBe(false);
@@ -176,9 +181,9 @@ describe('(a) a folder PyTorch wrote', () => {
 });
 
 describe('(b) our export in PyTorch', () => {
-  it('export.js writes the bytes PyTorch loaded with strict names; our checkpoint and the export forecast what PyTorch forecast from them', () => {
+  it('export.js writes the bytes PyTorch loaded with strict names; our checkpoint and the export forecast what PyTorch forecast from them', async () => {
     const d = workdir();
-    const r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'hf-out'], d);
+    const r = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'hf-out'], d);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/58 tensors, 7,168 parameters, F32/);
     expect(readdirSync(join(d, 'hf-out')).sort()).toEqual(['SHA256SUMS', 'config.json', 'model.safetensors']);
@@ -205,7 +210,7 @@ describe('(b) our export in PyTorch', () => {
 
     for (const ckpt of ['finetuned', 'hf-out']) {
       const out = `fc-${ckpt}`;
-      const f = node('forecast.js', ['--checkpoint', ckpt, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', out], d);
+      const f = await node('forecast.js', ['--checkpoint', ckpt, '--data', 'series.csv', '--context', String(T), '--horizon', String(H), '--out', out], d);
       expect(f.status, f.stderr).toBe(0);
       expectWithin(forecastColumn(join(d, out, 'forecasts.csv')), exportCheck.forecast, 1e-5 * exportCheck.forecast_scale, `forecast from ${ckpt}`);
     }
@@ -213,9 +218,9 @@ describe('(b) our export in PyTorch', () => {
     expect(Math.abs(exportCheck.forecast[0]! - expected.dtypes.f32.forecast[0]!)).toBeGreaterThan(1e-3);
   });
 
-  it('refuses what Time-MoE cannot hold and never overwrites by accident (exit 2, nothing written)', () => {
+  it('refuses what Time-MoE cannot hold and never overwrites by accident (exit 2, nothing written)', async () => {
     const d = workdir();
-    let r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'tiny-f32'], d);
+    let r = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'tiny-f32'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
       /tiny-f32: already exists and is not empty \(config\.json, model\.safetensors\)\. Choose another --out, or pass --force to move its files aside into tiny-f32\.set-aside-<time>\/ \(nothing is deleted\)/,
@@ -226,12 +231,12 @@ describe('(b) our export in PyTorch', () => {
     state.config.model.sharedIntermediate = 0;
     state.config.model.normTopkProb = true;
     writeFileSync(join(d, 'finetuned/state.json'), JSON.stringify(state));
-    r = node('export.js', ['--checkpoint', 'finetuned', '--out', 'x'], d);
+    r = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'x'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/this model has no Hugging Face Time-MoE equivalent:\n\s+model\.sharedIntermediate 0: every Time-MoE layer has a shared expert/);
     expect(r.stderr).toMatch(/model\.normTopkProb true: Time-MoE does not renormalise/);
     expect(existsSync(join(d, 'x'))).toBe(false);
-    r = node('export.js', ['--checkpoint', 'finetuned'], d);
+    r = await node('export.js', ['--checkpoint', 'finetuned'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/required option '--out <folder>' not specified/);
   });

@@ -113,10 +113,10 @@ describe('optim.offload "host"', () => {
     host.dispose();
   });
 
-  it('resumes across modes: host -> none and none -> host continue as one run would', () => {
+  it('resumes across modes: host -> none and none -> host continue as one run would', async () => {
     const cfg = tinyConfig({ schedule: { steps: 6, warmupSteps: 1, microBatch: 4 }, checkpoint: { every: 3, keep: 2 } });
     const ref = scratch();
-    const full = runCli(ref, ['--config', writeConfig(ref, cfg)]);
+    const full = await runCli(ref, ['--config', writeConfig(ref, cfg)]);
     expect(full.status, full.stderr).toBe(0);
     const expected = readMetrics(ref).filter((m) => m.kind === 'train');
     for (const [first, second] of [
@@ -125,9 +125,9 @@ describe('optim.offload "host"', () => {
     ] as const) {
       const d = scratch();
       const p = writeConfig(d, cfg);
-      const a = runCli(d, ['--config', p, '--set', `optim.offload=${first}`, '--stop-after', '3']);
+      const a = await runCli(d, ['--config', p, '--set', `optim.offload=${first}`, '--stop-after', '3']);
       expect(a.status, a.stderr).toBe(0);
-      const b = runCli(d, ['--config', p, '--set', `optim.offload=${second}`, '--resume']);
+      const b = await runCli(d, ['--config', p, '--set', `optim.offload=${second}`, '--resume']);
       expect(b.status, b.stderr).toBe(0);
       const got = readMetrics(d).filter((m) => m.kind === 'train');
       expect(got.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -152,7 +152,7 @@ describe('optim.offload "host"', () => {
     // The moments are the host's, non-zero after `at` updates.
     const opt = await readSafetensors(join(ckpt, 'optimizer.safetensors'));
     expect([...opt.tensors.values()].some((t) => t.data.some((x) => x !== 0))).toBe(true);
-    const r = runCli(d, ['--config', p, '--resume', '--stop-after', String(at + 1)]);
+    const r = await runCli(d, ['--config', p, '--resume', '--stop-after', String(at + 1)]);
     expect(r.status, r.stderr).toBe(0);
     expect(
       readMetrics(d)

@@ -3,12 +3,12 @@
  * categories, verdicts, suggestions that really fit once applied, per-binding limits, speed.
  */
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { planCli } from './plan-cli.ts';
 import { countParameters } from '../../src/model/config.ts';
 import { sizeClass } from '../../src/kernels/buffer-pool.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import { loadConfig } from '../../src/train/config-file.ts';
-import { planRun } from '../../src/train/plan/planner.ts';
+import { planRefuses, planRun } from '../../src/train/plan/planner.ts';
 import { planPeak } from '../../src/train/plan/simulate.ts';
 import { formatPlan } from '../../src/train/plan/format.ts';
 import { namedTarget, GIB } from '../../src/train/plan/targets.ts';
@@ -56,16 +56,16 @@ describe('memory planner (meta runtime)', () => {
 
   it('plans the shipped 3090 configs within 24 GiB and finds the micro-batch limit', () => {
     const plan50 = planRun(config('timemoe-50m', { schedule: { microBatch: 32, accumulation: 4 } }), { target: RTX3090 });
-    expect(plan50.fits).toBe(true);
+    expect(plan50.deviceFits).toBe(true);
     expect(plan50.peakBytes).toBeGreaterThan(8 * GIB);
     const tooBig = config('timemoe-200m', { schedule: { microBatch: 32 }, data: { contextLength: 2048 } });
     const plan = planRun(tooBig, { target: RTX3090 });
-    expect(plan.fits).toBe(false);
+    expect(plan.deviceFits).toBe(false);
     expect(plan.peakBytes).toBeGreaterThan(24 * GIB);
     expect(plan.suggestions.length).toBeGreaterThanOrEqual(2);
     for (const s of plan.suggestions) {
       const after = planRun(applied(tooBig, s.set), { target: RTX3090, suggestions: false });
-      expect(after.fits, s.text).toBe(true);
+      expect(after.deviceFits, s.text).toBe(true);
       expect(after.peakBytes, s.text).toBe(s.peakBytes);
     }
     // The micro-batch suggestion is the largest that fits, and keeps the windows per step.
@@ -74,7 +74,7 @@ describe('memory planner (meta runtime)', () => {
     expect(mb.set).toContain(`schedule.accumulation=${Math.ceil(32 / v)}`);
     expect(
       planRun(applied(tooBig, [`schedule.microBatch=${v + 1}`, `schedule.accumulation=${Math.ceil(32 / (v + 1))}`]), { target: RTX3090, suggestions: false })
-        .fits,
+        .deviceFits,
     ).toBe(false);
   });
 
@@ -87,7 +87,7 @@ describe('memory planner (meta runtime)', () => {
     });
     const lavapipe = namedTarget('lavapipe');
     const plan = planRun(cfg, { target: lavapipe, budgetBytes: 64 * GIB });
-    expect(plan.fits).toBe(false);
+    expect(plan.deviceFits).toBe(false);
     expect(plan.violations.map((v) => v.limit)).toContain('maxStorageBufferBindingSize');
     expect(plan.largestBuffer.region).toBe('setup');
     expect(plan.suggestions.some((s) => /microBatch|contextLength/.test(s.set.join(' ')))).toBe(false);
@@ -116,32 +116,34 @@ describe('memory planner (meta runtime)', () => {
     const plan = planRun(config('timemoe-200m', { schedule: { microBatch: 8 } }), { target: RTX3090 });
     const ms = performance.now() - t0;
     expect(plan.model.parameters).toBe(453_196_800);
-    expect(plan.fits).toBe(true);
+    expect(plan.deviceFits).toBe(true);
     expect(ms).toBeLessThan(10_000);
     // 453M f32 values would be 1.7 GiB of host arrays.
     expect(process.memoryUsage().rss - rss0).toBeLessThan(0.5 * GIB);
   });
 
-  it('train.js --plan --json: the whole plan as JSON, exit 2 when it does not fit', () => {
-    const ok = spawnSync(process.execPath, ['train.js', '--config', 'timemoe-50m-3090.json', '--plan', '--json'], { encoding: 'utf8' });
+  it('train.js --plan --json: the whole plan as JSON, exit 2 when it does not fit', async () => {
+    const ok = await planCli(['--config', 'timemoe-50m-3090.json', '--plan', '--json']);
     expect(ok.status, ok.stderr).toBe(0);
     const plan = JSON.parse(ok.stdout) as {
       peakBytes: number;
-      fits: boolean;
+      deviceFits: boolean;
+      hostFits: boolean | null;
       target: { name: string };
       categories: Record<string, number>;
       perLayer: unknown[];
       largestBuffer: { bytes: number };
     };
-    expect(plan.fits).toBe(true);
+    expect(plan.deviceFits).toBe(true);
+    expect(plan.hostFits).toBeNull(); // nothing offloaded
     expect(plan.target.name).toBe('rtx-3090');
     expect(plan.perLayer).toHaveLength(12);
     expect(plan.largestBuffer.bytes).toBeGreaterThan(0);
-    const no = spawnSync(process.execPath, ['train.js', '--config', 'timemoe-50m-3090.json', '--plan', '--budget-gb', '4'], { encoding: 'utf8' });
+    const no = await planCli(['--config', 'timemoe-50m-3090.json', '--plan', '--budget-gb', '4']);
     expect(no.status).toBe(2);
     expect(no.stdout).toMatch(/Verdict: DOES NOT FIT/);
     expect(no.stdout).toMatch(/--set schedule\.microBatch=\d+/);
-    const bad = spawnSync(process.execPath, ['train.js', '--config', 'small-moe.json', '--plan', '--target', 'rtx-9999'], { encoding: 'utf8' });
+    const bad = await planCli(['--config', 'small-moe.json', '--plan', '--target', 'rtx-9999']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/unknown target "rtx-9999" \(one of: rtx-3090, .*this\)/);
   });
@@ -150,11 +152,12 @@ describe('memory planner (meta runtime)', () => {
 describe('planning the 2.4B Time-MoE on one RTX 3090 (optim.offload "host")', () => {
   const cfg = loadConfig('timemoe-2.4b-3090.json');
   const plan = planRun(cfg, { target: RTX3090, hostBytes: 64 * GIB });
+  const small = planRun(cfg, { target: RTX3090, hostBytes: 16 * GIB });
 
   it('fits the card, with the optimizer state in host memory', () => {
     expect(plan.model.parameters).toBe(2_416_545_792);
     expect(plan.model.activeParameters).toBe(1_057_591_296);
-    expect(plan.fits).toBe(true);
+    expect(plan.deviceFits).toBe(true);
     expect(plan.peakBytes).toBeLessThan(plan.budget.usableBytes);
     expect(plan.categories.optimizer).toBe(0); // no AdamW moments on the GPU
     const h = plan.host!;
@@ -175,13 +178,28 @@ describe('planning the 2.4B Time-MoE on one RTX 3090 (optim.offload "host")', ()
     expect(plan.backwardFlopsPerStep).toBeGreaterThan(0.6 * plan.flopsPerStep);
   });
 
-  it('refuses a machine with too little host RAM, and says what to change', () => {
-    const small = planRun(cfg, { target: RTX3090, hostBytes: 16 * GIB });
-    expect(small.fits).toBe(false);
-    expect(small.host!.fits).toBe(false);
-    expect(formatPlan(small)).toMatch(/HOST DOES NOT FIT: .* needed, 16\.00 GiB available — a machine with more RAM, or --host-gb/);
-    // The device side still fits: no device knob is suggested.
+  it('two verdicts: the device fits, the host given with --host-gb does not, and --plan refuses it', () => {
+    expect(small.deviceFits).toBe(true);
+    expect(small.hostFits).toBe(false);
+    expect(small.host!.availableFrom).toBe('--host-gb');
+    expect(planRefuses(small)).toBe(true);
+    const text = formatPlan(small);
+    expect(text).toMatch(/^Verdict: FITS - peak 13\.57 GiB/m);
+    expect(text).toMatch(/^Host verdict: DOES NOT FIT - the offloaded optimizer needs 27\.13 GiB, --host-gb gives 16\.00 GiB$/m);
+    // The device side fits: no device knob is suggested.
     expect(small.suggestions).toEqual([]);
+  });
+
+  it("against this machine's RAM a host that does not fit is a warning naming --host-gb, not a refusal of --plan", () => {
+    // The same plan, as if made without --host-gb on a machine with 16 GiB (os.totalmem cannot be set).
+    const asThisMachine = { ...small, host: { ...small.host!, availableFrom: 'this machine' as const } };
+    expect(planRefuses(asThisMachine)).toBe(false);
+    expect(formatPlan(asThisMachine)).toMatch(
+      /^Host verdict: WARNING - the offloaded optimizer needs 27\.13 GiB of host RAM and this machine has 16\.00 GiB: a training run here would be refused\. .*--host-gb <its RAM in GiB>/m,
+    );
+    expect(planRefuses({ ...asThisMachine, deviceFits: false })).toBe(true);
+    expect(planRefuses(plan)).toBe(false);
+    expect(formatPlan(plan)).toMatch(/^Host verdict: FITS - the offloaded optimizer takes 27\.13 GiB of 64\.00 GiB \(--host-gb\)$/m);
   });
 
   it('without offload it does not fit, and the suggestion is the offload', () => {
@@ -195,7 +213,7 @@ describe('planning the 2.4B Time-MoE on one RTX 3090 (optim.offload "host")', ()
       ]),
       { target: RTX3090 },
     );
-    expect(none.fits).toBe(false);
+    expect(none.deviceFits).toBe(false);
     expect(none.suggestions.map((s) => s.set.join(' '))).toEqual(expect.arrayContaining([expect.stringMatching(/optim\.offload=host/)]));
   });
 });

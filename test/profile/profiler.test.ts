@@ -231,10 +231,10 @@ describe('GPU profiler', () => {
 });
 
 describe('train.js --profile', () => {
-  it('prints a per-op table and writes profile.json covering the training steps', () => {
+  it('prints a per-op table and writes profile.json covering the training steps', async () => {
     const d = scratch();
     const cfg = tinyConfig({ schedule: { steps: 2, warmupSteps: 1, microBatch: 4 }, checkpoint: { every: 0, keep: 1 } });
-    const r = runCli(d, ['--config', writeConfig(d, cfg), '--profile']);
+    const r = await runCli(d, ['--config', writeConfig(d, cfg), '--profile']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/\[profile\] 2 steps: wall [\d.]+ ms, GPU [\d.]+ ms in \d+ timed dispatches/);
     expect(r.stderr).toMatch(/\nmatmul-(blocked|tiled):main +\d+ +[\d.]+/);
@@ -263,7 +263,7 @@ describe('train.js --profile', () => {
 
     // Without the flag: no table, no file.
     const d2 = scratch();
-    const r2 = runCli(d2, ['--config', writeConfig(d2, cfg)]);
+    const r2 = await runCli(d2, ['--config', writeConfig(d2, cfg)]);
     expect(r2.status, r2.stderr).toBe(0);
     expect(r2.stderr).not.toContain('[profile]');
     expect(existsSync(join(d2, 'runs/t/profile.json'))).toBe(false);

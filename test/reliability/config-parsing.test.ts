@@ -24,11 +24,11 @@ function refused(d: string, r: CliResult, message: RegExp): void {
 const nested = (n: number): string => `${'['.repeat(n)}1${']'.repeat(n)}`;
 
 describe('a depth limit', () => {
-  it('a config file nested 5,000 levels deep: the file and the path where it went too deep, exit 2', () => {
+  it('a config file nested 5,000 levels deep: the file and the path where it went too deep, exit 2', async () => {
     const d = scratch();
     const cfg = JSON.stringify(tinyConfig()).replace('"optim":{', `"optim":{"extra":${nested(5000)},`);
     writeFileSync(join(d, 'deep.json'), cfg);
-    const r = runCli(d, ['--config', 'deep.json']);
+    const r = await runCli(d, ['--config', 'deep.json']);
     refused(
       d,
       r,
@@ -39,9 +39,9 @@ describe('a depth limit', () => {
     expect(r.stderr.length).toBeLessThan(600);
   });
 
-  it('a --set value nested too deep names the --set', () => {
+  it('a --set value nested too deep names the --set', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', `model.init.from=${nested(200)}`]);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', `model.init.from=${nested(200)}`]);
     refused(d, r, /--set model\.init\.from=\[\[\[.*\.\.\.: the value is nested more than 32 levels deep at model\.init\.from(\.0){29}/);
   });
 
@@ -55,31 +55,31 @@ describe('a depth limit', () => {
 });
 
 describe('prototype keys', () => {
-  it('--set __proto__.x=1, constructor.prototype.x=1 and a __proto__ key in a --set value: refused, exit 2', () => {
+  it('--set __proto__.x=1, constructor.prototype.x=1 and a __proto__ key in a --set value: refused, exit 2', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
     refused(
       d,
-      runCli(d, ['--config', p, '--set', '__proto__.polluted=1']),
+      await runCli(d, ['--config', p, '--set', '__proto__.polluted=1']),
       /error: --set __proto__\.polluted=1: "__proto__" is not a config key: __proto__, constructor, prototype are refused \(they would reach JavaScript's object internals\)\. The top-level keys are seed, model, data/,
     );
     refused(
       d,
-      runCli(d, ['--config', p, '--set', 'constructor.prototype.polluted=1']),
+      await runCli(d, ['--config', p, '--set', 'constructor.prototype.polluted=1']),
       /--set constructor\.prototype\.polluted=1: "constructor" is not a config key/,
     );
-    refused(d, runCli(d, ['--config', p, '--set', 'model.init.prototype=1']), /--set model\.init\.prototype=1: "prototype" is not a config key/);
+    refused(d, await runCli(d, ['--config', p, '--set', 'model.init.prototype=1']), /--set model\.init\.prototype=1: "prototype" is not a config key/);
     refused(
       d,
-      runCli(d, ['--config', p, '--set', 'model={"__proto__":{"polluted":1}}']),
+      await runCli(d, ['--config', p, '--set', 'model={"__proto__":{"polluted":1}}']),
       /--set model=\{"__proto__":\{"polluted":1\}\}: "__proto__" at model\.__proto__ is not a config key/,
     );
   });
 
-  it('a "__proto__" key in the config file: refused with its path', () => {
+  it('a "__proto__" key in the config file: refused with its path', async () => {
     const d = scratch();
     writeFileSync(join(d, 'c.json'), JSON.stringify(tinyConfig()).replace('"optim":{', '"optim":{"__proto__":{"lr":5},'));
-    refused(d, runCli(d, ['--config', 'c.json']), /invalid config .*c\.json: "__proto__" at optim\.__proto__ is not a config key/);
+    refused(d, await runCli(d, ['--config', 'c.json']), /invalid config .*c\.json: "__proto__" at optim\.__proto__ is not a config key/);
   });
 
   it('Object.prototype is untouched after every refused key', () => {
@@ -95,10 +95,10 @@ describe('prototype keys', () => {
 });
 
 describe('an error that came from --set says so', () => {
-  it('a bad --set value names the --set, and does not send the user to the file', () => {
+  it('a bad --set value names the --set, and does not send the user to the file', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    const r = runCli(d, ['--config', p, '--set', 'optim.lr=abc']);
+    const r = await runCli(d, ['--config', p, '--set', 'optim.lr=abc']);
     refused(
       d,
       r,
@@ -107,30 +107,30 @@ describe('an error that came from --set says so', () => {
     expect(r.stderr).not.toMatch(/Fix the key\(s\) in/);
   });
 
-  it('a cross-key check broken by a --set names that --set', () => {
+  it('a cross-key check broken by a --set names that --set', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'schedule.steps=1']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'schedule.steps=1']);
     refused(d, r, /schedule\.warmupSteps: 2 exceeds schedule\.steps 1: .* \(from --set schedule\.steps=1\)/);
   });
 
-  it('a --set replacing a section: the missing key inside it is blamed on that --set', () => {
+  it('a --set replacing a section: the missing key inside it is blamed on that --set', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim={"beta1":0.8}']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim={"beta1":0.8}']);
     refused(d, r, /optim\.lr: required \(a number\) but missing \(from --set optim=\{"beta1":0\.8\}\)/);
   });
 
-  it('a file error and a --set error together: each named, the fix names both', () => {
+  it('a file error and a --set error together: each named, the fix names both', async () => {
     const d = scratch();
     const p = writeConfig(d, { ...tinyConfig(), seed: -1 });
-    const r = runCli(d, ['--config', p, '--set', 'model.topK=9']);
+    const r = await runCli(d, ['--config', p, '--set', 'model.topK=9']);
     refused(d, r, /seed: expected a number >= 0, got -1\n/);
     expect(r.stderr).toMatch(/model\.topK: topK 9 exceeds experts 4: .* \(from --set model\.topK=9\)/);
     expect(r.stderr).toMatch(/Fix the key\(s\) in .*config\.json, and --set model\.topK=9/);
   });
 
-  it('an error in the file alone still points at the file', () => {
+  it('an error in the file alone still points at the file', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, { ...tinyConfig(), seed: -1 }), '--set', 'optim.lr=1e-3']);
+    const r = await runCli(d, ['--config', writeConfig(d, { ...tinyConfig(), seed: -1 }), '--set', 'optim.lr=1e-3']);
     refused(d, r, /seed: expected a number >= 0, got -1\nFix the key\(s\) in .*config\.json, or override a value with --set <path>=<value>/);
     expect(r.stderr).not.toMatch(/from --set/);
   });

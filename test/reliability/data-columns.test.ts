@@ -121,14 +121,14 @@ describe('the default value column (loadData)', () => {
 });
 
 describe('through the CLI', () => {
-  it('time,value without data.source.column: the [data] report says value was used and time skipped; training runs', () => {
+  it('time,value without data.source.column: the [data] report says value was used and time skipped; training runs', async () => {
     const d = scratch();
     writeFileSync(join(d, 'tv.csv'), `time,value\n${rows(300, (i) => `${i},${wave(i)}`)}`);
     const cfg = tinyConfig({
       data: { source: { kind: 'csv', path: 'tv.csv' }, contextLength: 24, stride: 8 },
       schedule: { steps: 2, warmupSteps: 1, microBatch: 4 },
     });
-    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    const r = await runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(
       '[data] data: csv tv.csv: 1 series in, 1 kept (300 points)\n  columns: used "value" (index 1), the first value column; skipped as time/index: "time" (index 0, named like one). To pick another column, set data.source.column (a name or 0-based index)\n',

@@ -55,9 +55,9 @@ function once(f: () => void): LoadProgress {
 }
 
 /** Train a tiny run on `data` (a source) in a scratch folder; returns the CLI result and the folder. */
-function trainOn(d: string, source: Record<string, unknown>, steps = 2) {
+async function trainOn(d: string, source: Record<string, unknown>, steps = 2) {
   const cfg = tinyConfig({ data: { source, contextLength: 24, stride: 8 }, schedule: { steps, warmupSteps: 1, microBatch: 4 } });
-  return runCli(d, ['--config', writeConfig(d, cfg)]);
+  return await runCli(d, ['--config', writeConfig(d, cfg)]);
 }
 
 function badInput(d: string, r: { status: number | null; stdout: string; stderr: string }, re: RegExp): void {
@@ -147,33 +147,33 @@ describe('a data file that changes while it is read', () => {
 });
 
 describe('a file whose last line is cut off', () => {
-  it('CSV ending mid-row (CLI): names the line, says the file ends mid-row; a short row before the end stays a plain error', () => {
+  it('CSV ending mid-row (CLI): names the line, says the file ends mid-row; a short row before the end stays a plain error', async () => {
     const d = scratch();
     writeFileSync(join(d, 'cut.csv'), `${TV}300`);
     badInput(
       d,
-      trainOn(d, { kind: 'csv', path: 'cut.csv', column: 'value' }),
+      await trainOn(d, { kind: 'csv', path: 'cut.csv', column: 'value' }),
       /error: \S+\/cut\.csv:302: the last row has 1 field\(s\), expected 2 like the header: the file ends mid-row \(was it cut off while being written or copied\?\): use the complete file, or remove that line/,
     );
     writeFileSync(join(d, 'short.csv'), `${TV}300\n301,0.5\n`);
     badInput(
       d,
-      trainOn(d, { kind: 'csv', path: 'short.csv', column: 'value' }),
+      await trainOn(d, { kind: 'csv', path: 'short.csv', column: 'value' }),
       /error: \S+\/short\.csv:302: row has 1 field\(s\), expected 2 like the header: fix the row/,
     );
   });
 
-  it('JSONL whose last line is cut (CLI): names the line and says it is cut off', () => {
+  it('JSONL whose last line is cut (CLI): names the line and says it is cut off', async () => {
     const d = scratch();
     const line = (k: number) => JSON.stringify({ target: Array.from({ length: 100 }, (_, i) => +wave(i + k)) });
     writeFileSync(join(d, 'cut.jsonl'), `${line(0)}\n${line(1)}\n${line(2).slice(0, 150)}`);
     badInput(
       d,
-      trainOn(d, { kind: 'jsonl', path: 'cut.jsonl' }),
+      await trainOn(d, { kind: 'jsonl', path: 'cut.jsonl' }),
       /error: \S+\/cut\.jsonl:3: the last line is cut off \(the file does not end with a line break; was it still being written or copied\?\): not valid JSON \(.*\): each line must hold one JSON array of numbers.*\. Use the complete file, or remove that line/,
     );
     writeFileSync(join(d, 'mid.jsonl'), `${line(0)}\n${line(1).slice(0, 150)}\n${line(2)}\n`);
-    badInput(d, trainOn(d, { kind: 'jsonl', path: 'mid.jsonl' }), /error: \S+\/mid\.jsonl:2: not valid JSON/);
+    badInput(d, await trainOn(d, { kind: 'jsonl', path: 'mid.jsonl' }), /error: \S+\/mid\.jsonl:2: not valid JSON/);
   });
 });
 
@@ -216,10 +216,10 @@ describe('encodings', () => {
     }
   });
 
-  it.each(['le', 'be'] as const)('a UTF-16 %s CSV trains through the CLI (before: refused as binary)', (order) => {
+  it.each(['le', 'be'] as const)('a UTF-16 %s CSV trains through the CLI (before: refused as binary)', async (order) => {
     const d = scratch();
     writeFileSync(join(d, 'excel.csv'), utf16(MIXED, order));
-    const r = trainOn(d, { kind: 'csv', path: 'excel.csv' });
+    const r = await trainOn(d, { kind: 'csv', path: 'excel.csv' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(
       '[data] data: csv excel.csv: 1 series in, 1 kept (300 points)\n  columns: used "température" (index 1), the first value column; skipped as time/index: "Zeit" (index 0, it increases by 1 every row',
@@ -227,45 +227,45 @@ describe('encodings', () => {
     expect(r.stdout + r.stderr).not.toMatch(STACK);
   });
 
-  it('UTF-16 without a byte-order mark, UTF-32, and binary: each named, with the fix', () => {
+  it('UTF-16 without a byte-order mark, UTF-32, and binary: each named, with the fix', async () => {
     const d = scratch();
     writeFileSync(join(d, 'nobom.csv'), Buffer.from(MIXED, 'utf16le'));
     badInput(
       d,
-      trainOn(d, { kind: 'csv', path: 'nobom.csv' }),
+      await trainOn(d, { kind: 'csv', path: 'nobom.csv' }),
       /error: \S+\/nobom\.csv looks UTF-16 LE encoded without a byte-order mark \(a NUL in every other byte\): convert it to UTF-8 \(iconv -f UTF-16LE -t UTF-8 \S+\/nobom\.csv > converted\.csv\)/,
     );
     writeFileSync(join(d, 'u32.csv'), Buffer.concat([Buffer.from([0xff, 0xfe, 0, 0]), Buffer.from('a\0\0\0', 'latin1')]));
-    badInput(d, trainOn(d, { kind: 'csv', path: 'u32.csv' }), /error: \S+\/u32\.csv is UTF-32 encoded: convert it to UTF-8 \(iconv -f UTF-32 -t UTF-8/);
+    badInput(d, await trainOn(d, { kind: 'csv', path: 'u32.csv' }), /error: \S+\/u32\.csv is UTF-32 encoded: convert it to UTF-8 \(iconv -f UTF-32 -t UTF-8/);
     writeFileSync(join(d, 'w.bin'), Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0, 8, 0x13, 0x7f, 0, 0, 0x88]));
-    badInput(d, trainOn(d, { kind: 'csv', path: 'w.bin' }), /error: \S+\/w\.bin is not a text file \(a NUL byte at byte 4: it looks binary\)/);
+    badInput(d, await trainOn(d, { kind: 'csv', path: 'w.bin' }), /error: \S+\/w\.bin is not a text file \(a NUL byte at byte 4: it looks binary\)/);
   });
 });
 
 describe('paths that cannot be read', () => {
-  it('a symbolic link loop (ELOOP) is not "not found"', () => {
+  it('a symbolic link loop (ELOOP) is not "not found"', async () => {
     const d = scratch();
     symlinkSync(join(d, 'b.csv'), join(d, 'a.csv'));
     symlinkSync(join(d, 'a.csv'), join(d, 'b.csv'));
     badInput(
       d,
-      trainOn(d, { kind: 'csv', path: 'a.csv' }),
+      await trainOn(d, { kind: 'csv', path: 'a.csv' }),
       /error: data file \S+\/a\.csv: too many levels of symbolic links \(ELOOP: the links point at each other in a loop\): fix the links \(ls -l shows where each points\) or point data\.source\.path at the file itself/,
     );
   });
 
-  it('a dangling link names its target; a path through a file says so (ENOTDIR)', () => {
+  it('a dangling link names its target; a path through a file says so (ENOTDIR)', async () => {
     const d = scratch();
     symlinkSync(join(d, 'gone.csv'), join(d, 'link.csv'));
     badInput(
       d,
-      trainOn(d, { kind: 'csv', path: 'link.csv' }),
+      await trainOn(d, { kind: 'csv', path: 'link.csv' }),
       /error: data file \S+\/link\.csv is a symbolic link to \S+\/gone\.csv, which does not exist \(ENOENT\): fix the link/,
     );
     writeFileSync(join(d, 'data'), TV);
     badInput(
       d,
-      trainOn(d, { kind: 'jsonl', path: 'data/x.jsonl' }),
+      await trainOn(d, { kind: 'jsonl', path: 'data/x.jsonl' }),
       /error: data file \S+\/data\/x\.jsonl: a part of the path is a file, not a folder \(ENOTDIR\): check data\.source\.path/,
     );
   });

@@ -99,8 +99,8 @@ const COMMANDS: [string, string[]][] = [
 describe("every command turns an injected failure into the table's shape and code", () => {
   const d = scratch();
   for (const [cmd, args] of COMMANDS) {
-    it(cmd, () => {
-      const bug = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'bug' });
+    it(cmd, async () => {
+      const bug = await node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'bug' });
       expect(bug.status, bug.stderr).toBe(70);
       expect(bug.stderr).toMatch(
         new RegExp(
@@ -110,28 +110,28 @@ describe("every command turns an injected failure into the table's shape and cod
       );
       expect(bug.stderr).toMatch(/^\s+at .+:\d+:\d+\)?$/m); // the stack, for the bug report
 
-      const full = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'ENOSPC' });
+      const full = await node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'ENOSPC' });
       expect(full.status, full.stderr).toBe(1);
       expect(full.stderr.trim()).toBe(
         `error: cannot write /injected/${cmd}: no space left on device (ENOSPC). Free space on that disk (or write to another one), then run again`,
       );
 
-      const ro = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'EROFS' });
+      const ro = await node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'EROFS' });
       expect(ro.status, ro.stderr).toBe(2);
       expect(ro.stderr.trim()).toBe(
         `error: cannot write /injected/${cmd}: read-only file system (EROFS). Write to a writable disk, or remount this one read-write`,
       );
 
-      const loop = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'ELOOP' });
+      const loop = await node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'ELOOP' });
       expect(loop.status, loop.stderr).toBe(2);
       expect(loop.stderr).toMatch(/: symlink loop \(ELOOP\)\. /);
       for (const r of [full, ro, loop]) expect(`${r.stdout}${r.stderr}`).not.toMatch(/^\s+at /m);
     });
   }
 
-  it('an error thrown from a callback, outside main (caught by the root boundary): a bug, exit 70', () => {
+  it('an error thrown from a callback, outside main (caught by the root boundary): a bug, exit 70', async () => {
     for (const [cmd, args] of [COMMANDS[1]!, COMMANDS[4]!]) {
-      const r = node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'escape' });
+      const r = await node(cmd, args, d, { WEBGPU_MOE_CLI_FAULT: 'escape' });
       expect(r.status, r.stderr).toBe(70);
       expect(r.stderr).toMatch(/^error: internal error in \S+ \(a bug in webgpu-moe.*RangeError: injected by WEBGPU_MOE_CLI_FAULT in a callback/m);
     }

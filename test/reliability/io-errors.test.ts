@@ -19,7 +19,7 @@ const COMMANDS = {
 } as const;
 
 describe('an output path that cannot be written: exit 2, before any work, nothing written', () => {
-  it('a file as --out, a file in the way, a symlink loop: ENOTDIR / ELOOP named in plain words', () => {
+  it('a file as --out, a file in the way, a symlink loop: ENOTDIR / ELOOP named in plain words', async () => {
     const d = fixtureRun();
     writeFileSync(join(d, 'afile'), 'x');
     symlinkSync(join(d, 'loop-b'), join(d, 'loop-a'));
@@ -48,7 +48,7 @@ describe('an output path that cannot be written: exit 2, before any work, nothin
     ];
     for (const [cmd, args] of Object.entries(COMMANDS)) {
       for (const [out, msg] of cases) {
-        const r = node(cmd, args(out), d);
+        const r = await node(cmd, args(out), d);
         expect(r.status, `${cmd} --out ${out}: ${r.stderr}`).toBe(2);
         expect(r.stderr).toMatch(msg);
         expect(r.stderr).not.toMatch(/not found|ENOENT|free space/);
@@ -60,13 +60,13 @@ describe('an output path that cannot be written: exit 2, before any work, nothin
     expect(snapshot(d)).toEqual(before);
   });
 
-  it.skipIf(!canMount())('a read-only file system (a real read-only tmpfs): "read-only file system (EROFS)", not ENOENT or free space', () => {
+  it.skipIf(!canMount())('a read-only file system (a real read-only tmpfs): "read-only file system (EROFS)", not ENOENT or free space', async () => {
     const d = fixtureRun();
     const ro = mountTmpfs(1 << 20, { readOnly: true, prepare: (m) => mkdirSync(join(m, 'existing')) });
     try {
       for (const [cmd, args] of Object.entries(COMMANDS)) {
         for (const out of [join(ro.dir, 'new/out'), join(ro.dir, 'existing')]) {
-          const r = node(cmd, args(out), d);
+          const r = await node(cmd, args(out), d);
           expect(r.status, `${cmd} ${out}: ${r.stderr}`).toBe(2);
           expect(r.stderr).toMatch(
             new RegExp(
@@ -87,14 +87,14 @@ describe('an output path that cannot be written: exit 2, before any work, nothin
 
 describe('permission denied', () => {
   // Root passes permission checks, so the command runs as nobody (65534) on a folder root owns.
-  it.skipIf(process.getuid?.() !== 0)('an --out in a folder the user may not write: "permission denied (EACCES)", exit 2, nothing written', () => {
+  it.skipIf(process.getuid?.() !== 0)('an --out in a folder the user may not write: "permission denied (EACCES)", exit 2, nothing written', async () => {
     const d = fixtureRun();
     mkdirSync(join(d, 'locked'));
     spawnSync('chmod', ['-R', 'a+rX', d]);
     chmodSync(join(d, 'locked'), 0o755);
     const before = snapshot(d);
     for (const [cmd, args] of Object.entries(COMMANDS)) {
-      const r = node(cmd, args('locked/out'), d, { HOME: '/tmp' }, { uid: 65534, gid: 65534 });
+      const r = await node(cmd, args('locked/out'), d, { HOME: '/tmp' }, { uid: 65534, gid: 65534 });
       expect(r.status, `${cmd}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(
         new RegExp(
@@ -109,12 +109,12 @@ describe('permission denied', () => {
 });
 
 describe('the disk fills while writing: exit 1, nothing half-written left', () => {
-  it.skipIf(!canMount())('a real 24 KiB tmpfs: "no space left on device (ENOSPC)" with the bytes needed and free; no temp folder left', () => {
+  it.skipIf(!canMount())('a real 24 KiB tmpfs: "no space left on device (ENOSPC)" with the bytes needed and free; no temp folder left', async () => {
     const d = fixtureRun();
     const full = mountTmpfs(24 << 10);
     try {
       // export needs ~35 KiB; forecast.js writes little, so fill the disk first.
-      const r = node('export.js', COMMANDS['export.js'](join(full.dir, 'hf')), d);
+      const r = await node('export.js', COMMANDS['export.js'](join(full.dir, 'hf')), d);
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toMatch(
         new RegExp(
@@ -126,7 +126,7 @@ describe('the disk fills while writing: exit 1, nothing half-written left', () =
       expect(readdirSync(full.dir)).toEqual([]);
 
       writeFileSync(join(full.dir, 'filler'), Buffer.alloc(20 << 10));
-      const f = node('forecast.js', COMMANDS['forecast.js'](join(full.dir, 'fc')), d);
+      const f = await node('forecast.js', COMMANDS['forecast.js'](join(full.dir, 'fc')), d);
       expect(f.status, f.stderr).toBe(1);
       expect(f.stderr).toMatch(new RegExp(`^error: cannot write ${join(full.dir, 'fc')}: no space left on device \\(ENOSPC\\)`, 'm'));
       expectNoStack(f);

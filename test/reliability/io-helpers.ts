@@ -10,6 +10,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, wr
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { scratch } from '../train/cli-helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const FIX = join(ROOT, 'test', 'fixtures', 'hf');
@@ -23,8 +24,8 @@ export interface Ran {
   stderr: string;
 }
 
-export function node(script: string, args: string[], cwd: string, env: Record<string, string> = {}, as?: { uid: number; gid: number }): Ran {
-  const r = spawnSync(process.execPath, [join(ROOT, script), ...args], {
+export async function node(script: string, args: string[], cwd: string, env: Record<string, string> = {}, as?: { uid: number; gid: number }): Promise<Ran> {
+  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
     cwd,
     encoding: 'utf8',
     timeout: 240_000,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FC_ARGS, expectNoStack, fixtureRun, leftovers, node, snapshot } from './io-helpers.ts';
 
 describe('export.js: the output is never the run being exported', () => {
-  it('--out the run, its parent, the cwd, the checkpoint, a folder inside either, or a symlink to the run: exit 2, both paths named, the run byte-identical (with --force too)', () => {
+  it('--out the run, its parent, the cwd, the checkpoint, a folder inside either, or a symlink to the run: exit 2, both paths named, the run byte-identical (with --force too)', async () => {
     const d = fixtureRun();
     symlinkSync(join(d, 'runs/t'), join(d, 'link-to-run'));
     const before = snapshot(d);
@@ -26,7 +26,7 @@ describe('export.js: the output is never the run being exported', () => {
     ];
     for (const [out, msg] of cases) {
       for (const force of [[], ['--force']]) {
-        const r = node('export.js', ['--checkpoint', 'runs/t', '--out', out, ...force], d);
+        const r = await node('export.js', ['--checkpoint', 'runs/t', '--out', out, ...force], d);
         expect(r.status, `${out} ${force.join(' ')}: ${r.stderr}`).toBe(2);
         expect(r.stderr).toMatch(msg);
         expect(r.stderr).toMatch(
@@ -37,31 +37,31 @@ describe('export.js: the output is never the run being exported', () => {
       }
     }
     // Named through the checkpoint instead of the run: the same run is protected.
-    const r = node('export.js', ['--checkpoint', 'runs/t/checkpoints/step-1', '--out', 'runs/t', '--force'], d);
+    const r = await node('export.js', ['--checkpoint', 'runs/t/checkpoints/step-1', '--out', 'runs/t', '--force'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--out runs\/t is the run being read, runs\/t \(--checkpoint runs\/t\/checkpoints\/step-1 belongs to it\)/);
     expect(snapshot(d)).toEqual(before);
     // A checkpoint folder outside any run is protected as itself.
-    const f = node('export.js', ['--checkpoint', 'finetuned', '--out', 'finetuned/hf', '--force'], d);
+    const f = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'finetuned/hf', '--force'], d);
     expect(f.status).toBe(2);
     expect(f.stderr).toMatch(/--out finetuned\/hf is inside the checkpoint being read, finetuned/);
     expect(snapshot(d)).toEqual(before);
   });
 
-  it('--force over a folder holding files export.js did not write: they are moved to <out>.set-aside-<time>/ and listed, nothing deleted', () => {
+  it('--force over a folder holding files export.js did not write: they are moved to <out>.set-aside-<time>/ and listed, nothing deleted', async () => {
     const d = fixtureRun();
     mkdirSync(join(d, 'hf/notes'), { recursive: true });
     writeFileSync(join(d, 'hf/README.md'), 'my notes\n');
     writeFileSync(join(d, 'hf/notes/a.txt'), 'a\n');
     const old = snapshot(join(d, 'hf'));
-    const r = node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf'], d);
+    const r = await node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
       /hf: already exists and is not empty \(README\.md, notes\/a\.txt\)\. Choose another --out, or pass --force to move its files aside into hf\.set-aside-<time>\/ \(nothing is deleted\)/,
     );
     expect(snapshot(join(d, 'hf'))).toEqual(old);
 
-    const f = node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf', '--force'], d);
+    const f = await node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf', '--force'], d);
     expect(f.status, f.stderr).toBe(0);
     const m = /\[export\] --force: the previous files of hf were moved to (hf\.set-aside-[\dT:Z-]+)\/ \(nothing deleted\): README\.md, notes\/a\.txt/.exec(
       f.stderr,
@@ -70,7 +70,7 @@ describe('export.js: the output is never the run being exported', () => {
     expect(snapshot(join(d, m![1]!))).toEqual(old);
     expect(readdirSync(join(d, 'hf')).sort()).toEqual(['SHA256SUMS', 'config.json', 'model.safetensors']);
     // Again: the previous export is set aside too (a second, distinct folder), still nothing deleted.
-    const g = node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf', '--force'], d);
+    const g = await node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf', '--force'], d);
     expect(g.status, g.stderr).toBe(0);
     expect(g.stderr).toMatch(/moved to hf\.set-aside-\S+\/ \(nothing deleted\): SHA256SUMS, config\.json, model\.safetensors/);
     expect(readdirSync(d).filter((n) => n.startsWith('hf.set-aside-')).length).toBe(2);
@@ -79,7 +79,7 @@ describe('export.js: the output is never the run being exported', () => {
 });
 
 describe('forecast.js: the output is never the run being read (its own forecast/ aside)', () => {
-  it('--out the run, inside its checkpoints, or a folder holding it: exit 2, the run byte-identical; the default <run>/forecast still works', () => {
+  it('--out the run, inside its checkpoints, or a folder holding it: exit 2, the run byte-identical; the default <run>/forecast still works', async () => {
     const d = fixtureRun();
     const before = snapshot(join(d, 'runs'));
     for (const [out, msg] of [
@@ -88,27 +88,27 @@ describe('forecast.js: the output is never the run being read (its own forecast/
       ['runs/t/checkpoints/step-2/fc', /is inside the run being read, runs\/t/],
       ['runs', /--out runs holds the run being read, runs\/t/],
     ] as const) {
-      const r = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', out], d);
+      const r = await node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', out], d);
       expect(r.status, `${out}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(msg);
       expect(r.stderr).toMatch(/Choose an --out outside runs\/t \(e\.g\. --out runs\/t-forecast\)/);
       expectNoStack(r);
       expect(snapshot(join(d, 'runs'))).toEqual(before);
     }
-    const ok = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS], d);
+    const ok = await node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS], d);
     expect(ok.status, ok.stderr).toBe(0);
     expect(readdirSync(join(d, 'runs/t/forecast')).sort()).toEqual(['charts', 'forecasts.csv']);
     // And again (it replaces its own earlier forecast), by its explicit name.
-    const again = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'runs/t/forecast'], d);
+    const again = await node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'runs/t/forecast'], d);
     expect(again.status, again.stderr).toBe(0);
     const after = snapshot(join(d, 'runs'));
     for (const k of Object.keys(before)) expect(after[k], k).toBe(before[k]);
   });
 
-  it('the default output (./forecast) inside the model folder being read is refused the same way', () => {
+  it('the default output (./forecast) inside the model folder being read is refused the same way', async () => {
     const d = fixtureRun();
     const before = snapshot(join(d, 'tiny-f32'));
-    const r = node('forecast.js', ['--checkpoint', '.', '--data', '../series.csv', '--context', '12'], join(d, 'tiny-f32'));
+    const r = await node('forecast.js', ['--checkpoint', '.', '--data', '../series.csv', '--context', '12'], join(d, 'tiny-f32'));
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(
       /^error: the default output folder forecast is inside the model folder being read, \. \(--checkpoint \. belongs to it\)\..* Choose an --out outside \. /m,
@@ -117,11 +117,11 @@ describe('forecast.js: the output is never the run being read (its own forecast/
     expect(snapshot(join(d, 'tiny-f32'))).toEqual(before);
   });
 
-  it('an --out whose charts/ holds a file forecast.js did not write is refused (the folder is replaced whole)', () => {
+  it('an --out whose charts/ holds a file forecast.js did not write is refused (the folder is replaced whole)', async () => {
     const d = fixtureRun();
     mkdirSync(join(d, 'fc/charts'), { recursive: true });
     writeFileSync(join(d, 'fc/charts/keep.png'), 'x');
-    const r = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'fc'], d);
+    const r = await node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'fc'], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--out fc holds files forecast\.js did not write \(charts\/keep\.png\)/);
     expect(readFileSync(join(d, 'fc/charts/keep.png'), 'utf8')).toBe('x');
@@ -129,7 +129,7 @@ describe('forecast.js: the output is never the run being read (its own forecast/
 });
 
 describe("train.js: a run folder is never model.init.from's run", () => {
-  it('logging.dir = the source run (--overwrite), inside it, or holding it: exit 2, nothing moved or created', () => {
+  it('logging.dir = the source run (--overwrite), inside it, or holding it: exit 2, nothing moved or created', async () => {
     const d = fixtureRun();
     const before = snapshot(d);
     const cases: [string[], RegExp][] = [
@@ -141,7 +141,7 @@ describe("train.js: a run folder is never model.init.from's run", () => {
       [['--set', 'logging.dir=runs'], /logging\.dir runs holds runs\/t, the run model\.init\.from reads/],
     ];
     for (const [args, msg] of cases) {
-      const r = node('train.js', ['--config', 'finetune.json', '--set', 'model.init.from=runs/t', ...args], d);
+      const r = await node('train.js', ['--config', 'finetune.json', '--set', 'model.init.from=runs/t', ...args], d);
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr).toMatch(msg);
       expect(r.stderr).toMatch(

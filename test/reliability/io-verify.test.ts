@@ -11,17 +11,17 @@ import { join } from 'node:path';
 import { FC_ARGS, editWeights, expectNoStack, fixtureRun, flipByte, node, snapshot } from './io-helpers.ts';
 
 /** The three readers, as a user runs them, on the source `src` (outputs to fresh folders). */
-function readers(d: string, src: string) {
+async function readers(d: string, src: string) {
   return {
-    forecast: node('forecast.js', ['--checkpoint', src, ...FC_ARGS, '--out', 'fc-out'], d),
-    export: node('export.js', ['--checkpoint', src, '--out', 'hf-out'], d),
-    'init.from': node('train.js', ['--config', 'finetune.json', '--set', `model.init.from=${src}`, '--set', 'logging.dir=runs/ft'], d),
+    forecast: await node('forecast.js', ['--checkpoint', src, ...FC_ARGS, '--out', 'fc-out'], d),
+    export: await node('export.js', ['--checkpoint', src, '--out', 'hf-out'], d),
+    'init.from': await node('train.js', ['--config', 'finetune.json', '--set', `model.init.from=${src}`, '--set', 'logging.dir=runs/ft'], d),
   };
 }
 
-function expectRefusedByAll(d: string, src: string, msg: RegExp): void {
+async function expectRefusedByAll(d: string, src: string, msg: RegExp): Promise<void> {
   const before = snapshot(d);
-  for (const [name, r] of Object.entries(readers(d, src))) {
+  for (const [name, r] of Object.entries(await readers(d, src))) {
     expect(r.status, `${name}: ${r.stdout}${r.stderr}`).toBe(2);
     expect(r.stderr, name).toMatch(msg);
     expectNoStack(r);
@@ -32,24 +32,24 @@ function expectRefusedByAll(d: string, src: string, msg: RegExp): void {
 }
 
 describe('a checkpoint whose model.safetensors fails its SHA-256', () => {
-  it('is refused by forecast.js, export.js and model.init.from alike, as --resume refuses it: exit 2, an earlier checkpoint named', () => {
+  it('is refused by forecast.js, export.js and model.init.from alike, as --resume refuses it: exit 2, an earlier checkpoint named', async () => {
     const d = fixtureRun();
     flipByte(join(d, 'runs/t/checkpoints/step-2/model.safetensors'));
-    expectRefusedByAll(
+    await expectRefusedByAll(
       d,
       'runs/t',
       /runs\/t\/checkpoints\/step-2\/model\.safetensors: contents do not match the SHA-256 recorded in state\.json \(changed or damaged after it was written\)\. Restore the file from a copy, or use an earlier checkpoint \(step-1 in runs\/t\/checkpoints; e\.g\. runs\/t\/checkpoints\/step-1\)/,
     );
     // The earlier one it names works.
-    const ok = node('forecast.js', ['--checkpoint', 'runs/t/checkpoints/step-1', ...FC_ARGS, '--out', 'fc-ok'], d);
+    const ok = await node('forecast.js', ['--checkpoint', 'runs/t/checkpoints/step-1', ...FC_ARGS, '--out', 'fc-ok'], d);
     expect(ok.status, ok.stderr).toBe(0);
   });
 
-  it('a truncated file is refused before it is read (size against state.json)', () => {
+  it('a truncated file is refused before it is read (size against state.json)', async () => {
     const d = fixtureRun();
     const f = join(d, 'runs/t/checkpoints/step-2/model.safetensors');
     writeFileSync(f, readFileSync(f).subarray(0, 1000));
-    const r = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS], d);
+    const r = await node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS], d);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/model\.safetensors: is 1,000 bytes, but state\.json records 34,912 \(changed or damaged after it was written\)/);
     expectNoStack(r);
@@ -57,14 +57,14 @@ describe('a checkpoint whose model.safetensors fails its SHA-256', () => {
 });
 
 describe('a folder export.js wrote carries SHA256SUMS, and readers check it', () => {
-  it('a flipped byte in model.safetensors or an edited config.json is refused; without SHA256SUMS (as PyTorch writes folders) it loads', () => {
+  it('a flipped byte in model.safetensors or an edited config.json is refused; without SHA256SUMS (as PyTorch writes folders) it loads', async () => {
     const d = fixtureRun();
-    const e = node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf'], d);
+    const e = await node('export.js', ['--checkpoint', 'runs/t', '--out', 'hf'], d);
     expect(e.status, e.stderr).toBe(0);
     const model = join(d, 'hf/model.safetensors');
     const good = readFileSync(model);
     flipByte(model);
-    expectRefusedByAll(
+    await expectRefusedByAll(
       d,
       'hf',
       /hf\/model\.safetensors: contents do not match the SHA-256 recorded in SHA256SUMS \(changed or damaged after it was written\)\. Export the checkpoint again \(node export\.js\), or restore the folder from a copy\. If you changed the files on purpose \(e\.g\. PyTorch save_pretrained into this folder\), delete SHA256SUMS/,
@@ -74,37 +74,41 @@ describe('a folder export.js wrote carries SHA256SUMS, and readers check it', ()
     const cfgPath = join(d, 'hf/config.json');
     const cfg = readFileSync(cfgPath, 'utf8');
     writeFileSync(cfgPath, cfg.replace('"rope_theta": 10000', '"rope_theta": 20000'));
-    expectRefusedByAll(d, 'hf', /hf\/config\.json: contents do not match the SHA-256 recorded in SHA256SUMS \(changed or damaged after export\.js wrote it\)/);
+    await expectRefusedByAll(
+      d,
+      'hf',
+      /hf\/config\.json: contents do not match the SHA-256 recorded in SHA256SUMS \(changed or damaged after export\.js wrote it\)/,
+    );
     writeFileSync(cfgPath, cfg);
 
-    const ok = node('forecast.js', ['--checkpoint', 'hf', ...FC_ARGS, '--out', 'fc-ok'], d);
+    const ok = await node('forecast.js', ['--checkpoint', 'hf', ...FC_ARGS, '--out', 'fc-ok'], d);
     expect(ok.status, ok.stderr).toBe(0);
     flipByte(model);
     rmSync(join(d, 'hf/SHA256SUMS'));
     // Nothing to check against (a PyTorch folder has no SHA256SUMS): the damaged weights load.
-    const unchecked = node('forecast.js', ['--checkpoint', 'hf', ...FC_ARGS, '--out', 'fc-unchecked'], d);
+    const unchecked = await node('forecast.js', ['--checkpoint', 'hf', ...FC_ARGS, '--out', 'fc-unchecked'], d);
     expect(unchecked.status, unchecked.stderr).toBe(0);
   });
 });
 
 describe('non-finite weights', () => {
-  it('a checkpoint holding NaN (checksum valid: saved that way) is refused by every reader, naming the tensor and an earlier checkpoint', () => {
+  it('a checkpoint holding NaN (checksum valid: saved that way) is refused by every reader, naming the tensor and an earlier checkpoint', async () => {
     const d = fixtureRun();
     editWeights(join(d, 'runs/t/checkpoints/step-2'), (w) => {
       w[3] = NaN;
       w[7] = Infinity;
     });
-    expectRefusedByAll(
+    await expectRefusedByAll(
       d,
       'runs/t',
       /runs\/t\/checkpoints\/step-2\/model\.safetensors: tensor \S+ holds 2 non-finite values of \d+ \(the first, at index 3, is NaN\)\. The run that saved it had broken down \(diverged\) by then, so these weights cannot forecast or be trained on: use an earlier checkpoint \(step-1 in runs\/t\/checkpoints; e\.g\. runs\/t\/checkpoints\/step-1\)/,
     );
   });
 
-  it('a model folder holding NaN (no SHA256SUMS, as PyTorch writes them) is refused: "export them again from a good checkpoint"; export.js refuses to write one', () => {
+  it('a model folder holding NaN (no SHA256SUMS, as PyTorch writes them) is refused: "export them again from a good checkpoint"; export.js refuses to write one', async () => {
     const d = fixtureRun();
     editWeights(join(d, 'finetuned'), (w) => void w.fill(NaN));
-    const e = node('export.js', ['--checkpoint', 'finetuned', '--out', 'hf'], d);
+    const e = await node('export.js', ['--checkpoint', 'finetuned', '--out', 'hf'], d);
     expect(e.status).toBe(2);
     expect(e.stderr).toMatch(
       /finetuned\/model\.safetensors: tensor \S+ holds \d+ non-finite values .*there is no earlier complete checkpoint beside it, so train again/,
@@ -114,7 +118,7 @@ describe('non-finite weights', () => {
     mkdirSync(join(d, 'pt'));
     copyFileSync(join(d, 'tiny-f32/config.json'), join(d, 'pt/config.json'));
     copyFileSync(join(d, 'finetuned/model.safetensors'), join(d, 'pt/model.safetensors'));
-    for (const [name, r] of Object.entries(readers(d, 'pt'))) {
+    for (const [name, r] of Object.entries(await readers(d, 'pt'))) {
       expect(r.status, `${name}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(
         /pt\/model\.safetensors: tensor \S+ holds \d+ non-finite values of \d+ \(the first, at index 0, is NaN\)\. These weights are broken: export them again from a good checkpoint/,
@@ -123,10 +127,10 @@ describe('non-finite weights', () => {
     }
   });
 
-  it('finite weights whose forecast overflows: exit 3, the first bad value named, nothing written', () => {
+  it('finite weights whose forecast overflows: exit 3, the first bad value named, nothing written', async () => {
     const d = fixtureRun();
     editWeights(join(d, 'runs/t/checkpoints/step-2'), (w) => void w.fill(3e38));
-    const r = node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'fc'], d);
+    const r = await node('forecast.js', ['--checkpoint', 'runs/t', ...FC_ARGS, '--out', 'fc'], d);
     expect(r.status, r.stderr).toBe(3);
     expect(r.stderr).toMatch(
       /error: the model's forecast is not finite: \d+ of 4 forecast values \(the first: series series\.csv:value, origin 26, step \d = -?(NaN|Infinity)\), although every weight of checkpoint \S+step-2 \(step 2\) is finite: the model overflows on this input\. Nothing was written\./,

@@ -27,9 +27,9 @@ function snapshot(dir: string): Map<string, string> {
 }
 
 let stopped: string; // a run stopped after step 3 of 6
-beforeAll(() => {
+beforeAll(async () => {
   stopped = scratch();
-  const r = runCli(stopped, ['--config', writeConfig(stopped, tinyConfig()), '--stop-after', '3']);
+  const r = await runCli(stopped, ['--config', writeConfig(stopped, tinyConfig()), '--stop-after', '3']);
   expect(r.status, r.stderr).toBe(0);
 });
 
@@ -48,9 +48,9 @@ function refused(d: string, before: Map<string, string>, r: CliResult, message: 
 }
 
 describe('a change to what the run computes is refused', () => {
-  it('another data set with the same window count: refused, the key and both values named', () => {
+  it('another data set with the same window count: refused, the key and both values named', async () => {
     const { d, p, before } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6']);
+    const r = await runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6']);
     refused(
       d,
       before,
@@ -61,7 +61,7 @@ describe('a change to what the run computes is refused', () => {
     expect(r.stderr).not.toMatch(/\[data\]/);
   });
 
-  it('every difference is listed: precision, loss, AdamW, the batch, LoRA; the schedule change as allowed', () => {
+  it('every difference is listed: precision, loss, AdamW, the batch, LoRA; the schedule change as allowed', async () => {
     const { d, p, before } = copyRun();
     const sets = [
       'precision.activations=f16',
@@ -71,7 +71,7 @@ describe('a change to what the run computes is refused', () => {
       'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}',
       'optim.lr=1e-3',
     ];
-    const r = runCli(d, ['--config', p, '--resume-from', '3', ...sets.flatMap((s) => ['--set', s])]);
+    const r = await runCli(d, ['--config', p, '--resume-from', '3', ...sets.flatMap((s) => ['--set', s])]);
     refused(d, before, r, /error: --resume-from 3: this config differs/);
     for (const l of [
       'precision.activations: "f32" → "f16" (the f16 loss scale starts at precision.initialScale)',
@@ -88,24 +88,24 @@ describe('a change to what the run computes is refused', () => {
     );
   });
 
-  it('--allow-config-change names what may change: the rest is still refused', () => {
+  it('--allow-config-change names what may change: the rest is still refused', async () => {
     const { d, p, before } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6', '--set', 'seed=4', '--allow-config-change', 'data.source']);
+    const r = await runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6', '--set', 'seed=4', '--allow-config-change', 'data.source']);
     refused(d, before, r, /in what the run computes:\n {2}seed: 3 → 4\n(?! {2}data)/);
   });
 
-  it('a key --allow-config-change does not know, and the flag without a resume: exit 2', () => {
+  it('a key --allow-config-change does not know, and the flag without a resume: exit 2', async () => {
     const { d, p, before } = copyRun();
     refused(
       d,
       before,
-      runCli(d, ['--config', p, '--resume', '--allow-config-change', 'data.sourc']),
+      await runCli(d, ['--config', p, '--resume', '--allow-config-change', 'data.sourc']),
       /--allow-config-change data\.sourc: "data\.sourc" is not a config key \(did you mean data\.source\?\)/,
     );
     refused(
       d,
       before,
-      runCli(d, ['--config', p, '--set', 'logging.dir=runs/u', '--allow-config-change']),
+      await runCli(d, ['--config', p, '--set', 'logging.dir=runs/u', '--allow-config-change']),
       /--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from/,
     );
     expect(existsSync(join(d, 'runs/u'))).toBe(false);
@@ -113,9 +113,9 @@ describe('a change to what the run computes is refused', () => {
 });
 
 describe('what may change', () => {
-  it('--allow-config-change: each allowed change printed, and the run continues', () => {
+  it('--allow-config-change: each allowed change printed, and the run continues', async () => {
     const { d, p } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6', '--set', 'precision.activations=f16', '--allow-config-change']);
+    const r = await runCli(d, ['--config', p, '--resume', '--set', 'data.source.seed=6', '--set', 'precision.activations=f16', '--allow-config-change']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('[resume] config change allowed by --allow-config-change: data.source.seed: 5 → 6');
     expect(r.stderr).toContain(
@@ -126,9 +126,9 @@ describe('what may change', () => {
     expect(resumed[0]!.lossScale).toBe(65536);
   });
 
-  it('the schedule (steps, lr) changes with a note; logging, checkpoints and device silently', () => {
+  it('the schedule (steps, lr) changes with a note; logging, checkpoints and device silently', async () => {
     const { d, p } = copyRun();
-    const r = runCli(d, [
+    const r = await runCli(d, [
       '--config',
       p,
       '--resume',
@@ -154,9 +154,9 @@ describe('what may change', () => {
     ).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
-  it('the unchanged config resumes without a word about the config', () => {
+  it('the unchanged config resumes without a word about the config', async () => {
     const { d, p } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume']);
+    const r = await runCli(d, ['--config', p, '--resume']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/config change/);
   });

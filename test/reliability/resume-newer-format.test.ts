@@ -24,9 +24,9 @@ function snapshot(dir: string): Map<string, string> {
 }
 
 let done: string; // a finished run: step-3 and step-6
-beforeAll(() => {
+beforeAll(async () => {
   done = scratch();
-  const r = runCli(done, ['--config', writeConfig(done, tinyConfig())]);
+  const r = await runCli(done, ['--config', writeConfig(done, tinyConfig())]);
   expect(r.status, r.stderr).toBe(0);
 });
 
@@ -45,10 +45,10 @@ const VERSION = new RegExp(
 );
 
 describe('a checkpoint in a newer format', () => {
-  it('--resume stops on it: exit 2, the versions named, nothing moved aside', () => {
+  it('--resume stops on it: exit 2, the versions named, nothing moved aside', async () => {
     const { d, p, state } = newerRun();
     const before = snapshot(join(d, 'runs/t'));
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=9']);
+    const r = await runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=9']);
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toContain(`error: ${state}: `);
     expect(r.stderr).toMatch(VERSION);
@@ -57,26 +57,26 @@ describe('a checkpoint in a newer format', () => {
     expect(snapshot(join(d, 'runs/t'))).toEqual(before);
   });
 
-  it('--resume-from an older step would move it aside: stops too; --resume-from it: stops', () => {
+  it('--resume-from an older step would move it aside: stops too; --resume-from it: stops', async () => {
     const { d, p } = newerRun();
     const before = snapshot(join(d, 'runs/t'));
-    const older = runCli(d, ['--config', p, '--resume-from', '3']);
+    const older = await runCli(d, ['--config', p, '--resume-from', '3']);
     expect(older.status, older.stderr).toBe(2);
     expect(older.stderr).toMatch(VERSION);
     expect(older.stderr).toMatch(/--resume-from 3 would move it aside, so it stops here/);
-    const itself = runCli(d, ['--config', p, '--resume-from', '6']);
+    const itself = await runCli(d, ['--config', p, '--resume-from', '6']);
     expect(itself.status, itself.stderr).toBe(2);
     expect(itself.stderr).toMatch(VERSION);
     expect(itself.stderr).not.toMatch(/Pick another checkpoint/);
     expect(snapshot(join(d, 'runs/t'))).toEqual(before);
   });
 
-  it('an older format still reads as before: skipped, with its reason', () => {
+  it('an older format still reads as before: skipped, with its reason', async () => {
     const d = scratch();
     cpSync(join(done, 'runs'), join(d, 'runs'), { recursive: true });
     const state = join(d, 'runs/t/checkpoints/step-6/state.json');
     writeFileSync(state, JSON.stringify({ ...(JSON.parse(readFileSync(state, 'utf8')) as object), version: 0 }));
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--resume', '--set', 'schedule.steps=7']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--resume', '--set', 'schedule.steps=7']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
       /\[resume\] skipped step-6: latest names it, but it has state\.json checkpoint format version 0 \(the "version" field of state\.json\); this webgpu-moe reads format version 1/,

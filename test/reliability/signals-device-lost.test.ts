@@ -19,18 +19,18 @@ const train = (d: string) =>
 const STACK = /^\s{4}at /m;
 
 let baseline: Metric[];
-beforeAll(() => {
+beforeAll(async () => {
   const d = scratch();
-  const r = runCli(d, ['--config', writeConfig(d, tinyConfig())]);
+  const r = await runCli(d, ['--config', writeConfig(d, tinyConfig())]);
   expect(r.status, r.stderr).toBe(0);
   baseline = train(d);
 });
 
 describe('device lost mid-run', () => {
-  it('after a checkpoint: stopped at step 5, names step-3 and --resume (exit 1); --resume ends as an uninterrupted run', () => {
+  it('after a checkpoint: stopped at step 5, names step-3 and --resume (exit 1); --resume ends as an uninterrupted run', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-5' });
+    const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-5' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(
       /^stopped: the GPU device was lost at step 5 \(destroyed: device was destroyed\): the last good checkpoint is runs\/t\/checkpoints\/step-3 \(continue with --resume\)\. The weights on the device are gone, so nothing was saved at this point; if it happens again, check the GPU/m,
@@ -40,32 +40,32 @@ describe('device lost mid-run', () => {
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
     expect(readFileSync(join(d, 'runs/t/checkpoints/latest'), 'utf8').trim()).toBe('step-3');
 
-    const again = runCli(d, ['--config', p, '--resume']);
+    const again = await runCli(d, ['--config', p, '--resume']);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).not.toMatch(/stale lock/);
     expect(again.stderr).toContain('continuing after step 3');
     expect(train(d)).toEqual(baseline);
   });
 
-  it('before any checkpoint: says none was saved and to start again with --overwrite, which then works', () => {
+  it('before any checkpoint: says none was saved and to start again with --overwrite, which then works', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-2' });
+    const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-2' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(
       /^stopped: the GPU device was lost at step 2 \(destroyed: device was destroyed\): no checkpoint was saved yet: start again with --overwrite\./m,
     );
     expect(r.stdout + r.stderr).not.toMatch(STACK);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
-    const again = runCli(d, ['--config', p, '--overwrite']);
+    const again = await runCli(d, ['--config', p, '--overwrite']);
     expect(again.status, again.stderr).toBe(0);
     expect(train(d)).toEqual(baseline);
   });
 
-  it('with steps recorded ahead (logging.metricsEvery 4): the same stop', () => {
+  it('with steps recorded ahead (logging.metricsEvery 4): the same stop', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig({ logging: { dir: 'runs/t', validEvery: 0, validBatches: 2, progress: 'plain', metricsEvery: 4 } }));
-    const r = runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-5' });
+    const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-5' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(
       /^stopped: the GPU device was lost at step \d \(destroyed: device was destroyed\): the last good checkpoint is runs\/t\/checkpoints\/step-3 \(continue with --resume\)/m,

@@ -37,7 +37,7 @@ describe.each([
     expect(existsSync(join(d, m![2]!, 'state.json'))).toBe(true);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false); // released: no stale lock for the next run
 
-    const r = runCli(d, ['--config', p, '--resume', '--stop-after', String(Number(m![1]) + 1)]);
+    const r = await runCli(d, ['--config', p, '--resume', '--stop-after', String(Number(m![1]) + 1)]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/stale lock/);
     expect(r.stderr).toContain(`continuing after step ${m![1]}`);
@@ -62,7 +62,7 @@ describe('SIGHUP when the terminal is gone', () => {
     expect(saved).toHaveLength(1);
     expect(existsSync(join(d, 'runs/t/checkpoints', saved[0]!, 'state.json'))).toBe(true);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
-    const r = runCli(d, ['--config', p, '--resume', '--stop-after', String(Number(saved[0]!.slice(5)) + 1)]);
+    const r = await runCli(d, ['--config', p, '--resume', '--stop-after', String(Number(saved[0]!.slice(5)) + 1)]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(`continuing after ${saved[0]!.replace('-', ' ')}`);
   });

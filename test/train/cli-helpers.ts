@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { spawnAsync } from '../support/spawn.ts';
 
 export const TRAIN_JS = resolve(import.meta.dirname, '..', '..', 'train.js');
 
@@ -31,8 +32,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(cwd: string, args: string[], env: Record<string, string> = {}): CliResult {
-  const r = spawnSync(process.execPath, [TRAIN_JS, ...args], {
+export async function runCli(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const r = await spawnAsync(process.execPath, [TRAIN_JS, ...args], {
     cwd,
     encoding: 'utf8',
     timeout: 240_000,

@@ -8,71 +8,71 @@ import { join } from 'node:path';
 import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from './cli-helpers.ts';
 
 describe('train.js: bad input', () => {
-  it('missing config file', () => {
+  it('missing config file', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', 'nope.json']);
+    const r = await runCli(d, ['--config', 'nope.json']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/config file not found: .*nope\.json \(check the --config path\)/);
   });
 
-  it('config that is not JSON', () => {
+  it('config that is not JSON', async () => {
     const d = scratch();
     writeFileSync(join(d, 'bad.json'), '{ "model": ');
-    const r = runCli(d, ['--config', 'bad.json']);
+    const r = await runCli(d, ['--config', 'bad.json']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/is not valid JSON/);
   });
 
-  it('unknown key and wrong type, through the CLI', () => {
+  it('unknown key and wrong type, through the CLI', async () => {
     const d = scratch();
     const cfg = tinyConfig();
     (cfg.optim as Record<string, unknown>).lr = 'fast';
     (cfg.schedule as Record<string, unknown>).epochs = 3;
-    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    const r = await runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/optim\.lr: .*got "fast"/);
     expect(r.stderr).toMatch(/schedule\.epochs: unknown key/);
     expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+/);
   });
 
-  it('bad --set and bad flags', () => {
+  it('bad --set and bad flags', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    expect(runCli(d, ['--config', p, '--set', 'optim.lr=-1']).stderr).toMatch(/optim\.lr: .*got -1/);
-    const r = runCli(d, ['--config', p, '--stop-after', 'x']);
+    expect((await runCli(d, ['--config', p, '--set', 'optim.lr=-1'])).stderr).toMatch(/optim\.lr: .*got -1/);
+    const r = await runCli(d, ['--config', p, '--stop-after', 'x']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/expected a positive integer, got "x"/);
-    expect(runCli(d, ['--config', p, '--bogus']).status).toBe(2);
+    expect((await runCli(d, ['--config', p, '--bogus'])).status).toBe(2);
   });
 
-  it('missing data file names the path and the config key', () => {
+  it('missing data file names the path and the config key', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'missing.csv' }, contextLength: 24 } }))]);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'missing.csv' }, contextLength: 24 } }))]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/missing\.csv/);
     expect(r.stderr).toMatch(/data\.source\.path/);
   });
 
-  it('empty data file', () => {
+  it('empty data file', async () => {
     const d = scratch();
     writeFileSync(join(d, 'empty.csv'), '');
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'empty.csv' }, contextLength: 24 } }))]);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'empty.csv' }, contextLength: 24 } }))]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/empty\.csv/);
     expect(r.stderr).toMatch(/empty/i);
   });
 
-  it('data with NaN: an error when asked, repaired and reported by default', () => {
+  it('data with NaN: an error when asked, repaired and reported by default', async () => {
     const d = scratch();
     const rows = ['value', ...Array.from({ length: 200 }, (_, i) => (i === 50 || i === 51 ? 'NaN' : String(Math.sin(i / 5))))];
     writeFileSync(join(d, 'nan.csv'), rows.join('\n'));
-    const strict = runCli(d, [
+    const strict = await runCli(d, [
       '--config',
       writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24, nonFinite: 'error' } })),
     ]);
     expect(strict.status).toBe(2);
     expect(strict.stderr).toMatch(/non-finite|NaN/);
-    const repaired = runCli(d, [
+    const repaired = await runCli(d, [
       '--config',
       writeConfig(d, tinyConfig({ data: { source: { kind: 'csv', path: 'nan.csv', column: 'value' }, contextLength: 24 } })),
     ]);
@@ -80,26 +80,26 @@ describe('train.js: bad input', () => {
     expect(repaired.stderr).toMatch(/non-finite points 2, repaired 2/);
   });
 
-  it('horizon longer than the context', () => {
+  it('horizon longer than the context', async () => {
     const d = scratch();
     const cfg = tinyConfig();
     (cfg.model as Record<string, unknown>).horizons = [1, 48];
-    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    const r = await runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/horizon 48 is longer than data\.contextLength 24/);
   });
 
-  it('--resume without a checkpoint', () => {
+  it('--resume without a checkpoint', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--resume']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--resume']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--resume: no checkpoint under this folder/);
     expect(existsSync(join(d, 'runs'))).toBe(false); // a refused run leaves nothing behind
   });
 
-  it('a plan over budget stops before allocating, with the breakdown', () => {
+  it('a plan over budget stops before allocating, with the breakdown', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--budget-gb', '0.001']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--budget-gb', '0.001']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/the run does not fit rtx-3090/);
     expect(r.stderr).toMatch(/Verdict: DOES NOT FIT - peak .* exceeds/);
@@ -109,18 +109,18 @@ describe('train.js: bad input', () => {
 });
 
 describe('train.js: resume', () => {
-  it('metrics after --stop-after + --resume equal those of an uninterrupted run', () => {
+  it('metrics after --stop-after + --resume equal those of an uninterrupted run', async () => {
     const full = scratch();
     const cfg = tinyConfig();
-    const a = runCli(full, ['--config', writeConfig(full, cfg)]);
+    const a = await runCli(full, ['--config', writeConfig(full, cfg)]);
     expect(a.status, a.stderr).toBe(0);
 
     const split = scratch();
     const p = writeConfig(split, cfg);
-    const b1 = runCli(split, ['--config', p, '--stop-after', '3']);
+    const b1 = await runCli(split, ['--config', p, '--stop-after', '3']);
     expect(b1.status, b1.stderr).toBe(0);
     expect(b1.stdout).toMatch(/stopped: 3 steps/);
-    const b2 = runCli(split, ['--config', p, '--resume']);
+    const b2 = await runCli(split, ['--config', p, '--resume']);
     expect(b2.status, b2.stderr).toBe(0);
     expect(b2.stderr).toMatch(/continuing after step 3/);
 
@@ -158,18 +158,18 @@ describe('train.js: SIGINT', () => {
     expect(m![2]).toBe(`runs/t/checkpoints/step-${stoppedAt}`);
     expect(existsSync(join(d, m![2]!, 'model.safetensors'))).toBe(true);
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=400', '--stop-after', String(stoppedAt + 1)]);
+    const r = await runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=400', '--stop-after', String(stoppedAt + 1)]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`continuing after step ${stoppedAt}`));
   });
 });
 
 describe('train.js: device limits', () => {
-  it('stops before allocating when one buffer would exceed the device binding limit, naming the knob', () => {
+  it('stops before allocating when one buffer would exceed the device binding limit, naming the knob', async () => {
     const d = scratch();
     const cfg = tinyConfig({ schedule: { steps: 2, warmupSteps: 1, microBatch: 100 } });
     (cfg.model as Record<string, unknown>).moeIntermediate = 4096; // expert gate+up [N*k, 8192] f32 = 150 MiB > lavapipe's 128 MiB
-    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    const r = await runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(
       /this device cannot run the step: groupedMatmul \(160\.0 MiB, bound by matmul-(?:blocked|tiled):main#\w+\) is over the 128\.0 MiB per-binding limit/,

@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 
-function run(metricsEvery: number, extra: Record<string, unknown> = {}) {
+async function run(metricsEvery: number, extra: Record<string, unknown> = {}) {
   const dir = scratch();
   const cfg = tinyConfig({ logging: { dir: 'runs/t', validEvery: 0, validBatches: 2, progress: 'plain', metricsEvery }, ...extra });
-  const r = runCli(dir, ['--config', writeConfig(dir, cfg)]);
+  const r = await runCli(dir, ['--config', writeConfig(dir, cfg)]);
   expect(r.status, r.stderr).toBe(0);
   const train = readMetrics(dir).filter((m) => m.kind === 'train');
   const weights = readFileSync(join(dir, 'runs/t/checkpoints/step-6/model.safetensors'));
@@ -19,13 +19,13 @@ function run(metricsEvery: number, extra: Record<string, unknown> = {}) {
 }
 
 describe('logging.metricsEvery', () => {
-  it('reading metrics every 4 steps gives the same run as every step, with a skipped step and f16 loss scaling', () => {
+  it('reading metrics every 4 steps gives the same run as every step, with a skipped step and f16 loss scaling', async () => {
     const extra = {
       stability: { injectNan: { step: 2, layer: 1, site: 'ffn_out' } },
       precision: { activations: 'f16', initialScale: 1024, growthInterval: 2 },
     };
-    const a = run(1, extra);
-    const b = run(4, extra);
+    const a = await run(1, extra);
+    const b = await run(4, extra);
     const pick = (m: Record<string, unknown>) => [m.step, m.loss, m.gradNorm, m.skipped, m.lossScale, m.scaleEvent];
     expect(b.train.map(pick)).toEqual(a.train.map(pick));
     expect(a.train[1]!.skipped).toBe(true); // the injected NaN

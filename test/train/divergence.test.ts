@@ -12,7 +12,7 @@ import { runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
 const latest = (d: string) => readFileSync(join(d, 'runs/t/checkpoints/latest'), 'utf8').trim();
 
 describe('diverged runs', () => {
-  it('guards off with an injected NaN: "diverged", exit 3, NaN state kept as diverged-step-N, latest on the last good one', () => {
+  it('guards off with an injected NaN: "diverged", exit 3, NaN state kept as diverged-step-N, latest on the last good one', async () => {
     const d = scratch();
     // NaN at step 4; validation at 4 and 8 sees it; checkpoints at 3 (good), 6 and 9 (after it).
     const cfg = tinyConfig({
@@ -22,7 +22,7 @@ describe('diverged runs', () => {
       checkpoint: { every: 3, keep: 2 },
     });
     const p = writeConfig(d, cfg);
-    const r = runCli(d, ['--config', p]);
+    const r = await runCli(d, ['--config', p]);
     expect(r.status, r.stderr).toBe(3);
     expect(r.stderr).toMatch(
       /\[valid\] step 4: diverged: the validation loss NaN is not finite\. Checkpoints are now saved as diverged-step-N, not marked latest \(latest stays runs\/t\/checkpoints\/step-3\)/,
@@ -36,7 +36,7 @@ describe('diverged runs', () => {
     expect(latest(d)).toBe('step-3');
 
     // --resume skips the diverged states, naming them, and continues from the last good one.
-    const again = runCli(d, ['--config', p, '--resume', '--set', 'stability.guards=true']);
+    const again = await runCli(d, ['--config', p, '--resume', '--set', 'stability.guards=true']);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).toMatch(
       /\[resume\] skipped diverged-step-6: saved after the validation loss diverged, so it is not marked latest \(to continue from it anyway: --resume-from runs\/t\/checkpoints\/diverged-step-6\)/,
@@ -50,9 +50,9 @@ describe('diverged runs', () => {
     expect(readdirSync(join(d, aside, 'checkpoints')).sort()).toEqual(['diverged-step-6', 'diverged-step-9']);
   });
 
-  it('lr 10: the validation loss explodes past 2x the loss before training: "diverged", exit 3, with the knob to turn', () => {
+  it('lr 10: the validation loss explodes past 2x the loss before training: "diverged", exit 3, with the knob to turn', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim.lr=10']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim.lr=10']);
     expect(r.status, r.stderr).toBe(3);
     expect(r.stdout).toMatch(
       /^diverged: 6 steps; validation loss ([\d.]+) -> ([\d.]+): more than 2x the loss before training, \1 \(stability\.divergenceFactor 2\)\. Fix: lower optim\.lr \(now 10, e\.g\. --set optim\.lr=1\)/,
@@ -63,9 +63,9 @@ describe('diverged runs', () => {
     expect(latest(d)).toBe('step-3');
   });
 
-  it('stability.divergenceFactor 0 turns the ratio test off (non-finite still counts)', () => {
+  it('stability.divergenceFactor 0 turns the ratio test off (non-finite still counts)', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim.lr=10', '--set', 'stability.divergenceFactor=0']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--set', 'optim.lr=10', '--set', 'stability.divergenceFactor=0']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^done: 6 steps/);
   });

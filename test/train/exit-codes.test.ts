@@ -9,23 +9,23 @@ import { join } from 'node:path';
 import { runCli, scratch, startCli, tinyConfig, writeConfig } from './cli-helpers.ts';
 
 describe('exit codes', () => {
-  it('--plan: 0 when it fits, 2 when it does not, as training the same config', () => {
+  it('--plan: 0 when it fits, 2 when it does not, as training the same config', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    const fits = runCli(d, ['--config', p, '--plan']);
+    const fits = await runCli(d, ['--config', p, '--plan']);
     expect(fits.status).toBe(0);
     expect(fits.stdout).toMatch(/Verdict: FITS/);
-    const plan = runCli(d, ['--config', p, '--plan', '--budget-gb', '0.001']);
+    const plan = await runCli(d, ['--config', p, '--plan', '--budget-gb', '0.001']);
     expect(plan.status).toBe(2);
     expect(plan.stdout).toMatch(/Verdict: DOES NOT FIT/);
-    const train = runCli(d, ['--config', p, '--budget-gb', '0.001']);
+    const train = await runCli(d, ['--config', p, '--budget-gb', '0.001']);
     expect(train.status).toBe(2);
     expect(existsSync(join(d, 'runs'))).toBe(false); // --plan and a refused plan write nothing
   });
 
-  it('--plan with run flags is refused', () => {
+  it('--plan with run flags is refused', async () => {
     const d = scratch();
-    const r = runCli(d, ['--config', writeConfig(d, tinyConfig()), '--plan', '--resume']);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), '--plan', '--resume']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--plan only prints the memory plan: leave out --resume/);
   });
@@ -42,7 +42,7 @@ describe('exit codes', () => {
     const m = stdout.match(/stopped: SIGTERM at step (\d+): checkpoint saved at (runs\/t\/checkpoints\/step-\d+) \(continue with --resume\)/);
     expect(m, stdout + stderr).not.toBeNull();
     expect(existsSync(join(d, m![2]!, 'state.json'))).toBe(true);
-    const r = runCli(d, ['--config', p, '--resume', '--stop-after', String(Number(m![1]) + 1)]);
+    const r = await runCli(d, ['--config', p, '--resume', '--stop-after', String(Number(m![1]) + 1)]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(`continuing after step ${m![1]}`);
   });

@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { runCli, scratch, tinyConfig } from './cli-helpers.ts';
+import { spawnAsync } from '../support/spawn.ts';
 
 const EXPORT_JS = resolve(import.meta.dirname, '..', '..', 'export.js');
 const MODEL = { preset: 'small-moe', hidden: 32, heads: 2, experts: 4, topK: 2, moeIntermediate: 16, sharedIntermediate: 32 };
@@ -26,15 +27,15 @@ function classifier(dir: string): Record<string, unknown> {
 }
 
 let d: string;
-beforeAll(() => {
+beforeAll(async () => {
   d = scratch();
   writeFileSync(
     join(d, 'forecaster.json'),
     JSON.stringify(tinyConfig({ model: { ...MODEL, horizons: [1, 4] }, schedule: { steps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 1 } })),
   );
-  const t = runCli(d, ['--config', 'forecaster.json']);
+  const t = await runCli(d, ['--config', 'forecaster.json']);
   expect(t.status, t.stderr).toBe(0);
-  const e = spawnSync(process.execPath, [EXPORT_JS, '--checkpoint', 'runs/t', '--out', 'pretrained'], {
+  const e = await spawnAsync(process.execPath, [EXPORT_JS, '--checkpoint', 'runs/t', '--out', 'pretrained'], {
     cwd: d,
     encoding: 'utf8',
     timeout: 120_000,
@@ -59,7 +60,7 @@ async function expectBackboneKept(run: string, extra: (name: string) => boolean)
 
 describe('train.js: a 280-class head on an exported backbone', () => {
   it('frozen backbone (optim.freeze ["backbone"])', async () => {
-    const r = runCli(d, [
+    const r = await runCli(d, [
       '--config',
       'classifier.json',
       '--set',
@@ -92,27 +93,27 @@ describe('train.js: a 280-class head on an exported backbone', () => {
       '--set',
       'logging.dir=runs/lora',
     ];
-    const first = runCli(d, [...args, '--stop-after', '2']);
+    const first = await runCli(d, [...args, '--stop-after', '2']);
     expect(first.status, first.stderr).toBe(0);
     expect(first.stderr).toContain('LoRA adapters start at B = 0');
     expect(first.stderr).toMatch(/trainable: frozen backbone; LoRA rank 2 alpha 4 on q_proj, v_proj, gate_proj, up_proj, down_proj\)/);
-    const rest = runCli(d, [...args, '--resume']);
+    const rest = await runCli(d, [...args, '--resume']);
     expect(rest.status, rest.stderr).toBe(0);
     expect(rest.stderr).toContain('continuing after step 2');
     await expectBackboneKept('runs/lora', (n) => /\.lora_[AB]\.weight$/.test(n));
   });
 
-  it('bad fine-tuning settings: exit 2, naming the key and the fix', () => {
-    let r = runCli(d, ['--config', 'classifier.json', '--set', 'optim.freeze=["attn"]']);
+  it('bad fine-tuning settings: exit 2, naming the key and the fix', async () => {
+    let r = await runCli(d, ['--config', 'classifier.json', '--set', 'optim.freeze=["attn"]']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(
       'optim.freeze.0: expected one of "embedding", "attention", "norm", "router", "experts", "shared_expert", "head", "backbone", got "attn"',
     );
-    r = runCli(d, ['--config', 'classifier.json', '--set', 'optim.freeze=["backbone","head"]']);
+    r = await runCli(d, ['--config', 'classifier.json', '--set', 'optim.freeze=["backbone","head"]']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('freezes every parameter, so nothing would train');
     // The classifier's backbone must still match the folder's: one line per difference.
-    r = runCli(d, ['--config', 'classifier.json', '--set', 'model.init.from=pretrained', '--set', 'model.hidden=16', '--set', 'model.heads=2']);
+    r = await runCli(d, ['--config', 'classifier.json', '--set', 'model.init.from=pretrained', '--set', 'model.hidden=16', '--set', 'model.heads=2']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('model.hidden is 16 but config.json has hidden_size = 32');
   });

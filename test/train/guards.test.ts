@@ -84,7 +84,7 @@ describe('isfinite guards', () => {
       // A checkpoint after step 2 too: the stop's checkpoint must hold exactly its weights.
       checkpoint: { every: 2, keep: 2 },
     });
-    const r = runCli(d, ['--config', writeConfig(d, cfg)]);
+    const r = await runCli(d, ['--config', writeConfig(d, cfg)]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/\[guard\] step 3 skipped .*model\.layers\.0\.router_logits/);
     // With every value NaN the guard says so, instead of "finite min NaN max NaN mean NaN" (issue 14 item 10).

@@ -18,9 +18,9 @@ const train = (d: string, run = 'runs/t') =>
 
 let baseline: Metric[];
 let done: string; // a finished run: step-3 and step-6
-beforeAll(() => {
+beforeAll(async () => {
   done = scratch();
-  const r = runCli(done, ['--config', writeConfig(done, tinyConfig())]);
+  const r = await runCli(done, ['--config', writeConfig(done, tinyConfig())]);
   expect(r.status, r.stderr).toBe(0);
   baseline = train(done);
 });
@@ -33,10 +33,10 @@ function copyRun(): { d: string; p: string } {
 }
 
 describe('--resume says what it skipped', () => {
-  it('state.json deleted from the latest checkpoint: names it, continues from step 3, moves it aside, and ends exactly', () => {
+  it('state.json deleted from the latest checkpoint: names it, continues from step 3, moves it aside, and ends exactly', async () => {
     const { d, p } = copyRun();
     rmSync(join(d, 'runs/t/checkpoints/step-6/state.json'));
-    const r = runCli(d, ['--config', p, '--resume']);
+    const r = await runCli(d, ['--config', p, '--resume']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('[resume] skipped step-6: latest names it, but it has no state.json (incomplete, or the file was deleted)');
     expect(r.stderr).toMatch(/checkpoints after step 3 moved to (runs\/t\/set-aside\/\S+-after-step-3) \(not deleted\), with the metrics lines of those steps/);
@@ -48,36 +48,36 @@ describe('--resume says what it skipped', () => {
     expect(readFileSync(join(d, 'runs/t/checkpoints/latest'), 'utf8').trim()).toBe('step-6');
   });
 
-  it('latest pointing at a missing step: names it and the step it continues from', () => {
+  it('latest pointing at a missing step: names it and the step it continues from', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    expect(runCli(d, ['--config', p, '--stop-after', '3']).status).toBe(0);
+    expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     writeFileSync(join(d, 'runs/t/checkpoints/latest'), 'step-9\n');
-    const r = runCli(d, ['--config', p, '--resume']);
+    const r = await runCli(d, ['--config', p, '--resume']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('[resume] skipped step-9: latest names it, but the folder does not exist');
     expect(r.stderr).toMatch(/continuing after step 3/);
     expect(train(d)).toEqual(baseline);
   });
 
-  it('no usable checkpoint at all: exit 2, each one with its problem', () => {
+  it('no usable checkpoint at all: exit 2, each one with its problem', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig());
-    expect(runCli(d, ['--config', p, '--stop-after', '3']).status).toBe(0);
+    expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     writeFileSync(join(d, 'runs/t/checkpoints/step-3/state.json'), '{ "format": ');
-    const r = runCli(d, ['--config', p, '--resume']);
+    const r = await runCli(d, ['--config', p, '--resume']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--resume: no usable checkpoint here \(step-3: latest names it, but it has state\.json not valid JSON/);
     expect(r.stderr).toMatch(/Fix or restore one of them, or start again without --resume/);
   });
 
-  it('a damaged checkpoint: the error names the file and the checkpoints to resume from instead', () => {
+  it('a damaged checkpoint: the error names the file and the checkpoints to resume from instead', async () => {
     const { d, p } = copyRun();
     const f = join(d, 'runs/t/checkpoints/step-6/model.safetensors');
     const bytes = readFileSync(f);
     bytes[bytes.length - 5]! ^= 0x10;
     writeFileSync(f, bytes);
-    const r = runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=8']);
+    const r = await runCli(d, ['--config', p, '--resume', '--set', 'schedule.steps=8']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`error: ${f}: contents do not match the SHA-256 recorded in state.json`);
     expect(r.stderr).toMatch(/load an older checkpoint \(train\.js --resume-from <step>\); checkpoints here: step-3, step-6/);
@@ -85,9 +85,9 @@ describe('--resume says what it skipped', () => {
 });
 
 describe('--resume-from', () => {
-  it('a step number: continues from it, moves the newer checkpoints (and their metrics) aside, ends exactly', () => {
+  it('a step number: continues from it, moves the newer checkpoints (and their metrics) aside, ends exactly', async () => {
     const { d, p } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume-from', '3']);
+    const r = await runCli(d, ['--config', p, '--resume-from', '3']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/continuing after step 3/);
     const aside = r.stderr.match(/checkpoints after step 3 moved to (\S+) \(not deleted\)/)![1]!;
@@ -95,34 +95,34 @@ describe('--resume-from', () => {
     expect(train(d)).toEqual(baseline);
   });
 
-  it('a checkpoint folder, into another run folder: continues from it there', () => {
+  it('a checkpoint folder, into another run folder: continues from it there', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig({ logging: { dir: 'runs/u', validEvery: 0, validBatches: 2, progress: 'plain' } }));
     const src = join(done, 'runs/t/checkpoints/step-3');
-    const r = runCli(d, ['--config', p, '--resume-from', src]);
+    const r = await runCli(d, ['--config', p, '--resume-from', src]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(`${src}: continuing after step 3`);
     expect(train(d, 'runs/u')).toEqual(baseline.slice(3));
   });
 
-  it('a step that does not exist, a run folder, a missing path: exit 2 with what is there', () => {
+  it('a step that does not exist, a run folder, a missing path: exit 2 with what is there', async () => {
     const { d, p } = copyRun();
-    const missing = runCli(d, ['--config', p, '--resume-from', '5']);
+    const missing = await runCli(d, ['--config', p, '--resume-from', '5']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/--resume-from 5: no checkpoint step-5\. Pass one that exists \(available here: step-3, step-6\)/);
-    const runDir = runCli(d, ['--config', p, '--resume-from', 'runs/t']);
+    const runDir = await runCli(d, ['--config', p, '--resume-from', 'runs/t']);
     expect(runDir.status).toBe(2);
     expect(runDir.stderr).toMatch(
       /this is a run or checkpoints folder, not one checkpoint\. Pass a checkpoint folder inside it \(e\.g\. runs\/t\/checkpoints\/step-N\)/,
     );
-    const nowhere = runCli(d, ['--config', p, '--resume-from', 'nowhere/step-3']);
+    const nowhere = await runCli(d, ['--config', p, '--resume-from', 'nowhere/step-3']);
     expect(nowhere.status).toBe(2);
     expect(nowhere.stderr).toMatch(/--resume-from nowhere\/step-3: no such folder/);
   });
 
-  it('--resume of a finished run does nothing and says how to train longer', () => {
+  it('--resume of a finished run does nothing and says how to train longer', async () => {
     const { d, p } = copyRun();
-    const r = runCli(d, ['--config', p, '--resume']);
+    const r = await runCli(d, ['--config', p, '--resume']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
       /done: the run had already finished \(step 6, schedule\.steps 6\); nothing was trained\. To train longer, raise schedule\.steps \(e\.g\. --set schedule\.steps=12\) and --resume/,

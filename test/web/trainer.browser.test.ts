@@ -62,7 +62,7 @@ const waitState = (states: string[], timeout: number) =>
 beforeAll(async () => {
   // The Node run first, alone on the CPU (its step times are printed below).
   nodeDir = scratch();
-  const r = runCli(nodeDir, [
+  const r = await runCli(nodeDir, [
     '--config',
     join(REPO, 'small-moe.json'),
     ...OVERRIDES.flatMap((o) => ['--set', o]),

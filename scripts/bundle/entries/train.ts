@@ -1,5 +1,5 @@
-// Bundle entry: the train.js CLI.
-import { main } from '../../../src/train/cli/train.ts';
+// Bundle entry: `run.sh train`, the train.js CLI through the one error boundary (as train.js does).
+import { runCli } from '../../../src/util/cli-errors.ts';
 
-process.env.XDG_RUNTIME_DIR ??= '/tmp';
-process.exitCode = await main(process.argv.slice(2));
+process.env.XDG_RUNTIME_DIR ??= '/tmp'; // silences a Mesa warning on machines without one
+process.exitCode = await runCli('train.js', () => import('../../../src/train/cli/train.ts'), process.argv.slice(2));

@@ -1,12 +1,12 @@
 /**
  * The engine on Node: Dawn's WebGPU (npm `webgpu`), the one process-wide device and runtime, and
- * the environment variables that reach the device (WEBGPU_MOE_DAWN_FLAGS, WEBGPU_MOE_KERNELS).
+ * the environment variables that reach the device (WEBGPU_MOE_DAWN_FLAGS, WEBGPU_MOE_KERNELS, WEBGPU_MOE_LIMITS).
  * Dawn's GPU instance must stay referenced for the life of the process, or V8 may collect it and
  * Dawn segfaults later inside ProcessEvents (docs/DESIGN.md §3). The device itself is opened by
  * the platform-free src/kernels/device.ts; the browser opens it on navigator.gpu (src/web/).
  */
 import { create, globals } from 'webgpu';
-import { KERNELS_ENV, type KernelFamilyChoice } from '../caps.ts';
+import { KERNELS_ENV, LIMITS_ENV, type KernelFamilyChoice, type LimitsProfile } from '../caps.ts';
 import { openDevice, type GpuDevice } from '../device.ts';
 import { DawnRuntime } from '../runtime.ts';
 
@@ -22,6 +22,11 @@ export interface AcquireOptions {
   preciseTimestamps?: boolean;
   /** Kernel family: 'auto' (the adapter's own; WEBGPU_MOE_KERNELS may force one), 'cpu' or 'gpu'. */
   kernels?: KernelFamilyChoice;
+  /**
+   * 'adapter' (the adapter's maxima), or 'default': WebGPU's default limits, the minimum every
+   * adapter guarantees (caps.ts WEBGPU_DEFAULT_LIMITS). Unset: WEBGPU_MOE_LIMITS, else 'adapter'.
+   */
+  limits?: LimitsProfile;
 }
 
 /** The Dawn toggle behind AcquireOptions.preciseTimestamps. */
@@ -59,7 +64,9 @@ function acquireDevice(options: AcquireOptions = {}): Promise<GpuDevice> {
     current = openDevice(gpuInstance(flags), {
       ...(options.announce !== undefined ? { announce: options.announce } : {}),
       ...(options.kernels !== undefined ? { kernels: options.kernels } : {}),
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
       ...(process.env[KERNELS_ENV] !== undefined ? { kernelsEnv: process.env[KERNELS_ENV] } : {}),
+      ...(process.env[LIMITS_ENV] !== undefined ? { limitsEnv: process.env[LIMITS_ENV] } : {}),
     }).catch((e: unknown) => {
       current = null;
       throw e;

@@ -3,15 +3,14 @@
  * written atomically (src/util/atomic-write.ts).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../util/atomic-write.ts';
+import { cacheDir } from '../../util/cache-dir.ts';
 import type { TuningStore } from '../matmul-tune.ts';
 
-/** $WEBGPU_MOE_CACHE, else $XDG_CACHE_HOME/webgpu-moe, else ~/.cache/webgpu-moe. */
-function tuningCachePath(): string {
-  const dir = process.env.WEBGPU_MOE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'webgpu-moe');
-  return join(dir, 'matmul-tuning.json');
+/** In the machine's cache folder (src/util/cache-dir.ts). */
+export function tuningCachePath(): string {
+  return join(cacheDir(), 'matmul-tuning.json');
 }
 
 /** The cache file at `path` (default: the user's cache folder); a missing or unreadable file is an empty cache. */

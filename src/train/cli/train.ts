@@ -13,7 +13,8 @@ import { formatOutcome } from '../run/outcome.ts';
 import { shownPath } from '../run/run-dir.ts';
 import { planFor, runTraining } from '../run/run.ts';
 import { formatPlan } from '../plan/format.ts';
-import { estimateStepTime, measureHostAdamW } from '../plan/step-time.ts';
+import { planRefuses } from '../plan/planner.ts';
+import { estimateStepTime, hostAdamWRate } from '../plan/step-time.ts';
 import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from '../plan/targets.ts';
 import { getRuntime } from '../../kernels/node/dawn.ts';
 import { runSmoke } from './smoke.ts';
@@ -80,6 +81,8 @@ interface CliOptions {
   target: TargetName;
   budgetGb?: number;
   hostGb?: number;
+  /** M parameters/s. */
+  hostAdamwRate?: number;
   smoke?: boolean;
   stopAfter?: number;
   profile?: boolean;
@@ -98,6 +101,7 @@ function conflicting(o: CliOptions): string | null {
     return '--allow-config-change lets a resume go on with a changed config: pass it with --resume or --resume-from';
   if (o.ui !== undefined && (o.plan || o.smoke)) return '--ui shows a training run: leave it out with --plan and --smoke';
   if (o.uiHost !== undefined && o.ui === undefined) return '--ui-host needs --ui (e.g. --ui 8080 --ui-host 0.0.0.0)';
+  if (o.hostAdamwRate !== undefined && !o.plan) return '--host-adamw-rate is for the --plan step time: pass it with --plan';
   return null;
 }
 
@@ -114,12 +118,21 @@ export async function main(argv: string[]): Promise<number> {
       'with --resume / --resume-from: continue although the config changed in what the run computes (data, model, precision, loss, ...): these comma-separated keys or sections, or every key without a list; each change is printed (docs/CONFIG.md)',
     )
     .option('--overwrite', 'start a fresh run in a logging.dir that holds a run, moving the old run into <logging.dir>/set-aside/ (nothing is deleted)')
-    .option('--plan', 'print the memory plan for the config and exit (0 fits, 2 does not)')
+    .option('--plan', 'print the memory plan and step time for the config and exit (0 the device fits, 2 it does not; docs/PLANNER.md "Verdicts")')
     .option('--json', 'with --plan: print the plan as JSON')
     .option('--target <name>', `device to plan for: ${TARGET_NAMES.join(', ')} (this = the open adapter)`, targetName, 'rtx-3090' as TargetName)
     .option('--stop-after <step>', 'save a checkpoint and exit after this optimizer step (continue later with --resume)', positiveInt)
     .option('--budget-gb <GiB>', "device memory for the plan check (default: the target's, e.g. 24 for rtx-3090)", positiveNumber)
-    .option('--host-gb <GiB>', 'host memory for an offloaded optimizer (optim.offload "host"; default: this machine\'s RAM)', positiveNumber)
+    .option(
+      '--host-gb <GiB>',
+      'host memory for an offloaded optimizer (optim.offload "host"; default: this machine\'s RAM); with --plan, the training machine\'s RAM, and its verdict then counts in the exit code',
+      positiveNumber,
+    )
+    .option(
+      '--host-adamw-rate <M/s>',
+      "with --plan: the training machine's host AdamW rate in million parameters/s, all threads (default: measured once on this machine and cached)",
+      positiveNumber,
+    )
     .option('--profile', 'time every GPU kernel of the training steps (timestamp queries); print a table by op type and write <logging.dir>/profile.json')
     .option('--smoke', 'run a short GPU smoke job (device, kernels, readback) and exit')
     .option('--ui [port]', 'serve a live dashboard of the run on 127.0.0.1 and print its URL (default port 8080; 0 picks a free one; docs/DASHBOARD.md)')
@@ -157,11 +170,10 @@ export async function main(argv: string[]): Promise<number> {
       opts.target === 'this' ? thisTarget((await getRuntime({ announce: !opts.json, kernels: cfg.device.kernels })).caps) : namedTarget(opts.target);
     if (opts.plan) {
       const plan = planFor(cfg, target, budgetBytes, hostBytes);
-      // The host AdamW's rate is measured here, on the machine that plans (the training machine).
-      const stepTime = estimateStepTime(plan, target, plan.host ? measureHostAdamW() : null);
+      const rate = plan.host && target.peak ? hostAdamWRate({ given: opts.hostAdamwRate === undefined ? undefined : opts.hostAdamwRate * 1e6 }) : null;
+      const stepTime = estimateStepTime(plan, target, rate);
       console.log(opts.json ? JSON.stringify({ ...plan, stepTime }, null, 2) : formatPlan(plan, stepTime));
-      // Does not fit = bad input for this device, as training says it (exit 2).
-      return plan.fits ? EXIT.done : EXIT.badInput;
+      return planRefuses(plan) ? EXIT.badInput : EXIT.done;
     }
     const r = await withDashboard(opts.ui, opts.uiHost, cfg.logging.dir, (observer) =>
       runTraining(cfg, {

@@ -97,34 +97,30 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
             ['AdamW exp_avg + exp_avg_sq (f32)', formatBytes(h.momentsBytes)],
             ['gradient staging (one streamed group)', formatBytes(h.stagingBytes)],
             ['total host', formatBytes(h.totalBytes)],
-            ['available host RAM', formatBytes(h.availableBytes)],
+            [h.availableFrom === '--host-gb' ? 'host RAM (--host-gb)' : 'host RAM of this machine', formatBytes(h.availableBytes)],
           ],
           new Set([1]),
         ),
       ),
     );
     out.push(`  per optimizer step: ${formatBytes(h.downBytes)} of gradients down, ${formatBytes(h.upBytes)} of working weights up`);
-    if (!h.fits)
-      out.push(
-        `  HOST DOES NOT FIT: ${formatBytes(h.totalBytes)} needed, ${formatBytes(h.availableBytes)} available — a machine with more RAM, or --host-gb if this is not the training machine`,
-      );
     out.push('');
   }
   if (stepTime) out.push(...formatStepTime(stepTime), '');
 
   const b = plan.budget;
   out.push(`Budget: ${formatBytes(b.totalBytes)} - ${formatBytes(b.reserveBytes)} reserve = ${formatBytes(b.usableBytes)} usable`);
-  if (plan.fits) out.push(`Verdict: FITS - peak ${formatBytes(peak)} (${pct(peak, b.usableBytes)} of usable), headroom ${formatBytes(plan.headroomBytes)}`);
+  // The device verdict, then the host's (docs/PLANNER.md "Verdicts").
+  if (plan.deviceFits)
+    out.push(`Verdict: FITS - peak ${formatBytes(peak)} (${pct(peak, b.usableBytes)} of usable), headroom ${formatBytes(plan.headroomBytes)}`);
   else {
     const why = [
       ...(peak > b.usableBytes ? [`peak ${formatBytes(peak)} exceeds ${formatBytes(b.usableBytes)} by ${formatBytes(-plan.headroomBytes)}`] : []),
       ...plan.violations.map(describe),
-      ...(plan.host && !plan.host.fits
-        ? [`the offloaded optimizer needs ${formatBytes(plan.host.totalBytes)} of host RAM, ${formatBytes(plan.host.availableBytes)} available`]
-        : []),
     ];
     out.push(`Verdict: DOES NOT FIT - ${why.join('; ')}`);
   }
+  if (h) out.push(hostVerdict(h));
   if (plan.suggestions.length) {
     out.push('Suggestions (each planned on its own):');
     for (const s of plan.suggestions) out.push(`  - ${s.text}`);
@@ -136,7 +132,34 @@ export function formatPlan(plan: MemoryPlan, stepTime: StepTime | null = null): 
   return out.join('\n');
 }
 
+/** The host verdict: against --host-gb it decides like the device's; against this machine's RAM it warns (the plan may be for another machine). */
+export function hostVerdict(h: NonNullable<MemoryPlan['host']>): string {
+  const need = `${formatBytes(h.totalBytes)} of ${formatBytes(h.availableBytes)}`;
+  if (h.fits) return `Host verdict: FITS - the offloaded optimizer takes ${need} (${h.availableFrom === '--host-gb' ? '--host-gb' : "this machine's RAM"})`;
+  if (h.availableFrom === '--host-gb')
+    return `Host verdict: DOES NOT FIT - the offloaded optimizer needs ${formatBytes(h.totalBytes)}, --host-gb gives ${formatBytes(h.availableBytes)}`;
+  return (
+    `Host verdict: WARNING - the offloaded optimizer needs ${formatBytes(h.totalBytes)} of host RAM and this machine has ${formatBytes(h.availableBytes)}: ` +
+    `a training run here would be refused. If the training machine is another one, plan with --host-gb <its RAM in GiB> (the exit code follows the device verdict until --host-gb is given)`
+  );
+}
+
+/** Seconds as s, min, h or days, whichever reads best. */
+export function formatDuration(s: number): string {
+  if (s < 120) return secs(s);
+  if (s < 2 * 3600) return `${(s / 60).toFixed(0)} min`;
+  if (s < 2 * 86400) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
 const secs = (s: number): string => (s >= 100 ? `${s.toFixed(0)} s` : s >= 1 ? `${s.toFixed(1)} s` : `${(s * 1000).toFixed(0)} ms`);
+
+/** 655,360,000 as "655.4 M", 1.2e9 as "1.20 B". */
+function formatTokens(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
+  return n.toLocaleString('en-US');
+}
 
 /** "RTX 3090: ~N s per optimizer step = compute A s at X% of peak + transfer B s + host AdamW C s", each part labelled. */
 export function formatStepTime(t: StepTime): string[] {
@@ -146,8 +169,10 @@ export function formatStepTime(t: StepTime): string[] {
     ...(t.host ? [`host AdamW ${secs(t.host.seconds)}`] : []),
   ];
   const out = [
-    `Step time on ${t.target}: ~${secs(t.seconds)} per optimizer step (${t.tokensPerStep.toLocaleString('en-US')} tokens, ${(t.flops / 1e12).toFixed(1)} TFLOP) = ${parts.join(' + ')}` +
+    `Step time on ${t.target} (${t.compute.units}): ~${secs(t.seconds)} per optimizer step (${t.tokensPerStep.toLocaleString('en-US')} tokens, ${(t.flops / 1e12).toFixed(1)} TFLOP) = ${parts.join(' + ')}` +
       `${t.transfer && t.host ? ' (the transfers overlap the host update; all in sequence: ' + secs(t.serialSeconds) + ')' : ''}`,
+    `Schedule: ${t.schedule.steps.toLocaleString('en-US')} steps x ~${secs(t.seconds)} = ~${formatDuration(t.schedule.seconds)} for ${formatTokens(t.schedule.tokens)} tokens, ` +
+      `~${Math.round(t.schedule.tokensPerSecond).toLocaleString('en-US')} tokens/s (training steps only: validation and checkpoints not counted)`,
     `  compute (${t.compute.basis}): ${t.compute.note}`,
   ];
   if (t.transfer) out.push(`  transfer (${t.transfer.basis}): ${t.transfer.note}`);

@@ -48,6 +48,8 @@ export interface MemoryPlan {
   policy: KernelPolicy;
   model: { name: string; parameters: number; activeParameters: number; layers: number; hidden: number };
   run: {
+    /** schedule.steps: optimizer steps of the configured schedule. */
+    steps: number;
     microBatch: number;
     contextLength: number;
     accumulation: number;
@@ -75,7 +77,15 @@ export interface MemoryPlan {
   /** What the Dawn runtime would reject on this target: a binding or buffer over its limit, a grid over its size. */
   violations: LimitViolation[];
   budget: { totalBytes: number; reserveBytes: number; usableBytes: number };
-  fits: boolean;
+  /**
+   * Two verdicts, apart: the device (peak within the usable budget, nothing over a limit) and the
+   * host (the offloaded optimizer within host.availableBytes; null without offload). A plan is
+   * often made on another machine than the training one, so `--plan` exits on the device verdict
+   * and on the host's only when --host-gb named the training machine's RAM; a training run
+   * refuses either (src/train/cli/train.ts, src/train/run/run.ts; docs/PLANNER.md "Verdicts").
+   */
+  deviceFits: boolean;
+  hostFits: boolean | null;
   /** usable - peak (negative when it does not fit). */
   headroomBytes: number;
   /** Per optimizer step, from the meta runtime's counters. */
@@ -96,8 +106,9 @@ export interface HostPlan {
   /** Gradient staging of one streamed group. */
   stagingBytes: number;
   totalBytes: number;
-  /** Host memory the plan is checked against (os.totalmem or --host-gb). */
+  /** Host memory the plan is checked against: this machine's RAM (os.totalmem) or --host-gb. */
   availableBytes: number;
+  availableFrom: 'this machine' | '--host-gb';
   fits: boolean;
   /** Per optimizer step: gradients down, working weights up. */
   downBytes: number;
@@ -113,6 +124,8 @@ export interface PlanOptions {
    * --host-gb). Without it an offloaded optimizer's host side is not checked.
    */
   hostBytes?: number;
+  /** Where hostBytes came from, for the verdict's wording (default 'this machine'). */
+  hostFrom?: HostPlan['availableFrom'];
   /** Memory of the target (default: the target's own). */
   budgetBytes?: number;
   reserveBytes?: number;
@@ -182,8 +195,8 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
   const reserveBytes = opts.reserveBytes ?? DEFAULT_RESERVE_BYTES;
   const usable = totalBytes - reserveBytes;
   const violations = dedupe(sim.meta.violations);
-  const host = hostPlan(sim, opts.hostBytes ?? Number.POSITIVE_INFINITY);
-  const fits = sim.peakBytes <= usable && violations.length === 0 && (host?.fits ?? true);
+  const host = hostPlan(sim, opts.hostBytes ?? Number.POSITIVE_INFINITY, opts.hostFrom ?? 'this machine');
+  const deviceFits = sim.peakBytes <= usable && violations.length === 0;
   const counts = countParameters(cfg.model);
   const notes = [
     `Planned by recording the real training step on the meta runtime with ${target.name}'s caps (${target.caps.family} kernel family): the peak is the buffer pool's, as metrics.jsonl reports it.`,
@@ -210,6 +223,7 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     policy: sim.meta.policy,
     model: { name: modelName(cfg), parameters: counts.total, activeParameters: counts.active, layers: cfg.model.layers, hidden: cfg.model.hidden },
     run: {
+      steps: cfg.schedule.steps,
       microBatch: cfg.schedule.microBatch,
       contextLength: cfg.data.contextLength,
       accumulation: cfg.schedule.accumulation,
@@ -234,7 +248,8 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
       .map(planBuffer),
     violations,
     budget: { totalBytes, reserveBytes, usableBytes: usable },
-    fits,
+    deviceFits,
+    hostFits: host ? host.fits : null,
     headroomBytes: usable - sim.peakBytes,
     dispatchesPerStep: sim.dispatches,
     submitsPerStep: sim.submits,
@@ -243,15 +258,24 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
     host,
     // Knobs are searched for the device side; a host that is too small is a machine question.
     suggestions:
-      (sim.peakBytes <= usable && violations.length === 0) || opts.suggestions === false
+      deviceFits || opts.suggestions === false
         ? []
         : suggest(cfg, { ...opts, reserveBytes }, { peakBytes: sim.peakBytes, violations, largest: largestOf(sim) }),
     notes,
   };
 }
 
+/**
+ * Whether `--plan` exits 2: the device does not fit, or the host does not fit the RAM --host-gb
+ * named. Against this machine's own RAM the host verdict is a warning: a plan is often made on
+ * another machine than the training one (a training run checks its own host, src/train/run/run.ts).
+ */
+export function planRefuses(plan: MemoryPlan): boolean {
+  return !plan.deviceFits || (plan.hostFits === false && plan.host?.availableFrom === '--host-gb');
+}
+
 /** The host side of an offloaded optimizer, from the hostBytes of the one the simulation built (null: it holds none, no offload). */
-function hostPlan(sim: Simulation, availableBytes: number): HostPlan | null {
+function hostPlan(sim: Simulation, availableBytes: number, availableFrom: HostPlan['availableFrom']): HostPlan | null {
   const h = sim.optimizer.hostBytes;
   if (!h) return null;
   const totalBytes = h.master + h.moments + h.staging;
@@ -261,6 +285,7 @@ function hostPlan(sim: Simulation, availableBytes: number): HostPlan | null {
     stagingBytes: h.staging,
     totalBytes,
     availableBytes,
+    availableFrom,
     fits: totalBytes <= availableBytes,
     downBytes: sim.gradientBytes,
     upBytes: sim.model.params.reduce((a, p) => a + p.data.byteLength, 0),

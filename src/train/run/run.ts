@@ -29,7 +29,7 @@ export { RunStopped, type RunOptions, type RunResult };
 
 export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: number, hostBytes?: number): MemoryPlan {
   // An offloaded optimizer's host side is checked against this machine's RAM unless --host-gb says otherwise.
-  return planRun(cfg, { target, budgetBytes, hostBytes: hostBytes ?? totalmem() });
+  return planRun(cfg, { target, budgetBytes, hostBytes: hostBytes ?? totalmem(), hostFrom: hostBytes === undefined ? 'this machine' : '--host-gb' });
 }
 
 export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<RunResult> {
@@ -38,7 +38,12 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<R
 
   // Plan before allocating anything on the device.
   const plan = planFor(cfg, opts.target, opts.budgetBytes, opts.hostBytes);
-  if (!plan.fits) throw new ConfigError(`the run does not fit ${opts.target.name}:\n${formatPlan(plan)}`);
+  // Both verdicts: the device, and the host RAM of this machine (or --host-gb) for an offloaded optimizer.
+  if (!plan.deviceFits) throw new ConfigError(`the run does not fit ${opts.target.name}:\n${formatPlan(plan)}`);
+  if (plan.hostFits === false)
+    throw new ConfigError(
+      `the offloaded optimizer does not fit the host memory (${plan.host?.availableFrom === '--host-gb' ? '--host-gb' : "this machine's RAM"}):\n${formatPlan(plan)}`,
+    );
 
   // The checks: each may refuse the run, and none writes to the run folder (the lock aside).
   const lock = RunLock.acquire(paths, opts.cwd, (l) => console.error(l));

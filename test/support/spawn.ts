@@ -1,0 +1,45 @@
+/**
+ * A child process awaited without blocking: spawnSync would stop this test worker's event loop for
+ * the child's whole run, and vitest's worker answers its runner over an RPC with a fixed 60 s
+ * timeout, so a CLI run slower than that under load failed the suite ("Timeout calling
+ * onTaskUpdate") with every test passing.
+ */
+import { spawn } from 'node:child_process';
+
+export interface SpawnResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  pid: number | undefined;
+}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Kill the child (SIGTERM) after this many ms, as spawnSync's timeout does. */
+  timeout?: number;
+  /** Output is always decoded as UTF-8 (spawnSync's encoding option, accepted for symmetry). */
+  encoding?: 'utf8';
+  uid?: number;
+  gid?: number;
+}
+
+export function spawnAsync(command: string, args: readonly string[], opts: SpawnOptions = {}): Promise<SpawnResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      timeout: opts.timeout,
+      uid: opts.uid,
+      gid: opts.gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (status, signal) => resolve({ status, signal, stdout, stderr, pid: child.pid }));
+  });
+}
