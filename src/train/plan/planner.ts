@@ -124,7 +124,7 @@ export interface PlanOptions {
    * --host-gb). Without it an offloaded optimizer's host side is not checked.
    */
   hostBytes?: number;
-  /** Where hostBytes came from, for the verdict's wording (default 'this machine'). */
+  /** Where hostBytes came from, for the verdict's wording (default: '--host-gb' when hostBytes is given). */
   hostFrom?: HostPlan['availableFrom'];
   /** Memory of the target (default: the target's own). */
   budgetBytes?: number;
@@ -195,7 +195,7 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
   const reserveBytes = opts.reserveBytes ?? DEFAULT_RESERVE_BYTES;
   const usable = totalBytes - reserveBytes;
   const violations = dedupe(sim.meta.violations);
-  const host = hostPlan(sim, opts.hostBytes ?? Number.POSITIVE_INFINITY, opts.hostFrom ?? 'this machine');
+  const host = hostPlan(sim, opts.hostBytes ?? Number.POSITIVE_INFINITY, opts.hostFrom ?? (opts.hostBytes === undefined ? 'this machine' : '--host-gb'));
   const deviceFits = sim.peakBytes <= usable && violations.length === 0;
   const counts = countParameters(cfg.model);
   const notes = [
