@@ -2,8 +2,8 @@
 # Idempotent machine setup: node modules, Chromium (the dashboard's browser test,
 # test/ui/browser.ts) when none is found, and a Vulkan driver (Mesa lavapipe) when no WebGPU
 # adapter can be found. A no-op on a machine that already has all three.
-# Why lavapipe from bookworm-backports: Debian bookworm's Mesa 22.3 lacks Vulkan
-# features Dawn requires; Mesa 25 from backports works (see docs/DESIGN.md §3).
+# Why lavapipe from backports: Debian bookworm's Mesa 22.3 lacks Vulkan features Dawn requires;
+# Mesa 25 from bookworm-backports works, and Debian 13 gets trixie-backports' newest (docs/DESIGN.md §3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
@@ -45,27 +45,33 @@ fi
 
 . /etc/os-release
 codename="${VERSION_CODENAME:-bookworm}"
-if [ "$codename" = "bookworm" ]; then
-  src=/etc/apt/sources.list.d/bookworm-backports.sources
-  if [ ! -f "$src" ]; then
-    echo "[setup] adding bookworm-backports apt source"
-    $SUDO tee "$src" >/dev/null <<SRC
+# Debian 12 and 13: the newest Mesa is in the release's backports (bookworm's own 22.3 is too old for
+# Dawn; trixie-backports' 26.1 has LLVM 19 and ran small-moe faster than 25.0, docs/IMPLEMENTATIONS.md).
+# Elsewhere (Ubuntu, other Debian releases): the distribution's own Mesa.
+case "$codename" in
+  bookworm | trixie)
+    src=/etc/apt/sources.list.d/$codename-backports.sources
+    if ! grep -rqs "$codename-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      echo "[setup] adding $codename-backports apt source"
+      $SUDO tee "$src" >/dev/null <<SRC
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
+Suites: $codename-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  fi
-  echo "[setup] installing Mesa lavapipe (CPU Vulkan) from bookworm-backports"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
-else
-  echo "[setup] installing Mesa Vulkan drivers"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
-fi
+    fi
+    echo "[setup] installing Mesa lavapipe (CPU Vulkan) from $codename-backports"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      -t "$codename-backports" mesa-vulkan-drivers libvulkan1 >/dev/null
+    ;;
+  *)
+    echo "[setup] installing Mesa Vulkan drivers"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
+    ;;
+esac
 
 if have_adapter; then
   echo "[setup] WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null)"
