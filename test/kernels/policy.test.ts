@@ -111,7 +111,7 @@ describe('kernel policy', () => {
   it('a software adapter (lavapipe, SwiftShader) gets the CPU family unless one is forced', () => {
     // Both report isFallbackAdapter; the name is the second witness (device.ts isCpuAdapter).
     if (/llvmpipe|lavapipe|swiftshader/i.test(`${rt.caps.adapter.device} ${rt.caps.adapter.description}`)) expect(rt.caps.cpuAdapter).toBe(true);
-    expect({ family: rt.caps.family, forced: rt.caps.familyForced }).toEqual(chooseFamily(rt.caps.cpuAdapter));
+    expect({ family: rt.caps.family, forced: rt.caps.familyForced }).toEqual(chooseFamily(rt.caps.cpuAdapter, 'auto', process.env.WEBGPU_MOE_KERNELS));
     expect(chooseFamily(true, 'auto', '')).toEqual({ family: 'cpu', forced: false });
     expect(rt.caps.adapter.backend).toBe(rt.caps.cpuAdapter ? 'vulkan (CPU)' : 'vulkan');
   });
