@@ -26,7 +26,7 @@ import { Graph } from '../src/autograd/graph.ts';
 import { Var } from '../src/autograd/variable.ts';
 import { attentionBackwardRef, attentionRef } from '../test/reference/attention-ref.ts';
 import { relRms } from '../test/reference/compare.ts';
-import { goldenModel } from '../test/reference/golden-model.ts';
+import { goldenModel } from '../test/model/golden-model.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const KERNELS = ['rows', 'tiled'] as const;

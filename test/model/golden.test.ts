@@ -20,7 +20,7 @@ import { stateDict } from '../../src/model/state-dict.ts';
 import { horizonTargets } from '../../src/kernels/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { expectClose } from '../reference/compare.ts';
-import { goldenModel, type GoldenConfig } from '../reference/golden-model.ts';
+import { goldenModel, type GoldenConfig } from './golden-model.ts';
 
 interface Fixture {
   config: GoldenConfig & {
