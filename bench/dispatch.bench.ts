@@ -9,17 +9,8 @@ import type { Tensor } from '../src/kernels/tensor.ts';
 import { routerTopK } from '../test/support/router-topk.ts';
 import { buildDispatch } from '../test/support/dispatch-indices.ts';
 import { chooseChunkTokens, disposeDispatch, routeAndDispatch, type DispatchPlan } from '../src/kernels/dispatch.ts';
-import {
-  combineOutcomes,
-  compareOutput,
-  round,
-  timeCase,
-  timingCells,
-  type BenchRow,
-  type CheckOutcome,
-  type SuiteContext,
-  type SuiteResult,
-} from './harness.ts';
+import { combineOutcomes, compareOutput, round, timeCase, timingCells } from './harness.ts';
+import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult } from './harness.ts';
 import { routerRef } from '../test/reference/router-ref.ts';
 import { dispatchRef, type DispatchRef } from '../test/reference/dispatch-ref.ts';
 

@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import type { DawnRuntime } from '../src/kernels/runtime.ts';
+import { timeRecorded } from '../src/util/time-recorded.ts';
 
 export type Cell = string | number | null;
 export type BenchRow = Record<string, Cell>;
@@ -69,21 +70,7 @@ export async function timeGpu(rt: DawnRuntime, record: () => void, opts: GpuTimi
   const sampleMs = opts.sampleMs ?? 150;
   const samples = opts.samples ?? 5;
   const maxIters = opts.maxIters ?? 1000;
-  record();
-  await rt.sync();
-  // Calibrate: one timed iteration (after warm-up), then scale to the sample target.
-  let t0 = performance.now();
-  record();
-  await rt.sync();
-  const one = Math.max(performance.now() - t0, 1e-3);
-  const iters = Math.max(1, Math.min(maxIters, Math.round(sampleMs / one)));
-  const per: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    t0 = performance.now();
-    for (let i = 0; i < iters; i++) record();
-    await rt.sync();
-    per.push((performance.now() - t0) / iters);
-  }
+  const { per, iters } = await timeRecorded(rt, record, { samples, sampleMs, maxIters });
   return summarize(per, iters);
 }
 

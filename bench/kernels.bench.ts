@@ -25,17 +25,8 @@ import { routerZLoss } from '../src/kernels/moe-loss.ts';
 import { disposeDispatch, gatherRows, routeAndDispatch } from '../src/kernels/dispatch.ts';
 import { matmul } from '../src/kernels/matmul.ts';
 import { adamScalars, createTrainState } from '../src/kernels/train-state.ts';
-import {
-  combineOutcomes,
-  compareOutput,
-  round,
-  timeCase,
-  timingCells,
-  type BenchRow,
-  type CheckOutcome,
-  type SuiteContext,
-  type SuiteResult,
-} from './harness.ts';
+import { combineOutcomes, compareOutput, round, timeCase, timingCells } from './harness.ts';
+import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult } from './harness.ts';
 import { silu as siluRef } from '../test/reference/elementwise-ref.ts';
 import { sumSquares } from '../test/reference/reduce-ref.ts';
 import { statsRef } from '../test/reference/guard-ref.ts';

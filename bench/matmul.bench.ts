@@ -11,18 +11,8 @@ import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
 import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
-import {
-  checkMatmulSampled,
-  combineOutcomes,
-  round,
-  spread,
-  timeCase,
-  type BenchRow,
-  type CheckOutcome,
-  type SuiteContext,
-  type SuiteResult,
-  type Timing,
-} from './harness.ts';
+import { checkMatmulSampled, combineOutcomes, round, spread, timeCase } from './harness.ts';
+import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult, Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 
 /** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (docs/DESIGN.md §4). */

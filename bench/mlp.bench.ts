@@ -22,18 +22,8 @@ import { linear } from '../src/autograd/ops/linear.ts';
 import { linearRelu, mseLoss } from './mlp-ops.ts';
 import { axpy } from '../src/kernels/elementwise.ts';
 import { Rng } from '../src/util/rng.ts';
-import {
-  combineOutcomes,
-  compareOutput,
-  round,
-  spread,
-  timeGpu,
-  type BenchRow,
-  type CheckOutcome,
-  type SuiteContext,
-  type SuiteResult,
-  type Timing,
-} from './harness.ts';
+import { combineOutcomes, compareOutput, round, spread, timeGpu } from './harness.ts';
+import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult, Timing } from './harness.ts';
 import { matmulRef } from '../test/reference/matmul-ref.ts';
 import { loadTfjs } from './peers/tfjs.ts';
 import { tfMlp, type MlpShape, type TfMlp } from './peers/tfjs-mlp.ts';

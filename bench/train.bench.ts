@@ -282,31 +282,12 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
   const T50 = 64;
   const B50 = 2;
   const cfg50 = loadConfig(join(ROOT, 'small-moe.json'), ['model.preset=timemoe-50m', `data.contextLength=${T50}`, `schedule.microBatch=${B50}`]);
+  // The small-moe shape and step counts, shared by its f32 and f16 cases.
+  const small = { B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3 };
   const cases: Case[] = [
-    {
-      name: 'small-moe',
-      cfg: smallCfg,
-      B: smallCfg.schedule.microBatch,
-      T: smallCfg.data.contextLength,
-      warmup: 2,
-      steps: ctx.quick ? 3 : 6,
-      rounds: ctx.quick ? 1 : 3,
-      profile: true,
-    },
+    { name: 'small-moe', cfg: smallCfg, ...small, profile: true },
     ...(rt.caps.f16
-      ? [
-          {
-            name: 'small-moe f16',
-            cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']),
-            B: smallCfg.schedule.microBatch,
-            T: smallCfg.data.contextLength,
-            warmup: 2,
-            steps: ctx.quick ? 3 : 6,
-            rounds: ctx.quick ? 1 : 3,
-            profile: false,
-            torch: false,
-          },
-        ]
+      ? [{ name: 'small-moe f16', cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']), ...small, profile: false, torch: false }]
       : []),
     { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: ctx.quick ? 1 : 2, rounds: 1, profile: !ctx.quick },
   ];

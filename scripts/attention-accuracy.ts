@@ -24,10 +24,9 @@ import { getRuntime } from '../src/kernels/node/dawn.ts';
 import { attention, attentionBackward } from '../src/kernels/attention.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var } from '../src/autograd/variable.ts';
-import { modelConfig } from '../src/model/config.ts';
-import { TimeMoeModel } from '../src/model/time-moe.ts';
-import { loadStateDict, type StateDict } from '../src/model/state-dict.ts';
 import { attentionBackwardRef, attentionRef } from '../test/reference/attention-ref.ts';
+import { relRms } from '../test/reference/compare.ts';
+import { goldenModel } from '../test/model/golden-model.ts';
 import { Rng } from '../src/util/rng.ts';
 
 const KERNELS = ['rows', 'tiled'] as const;
@@ -42,17 +41,6 @@ function relMax(a: ArrayLike<number>, e: ArrayLike<number>): number {
     err = Math.max(err, Math.abs(a[i]! - e[i]!));
   }
   return err / m;
-}
-
-/** rms(a - e) / rms(e): the whole tensor's error, far steadier over seeds than its largest element. */
-function relRms(a: ArrayLike<number>, e: ArrayLike<number>): number {
-  let s = 0;
-  let r = 0;
-  for (let i = 0; i < e.length; i++) {
-    s += (a[i]! - e[i]!) ** 2;
-    r += e[i]! ** 2;
-  }
-  return Math.sqrt(s / r);
 }
 
 function median(v: number[]): number {
@@ -149,21 +137,7 @@ async function modelErrors(rt: DawnRuntime, files: string[]): Promise<void> {
     const c = fx.config;
     const [B, T] = [c.batch, c.seq_len];
     const N = B * T;
-    const cfg = modelConfig({
-      hidden: c.hidden,
-      layers: c.layers,
-      heads: c.heads,
-      experts: c.experts,
-      topK: c.top_k,
-      moeIntermediate: c.moe_intermediate,
-      sharedIntermediate: c.shared_intermediate,
-      horizons: c.horizons,
-      ropeTheta: c.rope_theta,
-      rmsEps: c.rms_eps,
-    });
-    const model = new TimeMoeModel(rt, cfg, 1);
-    const dict: StateDict = new Map(Object.entries(fx.params).map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
-    loadStateDict(model.params, dict);
+    const model = goldenModel(rt, c, fx.params);
     const inputs = new Float32Array(N);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) inputs[b * T + t] = fx.series[b]![t]!;
     const flat = (p: Record<string, number[]>): number[] => c.horizons.flatMap((h) => p[String(h)]!);

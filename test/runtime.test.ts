@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import type { DawnRuntime } from '../src/kernels/runtime.ts';
 import { MetaRuntime } from '../src/kernels/meta-runtime.ts';
 import { LimitError } from '../src/kernels/base-runtime.ts';
@@ -8,7 +7,7 @@ import { sizeClass } from '../src/kernels/buffer-pool.ts';
 import { specialize } from '../src/kernels/shader-loader.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { testRuntime } from './reference/gpu.ts';
-import { Rng, freshSeed } from './reference/rng.ts';
+import { seeded } from './reference/rng.ts';
 import { spawnAsync } from './support/spawn.ts';
 
 let rt: DawnRuntime;
@@ -41,8 +40,7 @@ describe('device', () => {
 
 describe('upload / download', () => {
   it('round-trips odd sizes in every dtype', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     for (const n of [1, 3, 7, 255, 257, 1023, 4099]) {
       const f = Float32Array.from(rng.uniformArray(n, -100, 100));
       const t = rt.upload(f, [n]);

@@ -6,6 +6,7 @@
  * detectors cannot do without (kind, step, the losses) must be there.
  */
 import type { BadTensor, DiagRecord, LayerRouting, TrainRecord, ValidRecord } from './types.ts';
+import { jsonLines } from '../util/json.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -110,24 +111,18 @@ export interface ParsedMetrics {
  */
 export function parseMetricsText(text: string, source = '<metrics>'): ParsedMetrics {
   const records: DiagRecord[] = [];
-  const lines = text.split('\n');
   let partialLastLine = false;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (!line) continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch (e) {
-      if (i === lines.length - 1 && !text.endsWith('\n')) {
+  for (const l of jsonLines(text)) {
+    if ('error' in l) {
+      if (l.cut) {
         partialLastLine = true;
         continue;
       }
-      throw new MetricsTextError(source, i + 1, `not valid JSON (${(e as Error).message})`);
+      throw new MetricsTextError(source, l.line, `not valid JSON (${l.error})`);
     }
-    const r = toRecord(raw);
+    const r = toRecord(l.raw);
     if (r === null) continue;
-    if ('error' in r) throw new MetricsTextError(source, i + 1, r.error);
+    if ('error' in r) throw new MetricsTextError(source, l.line, r.error);
     records.push(r);
   }
   return { records, partialLastLine };

@@ -162,9 +162,8 @@ export interface LayerRouting {
   dropped?: number;
 }
 
-export interface TrainRecord {
-  kind: 'train';
-  step: number;
+/** A step's losses and optimizer numbers, as the trainer measures them (StepMetrics) and a train line records them. */
+export interface StepScalars {
   loss: number;
   lossMain: number;
   aux: number;
@@ -177,6 +176,11 @@ export interface TrainRecord {
   /** 1 - clipCoef: the fraction of the gradient clipping removed. */
   clippedFraction: number;
   skipped: boolean;
+}
+
+export interface TrainRecord extends StepScalars {
+  kind: 'train';
+  step: number;
   nonFinite: BadTensor[];
   /** Empty when the step logged none (or null in the file). */
   routing: LayerRouting[];

@@ -320,24 +320,11 @@ export function attentionBackward(
   const doDtype = dO.dtype as FloatDType; // check() admitted f32 and f16 only
   const dq = rt.empty(q.shape, dtype, 'attention.dq');
   const D = rt.empty([d.B, d.H, d.T], 'f32', 'attention.D');
-  run(
-    rt,
-    launch(rt, d, 'backward_q', dtype, doDtype),
-    'backward_q',
-    d,
-    { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D },
-    3 * causalProduct(d),
-  );
+  const pass = (entry: Entry, bindings: Record<string, Tensor>, flops: number) => run(rt, launch(rt, d, entry, dtype, doDtype), entry, d, bindings, flops);
+  pass('backward_q', { gq: q, gk: k, gv: v, gout: o, gdo: dO, glse: lse, gdq: dq, gD: D }, 3 * causalProduct(d));
   const dk = rt.empty(k.shape, dtype, 'attention.dk');
   const dv = rt.empty(v.shape, dtype, 'attention.dv');
-  run(
-    rt,
-    launch(rt, d, 'backward_kv', dtype, doDtype),
-    'backward_kv',
-    d,
-    { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv },
-    4 * causalProduct(d),
-  );
+  pass('backward_kv', { hq: q, hk: k, hv: v, hdo: dO, hlse: lse, hD: D, hdk: dk, hdv: dv }, 4 * causalProduct(d));
   D.dispose(); // queue order keeps it alive for backward_kv
   return { dq, dk, dv };
 }

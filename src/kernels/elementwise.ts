@@ -164,29 +164,22 @@ function sameShape(a: Tensor, b: Tensor, what: string): void {
   }
 }
 
-/** dx of y = silu(x): dy * s * (1 + x (1 - s)), s = sigmoid(x). */
-export function siluBackward(x: Tensor, dy: Tensor): Tensor {
-  sameShape(x, dy, 'siluBackward');
-  return binary('siluBackward', x, dy);
+/** An activation's backward: binary `op` of (x or y, dy), which must have the same shape; errors name `what`. */
+function activationBackward(op: BinaryOp, what: string) {
+  return (xy: Tensor, dy: Tensor): Tensor => {
+    sameShape(xy, dy, what);
+    return binary(op, xy, dy);
+  };
 }
 
-/** dx of y = sigmoid(x), from the forward output y: dy * y (1 - y). */
-export function sigmoidBackward(y: Tensor, dy: Tensor): Tensor {
-  sameShape(y, dy, 'sigmoidBackward');
-  return binary('sigmoidBackwardFromY', y, dy);
-}
-
-/** dx of y = tanh(x), from the forward output y: dy (1 - y^2). */
-export function tanhBackward(y: Tensor, dy: Tensor): Tensor {
-  sameShape(y, dy, 'tanhBackward');
-  return binary('tanhBackwardFromY', y, dy);
-}
-
-/** dx of y = relu(x): dy where x > 0, else 0. */
-export function reluBackward(x: Tensor, dy: Tensor): Tensor {
-  sameShape(x, dy, 'reluBackward');
-  return binary('reluBackward', x, dy);
-}
+/** dx of y = silu(x), from x and dy: dy * s * (1 + x (1 - s)), s = sigmoid(x). */
+export const siluBackward = activationBackward('siluBackward', 'siluBackward');
+/** dx of y = sigmoid(x), from the forward output y and dy: dy * y (1 - y). */
+export const sigmoidBackward = activationBackward('sigmoidBackwardFromY', 'sigmoidBackward');
+/** dx of y = tanh(x), from the forward output y and dy: dy (1 - y^2). */
+export const tanhBackward = activationBackward('tanhBackwardFromY', 'tanhBackward');
+/** dx of y = relu(x), from x and dy: dy where x > 0, else 0. */
+export const reluBackward = activationBackward('reluBackward', 'reluBackward');
 
 /**
  * Sum dy (shape of a) over the dims along which b was broadcast, giving b's shape:

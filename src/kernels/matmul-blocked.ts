@@ -30,25 +30,17 @@ interface Operand {
 }
 
 function operands(d: BlockedDesc): { A: Operand; B: Operand } {
-  const A: Operand = {
-    name: 'A',
-    mode: d.loadA,
-    type: d.typeA ?? 'f32',
-    rows: 'u.M',
-    kStride4: '(u.M >> 2u)',
-    base: (x) => (d.transA ? `aOff + ${x}` : `aOff + ${x} * u.K`),
-    kStride: d.transA ? 'u.M' : '1',
-  };
-  const B: Operand = {
-    name: 'B',
-    mode: d.loadB,
-    type: d.typeB ?? 'f32',
-    rows: 'u.N',
-    kStride4: '(u.N >> 2u)',
-    base: (x) => (d.transB ? `bOff + ${x} * u.K` : `bOff + ${x}`),
-    kStride: d.transB ? '1' : 'u.N',
-  };
-  return { A, B };
+  // A is [M, K] (transA: [K, M]), B is [K, N] (transB: [N, K]): `rows` is the operand's own size.
+  const operand = (name: 'A' | 'B', mode: LoadMode, type: FloatDType | undefined, rows: string, kContiguous: boolean, off: string): Operand => ({
+    name,
+    mode,
+    type: type ?? 'f32',
+    rows,
+    kStride4: `(${rows} >> 2u)`,
+    base: (x) => (kContiguous ? `${off} + ${x} * u.K` : `${off} + ${x}`),
+    kStride: kContiguous ? '1' : rows,
+  });
+  return { A: operand('A', d.loadA, d.typeA, 'u.M', !d.transA, 'aOff'), B: operand('B', d.loadB, d.typeB, 'u.N', d.transB, 'bOff') };
 }
 
 const SWZ = ['x', 'y', 'z', 'w'];

@@ -11,6 +11,7 @@ import type { FloatDType } from './tensor.ts';
 import { matmul } from './matmul.ts';
 import { TILED_VARIANTS, adapterKey, forceMatmul, setTuned, shapeClass, tunedFor, type MatmulProblem, type TiledConfig } from './matmul-config.ts';
 import { tiledProblem } from './matmul-tiled.ts';
+import { timeRecorded } from '../util/time-recorded.ts';
 
 const TiledSchema = z.object({
   kind: z.literal('tiled'),
@@ -58,19 +59,7 @@ export interface TuneResult {
 
 /** Median ms of `iters` recorded products per sample (one submit and wait per sample). */
 async function timeOne(rt: DawnRuntime, record: () => void, samples: number): Promise<number> {
-  record();
-  await rt.sync();
-  let t0 = performance.now();
-  record();
-  await rt.sync();
-  const iters = Math.max(1, Math.min(200, Math.round(20 / Math.max(performance.now() - t0, 1e-3))));
-  const per: number[] = [];
-  for (let s = 0; s < samples; s++) {
-    t0 = performance.now();
-    for (let i = 0; i < iters; i++) record();
-    await rt.sync();
-    per.push((performance.now() - t0) / iters);
-  }
+  const { per } = await timeRecorded(rt, record, { samples, sampleMs: 20, maxIters: 200 });
   return per.sort((a, b) => a - b)[Math.floor(per.length / 2)]!;
 }
 

@@ -7,6 +7,7 @@
  * file is metrics-file.ts's.
  */
 import { z } from 'zod';
+import { jsonLines } from '../util/json.ts';
 
 /** A number, or one of the three strings the logger writes for a non-finite number. */
 const num = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]).transform((v): number => (typeof v === 'number' ? v : Number(v)));
@@ -120,19 +121,11 @@ export function parseRecord(raw: unknown): MetricsRecord | null | { error: strin
 /** Parse JSONL text; `source` names it in errors. Blank lines and lines of other kinds are skipped. */
 export function parseMetrics(text: string, source = '<metrics>'): RunMetrics {
   const out: RunMetrics = { train: [], valid: [] };
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (!line) continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch (e) {
-      throw new MetricsParseError(source, i + 1, `not valid JSON (${(e as Error).message})`);
-    }
-    const r = parseRecord(raw);
+  for (const l of jsonLines(text)) {
+    if ('error' in l) throw new MetricsParseError(source, l.line, `not valid JSON (${l.error})`);
+    const r = parseRecord(l.raw);
     if (r === null) continue;
-    if ('error' in r) throw new MetricsParseError(source, i + 1, r.error);
+    if ('error' in r) throw new MetricsParseError(source, l.line, r.error);
     if (r.kind === 'train') out.train.push(r);
     else out.valid.push(r);
   }

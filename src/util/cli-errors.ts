@@ -52,6 +52,9 @@ export interface ErrorRow {
   what: string;
 }
 
+/** A class whose every error is the user's input to fix: exit 2, `error: `. */
+const badInput = (name: string, what: string): ErrorRow => ({ name, exit: EXIT.badInput, prefix: 'error', what });
+
 /** The table. Order does not matter: names are unique. */
 export const ERROR_TABLE: readonly ErrorRow[] = [
   {
@@ -60,26 +63,24 @@ export const ERROR_TABLE: readonly ErrorRow[] = [
     prefix: 'error',
     what: 'src/util/atomic-write.ts: a file-system operation refused. 2 when the path cannot be written (read-only, permission, a file in the way, symlink loop), 1 when the environment failed (disk full, I/O error)',
   },
-  { name: 'OutputPathError', exit: EXIT.badInput, prefix: 'error', what: 'src/util/output-path.ts: an output that is an input run, inside one or holds one' },
-  { name: 'ConfigError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/config.ts: a config value, a flag, a plan that does not fit' },
-  { name: 'DataError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/data/errors.ts: a data file, a cell, a data config value' },
-  {
-    name: 'CheckpointError',
-    exit: EXIT.badInput,
-    prefix: 'error',
-    what: 'src/train/persist/safetensors.ts: a checkpoint or model folder that cannot be used (missing, damaged, checksum, non-finite weights)',
-  },
-  { name: 'HfConfigError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/interop/hf-config.ts: a config.json or model with no Time-MoE equivalent' },
-  { name: 'RunFolderError', exit: EXIT.badInput, prefix: 'error', what: 'src/train/run/run-dir.ts: a run folder in use, holding a run, or not creatable' },
-  { name: 'UiError', exit: EXIT.badInput, prefix: 'error', what: 'src/ui/errors.ts: a dashboard flag, run folder or port' },
-  { name: 'ForecastError', exit: EXIT.badInput, prefix: 'error', what: 'src/forecast/errors.ts: a forecast.js flag or a model that cannot forecast this data' },
+  badInput('OutputPathError', 'src/util/output-path.ts: an output that is an input run, inside one or holds one'),
+  badInput('ConfigError', 'src/train/config.ts: a config value, a flag, a plan that does not fit'),
+  badInput('DataError', 'src/train/data/errors.ts: a data file, a cell, a data config value'),
+  badInput(
+    'CheckpointError',
+    'src/train/persist/safetensors.ts: a checkpoint or model folder that cannot be used (missing, damaged, checksum, non-finite weights)',
+  ),
+  badInput('HfConfigError', 'src/train/interop/hf-config.ts: a config.json or model with no Time-MoE equivalent'),
+  badInput('RunFolderError', 'src/train/run/run-dir.ts: a run folder in use, holding a run, or not creatable'),
+  badInput('UiError', 'src/ui/errors.ts: a dashboard flag, run folder or port'),
+  badInput('ForecastError', 'src/forecast/errors.ts: a forecast.js flag or a model that cannot forecast this data'),
   {
     name: 'NonFiniteForecastError',
     exit: EXIT.diverged,
     prefix: 'error',
     what: "src/forecast/errors.ts: the model's forecast is not finite (nothing written)",
   },
-  { name: 'DiagnoseInputError', exit: EXIT.badInput, prefix: 'error', what: 'src/diagnose/cli.ts: a run folder diagnose.js cannot read' },
+  badInput('DiagnoseInputError', 'src/diagnose/cli.ts: a run folder diagnose.js cannot read'),
   {
     name: 'GpuError',
     exit: (e) => ((e as Error & { kind?: string }).kind === 'no-adapter' ? EXIT.badInput : EXIT.stopped),

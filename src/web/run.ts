@@ -8,7 +8,6 @@
  */
 import type { DawnRuntime } from '../kernels/runtime.ts';
 import type { DeviceCaps } from '../kernels/caps.ts';
-import { diagnosisHeaderFields } from '../diagnose/header-fields.ts';
 import type { RunHeader } from '../ui/observer.ts';
 import type { TrainConfig } from '../train/config.ts';
 import type { LoadedData } from '../train/data/prepare.ts';
@@ -19,6 +18,7 @@ import { evaluate, type ValidMetrics } from '../train/step/evaluate.ts';
 import { buildRunModel, type RunModel } from '../train/step/model-setup.ts';
 import { Trainer, type StepMetrics } from '../train/step/trainer.ts';
 import { safetensorsParts } from '../train/persist/safetensors-bytes.ts';
+import { runDiagnosisFields } from '../train/run/header-fields.ts';
 
 /** What a run tells the page: its header once, then every metrics record (train and valid lines), then how it ended. */
 export interface RunSink {
@@ -65,15 +65,6 @@ export function refusal(cfg: TrainConfig, caps: DeviceCaps, plan: MemoryPlan): s
   return null;
 }
 
-/** The first `n` items of an iterable (0 or less: all of them). */
-function* take<T>(items: Iterable<T>, n: number): Generator<T> {
-  let i = 0;
-  for (const x of items) {
-    if (n > 0 && i++ >= n) return;
-    yield x;
-  }
-}
-
 export class PageRun {
   readonly built: RunModel;
   readonly trainer: Trainer;
@@ -105,17 +96,7 @@ export class PageRun {
 
   async train(sink: RunSink): Promise<RunEnd> {
     const { rt, cfg, data, trainer } = this;
-    const m = cfg.model;
-    const fields = diagnosisHeaderFields({
-      task: m.task,
-      numClasses: m.numClasses,
-      horizons: m.horizons,
-      huberDelta: cfg.loss.huberDelta,
-      normalize: cfg.data.normalize,
-      report: data.report,
-      validBatches: () => take(data.valid.batches(cfg.schedule.microBatch), cfg.logging.validBatches),
-      train: data.train,
-    });
+    const fields = runDiagnosisFields(cfg, data);
     sink.header({
       config: cfg,
       parameters: this.built.model.parameterCount,

@@ -10,7 +10,7 @@ import { preset } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { taskLoss, uploadBatch } from '../../src/train/step/batch.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
+import { seeded } from '../reference/rng.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
@@ -104,8 +104,7 @@ describe('autograd graph', () => {
 
 describe('training-mode memory', () => {
   it('returns live bytes to the same value every step over 20 steps (forward, backward, zero-grad)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const cfg = preset('small-moe', { hidden: 32, layers: 2, heads: 2, experts: 4, moeIntermediate: 16, sharedIntermediate: 32, horizons: [1, 4] });
     const model = new TimeMoeModel(rt, cfg, seed);
     const B = 2,

@@ -15,7 +15,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { linear } from '../../src/autograd/ops/linear.ts';
 import { linearRelu, mseLoss, relu } from '../../bench/mlp-ops.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
 import { matmulRef } from '../reference/matmul-ref.ts';
 
@@ -50,8 +50,7 @@ function mseRef(p: Float64Array, t: ArrayLike<number>): number {
 
 describe('MLP autograd ops: numeric gradient checks', () => {
   it('relu', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     await gradcheck({
       rt,
       name: 'relu',
@@ -66,8 +65,7 @@ describe('MLP autograd ops: numeric gradient checks', () => {
 
   for (const bias of [true, false]) {
     it(`linearRelu (fused epilogue, ${bias ? 'with' : 'without'} bias)`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const [M, N, K] = [6, 5, 4];
       const inputs = [rand(rng, [M, K]), rand(rng, [N, K]), ...(bias ? [rand(rng, [N])] : [])];
       await gradcheck({
@@ -84,8 +82,7 @@ describe('MLP autograd ops: numeric gradient checks', () => {
   }
 
   it('mse loss', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const shape = [5, 7];
     const target = toF32(rng.uniformArray(35, -2, 2));
     const tT = rt.upload(Float32Array.from(target), shape);
@@ -103,8 +100,7 @@ describe('MLP autograd ops: numeric gradient checks', () => {
   });
 
   it('the benchmark MLP: linearRelu -> linear -> mse, every parameter', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const [B, D, H] = [6, 4, 8];
     const target = toF32(rng.uniformArray(B * D, -1, 1));
     const tT = rt.upload(Float32Array.from(target), [B, D]);
@@ -125,8 +121,7 @@ describe('MLP autograd ops: numeric gradient checks', () => {
   });
 
   it('relu composed with linear matches the fused op', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const [M, N, K] = [5, 6, 3];
     await gradcheck({
       rt,

@@ -21,7 +21,7 @@ import { causalAttention, rope } from '../../src/autograd/ops/attention.ts';
 import { combine, gatherRows, groupedLinear, routeAndDispatch } from '../../src/autograd/ops/moe.ts';
 import { crossEntropyLoss, huberLoss, meanPoolSeq, pooledAuxLoss, switchAuxLoss, weightedSum, zLoss } from '../../src/autograd/ops/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { gradcheck, rand, type GradcheckInput } from '../reference/gradcheck.ts';
 import { matmulRef } from '../reference/matmul-ref.ts';
 import { softmaxRows } from '../reference/ops.ts';
@@ -48,8 +48,7 @@ function check(
   o: { atol?: number } = {},
 ) {
   it(name, async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     await gradcheck({ rt, name, seed, inputs: inputs(rng), gpu, reference, forwardRtol: FWD_RTOL, rtol: RTOL, ...o });
   });
 }
@@ -267,8 +266,7 @@ describe('autograd ops: numeric gradient checks', () => {
       h = 3;
     const mask = Float64Array.from({ length: N * h }, (_, i) => (i % 5 === 4 ? 0 : 1));
     it('huber loss (both branches, masked)', async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const target = toF32(rng.uniformArray(N * h, -4, 4));
       const tT = rt.upload(Float32Array.from(target), [N, h]);
       const mT = rt.upload(Float32Array.from(mask), [N, h]);
@@ -287,8 +285,7 @@ describe('autograd ops: numeric gradient checks', () => {
     });
   }
   it('cross-entropy (with an ignored row)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 5,
       C = 7;
     const labels = Int32Array.from({ length: N }, (_, i) => (i === 2 ? -1 : rng.int(C)));
@@ -366,8 +363,7 @@ describe('autograd ops: numeric gradient checks', () => {
   // backward and was missed. The forward check must reject it: here the real op is held to the
   // summing reference, which is what the mutated op would have matched.
   it('the forward check rejects a switch aux loss summed over layers instead of averaged', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const run = gradcheck({
       rt,
       name: 'switch aux, summing reference',

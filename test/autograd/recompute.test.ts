@@ -12,7 +12,7 @@ import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { stateDict } from '../../src/model/state-dict.ts';
 import { taskLoss, uploadBatch } from '../../src/train/step/batch.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
+import { seeded } from '../reference/rng.ts';
 
 let rt: DawnRuntime;
 beforeAll(async () => {
@@ -21,8 +21,7 @@ beforeAll(async () => {
 
 describe('activation recomputation', () => {
   it('gives bit-identical loss and gradients with a lower peak', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const cfg = preset('small-moe', { hidden: 32, layers: 3, heads: 2, experts: 4, moeIntermediate: 32, sharedIntermediate: 64, horizons: [1, 4] });
     const model = new TimeMoeModel(rt, cfg, seed);
     const B = 4,

@@ -200,6 +200,14 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
     return err;
   }
 
+  /** Loading `dir` (weights and optimizer state) into a fresh model fails on `file`, leaving the model and its slots as they were; the model, for more loads. */
+  async function refusedIntoFresh(dir: string, file: string, problem: RegExp) {
+    const b = buildModel(4);
+    const slots = randomSlots(b, 4);
+    await expectUntouched(b, slots, () => loadCheckpoint(dir, { params: b.params, optimizerState: slots }), join(dir, file), problem);
+    return b;
+  }
+
   it('a checkpoint of another model config names the tensor and both shapes', async () => {
     const c = buildModel(3, { hidden: 32, heads: 4 });
     const slots = randomSlots(c, 2);
@@ -242,16 +250,12 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
       bytes[bytes.length - 3] ^= 0x40;
       await writeFile(f, bytes);
     });
-    const b = buildModel(4);
-    const slots = randomSlots(b, 4);
-    await expectUntouched(b, slots, () => loadCheckpoint(d, { params: b.params, optimizerState: slots }), join(d, 'model.safetensors'), /SHA-256/);
+    await refusedIntoFresh(d, 'model.safetensors', /SHA-256/);
   });
 
   it('a truncated optimizer file is refused before the (valid) weights are written', async () => {
     const d = await damaged('trunc', async (d) => truncate(join(d, 'optimizer.safetensors'), (await stat(join(d, 'optimizer.safetensors'))).size - 100));
-    const b = buildModel(4);
-    const slots = randomSlots(b, 4);
-    await expectUntouched(b, slots, () => loadCheckpoint(d, { params: b.params, optimizerState: slots }), join(d, 'optimizer.safetensors'), /truncated/);
+    await refusedIntoFresh(d, 'optimizer.safetensors', /truncated/);
   });
 
   it('a corrupted header length in the weights', async () => {
@@ -261,15 +265,7 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
       bytes[5] = 0x7f;
       await writeFile(f, bytes);
     });
-    const b = buildModel(4);
-    const slots = randomSlots(b, 4);
-    await expectUntouched(
-      b,
-      slots,
-      () => loadCheckpoint(d, { params: b.params, optimizerState: slots }),
-      join(d, 'model.safetensors'),
-      /header length \d+ is not between/,
-    );
+    await refusedIntoFresh(d, 'model.safetensors', /header length \d+ is not between/);
   });
 
   it('an invalid state.json names the field; a newer format version says so', async () => {
@@ -290,15 +286,7 @@ describe('refusing bad checkpoints leaves model and optimizer untouched', () => 
 
   it('a checkpoint saved without optimizer state cannot resume one', async () => {
     const { path } = await saveCheckpoint(join(work, 'noopt'), { params: a.params, state: { step: 1 } });
-    const b = buildModel(4);
-    const slots = randomSlots(b, 4);
-    await expectUntouched(
-      b,
-      slots,
-      () => loadCheckpoint(path, { params: b.params, optimizerState: slots }),
-      join(path, 'optimizer.safetensors'),
-      /holds no optimizer state/,
-    );
+    const b = await refusedIntoFresh(path, 'optimizer.safetensors', /holds no optimizer state/);
     await loadCheckpoint(path, { params: b.params });
     expectSameBits(await modelBits(b), await modelBits(a));
   });

@@ -9,7 +9,7 @@ import { diagnoseRun } from '../../src/diagnose/diagnoser.ts';
 import { loadData } from '../../src/train/data/index.ts';
 import { parseDataConfig } from '../../src/train/data/config.ts';
 import { horizonRef, huberLossRef } from '../reference/loss-ref.ts';
-import { fixture } from './helpers.ts';
+import { fixture, DEFAULT_DATA } from './helpers.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 function firstValid(name: string): number {
@@ -49,14 +49,7 @@ describe('no-information baselines', () => {
   });
 
   it("forecasting: over the default run's validation batches it equals the engine's step-0 loss with a zero head", async () => {
-    const cfg = parseDataConfig({
-      source: { kind: 'dataset', name: 'sensor-temperature' },
-      contextLength: 64,
-      stride: 16,
-      normalize: 'window',
-      nonFinite: 'interpolate',
-      validFraction: 0.1,
-    });
+    const cfg = parseDataConfig(DEFAULT_DATA);
     const data = await loadData(cfg, { cwd: process.cwd(), seed: 0 });
     // evaluate(): data.valid.batches(microBatch 16), at most logging.validBatches 16 of them.
     const batches = [...data.valid.batches(16)].slice(0, 16);

@@ -11,7 +11,7 @@ import type { DataStats, Finding } from '../../src/diagnose/types.ts';
 import { loadData } from '../../src/train/data/index.ts';
 import { parseDataConfig } from '../../src/train/data/config.ts';
 import { parseConfig } from '../../src/train/config.ts';
-import { fixture } from './helpers.ts';
+import { fixture, DEFAULT_DATA } from './helpers.ts';
 
 /** header.json `data` as the run would write it. */
 async function statsOf(data: unknown): Promise<DataStats> {
@@ -31,15 +31,6 @@ function findingsFor(data: DataStats, schedule: Record<string, number> = {}): Fi
   for (const x of out) expect(() => parseConfig(config, x.id, x.fix.sets)).not.toThrow();
   return out;
 }
-
-const DEFAULT_DATA = {
-  source: { kind: 'dataset', name: 'sensor-temperature' },
-  contextLength: 64,
-  stride: 16,
-  normalize: 'window',
-  nonFinite: 'interpolate',
-  validFraction: 0.1,
-};
 
 describe('data detectors', () => {
   it("the default run's data (sensor-temperature) is clean, and the whole default run stays clean with it", async () => {

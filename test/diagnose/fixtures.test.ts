@@ -18,16 +18,14 @@ describe('diagnosis of recorded runs', () => {
     const d = diagnoseFixture('classify-head-std-1.0');
     expect(ids(d)).toEqual(['bad-start', 'clip-limited']);
     const start = d.findings.find((f) => f.kind === 'bad-start')!;
-    expect(start.severity).toBe('error');
-    expect(start.firstStep).toBe(0);
+    expect(start).toMatchObject({ severity: 'error', firstStep: 0 });
     expect(start.evidence[0]!.values.baseline).toBeCloseTo(Math.log(280), 10);
     expect(start.evidence[0]!.values.initialLoss).toBeCloseTo(16.146, 2);
     expect(start.fix.sets).toEqual(['model.init.headStd=0.02']);
     expect(start.experiment).toBe('head-init');
     expect(start.cause).toMatch(/head is initialised with std 1\b/);
     const clip = d.findings.find((f) => f.kind === 'clip-limited')!;
-    expect(clip.severity).toBe('error');
-    expect(clip.firstStep).toBe(1);
+    expect(clip).toMatchObject({ severity: 'error', firstStep: 1 });
     expect(clip.evidence[0]!.values.gradNorm).toBeCloseTo(218.886, 2);
     expect(clip.evidence[0]!.values.clippedFraction).toBeCloseTo(0.9954, 3);
     expect(clip.status).toBe('ongoing');
@@ -47,8 +45,7 @@ describe('diagnosis of recorded runs', () => {
     const d = diagnoseFixture('exp-router-std-1.0');
     expect(ids(d)).toEqual(['pooled-aux-hides-imbalance', 'router-saturated@layer0', 'router-saturated@layer1']);
     for (const f of d.findings.filter((x) => x.kind === 'router-saturated')) {
-      expect(f.severity).toBe('error');
-      expect(f.firstStep).toBe(1);
+      expect(f).toMatchObject({ severity: 'error', firstStep: 1 });
       expect(f.fix.sets).toEqual(['model.init.routerStd=0.006']);
       expect(f.experiment).toBe('router-init');
       expect(f.evidence[0]!.values.firstEntropy as number).toBeLessThan(0.5 * Math.log(4));
@@ -63,8 +60,7 @@ describe('diagnosis of recorded runs', () => {
     const off = diagnoseFixture('exp-nan-guards-off');
     expect(ids(off)).toEqual(['divergence', 'non-finite']);
     const nf = off.findings.find((f) => f.kind === 'non-finite')!;
-    expect(nf.severity).toBe('error');
-    expect(nf.firstStep).toBe(3);
+    expect(nf).toMatchObject({ severity: 'error', firstStep: 3 });
     expect(nf.fix.sets).toEqual(['stability.guards=true']);
     expect(nf.status).toBe('ongoing');
     const on = diagnoseFixture('exp-nan-guards-on');

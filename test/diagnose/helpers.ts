@@ -35,3 +35,13 @@ export function diagnoseFixture(name: string, header: Partial<RunHeaderInput> = 
 
 /** The finding ids of a diagnosis, sorted. */
 export const ids = (d: Diagnosis): string[] => d.findings.map((f) => f.id).sort();
+
+/** The data section of the default run (small-moe.json): sensor-temperature, as the engine reads it. */
+export const DEFAULT_DATA = {
+  source: { kind: 'dataset', name: 'sensor-temperature' },
+  contextLength: 64,
+  stride: 16,
+  normalize: 'window',
+  nonFinite: 'interpolate',
+  validFraction: 0.1,
+};

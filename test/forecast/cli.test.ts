@@ -5,26 +5,15 @@
  * and bad input (exit 2, a message naming the problem and the fix, nothing written).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { loadData, parseDataConfig } from '../../src/train/data/index.ts';
 import { runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 import { xmlProblems } from '../report/xml-check.ts';
-import { spawnAsync } from '../support/spawn.ts';
+import { node } from '../support/spawn.ts';
 
-const FORECAST_JS = resolve(import.meta.dirname, '..', '..', 'forecast.js');
-
-async function forecast(cwd: string, args: string[]) {
-  const r = await spawnAsync(process.execPath, [FORECAST_JS, ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 240_000,
-    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const forecast = (cwd: string, args: string[]) => node('forecast.js', args, cwd);
 
 interface Row {
   series: string;

@@ -12,28 +12,17 @@
  * moves them by whole units.
  */
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { scratch } from '../train/cli-helpers.ts';
-import { spawnAsync } from '../support/spawn.ts';
+import { node } from '../support/spawn.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const FIX = join(ROOT, 'test', 'fixtures', 'hf');
 const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf8')) as { forecast: number[]; forecast_scale: number };
 const { context_length: T, horizon: H } = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as { context_length: number; horizon: number };
-
-async function node(script: string, args: string[], cwd: string) {
-  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 240_000,
-    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function forecastColumn(csvPath: string): number[] {
   const [head, ...lines] = readFileSync(csvPath, 'utf8').trim().split('\n');

@@ -16,7 +16,6 @@
  * missed de-normalisation or a transposed weight moves them by 1e-2 or more.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -29,7 +28,7 @@ import { normalise, windowStats } from '../../src/forecast/data.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { expectClose } from '../reference/compare.ts';
 import { scratch } from '../train/cli-helpers.ts';
-import { spawnAsync } from '../support/spawn.ts';
+import { node } from '../support/spawn.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const FIX = join(ROOT, 'test', 'fixtures', 'hf');
@@ -54,16 +53,6 @@ const exportCheck = JSON.parse(readFileSync(join(FIX, 'export-check.json'), 'utf
 };
 const T = expected.context_length;
 const H = expected.horizon;
-
-async function node(script: string, args: string[], cwd: string) {
-  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 240_000,
-    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** A scratch copy of the fixture folder, so runs write nothing into the repository. */
 function workdir(): string {

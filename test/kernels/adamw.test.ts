@@ -5,7 +5,7 @@ import { adamw, clipCoefficient, CLIP } from '../../src/kernels/adamw.ts';
 import { sumSquaresMany } from '../../src/kernels/reduce.ts';
 import { finiteStatsMany, totalNonFinite } from '../../src/kernels/guard.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { adamwRef, type RefState } from '../reference/adamw-ref.ts';
 
@@ -18,8 +18,7 @@ const dispose = (...ts: Tensor[]) => ts.forEach((t) => t.dispose());
 
 describe('AdamW', () => {
   it('matches float64 PyTorch AdamW over 6 steps, with GPU global-norm clipping over 3 params', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const sizes = [7, 300, 1029];
     const [lr, wd, b1, b2, eps, maxNorm] = [1e-2, 0.1, 0.9, 0.95, 1e-8, 4.0];
     const ref: RefState[] = sizes.map((n) => ({ p: toF32(rng.normalArray(n)), m: new Float64Array(n), v: new Float64Array(n) }));
@@ -62,8 +61,7 @@ describe('AdamW', () => {
   });
 
   it('without clip / skip buffers it is plain AdamW (default betas)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 257;
     const r: RefState = { p: toF32(rng.normalArray(n)), m: toF32(rng.normalArray(n, 0.1)), v: toF32(rng.uniformArray(n, 0, 0.01)) };
     const [p, m, v] = [r.p, r.m, r.v].map((a) => rt.upload(Float32Array.from(a), [n]));
@@ -79,8 +77,7 @@ describe('AdamW', () => {
   });
 
   it('a nonzero skip flag (f32, u32, NaN, or the clip non-finite flag) leaves p, m, v bit-identical', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 300;
     const init = [rng.normalArray(n), rng.normalArray(n, 0.1), rng.uniformArray(n, 0, 0.01)].map((a) => Float32Array.from(a));
     const [p, m, v] = init.map((a) => rt.upload(a, [n]));
@@ -136,8 +133,7 @@ describe('AdamW', () => {
   });
 
   it('loss-scaled gradients: the norm and clip are of the unscaled gradients, AdamW applies coef / scale', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 523;
     const scale = 2 ** 14; // a power of two: scaling is exact in f32
     const g = toF32(rng.normalArray(n, 0.5)); // norm ~ 11: clips at maxNorm 2

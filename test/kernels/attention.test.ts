@@ -5,8 +5,8 @@ import { derivePolicy, type PolicyOverride } from '../../src/kernels/policy.ts';
 import type { FloatDType } from '../../src/kernels/tensor.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
-import { expectClose } from '../reference/compare.ts';
+import { toF32, seeded } from '../reference/rng.ts';
+import { expectClose, relRms } from '../reference/compare.ts';
 import { attentionBackwardRef, attentionRef } from '../reference/attention-ref.ts';
 import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
 
@@ -42,18 +42,21 @@ async function runBoth(d: Case, q: Float64Array, k: Float64Array, v: Float64Arra
   return out;
 }
 
-/** Forward and backward of f32 tensors against the float64 references (both kernels; d picks or forces one). */
-async function matchesF64(d: Case): Promise<void> {
-  const seed = freshSeed();
-  const rng = new Rng(seed);
+/** f32-rounded random inputs for a fresh seed, and their float64 forward and backward references. */
+function randomCase(d: AttentionDims) {
+  const { seed, rng } = seeded();
   const n = numel(d);
   // std 1.5 q/k give peaked softmax rows (scores up to ~±10): online rescaling is exercised.
   const q = toF32(rng.normalArray(n, 1.5));
   const k = toF32(rng.normalArray(n, 1.5));
   const v = toF32(rng.normalArray(n));
   const dO = toF32(rng.normalArray(n));
-  const ref = attentionRef(q, k, v, d);
-  const bref = attentionBackwardRef(dO, q, k, v, d);
+  return { seed, q, k, v, dO, ref: attentionRef(q, k, v, d), bref: attentionBackwardRef(dO, q, k, v, d) };
+}
+
+/** Forward and backward of f32 tensors against the float64 references (both kernels; d picks or forces one). */
+async function matchesF64(d: Case): Promise<void> {
+  const { seed, q, k, v, dO, ref, bref } = randomCase(d);
   const g = await runBoth(d, q, k, v, dO);
   // Scores are hd-term f32 dots (|s| <~ 10, error ~1e-6 absolute), exp amplifies that to ~1e-6
   // relative in P; outputs are convex combinations of v: 2e-5 of max|o|.
@@ -88,8 +91,7 @@ describe('causal attention', () => {
   for (const d of shapes) it(`forward and backward match float64, ${JSON.stringify(d)}`, () => matchesF64(d));
 
   it('is causal: changing a later key/value leaves earlier outputs unchanged', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const d: AttentionDims = { B: 1, T: 6, H: 2, hd: 4 };
     const n = numel(d);
     const q = toF32(rng.normalArray(n));
@@ -110,8 +112,7 @@ describe('causal attention', () => {
   });
 
   it('backward agrees with central finite differences of the float64 reference (B=1,T=3,H=2,hd=4)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const d: AttentionDims = { B: 1, T: 3, H: 2, hd: 4 };
     const n = numel(d);
     const q = toF32(rng.normalArray(n));
@@ -193,27 +194,9 @@ describe('causal attention accuracy at long context, both kernels', () => {
   const d: AttentionDims = { B: 1, T: 1021, H: 2, hd: 8 };
   const rmsBound = { o: 4.5e-7, lse: 4.5e-8, dq: 7e-7, dk: 6e-7, dv: 5.5e-7 };
   const maxBound = { o: 1.4e-6, lse: 3e-7, dq: 6.5e-6, dk: 2.4e-6, dv: 1.5e-6 };
-  /** rms(a - e) / rms(e); NaN anywhere makes it NaN, which no bound passes. */
-  const relRms = (a: ArrayLike<number>, e: ArrayLike<number>): number => {
-    let err = 0;
-    let ref = 0;
-    for (let i = 0; i < e.length; i++) {
-      err += (a[i]! - e[i]!) ** 2;
-      ref += e[i]! ** 2;
-    }
-    return Math.sqrt(err / ref);
-  };
   for (const kernel of ['rows', 'tiled'] as const)
     it(`${kernel} kernel: forward and backward at T=${d.T} match float64 to PyTorch-f32 level`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
-      const n = numel(d);
-      const q = toF32(rng.normalArray(n, 1.5));
-      const k = toF32(rng.normalArray(n, 1.5));
-      const v = toF32(rng.normalArray(n));
-      const dO = toF32(rng.normalArray(n));
-      const ref = attentionRef(q, k, v, d);
-      const bref = attentionBackwardRef(dO, q, k, v, d);
+      const { seed, q, k, v, dO, ref, bref } = randomCase(d);
       const g = await runBoth({ ...d, policy: { attention: { kernel } } }, q, k, v, dO);
       const refs = { o: ref.o, lse: ref.lse, dq: bref.dq, dk: bref.dk, dv: bref.dv };
       for (const name of ['o', 'lse', 'dq', 'dk', 'dv'] as const) {
@@ -248,8 +231,7 @@ describe('causal attention with f16 storage (f32 math)', () => {
   for (const [d, dtype, doDtype] of cases) {
     it(`q/k/v ${dtype}, dO ${doDtype}: forward and backward match float64, ${JSON.stringify(d)}`, async (ctx) => {
       skipWithoutF16(rt, ctx);
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const n = numel(d);
       const round = { f32: toF32, f16: toF16 };
       // Inputs rounded on the host to what the GPU tensors hold; the references start from those.

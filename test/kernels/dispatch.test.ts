@@ -15,7 +15,7 @@ import { routerTopK } from '../support/router-topk.ts';
 import { buildDispatch } from '../support/dispatch-indices.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { combineBackwardRef, combineRef, dispatchRef, gatherBackwardRef, gatherRef, type DispatchRef } from '../reference/dispatch-ref.ts';
 import { numericGrad as finiteDiff } from '../reference/ops.ts';
@@ -65,8 +65,7 @@ describe('dispatch permutation', () => {
   ];
   for (const [N, E, k] of cases) {
     it(`matches the reference: N=${N} E=${E} k=${k}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const idx = randomIdx(
         rng,
         N,
@@ -82,8 +81,7 @@ describe('dispatch permutation', () => {
   }
 
   it('handles all tokens routed to one expert and experts with no tokens', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 130;
     const E = 8;
     const k = 2;
@@ -101,8 +99,7 @@ describe('dispatch permutation', () => {
   });
 
   it('drops pairs past capacity in token order and counts them', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     for (const [N, E, k, cf] of [
       [130, 4, 2, 1.0],
       [1000, 5, 2, 1.25],
@@ -126,8 +123,7 @@ describe('dispatch permutation', () => {
   });
 
   it('consumes router indices directly (router -> dispatch on the GPU, one submit)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 130;
     const E = 5;
     const k = 2;
@@ -210,15 +206,13 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
   ];
   for (const [N, E, k, renorm] of cases) {
     it(`matches the references: N=${N} E=${E} k=${k} renormalize=${renorm}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       await checkFused(toF32(rng.normalArray(N * E, 2)), N, E, k, { renormalize: renorm }, seed);
     });
   }
 
   it('gives the same plan for any chunk size (1 token per chunk to one chunk for all)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 3000;
     const E = 8;
     const k = 2;
@@ -227,8 +221,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
   });
 
   it('breaks ties toward the lower expert index, as routerTopK', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     // Logits from {0, 1, 2}: most rows have ties inside the top k and at the cut.
     for (const [N, E, k] of [
       [1001, 8, 2],
@@ -242,8 +235,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
   });
 
   it('drops pairs past capacity in token order and counts them', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     for (const [N, E, k, cf, chunkTokens] of [
       [130, 4, 2, 1.0, undefined],
       [3000, 8, 2, 1.25, undefined],
@@ -263,8 +255,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
   });
 
   it('all tokens to one expert, and empty experts', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 1500;
     const E = 8;
     const logits = toF32(rng.normalArray(N * E, 0.1));
@@ -275,8 +266,7 @@ describe('routeAndDispatch (router + plan in 2 dispatches)', () => {
   });
 
   it('is 2 dispatches and forces no submit; N = 0 still writes counts and offsets', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 300;
     const E = 8;
     const logits = toF32(rng.normalArray(N * E));
@@ -323,8 +313,7 @@ const DOT_TOL = { rtol: 1e-5, relativeToMax: true };
  * reference plan, and row data (x, ys, dy, dxs rounded by `round`; routing weights f32).
  */
 function rowCase(N: number, E: number, k: number, d: number, cf: number | undefined, round: (a: Float64Array) => Float64Array) {
-  const seed = freshSeed();
-  const rng = new Rng(seed);
+  const { seed, rng } = seeded();
   const idx: number[] = [];
   for (let t = 0; t < N; t++) idx.push(...randomIdx(rng, 1, k, rng.next() < 0.6 ? [0, 1 + rng.int(E - 1)] : Array.from({ length: E }, (_, e) => e)));
   const C = cf === undefined ? Infinity : Math.ceil((cf * N * k) / E);
@@ -377,8 +366,7 @@ describe('gather and combine', () => {
   }
 
   it('combine and gather backward match finite differences (tiny shape, vec4 rows, with a dropped pair)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 3;
     const E = 3;
     const k = 2;

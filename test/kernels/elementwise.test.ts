@@ -21,7 +21,7 @@ import {
 } from '../../src/kernels/elementwise.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad } from '../reference/ops.ts';
 import { BINARY_REF, bIndex, sigmoid as sigmoidRef, silu as siluRef } from '../reference/elementwise-ref.ts';
@@ -62,8 +62,7 @@ const fdGrad = (f: (x: Float64Array) => Float64Array, x: Float64Array, dy: Array
 describe('unary ops', () => {
   for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
     it(`${op} on [7, 37] (259 elements, not a multiple of 256)`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const r = UNARY_REF[op];
       const x = toF32(rng.uniformArray(259, r.lo, r.hi));
       const alpha = Math.fround(rng.uniform(-3, 3));
@@ -142,8 +141,7 @@ describe('binary ops with broadcasting', () => {
   ];
   for (const [aShape, bShape] of shapes) {
     it(`[${aShape}] op [${bShape}]`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const a = toF32(rng.uniformArray(prod(aShape), -3, 3));
       // keep |b| >= 0.5 so div stays well conditioned
       const b = toF32(Float64Array.from(rng.uniformArray(prod(bShape), 0.5, 3), (v) => (rng.next() < 0.5 ? -v : v)));
@@ -173,8 +171,7 @@ describe('binary ops with broadcasting', () => {
 
 describe('backward helpers', () => {
   it('silu / sigmoid / tanh / relu backward: analytic and finite differences', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 131;
     const x = toF32(rng.uniformArray(n, -6, 6));
     const dy = toF32(rng.uniformArray(n, -1, 1));
@@ -220,8 +217,7 @@ describe('backward helpers', () => {
     [[3, 301], [301]], // long broadcast run (chunked sum)
   ] as [number[], number[]][]) {
     it(`mul / add backward for [${aShape}] x [${bShape}]`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const a = toF32(rng.uniformArray(prod(aShape)));
       const b = toF32(rng.uniformArray(prod(bShape)));
       const dy = toF32(rng.uniformArray(prod(aShape)));
@@ -279,8 +275,7 @@ describe('backward helpers', () => {
 
 describe('axpy, copy, cast', () => {
   it('y = alpha x + beta y in place; beta = 0 never reads y', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 517;
     const x = toF32(rng.uniformArray(n));
     const y0 = toF32(rng.uniformArray(n));
@@ -313,8 +308,7 @@ describe('axpy, copy, cast', () => {
 
   it('casts f32 <-> f16 with round-to-nearest-even', async (ctx) => {
     skipWithoutF16(rt, ctx);
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 301;
     // magnitudes across the f16 normal range and a few subnormals
     const x = Float32Array.from({ length: n }, () => (rng.next() < 0.5 ? -1 : 1) * 2 ** rng.uniform(-20, 15));

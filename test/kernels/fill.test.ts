@@ -9,7 +9,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { DType } from '../../src/kernels/tensor.ts';
 import { fillWords } from '../../src/kernels/fill.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
+import { seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { fillBitsRef, fillRef, roundF16 } from '../reference/fill-ref.ts';
 
@@ -47,8 +47,7 @@ describe('fill', () => {
   for (const dtype of ['f32', 'f16', 'i32', 'u32'] as const) {
     it(`a constant fills every element of ${dtype} tensors of odd sizes`, async (ctx) => {
       if (dtype === 'f16') skipWithoutF16(rt, ctx);
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       for (const n of SIZES) {
         // Floats: a random value (f16 rounds it: the reference rounds to nearest even too); ints: signed and large.
         const value = dtype === 'f32' || dtype === 'f16' ? rng.uniform(-100, 100) : dtype === 'i32' ? -1 - rng.int(1 << 30) : 0x80000000 + rng.int(1 << 30);
@@ -63,8 +62,7 @@ describe('fill', () => {
   }
 
   it("fillWords (the runtimes' fillBits) writes the raw pattern into every word", async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     for (const n of SIZES) {
       const bits = rng.int(2 ** 32);
       const t = rt.empty([n], 'u32');

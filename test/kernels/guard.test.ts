@@ -4,7 +4,7 @@ import type { Tensor } from '../../src/kernels/tensor.ts';
 import { finiteStats, finiteStatsMany, totalNonFinite } from '../../src/kernels/guard.ts';
 import { manyBatch } from '../../src/kernels/reduce.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { statsRef } from '../reference/guard-ref.ts';
 
@@ -26,8 +26,7 @@ function inject(a: Float64Array, rng: Rng, count: number, values: number[]): voi
 
 describe('finiteStats', () => {
   it('clean tensor of odd size: count 0, exact min / max, mean', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     for (const n of [1, 7, 4097, 20_001]) {
       const a = toF32(rng.uniformArray(n, -50, 30));
       const t = rt.upload(Float32Array.from(a), [n]);
@@ -40,8 +39,7 @@ describe('finiteStats', () => {
   });
 
   it('counts injected NaN, +Inf and -Inf and ignores them in min / max / mean', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 9_999;
     const a = toF32(rng.uniformArray(n, -1, 1));
     inject(a, rng, 37, [NaN, Infinity, -Infinity]);
@@ -86,8 +84,7 @@ describe('finiteStats', () => {
 
 describe('finiteStatsMany', () => {
   it('matches per-tensor references for 33 tensors (3 partial dispatches + 1 final)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const hosts: Float64Array[] = [];
     for (let k = 0; k < 33; k++) {
       const n = k === 5 ? 9000 : k === 9 ? 0 : 1 + rng.int(700);

@@ -11,7 +11,7 @@ import {
   TIME_MOE_HUBER_DELTA,
 } from '../../src/kernels/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';
 import { crossEntropyGradRef, crossEntropyRef, horizonRef, huberGradRef, huberLossRef, numericGrad } from '../reference/loss-ref.ts';
 
@@ -53,8 +53,7 @@ describe('masked Huber loss', () => {
     [70_001, 'binary'], // > 32 workgroups x 256 threads: the grid-stride loop takes ~9 elements per thread
   ] as const) {
     it(`forward and backward match float64, n=${n}, ${maskKind} mask`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const { pred, target, mask } = huberInputs(rng, n, maskKind);
       if (n === 1) mask[0] = 1;
       const gout = Math.fround(rng.uniform(-2, 2));
@@ -80,8 +79,7 @@ describe('masked Huber loss', () => {
   }
 
   it('an all-zero mask gives loss 0 and gradient 0 (not 0/0 = NaN)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 333;
     const tp = rt.upload(Float32Array.from(rng.normalArray(n)), [n]);
     const tt = rt.upload(Float32Array.from(rng.normalArray(n)), [n]);
@@ -96,8 +94,7 @@ describe('masked Huber loss', () => {
   });
 
   it('ignores NaN targets where the mask is 0 (missing data), but not where it is 1', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 41;
     const { pred, target, mask } = huberInputs(rng, n, 'binary');
     mask[0] = 1;
@@ -121,8 +118,7 @@ describe('masked Huber loss', () => {
   });
 
   it('backward agrees with central finite differences (tiny shape, both branches)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 9;
     const target = toF32(rng.normalArray(n));
     // Residuals in both branches, kept >= 0.05 away from the kink at |r| = delta.
@@ -151,8 +147,7 @@ describe('Time-MoE horizon targets', () => {
     [2, 19, 32], // horizon longer than the series: every position is partly padding
   ] as const) {
     it(`unfolds labels and mask like Time-MoE's pad+unfold, B=${B} T=${T} h=${h}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const labels = toF32(rng.normalArray(B * T));
       // Left padding (leading zeros, as Time-MoE's packed windows have) plus scattered zeros.
       const lossMask = toF32(Array.from({ length: B * T }, (_, i) => (i % T < rng.int(3) || rng.next() < 0.15 ? 0 : 1)));
@@ -219,8 +214,7 @@ describe('cross-entropy', () => {
     [65, 64, 0.1], // C exactly one row-workgroup wide
   ] as const) {
     it(`forward and backward match float64, N=${N} C=${C}, ${ignoreFrac * 100}% ignored`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const logits = toF32(rng.normalArray(N * C, 3));
       const targets = ceTargets(rng, N, C, ignoreFrac);
       const gout = Math.fround(rng.uniform(-2, 2));
@@ -236,8 +230,7 @@ describe('cross-entropy', () => {
   }
 
   it('stays finite and exact for extreme logits (±1e4)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 6;
     const C = 280;
     const logits = toF32(Array.from({ length: N * C }, () => (rng.next() < 0.5 ? 1e4 : -1e4) + rng.uniform(-1, 1)));
@@ -259,8 +252,7 @@ describe('cross-entropy', () => {
   });
 
   it('keeps full precision for logits offset by 1e4 (no cancellation against a large max)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 7;
     const C = 280;
     // Values near 1e4 are f32-exact to ~1e-3, but the reference sees the same rounded inputs:
@@ -280,8 +272,7 @@ describe('cross-entropy', () => {
   });
 
   it('every target ignored gives loss 0 and gradient 0', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 9;
     const C = 280;
     const got = await runCe(toF32(rng.normalArray(N * C)), new Int32Array(N).fill(-1), N, C, 1);
@@ -298,8 +289,7 @@ describe('cross-entropy', () => {
   });
 
   it('backward agrees with central finite differences (tiny shape, one row ignored)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 4;
     const C = 5;
     const logits = toF32(rng.normalArray(N * C, 2));

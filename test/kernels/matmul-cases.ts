@@ -6,7 +6,7 @@ import { matmul, matmulBackward, type Activation, type FloatDType } from '../../
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { forceMatmul, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 
@@ -81,8 +81,7 @@ export interface Case {
 }
 
 export async function checkCase(c: Case): Promise<void> {
-  const seed = freshSeed();
-  const rng = new Rng(seed);
+  const { seed, rng } = seeded();
   const { M, N, K, transA, transB } = c;
   const nb = Math.max(c.batch, 1);
   const aB = c.batch && !c.aBroadcast ? nb : 1;
@@ -164,20 +163,12 @@ export function groupedRef(x: Float64Array, w: Float64Array, off: ArrayLike<numb
   return out;
 }
 
+/** A batched product's shape: op(A) [M, K] times op(B) [K, N] over `batch` slices, aB and bB of them stored (1: broadcast). */
+type ProductDims = [M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number, aB: number, bB: number];
+
 /** Σ G ⊙ (op(A)·op(B)) in float64: the scalar loss whose gradients matmulBackward returns. */
-export function lossOf(
-  a: Float64Array,
-  b: Float64Array,
-  g: Float64Array,
-  M: number,
-  N: number,
-  K: number,
-  tA: boolean,
-  tB: boolean,
-  nb: number,
-  aB: number,
-  bB: number,
-): number {
+export function lossOf(a: Float64Array, b: Float64Array, g: Float64Array, ...dims: ProductDims): number {
+  const [M, N, K, tA, tB, nb, aB, bB] = dims;
   let s = 0;
   for (let t = 0; t < nb; t++) {
     const as = a.subarray((aB > 1 ? t : 0) * M * K, ((aB > 1 ? t : 0) + 1) * M * K);
@@ -221,19 +212,8 @@ export function transpose(x: Float64Array, R: number, C: number): Float64Array {
  * float64 gradients of C = op(A)·op(B) per batch slice: d op(A) = G·op(B)ᵀ, d op(B) = op(A)ᵀ·G,
  * stored like A and B; a broadcast operand (aB or bB = 1) gets the sum over the batch.
  */
-export function gradRef(
-  aD: Float64Array,
-  bD: Float64Array,
-  g: Float64Array,
-  M: number,
-  N: number,
-  K: number,
-  tA: boolean,
-  tB: boolean,
-  batch: number,
-  aB: number,
-  bB: number,
-): { da: Float64Array; db: Float64Array } {
+export function gradRef(aD: Float64Array, bD: Float64Array, g: Float64Array, ...dims: ProductDims): { da: Float64Array; db: Float64Array } {
+  const [M, N, K, tA, tB, batch, aB, bB] = dims;
   const da = new Float64Array(aB * M * K);
   const db = new Float64Array(bB * K * N);
   for (let s = 0; s < batch; s++) {

@@ -4,8 +4,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX, type FloatDType } from '../../src/kernels/matmul.ts';
 import { VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-config.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
-import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
+import { seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { skipWithoutF16 } from '../reference/gpu.ts';
 import {
@@ -154,8 +153,7 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
     ];
     for (const c of cases)
       for (const [transA, transB] of c.layouts) {
-        const seed = freshSeed();
-        const rng = new Rng(seed);
+        const { seed, rng } = seeded();
         const { M, N, K, batch, aB, bB } = c;
         const aData = randAs(rng, aB * M * K, 'f16');
         const bData = randAs(rng, bB * K * N, 'f32');
@@ -200,8 +198,7 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
     ];
     for (const s of shapes)
       for (const transB of [true, false]) {
-        const seed = freshSeed();
-        const rng = new Rng(seed);
+        const { seed, rng } = seeded();
         const { R, K, N, E } = s;
         const cnt = counts(rng, E, R, 'zero');
         const off = offsetsOf(cnt);
@@ -254,8 +251,7 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   });
 
   it('K = 0 into an f16 output gives act(bias)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const bias = rand(rng, 6);
     const y = matmul(rt.zeros([4, 0], 'f16'), rt.zeros([0, 6]), { bias: up(bias, [6]), activation: 'relu' });
     expect(y.dtype).toBe('f16');

@@ -14,7 +14,7 @@ import { derivePolicy } from '../../src/kernels/policy.ts';
 import { loadTuning, tuneMatmuls } from '../../src/kernels/matmul-tune.ts';
 import { fileTuningStore } from '../../src/kernels/node/tuning-cache.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
+import { seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 
 let rt: DawnRuntime;
@@ -50,8 +50,7 @@ describe('matmul autotune', () => {
     expect(loadTuning(fresh, fileTuningStore(path))).toBe(1);
     expect(chooseMatmulKernel({ caps: fresh.caps, policy: derivePolicy(fresh.caps) }, p)).toEqual({ kind: 'tiled', cfg: VARIANTS[fastest] });
     // The tuned kernel computes the product (float64 reference, K = 33 f32 terms: rtol 1e-5).
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const a = Float32Array.from({ length: p.M * p.K }, () => rng.uniform());
     const b = Float32Array.from({ length: p.N * p.K }, () => rng.uniform());
     const ref = new Float64Array(p.M * p.N);

@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX } from '../../src/kernels/matmul.ts';
 import { VARIANTS, forceMatmul, type MatmulConfig, type MatmulConfigOverride, type TiledConfig } from '../../src/kernels/matmul-config.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
+import { seeded } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
 import {
@@ -89,8 +89,7 @@ describe('matmul: every layout x shape x batching x epilogue against float64', (
   });
 
   it('K = 0 gives act(bias), and empty outputs dispatch nothing', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const bias = rand(rng, 6);
     const y = matmul(rt.zeros([4, 0]), rt.zeros([0, 6]), { bias: up(bias, [6]), activation: 'relu' });
     const exp = new Float64Array(24).map((_, i) => Math.max(bias[i % 6]!, 0));
@@ -132,8 +131,7 @@ describe('matmulBackward', () => {
   for (const [transA, transB] of LAYOUTS) {
     it(`${transA ? 'Aᵀ' : 'A'}·${transB ? 'Bᵀ' : 'B'}: analytic gradients vs float64 (incl. broadcast operands)`, async () => {
       for (const c of cases) {
-        const seed = freshSeed();
-        const rng = new Rng(seed);
+        const { seed, rng } = seeded();
         const { M, N, K, batch, aB, bB } = c;
         const aData = rand(rng, aB * M * K);
         const bData = rand(rng, bB * K * N);
@@ -175,8 +173,7 @@ describe('matmulBackward', () => {
 
   it('finite differences of the float64 loss agree with the GPU gradients (tiny, all layouts)', async () => {
     for (const [transA, transB] of LAYOUTS) {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const M = 3,
         N = 4,
         K = 5;
@@ -205,8 +202,7 @@ describe('matmulBackward', () => {
 
 /** A grouped problem's random expert row counts (`mode`), offsets, x [R, K] and w [E, N, K]. */
 function groupedInputs(s: { R: number; K: number; N: number; E: number }, mode: 'random' | 'zero' | 'all') {
-  const seed = freshSeed();
-  const rng = new Rng(seed);
+  const { seed, rng } = seeded();
   const cnt = counts(rng, s.E, s.R, mode);
   return { seed, rng, cnt, off: offsetsOf(cnt), x: rand(rng, s.R * s.K), w: rand(rng, s.E * s.N * s.K) };
 }
@@ -240,8 +236,7 @@ describe('grouped (MoE expert) matmul', () => {
   }
 
   it('every tile variant gives the same grouped result', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const R = 77,
       K = 20,
       N = 11,
@@ -293,8 +288,7 @@ describe('grouped (MoE expert) matmul', () => {
   });
 
   it('finite differences: grouped forward loss vs dW and dX (tiny)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const R = 6,
       K = 3,
       N = 4,

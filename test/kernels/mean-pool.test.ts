@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { meanPool, meanPoolBackward } from '../../src/kernels/mean-pool.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad } from '../reference/ops.ts';
 import { meanPoolBackwardRef, meanPoolRef } from '../reference/mean-pool-ref.ts';
@@ -31,8 +31,7 @@ const SHAPES: [number, number, number][] = [
 describe('mean pooling', () => {
   for (const [outer, n, inner] of SHAPES) {
     it(`forward and backward match float64, [${outer}, ${n}, ${inner}]`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const x = toF32(rng.uniformArray(outer * n * inner, -1, 1));
       const dy = toF32(rng.uniformArray(outer * inner, -1, 1));
       const tx = rt.upload(Float32Array.from(x), [outer * n, inner]);
@@ -51,8 +50,7 @@ describe('mean pooling', () => {
   }
 
   it('backward agrees with central finite differences of the float64 forward ([2, 3, 5])', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const [outer, n, inner] = [2, 3, 5];
     const x = toF32(rng.uniformArray(outer * n * inner, -1, 1));
     const dy = toF32(rng.uniformArray(outer * inner, -1, 1));

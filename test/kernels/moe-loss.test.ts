@@ -14,7 +14,7 @@ import {
   switchLossBackward,
 } from '../../src/kernels/moe-loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { numericGrad as finiteDiff } from '../reference/ops.ts';
 import { pooledLossGradRef, pooledLossRef, routerStatsRef, switchLossGradRef, switchLossRef, zLossGradRef, zLossRef } from '../reference/moe-loss-ref.ts';
@@ -78,8 +78,7 @@ describe('switch load-balancing loss', () => {
     [130, 64, 3],
   ] as [number, number, number][]) {
     it(`value and gradient: N=${N} E=${E} k=${k}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const r = route(toF32(rng.normalArray(N * E, 1.5)), N, E, k);
       const { loss, coef } = switchLoss(r.probs, r.idx);
       expectClose(await loss.readF32(), [switchLossRef(r.probsRef, r.idxHost, N, E, k)], { ...LOSS_TOL, what: 'switch loss', seed });
@@ -130,8 +129,7 @@ describe('switch load-balancing loss', () => {
   });
 
   it('gradient through the router matches finite differences (tiny shape)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 4;
     const E = 5;
     const k = 2;
@@ -152,8 +150,7 @@ describe('switch load-balancing loss', () => {
 
 describe('pooled (HF / Time-MoE) aux loss', () => {
   it('matches the reference over layers of different token counts', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const E = 8;
     const k = 2;
     const sizes = [7, 130, 33];
@@ -212,8 +209,7 @@ describe('pooled (HF / Time-MoE) aux loss', () => {
   });
 
   it('gradient through the router matches finite differences (tiny shape, two layers)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const E = 4;
     const k = 2;
     const sizes = [2, 3];
@@ -250,8 +246,7 @@ describe('router z-loss', () => {
     [1000, 8],
   ] as [number, number][]) {
     it(`value and gradient: N=${N} E=${E}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const logits = toF32(rng.normalArray(N * E, 3));
       const tl = rt.upload(Float32Array.from(logits), [N, E]);
       const { loss, lse } = routerZLoss(tl);
@@ -274,8 +269,7 @@ describe('router z-loss', () => {
   }
 
   it('matches finite differences (tiny shape) and stays finite for large logits', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 3;
     const E = 5;
     const logits = toF32(rng.normalArray(N * E, 2));
@@ -302,8 +296,7 @@ describe('router statistics', () => {
     [130, 5, 1],
   ] as [number, number, number][]) {
     it(`load fractions, entropy and max share: N=${N} E=${E} k=${k}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const r = route(toF32(rng.normalArray(N * E, 2)), N, E, k);
       const col = expertColumnStats(r.probs, r.idx);
       const st = routerStats(r.probs, r.idx, col);

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { sum, mean, sumAll, sumAxis, sumSquaresMany, planMany, manyBatch, MANY_CHUNK } from '../../src/kernels/reduce.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { reduceAxis, sumSquares } from '../reference/reduce-ref.ts';
 
@@ -30,8 +30,7 @@ describe('sum / mean over an axis', () => {
   ];
   for (const [outer, n, inner] of cases) {
     it(`[${outer}, ${n}, ${inner}] over the middle axis`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const x = toF32(rng.uniformArray(outer * n * inner, -2, 2));
       const t = rt.upload(Float32Array.from(x), [outer, n, inner]);
       const ref = reduceAxis(x, outer, n, inner, (a, v) => a + v, 0);
@@ -53,8 +52,7 @@ describe('sum / mean over an axis', () => {
   }
 
   it('reduces the first and the last axis of a 3-D tensor', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const [A, B, C] = [5, 6, 7];
     const x = toF32(rng.uniformArray(A * B * C));
     const t = rt.upload(Float32Array.from(x), [A, B, C]);
@@ -79,8 +77,7 @@ describe('sum / mean over an axis', () => {
   });
 
   it('sums a product with a second tensor (broadcast-mul backward)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const [o, n, i] = [3, 301, 9];
     const x = toF32(rng.uniformArray(o * n * i));
     const w = toF32(rng.uniformArray(o * n * i));
@@ -100,8 +97,7 @@ describe('sum / mean over an axis', () => {
   });
 
   it('sumAll of an odd-sized vector with a huge n (multi-pass)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 1_000_003;
     const x = toF32(rng.uniformArray(n, 0, 1));
     const t = rt.upload(Float32Array.from(x), [n]);
@@ -128,8 +124,7 @@ describe('edge cases', () => {
 
   it('reduces f16 input with f32 accumulation', async (ctx) => {
     skipWithoutF16(rt, ctx);
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const [o, n] = [5, 3001];
     // f16 values round-trip exactly through upload; the reference sums them in float64
     const t = rt.upload(Float32Array.from(rng.uniformArray(o * n, -2, 2)), [o, n], 'f16');
@@ -159,8 +154,7 @@ describe('sumSquaresMany', () => {
   });
 
   it('matches the float64 sum of squares over 40 tensors of odd sizes', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const sizes = Array.from({ length: 40 }, (_, k) => (k === 7 ? 0 : k === 3 ? 70_001 : 1 + rng.int(3000)));
     const hosts = sizes.map((s) => toF32(rng.normalArray(s, 0.1 + rng.next())));
     const ts = hosts.map((h, k) => rt.upload(Float32Array.from(h), [sizes[k]!]));

@@ -2,7 +2,7 @@ import { describe, it, beforeAll, expect } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { rmsnorm, rmsnormBackward } from '../../src/kernels/rmsnorm.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
 import { rmsnormBackwardRef, rmsnormRef } from '../reference/rmsnorm-ref.ts';
@@ -30,8 +30,7 @@ describe('rmsnorm', () => {
 
   for (const [N, d] of shapes) {
     it(`forward and backward match float64, N=${N} d=${d}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       // Rows with very different scales: rstd must be per row.
       const x = toF32(rng.normalArray(N * d).map((v, i) => v * 10 ** ((Math.floor(i / d) % 5) - 2)));
       const w = toF32(rng.uniformArray(d, 0.5, 1.5));
@@ -83,8 +82,7 @@ describe('rmsnorm', () => {
   });
 
   it('backward agrees with central finite differences of the float64 reference', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const N = 3;
     const d = 5;
     const eps = 1e-6;
@@ -140,8 +138,7 @@ describe('rmsnorm with f16 storage (f32 math)', () => {
       for (const [N, d] of shapes) {
         it(`${rows} rows, x ${c.x}, dy ${c.dy}, N=${N} d=${d}`, async (ctx) => {
           if (c.x === 'f16' || c.dy === 'f16') skipWithoutF16(rt, ctx);
-          const seed = freshSeed();
-          const rng = new Rng(seed);
+          const { seed, rng } = seeded();
           const round = { f32: toF32, f16: toF16 };
           // Rows with scales 1e-2..1e2, as in the f32 test (|x| stays far below f16's 65504).
           const x = round[c.x](rng.normalArray(N * d).map((v, i) => v * 10 ** ((Math.floor(i / d) % 5) - 2)));

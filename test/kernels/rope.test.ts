@@ -2,7 +2,7 @@ import { describe, it, beforeAll, expect } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { rope, ropeBackward, type RopeDims } from '../../src/kernels/rope.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
 import { ropeRef } from '../reference/rope-ref.ts';
@@ -29,8 +29,7 @@ describe('rope', () => {
 
   for (const d of shapes) {
     it(`forward, backward and round trip match float64, ${JSON.stringify(d)}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const x = toF32(rng.normalArray(n(d)));
       const tx = rt.upload(f32(x), [d.B, d.T, d.H * d.hd]);
       const y = rope(tx, d);
@@ -72,8 +71,7 @@ describe('rope', () => {
   });
 
   it('stays accurate at large positions (T = 3000)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const d: RopeDims = { B: 1, T: 3000, H: 1, hd: 8 };
     const x = toF32(rng.normalArray(n(d)));
     const tx = rt.upload(f32(x), [d.T, d.hd]);
@@ -87,8 +85,7 @@ describe('rope', () => {
   });
 
   it('backward agrees with central finite differences of the float64 reference', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const d: RopeDims = { B: 1, T: 3, H: 2, hd: 4 };
     const x = toF32(rng.normalArray(n(d)));
     const g = toF32(rng.normalArray(n(d)));
@@ -117,8 +114,7 @@ describe('rope with f16 storage (f32 math)', () => {
   for (const d of shapes) {
     it(`forward and backward match float64 within f16 rounding, ${JSON.stringify(d)}`, async (ctx) => {
       skipWithoutF16(rt, ctx);
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       // x rounded on the host to the f16 values the tensor holds; the reference starts from those.
       const x = toF16(rng.normalArray(n(d)));
       const tx = rt.upload(f32(x), [d.B, d.T, d.H * d.hd], 'f16');

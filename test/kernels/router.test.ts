@@ -3,7 +3,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { routerTopKBackward, routerTopKCounts } from '../../src/kernels/router.ts';
 import { routerTopK } from '../support/router-topk.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { numericGrad as finiteDiff } from '../reference/ops.ts';
 import { routerBackwardRef, routerRef, routerWeights, topkIndices } from '../reference/router-ref.ts';
@@ -49,8 +49,7 @@ describe('router top-k forward', () => {
   ];
   for (const [N, E, k, renorm] of cases) {
     it(`N=${N} E=${E} k=${k} renormalize=${renorm}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const logits = toF32(rng.normalArray(N * E, 2));
       const ref = routerRef(logits, N, E, k, renorm);
       const got = await run(logits, N, E, k, renorm);
@@ -102,8 +101,7 @@ describe('router top-k with per-chunk counts (routerTopKCounts)', () => {
     [50, 8, 2, false, 50], // one chunk of all tokens
   ] as [number, number, number, boolean, number][]) {
     it(`N=${N} E=${E} k=${k} renormalize=${renorm} chunk=${chunk}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const logits = toF32(rng.normalArray(N * E, 2));
       const tl = rt.upload(Float32Array.from(logits), [N, E]);
       const a = routerTopK(tl, { k, renormalize: renorm });
@@ -139,8 +137,7 @@ describe('router top-k backward', () => {
     [33, 64, 4, true, false],
   ] as [number, number, number, boolean, boolean][]) {
     it(`matches the float64 analytic gradient: N=${N} E=${E} k=${k} renormalize=${renorm} extra=${extra}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const logits = toF32(rng.normalArray(N * E, 2));
       const dw = toF32(rng.uniformArray(N * k));
       const dpe = extra ? toF32(rng.uniformArray(N * E)) : undefined;
@@ -157,8 +154,7 @@ describe('router top-k backward', () => {
 
   for (const renorm of [false, true]) {
     it(`matches finite differences on a tiny shape (renormalize=${renorm})`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const N = 3;
       const E = 5;
       const k = 2;

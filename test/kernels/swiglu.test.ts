@@ -4,7 +4,7 @@ import type { Tensor } from '../../src/kernels/tensor.ts';
 import { swiglu, swigluBackward, swigluFused, swigluFusedBackward } from '../../src/kernels/swiglu.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
 import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { Rng, toF32, seeded } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';
 import { sigmoidRef, splitGateUp, swigluGradRef, swigluRef } from '../reference/swiglu-ref.ts';
 import { numericGrad } from '../reference/ops.ts';
@@ -75,8 +75,7 @@ describe('swiglu (separate gate and up)', () => {
     [3, 5, 7],
   ]) {
     it(`forward and backward match float64, shape [${shape.join(', ')}]`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const n = numel(shape);
       const g = gates(rng, n);
       const u = toF32(rng.normalArray(n, 2));
@@ -121,8 +120,7 @@ describe('swiglu (separate gate and up)', () => {
   });
 
   it('backward agrees with central finite differences (tiny shape)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const shape = [2, 3];
     const g = toF32(rng.normalArray(6, 2));
     const u = toF32(rng.normalArray(6, 2));
@@ -154,8 +152,7 @@ describe('swiglu (one [R, 2H] gate|up tensor)', () => {
     [130, 67],
   ] as const) {
     it(`forward and backward match float64, R=${R} H=${H}`, async () => {
-      const seed = freshSeed();
-      const rng = new Rng(seed);
+      const { seed, rng } = seeded();
       const g = gates(rng, R * H);
       const u = toF32(rng.normalArray(R * H, 2));
       const dh = toF32(rng.normalArray(R * H));
@@ -176,8 +173,7 @@ describe('swiglu (one [R, 2H] gate|up tensor)', () => {
   }
 
   it('backward agrees with central finite differences (tiny shape)', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const R = 2;
     const H = 3;
     const gu = toF32(rng.normalArray(R * 2 * H, 2));
@@ -204,8 +200,7 @@ describe('swiglu (one [R, 2H] gate|up tensor)', () => {
 describe('swiglu in f16 storage', () => {
   it('matches float64 within f16 rounding, both layouts', async (ctx) => {
     skipWithoutF16(rt, ctx);
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const R = 9;
     const H = 37;
     const n = R * H;

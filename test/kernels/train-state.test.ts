@@ -10,7 +10,7 @@ import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE }
 import { LossScaler } from '../../src/optim/loss-scale.ts';
 import { lossScaleUpdate } from '../reference/train-state-ref.ts';
 import { testRuntime } from '../reference/gpu.ts';
-import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
+import { toF32, seeded } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 
 let rt: DawnRuntime;
@@ -38,8 +38,7 @@ describe('train state', () => {
   });
 
   it('AdamW with the GPU step count matches the host-side step over 5 steps', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const n = 777;
     const p0 = toF32(rng.normalArray(n));
     const [pa, pb] = [rt.upload(Float32Array.from(p0), [n]), rt.upload(Float32Array.from(p0), [n])];
@@ -62,8 +61,7 @@ describe('train state', () => {
   });
 
   it('stepEnd follows the loss-scale reference over a random sequence of flags; lossSeed = scale / accumulation', async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     const opts = { initialScale: 1024, growthInterval: 3, minScale: 128, maxScale: 4096 };
     const ref = new LossScaler(opts);
     let refStep = 0;

@@ -14,26 +14,16 @@ import { readFileSync } from 'node:fs';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Graph } from '../../src/autograd/graph.ts';
 import { Var } from '../../src/autograd/variable.ts';
-import { modelConfig } from '../../src/model/config.ts';
 import { TimeMoeModel } from '../../src/model/time-moe.ts';
 import { forecastLoss, type HorizonTarget } from '../../src/model/losses.ts';
-import { loadStateDict, stateDict, type StateDict } from '../../src/model/state-dict.ts';
+import { stateDict } from '../../src/model/state-dict.ts';
 import { horizonTargets } from '../../src/kernels/loss.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { expectClose } from '../reference/compare.ts';
+import { goldenModel, type GoldenConfig } from './golden-model.ts';
 
 interface Fixture {
-  config: {
-    hidden: number;
-    layers: number;
-    heads: number;
-    experts: number;
-    top_k: number;
-    moe_intermediate: number;
-    shared_intermediate: number;
-    horizons: number[];
-    rope_theta: number;
-    rms_eps: number;
+  config: GoldenConfig & {
     aux_factor: number;
     z_coef: number;
     batch: number;
@@ -66,22 +56,7 @@ beforeAll(async () => {
 });
 
 function buildModel(): TimeMoeModel {
-  const cfg = modelConfig({
-    hidden: c.hidden,
-    layers: c.layers,
-    heads: c.heads,
-    experts: c.experts,
-    topK: c.top_k,
-    moeIntermediate: c.moe_intermediate,
-    sharedIntermediate: c.shared_intermediate,
-    horizons: c.horizons,
-    ropeTheta: c.rope_theta,
-    rmsEps: c.rms_eps,
-  });
-  const model = new TimeMoeModel(rt, cfg, 1);
-  const dict: StateDict = new Map(Object.entries(fx.params).map(([k, v]) => [k, { shape: v.shape, data: Float32Array.from(v.data) }]));
-  loadStateDict(model.params, dict);
-  return model;
+  return goldenModel(rt, c, fx.params);
 }
 
 describe('Time-MoE vs PyTorch golden values', () => {

@@ -134,3 +134,14 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 export function expectFinite(a: ArrayLike<number>, what = 'result'): void {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) expect.fail(`${what}[${i}] = ${a[i]} is not finite`);
 }
+
+/** rms(a - e) / rms(e): the whole tensor's error, far steadier over seeds than its largest element; NaN anywhere makes it NaN, which no bound passes. */
+export function relRms(a: ArrayLike<number>, e: ArrayLike<number>): number {
+  let s = 0;
+  let r = 0;
+  for (let i = 0; i < e.length; i++) {
+    s += (a[i]! - e[i]!) ** 2;
+    r += e[i]! ** 2;
+  }
+  return Math.sqrt(s / r);
+}

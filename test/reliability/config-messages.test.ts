@@ -9,12 +9,10 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closestKey, jsonErrorPosition } from '../../src/train/config.ts';
-import { runCli, scratch, tinyConfig, writeConfig, type CliResult } from '../train/cli-helpers.ts';
+import { runCli, scratch, tinyConfig, writeConfig, type CliResult, expectRefused, setArgs, tinyRun } from '../train/cli-helpers.ts';
 
 function refused(d: string, r: CliResult, message: RegExp): void {
-  expect(r.status, r.stderr).toBe(2);
-  expect(r.stderr).toMatch(message);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expectRefused(r, message);
   expect(existsSync(join(d, 'runs'))).toBe(false);
 }
 
@@ -52,8 +50,7 @@ describe('--set written with a space', () => {
   });
 
   it('--set optim.lr= 3e-4 and -s optim.lr at the end', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     refused(
       d,
       await runCli(d, ['--config', p, '--set', 'optim.lr=', '3e-4']),
@@ -65,8 +62,7 @@ describe('--set written with a space', () => {
 
 describe('the config file without --config', () => {
   it('train.js small-moe.json: commander\'s "too many arguments", then the hint with --config', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, [p]);
     refused(d, r, /too many arguments/);
     const lines = r.stderr.trim().split('\n');
@@ -154,28 +150,14 @@ describe('LoRA rank', () => {
   it('the rank that fits trains; adapters larger than the model get a warning', async () => {
     const d = scratch();
     const lora = '{"rank":16,"alpha":16,"targets":["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj"]}';
-    const r = await runCli(d, [
-      '--config',
-      writeConfig(d, tinyConfig()),
-      '--set',
-      `optim.lora=${lora}`,
-      '--set',
-      'schedule.steps=2',
-      '--set',
-      'schedule.warmupSteps=0',
-    ]);
+    const r = await runCli(d, ['--config', writeConfig(d, tinyConfig()), ...setArgs(`optim.lora=${lora}`, 'schedule.steps=2', 'schedule.warmupSteps=0')]);
     expect(r.status, r.stderr).toBe(0);
     // 16 x (8 x 64 + 8 x 64 + 2 x 96 + 8 x 48 + 2 x 64) = 27,648 adapter parameters on 27,520.
     expect(r.stderr).toContain('[lora] warning: the adapters hold 27,648 parameters, more than the 27,520 of the model they adapt');
     const small = await runCli(d, [
       '--config',
       writeConfig(d, tinyConfig({ logging: { dir: 'runs/u', validEvery: 0, progress: 'none' } }), 'u.json'),
-      '--set',
-      'optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}',
-      '--set',
-      'schedule.steps=1',
-      '--set',
-      'schedule.warmupSteps=0',
+      ...setArgs('optim.lora={"rank":2,"alpha":2,"targets":["q_proj"]}', 'schedule.steps=1', 'schedule.warmupSteps=0'),
     ]);
     expect(small.status, small.stderr).toBe(0);
     expect(small.stderr).not.toContain('[lora] warning');

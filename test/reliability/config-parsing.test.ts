@@ -9,13 +9,11 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, MAX_CONFIG_DEPTH, applyOverride, parseConfig } from '../../src/train/config.ts';
-import { runCli, scratch, tinyConfig, writeConfig, type CliResult } from '../train/cli-helpers.ts';
+import { runCli, scratch, tinyConfig, writeConfig, type CliResult, expectRefused, tinyRun } from '../train/cli-helpers.ts';
 
 /** Exit 2, the message, no stack trace, and no run folder created. */
 function refused(d: string, r: CliResult, message: RegExp): void {
-  expect(r.status, r.stderr).toBe(2);
-  expect(r.stderr).toMatch(message);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expectRefused(r, message);
   expect(r.stderr).not.toMatch(/RangeError|TypeError/);
   expect(existsSync(join(d, 'runs'))).toBe(false);
 }
@@ -56,8 +54,7 @@ describe('a depth limit', () => {
 
 describe('prototype keys', () => {
   it('--set __proto__.x=1, constructor.prototype.x=1 and a __proto__ key in a --set value: refused, exit 2', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     refused(
       d,
       await runCli(d, ['--config', p, '--set', '__proto__.polluted=1']),
@@ -96,8 +93,7 @@ describe('prototype keys', () => {
 
 describe('an error that came from --set says so', () => {
   it('a bad --set value names the --set, and does not send the user to the file', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, ['--config', p, '--set', 'optim.lr=abc']);
     refused(
       d,

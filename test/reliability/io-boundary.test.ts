@@ -22,8 +22,8 @@ import { ERROR_TABLE, EXIT, describeCliError } from '../../src/util/cli-errors.t
 import { OutputPathError } from '../../src/util/output-path.ts';
 import { ExperimentError } from '../../experiments/runner.ts';
 import { scratch } from '../train/cli-helpers.ts';
-import { node } from './io-helpers.ts';
 import { NewerCheckpointError } from '../../src/train/persist/checkpoint.ts';
+import { node } from '../support/spawn.ts';
 
 describe('the table', () => {
   const samples: Error[] = [

@@ -11,7 +11,8 @@ import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FC_ARGS, canMount, expectNoStack, fixtureRun, leftovers, mountTmpfs, node, snapshot } from './io-helpers.ts';
+import { FC_ARGS, canMount, expectNoStack, fixtureRun, leftovers, mountTmpfs, snapshot } from './io-helpers.ts';
+import { node } from '../support/spawn.ts';
 
 const COMMANDS = {
   'export.js': (out: string) => ['--checkpoint', 'runs/t', '--out', out],

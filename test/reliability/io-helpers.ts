@@ -10,30 +10,13 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, wr
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { scratch } from '../train/cli-helpers.ts';
-import { spawnAsync } from '../support/spawn.ts';
+import type { Ran } from '../support/spawn.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const FIX = join(ROOT, 'test', 'fixtures', 'hf');
 
 /** forecast.js flags for the fixture series (context 12, 4 points ahead). */
 export const FC_ARGS = ['--data', 'series.csv', '--context', '12', '--horizon', '4'];
-
-export interface Ran {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-export async function node(script: string, args: string[], cwd: string, env: Record<string, string> = {}, as?: { uid: number; gid: number }): Promise<Ran> {
-  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 240_000,
-    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
-    ...as,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /**
  * A scratch folder holding the fixture files (series.csv, finetune.json, tiny-f32, finetuned) and

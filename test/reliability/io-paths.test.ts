@@ -7,7 +7,8 @@
 import { describe, it, expect } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FC_ARGS, expectNoStack, fixtureRun, leftovers, node, snapshot } from './io-helpers.ts';
+import { FC_ARGS, expectNoStack, fixtureRun, leftovers, snapshot } from './io-helpers.ts';
+import { node } from '../support/spawn.ts';
 
 describe('export.js: the output is never the run being exported', () => {
   it('--out the run, its parent, the cwd, the checkpoint, a folder inside either, or a symlink to the run: exit 2, both paths named, the run byte-identical (with --force too)', async () => {

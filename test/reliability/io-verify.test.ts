@@ -8,7 +8,8 @@
 import { describe, it, expect } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FC_ARGS, editWeights, expectNoStack, fixtureRun, flipByte, node, snapshot } from './io-helpers.ts';
+import { FC_ARGS, editWeights, expectNoStack, fixtureRun, flipByte, snapshot } from './io-helpers.ts';
+import { node } from '../support/spawn.ts';
 
 /** The three readers, as a user runs them, on the source `src` (outputs to fresh folders). */
 async function readers(d: string, src: string) {

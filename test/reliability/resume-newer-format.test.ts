@@ -5,23 +5,10 @@
  * build reads and that a newer webgpu-moe reads it; nothing is moved. docs/RELIABILITY.md "Resume".
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKPOINT_VERSION } from '../../src/train/persist/checkpoint.ts';
-import { runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
-
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(p.slice(dir.length), readFileSync(p).toString('base64'));
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return out;
-}
+import { runCli, scratch, tinyConfig, writeConfig, snapshot } from '../train/cli-helpers.ts';
 
 let done: string; // a finished run: step-3 and step-6
 beforeAll(async () => {

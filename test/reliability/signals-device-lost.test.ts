@@ -5,31 +5,18 @@
  * line naming the step, Dawn's reason and the last good checkpoint (or that none was saved), the
  * lock is released, nothing saved is lost, and --resume then ends exactly as an uninterrupted run.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
+import { runCli, scratch, tinyConfig, writeConfig, trainMetrics, finishedRun, tinyRun } from '../train/cli-helpers.ts';
 
-type Metric = Record<string, unknown>;
-const strip = ({ ms, liveBytes, peakBytes, ...rest }: Metric) => (void ms, void liveBytes, void peakBytes, rest);
-const train = (d: string) =>
-  readMetrics(d)
-    .filter((m) => m.kind === 'train')
-    .map(strip);
 const STACK = /^\s{4}at /m;
 
-let baseline: Metric[];
-beforeAll(async () => {
-  const d = scratch();
-  const r = await runCli(d, ['--config', writeConfig(d, tinyConfig())]);
-  expect(r.status, r.stderr).toBe(0);
-  baseline = train(d);
-});
+const baseline = finishedRun();
 
 describe('device lost mid-run', () => {
   it('after a checkpoint: stopped at step 5, names step-3 and --resume (exit 1); --resume ends as an uninterrupted run', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-5' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(
@@ -44,12 +31,11 @@ describe('device lost mid-run', () => {
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).not.toMatch(/stale lock/);
     expect(again.stderr).toContain('continuing after step 3');
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(baseline.metrics);
   });
 
   it('before any checkpoint: says none was saved and to start again with --overwrite, which then works', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'DEVICE_LOST@step-2' });
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(
@@ -59,7 +45,7 @@ describe('device lost mid-run', () => {
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(false);
     const again = await runCli(d, ['--config', p, '--overwrite']);
     expect(again.status, again.stderr).toBe(0);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(baseline.metrics);
   });
 
   it('with steps recorded ahead (logging.metricsEvery 4): the same stop', async () => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT } from '../../src/train/exit-codes.ts';
-import { runCli, scratch, startCli, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
+import { runCli, scratch, startCli, tinyConfig, writeConfig, startLongRun } from '../train/cli-helpers.ts';
 
 const STACK = /^\s{4}at /m;
 
@@ -18,10 +18,7 @@ describe.each([
 ] as const)('%s during training', (sig, code, expected) => {
   it(`finishes the step, saves a checkpoint, releases the lock, exits ${expected}; --resume continues`, async () => {
     expect(code).toBe(expected);
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 2 } }));
-    const run = startCli(d, ['--config', p]);
-    await run.waitFor(/step 3\/400/);
+    const { d, p, run } = await startLongRun(0);
     run.child.kill(sig);
     const { code: exit, signal, stdout, stderr } = await run.exited;
     expect(signal, stderr).toBeNull(); // handled, not killed by the signal
@@ -46,10 +43,7 @@ describe.each([
 
 describe('SIGHUP when the terminal is gone', () => {
   it('output closed after the signal (writes fail with EPIPE): the checkpoint is still saved, exit 129', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 2 } }));
-    const run = startCli(d, ['--config', p]);
-    await run.waitFor(/step 3\/400/);
+    const { d, p, run } = await startLongRun(0);
     run.child.kill('SIGHUP');
     await run.waitFor(/\[signal\] SIGHUP/);
     // As a closed terminal: every later write to stdout / stderr fails.

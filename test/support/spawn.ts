@@ -5,6 +5,7 @@
  * onTaskUpdate") with every test passing.
  */
 import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
 
 export interface SpawnResult {
   status: number | null;
@@ -42,4 +43,24 @@ export function spawnAsync(command: string, args: readonly string[], opts: Spawn
     child.once('error', reject);
     child.once('close', (status, signal) => resolve({ status, signal, stdout, stderr, pid: child.pid }));
   });
+}
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A script of the repository (train.js, forecast.js, ...) run by node in `cwd`, as a user runs it. */
+export async function node(script: string, args: string[], cwd: string, env: Record<string, string> = {}, as?: { uid: number; gid: number }): Promise<Ran> {
+  const r = await spawnAsync(process.execPath, [join(ROOT, script), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
+    ...as,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

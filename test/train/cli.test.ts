@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { readMetrics, runCli, scratch, tinyConfig, writeConfig, startLongRun, tinyRun } from './cli-helpers.ts';
 
 describe('train.js: bad input', () => {
   it('missing config file', async () => {
@@ -36,8 +36,7 @@ describe('train.js: bad input', () => {
   });
 
   it('bad --set and bad flags', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p, '--set', 'optim.lr=-1'])).stderr).toMatch(/optim\.lr: .*got -1/);
     const r = await runCli(d, ['--config', p, '--stop-after', 'x']);
     expect(r.status).toBe(2);
@@ -145,10 +144,7 @@ describe('train.js: resume', () => {
 
 describe('train.js: SIGINT', () => {
   it('finishes the step, saves a checkpoint, exits 130, and --resume continues from it', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 2 } }));
-    const run = startCli(d, ['--config', p]);
-    await run.waitFor(/step 3\/400/); // interrupt once training is under way
+    const { d, p, run } = await startLongRun(0); // interrupt once training is under way
     run.child.kill('SIGINT');
     const { code, stdout, stderr } = await run.exited;
     expect(code, stderr).toBe(130);

@@ -6,20 +6,12 @@
  * ENOSPC is injected at one exact write (WEBGPU_MOE_FAULT, src/train/run/faults.ts), so the tests run
  * anywhere; as root, one more test fills a real 2 MiB tmpfs.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
-
-type Metric = Record<string, unknown>;
-/** Everything but wall-clock and memory-peak fields, as the resume test compares. */
-const strip = ({ ms, liveBytes, peakBytes, ...rest }: Metric) => (void ms, void liveBytes, void peakBytes, rest);
-const train = (d: string, run = 'runs/t') =>
-  readMetrics(d, run)
-    .filter((m) => m.kind === 'train')
-    .map(strip);
+import { runCli, scratch, tinyConfig, writeConfig, trainMetrics, finishedRun, tinyRun } from './cli-helpers.ts';
 
 /** No temp file or folder anywhere under `dir`. */
 function leftovers(dir: string): string[] {
@@ -34,18 +26,11 @@ function leftovers(dir: string): string[] {
   return out;
 }
 
-let baseline: Metric[];
-beforeAll(async () => {
-  const d = scratch();
-  const r = await runCli(d, ['--config', writeConfig(d, tinyConfig())]);
-  expect(r.status, r.stderr).toBe(0);
-  baseline = train(d);
-});
+const baseline = finishedRun();
 
 describe('disk full (injected at one exact write)', () => {
   it('while writing a checkpoint: named file and space, temp removed, last good intact, exit 1; --resume continues exactly', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'ENOSPC@checkpoint:step-6:optimizer.safetensors' });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stdout).toMatch(
@@ -65,26 +50,24 @@ describe('disk full (injected at one exact write)', () => {
     const again = await runCli(d, ['--config', p, '--resume']);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/continuing after step 3/);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(baseline.metrics);
   });
 
   it('while appending to metrics.jsonl: no torn line, exit 1; --resume continues exactly', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'ENOSPC@metrics.jsonl:train-5' });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stdout).toContain(`stopped: cannot append to ${join(d, 'runs/t/metrics.jsonl')}: no space left on device (ENOSPC); the line needs`);
     const text = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8');
     expect(text.endsWith('\n')).toBe(true);
-    expect(train(d).map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    expect(trainMetrics(d).map((m) => m.step)).toEqual([1, 2, 3, 4]);
     const again = await runCli(d, ['--config', p, '--resume']);
     expect(again.status, again.stderr).toBe(0);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(baseline.metrics);
   });
 
   it('--resume on a full disk: plan.txt cannot be written; the old plan, metrics and checkpoints stay as they were', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     const plan = readFileSync(join(d, 'runs/t/plan.txt'), 'utf8');
     const metrics = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8');
@@ -96,12 +79,11 @@ describe('disk full (injected at one exact write)', () => {
     expect(readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8')).toBe(metrics);
     expect(leftovers(join(d, 'runs/t'))).toEqual([]);
     expect((await runCli(d, ['--config', p, '--resume'])).status).toBe(0);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(baseline.metrics);
   });
 
   it('an I/O error moving latest leaves the new checkpoint complete and latest on the previous one', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const r = await runCli(d, ['--config', p], { WEBGPU_MOE_FAULT: 'EIO@checkpoint:step-6:latest' });
     expect(r.status).toBe(1);
     expect(r.stdout).toContain(`stopped: cannot write ${join(d, 'runs/t/checkpoints/latest')}: input/output error (EIO)`);
@@ -111,7 +93,7 @@ describe('disk full (injected at one exact write)', () => {
     // The complete step-6 that latest never reached is named, not silently passed over, and moved aside.
     expect(again.stderr).toMatch(/\[resume\] skipped step-6: complete, but latest was not moved to it .*--resume-from 6/);
     expect(again.stderr).toMatch(/checkpoints after step 3 moved to runs\/t\/set-aside\/\S+-after-step-3/);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(baseline.metrics);
   });
 });
 
@@ -149,7 +131,7 @@ describe('disk full on a real tmpfs (root only)', () => {
         rmSync(join(mnt!, 'filler'));
         const freed = await runCli(d, ['--config', p, '--resume']);
         expect(freed.status, freed.stderr).toBe(0);
-        expect(train(mnt!, 'run')).toEqual(baseline);
+        expect(trainMetrics(mnt!, 'run')).toEqual(baseline.metrics);
       } finally {
         spawnSync('umount', [mnt!]);
         rmSync(mnt!, { recursive: true, force: true });

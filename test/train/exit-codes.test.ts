@@ -6,12 +6,11 @@
 import { describe, it, expect } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, scratch, startCli, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { runCli, scratch, tinyConfig, writeConfig, startLongRun, tinyRun } from './cli-helpers.ts';
 
 describe('exit codes', () => {
   it('--plan: 0 when it fits, 2 when it does not, as training the same config', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const fits = await runCli(d, ['--config', p, '--plan']);
     expect(fits.status).toBe(0);
     expect(fits.stdout).toMatch(/Verdict: FITS/);
@@ -31,10 +30,7 @@ describe('exit codes', () => {
   });
 
   it('SIGTERM finishes the step, saves a checkpoint, exits 143, and --resume continues', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 2 } }));
-    const run = startCli(d, ['--config', p]);
-    await run.waitFor(/step 3\/400/);
+    const { d, p, run } = await startLongRun(0);
     run.child.kill('SIGTERM');
     const { code, stdout, stderr } = await run.exited;
     expect(code, stderr).toBe(143);

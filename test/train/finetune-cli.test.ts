@@ -5,11 +5,10 @@
  * checkpoint must be bit for bit the exported one: it was loaded, and it did not move.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
-import { runCli, scratch, tinyConfig } from './cli-helpers.ts';
+import { runCli, scratch, tinyConfig, setArgs } from './cli-helpers.ts';
 import { spawnAsync } from '../support/spawn.ts';
 
 const EXPORT_JS = resolve(import.meta.dirname, '..', '..', 'export.js');
@@ -63,12 +62,7 @@ describe('train.js: a 280-class head on an exported backbone', () => {
     const r = await runCli(d, [
       '--config',
       'classifier.json',
-      '--set',
-      'model.init.from=pretrained',
-      '--set',
-      'optim.freeze=["backbone"]',
-      '--set',
-      'logging.dir=runs/frozen',
+      ...setArgs('model.init.from=pretrained', 'optim.freeze=["backbone"]', 'logging.dir=runs/frozen'),
     ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(
@@ -84,14 +78,7 @@ describe('train.js: a 280-class head on an exported backbone', () => {
     const args = [
       '--config',
       'classifier.json',
-      '--set',
-      'model.init.from=pretrained',
-      '--set',
-      'optim.freeze=["backbone"]',
-      '--set',
-      `optim.lora=${lora}`,
-      '--set',
-      'logging.dir=runs/lora',
+      ...setArgs('model.init.from=pretrained', 'optim.freeze=["backbone"]', `optim.lora=${lora}`, 'logging.dir=runs/lora'),
     ];
     const first = await runCli(d, [...args, '--stop-after', '2']);
     expect(first.status, first.stderr).toBe(0);

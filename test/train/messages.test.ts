@@ -8,7 +8,7 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeBad } from '../../src/train/step/guards.ts';
-import { runCli, scratch, startCli, tinyConfig, writeConfig, type CliResult } from './cli-helpers.ts';
+import { runCli, scratch, tinyConfig, writeConfig, type CliResult, startLongRun, tinyRun } from './cli-helpers.ts';
 
 /** Exit 2, the message on stderr, no stack trace, and the run folder not created. */
 function badInput(d: string, r: CliResult, message: RegExp): void {
@@ -141,8 +141,7 @@ describe('second sweep: data', () => {
 
 describe('second sweep: flags and checkpoints', () => {
   it('--stop-after at or before the step a resume starts after: exit 2, nothing touched', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     const metrics = readFileSync(join(d, 'runs/t/metrics.jsonl'), 'utf8');
     const r = await runCli(d, ['--config', p, '--resume', '--stop-after', '2']);
@@ -155,8 +154,7 @@ describe('second sweep: flags and checkpoints', () => {
   });
 
   it('--resume-from with --overwrite, and a malformed --stop-after', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     badInput(d, await runCli(d, ['--config', p, '--resume-from', '3', '--overwrite']), /--overwrite starts a fresh run/);
     badInput(d, await runCli(d, ['--config', p, '--stop-after', '0']), /--stop-after.*expected a positive integer, got "0"/);
   });
@@ -184,10 +182,7 @@ describe('second sweep: environment', () => {
 
 describe('second sweep: signals', () => {
   it('a second SIGINT quits at once (exit 130): the lock is released, the last checkpoint intact', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 2, keep: 2 } }));
-    const run = startCli(d, ['--config', p]);
-    await run.waitFor(/step 3\/400/);
+    const { d, p, run } = await startLongRun(2);
     run.child.kill('SIGINT');
     await run.waitFor(/\[signal\] SIGINT: finishing this step/);
     run.child.kill('SIGINT');

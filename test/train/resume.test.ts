@@ -4,31 +4,17 @@
  * continues from the one asked for and moves the newer ones aside, and a damaged checkpoint's
  * error names the flag and the checkpoints there are.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { runCli, scratch, tinyConfig, writeConfig, trainMetrics, finishedRun, tinyRun } from './cli-helpers.ts';
 
-type Metric = Record<string, unknown>;
-const strip = ({ ms, liveBytes, peakBytes, ...rest }: Metric) => (void ms, void liveBytes, void peakBytes, rest);
-const train = (d: string, run = 'runs/t') =>
-  readMetrics(d, run)
-    .filter((m) => m.kind === 'train')
-    .map(strip);
-
-let baseline: Metric[];
-let done: string; // a finished run: step-3 and step-6
-beforeAll(async () => {
-  done = scratch();
-  const r = await runCli(done, ['--config', writeConfig(done, tinyConfig())]);
-  expect(r.status, r.stderr).toBe(0);
-  baseline = train(done);
-});
+const done = finishedRun(); // step-3 and step-6
 
 /** A copy of the finished run to damage. */
 function copyRun(): { d: string; p: string } {
   const d = scratch();
-  cpSync(join(done, 'runs'), join(d, 'runs'), { recursive: true });
+  cpSync(join(done.dir, 'runs'), join(d, 'runs'), { recursive: true });
   return { d, p: writeConfig(d, tinyConfig()) };
 }
 
@@ -44,25 +30,23 @@ describe('--resume says what it skipped', () => {
     const aside = r.stderr.match(/moved to (\S+) \(not deleted\)/)![1]!;
     expect(existsSync(join(d, aside, 'checkpoints/step-6/model.safetensors'))).toBe(true);
     expect(readFileSync(join(d, aside, 'metrics-after-step.jsonl'), 'utf8')).toMatch(/"kind":"train","step":6/);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(done.metrics);
     expect(readFileSync(join(d, 'runs/t/checkpoints/latest'), 'utf8').trim()).toBe('step-6');
   });
 
   it('latest pointing at a missing step: names it and the step it continues from', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     writeFileSync(join(d, 'runs/t/checkpoints/latest'), 'step-9\n');
     const r = await runCli(d, ['--config', p, '--resume']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('[resume] skipped step-9: latest names it, but the folder does not exist');
     expect(r.stderr).toMatch(/continuing after step 3/);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(done.metrics);
   });
 
   it('no usable checkpoint at all: exit 2, each one with its problem', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     writeFileSync(join(d, 'runs/t/checkpoints/step-3/state.json'), '{ "format": ');
     const r = await runCli(d, ['--config', p, '--resume']);
@@ -92,17 +76,17 @@ describe('--resume-from', () => {
     expect(r.stderr).toMatch(/continuing after step 3/);
     const aside = r.stderr.match(/checkpoints after step 3 moved to (\S+) \(not deleted\)/)![1]!;
     expect(readdirSync(join(d, aside, 'checkpoints'))).toEqual(['step-6']);
-    expect(train(d)).toEqual(baseline);
+    expect(trainMetrics(d)).toEqual(done.metrics);
   });
 
   it('a checkpoint folder, into another run folder: continues from it there', async () => {
     const d = scratch();
     const p = writeConfig(d, tinyConfig({ logging: { dir: 'runs/u', validEvery: 0, validBatches: 2, progress: 'plain' } }));
-    const src = join(done, 'runs/t/checkpoints/step-3');
+    const src = join(done.dir, 'runs/t/checkpoints/step-3');
     const r = await runCli(d, ['--config', p, '--resume-from', src]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(`${src}: continuing after step 3`);
-    expect(train(d, 'runs/u')).toEqual(baseline.slice(3));
+    expect(trainMetrics(d, 'runs/u')).toEqual(done.metrics.slice(3));
   });
 
   it('a step that does not exist, a run folder, a missing path: exit 2 with what is there', async () => {

@@ -4,26 +4,11 @@
  * are named and replaced), a refused run writes nothing, and an absolute logging.dir is honoured.
  */
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { readMetrics, runCli, scratch, tinyConfig, writeConfig, snapshot, startLongRun, tinyRun } from './cli-helpers.ts';
 import { spawnAsync } from '../support/spawn.ts';
-
-/** Every file of a folder with its bytes, to show a refused run changed nothing. */
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(p.slice(dir.length), readFileSync(p).toString('base64'));
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return out;
-}
 
 const trainSteps = (d: string, run = 'runs/t') =>
   readMetrics(d, run)
@@ -32,8 +17,7 @@ const trainSteps = (d: string, run = 'runs/t') =>
 
 describe('a fresh run into a folder that holds a run', () => {
   it('is refused (exit 2), naming --resume, a new logging.dir and --overwrite, and changes nothing', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p])).status).toBe(0);
     const before = snapshot(join(d, 'runs/t'));
     const r = await runCli(d, ['--config', p, '--set', 'schedule.steps=4']);
@@ -47,8 +31,7 @@ describe('a fresh run into a folder that holds a run', () => {
   });
 
   it('--overwrite moves the old run aside, whole, and starts clean', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p])).status).toBe(0);
     const old = snapshot(join(d, 'runs/t'));
     const r = await runCli(d, ['--config', p, '--overwrite', '--set', 'schedule.steps=4', '--set', 'schedule.warmupSteps=1']);
@@ -74,10 +57,7 @@ describe('a fresh run into a folder that holds a run', () => {
 
 describe('the run lock', () => {
   it('a second process into the same folder is refused while the first runs; the first is unharmed', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 0, keep: 2 } }));
-    const first = startCli(d, ['--config', p]);
-    await first.waitFor(/step 2\/400/);
+    const { d, p, run: first } = await startLongRun(0, 2);
     const lock = JSON.parse(readFileSync(join(d, 'runs/t/lock'), 'utf8')) as { pid: number; host: string; startedAt: string };
     expect(lock).toMatchObject({ pid: first.child.pid, host: hostname() });
     const second = await runCli(d, ['--config', p, '--resume']);
@@ -98,10 +78,7 @@ describe('the run lock', () => {
   });
 
   it('a lock left by a SIGKILLed run is stale: named, replaced, and --resume continues', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig({ schedule: { steps: 400, warmupSteps: 2, microBatch: 4 }, checkpoint: { every: 2, keep: 2 } }));
-    const run = startCli(d, ['--config', p]);
-    await run.waitFor(/step 3\/400/);
+    const { d, p, run } = await startLongRun(2);
     run.child.kill('SIGKILL');
     await run.exited;
     expect(existsSync(join(d, 'runs/t/lock'))).toBe(true);
@@ -113,8 +90,7 @@ describe('the run lock', () => {
   });
 
   it('a lock from another host is not judged from here: refused, with the lock file to delete', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     const dead = (await spawnAsync(process.execPath, ['-e', '0'])).pid;
     const runDir = join(d, 'runs/t');
     mkdirSync(runDir, { recursive: true });
@@ -137,8 +113,7 @@ describe('the run lock', () => {
 
 describe('nothing is written until every check has passed', () => {
   it('a resume refused for a config mismatch leaves plan.txt, metrics and checkpoints as they were', async () => {
-    const d = scratch();
-    const p = writeConfig(d, tinyConfig());
+    const { d, p } = tinyRun();
     expect((await runCli(d, ['--config', p, '--stop-after', '3'])).status).toBe(0);
     const before = snapshot(join(d, 'runs/t'));
     // --allow-config-change gets past the config check (test/reliability/resume-config-change.test.ts) to the checkpoint's own shape check.

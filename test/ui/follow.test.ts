@@ -13,28 +13,12 @@ import { UiError } from '../../src/ui/errors.ts';
 import { Hub } from '../../src/ui/hub.ts';
 import { parseEventLine, type UiEvent } from '../../src/ui/protocol.ts';
 import { followRun, lockState, runState, type FollowedRun } from '../../src/ui/saved-run.ts';
+import { trainRecord } from '../support/train-record.ts';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'diagnose', 'exp-router-std-1.0');
 
 function trainLine(step: number): string {
-  return JSON.stringify({
-    kind: 'train',
-    step,
-    loss: 1 / step,
-    lossMain: 1 / step,
-    aux: 2,
-    z: 0,
-    lr: 1e-3,
-    auxFactor: 0.02,
-    gradNorm: 1,
-    gradNormPostClip: 1,
-    clipCoef: 1,
-    clippedFraction: 0,
-    skipped: false,
-    nonFinite: [],
-    routing: [],
-    ms: 100,
-  });
+  return JSON.stringify(trainRecord(step, { loss: 1 / step, lossMain: 1 / step, ms: 100 }));
 }
 
 function setup(steps: number): { cwd: string; dir: string; metrics: string } {

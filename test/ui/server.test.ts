@@ -10,25 +10,16 @@ import { UiError } from '../../src/ui/errors.ts';
 import { Hub } from '../../src/ui/hub.ts';
 import { parseEventLine, type UiEvent } from '../../src/ui/protocol.ts';
 import { serve, type Dashboard } from '../../src/ui/server.ts';
+import { trainRecord } from '../support/train-record.ts';
 
-function trainRecord(step: number, loss: number): Record<string, unknown> {
-  return {
-    kind: 'train',
-    step,
+function trainLoss(step: number, loss: number): Record<string, unknown> {
+  return trainRecord(step, {
     loss,
     lossMain: loss,
-    aux: 2,
     z: 1,
-    lr: 1e-3,
-    auxFactor: 0.02,
-    gradNorm: 1,
-    gradNormPostClip: 1,
-    clipCoef: 1,
-    clippedFraction: 0,
     skipped: !Number.isFinite(loss),
-    nonFinite: [],
     routing: [{ layer: 0, load: [0.5, 0.5], entropy: 0.69, maxShare: 0.5 }],
-  };
+  });
 }
 
 interface Reply {
@@ -90,9 +81,9 @@ describe('dashboard server', () => {
   it('serves the whole history as a snapshot, then streams the later events from its seq', async () => {
     const hub = new Hub();
     const run = hub.addRun('runs/x', 'runs/x', true);
-    expect(hub.record(run, trainRecord(1, 0.5))).toBeNull();
-    expect(hub.record(run, trainRecord(2, Number.NaN))).toBeNull(); // live records hold NaN as a number
-    expect(hub.record(run, { ...trainRecord(3, 0.4), loss: 'NaN' })).toBeNull(); // files spell it "NaN"
+    expect(hub.record(run, trainLoss(1, 0.5))).toBeNull();
+    expect(hub.record(run, trainLoss(2, Number.NaN))).toBeNull(); // live records hold NaN as a number
+    expect(hub.record(run, { ...trainLoss(3, 0.4), loss: 'NaN' })).toBeNull(); // files spell it "NaN"
     const d = await start(hub);
     const snap = await request(`${d.url}api/snapshot`, { 'Accept-Encoding': 'gzip' });
     expect(snap.status).toBe(200);
@@ -107,7 +98,7 @@ describe('dashboard server', () => {
 
     const stream = readEvents(`${d.url}api/events?since=4`, 2);
     await new Promise((r) => setTimeout(r, 100));
-    hub.record(run, trainRecord(4, 0.3));
+    hub.record(run, trainLoss(4, 0.3));
     hub.status(run, 'done');
     const got = await stream;
     expect(got.map((g) => g.id)).toEqual([5, 6]);
@@ -122,7 +113,7 @@ describe('dashboard server', () => {
   it('refuses a record that does not parse, naming the field', () => {
     const hub = new Hub();
     const run = hub.addRun('r', 'r', true);
-    expect(hub.record(run, { ...trainRecord(1, 0.5), gradNorm: 'big' })).toMatch(/^train record: gradNorm/);
+    expect(hub.record(run, { ...trainLoss(1, 0.5), gradNorm: 'big' })).toMatch(/^train record: gradNorm/);
     expect(hub.record(run, { kind: 'future-kind' })).toBeNull();
     expect(hub.seq).toBe(1);
   });

@@ -14,7 +14,7 @@ import { safetensorsParts } from '../../src/train/persist/safetensors-bytes.ts';
 import { writeSafetensors } from '../../src/train/persist/safetensors.ts';
 import { pageConfig } from '../../src/web/config.ts';
 import { csvSeries } from '../../src/web/data.ts';
-import { Rng, freshSeed } from '../reference/rng.ts';
+import { seeded } from '../reference/rng.ts';
 import { REPO } from '../ui/helpers.ts';
 
 describe('the page, against train.js', () => {
@@ -46,8 +46,7 @@ describe('the page, against train.js', () => {
   });
 
   it("encodes the weights download byte for byte as writeSafetensors writes a checkpoint's model.safetensors", async () => {
-    const seed = freshSeed();
-    const rng = new Rng(seed);
+    const { seed, rng } = seeded();
     // Names that sort differently from insertion order, a stacked expert slice, odd sizes.
     const tensors = new Map(
       [

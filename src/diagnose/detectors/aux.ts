@@ -36,6 +36,27 @@ interface Step {
   factor: number;
 }
 
+/** Consecutive steps a condition held, from which step, and the first and last step of a run of them that reached persistSteps. */
+interface Streak {
+  n: number;
+  from: number;
+  fired: null | { first: number; last: number };
+}
+
+/** Count this step into the streak (or end it when the condition does not hold); true once it has persisted. */
+function persisted(s: Streak, holds: boolean, step: number): boolean {
+  if (!holds) {
+    s.n = 0;
+    return false;
+  }
+  if (s.n === 0) s.from = step;
+  s.n++;
+  if (s.n < AUX.persistSteps) return false;
+  s.fired ??= { first: s.from, last: step };
+  s.fired.last = step;
+  return true;
+}
+
 export function auxVsMain(ctx: RunContext): Detector {
   const win = new Ring<Step>(AUX.window);
   let initialMain: number | null = null;
@@ -68,20 +89,15 @@ export function auxVsMain(ctx: RunContext): Detector {
       const mainMed = median(w.map((s) => s.main));
       const ref = Math.max(mainMed, AUX.mainFloor * initialMain);
       const dominates = w.length >= Math.min(AUX.dominatesWindow, 5) && pull > AUX.dominatesRatio * ref;
+      persisted(dom, dominates, r.step);
       if (dominates) {
-        if (dom.n === 0) dom.from = r.step;
-        dom.n++;
-        if (dom.n >= AUX.persistSteps) {
-          dom.fired ??= { first: dom.from, last: r.step };
-          dom.fired.last = r.step;
-        }
         if (dom.fired) domAt = clean;
         dom.lastRatio = pull / ref;
         dom.lastTerm = median(w.map((s) => s.factor * s.aux));
         dom.lastMain = mainMed;
         dom.lastPull = pull;
         dom.lastRef = ref;
-      } else dom.n = 0;
+      }
       // aux-fights-main
       const all = win.last();
       let fights = false;
@@ -97,15 +113,7 @@ export function auxVsMain(ctx: RunContext): Detector {
         fights = mainLate >= AUX.stallRatio * mainEarly && factor * (auxEarly - auxLate) >= AUX.materialDrop * mainLate;
         if (fights) fight.ev = { step: r.step, mainEarly, mainLate, auxEarly, auxLate, factor };
       }
-      if (fights) {
-        if (fight.n === 0) fight.from = r.step;
-        fight.n++;
-        if (fight.n >= AUX.persistSteps) {
-          fight.fired ??= { first: fight.from, last: r.step };
-          fight.fired.last = r.step;
-          fightAt = clean;
-        }
-      } else fight.n = 0;
+      if (persisted(fight, fights, r.step)) fightAt = clean;
     },
     findings(): Finding[] {
       const out: Finding[] = [];

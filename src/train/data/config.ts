@@ -26,22 +26,20 @@ const CsvSourceSchema = z
   })
   .strict();
 
-const JsonlSourceSchema = z
-  .object({
-    kind: z.literal('jsonl'),
-    path: z.string().min(1),
-    /** Key holding the number array when a line is an object (Time-MoE files use "sequence"). */
-    field: z.string().min(1).default('target'),
-  })
-  .strict();
+/** A file of series (src/train/data/json.ts): one per line (jsonl), or one JSON document read whole (json). */
+function arrayFileSource<K extends 'jsonl' | 'json'>(kind: K) {
+  return z
+    .object({
+      kind: z.literal(kind),
+      path: z.string().min(1),
+      /** Key holding the number array when a series is an object (Time-MoE files use "sequence"). */
+      field: z.string().min(1).default('target'),
+    })
+    .strict();
+}
 
-const JsonSourceSchema = z
-  .object({
-    kind: z.literal('json'),
-    path: z.string().min(1),
-    field: z.string().min(1).default('target'),
-  })
-  .strict();
+const JsonlSourceSchema = arrayFileSource('jsonl');
+const JsonSourceSchema = arrayFileSource('json');
 
 export const DATASET_NAMES = [
   'sensor-humidity',

@@ -14,8 +14,8 @@ import { faultAt } from './faults.ts';
 import { MetricsLog } from './metrics.ts';
 import { setAside } from './run-dir.ts';
 import { RunDiagnosis, observers } from './diagnosis.ts';
-import { diagnosisHeaderFields } from '../../diagnose/index.ts';
 import { validLine, type Committed, type Prepared, type Session } from './session.ts';
+import { runDiagnosisFields } from './header-fields.ts';
 
 /** What optim.freeze / optim.lora keep fixed and add, for the [model] line. */
 function fineTuneLine(cfg: TrainConfig): string {
@@ -23,15 +23,6 @@ function fineTuneLine(cfg: TrainConfig): string {
   return [cfg.optim.freeze.length ? `frozen ${cfg.optim.freeze.join(', ')}` : '', l ? `LoRA rank ${l.rank} alpha ${l.alpha} on ${l.targets.join(', ')}` : '']
     .filter(Boolean)
     .join('; ');
-}
-
-/** The first `n` items of an iterable (0 or less: all of them). */
-function* take<T>(items: Iterable<T>, n: number): Generator<T> {
-  let i = 0;
-  for (const x of items) {
-    if (n > 0 && i++ >= n) return;
-    yield x;
-  }
 }
 
 export async function commit(s: Session, p: Prepared): Promise<Committed> {
@@ -52,17 +43,7 @@ export async function commit(s: Session, p: Prepared): Promise<Committed> {
   const metrics = new MetricsLog(paths.metrics, observers(opts.observer, diagnosis));
   // What the diagnosis compares with: the no-information loss on the batches the first validation
   // reads, and the data's statistics (constant windows, extreme values, window counts).
-  const m = cfg.model;
-  const fields = diagnosisHeaderFields({
-    task: m.task,
-    numClasses: m.numClasses,
-    horizons: m.horizons,
-    huberDelta: cfg.loss.huberDelta,
-    normalize: cfg.data.normalize,
-    report: p.data.report,
-    validBatches: () => take(p.data.valid.batches(cfg.schedule.microBatch), cfg.logging.validBatches),
-    train: p.data.train,
-  });
+  const fields = runDiagnosisFields(cfg, p.data);
   metrics.describe(paths.header, {
     config: cfg,
     parameters: model.parameterCount,

@@ -10,21 +10,13 @@
 import type { Tensor } from '../../kernels/tensor.ts';
 import { finiteStatsMany, totalNonFinite } from '../../kernels/guard.ts';
 import { axpy } from '../../kernels/elementwise.ts';
+import type { BadTensor } from '../../diagnose/index.ts';
 
 export interface GuardEntry {
   /** e.g. "model.layers.1.ffn_out", "loss.total", "model.layers.0.self_attn.q_proj.weight.grad". */
   name: string;
   layer: number;
   tensor: Tensor;
-}
-
-export interface BadTensor {
-  name: string;
-  layer: number;
-  nonFinite: number;
-  min: number;
-  max: number;
-  mean: number;
 }
 
 /** Stats of one group of tensors: a [T, 4] GPU tensor plus the names of its rows. */

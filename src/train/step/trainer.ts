@@ -20,10 +20,11 @@ import { CLIP } from '../../kernels/adamw.ts';
 import { auxFactor, learningRate } from '../../optim/schedule.ts';
 import { ConfigError, type TrainConfig } from '../config.ts';
 import { taskLoss, uploadBatch, type Batch, type DeviceBatch } from './batch.ts';
-import { GuardBatch, type BadTensor } from './guards.ts';
+import { GuardBatch } from './guards.ts';
 import { LossScaler } from '../../optim/loss-scale.ts';
 import { adamScalars, createTrainState, lossSeed, SCALE_EVENTS, stepEnd, STATE, type ScaleEvent } from '../../kernels/train-state.ts';
 import type { Parameter } from '../../model/parameter.ts';
+import type { BadTensor, StepScalars } from '../../diagnose/index.ts';
 
 /**
  * A layer's routing statistics. On a step whose forward was not finite (a skipped bad step, or a
@@ -45,24 +46,13 @@ export interface LayerRoutingMetrics {
   switchLoss: number | null;
 }
 
-export interface StepMetrics {
+export interface StepMetrics extends StepScalars {
   step: number;
   /** Micro-steps in this optimizer step (gradient accumulation). */
   microSteps: number;
   /** Micro-steps since the start of training (optimizer steps x accumulation). */
   microStep: number;
-  loss: number;
-  lossMain: number;
   headLosses: number[];
-  aux: number;
-  z: number;
-  lr: number;
-  auxFactor: number;
-  gradNorm: number;
-  gradNormPostClip: number;
-  clipCoef: number;
-  clippedFraction: number;
-  skipped: boolean;
   /** The loss scale this step's backward was seeded with (1 with f32 activations). */
   lossScale: number;
   /**

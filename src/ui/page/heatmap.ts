@@ -137,11 +137,7 @@ export class Heatmap {
     this.experts = experts;
     const data: uPlot.AlignedData = [steps, new Array<null>(steps.length).fill(null)];
     if (!this.u || shapeChanged) return this.build(data);
-    const zoomed = this.zoom.range;
-    this.zoom.applying = true;
-    this.u.setData(data, zoomed === null);
-    if (zoomed) this.u.setScale('x', zoomed);
-    this.zoom.applying = false;
+    this.zoom.setData(this.u, data);
   }
 
   resize(width: number): void {
@@ -206,12 +202,7 @@ export class Heatmap {
       },
     };
     this.u = new uPlot(opts, data, this.plotRoot);
-    this.zoom.members.add(this.u);
-    if (this.zoom.range) {
-      this.zoom.applying = true;
-      this.u.setScale('x', this.zoom.range);
-      this.zoom.applying = false;
-    }
+    this.zoom.join(this.u);
   }
 
   /** Index range [i0, i1) of the steps whose cells [s - 0.5, s + 0.5) reach into [min, max]. */

@@ -95,6 +95,25 @@ export class ZoomSync {
     this.applying = false;
   }
 
+  /** A new chart joins: it takes the current zoom, without passing it on as a user zoom. */
+  join(u: uPlot): void {
+    this.members.add(u);
+    if (this.range) {
+      this.applying = true;
+      u.setScale('x', this.range);
+      this.applying = false;
+    }
+  }
+
+  /** New data for a member: kept at the current zoom (or fitted, when not zoomed). */
+  setData(u: uPlot, data: uPlot.AlignedData): void {
+    const zoomed = this.range;
+    this.applying = true;
+    u.setData(data, zoomed === null);
+    if (zoomed) u.setScale('x', zoomed);
+    this.applying = false;
+  }
+
   /** Zoom every chart to [min, max] (null: every step), as a drag does. */
   set(range: { min: number; max: number } | null): void {
     this.range = range;
@@ -331,11 +350,7 @@ export class LineChart {
       this.build(aligned);
       return;
     }
-    const zoomed = this.zoom.range;
-    this.zoom.applying = true;
-    this.u.setData(aligned, zoomed === null);
-    if (zoomed) this.u.setScale('x', zoomed);
-    this.zoom.applying = false;
+    this.zoom.setData(this.u, aligned);
   }
 
   resize(width: number): void {
@@ -489,12 +504,7 @@ export class LineChart {
     // The faint raw lines have no legend row of their own: the smoothed line's row shows both values.
     const rows = this.u.root.querySelectorAll<HTMLElement>('.u-legend tr.u-series');
     for (const k of this.faintIdx) if (k !== null && rows[k]) rows[k].style.display = 'none';
-    this.zoom.members.add(this.u);
-    if (this.zoom.range) {
-      this.zoom.applying = true;
-      this.u.setScale('x', this.zoom.range);
-      this.zoom.applying = false;
-    }
+    this.zoom.join(this.u);
   }
 
   /** Reference lines, finding markers, then the non-finite band and its markers, on top of the series. */

@@ -8,7 +8,7 @@ import { seriesColor } from '../../report/chart.ts';
 import type { Finding } from '../../diagnose/types.ts';
 import { fmtBytes } from './format.ts';
 import type { ChartEvent, LineChartSpec, LineSeries, Reference } from './line-chart.ts';
-import type { RunData, Store, Value } from './store.ts';
+import type { RunData, Store, TrainColumns, Value } from './store.ts';
 
 interface Metric {
   label: string;
@@ -44,6 +44,17 @@ function layerMetrics(key: 'entropy' | 'maxShare' | 'switchLoss') {
   return (s: Store, run: number): Metric[] => {
     const t = s.trainOf(run);
     return t[key].map((y, l) => ({ label: `L${l}`, x: t.step, y: y ?? [] }));
+  };
+}
+
+/** The train columns with one value per step (not per head, layer or expert). */
+type StepColumn = { [K in keyof TrainColumns]: TrainColumns[K] extends Value[] ? K : never }[keyof TrainColumns];
+
+/** Train columns over the step, one line each: [label, column]. */
+function trainLines(...lines: [string, StepColumn][]) {
+  return (s: Store, run: number): Metric[] => {
+    const t = s.trainOf(run);
+    return lines.map(([label, key]) => ({ label, x: t.step, y: t[key] }));
   };
 }
 
@@ -95,23 +106,17 @@ export const PANELS: Panel[] = [
       ];
     },
   },
-  { id: 'lr', title: 'Learning rate', metrics: (s, run) => [{ label: 'lr', x: s.trainOf(run).step, y: s.trainOf(run).lr }] },
+  { id: 'lr', title: 'Learning rate', metrics: trainLines(['lr', 'lr']) },
   {
     id: 'grad-norm',
     title: 'Gradient norm before and after clipping',
     log: true,
-    metrics: (s, run) => {
-      const t = s.trainOf(run);
-      return [
-        { label: 'pre-clip', x: t.step, y: t.gradNorm },
-        { label: 'post-clip', x: t.step, y: t.gradNormPostClip },
-      ];
-    },
+    metrics: trainLines(['pre-clip', 'gradNorm'], ['post-clip', 'gradNormPostClip']),
   },
   {
     id: 'clipped',
     title: 'Clipped fraction of the gradient',
-    metrics: (s, run) => [{ label: 'clipped', x: s.trainOf(run).step, y: s.trainOf(run).clippedFraction }],
+    metrics: trainLines(['clipped', 'clippedFraction']),
   },
   {
     id: 'entropy',
@@ -137,13 +142,7 @@ export const PANELS: Panel[] = [
   {
     id: 'aux-z',
     title: 'Aux (load-balancing) and z losses',
-    metrics: (s, run) => {
-      const t = s.trainOf(run);
-      return [
-        { label: 'aux', x: t.step, y: t.aux },
-        { label: 'z', x: t.step, y: t.z },
-      ];
-    },
+    metrics: trainLines(['aux', 'aux'], ['z', 'z']),
   },
   {
     id: 'loss-scale',
@@ -163,20 +162,14 @@ export const PANELS: Panel[] = [
       ];
     },
   },
-  { id: 'tokens', title: 'Throughput (tokens/s)', metrics: (s, run) => [{ label: 'tokens/s', x: s.trainOf(run).step, y: s.trainOf(run).tokensPerSecond }] },
+  { id: 'tokens', title: 'Throughput (tokens/s)', metrics: trainLines(['tokens/s', 'tokensPerSecond']) },
   {
     id: 'memory',
     title: 'GPU memory: live and peak bytes',
     format: (v) => fmtBytes(v),
     // Binary steps, so the ticks read 24 MiB, 28 MiB, ... rather than 27.3 MiB.
     incrs: [0, 1, 2, 3, 4, 5, 6].flatMap((e) => [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((m) => m * 1024 ** e)),
-    metrics: (s, run) => {
-      const t = s.trainOf(run);
-      return [
-        { label: 'live', x: t.step, y: t.liveBytes },
-        { label: 'peak', x: t.step, y: t.peakBytes },
-      ];
-    },
+    metrics: trainLines(['live', 'liveBytes'], ['peak', 'peakBytes']),
   },
 ];
 
