@@ -11,8 +11,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getRuntime } from '../src/kernels/runtime.ts';
-import { readMetrics, type RunMetrics } from '../src/report/metrics-reader.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
+import type { RunMetrics } from '../src/report/metrics-reader.ts';
+import { readMetrics } from '../src/report/metrics-file.ts';
 import { environment, round, summarize, writeResults, type BenchRow } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');

@@ -4,7 +4,7 @@
  * small-model micro-batch (N = 1024 tokens) and a large one (N = 16384), E = 8, k = 2.
  * Also the pieces alone, and the fused path over a few chunk sizes (how its heuristic was picked).
  */
-import { getRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
 import { routerTopK } from '../test/support/router-topk.ts';
 import { buildDispatch } from '../test/support/dispatch-indices.ts';

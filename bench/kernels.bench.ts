@@ -8,7 +8,7 @@
  * before it is timed; test/architecture/kernel-stems.test.ts checks that none is missing. Sweeps
  * of a stem's variants live in bench/<stem>.bench.ts where one exists (matmul, dispatch).
  */
-import { getRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import type { Tensor } from '../src/kernels/tensor.ts';
 import { add, silu } from '../src/kernels/elementwise.ts';
 import { rmsnorm } from '../src/kernels/rmsnorm.ts';

@@ -3,7 +3,7 @@
  * bench/results/<suite>.{json,md}. The suites are imported statically, so the same entry runs from
  * the repository (bench/run.js, through tsx) and from the self-contained bundle (scripts/bundle.mjs).
  */
-import { getRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import { environment, markdownTable, writeResults, type Suite } from './harness.ts';
 import { run as dataLoad } from './data-load.bench.ts';
 import { run as dispatch } from './dispatch.bench.ts';

@@ -5,7 +5,8 @@
  * variant progression.
  * Time = N iterations recorded into one submit, then one wait (harness.timeGpu).
  */
-import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
 import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';

@@ -6,11 +6,12 @@
  *   (c) a small-moe optimizer step with and without offload (Trainer.step, same data).
  * Each timed output is checked first: the offloaded step's loss equals the GPU AdamW's (1e-5).
  */
-import { getRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import { parseConfig } from '../src/train/config.ts';
 import { buildRunModel } from '../src/train/step/model-setup.ts';
 import { Trainer } from '../src/train/step/trainer.ts';
 import { HostAdamW } from '../src/optim/host-adamw.ts';
+import { nodeUpdateWorkers } from '../src/optim/node/update-workers.ts';
 import { Parameter } from '../src/model/parameter.ts';
 import { round, type BenchRow, type SuiteContext, type SuiteResult } from './harness.ts';
 import { syntheticBatch } from './workloads.ts';
@@ -55,7 +56,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       p.grad = rt.upload(new Float32Array(n / 2).fill(0.01), [n / 2], 'f32', `g${i}`);
       return p;
     });
-    const opt = new HostAdamW(rt, params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, { threads });
+    const opt = new HostAdamW(rt, params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, { threads, workers: nodeUpdateWorkers });
     const ms: number[] = [];
     await opt.apply(1e-3, 1);
     for (let i = 0; i < reps; i++) {

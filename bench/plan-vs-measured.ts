@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getRuntime } from '../src/kernels/runtime.ts';
-import { readMetrics } from '../src/report/metrics-reader.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
+import { readMetrics } from '../src/report/metrics-file.ts';
 import { environment, writeResults, type BenchRow } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');

@@ -10,10 +10,11 @@
  * Run: node --import tsx bench/readme-numbers.ts [--quick]   (--quick: 20 steps, one round)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { getRuntime } from '../src/kernels/runtime.ts';
-import { loadConfig, parseConfig, type TrainConfig } from '../src/train/config.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
+import { parseConfig, type TrainConfig } from '../src/train/config.ts';
+import { loadConfig } from '../src/train/config-file.ts';
 import { planRun } from '../src/train/plan/planner.ts';
 import { namedTarget, thisTarget, GIB } from '../src/train/plan/targets.ts';
 import { TimeMoeModel } from '../src/model/time-moe.ts';
@@ -21,7 +22,7 @@ import { AdamW } from '../src/optim/adamw.ts';
 import { Trainer } from '../src/train/step/trainer.ts';
 import { loadData } from '../src/train/data/index.ts';
 import { runTraining } from '../src/train/run/run.ts';
-import { readMetrics } from '../src/report/metrics-reader.ts';
+import { readMetrics } from '../src/report/metrics-file.ts';
 import { environment, round, summarize, writeResults, type BenchRow, type SuiteResult } from './harness.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -32,7 +33,7 @@ function plans(): SuiteResult {
   const rows: BenchRow[] = [];
   const add = (file: string, target: 'rtx-3090' | 'lavapipe') => {
     const cfg = loadConfig(join(ROOT, file));
-    const p = planRun(cfg, { target: namedTarget(target) });
+    const p = planRun(cfg, { target: namedTarget(target), hostBytes: totalmem() });
     rows.push({
       config: file,
       target,

@@ -4,8 +4,8 @@
  * Run: node --import tsx bench/record-time.ts
  */
 import { join } from 'node:path';
-import { getRuntime } from '../src/kernels/runtime.ts';
-import { loadConfig } from '../src/train/config.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
+import { loadConfig } from '../src/train/config-file.ts';
 import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';
 import { Trainer } from '../src/train/step/trainer.ts';

@@ -1,5 +1,5 @@
 /** DawnRuntime overheads on the current adapter: an empty submit round trip and a 1 MiB readback. */
-import { getRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import { round, timeAsync, type SuiteContext, type SuiteResult } from './harness.ts';
 
 export async function run(ctx: SuiteContext): Promise<SuiteResult> {

@@ -13,12 +13,14 @@
  */
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import { GpuProfiler } from '../src/kernels/profiler.ts';
 import { Graph } from '../src/autograd/graph.ts';
 import { Var } from '../src/autograd/variable.ts';
 import { zeroGrad } from '../src/autograd/grad.ts';
-import { loadConfig, type TrainConfig } from '../src/train/config.ts';
+import { type TrainConfig } from '../src/train/config.ts';
+import { loadConfig } from '../src/train/config-file.ts';
 import { countParameters } from '../src/model/config.ts';
 import { TimeMoeModel } from '../src/model/time-moe.ts';
 import { AdamW } from '../src/optim/adamw.ts';

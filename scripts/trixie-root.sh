@@ -60,7 +60,7 @@ run_in_root() {
     mounted "$ROOT$nm" || mount --bind "$nm" "$ROOT$nm"
   fi
   chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root XDG_RUNTIME_DIR=/tmp \
-    ${WEBGPU_MOE_KERNELS:+WEBGPU_MOE_KERNELS=$WEBGPU_MOE_KERNELS} sh -c 'cd "$0" && exec "$@"' "$REPO" "$@"
+    ${WEBGPU_MOE_KERNELS:+WEBGPU_MOE_KERNELS=$WEBGPU_MOE_KERNELS} ${WEBGPU_MOE_LIMITS:+WEBGPU_MOE_LIMITS=$WEBGPU_MOE_LIMITS} sh -c 'cd "$0" && exec "$@"' "$REPO" "$@"
 }
 
 case "${1:-make}" in

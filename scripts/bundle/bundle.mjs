@@ -8,7 +8,7 @@
 //                            page built in (src/ui/bundle.ts: no esbuild at run time)
 //   lib/node_modules/webgpu  Dawn's linux-x64 dawn.node (gzip) with the package's loader
 //   lib/node_modules/...     the data-set packages' files the engine reads
-//   shaders/                 the WGSL sources (found by src/kernels/shader-loader.ts one level up)
+//   shaders/                 the WGSL sources (found by src/kernels/node/shader-files.ts one level up)
 //   deb/                     the Vulkan loader (libvulkan1) as .deb, unpacked by run.sh when absent
 //   bench/peers, scripts/golden  the PyTorch peers the benchmarks and the GPU check run
 //   *.json                   the shipped configs

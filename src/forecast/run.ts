@@ -8,7 +8,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { getRuntime } from '../kernels/runtime.ts';
+import { getRuntime } from '../kernels/node/dawn.ts';
 import { TimeMoeModel } from '../model/time-moe.ts';
 import {
   DataError,

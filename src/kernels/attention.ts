@@ -5,7 +5,10 @@
  * (dq per query row, dk/dv per key row), so no T×T matrix is stored and no float atomics are used.
  * Two kernels with the same bindings and outputs (see launch): one invocation per row with no
  * barriers (shaders/attention-rows.wgsl, the CPU family) and the same loops over rows staged in
- * workgroup-memory tiles (shaders/attention-tiled.wgsl, the GPU family).
+ * workgroup-memory tiles (shaders/attention-tiled.wgsl, the GPU family). Both sum over keys
+ * (queries) in two levels, partial sums over blocks of 32 added to totals, and compute every score
+ * as (q·k)·scale in the same order in all three entry points (docs/KERNELS.md, "Accuracy of long
+ * sums").
  *
  * Storage: q, k, v, o, dq, dk, dv f32 or f16 (one dtype), dO f32 or f16, lse f32; f16 needs the
  * device's shader-f16. Registers and all math are f32.
@@ -30,6 +33,12 @@ export const MAX_HEAD_DIM = 128;
 export const UNROLL_MAX_HD = 64;
 /** Rows per workgroup: a multiple of lavapipe's 8 SIMD lanes and a GPU warp (8..64 measured within 10% on lavapipe). */
 const WG = 32;
+/**
+ * Rows per partial sum of the rows kernel, whose sums over keys (queries) are two-level: blocks of
+ * BLK terms added to a total, as the tiled kernel's are per tile (docs/KERNELS.md, "Accuracy of long
+ * sums"). 8..64 measured alike; 32 is about sqrt(T) at T = 1024.
+ */
+const BLK = 32;
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
@@ -117,7 +126,7 @@ export function attentionTemplate(
   const gen: Gen = { VT, zero: `${VT}(0.0)`, ld, ldo, st: conv(dtype, vec(dtype)), rd };
   const enables = dtype === 'f16' || doDtype === 'f16' ? 'enable f16;' : '';
   const code = unroll ? unrolledBlocks(NV, gen) : loopedBlocks(gen);
-  const sizes: TemplateParams = blocks ? { ROWS: blocks.rows, TILE: blocks.tile, VF: VT } : { WG };
+  const sizes: TemplateParams = blocks ? { ROWS: blocks.rows, TILE: blocks.tile, VF: VT } : { WG, BLK };
   return { ...sizes, NV, VT: vec(dtype), VDO: vec(doDtype), ENABLES: enables, ...code };
 }
 
@@ -125,27 +134,30 @@ function unrolledBlocks(NV: number, { VT, zero, ld, ldo, st, rd }: Gen): Record<
   const at = (buf: string, off: string, c: number): string => `${buf}[${off} + ${c}u]`;
   const sum = (f: (c: number) => string): string => treeSum(range(NV).map(f));
   return {
-    // forward: q pre-scaled, so s = (scale q)·k
-    FWD_LOAD_Q: lines(NV, (c) => `let q${c} = ${ld(at('fq', 'qo', c))} * scale;`),
-    FWD_INIT: lines(NV, (c) => `var a${c} = ${zero};`),
-    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${rd('fk', 'ko', `${c}u`)})`)};`,
-    FWD_RESCALE: lines2(NV, (c) => `  a${c} = a${c} * corr;`),
-    FWD_UPDATE: lines2(NV, (c) => `a${c} = fma(${VT}(p), ${rd('fv', 'ko', `${c}u`)}, a${c});`),
+    // s = (q·k) * scale in the same order in all three entry points: backward's P = exp(s - lse) is the forward's.
+    FWD_LOAD_Q: lines(NV, (c) => `let q${c} = ${ld(at('fq', 'qo', c))};`),
+    FWD_INIT: lines(NV, (c) => `var a${c} = ${zero}; var ab${c} = ${zero};`),
+    FWD_SCORE: `    let s = ${sum((c) => `dot(q${c}, ${rd('fk', 'ko', `${c}u`)})`)} * scale;`,
+    FWD_RESCALE: lines2(NV, (c) => `  ab${c} = ab${c} * corr;`),
+    FWD_RESCALE_TOTAL: lines2(NV, (c) => `  a${c} = a${c} * corr;`),
+    FWD_UPDATE: lines2(NV, (c) => `ab${c} = fma(${VT}(p), ${rd('fv', 'ko', `${c}u`)}, ab${c});`),
+    FWD_FOLD: lines2(NV, (c) => `a${c} = a${c} + ab${c}; ab${c} = ${zero};`),
     FWD_STORE: lines(NV, (c) => `fo[qo + ${c}u] = ${st(`a${c} * inv`)};`),
     // backward_q
-    BQ_LOAD: lines(NV, (c) => `let q${c} = ${ld(at('gq', 'qo', c))} * scale; let d${c} = ${ldo(at('gdo', 'qo', c))};`),
+    BQ_LOAD: lines(NV, (c) => `let q${c} = ${ld(at('gq', 'qo', c))}; let d${c} = ${ldo(at('gdo', 'qo', c))};`),
     BQ_D: `  let D = ${sum((c) => `dot(d${c}, ${ld(at('gout', 'qo', c))})`)};`,
-    BQ_INIT: lines(NV, (c) => `var g${c} = ${zero};`),
+    BQ_INIT: lines(NV, (c) => `var g${c} = ${zero}; var gb${c} = ${zero};`),
     BQ_LOAD_K: lines2(NV, (c) => `let k${c} = ${rd('gk', 'ko', `${c}u`)};`),
-    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(d${c}, ${rd('gv', 'ko', `${c}u`)})`)};`,
-    BQ_UPDATE: lines2(NV, (c) => `g${c} = fma(${VT}(ds), k${c}, g${c});`),
+    BQ_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)} * scale;\n    let dp = ${sum((c) => `dot(d${c}, ${rd('gv', 'ko', `${c}u`)})`)};`,
+    BQ_UPDATE: lines2(NV, (c) => `gb${c} = fma(${VT}(ds), k${c}, gb${c});`),
+    BQ_FOLD: lines2(NV, (c) => `g${c} = g${c} + gb${c}; gb${c} = ${zero};`),
     BQ_STORE: lines(NV, (c) => `gdq[qo + ${c}u] = ${st(`g${c} * scale`)};`),
-    // backward_kv: k pre-scaled
-    BKV_LOAD: lines(NV, (c) => `let k${c} = ${ld(at('hk', 'ko', c))} * scale; let v${c} = ${ld(at('hv', 'ko', c))};`),
-    BKV_INIT: lines(NV, (c) => `var dk${c} = ${zero}; var dv${c} = ${zero};`),
+    BKV_LOAD: lines(NV, (c) => `let k${c} = ${ld(at('hk', 'ko', c))}; let v${c} = ${ld(at('hv', 'ko', c))};`),
+    BKV_INIT: lines(NV, (c) => `var dk${c} = ${zero}; var dv${c} = ${zero}; var dkb${c} = ${zero}; var dvb${c} = ${zero};`),
     BKV_LOAD_Q: lines2(NV, (c) => `let q${c} = ${rd('hq', 'qo', `${c}u`)}; let o${c} = ${rd('hdo', 'qo', `${c}u`)};`),
-    BKV_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)};\n    let dp = ${sum((c) => `dot(o${c}, v${c})`)};`,
-    BKV_UPDATE: lines2(NV, (c) => `dv${c} = fma(${VT}(p), o${c}, dv${c}); dk${c} = fma(${VT}(ds), q${c}, dk${c});`),
+    BKV_SCORE_DP: `    let s = ${sum((c) => `dot(q${c}, k${c})`)} * scale;\n    let dp = ${sum((c) => `dot(o${c}, v${c})`)};`,
+    BKV_UPDATE: lines2(NV, (c) => `dvb${c} = fma(${VT}(p), o${c}, dvb${c}); dkb${c} = fma(${VT}(ds), q${c}, dkb${c});`),
+    BKV_FOLD: lines2(NV, (c) => `dk${c} = dk${c} + dkb${c}; dv${c} = dv${c} + dvb${c}; dkb${c} = ${zero}; dvb${c} = ${zero};`),
     BKV_STORE: lines(NV, (c) => `hdk[ko + ${c}u] = ${st(`dk${c} * scale`)}; hdv[ko + ${c}u] = ${st(`dv${c}`)};`),
   };
 }
@@ -154,24 +166,28 @@ function loopedBlocks({ VT, zero, ld, ldo, st, rd }: Gen): Record<string, string
   const arr = `array<${VT}, NV>`;
   const each = (indent: string, body: string): string => `${indent}for (var c = 0u; c < u.nv; c++) { ${body} }`;
   return {
-    FWD_LOAD_Q: `  var q: ${arr};\n${each('  ', `q[c] = ${ld('fq[qo + c]')} * scale;`)}`,
-    FWD_INIT: `  var a: ${arr};\n${each('  ', `a[c] = ${zero};`)}`,
-    FWD_SCORE: `    var s = 0.0;\n${each('    ', `s += dot(q[c], ${rd('fk', 'ko', 'c')});`)}`,
-    FWD_RESCALE: each('      ', 'a[c] = a[c] * corr;'),
-    FWD_UPDATE: each('    ', `a[c] = fma(${VT}(p), ${rd('fv', 'ko', 'c')}, a[c]);`),
+    FWD_LOAD_Q: `  var q: ${arr};\n${each('  ', `q[c] = ${ld('fq[qo + c]')};`)}`,
+    FWD_INIT: `  var a: ${arr};\n  var ab: ${arr};\n${each('  ', `a[c] = ${zero}; ab[c] = ${zero};`)}`,
+    FWD_SCORE: `    var s = 0.0;\n${each('    ', `s += dot(q[c], ${rd('fk', 'ko', 'c')});`)}\n    s *= scale;`,
+    FWD_RESCALE: each('      ', 'ab[c] = ab[c] * corr;'),
+    FWD_RESCALE_TOTAL: each('      ', 'a[c] = a[c] * corr;'),
+    FWD_UPDATE: each('    ', `ab[c] = fma(${VT}(p), ${rd('fv', 'ko', 'c')}, ab[c]);`),
+    FWD_FOLD: each('    ', `a[c] = a[c] + ab[c]; ab[c] = ${zero};`),
     FWD_STORE: each('  ', `fo[qo + c] = ${st('a[c] * inv')};`),
-    BQ_LOAD: `  var q: ${arr};\n  var d: ${arr};\n${each('  ', `q[c] = ${ld('gq[qo + c]')} * scale; d[c] = ${ldo('gdo[qo + c]')};`)}`,
+    BQ_LOAD: `  var q: ${arr};\n  var d: ${arr};\n${each('  ', `q[c] = ${ld('gq[qo + c]')}; d[c] = ${ldo('gdo[qo + c]')};`)}`,
     BQ_D: `  var D = 0.0;\n${each('  ', `D += dot(d[c], ${ld('gout[qo + c]')});`)}`,
-    BQ_INIT: `  var g: ${arr};\n${each('  ', `g[c] = ${zero};`)}`,
+    BQ_INIT: `  var g: ${arr};\n  var gb: ${arr};\n${each('  ', `g[c] = ${zero}; gb[c] = ${zero};`)}`,
     BQ_LOAD_K: '',
-    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(q[c], ${rd('gk', 'ko', 'c')}); dp += dot(d[c], ${rd('gv', 'ko', 'c')});`)}`,
-    BQ_UPDATE: each('    ', `g[c] = fma(${VT}(ds), ${rd('gk', 'ko', 'c')}, g[c]);`),
+    BQ_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(q[c], ${rd('gk', 'ko', 'c')}); dp += dot(d[c], ${rd('gv', 'ko', 'c')});`)}\n    s *= scale;`,
+    BQ_UPDATE: each('    ', `gb[c] = fma(${VT}(ds), ${rd('gk', 'ko', 'c')}, gb[c]);`),
+    BQ_FOLD: each('    ', `g[c] = g[c] + gb[c]; gb[c] = ${zero};`),
     BQ_STORE: each('  ', `gdq[qo + c] = ${st('g[c] * scale')};`),
-    BKV_LOAD: `  var k: ${arr};\n  var v: ${arr};\n${each('  ', `k[c] = ${ld('hk[ko + c]')} * scale; v[c] = ${ld('hv[ko + c]')};`)}`,
-    BKV_INIT: `  var dk: ${arr};\n  var dv: ${arr};\n${each('  ', `dk[c] = ${zero}; dv[c] = ${zero};`)}`,
+    BKV_LOAD: `  var k: ${arr};\n  var v: ${arr};\n${each('  ', `k[c] = ${ld('hk[ko + c]')}; v[c] = ${ld('hv[ko + c]')};`)}`,
+    BKV_INIT: `  var dk: ${arr};\n  var dv: ${arr};\n  var dkb: ${arr};\n  var dvb: ${arr};\n${each('  ', `dk[c] = ${zero}; dv[c] = ${zero}; dkb[c] = ${zero}; dvb[c] = ${zero};`)}`,
     BKV_LOAD_Q: '',
-    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(${rd('hq', 'qo', 'c')}, k[c]); dp += dot(${rd('hdo', 'qo', 'c')}, v[c]);`)}`,
-    BKV_UPDATE: each('    ', `dv[c] = fma(${VT}(p), ${rd('hdo', 'qo', 'c')}, dv[c]); dk[c] = fma(${VT}(ds), ${rd('hq', 'qo', 'c')}, dk[c]);`),
+    BKV_SCORE_DP: `    var s = 0.0;\n    var dp = 0.0;\n${each('    ', `s += dot(${rd('hq', 'qo', 'c')}, k[c]); dp += dot(${rd('hdo', 'qo', 'c')}, v[c]);`)}\n    s *= scale;`,
+    BKV_UPDATE: each('    ', `dvb[c] = fma(${VT}(p), ${rd('hdo', 'qo', 'c')}, dvb[c]); dkb[c] = fma(${VT}(ds), ${rd('hq', 'qo', 'c')}, dkb[c]);`),
+    BKV_FOLD: each('    ', `dk[c] = dk[c] + dkb[c]; dv[c] = dv[c] + dvb[c]; dkb[c] = ${zero}; dvb[c] = ${zero};`),
     BKV_STORE: each('  ', `hdk[ko + c] = ${st('dk[c] * scale')}; hdv[ko + c] = ${st('dv[c]')};`),
   };
 }

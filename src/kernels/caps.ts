@@ -36,6 +36,24 @@ export interface DeviceLimits {
   maxUniformBufferBindingSize: number;
 }
 
+/**
+ * WebGPU's default limits: what every adapter guarantees, and what a device gets for a limit it
+ * does not request (the spec's limits table; Dawn's lowest core tier, docs/IMPLEMENTATIONS.md).
+ * `WEBGPU_MOE_LIMITS=default` opens the device with exactly these, to prove no kernel needs more.
+ */
+export const WEBGPU_DEFAULT_LIMITS: Readonly<DeviceLimits> = {
+  maxStorageBufferBindingSize: 128 * 1024 * 1024,
+  maxBufferSize: 256 * 1024 * 1024,
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupSizeY: 256,
+  maxComputeWorkgroupSizeZ: 64,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxUniformBufferBindingSize: 65536,
+};
+
 export const LIMIT_NAMES: readonly (keyof DeviceLimits)[] = [
   'maxStorageBufferBindingSize',
   'maxBufferSize',
@@ -73,6 +91,8 @@ export interface DeviceCaps {
   /** Tensor-core configurations, non-empty only when the device enabled the subgroup-matrix feature. */
   subgroupMatrix: readonly SubgroupMatrixConfig[];
   limits: DeviceLimits;
+  /** Where `limits` came from: the adapter's maxima, or WebGPU's defaults (WEBGPU_MOE_LIMITS=default). */
+  limitsProfile: LimitsProfile;
   /** The meta runtime: shapes and bytes only, nothing runs. */
   meta: boolean;
 }
@@ -83,14 +103,12 @@ export const KernelFamilyChoiceSchema = z.enum(['auto', 'cpu', 'gpu']);
 export type KernelFamilyChoice = z.infer<typeof KernelFamilyChoiceSchema>;
 
 /**
- * The kernel family: the adapter's own (CPU family on a CPU adapter) unless `choice` or the
- * WEBGPU_MOE_KERNELS environment variable forces one. The explicit choice wins over the variable.
+ * The kernel family: the adapter's own (CPU family on a CPU adapter) unless `choice` or `env`, the
+ * WEBGPU_MOE_KERNELS environment variable's value, forces one. The explicit choice wins over the
+ * variable. The core reads no environment: Node's device acquisition passes it in
+ * (src/kernels/node/dawn.ts); a browser has none.
  */
-export function chooseFamily(
-  cpuAdapter: boolean,
-  choice: KernelFamilyChoice = 'auto',
-  env: string | undefined = process.env[KERNELS_ENV],
-): { family: KernelFamily; forced: boolean } {
+export function chooseFamily(cpuAdapter: boolean, choice: KernelFamilyChoice = 'auto', env?: string): { family: KernelFamily; forced: boolean } {
   let pick = choice;
   if (pick === 'auto' && env !== undefined && env !== '') {
     const r = KernelFamilyChoiceSchema.safeParse(env);
@@ -99,6 +117,24 @@ export function chooseFamily(
   }
   if (pick === 'auto') return { family: cpuAdapter ? 'cpu' : 'gpu', forced: false };
   return { family: pick, forced: true };
+}
+
+export const LIMITS_ENV = 'WEBGPU_MOE_LIMITS';
+
+export const LimitsProfileSchema = z.enum(['adapter', 'default']);
+export type LimitsProfile = z.infer<typeof LimitsProfileSchema>;
+
+/**
+ * The limits a device is opened with: the adapter's maxima (the default), or WebGPU's defaults
+ * when `choice` or the WEBGPU_MOE_LIMITS environment variable says `default`. The explicit choice
+ * wins over the variable. Read by kernels/device.ts only.
+ */
+export function chooseLimits(choice: LimitsProfile | undefined, env?: string): LimitsProfile {
+  if (choice) return choice;
+  if (env === undefined || env === '') return 'adapter';
+  const r = LimitsProfileSchema.safeParse(env);
+  if (!r.success) throw new Error(`${LIMITS_ENV}=${JSON.stringify(env)}: expected adapter or default (unset it to use the adapter's own limits)`);
+  return r.data;
 }
 
 /** One line for logs: "gpu kernels (forced)", "cpu kernels". */

@@ -1,18 +1,20 @@
 /**
- * Device acquisition through Dawn (npm `webgpu`), and the device's capabilities (caps.ts), read
- * once here. One process-wide device: Dawn's GPU instance must stay referenced for the life of
- * the process, or V8 may collect it and Dawn segfaults later inside ProcessEvents
- * (docs/DESIGN.md §3).
+ * Opening a device on a WebGPU `GPU` object, and the device's capabilities (caps.ts), read once
+ * here. Platform-free: Node passes Dawn's instance (src/kernels/node/dawn.ts, which also keeps the
+ * one process-wide device), the browser `navigator.gpu` (src/web/device.ts); both get the same
+ * requested limits and features and build the same DeviceCaps.
  */
-import { create, globals } from 'webgpu';
 import { GpuError, NO_ADAPTER_HELP } from './errors.ts';
 import {
   LIMIT_NAMES,
+  WEBGPU_DEFAULT_LIMITS,
   chooseFamily,
+  chooseLimits,
   type AdapterSummary,
   type DeviceCaps,
   type DeviceLimits,
   type KernelFamilyChoice,
+  type LimitsProfile,
   type SubgroupMatrixConfig,
 } from './caps.ts';
 import { derivePolicy, policySummary } from './policy.ts';
@@ -24,49 +26,30 @@ export interface GpuDevice {
   lost: GpuError | null;
 }
 
-export interface AcquireOptions {
-  /** Extra Dawn toggles, e.g. 'disable-dawn-features=timestamp_quantization'. */
-  dawnFlags?: string[];
+export interface OpenOptions {
   /** Print the adapter line once (default true). */
   announce?: boolean;
-  /**
-   * Unquantized timestamp queries, for the profiler: Dawn otherwise rounds them to 65.5 us.
-   * Takes effect only if this is the process's first acquisition (the Dawn instance is shared).
-   */
-  preciseTimestamps?: boolean;
-  /** Kernel family: 'auto' (the adapter's own; WEBGPU_MOE_KERNELS may force one), 'cpu' or 'gpu'. */
+  /** Kernel family: 'auto' (the adapter's own; `kernelsEnv` may force one), 'cpu' or 'gpu'. */
   kernels?: KernelFamilyChoice;
+  /** The WEBGPU_MOE_KERNELS environment variable's value, read by the Node caller (caps.ts chooseFamily). */
+  kernelsEnv?: string;
+  /** What runs the device, for the adapter line (default 'vulkan': Dawn on Node; the page says 'browser WebGPU'). */
+  backend?: string;
+  /**
+   * 'adapter' (the adapter's maxima), or 'default': WebGPU's default limits, the minimum every
+   * adapter guarantees (caps.ts WEBGPU_DEFAULT_LIMITS). Unset: `limitsEnv`, else 'adapter'.
+   */
+  limits?: LimitsProfile;
+  /** The WEBGPU_MOE_LIMITS environment variable's value, read by the Node caller (caps.ts chooseLimits). */
+  limitsEnv?: string;
 }
 
 /** Dawn's feature name for tensor-core matmuls (VK_KHR_cooperative_matrix on Vulkan). */
 export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
 
-/** The Dawn toggle behind AcquireOptions.preciseTimestamps. */
-export const PRECISE_TIMESTAMPS_FLAG = 'disable-dawn-features=timestamp_quantization';
-
 // Limits the engine wants as large as the adapter allows: big activations and weights
 // live in single storage bindings, and kernels bind many buffers.
 const WANTED_LIMITS: readonly string[] = [...LIMIT_NAMES, 'maxBindGroups'];
-
-let dawn: GPU | null = null;
-let dawnFlags: readonly string[] = [];
-
-/** True when the process's Dawn instance was created with unquantized timestamps. */
-export function timestampsPrecise(): boolean {
-  return dawnFlags.includes(PRECISE_TIMESTAMPS_FLAG);
-}
-let current: Promise<GpuDevice> | null = null;
-
-function gpuInstance(flags: string[]): GPU {
-  if (!dawn) {
-    Object.assign(globalThis, globals);
-    dawn = create(flags);
-    dawnFlags = [...flags];
-    // Keep the instance reachable from a global root as well (see header comment).
-    (globalThis as { __webgpuMoeDawn?: GPU }).__webgpuMoeDawn = dawn;
-  }
-  return dawn;
-}
 
 /** Dawn's adapter info, with the fields only Dawn reports (subgroup sizes, matrix configs). */
 type DawnAdapterInfo = GPUAdapterInfo & {
@@ -81,24 +64,31 @@ function isCpuAdapter(info: DawnAdapterInfo | undefined): boolean {
   return !!info?.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${info?.device} ${info?.description}`);
 }
 
-function summarize(info: DawnAdapterInfo | undefined): AdapterSummary {
+function summarize(info: DawnAdapterInfo | undefined, backend: string): AdapterSummary {
   return {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
-    backend: isCpuAdapter(info) ? 'vulkan (CPU)' : 'vulkan',
+    backend: isCpuAdapter(info) ? `${backend} (CPU)` : backend,
   };
 }
 
 /** The caps of an opened device: what it enabled, not what the adapter could. */
-export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, kernels: KernelFamilyChoice = 'auto'): DeviceCaps {
+export function readCaps(
+  device: GPUDevice,
+  info: DawnAdapterInfo | undefined,
+  kernels: KernelFamilyChoice = 'auto',
+  kernelsEnv?: string,
+  backend = 'vulkan',
+  limitsProfile: LimitsProfile = 'adapter',
+): DeviceCaps {
   const cpuAdapter = isCpuAdapter(info);
-  const { family, forced } = chooseFamily(cpuAdapter, kernels);
+  const { family, forced } = chooseFamily(cpuAdapter, kernels, kernelsEnv);
   const limits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, (device.limits as unknown as Record<string, number>)[n] ?? 0])) as unknown as DeviceLimits;
   const subgroups = device.features.has('subgroups') ? { minSize: info?.subgroupMinSize ?? 0, maxSize: info?.subgroupMaxSize ?? 0 } : null;
   return {
-    adapter: summarize(info),
+    adapter: summarize(info, backend),
     cpuAdapter,
     family,
     familyForced: forced,
@@ -107,42 +97,34 @@ export function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, k
     subgroups,
     subgroupMatrix: device.features.has(SUBGROUP_MATRIX_FEATURE as GPUFeatureName) ? [...(info?.subgroupMatrixConfigs ?? [])] : [],
     limits,
+    limitsProfile,
     meta: false,
   };
 }
 
-/** Request the adapter and device once; later calls return the same device. */
-export function acquireDevice(options: AcquireOptions = {}): Promise<GpuDevice> {
-  if (!current) {
-    current = open(options).catch((e) => {
-      current = null;
-      throw e;
-    });
-  }
-  return current;
-}
-
-/** Extra Dawn toggles from the environment, comma-separated (e.g. enable-dawn-features=allow_unsafe_apis for experimental features). */
-export const DAWN_FLAGS_ENV = 'WEBGPU_MOE_DAWN_FLAGS';
-
-async function open(options: AcquireOptions): Promise<GpuDevice> {
-  const flags = [...(options.dawnFlags ?? []), ...(process.env[DAWN_FLAGS_ENV] ?? '').split(',').filter(Boolean)];
-  if (options.preciseTimestamps && !flags.includes(PRECISE_TIMESTAMPS_FLAG)) flags.push(PRECISE_TIMESTAMPS_FLAG);
-  const gpu = gpuInstance(flags);
+/** Request the adapter and a device with the adapter's largest limits and the features the kernels use. */
+export async function openDevice(gpu: GPU, options: OpenOptions = {}): Promise<GpuDevice> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new GpuError(NO_ADAPTER_HELP, 'adapter', 'no-adapter');
 
+  const limitsProfile = chooseLimits(options.limits, options.limitsEnv);
   const requiredLimits: Record<string, number> = {};
-  for (const name of WANTED_LIMITS) {
-    const v = (adapter.limits as unknown as Record<string, number>)[name];
-    if (typeof v === 'number') requiredLimits[name] = v;
+  if (limitsProfile === 'default') {
+    // Asked for explicitly (a device gets these for any limit it does not request): every kernel
+    // must then fit WebGPU's guaranteed minimum, as on the smallest adapter anyone may have.
+    Object.assign(requiredLimits, WEBGPU_DEFAULT_LIMITS);
+  } else {
+    for (const name of WANTED_LIMITS) {
+      const v = (adapter.limits as unknown as Record<string, number>)[name];
+      if (typeof v === 'number') requiredLimits[name] = v;
+    }
   }
   const requiredFeatures: GPUFeatureName[] = [];
   for (const f of ['shader-f16', 'timestamp-query', 'subgroups', SUBGROUP_MATRIX_FEATURE] as GPUFeatureName[]) {
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-moe' });
-  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels);
+  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels, options.kernelsEnv, options.backend, limitsProfile);
   const summary = caps.adapter;
   const gd: GpuDevice = { device, caps, lost: null };
   void device.lost.then((info) => {
@@ -153,7 +135,7 @@ async function open(options: AcquireOptions): Promise<GpuDevice> {
     console.error(
       `[webgpu-moe] adapter: ${summary.vendor} ${summary.device || summary.description} ` +
         `(${summary.architecture || '?'}, ${summary.backend}); f16=${caps.f16} timestamps=${caps.timestampQuery} ` +
-        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}; ${policySummary(derivePolicy(caps))}`,
+        `subgroups=${caps.subgroups ? `${caps.subgroups.minSize}-${caps.subgroups.maxSize}` : 'no'} subgroup-matrix=${caps.subgroupMatrix.length}${limitsProfile === 'default' ? ' limits=webgpu-default' : ''}; ${policySummary(derivePolicy(caps))}`,
     );
   }
   return gd;

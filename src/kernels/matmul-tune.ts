@@ -5,10 +5,7 @@
  * family is not tuned: its register-blocked configuration was chosen from measured variants
  * (bench/results/matmul-variants.md).
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { cacheDir } from '../util/cache-dir.ts';
 import type { DawnRuntime } from './runtime.ts';
 import type { FloatDType } from './tensor.ts';
 import { matmul } from './matmul.ts';
@@ -28,14 +25,18 @@ const TiledSchema = z.object({
 const CacheSchema = z.record(z.string(), z.record(z.string(), z.object({ config: TiledSchema, ms: z.record(z.string(), z.number()) })));
 type Cache = z.infer<typeof CacheSchema>;
 
-/** In the machine's cache folder (src/util/cache-dir.ts). */
-export function tuningCachePath(): string {
-  return join(cacheDir(), 'matmul-tuning.json');
+/** Where tuned choices are kept between runs: whole cache in, whole cache out. */
+export interface TuningStore {
+  /** The cache as stored (anything: it is checked here), or undefined when there is none. */
+  load(): unknown;
+  save(cache: Cache): void;
+  /** Where it is, for messages. */
+  where: string;
 }
 
-function readCache(path: string): Cache {
+function readCache(store: TuningStore): Cache {
   try {
-    const r = CacheSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+    const r = CacheSchema.safeParse(store.load());
     return r.success ? r.data : {};
   } catch {
     return {}; // no cache yet, or unreadable: tune again
@@ -43,8 +44,8 @@ function readCache(path: string): Cache {
 }
 
 /** Load this adapter's cached choices into the kernel choice; returns how many. */
-export function loadTuning(rt: DawnRuntime, path = tuningCachePath()): number {
-  const mine = readCache(path)[adapterKey(rt.caps)] ?? {};
+export function loadTuning(rt: DawnRuntime, store: TuningStore): number {
+  const mine = readCache(store)[adapterKey(rt.caps)] ?? {};
   for (const [cls, e] of Object.entries(mine)) setTuned(rt.caps, cls, e.config);
   return Object.keys(mine).length;
 }
@@ -76,14 +77,14 @@ async function timeOne(rt: DawnRuntime, record: () => void, samples: number): Pr
 /**
  * Tune the problems not tuned yet (one per shape class): each variant that fits the device is
  * timed as a plain product of the problem's size and storage types; the fastest is used from then
- * on and written to the cache.
+ * on and written to the store.
  */
 export async function tuneMatmuls(
   rt: DawnRuntime,
   problems: readonly MatmulProblem[],
-  opts: { path?: string; samples?: number; variants?: Record<string, TiledConfig> } = {},
+  store: TuningStore,
+  opts: { samples?: number; variants?: Record<string, TiledConfig> } = {},
 ): Promise<TuneResult[]> {
-  const path = opts.path ?? tuningCachePath();
   const limits = rt.policy.limits;
   const variants = Object.entries(opts.variants ?? TILED_VARIANTS).filter(
     ([, c]) => tiledProblem(c, Math.min(256, limits.maxComputeInvocationsPerWorkgroup), limits.maxComputeWorkgroupStorageSize) === null,
@@ -111,13 +112,10 @@ export async function tuneMatmuls(
     results.push({ shapeClass: shapeClass(p), best, ms });
   }
   if (results.length) {
-    const cache = readCache(path);
+    const cache = readCache(store);
     const mine = (cache[adapterKey(rt.caps)] ??= {});
     for (const r of results) mine[r.shapeClass] = { config: (opts.variants ?? TILED_VARIANTS)[r.best]!, ms: r.ms };
-    mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(cache, null, 2)}\n`);
-    renameSync(tmp, path);
+    store.save(cache);
   }
   return results;
 }

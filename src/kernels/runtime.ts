@@ -1,10 +1,11 @@
 /**
  * The Dawn runtime: the Backend (tensor.ts) that runs kernels on a WebGPU device — buffer pool,
- * pipeline cache and command recorder, plus upload and download. One per process (`getRuntime()`).
+ * pipeline cache and command recorder, plus upload and download. One per process on Node
+ * (`getRuntime()` in node/dawn.ts), one per page in the browser (src/web/).
  * Validation, the policy and the per-runtime caches are shared with the meta runtime
  * (base-runtime.ts); a device limit exceeded throws a LimitError here, before Dawn's validation.
  */
-import { acquireDevice, type AcquireOptions, type GpuDevice } from './device.ts';
+import type { GpuDevice } from './device.ts';
 import { BufferPool, type PoolStats } from './buffer-pool.ts';
 import { PipelineCache, type DawnKernel } from './pipeline-cache.ts';
 import { Recorder } from './recorder.ts';
@@ -77,8 +78,10 @@ export class DawnRuntime extends BaseRuntime<GPUBuffer> {
     // buffer's previous contents (pooled reuse): submit that work first.
     if (this.recorder.pending) this.recorder.submit();
     let bytes = hostBytes(t, data);
-    // Dawn takes no SharedArrayBuffer (the host optimizer's arrays are shared with its workers).
-    if (bytes.buffer instanceof SharedArrayBuffer) bytes = new Uint8Array(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    // Dawn takes no SharedArrayBuffer (the host optimizer's arrays are shared with its workers);
+    // a page that is not cross-origin isolated has no SharedArrayBuffer at all.
+    if (typeof SharedArrayBuffer !== 'undefined' && bytes.buffer instanceof SharedArrayBuffer)
+      bytes = new Uint8Array(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     this.device.queue.writeBuffer(this.bufferOf(t), 0, bytes.buffer, bytes.byteOffset, Math.ceil(bytes.byteLength / 4) * 4);
   }
 
@@ -183,15 +186,4 @@ function decode(raw: ArrayBuffer, offset: number, t: Tensor): ReadArray {
       return out;
     }
   }
-}
-
-let runtime: Promise<DawnRuntime> | null = null;
-
-/** The process-wide runtime (acquires the device on first call). */
-export function getRuntime(options?: AcquireOptions): Promise<DawnRuntime> {
-  if (!runtime) {
-    runtime = acquireDevice(options).then((gd) => new DawnRuntime(gd));
-    runtime.catch(() => (runtime = null));
-  }
-  return runtime;
 }

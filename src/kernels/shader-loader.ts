@@ -6,23 +6,15 @@
  * unrolled code blocks, element types (f32/f16), optional epilogues. Every slot must be
  * filled and every template value used, so a typo fails loudly instead of compiling wrong.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { shaderSource } from '#shader-source';
 
 /**
- * shaders/ is found above this module: two levels up in the repository, one level up in the
- * self-contained bundle (scripts/bundle.mjs puts the bundled JavaScript in lib/ beside shaders/).
+ * The text of shaders/<name>.wgsl, by name ('fill', 'include/grid', 'test/broken'). Where it comes
+ * from is the platform's: package.json `imports` maps `#shader-source` to the files on Node
+ * (src/kernels/node/shader-files.ts) and, in the browser bundle, to a module that scripts/web/build.ts
+ * generates from the same files. One source of truth either way: shaders/.
  */
-function shaderDir(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(join(dir, 'shaders', 'fill.wgsl'))) return join(dir, 'shaders');
-  }
-  throw new Error(`cannot find the shaders/ folder above ${fileURLToPath(import.meta.url)}: the installation is incomplete`);
-}
-
-/** The repository's (or the bundle's) shaders/ folder. */
-export const SHADER_DIR = shaderDir();
+export type ShaderSource = (name: string) => string;
 
 export type TemplateValue = string | number | boolean;
 export type TemplateParams = Readonly<Record<string, TemplateValue>>;
@@ -36,13 +28,13 @@ export type TemplateParams = Readonly<Record<string, TemplateValue>>;
 export class ShaderLibrary {
   private readonly sources = new Map<string, string>();
 
-  constructor(readonly dir: string = SHADER_DIR) {}
+  constructor(private readonly read: ShaderSource = shaderSource) {}
 
   source(name: string, including: readonly string[] = []): string {
     let src = this.sources.get(name);
     if (src === undefined) {
       if (including.includes(name)) throw new Error(`${[...including, name].join(' -> ')}: include cycle`);
-      const text = readFileSync(join(this.dir, `${name}.wgsl`), 'utf8');
+      const text = this.read(name);
       src = text.replace(/^[ \t]*\/\/ #include "([A-Za-z0-9_-]+)"[ \t]*$/gm, (_, inc: string) => this.source(`include/${inc}`, [...including, name]));
       this.sources.set(name, src);
     }

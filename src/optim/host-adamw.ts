@@ -10,9 +10,10 @@
  * working weights go up (rt.write). A skipped step moves nothing.
  *
  * On the meta runtime nothing is allocated: the planner reads hostBytes.
+ *
+ * The threads are the platform's: the caller passes `workers` (Node's worker_threads,
+ * src/optim/node/update-workers.ts); without them the update runs on the calling thread.
  */
-import { Worker } from 'node:worker_threads';
-import { availableParallelism } from 'node:os';
 import type { Backend, ReadArray, Tensor } from '../kernels/tensor.ts';
 import { f32ToF16Bits } from '../kernels/f16.ts';
 import type { Parameter } from '../model/parameter.ts';
@@ -80,27 +81,62 @@ interface Job {
   k: UpdateScalars;
 }
 
-/** The worker's program: the update and the f16 conversion as their source texts (one code path). */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+/** What a worker is sent for one group: the group's gradients (shared) and its jobs. */
+export interface UpdateMessage {
+  id: number;
+  grads: SharedArrayBuffer;
+  jobs: Job[];
+}
+
+/**
+ * The worker's program, platform-free: `setup(workerData)` returns the message handler, which
+ * updates the spans of its jobs and returns the message id. The update and the f16 conversion go
+ * in as their source texts (one code path with this thread's). The platform wraps it in its own
+ * message loop (UpdateWorkers.spawn).
+ */
+const WORKER_BODY = `
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 const adamwSpan = ${adamwSpan.toString()};
 const f32ToF16Bits = ${f32ToF16Bits.toString()};
-const states = workerData.states.map((s) => ({ master: new Float32Array(s.master), m: new Float32Array(s.m), v: new Float32Array(s.v), half: s.half ? new Uint16Array(s.half) : null }));
-parentPort.on('message', (msg) => {
-  const grads = new Float32Array(msg.grads);
-  for (const j of msg.jobs) {
-    const s = states[j.state];
-    adamwSpan(s.master, grads, s.m, s.v, j.from, j.to, j.gOff, j.k);
-    if (s.half) for (let i = j.from; i < j.to; i++) s.half[i] = f32ToF16Bits(s.master[i]);
-  }
-  parentPort.postMessage(msg.id);
-});
+function setup(workerData) {
+  const states = workerData.states.map((s) => ({ master: new Float32Array(s.master), m: new Float32Array(s.m), v: new Float32Array(s.v), half: s.half ? new Uint16Array(s.half) : null }));
+  return (msg) => {
+    const grads = new Float32Array(msg.grads);
+    for (const j of msg.jobs) {
+      const s = states[j.state];
+      adamwSpan(s.master, grads, s.m, s.v, j.from, j.to, j.gOff, j.k);
+      if (s.half) for (let i = j.from; i < j.to; i++) s.half[i] = f32ToF16Bits(s.master[i]);
+    }
+    return msg.id;
+  };
+}
 `;
 
+/** The shared state arrays a worker is started with. */
+export interface UpdateWorkerData {
+  states: { master: ArrayBufferLike; m: ArrayBufferLike; v: ArrayBufferLike; half: ArrayBufferLike | null }[];
+}
+
+/** One update thread, as the platform made it. */
+export interface UpdateWorker {
+  post(msg: UpdateMessage): void;
+  /** A job is in flight (true) or not: an idle worker must not keep a Node process alive. */
+  busy(inFlight: boolean): void;
+  terminate(): void;
+}
+
+/** The platform's threads: `spawn` starts one running WORKER_BODY; `done` gets each finished message id, `fail` a dead worker. */
+export interface UpdateWorkers {
+  spawn(body: string, data: UpdateWorkerData, events: { done(id: number): void; fail(e: Error): void }): UpdateWorker;
+  /** Threads when HostAdamWOptions.threads is not given (Node: every core). */
+  defaultThreads: number;
+}
+
 export interface HostAdamWOptions {
-  /** Worker threads (default: every core). 0 updates on the main thread. */
+  /** The platform's threads (none: the update runs on the calling thread). */
+  workers?: UpdateWorkers;
+  /** Worker threads (default: workers.defaultThreads). 0 updates on the calling thread. */
   threads?: number;
   /** Gradient bytes per streamed group (default 64 MiB). */
   groupBytes?: number;
@@ -108,9 +144,9 @@ export interface HostAdamWOptions {
 
 export class HostAdamW implements StepOptimizer {
   private readonly states: HostState[] = [];
-  private readonly workers: Worker[] = [];
+  private readonly workers: UpdateWorker[] = [];
   private nextId = 1;
-  private readonly waiting = new Map<number, { done: () => void; fail: (e: Error) => void; worker: Worker }>();
+  private readonly waiting = new Map<number, { done: () => void; fail: (e: Error) => void; worker: UpdateWorker }>();
   /** Optimizer steps applied. */
   step = 0;
   /** The update reads the gradients after the step's readback: they must outlive Trainer.record. */
@@ -143,11 +179,13 @@ export class HostAdamW implements StepOptimizer {
       st.master.set(master);
       this.states.push(st);
     }
-    const threads = o.threads ?? availableParallelism();
-    const workerData = { states: this.states.map((s) => ({ master: s.master.buffer, m: s.m.buffer, v: s.v.buffer, half: s.half?.buffer ?? null })) };
+    if (!o.workers && o.threads)
+      throw new Error(`host AdamW: ${o.threads} threads asked for, but no workers given (HostAdamWOptions.workers: the platform's threads)`);
+    const threads = o.workers ? (o.threads ?? o.workers.defaultThreads) : 0;
+    const workerData: UpdateWorkerData = {
+      states: this.states.map((s) => ({ master: s.master.buffer, m: s.m.buffer, v: s.v.buffer, half: s.half?.buffer ?? null })),
+    };
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData });
-      w.on('message', (id: number) => this.waiting.get(id)?.done());
       // A worker that dies fails the update it was running (never a silent hang or exit).
       const fail = (e: Error) => {
         for (const [id, job] of this.waiting)
@@ -156,10 +194,7 @@ export class HostAdamW implements StepOptimizer {
             job.fail(new Error(`host AdamW worker failed: ${e.message}`));
           }
       };
-      w.on('error', fail);
-      w.on('exit', (code) => code !== 0 && fail(new Error(`exited with code ${code}`)));
-      // Idle workers must not keep the process alive; a worker with a job in flight does (ref below).
-      w.unref();
+      const w: UpdateWorker = o.workers!.spawn(WORKER_BODY, workerData, { done: (id) => this.waiting.get(id)?.done(), fail });
       this.workers.push(w);
     }
   }
@@ -263,27 +298,27 @@ export class HostAdamW implements StepOptimizer {
         if (jobs[i]!.length === 0) return Promise.resolve();
         const id = this.nextId++;
         return new Promise<void>((done, fail) => {
-          w.ref();
+          w.busy(true);
           this.waiting.set(id, {
             worker: w,
             done: () => {
               this.waiting.delete(id);
-              w.unref();
+              w.busy(false);
               done();
             },
             fail: (e) => {
-              w.unref();
+              w.busy(false);
               fail(e);
             },
           });
-          w.postMessage({ id, grads: shared.buffer, jobs: jobs[i] });
+          w.post({ id, grads: shared.buffer as SharedArrayBuffer, jobs: jobs[i]! });
         });
       }),
     );
   }
 
   dispose(): void {
-    for (const w of this.workers) void w.terminate();
+    for (const w of this.workers) w.terminate();
     this.workers.length = 0;
   }
 }

@@ -3,8 +3,9 @@
  * the strings "NaN", "Infinity", "-Infinity" (JSON has no NaN, and NaN logged as 0 hides a dead
  * run, docs/DESIGN.md §7.4): they become numbers again here. Extra keys are tolerated (the logger may
  * grow); the keys the report reads are type-checked, and a bad line is named as file:line.
+ * Platform-free (the dashboard page and the browser trainer check records here); reading the
+ * file is metrics-file.ts's.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** A number, or one of the three strings the logger writes for a non-finite number. */
@@ -136,8 +137,4 @@ export function parseMetrics(text: string, source = '<metrics>'): RunMetrics {
     else out.valid.push(r);
   }
   return out;
-}
-
-export function readMetrics(path: string): RunMetrics {
-  return parseMetrics(readFileSync(path, 'utf8'), path);
 }

@@ -7,7 +7,8 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { bandsNeeded, dataRange, legendLayout, lineChart, logTicks, niceTicks, xRangeOf, type Series } from './chart.ts';
-import { readMetrics, type RunMetrics, type TrainRecord } from './metrics-reader.ts';
+import type { RunMetrics, TrainRecord } from './metrics-reader.ts';
+import { readMetrics } from './metrics-file.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 
 export interface ChartSpec {

@@ -1,10 +1,9 @@
 /**
  * The training configuration: one JSON file, validated by zod. Unknown keys and wrong types fail
  * with the key path, the bad value and what is allowed. `--set path=value` overrides apply to the
- * raw JSON before validation, so they are checked exactly like the file.
+ * raw JSON before validation, so they are checked exactly like the file. Platform-free (the
+ * browser parses its config here too); reading the file is config-file.ts's.
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ModelSchema, PRESETS, loraRankProblem } from '../model/config.ts';
 import { DataConfigSchema } from './data/config.ts';
@@ -663,27 +662,4 @@ export function jsonErrorMessage(file: string, text: string, e: Error): string {
   const shown = text.slice(from, Math.min(lineEnd, from + 120)).replace(/\r$/, '');
   const caret = [...text.slice(from, pos)].map((c) => (c === '\t' ? '\t' : ' ')).join('');
   return `config ${file}:${line}:${column} is not valid JSON: ${reason}\n  ${cut}${shown}\n  ${' '.repeat(cut.length)}${caret}^\nFix the file at line ${line}, column ${column} (JSON has no comments and no trailing commas, and quotes keys and strings with ")`;
-}
-
-export function loadConfig(path: string, overrides: readonly string[] = []): TrainConfig {
-  const full = resolve(path);
-  let text: string;
-  try {
-    text = readFileSync(full, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ConfigError(`config file not found: ${full} (check the --config path)`);
-    if (code === 'EISDIR')
-      throw new ConfigError(`--config ${path} is a folder, not a file: pass the JSON file (e.g. --config ${join(path, 'small-moe.json')})`);
-    throw new ConfigError(`cannot read config ${full} (${code ?? (e as Error).message}): check the file's permissions, or the --config path`);
-  }
-  // A byte-order mark (some Windows editors write one) is not JSON, but not a mistake either.
-  if (text.startsWith('\uFEFF')) text = text.slice(1);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(jsonErrorMessage(full, text, e as Error));
-  }
-  return parseConfig(raw, full, overrides);
 }

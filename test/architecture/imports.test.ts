@@ -1,7 +1,8 @@
 /**
  * The layout's rules, checked on the source text: no import cycles (type imports count: they
- * couple modules the same way), data flows one way between the layers of src/, and nothing
- * outside src/kernels reaches the device (docs/DESIGN.md, "Layout").
+ * couple modules the same way), data flows one way between the layers of src/, nothing outside
+ * src/kernels reaches the device, and the engine's core uses no Node built-in, so the browser page
+ * (src/web/) bundles the same code train.js runs (docs/DESIGN.md, "Layout"; docs/BROWSER.md).
  */
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -47,7 +48,7 @@ function cycles(): string[][] {
 }
 
 /** Layers of src/, lowest first: a module may import its own layer or lower ones only. */
-const LAYERS = ['util', 'kernels', 'autograd', 'model', 'optim', 'report', 'diagnose', 'ui', 'train', 'forecast'];
+const LAYERS = ['util', 'kernels', 'autograd', 'model', 'optim', 'report', 'diagnose', 'ui', 'train', 'forecast', 'web'];
 const layerOf = (f: string) => LAYERS.indexOf(f.split('/')[1]!);
 
 describe('source layout', () => {
@@ -86,4 +87,81 @@ describe('source layout', () => {
     }
     expect(offenders).toEqual([]);
   });
+
+  it('the core uses no Node built-in (node: imports, process, Buffer, require): Node lives at the edges, in node/ folders', () => {
+    const offenders: string[] = [];
+    for (const f of graph.keys()) {
+      if (!isCore(f)) continue;
+      const code = codeOf(f);
+      for (const re of NODE_ONLY) if (re.test(code)) offenders.push(`${f}: ${re}`);
+      for (const d of graph.get(f) ?? []) if (NODE_EDGE.test(d)) offenders.push(`${f} imports the Node edge ${d}`);
+    }
+    expect(offenders).toEqual([]);
+    // The check sees what it must: a core file that reads a file would be caught.
+    expect(NODE_ONLY.some((re) => re.test("import { readFileSync } from 'node:fs';"))).toBe(true);
+    expect(NODE_ONLY.some((re) => re.test('const k = process.env.X;'))).toBe(true);
+    expect(NODE_ONLY.some((re) => re.test('Buffer.from(s)'))).toBe(true);
+    expect(NODE_ONLY.some((re) => re.test('new ArrayBuffer(8); GPUBuffer; SharedArrayBuffer'))).toBe(false);
+    expect([...graph.keys()].filter(isCore).length).toBeGreaterThan(80);
+  });
+
+  it('everything the browser page bundles is free of Node built-ins too (its import closure)', () => {
+    const seen = new Set<string>();
+    const visit = (f: string) => {
+      if (seen.has(f)) return;
+      seen.add(f);
+      for (const d of valueImportsOf(f)) visit(d);
+    };
+    visit('src/web/main.ts');
+    const offenders = [...seen].flatMap((f) => (graph.has(f) ? NODE_ONLY.filter((re) => re.test(codeOf(f))).map((re) => `${f}: ${re}`) : [`${f}: not found`]));
+    expect(offenders).toEqual([]);
+    // The page bundles the step, the planner and the dashboard's view (their own tests cover them).
+    for (const f of ['src/train/step/trainer.ts', 'src/train/plan/planner.ts', 'src/ui/page/view.ts', 'src/kernels/runtime.ts']) expect(seen).toContain(f);
+  });
 });
+
+/**
+ * The engine's core (docs/BROWSER.md): what a training step, its data windows, its config and its
+ * plan need. A `node/` folder inside it holds the Node edge of that layer (Dawn, files, threads).
+ */
+const CORE_DIRS = ['src/kernels/', 'src/autograd/', 'src/model/', 'src/optim/', 'src/train/step/'];
+const CORE_FILES = [
+  'src/train/config.ts',
+  ...['config', 'clean', 'split', 'windows', 'series', 'errors', 'synthetic', 'prepare', 'csv-rows'].map((f) => `src/train/data/${f}.ts`),
+];
+const NODE_EDGE = /\/node\//;
+const isCore = (f: string) => !NODE_EDGE.test(f) && (CORE_DIRS.some((d) => f.startsWith(d)) || CORE_FILES.includes(f));
+
+/** Node-only things in code (comments stripped first: they may name them). */
+const NODE_ONLY = [/\bfrom\s*['"]node:/, /\bimport\(\s*['"]node:/, /\brequire\(/, /\bprocess\.[a-zA-Z]/, /(?<![\w.])Buffer\b/, /\b__dirname\b/];
+
+/**
+ * The .ts modules a bundle of `f` contains: its imports less the type-only ones (`import type`,
+ * every name `type`-marked), which esbuild erases.
+ */
+function valueImportsOf(f: string): string[] {
+  const text = readFileSync(join(ROOT, f), 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:^|\n)\s*(import|export)\b([^'";]*?)from\s*'(\.[^']+\.ts)'/g)) {
+    const clause = m[2]!.trim();
+    const names = /\{([^}]*)\}/.exec(clause)?.[1];
+    const typeOnly =
+      /^type\b/.test(clause) ||
+      (names !== undefined &&
+        !/^[\w$]+\s*,/.test(clause) &&
+        names
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean)
+          .every((n) => n.startsWith('type ')));
+    if (!typeOnly) out.push(relative(ROOT, resolve(dirname(join(ROOT, f)), m[3]!)));
+  }
+  for (const m of text.matchAll(/import\(\s*'(\.[^']+\.ts)'\s*\)/g)) out.push(relative(ROOT, resolve(dirname(join(ROOT, f)), m[1]!)));
+  return out;
+}
+
+function codeOf(f: string): string {
+  return readFileSync(join(ROOT, f), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/(^|[^:'"`])\/\/[^\n]*/g, '$1');
+}

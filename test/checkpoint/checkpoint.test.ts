@@ -23,8 +23,8 @@ import {
   loadModelWeights,
   readCheckpointState,
   saveCheckpoint,
-  type OptimizerSlot,
 } from '../../src/train/persist/checkpoint.ts';
+import type { OptimizerSlot } from '../../src/train/persist/stores.ts';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { testRuntime } from '../reference/gpu.ts';
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DATASET_NAMES, parseDataConfig } from '../../src/train/data/config.ts';
 import { DATASETS, loadDataset } from '../../src/train/data/datasets.ts';
-import { formatReport, loadData } from '../../src/train/data/load.ts';
+import { loadData } from '../../src/train/data/load.ts';
+import { formatReport } from '../../src/train/data/prepare.ts';
 import { generateSynthetic } from '../../src/train/data/synthetic.ts';
 import { dataErrorOfAsync, FIXTURES } from './helpers.ts';
 

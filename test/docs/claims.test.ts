@@ -222,12 +222,37 @@ describe("the README's quick start", () => {
     expect(() => parseConfig(JSON.parse(read(file)), file)).not.toThrow();
   });
 
+  /** The README's console block of a run: its lines must all be in the committed console file, and in its order. */
+  const expectConsoleBlock = (command: string, file: string) => {
+    const console = read(file).split('\n');
+    const block = fences('README.md').find((f) => f.body[0] === command && f.body.some((l) => l.startsWith('done:')));
+    expect(block, `the README shows \`${command}\``).toBeTruthy();
+    const shown = block!.body.filter((l) => l.trim());
+    expect(
+      shown.filter((l) => !console.includes(l)),
+      `README console lines not in ${file}`,
+    ).toEqual([]);
+    const at = shown.map((l) => console.indexOf(l));
+    expect(at, `README console lines out of ${file}'s order`).toEqual([...at].sort((a, b) => a - b));
+  };
+
   it('shows the committed console output of the default run, line for line', () => {
-    const console = read('bench/results/default-run.console.txt').split('\n');
-    const block = fences('README.md').find((f) => f.body.some((l) => l.startsWith('$ node train.js --config')) && f.body.some((l) => l.startsWith('done:')));
-    expect(block, 'the README shows the default run').toBeTruthy();
-    const absent = block!.body.filter((l) => l.trim() && !console.includes(l));
-    expect(absent, 'README console lines not in bench/results/default-run.console.txt').toEqual([]);
+    expectConsoleBlock(
+      "$ node train.js --config small-moe.json   # f32 run, step lines every 100th step; Dawn's two limit warnings left out; the run folder was a temporary one, shown as runs/small-moe",
+      'bench/results/default-run.console.txt',
+    );
+  });
+
+  it('shows a real finding as the run printed it, line for line (the head-init failure)', () => {
+    expectConsoleBlock(
+      '$ node train.js --config small-moe-classifier.json --set model.init.headStd=1.0 --set schedule.steps=20',
+      'bench/results/finding-head-std.console.txt',
+    );
+    const finding = read('bench/results/finding-head-std.console.txt');
+    // What makes it a finding: the failure named, its fix and the experiment that reproduces it.
+    expect(finding).toMatch(/\[diagnose\] ERROR {2}Initial loss far above ln C/);
+    expect(finding).toContain('fix: --set model.init.headStd=0.02');
+    expect(finding).toContain('reproduce: npm run experiment -- head-init');
   });
 });
 

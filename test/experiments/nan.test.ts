@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nanScenario } from '../../experiments/scenarios.ts';
-import { SCENARIO_TIMEOUT, runFast } from './helpers.ts';
+import { SCENARIO_TIMEOUT, diagnosisOf, expectDiagnosisAsScenarioSays, runFast } from './helpers.ts';
 
 describe('experiment nan (fast)', () => {
   it(
     'unguarded goes NaN for good; guarded skips the step, names the injected layer and trains on',
     async () => {
-      const { outcome: o, readme, runs } = await runFast(nanScenario);
+      const r = await runFast(nanScenario);
+      const { outcome: o, readme, runs } = r;
       const steps = o.steps - o.injectStep + 1;
       // Unguarded: NaN from the injected step to the end (the weights are dead).
       expect(o.unguarded.firstNonFiniteLoss).toBe(o.injectStep);
@@ -38,6 +39,18 @@ describe('experiment nan (fast)', () => {
       expect(offRecs.filter(nulls).map((r) => r.step)).toEqual(offRecs.filter((r) => r.step >= o.injectStep).map((r) => r.step));
       // The other steps keep real distributions (loads summing to 1).
       for (const r of onRecs.filter((x) => !nulls(x))) for (const l of r.routing) expect((l.load as number[]).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      // Harm: a dead model (NaN validation loss) against a trained one.
+      const [valid, finite] = r.harm.metrics;
+      expect(Number.isNaN(valid!.arms[0]!.values[0]!)).toBe(true);
+      expect(valid!.comparisons[0]).toMatchObject({ worseIn: 1, gap: Infinity, shown: true });
+      expect(finite!.arms.map((a) => a.values[0])).toEqual([o.injectStep - 1, o.steps - 1]);
+      // The diagnosis of the three views: the second report's logger, the true unguarded metrics, the guarded run.
+      expectDiagnosisAsScenarioSays(r);
+      expect(diagnosisOf(r, 'guards off, NaN-filtering logger').ids.sort()).toEqual(['nan-logged-as-zero', 'non-finite']);
+      expect(diagnosisOf(r, 'guards off, true metrics').ids.sort()).toEqual(['divergence', 'non-finite']);
+      const on = diagnosisOf(r, 'guards on (fix)');
+      expect(on.ids).toEqual([]);
+      expect(on.notes).toBe(1); // the one skipped step: handled, a note, not a finding
       const text = readFileSync(readme, 'utf8');
       expect(text).toContain('steps without routing statistics (non-finite forward)');
       expect(text).toContain('model.layers.1.router_logits');

@@ -20,7 +20,7 @@ import {
   type BinaryOp,
 } from '../../src/kernels/elementwise.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
-import { testRuntime } from '../reference/gpu.ts';
+import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad } from '../reference/ops.ts';
@@ -311,8 +311,8 @@ describe('axpy, copy, cast', () => {
     c.dispose();
   });
 
-  it('casts f32 <-> f16 with round-to-nearest-even', async ({ skip }) => {
-    if (!rt.caps.f16) skip();
+  it('casts f32 <-> f16 with round-to-nearest-even', async (ctx) => {
+    skipWithoutF16(rt, ctx);
     const seed = freshSeed();
     const rng = new Rng(seed);
     const n = 301;

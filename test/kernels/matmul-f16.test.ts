@@ -1,5 +1,5 @@
 /** Matmul family with f16 operands (f32 math), split from matmul.test.ts so the two compile in parallel. */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, beforeEach } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { Tensor } from '../../src/kernels/tensor.ts';
 import { matmul, matmulBackward, groupedMatmul, groupedMatmulWeightGrad, groupedMatmulBackwardX, type FloatDType } from '../../src/kernels/matmul.ts';
@@ -7,6 +7,7 @@ import { VARIANTS, type MatmulConfigOverride } from '../../src/kernels/matmul-co
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { matmulRef as refMatmul } from '../reference/matmul-ref.ts';
 import { expectClose } from '../reference/compare.ts';
+import { skipWithoutF16 } from '../reference/gpu.ts';
 import {
   initRuntime,
   rt,
@@ -27,6 +28,9 @@ import {
 } from './matmul-cases.ts';
 
 beforeAll(initRuntime);
+// Every case here has an f16 operand: on a device without shader-f16 each is skipped, the
+// reason as its note (the f32 paths are matmul.test.ts; the refusal is tested there too).
+beforeEach((ctx) => skipWithoutF16(rt, ctx));
 
 describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
   const COMBOS: { a: FloatDType; b: FloatDType; out: FloatDType }[] = [
@@ -44,10 +48,6 @@ describe('mixed precision: f16 / f32 storage per operand, f32 math', () => {
     [false, false],
     [true, true],
   ];
-
-  it('the device has shader-f16 (these tests need it)', () => {
-    expect(rt.caps.f16).toBe(true);
-  });
 
   for (const [i, dt] of COMBOS.entries()) {
     it(`${dt.a}×${dt.b}→${dt.out}: every layout, scalar / k4 / r4 load paths`, async () => {

@@ -12,6 +12,7 @@ import { matmul } from '../../src/kernels/matmul.ts';
 import { chooseMatmulKernel, type MatmulProblem, type TiledConfig } from '../../src/kernels/matmul-config.ts';
 import { derivePolicy } from '../../src/kernels/policy.ts';
 import { loadTuning, tuneMatmuls } from '../../src/kernels/matmul-tune.ts';
+import { fileTuningStore } from '../../src/kernels/node/tuning-cache.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { Rng, freshSeed } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
@@ -35,18 +36,18 @@ describe('matmul autotune', () => {
     const gpu = { caps: gpuCaps, policy: derivePolicy(gpuCaps) };
     const p: MatmulProblem = { M: 45, N: 19, K: 33, transA: false, transB: true, mode: 'plain', types: 'f32,f32,f32' };
     const path = join(mkdtempSync(join(tmpdir(), 'wmoe-tune-')), 'tuning.json');
-    const [r] = await tuneMatmuls(view, [p], { path, variants: VARIANTS, samples: 2 });
+    const [r] = await tuneMatmuls(view, [p], fileTuningStore(path), { variants: VARIANTS, samples: 2 });
     expect(Object.keys(r!.ms).sort()).toEqual(['small', 'wide']);
     for (const ms of Object.values(r!.ms)) expect(ms).toBeGreaterThan(0);
     const fastest = Object.entries(r!.ms).sort((a, b) => a[1] - b[1])[0]![0];
     expect(r!.best).toBe(fastest);
     expect(chooseMatmulKernel(gpu, p)).toEqual({ kind: 'tiled', cfg: VARIANTS[fastest] });
     // A second tune of the same class is a no-op; a fresh caps object reads the cache.
-    expect(await tuneMatmuls(view, [p], { path, variants: VARIANTS })).toEqual([]);
+    expect(await tuneMatmuls(view, [p], fileTuningStore(path), { variants: VARIANTS })).toEqual([]);
     const cache = JSON.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, { config: TiledConfig }>>;
     expect(Object.values(Object.values(cache)[0]!)[0]!.config).toEqual(VARIANTS[fastest]);
     const fresh = Object.create(rt, { caps: { value: { ...gpuCaps } } }) as DawnRuntime;
-    expect(loadTuning(fresh, path)).toBe(1);
+    expect(loadTuning(fresh, fileTuningStore(path))).toBe(1);
     expect(chooseMatmulKernel({ caps: fresh.caps, policy: derivePolicy(fresh.caps) }, p)).toEqual({ kind: 'tiled', cfg: VARIANTS[fastest] });
     // The tuned kernel computes the product (float64 reference, K = 33 f32 terms: rtol 1e-5).
     const seed = freshSeed();

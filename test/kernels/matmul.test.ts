@@ -55,10 +55,12 @@ describe('matmul: every layout x shape x batching x epilogue against float64', (
   });
 
   it("the GPU family's tiled kernel: odd tiles, partial K tiles, prefetch on and off, every layout and epilogue", async () => {
-    // Tiles that do not divide M, N or K (37 x 21 x 68 against 6x20 tiles with BK 12 or 16 x 16
-    // with BK 8), so every edge (zero-filled loads, skipped stores) is exercised.
+    // Tiles that do not divide M, N or K (37 x 21 x 68 against 12x20 tiles with BK 8 or 16 x 16
+    // with BK 8), so every edge (zero-filled loads, skipped stores) is exercised. The prefetching
+    // tile carries 16 registers per invocation, like the tuned ones (<= 12): SwiftShader's shader
+    // compiler grows superlinearly in them (24: 8 s; 39: over 3 GB and minutes; docs/IMPLEMENTATIONS.md).
     const configs: TiledConfig[] = [
-      { kind: 'tiled', tx: 4, ty: 2, rm: 3, rn: 5, bk: 12, prefetch: true },
+      { kind: 'tiled', tx: 4, ty: 4, rm: 3, rn: 5, bk: 8, prefetch: true },
       { kind: 'tiled', tx: 8, ty: 4, rm: 4, rn: 2, bk: 8, prefetch: false },
     ];
     for (const config of configs) {
@@ -100,6 +102,22 @@ describe('matmul: every layout x shape x batching x epilogue against float64', (
     expect(() => matmul(rt.zeros([3, 4]), rt.zeros([5, 6]))).toThrow(/inner dimensions/);
     expect(() => matmul(rt.zeros([3, 4]), rt.zeros([4, 6]), { bias: rt.zeros([5]) })).toThrow(/bias/);
     expect(() => matmul(rt.zeros([3, 4]), rt.zeros([4, 6]), { accumulate: true })).toThrow(/accumulate/);
+  });
+
+  it('refuses f16 operands and outputs on a device without shader-f16, naming the feature', () => {
+    // f16 storage is plain bytes, so the upload works anywhere; the kernel is what needs the feature.
+    const a16 = rt.upload(new Float32Array(12), [3, 4], 'f16');
+    const b = rt.zeros([4, 6]);
+    const had = rt.caps.f16;
+    try {
+      rt.caps.f16 = false;
+      expect(() => matmul(a16, b)).toThrow(/f16 but this device has no shader-f16/);
+      expect(() => matmul(b, b, { transB: true, outDtype: 'f16' })).toThrow(/f16 but this device has no shader-f16/);
+    } finally {
+      rt.caps.f16 = had;
+    }
+    a16.dispose();
+    b.dispose();
   });
 });
 

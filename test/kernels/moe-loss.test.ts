@@ -336,9 +336,10 @@ describe('router statistics', () => {
     expect(st[E]!).toBeLessThan(1e-4);
     const ref = routerStatsRef(r.probsRef, r.idxHost, N, E, k);
     expectClose(st.slice(0, E), ref.slice(0, E), { rtol: 0, what: 'collapsed load fractions' });
-    // Entropy ~5e-6 here comes from p within ~3e-7 of 1, where f32 resolves p only to 6e-8:
-    // checked to an absolute 1e-7 nats, which is all a metric needs.
-    expect(Math.abs(st[E]! - ref[E]!)).toBeLessThan(1e-7);
+    // Entropy ~5e-6 here comes from p within ~3e-7 of 1, where f32 resolves p only to 6e-8 and
+    // WGSL's log is only as accurate as 2^-21 absolute on [0.5, 2] (lavapipe is off by < 1e-7,
+    // SwiftShader by 1.1e-7): checked to that bound, which is all a metric needs.
+    expect(Math.abs(st[E]! - ref[E]!)).toBeLessThan(2 ** -21);
     disposeRouted(r);
   });
 });

@@ -8,7 +8,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { MetaRuntime } from '../../src/kernels/meta-runtime.ts';
-import { chooseFamily, type DeviceCaps, type KernelFamily } from '../../src/kernels/caps.ts';
+import { LIMIT_NAMES, WEBGPU_DEFAULT_LIMITS, chooseFamily, chooseLimits, type DeviceCaps, type KernelFamily } from '../../src/kernels/caps.ts';
 import { DEFAULT_CONFIG, DEFAULT_TILED, derivePolicy, formatPolicy, mergeOverrides, policySummary } from '../../src/kernels/policy.ts';
 import { serialReduction } from '../../src/kernels/reduce.ts';
 import { chooseChunkTokens } from '../../src/kernels/dispatch.ts';
@@ -94,6 +94,26 @@ describe('kernel policy', () => {
     const p = derivePolicy({ ...rt.caps, cpuAdapter: true, family: forced.family, familyForced: forced.forced });
     expect(p).toEqual({ ...derivePolicy(caps('cpu'), { family: 'gpu' }), forced: ['family'] });
     expect(chooseFamily(true, 'cpu', 'gpu')).toEqual({ family: 'cpu', forced: true }); // the config wins over the variable
+  });
+
+  it("WEBGPU_MOE_LIMITS=default opens the device with exactly WebGPU's default limits; otherwise every limit is at least the default", () => {
+    // The default-limits CI lane (npm run test:default-limits) runs this file with the variable set.
+    expect(rt.caps.limitsProfile).toBe(chooseLimits(undefined, process.env.WEBGPU_MOE_LIMITS));
+    if (rt.caps.limitsProfile === 'default') expect(rt.caps.limits).toEqual(WEBGPU_DEFAULT_LIMITS);
+    else for (const k of LIMIT_NAMES) expect(rt.caps.limits[k], k).toBeGreaterThanOrEqual(WEBGPU_DEFAULT_LIMITS[k]);
+    expect(rt.policy.limits).toEqual(rt.caps.limits);
+    expect(chooseLimits(undefined, 'default')).toBe('default');
+    expect(chooseLimits(undefined, '')).toBe('adapter');
+    expect(chooseLimits('adapter', 'default')).toBe('adapter'); // an explicit choice wins over the variable
+    expect(() => chooseLimits(undefined, 'small')).toThrow(/WEBGPU_MOE_LIMITS="small": expected adapter or default/);
+  });
+
+  it('a software adapter (lavapipe, SwiftShader) gets the CPU family unless one is forced', () => {
+    // Both report isFallbackAdapter; the name is the second witness (device.ts isCpuAdapter).
+    if (/llvmpipe|lavapipe|swiftshader/i.test(`${rt.caps.adapter.device} ${rt.caps.adapter.description}`)) expect(rt.caps.cpuAdapter).toBe(true);
+    expect({ family: rt.caps.family, forced: rt.caps.familyForced }).toEqual(chooseFamily(rt.caps.cpuAdapter));
+    expect(chooseFamily(true, 'auto', '')).toEqual({ family: 'cpu', forced: false });
+    expect(rt.caps.adapter.backend).toBe(rt.caps.cpuAdapter ? 'vulkan (CPU)' : 'vulkan');
   });
 
   it('the Dawn runtime and the meta runtime derive the same policy from the same caps', () => {

@@ -1,7 +1,7 @@
 import { describe, it, beforeAll, expect } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { rope, ropeBackward, type RopeDims } from '../../src/kernels/rope.ts';
-import { testRuntime } from '../reference/gpu.ts';
+import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose } from '../reference/compare.ts';
 import { projectedNumericGrad as finiteDiffGrad } from '../reference/ops.ts';
@@ -116,7 +116,7 @@ describe('rope with f16 storage (f32 math)', () => {
 
   for (const d of shapes) {
     it(`forward and backward match float64 within f16 rounding, ${JSON.stringify(d)}`, async (ctx) => {
-      if (!rt.caps.f16) ctx.skip();
+      skipWithoutF16(rt, ctx);
       const seed = freshSeed();
       const rng = new Rng(seed);
       // x rounded on the host to the f16 values the tensor holds; the reference starts from those.

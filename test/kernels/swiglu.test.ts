@@ -3,7 +3,7 @@ import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import type { Tensor } from '../../src/kernels/tensor.ts';
 import { swiglu, swigluBackward, swigluFused, swigluFusedBackward } from '../../src/kernels/swiglu.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/kernels/f16.ts';
-import { testRuntime } from '../reference/gpu.ts';
+import { testRuntime, skipWithoutF16 } from '../reference/gpu.ts';
 import { Rng, freshSeed, toF32 } from '../reference/rng.ts';
 import { expectClose, expectFinite } from '../reference/compare.ts';
 import { sigmoidRef, splitGateUp, swigluGradRef, swigluRef } from '../reference/swiglu-ref.ts';
@@ -203,7 +203,7 @@ describe('swiglu (one [R, 2H] gate|up tensor)', () => {
 
 describe('swiglu in f16 storage', () => {
   it('matches float64 within f16 rounding, both layouts', async (ctx) => {
-    if (!rt.caps.f16) ctx.skip();
+    skipWithoutF16(rt, ctx);
     const seed = freshSeed();
     const rng = new Rng(seed);
     const R = 9;

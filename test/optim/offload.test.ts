@@ -13,6 +13,7 @@ import { buildRunModel, type RunModel } from '../../src/train/step/model-setup.t
 import { Trainer, type StepMetrics } from '../../src/train/step/trainer.ts';
 import { loadData } from '../../src/train/data/index.ts';
 import { HostAdamW, adamwSpan, updateScalars } from '../../src/optim/host-adamw.ts';
+import { nodeUpdateWorkers } from '../../src/optim/node/update-workers.ts';
 import { readSafetensors } from '../../src/train/persist/safetensors.ts';
 import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from '../train/cli-helpers.ts';
 
@@ -24,7 +25,7 @@ beforeAll(async () => {
 
 async function train(cfg: TrainConfig, steps: number): Promise<{ built: RunModel; metrics: StepMetrics[]; dispose: () => void }> {
   const data = await loadData(cfg.data, { cwd: process.cwd(), seed: cfg.seed });
-  const built = buildRunModel(rt, cfg);
+  const built = buildRunModel(rt, cfg, { hostWorkers: nodeUpdateWorkers });
   const trainer = new Trainer(rt, built.model, built.optimizer, cfg);
   const metrics: StepMetrics[] = [];
   for (let s = 1; s <= steps; s++) metrics.push(await trainer.step(s, [data.train.nextBatch(cfg.schedule.microBatch)]));

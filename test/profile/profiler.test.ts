@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterEach } from 'vitest';
-import { getRuntime, type DawnRuntime } from '../../src/kernels/runtime.ts';
-import { timestampsPrecise } from '../../src/kernels/device.ts';
+import type { DawnRuntime } from '../../src/kernels/runtime.ts';
+import { getRuntime, timestampsPrecise } from '../../src/kernels/node/dawn.ts';
 import { matmul } from '../../src/kernels/matmul.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCsv } from '../../src/train/data/csv.ts';
-import { isTimeName } from '../../src/train/data/csv.ts';
+import { isTimeName } from '../../src/train/data/csv-rows.ts';
 import { loadData } from '../../src/train/data/load.ts';
 import { parseDataConfig } from '../../src/train/data/config.ts';
 import { runCli, scratch, tinyConfig, writeConfig } from '../train/cli-helpers.ts';

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonSafe } from '../../src/train/run/metrics.ts';
-import { MetricsParseError, parseMetrics, readMetrics } from '../../src/report/metrics-reader.ts';
+import { MetricsParseError, parseMetrics } from '../../src/report/metrics-reader.ts';
+import { readMetrics } from '../../src/report/metrics-file.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'report');
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fmtNum, lossChart, standardCharts, summarize, writeComparisonReport, type ChartSpec } from '../../src/report/report.ts';
-import { readMetrics } from '../../src/report/metrics-reader.ts';
+import { readMetrics } from '../../src/report/metrics-file.ts';
 import { xmlProblems } from './xml-check.ts';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'report');

@@ -5,11 +5,13 @@
  * and overflow skips interact with the isfinite guards as documented in src/optim/loss-scale.ts.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { testRuntime } from '../reference/gpu.ts';
 import { parseConfig, type TrainConfig } from '../../src/train/config.ts';
 import type { StepMetrics } from '../../src/train/step/trainer.ts';
-import { readMetrics, runCli, scratch, tinyConfig, writeConfig } from './cli-helpers.ts';
+import { readMetrics, runCli, scratch, startCli, tinyConfig, writeConfig } from './cli-helpers.ts';
 import { setupTrainer } from './trainer-setup.ts';
 import { expectClose } from '../reference/compare.ts';
 
@@ -133,5 +135,20 @@ describe('f16 activations', () => {
     // growthInterval 2: the scale doubles every two clean steps, and the count survives the resume.
     expect(train.map((m) => m.lossScale)).toEqual([4096, 4096, 8192, 8192, 16384, 16384]);
     expect(train.every((m) => m.skipped === false && typeof m.loss === 'number' && Number.isFinite(m.loss))).toBe(true);
+  });
+
+  it('a device without shader-f16 (SwiftShader) refuses it through the CLI: exit 2, naming the feature and the fix', async (ctx) => {
+    // SwiftShader is the device without shader-f16 reachable here (Debian's chromium package); that
+    // f32 trains there is scripts/implementations.ts's same-loss check (docs/IMPLEMENTATIONS.md).
+    const icd = process.env.SWIFTSHADER_ICD ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
+    if (!existsSync(icd)) ctx.skip(`${icd} not found: no device without shader-f16 to try (scripts/setup.sh installs chromium)`);
+    const dir = scratch();
+    const cfgPath = writeConfig(dir, tinyConfig({ precision: { activations: 'f16' } }));
+    // Asynchronous, so the test worker keeps answering vitest while SwiftShader starts.
+    const r = await startCli(dir, ['--config', cfgPath], { VK_ICD_FILENAMES: icd }).exited;
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/adapter: google swiftshader.*f16=false/);
+    expect(r.stderr).toMatch(/^error: this device has no shader-f16: precision\.activations=f16 .* use precision\.activations=f32$/m);
+    expect(existsSync(join(dir, 'runs/t/metrics.jsonl'))).toBe(false);
   });
 });

@@ -27,7 +27,11 @@ export function findChromium(): string | null {
   return ['/usr/bin/chromium', ...onPath].find(executable) ?? null;
 }
 
-export async function launchChromium(): Promise<Browser> {
+/**
+ * `webgpu`: WebGPU on Chromium's software adapter, SwiftShader (the same on every machine, GPU or
+ * not); the page must come from http://127.0.0.1 or https (a secure context), not a data: URL.
+ */
+export async function launchChromium(opts: { webgpu?: boolean } = {}): Promise<Browser> {
   const path = findChromium();
   if (!path) {
     const where = process.env.CHROMIUM_PATH ? `CHROMIUM_PATH=${process.env.CHROMIUM_PATH} is not an executable` : 'no Chromium at /usr/bin/chromium or on PATH';
@@ -47,6 +51,7 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...(opts.webgpu ? ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'] : []),
     ],
   });
 }

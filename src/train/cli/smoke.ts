@@ -1,5 +1,5 @@
 /** A short job that proves the GPU path works end to end: device, a kernel, upload and readback. */
-import { getRuntime } from '../../kernels/runtime.ts';
+import { getRuntime } from '../../kernels/node/dawn.ts';
 
 export async function runSmoke(): Promise<void> {
   const rt = await getRuntime();

@@ -5,7 +5,7 @@
  */
 import { parseCommandLine } from './parse.ts';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadConfig } from '../config.ts';
+import { loadConfig } from '../config-file.ts';
 import { EXIT } from '../exit-codes.ts';
 import { checkFaults } from '../run/faults.ts';
 import { injectCliFault, reportCliError } from '../../util/cli-errors.ts';
@@ -16,7 +16,7 @@ import { formatPlan } from '../plan/format.ts';
 import { planRefuses } from '../plan/planner.ts';
 import { estimateStepTime, hostAdamWRate } from '../plan/step-time.ts';
 import { TARGET_NAMES, TargetNameSchema, namedTarget, thisTarget, type TargetName, type TargetProfile } from '../plan/targets.ts';
-import { getRuntime } from '../../kernels/runtime.ts';
+import { getRuntime } from '../../kernels/node/dawn.ts';
 import { runSmoke } from './smoke.ts';
 import { withDashboard } from './dashboard.ts';
 

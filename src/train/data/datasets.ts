@@ -4,9 +4,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import type { CsvOptions } from './csv.ts';
-import { parseCsv } from './csv.ts';
+import { basename, dirname, join } from 'node:path';
+import { parseCsv, type CsvOptions } from './csv-rows.ts';
 import type { DatasetName } from './config.ts';
 import { DataError } from './errors.ts';
 import { readTextFile } from './files.ts';
@@ -95,5 +94,5 @@ export function packageDir(pkg: string): string {
 export function loadDataset(name: DatasetName): Series[] {
   const spec = DATASETS[name];
   const { file, text } = readTextFile(spec.file, packageDir(spec.pkg));
-  return parseCsv(text, file, { header: true, delimiter: ',', ...spec.csv }).map((s) => ({ ...s, id: `${name}:${s.id}` }));
+  return parseCsv(text, file, { header: true, delimiter: ',', ...spec.csv }, basename(file)).map((s) => ({ ...s, id: `${name}:${s.id}` }));
 }

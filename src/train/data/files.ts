@@ -15,6 +15,7 @@ import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readlin
 import { isAbsolute, resolve } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { DataError } from './errors.ts';
+import { shown } from './series.ts';
 
 /** Bytes-read progress of a long load (src/train/run/progress.ts draws it). */
 export interface LoadProgress {
@@ -32,11 +33,6 @@ export interface LoadOptions {
 
 export function resolveDataPath(path: string, cwd: string): string {
   return isAbsolute(path) ? path : resolve(cwd, path);
-}
-
-/** A cell or name for a message: at most 40 characters, control characters escaped by the caller's JSON.stringify. */
-export function shown(s: string): string {
-  return s.length > 40 ? `${s.slice(0, 40)}... (${s.length} characters)` : s;
 }
 
 /** How much of a file is sniffed for binary content. */

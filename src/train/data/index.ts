@@ -4,4 +4,5 @@ export { DataConfigSchema, SourceSchema, DATASET_NAMES, effectiveStride, parseDa
 export { type CleanSeries } from './clean.ts';
 export { splitSeries } from './split.ts';
 export { NORM_EPS, meanStd, normScale, windowStarts } from './windows.ts';
-export { formatReport, loadData, type LoadedData } from './load.ts';
+export { loadData } from './load.ts';
+export { formatReport, type LoadedData } from './prepare.ts';

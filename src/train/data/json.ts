@@ -9,8 +9,8 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { JsonlSource, JsonSource } from './config.ts';
 import { DataError } from './errors.ts';
-import { checkDataFile, checkUnchanged, openDataStream, readTextFile, shown, type DataFile, type LoadOptions } from './files.ts';
-import type { Series } from './series.ts';
+import { checkDataFile, checkUnchanged, openDataStream, readTextFile, type DataFile, type LoadOptions } from './files.ts';
+import { shown, type Series } from './series.ts';
 
 // null marks a missing point; the quoted tokens come from Python's json.dumps (bare NaN/Infinity), see fixBareTokens.
 const Point = z.union([z.number(), z.null(), z.enum(['NaN', 'Infinity', '-Infinity'])]);

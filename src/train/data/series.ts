@@ -34,3 +34,8 @@ export function parseNumericCell(cell: string): number | undefined {
   if (NEG_INF.has(l)) return Number.NEGATIVE_INFINITY;
   return undefined;
 }
+
+/** A cell or name for a message: at most 40 characters, control characters escaped by the caller's JSON.stringify. */
+export function shown(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}... (${s.length} characters)` : s;
+}

@@ -19,7 +19,8 @@ import { join, resolve } from 'node:path';
 import { replaceFolderAtomic, writeSyncedText } from '../../util/atomic-write.ts';
 import { checkApart, checkWritable, listFiles, setAsidePath, shown } from '../../util/output-path.ts';
 import { CheckpointError, MODEL_FILE } from '../persist/checkpoint.ts';
-import { writeSafetensors, type HostTensor, type WriteDType, type WriteResult } from '../persist/safetensors.ts';
+import { writeSafetensors, type HostTensor, type WriteResult } from '../persist/safetensors.ts';
+import type { WriteDType } from '../persist/safetensors-bytes.ts';
 import { hfFromModel } from './hf-config.ts';
 import { HF_CONFIG_FILE, SUMS_FILE, expectedEntries, readSourceTensors, sourceRoot, type ModelSource } from './model-source.ts';
 

@@ -5,7 +5,7 @@
  * classifier (model.task "classify") may start from a forecaster: the backbone loads, the head is
  * new. LoRA adapters of the model being trained are not in the source and keep their init.
  */
-import type { WeightStores } from '../persist/checkpoint.ts';
+import type { WeightStores } from '../persist/stores.ts';
 import type { ModelConfig } from '../../model/config.ts';
 import type { TimeMoeModel } from '../../model/time-moe.ts';
 import { ConfigError } from '../config.ts';

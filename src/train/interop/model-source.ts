@@ -28,10 +28,9 @@ import {
   latestCheckpoint,
   loadModelWeightsFiltered,
   readCheckpointState,
-  tensorStore,
   type CheckpointState,
-  type WeightStores,
 } from '../persist/checkpoint.ts';
+import { tensorStore, type WeightStores } from '../persist/stores.ts';
 import { readSafetensors, type HostTensor, type SafetensorsFile } from '../persist/safetensors.ts';
 import { mergeLora } from '../../model/lora.ts';
 import { parseConfig, type TrainConfig } from '../config.ts';

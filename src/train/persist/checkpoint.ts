@@ -23,11 +23,12 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Tensor } from '../../kernels/tensor.ts';
 import type { Parameter } from '../../model/parameter.ts';
+import { tensorStore, type OptimizerSlot, type StateStore, type StoreSlot, type WeightStores } from './stores.ts';
 import { pidAlive } from '../../util/process.ts';
 import { IoError, OLD_RE, TEMP_RE as TMP_RE, replaceFolderAtomic, syncFolder, writeFileAtomic, writeSyncedText } from '../../util/atomic-write.ts';
+import { encodeHeader } from './safetensors-bytes.ts';
 import {
   CheckpointError,
-  encodeHeader,
   readSafetensors,
   readSafetensorsHeader,
   writeSafetensors,
@@ -102,56 +103,12 @@ export const CheckpointStateSchema = z
   .strict();
 export type CheckpointState = z.output<typeof CheckpointStateSchema>;
 
-/**
- * Where a checkpoint reads values from and loads them into: a GPU tensor, or host memory (the
- * offloaded optimizer's master weights and moments). The file format is the same either way, so a
- * run can resume across optim.offload modes.
- */
-export interface StateStore {
-  readonly size: number;
-  readF32(): Promise<Float32Array>;
-  load(data: Float32Array): void;
-}
-
-/** A GPU tensor as a store. */
-export function tensorStore(t: Tensor): StateStore {
-  return { size: t.size, readF32: () => t.readF32(), load: (d) => t.rt.write(t, d) };
-}
-
-/** A host array as a store (`onLoad` runs after it was overwritten). */
-export function hostStore(a: Float32Array, onLoad?: () => void): StateStore {
-  return {
-    size: a.length,
-    readF32: () => Promise.resolve(a),
-    load: (d) => {
-      a.set(d);
-      onLoad?.();
-    },
-  };
-}
-
 function asStore(x: Tensor | StateStore): StateStore {
   return 'load' in x ? x : tensorStore(x);
 }
 
-/** AdamW moments of one parameter, keyed by Parameter.name (stacked experts keep their `{j}` slot). */
-export interface OptimizerSlot {
-  name: string;
-  /** exp_avg, same element count as the parameter. */
-  m: Tensor;
-  /** exp_avg_sq, same element count as the parameter. */
-  v: Tensor;
-}
-/** The same, in stores (the offloaded optimizer's host moments). */
-export interface StoreSlot {
-  name: string;
-  m: StateStore;
-  v: StateStore;
-}
 export type OptimizerStateInput = readonly (OptimizerSlot | StoreSlot)[] | ReadonlyMap<Parameter, { m: Tensor; v: Tensor }>;
 
-/** Where each parameter's weights are read from and loaded into (default: its GPU tensor). */
-export type WeightStores = (p: Parameter) => StateStore;
 const gpuWeights: WeightStores = (p) => tensorStore(p.data);
 
 export type CheckpointPhase =

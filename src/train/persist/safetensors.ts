@@ -10,9 +10,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { endianness } from 'node:os';
 import { z } from 'zod';
-import { f16BitsToF32, f32ToF16Bits } from '../../kernels/f16.ts';
+import { f16BitsToF32 } from '../../kernels/f16.ts';
+import { DTYPE_BYTES, LITTLE_ENDIAN, encodeHeader, product, sortedNames, tensorBytes, type ReadDType, type WriteDType } from './safetensors-bytes.ts';
 import { writeFileDurable } from '../../util/atomic-write.ts';
 
 /** A checkpoint or safetensors file that cannot be used: names the file, the problem and the fix. */
@@ -48,83 +48,16 @@ export interface WriteSafetensorsOptions {
   dtype?: WriteDType;
 }
 
-/** The dtypes we write. */
-export type WriteDType = 'F32' | 'F16' | 'BF16';
-
 export interface WriteResult {
   bytes: number;
   sha256: string;
 }
 
-/** Bytes per element of the dtypes we read. */
-const DTYPE_BYTES = { F32: 4, F16: 2, BF16: 2, F64: 8 } as const;
-type ReadDType = keyof typeof DTYPE_BYTES;
 /** Every dtype the format defines, so an unsupported one is told apart from garbage. */
 const KNOWN_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64']);
 
 /** The Rust reader refuses headers over 100 MB; so do we (it also bounds our allocation). */
 export const MAX_HEADER_BYTES = 100_000_000;
-const LITTLE_ENDIAN = endianness() === 'LE';
-
-function product(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/** Sorted by UTF-16 code units (not locale), so the bytes are the same everywhere. */
-function sortedNames(names: Iterable<string>): string[] {
-  return [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-/** The 8-byte length prefix plus the space-padded JSON header, for tensors in the given order. */
-export function encodeHeader(
-  entries: readonly { name: string; shape: readonly number[] }[],
-  metadata?: Record<string, string>,
-  dtype: WriteDType = 'F32',
-): Uint8Array {
-  // No prototype, so a tensor called __proto__ is just a key.
-  const header = Object.create(null) as Record<string, unknown>;
-  if (metadata) header.__metadata__ = { ...metadata };
-  let offset = 0;
-  for (const e of entries) {
-    const bytes = product(e.shape) * DTYPE_BYTES[dtype];
-    header[e.name] = { dtype, shape: [...e.shape], data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  // Pad so the data starts 8-byte aligned, as the reference writer does.
-  const n = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(8 + n).fill(0x20, 8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
-  out.set(json, 8);
-  return out;
-}
-
-/** Bytes of a Float32Array as little-endian (a copy only on big-endian hosts). */
-function leBytes(data: Float32Array, begin: number, end: number): Uint8Array {
-  const view = new Uint8Array(data.buffer, data.byteOffset + begin, end - begin);
-  if (LITTLE_ENDIAN) return view;
-  const out = new Uint8Array(view);
-  for (let i = 0; i < out.length; i += 4) out.set([view[i + 3]!, view[i + 2]!, view[i + 1]!, view[i]!], i);
-  return out;
-}
-
-/** f32 -> bf16 bits, round to nearest even (NaN stays NaN). */
-function f32ToBf16Bits(bits: number): number {
-  if ((bits & 0x7f800000) === 0x7f800000 && bits & 0x7fffff) return ((bits >>> 16) | 0x40) & 0xffff;
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** Elements [begin, end) of `data` as little-endian 16-bit floats. */
-function halfBytes(dtype: 'F16' | 'BF16', data: Float32Array, begin: number, end: number): Uint8Array {
-  const out = new Uint8Array((end - begin) * 2);
-  const dv = new DataView(out.buffer);
-  if (dtype === 'F16') for (let i = begin; i < end; i++) dv.setUint16((i - begin) * 2, f32ToF16Bits(data[i]!), true);
-  else {
-    const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-    for (let i = begin; i < end; i++) dv.setUint16((i - begin) * 2, f32ToBf16Bits(bits[i]!), true);
-  }
-  return out;
-}
 
 function checkTensorName(path: string, name: string, shape: readonly number[]): void {
   if (name === '__metadata__' || name.length === 0)
@@ -179,8 +112,7 @@ export async function writeSafetensors(
           'Pass data matching the shape',
         );
       for (let b = 0; b < data.byteLength; b += chunk) {
-        const bytes =
-          dtype === 'F32' ? leBytes(data, b, Math.min(data.byteLength, b + chunk)) : halfBytes(dtype, data, b / 4, Math.min(data.byteLength, b + chunk) / 4);
+        const bytes = tensorBytes(dtype, data, b / 4, Math.min(data.byteLength, b + chunk) / 4);
         await writeAll(fh, bytes, pos);
         hash.update(bytes);
         pos += bytes.length;

@@ -15,7 +15,6 @@
 import type { KernelPolicy } from '../../kernels/policy.ts';
 import type { Allocation, LimitViolation } from '../../kernels/meta-runtime.ts';
 import { countParameters } from '../../model/config.ts';
-import { totalmem } from 'node:os';
 import type { TrainConfig } from '../config.ts';
 import type { TargetProfile } from './targets.ts';
 import { DEFAULT_RESERVE_BYTES, fmtGiB, largestOf, planBuffer, simulate, type PlanBuffer, type Simulation } from './simulate.ts';
@@ -120,8 +119,13 @@ export interface HostPlan {
 
 export interface PlanOptions {
   target: TargetProfile;
-  /** Host memory for an offloaded optimizer (default: this machine's RAM). */
+  /**
+   * Host memory for an offloaded optimizer: the caller's (run.ts planFor: this machine's RAM or
+   * --host-gb). Without it an offloaded optimizer's host side is not checked.
+   */
   hostBytes?: number;
+  /** Where hostBytes came from, for the verdict's wording (default: '--host-gb' when hostBytes is given). */
+  hostFrom?: HostPlan['availableFrom'];
   /** Memory of the target (default: the target's own). */
   budgetBytes?: number;
   reserveBytes?: number;
@@ -191,7 +195,7 @@ export function planRun(cfg: TrainConfig, opts: PlanOptions): MemoryPlan {
   const reserveBytes = opts.reserveBytes ?? DEFAULT_RESERVE_BYTES;
   const usable = totalBytes - reserveBytes;
   const violations = dedupe(sim.meta.violations);
-  const host = hostPlan(sim, opts.hostBytes ?? totalmem(), opts.hostBytes === undefined ? 'this machine' : '--host-gb');
+  const host = hostPlan(sim, opts.hostBytes ?? Number.POSITIVE_INFINITY, opts.hostFrom ?? (opts.hostBytes === undefined ? 'this machine' : '--host-gb'));
   const deviceFits = sim.peakBytes <= usable && violations.length === 0;
   const counts = countParameters(cfg.model);
   const notes = [

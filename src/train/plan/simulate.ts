@@ -9,8 +9,11 @@ import { buildRunModel } from '../step/model-setup.ts';
 import type { TrainConfig } from '../config.ts';
 import { Trainer, type PendingStep } from '../step/trainer.ts';
 import type { Batch } from '../step/batch.ts';
-import { GIB, type TargetProfile } from './targets.ts';
+import type { TargetProfile } from './targets.ts';
 import { requestedProblems, type MatmulProblem } from '../../kernels/matmul-config.ts';
+
+// Not targets.ts's GIB: that module reads this host's RAM (node:os), and the browser page plans too.
+const GIB = 1024 ** 3;
 
 /** Kept free for the CUDA/Vulkan context, Dawn's own allocations and fragmentation. */
 export const DEFAULT_RESERVE_BYTES = 0.5 * GIB;

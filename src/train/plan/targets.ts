@@ -2,11 +2,12 @@
  * Target profiles for planning: the device caps a plan runs the meta runtime with (memory, Dawn's
  * per-binding and buffer-size limits, f16, subgroups, kernel family). `this` is the open adapter.
  *
- * Limits: Dawn reports a Vulkan adapter's own limits, capped at its largest tiers — 4 GiB - 4 per
- * storage binding and 4 GiB per buffer on NVIDIA cards (the engine requests the adapter's maxima,
- * kernels/device.ts); lavapipe reports 128 MiB per binding. Peak FLOP/s and bandwidth are the
- * vendors' published figures (docs/DESIGN.md §4), used only to state step-time
- * estimates as assumptions.
+ * Limits are what Dawn (as built into npm `webgpu`) reports for the card on Vulkan: the driver's
+ * VkPhysicalDeviceLimits, with Dawn's own caps applied — on NVIDIA 2 GiB - 4 per storage binding
+ * (an OpArrayLength bug at 2 GiB), at most 16 storage buffers per stage. Node's Dawn does not
+ * round them down to Chrome's tiers. Each value's source: docs/IMPLEMENTATIONS.md ("Target
+ * profiles"). Peak FLOP/s and bandwidth are the vendors' published figures (docs/DESIGN.md §4),
+ * used only to state step-time estimates as assumptions.
  */
 import { totalmem } from 'node:os';
 import { z } from 'zod';
@@ -32,11 +33,16 @@ export const TARGET_NAMES = ['rtx-3090', 'rtx-4090', 'a100-40', 'a100-80', 'h100
 export const TargetNameSchema = z.enum(TARGET_NAMES);
 export type TargetName = (typeof TARGET_NAMES)[number];
 
-/** Limits Dawn gives an NVIDIA card on Vulkan (its top tiers). */
+/** Limits Dawn gives an NVIDIA card on Vulkan (the source of each value: docs/IMPLEMENTATIONS.md). */
 const NVIDIA_LIMITS: DeviceLimits = {
-  maxStorageBufferBindingSize: 4 * GIB - 4,
+  // min(maxBufferSize, 2 GiB - 4): Dawn's NVIDIA cap, whatever maxStorageBufferRange says.
+  maxStorageBufferBindingSize: 2 * GIB - 4,
+  // The driver's VkPhysicalDeviceMaintenance4Properties::maxBufferSize is at least this; every
+  // tensor is bound whole as storage, so the per-binding limit above is the one that binds.
   maxBufferSize: 4 * GIB,
+  // min(maxPerStageDescriptorStorageBuffers, Dawn's kMaxStorageBuffersPerShaderStage = 16).
   maxStorageBuffersPerShaderStage: 16,
+  // maxComputeSharedMemorySize: 48 KiB on NVIDIA's Vulkan driver.
   maxComputeWorkgroupStorageSize: 49152,
   maxComputeInvocationsPerWorkgroup: 1024,
   maxComputeWorkgroupSizeX: 1024,
@@ -46,7 +52,7 @@ const NVIDIA_LIMITS: DeviceLimits = {
   maxUniformBufferBindingSize: 65536,
 };
 
-/** What lavapipe (Mesa 25) reports (checked against the open adapter in test/planner). */
+/** What lavapipe (Mesa 25.0 and 26.1) reports; test/planner/targets.test.ts checks it against the open adapter. */
 export const LAVAPIPE_LIMITS: DeviceLimits = {
   maxStorageBufferBindingSize: 128 * 1024 * 1024,
   maxBufferSize: 4294967295,
@@ -72,6 +78,7 @@ function gpuCaps(name: string, architecture: string, subgroupMatrix: boolean): D
     // 16x16x16 f16 with f32 accumulation is what Dawn reports on RTX 30/40 and datacenter cards.
     subgroupMatrix: subgroupMatrix ? [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }] : [],
     limits: NVIDIA_LIMITS,
+    limitsProfile: 'adapter',
     meta: true,
   };
 }
@@ -127,6 +134,7 @@ export function namedTarget(name: Exclude<TargetName, 'this'>): TargetProfile {
           subgroups: { minSize: 8, maxSize: 8 },
           subgroupMatrix: [],
           limits: LAVAPIPE_LIMITS,
+          limitsProfile: 'adapter',
           meta: true,
         },
         peak: null,

@@ -5,7 +5,8 @@
  * written to the run folder here: the lock, taken before, is the only write until commit.
  */
 import { basename } from 'node:path';
-import { getRuntime } from '../../kernels/runtime.ts';
+import { getRuntime } from '../../kernels/node/dawn.ts';
+import { nodeUpdateWorkers } from '../../optim/node/update-workers.ts';
 import { ConfigError } from '../config.ts';
 import { countParameters, loraParameterCount } from '../../model/config.ts';
 import { DataError, formatReport, loadData } from '../data/index.ts';
@@ -89,7 +90,7 @@ export async function prepare(s: Session): Promise<Prepared | RunResult> {
   }
   // The policy says whether this device tunes its matmuls (GPU family on a GPU: src/kernels/policy.ts).
   if (cfg.device.autotune && rt.policy.autotune) await autotune(rt, cfg);
-  const built = buildRunModel(rt, cfg);
+  const built = buildRunModel(rt, cfg, { hostWorkers: nodeUpdateWorkers });
   const { model, optimizer } = built;
   if (initFrom) console.error(await initFrom.load(model, built.weights));
   const trainer = new Trainer(rt, model, optimizer, cfg);

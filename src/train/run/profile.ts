@@ -3,8 +3,9 @@
  * (device.autotune) and the kernel profiler of train.js --profile (a table on stderr and
  * <logging.dir>/profile.json).
  */
-import { timestampsPrecise } from '../../kernels/device.ts';
-import { loadTuning, tuneMatmuls, tuningCachePath } from '../../kernels/matmul-tune.ts';
+import { timestampsPrecise } from '../../kernels/node/dawn.ts';
+import { loadTuning, tuneMatmuls } from '../../kernels/matmul-tune.ts';
+import { fileTuningStore } from '../../kernels/node/tuning-cache.ts';
 import { GpuProfiler, formatProfile, profileJson } from '../../kernels/profiler.ts';
 import type { DawnRuntime } from '../../kernels/runtime.ts';
 import type { Backend } from '../../kernels/tensor.ts';
@@ -16,12 +17,13 @@ import { faultAt } from './faults.ts';
 
 /** Tune the tiled matmul for the step's shape classes not in this adapter's cache yet. */
 export async function autotune(rt: DawnRuntime, cfg: TrainConfig): Promise<void> {
-  const cached = loadTuning(rt);
+  const store = fileTuningStore();
+  const cached = loadTuning(rt, store);
   const t0 = performance.now();
-  const tuned = await tuneMatmuls(rt, stepMatmuls(cfg, thisTarget(rt.caps)));
+  const tuned = await tuneMatmuls(rt, stepMatmuls(cfg, thisTarget(rt.caps)), store);
   if (tuned.length)
     console.error(
-      `[tune] ${tuned.length} matmul shape classes tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s (${cached} cached before; ${tuningCachePath()})`,
+      `[tune] ${tuned.length} matmul shape classes tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s (${cached} cached before; ${store.where})`,
     );
 }
 

@@ -14,6 +14,7 @@ import { EXIT } from '../exit-codes.ts';
 import { planRun, type MemoryPlan } from '../plan/planner.ts';
 import { formatPlan } from '../plan/format.ts';
 import type { TargetProfile } from '../plan/targets.ts';
+import { totalmem } from 'node:os';
 import type { DawnRuntime } from '../../kernels/runtime.ts';
 import { commit } from './commit.ts';
 import { deviceLoss, deviceLostStop } from './device-lost.ts';
@@ -27,7 +28,8 @@ import { StopRequests } from './signals.ts';
 export { RunStopped, type RunOptions, type RunResult };
 
 export function planFor(cfg: TrainConfig, target: TargetProfile, budgetBytes?: number, hostBytes?: number): MemoryPlan {
-  return planRun(cfg, { target, budgetBytes, hostBytes });
+  // An offloaded optimizer's host side is checked against this machine's RAM unless --host-gb says otherwise.
+  return planRun(cfg, { target, budgetBytes, hostBytes: hostBytes ?? totalmem(), hostFrom: hostBytes === undefined ? 'this machine' : '--host-gb' });
 }
 
 export async function runTraining(cfg: TrainConfig, opts: RunOptions): Promise<RunResult> {

@@ -12,11 +12,11 @@ import type { Backend } from '../../kernels/tensor.ts';
 import { TimeMoeModel } from '../../model/time-moe.ts';
 import type { Parameter } from '../../model/parameter.ts';
 import { AdamW } from '../../optim/adamw.ts';
-import { HostAdamW } from '../../optim/host-adamw.ts';
+import { HostAdamW, type UpdateWorkers } from '../../optim/host-adamw.ts';
 import type { StepOptimizer } from '../../optim/step-optimizer.ts';
 import { applyFreeze } from '../../model/freeze.ts';
 import type { TrainConfig } from '../config.ts';
-import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from '../persist/checkpoint.ts';
+import { hostStore, type OptimizerSlot, type StoreSlot, type WeightStores } from '../persist/stores.ts';
 
 export interface RunModel {
   model: TimeMoeModel;
@@ -31,7 +31,8 @@ export interface RunModel {
   dispose(): void;
 }
 
-export function buildRunModel(rt: Backend, cfg: TrainConfig): RunModel {
+/** `hostWorkers`: the platform's threads for the host AdamW (Node: src/optim/node/update-workers.ts); none updates on the calling thread. */
+export function buildRunModel(rt: Backend, cfg: TrainConfig, opts: { hostWorkers?: UpdateWorkers } = {}): RunModel {
   if (cfg.optim.offload === 'none') {
     const model = new TimeMoeModel(rt, cfg.model, cfg.seed, {}, cfg.optim.lora ?? null);
     const trainable = applyFreeze(
@@ -60,7 +61,7 @@ export function buildRunModel(rt: Backend, cfg: TrainConfig): RunModel {
   );
   // Every parameter keeps its f32 master here (checkpoints read the weights from it); frozen ones
   // get no gradient, so HostAdamW.apply never updates them.
-  const optimizer = new HostAdamW(rt, model.params, cfg.optim);
+  const optimizer = new HostAdamW(rt, model.params, cfg.optim, opts.hostWorkers ? { workers: opts.hostWorkers } : {});
   // A checkpoint reads the f32 master; loading one writes the master and then the working copy.
   const pushAfterLoad = (p: Parameter) => () => optimizer.pushWeight(p);
   return {

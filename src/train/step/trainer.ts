@@ -162,7 +162,7 @@ export class Trainer {
     if (p.activations === 'f16' && !rt.caps.f16) {
       // A config problem for this machine: the CLI reports it and exits 2.
       throw new ConfigError(
-        `precision.activations is 'f16' but this device (${rt.caps.adapter.description || rt.caps.adapter.device}) has no shader-f16 feature: set precision.activations to 'f32'`,
+        `this device has no shader-f16: precision.activations=f16 stores activations in f16, which ${rt.caps.adapter.device || rt.caps.adapter.description} cannot; use precision.activations=f32`,
       );
     }
     this.scaler = p.activations === 'f16' ? new LossScaler({ initialScale: p.initialScale, growthInterval: p.growthInterval, minScale: p.minScale }) : null;
