@@ -19,7 +19,8 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { getRuntime, type DawnRuntime } from '../src/kernels/runtime.ts';
+import type { DawnRuntime } from '../src/kernels/runtime.ts';
+import { getRuntime } from '../src/kernels/node/dawn.ts';
 import { VARIANTS, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { writeFileAtomic } from '../src/util/atomic-write.ts';
 import { markdownTable, round, summarize, type BenchRow } from './harness.ts';
@@ -40,15 +41,17 @@ const CommandSchema = z.discriminatedUnion('op', [
   z.object({
     op: z.literal('matmul'),
     shape: z.string(),
-    cfg: z.object({
-      wgL: z.number(),
-      wgU: z.number(),
-      tl: z.number(),
-      tu: z.number(),
-      ku: z.number(),
-      vec4: z.boolean(),
-      lane: z.enum(['m', 'n']),
-    }).partial(),
+    cfg: z
+      .object({
+        wgL: z.number(),
+        wgU: z.number(),
+        tl: z.number(),
+        tu: z.number(),
+        ku: z.number(),
+        vec4: z.boolean(),
+        lane: z.enum(['m', 'n']),
+      })
+      .partial(),
     samples: z.number().int().positive(),
   }),
   z.object({ op: z.literal('quit') }),
@@ -193,7 +196,10 @@ interface Driver {
 
 async function startDriver(key: Driver['key'], argv: string[], log: (m: string) => void): Promise<Driver> {
   const [cmd, ...args] = argv as [string, ...string[]];
-  const child: ChildProcessWithoutNullStreams = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  const child: ChildProcessWithoutNullStreams = spawn(cmd, args, {
+    cwd: ROOT,
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+  });
   const waiting: ((r: Reply) => void)[] = [];
   let failed: string | null = null;
   let stderrTail = '';
@@ -314,7 +320,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   const timer = setInterval(sampleLoad, 10_000);
   const t0 = performance.now();
   const host = await startDriver('host', [process.execPath, join(ROOT, 'bench', 'run.js'), 'mesa-lane-worker', ...extra], log);
-  const trixie = await startDriver('trixie', ['bash', join(ROOT, 'scripts', 'trixie-root.sh'), 'run', '--', 'node', 'bench/run.js', 'mesa-lane-worker', ...extra], log);
+  const trixie = await startDriver(
+    'trixie',
+    ['bash', join(ROOT, 'scripts', 'trixie-root.sh'), 'run', '--', 'node', 'bench/run.js', 'mesa-lane-worker', ...extra],
+    log,
+  );
   const drivers = [host, trixie];
   const must = async (d: Driver, c: Command): Promise<Reply> => {
     const r = await d.ask(c);
@@ -345,7 +355,9 @@ export async function main(argv: readonly string[]): Promise<number> {
             s.warmupMs ??= rep.warmupMs;
             s.loss = rep.loss;
             ours.set(k, s);
-            log(`${tag} ${c.name} ${d.key}: ${stat(rep.ms).median.toFixed(0)} ms/step, ${stat(rep.cpuMs).median.toFixed(0)} CPU ms (load ${loadavg()[0]!.toFixed(1)})`);
+            log(
+              `${tag} ${c.name} ${d.key}: ${stat(rep.ms).median.toFixed(0)} ms/step, ${stat(rep.cpuMs).median.toFixed(0)} CPU ms (load ${loadavg()[0]!.toFixed(1)})`,
+            );
           }
           for (const threads of [1, 2]) {
             const k = `${c.name}|${threads}`;
@@ -397,7 +409,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   const med = (xs: readonly number[]) => (xs.length ? stat(xs).median : null);
   const ratio = (a: number | null, b: number | null, d = 2) => (a !== null && b !== null && b > 0 ? round(a / b, d) : null);
   /** min–max over rounds of a[r] / b[r] (the ratio within each round). */
-  const paired = (a: readonly number[], b: readonly number[]) => (a.length && a.length === b.length ? range(a.map((x, i) => x / b[i]!), 2) : null);
+  const paired = (a: readonly number[], b: readonly number[]) =>
+    a.length && a.length === b.length
+      ? range(
+          a.map((x, i) => x / b[i]!),
+          2,
+        )
+      : null;
   const driverRows: BenchRow[] = drivers.map((d) => ({
     driver: d.key,
     Mesa: parseVersion(d.info.description, 'Mesa'),
@@ -487,7 +505,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const notes = [
     `Rounds: ${rounds}; in each, every block of work ran on both drivers back to back (host first in odd rounds, the newest driver first in even ones), PyTorch right after. ms/step: Trainer.step wall time; medians over all timed steps, with min–max and the interquartile range.`,
     `Load average (1 min) during the run: median ${load.median.toFixed(1)}, ${load.min.toFixed(1)}–${load.max.toFixed(1)} (${load.n} samples, every 10 s; this lane itself adds ~1–2 on a 2-core machine). Under that load a single timing moves by up to ~2×; the ratios measured in the same round (per-round ranges) are the figures to trust, the absolute ms are not.`,
-    'Ratios: ours ÷ PyTorch, each the median of ms/step over all rounds (time ratio: > 1 means ours is slower). Per round: the same ratio within each round, min–max. CPU-time ratio: the same with the process CPU time per step (all threads: lavapipe\'s two workers, PyTorch\'s and OpenBLAS\'s threads, which spin while waiting at 2 threads): what each step costs in CPU work, much less exposed to the load than wall time.',
+    "Ratios: ours ÷ PyTorch, each the median of ms/step over all rounds (time ratio: > 1 means ours is slower). Per round: the same ratio within each round, min–max. CPU-time ratio: the same with the process CPU time per step (all threads: lavapipe's two workers, PyTorch's and OpenBLAS's threads, which spin while waiting at 2 threads): what each step costs in CPU work, much less exposed to the load than wall time.",
   ];
   const results = {
     suite: 'mesa-lane',
@@ -510,9 +528,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     '## drivers',
     '',
     markdownTable(driverRows),
-    ...(doTrain
-      ? ['## training step: ms/step', '', markdownTable(trainRows), '## ratios to PyTorch CPU, per driver', '', markdownTable(ratioRows)]
-      : []),
+    ...(doTrain ? ['## training step: ms/step', '', markdownTable(trainRows), '## ratios to PyTorch CPU, per driver', '', markdownTable(ratioRows)] : []),
     ...notes.map((n) => `- ${n}`),
     '',
     ...(doMatmul
