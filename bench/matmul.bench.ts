@@ -12,14 +12,14 @@ import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts
 import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { checkMatmulSampled, combineOutcomes, round, spread, timeCase } from './harness.ts';
-import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult, Timing } from './harness.ts';
+import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult, TimedCase, Timing } from './harness.ts';
 import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 
 /** 2 cores x AVX2 FMA (2 x 8 lanes x 2 flops) x 3.5 GHz (docs/DESIGN.md §4). */
 const CPU_PEAK_GFLOPS = 218;
 const TOKENS = 1024;
 
-interface Shape {
+export interface Shape {
   name: string;
   M: number;
   N: number;
@@ -68,14 +68,8 @@ interface Precision {
 
 const F32: Precision = { name: 'f32', a: 'f32', b: 'f32', out: 'f32' };
 
-/** Our matmul of shape `s`, its output checked on sampled entries against float64 (once per shape and config), then timed. */
-async function timeOurs(
-  rt: DawnRuntime,
-  s: Shape,
-  samples: number,
-  config?: Partial<MatmulConfig>,
-  p: Precision = F32,
-): Promise<{ timing: Timing | null; check: CheckOutcome }> {
+/** Our matmul of shape `s` on random operands: `record` records one product, `check` runs it once against float64. */
+export function matmulCase(rt: DawnRuntime, s: Shape, config?: Partial<MatmulConfig>, p: Precision = F32): TimedCase & { dispose(): void } {
   const [na, nb] = [s.M * s.K, s.K * s.N];
   const a = rt.upload(randomHost(na), s.transA ? [s.K, s.M] : [s.M, s.K], p.a);
   const b = rt.upload(randomHost(nb), s.transB ? [s.N, s.K] : [s.K, s.N], p.b);
@@ -86,14 +80,25 @@ async function timeOurs(
     record();
     return checkMatmulSampled(randomHost(na, p.a), randomHost(nb, p.b), await out.readF32(), { ...s, f16Out: p.out === 'f16' });
   };
-  const r = await timeCase(
-    rt,
-    { key: `matmul ${JSON.stringify({ ...s, name: undefined })} ${JSON.stringify(config ?? {})} ${p.name}`, record, check },
-    { samples, sampleMs: 200 },
-  );
-  a.dispose();
-  b.dispose();
-  out.dispose();
+  return {
+    key: `matmul ${JSON.stringify({ ...s, name: undefined })} ${JSON.stringify(config ?? {})} ${p.name}`,
+    record,
+    check,
+    dispose: () => [a, b, out].forEach((t) => t.dispose()),
+  };
+}
+
+/** Our matmul of shape `s`, its output checked on sampled entries against float64 (once per shape and config), then timed. */
+async function timeOurs(
+  rt: DawnRuntime,
+  s: Shape,
+  samples: number,
+  config?: Partial<MatmulConfig>,
+  p: Precision = F32,
+): Promise<{ timing: Timing | null; check: CheckOutcome }> {
+  const c = matmulCase(rt, s, config, p);
+  const r = await timeCase(rt, c, { samples, sampleMs: 200 });
+  c.dispose();
   return r;
 }
 
@@ -233,7 +238,13 @@ export async function precisionRows(rt: DawnRuntime, shapes: Shape[], samples: n
   return rows;
 }
 
-async function variantRows(rt: DawnRuntime, shapes: Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
+/** The shapes of the variant progression (also timed per driver by bench/mesa-lane.ts). */
+export const VARIANT_SHAPES: readonly Shape[] = [
+  { name: '512³ x·Wᵀ', M: 512, N: 512, K: 512, transA: false, transB: true },
+  { name: 'expert up', M: TOKENS, N: 768, K: 384, transA: false, transB: true },
+];
+
+async function variantRows(rt: DawnRuntime, shapes: readonly Shape[], samples: number, log: (m: string) => void): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const [name, cfg] of Object.entries(VARIANTS)) {
     const row: BenchRow = { variant: name };
@@ -299,10 +310,7 @@ export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
       notes: ['Same kernel and tile configuration; f16 operands are loaded as vec4<f16> (k4 / r4 as for f32) and widened to f32.'],
     });
   }
-  const vShapes: Shape[] = [
-    { name: '512³ x·Wᵀ', M: 512, N: 512, K: 512, transA: false, transB: true },
-    { name: 'expert up', M: T, N: 768, K: 384, transA: false, transB: true },
-  ];
+  const vShapes = VARIANT_SHAPES;
   results.push({
     title: 'variant progression (x·Wᵀ layout)',
     rows: await variantRows(rt, ctx.quick ? vShapes.slice(0, 1) : vShapes, ctx.quick ? 2 : 3, ctx.log),

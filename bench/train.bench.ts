@@ -32,7 +32,7 @@ import { syntheticBatch, torchConfig } from './workloads.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-interface Case {
+export interface Case {
   name: string;
   cfg: TrainConfig;
   B: number;
@@ -73,7 +73,7 @@ async function bestOf(reps: number, fn: () => Promise<void>): Promise<number> {
   return best;
 }
 
-class OurEngine {
+export class OurEngine {
   readonly model: TimeMoeModel;
   readonly optimizer: AdamW;
   readonly trainer: Trainer;
@@ -276,21 +276,26 @@ function diff(a: number, b: number): number | null {
   return a - b >= 0 ? round(a - b, 1) : null;
 }
 
-export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
-  const rt = await getRuntime({ announce: false });
+/** The timed cases: small-moe (f32, and f16 activations where the device has f16) and TimeMoE-50M at a short context. */
+export function trainCases(quick: boolean, f16: boolean): Case[] {
   const smallCfg = loadConfig(join(ROOT, 'small-moe.json'));
   const T50 = 64;
   const B50 = 2;
   const cfg50 = loadConfig(join(ROOT, 'small-moe.json'), ['model.preset=timemoe-50m', `data.contextLength=${T50}`, `schedule.microBatch=${B50}`]);
   // The small-moe shape and step counts, shared by its f32 and f16 cases.
-  const small = { B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: ctx.quick ? 3 : 6, rounds: ctx.quick ? 1 : 3 };
-  const cases: Case[] = [
+  const small = { B: smallCfg.schedule.microBatch, T: smallCfg.data.contextLength, warmup: 2, steps: quick ? 3 : 6, rounds: quick ? 1 : 3 };
+  return [
     { name: 'small-moe', cfg: smallCfg, ...small, profile: true },
-    ...(rt.caps.f16
+    ...(f16
       ? [{ name: 'small-moe f16', cfg: loadConfig(join(ROOT, 'small-moe.json'), ['precision.activations=f16']), ...small, profile: false, torch: false }]
       : []),
-    { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: ctx.quick ? 1 : 2, rounds: 1, profile: !ctx.quick },
+    { name: 'timemoe-50m', cfg: cfg50, B: B50, T: T50, warmup: 1, steps: quick ? 1 : 2, rounds: 1, profile: !quick },
   ];
+}
+
+export async function run(ctx: SuiteContext): Promise<SuiteResult[]> {
+  const rt = await getRuntime({ announce: false });
+  const cases = trainCases(ctx.quick, rt.caps.f16);
   const rows: BenchRow[] = [];
   const parts: BenchRow[] = [];
   const notes: string[] = [];

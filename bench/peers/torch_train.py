@@ -6,7 +6,8 @@ One step = zero_grad, forward + loss terms (Huber heads, pooled aux, z), backwar
 clip_grad_norm_, AdamW.step, and reading the loss (float), like our Trainer.step.
 Weight decay on weights only (not norms / biases), as src/optim/adamw.ts.
 
-Prints one JSON object: {"threads", "ms_samples" (ms per step, one per timed step),
+Prints one JSON object: {"threads", "ms_samples" (ms per step, one per timed step), "cpu_ms_samples"
+(process CPU time per step, all threads),
 "ms_best", "ms_median", "fwd_ms", "fwd_bwd_ms", "tokens", "params", "torch", "loss"}.
 Run with Debian's /usr/bin/python3 (python3-torch 1.13 + OpenBLAS) on the CPU, or with
 --device cuda on a GPU machine (bench/gpu/check.sh): the same model moved to CUDA, fp32 with TF32
@@ -73,13 +74,16 @@ def main() -> None:
     for _ in range(a.warmup):
         step()
     per = []
+    cpu = []  # process CPU time (all threads) per step: the work, less exposed to a loaded machine
     loss = None
     for _ in range(a.steps):
         sync()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         loss = step()
         sync()
         per.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
 
     # Breakdown (best of a few): forward + loss only, and forward + backward.
     def best_of(fn, n):
@@ -108,6 +112,7 @@ def main() -> None:
         {
             "threads": a.threads,
             "ms_samples": per,
+            "cpu_ms_samples": cpu,
             "ms_best": s[0],
             "ms_median": s[len(s) // 2],
             "fwd_ms": fwd_ms,

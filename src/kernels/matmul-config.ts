@@ -37,6 +37,12 @@ export const VARIANTS: Record<string, Partial<MatmulConfig>> = {
   'v10 6x6 + vec4': { wgL: 8, wgU: 8, tl: 6, tu: 6, ku: 4, vec4: true },
   'v11 8x4 + vec4, wg 16x4': { wgL: 16, wgU: 4, tl: 8, tu: 4, ku: 4, vec4: true },
   'v12 8x8 + vec4': { wgL: 8, wgU: 8, tl: 8, tu: 8, ku: 4, vec4: true },
+  'v13 4x8, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 4, tu: 8, ku: 4, vec4: true },
+  'v14 8x4, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 8, tu: 4, ku: 4, vec4: true },
+  'v15 2x16, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 2, tu: 16, ku: 4, vec4: true },
+  'v16 4x8, shared B block + vec4 (wg 16x1)': { wgL: 16, wgU: 1, tl: 4, tu: 8, ku: 4, vec4: true },
+  'v17 8x8, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 8, tu: 8, ku: 4, vec4: true },
+  'v18 4x16, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 4, tu: 16, ku: 4, vec4: true },
 };
 
 /**

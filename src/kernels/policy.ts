@@ -163,12 +163,33 @@ export interface PolicySource {
 
 const { lane: _lane, ...BLOCKED_DEFAULT } = DEFAULT_CONFIG;
 
+/**
+ * The register-blocked tiling on Mesa lavapipe from 26.0 (gallivm with divergence analysis, LLVM 19):
+ * a workgroup of 64 invocations in one row shares the uniform operand's block, whose addresses no
+ * longer depend on the invocation, so its loads become scalar loads + broadcasts (finding 1 of
+ * bench/results/matmul-variants.md predicted it; bench/results/mesa-lane.md measured it, variant
+ * SHARED_B_VARIANT there). The values do not change: every tiling sums K in the same order.
+ */
+export const MESA_26_BLOCKED: Omit<MatmulConfig, 'lane'> = { wgL: 64, wgU: 1, tl: 4, tu: 16, ku: 4, vec4: true };
+
+/** Mesa's version from a lavapipe adapter's description ("llvmpipe: Mesa 26.1.6-1~bpo13+1 (LLVM 19.1.7)"), else null. */
+export function lavapipeMesaVersion(description: string): { major: number; minor: number } | null {
+  const m = /llvmpipe.*\bMesa (\d+)\.(\d+)/i.exec(description);
+  return m ? { major: Number(m[1]), minor: Number(m[2]) } : null;
+}
+
+/** The CPU family's register-blocked tiling for this driver: measured per driver (docs/DESIGN.md §9). */
+function blockedFor(caps: DeviceCaps): Omit<MatmulConfig, 'lane'> {
+  const mesa = lavapipeMesaVersion(caps.adapter.description);
+  return mesa && mesa.major >= 26 ? MESA_26_BLOCKED : BLOCKED_DEFAULT;
+}
+
 /** The family's defaults: the measured choices of docs/DESIGN.md §9. */
 function defaults(family: KernelFamily, caps: DeviceCaps): Omit<KernelPolicy, 'forced' | 'limits'> {
   const cpu = family === 'cpu';
   return {
     family,
-    matmul: { kind: cpu ? 'blocked' : 'tiled', blocked: BLOCKED_DEFAULT, tiled: DEFAULT_TILED, tuned: true },
+    matmul: { kind: cpu ? 'blocked' : 'tiled', blocked: blockedFor(caps), tiled: DEFAULT_TILED, tuned: true },
     // CPU: barriers cost ~10 us on lavapipe, so serial unless a few outputs each need very many
     // elements; GPU: the tree unless an output has too few elements to fill a workgroup's lanes.
     reduce: cpu ? { serialFromOutputs: 4096, treeFromN: 1 << 16, scalarTree: true } : { serialFromOutputs: Infinity, treeFromN: 256, scalarTree: false },

@@ -9,7 +9,16 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { MetaRuntime } from '../../src/kernels/meta-runtime.ts';
 import { LIMIT_NAMES, WEBGPU_DEFAULT_LIMITS, chooseFamily, chooseLimits, type DeviceCaps, type KernelFamily } from '../../src/kernels/caps.ts';
-import { DEFAULT_CONFIG, DEFAULT_TILED, derivePolicy, formatPolicy, mergeOverrides, policySummary } from '../../src/kernels/policy.ts';
+import {
+  DEFAULT_CONFIG,
+  DEFAULT_TILED,
+  MESA_26_BLOCKED,
+  derivePolicy,
+  formatPolicy,
+  lavapipeMesaVersion,
+  mergeOverrides,
+  policySummary,
+} from '../../src/kernels/policy.ts';
 import { serialReduction } from '../../src/kernels/reduce.ts';
 import { chooseChunkTokens } from '../../src/kernels/dispatch.ts';
 import { chooseMatmulKernel, forceMatmul, type MatmulProblem } from '../../src/kernels/matmul-config.ts';
@@ -23,7 +32,15 @@ beforeAll(async () => {
   rt = await testRuntime();
 });
 
-const caps = (family: KernelFamily, cpuAdapter = true): DeviceCaps => ({ ...rt.caps, family, familyForced: false, cpuAdapter });
+/** Mesa 25.0's lavapipe, whatever this machine runs: the family defaults below are its choices (the driver's own are tested apart). */
+const MESA_25 = 'llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)';
+const caps = (family: KernelFamily, cpuAdapter = true, description = MESA_25): DeviceCaps => ({
+  ...rt.caps,
+  adapter: { ...rt.caps.adapter, description },
+  family,
+  familyForced: false,
+  cpuAdapter,
+});
 
 /** The rules each wrapper applied itself before the table (reduce.ts, dispatch.ts, rmsnorm.ts, attention.ts, run.ts's autotune gate). */
 const OLD = {
@@ -35,6 +52,20 @@ const OLD = {
 };
 
 describe('kernel policy', () => {
+  it('picks the register-blocked tiling per driver: Mesa lavapipe from 26.0 the shared-block one it measured fastest, every other driver the default', () => {
+    expect(lavapipeMesaVersion('llvmpipe: Mesa 26.1.6-1~bpo13+1 (LLVM 19.1.7)')).toEqual({ major: 26, minor: 1 });
+    expect(lavapipeMesaVersion(MESA_25)).toEqual({ major: 25, minor: 0 });
+    expect(lavapipeMesaVersion('SwiftShader driver 5.0.0')).toBeNull();
+    expect(lavapipeMesaVersion('NVIDIA 570.86.16')).toBeNull();
+    const { lane: _, ...blockedDefault } = DEFAULT_CONFIG;
+    expect(derivePolicy(caps('cpu', true, 'llvmpipe: Mesa 26.1.6-1~bpo13+1 (LLVM 19.1.7)')).matmul.blocked).toEqual(MESA_26_BLOCKED);
+    expect(derivePolicy(caps('cpu', true, MESA_25)).matmul.blocked).toEqual(blockedDefault);
+    expect(derivePolicy(caps('cpu', true, 'SwiftShader driver 5.0.0')).matmul.blocked).toEqual(blockedDefault);
+    // The choice is the policy's: forcing a tiling still wins.
+    const forced = derivePolicy(caps('cpu', true, 'llvmpipe: Mesa 26.1.6-1~bpo13+1 (LLVM 19.1.7)'), forceMatmul({ tl: 8, tu: 4 }));
+    expect(forced.matmul.blocked).toMatchObject({ tl: 8, tu: 4 });
+  });
+
   it('the family defaults are the choices the wrappers made before the table', () => {
     for (const family of ['cpu', 'gpu'] as const) {
       const p = derivePolicy(caps(family));
