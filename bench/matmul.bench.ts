@@ -9,7 +9,7 @@ import type { DawnRuntime } from '../src/kernels/runtime.ts';
 import { getRuntime } from '../src/kernels/node/dawn.ts';
 import type { DType, Tensor } from '../src/kernels/tensor.ts';
 import { matmul, groupedMatmul, type FloatDType } from '../src/kernels/matmul.ts';
-import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig } from '../src/kernels/matmul-config.ts';
+import { VARIANTS, forceMatmul, resolveConfig, type MatmulConfig, type MatmulShape } from '../src/kernels/matmul-config.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../src/kernels/f16.ts';
 import { checkMatmulSampled, combineOutcomes, round, spread, timeCase } from './harness.ts';
 import type { BenchRow, CheckOutcome, SuiteContext, SuiteResult, TimedCase, Timing } from './harness.ts';
@@ -19,14 +19,8 @@ import { loadTfjs, timeTfMatmul, type TF } from './peers/tfjs.ts';
 const CPU_PEAK_GFLOPS = 218;
 const TOKENS = 1024;
 
-export interface Shape {
-  name: string;
-  M: number;
-  N: number;
-  K: number;
-  transA: boolean;
-  transB: boolean;
-}
+/** A named problem of the kernels' own shape type. */
+export type Shape = MatmulShape & { name: string };
 
 /** Cheap, deterministic, not constant; as the device stores it (f16 rounded for f16). */
 function randomHost(n: number, dtype: DType = 'f32'): Float32Array {

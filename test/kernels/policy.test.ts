@@ -9,16 +9,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type { DawnRuntime } from '../../src/kernels/runtime.ts';
 import { MetaRuntime } from '../../src/kernels/meta-runtime.ts';
 import { LIMIT_NAMES, WEBGPU_DEFAULT_LIMITS, chooseFamily, chooseLimits, type DeviceCaps, type KernelFamily } from '../../src/kernels/caps.ts';
-import {
-  DEFAULT_CONFIG,
-  DEFAULT_TILED,
-  MESA_26_BLOCKED,
-  derivePolicy,
-  formatPolicy,
-  lavapipeMesaVersion,
-  mergeOverrides,
-  policySummary,
-} from '../../src/kernels/policy.ts';
+import { DEFAULT_CONFIG, DEFAULT_TILED, derivePolicy, formatPolicy, mergeOverrides, policySummary } from '../../src/kernels/policy.ts';
+import { MESA_26_BLOCKED, lavapipeMesaVersion } from '../../src/kernels/policy.ts';
 import { serialReduction } from '../../src/kernels/reduce.ts';
 import { chooseChunkTokens } from '../../src/kernels/dispatch.ts';
 import { chooseMatmulKernel, forceMatmul, type MatmulProblem } from '../../src/kernels/matmul-config.ts';
