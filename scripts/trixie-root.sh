@@ -53,6 +53,8 @@ run_in_root() {
   done
   mkdir -p "$ROOT$REPO"
   mounted "$ROOT$REPO" || mount --bind "$REPO" "$ROOT$REPO"
+  # debootstrap writes no /etc/hosts: vitest and the dashboard's server resolve localhost.
+  grep -qs '\blocalhost\b' "$ROOT/etc/hosts" || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n' >>"$ROOT/etc/hosts"
   # node_modules may be a link to another checkout's: bind that one too, at its own path.
   if [ -L "$REPO/node_modules" ]; then
     nm="$(readlink -f "$REPO/node_modules")"

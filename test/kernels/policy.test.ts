@@ -114,7 +114,7 @@ describe('kernel policy', () => {
   it('the WEBGPU_MOE_KERNELS / device.kernels family force feeds the same derivation', () => {
     const forced = chooseFamily(true, 'auto', 'gpu');
     expect(forced).toEqual({ family: 'gpu', forced: true });
-    const p = derivePolicy({ ...rt.caps, cpuAdapter: true, family: forced.family, familyForced: forced.forced });
+    const p = derivePolicy({ ...caps('cpu'), family: forced.family, familyForced: forced.forced });
     expect(p).toEqual({ ...derivePolicy(caps('cpu'), { family: 'gpu' }), forced: ['family'] });
     expect(chooseFamily(true, 'cpu', 'gpu')).toEqual({ family: 'cpu', forced: true }); // the config wins over the variable
   });
