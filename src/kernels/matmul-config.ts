@@ -10,7 +10,7 @@
 
 import type { DeviceCaps } from './caps.ts';
 import { tiledProblem } from './matmul-tiled.ts';
-import { DEFAULT_CONFIG, DEFAULT_TILED, type KernelPolicy, type MatmulConfig, type PolicyOverride, type TiledConfig } from './policy.ts';
+import { DEFAULT_CONFIG, DEFAULT_TILED, MESA_26_BLOCKED, type KernelPolicy, type MatmulConfig, type PolicyOverride, type TiledConfig } from './policy.ts';
 
 // The tilings and their defaults live in the kernel policy (policy.ts), the one table of device choices.
 export { type MatmulConfig, type TiledConfig } from './policy.ts';
@@ -42,7 +42,8 @@ export const VARIANTS: Record<string, Partial<MatmulConfig>> = {
   'v15 2x16, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 2, tu: 16, ku: 4, vec4: true },
   'v16 4x8, shared B block + vec4 (wg 16x1)': { wgL: 16, wgU: 1, tl: 4, tu: 8, ku: 4, vec4: true },
   'v17 8x8, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 8, tu: 8, ku: 4, vec4: true },
-  'v18 4x16, shared B block + vec4 (wg 64x1)': { wgL: 64, wgU: 1, tl: 4, tu: 16, ku: 4, vec4: true },
+  // The CPU family's default on Mesa lavapipe from 26.0 (policy.ts).
+  'v18 4x16, shared B block + vec4 (wg 64x1)': MESA_26_BLOCKED,
 };
 
 /**

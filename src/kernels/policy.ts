@@ -168,7 +168,7 @@ const { lane: _lane, ...BLOCKED_DEFAULT } = DEFAULT_CONFIG;
  * a workgroup of 64 invocations in one row shares the uniform operand's block, whose addresses no
  * longer depend on the invocation, so its loads become scalar loads + broadcasts (finding 1 of
  * bench/results/matmul-variants.md predicted it; bench/results/mesa-lane.md measured it, variant
- * SHARED_B_VARIANT there). The values do not change: every tiling sums K in the same order.
+ * v18 there, matmul-config.ts VARIANTS). The values do not change: every tiling sums K in the same order.
  */
 export const MESA_26_BLOCKED: Omit<MatmulConfig, 'lane'> = { wgL: 64, wgU: 1, tl: 4, tu: 16, ku: 4, vec4: true };
 
