@@ -75,20 +75,13 @@ function summarize(info: DawnAdapterInfo | undefined, backend: string): AdapterS
 }
 
 /** The caps of an opened device: what it enabled, not what the adapter could. */
-export function readCaps(
-  device: GPUDevice,
-  info: DawnAdapterInfo | undefined,
-  kernels: KernelFamilyChoice = 'auto',
-  kernelsEnv?: string,
-  backend = 'vulkan',
-  limitsProfile: LimitsProfile = 'adapter',
-): DeviceCaps {
+function readCaps(device: GPUDevice, info: DawnAdapterInfo | undefined, options: OpenOptions, limitsProfile: LimitsProfile): DeviceCaps {
   const cpuAdapter = isCpuAdapter(info);
-  const { family, forced } = chooseFamily(cpuAdapter, kernels, kernelsEnv);
+  const { family, forced } = chooseFamily(cpuAdapter, options.kernels, options.kernelsEnv);
   const limits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, (device.limits as unknown as Record<string, number>)[n] ?? 0])) as unknown as DeviceLimits;
   const subgroups = device.features.has('subgroups') ? { minSize: info?.subgroupMinSize ?? 0, maxSize: info?.subgroupMaxSize ?? 0 } : null;
   return {
-    adapter: summarize(info, backend),
+    adapter: summarize(info, options.backend ?? 'vulkan'),
     cpuAdapter,
     family,
     familyForced: forced,
@@ -124,7 +117,7 @@ export async function openDevice(gpu: GPU, options: OpenOptions = {}): Promise<G
     if (adapter.features.has(f)) requiredFeatures.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-moe' });
-  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options.kernels, options.kernelsEnv, options.backend, limitsProfile);
+  const caps = readCaps(device, adapter.info as DawnAdapterInfo, options, limitsProfile);
   const summary = caps.adapter;
   const gd: GpuDevice = { device, caps, lost: null };
   void device.lost.then((info) => {
