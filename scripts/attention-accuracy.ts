@@ -28,6 +28,7 @@ import { attentionBackwardRef, attentionRef } from '../test/reference/attention-
 import { relRms } from '../test/reference/compare.ts';
 import { goldenModel } from '../test/model/golden-model.ts';
 import { Rng } from '../src/util/rng.ts';
+import { median } from '../src/diagnose/stats.ts';
 
 const KERNELS = ['rows', 'tiled'] as const;
 const OUTPUTS = ['o', 'lse', 'dq', 'dk', 'dv'] as const;
@@ -43,11 +44,6 @@ function relMax(a: ArrayLike<number>, e: ArrayLike<number>): number {
   return err / m;
 }
 
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-}
 const fmt = (x: number): string => x.toExponential(2);
 
 function option(args: string[], name: string, dflt: string): string {

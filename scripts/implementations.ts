@@ -18,6 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { median } from '../src/diagnose/stats.ts';
 import { readMetrics } from '../src/report/metrics-file.ts';
 import { writeFileAtomic } from '../src/util/atomic-write.ts';
 
@@ -79,12 +80,6 @@ interface Result {
   medianMs: number;
   maxRelDiff: number | null;
   skipped?: string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function run(impl: Impl, dir: string): { adapter: string; losses: number[]; ms: number[] } {
